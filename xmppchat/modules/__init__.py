@@ -1,1 +1,32 @@
+"""
+Feature modules, one per file; L{knownModules} maps their names to classes.
+"""
 
+from __future__ import annotations
+
+import importlib
+
+# module name -> (python module, class name)
+REGISTRY = {
+    "tls": ("xmppchat.modules.tls", "TLSModule"),
+    "saslauth": ("xmppchat.modules.saslauth", "SASLModule"),
+    "bind": ("xmppchat.modules.bind", "BindModule"),
+    "session": ("xmppchat.modules.bind", "SessionModule"),
+    "limits": ("xmppchat.modules.limits", "LimitsModule"),
+    "roster": ("xmppchat.modules.roster", "RosterModule"),
+    "presence": ("xmppchat.modules.presence", "PresenceModule"),
+    "offline": ("xmppchat.modules.offline", "OfflineModule"),
+    "disco": ("xmppchat.modules.disco", "DiscoModule"),
+    "ping": ("xmppchat.modules.ping", "PingModule"),
+    "version": ("xmppchat.modules.version", "VersionModule"),
+    "time": ("xmppchat.modules.time", "TimeModule"),
+}
+
+
+def knownModules() -> set[str]:
+    return set(REGISTRY)
+
+
+def moduleClass(name: str):
+    path, className = REGISTRY[name]
+    return getattr(importlib.import_module(path), className)

@@ -1,0 +1,140 @@
+"""
+Test doubles: a host on in-memory synchronous storage and a fake clock, a
+stub transport, and helpers to log users in and parse XML literals.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from twisted.internet import defer, task
+from twisted.words.protocols.jabber import jid as jjid
+
+from xmppchat.auth.credentials import deriveCredentials
+from xmppchat.c2s.negotiation import AUTHENTICATED, C2SStream
+from xmppchat.config import buildConfig
+from xmppchat.host import Host
+from xmppchat.storage.sqlite import SQLiteStorage
+from xmppchat.xmlstream import parseElement
+
+
+def xml(text: str):
+    """
+    Parse an XML literal into a domish element (default namespace
+    C{jabber:client}).
+    """
+    return parseElement(text)
+
+
+def result(d):
+    """
+    The result of an already-fired Deferred (synchronous storage).
+    """
+    out = []
+    failures = []
+    d.addCallbacks(out.append, failures.append)
+    if failures:
+        failures[0].raiseException()
+    assert out, "Deferred has not fired"
+    return out[0]
+
+
+def makeConfig(**sections):
+    data = {"storage": {"backend": "sqlite", "path": ":memory:"}, "limits": {"ping_interval": 0}}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return buildConfig(data)
+
+
+class StubTransport:
+    """
+    An L{ITransport} that records what the stream sends.
+    """
+
+    def __init__(self, secure=False, peer="127.0.0.1", anyTo=False):
+        self.secure = secure
+        self.canStartTLS = True
+        self.peer = peer
+        self.anyTo = anyTo
+        self.factory = SimpleNamespace(tlsContext=object())
+        self.sent = []
+        self.headers = []
+        self.closed = None
+        self.tlsStarted = False
+        self.restarts = 0
+        self.lastReceived = 0.0
+
+    def sendHeader(self, streamId, domain, features):
+        self.headers.append((streamId, domain, features))
+
+    def send(self, element):
+        self.sent.append(element)
+
+    def startTLS(self):
+        self.tlsStarted = True
+        self.secure = True
+
+    def restart(self):
+        self.restarts += 1
+
+    def close(self, error=None):
+        self.closed = error if error is not None else "closed"
+
+    def bound(self):
+        pass
+
+    def pop(self):
+        sent, self.sent = self.sent, []
+        return sent
+
+
+class HostHarness:
+    """
+    A host with every default module, in-memory storage and a fake clock.
+    """
+
+    def __init__(self, modules=None, **sections):
+        self.clock = task.Clock()
+        self.config = makeConfig(**sections)
+        self.storage = SQLiteStorage(":memory:", synchronous=True)
+        result(self.storage.start())
+        self.host = Host(self.config, self.storage, self.clock)
+        self.host.loadModules(modules)
+
+    def addUser(self, localpart, password="secret"):
+        creds = deriveCredentials(password, iterations=64)
+        return result(self.storage.accounts.createAccount(localpart, creds.toDict()))
+
+    def connect(self, localpart, resource=None, available=True, secure=True):
+        """
+        A stream already authenticated as C{localpart} and bound (to
+        C{resource} or a random one), optionally with initial presence sent.
+        Returns C{(session, transport)}.
+        """
+        transport = StubTransport(secure=secure)
+        stream = C2SStream(self.host, transport)
+        account = result(self.storage.accounts.getAccountByLocalpart(localpart))
+        if account is None:
+            account = self.addUser(localpart)
+        stream.phase = AUTHENTICATED
+        stream.localpart = localpart
+        stream.account = account
+        bind = '<bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/>' if resource is None else (
+            f'<bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"><resource>{resource}</resource></bind>')
+        stream.elementReceived(xml(f'<iq type="set" id="bind1">{bind}</iq>'))
+        assert stream.session is not None, [e.toXml() for e in transport.sent]
+        transport.pop()
+        if available:
+            stream.elementReceived(xml("<presence/>"))
+            transport.pop()
+        return stream.session, transport
+
+    def send(self, session, text):
+        session.stream.elementReceived(xml(text))
+
+
+def bareJID(localpart, domain="localhost"):
+    return jjid.JID(tuple=(localpart, domain, None))
+
+
+__all__ = ["xml", "result", "makeConfig", "StubTransport", "HostHarness", "bareJID", "defer"]

@@ -1,0 +1,87 @@
+"""
+Tests for L{xmppchat.config}: defaults, validation and problem reporting.
+"""
+
+import io
+
+import pytest
+
+from xmppchat.config import ConfigError, buildConfig, loadConfig
+from xmppchat.tap import checkConfig
+
+
+def test_defaults():
+    """An empty configuration gives the dev defaults."""
+    config = buildConfig({}, baseDir="/srv")
+    assert config.server.domain == "localhost"
+    assert config.server.muc_domain == "muc.localhost"
+    assert config.c2s.port == 5222 and config.c2s.tls_port == 5223
+    assert config.server.data_dir == "/srv/xmppchat-data"
+    assert config.storage.path == "/srv/xmppchat-data/xmppchat.sqlite3"
+
+
+def test_everyProblemReported():
+    """All problems are listed at once, each with the file and its key."""
+    with pytest.raises(ConfigError) as e:
+        buildConfig({
+            "server": {"domain": "bad domain@", "nosuchkey": 1},
+            "c2s": {"port": "5222"},
+            "bogus": {},
+        }, source="x.toml")
+    problems = e.value.problems
+    assert any("x.toml: server.nosuchkey: unknown key" in p for p in problems)
+    assert any("x.toml: c2s.port: expected int" in p for p in problems)
+    assert any("x.toml: bogus: unknown section" in p for p in problems)
+
+
+def test_validation():
+    """Semantic checks name the key: domain, ports, storage, limits, modules."""
+    with pytest.raises(ConfigError) as e:
+        buildConfig({
+            "server": {"domain": "user@example.com"},
+            "c2s": {"port": 70000},
+            "storage": {"backend": "oracle"},
+            "limits": {"max_stanza_bytes": 100, "ping_timeout": -1},
+            "modules": {"enabled": ["ping", "teleport"]},
+            "tls": {"certificate": "/nonexistent.pem"},
+        }, source="y.toml")
+    text = "\n".join(e.value.problems)
+    for key in ("server.domain", "c2s.port", "storage.backend", "limits.max_stanza_bytes",
+                "limits.ping_timeout", "modules.enabled", "tls"):
+        assert f"y.toml: {key}:" in text, key
+
+
+def test_boolIsNotInt():
+    """A boolean where an integer is expected is refused."""
+    with pytest.raises(ConfigError):
+        buildConfig({"c2s": {"port": True}})
+
+
+def test_loadFileErrors(tmp_path):
+    """An unreadable or invalid TOML file is one clear problem."""
+    with pytest.raises(ConfigError) as e:
+        loadConfig(str(tmp_path / "missing.toml"))
+    assert "cannot read" in e.value.problems[0]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\n")
+    with pytest.raises(ConfigError) as e:
+        loadConfig(str(bad))
+    assert "not valid TOML" in e.value.problems[0]
+
+
+def test_shippedConfigsAreValid():
+    """Both configuration files in conf/ pass validation."""
+    out = io.StringIO()
+    assert checkConfig("conf/xmppchat.dev.toml", out) == 0
+    assert checkConfig("conf/xmppchat.example.toml", out) == 0
+
+
+def test_checkConfigListsProblems(tmp_path):
+    """--check-config prints every problem and returns a non-zero exit code."""
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\ndomain = 5\n[c2s]\nport = -1\n')
+    out = io.StringIO()
+    assert checkConfig(str(path), out) == 1
+    text = out.getvalue()
+    assert "c.toml: server.domain: expected str" in text
+    assert "problem(s) found" in text

@@ -1,0 +1,191 @@
+"""
+XMPP over TCP (RFC 6120 §4): the classic C{<stream:stream>} framing, with
+STARTTLS (RFC 6120 §5) on the c2s port and TLS from the first byte on the
+direct-TLS port (XEP-0368).
+
+One hardened L{StreamParser} per connection turns bytes into elements for a
+L{C2SStream}; stream errors are written before the connection is closed
+(RFC 6120 §4.9.1.1, with an opening header first when none was sent yet).
+"""
+
+from __future__ import annotations
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+
+from xmppchat.c2s.negotiation import BOUND, C2SStream
+from xmppchat.stanzas import NS_STREAMS
+from xmppchat.xmlstream import StreamError, StreamParser
+
+STREAM_PREFIXES = {NS_STREAMS: "stream"}
+STREAM_SCOPE = ["stream"]
+
+
+def streamHeader(streamId: str, domain: str) -> bytes:
+    return (
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+        "xmlns:stream='http://etherx.jabber.org/streams' "
+        f"id='{streamId}' from='{domain}' version='1.0' xml:lang='en'>"
+    ).encode("utf-8")
+
+
+class C2STCPProtocol(protocol.Protocol):
+    """
+    One client TCP connection.
+    """
+
+    log = Logger()
+    canStartTLS = True
+    anyTo = False
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.host = factory.host
+        self.secure = factory.directTLS
+        self.headerSent = False
+        self.stream: C2SStream | None = None
+        self.parser: StreamParser | None = None
+        self.peer = ""
+        self.lastReceived = 0.0
+        self._timeout = None
+        self._closing = False
+        self._restartPending = False
+
+    # -- twisted protocol ---------------------------------------------
+
+    def connectionMade(self):
+        self.peer = getattr(self.transport.getPeer(), "host", "")
+        limits = self.host.config.limits
+        self.parser = StreamParser(
+            self._streamStarted, self._elementReceived, self._streamEnded,
+            maxStanzaBytes=limits.max_stanza_bytes, maxDepth=limits.max_depth,
+        )
+        self.stream = C2SStream(self.host, self)
+        clock = self.host.clock
+        self.lastReceived = clock.seconds()
+        if limits.negotiation_seconds:
+            self._timeout = clock.callLater(limits.negotiation_seconds, self._negotiationTimeout)
+        self.factory.connectionMade(self)
+
+    def dataReceived(self, data: bytes):
+        self.lastReceived = self.host.clock.seconds()
+        if self.factory.logTraffic:
+            self.log.debug("RECV {peer}: {data!r}", peer=self.peer, data=data)
+        try:
+            self.parser.feed(data)
+        except StreamError as e:
+            self.stream.closed = True
+            self.close(e.toElement())
+
+    def connectionLost(self, reason):
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        self.factory.connectionLost(self)
+        if self.stream is not None:
+            self.stream.connectionLost()
+
+    # -- parser callbacks ---------------------------------------------
+
+    def _streamStarted(self, root):
+        if root.uri != NS_STREAMS or root.name != "stream":
+            self.stream.close("invalid-namespace", "Expected a stream:stream header")
+            return
+        if root.defaultUri not in (None, "", "jabber:client"):
+            self.stream.close("invalid-namespace", "This is a client port (jabber:client)")
+            return
+        self.stream.streamStarted(root.attributes)
+
+    def _elementReceived(self, element):
+        self.stream.elementReceived(element)
+        if self._restartPending:
+            self._restartPending = False
+            self.parser.reset()
+
+    def _streamEnded(self):
+        self.stream.streamEnded()
+
+    def _negotiationTimeout(self):
+        self._timeout = None
+        if self.stream.phase != BOUND:
+            self.stream.close("connection-timeout", "Stream negotiation took too long")
+
+    # -- ITransport ---------------------------------------------------
+
+    def sendHeader(self, streamId, domain, features):
+        out = []
+        if not self.headerSent:
+            self.headerSent = True
+            out.append(streamHeader(streamId, domain))
+        out.append(features.toXml(prefixes=STREAM_PREFIXES, prefixesInScope=STREAM_SCOPE).encode("utf-8"))
+        self._write(b"".join(out))
+
+    def send(self, element):
+        self._write(element.toXml().encode("utf-8"))
+
+    def startTLS(self):
+        self.transport.startTLS(self.factory.tlsContext)
+        self.secure = True
+
+    def restart(self):
+        # The element that triggered the restart is still being handled by
+        # the parser; reset once it returns (RFC 6120 §4.3.3).
+        self._restartPending = True
+        self.headerSent = False
+
+    def close(self, error=None):
+        if self._closing:
+            return
+        self._closing = True
+        out = []
+        if not self.headerSent:
+            self.headerSent = True
+            out.append(streamHeader("error", self.host.domain))
+        if error is not None:
+            out.append(error.toXml(prefixes=STREAM_PREFIXES, prefixesInScope=STREAM_SCOPE).encode("utf-8"))
+            self.log.info("Stream error to {peer}: {error}", peer=self.peer, error=error.toXml())
+        out.append(b"</stream:stream>")
+        self._write(b"".join(out))
+        self.transport.loseConnection()
+        clock = self.host.clock
+        # A peer that never reads must not keep the socket forever.
+        clock.callLater(5, self._abort)
+
+    def bound(self):
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+
+    # -- internals ----------------------------------------------------
+
+    def _write(self, data: bytes):
+        if self.factory.logTraffic:
+            self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=data)
+        self.transport.write(data)
+
+    def _abort(self):
+        if self.transport.connected:
+            self.transport.abortConnection()
+
+
+class C2SFactory(protocol.ServerFactory):
+    """
+    Listens for clients of one host, with STARTTLS (C{directTLS=False}) or
+    behind a TLS listener (C{directTLS=True}, XEP-0368).
+    """
+
+    def __init__(self, host, tlsContext, directTLS=False, logTraffic=False):
+        self.host = host
+        self.tlsContext = tlsContext
+        self.directTLS = directTLS
+        self.logTraffic = logTraffic
+        self.connections: set = set()
+
+    def buildProtocol(self, addr):
+        return C2STCPProtocol(self)
+
+    def connectionMade(self, proto):
+        self.connections.add(proto)
+
+    def connectionLost(self, proto):
+        self.connections.discard(proto)

@@ -1,0 +1,129 @@
+"""
+TLS certificates and contexts (RFC 6120 §5, §13.7.1).
+
+The dev configuration has no certificate: on first start a self-signed one
+for the domain, its MUC domain, C{localhost} and 127.0.0.1 is written to
+C{<data_dir>/tls/}.  Contexts are pyOpenSSL C{CertificateOptions} with TLS
+1.2 as the minimum and Twisted's default (forward-secret, AEAD-first)
+cipher list.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import ssl
+
+
+class CertificateError(Exception):
+    """
+    A certificate or key cannot be used; the message says which and why.
+    """
+
+
+def makeCertificate(names: list[str], issuerKey=None, issuerCert=None, isCA: bool = False,
+                    days: int = 825):
+    """
+    A new EC P-256 key and a certificate for C{names} (DNS names or IP
+    addresses), self-signed unless an issuer key and certificate are given.
+    Returns C{(keyPEM, certPEM)} as bytes.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuerCert.subject if issuerCert is not None else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=isCA, path_length=None), critical=True)
+    )
+    if not isCA:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(issuerKey if issuerKey is not None else key, hashes.SHA256())
+    keyPEM = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption())
+    return keyPEM, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def ensureCertificate(config) -> tuple[str, str, str]:
+    """
+    The certificate, key and chain paths to use: the configured ones, or a
+    self-signed pair generated once under C{<data_dir>/tls/}.
+    """
+    tls = config.tls
+    if tls.certificate:
+        return tls.certificate, tls.private_key, tls.chain
+    directory = os.path.join(config.server.data_dir, "tls")
+    certPath = os.path.join(directory, "selfsigned.crt")
+    keyPath = os.path.join(directory, "selfsigned.key")
+    if not (os.path.exists(certPath) and os.path.exists(keyPath)):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        names = [config.server.domain, config.server.muc_domain, "localhost", "127.0.0.1", "::1"]
+        keyPEM, certPEM = makeCertificate(list(dict.fromkeys(names)))
+        fd = os.open(keyPath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(keyPEM)
+        with open(certPath, "wb") as f:
+            f.write(certPEM)
+    return certPath, keyPath, ""
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CertificateError(f"cannot read the TLS {what} {path}: {e.strerror}") from None
+
+
+def contextFactory(certPath: str, keyPath: str, chainPath: str = "") -> ssl.CertificateOptions:
+    """
+    Server TLS options: TLS 1.2 or later, the certificate chain, the key.
+    """
+    certPEM = _read(certPath, "certificate")
+    keyPEM = _read(keyPath, "private key")
+    try:
+        certificate = ssl.Certificate.loadPEM(certPEM)
+        privateKey = ssl.KeyPair.load(keyPEM, ssl.crypto.FILETYPE_PEM)
+    except Exception as e:
+        raise CertificateError(f"cannot load the TLS certificate {certPath} / key {keyPath}: {e}") from None
+    chain = []
+    if chainPath:
+        data = _read(chainPath, "chain")
+        try:
+            chain = [c.original for c in _splitPEM(data)]
+        except Exception as e:
+            raise CertificateError(f"cannot load the TLS chain {chainPath}: {e}") from None
+    try:
+        options = ssl.CertificateOptions(
+            privateKey=privateKey.original,
+            certificate=certificate.original,
+            extraCertChain=chain,
+            raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        )
+        options.getContext()  # checks that the key fits the certificate
+        return options
+    except Exception as e:
+        raise CertificateError(f"the TLS key {keyPath} does not fit {certPath}: {e}") from None
+
+
+def _splitPEM(data: bytes) -> list:
+    marker = b"-----END CERTIFICATE-----"
+    parts = [p + marker for p in data.split(marker) if b"-----BEGIN CERTIFICATE-----" in p]
+    return [ssl.Certificate.loadPEM(p.strip()) for p in parts]

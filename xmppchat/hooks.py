@@ -1,0 +1,72 @@
+"""
+Named events with priorities, in the manner of Prosody's C{util/events}.
+
+A handler is called with one event object; handlers run from the highest
+priority down, and the first one that returns a true value stops the event.
+Firing an event with no handlers costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any, Callable
+
+from twisted.logger import Logger
+
+Handler = Callable[[Any], Any]
+
+
+class HookBus:
+    """
+    Named events for one host.
+    """
+
+    log = Logger()
+
+    def __init__(self):
+        # name -> list of (negated priority, sequence, handler), kept sorted
+        self._entries: dict[str, list] = {}
+        # name -> tuple of handlers in call order (the hot path reads this)
+        self._handlers: dict[str, tuple] = {}
+        self._sequence = 0
+
+    def add(self, name: str, handler: Handler, priority: int = 0) -> None:
+        """
+        Register C{handler} for C{name}; higher priorities run first, equal
+        priorities in registration order.
+        """
+        self._sequence += 1
+        entries = self._entries.setdefault(name, [])
+        insort(entries, (-priority, self._sequence, handler), key=lambda e: e[:2])
+        self._handlers[name] = tuple(e[2] for e in entries)
+
+    def remove(self, name: str, handler: Handler) -> None:
+        entries = [e for e in self._entries.get(name, []) if e[2] != handler]
+        if entries:
+            self._entries[name] = entries
+            self._handlers[name] = tuple(e[2] for e in entries)
+        else:
+            self._entries.pop(name, None)
+            self._handlers.pop(name, None)
+
+    def has(self, name: str) -> bool:
+        return name in self._handlers
+
+    def fire(self, name: str, event: Any) -> Any:
+        """
+        Call the handlers of C{name} in order until one returns a true value,
+        which is returned.  A handler that raises is logged and treated as
+        having handled the event (so the stanza is not routed twice).
+        """
+        handlers = self._handlers.get(name)
+        if not handlers:
+            return None
+        for handler in handlers:
+            try:
+                result = handler(event)
+            except Exception:
+                self.log.failure("Handler {handler!r} for {name} failed", handler=handler, name=name)
+                return True
+            if result:
+                return result
+        return None

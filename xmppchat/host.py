@@ -1,0 +1,109 @@
+"""
+A virtual host: one domain with its hooks, sessions, router, storage and
+loaded modules.  Transports hand bound streams to L{Host.bindSession}.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from twisted.logger import Logger
+
+from xmppchat.hooks import HookBus
+from xmppchat.modules import moduleClass
+from xmppchat.router import StanzaRouter
+from xmppchat.sessions import Session, SessionRegistry
+
+
+class SessionEvent:
+    """
+    The event of C{session-bound} / C{session-ended}.
+    """
+
+    __slots__ = ("host", "session", "origin", "stanza")
+
+    def __init__(self, host, session):
+        self.host = host
+        self.session = session
+        self.origin = session
+        self.stanza = None
+
+
+class Host:
+    """
+    One XMPP domain served by this process.
+
+    @ivar components: domain -> component (an object with
+        C{receive(origin, stanza, toJID)}), e.g. the MUC service.
+    @ivar secret: random bytes for this process (fake SCRAM salts and the
+        like); not persisted.
+    """
+
+    log = Logger()
+
+    def __init__(self, config, storage, clock):
+        self.config = config
+        self.domain = config.server.domain
+        self.storage = storage
+        self.clock = clock
+        self.hooks = HookBus()
+        self.sessions = SessionRegistry()
+        self.router = StanzaRouter(self)
+        self.components: dict = {}
+        self.modules: dict = {}
+        self.secret = secrets.token_bytes(32)
+        self.startTime = clock.seconds()
+
+    def loadModules(self, names=None) -> None:
+        for name in names if names is not None else self.config.modules.enabled:
+            if name in self.modules:
+                continue
+            module = moduleClass(name)(self)
+            self.modules[name] = module
+            module.load()
+
+    def unloadModules(self) -> None:
+        for module in reversed(list(self.modules.values())):
+            module.unload()
+        self.modules.clear()
+
+    def features(self) -> list[str]:
+        """
+        The disco#info features of every loaded module (XEP-0030 §3.1).
+        """
+        seen = []
+        for module in self.modules.values():
+            for feature in module.features:
+                if feature not in seen:
+                    seen.append(feature)
+        return seen
+
+    def bindSession(self, stream, jid, account) -> Session:
+        """
+        Register a newly bound resource (RFC 6120 §7).  A session already
+        bound to the same full JID is replaced: it gets a C{conflict} stream
+        error (RFC 6120 §7.7.2.2).
+        """
+        session = Session(self, stream, jid, account)
+        old = self.sessions.add(session)
+        if old is not None:
+            old.state["replaced"] = True
+            self.hooks.fire("session-ended", SessionEvent(self, old))
+            old.close("conflict", "Replaced by a new connection for the same resource")
+            old.closed = True
+        self.hooks.fire("session-bound", SessionEvent(self, session))
+        return session
+
+    def endSession(self, session: Session) -> None:
+        """
+        The stream of C{session} is gone: unregister it and let modules
+        clean up (unavailable presence, offline queues...).
+        """
+        if session.closed:
+            return
+        session.closed = True
+        if self.sessions.remove(session):
+            self.hooks.fire("session-ended", SessionEvent(self, session))
+
+    def uptime(self) -> float:
+        return self.clock.seconds() - self.startTime

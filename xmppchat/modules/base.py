@@ -1,0 +1,152 @@
+"""
+What a feature module is: hooks, options, disco features, stream features.
+
+A module subclasses L{Module}, names itself, lists the disco features it
+implements and decorates its handlers with L{hook}.  Loading registers the
+handlers on the host's L{HookBus}; unloading removes them.  A handler may
+return a Deferred; a L{StanzaError} it raises (or its Deferred fails with)
+becomes the matching error reply, any other failure is logged and answered
+with C{internal-server-error} for IQ requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from xmppchat.stanzas import StanzaError, iqResult
+
+
+@dataclass
+class Option:
+    """
+    A module option: its type, default and an optional validator returning
+    an error message (or C{None}).
+    """
+
+    type: type
+    default: Any
+    validate: Callable[[Any], str | None] | None = None
+
+
+def hook(name: str, priority: int = 0):
+    """
+    Mark a method as the handler of the named event C{name}.  A module may
+    use C{{domain}} in the name, filled in with the host's domain.
+    """
+
+    def decorate(f):
+        f.__dict__.setdefault("hookNames", []).append((name, priority))
+        return f
+
+    return decorate
+
+
+class Module:
+    """
+    Base class of feature modules.
+
+    @cvar name: the name used in C{modules.enabled}.
+    @cvar features: disco#info features (XEP-0030) this module implements.
+    """
+
+    name: str = ""
+    features: tuple = ()
+    options: dict[str, Option] = {}
+
+    def __init__(self, host):
+        self.host = host
+        self.log = Logger(namespace=f"xmppchat.modules.{self.name}")
+        self._registered: list = []
+
+    @property
+    def router(self):
+        return self.host.router
+
+    @property
+    def storage(self):
+        return self.host.storage
+
+    def load(self) -> None:
+        for attr in dir(type(self)):
+            method = getattr(type(self), attr, None)
+            for name, priority in getattr(method, "hookNames", ()):
+                name = name.format(domain=self.host.domain)
+                handler = self._wrap(getattr(self, attr))
+                self.host.hooks.add(name, handler, priority)
+                self._registered.append((name, handler))
+        self.setUp()
+
+    def unload(self) -> None:
+        for name, handler in self._registered:
+            self.host.hooks.remove(name, handler)
+        self._registered = []
+        self.tearDown()
+
+    def setUp(self) -> None:
+        """
+        Called after the hooks are registered.
+        """
+
+    def tearDown(self) -> None:
+        """
+        Called after the hooks are removed.
+        """
+
+    def _wrap(self, method):
+        def handler(event):
+            try:
+                result = method(event)
+            except StanzaError as e:
+                self._sendStanzaError(event, e)
+                return True
+            except Exception:
+                self.log.failure("{module} failed on an event", module=self.name)
+                self._internalError(event)
+                return True
+            if isinstance(result, defer.Deferred):
+                result.addErrback(self._failed, event)
+                return True
+            return result
+
+        handler.__name__ = getattr(method, "__name__", "handler")
+        return handler
+
+    def _failed(self, failure, event):
+        if failure.check(StanzaError):
+            self._sendStanzaError(event, failure.value)
+        else:
+            self.log.failure("{module} failed on an event", failure, module=self.name)
+            self._internalError(event)
+
+    def _sendStanzaError(self, event, error: StanzaError) -> None:
+        stanza = getattr(event, "stanza", None)
+        if stanza is not None:
+            self.router.sendError(event.origin, stanza, error.condition, error.text)
+
+    def _internalError(self, event) -> None:
+        stanza = getattr(event, "stanza", None)
+        if stanza is not None and stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set"):
+            self.router.sendError(event.origin, stanza, "internal-server-error")
+
+    # -- helpers for handlers --------------------------------------------
+
+    def reply(self, event, child=None) -> bool:
+        """
+        Send the IQ result for C{event} to its origin, with an optional
+        payload; return C{True} so the handler can end with it.
+        """
+        result = iqResult(event.stanza, child)
+        if result.getAttribute("from") is None:
+            result["from"] = self.host.domain
+        self.sendTo(event, result)
+        return True
+
+    def sendTo(self, event, stanza) -> None:
+        if event.origin is not None:
+            event.origin.send(stanza)
+        else:
+            self.router.deliver(stanza)

@@ -1,0 +1,189 @@
+"""
+RFC 6121 §2: roster management. https://www.rfc-editor.org/rfc/rfc6121#section-2
+
+Rosters of accounts with a connected session are cached in memory (the
+presence module reads them on every broadcast) and written through to
+storage.  An item whose C{hidden} flag is set only records a pending inbound
+subscription request from someone the user has not added (RFC 6121 §3.1.3)
+and is not shown in the roster.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+
+from xmppchat.jid import InvalidJID, parseJID
+from xmppchat.modules.base import Module, hook
+from xmppchat.stanzas import NS_CLIENT, StanzaError
+from xmppchat.storage.interfaces import RosterItem
+
+NS_ROSTER = "jabber:iq:roster"
+MAX_NAME = 1024
+MAX_GROUPS = 64
+
+
+def itemElement(item: RosterItem, remove: bool = False) -> domish.Element:
+    element = domish.Element((NS_ROSTER, "item"))
+    element["jid"] = item.jid
+    if remove:
+        element["subscription"] = "remove"
+        return element
+    element["subscription"] = item.subscription
+    if item.name:
+        element["name"] = item.name
+    if item.ask:
+        element["ask"] = item.ask
+    for group in item.groups:
+        element.addElement("group", content=group)
+    return element
+
+
+def isVisible(item: RosterItem) -> bool:
+    return not getattr(item, "hidden", False)
+
+
+class RosterModule(Module):
+    """
+    RFC 6121 §2.1-§2.5: roster get, set, remove, and pushes to interested
+    resources.
+    """
+
+    name = "roster"
+    features = ()
+
+    def setUp(self):
+        self.cache: dict[str, dict[str, RosterItem]] = {}
+
+    # -- the cache ------------------------------------------------------
+
+    def getRoster(self, localpart: str) -> defer.Deferred:
+        """
+        The roster of C{localpart} as C{{bareJID: RosterItem}}; cached while
+        the user has a connected session, so that every reader and writer
+        shares one dictionary.
+        """
+        cached = self.cache.get(localpart)
+        if cached is not None:
+            return defer.succeed(cached)
+
+        def loaded(items):
+            cached = self.cache.get(localpart)
+            if cached is not None:
+                return cached
+            roster = {item.jid: item for item in items}
+            if self.host.sessions.isConnected(f"{localpart}@{self.host.domain}"):
+                self.cache[localpart] = roster
+            return roster
+
+        return self.storage.roster.getRoster(localpart).addCallback(loaded)
+
+    @defer.inlineCallbacks
+    def saveItem(self, localpart: str, item: RosterItem, push: bool = True):
+        """
+        Store C{item} in C{localpart}'s roster and push it (RFC 6121 §2.1.6).
+        """
+        roster = yield self.getRoster(localpart)
+        yield self.storage.roster.setRosterItem(localpart, item)
+        roster[item.jid] = item
+        if push and isVisible(item):
+            self.push(localpart, item)
+
+    @defer.inlineCallbacks
+    def removeItem(self, localpart: str, jid: str):
+        roster = yield self.getRoster(localpart)
+        item = roster.pop(jid, None)
+        yield self.storage.roster.removeRosterItem(localpart, jid)
+        if item is not None and isVisible(item):
+            self.push(localpart, item, remove=True)
+        return item
+
+    def push(self, localpart: str, item: RosterItem, remove: bool = False) -> None:
+        """
+        Roster push to every resource that requested the roster.
+        """
+        for session in self.host.sessions.sessionsOf(f"{localpart}@{self.host.domain}"):
+            if not session.rosterRequested:
+                continue
+            iq = domish.Element((NS_CLIENT, "iq"))
+            iq["type"] = "set"
+            iq["id"] = "push-" + secrets.token_hex(6)
+            iq["to"] = session.full
+            iq.addElement((NS_ROSTER, "query")).addChild(itemElement(item, remove))
+            session.send(iq)
+
+    @hook("session-ended", priority=-100)
+    def onSessionEnded(self, event):
+        session = event.session
+        if not self.host.sessions.isConnected(session.bare):
+            self.cache.pop(session.localpart, None)
+
+    # -- IQ handlers ------------------------------------------------------
+
+    @hook(f"iq-get/self/{NS_ROSTER}:query")
+    def onGet(self, event):
+        session = event.origin
+        if session is None:
+            raise StanzaError("forbidden")
+
+        def send(roster):
+            session.rosterRequested = True
+            query = domish.Element((NS_ROSTER, "query"))
+            for item in roster.values():
+                if isVisible(item):
+                    query.addChild(itemElement(item))
+            self.reply(event, query)
+
+        return self.getRoster(session.localpart).addCallback(send)
+
+    @hook(f"iq-set/self/{NS_ROSTER}:query")
+    def onSet(self, event):
+        session = event.origin
+        if session is None or event.stanza.getAttribute("from", session.full) != session.full:
+            raise StanzaError("forbidden")
+        items = [c for c in event.stanza.query.elements() if c.name == "item"]
+        if len(items) != 1:
+            raise StanzaError("bad-request", text="A roster set carries exactly one item")
+        element = items[0]
+        try:
+            contact = parseJID(element.getAttribute("jid", ""))
+        except InvalidJID:
+            raise StanzaError("jid-malformed", text="Invalid item jid") from None
+        if contact.resource is not None:
+            raise StanzaError("bad-request", text="Roster items are bare JIDs")
+        jid = contact.userhost()
+        if jid == session.bare:
+            raise StanzaError("not-allowed", text="You cannot add yourself")
+        if element.getAttribute("subscription") == "remove":
+            presence = self.host.modules.get("presence")
+            if presence is not None:
+                d = presence.removeContact(session, jid)
+            else:
+                d = self.removeItem(session.localpart, jid)
+            return d.addCallback(lambda _: self.reply(event))
+        name = element.getAttribute("name")
+        if name is not None and len(name) > MAX_NAME:
+            raise StanzaError("not-acceptable", text="Name too long")
+        groups = [str(g) for g in element.elements() if g.name == "group"]
+        if len(groups) != len(set(groups)) or any(not g for g in groups):
+            raise StanzaError("bad-request", text="Duplicate or empty group")
+        if len(groups) > MAX_GROUPS or any(len(g) > MAX_NAME for g in groups):
+            raise StanzaError("not-acceptable", text="Too many or too long groups")
+
+        @defer.inlineCallbacks
+        def update():
+            roster = yield self.getRoster(session.localpart)
+            old = roster.get(jid)
+            if old is None:
+                item = RosterItem(jid=jid, name=name, groups=groups)
+            else:
+                item = replace(old, name=name, groups=groups)
+                if hasattr(item, "hidden"):
+                    item.hidden = False
+            yield self.saveItem(session.localpart, item)
+            self.reply(event)
+
+        return update()

@@ -1,0 +1,196 @@
+"""
+SASL authentication on client streams (RFC 6120 §6): PLAIN (RFC 4616) on
+encrypted streams, SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677)
+everywhere SASL is offered.  Passwords and REST session tokens are accepted
+alike.  Failed attempts are slowed down and then refused per source address
+and per account (L{LoginThrottle}); a stream gets at most
+C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+
+from twisted.words.xish import domish
+
+from xmppchat.auth.mechanisms import MECHANISMS, Challenge, SASLFailure, Success
+from xmppchat.auth.source import StorageCredentialSource
+from xmppchat.auth.throttle import LoginThrottle
+from xmppchat.c2s.negotiation import CONNECTED, SECURED
+from xmppchat.modules.base import Module, hook
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+MAX_ATTEMPTS = 5
+
+
+def isLoopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class SASLModule(Module):
+    """
+    RFC 6120 §6: SASL negotiation. https://www.rfc-editor.org/rfc/rfc6120#section-6
+    """
+
+    name = "saslauth"
+
+    def setUp(self):
+        limits = self.host.config.limits
+        self.source = StorageCredentialSource(self.host.storage, self.host.clock)
+        self.throttle = LoginThrottle(
+            self.host.clock,
+            freeFailures=limits.failed_logins_free,
+            lockoutFailures=limits.failed_logins_lockout,
+            lockoutSeconds=limits.failed_logins_lockout_seconds,
+        )
+
+    def mechanismsFor(self, stream) -> list[str]:
+        """
+        The mechanisms to offer on C{stream}: none before STARTTLS when it is
+        required; PLAIN only on encrypted streams (or on loopback when the
+        configuration allows it).
+        """
+        c2s = self.host.config.c2s
+        if stream.phase == CONNECTED:
+            loopbackPlain = c2s.allow_plain_without_tls_on_loopback and isLoopback(stream.peer)
+            if c2s.starttls_required and stream.transport.canStartTLS and not loopbackPlain:
+                return []
+            return [m for m in MECHANISMS if m != "PLAIN" or loopbackPlain]
+        if stream.phase == SECURED:
+            return list(MECHANISMS)
+        return []
+
+    @hook("stream-features", priority=50)
+    def onFeatures(self, event):
+        mechanisms = self.mechanismsFor(event.stream)
+        if mechanisms:
+            element = event.features.addElement((NS_SASL, "mechanisms"))
+            for name in mechanisms:
+                element.addElement("mechanism", content=name)
+
+    @hook(f"stream-element/{NS_SASL}:auth")
+    def onAuth(self, event):
+        stream, element = event.stream, event.stanza
+        state = stream.state.setdefault("sasl", {"attempts": 0, "mechanism": None})
+        if state["mechanism"] is not None:
+            return self._fail(stream, None, "malformed-request", "An exchange is in progress")
+        name = element.getAttribute("mechanism", "")
+        if name not in self.mechanismsFor(stream):
+            return self._fail(stream, None, "invalid-mechanism", f"Mechanism {name!r} is not offered")
+        if self.throttle.isLockedOut(stream.peer, None):
+            return self._fail(stream, None, "temporary-auth-failure", "Too many failed logins; try later")
+        data = self._decode(element)
+        if data is False:
+            return self._fail(stream, None, "incorrect-encoding", "Invalid base64")
+        mechanism = MECHANISMS[name](self.source, self.host.domain, self.host.secret)
+        state["mechanism"] = mechanism
+        d = mechanism.start(data)
+        d.addCallbacks(self._step, self._failed, callbackArgs=(stream,), errbackArgs=(stream,))
+        return True
+
+    @hook(f"stream-element/{NS_SASL}:response")
+    def onResponse(self, event):
+        stream = event.stream
+        state = stream.state.get("sasl")
+        if not state or state["mechanism"] is None:
+            return self._fail(stream, None, "malformed-request", "No exchange in progress")
+        data = self._decode(event.stanza)
+        if data is False:
+            return self._fail(stream, state["mechanism"], "incorrect-encoding", "Invalid base64")
+        d = state["mechanism"].respond(data or b"")
+        d.addCallbacks(self._step, self._failed, callbackArgs=(stream,), errbackArgs=(stream,))
+        return True
+
+    @hook(f"stream-element/{NS_SASL}:abort")
+    def onAbort(self, event):
+        state = event.stream.state.get("sasl")
+        return self._fail(event.stream, state and state["mechanism"], "aborted", None)
+
+    # -- exchange steps -------------------------------------------------
+
+    def _decode(self, element):
+        text = str(element).strip()
+        if not text:
+            return None
+        if text == "=":
+            return b""
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+
+    def _step(self, step, stream):
+        if stream.closed:
+            return
+        if isinstance(step, Challenge):
+            challenge = domish.Element((NS_SASL, "challenge"))
+            challenge.addContent(base64.b64encode(step.data).decode("ascii") if step.data else "=")
+            stream.send(challenge)
+            return
+        assert isinstance(step, Success)
+        localpart = step.localpart
+        if self.throttle.isLockedOut(stream.peer, localpart):
+            return self._fail(stream, None, "temporary-auth-failure", "Too many failed logins; try later")
+        d = self.host.storage.accounts.getAccountByLocalpart(localpart)
+        d.addCallback(self._succeeded, stream, step)
+        d.addErrback(self._failed, stream)
+
+    def _succeeded(self, account, stream, step):
+        if stream.closed:
+            return
+        if account is None:
+            return self._fail(stream, None, "not-authorized", "No such account")
+        self.throttle.recordSuccess(stream.peer, step.localpart)
+        stream.state.pop("sasl", None)
+        success = domish.Element((NS_SASL, "success"))
+        if step.additionalData:
+            success.addContent(base64.b64encode(step.additionalData).decode("ascii"))
+        stream.send(success)
+        stream.authenticated(step.localpart, account)
+
+    def _failed(self, failure, stream):
+        if failure.check(SASLFailure):
+            error = failure.value
+            condition, text = error.condition, error.text
+        else:
+            self.log.failure("SASL exchange failed", failure)
+            condition, text = "temporary-auth-failure", "Internal error"
+        state = stream.state.get("sasl") or {}
+        return self._fail(stream, state.get("mechanism"), condition, text)
+
+    def _fail(self, stream, mechanism, condition, text):
+        """
+        Send a SASL C{<failure/>} (RFC 6120 §6.5), delayed when the source
+        or account has failed repeatedly; end the stream after too many
+        attempts.
+        """
+        state = stream.state.setdefault("sasl", {"attempts": 0, "mechanism": None})
+        state["mechanism"] = None
+        localpart = getattr(mechanism, "localpart", None) if mechanism is not None else None
+        delay = 0.0
+        if condition in ("not-authorized", "malformed-request", "invalid-authzid", "incorrect-encoding"):
+            delay = self.throttle.delayFor(stream.peer, localpart)
+            self.throttle.recordFailure(stream.peer, localpart)
+        state["attempts"] += 1
+        failure = domish.Element((NS_SASL, "failure"))
+        failure.addElement(condition)
+        if text:
+            failure.addElement("text", content=text)
+
+        def send():
+            if stream.closed:
+                return
+            stream.send(failure)
+            if state["attempts"] >= MAX_ATTEMPTS:
+                stream.close("policy-violation", "Too many authentication attempts")
+
+        if delay > 0:
+            self.host.clock.callLater(delay, send)
+        else:
+            send()
+        return True

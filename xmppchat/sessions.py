@@ -1,0 +1,127 @@
+"""
+Bound client sessions (RFC 6120 §7) and the registry that finds them.
+
+A L{Session} knows nothing of its transport: it sends through the stream
+object it was bound on (TCP, WebSocket or BOSH), which only has to offer
+C{send(element)} and C{close(condition, text)}.  The registry answers "where
+is this JID connected" for the router; a cluster replaces it with one that
+also knows remote nodes, behind the same methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from twisted.logger import Logger
+
+
+class Session:
+    """
+    One bound resource of one account.
+
+    @ivar available: the resource has sent initial presence (RFC 6121 §4.2).
+    @ivar priority: the priority of its last available presence.
+    @ivar presence: its last broadcast available presence, or C{None}.
+    @ivar directed: full JIDs it sent directed presence to (RFC 6121 §4.6),
+        which get unavailable presence when it ends.
+    @ivar state: per-module state, keyed by module name.
+    """
+
+    __slots__ = (
+        "host", "stream", "jid", "bare", "full", "localpart", "resource", "account",
+        "available", "priority", "presence", "rosterRequested", "directed", "state",
+        "closed", "interested",
+    )
+
+    def __init__(self, host, stream, jid, account=None):
+        self.host = host
+        self.stream = stream
+        self.jid = jid
+        self.localpart = jid.user
+        self.resource = jid.resource
+        self.bare = jid.userhost()
+        self.full = jid.full()
+        self.account = account
+        self.available = False
+        self.priority = 0
+        self.presence = None
+        self.rosterRequested = False
+        self.interested = False
+        self.directed: set[str] = set()
+        self.state: dict[str, Any] = {}
+        self.closed = False
+
+    def __repr__(self):
+        return f"<Session {self.full}>"
+
+    def send(self, element) -> None:
+        """
+        Send a stanza to this client.  Stream management wraps this.
+        """
+        if not self.closed:
+            self.stream.send(element)
+
+    def close(self, condition: str | None = None, text: str | None = None) -> None:
+        """
+        End the stream, with a stream error when C{condition} is given.
+        """
+        self.stream.close(condition, text)
+
+
+class SessionRegistry:
+    """
+    The local sessions of one host, by bare JID and resource.
+    """
+
+    log = Logger()
+
+    def __init__(self):
+        self._byBare: dict[str, dict[str, Session]] = {}
+        self.count = 0
+
+    def add(self, session: Session) -> Session | None:
+        """
+        Register C{session}; return the session it replaces (same full JID),
+        which the caller closes with a C{conflict} stream error.
+        """
+        resources = self._byBare.setdefault(session.bare, {})
+        old = resources.get(session.resource)
+        resources[session.resource] = session
+        if old is None:
+            self.count += 1
+        return old
+
+    def remove(self, session: Session) -> bool:
+        """
+        Forget C{session} if it is still the registered one for its JID.
+        """
+        resources = self._byBare.get(session.bare)
+        if not resources or resources.get(session.resource) is not session:
+            return False
+        del resources[session.resource]
+        if not resources:
+            del self._byBare[session.bare]
+        self.count -= 1
+        return True
+
+    def get(self, bare: str, resource: str) -> Session | None:
+        resources = self._byBare.get(bare)
+        return resources.get(resource) if resources else None
+
+    def sessionsOf(self, bare: str) -> Iterable[Session]:
+        """
+        Every session of an account (available or not).
+        """
+        resources = self._byBare.get(bare)
+        return tuple(resources.values()) if resources else ()
+
+    def isConnected(self, bare: str) -> bool:
+        return bare in self._byBare
+
+    def resourceCount(self, bare: str) -> int:
+        resources = self._byBare.get(bare)
+        return len(resources) if resources else 0
+
+    def all(self) -> Iterable[Session]:
+        for resources in list(self._byBare.values()):
+            yield from list(resources.values())
