@@ -49,7 +49,6 @@ class C2STCPProtocol(protocol.Protocol):
         self.lastReceived = 0.0
         self._timeout = None
         self._closing = False
-        self._restartPending = False
 
     # -- twisted protocol ---------------------------------------------
 
@@ -98,9 +97,6 @@ class C2STCPProtocol(protocol.Protocol):
 
     def _elementReceived(self, element):
         self.stream.elementReceived(element)
-        if self._restartPending:
-            self._restartPending = False
-            self.parser.reset()
 
     def _streamEnded(self):
         self.stream.streamEnded()
@@ -128,10 +124,12 @@ class C2STCPProtocol(protocol.Protocol):
         self.secure = True
 
     def restart(self):
-        # The element that triggered the restart is still being handled by
-        # the parser; reset once it returns (RFC 6120 §4.3.3).
-        self._restartPending = True
+        # RFC 6120 §4.3.3: a fresh parser for the new stream.  Called from
+        # a parser callback, reset() also discards the rest of the current
+        # chunk, so nothing sent before the restart (e.g. plaintext after
+        # <starttls/>) is read as part of the new stream.
         self.headerSent = False
+        self.parser.reset()
 
     def close(self, error=None):
         if self._closing:
