@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from OpenSSL import crypto
 from twisted.internet import ssl
 
 
@@ -100,7 +101,7 @@ def contextFactory(certPath: str, keyPath: str, chainPath: str = "") -> ssl.Cert
     keyPEM = _read(keyPath, "private key")
     try:
         certificate = ssl.Certificate.loadPEM(certPEM)
-        privateKey = ssl.KeyPair.load(keyPEM, ssl.crypto.FILETYPE_PEM)
+        privateKey = ssl.KeyPair.load(keyPEM, crypto.FILETYPE_PEM)
     except Exception as e:
         raise CertificateError(f"cannot load the TLS certificate {certPath} / key {keyPath}: {e}") from None
     chain = []

@@ -6,6 +6,8 @@ build one directly with ephemeral ports (C{port = 0}).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 from twisted.application import service
@@ -70,8 +72,7 @@ class XMPPChatService(service.Service):
     def portNumber(self, name: str) -> int:
         return self.ports[name].getHost().port
 
-    def privilegedStartService(self):
-        service.Service.privilegedStartService(self)
+    def _listenOrExit(self):
         if not self.ports:
             try:
                 self.listen()
@@ -79,14 +80,35 @@ class XMPPChatService(service.Service):
                 sys.stderr.write(f"xmppchat: {e}\n")
                 raise SystemExit(1) from None
 
+    def privilegedStartService(self):
+        """
+        twistd binds here, before dropping privileges; the C{twist} runner
+        never calls this, so L{startService} binds as well when needed.
+        """
+        service.Service.privilegedStartService(self)
+        self._listenOrExit()
+
     def startService(self):
+        self._listenOrExit()
         service.Service.startService(self)
         d = self.storage.start()
-        d.addCallback(lambda _: self.log.info(
-            "xmppchat serving {domain} on {ports}", domain=self.host.domain,
-            ports=", ".join(f"{n}={p.getHost().port}" for n, p in self.ports.items())))
+        d.addCallback(lambda _: self._started())
         d.addErrback(self._storageFailed)
         return d
+
+    def _started(self):
+        """
+        Storage is up: announce the ports, in the log and in
+        C{<data_dir>/ports.json} (for scripts and tests using port 0).
+        """
+        ports = {name: port.getHost().port for name, port in self.ports.items()}
+        self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
+                      ports=", ".join(f"{n}={p}" for n, p in ports.items()))
+        path = os.path.join(self.config.server.data_dir, "ports.json")
+        os.makedirs(self.config.server.data_dir, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(ports, f)
+        os.replace(path + ".tmp", path)
 
     def _storageFailed(self, failure):
         self.log.failure("Storage failed to start", failure)
@@ -105,3 +127,7 @@ class XMPPChatService(service.Service):
                 proto.stream.close("system-shutdown", "The server is shutting down")
         self.host.unloadModules()
         yield self.storage.stop()
+        try:
+            os.remove(os.path.join(self.config.server.data_dir, "ports.json"))
+        except OSError:
+            pass

@@ -1,0 +1,119 @@
+"""
+End-to-end fixtures: a real xmppchat server started with C{twistd} in a
+subprocess, on ephemeral loopback ports, with a certificate signed by a
+test CA; accounts created with the admin command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xmppchat.certs import makeCertificate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RunningServer:
+    def __init__(self, process, directory: Path, config: Path, ports: dict, ca: Path):
+        self.process = process
+        self.directory = directory
+        self.config = config
+        self.ports = ports
+        self.ca = ca
+        self.domain = "localhost"
+
+    def admin(self, *args, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "xmppchat.admin", "--config", str(self.config), *args],
+            input=stdin, capture_output=True, text=True, cwd=self.directory, env=_env(), timeout=60,
+        )
+
+    def adduser(self, name: str, password: str) -> None:
+        done = self.admin("adduser", name, stdin=password + "\n")
+        assert done.returncode == 0, done.stderr
+
+    def log(self) -> str:
+        path = self.directory / "twistd.log"
+        return path.read_text() if path.exists() else ""
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def startServer(directory: Path, extra: str = "") -> RunningServer:
+    """
+    Write a config with port 0 everywhere and a CA-signed certificate, start
+    twistd and wait for it to publish its ports in C{<data_dir>/ports.json}.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    caKeyPEM, caCertPEM = makeCertificate(["xmppchat test CA"], isCA=True)
+    caKey = serialization.load_pem_private_key(caKeyPEM, None)
+    caCert = x509.load_pem_x509_certificate(caCertPEM)
+    keyPEM, certPEM = makeCertificate(["localhost", "muc.localhost", "127.0.0.1"], caKey, caCert)
+    (directory / "ca.crt").write_bytes(caCertPEM)
+    (directory / "server.crt").write_bytes(certPEM)
+    (directory / "server.key").write_bytes(keyPEM)
+    config = directory / "test.toml"
+    config.write_text(f"""
+[server]
+domain = "localhost"
+data_dir = "data"
+
+[c2s]
+interface = "127.0.0.1"
+port = 0
+tls_port = 0
+
+[tls]
+certificate = "server.crt"
+private_key = "server.key"
+
+[storage]
+backend = "sqlite"
+path = "db.sqlite3"
+{extra}
+""")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twisted", "--log-file", str(directory / "twistd.log"),
+         "xmppchat", "--config", str(config)],
+        cwd=directory, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    portsFile = directory / "data" / "ports.json"
+    deadline = time.monotonic() + 30
+    while not portsFile.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.stdout.read().decode(errors="replace")
+            log = (directory / "twistd.log").read_text() if (directory / "twistd.log").exists() else ""
+            raise RuntimeError(f"server did not start:\n{output}\n{log}")
+        time.sleep(0.05)
+    ports = json.loads(portsFile.read_text())
+    return RunningServer(process, directory, config, ports, directory / "ca.crt")
+
+
+def stopServer(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = startServer(tmp_path_factory.mktemp("server"))
+    yield running
+    stopServer(running)

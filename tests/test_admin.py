@@ -1,0 +1,253 @@
+"""
+Tests for the account administration CLI (C{python -m xmppchat.admin}).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+
+import pytest
+
+from xmppchat import admin
+from xmppchat.admin import main
+from xmppchat.auth.credentials import Credentials, verifyPlain
+from xmppchat.storage.sqlite import SQLiteStorage
+
+
+def result(d):
+    return admin.result(d)
+
+
+class CLI:
+    """
+    Runs L{main} against a config and database in a temporary directory.
+    """
+
+    def __init__(self, tmp_path, monkeypatch, capsys):
+        self.db = tmp_path / "data" / "db.sqlite3"
+        self.config = tmp_path / "xmppchat.toml"
+        self.config.write_text(
+            f'[server]\ndomain = "localhost"\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[storage]\nbackend = "sqlite"\npath = "{self.db}"\n')
+        self.monkeypatch = monkeypatch
+        self.capsys = capsys
+
+    def __call__(self, *args, stdin="", tty=False):
+        stream = io.StringIO(stdin)
+        stream.isatty = lambda: tty
+        self.monkeypatch.setattr(sys, "stdin", stream)
+        code = main(["--config", str(self.config), *args])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def account(self, localpart):
+        storage = SQLiteStorage(str(self.db), synchronous=True)
+        result(storage.start())
+        try:
+            return result(storage.accounts.getAccountByLocalpart(localpart))
+        finally:
+            result(storage.stop())
+
+    def count(self):
+        storage = SQLiteStorage(str(self.db), synchronous=True)
+        result(storage.start())
+        try:
+            return result(storage.accounts.countAccounts())
+        finally:
+            result(storage.stop())
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    return CLI(tmp_path, monkeypatch, capsys)
+
+
+def checks(account, password):
+    return verifyPlain(Credentials.fromDict(account.credentials), password)
+
+
+def test_adduser(cli):
+    """adduser creates the account with the password from stdin and prints its JID."""
+    code, out, err = cli("adduser", "alice", stdin="s3cret pass\n")
+    assert (code, err) == (0, "")
+    assert "alice@localhost" in out
+    account = cli.account("alice")
+    assert account.id == 1
+    assert checks(account, "s3cret pass")
+    assert not checks(account, "wrong")
+
+
+def test_adduserPreparesName(cli):
+    """adduser stores the prepared (lower-case) localpart."""
+    code, out, _ = cli("adduser", "Alice", stdin="pw\n")
+    assert code == 0 and "alice@localhost" in out
+    assert cli.account("alice") is not None
+
+
+def test_adduserDuplicate(cli):
+    """adduser of an existing user exits 1 with a message on stderr and keeps the old password."""
+    cli("adduser", "alice", stdin="one\n")
+    code, out, err = cli("adduser", "alice", stdin="two\n")
+    assert code == 1
+    assert out == ""
+    assert "already exists" in err and "alice@localhost" in err
+    assert checks(cli.account("alice"), "one")
+
+
+@pytest.mark.parametrize("name", ["a b", "al@ce", "al/ce", "x" * 1024, "a\u0000b"])
+def test_adduserInvalidName(cli, name):
+    """adduser refuses names that are not valid localparts."""
+    code, _, err = cli("adduser", name, stdin="pw\n")
+    assert code == 1 and "invalid user name" in err
+    assert cli.count() == 0
+
+
+def test_adduserEmptyPassword(cli):
+    """adduser refuses an empty password."""
+    code, _, err = cli("adduser", "alice", stdin="\n")
+    assert code == 1 and "empty password" in err
+    assert cli.account("alice") is None
+
+
+def test_adduserTTY(cli, monkeypatch):
+    """On a terminal adduser asks twice with getpass."""
+    answers = iter(["pw", "pw"])
+    monkeypatch.setattr(admin.getpass, "getpass", lambda prompt="": next(answers))
+    code, _, _ = cli("adduser", "alice", tty=True)
+    assert code == 0
+    assert checks(cli.account("alice"), "pw")
+
+
+def test_adduserTTYMismatch(cli, monkeypatch):
+    """On a terminal two different answers are refused."""
+    answers = iter(["pw", "typo"])
+    monkeypatch.setattr(admin.getpass, "getpass", lambda prompt="": next(answers))
+    code, _, err = cli("adduser", "alice", tty=True)
+    assert code == 1 and "do not match" in err
+    assert cli.account("alice") is None
+
+
+def test_configAfterCommand(cli, monkeypatch):
+    """--config is accepted after the command name too."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert main(["adduser", "alice", "--config", str(cli.config)]) == 0
+    assert cli.account("alice") is not None
+
+
+def test_deluser(cli):
+    """deluser deletes the account; an unknown user exits 1."""
+    cli("adduser", "alice", stdin="pw\n")
+    code, out, _ = cli("deluser", "alice")
+    assert code == 0 and "alice@localhost" in out
+    assert cli.account("alice") is None
+    code, _, err = cli("deluser", "alice")
+    assert code == 1 and "no such user" in err
+
+
+def test_passwd(cli):
+    """passwd replaces the password; an unknown user exits 1."""
+    cli("adduser", "alice", stdin="old\n")
+    code, _, _ = cli("passwd", "alice", stdin="new\n")
+    assert code == 0
+    account = cli.account("alice")
+    assert checks(account, "new") and not checks(account, "old")
+    code, _, err = cli("passwd", "bob", stdin="x\n")
+    assert code == 1 and "no such user" in err
+
+
+def test_list(cli):
+    """list prints one id<TAB>jid line per account, in id order."""
+    assert cli("list") == (0, "", "")
+    for name in ["carol", "alice", "bob"]:
+        cli("adduser", name, stdin="pw\n")
+    code, out, _ = cli("list")
+    assert code == 0
+    assert out.splitlines() == ["1\tcarol@localhost", "2\talice@localhost", "3\tbob@localhost"]
+
+
+def test_importUsersStdin(cli):
+    """import-users - reads 'name password' lines from stdin and skips existing users."""
+    cli("adduser", "alice", stdin="keep\n")
+    code, out, err = cli("import-users", "-",
+                         stdin="# comment\nalice new\nbob pass word\n\ncarol x\nbob again\n")
+    assert (code, err) == (0, "")
+    assert "created 2, skipped 2" in out
+    assert checks(cli.account("alice"), "keep")
+    assert checks(cli.account("bob"), "pass word")
+    assert checks(cli.account("carol"), "x")
+
+
+def test_importUsersInvalidLines(cli, tmp_path):
+    """Invalid lines are reported with their line numbers, the rest imported, exit 1."""
+    users = tmp_path / "users.txt"
+    users.write_text("alice pw\nnopassword\nbad@name pw\nbob pw\n")
+    code, out, err = cli("import-users", str(users))
+    assert code == 1
+    assert f"{users}:2:" in err and f"{users}:3:" in err
+    assert "created 2" in out and "2 invalid" in out
+    assert cli.count() == 2
+
+
+def test_unusablePassword(cli):
+    """A password SASLprep refuses (a control character) exits 1 without a traceback."""
+    code, _, err = cli("adduser", "alice", stdin="pass\u0007word\n")
+    assert code == 1 and "unusable password" in err
+    assert cli.account("alice") is None
+
+
+def test_importUsersUnusablePassword(cli, tmp_path):
+    """An unusable password in an import is reported with its line; the other lines are imported."""
+    users = tmp_path / "users.txt"
+    users.write_text("alice pw\nbob bad\u0007pw\ncarol pw\n")
+    code, out, err = cli("import-users", str(users))
+    assert code == 1 and f"{users}:2: unusable password" in err
+    assert "created 2" in out and "1 invalid" in out
+    assert cli.account("bob") is None
+
+
+def test_importUsersMissingFile(cli, tmp_path):
+    """A missing import file exits 1."""
+    code, _, err = cli("import-users", str(tmp_path / "nope.txt"))
+    assert code == 1 and "cannot read" in err
+
+
+def test_importUsersBulk(cli, tmp_path):
+    """import-users creates 2,000 accounts through the process pool (time printed, not asserted)."""
+    users = tmp_path / "users.txt"
+    users.write_text("".join(f"user{i} password{i}\n" for i in range(2000)))
+    started = time.monotonic()
+    code, out, err = cli("import-users", str(users))
+    elapsed = time.monotonic() - started
+    assert (code, err) == (0, "")
+    assert "created 2000, skipped 0" in out
+    assert cli.count() == 2000
+    assert checks(cli.account("user1999"), "password1999")
+    print(f"\nimport-users: 2000 accounts in {elapsed:.2f}s", file=sys.__stderr__)
+    code, out, _ = cli("import-users", str(users))
+    assert code == 0 and "created 0, skipped 2000" in out
+
+
+def test_configError(cli, tmp_path):
+    """An invalid config file exits 1 and prints every problem."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[storage]\nbackend = "redis"\n[server]\nbogus = 1\n')
+    code = main(["--config", str(bad), "list"])
+    err = cli.capsys.readouterr().err
+    assert code == 1 and "bogus" in err
+
+
+def test_mongoNotYet(cli, tmp_path):
+    """The MongoDB backend is reported as not available yet."""
+    config = tmp_path / "mongo.toml"
+    config.write_text('[storage]\nbackend = "mongodb"\n')
+    code = main(["--config", str(config), "list"])
+    assert code == 1 and "MongoDB" in cli.capsys.readouterr().err
+
+
+def test_noCommand(cli):
+    """Running without a command is a usage error."""
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(cli.config)])
+    assert info.value.code == 2
