@@ -23,9 +23,13 @@ class StorageCredentialSource:
     @defer.inlineCallbacks
     def getScramCandidates(self, localpart: str, hashName: str):
         account = yield self.storage.accounts.getAccountByLocalpart(localpart)
-        if account is None or not account.credentials:
+        if account is None:
             return []
-        candidates = [getattr(Credentials.fromDict(account.credentials), hashName)]
+        # Token-only accounts (JWT users) have no password keys: their
+        # tokens' keys are the candidates, all derived with one salt.
+        candidates = []
+        if account.credentials:
+            candidates.append(getattr(Credentials.fromDict(account.credentials), hashName))
         tokens = yield self.storage.tokens.liveTokens(account.id, self.clock.seconds())
         for token in tokens:
             if token.credentials:
