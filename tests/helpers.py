@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from twisted.internet import defer, task
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.admin import result
 from xmppchat.auth.credentials import deriveCredentials
 from xmppchat.c2s.negotiation import AUTHENTICATED, C2SStream
 from xmppchat.config import buildConfig
@@ -24,19 +25,6 @@ def xml(text: str):
     C{jabber:client}).
     """
     return parseElement(text)
-
-
-def result(d):
-    """
-    The result of an already-fired Deferred (synchronous storage).
-    """
-    out = []
-    failures = []
-    d.addCallbacks(out.append, failures.append)
-    if failures:
-        failures[0].raiseException()
-    assert out, "Deferred has not fired"
-    return out[0]
 
 
 def makeConfig(**sections):
