@@ -18,6 +18,7 @@ globalThis.XMLHttpRequest = class extends XHR2 {
 const { Strophe, $msg, $pres } = require("strophe.js");
 
 const options = JSON.parse(process.argv[2]);
+Strophe.setLogLevel(Strophe.LogLevel.FATAL);
 const say = (object) => process.stdout.write(JSON.stringify(object) + "\n");
 const mechanisms = { PLAIN: Strophe.SASLPlain, "SCRAM-SHA-1": Strophe.SASLSHA1, "SCRAM-SHA-256": Strophe.SASLSHA256 };
 
@@ -45,7 +46,12 @@ connection.addHandler((stanza) => {
 connection.connect(options.jid, options.password, (status, condition) => {
   if (status === Strophe.Status.CONNECTED) {
     online = true;
-    say({ event: "online", jid: connection.jid, mechanism: connection._sasl_mechanism && connection._sasl_mechanism.mechname });
+    say({
+      event: "online",
+      jid: connection.jid,
+      sid: connection._proto.sid,
+      mechanism: connection._sasl_mechanism && connection._sasl_mechanism.mechname,
+    });
     connection.send($pres());
     if (options.to) {
       connection.send($msg({ to: options.to, type: "chat", id: "m1" }).c("body").t(options.body));

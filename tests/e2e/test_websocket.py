@@ -1,0 +1,116 @@
+"""
+Real-client tests of XMPP over WebSocket (RFC 7395): the @xmpp/client
+library (the one inside the ConnectyCube SDK) logs in over ws:// on
+loopback with PLAIN and SCRAM-SHA-1 and chats with a slixmpp client on
+TCP; the unmodified ConnectyCube SDK does the same; raw upgrades check the
+sub-protocol rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from tests.e2e.nodeclients import nodeClients, transportServer  # noqa: F401 (fixtures)
+from tests.e2e.test_slixmpp import Client
+
+TIMEOUT = 20
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+@pytest.fixture(scope="module")
+def wsUsers(transportServer):
+    for name in ("alice", "bob"):
+        transportServer.adduser(name, f"{name}-pw")
+    return transportServer
+
+
+def upgrade(port: int, protocol: str | None, path: str = "/") -> bytes:
+    """
+    The server's answer to a raw WebSocket upgrade request.
+    """
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+    if protocol:
+        lines.append(f"Sec-WebSocket-Protocol: {protocol}")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return s.recv(4096)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-1"])
+def test_xmppjsChatsWithSlixmpp(wsUsers, nodeClients, mechanism):
+    """@xmpp/client logs in over ws://127.0.0.1 (offered PLAIN and SCRAM-SHA-1) and chats with slixmpp on TCP."""
+    port = wsUsers.ports["websocket"]
+
+    async def scenario():
+        bob = Client(wsUsers, "bob@localhost", "bob-pw")
+        assert await bob.login()
+        alice = await nodeClients.start(
+            "xmpp-client.mjs", service=f"ws://127.0.0.1:{port}/", domain="127.0.0.1",
+            username="alice", password="alice-pw", mechanism=mechanism,
+            to="bob@localhost", body=f"hello over websocket with {mechanism}")
+        try:
+            online = await alice.next()
+            assert online["event"] == "online", alice.events
+            assert {"PLAIN", "SCRAM-SHA-1"} <= set(online["offered"])
+            assert online["mechanism"] == mechanism
+            assert online["jid"].startswith("alice@localhost/") and len(online["jid"]) > len("alice@localhost/") + 16
+            message = await asyncio.wait_for(bob.messages.get(), TIMEOUT)
+            assert message["body"] == f"hello over websocket with {mechanism}"
+            assert str(message["from"]) == online["jid"]
+            bob.send_message(mto=message["from"], mbody="hello back over TCP", mtype="chat")
+            received = await alice.next()
+            assert received == {"event": "message", "from": str(bob.boundjid), "body": "hello back over TCP"}
+            assert (await alice.next())["event"] == "offline"
+            assert await alice.wait() == 0
+        finally:
+            await alice.stop()
+            await bob.logout()
+
+    run(scenario())
+
+
+def test_wrongPasswordRejected(wsUsers, nodeClients):
+    """A wrong password over WebSocket makes @xmpp/client's connect() reject with not-authorized."""
+    port = wsUsers.ports["websocket"]
+
+    async def scenario():
+        alice = await nodeClients.start(
+            "xmpp-client.mjs", service=f"ws://127.0.0.1:{port}/", domain="127.0.0.1",
+            username="alice", password="wrong", mechanism="PLAIN", timeout=10)
+        try:
+            event = await alice.next()
+            while event["event"] == "error":
+                event = await alice.next()
+            assert event == {"event": "failed", "error": "not-authorized"}
+            assert await alice.wait() == 2
+        finally:
+            await alice.stop()
+
+    run(scenario())
+
+
+def test_upgradeEchoesXmppSubprotocol(transportServer):
+    """The upgrade offering 'xmpp' gets 101 with Sec-WebSocket-Protocol: xmpp."""
+    answer = upgrade(transportServer.ports["websocket"], "xmpp").decode("latin-1")
+    assert answer.startswith("HTTP/1.1 101")
+    assert "sec-websocket-protocol: xmpp\r\n" in answer.lower()
+
+
+@pytest.mark.parametrize("protocol", [None, "chat"])
+def test_upgradeWithoutXmppRefused(transportServer, protocol):
+    """An upgrade without the 'xmpp' sub-protocol is refused with 400 (RFC 7395 §3.1)."""
+    answer = upgrade(transportServer.ports["websocket"], protocol).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 400"), answer
+
+
+def test_upgradeOtherPathNotFound(transportServer):
+    """An upgrade on another path than the configured one gets 404."""
+    answer = upgrade(transportServer.ports["websocket"], "xmpp", "/elsewhere").decode("latin-1")
+    assert answer.startswith("HTTP/1.1 404"), answer
