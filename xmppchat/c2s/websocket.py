@@ -199,7 +199,7 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
     def _abort(self):
         self._abortCall = None
         if self.transport is not None and getattr(self.transport, "connected", True):
-            self.dropConnection(abort=True)
+            self.transport.abortConnection()
 
 
 class XMPPWebSocketFactory(WebSocketServerFactory):
