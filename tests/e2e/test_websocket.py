@@ -114,3 +114,31 @@ def test_upgradeOtherPathNotFound(transportServer):
     """An upgrade on another path than the configured one gets 404."""
     answer = upgrade(transportServer.ports["websocket"], "xmpp", "/elsewhere").decode("latin-1")
     assert answer.startswith("HTTP/1.1 404"), answer
+
+
+def test_connectycubeSdkChatsWithSlixmpp(transportServer, nodeClients):
+    """The unmodified ConnectyCube SDK 6.1.2 connects as 101-1 over ws:// and chats 1-1 with slixmpp."""
+    port = transportServer.ports["websocket"]
+    transportServer.adduser("101-1", "cube-pw")
+    transportServer.adduser("202-1", "other-pw")
+
+    async def scenario():
+        peer = Client(transportServer, "202-1@localhost", "other-pw")
+        assert await peer.login()
+        sdk = await nodeClients.start(
+            "connectycube-chat.cjs", chatUrl=f"ws://127.0.0.1:{port}", domain="localhost",
+            userId=101, password="cube-pw", toUserId=202, body="hello from the SDK")
+        try:
+            assert (await sdk.next())["event"] == "online", sdk.events
+            message = await asyncio.wait_for(peer.messages.get(), TIMEOUT)
+            assert message["body"] == "hello from the SDK"
+            assert str(message["from"]).startswith("101-1@localhost/")
+            peer.send_message(mto=message["from"], mbody="hello SDK", mtype="chat")
+            assert await sdk.next() == {"event": "message", "userId": 202, "body": "hello SDK"}
+            assert (await sdk.next())["event"] == "offline"
+            assert await sdk.wait() == 0
+        finally:
+            await sdk.stop()
+            await peer.logout()
+
+    run(scenario())
