@@ -69,10 +69,14 @@ class C2SConfig:
 
 
 @dataclass
-class WebSocketConfig:
+class HTTPListenerConfig:
+    """
+    What the WebSocket and BOSH listeners share.
+    """
+
     enabled: bool = False
     interface: str = "127.0.0.1"
-    port: int = 5291
+    port: int = 0
     path: str = "/"
     tls: bool = False
     allowed_origins: list = field(default_factory=list)
@@ -80,14 +84,14 @@ class WebSocketConfig:
 
 
 @dataclass
-class BOSHConfig:
-    enabled: bool = False
-    interface: str = "127.0.0.1"
+class WebSocketConfig(HTTPListenerConfig):
+    port: int = 5291
+
+
+@dataclass
+class BOSHConfig(HTTPListenerConfig):
     port: int = 5280
     path: str = "/http-bind"
-    tls: bool = False
-    allowed_origins: list = field(default_factory=list)
-    loopback_secure: bool = True
     max_wait: int = 60
     max_hold: int = 1
     max_inactivity: int = 60

@@ -424,3 +424,16 @@ def test_siteMountsAtPath():
     request = DummyRequest([b"xmpp", b"http-bind"])
     request.prepath = []
     assert site.getResourceFor(request) is site.bosh
+
+
+def test_configValidation():
+    """Bad [websocket] and [bosh] values are all reported with their keys."""
+    from xmppchat.config import ConfigError, buildConfig
+
+    with pytest.raises(ConfigError) as caught:
+        buildConfig({"websocket": {"port": 70000, "path": "ws", "allowed_origins": [1]},
+                     "bosh": {"interface": "nowhere", "max_hold": 0, "max_body_bytes": 5}}, "t.toml")
+    problems = "\n".join(caught.value.problems)
+    for key in ("websocket.port", "websocket.path", "websocket.allowed_origins", "bosh.interface",
+                "bosh.max_hold", "bosh.max_body_bytes"):
+        assert f"t.toml: {key}:" in problems

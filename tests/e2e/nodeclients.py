@@ -74,15 +74,33 @@ class NodeClients:
     def __init__(self, node: str):
         self.node = node
 
-    async def start(self, script: str, **options) -> NodeScript:
+    async def start(self, script: str, env: dict | None = None, **options) -> NodeScript:
         """
-        Run C{tests/e2e/node/<script>} with C{options} as its JSON argument.
+        Run C{tests/e2e/node/<script>} with C{options} as its JSON argument
+        (and C{env} added to the environment).
         """
         process = await asyncio.create_subprocess_exec(
             self.node, str(NODE_DIR / script), json.dumps(options), cwd=NODE_DIR,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {})},
         )
         return NodeScript(process)
+
+
+async def replyAndFinish(script: NodeScript, peer, fromJID: str, body: str, timeout: float = 20) -> None:
+    """
+    The slixmpp C{peer} gets C{body} from C{fromJID} (the script's user),
+    answers it; the script gets the answer, logs out and exits cleanly.
+    """
+    message = await asyncio.wait_for(peer.messages.get(), timeout)
+    assert message["body"] == body
+    assert str(message["from"]) == fromJID
+    peer.send_message(mto=message["from"], mbody="hello back over TCP", mtype="chat")
+    received = await script.next()
+    assert received["event"] == "message" and received["body"] == "hello back over TCP", script.events
+    assert received["from"] == str(peer.boundjid)
+    assert (await script.next())["event"] == "offline"
+    assert await script.wait() == 0
 
 
 @pytest.fixture(scope="session")

@@ -12,16 +12,12 @@ import http.client
 
 import pytest
 
-from tests.e2e.nodeclients import nodeClients, transportServer  # noqa: F401 (fixtures)
-from tests.e2e.test_slixmpp import Client
+from tests.e2e.nodeclients import nodeClients, replyAndFinish, transportServer  # noqa: F401 (fixtures)
+from tests.e2e.test_slixmpp import Client, run
 from tests.helpers import xml
 
 TIMEOUT = 20
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
-
-
-def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 60))
 
 
 def post(port: int, body: str, path: str = "/http-bind"):
@@ -61,14 +57,7 @@ def test_stropheChatsWithSlixmppAndTerminates(boshUsers, nodeClients, mechanism)
             assert online["event"] == "online", carol.events
             assert online["mechanism"] == mechanism
             assert online["jid"].startswith("carol@localhost/") and len(online["jid"]) > len("carol@localhost/") + 16
-            message = await asyncio.wait_for(dave.messages.get(), TIMEOUT)
-            assert message["body"] == f"hello over BOSH with {mechanism}"
-            assert str(message["from"]) == online["jid"]
-            dave.send_message(mto=message["from"], mbody="hello back over TCP", mtype="chat")
-            received = await carol.next()
-            assert received == {"event": "message", "from": str(dave.boundjid), "body": "hello back over TCP"}
-            assert (await carol.next())["event"] == "offline"
-            assert await carol.wait() == 0
+            await replyAndFinish(carol, dave, online["jid"], f"hello over BOSH with {mechanism}")
         finally:
             await carol.stop()
             await dave.logout()

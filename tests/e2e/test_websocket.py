@@ -13,14 +13,11 @@ import socket
 
 import pytest
 
-from tests.e2e.nodeclients import nodeClients, transportServer  # noqa: F401 (fixtures)
-from tests.e2e.test_slixmpp import Client
+from tests.e2e.conftest import startServer, stopServer
+from tests.e2e.nodeclients import nodeClients, replyAndFinish, transportServer  # noqa: F401 (fixtures)
+from tests.e2e.test_slixmpp import Client, run
 
 TIMEOUT = 20
-
-
-def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 60))
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +58,49 @@ def test_xmppjsChatsWithSlixmpp(wsUsers, nodeClients, mechanism):
             assert {"PLAIN", "SCRAM-SHA-1"} <= set(online["offered"])
             assert online["mechanism"] == mechanism
             assert online["jid"].startswith("alice@localhost/") and len(online["jid"]) > len("alice@localhost/") + 16
-            message = await asyncio.wait_for(bob.messages.get(), TIMEOUT)
-            assert message["body"] == f"hello over websocket with {mechanism}"
-            assert str(message["from"]) == online["jid"]
-            bob.send_message(mto=message["from"], mbody="hello back over TCP", mtype="chat")
-            received = await alice.next()
-            assert received == {"event": "message", "from": str(bob.boundjid), "body": "hello back over TCP"}
-            assert (await alice.next())["event"] == "offline"
-            assert await alice.wait() == 0
+            await replyAndFinish(alice, bob, online["jid"], f"hello over websocket with {mechanism}")
         finally:
             await alice.stop()
             await bob.logout()
+
+    run(scenario())
+
+
+@pytest.fixture(scope="module")
+def wssServer(tmp_path_factory):
+    """
+    A real server whose WebSocket listener is wss:// (the [tls] certificate).
+    """
+    running = startServer(tmp_path_factory.mktemp("wss"), extra="""
+[websocket]
+enabled = true
+port = 0
+tls = true
+""")
+    running.adduser("erin", "erin-pw")
+    yield running
+    stopServer(running)
+
+
+def test_xmppjsOverWss(wssServer, nodeClients):
+    """@xmpp/client verifies the certificate on wss://localhost, logs in with PLAIN and chats with slixmpp."""
+    port = wssServer.ports["websocket"]
+    wssServer.adduser("frank", "frank-pw")
+
+    async def scenario():
+        frank = Client(wssServer, "frank@localhost", "frank-pw")
+        assert await frank.login()
+        erin = await nodeClients.start(
+            "xmpp-client.mjs", env={"NODE_EXTRA_CA_CERTS": str(wssServer.ca)},
+            service=f"wss://localhost:{port}/", domain="localhost", username="erin", password="erin-pw",
+            mechanism="PLAIN", to="frank@localhost", body="hello over wss")
+        try:
+            online = await erin.next()
+            assert online["event"] == "online" and "PLAIN" in online["offered"], erin.events
+            await replyAndFinish(erin, frank, online["jid"], "hello over wss")
+        finally:
+            await erin.stop()
+            await frank.logout()
 
     run(scenario())
 
