@@ -437,3 +437,24 @@ def test_configValidation():
     for key in ("websocket.port", "websocket.path", "websocket.allowed_origins", "bosh.interface",
                 "bosh.max_hold", "bosh.max_body_bytes"):
         assert f"t.toml: {key}:" in problems
+
+
+def test_boundedRequestKeepsLimit():
+    """The listener's requests keep at most max_body_bytes + 1 body bytes and drop floods."""
+    from types import SimpleNamespace
+
+    from twisted.web.test.requesthelper import DummyChannel
+
+    from xmppchat.c2s.bosh import BoundedRequest
+
+    channel = DummyChannel()
+    channel.site = SimpleNamespace(maxBodyBytes=100, _parsePOSTFormSubmission=False)
+    lost = []
+    channel.transport.loseConnection = lambda: lost.append(True)
+    request = BoundedRequest(channel)
+    request.gotLength(None)
+    request.handleContentChunk(b"x" * 150)
+    request.content.seek(0)
+    assert len(request.content.read()) == 101 and not lost
+    request.handleContentChunk(b"x" * 100)
+    assert lost

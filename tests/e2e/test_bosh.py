@@ -83,6 +83,13 @@ def test_badRequests(transportServer, payload):
     assert (status, body["type"], body["condition"]) == (400, "terminate", "bad-request")
 
 
+def test_bodyTooLarge(transportServer):
+    """A body over max_body_bytes gets 413 with policy-violation."""
+    status, body = post(transportServer.ports["bosh"],
+                        f"<body xmlns='{NS_HTTPBIND}' rid='1'>{'x' * 300000}</body>")
+    assert (status, body["type"], body["condition"]) == (413, "terminate", "policy-violation")
+
+
 def test_sessionCreationOverHTTP(transportServer):
     """A raw session creation request gets a sid, the negotiated limits and the SASL features."""
     status, body = post(transportServer.ports["bosh"],

@@ -516,10 +516,37 @@ class BOSHResource(resource.Resource):
         self.sessions.pop(session.sid, None)
 
 
+class BoundedRequest(server.Request):
+    """
+    A request that keeps at most C{channel.site.maxBodyBytes} + 1 bytes of
+    its body (so that the resource sees it is too large) and drops the
+    connection of a client that sends twice as much.
+    """
+
+    received = 0
+
+    def handleContentChunk(self, data):
+        limit = self.channel.site.maxBodyBytes
+        kept = self.received
+        self.received += len(data)
+        if kept <= limit:
+            server.Request.handleContentChunk(self, data[:limit + 1 - kept])
+        if self.received > 2 * limit and self.channel.transport is not None:
+            self.channel.transport.loseConnection()
+
+
 class QuietSite(server.Site):
     """
-    A site without an access log line per long-poll.
+    The site of the C{[bosh]} listener: bounded request bodies, idle
+    connections closed a while after the longest long-poll, no access log
+    line per request.
     """
+
+    requestFactory = BoundedRequest
+
+    def __init__(self, resource, maxBodyBytes, idleSeconds):
+        server.Site.__init__(self, resource, timeout=idleSeconds)
+        self.maxBodyBytes = maxBodyBytes
 
     def log(self, request):
         pass
@@ -540,7 +567,7 @@ def boshSite(host, config, tls=False) -> server.Site:
     bosh = boshResource(host, config, tls)
     segments = [s for s in config.path.strip("/").split("/") if s]
     if not segments:
-        site = QuietSite(bosh)
+        top = bosh
     else:
         root = resource.Resource()
         node = root
@@ -549,6 +576,7 @@ def boshSite(host, config, tls=False) -> server.Site:
             node.putChild(segment.encode(), child)
             node = child
         node.putChild(segments[-1].encode(), bosh)
-        site = QuietSite(root)
+        top = root
+    site = QuietSite(top, config.max_body_bytes, config.max_wait + 30)
     site.bosh = bosh
     return site
