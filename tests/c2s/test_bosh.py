@@ -9,6 +9,8 @@ import base64
 from io import BytesIO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.python import failure
@@ -458,3 +460,16 @@ def test_boundedRequestKeepsLimit():
     assert len(request.content.read()) == 101 and not lost
     request.handleContentChunk(b"x" * 100)
     assert lost
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(
+    lambda t: f"<body xmlns='{NS_HTTPBIND}' rid='1001'>{t}</body>"))
+def test_arbitraryBodiesNeverCrash(payload):
+    """Any POST body to a live session is answered or held, never an exception."""
+    h = harness()
+    client = Client(h)
+    post = Post(client.bosh, payload)
+    h.clock.advance(0)
+    if post.done:
+        assert post.answer().name == "body"

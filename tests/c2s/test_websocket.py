@@ -11,6 +11,8 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -209,8 +211,9 @@ def test_loginRestartBindAndChat():
     [message] = [e for e in bobTransport.pop() if e.name == "message"]
     assert message["from"] == full and str(message.body) == "hi bob"
     h.send(bob, f"<message to='{full}' type='chat'><body>hi alice</body></message>")
-    [reply] = [e for e in client.elements() if e.name == "message"]
-    assert str(reply.body) == "hi alice" and reply.uri == "jabber:client"
+    [payload] = [p for _, p in client.frames() if p.startswith(b"<message")]
+    assert payload.startswith(b"<message xmlns='jabber:client'")
+    assert str(xml(payload.decode()).body) == "hi alice"
 
 
 def test_clientCloseAnswered():
@@ -311,3 +314,17 @@ def test_frameLimitAboveStanzaLimit():
     h = HostHarness()
     factory = XMPPWebSocketFactory(h.host)
     assert factory.maxMessagePayloadSize > h.config.limits.max_stanza_bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=200) | st.binary(max_size=200))
+def test_arbitraryFramesNeverCrash(payload):
+    """Any text or binary frame after <open/> is handled or answered with a stream error and <close/>."""
+    h, factory = harness()
+    client = WSClient(factory)
+    client.open()
+    opcode = BINARY if isinstance(payload, bytes) else TEXT
+    client.send(payload, opcode)
+    elements = client.elements()
+    if client.proto.stream.closed:
+        assert [(e.uri, e.name) for e in elements][-2:] == [(NS_STREAMS, "error"), (NS_FRAMING, "close")]
