@@ -69,6 +69,38 @@ class C2SConfig:
 
 
 @dataclass
+class HTTPListenerConfig:
+    """
+    What the WebSocket and BOSH listeners share.
+    """
+
+    enabled: bool = False
+    interface: str = "127.0.0.1"
+    port: int = 0
+    path: str = "/"
+    tls: bool = False
+    allowed_origins: list = field(default_factory=list)
+    loopback_secure: bool = True
+
+
+@dataclass
+class WebSocketConfig(HTTPListenerConfig):
+    port: int = 5291
+
+
+@dataclass
+class BOSHConfig(HTTPListenerConfig):
+    port: int = 5280
+    path: str = "/http-bind"
+    max_wait: int = 60
+    max_hold: int = 1
+    max_inactivity: int = 60
+    max_body_bytes: int = 262144
+    max_pending_bytes: int = 1048576
+    max_sessions: int = 10000
+
+
+@dataclass
 class TLSConfig:
     certificate: str = ""
     private_key: str = ""
@@ -108,6 +140,8 @@ class ModulesConfig:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     c2s: C2SConfig = field(default_factory=C2SConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    bosh: BOSHConfig = field(default_factory=BOSHConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -123,6 +157,8 @@ class Config:
 SECTIONS = {
     "server": ServerConfig,
     "c2s": C2SConfig,
+    "websocket": WebSocketConfig,
+    "bosh": BOSHConfig,
     "tls": TLSConfig,
     "storage": StorageConfig,
     "limits": LimitsConfig,
@@ -163,6 +199,7 @@ def _validate(config: Config, problem) -> None:
         value = getattr(config.c2s, key)
         if not 0 <= value <= 65535:
             problem(f"c2s.{key}", f"port out of range: {value}")
+    _validateHTTPListeners(config, problem)
     if bool(config.tls.certificate) != bool(config.tls.private_key):
         problem("tls", "set both certificate and private_key, or neither (self-signed)")
     for key in ("certificate", "private_key", "chain"):
@@ -183,6 +220,33 @@ def _validate(config: Config, problem) -> None:
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+def _validateHTTPListeners(config: Config, problem) -> None:
+    """
+    The C{[websocket]} and C{[bosh]} listeners.
+    """
+    for name in ("websocket", "bosh"):
+        section = getattr(config, name)
+        try:
+            ipaddress.ip_address(section.interface)
+        except ValueError:
+            if section.interface not in ("", "localhost"):
+                problem(f"{name}.interface", f"not an IP address: {section.interface!r}")
+        if not 0 <= section.port <= 65535:
+            problem(f"{name}.port", f"port out of range: {section.port}")
+        if not section.path.startswith("/"):
+            problem(f"{name}.path", f"must start with '/': {section.path!r}")
+        if not all(isinstance(origin, str) for origin in section.allowed_origins):
+            problem(f"{name}.allowed_origins", "must be a list of strings like 'https://app.example.com'")
+    bosh = config.bosh
+    for key in ("max_wait", "max_hold", "max_inactivity", "max_sessions"):
+        if getattr(bosh, key) < 1:
+            problem(f"bosh.{key}", "must be at least 1")
+    if bosh.max_body_bytes < 10000:
+        problem("bosh.max_body_bytes", "must be at least 10000")
+    if bosh.max_pending_bytes < bosh.max_body_bytes:
+        problem("bosh.max_pending_bytes", "must be at least max_body_bytes")
 
 
 def _resolve(config: Config) -> None:

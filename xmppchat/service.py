@@ -14,7 +14,9 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from xmppchat.c2s.bosh import boshSite
 from xmppchat.c2s.tcp import C2SFactory
+from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import contextFactory, ensureCertificate
 from xmppchat.host import Host
 from xmppchat.storage import openStorage
@@ -30,7 +32,8 @@ class XMPPChatService(service.Service):
     """
     One xmppchat process: storage, one host, its listeners.
 
-    @ivar ports: name -> listening port (C{c2s}, C{c2s-tls}).
+    @ivar ports: name -> listening port (C{c2s}, C{c2s-tls}, C{websocket},
+        C{bosh}).
     """
 
     log = Logger()
@@ -63,11 +66,34 @@ class XMPPChatService(service.Service):
             if c2s.direct_tls:
                 self.ports["c2s-tls"] = self.reactor.listenSSL(
                     c2s.tls_port, direct, self.tlsContext, interface=c2s.interface)
+            self._listenHTTP()
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()
             self.ports.clear()
             raise StartupError(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+
+    def _listenHTTP(self) -> None:
+        """
+        The XMPP over WebSocket (RFC 7395) and BOSH (XEP-0124) listeners,
+        when enabled.
+        """
+        ws, bosh = self.config.websocket, self.config.bosh
+        listeners = []
+        if ws.enabled:
+            factory = webSocketFactory(self.host, self.config)
+            self.factories["websocket"] = factory
+            listeners.append(("websocket", ws, factory))
+        if bosh.enabled:
+            site = boshSite(self.host, bosh, tls=bosh.tls)
+            self.factories["bosh"] = site.bosh
+            listeners.append(("bosh", bosh, site))
+        for name, section, factory in listeners:
+            if section.tls:
+                self.ports[name] = self.reactor.listenSSL(
+                    section.port, factory, self.tlsContext, interface=section.interface)
+            else:
+                self.ports[name] = self.reactor.listenTCP(section.port, factory, interface=section.interface)
 
     def portNumber(self, name: str) -> int:
         return self.ports[name].getHost().port
