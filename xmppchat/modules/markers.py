@@ -79,7 +79,7 @@ class MarkersModule(Module):
     @hook("pre-message/full", priority=40)
     def onMessage(self, event):
         session = event.origin
-        if session is None or event.stanzaType != "chat":
+        if session is None or event.stanzaType not in ("chat", "normal"):
             return None
         info = messageInfo(event.stanza)
         marker = info.marker
