@@ -179,11 +179,13 @@ def test_lastActivity(server):
         with pytest.raises(IqError) as refused:
             await erin.plugin["xep_0012"].get_last_activity("frank@localhost", timeout=TIMEOUT)
         assert refused.value.condition == "forbidden"
+        await erin.get_roster(timeout=TIMEOUT)
         erin.send_presence_subscription(pto="frank@localhost")
         for _ in range(100):
             if erin.client_roster["frank@localhost"]["subscription"] in ("to", "both"):
                 break
             await asyncio.sleep(0.05)
+        assert erin.client_roster["frank@localhost"]["subscription"] in ("to", "both")
         online = await erin.plugin["xep_0012"].get_last_activity("frank@localhost", timeout=TIMEOUT)
         assert online["last_activity"]["seconds"] == 0 and online["from"] == "frank@localhost"
         frank.send_presence(ptype="unavailable", pstatus="gone fishing")
