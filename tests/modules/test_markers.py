@@ -4,6 +4,7 @@ marker-received event, the read-receipts privacy setting, offline storage.
 """
 
 from tests.helpers import HostHarness, result
+from tests.helpers import sentMessages as messages
 
 NS = "urn:xmpp:chat-markers:0"
 HIDE_READS = {"privacy_settings": {"read_receipts": {"enabled": False}}}
@@ -18,10 +19,6 @@ def recordMarkers(h):
     seen = []
     h.host.hooks.add("marker-received", seen.append)
     return seen
-
-
-def messages(transport):
-    return [e for e in transport.pop() if e.name == "message"]
 
 
 def test_markersForwardedToSender():

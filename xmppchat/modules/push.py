@@ -330,22 +330,21 @@ class PushModule(Module):
 
     # -- XEP-0357 enable / disable -------------------------------------------------
 
-    @staticmethod
-    def _appServer(element) -> str:
+    def _request(self, event):
+        """
+        The session, payload, app server JID and node of an enable/disable.
+        """
+        session = self.requireSession(event)
+        element = event.stanza.firstChildElement()
         try:
-            jid = parseJID(element.getAttribute("jid", ""))
+            jid = parseJID(element.getAttribute("jid", "")).full()
         except InvalidJID:
             raise StanzaError("jid-malformed", text="Invalid app server jid") from None
-        return jid.full()
+        return session, element, jid, element.getAttribute("node")
 
     @hook(f"iq-set/self/{NS_PUSH}:enable")
     def onEnable(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
-        element = event.stanza.enable
-        jid = self._appServer(element)
-        node = element.getAttribute("node")
+        session, element, jid, node = self._request(event)
         options = None
         for child in element.elements():
             if child.uri == NS_DATA and child.name == "x":
@@ -358,12 +357,7 @@ class PushModule(Module):
 
     @hook(f"iq-set/self/{NS_PUSH}:disable")
     def onDisable(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
-        element = event.stanza.disable
-        jid = self._appServer(element)
-        node = element.getAttribute("node")
+        session, _, jid, node = self._request(event)
         registrations = self.registrations.get(session.bare, {})
         for key in list(registrations):
             if key[0] == jid and (node is None or key[1] == node):
