@@ -113,3 +113,15 @@ def test_discoFeatures():
     """Markers and receipts are advertised."""
     features = HostHarness().host.features()
     assert NS in features and "urn:xmpp:receipts" in features
+
+
+def test_markerOverQuotaDroppedSilently():
+    """A marker for an offline sender whose queue is full is dropped without an error to the reader."""
+    h = HostHarness(limits={"ping_interval": 0, "offline_messages_per_user": 1})
+    h.addUser("alice")
+    bob, tb = h.connect("bob")
+    h.send(bob, "<message to='alice@localhost' type='chat' id='b1'><body>fills the queue</body></message>")
+    h.send(bob, marker("received"))
+    h.send(bob, marker("received", to="nobody@localhost"))
+    assert tb.pop() == []
+    assert result(h.storage.offline.countOffline("alice")) == 1

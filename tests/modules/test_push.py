@@ -10,7 +10,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
-from tests.helpers import HostHarness, result
+from tests.helpers import HostHarness, result, xml
 from xmppchat.config import ConfigError, buildConfig
 from xmppchat.modules.push import LogNotifier, WebhookNotifier, makeNotifier
 
@@ -275,3 +275,12 @@ def test_configValidation():
     with pytest.raises(ConfigError) as e:
         buildConfig({"push": {"notifier": "pigeon"}})
     assert "push.notifier" in str(e.value)
+
+
+def test_groupchatLeftToDialogLayer():
+    """Routed groupchat messages are not pushed by the routing hooks; consider() pushes them for the dialog layer."""
+    h, alice, pushed = harness()
+    push = h.host.modules["push"]
+    stanza = xml("<message type='groupchat' id='g1' from='1_d9@muc.localhost/7'><body>group hi</body></message>")
+    payload = result(push.consider("bob@localhost", stanza, "groupchat", "alice@localhost", dialogId="d9"))
+    assert payload["reason"] == "offline" and payload["dialog_id"] == "d9" and pushed == [payload]

@@ -4,8 +4,9 @@ Notifications, https://xmpp.org/extensions/xep-0357.html, for standard
 clients, and a pluggable notifier (log or HTTP webhook) for everything
 else (a ConnectyCube-style push service behind a webhook).
 
-Who: for every 1-1 message (and, through L{PushModule.consider}, every
-group message the dialog layer fans out), a recipient gets a push when
+Who: for every 1-1 message (group messages only through
+L{PushModule.consider}, which the dialog layer calls once per occupant
+when it fans a message out), a recipient gets a push when
 they have no session that will receive it (offline: no available resource
 with a non-negative priority) or when every session that receives it is
 inactive (XEP-0352 / the SDK's mobile IQ, C{session.inactive}).  Never for
@@ -246,7 +247,8 @@ class PushModule(Module):
     @hook("message/full", priority=90)
     def onMessage(self, event):
         to = event.to
-        if to is None or to.user is None or not pushable(event.stanza, event.stanzaType):
+        if to is None or to.user is None or event.stanzaType == "groupchat" \
+                or not pushable(event.stanza, event.stanzaType):
             return None
         if event.origin is not None and event.origin.bare == to.userhost():
             return None
@@ -271,8 +273,9 @@ class PushModule(Module):
     def consider(self, bare: str, stanza, stanzaType: str, sender: str, target=None, dialogId=None):
         """
         Push C{stanza} to C{bare} if none of its receiving sessions is
-        active; fires with the payload pushed, or C{None}.  The dialog layer
-        calls this for each occupant of a group message.
+        active; fires with the payload pushed, or C{None}.  Group messages
+        are left to the dialog layer, which calls this once per occupant
+        (1-1 messages are considered here, from the routing events).
         """
         receiving = self.receivers(bare, target)
         if not receiving:
@@ -284,7 +287,10 @@ class PushModule(Module):
         user, _, domain = bare.partition("@")
         if domain != self.host.domain:
             return None
-        account = yield self.storage.accounts.getAccountByLocalpart(user)
+        if receiving and receiving[0].account is not None:
+            account = receiving[0].account
+        else:
+            account = yield self.storage.accounts.getAccountByLocalpart(user)
         if account is None:
             return None
         info = messageInfo(stanza)
