@@ -31,7 +31,9 @@ How: the notifier of C{[push] notifier}:
 
 XEP-0357 (§5-§7): C{<enable jid node/>} / C{<disable jid [node]/>} on the
 user's own account register app servers per account, in memory (clients
-re-enable on every connect; at most C{MAX_REGISTRATIONS} per account).  A
+re-enable on every connect; at most C{MAX_REGISTRATIONS} per account, node
+names up to C{MAX_NODE} characters, publish options up to
+C{MAX_OPTIONS_BYTES}: C{resource-constraint} / C{not-acceptable} beyond).  A
 push to such a user also publishes a C{urn:xmpp:push:summary}
 notification to each app server (routed like any IQ, so it reaches local
 components; remote servers need server-to-server, which is not enabled).
@@ -59,6 +61,8 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DATA = "jabber:x:data"
 NS_PUSH_SUMMARY = "urn:xmpp:push:summary"
 MAX_REGISTRATIONS = 16
+MAX_NODE = 1024
+MAX_OPTIONS_BYTES = 4096
 MAX_BODY = 256
 NO_PUSH_CHILDREN = frozenset(("replace", "remove", "retract", "reactions", "apply-to"))
 RETRY_CODES = frozenset((408, 429))
@@ -351,10 +355,14 @@ class PushModule(Module):
     @hook(f"iq-set/self/{NS_PUSH}:enable")
     def onEnable(self, event):
         session, element, jid, node = self._request(event)
+        if node is not None and len(node) > MAX_NODE:
+            raise StanzaError("not-acceptable", text=f"node longer than {MAX_NODE} characters")
         options = None
         for child in element.elements():
             if child.uri == NS_DATA and child.name == "x":
                 options = child
+        if options is not None and len(options.toXml()) > MAX_OPTIONS_BYTES:
+            raise StanzaError("not-acceptable", text=f"publish options larger than {MAX_OPTIONS_BYTES} bytes")
         registrations = self.registrations.setdefault(session.bare, {})
         if (jid, node) not in registrations and len(registrations) >= MAX_REGISTRATIONS:
             raise StanzaError("resource-constraint", text=f"At most {MAX_REGISTRATIONS} push registrations")
