@@ -91,3 +91,13 @@ def test_discoFeature():
     """The server advertises chat states in disco#info."""
     h = HostHarness()
     assert NS in h.host.features()
+
+
+def test_hostileChildNamesHarmless():
+    """A child element named like the cached attribute does not confuse the message analysis."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    _, tb = h.connect("bob")
+    h.send(alice, f"<message to='bob@localhost' type='chat'><_messageInfo/><composing xmlns='{NS}'/></message>")
+    [m] = messages(tb)
+    assert m.composing is not None
