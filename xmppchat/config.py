@@ -31,6 +31,13 @@ DEFAULT_MODULES = (
     "ping",
     "version",
     "time",
+    "message",
+    "chatstates",
+    "markers",
+    "carbons",
+    "csi",
+    "last",
+    "push",
 )
 
 
@@ -129,6 +136,20 @@ class LimitsConfig:
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
+    status_subscriptions_per_session: int = 200
+    csi_held_presences: int = 500
+
+
+@dataclass
+class PushConfig:
+    notifier: str = "log"
+    url: str = ""
+    timeout: int = 10
+    retries: int = 3
+    retry_delay: int = 1
+    queue_size: int = 1000
+    concurrency: int = 4
+    include_body: bool = True
 
 
 @dataclass
@@ -146,6 +167,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -163,6 +185,7 @@ SECTIONS = {
     "storage": StorageConfig,
     "limits": LimitsConfig,
     "modules": ModulesConfig,
+    "push": PushConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -214,6 +237,16 @@ def _validate(config: Config, problem) -> None:
             problem(f"limits.{f.name}", "must not be negative")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    push = config.push
+    if push.notifier not in ("log", "webhook"):
+        problem("push.notifier", f"must be 'log' or 'webhook', not {push.notifier!r}")
+    elif push.notifier == "webhook" and not push.url.startswith(("http://", "https://")):
+        problem("push.url", "the webhook notifier needs an http:// or https:// URL")
+    for key in ("timeout", "retries", "retry_delay", "queue_size", "concurrency"):
+        if getattr(push, key) < 0:
+            problem(f"push.{key}", "must not be negative")
+    if push.queue_size < 1 or push.concurrency < 1:
+        problem("push", "queue_size and concurrency must be at least 1")
     from xmppchat.modules import knownModules
 
     known = knownModules()
