@@ -10,11 +10,20 @@ def collections(ctx):
     below C{/chat}.
     """
     from xmppchat.api.sessions import LoginResource, SessionResource
+    from xmppchat.api.data import DataResource
+    from xmppchat.api.dialogs import DialogsResource
+    from xmppchat.api.messages import MessagesResource, SearchResource
+    from xmppchat.api.storage import BlobsResource
     from xmppchat.api.users import UsersResource
 
     out = [
         ("session", SessionResource),
         ("login", LoginResource),
         ("users", UsersResource),
+        ("chat/Dialog", DialogsResource),
+        ("chat/Message", MessagesResource),
+        ("chat/search", SearchResource),
+        ("blobs", BlobsResource),
+        ("data", DataResource),
     ]
     return out

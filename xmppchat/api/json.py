@@ -30,7 +30,14 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
-from xmppchat.storage.interfaces import AlreadyExists, NotFound, QuotaExceeded, StorageError
+from xmppchat.storage.interfaces import (
+    AlreadyExists,
+    InvalidQuery,
+    NotFound,
+    QuotaExceeded,
+    Query,
+    StorageError,
+)
 
 log = Logger()
 
@@ -173,6 +180,59 @@ class Params:
             else:
                 out.append(Filter(name, "eq", value))
         return out
+
+
+PAGING = frozenset(("limit", "skip", "offset", "count", "sort_asc", "sort_desc", "page",
+                    "per_page", "mark_as_read", "preview", "output"))
+
+
+def typedValue(name: str, value, ints=(), floats=()):
+    """
+    Convert a query value for the store: C{ints} fields to int, C{floats}
+    fields (timestamps) to float, lists item by item; 400 otherwise.
+    """
+    if isinstance(value, list):
+        return [typedValue(name, v, ints, floats) for v in value]
+    if name in ints:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise fieldError(name, "must be an integer", 400) from None
+    if name in floats:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise fieldError(name, "must be a number (Unix seconds)", 400) from None
+    return value
+
+
+def buildQuery(params: Params, names: dict | None = None, ints=(), floats=(),
+               defaultLimit: int = 100, maxLimit: int = 100, skipNames=("skip",),
+               reserved=PAGING) -> Query:
+    """
+    A storage L{Query} from the call's filters, C{sort_asc}/C{sort_desc},
+    C{limit} (clamped to C{maxLimit}) and C{skip}.  C{names} renames REST
+    fields to store fields; C{ints}/C{floats} are typed (L{typedValue}).
+    """
+    names = names or {}
+    query = Query()
+    for f in params.filters(reserved):
+        query.where(names.get(f.field, f.field), f.op, typedValue(f.field, f.value, ints, floats))
+    for key, descending in (("sort_desc", True), ("sort_asc", False)):
+        field_ = params.string(key)
+        if field_:
+            query.sort = names.get(field_, field_)
+            query.descending = descending
+            break
+    query.limit = params.integer("limit", defaultLimit, 0, maxLimit)
+    skip = 0
+    for name in skipNames:
+        value = params.integer(name, None, 0)
+        if value is not None:
+            skip = value
+            break
+    query.skip = skip
+    return query
 
 
 def _listValue(value) -> list:
@@ -565,6 +625,8 @@ class JSONResource(Resource):
         e = failure.value
         if isinstance(e, ApiError):
             status, errors = e.status, e.errors
+        elif isinstance(e, InvalidQuery):
+            status, errors = http.BAD_REQUEST, {"base": [str(e) or "invalid query"]}
         elif isinstance(e, AlreadyExists):
             status, errors = 422, {"base": [str(e) or "already exists"]}
         elif isinstance(e, NotFound):
@@ -699,6 +761,6 @@ __all__ = [
     "ApiError", "fieldError", "baseError", "notFound", "forbidden", "unauthorized",
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
-    "PUBLIC", "APP", "USER", "SESSION_MISSING", "writeJSON", "setCORS",
+    "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
     "requireDict", "optionalString", "toInt", "idList", "flagValue",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import re
@@ -367,7 +366,7 @@ class SessionManager:
         address = getattr(address, "host", None)
         key = str(account.id) if account is not None else None
         if self.throttle.isLockedOut(address, key):
-            raise baseError(http.TOO_MANY_REQUESTS, "Too many failed logins, try again later")
+            raise baseError(429, "Too many failed logins, try again later")
         ok = False
         if account is not None and account.credentials and isinstance(password, str) and password:
             ok = await self.ctx.runCPU(verifyPlain, Credentials.fromDict(account.credentials),

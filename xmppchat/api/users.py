@@ -24,8 +24,10 @@ from xmppchat.api.json import (
     APP,
     PUBLIC,
     USER,
+    PAGING,
     ApiError,
     JSONResource,
+    buildQuery,
     baseError,
     fieldError,
     forbidden,
@@ -37,7 +39,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.api.sessions import isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
-from xmppchat.storage.interfaces import AlreadyExists
+from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
 log = Logger()
 
@@ -62,9 +64,8 @@ SETTABLE = (set(PROFILE_STRINGS) | set(PROFILE_INTS)
                "user_tags", "privacy_settings", "external_user_id", "external_id"})
 IGNORED = {"id", "created_at", "updated_at", "last_request_at", "is_guest", "parents_ids"}
 
-# REST filter name -> account attribute for exact finders.
-FINDERS = {"id": "id", "login": "login", "email": "email", "external_user_id": "externalId",
-           "external_id": "externalId"}
+# REST filter name -> account query field (others are profile keys).
+QUERY_NAMES = {"external_user_id": "externalId", "external_id": "externalId"}
 
 
 def privacySettings(account) -> dict:
@@ -128,14 +129,6 @@ async def findAccount(storage, attribute: str, value):
     return await getter(value)
 
 
-async def _nextId(storage) -> int:
-    count = await storage.accounts.countAccounts()
-    if not count:
-        return 1
-    last = await storage.accounts.listAccounts(count - 1, 1)
-    return (last[0].id if last else count) + 1
-
-
 async def createRestAccount(ctx, appId: int, password: str | None, login=None, email=None,
                             externalId=None, profile=None):
     """
@@ -145,18 +138,9 @@ async def createRestAccount(ctx, appId: int, password: str | None, login=None, e
     """
     secret = password if password is not None else secrets.token_urlsafe(32)
     credentials = (await ctx.runCPU(deriveCredentials, secret)).toDict()
-    accounts = ctx.storage.accounts
-    for _ in range(8):
-        accountId = await _nextId(ctx.storage)
-        try:
-            return await accounts.createAccount(
-                f"{accountId}-{appId}", credentials, login=login, email=email,
-                externalId=externalId, profile=profile or {}, accountId=accountId)
-        except AlreadyExists:
-            if await accounts.getAccount(accountId) is None \
-                    and await accounts.getAccountByLocalpart(f"{accountId}-{appId}") is None:
-                raise  # the login, e-mail or external id is taken
-    raise baseError(http.SERVICE_UNAVAILABLE, "Could not allocate a user id, try again")
+    return await ctx.storage.accounts.createAccount(
+        f"{ID_PLACEHOLDER}-{appId}", credentials, login=login, email=email,
+        externalId=externalId, profile=profile or {})
 
 
 def _tags(value) -> list[str]:
@@ -361,60 +345,31 @@ class UsersResource(JSONResource):
             raise notFound("User")
         return {"user": userJSON(self.ctx, account, call.session.userId)}
 
-    async def _list(self, call, skip: int, limit: int):
+    async def _list(self, call, skipNames, limit: int):
         """
-        C{(total, accounts)} for the call's filters: exact finders for
-        C{id}, C{login}, C{email}, external id; a page of all users
-        otherwise.
+        C{(total, accounts)} for the call's filters and sort.
         """
-        reserved = {"page", "per_page", "limit", "offset", "skip", "sort_asc", "sort_desc",
-                    "order", "filter"}
-        filters = call.params.filters(reserved)
+        query = buildQuery(call.params, names=QUERY_NAMES, ints=("id", "blob_id"),
+                           floats=("created_at", "updated_at"), defaultLimit=limit,
+                           maxLimit=self.ctx.config.max_page, skipNames=skipNames,
+                           reserved=PAGING | {"filter", "order"})
         accounts = self.ctx.storage.accounts
-        finder = getattr(accounts, "findAccounts", None)
-        if finder is not None and filters:
-            return await finder(filters, skip, limit)
-        if not filters:
-            total = await accounts.countAccounts()
-            return total, await accounts.listAccounts(skip, limit)
-        found = None
-        for f in filters:
-            attribute = FINDERS.get(f.field)
-            if attribute is None or f.op not in ("eq", "in"):
-                raise fieldError(f.field, f"filtering users by {f.field}[{f.op}] is not supported", 400)
-            values = f.value if isinstance(f.value, list) else [f.value]
-            matches = {}
-            for value in values[:self.ctx.config.max_page * 10]:
-                if attribute == "id":
-                    try:
-                        value = toInt(value, f.field)
-                    except ApiError:
-                        continue
-                account = await findAccount(self.ctx.storage, attribute, value)
-                if account is not None:
-                    matches[account.id] = account
-            found = matches if found is None else {k: v for k, v in found.items() if k in matches}
-        ordered = [found[k] for k in sorted(found)]
-        return len(ordered), ordered[skip:skip + limit]
+        total = await accounts.countAccounts(query)
+        return query, total, await accounts.findAccounts(query)
 
     @route("GET", "v2", auth=APP)
     async def listV2(self, call):
-        maxPage = self.ctx.config.max_page
-        limit = call.params.integer("limit", 10, 1, maxPage)
-        skip = call.params.integer("offset", None, 0)
-        if skip is None:
-            skip = call.params.integer("skip", 0, 0)
-        total, accounts = await self._list(call, skip, limit)
+        query, total, accounts = await self._list(call, ("offset", "skip"), 10)
         viewer = call.session.userId
-        return {"limit": limit, "skip": skip, "total_entries": total,
+        return {"limit": query.limit, "skip": query.skip, "total_entries": total,
                 "items": [userJSON(self.ctx, a, viewer) for a in accounts]}
 
     @route("GET", auth=APP)
     async def listV1(self, call):
-        maxPage = self.ctx.config.max_page
-        perPage = call.params.integer("per_page", 10, 1, maxPage)
+        perPage = call.params.integer("per_page", 10, 1, self.ctx.config.max_page)
         page = call.params.integer("page", 1, 1)
-        total, accounts = await self._list(call, (page - 1) * perPage, perPage)
+        call.params.values.update(limit=str(perPage), skip=str((page - 1) * perPage))
+        _, total, accounts = await self._list(call, ("skip",), perPage)
         viewer = call.session.userId
         return {"current_page": page, "per_page": perPage, "total_entries": total,
                 "items": [{"user": userJSON(self.ctx, a, viewer)} for a in accounts]}
