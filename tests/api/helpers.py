@@ -85,11 +85,22 @@ class ApiHarness:
             hdrs["Content-Type"] = "application/json;charset=utf-8"
         url = path if path.startswith("http") else BASE + path
         d = self.stub.request(method, url, data=data, headers={k: [v] for k, v in hdrs.items()})
-        self.stub.flush()
-        response = result(d)
-        body = self.stub.content(response)
-        self.stub.flush()
+        response = result(self._pump(d))
+        body = self._pump(self.stub.content(response))
         return Response(response.code, response.headers, result(body))
+
+    def _pump(self, d, rounds=100):
+        """
+        Flush the in-memory connection until C{d} fires (file downloads
+        are written by a pull producer, one chunk per flush).
+        """
+        fired = []
+        d.addBoth(lambda r: (fired.append(True), r)[1])
+        for _ in range(rounds):
+            self.stub.flush()
+            if fired:
+                break
+        return d
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -146,6 +146,8 @@ class DataResource(JSONResource):
             if name not in known:
                 if op == "eq" and isinstance(value, str):
                     op, value = "in", _looseList(value)
+                elif op in ("lt", "lte", "gt", "gte") and isinstance(value, str):
+                    value = _looseList(value)[0]
                 elif isinstance(value, list):
                     value = _loose(value)
             filters.append((name, op, value))
