@@ -1,0 +1,85 @@
+"""
+The REST side-service in a real server: HTTP over loopback to the C{rest}
+port, then the session token (and a JWT) as the XMPP password of a real
+slixmpp client, with SCRAM and PLAIN.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from xmppchat.api.sessions import encodeJWT
+from tests.e2e.conftest import REST_AUTH_KEY, REST_JWT_SECRET
+from tests.e2e.test_slixmpp import Client, run
+
+
+def call(server, method, path, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}{path}", data=data,
+                                     method=method)
+    request.add_header("Content-Type", "application/json;charset=utf-8")
+    if token:
+        request.add_header("CB-Token", token)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def restUser(server):
+    status, body = call(server, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
+    assert status == 201, body
+    app = body["session"]["token"]
+    status, body = call(server, "POST", "/users.json",
+                        {"user": {"login": "resty", "password": "resty-pw-1"}}, token=app)
+    assert status == 201, body
+    status, body = call(server, "POST", "/login.json", {"login": "resty", "password": "resty-pw-1"},
+                        token=app)
+    assert status == 202, body
+    return app, body["user"]["id"]
+
+
+def test_restListening(server):
+    """The rest port is in ports.json and answers JSON 404s for unknown paths."""
+    assert "rest" in server.ports
+    status, body = call(server, "GET", "/nothing.json")
+    assert status == 404 and body == {"errors": {"base": ["Not found"]}}
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "PLAIN"])
+def test_tokenAsXMPPPassword(server, restUser, mechanism):
+    """slixmpp logs in as <id>-<appId> with the REST session token as password."""
+    token, userId = restUser
+
+    async def scenario():
+        client = Client(server, f"{userId}-1@localhost", token, mechanism)
+        assert await client.login()
+        await client.logout()
+        wrong = Client(server, f"{userId}-1@localhost", "0" * 40, mechanism)
+        assert not await wrong.login()
+
+    run(scenario())
+
+
+def test_jwtAsXMPPPassword(server):
+    """A JWT never seen by REST works as the PLAIN password of its (REST-created) user."""
+    jwt = encodeJWT({"user_id": "ext-e2e", "exp": int(time.time()) + 600}, REST_JWT_SECRET)
+    status, body = call(server, "GET", "/session.json", token=jwt)
+    assert status == 200, body
+    userId = body["session"]["user_id"]
+    fresh = encodeJWT({"user_id": "ext-e2e", "exp": int(time.time()) + 900}, REST_JWT_SECRET)
+
+    async def scenario():
+        client = Client(server, f"{userId}-1@localhost", fresh, "PLAIN")
+        assert await client.login()
+        await client.logout()
+
+    run(scenario())
