@@ -391,7 +391,7 @@ def test_offlineQuota(storage):
 
 def test_offlineNoLimit(storage):
     """A limit of None stores without a quota."""
-    for i in range(20):
+    for _ in range(20):
         result(storage.offline.storeOffline("bob", "<m/>", 1.0, None))
     assert result(storage.offline.countOffline("bob")) == 20
 

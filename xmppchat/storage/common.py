@@ -11,6 +11,9 @@ import os
 import re
 from dataclasses import dataclass
 
+from twisted.internet import defer, threads
+from twisted.python.threadpool import ThreadPool
+
 from xmppchat.storage.interfaces import (
     ACCOUNT_FIELDS,
     DIALOG_FIELDS,
@@ -21,8 +24,87 @@ from xmppchat.storage.interfaces import (
     ID_PLACEHOLDER,
     InvalidQuery,
     Query,
+    StorageError,
     isObjectId,
 )
+
+
+class Worker:
+    """
+    How a backend's blocking calls run: inline (C{synchronous}: tests and
+    the admin CLI get already-fired Deferreds), or on a bounded
+    L{ThreadPool} started and stopped with the storage, through
+    L{threads.deferToThreadPool} so the reactor never blocks.  The pool
+    also stops at reactor shutdown.
+    """
+
+    def __init__(self, reactor, synchronous: bool, size: int, name: str):
+        self.reactor = reactor
+        self.synchronous = synchronous
+        self.size = size
+        self.name = name
+        self.pool: ThreadPool | None = None
+        self._shutdownTrigger = None
+
+    def _call(self, f, *args) -> defer.Deferred:
+        if self.synchronous:
+            try:
+                result = f(*args)
+            except BaseException:
+                return defer.fail()
+            return defer.succeed(result)
+        if self.pool is None:
+            return defer.fail(StorageError("storage is not started"))
+        return threads.deferToThreadPool(self.reactor, self.pool, f, *args)
+
+    def _startWith(self, connect) -> defer.Deferred:
+        """
+        Start the pool (unless synchronous) and run C{connect} on it; a
+        failure stops the pool again.
+        """
+        if self.synchronous:
+            return self._call(connect)
+        if self.reactor is None:
+            from twisted.internet import reactor
+
+            self.reactor = reactor
+        self.pool = ThreadPool(1, self.size, name=self.name)
+        self.pool.start()
+        self._shutdownTrigger = self.reactor.addSystemEventTrigger(
+            "during", "shutdown", self._stopPool)
+        d = self._call(connect)
+        d.addErrback(self._startFailed)
+        return d
+
+    def _startFailed(self, failure):
+        self._stopPool()
+        return failure
+
+    def _stopPool(self) -> None:
+        if self._shutdownTrigger is not None:
+            try:
+                self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
+            except (ValueError, KeyError):
+                pass
+            self._shutdownTrigger = None
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            pool.stop()
+
+    def _stopWith(self, close) -> defer.Deferred:
+        """
+        Run C{close} (on the pool), then stop the pool.
+        """
+        if not self.synchronous and self.pool is None:
+            return defer.succeed(None)
+        d = self._call(close)
+        if not self.synchronous:
+            d.addBoth(self._closed)
+        return d
+
+    def _closed(self, result):
+        self._stopPool()
+        return result
 
 # A key of a JSON object that finders can address (profile keys, custom
 # message fields, record fields, dialog extensions): letters, digits, "_"

@@ -23,9 +23,8 @@ import os
 import sqlite3
 import time
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
 from xmppchat.storage import common
 from xmppchat.storage.common import (
@@ -454,7 +453,7 @@ _RECORDS = _Translator(RECORD_SCHEMA, {
     "updated_at": "updated_at"}, "fields", "created_at, id")
 
 
-class _Database:
+class _Database(common.Worker):
     """
     The single connection and the way calls reach it: inline
     (C{synchronous}) or on a one-thread pool.
@@ -464,26 +463,10 @@ class _Database:
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
                  busyTimeout: int = BUSY_TIMEOUT_MS):
+        common.Worker.__init__(self, reactor, synchronous, 1, "xmppchat-sqlite")
         self.path = path
-        self.reactor = reactor
-        self.synchronous = synchronous
         self.busyTimeout = busyTimeout
         self.connection: sqlite3.Connection | None = None
-        self.pool: ThreadPool | None = None
-        self._shutdownTrigger = None
-
-    # -- running calls --------------------------------------------------
-
-    def _call(self, f, *args) -> defer.Deferred:
-        if self.synchronous:
-            try:
-                result = f(*args)
-            except BaseException:
-                return defer.fail()
-            return defer.succeed(result)
-        if self.pool is None:
-            return defer.fail(StorageError("storage is not started"))
-        return threads.deferToThreadPool(self.reactor, self.pool, f, *args)
 
     def run(self, write: bool, f, *args) -> defer.Deferred:
         """
@@ -511,49 +494,11 @@ class _Database:
         except sqlite3.Error as e:
             raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
 
-    # -- life cycle -----------------------------------------------------
-
     def start(self) -> defer.Deferred:
-        if self.synchronous:
-            return self._call(self._connect)
-        if self.reactor is None:
-            from twisted.internet import reactor
-
-            self.reactor = reactor
-        self.pool = ThreadPool(1, 1, name="xmppchat-sqlite")
-        self.pool.start()
-        self._shutdownTrigger = self.reactor.addSystemEventTrigger(
-            "during", "shutdown", self._stopPool)
-        d = self._call(self._connect)
-        d.addErrback(self._startFailed)
-        return d
-
-    def _startFailed(self, failure):
-        self._stopPool()
-        return failure
-
-    def _stopPool(self) -> None:
-        if self._shutdownTrigger is not None:
-            try:
-                self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
-            except (ValueError, KeyError):
-                pass
-            self._shutdownTrigger = None
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            pool.stop()
+        return self._startWith(self._connect)
 
     def stop(self) -> defer.Deferred:
-        if not self.synchronous and self.pool is None:
-            return defer.succeed(None)
-        d = self._call(self._close)
-        if not self.synchronous:
-            d.addBoth(self._closed)
-        return d
-
-    def _closed(self, result):
-        self._stopPool()
-        return result
+        return self._stopWith(self._close)
 
     def _connect(self) -> None:
         if self.connection is not None:
