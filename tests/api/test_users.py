@@ -211,3 +211,22 @@ def test_deleteOwn(api):
     assert r.status == 200 and r.raw == b""
     assert result(api.storage.accounts.getAccount(uid)) is None
     assert api.get("/session.json", token=token).status == 401
+
+
+def test_privacyStoredAtSignup(api):
+    """New accounts carry privacy_settings in their profile, both enabled."""
+    user = api.signup("alice")
+    account = result(api.storage.accounts.getAccount(user["id"]))
+    assert account.profile["privacy_settings"] == {"typing_indicators": {"enabled": True},
+                                                   "read_receipts": {"enabled": True}}
+
+
+def test_signupExternalId(api):
+    """external_user_id is kept and limited to a-z 0-9 @ _ -."""
+    token = api.appToken()
+    r = api.post("/users.json", {"user": {"login": "alice", "password": "password1",
+                                          "external_user_id": "ext_1"}}, token=token)
+    assert r.status == 201 and r.json["user"]["external_user_id"] == "ext_1"
+    r = api.post("/users.json", {"user": {"login": "bob", "password": "password1",
+                                          "external_user_id": "Bad Id"}}, token=token)
+    assert r.status == 422 and "external_user_id" in r.json["errors"]

@@ -18,6 +18,7 @@ from xmppchat.api.json import (
     USER,
     JSONResource,
     buildQuery,
+    deleteSummary,
     dumps,
     fieldError,
     forbidden,
@@ -241,8 +242,7 @@ class DataResource(JSONResource):
             if refused:
                 raise forbidden("Only the record's creator can delete it")
             return None
-        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
-                "WrongPermissions": {"ids": refused}}
+        return deleteSummary(done, missing, refused)
 
 
 __all__ = ["DataResource", "recordJSON"]

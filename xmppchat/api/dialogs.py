@@ -21,10 +21,10 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
-    PAGING,
     USER,
     JSONResource,
     buildQuery,
+    deleteSummary,
     fieldError,
     flagValue,
     forbidden,
@@ -421,8 +421,7 @@ class DialogsResource(JSONResource):
                 raise forbidden("You cannot delete this dialog" if force
                                 else "You are not an occupant of this dialog")
             return None
-        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
-                "WrongPermissions": {"ids": refused}}
+        return deleteSummary(done, missing, refused)
 
     async def _leave(self, call, dialog) -> bool:
         """
@@ -505,4 +504,4 @@ class DialogsResource(JSONResource):
 
 
 __all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
-           "readableDialog", "canRead", "canPost", "isMember", "isManager", "PAGING"]
+           "readableDialog", "canRead", "canPost", "isMember", "isManager"]

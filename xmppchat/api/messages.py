@@ -26,6 +26,7 @@ from xmppchat.api.json import (
     USER,
     JSONResource,
     buildQuery,
+    deleteSummary,
     fieldError,
     flagValue,
     forbidden,
@@ -331,8 +332,7 @@ class MessagesResource(JSONResource):
                 await messages.deleteMessages(done)
             else:
                 await messages.deleteForUser(done, viewer)
-        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
-                "WrongPermissions": {"ids": refused}}
+        return deleteSummary(done, missing, refused)
 
     @route("GET", "unread", auth=USER)
     async def unread(self, call):

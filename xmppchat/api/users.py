@@ -37,7 +37,7 @@ from xmppchat.api.json import (
     route,
     toInt,
 )
-from xmppchat.api.sessions import isoTime
+from xmppchat.api.sessions import EXTERNAL_ID, isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
@@ -68,11 +68,12 @@ IGNORED = {"id", "created_at", "updated_at", "last_request_at", "is_guest", "par
 QUERY_NAMES = {"external_user_id": "externalId", "external_id": "externalId"}
 
 
-def privacySettings(account) -> dict:
+def privacySettings(profile) -> dict:
     """
-    The account's privacy switches with defaults filled in.
+    The privacy switches of a profile (C{Account.profile}) with defaults
+    filled in.
     """
-    stored = account.profile.get("privacy_settings") if account.profile else None
+    stored = profile.get("privacy_settings") if profile else None
     out = {}
     for key in PRIVACY_KEYS:
         entry = stored.get(key) if isinstance(stored, dict) else None
@@ -111,7 +112,7 @@ def userJSON(ctx, account, viewer=None) -> dict:
         "is_guest": bool(profile.get("is_guest", False)),
     }
     if own:
-        out["privacy_settings"] = privacySettings(account)
+        out["privacy_settings"] = privacySettings(account.profile)
     return out
 
 
@@ -138,9 +139,11 @@ async def createRestAccount(ctx, appId: int, password: str | None, login=None, e
     """
     secret = password if password is not None else secrets.token_urlsafe(32)
     credentials = (await ctx.runCPU(deriveCredentials, secret)).toDict()
+    profile = dict(profile or {})
+    profile.setdefault("privacy_settings", {k: dict(v) for k, v in DEFAULT_PRIVACY.items()})
     return await ctx.storage.accounts.createAccount(
         f"{ID_PLACEHOLDER}-{appId}", credentials, login=login, email=email,
-        externalId=externalId, profile=profile or {})
+        externalId=externalId, profile=profile)
 
 
 def _tags(value) -> list[str]:
@@ -221,32 +224,31 @@ def validateProfile(ctx, data: dict, profile: dict) -> dict:
         if name in data:
             out["user_tags"] = _tags(data[name])
     if "privacy_settings" in data:
-        current = privacySettings(_Profiled(out))
+        current = privacySettings(out)
         out["privacy_settings"] = _privacy(data["privacy_settings"], current)
     return out
 
 
-class _Profiled:
-    def __init__(self, profile):
-        self.profile = profile
-
-
-def _login(data):
-    value = data.get("login")
+def _matching(data, name, pattern, message):
+    """
+    C{data[name]} if it is a string matching C{pattern}; C{None} when
+    absent or empty; 422 with C{message} otherwise.
+    """
+    value = data.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not LOGIN.fullmatch(value):
-        raise fieldError("login", "must be 3-50 characters: letters, digits and . _ @ + -")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise fieldError(name, message)
     return value
 
 
+def _login(data):
+    return _matching(data, "login", LOGIN, "must be 3-50 characters: letters, digits and . _ @ + -")
+
+
 def _email(data):
-    value = data.get("email")
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not EMAIL.fullmatch(value):
-        raise fieldError("email", "is not a valid e-mail address")
-    return value.lower()
+    value = _matching(data, "email", EMAIL, "is not a valid e-mail address")
+    return value.lower() if value else None
 
 
 def _password(data, name="password"):
@@ -299,7 +301,8 @@ class UsersResource(JSONResource):
         if login is None and email is None:
             raise fieldError("login", "login or email is required")
         password = _password(data)
-        externalId = optionalString(data, "external_user_id", 128) or None
+        externalId = _matching(data, "external_user_id", EXTERNAL_ID,
+                               "must be 1-128 characters of a-z 0-9 @ _ -")
         profile = validateProfile(self.ctx, {k: v for k, v in data.items() if k not in (
             "login", "email", "password", "external_user_id", "external_id")}, {})
         try:
