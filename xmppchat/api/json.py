@@ -224,7 +224,7 @@ def buildQuery(params: Params, names: dict | None = None, ints=(), floats=(),
             query.sort = names.get(field_, field_)
             query.descending = descending
             break
-    query.limit = params.integer("limit", defaultLimit, 0, maxLimit)
+    query.limit = params.integer("limit", defaultLimit, 1, maxLimit)
     skip = 0
     for name in skipNames:
         value = params.integer(name, None, 0)

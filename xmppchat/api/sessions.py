@@ -183,7 +183,13 @@ class SessionManager:
     def __init__(self, ctx):
         self.ctx = ctx
         self._appSessions: OrderedDict[str, SessionInfo] = OrderedDict()
-        self.throttle = LoginThrottle(ctx.clock)
+        limits = ctx.limits
+        if limits is None:
+            self.throttle = LoginThrottle(ctx.clock)
+        else:
+            self.throttle = LoginThrottle(ctx.clock, freeFailures=limits.failed_logins_free,
+                                          lockoutFailures=limits.failed_logins_lockout,
+                                          lockoutSeconds=limits.failed_logins_lockout_seconds)
 
     # -- applications -------------------------------------------------------
 

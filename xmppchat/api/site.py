@@ -43,6 +43,7 @@ class ApiContext:
     runCPU: object = None
     sessions: object = None
     apps: dict = field(default_factory=dict)
+    limits: object = None
 
     def fire(self, name: str, event) -> None:
         """
@@ -110,7 +111,7 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None) -> ApiContext:
     rest = config.rest
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
                      hooks=hooks, runCPU=runCPU or inline,
-                     apps={app["application_id"]: app for app in rest.apps})
+                     apps={app["application_id"]: app for app in rest.apps}, limits=config.limits)
     ctx.sessions = SessionManager(ctx)
     return ctx
 
