@@ -83,3 +83,17 @@ def test_jwtAsXMPPPassword(server):
         await client.logout()
 
     run(scenario())
+
+
+def test_oversizedBody(server):
+    """A body over max_body_bytes gets a JSON 413 from the real listener."""
+    request = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}/session.json",
+                                     data=b"{" + b" " * (2 * 1024 * 1024) + b"}", method="POST")
+    request.add_header("Content-Type", "application/json")
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as e:
+        assert e.code == 413
+        assert json.loads(e.read())["errors"]["base"][0].startswith("Request body too large")
+    else:
+        raise AssertionError("no 413")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 from twisted.web import http
 
-from xmppchat.api.dialogs import canPost, dialogsJSON, isMember, readableDialog
+from xmppchat.api.dialogs import canPost, dialogsJSON, isMember, isParticipant, readableDialog
 from xmppchat.api.json import (
     PAGING,
     USER,
@@ -199,7 +199,7 @@ class MessagesResource(JSONResource):
             total = await messages.countMessages(dialog.id, viewer, query)
             return {"items": {"count": total}}
         items = await messages.listMessages(dialog.id, viewer, query)
-        if items and isMember(dialog, viewer) and call.params.flag("mark_as_read", True):
+        if items and isParticipant(dialog, viewer) and call.params.flag("mark_as_read", True):
             newest = max(items, key=lambda m: m.order)
             if await messages.markRead(dialog.id, viewer, newest.id):
                 self.ctx.fire("rest-messages-marked",
@@ -294,7 +294,7 @@ class MessagesResource(JSONResource):
         read, delivered = flagValue(body.get("read")), flagValue(body.get("delivered"))
         if not (read or delivered):
             raise fieldError("read", "give read=1, delivered=1 or a new message body")
-        if not isMember(dialog, viewer):
+        if not isParticipant(dialog, viewer):
             raise forbidden("You are not an occupant of this dialog")
         newest = max(found, key=lambda m: m.order).id if found else None
         if read:
@@ -321,7 +321,7 @@ class MessagesResource(JSONResource):
             if message.dialogId not in dialogs:
                 dialogs[message.dialogId] = await self.ctx.storage.dialogs.getDialog(message.dialogId)
             dialog = dialogs[message.dialogId]
-            if dialog is None or not isMember(dialog, viewer) and dialog.type != 4:
+            if dialog is None or not isParticipant(dialog, viewer):
                 refused.append(messageId)
             elif force and message.senderId != viewer:
                 refused.append(messageId)
@@ -345,7 +345,7 @@ class MessagesResource(JSONResource):
         counts = await self.ctx.storage.messages.unreadCounts(viewer, ids)
         if ids is not None:
             found = await self.ctx.storage.dialogs.getDialogs([i for i in ids if isObjectId(i)])
-            counts = {i: (counts.get(i, 0) if i in found and isMember(found[i], viewer) else 0)
+            counts = {i: (counts.get(i, 0) if i in found and isParticipant(found[i], viewer) else 0)
                       for i in ids}
         out = {"total": sum(counts.values())}
         out.update(counts)
