@@ -230,3 +230,23 @@ def test_signupExternalId(api):
     r = api.post("/users.json", {"user": {"login": "bob", "password": "password1",
                                           "external_user_id": "Bad Id"}}, token=token)
     assert r.status == 422 and "external_user_id" in r.json["errors"]
+
+
+def test_online(api):
+    """/users/online.json lists users with XMPP sessions, and counts them."""
+    from types import SimpleNamespace
+
+    from xmppchat.sessions import SessionRegistry
+    alice = api.signup("alice")
+    api.signup("bob")
+    registry = SessionRegistry()
+    account = result(api.storage.accounts.getAccount(alice["id"]))
+    for resource in ("r1", "r2"):
+        registry.add(SimpleNamespace(bare=f"{account.localpart}@localhost", resource=resource,
+                                     account=account))
+    token = api.appToken()
+    assert api.get("/users/online.json", token=token).json == {"users": []}
+    api.ctx.online = registry
+    r = api.get("/users/online.json?limit=10&offset=0", token=token)
+    assert [u["id"] for u in r.json["users"]] == [alice["id"]]
+    assert api.get("/users/online.json?count=true", token=token).json == {"count": 1}

@@ -44,6 +44,8 @@ class ApiContext:
     sessions: object = None
     apps: dict = field(default_factory=dict)
     limits: object = None
+    # the host's SessionRegistry, for /users/online.json (None: nobody online)
+    online: object = None
 
     def fire(self, name: str, event) -> None:
         """
@@ -102,7 +104,7 @@ class RestSite(server.Site):
         pass
 
 
-def buildContext(config, storage, clock, hooks=None, runCPU=None) -> ApiContext:
+def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -> ApiContext:
     """
     The L{ApiContext} for a full L{xmppchat.config.Config}.
     """
@@ -111,7 +113,8 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None) -> ApiContext:
     rest = config.rest
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
                      hooks=hooks, runCPU=runCPU or inline,
-                     apps={app["application_id"]: app for app in rest.apps}, limits=config.limits)
+                     apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
+                     online=online)
     ctx.sessions = SessionManager(ctx)
     return ctx
 
@@ -133,11 +136,13 @@ def makeRoot(ctx) -> Resource:
     return root
 
 
-def makeSite(config, storage, clock, hooks=None, runCPU=None) -> RestSite:
+def makeSite(config, storage, clock, hooks=None, runCPU=None, online=None) -> RestSite:
     """
-    The REST site for C{config} on C{storage}.
+    The REST site for C{config} on C{storage}; C{hooks} and C{online} are
+    the host's L{xmppchat.hooks.HookBus} and
+    L{xmppchat.sessions.SessionRegistry} when it runs in the XMPP process.
     """
-    ctx = buildContext(config, storage, clock, hooks, runCPU)
+    ctx = buildContext(config, storage, clock, hooks, runCPU, online)
     rest = config.rest
     limit = max(rest.max_body_bytes, rest.blob_max_bytes + 65536)
     site = RestSite(makeRoot(ctx), maxRequestBytes=limit)

@@ -360,6 +360,23 @@ class UsersResource(JSONResource):
         total = await accounts.countAccounts(query)
         return query, total, await accounts.findAccounts(query)
 
+    @route("GET", "online", auth=APP)
+    async def online(self, call):
+        """
+        Users with a bound XMPP session in this process.
+        """
+        registry = self.ctx.online
+        ids = sorted({s.account.id for s in registry.all() if s.account is not None}) \
+            if registry is not None else []
+        if call.params.flag("count"):
+            return {"count": len(ids)}
+        limit = call.params.integer("limit", 10, 1, self.ctx.config.max_page)
+        offset = call.params.integer("offset", 0, 0)
+        page = ids[offset:offset + limit]
+        found = await self.ctx.storage.accounts.getAccounts(page)
+        viewer = call.session.userId
+        return {"users": [userJSON(self.ctx, found[i], viewer) for i in page if i in found]}
+
     @route("GET", "v2", auth=APP)
     async def listV2(self, call):
         query, total, accounts = await self._list(call, ("offset", "skip"), 10)
