@@ -139,3 +139,37 @@ def test_listRenameDelete(api):
     assert api.get(f"/blobs/{blob['uid']}", token=api.alice).status == 404
     path = os.path.join(api.config.server.data_dir, "blobs", blob["uid"][:2], blob["uid"])
     assert not os.path.exists(path)
+
+
+def test_fileInfoByUidAndObjectURL(api):
+    """GET /blobs/<uid>.json (getFile) and /blobs/<uid>/object.json answer for a session holder."""
+    blob = upload(api)
+    r = api.get(f"/blobs/{blob['uid']}.json", token=api.bob)
+    assert r.status == 200 and r.json["blob"]["id"] == blob["id"]
+    r = api.get(f"/blobs/{blob['uid']}/object.json", token=api.bob)
+    assert r.json["blob_object_access"]["params"].endswith(f"/blobs/{blob['uid']}")
+    assert api.get("/blobs/" + "f" * 32 + ".json", token=api.bob).status == 404
+    assert api.get(f"/blobs/{blob['uid']}.json").status == 401
+
+
+def test_updateBlob(api):
+    """PUT /blobs/<id>.json renames; unknown fields and bad types are 422."""
+    blob = upload(api)
+    r = api.put(f"/blobs/{blob['id']}.json", {"blob": {"name": "renamed.txt"}}, token=api.alice)
+    assert r.status == 200 and r.json["blob"]["name"] == "renamed.txt"
+    assert api.put(f"/blobs/{blob['id']}.json", {"blob": {"size": 5}}, token=api.alice).status == 422
+    assert api.put(f"/blobs/{blob['id']}.json", {"blob": {"content_type": "nope"}},
+                   token=api.alice).status == 422
+
+
+def test_activeContentIsAttachment(api):
+    """HTML uploads are served as attachments, never rendered inline."""
+    r = api.post("/blobs.json", {"blob": {"name": "x.html", "content_type": "text/html", "public": True}},
+                 token=api.alice)
+    blob = r.json["blob"]
+    body, ctype = multipart({"uid": blob["uid"]}, b"<script>alert(1)</script>")
+    api.request("POST", "/blobs/upload", raw=body, contentType=ctype, token=api.alice)
+    api.put(f"/blobs/{blob['id']}/complete.json", {"size": 25}, token=api.alice)
+    r = api.get(f"/blobs/{blob['uid']}")
+    assert r.status == 200 and r.header("content-disposition").startswith("attachment")
+    assert r.header("x-content-type-options") == "nosniff"
