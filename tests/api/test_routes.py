@@ -23,7 +23,7 @@ def allRoutes():
     out = []
     for path, cls in collections(api.ctx):
         resource = cls(api.ctx)
-        for method, segments, auth, text, maxBody, handler in resource._routes:
+        for method, segments, auth, *_ in resource._routes:
             parts = [DUMMY[s[1:-1]] if s.startswith("{") else s for s in segments]
             url = "/" + "/".join([path, *parts])
             out.append((method, url + ".json", auth))
