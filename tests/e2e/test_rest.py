@@ -97,3 +97,33 @@ def test_oversizedBody(server):
         assert json.loads(e.read())["errors"]["base"][0].startswith("Request body too large")
     else:
         raise AssertionError("no 413")
+
+
+def test_standalone(tmp_path):
+    """python -m xmppchat.api serves REST alone on the configured storage."""
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT, _env
+    config = tmp_path / "rest.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+                      '[storage]\nbackend = "sqlite"\npath = "db.sqlite3"\n'
+                      '[rest]\nenabled = true\nport = 0\n'
+                      '[[rest.apps]]\napplication_id = 7\nauth_key = "solo-key"\n')
+    process = subprocess.Popen([sys.executable, "-m", "xmppchat.api", "--config", str(config)],
+                               cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    import threading
+    watchdog = threading.Timer(30, process.kill)
+    watchdog.start()
+    try:
+        line = process.stdout.readline()
+        assert "listening on" in line, process.stderr.read()
+        port = int(line.rsplit(":", 1)[1])
+        server = type("S", (), {"ports": {"rest": port}})()
+        status, body = call(server, "POST", "/session.json", {"application_id": 7, "auth_key": "solo-key"})
+        assert status == 201 and body["session"]["application_id"] == 7
+    finally:
+        watchdog.cancel()
+        process.terminate()
+        process.wait(timeout=15)
