@@ -18,6 +18,24 @@ from tests.helpers import makeConfig, result
 
 BASE = "http://127.0.0.1:8089"
 SECRET = "jwt-secret-for-tests-0123456789"
+# The storage backend of new harnesses; tests/api/conftest.py runs the API
+# suites once per backend.
+BACKENDS = ("sqlite", "mongomock")
+backend = "sqlite"
+
+
+def openTestStorage(name: str, clock):
+    """
+    Fresh synchronous storage: SQLite C{:memory:} or MongoDB on mongomock.
+    """
+    if name == "mongomock":
+        import mongomock
+
+        from xmppchat.storage.mongo import MongoStorage
+
+        return MongoStorage(client=mongomock.MongoClient(), database="api-tests", reactor=clock,
+                            synchronous=True)
+    return SQLiteStorage(":memory:", reactor=clock, synchronous=True)
 
 
 class Response:
@@ -56,7 +74,8 @@ class ApiHarness:
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.config = makeConfig(rest=restConfig, **sections)
-        self.storage = SQLiteStorage(":memory:", reactor=self.clock, synchronous=True)
+        self.backend = backend
+        self.storage = openTestStorage(backend, self.clock)
         result(self.storage.start())
         self.hooks = HookBus()
         self.site = makeSite(self.config, self.storage, self.clock, hooks=self.hooks)

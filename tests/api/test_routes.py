@@ -33,7 +33,7 @@ def allRoutes():
 ROUTES = allRoutes()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api():
     return ApiHarness()
 

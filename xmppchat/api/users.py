@@ -260,12 +260,19 @@ def _password(data, name="password"):
     return value
 
 
-def _taken(e: AlreadyExists) -> ApiError:
-    message = str(e)
+async def _taken(ctx, e: AlreadyExists, exceptId=None, **wanted) -> ApiError:
+    """
+    The 422 naming the field another account holds (looked up, since
+    backends word their duplicate errors differently).
+    """
     for name, wire in (("login", "login"), ("email", "email"), ("externalId", "external_user_id")):
-        if name in message:
+        value = wanted.get(name)
+        if value is None:
+            continue
+        other = await findAccount(ctx.storage, name, value)
+        if other is not None and other.id != exceptId:
             return fieldError(wire, "has already been taken")
-    return baseError(422, "already exists")
+    return baseError(422, str(e) or "already exists")
 
 
 class UsersResource(JSONResource):
@@ -309,7 +316,7 @@ class UsersResource(JSONResource):
             account = await createRestAccount(self.ctx, appId, password, login=login, email=email,
                                               externalId=externalId, profile=profile)
         except AlreadyExists as e:
-            raise _taken(e) from None
+            raise await _taken(self.ctx, e, login=login, email=email, externalId=externalId) from None
         return http.CREATED, {"user": userJSON(self.ctx, account)}
 
     async def _get(self, userId: str):
@@ -437,7 +444,8 @@ class UsersResource(JSONResource):
             try:
                 account = await self.ctx.storage.accounts.updateAccount(account.id, **changes)
             except AlreadyExists as e:
-                raise _taken(e) from None
+                raise await _taken(self.ctx, e, account.id, login=changes.get("login"),
+                                   email=changes.get("email")) from None
         return {"user": userJSON(self.ctx, account)}
 
     @route("DELETE", "{userId}", auth=USER, text=True)
