@@ -231,3 +231,13 @@ def test_jwtSessionProvider(api):
     r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
                                    "provider": "facebook", "keys": {"token": "x"}})
     assert r.status == 422
+
+
+def test_cliAccountLogsInByName(api):
+    """An account made with the admin CLI (localpart, no login) logs in with its name."""
+    from xmppchat.auth.credentials import deriveCredentials
+    account = result(api.storage.accounts.createAccount(
+        "carol", deriveCredentials("carol-password").toDict()))
+    r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
+                                   "user": {"login": "carol", "password": "carol-password"}})
+    assert r.status == 201 and r.json["session"]["user_id"] == account.id

@@ -405,6 +405,11 @@ class SessionManager:
             elif not isinstance(value, str):
                 raise fieldError(key, "must be a string", 400)
             account = await findAccount(self.ctx.storage, attribute, value)
+            if account is None and key == "login":
+                # Accounts made with the admin CLI have a localpart, no login.
+                account = await self.ctx.storage.accounts.getAccountByLocalpart(value)
+                if account is not None and account.login is not None:
+                    account = None
             break
         else:
             raise baseError(422, "Provide login, email or id, and password")
