@@ -173,3 +173,9 @@ def test_activeContentIsAttachment(api):
     r = api.get(f"/blobs/{blob['uid']}")
     assert r.status == 200 and r.header("content-disposition").startswith("attachment")
     assert r.header("x-content-type-options") == "nosniff"
+
+
+def test_downloadPrivateNeedsUserSession(api):
+    """An application-only token does not open private files."""
+    blob = upload(api)
+    assert api.get(f"/blobs/{blob['uid']}?token={api.appToken()}").status == 401

@@ -12,7 +12,7 @@ SDK's three-step C{createAndUpload} against a self-hosted upload URL.
 
 Files live in C{<data_dir>/blobs/<uid[:2]>/<uid>} and are served at
 C{GET /blobs/<uid>}: public blobs to anyone, private ones to any valid
-session token (header C{CB-Token} or C{?token=}, the SDK's
+user session token (header C{CB-Token} or C{?token=}, the SDK's
 C{privateUrl(uid)}).  Disk writes and deletes run off the reactor thread.
 """
 
@@ -254,7 +254,7 @@ class BlobsResource(JSONResource):
             token = call.params.string("token")
             if session is None and token:
                 session = await self.ctx.sessions.resolve(token)
-            if session is None:
+            if session is None or session.account is None:
                 raise unauthorized()
         data = await self.ctx.runCPU(_readFile, blobPath(self.ctx.server.data_dir, uid))
         if data is None:
