@@ -93,3 +93,32 @@ def test_recordLimits(api):
     assert r.status == 422
     r = api.post("/data/UserReports.json", [1, 2], token=api.alice)
     assert r.status == 400
+
+
+def test_updateMulti(api):
+    """PUT multi changes the caller's records and reports the others as not found."""
+    mine, theirs = report(api), report(api, token=api.bob)
+    r = api.put("/data/UserReports/multi.json", {"record": {
+        "1": {"_id": mine["_id"], "reason": "fixed"}, "2": {"_id": theirs["_id"], "reason": "x"}}},
+        token=api.alice)
+    assert r.status == 200, r
+    assert [i["reason"] for i in r.json["items"]] == ["fixed"]
+    assert r.json["not_found"]["ids"] == [theirs["_id"]]
+
+
+def test_byCriteria(api):
+    """PUT and DELETE by_criteria touch only the caller's matching records."""
+    report(api, reportedUserId=202)
+    report(api, reportedUserId=303)
+    report(api, token=api.bob, reportedUserId=202)
+    r = api.put("/data/UserReports/by_criteria.json",
+                {"search_criteria": {"reportedUserId": 202}, "reason": "seen"}, token=api.alice)
+    assert r.status == 200 and r.json["total_found"] == 1
+    assert r.json["items"][0]["reason"] == "seen"
+    assert api.put("/data/UserReports/by_criteria.json", {"reason": "x"}, token=api.alice).status == 422
+    r = api.delete("/data/UserReports/by_criteria.json", form={"reportedUserId[gt]": "250"},
+                   token=api.alice)
+    assert r.json == {"total_deleted": 1}
+    left = api.get("/data/UserReports.json", token=api.alice).json["items"]
+    assert sorted((i["user_id"], i["reportedUserId"]) for i in left) == sorted(
+        [(api.aliceId, 202), (api.bobId, 202)])

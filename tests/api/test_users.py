@@ -250,3 +250,9 @@ def test_online(api):
     r = api.get("/users/online.json?limit=10&offset=0", token=token)
     assert [u["id"] for u in r.json["users"]] == [alice["id"]]
     assert api.get("/users/online.json?count=true", token=token).json == {"count": 1}
+
+
+def test_resetPasswordUnavailable(api):
+    """Password reset answers a clear JSON 501 (no e-mail delivery)."""
+    r = api.post("/users/password/reset.json", {"email": "a@example.com"})
+    assert r.status == 501 and "administrator" in r.json["errors"]["base"][0]

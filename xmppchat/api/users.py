@@ -367,6 +367,12 @@ class UsersResource(JSONResource):
         total = await accounts.countAccounts(query)
         return query, total, await accounts.findAccounts(query)
 
+    @route("POST", "password/reset", auth=PUBLIC, text=True)
+    async def resetPassword(self, call):
+        raise baseError(http.NOT_IMPLEMENTED,
+                        "Password reset by e-mail is not available: ask the administrator "
+                        "(python -m xmppchat.admin passwd)")
+
     @route("GET", "online", auth=APP)
     async def online(self, call):
         """
