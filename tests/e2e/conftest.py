@@ -88,6 +88,7 @@ private_key = "server.key"
 enabled = true
 interface = "127.0.0.1"
 port = 0
+data_classes = ["UserReports", "MessageReports"]
 
 [[rest.apps]]
 application_id = 1

@@ -79,6 +79,17 @@ async function step(name, f) {
   });
   out.download = downloaded;
 
+  const pub = await step('dialog.create public', () => ConnectyCube.chat.dialog.create({ type: 4, name: 'SDK lobby' }));
+  out.publicSubscribe = await step('dialog.subscribe', () => ConnectyCube.chat.dialog.subscribe(pub._id));
+  out.notifications = await step('dialog.updateNotificationsSettings', () => ConnectyCube.chat.dialog.updateNotificationsSettings(dialog._id, 0));
+
+  const record = await step('data.create', () => ConnectyCube.data.create('UserReports', { reportedUserId: bob.user.id, reason: 'sdk' }));
+  out.dataCreate = record;
+  out.dataList = await step('data.list', () => ConnectyCube.data.list('UserReports', { reportedUserId: bob.user.id, limit: 10 }));
+  out.dataUpdate = await step('data.update', () => ConnectyCube.data.update('UserReports', { _id: record._id, reason: 'updated' }));
+  await step('data.delete', () => ConnectyCube.data.delete('UserReports', record._id));
+  out.dataAfterDelete = await step('data.list after delete', () => ConnectyCube.data.list('UserReports', { limit: 10 }));
+
   out.dialogDelete = await step('dialog.delete', () => ConnectyCube.chat.dialog.delete(dialog._id, { force: 1 }));
   const after = await step('dialog.list after delete', () => ConnectyCube.chat.dialog.list({ _id: dialog._id }));
   out.afterDelete = after;

@@ -1,7 +1,7 @@
 """
 The real ConnectyCube JS SDK (6.1.2, C{package.json}) against a real
 xmppchat server on loopback: sessions, signup, login, users, dialogs,
-messages, reactions and the blob upload/download sequence, through the
+messages, reactions, the blob upload/download sequence and custom data, through the
 SDK's own REST client (C{rest_flow.cjs}).
 """
 
@@ -53,3 +53,10 @@ def test_restFlow(sdk, server):
     assert blob["size"] == len("attachment bytes from the SDK") and blob["uid"]
     assert out["download"] == {"status": 200, "body": "attachment bytes from the SDK"}
     assert out["afterDelete"]["items"] == []
+    assert out["publicSubscribe"]["type"] == 4
+    assert out["notifications"] == {"notifications": {"enabled": 0}}
+    record = out["dataCreate"]
+    assert record["reportedUserId"] == bob["id"] and record["user_id"] == alice["id"]
+    assert [r["_id"] for r in out["dataList"]["items"]] == [record["_id"]]
+    assert out["dataUpdate"]["reason"] == "updated"
+    assert out["dataAfterDelete"]["items"] == []
