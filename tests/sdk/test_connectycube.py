@@ -60,3 +60,19 @@ def test_restFlow(sdk, server):
     assert [r["_id"] for r in out["dataList"]["items"]] == [record["_id"]]
     assert out["dataUpdate"]["reason"] == "updated"
     assert out["dataAfterDelete"]["items"] == []
+
+
+def test_jwtTokenUser(sdk, server):
+    """init({appId, token: <JWT>}) authenticates a token user, created on first use."""
+    import time
+
+    from tests.e2e.conftest import REST_JWT_SECRET
+    from xmppchat.api.sessions import encodeJWT
+    jwt = encodeJWT({"user_id": "sdk-user", "exp": int(time.time()) + 600}, REST_JWT_SECRET)
+    out = runNode("jwt_flow.cjs", {"apiUrl": f"http://127.0.0.1:{server.ports['rest']}",
+                                   "appId": REST_APP_ID, "token": jwt})
+    assert "error" not in out, out
+    assert out["session"]["user_id"] > 0 and out["session"]["application_id"] == REST_APP_ID
+    [user] = out["users"]["items"]
+    assert user["id"] == out["session"]["user_id"] and user["external_user_id"] == "sdk-user"
+    assert out["dialogs"]["items"] == []
