@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 from twisted.web import http
 
-from xmppchat.api.dialogs import canPost, dialogsJSON, isMember, isParticipant, readableDialog
+from xmppchat.api.dialogs import DialogEvent, canPost, dialogsJSON, isMember, isParticipant, readableDialog
 from xmppchat.api.json import (
     PAGING,
     USER,
@@ -231,6 +231,8 @@ class MessagesResource(JSONResource):
             dialog = await dialogs.findPrivateDialog(viewer, recipientId)
             if dialog is None:
                 dialog = await dialogs.createDialog(DIALOG_PRIVATE, viewer, occupantIds=[recipientId])
+                self.ctx.fire("rest-dialog-updated", DialogEvent(
+                    dialog, viewer, call.appId, list(dialog.occupantIds), []))
         else:
             raise fieldError("chat_dialog_id", "chat_dialog_id or recipient_id is required")
         if not canPost(dialog, viewer):
