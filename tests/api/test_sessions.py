@@ -241,3 +241,16 @@ def test_cliAccountLogsInByName(api):
     r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
                                    "user": {"login": "carol", "password": "carol-password"}})
     assert r.status == 201 and r.json["session"]["user_id"] == account.id
+
+
+def test_expiredTokensPurged(api):
+    """While the site listens, expired user tokens and app sessions are purged hourly."""
+    token, userId = api.user("alice")
+    api.appToken()
+    api.site.startFactory()
+    try:
+        api.clock.advance(api.config.rest.token_seconds + 3600)
+        assert result(api.storage.tokens.liveTokens(userId, 0)) == []
+        assert len(api.ctx.sessions._appSessions) == 0
+    finally:
+        api.site.stopFactory()

@@ -229,6 +229,16 @@ class SessionManager:
             self._appSessions.popitem(last=False)
         return info
 
+    def purgeAppSessions(self) -> int:
+        """
+        Forget expired application sessions; returns how many.
+        """
+        now = self.ctx.clock.seconds()
+        dead = [h for h, info in self._appSessions.items() if info.expiresAt <= now]
+        for hashed in dead:
+            del self._appSessions[hashed]
+        return len(dead)
+
     async def _storeUserToken(self, info: SessionInfo) -> SessionInfo:
         """
         Store C{info} as a user token with SCRAM keys derived with the

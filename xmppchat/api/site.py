@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
@@ -18,6 +18,8 @@ from twisted.web.resource import Resource
 from xmppchat.api.json import NotFoundResource, RestRequest
 
 log = Logger()
+
+PURGE_SECONDS = 3600
 
 
 @dataclass
@@ -91,10 +93,13 @@ class Dispatch(Resource):
 class RestSite(server.Site):
     """
     The HTTP site: L{RestRequest}s (bounded bodies), no access log of
-    tokens (query strings may hold C{?token=}).
+    tokens (query strings may hold C{?token=}).  While it listens, expired
+    tokens are purged every L{PURGE_SECONDS}.
     """
 
     requestFactory = RestRequest
+    ctx = None
+    _purging = None
 
     def __init__(self, resource, maxRequestBytes: int, **kwargs):
         server.Site.__init__(self, resource, **kwargs)
@@ -102,6 +107,28 @@ class RestSite(server.Site):
 
     def log(self, request):
         pass
+
+    def startFactory(self):
+        server.Site.startFactory(self)
+        if self.ctx is not None and self._purging is None:
+            self._purging = task.LoopingCall(self.purge)
+            self._purging.clock = self.ctx.clock
+            self._purging.start(PURGE_SECONDS, now=False)
+
+    def stopFactory(self):
+        if self._purging is not None and self._purging.running:
+            self._purging.stop()
+        self._purging = None
+        server.Site.stopFactory(self)
+
+    def purge(self):
+        """
+        Drop expired application sessions and stored tokens.
+        """
+        self.ctx.sessions.purgeAppSessions()
+        d = self.ctx.storage.tokens.purgeExpired()
+        d.addErrback(lambda f: log.failure("Purging expired tokens failed", f))
+        return d
 
 
 def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -> ApiContext:
