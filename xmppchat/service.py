@@ -14,7 +14,7 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
-from xmppchat.c2s.bosh import boshSite
+from xmppchat.c2s.bosh import boshResource, boshSite
 from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import contextFactory, ensureCertificate
@@ -67,6 +67,10 @@ class XMPPChatService(service.Service):
                 self.ports["c2s-tls"] = self.reactor.listenSSL(
                     c2s.tls_port, direct, self.tlsContext, interface=c2s.interface)
             self._listenHTTP()
+            rest = self.config.rest
+            if rest.enabled:
+                self.ports["rest"] = self.reactor.listenTCP(rest.port, self.restSite(),
+                                                            interface=rest.interface)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()
@@ -94,6 +98,25 @@ class XMPPChatService(service.Service):
                     section.port, factory, self.tlsContext, interface=section.interface)
             else:
                 self.ports[name] = self.reactor.listenTCP(section.port, factory, interface=section.interface)
+    def restSite(self):
+        """
+        The REST side-service's site (L{xmppchat.api.site}) on this
+        process's storage and hooks; a JWT given as XMPP password is
+        checked through it too.
+        """
+        from xmppchat.api.sessions import JWTChecker
+        from xmppchat.api.site import inThreadPool, makeSite
+
+        site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
+                        runCPU=inThreadPool(self.reactor), online=self.host.sessions)
+        self.host.passwordCheckers.append(JWTChecker(site.ctx))
+        if self.config.rest.http_bind:
+            # XEP-0206 on the REST port: the long-poll fallback the SDK's
+            # clients reach where WebSocket is blocked.
+            bosh = boshResource(self.host)
+            site.resource.putChild(b"http-bind", bosh)
+            self.factories["rest-bosh"] = bosh
+        return site
 
     def portNumber(self, name: str) -> int:
         return self.ports[name].getHost().port

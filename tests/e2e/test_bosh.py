@@ -105,3 +105,17 @@ def test_sessionCreationOverHTTP(transportServer):
     status, body = post(transportServer.ports["bosh"],
                         f"<body xmlns='{NS_HTTPBIND}' rid='101' sid='{body['sid']}' type='terminate'/>")
     assert (status, body["type"]) == (200, "terminate")
+
+
+def test_boshMountedOnRestPort(transportServer):
+    """BOSH is also served at /http-bind on the REST side-service's port (XEP-0206 fallback)."""
+    import urllib.request
+
+    port = transportServer.ports["rest"]
+    body = (b"<body rid='1000' to='localhost' wait='5' hold='1' ver='1.6' xml:lang='en' "
+            b"xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0'/>")
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/http-bind", data=body,
+                                     headers={"Content-Type": "text/xml; charset=utf-8"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        reply = response.read()
+    assert b"sid=" in reply and b"mechanisms" in reply

@@ -140,6 +140,30 @@ def test_failedTransactionRolledBack(tmp_path):
     result(storage.stop())
 
 
+def test_migrationFromVersionOne(tmp_path):
+    """A version-1 database is migrated in place: its accounts stay and the chat tables appear."""
+    from xmppchat.storage.sqlite import MIGRATIONS
+
+    path = tmp_path / "db.sqlite3"
+    connection = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version VALUES (1)")
+    connection.execute("INSERT INTO accounts (localpart, created_at, updated_at) VALUES ('old', 1, 1)")
+    connection.commit()
+    connection.close()
+    storage = opened(path)
+    assert result(storage.accounts.getAccountByLocalpart("old")).id == 1
+    dialog = result(storage.dialogs.createDialog(2, 1, [2]))
+    result(storage.messages.createMessage(dialog.id, 2, "hi"))
+    assert result(storage.messages.unreadCounts(1)) == {dialog.id: 1}
+    result(storage.stop())
+    connection = sqlite3.connect(path)
+    assert connection.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    connection.close()
+
+
 def test_openStorageSQLite(tmp_path):
     """openStorage builds an unstarted SQLite storage and creates its directory."""
     path = tmp_path / "data" / "x.sqlite3"
@@ -152,9 +176,7 @@ def test_openStorageSQLite(tmp_path):
 
 
 def test_openStorageOthers():
-    """openStorage: MongoDB is not implemented yet; unknown backends are refused."""
-    with pytest.raises(NotImplementedError):
-        openStorage(SimpleNamespace(backend="mongodb", path=""))
+    """openStorage refuses unknown backends."""
     with pytest.raises(ValueError):
         openStorage(SimpleNamespace(backend="redis", path=""))
 

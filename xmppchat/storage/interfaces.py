@@ -10,12 +10,22 @@ feature (dialogs, message history, privacy lists, MUC rooms) adds an
 interface here, an attribute on L{Storage} and one class per backend; the
 existing stores do not change.
 
-Timestamps are POSIX seconds (floats).  Localparts are stored exactly as
-given: callers pass them already prepared (nodeprep).
+Timestamps are POSIX seconds (floats); a message's C{dateSent} is whole
+seconds (int), as the ConnectyCube SDK sends it.  Localparts are stored
+exactly as given: callers pass them already prepared (nodeprep).
+
+Finders take a backend-neutral L{Query}; each backend translates it (SQL
+for SQLite, a filter document for MongoDB).  Query field names are the REST
+wire names (C{_id}, C{occupants_ids}, C{last_message_date_sent}, ...), so
+the REST layer passes its parsed C{field[op]=value} parameters through; the
+dataclasses use camelCase attributes.  Each store documents its fields.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
@@ -47,6 +57,119 @@ class QuotaExceeded(StorageError):
     """
     Storing the record would exceed a per-user limit.
     """
+
+
+class InvalidQuery(StorageError, ValueError):
+    """
+    A L{Query} names an unknown operator or sort field, or gives a value of
+    the wrong shape (e.g. C{in} without a list).  The REST layer answers it
+    with 422/400.
+    """
+
+
+# -- queries -------------------------------------------------------------------
+
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "all", "ctn", "start_with", "or")
+LIST_OPERATORS = ("in", "nin", "all", "or")
+
+
+@dataclass
+class Query:
+    """
+    A backend-neutral finder query.
+
+    @ivar filters: C{(field, op, value)} triples, all of which must hold.
+        C{op} is one of L{OPERATORS}:
+          - C{eq ne lt lte gt gte}: comparison with a scalar.  On a list
+            field (occupant ids, tags) a condition holds when I{any}
+            element satisfies it, and C{ne} when I{no} element equals the
+            value (MongoDB semantics); C{ne} also matches a missing field.
+          - C{in} / C{nin}: the value (or any list element) is / is not
+            one of the given list.
+          - C{all}: a list field holds every given value.
+          - C{ctn}: the string contains the given substring
+            (case-sensitive); C{start_with}: it starts with it.
+          - C{or}: every C{or} filter of the query forms one disjunction:
+            the record matches when at least one of them holds, each read
+            as C{in} (C{name[or]=a,b&type[or]=2}: name is a or b, or type is
+            2).
+        Values are compared with their own type: ints with ints, strings
+        with strings; the REST layer converts numbers before querying.
+    @ivar sort: the field to sort on, or C{None} for the store's natural
+        order (ids ascending); ties are broken by the natural order.
+    @ivar descending: sort direction.
+    @ivar limit: at most this many results (C{None}: no limit).
+    @ivar skip: skip this many results first.
+    """
+
+    filters: list = field(default_factory=list)
+    sort: str | None = None
+    descending: bool = False
+    limit: int | None = None
+    skip: int = 0
+
+    def where(self, fieldName: str, op: str, value) -> "Query":
+        """
+        Add a filter and return this query (for chaining).
+        """
+        self.filters.append((fieldName, op, value))
+        return self
+
+    def validate(self) -> None:
+        """
+        Raise L{InvalidQuery} for an unknown operator, a list operator
+        without a list (tuples and sets are accepted), a negative skip or
+        limit.
+        """
+        for entry in self.filters:
+            if not isinstance(entry, (tuple, list)) or len(entry) != 3:
+                raise InvalidQuery(f"a filter is (field, op, value), not {entry!r}")
+            name, op, value = entry
+            if not isinstance(name, str) or not name:
+                raise InvalidQuery(f"invalid field name {name!r}")
+            if op not in OPERATORS:
+                raise InvalidQuery(f"unknown operator {op!r} for {name}")
+            if op in LIST_OPERATORS and op != "or" and not isinstance(value, (list, tuple, set, frozenset)):
+                raise InvalidQuery(f"{name}[{op}] needs a list of values")
+            if op in ("ctn", "start_with") and not isinstance(value, str):
+                raise InvalidQuery(f"{name}[{op}] needs a string")
+        if isinstance(self.skip, bool) or not isinstance(self.skip, int) or self.skip < 0:
+            raise InvalidQuery(f"skip must be a non-negative integer, not {self.skip!r}")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 0):
+            raise InvalidQuery(f"limit must be a non-negative integer, not {self.limit!r}")
+        if self.sort is not None and (not isinstance(self.sort, str) or not self.sort):
+            raise InvalidQuery(f"invalid sort field {self.sort!r}")
+
+
+# -- ids -------------------------------------------------------------------------
+
+_objectIdLock = threading.Lock()
+_objectIdCounter = [int.from_bytes(os.urandom(3), "big")]
+_objectIdProcess = os.urandom(5)
+
+
+def newObjectId(now: float | None = None) -> str:
+    """
+    A new 24-hex-digit id shaped like a MongoDB ObjectId (4 bytes of
+    seconds, 5 random bytes fixed per process, a 3-byte counter), which is
+    what ConnectyCube clients expect for dialog, message and record ids.
+    """
+    seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
+    with _objectIdLock:
+        _objectIdCounter[0] = (_objectIdCounter[0] + 1) & 0xFFFFFF
+        counter = _objectIdCounter[0]
+    return (seconds.to_bytes(4, "big") + _objectIdProcess + counter.to_bytes(3, "big")).hex()
+
+
+def isObjectId(value) -> bool:
+    """
+    Whether C{value} is a 24-hex-digit string (lower or upper case).
+    """
+    return isinstance(value, str) and len(value) == 24 and all(c in _HEX for c in value)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass
@@ -123,7 +246,128 @@ class OfflineMessage:
     stamp: float
 
 
+DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC = 1, 2, 3, 4
+DIALOG_TYPES = (DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC)
+
+# The list fields of a dialog that updateDialog can push to and pull from.
+DIALOG_LIST_FIELDS = ("occupants_ids", "admins_ids", "pinned_messages_ids")
+DIALOG_FIELDS = ("name", "photo", "description", "extensions", "permissions")
+
+
+@dataclass
+class Dialog:
+    """
+    A chat dialog (ConnectyCube C{chat/Dialog}).
+
+    @ivar id: 24 hex digits (C{_id}).
+    @ivar type: one of L{DIALOG_TYPES} (1 broadcast, 2 group, 3 private,
+        4 public).
+    @ivar ownerId: the creator's account id (C{user_id}).
+    @ivar occupantIds: account ids, ascending (C{occupants_ids}).
+    @ivar adminIds: account ids, ascending (C{admins_ids}).
+    @ivar pinnedMessageIds: message ids in pinning order.
+    @ivar extensions: free C{str -> str} data.
+    @ivar permissions: C{{"allow_preview": bool}} or empty.
+    @ivar lastMessage: body of the newest message (C{last_message}), with
+        its C{dateSent}, id and sender; C{None} while there is none.
+    """
+
+    id: str
+    type: int
+    ownerId: int
+    occupantIds: list[int] = field(default_factory=list)
+    adminIds: list[int] = field(default_factory=list)
+    pinnedMessageIds: list[str] = field(default_factory=list)
+    name: str | None = None
+    photo: str | None = None
+    description: str | None = None
+    extensions: dict = field(default_factory=dict)
+    permissions: dict = field(default_factory=dict)
+    createdAt: float = 0.0
+    updatedAt: float = 0.0
+    lastMessage: str | None = None
+    lastMessageDateSent: int | None = None
+    lastMessageId: str | None = None
+    lastMessageUserId: int | None = None
+
+
+@dataclass
+class Message:
+    """
+    A stored chat message (ConnectyCube C{chat/Message}).
+
+    @ivar id: 24 hex digits: the client's id when it sent one, else
+        generated (C{_id}).
+    @ivar order: strictly increasing across the whole store in creation
+        order; the ordering key of a dialog's history and of read/delivered
+        watermarks.
+    @ivar dateSent: whole POSIX seconds (C{date_sent}).
+    @ivar attachments: a list of JSON objects (C{{type, uid, ...}}).
+    @ivar custom: extra fields saved with the message (extension keys).
+    @ivar reactions: emoji -> set of account ids.
+    @ivar readIds: ids of the accounts that read it (the sender included),
+        ascending; derived from the per-user watermarks when listed.
+    @ivar deliveredIds: same for delivery (reading implies delivery).
+    """
+
+    id: str
+    dialogId: str
+    senderId: int
+    order: int
+    dateSent: int
+    body: str | None = None
+    recipientId: int | None = None
+    attachments: list = field(default_factory=list)
+    custom: dict = field(default_factory=dict)
+    edited: bool = False
+    reactions: dict = field(default_factory=dict)
+    createdAt: float = 0.0
+    updatedAt: float = 0.0
+    readIds: list[int] = field(default_factory=list)
+    deliveredIds: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Blob:
+    """
+    File metadata (ConnectyCube C{blobs}); the bytes live on disk under
+    C{uid}, handled by the REST layer.
+    """
+
+    id: int
+    uid: str
+    ownerId: int
+    name: str | None = None
+    contentType: str | None = None
+    size: int | None = None
+    public: bool = False
+    completed: bool = False
+    createdAt: float = 0.0
+    updatedAt: float = 0.0
+
+
+@dataclass
+class Record:
+    """
+    A custom-data record (ConnectyCube C{data/<class>}).
+
+    @ivar fields: the record's own JSON fields (everything but the ones
+        below).
+    """
+
+    className: str
+    id: str
+    userId: int
+    fields: dict = field(default_factory=dict)
+    parentId: str | None = None
+    createdAt: float = 0.0
+    updatedAt: float = 0.0
+
+
 ACCOUNT_FIELDS = ("login", "email", "externalId", "credentials", "profile")
+# Query fields of accounts that are columns; any other name is a profile key.
+ACCOUNT_QUERY_FIELDS = ("id", "localpart", "login", "email", "externalId", "created_at", "updated_at")
+ID_PLACEHOLDER = "{id}"
 
 
 class IAccountStore(Protocol):
@@ -138,6 +382,8 @@ class IAccountStore(Protocol):
         """
         Create an account; fires with the new L{Account}.  C{accountId}
         forces the id (imports); otherwise the store allocates the next one.
+        Every C{"{id}"} in C{localpart} is replaced by the allocated id in
+        the same atomic operation (REST users: C{"{id}-<appId>"}).
         Fails with L{AlreadyExists} when the id, localpart, login, e-mail or
         external id is taken.
         """
@@ -165,6 +411,30 @@ class IAccountStore(Protocol):
         Fires with the L{Account} with this login, or C{None}.
         """
 
+    def getAccountByEmail(self, email: str) -> Deferred:
+        """
+        Fires with the L{Account} with this e-mail address, or C{None}.
+        """
+
+    def getAccountByExternalId(self, externalId: str) -> Deferred:
+        """
+        Fires with the L{Account} with this external id, or C{None}.
+        """
+
+    def getAccounts(self, accountIds: Iterable[int]) -> Deferred:
+        """
+        Fires with C{{id: Account}} for those of the ids that exist.
+        """
+
+    def findAccounts(self, query: "Query") -> Deferred:
+        """
+        Fires with the accounts matching a L{Query}.  Fields: C{id},
+        C{localpart}, C{login}, C{email}, C{externalId}, C{created_at},
+        C{updated_at} (L{ACCOUNT_QUERY_FIELDS}); any other name is a key of
+        the profile (C{full_name}, C{phone}, C{user_tags} (a list) ...).
+        Default order: id.  Fails with L{InvalidQuery}.
+        """
+
     def setCredentials(self, accountId: int, credentials: dict | None) -> Deferred:
         """
         Replace the account's credentials (password change); fails with
@@ -190,9 +460,10 @@ class IAccountStore(Protocol):
         Fires with a page of accounts, in id order.
         """
 
-    def countAccounts(self) -> Deferred:
+    def countAccounts(self, query: "Query | None" = None) -> Deferred:
         """
-        Fires with the number of accounts.
+        Fires with the number of accounts (matching the query's filters;
+        its sort, skip and limit are ignored).
         """
 
 
@@ -305,6 +576,331 @@ class ILastActivityStore(Protocol):
         """
 
 
+class IDialogStore(Protocol):
+    """
+    Dialogs and each user's state in them.
+
+    Query fields (L{listDialogs}): C{_id}, C{type}, C{name}, C{photo},
+    C{description}, C{user_id}, C{occupants_ids}, C{admins_ids},
+    C{pinned_messages_ids} (lists), C{created_at}, C{updated_at},
+    C{last_message}, C{last_message_date_sent}, C{last_message_id},
+    C{last_message_user_id}, and C{extensions.<key>}.  Natural order
+    (default, and the tie-break of any sort): C{created_at}, then C{_id}.
+    """
+
+    def createDialog(self, type: int, ownerId: int, occupantIds: Iterable[int] = (),
+                     adminIds: Iterable[int] = (), name: str | None = None,
+                     photo: str | None = None, description: str | None = None,
+                     extensions: dict | None = None, permissions: dict | None = None,
+                     dialogId: str | None = None) -> Deferred:
+        """
+        Create a dialog; fires with the L{Dialog}.  The owner is added to
+        the occupants (except for public dialogs, whose members are their
+        subscribers); duplicates are dropped.  C{dialogId} forces the id
+        (L{AlreadyExists} if taken).  C{ValueError} for an unknown type.
+        For a private dialog use L{findPrivateDialog} first: at most one
+        private dialog exists per pair (L{AlreadyExists} otherwise).
+        """
+
+    def getDialog(self, dialogId: str) -> Deferred:
+        """
+        Fires with the L{Dialog}, or C{None}.
+        """
+
+    def getDialogs(self, dialogIds: Iterable[str]) -> Deferred:
+        """
+        Fires with C{{id: Dialog}} for those of the ids that exist.
+        """
+
+    def findPrivateDialog(self, userA: int, userB: int) -> Deferred:
+        """
+        Fires with the private dialog between these two accounts (in
+        either order), or C{None}.
+        """
+
+    def updateDialog(self, dialogId: str, push: dict | None = None, pull: dict | None = None,
+                     **fields) -> Deferred:
+        """
+        Atomically change a dialog: set any of L{DIALOG_FIELDS} (C{name},
+        C{photo}, C{description}, C{extensions}, C{permissions}), push and
+        pull ids to/from L{DIALOG_LIST_FIELDS} (C{{"occupants_ids": [4]}};
+        pushing keeps an id once; pull applies after push).  Bumps
+        C{updatedAt}; fires with the L{Dialog}.  Fails with L{NotFound}, or
+        C{ValueError} for another field.
+        """
+
+    def deleteDialog(self, dialogId: str) -> Deferred:
+        """
+        Delete the dialog for everyone, with its messages and all per-user
+        state; fires with C{True}, or C{False} if it did not exist.
+        """
+
+    def listDialogs(self, userId: int | None, query: "Query | None" = None) -> Deferred:
+        """
+        Fires with the dialogs of a user matching the query: those it
+        occupies plus the public dialogs it subscribed to, without those it
+        hid (L{setHidden}).  C{userId=None}: all dialogs (public dialog
+        directory, admin).  Fails with L{InvalidQuery}.
+        """
+
+    def countDialogs(self, userId: int | None, query: "Query | None" = None) -> Deferred:
+        """
+        Fires with how many dialogs L{listDialogs} would return without skip
+        and limit.
+        """
+
+    def setHidden(self, dialogId: str, userId: int, hidden: bool = True) -> Deferred:
+        """
+        Hide a dialog from one user's list ("delete for me") or show it
+        again.  A new message in the dialog shows it again for everyone.
+        Fails with L{NotFound} for an unknown dialog.
+        """
+
+    def subscribe(self, dialogId: str, userId: int) -> Deferred:
+        """
+        Subscribe a user to a public dialog; fires with C{True} if newly
+        subscribed.  L{NotFound} for an unknown dialog, C{ValueError} if it
+        is not public.
+        """
+
+    def unsubscribe(self, dialogId: str, userId: int) -> Deferred:
+        """
+        Fires with C{True} if the user was subscribed.
+        """
+
+    def listSubscribers(self, dialogId: str, skip: int = 0, limit: int | None = None) -> Deferred:
+        """
+        Fires with the subscribers' account ids, in subscription order.
+        """
+
+    def countSubscribers(self, dialogId: str) -> Deferred:
+        """
+        Fires with the number of subscribers.
+        """
+
+    def setNotifications(self, dialogId: str, userId: int, enabled: bool) -> Deferred:
+        """
+        Turn push notifications for this dialog on or off for one user.
+        Fails with L{NotFound} for an unknown dialog.
+        """
+
+    def getNotifications(self, dialogId: str, userId: int) -> Deferred:
+        """
+        Fires with C{True} (the default) or C{False}.
+        """
+
+
+class IMessageStore(Protocol):
+    """
+    Chat history, with read/delivered state kept as per-(dialog, user)
+    watermarks on L{Message.order}: marking a message read marks every
+    earlier message of the dialog read.
+
+    Query fields (L{listMessages}): C{_id}, C{sender_id}, C{recipient_id},
+    C{date_sent}, C{message} (the body), C{created_at}, C{updated_at},
+    and custom field names.  Sort fields: C{date_sent} (ties by order),
+    C{created_at}, C{updated_at}; default: order ascending.
+
+    Unread counts are exact: a message counts as unread for a user when it
+    is in the dialog, was not sent by that user, lies above the user's read
+    watermark and history cut-off (L{clearHistory}), and was not deleted
+    for that user or for everyone.  Edits and reactions change a message in
+    place and never count.
+    """
+
+    def createMessage(self, dialogId: str, senderId: int, body: str | None,
+                      dateSent: int | None = None, messageId: str | None = None,
+                      recipientId: int | None = None, attachments: list | None = None,
+                      custom: dict | None = None) -> Deferred:
+        """
+        Store a message and, in the same operation, make it the dialog's
+        last message (C{last_message*}, C{updatedAt}) and show the dialog
+        again to users who hid it.  C{dateSent} defaults to now.  Fires with
+        the L{Message}.  Fails with L{NotFound} for an unknown dialog,
+        L{AlreadyExists} for a taken C{messageId}, C{ValueError} for an id
+        that is not 24 hex digits.
+        """
+
+    def getMessage(self, messageId: str, userId: int | None = None) -> Deferred:
+        """
+        Fires with the L{Message} (with C{readIds}/C{deliveredIds}), or
+        C{None}; with C{userId}, also C{None} when deleted for that user or
+        behind their history cut-off.
+        """
+
+    def listMessages(self, dialogId: str, userId: int | None = None,
+                     query: "Query | None" = None) -> Deferred:
+        """
+        Fires with the dialog's messages matching the query; with
+        C{userId}, without those deleted for that user or behind their
+        cut-off.  Fails with L{InvalidQuery}.
+        """
+
+    def countMessages(self, dialogId: str, userId: int | None = None,
+                      query: "Query | None" = None) -> Deferred:
+        """
+        Fires with how many messages L{listMessages} would return without
+        skip and limit.
+        """
+
+    def editMessage(self, messageId: str, body: str | None = None,
+                    attachments: list | None = None, custom: dict | None = None) -> Deferred:
+        """
+        Replace the body (and, when given, attachments or custom fields),
+        set C{edited}; updates the dialog's C{last_message} when this is
+        the last message.  Fires with the L{Message}; L{NotFound}.
+        """
+
+    def react(self, messageId: str, userId: int, add: str | None = None,
+              remove: str | None = None) -> Deferred:
+        """
+        Add and/or remove one user's reaction; fires with the message's
+        reactions (emoji -> set of ids, emptied emojis dropped);
+        L{NotFound}.
+        """
+
+    def deleteForUser(self, messageIds: Iterable[str], userId: int) -> Deferred:
+        """
+        Hide messages from one user; fires with the ids that exist.
+        """
+
+    def deleteMessages(self, messageIds: Iterable[str]) -> Deferred:
+        """
+        Delete messages for everyone (with their reactions and per-user
+        state) and recompute the last message of their dialogs; fires with
+        the list of ids that existed.
+        """
+
+    def markRead(self, dialogId: str, userId: int, messageId: str | None = None) -> Deferred:
+        """
+        Move the user's read watermark up to the given message (C{None}:
+        the newest message of the dialog); it never moves down.  Reading
+        also marks delivered.  Fires with C{True} if it moved.  Fails with
+        L{NotFound} for a message of another dialog or an unknown one.
+        """
+
+    def markDelivered(self, dialogId: str, userId: int, messageId: str | None = None) -> Deferred:
+        """
+        Same for the delivered watermark.
+        """
+
+    def unreadCounts(self, userId: int, dialogIds: Iterable[str] | None = None) -> Deferred:
+        """
+        Fires with C{{dialogId: unread}} for the given dialogs (unknown ids
+        give 0), or for all the user's dialogs (as L{IDialogStore.listDialogs}
+        lists them) when C{None}.  The total is the sum.
+        """
+
+    def clearHistory(self, dialogId: str, userId: int) -> Deferred:
+        """
+        Hide every message currently in the dialog from one user (a per-user
+        cut-off); later messages show normally.
+        """
+
+    def searchMessages(self, dialogIds: Iterable[str], text: str, userId: int | None = None,
+                       dateFrom: int | None = None, dateTo: int | None = None,
+                       limit: int | None = 100) -> Deferred:
+        """
+        Fires with the messages of the given dialogs whose body contains
+        C{text}, case-insensitively (Unicode case folding), with C{dateSent}
+        in C{[dateFrom, dateTo]}, newest first; with C{userId}, without
+        those deleted for or cleared by that user.
+        """
+
+
+class IBlobStore(Protocol):
+    """
+    File metadata.  Ids are integers allocated by the store (never
+    reused); C{uid} is 32 random hex digits.
+    """
+
+    def createBlob(self, ownerId: int, name: str | None, contentType: str | None,
+                   public: bool = False) -> Deferred:
+        """
+        Fires with a new, not yet completed L{Blob}.
+        """
+
+    def getBlob(self, blobId: int) -> Deferred:
+        """
+        Fires with the L{Blob}, or C{None}.
+        """
+
+    def getBlobByUid(self, uid: str) -> Deferred:
+        """
+        Fires with the L{Blob} with this uid, or C{None}.
+        """
+
+    def updateBlob(self, blobId: int, **fields) -> Deferred:
+        """
+        Change any of C{name}, C{contentType}, C{size}, C{public},
+        C{completed}; fires with the L{Blob}.  L{NotFound}, C{ValueError}.
+        """
+
+    def completeBlob(self, blobId: int, size: int) -> Deferred:
+        """
+        Record the upload's size and mark it completed; fires with the
+        L{Blob}.  L{NotFound}.
+        """
+
+    def deleteBlob(self, blobId: int) -> Deferred:
+        """
+        Fires with C{True} if it existed.
+        """
+
+    def listBlobs(self, ownerId: int, skip: int = 0, limit: int | None = None) -> Deferred:
+        """
+        Fires with the owner's blobs, by id.
+        """
+
+    def countBlobs(self, ownerId: int) -> Deferred:
+        """
+        Fires with the number of the owner's blobs.
+        """
+
+
+class IRecordStore(Protocol):
+    """
+    Custom-data records, grouped by class name.  Query fields: C{_id},
+    C{user_id}, C{_parent_id}, C{created_at}, C{updated_at}; any other name
+    is a record field.
+    """
+
+    def createRecord(self, className: str, userId: int, fields: dict,
+                     parentId: str | None = None, recordId: str | None = None) -> Deferred:
+        """
+        Fires with the new L{Record}.  L{AlreadyExists} for a taken id.
+        """
+
+    def getRecord(self, className: str, recordId: str) -> Deferred:
+        """
+        Fires with the L{Record}, or C{None}.
+        """
+
+    def listRecords(self, className: str, query: "Query | None" = None) -> Deferred:
+        """
+        Fires with the class's records matching the query (natural order:
+        C{created_at}, then C{_id}).  L{InvalidQuery}.
+        """
+
+    def countRecords(self, className: str, query: "Query | None" = None) -> Deferred:
+        """
+        Fires with how many records L{listRecords} would return without skip
+        and limit.
+        """
+
+    def updateRecord(self, className: str, recordId: str, set: dict | None = None,
+                     unset: Iterable[str] = ()) -> Deferred:
+        """
+        Set and remove fields (top-level keys); bumps C{updatedAt}; fires
+        with the L{Record}.  L{NotFound}.
+        """
+
+    def deleteRecord(self, className: str, recordId: str) -> Deferred:
+        """
+        Fires with C{True} if it existed.
+        """
+
+
 class Storage:
     """
     A storage backend: one attribute per store, plus the service life cycle.
@@ -314,6 +910,10 @@ class Storage:
     @ivar offline: L{IOfflineStore}
     @ivar roster: L{IRosterStore}
     @ivar lastActivity: L{ILastActivityStore}
+    @ivar dialogs: L{IDialogStore}
+    @ivar messages: L{IMessageStore}
+    @ivar blobs: L{IBlobStore}
+    @ivar records: L{IRecordStore}
     """
 
     accounts: IAccountStore
@@ -321,6 +921,10 @@ class Storage:
     offline: IOfflineStore
     roster: IRosterStore
     lastActivity: ILastActivityStore
+    dialogs: IDialogStore
+    messages: IMessageStore
+    blobs: IBlobStore
+    records: IRecordStore
 
     def start(self) -> Deferred:
         """
@@ -336,8 +940,12 @@ class Storage:
 
 
 __all__ = [
-    "StorageError", "AlreadyExists", "NotFound", "QuotaExceeded",
-    "Account", "TokenRecord", "RosterItem", "OfflineMessage",
+    "StorageError", "AlreadyExists", "NotFound", "QuotaExceeded", "InvalidQuery",
+    "Query", "OPERATORS", "newObjectId", "isObjectId",
+    "Account", "TokenRecord", "RosterItem", "OfflineMessage", "Dialog", "Message", "Blob", "Record",
     "IAccountStore", "ITokenStore", "IOfflineStore", "IRosterStore", "ILastActivityStore",
-    "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS",
+    "IDialogStore", "IMessageStore", "IBlobStore", "IRecordStore",
+    "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS", "ACCOUNT_QUERY_FIELDS", "ID_PLACEHOLDER",
+    "DIALOG_TYPES", "DIALOG_BROADCAST", "DIALOG_GROUP", "DIALOG_PRIVATE", "DIALOG_PUBLIC",
+    "DIALOG_FIELDS", "DIALOG_LIST_FIELDS",
 ]

@@ -23,25 +23,39 @@ import os
 import sqlite3
 import time
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
+from xmppchat.storage import common
+from xmppchat.storage.common import (
+    ACCOUNT_SCHEMA,
+    DIALOG_SCHEMA,
+    MESSAGE_SCHEMA,
+    RECORD_SCHEMA,
+    isNumber,
+    prepareQuery,
+)
 from xmppchat.storage.interfaces import (
-    ACCOUNT_FIELDS,
+    DIALOG_PUBLIC,
+    ID_PLACEHOLDER,
     SUBSCRIPTIONS,
     Account,
     AlreadyExists,
+    Blob,
+    Dialog,
+    Message,
     NotFound,
     OfflineMessage,
     QuotaExceeded,
+    Record,
     RosterItem,
     Storage,
     StorageError,
     TokenRecord,
+    newObjectId,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -91,6 +105,101 @@ MIGRATIONS: list[list[str]] = [
             stamp REAL NOT NULL,
             status TEXT
         )""",
+    ],
+    # 1 -> 2: dialogs, messages, blobs, custom records.
+    [
+        """CREATE TABLE dialogs (
+            id TEXT PRIMARY KEY,
+            type INTEGER NOT NULL,
+            owner_id INTEGER NOT NULL,
+            occupants TEXT NOT NULL DEFAULT '[]',
+            admins TEXT NOT NULL DEFAULT '[]',
+            pinned TEXT NOT NULL DEFAULT '[]',
+            name TEXT,
+            photo TEXT,
+            description TEXT,
+            extensions TEXT NOT NULL DEFAULT '{}',
+            permissions TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_message TEXT,
+            last_message_date_sent INTEGER,
+            last_message_id TEXT,
+            last_message_user_id INTEGER,
+            private_key TEXT UNIQUE
+        )""",
+        "CREATE INDEX dialogs_by_creation ON dialogs (created_at, id)",
+        # The occupants of every dialog, mirrored from dialogs.occupants:
+        # a user's dialogs by index.
+        """CREATE TABLE dialog_occupants (
+            user_id INTEGER NOT NULL,
+            dialog_id TEXT NOT NULL,
+            PRIMARY KEY (user_id, dialog_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX dialog_occupants_by_dialog ON dialog_occupants (dialog_id)",
+        # Per-(dialog, user) state: watermarks on messages.ord, history
+        # cut-off, hidden flag, notifications, public subscription.
+        """CREATE TABLE dialog_users (
+            dialog_id TEXT NOT NULL,
+            user_id INTEGER NOT NULL,
+            read_order INTEGER NOT NULL DEFAULT 0,
+            delivered_order INTEGER NOT NULL DEFAULT 0,
+            cleared_order INTEGER NOT NULL DEFAULT 0,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            notifications INTEGER NOT NULL DEFAULT 1,
+            subscribed INTEGER,
+            PRIMARY KEY (dialog_id, user_id)
+        )""",
+        "CREATE INDEX dialog_users_by_user ON dialog_users (user_id, dialog_id)",
+        "CREATE INDEX dialog_users_subscribed ON dialog_users (dialog_id, subscribed)",
+        """CREATE TABLE messages (
+            ord INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            dialog_id TEXT NOT NULL,
+            sender_id INTEGER NOT NULL,
+            recipient_id INTEGER,
+            body TEXT,
+            body_folded TEXT,
+            date_sent INTEGER NOT NULL,
+            attachments TEXT NOT NULL DEFAULT '[]',
+            custom TEXT NOT NULL DEFAULT '{}',
+            edited INTEGER NOT NULL DEFAULT 0,
+            reactions TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX messages_by_dialog ON messages (dialog_id, ord)",
+        "CREATE INDEX messages_by_date ON messages (dialog_id, date_sent, ord)",
+        """CREATE TABLE message_hidden (
+            user_id INTEGER NOT NULL,
+            message_ord INTEGER NOT NULL,
+            PRIMARY KEY (user_id, message_ord)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX message_hidden_by_message ON message_hidden (message_ord)",
+        """CREATE TABLE blobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uid TEXT NOT NULL UNIQUE,
+            owner_id INTEGER NOT NULL,
+            name TEXT,
+            content_type TEXT,
+            size INTEGER,
+            public INTEGER NOT NULL DEFAULT 0,
+            completed INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX blobs_by_owner ON blobs (owner_id, id)",
+        """CREATE TABLE records (
+            class_name TEXT NOT NULL,
+            id TEXT NOT NULL,
+            user_id INTEGER NOT NULL,
+            parent_id TEXT,
+            fields TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (class_name, id)
+        )""",
+        "CREATE INDEX records_by_creation ON records (class_name, created_at, id)",
     ],
 ]
 
@@ -173,12 +282,180 @@ def _upsertRosterItem(connection, sql, values) -> None:
     connection.execute(sql, values)
 
 
-def _checkId(accountId) -> None:
-    if isinstance(accountId, bool) or not isinstance(accountId, int):
-        raise TypeError(f"account id must be an int, not {type(accountId).__name__}")
+def _marks(values) -> str:
+    return ", ".join("?" * len(values))
 
 
-class _Database:
+# -- queries ----------------------------------------------------------------------
+#
+# A resolved query field becomes a target: ("col", sql) for a column, or
+# ("json", column, path) for the values held at a JSON path (a scalar or a
+# list): conditions on those hold when any element satisfies them.
+
+_COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def _typeGuard(value) -> str:
+    if isinstance(value, bool):
+        return "type IN ('true', 'false')"
+    if isNumber(value):
+        return "type IN ('integer', 'real')"
+    return "type = 'text'"
+
+
+def _columnCondition(expr, op, value, params) -> str:
+    if op == "eq":
+        if value is None:
+            return f"{expr} IS NULL"
+        params.append(value)
+        return f"{expr} = ?"
+    if op == "ne":
+        if value is None:
+            return f"{expr} IS NOT NULL"
+        params.append(value)
+        return f"({expr} IS NULL OR {expr} != ?)"
+    if op in _COMPARISONS:
+        params.append(value)
+        return f"{expr} {_COMPARISONS[op]} ?"
+    if op in ("in", "or"):
+        if not value:
+            return "0"
+        params.extend(value)
+        return f"{expr} IN ({_marks(value)})"
+    if op == "nin":
+        if not value:
+            return "1"
+        params.extend(value)
+        return f"({expr} IS NULL OR {expr} NOT IN ({_marks(value)}))"
+    if op == "all":
+        if not value:
+            return "0"
+        params.extend(value)
+        return "(" + " AND ".join(f"{expr} = ?" for _ in value) + ")"
+    if op == "ctn":
+        params.append(value)
+        return f"(typeof({expr}) = 'text' AND instr({expr}, ?) > 0)"
+    # start_with
+    params.extend([value, value])
+    return f"(typeof({expr}) = 'text' AND substr({expr}, 1, length(?)) = ?)"
+
+
+def _jsonCondition(column, path, op, value, params) -> str:
+    def exists(predicate, values):
+        params.extend([path, path, *values])
+        return (f"EXISTS (SELECT 1 FROM json_each({column}, ?) WHERE json_type({column}, ?)"
+                f" != 'object' AND {predicate})")
+
+    if value is None:
+        params.extend([path, path])
+        test = f"(json_type({column}, ?) IS NULL OR json_type({column}, ?) = 'null')"
+        return test if op == "eq" else f"NOT {test}"
+    if op == "eq":
+        return exists(f"value = ? AND {_typeGuard(value)}", [value])
+    if op == "ne":
+        return "NOT " + exists(f"value = ? AND {_typeGuard(value)}", [value])
+    if op in _COMPARISONS:
+        return exists(f"value {_COMPARISONS[op]} ? AND {_typeGuard(value)}", [value])
+    if op in ("in", "or", "nin"):
+        if not value:
+            return "1" if op == "nin" else "0"
+        alternatives = " OR ".join(f"(value = ? AND {_typeGuard(v)})" for v in value)
+        test = exists(f"({alternatives})", value)
+        return f"NOT {test}" if op == "nin" else test
+    if op == "all":
+        if not value:
+            return "0"
+        return "(" + " AND ".join(_jsonCondition(column, path, "eq", v, params) for v in value) + ")"
+    if op == "ctn":
+        return exists("type = 'text' AND instr(value, ?) > 0", [value])
+    return exists("type = 'text' AND substr(value, 1, length(?)) = ?", [value, value])
+
+
+def _condition(target, op, value, params) -> str:
+    if target[0] == "col":
+        return _columnCondition(target[1], op, value, params)
+    return _jsonCondition(target[1], target[2], op, value, params)
+
+
+def _jsonPath(key: str) -> str:
+    return f'$."{key}"'
+
+
+class _Translator:
+    """
+    Turns a L{Query} into SQL for one table.
+
+    @param columns: fixed wire name -> column (list fields hold JSON arrays).
+    @param dynamic: the JSON column holding the other keys.
+    @param natural: the ORDER BY tie-break (natural order).
+    """
+
+    def __init__(self, schema, columns: dict, dynamic: str | None, natural: str):
+        self.schema = schema
+        self.columns = columns
+        self.dynamic = dynamic
+        self.natural = natural
+
+    def target(self, resolved):
+        if resolved.fixed is not None:
+            column = self.columns[resolved.fixed]
+            return ("json", column, "$") if resolved.isList else ("col", column)
+        return ("json", self.dynamic, _jsonPath(resolved.key))
+
+    def where(self, query) -> tuple[str, list, object]:
+        """
+        C{(sql, params, query)}: the conditions (C{"1"} for none).
+        """
+        query, resolved = prepareQuery(query, self.schema)
+        params: list = []
+        orParams: list = []
+        conditions = []
+        alternatives = []
+        for field, op, value in resolved:
+            target = self.target(field)
+            if op == "or":
+                alternatives.append(_condition(target, op, value, orParams))
+            else:
+                conditions.append(_condition(target, op, value, params))
+        if alternatives:
+            conditions.append("(" + " OR ".join(alternatives) + ")")
+            params += orParams
+        return " AND ".join(conditions) or "1", params, query
+
+    def orderBy(self, query) -> str:
+        if query.sort is None:
+            return self.natural
+        target = self.target(self.schema.resolve(query.sort))
+        expr = target[1] if target[0] == "col" else f"json_extract({target[1]}, '{target[2]}')"
+        return f"{expr} {'DESC' if query.descending else 'ASC'}, {self.natural}"
+
+    @staticmethod
+    def page(query) -> str:
+        limit = -1 if query.limit is None else query.limit
+        return f" LIMIT {int(limit)} OFFSET {int(query.skip)}"
+
+
+_ACCOUNTS = _Translator(ACCOUNT_SCHEMA, {
+    "id": "id", "localpart": "localpart", "login": "login", "email": "email",
+    "externalId": "external_id", "created_at": "created_at", "updated_at": "updated_at"},
+    "profile", "id")
+_DIALOGS = _Translator(DIALOG_SCHEMA, {
+    "_id": "d.id", "type": "d.type", "name": "d.name", "photo": "d.photo",
+    "description": "d.description", "user_id": "d.owner_id", "occupants_ids": "d.occupants",
+    "admins_ids": "d.admins", "pinned_messages_ids": "d.pinned", "created_at": "d.created_at",
+    "updated_at": "d.updated_at", "last_message": "d.last_message",
+    "last_message_date_sent": "d.last_message_date_sent", "last_message_id": "d.last_message_id",
+    "last_message_user_id": "d.last_message_user_id"}, "d.extensions", "d.created_at, d.id")
+_MESSAGES = _Translator(MESSAGE_SCHEMA, {
+    "_id": "m.id", "chat_dialog_id": "m.dialog_id", "sender_id": "m.sender_id",
+    "recipient_id": "m.recipient_id", "date_sent": "m.date_sent", "message": "m.body",
+    "created_at": "m.created_at", "updated_at": "m.updated_at"}, "m.custom", "m.ord")
+_RECORDS = _Translator(RECORD_SCHEMA, {
+    "_id": "id", "user_id": "user_id", "_parent_id": "parent_id", "created_at": "created_at",
+    "updated_at": "updated_at"}, "fields", "created_at, id")
+
+
+class _Database(common.Worker):
     """
     The single connection and the way calls reach it: inline
     (C{synchronous}) or on a one-thread pool.
@@ -188,26 +465,10 @@ class _Database:
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
                  busyTimeout: int = BUSY_TIMEOUT_MS):
+        common.Worker.__init__(self, reactor, synchronous, 1, "xmppchat-sqlite")
         self.path = path
-        self.reactor = reactor
-        self.synchronous = synchronous
         self.busyTimeout = busyTimeout
         self.connection: sqlite3.Connection | None = None
-        self.pool: ThreadPool | None = None
-        self._shutdownTrigger = None
-
-    # -- running calls --------------------------------------------------
-
-    def _call(self, f, *args) -> defer.Deferred:
-        if self.synchronous:
-            try:
-                result = f(*args)
-            except BaseException:
-                return defer.fail()
-            return defer.succeed(result)
-        if self.pool is None:
-            return defer.fail(StorageError("storage is not started"))
-        return threads.deferToThreadPool(self.reactor, self.pool, f, *args)
 
     def run(self, write: bool, f, *args) -> defer.Deferred:
         """
@@ -235,49 +496,11 @@ class _Database:
         except sqlite3.Error as e:
             raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
 
-    # -- life cycle -----------------------------------------------------
-
     def start(self) -> defer.Deferred:
-        if self.synchronous:
-            return self._call(self._connect)
-        if self.reactor is None:
-            from twisted.internet import reactor
-
-            self.reactor = reactor
-        self.pool = ThreadPool(1, 1, name="xmppchat-sqlite")
-        self.pool.start()
-        self._shutdownTrigger = self.reactor.addSystemEventTrigger(
-            "during", "shutdown", self._stopPool)
-        d = self._call(self._connect)
-        d.addErrback(self._startFailed)
-        return d
-
-    def _startFailed(self, failure):
-        self._stopPool()
-        return failure
-
-    def _stopPool(self) -> None:
-        if self._shutdownTrigger is not None:
-            try:
-                self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
-            except (ValueError, KeyError):
-                pass
-            self._shutdownTrigger = None
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            pool.stop()
+        return self._startWith(self._connect)
 
     def stop(self) -> defer.Deferred:
-        if not self.synchronous and self.pool is None:
-            return defer.succeed(None)
-        d = self._call(self._close)
-        if not self.synchronous:
-            d.addBoth(self._closed)
-        return d
-
-    def _closed(self, result):
-        self._stopPool()
-        return result
+        return self._stopWith(self._close)
 
     def _connect(self) -> None:
         if self.connection is not None:
@@ -351,15 +574,10 @@ class SQLiteAccountStore(_Store):
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
                       profile=None, accountId=None):
-        if not isinstance(localpart, str) or not localpart:
-            return defer.fail(ValueError("localpart must be a non-empty string"))
-        if accountId is not None:
-            try:
-                _checkId(accountId)
-            except TypeError:
-                return defer.fail()
-            if accountId < 1:
-                return defer.fail(ValueError("account id must be positive"))
+        try:
+            common.checkAccountArguments(localpart, accountId)
+        except (TypeError, ValueError):
+            return defer.fail()
         now = self._now()
         values = (accountId, localpart, login, email, externalId, credentials, now, now,
                   profile or {})
@@ -368,13 +586,22 @@ class SQLiteAccountStore(_Store):
     @staticmethod
     def _create(connection, values):
         values = list(values)
+        localpart = values[1]
+        if ID_PLACEHOLDER in localpart:
+            # A placeholder no real localpart can equal (a NUL byte), then the
+            # real one once the id is known, in the same transaction.
+            values[1] = "\0" + os.urandom(8).hex()
         values[5] = _dumps(values[5])
         values[8] = _dumps(values[8])
         cursor = connection.execute(
             "INSERT INTO accounts (id, localpart, login, email, external_id, credentials,"
             " created_at, updated_at, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        accountId = cursor.lastrowid
+        if values[1] != localpart:
+            connection.execute("UPDATE accounts SET localpart = ? WHERE id = ?",
+                               (common.fillLocalpart(localpart, accountId), accountId))
         return _account(connection.execute(_ACCOUNT_SELECT + " WHERE id = ?",
-                                           (cursor.lastrowid,)).fetchone())
+                                           (accountId,)).fetchone())
 
     def createAccounts(self, entries):
         rows = []
@@ -410,15 +637,45 @@ class SQLiteAccountStore(_Store):
     def getAccountByLogin(self, login):
         return self._getBy("login", login)
 
+    def getAccountByEmail(self, email):
+        return self._getBy("email", email)
+
+    def getAccountByExternalId(self, externalId):
+        return self._getBy("external_id", externalId)
+
+    def getAccounts(self, accountIds):
+        ids = list(accountIds)
+
+        def get(connection):
+            found = {}
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                for row in connection.execute(
+                        f"{_ACCOUNT_SELECT} WHERE id IN ({_marks(chunk)})", chunk):
+                    account = _account(row)
+                    found[account.id] = account
+            return found
+
+        return self.db.run(False, get)
+
+    def findAccounts(self, query):
+        try:
+            where, params, query = _ACCOUNTS.where(query)
+        except StorageError:
+            return defer.fail()
+        sql = f"{_ACCOUNT_SELECT} WHERE {where} ORDER BY {_ACCOUNTS.orderBy(query)}{_ACCOUNTS.page(query)}"
+        return self.db.run(False, lambda c: [_account(row) for row in c.execute(sql, params)])
+
     def setCredentials(self, accountId, credentials):
         d = self.updateAccount(accountId, credentials=credentials)
         d.addCallback(lambda _: None)
         return d
 
     def updateAccount(self, accountId, **fields):
-        unknown = set(fields) - set(ACCOUNT_FIELDS)
-        if unknown:
-            return defer.fail(ValueError(f"cannot update {', '.join(sorted(unknown))}"))
+        try:
+            common.checkAccountFields(fields)
+        except ValueError:
+            return defer.fail()
         columns = {"login": "login", "email": "email", "externalId": "external_id",
                    "credentials": "credentials", "profile": "profile"}
         assignments = ["updated_at = ?"]
@@ -463,8 +720,13 @@ class SQLiteAccountStore(_Store):
             _account(row) for row in c.execute(
                 _ACCOUNT_SELECT + " ORDER BY id LIMIT ? OFFSET ?", (limit, offset))])
 
-    def countAccounts(self):
-        return self.db.run(False, lambda c: c.execute("SELECT count(*) FROM accounts").fetchone()[0])
+    def countAccounts(self, query=None):
+        try:
+            where, params, _ = _ACCOUNTS.where(query)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(False, lambda c: c.execute(
+            f"SELECT count(*) FROM accounts WHERE {where}", params).fetchone()[0])
 
 
 class SQLiteTokenStore(_Store):
@@ -605,6 +867,704 @@ class SQLiteLastActivityStore(_Store):
         return self.db.run(False, get)
 
 
+_DIALOG_SELECT = (
+    "SELECT d.id, d.type, d.owner_id, d.occupants, d.admins, d.pinned, d.name, d.photo,"
+    " d.description, d.extensions, d.permissions, d.created_at, d.updated_at, d.last_message,"
+    " d.last_message_date_sent, d.last_message_id, d.last_message_user_id FROM dialogs d"
+)
+_MESSAGE_SELECT = (
+    "SELECT m.ord, m.id, m.dialog_id, m.sender_id, m.recipient_id, m.body, m.date_sent,"
+    " m.attachments, m.custom, m.edited, m.reactions, m.created_at, m.updated_at FROM messages m"
+)
+_BLOB_SELECT = ("SELECT id, uid, owner_id, name, content_type, size, public, completed,"
+                " created_at, updated_at FROM blobs")
+_RECORD_SELECT = "SELECT class_name, id, user_id, fields, parent_id, created_at, updated_at FROM records"
+# The dialogs a user sees: occupied or subscribed, and not hidden.
+_USER_DIALOGS = (
+    "(d.id IN (SELECT dialog_id FROM dialog_occupants WHERE user_id = ?)"
+    " OR d.id IN (SELECT dialog_id FROM dialog_users WHERE user_id = ? AND subscribed IS NOT NULL))"
+    " AND d.id NOT IN (SELECT dialog_id FROM dialog_users WHERE user_id = ? AND hidden = 1)"
+)
+# Messages a user may see in a dialog (parameters: user, user).
+_VISIBLE = (
+    " AND m.ord > coalesce((SELECT cleared_order FROM dialog_users u WHERE u.dialog_id = m.dialog_id"
+    " AND u.user_id = ?), 0)"
+    " AND NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ? AND h.message_ord = m.ord)"
+)
+
+
+def _dialog(row) -> Dialog | None:
+    if row is None:
+        return None
+    return Dialog(id=row[0], type=row[1], ownerId=row[2], occupantIds=json.loads(row[3]),
+                  adminIds=json.loads(row[4]), pinnedMessageIds=json.loads(row[5]), name=row[6],
+                  photo=row[7], description=row[8], extensions=json.loads(row[9]),
+                  permissions=json.loads(row[10]), createdAt=row[11], updatedAt=row[12],
+                  lastMessage=row[13], lastMessageDateSent=row[14], lastMessageId=row[15],
+                  lastMessageUserId=row[16])
+
+
+def _reactions(text: str) -> dict:
+    return {emoji: set(users) for emoji, users in json.loads(text).items()}
+
+
+def _dumpReactions(reactions: dict) -> str:
+    return _dumps({emoji: sorted(users) for emoji, users in reactions.items()})
+
+
+def _messages(connection, rows) -> list[Message]:
+    """
+    Messages from rows, with C{readIds}/C{deliveredIds} derived from the
+    watermarks of their dialogs.
+    """
+    marks: dict[str, list] = {}
+    out = []
+    for row in rows:
+        dialogId = row[2]
+        if dialogId not in marks:
+            marks[dialogId] = connection.execute(
+                "SELECT user_id, read_order, delivered_order FROM dialog_users"
+                " WHERE dialog_id = ? AND (read_order > 0 OR delivered_order > 0)",
+                (dialogId,)).fetchall()
+        readIds, deliveredIds = common.derivedIds(row[3], row[0], marks[dialogId])
+        out.append(Message(order=row[0], id=row[1], dialogId=dialogId, senderId=row[3],
+                           recipientId=row[4], body=row[5], dateSent=row[6],
+                           attachments=json.loads(row[7]), custom=json.loads(row[8]),
+                           edited=bool(row[9]), reactions=_reactions(row[10]),
+                           createdAt=row[11], updatedAt=row[12], readIds=readIds,
+                           deliveredIds=deliveredIds))
+    return out
+
+
+def _getDialog(connection, dialogId) -> Dialog | None:
+    return _dialog(connection.execute(_DIALOG_SELECT + " WHERE d.id = ?", (dialogId,)).fetchone())
+
+
+def _requireDialog(connection, dialogId) -> Dialog:
+    dialog = _getDialog(connection, dialogId)
+    if dialog is None:
+        raise NotFound(f"no dialog {dialogId}")
+    return dialog
+
+
+def _userState(connection, dialogId, userId, **values) -> None:
+    """
+    Create the (dialog, user) state row if needed and set C{values}.
+    """
+    connection.execute("INSERT OR IGNORE INTO dialog_users (dialog_id, user_id) VALUES (?, ?)",
+                       (dialogId, userId))
+    if values:
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        connection.execute(f"UPDATE dialog_users SET {assignments} WHERE dialog_id = ? AND user_id = ?",
+                           (*values.values(), dialogId, userId))
+
+
+class SQLiteDialogStore(_Store):
+    """
+    L{IDialogStore} on the C{dialogs}, C{dialog_occupants} and
+    C{dialog_users} tables.
+    """
+
+    def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
+                     description=None, extensions=None, permissions=None, dialogId=None):
+        try:
+            occupants, admins, extensions, permissions, key = common.newDialogValues(
+                type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
+                permissions, dialogId)
+        except (TypeError, ValueError):
+            return defer.fail()
+        now = self._now()
+        dialogId = dialogId or newObjectId(now)
+
+        def create(connection):
+            connection.execute(
+                "INSERT INTO dialogs (id, type, owner_id, occupants, admins, name, photo,"
+                " description, extensions, permissions, created_at, updated_at, private_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (dialogId, type, ownerId, _dumps(occupants), _dumps(admins), name, photo,
+                 description, _dumps(extensions), _dumps(permissions), now, now, key))
+            connection.executemany(
+                "INSERT INTO dialog_occupants (user_id, dialog_id) VALUES (?, ?)",
+                [(user, dialogId) for user in occupants])
+            return _getDialog(connection, dialogId)
+
+        return self.db.run(True, create)
+
+    def getDialog(self, dialogId):
+        return self.db.run(False, _getDialog, dialogId)
+
+    def getDialogs(self, dialogIds):
+        ids = list(dialogIds)
+
+        def get(connection):
+            found = {}
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                for row in connection.execute(f"{_DIALOG_SELECT} WHERE d.id IN ({_marks(chunk)})",
+                                              chunk):
+                    dialog = _dialog(row)
+                    found[dialog.id] = dialog
+            return found
+
+        return self.db.run(False, get)
+
+    def findPrivateDialog(self, userA, userB):
+        if userA == userB:
+            return defer.succeed(None)
+        key = common.privateKey([userA, userB])
+        return self.db.run(False, lambda c: _dialog(c.execute(
+            _DIALOG_SELECT + " WHERE d.private_key = ?", (key,)).fetchone()))
+
+    def updateDialog(self, dialogId, push=None, pull=None, **fields):
+        now = self._now()
+
+        def update(connection):
+            dialog = _requireDialog(connection, dialogId)
+            changes, pushed, pulled = common.dialogChanges(dialog.type, push, pull, fields)
+            columns = {"occupants_ids": ("occupants", dialog.occupantIds),
+                       "admins_ids": ("admins", dialog.adminIds),
+                       "pinned_messages_ids": ("pinned", dialog.pinnedMessageIds)}
+            assignments = {"updated_at": now}
+            for name, value in changes.items():
+                assignments[name] = _dumps(value) if name in ("extensions", "permissions") else value
+            for name, (column, current) in columns.items():
+                if name in pushed or name in pulled:
+                    new = common.applyPushPull(current, pushed.get(name, []), pulled.get(name, []),
+                                               ordered=name == "pinned_messages_ids")
+                    assignments[column] = _dumps(new)
+                    if name == "occupants_ids":
+                        self._syncOccupants(connection, dialogId, current, new)
+            sql = ", ".join(f"{name} = ?" for name in assignments)
+            connection.execute(f"UPDATE dialogs SET {sql} WHERE id = ?",
+                               (*assignments.values(), dialogId))
+            return _getDialog(connection, dialogId)
+
+        return self.db.run(True, update)
+
+    @staticmethod
+    def _syncOccupants(connection, dialogId, old, new) -> None:
+        old, new = set(old), set(new)
+        connection.executemany("DELETE FROM dialog_occupants WHERE user_id = ? AND dialog_id = ?",
+                               [(user, dialogId) for user in old - new])
+        connection.executemany("INSERT INTO dialog_occupants (user_id, dialog_id) VALUES (?, ?)",
+                               [(user, dialogId) for user in new - old])
+
+    def deleteDialog(self, dialogId):
+        def delete(connection):
+            if connection.execute("DELETE FROM dialogs WHERE id = ?", (dialogId,)).rowcount == 0:
+                return False
+            connection.execute("DELETE FROM message_hidden WHERE message_ord IN"
+                               " (SELECT ord FROM messages WHERE dialog_id = ?)", (dialogId,))
+            for table in ("messages", "dialog_occupants", "dialog_users"):
+                connection.execute(f"DELETE FROM {table} WHERE dialog_id = ?", (dialogId,))
+            return True
+
+        return self.db.run(True, delete)
+
+    @staticmethod
+    def _listing(userId, query):
+        where, params, query = _DIALOGS.where(query)
+        if userId is not None:
+            where = f"{_USER_DIALOGS} AND {where}"
+            params = [userId, userId, userId, *params]
+        return where, params, query
+
+    def listDialogs(self, userId, query=None):
+        try:
+            where, params, query = self._listing(userId, query)
+        except StorageError:
+            return defer.fail()
+        sql = f"{_DIALOG_SELECT} WHERE {where} ORDER BY {_DIALOGS.orderBy(query)}{_DIALOGS.page(query)}"
+        return self.db.run(False, lambda c: [_dialog(row) for row in c.execute(sql, params)])
+
+    def countDialogs(self, userId, query=None):
+        try:
+            where, params, _ = self._listing(userId, query)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(False, lambda c: c.execute(
+            f"SELECT count(*) FROM dialogs d WHERE {where}", params).fetchone()[0])
+
+    def setHidden(self, dialogId, userId, hidden=True):
+        def hide(connection):
+            _requireDialog(connection, dialogId)
+            _userState(connection, dialogId, userId, hidden=int(bool(hidden)))
+
+        return self.db.run(True, hide)
+
+    def subscribe(self, dialogId, userId):
+        def subscribe(connection):
+            dialog = _requireDialog(connection, dialogId)
+            if dialog.type != DIALOG_PUBLIC:
+                raise ValueError("only public dialogs take subscriptions")
+            _userState(connection, dialogId, userId)
+            return connection.execute(
+                "UPDATE dialog_users SET subscribed = (SELECT coalesce(max(subscribed), 0) + 1"
+                " FROM dialog_users WHERE dialog_id = ?) WHERE dialog_id = ? AND user_id = ?"
+                " AND subscribed IS NULL", (dialogId, dialogId, userId)).rowcount > 0
+
+        return self.db.run(True, subscribe)
+
+    def unsubscribe(self, dialogId, userId):
+        return self.db.run(True, lambda c: c.execute(
+            "UPDATE dialog_users SET subscribed = NULL WHERE dialog_id = ? AND user_id = ?"
+            " AND subscribed IS NOT NULL", (dialogId, userId)).rowcount > 0)
+
+    def listSubscribers(self, dialogId, skip=0, limit=None):
+        try:
+            skip, limit = common.pageBounds(skip, limit)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(False, lambda c: [row[0] for row in c.execute(
+            "SELECT user_id FROM dialog_users WHERE dialog_id = ? AND subscribed IS NOT NULL"
+            " ORDER BY subscribed LIMIT ? OFFSET ?",
+            (dialogId, -1 if limit is None else limit, skip))])
+
+    def countSubscribers(self, dialogId):
+        return self.db.run(False, lambda c: c.execute(
+            "SELECT count(*) FROM dialog_users WHERE dialog_id = ? AND subscribed IS NOT NULL",
+            (dialogId,)).fetchone()[0])
+
+    def setNotifications(self, dialogId, userId, enabled):
+        def set_(connection):
+            _requireDialog(connection, dialogId)
+            _userState(connection, dialogId, userId, notifications=int(bool(enabled)))
+
+        return self.db.run(True, set_)
+
+    def getNotifications(self, dialogId, userId):
+        def get(connection):
+            row = connection.execute(
+                "SELECT notifications FROM dialog_users WHERE dialog_id = ? AND user_id = ?",
+                (dialogId, userId)).fetchone()
+            return True if row is None else bool(row[0])
+
+        return self.db.run(False, get)
+
+
+class SQLiteMessageStore(_Store):
+    """
+    L{IMessageStore} on the C{messages} and C{message_hidden} tables, with
+    watermarks in C{dialog_users}.
+    """
+
+    def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
+                      recipientId=None, attachments=None, custom=None):
+        now = self._now()
+        try:
+            dateSent, attachments, custom = common.newMessageValues(
+                messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
+        except (TypeError, ValueError):
+            return defer.fail()
+        messageId = messageId or newObjectId(now)
+
+        def create(connection):
+            _requireDialog(connection, dialogId)
+            try:
+                order = connection.execute(
+                    "INSERT INTO messages (id, dialog_id, sender_id, recipient_id, body,"
+                    " body_folded, date_sent, attachments, custom, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (messageId, dialogId, senderId, recipientId, body, common.fold(body), dateSent,
+                     _dumps(attachments), _dumps(custom), now, now)).lastrowid
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"message {messageId} already exists") from None
+            connection.execute(
+                "UPDATE dialogs SET last_message = ?, last_message_date_sent = ?,"
+                " last_message_id = ?, last_message_user_id = ?, updated_at = ? WHERE id = ?",
+                (body, dateSent, messageId, senderId, now, dialogId))
+            connection.execute("UPDATE dialog_users SET hidden = 0 WHERE dialog_id = ? AND hidden = 1",
+                               (dialogId,))
+            return _messages(connection, connection.execute(
+                _MESSAGE_SELECT + " WHERE m.ord = ?", (order,)))[0]
+
+        return self.db.run(True, create)
+
+    def getMessage(self, messageId, userId=None):
+        sql = _MESSAGE_SELECT + " WHERE m.id = ?"
+        params: list = [messageId]
+        if userId is not None:
+            sql += _VISIBLE
+            params += [userId, userId]
+        return self.db.run(False, lambda c: (_messages(c, c.execute(sql, params)) or [None])[0])
+
+    @staticmethod
+    def _listing(dialogId, userId, query):
+        where, params, query = _MESSAGES.where(query)
+        where = f"m.dialog_id = ? AND {where}"
+        params = [dialogId, *params]
+        if userId is not None:
+            where += _VISIBLE
+            params += [userId, userId]
+        return where, params, query
+
+    def listMessages(self, dialogId, userId=None, query=None):
+        try:
+            where, params, query = self._listing(dialogId, userId, query)
+        except StorageError:
+            return defer.fail()
+        sql = (f"{_MESSAGE_SELECT} WHERE {where} ORDER BY {_MESSAGES.orderBy(query)}"
+               f"{_MESSAGES.page(query)}")
+        return self.db.run(False, lambda c: _messages(c, c.execute(sql, params).fetchall()))
+
+    def countMessages(self, dialogId, userId=None, query=None):
+        try:
+            where, params, _ = self._listing(dialogId, userId, query)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(False, lambda c: c.execute(
+            f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0])
+
+    @staticmethod
+    def _require(connection, messageId):
+        row = connection.execute(_MESSAGE_SELECT + " WHERE m.id = ?", (messageId,)).fetchone()
+        if row is None:
+            raise NotFound(f"no message {messageId}")
+        return row
+
+    def editMessage(self, messageId, body=None, attachments=None, custom=None):
+        try:
+            if body is not None and not isinstance(body, str):
+                raise ValueError("message body must be a string")
+            attachments = None if attachments is None else common.checkAttachments(attachments)
+            custom = None if custom is None else dict(common.checkKeys(custom, "custom field"))
+        except ValueError:
+            return defer.fail()
+        now = self._now()
+
+        def edit(connection):
+            row = self._require(connection, messageId)
+            connection.execute(
+                "UPDATE messages SET body = ?, body_folded = ?, attachments = ?, custom = ?,"
+                " edited = 1, updated_at = ? WHERE ord = ?",
+                (body, common.fold(body),
+                 row[7] if attachments is None else _dumps(attachments),
+                 row[8] if custom is None else _dumps(custom), now, row[0]))
+            connection.execute("UPDATE dialogs SET last_message = ? WHERE id = ? AND last_message_id = ?",
+                               (body, row[2], messageId))
+            return _messages(connection, connection.execute(
+                _MESSAGE_SELECT + " WHERE m.ord = ?", (row[0],)))[0]
+
+        return self.db.run(True, edit)
+
+    def react(self, messageId, userId, add=None, remove=None):
+        try:
+            common.applyReaction({}, userId, add, remove)
+        except (TypeError, ValueError):
+            return defer.fail()
+
+        def react(connection):
+            row = self._require(connection, messageId)
+            reactions = common.applyReaction(_reactions(row[10]), userId, add, remove)
+            connection.execute("UPDATE messages SET reactions = ? WHERE ord = ?",
+                               (_dumpReactions(reactions), row[0]))
+            return reactions
+
+        return self.db.run(True, react)
+
+    def deleteForUser(self, messageIds, userId):
+        ids = list(messageIds)
+
+        def delete(connection):
+            found = []
+            for messageId in ids:
+                row = connection.execute("SELECT ord FROM messages WHERE id = ?",
+                                         (messageId,)).fetchone()
+                if row is not None:
+                    connection.execute(
+                        "INSERT OR IGNORE INTO message_hidden (user_id, message_ord) VALUES (?, ?)",
+                        (userId, row[0]))
+                    found.append(messageId)
+            return found
+
+        return self.db.run(True, delete)
+
+    def deleteMessages(self, messageIds):
+        ids = list(messageIds)
+
+        def delete(connection):
+            found = []
+            dialogs = set()
+            for messageId in ids:
+                row = connection.execute("SELECT ord, dialog_id FROM messages WHERE id = ?",
+                                         (messageId,)).fetchone()
+                if row is None:
+                    continue
+                connection.execute("DELETE FROM messages WHERE ord = ?", (row[0],))
+                connection.execute("DELETE FROM message_hidden WHERE message_ord = ?", (row[0],))
+                found.append(messageId)
+                dialogs.add(row[1])
+            for dialogId in dialogs:
+                self._recomputeLast(connection, dialogId)
+            return found
+
+        return self.db.run(True, delete)
+
+    @staticmethod
+    def _recomputeLast(connection, dialogId) -> None:
+        row = connection.execute(
+            "SELECT body, date_sent, id, sender_id FROM messages WHERE dialog_id = ?"
+            " ORDER BY ord DESC LIMIT 1", (dialogId,)).fetchone()
+        connection.execute(
+            "UPDATE dialogs SET last_message = ?, last_message_date_sent = ?, last_message_id = ?,"
+            " last_message_user_id = ? WHERE id = ?", (*(row or (None,) * 4), dialogId))
+
+    def _mark(self, column, dialogId, userId, messageId):
+        def mark(connection):
+            _requireDialog(connection, dialogId)
+            if messageId is None:
+                order = connection.execute("SELECT coalesce(max(ord), 0) FROM messages"
+                                           " WHERE dialog_id = ?", (dialogId,)).fetchone()[0]
+            else:
+                row = connection.execute("SELECT ord FROM messages WHERE id = ? AND dialog_id = ?",
+                                         (messageId, dialogId)).fetchone()
+                if row is None:
+                    raise NotFound(f"no message {messageId} in dialog {dialogId}")
+                order = row[0]
+            _userState(connection, dialogId, userId)
+            if column == "read_order":
+                # Reading implies delivery.
+                connection.execute(
+                    "UPDATE dialog_users SET delivered_order = ? WHERE dialog_id = ?"
+                    " AND user_id = ? AND delivered_order < ?", (order, dialogId, userId, order))
+            return connection.execute(
+                f"UPDATE dialog_users SET {column} = ? WHERE dialog_id = ? AND user_id = ?"
+                f" AND {column} < ?", (order, dialogId, userId, order)).rowcount > 0
+
+        return self.db.run(True, mark)
+
+    def markRead(self, dialogId, userId, messageId=None):
+        return self._mark("read_order", dialogId, userId, messageId)
+
+    def markDelivered(self, dialogId, userId, messageId=None):
+        return self._mark("delivered_order", dialogId, userId, messageId)
+
+    def unreadCounts(self, userId, dialogIds=None):
+        ids = None if dialogIds is None else list(dict.fromkeys(dialogIds))
+
+        def count(connection):
+            dialogs = ids
+            if dialogs is None:
+                dialogs = [row[0] for row in connection.execute(
+                    f"SELECT d.id FROM dialogs d WHERE {_USER_DIALOGS}", (userId, userId, userId))]
+            counts = {}
+            for dialogId in dialogs:
+                counts[dialogId] = connection.execute(
+                    "SELECT count(*) FROM messages m WHERE m.dialog_id = ? AND m.ord > coalesce("
+                    "(SELECT max(read_order, cleared_order) FROM dialog_users u"
+                    " WHERE u.dialog_id = ? AND u.user_id = ?), 0) AND m.sender_id != ?"
+                    " AND NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ?"
+                    " AND h.message_ord = m.ord)",
+                    (dialogId, dialogId, userId, userId, userId)).fetchone()[0]
+            return counts
+
+        return self.db.run(False, count)
+
+    def clearHistory(self, dialogId, userId):
+        def clear(connection):
+            _requireDialog(connection, dialogId)
+            order = connection.execute("SELECT coalesce(max(ord), 0) FROM messages"
+                                       " WHERE dialog_id = ?", (dialogId,)).fetchone()[0]
+            _userState(connection, dialogId, userId, cleared_order=order)
+
+        return self.db.run(True, clear)
+
+    def searchMessages(self, dialogIds, text, userId=None, dateFrom=None, dateTo=None, limit=100):
+        ids = list(dict.fromkeys(dialogIds))
+        if not isinstance(text, str):
+            return defer.fail(ValueError("search text must be a string"))
+        try:
+            _, limit = common.pageBounds(0, limit)
+        except StorageError:
+            return defer.fail()
+        if not ids:
+            return defer.succeed([])
+        sql = (f"{_MESSAGE_SELECT} WHERE m.dialog_id IN ({_marks(ids)})"
+               " AND instr(m.body_folded, ?) > 0")
+        params: list = [*ids, common.fold(text)]
+        if dateFrom is not None:
+            sql += " AND m.date_sent >= ?"
+            params.append(dateFrom)
+        if dateTo is not None:
+            sql += " AND m.date_sent <= ?"
+            params.append(dateTo)
+        if userId is not None:
+            sql += _VISIBLE
+            params += [userId, userId]
+        sql += f" ORDER BY m.date_sent DESC, m.ord DESC LIMIT {-1 if limit is None else int(limit)}"
+        return self.db.run(False, lambda c: _messages(c, c.execute(sql, params).fetchall()))
+
+
+def _blob(row) -> Blob | None:
+    if row is None:
+        return None
+    return Blob(id=row[0], uid=row[1], ownerId=row[2], name=row[3], contentType=row[4],
+                size=row[5], public=bool(row[6]), completed=bool(row[7]), createdAt=row[8],
+                updatedAt=row[9])
+
+
+class SQLiteBlobStore(_Store):
+    """
+    L{IBlobStore} on the C{blobs} table.
+    """
+
+    def createBlob(self, ownerId, name, contentType, public=False):
+        try:
+            common.checkId(ownerId, "owner id")
+        except TypeError:
+            return defer.fail()
+        now = self._now()
+
+        def create(connection):
+            blobId = connection.execute(
+                "INSERT INTO blobs (uid, owner_id, name, content_type, public, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (common.newBlobUid(), ownerId, name, contentType, int(bool(public)), now,
+                 now)).lastrowid
+            return _blob(connection.execute(_BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone())
+
+        return self.db.run(True, create)
+
+    def getBlob(self, blobId):
+        return self.db.run(False, lambda c: _blob(c.execute(
+            _BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone()))
+
+    def getBlobByUid(self, uid):
+        return self.db.run(False, lambda c: _blob(c.execute(
+            _BLOB_SELECT + " WHERE uid = ?", (uid,)).fetchone()))
+
+    def updateBlob(self, blobId, **fields):
+        try:
+            fields = common.checkBlobFields(fields)
+        except (TypeError, ValueError):
+            return defer.fail()
+        columns = {"name": "name", "contentType": "content_type", "size": "size",
+                   "public": "public", "completed": "completed"}
+        assignments = {"updated_at": self._now()}
+        for name, value in fields.items():
+            assignments[columns[name]] = int(value) if isinstance(value, bool) else value
+
+        def update(connection):
+            sql = ", ".join(f"{name} = ?" for name in assignments)
+            if connection.execute(f"UPDATE blobs SET {sql} WHERE id = ?",
+                                  (*assignments.values(), blobId)).rowcount == 0:
+                raise NotFound(f"no blob {blobId}")
+            return _blob(connection.execute(_BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone())
+
+        return self.db.run(True, update)
+
+    def completeBlob(self, blobId, size):
+        return self.updateBlob(blobId, size=size, completed=True)
+
+    def deleteBlob(self, blobId):
+        return self.db.run(True, lambda c: c.execute(
+            "DELETE FROM blobs WHERE id = ?", (blobId,)).rowcount > 0)
+
+    def listBlobs(self, ownerId, skip=0, limit=None):
+        try:
+            skip, limit = common.pageBounds(skip, limit)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(False, lambda c: [_blob(row) for row in c.execute(
+            _BLOB_SELECT + " WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?",
+            (ownerId, -1 if limit is None else limit, skip))])
+
+    def countBlobs(self, ownerId):
+        return self.db.run(False, lambda c: c.execute(
+            "SELECT count(*) FROM blobs WHERE owner_id = ?", (ownerId,)).fetchone()[0])
+
+
+def _record(row) -> Record | None:
+    if row is None:
+        return None
+    return Record(className=row[0], id=row[1], userId=row[2], fields=json.loads(row[3]),
+                  parentId=row[4], createdAt=row[5], updatedAt=row[6])
+
+
+class SQLiteRecordStore(_Store):
+    """
+    L{IRecordStore} on the C{records} table.
+    """
+
+    def createRecord(self, className, userId, fields, parentId=None, recordId=None):
+        try:
+            common.checkClassName(className)
+            common.checkId(userId, "user id")
+            common.checkRecordId(recordId)
+            fields = dict(common.checkKeys(fields, "record field"))
+        except (TypeError, ValueError):
+            return defer.fail()
+        now = self._now()
+        recordId = recordId or newObjectId(now)
+
+        def create(connection):
+            try:
+                connection.execute(
+                    "INSERT INTO records (class_name, id, user_id, parent_id, fields, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (className, recordId, userId, parentId, _dumps(fields), now, now))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"record {recordId} already exists") from None
+            return self._get(connection, className, recordId)
+
+        return self.db.run(True, create)
+
+    @staticmethod
+    def _get(connection, className, recordId):
+        return _record(connection.execute(_RECORD_SELECT + " WHERE class_name = ? AND id = ?",
+                                          (className, recordId)).fetchone())
+
+    def getRecord(self, className, recordId):
+        return self.db.run(False, self._get, className, recordId)
+
+    def listRecords(self, className, query=None):
+        try:
+            where, params, query = _RECORDS.where(query)
+        except StorageError:
+            return defer.fail()
+        sql = (f"{_RECORD_SELECT} WHERE class_name = ? AND {where} ORDER BY"
+               f" {_RECORDS.orderBy(query)}{_RECORDS.page(query)}")
+        return self.db.run(False, lambda c: [_record(row) for row in c.execute(
+            sql, [className, *params])])
+
+    def countRecords(self, className, query=None):
+        try:
+            where, params, _ = _RECORDS.where(query)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(False, lambda c: c.execute(
+            f"SELECT count(*) FROM records WHERE class_name = ? AND {where}",
+            [className, *params]).fetchone()[0])
+
+    def updateRecord(self, className, recordId, set=None, unset=()):
+        try:
+            set = dict(common.checkKeys(set, "record field"))
+            unset = list(unset)
+        except (TypeError, ValueError):
+            return defer.fail()
+        now = self._now()
+
+        def update(connection):
+            record = self._get(connection, className, recordId)
+            if record is None:
+                raise NotFound(f"no {className} record {recordId}")
+            fields = dict(record.fields)
+            fields.update(set)
+            for key in unset:
+                fields.pop(key, None)
+            connection.execute(
+                "UPDATE records SET fields = ?, updated_at = ? WHERE class_name = ? AND id = ?",
+                (_dumps(fields), now, className, recordId))
+            return self._get(connection, className, recordId)
+
+        return self.db.run(True, update)
+
+    def deleteRecord(self, className, recordId):
+        return self.db.run(True, lambda c: c.execute(
+            "DELETE FROM records WHERE class_name = ? AND id = ?",
+            (className, recordId)).rowcount > 0)
+
+
 class SQLiteStorage(Storage):
     """
     L{Storage} on one SQLite database.
@@ -628,6 +1588,10 @@ class SQLiteStorage(Storage):
         self.offline = SQLiteOfflineStore(self.db, clock)
         self.roster = SQLiteRosterStore(self.db, clock)
         self.lastActivity = SQLiteLastActivityStore(self.db, clock)
+        self.dialogs = SQLiteDialogStore(self.db, clock)
+        self.messages = SQLiteMessageStore(self.db, clock)
+        self.blobs = SQLiteBlobStore(self.db, clock)
+        self.records = SQLiteRecordStore(self.db, clock)
 
     def start(self) -> defer.Deferred:
         return self.db.start()
