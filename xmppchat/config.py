@@ -31,6 +31,7 @@ DEFAULT_MODULES = (
     "ping",
     "version",
     "time",
+    "smacks",
 )
 
 
@@ -100,6 +101,18 @@ class LimitsConfig:
 
 
 @dataclass
+class SmacksConfig:
+    """
+    XEP-0198 stream management (C{modules/smacks.py}).
+    """
+
+    resume_timeout: int = 300
+    max_unacked: int = 1000
+    request_every: int = 5
+    request_seconds: int = 30
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -111,6 +124,7 @@ class Config:
     tls: TLSConfig = field(default_factory=TLSConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    smacks: SmacksConfig = field(default_factory=SmacksConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     source: str = "<defaults>"
     baseDir: str = "."
@@ -126,6 +140,7 @@ SECTIONS = {
     "tls": TLSConfig,
     "storage": StorageConfig,
     "limits": LimitsConfig,
+    "smacks": SmacksConfig,
     "modules": ModulesConfig,
 }
 
@@ -171,12 +186,16 @@ def _validate(config: Config, problem) -> None:
             problem(f"tls.{key}", f"cannot read {path}")
     if config.storage.backend not in ("sqlite", "mongodb"):
         problem("storage.backend", f"must be 'sqlite' or 'mongodb', not {config.storage.backend!r}")
+    for name in ("limits", "smacks"):
+        section = getattr(config, name)
+        for f in fields(section):
+            if getattr(section, f.name) < 0:
+                problem(f"{name}.{f.name}", "must not be negative")
     limits = config.limits
-    for f in fields(limits):
-        if getattr(limits, f.name) < 0:
-            problem(f"limits.{f.name}", "must not be negative")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    if config.smacks.max_unacked < 1:
+        problem("smacks.max_unacked", "must be at least 1")
     from xmppchat.modules import knownModules
 
     known = knownModules()

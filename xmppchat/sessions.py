@@ -25,12 +25,14 @@ class Session:
     @ivar directed: full JIDs it sent directed presence to (RFC 6121 §4.6),
         which get unavailable presence when it ends.
     @ivar state: per-module state, keyed by module name.
+    @ivar sm: the XEP-0198 state (L{xmppchat.modules.smacks.StreamManagement})
+        once the client enabled stream management, else C{None}.
     """
 
     __slots__ = (
         "host", "stream", "jid", "bare", "full", "localpart", "resource", "account",
         "available", "priority", "presence", "rosterRequested", "directed", "state",
-        "closed", "interested",
+        "closed", "interested", "sm",
     )
 
     def __init__(self, host, stream, jid, account=None):
@@ -50,15 +52,20 @@ class Session:
         self.directed: set[str] = set()
         self.state: dict[str, Any] = {}
         self.closed = False
+        self.sm = None
 
     def __repr__(self):
         return f"<Session {self.full}>"
 
     def send(self, element) -> None:
         """
-        Send a stanza to this client.  Stream management wraps this.
+        Send a stanza to this client.  With stream management enabled it
+        goes through the unacknowledged queue (XEP-0198 §4), which also
+        keeps it while the session waits for resumption.
         """
-        if not self.closed:
+        if self.sm is not None:
+            self.sm.send(element)
+        elif not self.closed:
             self.stream.send(element)
 
     def close(self, condition: str | None = None, text: str | None = None) -> None:
