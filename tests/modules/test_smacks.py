@@ -33,6 +33,13 @@ def enable(h, session, transport, text=ENABLE):
     return enabled
 
 
+def pair(h, text=ENABLE):
+    """alice/r with stream management enabled, and bob/r to talk to her; returns both, their transports and <enabled/>."""
+    alice, ta = h.connect("alice", "r")
+    bob, tb = h.connect("bob", "r")
+    return alice, ta, bob, tb, enable(h, alice, ta, text)
+
+
 def authenticatedStream(h, localpart):
     """A new stream authenticated as C{localpart}, not bound yet."""
     transport = StubTransport(secure=True)
@@ -191,9 +198,7 @@ def test_inboundWrapsAround(start, count):
 def test_outboundAcksWrapAround(start, count, data):
     """Client acks are counted modulo 2^32: acking j of count stanzas across the wrap leaves count - j queued."""
     h = HostHarness(smacks={"request_every": 0, "request_seconds": 0})
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     alice.sm.acked = start
     chat(h, bob, "alice@localhost/r", count)
     assert len(ta.pop()) == count
@@ -205,9 +210,7 @@ def test_outboundAcksWrapAround(start, count, data):
 
 def test_ackTooHighEndsStream(h):
     """An h acknowledging more than was sent gets undefined-condition with <handled-count-too-high/>."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 2)
     h.send(alice, ack(5))
     error = ta.closed
@@ -240,9 +243,7 @@ def test_parseCount():
 def test_serverRequestsAfterEveryN(h):
     """The server sends <r/> after request_every unacknowledged stanzas."""
     h = HostHarness(smacks={"request_every": 3, "request_seconds": 0})
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 7)
     assert [e.name for e in ta.pop()] == ["message"] * 3 + ["r"] + ["message"] * 3 + ["r", "message"]
 
@@ -250,9 +251,7 @@ def test_serverRequestsAfterEveryN(h):
 def test_serverRequestsAfterSeconds(h):
     """With fewer stanzas than request_every, <r/> follows request_seconds after the first unacked one."""
     h = HostHarness(smacks={"request_every": 0, "request_seconds": 10})
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 1)
     h.clock.advance(9)
     assert smNames(ta.pop()) == []
@@ -280,12 +279,18 @@ def holdStores(h):
     return held
 
 
-def test_ackWaitsForOfflineStore(h):
-    """A message stored offline is acknowledged only once the write is done, and later stanzas wait with it."""
+def heldSender(h):
+    """alice/r with stream management, and offline carol whose stores wait (see holdStores)."""
     h.addUser("carol")
     held = holdStores(h)
     alice, ta = h.connect("alice", "r")
     enable(h, alice, ta)
+    return held, alice, ta
+
+
+def test_ackWaitsForOfflineStore(h):
+    """A message stored offline is acknowledged only once the write is done, and later stanzas wait with it."""
+    held, alice, ta = heldSender(h)
     h.send(alice, "<message to='carol@localhost' type='chat' id='c1'><body>hi</body></message>")
     h.send(alice, "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
     ta.pop()
@@ -299,10 +304,7 @@ def test_ackWaitsForOfflineStore(h):
 
 def test_ackWaitsInOrder(h):
     """Two pending writes: the ack covers only stanzas before the one still pending."""
-    h.addUser("carol")
-    held = holdStores(h)
-    alice, ta = h.connect("alice", "r")
-    enable(h, alice, ta)
+    held, alice, ta = heldSender(h)
     chat(h, alice, "carol@localhost", 2)
     h.send(alice, R)
     held[1].callback(None)
@@ -313,10 +315,9 @@ def test_ackWaitsInOrder(h):
 
 def test_failedWriteStillCounts(h):
     """A store that fails (quota) bounces an error to the sender; the stanza counts as handled."""
-    h = HostHarness(limits={"offline_messages_per_user": 0, "ping_interval": 0})
+    h = HostHarness(limits={"offline_messages_per_user": 1, "ping_interval": 0})
     h.addUser("carol")
     result(h.storage.offline.storeOffline("carol", "<message/>", 0, None))
-    h.host.config.limits.offline_messages_per_user = 1
     alice, ta = h.connect("alice", "r")
     enable(h, alice, ta)
     h.send(alice, "<message to='carol@localhost' type='chat' id='q'><body>x</body></message>")
@@ -328,10 +329,7 @@ def test_failedWriteStillCounts(h):
 
 def test_requestsWhileWritesPendingAreBounded(h):
     """A flood of <r/> while a write is pending keeps a bounded list of waiting acks."""
-    h.addUser("carol")
-    held = holdStores(h)
-    alice, ta = h.connect("alice", "r")
-    enable(h, alice, ta)
+    held, alice, ta = heldSender(h)
     chat(h, alice, "carol@localhost", 1)
     for _ in range(1000):
         h.send(alice, R)
@@ -359,9 +357,7 @@ def test_hibernationIsSilent(h):
 
 def test_resumeReplaysUnackedInOrder(h):
     """<resume/> gets <resumed h/> and every unacknowledged stanza in order, on the same session and JID."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enabled = enable(h, alice, ta)
+    alice, ta, bob, _, enabled = pair(h)
     h.send(alice, "<message to='bob@localhost' type='chat'><body>from alice</body></message>")
     chat(h, bob, "alice@localhost/r", 5)
     h.send(alice, ack(2))
@@ -392,6 +388,27 @@ def test_resumeTakesOverHalfDeadStream(h):
     old.connectionLost()
     assert not alice.closed and alice.stream is stream and alice.available
     assert [e for e in to.pop() if e.name == "presence"] == []
+
+
+def test_lateConnectionLostAfterResumeIsHarmless(h):
+    """The old connection going away only after the resume (its stream already closed) does not end the session."""
+    alice, ta = h.connect("alice", "r")
+    enabled = enable(h, alice, ta)
+    old = alice.stream
+    alice.close("connection-timeout", "No answer to ping")
+    stream, transport = resume(h, "alice", enabled["id"], 0)
+    assert transport.pop()[0].name == "resumed"
+    old.connectionLost()
+    assert not alice.closed and alice.stream is stream and not alice.sm.hibernating
+
+
+def test_noResumeAfterCleanClose(h):
+    """Once the client sent </stream>, its session cannot be resumed, even before the connection is gone."""
+    alice, ta = h.connect("alice", "r")
+    enabled = enable(h, alice, ta)
+    alice.stream.streamEnded()
+    _, transport = resume(h, "alice", enabled["id"], 0)
+    assert failure(transport.pop()[0]) == "item-not-found"
 
 
 def test_resumeUnknownId(h):
@@ -427,9 +444,7 @@ def test_resumeBadRequest(h):
 
 def test_resumeWithTooHighHFails(h):
     """A resume h above what was sent fails and ends the old session into offline storage."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enabled = enable(h, alice, ta)
+    alice, ta, bob, _, enabled = pair(h)
     chat(h, bob, "alice@localhost/r", 1)
     cut(alice)
     _, transport = resume(h, "alice", enabled["id"], 7)
@@ -439,13 +454,10 @@ def test_resumeWithTooHighHFails(h):
 
 def test_resumeWaitsForPendingWrites(h):
     """<resumed/> (and its h) waits for writes still pending from the old stream."""
-    h.addUser("carol")
-    held = holdStores(h)
-    alice, ta = h.connect("alice", "r")
-    enabled = enable(h, alice, ta)
+    held, alice, ta = heldSender(h)
     chat(h, alice, "carol@localhost", 1)
     cut(alice)
-    _, transport = resume(h, "alice", enabled["id"], 0)
+    _, transport = resume(h, "alice", alice.sm.smid, 0)
     assert transport.pop() == []
     held[0].callback(None)
     [resumed] = transport.pop()
@@ -493,9 +505,7 @@ def test_connectionTimeoutHibernates(h):
 
 def test_unackedIqAnsweredWithError(h):
     """An IQ request never acknowledged by the recipient is answered with service-unavailable when it ends."""
-    alice, ta = h.connect("alice", "r")
-    bob, tb = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, tb, _ = pair(h)
     h.send(bob, "<iq type='get' id='v' to='alice@localhost/r'><query xmlns='jabber:iq:version'/></iq>")
     tb.pop()
     cut(alice)
@@ -510,9 +520,7 @@ def test_unackedIqAnsweredWithError(h):
 
 def test_cleanCloseStoresUnacked(h):
     """</stream> ends the session at once; only the messages not acked go to offline storage."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 3)
     h.send(alice, ack(2))
     alice.stream.streamEnded()
@@ -522,9 +530,7 @@ def test_cleanCloseStoresUnacked(h):
 
 def test_nonResumableEndsOnDisconnect(h):
     """Without resumption a broken stream ends the session; unacked messages go offline, chat states do not."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta, f"<enable xmlns='{NS_SM}'/>")
+    alice, ta, bob, _, _ = pair(h, f"<enable xmlns='{NS_SM}'/>")
     chat(h, bob, "alice@localhost/r", 1)
     h.send(bob, "<message to='alice@localhost/r' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
     h.send(bob, "<message to='alice@localhost/r' type='headline'><body>news</body></message>")
@@ -534,9 +540,7 @@ def test_nonResumableEndsOnDisconnect(h):
 
 def test_freshBindOfSameResourceStoresUnacked(h):
     """Binding the hibernating session's resource again ends it; its unacked messages reach the new session."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 2)
     cut(alice)
     new, tn = h.connect("alice", "r", available=False)
@@ -549,9 +553,7 @@ def test_overflowEndsSession(h):
     """Past max_unacked the session ends (policy-violation) and the whole queue goes to offline storage."""
     h = HostHarness(smacks={"max_unacked": 5, "request_every": 0})
     h.addUser("alice")
-    alice, ta = h.connect("alice", "r")
-    bob, tb = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, tb, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 6)
     assert ta.closed.firstChildElement().name == "policy-violation"
     assert alice.closed and offlineBodies(h, "alice") == [f"m{i}" for i in range(6)]
@@ -587,9 +589,7 @@ def test_withoutOwnDelayKeepsOthers():
 
 def test_moduleUnloadFlushesHibernating(h):
     """Stopping the server ends sessions waiting for resumption and stores their unacked messages."""
-    alice, ta = h.connect("alice", "r")
-    bob, _ = h.connect("bob", "r")
-    enable(h, alice, ta)
+    alice, ta, bob, _, _ = pair(h)
     chat(h, bob, "alice@localhost/r", 1)
     cut(alice)
     h.host.unloadModules()

@@ -430,7 +430,8 @@ class SmacksModule(Module):
             stream.send(failed("bad-request", "<resume/> needs 'previd' and 'h'"))
             return True
         sm = self.resumable.get(previd)
-        if sm is None or sm.done or sm.session.localpart != stream.localpart:
+        if (sm is None or sm.done or sm.session.localpart != stream.localpart
+                or sm.session.stream.clientClosed):
             stream.send(failed("item-not-found", "Unknown or expired session"))
             return True
         session = sm.session
@@ -440,10 +441,9 @@ class SmacksModule(Module):
             self.host.endSession(session)
             return True
         old = session.stream
-        if not old.closed:
-            # half-dead: its session lives on here
-            old.session = None
-            old.close("conflict", "The session was resumed on another stream")
+        # the old stream, even half-dead, no longer speaks for the session
+        old.session = None
+        old.close("conflict", "The session was resumed on another stream")
         previous = sm.resuming
         if previous is not None and previous is not stream:
             previous.close("conflict", "The session was resumed on another stream")
