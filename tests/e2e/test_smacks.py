@@ -6,8 +6,11 @@ server over loopback, its TCP connection cut in the middle of a burst.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.e2e.conftest import startServer, stopServer
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
@@ -24,7 +27,7 @@ def server(tmp_path_factory):
 resume_timeout = {RESUME_TIMEOUT}
 request_every = 5
 """)
-    for name in ("sm-alice", "sm-bob", "sm-carol", "sm-dave"):
+    for name in ("sm-alice", "sm-bob", "sm-carol", "sm-dave", "sm-erin", "sm-frank"):
         running.adduser(name, f"{name}-pw")
     yield running
     stopServer(running)
@@ -130,5 +133,31 @@ def test_neverResumedGoesToOfflineStorage(server):
         assert all(stamp is not None for stamp in delays)
         await later.logout()
         await dave.logout()
+
+    run(scenario())
+
+
+def test_ackMeansStored(server):
+    """A message to an offline user is acknowledged (<a/>) only once it is committed to the database."""
+
+    async def scenario():
+        erin = SMClient(server, "sm-erin@localhost/phone", "sm-erin-pw")
+        assert await erin.login()
+        await asyncio.wait_for(erin.enabled, TIMEOUT)
+        acked = asyncio.get_running_loop().create_future()
+
+        def onAck(a):
+            if a["h"] >= 1 and not acked.done():
+                # read the server's database the moment the ack arrives
+                with sqlite3.connect(server.directory / "data" / "db.sqlite3") as db:
+                    acked.set_result(db.execute(
+                        "SELECT count(*) FROM offline WHERE localpart = 'sm-frank'").fetchone()[0])
+
+        erin.register_handler(Callback("ack watch", MatchXPath("{urn:xmpp:sm:3}a"), onAck, instream=True))
+        # the message and the request in one write, so the request arrives at once
+        erin.send_raw("<message type='chat' to='sm-frank@localhost' id='k1'><body>keep this</body></message>"
+                      "<r xmlns='urn:xmpp:sm:3'/>")
+        assert await asyncio.wait_for(acked, TIMEOUT) == 1
+        await erin.logout()
 
     run(scenario())

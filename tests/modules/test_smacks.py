@@ -587,13 +587,17 @@ def test_withoutOwnDelayKeepsOthers():
     assert len([c for c in stanza.elements() if c.name == "delay"]) == 2
 
 
-def test_moduleUnloadFlushesHibernating(h):
-    """Stopping the server ends sessions waiting for resumption and stores their unacked messages."""
+def test_moduleUnloadStoresUnacked(h):
+    """Stopping the server stores every session's unacked messages and ends the sessions waiting for resumption."""
     alice, ta, bob, _, _ = pair(h)
+    carol, tc = h.connect("carol", "r")
+    enable(h, carol, tc)
     chat(h, bob, "alice@localhost/r", 1)
+    chat(h, bob, "carol@localhost/r", 1, start=1)
     cut(alice)
     h.host.unloadModules()
     assert alice.closed and offlineBodies(h, "alice") == ["m0"]
+    assert not carol.closed and carol.sm is None and offlineBodies(h, "carol") == ["m1"]
     assert h.clock.getDelayedCalls() == []
 
 

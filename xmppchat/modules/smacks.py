@@ -344,12 +344,15 @@ class SmacksModule(Module):
         self.resumable: dict[str, StreamManagement] = {}
 
     def tearDown(self):
-        for sm in list(self.resumable.values()):
-            if sm.hibernating:
-                self.finish(sm.session)
-                self.host.endSession(sm.session)
-            else:
-                sm.stop()
+        # shutting down: what no client acknowledged goes to offline storage
+        # now, while storage still runs; sessions waiting for resumption end
+        for session in list(self.host.sessions.all()):
+            sm = session.sm
+            if sm is not None:
+                hibernating = sm.hibernating
+                self.finish(session)
+                if hibernating:
+                    self.host.endSession(session)
         self.resumable.clear()
 
     # -- negotiation --------------------------------------------------
@@ -539,7 +542,7 @@ class SmacksModule(Module):
             self.router.sendError(None, stanza, "service-unavailable", "The recipient's session ended")
             return
         copy, delayed = withoutOwnDelay(stanza, self.host.domain)
-        d = offline.store(session.localpart, copy, delayed if delayed is not None else stamp)
+        d = offline.storeFor(session.localpart, copy, delayed if delayed is not None else stamp)
         d.addErrback(self._storeFailed, stanza)
 
     def _storeFailed(self, failure, stanza) -> None:
