@@ -27,8 +27,9 @@ def server(tmp_path_factory):
 resume_timeout = {RESUME_TIMEOUT}
 request_every = 5
 """)
-    for name in ("sm-alice", "sm-bob", "sm-carol", "sm-dave", "sm-erin", "sm-frank"):
-        running.adduser(name, f"{name}-pw")
+    names = ("sm-alice", "sm-bob", "sm-carol", "sm-dave", "sm-erin", "sm-frank")
+    done = running.admin("import-users", "-", stdin="".join(f"{n} {n}-pw\n" for n in names))
+    assert done.returncode == 0, done.stderr
     yield running
     stopServer(running)
 

@@ -8,7 +8,9 @@ top-level element to the module that registered for it (event
 C{stream-element/<namespace>:<name>}: C{starttls}, SASL C{auth}, stream
 management...).  Before binding, IQs are offered as
 C{negotiate-iq/<namespace>:<name>} (resource binding, RFC 6120 §7); once
-bound, stanzas go to the router.
+bound, stanzas go to the router.  When the transport goes away, the
+session ends unless a C{stream-lost} handler keeps it (stream management,
+XEP-0198 §5, waiting for the client to resume).
 
 The transport (TCP, WebSocket, BOSH) implements L{ITransport}: it frames
 headers and errors its own way and feeds parsed elements back here.
