@@ -208,6 +208,26 @@ def test_outboundAcksWrapAround(start, count, data):
     assert not alice.stream.closed
 
 
+@settings(max_examples=40, deadline=None)
+@given(start=st.integers(min_value=0, max_value=MOD - 1),
+       steps=st.lists(st.tuples(st.integers(min_value=0, max_value=6), st.floats(0, 1)), max_size=12))
+def test_queueMatchesModel(start, steps):
+    """Any mix of deliveries and (valid) acks leaves exactly the stanzas after the last ack queued, in order."""
+    h = HostHarness(smacks={"request_every": 0, "request_seconds": 0})
+    alice, ta = h.connect("alice", "r")
+    bob, _ = h.connect("bob", "r")
+    enable(h, alice, ta)
+    alice.sm.acked = start
+    sent = acked = 0
+    for deliver, fraction in steps:
+        chat(h, bob, "alice@localhost/r", deliver, start=sent)
+        sent += deliver
+        acked += int((sent - acked) * fraction)
+        h.send(alice, ack((start + acked) % MOD))
+        assert [str(s.body) for _, s in alice.sm.queue] == [f"m{i}" for i in range(acked, sent)]
+    assert bodies(ta.pop()) == [f"m{i}" for i in range(sent)]
+
+
 def test_ackTooHighEndsStream(h):
     """An h acknowledging more than was sent gets undefined-condition with <handled-count-too-high/>."""
     alice, ta, bob, _, _ = pair(h)
