@@ -581,6 +581,22 @@ def test_overflowEndsSession(h):
     assert offlineBodies(h, "alice")[-1] == "m6"
 
 
+def test_fullOfflineStorageBouncesToSender(h):
+    """An unacked message that no longer fits in offline storage goes back to its sender as an error."""
+    h = HostHarness(limits={"offline_messages_per_user": 1, "ping_interval": 0})
+    h.addUser("alice")
+    alice, ta, bob, tb, _ = pair(h)
+    chat(h, bob, "alice@localhost/r", 2)
+    tb.pop()
+    alice.stream.streamEnded()
+    alice.stream.connectionLost()
+    assert offlineBodies(h, "alice") == ["m0"]
+    [error] = tb.pop()
+    assert error.name == "message" and error["type"] == "error" and error["id"] == "m1"
+    assert error["from"] == "alice@localhost/r" and error["to"] == "bob@localhost/r"
+    assert error.error.firstChildElement().name == "service-unavailable"
+
+
 def test_offlineRedeliveryKeepsOneDelay(h):
     """A message delivered from offline storage and not acked is stored again with its first time and one delay."""
     result(h.storage.offline.storeOffline(
