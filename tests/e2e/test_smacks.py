@@ -72,6 +72,23 @@ class SMClient(Client):
             self._settle(self.everything)
 
 
+def offlineCount(server, localpart):
+    with sqlite3.connect(server.directory / "data" / "db.sqlite3") as db:
+        return db.execute("SELECT count(*) FROM offline WHERE localpart = ?", (localpart,)).fetchone()[0]
+
+
+async def offlineSettled(server, localpart):
+    """Wait until the user has offline messages and their number stops changing."""
+    previous = -1
+    for _ in range(100):
+        count = offlineCount(server, localpart)
+        if count and count == previous:
+            return
+        previous = count
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"offline storage of {localpart} did not settle: {previous}")
+
+
 async def cutMidBurst(server, receiver, sender, to):
     """
     Log C{receiver} in (resource C{phone}, stream management with
@@ -119,7 +136,9 @@ def test_neverResumedGoesToOfflineStorage(server):
     async def scenario():
         carol, dave = await cutMidBurst(server, "sm-carol", "sm-dave", "sm-carol@localhost")
         first = list(carol.bodies)
-        await asyncio.sleep(RESUME_TIMEOUT + 1.5)
+        # the window passes; the unacknowledged rest lands in offline storage
+        await asyncio.sleep(RESUME_TIMEOUT)
+        await offlineSettled(server, "sm-carol")
         later = SMClient(server, "sm-carol@localhost/laptop", "sm-carol-pw")
         later.wanted = f"m{BURST - 1}"
         delays = []
@@ -150,9 +169,7 @@ def test_ackMeansStored(server):
         def onAck(a):
             if a["h"] >= 1 and not acked.done():
                 # read the server's database the moment the ack arrives
-                with sqlite3.connect(server.directory / "data" / "db.sqlite3") as db:
-                    acked.set_result(db.execute(
-                        "SELECT count(*) FROM offline WHERE localpart = 'sm-frank'").fetchone()[0])
+                acked.set_result(offlineCount(server, "sm-frank"))
 
         erin.register_handler(Callback("ack watch", MatchXPath("{urn:xmpp:sm:3}a"), onAck, instream=True))
         # the message and the request in one write, so the request arrives at once
