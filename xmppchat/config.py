@@ -38,6 +38,7 @@ DEFAULT_MODULES = (
     "csi",
     "last",
     "push",
+    "smacks",
 )
 
 
@@ -179,6 +180,18 @@ class RestConfig:
 
 
 @dataclass
+class SmacksConfig:
+    """
+    XEP-0198 stream management (C{modules/smacks.py}).
+    """
+
+    resume_timeout: int = 300
+    max_unacked: int = 1000
+    request_every: int = 5
+    request_seconds: int = 30
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -192,6 +205,7 @@ class Config:
     tls: TLSConfig = field(default_factory=TLSConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    smacks: SmacksConfig = field(default_factory=SmacksConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     push: PushConfig = field(default_factory=PushConfig)
     rest: RestConfig = field(default_factory=RestConfig)
@@ -211,6 +225,7 @@ SECTIONS = {
     "tls": TLSConfig,
     "storage": StorageConfig,
     "limits": LimitsConfig,
+    "smacks": SmacksConfig,
     "modules": ModulesConfig,
     "push": PushConfig,
     "rest": RestConfig,
@@ -262,10 +277,12 @@ def _validate(config: Config, problem) -> None:
     for key in ("mongodb_pool_size", "mongodb_timeout_ms"):
         if getattr(config.storage, key) < 1:
             problem(f"storage.{key}", "must be at least 1")
+    for name in ("limits", "smacks"):
+        section = getattr(config, name)
+        for f in fields(section):
+            if getattr(section, f.name) < 0:
+                problem(f"{name}.{f.name}", "must not be negative")
     limits = config.limits
-    for f in fields(limits):
-        if getattr(limits, f.name) < 0:
-            problem(f"limits.{f.name}", "must not be negative")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
     push = config.push
@@ -279,6 +296,8 @@ def _validate(config: Config, problem) -> None:
     if push.queue_size < 1 or push.concurrency < 1:
         problem("push", "queue_size and concurrency must be at least 1")
     _validateRest(config.rest, problem)
+    if config.smacks.max_unacked < 1:
+        problem("smacks.max_unacked", "must be at least 1")
     from xmppchat.modules import knownModules
 
     known = knownModules()

@@ -30,12 +30,14 @@ class Session:
     @ivar filters: outbound filters, called in order as C{f(session,
         element)}; each returns the element to send (possibly another one)
         or C{None} to hold it back (CSI).  Empty on most sessions.
+    @ivar sm: the XEP-0198 state (L{xmppchat.modules.smacks.StreamManagement})
+        once the client enabled stream management, else C{None}.
     """
 
     __slots__ = (
         "host", "stream", "jid", "bare", "full", "localpart", "resource", "account",
         "available", "priority", "presence", "rosterRequested", "directed", "state",
-        "closed", "interested", "inactive", "filters",
+        "closed", "interested", "inactive", "filters", "sm",
     )
 
     def __init__(self, host, stream, jid, account=None):
@@ -57,21 +59,28 @@ class Session:
         self.closed = False
         self.inactive = False
         self.filters: list = []
+        self.sm = None
 
     def __repr__(self):
         return f"<Session {self.full}>"
 
     def send(self, element) -> None:
         """
-        Send a stanza to this client.  Stream management wraps this.
+        Send a stanza to this client, through the outbound filters (CSI).
+        With stream management enabled it goes through the unacknowledged
+        queue (XEP-0198 §4), which also keeps it while the session waits
+        for resumption.
         """
-        if self.closed:
+        if self.closed and self.sm is None:
             return
         for f in self.filters:
             element = f(self, element)
             if element is None:
                 return
-        self.stream.send(element)
+        if self.sm is not None:
+            self.sm.send(element)
+        else:
+            self.stream.send(element)
 
     def close(self, condition: str | None = None, text: str | None = None) -> None:
         """

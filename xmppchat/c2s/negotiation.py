@@ -8,7 +8,9 @@ top-level element to the module that registered for it (event
 C{stream-element/<namespace>:<name>}: C{starttls}, SASL C{auth}, stream
 management...).  Before binding, IQs are offered as
 C{negotiate-iq/<namespace>:<name>} (resource binding, RFC 6120 §7); once
-bound, stanzas go to the router.
+bound, stanzas go to the router.  When the transport goes away, the
+session ends unless a C{stream-lost} handler keeps it (stream management,
+XEP-0198 §5, waiting for the client to resume).
 
 The transport (TCP, WebSocket, BOSH) implements L{ITransport}: it frames
 headers and errors its own way and feeds parsed elements back here.
@@ -93,6 +95,10 @@ class C2SStream:
         self.state: dict = {}
         self.closed = False
         self.lang = "en"
+        # how the stream ended: the client closed it (RFC 6120 §4.4), or the
+        # server did with this stream error condition (XEP-0198 §7 needs both)
+        self.clientClosed = False
+        self.closeCondition: str | None = None
 
     @property
     def secure(self) -> bool:
@@ -130,10 +136,13 @@ class C2SStream:
         if self.closed:
             return
         if self.phase == BOUND and element.uri == NS_CLIENT and element.name in STANZA_NAMES:
+            session = self.session
             try:
-                self.host.router.route(self.session, element)
+                self.host.router.route(session, element)
             except Exception:
-                self.log.failure("Routing failed for a stanza from {jid}", jid=self.session.full)
+                self.log.failure("Routing failed for a stanza from {jid}", jid=session.full)
+            if session.sm is not None:
+                session.sm.stanzaHandled()
             return
         event = StreamEvent(self, element)
         hooks = self.host.hooks
@@ -152,12 +161,18 @@ class C2SStream:
         """
         The client closed its stream (RFC 6120 §4.4): close ours.
         """
+        self.clientClosed = True
         self.close()
 
     def connectionLost(self) -> None:
+        """
+        The transport is gone.  The session ends unless a C{stream-lost}
+        handler keeps it (XEP-0198 §5: waiting for resumption).
+        """
         self.closed = True
-        if self.session is not None:
-            self.host.endSession(self.session)
+        session = self.session
+        if session is not None and not self.host.hooks.fire("stream-lost", StreamEvent(self)):
+            self.host.endSession(session)
         self.host.hooks.fire("stream-closed", StreamEvent(self))
 
     # -- for modules --------------------------------------------------
@@ -166,15 +181,20 @@ class C2SStream:
         if not self.closed:
             self.transport.send(element)
 
-    def close(self, condition: str | None = None, text: str | None = None) -> None:
+    def close(self, condition: str | None = None, text: str | None = None,
+              appCondition: domish.Element | None = None) -> None:
         """
         Close the stream, with a stream error (RFC 6120 §4.9) if
-        C{condition} is given.
+        C{condition} is given, and an application-specific condition
+        element (§4.9.4) if C{appCondition} is.
         """
         if self.closed:
             return
         self.closed = True
+        self.closeCondition = condition
         error = StreamError(condition, text).toElement() if condition else None
+        if error is not None and appCondition is not None:
+            error.addChild(appCondition)
         self.transport.close(error)
 
     def secured(self) -> None:

@@ -27,6 +27,7 @@ REGISTRY = {
     "csi": ("xmppchat.modules.csi", "CSIModule"),
     "last": ("xmppchat.modules.last", "LastActivityModule"),
     "push": ("xmppchat.modules.push", "PushModule"),
+    "smacks": ("xmppchat.modules.smacks", "SmacksModule"),
 }
 
 

@@ -6,7 +6,9 @@ implements and decorates its handlers with L{hook}.  Loading registers the
 handlers on the host's L{HookBus}; unloading removes them.  A handler may
 return a Deferred; a L{StanzaError} it raises (or its Deferred fails with)
 becomes the matching error reply, any other failure is logged and answered
-with C{internal-server-error} for IQ requests.
+with C{internal-server-error} for IQ requests.  A Deferred returned for a
+stanza of a client with stream management holds back that client's XEP-0198
+acknowledgement until it fires (the stanza is only "handled" then).
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ class Module:
                 return True
             if isinstance(result, defer.Deferred):
                 result.addErrback(self._failed, event)
+                # XEP-0198: the sender's <a/> waits until this is done
+                sm = getattr(getattr(event, "origin", None), "sm", None)
+                if sm is not None:
+                    sm.track(result)
                 return True
             return result
 

@@ -57,12 +57,23 @@ class OfflineModule(Module):
         account = yield self.storage.accounts.getAccountByLocalpart(localpart)
         if account is None:
             raise StanzaError("service-unavailable", text="No such user")
+        yield self.storeFor(localpart, stanza)
+        return True
+
+    @defer.inlineCallbacks
+    def storeFor(self, localpart: str, stanza, stamp: float | None = None):
+        """
+        Store C{stanza} for the existing account C{localpart} (one write,
+        issued at once), stamped C{stamp}: default now; stream management
+        passes the original delivery time (XEP-0198 §4).
+        """
         limit = self.host.config.limits.offline_messages_per_user
+        if stamp is None:
+            stamp = self.host.clock.seconds()
         try:
-            yield self.storage.offline.storeOffline(localpart, stanza.toXml(), self.host.clock.seconds(), limit)
+            yield self.storage.offline.storeOffline(localpart, stanza.toXml(), stamp, limit)
         except QuotaExceeded:
             raise StanzaError("service-unavailable", text="The recipient's offline storage is full") from None
-        return True
 
     @hook("presence-initial")
     def onInitialPresence(self, event):
