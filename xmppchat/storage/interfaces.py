@@ -321,6 +321,7 @@ class Storage:
     offline: IOfflineStore
     roster: IRosterStore
     lastActivity: ILastActivityStore
+    privacy: "IPrivacyStore"
 
     def start(self) -> Deferred:
         """
@@ -340,4 +341,59 @@ __all__ = [
     "Account", "TokenRecord", "RosterItem", "OfflineMessage",
     "IAccountStore", "ITokenStore", "IOfflineStore", "IRosterStore", "ILastActivityStore",
     "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS",
+    "PrivacyRecord", "IPrivacyStore",
 ]
+
+
+# -- privacy lists (XEP-0016 / XEP-0191) ------------------------------------
+
+
+@dataclass
+class PrivacyRecord:
+    """
+    Everything stored about one user's privacy lists (XEP-0016).
+
+    @ivar default: the name of the default list, or C{None}.
+    @ivar lists: list name -> items, in the order the lists were first
+        created.  Each item is a JSON-compatible C{dict} with the keys
+        C{type} (C{'jid'}, C{'group'}, C{'subscription'} or C{None}),
+        C{value} (C{str} or C{None}), C{action} (C{'allow'}/C{'deny'}),
+        C{order} (C{int}) and C{stanzas} (list of child element names:
+        C{'message'}, C{'iq'}, C{'presence-in'}, C{'presence-out'}; empty
+        means every stanza), kept exactly as given, in the given order.
+    """
+
+    default: str | None = None
+    lists: dict[str, list[dict]] = field(default_factory=dict)
+
+
+class IPrivacyStore(Protocol):
+    """
+    XEP-0016 privacy lists, keyed by the owner's localpart and the list
+    name.  A list is stored whole, as JSON (one record per list, plus the
+    name of the default list per user), so any document store holds it
+    as is.
+    """
+
+    def getPrivacy(self, localpart: str) -> Deferred:
+        """
+        Fires with the user's L{PrivacyRecord} (empty if nothing is stored).
+        """
+
+    def setPrivacyList(self, localpart: str, name: str, items: list[dict]) -> Deferred:
+        """
+        Create or replace the list C{name} (it keeps its position among the
+        user's lists when replaced).
+        """
+
+    def deletePrivacyList(self, localpart: str, name: str) -> Deferred:
+        """
+        Delete a list; if it was the default list the user has no default
+        list any more.  Fires with C{True} if it existed.
+        """
+
+    def setDefaultPrivacyList(self, localpart: str, name: str | None) -> Deferred:
+        """
+        Make C{name} the default list, or decline any (C{None}).  Fails with
+        L{NotFound} when there is no list C{name}.
+        """
