@@ -31,6 +31,8 @@ DEFAULT_MODULES = (
     "ping",
     "version",
     "time",
+    "privacy",
+    "blocking",
 )
 
 
@@ -100,6 +102,15 @@ class LimitsConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    max_lists: int = 32
+    max_items: int = 1024
+    max_name_length: int = 256
+    cache_size: int = 10000
+    blocklist_name: str = "@ConnectyCube/blockList"
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -112,6 +123,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -127,6 +139,7 @@ SECTIONS = {
     "storage": StorageConfig,
     "limits": LimitsConfig,
     "modules": ModulesConfig,
+    "privacy": PrivacyConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -177,6 +190,11 @@ def _validate(config: Config, problem) -> None:
             problem(f"limits.{f.name}", "must not be negative")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    for key in ("max_lists", "max_items", "max_name_length", "cache_size"):
+        if getattr(config.privacy, key) < 1:
+            problem(f"privacy.{key}", "must be at least 1")
+    if not 0 < len(config.privacy.blocklist_name) <= config.privacy.max_name_length:
+        problem("privacy.blocklist_name", "must be a non-empty name within max_name_length")
     from xmppchat.modules import knownModules
 
     known = knownModules()

@@ -56,9 +56,14 @@ class Session:
 
     def send(self, element) -> None:
         """
-        Send a stanza to this client.  Stream management wraps this.
+        Send a stanza to this client, unless one of the host's
+        C{deliveryFilters} (privacy lists) refuses it.  Stream management
+        wraps this.
         """
         if not self.closed:
+            for accept in self.host.deliveryFilters:
+                if not accept(self, element):
+                    return
             self.stream.send(element)
 
     def close(self, condition: str | None = None, text: str | None = None) -> None:

@@ -20,6 +20,8 @@ REGISTRY = {
     "ping": ("xmppchat.modules.ping", "PingModule"),
     "version": ("xmppchat.modules.version", "VersionModule"),
     "time": ("xmppchat.modules.time", "TimeModule"),
+    "privacy": ("xmppchat.modules.privacy", "PrivacyModule"),
+    "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
 }
 
 
