@@ -555,7 +555,7 @@ rosterStrategy = st.dictionaries(
 def test_evaluatorMatchesReference(items, rng, kind, peer, roster):
     """The compiled evaluator agrees with a literal reading of the spec on random lists, stanzas and rosters."""
     orders = rng.sample(range(100), len(items))
-    items = [dict(item, order=order) for item, order in zip(items, orders)]
+    items = [dict(item, order=order) for item, order in zip(items, orders, strict=True)]
     assert evaluate(compileItems(items), kind, peer, roster) == referenceDenies(items, kind, peer, roster)
     # and the list survives the wire format unchanged (in order order)
     wire = xml(listElement("x", items).toXml())

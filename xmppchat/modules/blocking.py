@@ -15,13 +15,12 @@ the change.  Enforcement is the privacy module's.
 
 from __future__ import annotations
 
-import secrets
-
 from twisted.words.xish import domish
 
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.modules.base import Module, hook
-from xmppchat.stanzas import NS_CLIENT, StanzaError
+from xmppchat.modules.privacy import clientSession, pushIQ
+from xmppchat.stanzas import StanzaError
 
 NS_BLOCKING = "urn:xmpp:blocking"
 STATE_REQUESTED = "blocklist-requested"
@@ -44,9 +43,7 @@ class BlockingModule(Module):
 
     @hook(f"iq-get/self/{NS_BLOCKING}:blocklist")
     def onBlocklist(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = clientSession(event)
 
         def send(jids):
             session.state[STATE_REQUESTED] = True
@@ -74,17 +71,13 @@ class BlockingModule(Module):
 
     @hook(f"iq-set/self/{NS_BLOCKING}:block")
     def onBlock(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = clientSession(event)
         jids = self._jids(event.stanza.block, required=True)
         return self.privacy.block(session, jids).addCallback(lambda _: self.reply(event))
 
     @hook(f"iq-set/self/{NS_BLOCKING}:unblock")
     def onUnblock(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = clientSession(event)
         jids = self._jids(event.stanza.unblock, required=False)
         return self.privacy.unblock(session, jids).addCallback(lambda _: self.reply(event))
 
@@ -107,12 +100,7 @@ class BlockingModule(Module):
             if not session.state.get(STATE_REQUESTED):
                 continue
             for name, jids in pushes:
-                iq = domish.Element((NS_CLIENT, "iq"))
-                iq["type"] = "set"
-                iq["id"] = "push-" + secrets.token_hex(6)
-                iq["to"] = session.full
-                iq.addChild(self._element(name, jids))
-                session.send(iq)
+                pushIQ(session, self._element(name, jids))
         return None
 
     @staticmethod

@@ -238,6 +238,27 @@ def parseItems(listElement, maxItems: int, maxName: int) -> list[dict]:
     return items
 
 
+def clientSession(event):
+    """
+    The client session an IQ came from; C{forbidden} for server-generated ones.
+    """
+    if event.origin is None:
+        raise StanzaError("forbidden")
+    return event.origin
+
+
+def pushIQ(session, payload) -> None:
+    """
+    Send a server push (an IQ set carrying C{payload}) to C{session}.
+    """
+    iq = domish.Element((NS_CLIENT, "iq"))
+    iq["type"] = "set"
+    iq["id"] = "push-" + secrets.token_hex(6)
+    iq["to"] = session.full
+    iq.addChild(payload)
+    session.send(iq)
+
+
 def listElement(name: str, items: list[dict] | None = None) -> domish.Element:
     """
     C{<list name/>} with the stored items, in C{order} order.
@@ -673,9 +694,7 @@ class PrivacyModule(Module):
 
     @hook(f"iq-get/self/{NS_PRIVACY}:query")
     def onGet(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = clientSession(event)
         children = list(event.stanza.query.elements())
         if not children:
             return self.settingsOf(session.localpart).addCallback(self._sendNames, event, session)
@@ -705,9 +724,7 @@ class PrivacyModule(Module):
 
     @hook(f"iq-set/self/{NS_PRIVACY}:query")
     def onSet(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = clientSession(event)
         children = list(event.stanza.query.elements())
         if len(children) != 1 or children[0].uri != NS_PRIVACY:
             raise StanzaError("bad-request", text="A privacy set carries exactly one active, default or list")
@@ -778,12 +795,9 @@ class PrivacyModule(Module):
         Privacy list push to every connected resource (§2.2 rule 10).
         """
         for session in self.host.sessions.sessionsOf(self._bare(localpart)):
-            iq = domish.Element((NS_CLIENT, "iq"))
-            iq["type"] = "set"
-            iq["id"] = "push-" + secrets.token_hex(6)
-            iq["to"] = session.full
-            iq.addElement((NS_PRIVACY, "query")).addChild(listElement(name))
-            session.send(iq)
+            query = domish.Element((NS_PRIVACY, "query"))
+            query.addChild(listElement(name))
+            pushIQ(session, query)
 
     # -- after a change: presence, blocklist view, cache ----------------------------
 
