@@ -560,3 +560,15 @@ def test_evaluatorMatchesReference(items, rng, kind, peer, roster):
     # and the list survives the wire format unchanged (in order order)
     wire = xml(listElement("x", items).toXml())
     assert parseItems(wire, 100, 100) == sorted(items, key=lambda i: i["order"])
+
+
+def test_discoFeaturesAndConfig():
+    """Both namespaces are advertised; bad [privacy] values are reported with their keys."""
+    from xmppchat.config import ConfigError, buildConfig
+
+    h = HostHarness()
+    features = h.host.features()
+    assert "jabber:iq:privacy" in features and "urn:xmpp:blocking" in features
+    with pytest.raises(ConfigError) as info:
+        buildConfig({"privacy": {"max_items": 0, "blocklist_name": ""}})
+    assert "privacy.max_items" in str(info.value) and "privacy.blocklist_name" in str(info.value)
