@@ -393,6 +393,10 @@ def test_activeListAppliesPerSession():
     assert messages(tb) == []
     chat(h, bob, "alice@localhost/one")
     assert messages(t1) == [] and condition(messages(tb)[0]) == "service-unavailable"
+    # when every available resource refuses, the sender gets the error
+    assert iq(h, a2, "<active name='block'/>")["type"] == "result"
+    chat(h, bob, "alice@localhost")
+    assert messages(t1) == messages(t2) == [] and condition(messages(tb)[0]) == "service-unavailable"
 
 
 def test_groupAndSubscriptionRules():

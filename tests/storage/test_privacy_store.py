@@ -18,10 +18,15 @@ def item(order, value="bad@localhost", action="deny", stanzas=()):
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request):
+def storage(request):
     storage = openBackend(request.param)
-    yield storage.privacy
+    yield storage
     result(storage.stop())
+
+
+@pytest.fixture
+def store(storage):
+    return storage.privacy
 
 
 class TestPrivacyStore:
@@ -76,3 +81,15 @@ class TestPrivacyStore:
         """Any list of items and any name round-trip unchanged."""
         result(store.setPrivacyList("rt", name, items))
         assert result(store.getPrivacy("rt")).lists[name] == items
+
+
+def test_deleteAccountDeletesLists(storage):
+    """Deleting an account deletes its privacy lists and default, not other users'."""
+    account = result(storage.accounts.createAccount("alice", None))
+    result(storage.accounts.deleteAccount(result(storage.accounts.createAccount("early", None)).id))
+    for user in ("alice", "bob"):
+        result(storage.privacy.setPrivacyList(user, "x", [item(1)]))
+        result(storage.privacy.setDefaultPrivacyList(user, "x"))
+    assert result(storage.accounts.deleteAccount(account.id)) is True
+    assert result(storage.privacy.getPrivacy("alice")) == PrivacyRecord(None, {})
+    assert result(storage.privacy.getPrivacy("bob")).default == "x"

@@ -581,8 +581,19 @@ class PrivacyModule(Module):
             session = self.host.sessions.get(to.userhost(), to.resource)
             rules = self.sessionRules(session, entry) if session is not None else entry.defaultRules()
         else:
-            if name != "iq" and any(s.state.get(STATE_ACTIVE) for s in self.host.sessions.sessionsOf(to.userhost())):
-                return None  # per-session active lists: decided on delivery
+            sessions = self.host.sessions.sessionsOf(to.userhost())
+            if name != "iq" and any(s.state.get(STATE_ACTIVE) for s in sessions):
+                # per-session active lists (§2.2 rule 1): each session filters on
+                # delivery; the sender hears of it only when every target refuses
+                targets = [s for s in sessions if s.available and s.priority >= 0]
+                kind = inboundKind(name, stanzaType)
+                if name != "message" or (targets and not all(
+                        evaluate(self.sessionRules(s, entry), kind, peer, self._roster(receiver, entry))
+                        for s in targets)):
+                    return None
+                if targets:
+                    self._refuse(origin, stanza, "service-unavailable", BLOCKED_TEXT)
+                    return True
             rules = entry.defaultRules()
         if not evaluate(rules, inboundKind(name, stanzaType), peer, self._roster(receiver, entry)):
             return None

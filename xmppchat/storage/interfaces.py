@@ -181,8 +181,8 @@ class IAccountStore(Protocol):
 
     def deleteAccount(self, accountId: int) -> Deferred:
         """
-        Delete the account with its tokens, roster, offline messages and
-        last activity; fires with C{True}, or C{False} if it did not exist.
+        Delete the account with its tokens, roster, offline messages,
+        last activity and privacy lists; fires with C{True}, or C{False} if it did not exist.
         """
 
     def listAccounts(self, offset: int = 0, limit: int | None = None) -> Deferred:

@@ -452,6 +452,7 @@ class SQLiteAccountStore(_Store):
             connection.execute("DELETE FROM tokens WHERE account_id = ?", (accountId,))
             for table in ("roster", "offline", "last_activity"):
                 connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
+            _deletePrivacy(connection, localpart)
             connection.execute("DELETE FROM accounts WHERE id = ?", (accountId,))
             return True
 
@@ -659,6 +660,17 @@ _PRIVACY_SCHEMA = (
         name TEXT NOT NULL
     )""",
 )
+
+
+def _deletePrivacy(connection, localpart) -> None:
+    """
+    Delete a user's privacy lists (account deletion); the tables exist only
+    once the privacy store has been used.
+    """
+    for table in ("privacy_lists", "privacy_default"):
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              (table,)).fetchone() is not None:
+            connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
 
 
 class SQLitePrivacyStore(_Store):
