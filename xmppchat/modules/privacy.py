@@ -518,8 +518,11 @@ class PrivacyModule(Module):
         origin = event.origin
         to = event.to
         receiver = to.user if to is not None and event.kind != "self" else None
-        missing = [lp for lp in {origin.localpart if origin is not None else None, receiver}
-                   if lp is not None and self.cached(lp) is None]
+        missing = []
+        if origin is not None and origin.localpart not in self.pinned and self.cached(origin.localpart) is None:
+            missing.append(origin.localpart)
+        if receiver is not None and receiver not in self.pinned and self.cached(receiver) is None:
+            missing.append(receiver)
         if missing:
             return self._waitFor(missing, event)
         if receiver is None:
