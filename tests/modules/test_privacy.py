@@ -576,3 +576,22 @@ def test_discoFeaturesAndConfig():
     with pytest.raises(ConfigError) as info:
         buildConfig({"privacy": {"max_items": 0, "blocklist_name": ""}})
     assert "privacy.max_items" in str(info.value) and "privacy.blocklist_name" in str(info.value)
+
+
+denseJIDItems = st.lists(st.fixed_dictionaries({
+    "type": st.just("jid"),
+    "value": st.sampled_from(["a@localhost/r1", "a@localhost", "localhost/r1", "localhost"]),
+    "action": st.sampled_from(["allow", "deny"]),
+    "stanzas": st.lists(st.sampled_from(["message", "iq"]), unique=True, max_size=2),
+}), min_size=2, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(denseJIDItems, st.randoms(use_true_random=False), st.sampled_from(["message", "iq", OTHER]),
+       st.sampled_from([("a", "localhost", "r1"), ("a", "localhost", "r2"), (None, "localhost", "r1"),
+                        ("b", "localhost", None)]))
+def test_jidIndexMatchesReference(items, rng, kind, peer):
+    """Overlapping jid items (full, bare, domain/resource, domain) resolve by order as the reference does."""
+    orders = rng.sample(range(20), len(items))
+    items = [dict(item, order=order) for item, order in zip(items, orders, strict=True)]
+    assert evaluate(compileItems(items), kind, peer, None) == referenceDenies(items, kind, peer, {})
