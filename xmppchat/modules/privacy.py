@@ -891,28 +891,26 @@ class PrivacyModule(Module):
             targets.update(full.partition("/")[0] for full in session.directed)
             for bare in targets:
                 for other in sessions.sessionsOf(bare):
-                    if not other.available or other.bare == session.bare:
-                        continue
-                    peer = (other.localpart, other.jid.host, other.resource)
-                    wasDenied = evaluate(before, "presence-out", peer, roster)
-                    isDenied = evaluate(after, "presence-out", peer, roster)
-                    if isDenied and not wasDenied:
-                        self.sendExempt(other, presenceStanza(session.full, other.full, "unavailable"))
-                    elif wasDenied and not isDenied and session.presence is not None:
-                        self.sendExempt(other, retarget(session.presence, other.full, session.full))
+                    if other.available and other.bare != session.bare:
+                        self._correctPresence(before, after, "presence-out", other, roster, session, other)
             for bare, item in roster.items():
-                if item.subscription not in SUBSCRIBED_TO:
-                    continue
-                for contact in sessions.sessionsOf(bare):
-                    if not contact.available or contact.presence is None:
-                        continue
-                    peer = (contact.localpart, contact.jid.host, contact.resource)
-                    wasDenied = evaluate(before, "presence-in", peer, roster)
-                    isDenied = evaluate(after, "presence-in", peer, roster)
-                    if isDenied and not wasDenied:
-                        self.sendExempt(session, presenceStanza(contact.full, session.full, "unavailable"))
-                    elif wasDenied and not isDenied:
-                        self.sendExempt(session, retarget(contact.presence, session.full, contact.full))
+                if item.subscription in SUBSCRIBED_TO:
+                    for contact in sessions.sessionsOf(bare):
+                        if contact.available:
+                            self._correctPresence(before, after, "presence-in", contact, roster, contact, session)
+
+    def _correctPresence(self, before, after, kind, peer, roster, sender, receiver) -> None:
+        """
+        Tell C{receiver} C{sender} went away when the rules now deny C{kind}
+        with C{peer}, or send C{sender}'s presence when they no longer do.
+        """
+        address = (peer.localpart, peer.jid.host, peer.resource)
+        wasDenied = evaluate(before, kind, address, roster)
+        isDenied = evaluate(after, kind, address, roster)
+        if isDenied and not wasDenied:
+            self.sendExempt(receiver, presenceStanza(sender.full, receiver.full, "unavailable"))
+        elif wasDenied and not isDenied and sender.presence is not None:
+            self.sendExempt(receiver, retarget(sender.presence, receiver.full, sender.full))
 
     # -- XEP-0191 view ------------------------------------------------------------
 
