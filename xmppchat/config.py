@@ -39,6 +39,8 @@ DEFAULT_MODULES = (
     "last",
     "push",
     "smacks",
+    "privacy",
+    "blocking",
 )
 
 
@@ -192,6 +194,15 @@ class SmacksConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    max_lists: int = 32
+    max_items: int = 1024
+    max_name_length: int = 256
+    cache_size: int = 10000
+    blocklist_name: str = "@ConnectyCube/blockList"
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -209,6 +220,7 @@ class Config:
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     push: PushConfig = field(default_factory=PushConfig)
     rest: RestConfig = field(default_factory=RestConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -229,6 +241,7 @@ SECTIONS = {
     "modules": ModulesConfig,
     "push": PushConfig,
     "rest": RestConfig,
+    "privacy": PrivacyConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -298,6 +311,11 @@ def _validate(config: Config, problem) -> None:
     _validateRest(config.rest, problem)
     if config.smacks.max_unacked < 1:
         problem("smacks.max_unacked", "must be at least 1")
+    for key in ("max_lists", "max_items", "max_name_length", "cache_size"):
+        if getattr(config.privacy, key) < 1:
+            problem(f"privacy.{key}", "must be at least 1")
+    if not 0 < len(config.privacy.blocklist_name) <= config.privacy.max_name_length:
+        problem("privacy.blocklist_name", "must be a non-empty name within max_name_length")
     from xmppchat.modules import knownModules
 
     known = knownModules()

@@ -35,6 +35,7 @@ class Host:
 
     @ivar components: domain -> component (an object with
         C{receive(origin, stanza, toJID)}), e.g. the MUC service.
+    @ivar deliveryFilters: see L{Session.send}.
     @ivar secret: random bytes for this process (fake SCRAM salts and the
         like); not persisted.
     """
@@ -50,6 +51,9 @@ class Host:
         self.sessions = SessionRegistry()
         self.router = StanzaRouter(self)
         self.components: dict = {}
+        # callables (session, stanza) -> bool run on every stanza sent to a
+        # session; False drops it (privacy lists, XEP-0016)
+        self.deliveryFilters: list = []
         self.modules: dict = {}
         self.secret = secrets.token_bytes(32)
         # Extra SASL PLAIN checks: async callables (account, password) -> bool

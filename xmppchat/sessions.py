@@ -66,13 +66,18 @@ class Session:
 
     def send(self, element) -> None:
         """
-        Send a stanza to this client, through the outbound filters (CSI).
-        With stream management enabled it goes through the unacknowledged
-        queue (XEP-0198 §4), which also keeps it while the session waits
-        for resumption.
+        Send a stanza to this client, unless one of the host's
+        C{deliveryFilters} (privacy lists) refuses it, through the session's
+        outbound filters (CSI).  With stream management enabled it goes
+        through the unacknowledged queue (XEP-0198 §4), which also keeps it
+        while the session waits for resumption; refused or held stanzas are
+        never counted.
         """
         if self.closed and self.sm is None:
             return
+        for accept in self.host.deliveryFilters:
+            if not accept(self, element):
+                return
         for f in self.filters:
             element = f(self, element)
             if element is None:

@@ -28,6 +28,8 @@ REGISTRY = {
     "last": ("xmppchat.modules.last", "LastActivityModule"),
     "push": ("xmppchat.modules.push", "PushModule"),
     "smacks": ("xmppchat.modules.smacks", "SmacksModule"),
+    "privacy": ("xmppchat.modules.privacy", "PrivacyModule"),
+    "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
 }
 
 

@@ -138,6 +138,7 @@ class StreamManagement:
     __slots__ = (
         "module", "session", "clock", "smid", "timeout", "queue", "acked", "received",
         "pending", "waiting", "unrequested", "requestTimer", "expiry", "resuming", "done",
+        "routing",
     )
 
     def __init__(self, module, session, smid: str | None = None, timeout: int = 0):
@@ -156,6 +157,7 @@ class StreamManagement:
         self.expiry = None
         self.resuming = None
         self.done = False
+        self.routing = None
 
     @property
     def sent(self) -> int:
@@ -245,10 +247,29 @@ class StreamManagement:
         Handling the stanza being routed produced C{d} (e.g. a storage
         write): acknowledgements covering it wait until C{d} fires.
         """
-        number = self.received + 1
+        number = self.current()
         pending = self.pending
         pending[number] = pending.get(number, 0) + 1
         d.addBoth(self._written, number)
+
+    def current(self) -> int:
+        """
+        The number of the inbound stanza being routed now.
+        """
+        return self.received + 1 if self.routing is None else self.routing
+
+    def replay(self, number: int, f, *args):
+        """
+        Call C{f(*args)} to route again an inbound stanza that a module held
+        back (e.g. until privacy lists were loaded): what the routing
+        tracks is attributed to stanza C{number}, not to the one being
+        received now.
+        """
+        saved, self.routing = self.routing, number
+        try:
+            return f(*args)
+        finally:
+            self.routing = saved
 
     def _written(self, result, number):
         left = self.pending[number] - 1

@@ -451,8 +451,8 @@ class IAccountStore(Protocol):
 
     def deleteAccount(self, accountId: int) -> Deferred:
         """
-        Delete the account with its tokens, roster, offline messages and
-        last activity; fires with C{True}, or C{False} if it did not exist.
+        Delete the account with its tokens, roster, offline messages,
+        last activity and privacy lists; fires with C{True}, or C{False} if it did not exist.
         """
 
     def listAccounts(self, offset: int = 0, limit: int | None = None) -> Deferred:
@@ -925,6 +925,7 @@ class Storage:
     messages: IMessageStore
     blobs: IBlobStore
     records: IRecordStore
+    privacy: "IPrivacyStore"
 
     def start(self) -> Deferred:
         """
@@ -948,4 +949,59 @@ __all__ = [
     "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS", "ACCOUNT_QUERY_FIELDS", "ID_PLACEHOLDER",
     "DIALOG_TYPES", "DIALOG_BROADCAST", "DIALOG_GROUP", "DIALOG_PRIVATE", "DIALOG_PUBLIC",
     "DIALOG_FIELDS", "DIALOG_LIST_FIELDS",
+    "PrivacyRecord", "IPrivacyStore",
 ]
+
+
+# -- privacy lists (XEP-0016 / XEP-0191) ------------------------------------
+
+
+@dataclass
+class PrivacyRecord:
+    """
+    Everything stored about one user's privacy lists (XEP-0016).
+
+    @ivar default: the name of the default list, or C{None}.
+    @ivar lists: list name -> items, in the order the lists were first
+        created.  Each item is a JSON-compatible C{dict} with the keys
+        C{type} (C{'jid'}, C{'group'}, C{'subscription'} or C{None}),
+        C{value} (C{str} or C{None}), C{action} (C{'allow'}/C{'deny'}),
+        C{order} (C{int}) and C{stanzas} (list of child element names:
+        C{'message'}, C{'iq'}, C{'presence-in'}, C{'presence-out'}; empty
+        means every stanza), kept exactly as given, in the given order.
+    """
+
+    default: str | None = None
+    lists: dict[str, list[dict]] = field(default_factory=dict)
+
+
+class IPrivacyStore(Protocol):
+    """
+    XEP-0016 privacy lists, keyed by the owner's localpart and the list
+    name.  A list is stored whole, as JSON (one record per list, plus the
+    name of the default list per user), so any document store holds it
+    as is.
+    """
+
+    def getPrivacy(self, localpart: str) -> Deferred:
+        """
+        Fires with the user's L{PrivacyRecord} (empty if nothing is stored).
+        """
+
+    def setPrivacyList(self, localpart: str, name: str, items: list[dict]) -> Deferred:
+        """
+        Create or replace the list C{name} (it keeps its position among the
+        user's lists when replaced).
+        """
+
+    def deletePrivacyList(self, localpart: str, name: str) -> Deferred:
+        """
+        Delete a list; if it was the default list the user has no default
+        list any more.  Fires with C{True} if it existed.
+        """
+
+    def setDefaultPrivacyList(self, localpart: str, name: str | None) -> Deferred:
+        """
+        Make C{name} the default list, or decline any (C{None}).  Fails with
+        L{NotFound} when there is no list C{name}.
+        """

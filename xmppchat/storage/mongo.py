@@ -55,6 +55,7 @@ from xmppchat.storage.interfaces import (
     Message,
     NotFound,
     OfflineMessage,
+    PrivacyRecord,
     QuotaExceeded,
     Query,
     Record,
@@ -526,6 +527,7 @@ class MongoAccountStore(_Store):
             for name in ("roster", "offline"):
                 db[name].delete_many({"localpart": localpart})
             db.last_activity.delete_one({"_id": localpart})
+            db.privacy.delete_one({"_id": localpart})
             db.accounts.delete_one({"_id": accountId})
             return True
 
@@ -1384,6 +1386,66 @@ class MongoRecordStore(_Store):
             {"class_name": className, "rid": recordId}).deleted_count > 0)
 
 
+# -- privacy lists ----------------------------------------------------------------
+
+
+class MongoPrivacyStore(_Store):
+    """
+    L{IPrivacyStore} on the C{privacy} collection: one document per user,
+    C{{_id: localpart, default: name, lists: [{name, items}]}}, the lists in
+    creation order, so every change is a single-document update.
+    """
+
+    def getPrivacy(self, localpart):
+        def get(db):
+            doc = db.privacy.find_one({"_id": localpart})
+            record = PrivacyRecord()
+            if doc is not None:
+                record.default = doc.get("default")
+                record.lists = {entry["name"]: entry["items"] for entry in doc.get("lists", ())}
+            return record
+
+        return self.db.run(get)
+
+    def setPrivacyList(self, localpart, name, items):
+        items = list(items)
+
+        def set_(db):
+            for _ in range(_CAS_ATTEMPTS):
+                if db.privacy.update_one({"_id": localpart, "lists.name": name},
+                                         {"$set": {"lists.$.items": items}}).matched_count:
+                    return
+                try:
+                    db.privacy.update_one({"_id": localpart, "lists.name": {"$ne": name}},
+                                          {"$push": {"lists": {"name": name, "items": items}}},
+                                          upsert=True)
+                    return
+                except DuplicateKeyError:
+                    continue  # created concurrently: replace it on the next turn
+            raise StorageError("MongoDB: too many concurrent updates of one document")
+
+        return self.db.run(set_)
+
+    def deletePrivacyList(self, localpart, name):
+        def delete(db):
+            db.privacy.update_one({"_id": localpart, "default": name}, {"$unset": {"default": ""}})
+            return db.privacy.update_one(
+                {"_id": localpart}, {"$pull": {"lists": {"name": name}}}).modified_count > 0
+
+        return self.db.run(delete)
+
+    def setDefaultPrivacyList(self, localpart, name):
+        def setDefault(db):
+            if name is None:
+                db.privacy.update_one({"_id": localpart}, {"$unset": {"default": ""}})
+                return
+            if not db.privacy.update_one({"_id": localpart, "lists.name": name},
+                                         {"$set": {"default": name}}).matched_count:
+                raise NotFound(f"{localpart} has no privacy list {name!r}")
+
+        return self.db.run(setDefault)
+
+
 class MongoStorage(Storage):
     """
     L{Storage} on one MongoDB database.
@@ -1413,6 +1475,7 @@ class MongoStorage(Storage):
         self.messages = MongoMessageStore(self.db, clock)
         self.blobs = MongoBlobStore(self.db, clock)
         self.records = MongoRecordStore(self.db, clock)
+        self.privacy = MongoPrivacyStore(self.db, clock)
 
     def start(self) -> defer.Deferred:
         return self.db.start()

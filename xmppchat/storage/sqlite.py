@@ -709,6 +709,7 @@ class SQLiteAccountStore(_Store):
             connection.execute("DELETE FROM tokens WHERE account_id = ?", (accountId,))
             for table in ("roster", "offline", "last_activity"):
                 connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
+            _deletePrivacy(connection, localpart)
             connection.execute("DELETE FROM accounts WHERE id = ?", (accountId,))
             return True
 
@@ -1592,6 +1593,7 @@ class SQLiteStorage(Storage):
         self.messages = SQLiteMessageStore(self.db, clock)
         self.blobs = SQLiteBlobStore(self.db, clock)
         self.records = SQLiteRecordStore(self.db, clock)
+        self.privacy = SQLitePrivacyStore(self.db, clock)
 
     def start(self) -> defer.Deferred:
         return self.db.start()
@@ -1604,3 +1606,101 @@ class SQLiteStorage(Storage):
 
 
 __all__ = ["SQLiteStorage", "SCHEMA_VERSION"]
+
+
+# -- privacy lists (XEP-0016 / XEP-0191) ------------------------------------
+
+from xmppchat.storage.interfaces import PrivacyRecord  # noqa: E402
+
+_PRIVACY_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS privacy_lists (
+        localpart TEXT NOT NULL,
+        name TEXT NOT NULL,
+        items TEXT NOT NULL,
+        PRIMARY KEY (localpart, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS privacy_default (
+        localpart TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    )""",
+)
+
+
+def _deletePrivacy(connection, localpart) -> None:
+    """
+    Delete a user's privacy lists (account deletion); the tables exist only
+    once the privacy store has been used.
+    """
+    for table in ("privacy_lists", "privacy_default"):
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              (table,)).fetchone() is not None:
+            connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
+
+
+class SQLitePrivacyStore(_Store):
+    """
+    L{IPrivacyStore} on the C{privacy_lists} table (one row per list, its
+    items as JSON; rowid order is creation order) and C{privacy_default}.
+
+    The two tables are created on first use with C{CREATE TABLE IF NOT
+    EXISTS}, so this store needs no schema migration of its own.
+    """
+
+    def __init__(self, db: _Database, clock):
+        _Store.__init__(self, db, clock)
+        self._schemaReady = False
+
+    def _run(self, write, f, *args):
+        if self._schemaReady:
+            return self.db.run(write, f, *args)
+        d = self.db.run(True, self._createSchema)
+        d.addCallback(lambda _: self.db.run(write, f, *args))
+        return d
+
+    def _createSchema(self, connection):
+        for statement in _PRIVACY_SCHEMA:
+            connection.execute(statement)
+        self._schemaReady = True
+
+    def getPrivacy(self, localpart):
+        def get(connection):
+            record = PrivacyRecord()
+            for name, items in connection.execute(
+                    "SELECT name, items FROM privacy_lists WHERE localpart = ? ORDER BY rowid",
+                    (localpart,)):
+                record.lists[name] = _loads(items)
+            row = connection.execute("SELECT name FROM privacy_default WHERE localpart = ?",
+                                     (localpart,)).fetchone()
+            record.default = row[0] if row is not None else None
+            return record
+
+        return self._run(False, get)
+
+    def setPrivacyList(self, localpart, name, items):
+        return self._run(True, _execute,
+            "INSERT INTO privacy_lists (localpart, name, items) VALUES (?, ?, ?)"
+            " ON CONFLICT (localpart, name) DO UPDATE SET items = excluded.items",
+            (localpart, name, _dumps(list(items))))
+
+    def deletePrivacyList(self, localpart, name):
+        def delete(connection):
+            connection.execute("DELETE FROM privacy_default WHERE localpart = ? AND name = ?",
+                               (localpart, name))
+            return connection.execute("DELETE FROM privacy_lists WHERE localpart = ? AND name = ?",
+                                      (localpart, name)).rowcount > 0
+
+        return self._run(True, delete)
+
+    def setDefaultPrivacyList(self, localpart, name):
+        def setDefault(connection):
+            if name is None:
+                connection.execute("DELETE FROM privacy_default WHERE localpart = ?", (localpart,))
+                return
+            if connection.execute("SELECT 1 FROM privacy_lists WHERE localpart = ? AND name = ?",
+                                  (localpart, name)).fetchone() is None:
+                raise NotFound(f"{localpart} has no privacy list {name!r}")
+            connection.execute(
+                "INSERT INTO privacy_default (localpart, name) VALUES (?, ?)"
+                " ON CONFLICT (localpart) DO UPDATE SET name = excluded.name", (localpart, name))
+
+        return self._run(True, setDefault)
