@@ -38,7 +38,6 @@ from xmppchat.storage.common import (
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
-    SUBSCRIPTIONS,
     Account,
     AlreadyExists,
     Blob,
@@ -224,14 +223,8 @@ _TOKEN_SELECT = "SELECT token_hash, account_id, app_id, created_at, expires_at, 
 _ROSTER_SELECT = "SELECT jid, name, groups, subscription, ask, pending_in, hidden FROM roster"
 
 
-def _dumps(value) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _loads(text: str | None):
-    return None if text is None else json.loads(text)
+_dumps = common.dumpJson
+_loads = common.loadJson
 
 
 def _account(row) -> Account | None:
@@ -558,13 +551,7 @@ class _Database(common.Worker):
                 raise StorageError(f"{self.path}: cannot close: {e}") from None
 
 
-class _Store:
-    def __init__(self, db: _Database, clock):
-        self.db = db
-        self._clock = clock
-
-    def _now(self, now: float | None = None) -> float:
-        return self._clock() if now is None else now
+_Store = common.Store
 
 
 class SQLiteAccountStore(_Store):
@@ -574,10 +561,7 @@ class SQLiteAccountStore(_Store):
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
                       profile=None, accountId=None):
-        try:
-            common.checkAccountArguments(localpart, accountId)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.checkAccountArguments(localpart, accountId)
         now = self._now()
         values = (accountId, localpart, login, email, externalId, credentials, now, now,
                   profile or {})
@@ -604,11 +588,7 @@ class SQLiteAccountStore(_Store):
                                            (accountId,)).fetchone())
 
     def createAccounts(self, entries):
-        rows = []
-        for localpart, credentials in entries:
-            if not isinstance(localpart, str) or not localpart:
-                return defer.fail(ValueError(f"invalid localpart {localpart!r}"))
-            rows.append((localpart, credentials))
+        rows = common.bulkEntries(entries)
         return self.db.run(True, self._createMany, rows, self._now())
 
     @staticmethod
@@ -659,10 +639,7 @@ class SQLiteAccountStore(_Store):
         return self.db.run(False, get)
 
     def findAccounts(self, query):
-        try:
-            where, params, query = _ACCOUNTS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = _ACCOUNTS.where(query)
         sql = f"{_ACCOUNT_SELECT} WHERE {where} ORDER BY {_ACCOUNTS.orderBy(query)}{_ACCOUNTS.page(query)}"
         return self.db.run(False, lambda c: [_account(row) for row in c.execute(sql, params)])
 
@@ -672,10 +649,7 @@ class SQLiteAccountStore(_Store):
         return d
 
     def updateAccount(self, accountId, **fields):
-        try:
-            common.checkAccountFields(fields)
-        except ValueError:
-            return defer.fail()
+        common.checkAccountFields(fields)
         columns = {"login": "login", "email": "email", "externalId": "external_id",
                    "credentials": "credentials", "profile": "profile"}
         assignments = ["updated_at = ?"]
@@ -721,10 +695,7 @@ class SQLiteAccountStore(_Store):
                 _ACCOUNT_SELECT + " ORDER BY id LIMIT ? OFFSET ?", (limit, offset))])
 
     def countAccounts(self, query=None):
-        try:
-            where, params, _ = _ACCOUNTS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = _ACCOUNTS.where(query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM accounts WHERE {where}", params).fetchone()[0])
 
@@ -829,10 +800,7 @@ class SQLiteRosterStore(_Store):
             _ROSTER_SELECT + " WHERE localpart = ? AND jid = ?", (localpart, jid)).fetchone()))
 
     def setRosterItem(self, localpart, item):
-        if item.subscription not in SUBSCRIPTIONS:
-            return defer.fail(ValueError(f"invalid subscription {item.subscription!r}"))
-        if item.ask not in (None, "subscribe"):
-            return defer.fail(ValueError(f"invalid ask {item.ask!r}"))
+        common.checkRosterItem(item)
         values = (localpart, item.jid, item.name, list(item.groups), item.subscription,
                   item.ask, int(bool(item.pendingIn)), int(bool(item.hidden)))
         return self.db.run(True, _upsertRosterItem,
@@ -967,12 +935,9 @@ class SQLiteDialogStore(_Store):
 
     def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
                      description=None, extensions=None, permissions=None, dialogId=None):
-        try:
-            occupants, admins, extensions, permissions, key = common.newDialogValues(
-                type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
-                permissions, dialogId)
-        except (TypeError, ValueError):
-            return defer.fail()
+        occupants, admins, extensions, permissions, key = common.newDialogValues(
+            type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
+            permissions, dialogId)
         now = self._now()
         dialogId = dialogId or newObjectId(now)
 
@@ -1070,18 +1035,12 @@ class SQLiteDialogStore(_Store):
         return where, params, query
 
     def listDialogs(self, userId, query=None):
-        try:
-            where, params, query = self._listing(userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = self._listing(userId, query)
         sql = f"{_DIALOG_SELECT} WHERE {where} ORDER BY {_DIALOGS.orderBy(query)}{_DIALOGS.page(query)}"
         return self.db.run(False, lambda c: [_dialog(row) for row in c.execute(sql, params)])
 
     def countDialogs(self, userId, query=None):
-        try:
-            where, params, _ = self._listing(userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = self._listing(userId, query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM dialogs d WHERE {where}", params).fetchone()[0])
 
@@ -1111,10 +1070,7 @@ class SQLiteDialogStore(_Store):
             " AND subscribed IS NOT NULL", (dialogId, userId)).rowcount > 0)
 
     def listSubscribers(self, dialogId, skip=0, limit=None):
-        try:
-            skip, limit = common.pageBounds(skip, limit)
-        except StorageError:
-            return defer.fail()
+        skip, limit = common.pageBounds(skip, limit)
         return self.db.run(False, lambda c: [row[0] for row in c.execute(
             "SELECT user_id FROM dialog_users WHERE dialog_id = ? AND subscribed IS NOT NULL"
             " ORDER BY subscribed LIMIT ? OFFSET ?",
@@ -1151,11 +1107,8 @@ class SQLiteMessageStore(_Store):
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
                       recipientId=None, attachments=None, custom=None):
         now = self._now()
-        try:
-            dateSent, attachments, custom = common.newMessageValues(
-                messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
-        except (TypeError, ValueError):
-            return defer.fail()
+        dateSent, attachments, custom = common.newMessageValues(
+            messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
         messageId = messageId or newObjectId(now)
 
         def create(connection):
@@ -1199,19 +1152,13 @@ class SQLiteMessageStore(_Store):
         return where, params, query
 
     def listMessages(self, dialogId, userId=None, query=None):
-        try:
-            where, params, query = self._listing(dialogId, userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = self._listing(dialogId, userId, query)
         sql = (f"{_MESSAGE_SELECT} WHERE {where} ORDER BY {_MESSAGES.orderBy(query)}"
                f"{_MESSAGES.page(query)}")
         return self.db.run(False, lambda c: _messages(c, c.execute(sql, params).fetchall()))
 
     def countMessages(self, dialogId, userId=None, query=None):
-        try:
-            where, params, _ = self._listing(dialogId, userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = self._listing(dialogId, userId, query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0])
 
@@ -1223,13 +1170,7 @@ class SQLiteMessageStore(_Store):
         return row
 
     def editMessage(self, messageId, body=None, attachments=None, custom=None):
-        try:
-            if body is not None and not isinstance(body, str):
-                raise ValueError("message body must be a string")
-            attachments = None if attachments is None else common.checkAttachments(attachments)
-            custom = None if custom is None else dict(common.checkKeys(custom, "custom field"))
-        except ValueError:
-            return defer.fail()
+        attachments, custom = common.editValues(body, attachments, custom)
         now = self._now()
 
         def edit(connection):
@@ -1248,10 +1189,7 @@ class SQLiteMessageStore(_Store):
         return self.db.run(True, edit)
 
     def react(self, messageId, userId, add=None, remove=None):
-        try:
-            common.applyReaction({}, userId, add, remove)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.applyReaction({}, userId, add, remove)
 
         def react(connection):
             row = self._require(connection, messageId)
@@ -1370,13 +1308,7 @@ class SQLiteMessageStore(_Store):
         return self.db.run(True, clear)
 
     def searchMessages(self, dialogIds, text, userId=None, dateFrom=None, dateTo=None, limit=100):
-        ids = list(dict.fromkeys(dialogIds))
-        if not isinstance(text, str):
-            return defer.fail(ValueError("search text must be a string"))
-        try:
-            _, limit = common.pageBounds(0, limit)
-        except StorageError:
-            return defer.fail()
+        ids, limit = common.searchArguments(dialogIds, text, limit)
         if not ids:
             return defer.succeed([])
         sql = (f"{_MESSAGE_SELECT} WHERE m.dialog_id IN ({_marks(ids)})"
@@ -1409,10 +1341,7 @@ class SQLiteBlobStore(_Store):
     """
 
     def createBlob(self, ownerId, name, contentType, public=False):
-        try:
-            common.checkId(ownerId, "owner id")
-        except TypeError:
-            return defer.fail()
+        common.checkId(ownerId, "owner id")
         now = self._now()
 
         def create(connection):
@@ -1434,10 +1363,7 @@ class SQLiteBlobStore(_Store):
             _BLOB_SELECT + " WHERE uid = ?", (uid,)).fetchone()))
 
     def updateBlob(self, blobId, **fields):
-        try:
-            fields = common.checkBlobFields(fields)
-        except (TypeError, ValueError):
-            return defer.fail()
+        fields = common.checkBlobFields(fields)
         columns = {"name": "name", "contentType": "content_type", "size": "size",
                    "public": "public", "completed": "completed"}
         assignments = {"updated_at": self._now()}
@@ -1461,10 +1387,7 @@ class SQLiteBlobStore(_Store):
             "DELETE FROM blobs WHERE id = ?", (blobId,)).rowcount > 0)
 
     def listBlobs(self, ownerId, skip=0, limit=None):
-        try:
-            skip, limit = common.pageBounds(skip, limit)
-        except StorageError:
-            return defer.fail()
+        skip, limit = common.pageBounds(skip, limit)
         return self.db.run(False, lambda c: [_blob(row) for row in c.execute(
             _BLOB_SELECT + " WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?",
             (ownerId, -1 if limit is None else limit, skip))])
@@ -1487,13 +1410,7 @@ class SQLiteRecordStore(_Store):
     """
 
     def createRecord(self, className, userId, fields, parentId=None, recordId=None):
-        try:
-            common.checkClassName(className)
-            common.checkId(userId, "user id")
-            common.checkRecordId(recordId)
-            fields = dict(common.checkKeys(fields, "record field"))
-        except (TypeError, ValueError):
-            return defer.fail()
+        fields = common.newRecordValues(className, userId, fields, recordId)
         now = self._now()
         recordId = recordId or newObjectId(now)
 
@@ -1518,43 +1435,30 @@ class SQLiteRecordStore(_Store):
         return self.db.run(False, self._get, className, recordId)
 
     def listRecords(self, className, query=None):
-        try:
-            where, params, query = _RECORDS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = _RECORDS.where(query)
         sql = (f"{_RECORD_SELECT} WHERE class_name = ? AND {where} ORDER BY"
                f" {_RECORDS.orderBy(query)}{_RECORDS.page(query)}")
         return self.db.run(False, lambda c: [_record(row) for row in c.execute(
             sql, [className, *params])])
 
     def countRecords(self, className, query=None):
-        try:
-            where, params, _ = _RECORDS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = _RECORDS.where(query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM records WHERE class_name = ? AND {where}",
             [className, *params]).fetchone()[0])
 
     def updateRecord(self, className, recordId, set=None, unset=()):
-        try:
-            set = dict(common.checkKeys(set, "record field"))
-            unset = list(unset)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.updatedFields({}, set, ())
+        unset = list(unset)
         now = self._now()
 
         def update(connection):
             record = self._get(connection, className, recordId)
             if record is None:
                 raise NotFound(f"no {className} record {recordId}")
-            fields = dict(record.fields)
-            fields.update(set)
-            for key in unset:
-                fields.pop(key, None)
             connection.execute(
                 "UPDATE records SET fields = ?, updated_at = ? WHERE class_name = ? AND id = ?",
-                (_dumps(fields), now, className, recordId))
+                (_dumps(common.updatedFields(record.fields, set, unset)), now, className, recordId))
             return self._get(connection, className, recordId)
 
         return self.db.run(True, update)
