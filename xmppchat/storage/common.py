@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 
 from twisted.internet import defer, threads
@@ -27,6 +28,7 @@ from xmppchat.storage.interfaces import (
     ID_PLACEHOLDER,
     SUBSCRIPTIONS,
     InvalidQuery,
+    Storage,
     Query,
     StorageError,
     isObjectId,
@@ -78,6 +80,27 @@ class Store:
 
     def _now(self, now: float | None = None) -> float:
         return self._clock() if now is None else now
+
+
+class WorkerStorage(Storage):
+    """
+    A L{Storage} whose stores share one L{Worker} (C{self.db}), started
+    and stopped with it.  C{STORES} names each store attribute's class.
+    """
+
+    STORES: dict = {}
+
+    def _attachStores(self, db, reactor) -> None:
+        self.db = db
+        clock = reactor.seconds if reactor is not None else time.time
+        for name, storeClass in self.STORES.items():
+            setattr(self, name, storeClass(db, clock))
+
+    def start(self) -> defer.Deferred:
+        return self.db.start()
+
+    def stop(self) -> defer.Deferred:
+        return self.db.stop()
 
 
 class Worker:

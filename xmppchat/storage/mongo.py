@@ -27,7 +27,6 @@ also stored as a sub-document for queries.
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
@@ -57,7 +56,6 @@ from xmppchat.storage.interfaces import (
     Query,
     Record,
     RosterItem,
-    Storage,
     StorageError,
     TokenRecord,
     newObjectId,
@@ -1284,7 +1282,7 @@ class MongoRecordStore(_Store):
             {"class_name": className, "rid": recordId}).deleted_count > 0)
 
 
-class MongoStorage(Storage):
+class MongoStorage(common.WorkerStorage):
     """
     L{Storage} on one MongoDB database.
 
@@ -1297,28 +1295,24 @@ class MongoStorage(Storage):
     @param timeoutMs: server selection and connect timeout.
     """
 
+    STORES = {
+        "accounts": MongoAccountStore,
+        "tokens": MongoTokenStore,
+        "offline": MongoOfflineStore,
+        "roster": MongoRosterStore,
+        "lastActivity": MongoLastActivityStore,
+        "dialogs": MongoDialogStore,
+        "messages": MongoMessageStore,
+        "blobs": MongoBlobStore,
+        "records": MongoRecordStore,
+    }
+
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",
                  poolSize: int = 8, reactor=None, synchronous: bool = False, client=None,
                  timeoutMs: int = SERVER_SELECTION_TIMEOUT_MS):
         self.uri = uri
         self.database = database
-        self.db = _Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs)
-        clock = reactor.seconds if reactor is not None else time.time
-        self.accounts = MongoAccountStore(self.db, clock)
-        self.tokens = MongoTokenStore(self.db, clock)
-        self.offline = MongoOfflineStore(self.db, clock)
-        self.roster = MongoRosterStore(self.db, clock)
-        self.lastActivity = MongoLastActivityStore(self.db, clock)
-        self.dialogs = MongoDialogStore(self.db, clock)
-        self.messages = MongoMessageStore(self.db, clock)
-        self.blobs = MongoBlobStore(self.db, clock)
-        self.records = MongoRecordStore(self.db, clock)
-
-    def start(self) -> defer.Deferred:
-        return self.db.start()
-
-    def stop(self) -> defer.Deferred:
-        return self.db.stop()
+        self._attachStores(_Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs), reactor)
 
     def __repr__(self) -> str:
         return f"<MongoStorage {redactUri(self.uri)} {self.database!r}>"

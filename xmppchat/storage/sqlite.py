@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -48,7 +47,6 @@ from xmppchat.storage.interfaces import (
     QuotaExceeded,
     Record,
     RosterItem,
-    Storage,
     StorageError,
     TokenRecord,
     newObjectId,
@@ -1469,7 +1467,7 @@ class SQLiteRecordStore(_Store):
             (className, recordId)).rowcount > 0)
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(common.WorkerStorage):
     """
     L{Storage} on one SQLite database.
 
@@ -1482,26 +1480,22 @@ class SQLiteStorage(Storage):
         (tests, the admin CLI).
     """
 
+    STORES = {
+        "accounts": SQLiteAccountStore,
+        "tokens": SQLiteTokenStore,
+        "offline": SQLiteOfflineStore,
+        "roster": SQLiteRosterStore,
+        "lastActivity": SQLiteLastActivityStore,
+        "dialogs": SQLiteDialogStore,
+        "messages": SQLiteMessageStore,
+        "blobs": SQLiteBlobStore,
+        "records": SQLiteRecordStore,
+    }
+
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
                  busyTimeout: int = BUSY_TIMEOUT_MS):
         self.path = path
-        self.db = _Database(path, reactor, synchronous, busyTimeout)
-        clock = reactor.seconds if reactor is not None else time.time
-        self.accounts = SQLiteAccountStore(self.db, clock)
-        self.tokens = SQLiteTokenStore(self.db, clock)
-        self.offline = SQLiteOfflineStore(self.db, clock)
-        self.roster = SQLiteRosterStore(self.db, clock)
-        self.lastActivity = SQLiteLastActivityStore(self.db, clock)
-        self.dialogs = SQLiteDialogStore(self.db, clock)
-        self.messages = SQLiteMessageStore(self.db, clock)
-        self.blobs = SQLiteBlobStore(self.db, clock)
-        self.records = SQLiteRecordStore(self.db, clock)
-
-    def start(self) -> defer.Deferred:
-        return self.db.start()
-
-    def stop(self) -> defer.Deferred:
-        return self.db.stop()
+        self._attachStores(_Database(path, reactor, synchronous, busyTimeout), reactor)
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.path!r}>"
