@@ -82,6 +82,40 @@ class Store:
         return self._clock() if now is None else now
 
 
+class AccountLookups:
+    """
+    The single-account lookups of L{IAccountStore}, on a backend's
+    C{_getBy(field, value)} (C{field} one of L{ACCOUNT_QUERY_FIELDS}).
+    """
+
+    def getAccount(self, accountId):
+        return self._getBy("id", accountId)
+
+    def getAccountByLocalpart(self, localpart):
+        return self._getBy("localpart", localpart)
+
+    def getAccountByLogin(self, login):
+        return self._getBy("login", login)
+
+    def getAccountByEmail(self, email):
+        return self._getBy("email", email)
+
+    def getAccountByExternalId(self, externalId):
+        return self._getBy("externalId", externalId)
+
+    def setCredentials(self, accountId, credentials):
+        d = self.updateAccount(accountId, credentials=credentials)
+        d.addCallback(lambda _: None)
+        return d
+
+
+def byId(objects) -> dict:
+    """
+    C{{o.id: o}}.
+    """
+    return {o.id: o for o in objects}
+
+
 class WorkerStorage(Storage):
     """
     A L{Storage} whose stores share one L{Worker} (C{self.db}), started

@@ -304,6 +304,16 @@ def _duplicateMessage(error: DuplicateKeyError) -> str:
     return "already exists"
 
 
+def _byIds(collection, ids, convert) -> dict:
+    """
+    C{{id: object}} for the documents whose C{_id} is one of C{ids}.
+    """
+    found = []
+    for start in range(0, len(ids), _CHUNK):
+        found += [convert(doc) for doc in collection.find({"_id": {"$in": ids[start:start + _CHUNK]}})]
+    return common.byId(found)
+
+
 def _next(db, name: str, count: int = 1) -> int:
     """
     Reserve C{count} values of the counter C{name}; returns the last one.
@@ -364,7 +374,7 @@ def _account(doc) -> Account | None:
 
 
 
-class MongoAccountStore(_Store):
+class MongoAccountStore(common.AccountLookups, _Store):
     """
     L{IAccountStore} on the C{accounts} collection (C{_id} is the id).
     """
@@ -423,39 +433,11 @@ class MongoAccountStore(_Store):
         return self.db.run(create)
 
     def _getBy(self, field, value):
-        return self.db.run(lambda db: _account(db.accounts.find_one({field: value})))
-
-    def getAccount(self, accountId):
-        return self._getBy("_id", accountId)
-
-    def getAccountByLocalpart(self, localpart):
-        return self._getBy("localpart", localpart)
-
-    def getAccountByLogin(self, login):
-        return self._getBy("login", login)
-
-    def getAccountByEmail(self, email):
-        return self._getBy("email", email)
-
-    def getAccountByExternalId(self, externalId):
-        return self._getBy("externalId", externalId)
+        path = _ACCOUNTS.paths[field]
+        return self.db.run(lambda db: _account(db.accounts.find_one({path: value})))
 
     def getAccounts(self, accountIds):
-        ids = list(accountIds)
-
-        def get(db):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                for doc in db.accounts.find({"_id": {"$in": ids[start:start + _CHUNK]}}):
-                    found[doc["_id"]] = _account(doc)
-            return found
-
-        return self.db.run(get)
-
-    def setCredentials(self, accountId, credentials):
-        d = self.updateAccount(accountId, credentials=credentials)
-        d.addCallback(lambda _: None)
-        return d
+        return self.db.run(lambda db: _byIds(db.accounts, list(accountIds), _account))
 
     def updateAccount(self, accountId, **fields):
         common.checkAccountFields(fields)
@@ -745,16 +727,7 @@ class MongoDialogStore(_Store):
         return self.db.run(lambda db: _dialog(db.dialogs.find_one({"_id": dialogId})))
 
     def getDialogs(self, dialogIds):
-        ids = list(dialogIds)
-
-        def get(db):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                for doc in db.dialogs.find({"_id": {"$in": ids[start:start + _CHUNK]}}):
-                    found[doc["_id"]] = _dialog(doc)
-            return found
-
-        return self.db.run(get)
+        return self.db.run(lambda db: _byIds(db.dialogs, list(dialogIds), _dialog))
 
     def findPrivateDialog(self, userA, userB):
         if userA == userB:

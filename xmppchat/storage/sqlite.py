@@ -277,6 +277,19 @@ def _marks(values) -> str:
     return ", ".join("?" * len(values))
 
 
+def _byIds(connection, select, column, ids, convert) -> dict:
+    """
+    C{{id: object}} for the rows of C{select} whose C{column} is one of
+    C{ids}, in chunks that fit in one statement.
+    """
+    found = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        found += [convert(row) for row in connection.execute(
+            f"{select} WHERE {column} IN ({_marks(chunk)})", chunk)]
+    return common.byId(found)
+
+
 # -- queries ----------------------------------------------------------------------
 #
 # A resolved query field becomes a target: ("col", sql) for a column, or
@@ -552,7 +565,7 @@ class _Database(common.Worker):
 _Store = common.Store
 
 
-class SQLiteAccountStore(_Store):
+class SQLiteAccountStore(common.AccountLookups, _Store):
     """
     L{IAccountStore} on the C{accounts} table.
     """
@@ -602,49 +615,18 @@ class SQLiteAccountStore(_Store):
                 skipped.append(localpart)
         return created, skipped
 
-    def _getBy(self, column, value):
+    def _getBy(self, field, value):
+        column = _ACCOUNTS.columns[field]
         return self.db.run(False, lambda c: _account(
             c.execute(f"{_ACCOUNT_SELECT} WHERE {column} = ?", (value,)).fetchone()))
 
-    def getAccount(self, accountId):
-        return self._getBy("id", accountId)
-
-    def getAccountByLocalpart(self, localpart):
-        return self._getBy("localpart", localpart)
-
-    def getAccountByLogin(self, login):
-        return self._getBy("login", login)
-
-    def getAccountByEmail(self, email):
-        return self._getBy("email", email)
-
-    def getAccountByExternalId(self, externalId):
-        return self._getBy("external_id", externalId)
-
     def getAccounts(self, accountIds):
-        ids = list(accountIds)
-
-        def get(connection):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start:start + _CHUNK]
-                for row in connection.execute(
-                        f"{_ACCOUNT_SELECT} WHERE id IN ({_marks(chunk)})", chunk):
-                    account = _account(row)
-                    found[account.id] = account
-            return found
-
-        return self.db.run(False, get)
+        return self.db.run(False, _byIds, _ACCOUNT_SELECT, "id", list(accountIds), _account)
 
     def findAccounts(self, query):
         where, params, query = _ACCOUNTS.where(query)
         sql = f"{_ACCOUNT_SELECT} WHERE {where} ORDER BY {_ACCOUNTS.orderBy(query)}{_ACCOUNTS.page(query)}"
         return self.db.run(False, lambda c: [_account(row) for row in c.execute(sql, params)])
-
-    def setCredentials(self, accountId, credentials):
-        d = self.updateAccount(accountId, credentials=credentials)
-        d.addCallback(lambda _: None)
-        return d
 
     def updateAccount(self, accountId, **fields):
         common.checkAccountFields(fields)
@@ -957,19 +939,7 @@ class SQLiteDialogStore(_Store):
         return self.db.run(False, _getDialog, dialogId)
 
     def getDialogs(self, dialogIds):
-        ids = list(dialogIds)
-
-        def get(connection):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start:start + _CHUNK]
-                for row in connection.execute(f"{_DIALOG_SELECT} WHERE d.id IN ({_marks(chunk)})",
-                                              chunk):
-                    dialog = _dialog(row)
-                    found[dialog.id] = dialog
-            return found
-
-        return self.db.run(False, get)
+        return self.db.run(False, _byIds, _DIALOG_SELECT, "d.id", list(dialogIds), _dialog)
 
     def findPrivateDialog(self, userA, userB):
         if userA == userB:
