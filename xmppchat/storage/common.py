@@ -165,6 +165,18 @@ class Worker:
             return defer.fail(StorageError("storage is not started"))
         return threads.deferToThreadPool(self.reactor, self.pool, f, *args)
 
+    def start(self) -> defer.Deferred:
+        """
+        Start: run the subclass's C{_connect} (on the pool).
+        """
+        return self._startWith(self._connect)
+
+    def stop(self) -> defer.Deferred:
+        """
+        Stop: run the subclass's C{_close}, then stop the pool.
+        """
+        return self._stopWith(self._close)
+
     def _startWith(self, connect) -> defer.Deferred:
         """
         Start the pool (unless synchronous) and run C{connect} on it; a

@@ -258,12 +258,6 @@ class _Database(common.Worker):
         except PyMongoError as e:
             raise StorageError(f"MongoDB: {type(e).__name__}: {e}") from None
 
-    def start(self) -> defer.Deferred:
-        return self._startWith(self._connect)
-
-    def stop(self) -> defer.Deferred:
-        return self._stopWith(self._close)
-
     def _connect(self) -> None:
         where = redactUri(self.uri)
         try:

@@ -500,12 +500,6 @@ class _Database(common.Worker):
         except sqlite3.Error as e:
             raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
 
-    def start(self) -> defer.Deferred:
-        return self._startWith(self._connect)
-
-    def stop(self) -> defer.Deferred:
-        return self._stopWith(self._close)
-
     def _connect(self) -> None:
         if self.connection is not None:
             return
