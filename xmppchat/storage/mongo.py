@@ -199,6 +199,8 @@ _RECORDS = _Translator(RECORD_SCHEMA, {
     "_id": "rid", "user_id": "user_id", "_parent_id": "parent_id", "created_at": "created_at",
     "updated_at": "updated_at"}, "fields", [("created_at", _ASC), ("rid", _ASC)])
 
+COUNTERS = ("accounts", "tokens", "offline", "messages", "subscriptions", "blobs")
+
 # collection -> [(keys, options)]
 INDEXES = {
     "accounts": [("localpart", {"unique": True}),
@@ -271,6 +273,9 @@ class _Database(common.Worker):
             for collection, indexes in INDEXES.items():
                 for keys, options in indexes:
                     db[collection].create_index(keys, **options)
+            for name in COUNTERS:
+                # Created up front, so concurrent first uses never race to insert.
+                db.counters.update_one({"_id": name}, {"$setOnInsert": {"seq": 0}}, upsert=True)
         except (PyMongoError, ValueError, TypeError) as e:
             self._dropClient()
             raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
