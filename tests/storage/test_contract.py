@@ -1405,3 +1405,29 @@ def test_dialogQuerySemantics(backend, dialogs, filters):
         assert [d.id for d in found] == expected
     finally:
         result(storage.stop())
+
+
+# -- completeness -------------------------------------------------------------------
+
+INTERFACES = {"accounts": "IAccountStore", "tokens": "ITokenStore", "offline": "IOfflineStore",
+              "roster": "IRosterStore", "lastActivity": "ILastActivityStore",
+              "dialogs": "IDialogStore", "messages": "IMessageStore", "blobs": "IBlobStore",
+              "records": "IRecordStore"}
+
+
+def test_everyInterfaceMethodImplemented(storage):
+    """Each store implements every method of its interface with the same parameters."""
+    import inspect
+
+    from xmppchat.storage import interfaces
+
+    for attribute, name in INTERFACES.items():
+        interface = getattr(interfaces, name)
+        store = getattr(storage, attribute)
+        for method, f in vars(interface).items():
+            if not inspect.isfunction(f) or method.startswith("_"):
+                continue
+            implemented = getattr(store, method, None)
+            assert callable(implemented), f"{attribute}.{method} missing"
+            expected = list(inspect.signature(f).parameters)[1:]
+            assert list(inspect.signature(implemented).parameters) == expected, f"{attribute}.{method}"
