@@ -457,7 +457,7 @@ class _ScramMechanism(ServerMechanism):
         matched = None
         for candidate in self._candidates:
             clientSignature = self._hmac(candidate.storedKey, authMessage)
-            clientKey = bytes(a ^ b for a, b in zip(proof, clientSignature))
+            clientKey = bytes(a ^ b for a, b in zip(proof, clientSignature, strict=True))
             storedKey = hashlib.new(self.hashName, clientKey).digest()
             if hmac.compare_digest(storedKey, candidate.storedKey) and matched is None:
                 matched = candidate

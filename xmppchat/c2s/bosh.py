@@ -33,7 +33,6 @@ from collections import deque
 
 from twisted.logger import Logger
 from twisted.web import resource, server
-from twisted.words.xish import domish
 
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.modules.saslauth import isLoopback
@@ -333,7 +332,7 @@ class BOSHSession:
             self._flushCall.cancel()
         while self.held:
             self._respond(self.held.popleft(), terminateBody())
-        for rid, (body, request) in sorted(self.early.items()):
+        for _rid, (_body, request) in sorted(self.early.items()):
             self.manager.write(request, terminateBody("item-not-found"))
         self.early.clear()
         self.manager.forget(self)
