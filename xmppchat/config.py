@@ -100,6 +100,30 @@ class LimitsConfig:
 
 
 @dataclass
+class RestConfig:
+    """
+    The ConnectyCube-compatible REST side-service (L{xmppchat.api}).
+
+    @ivar apps: one table per application: C{application_id} (int),
+        C{auth_key} (str), optional C{jwt_secret} (str) for HS256 token users.
+    """
+
+    enabled: bool = False
+    interface: str = "127.0.0.1"
+    port: int = 8089
+    public_url: str = ""
+    max_body_bytes: int = 1048576
+    cors_origins: list = field(default_factory=list)
+    token_seconds: int = 7200
+    max_app_sessions: int = 10000
+    max_custom_data_bytes: int = 5120
+    max_page: int = 100
+    blob_max_bytes: int = 10485760
+    data_classes: list = field(default_factory=list)
+    apps: list = field(default_factory=list)
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -112,6 +136,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    rest: RestConfig = field(default_factory=RestConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -127,6 +152,7 @@ SECTIONS = {
     "storage": StorageConfig,
     "limits": LimitsConfig,
     "modules": ModulesConfig,
+    "rest": RestConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -177,12 +203,66 @@ def _validate(config: Config, problem) -> None:
             problem(f"limits.{f.name}", "must not be negative")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    _validateRest(config.rest, problem)
     from xmppchat.modules import knownModules
 
     known = knownModules()
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+APP_KEYS = {"application_id": int, "auth_key": str, "jwt_secret": str}
+
+
+def _validateRest(rest: RestConfig, problem) -> None:
+    """
+    The C{[rest]} section: port, limits, CORS origins, custom data class
+    names and the C{[[rest.apps]]} tables.
+    """
+    import re
+
+    try:
+        ipaddress.ip_address(rest.interface)
+    except ValueError:
+        if rest.interface not in ("", "localhost"):
+            problem("rest.interface", f"not an IP address: {rest.interface!r}")
+    if not 0 <= rest.port <= 65535:
+        problem("rest.port", f"port out of range: {rest.port}")
+    for key in ("max_body_bytes", "token_seconds", "max_app_sessions", "max_custom_data_bytes",
+                "max_page", "blob_max_bytes"):
+        if getattr(rest, key) < 1:
+            problem(f"rest.{key}", "must be positive")
+    for origin in rest.cors_origins:
+        if not isinstance(origin, str) or not origin:
+            problem("rest.cors_origins", f"expected origin strings like 'https://app.example.com' or '*', got {origin!r}")
+    for name in rest.data_classes:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
+            problem("rest.data_classes", f"not a class name: {name!r}")
+    seen = set()
+    for i, app in enumerate(rest.apps):
+        key = f"rest.apps[{i}]"
+        if not isinstance(app, dict):
+            problem(key, "must be a table")
+            continue
+        for name, value in app.items():
+            expected = APP_KEYS.get(name)
+            if expected is None:
+                problem(f"{key}.{name}", f"unknown key (known: {', '.join(APP_KEYS)})")
+            elif not _checkType(value, expected.__name__):
+                problem(f"{key}.{name}", f"expected {expected.__name__}, got {type(value).__name__}")
+        appId = app.get("application_id")
+        if not isinstance(appId, int) or isinstance(appId, bool) or appId < 1:
+            problem(f"{key}.application_id", "required, a positive integer")
+        elif appId in seen:
+            problem(f"{key}.application_id", f"duplicate application id {appId}")
+        else:
+            seen.add(appId)
+        if not isinstance(app.get("auth_key"), str) or not app.get("auth_key"):
+            problem(f"{key}.auth_key", "required, a non-empty string")
+        secret = app.get("jwt_secret")
+        if isinstance(secret, str) and len(secret) < 16:
+            problem(f"{key}.jwt_secret", "must be at least 16 characters")
 
 
 def _resolve(config: Config) -> None:

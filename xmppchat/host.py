@@ -52,6 +52,9 @@ class Host:
         self.components: dict = {}
         self.modules: dict = {}
         self.secret = secrets.token_bytes(32)
+        # Extra SASL PLAIN checks: async callables (account, password) -> bool
+        # (e.g. the REST service's JWT check).
+        self.passwordCheckers: list = []
         self.startTime = clock.seconds()
 
     def loadModules(self, names=None) -> None:

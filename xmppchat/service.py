@@ -63,11 +63,29 @@ class XMPPChatService(service.Service):
             if c2s.direct_tls:
                 self.ports["c2s-tls"] = self.reactor.listenSSL(
                     c2s.tls_port, direct, self.tlsContext, interface=c2s.interface)
+            rest = self.config.rest
+            if rest.enabled:
+                self.ports["rest"] = self.reactor.listenTCP(rest.port, self.restSite(),
+                                                            interface=rest.interface)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()
             self.ports.clear()
             raise StartupError(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+
+    def restSite(self):
+        """
+        The REST side-service's site (L{xmppchat.api.site}) on this
+        process's storage and hooks; a JWT given as XMPP password is
+        checked through it too.
+        """
+        from xmppchat.api.sessions import JWTChecker
+        from xmppchat.api.site import inThreadPool, makeSite
+
+        site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
+                        runCPU=inThreadPool(self.reactor))
+        self.host.passwordCheckers.append(JWTChecker(site.ctx))
+        return site
 
     def portNumber(self, name: str) -> int:
         return self.ports[name].getHost().port

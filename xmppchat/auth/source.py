@@ -1,7 +1,8 @@
 """
 Where SASL mechanisms get their secrets: the account store and the live
 session tokens of the account (a token is accepted wherever the password
-is, RFC 6120 §6 with PLAIN and SCRAM alike).
+is, RFC 6120 §6 with PLAIN and SCRAM alike), plus optional extra PLAIN
+checks (a REST application's JWT).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ class StorageCredentialSource:
     Implements the mechanisms' C{ICredentialSource} on top of storage.
     """
 
-    def __init__(self, storage, clock):
+    def __init__(self, storage, clock, passwordCheckers=()):
         self.storage = storage
         self.clock = clock
+        # async callables (account, password) -> bool, tried after the rest
+        self.passwordCheckers = passwordCheckers
 
     @defer.inlineCallbacks
     def getScramCandidates(self, localpart: str, hashName: str):
@@ -40,6 +43,9 @@ class StorageCredentialSource:
         token = yield self.storage.tokens.getToken(tokenHash(password), self.clock.seconds())
         if token is not None and token.accountId == account.id:
             return True
-        if not account.credentials:
-            return False
-        return verifyPlain(Credentials.fromDict(account.credentials), password)
+        if account.credentials and verifyPlain(Credentials.fromDict(account.credentials), password):
+            return True
+        for check in self.passwordCheckers:
+            if (yield defer.ensureDeferred(check(account, password))):
+                return True
+        return False

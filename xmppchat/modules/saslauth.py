@@ -41,7 +41,8 @@ class SASLModule(Module):
 
     def setUp(self):
         limits = self.host.config.limits
-        self.source = StorageCredentialSource(self.host.storage, self.host.clock)
+        self.source = StorageCredentialSource(self.host.storage, self.host.clock,
+                                              getattr(self.host, "passwordCheckers", ()))
         self.throttle = LoginThrottle(
             self.host.clock,
             freeFailures=limits.failed_logins_free,

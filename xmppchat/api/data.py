@@ -1,0 +1,246 @@
+"""
+REST custom objects (reference/connectycube-sdk.md §4.9, C{/data/<class>}):
+create (one or C{multi}), list with filters, read by ids, permissions,
+update (set, C{null} unsets, C{inc[field]=n}) and delete, for the classes
+declared in C{[rest] data_classes} (e.g. C{UserReports}).
+
+Every user of the application reads every record of a class; only a
+record's creator updates or deletes it.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from xmppchat.api.json import (
+    PAGING,
+    USER,
+    JSONResource,
+    buildQuery,
+    dumps,
+    fieldError,
+    forbidden,
+    notFound,
+    requireDict,
+    route,
+)
+from xmppchat.storage.interfaces import isObjectId
+
+log = Logger()
+
+RESERVED = {"_id", "id", "user_id", "created_at", "updated_at", "_parent_id", "permissions",
+            "class_name"}
+MAX_RECORD_BYTES = 16384
+MAX_FIELDS = 100
+MAX_MULTI = 100
+MAX_IDS = 100
+OPERATORS = ("inc",)
+DEFAULT_PERMISSIONS = {"read": {"access": "open"}, "update": {"access": "owner"},
+                       "delete": {"access": "owner"}}
+
+
+def recordJSON(record) -> dict:
+    out = dict(record.fields)
+    out.update({
+        "_id": record.id,
+        "_parent_id": record.parentId,
+        "user_id": record.userId,
+        "class_name": record.className,
+        "created_at": int(record.createdAt),
+        "updated_at": int(record.updatedAt),
+        "permissions": DEFAULT_PERMISSIONS,
+    })
+    return out
+
+
+def _fields(data: dict) -> dict:
+    fields = {}
+    for key, value in data.items():
+        if key in RESERVED:
+            continue
+        if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
+            raise fieldError(str(key), "is not a valid field name")
+        fields[key] = value
+    if len(fields) > MAX_FIELDS:
+        raise fieldError("base", f"at most {MAX_FIELDS} fields")
+    if len(dumps(fields)) > MAX_RECORD_BYTES:
+        raise fieldError("base", f"a record is at most {MAX_RECORD_BYTES} bytes")
+    return fields
+
+
+def _loose(value):
+    """
+    Query values of custom fields keep their type unknown: a numeric string
+    also matches the number.
+    """
+    if isinstance(value, list):
+        return [v for item in value for v in _looseList(item)]
+    return value
+
+
+def _looseList(value):
+    if isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            try:
+                number = float(value)
+            except ValueError:
+                return [value]
+        return [number, value]
+    return [value]
+
+
+class DataResource(JSONResource):
+    """
+    C{/data/<class>...}.
+    """
+
+    def _class(self, className: str) -> str:
+        if className not in self.ctx.config.data_classes:
+            raise notFound(f"Class {className}")
+        return className
+
+    def _parent(self, data):
+        parent = data.get("_parent_id")
+        if parent in (None, ""):
+            return None
+        if not isObjectId(parent):
+            raise fieldError("_parent_id", "must be a record id")
+        return parent.lower()
+
+    @route("POST", "{className}", auth=USER)
+    async def create(self, call, className):
+        cls = self._class(className)
+        data = requireDict(call.body, "body")
+        record = await self.ctx.storage.records.createRecord(
+            cls, call.account.id, _fields(data), parentId=self._parent(data))
+        return http.CREATED, recordJSON(record)
+
+    @route("POST", "{className}/multi", auth=USER)
+    async def createMany(self, call, className):
+        cls = self._class(className)
+        records = requireDict(requireDict(call.body, "body").get("record"), "record")
+        if not records or len(records) > MAX_MULTI:
+            raise fieldError("record", f"give 1 to {MAX_MULTI} records")
+        prepared = []
+        for key in sorted(records, key=lambda k: (len(str(k)), str(k))):
+            data = requireDict(records[key], f"record[{key}]")
+            prepared.append((_fields(data), self._parent(data)))
+        items = []
+        for fields, parent in prepared:
+            items.append(await self.ctx.storage.records.createRecord(
+                cls, call.account.id, fields, parentId=parent))
+        return http.CREATED, {"class_name": cls, "items": [recordJSON(r) for r in items]}
+
+    @route("GET", "{className}", auth=USER)
+    async def list(self, call, className):
+        cls = self._class(className)
+        query = buildQuery(call.params, ints=("user_id",), floats=("created_at", "updated_at"),
+                           defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
+                           reserved=PAGING | {"near"})
+        known = {"_id", "user_id", "_parent_id", "created_at", "updated_at"}
+        filters = []
+        for name, op, value in query.filters:
+            if name not in known:
+                if op == "eq" and isinstance(value, str):
+                    op, value = "in", _looseList(value)
+                elif isinstance(value, list):
+                    value = _loose(value)
+            filters.append((name, op, value))
+        query.filters = filters
+        records = self.ctx.storage.records
+        total = await records.countRecords(cls, query)
+        if call.params.flag("count"):
+            return {"class_name": cls, "items": {"count": total}, "count": total}
+        items = await records.listRecords(cls, query)
+        return {"class_name": cls, "skip": query.skip, "limit": query.limit,
+                "total_entries": total, "items": [recordJSON(r) for r in items]}
+
+    async def _records(self, cls, ids: str):
+        wanted = [i.strip().lower() for i in ids.split(",") if i.strip()]
+        if not wanted or len(wanted) > MAX_IDS:
+            raise fieldError("ids", f"give 1 to {MAX_IDS} record ids", 400)
+        found = {}
+        for recordId in wanted:
+            record = await self.ctx.storage.records.getRecord(cls, recordId) \
+                if isObjectId(recordId) else None
+            found[recordId] = record
+        return wanted, found
+
+    @route("GET", "{className}/{recordIds}", auth=USER)
+    async def show(self, call, className, recordIds):
+        cls = self._class(className)
+        wanted, found = await self._records(cls, recordIds)
+        if call.params.flag("permissions"):
+            record = found[wanted[0]]
+            if record is None:
+                raise notFound("Record")
+            return {"record_id": record.id, "permissions": DEFAULT_PERMISSIONS}
+        return {"class_name": cls, "skip": 0, "limit": len(wanted),
+                "items": [recordJSON(found[i]) for i in wanted if found[i] is not None]}
+
+    @route("PUT", "{className}/{recordId}", auth=USER)
+    async def update(self, call, className, recordId):
+        cls = self._class(className)
+        record = await self.ctx.storage.records.getRecord(cls, recordId.lower()) \
+            if isObjectId(recordId) else None
+        if record is None:
+            raise notFound("Record")
+        if record.userId != call.account.id:
+            raise forbidden("Only the record's creator can change it")
+        data = requireDict(call.body, "body")
+        changes = {}
+        unset = []
+        for op in OPERATORS:
+            for name, amount in requireDict(data.get(op), op).items():
+                if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+                    raise fieldError(f"{op}[{name}]", "must be a number")
+                current = record.fields.get(name, 0)
+                if isinstance(current, bool) or not isinstance(current, (int, float)):
+                    raise fieldError(f"{op}[{name}]", "the field is not a number")
+                changes[name] = current + amount
+        for op in ("pull", "pull_all", "pop", "push", "add_to_set", "update_by_index"):
+            if op in data:
+                raise fieldError(op, "this update operator is not supported")
+        plain = {k: v for k, v in data.items() if k not in OPERATORS}
+        for name, value in _fields(plain).items():
+            if value is None:
+                unset.append(name)
+            else:
+                changes[name] = value
+        merged = {**record.fields, **changes}
+        for name in unset:
+            merged.pop(name, None)
+        if len(dumps(merged)) > MAX_RECORD_BYTES:
+            raise fieldError("base", f"a record is at most {MAX_RECORD_BYTES} bytes")
+        record = await self.ctx.storage.records.updateRecord(cls, record.id, set=changes,
+                                                             unset=unset)
+        return recordJSON(record)
+
+    @route("DELETE", "{className}/{recordIds}", auth=USER, text=True)
+    async def delete(self, call, className, recordIds):
+        cls = self._class(className)
+        wanted, found = await self._records(cls, recordIds)
+        done, missing, refused = [], [], []
+        for recordId in wanted:
+            record = found[recordId]
+            if record is None:
+                missing.append(recordId)
+            elif record.userId != call.account.id:
+                refused.append(recordId)
+            else:
+                await self.ctx.storage.records.deleteRecord(cls, record.id)
+                done.append(recordId)
+        if len(wanted) == 1:
+            if missing:
+                raise notFound("Record")
+            if refused:
+                raise forbidden("Only the record's creator can delete it")
+            return None
+        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
+                "WrongPermissions": {"ids": refused}}
+
+
+__all__ = ["DataResource", "recordJSON"]

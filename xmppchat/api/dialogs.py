@@ -1,0 +1,508 @@
+"""
+REST dialogs (reference/connectycube-sdk.md §4.4, route C{chat/Dialog}):
+create, list with filters, update with C{push_all}/C{pull_all}, delete
+(leave, or C{force=1} by the owner), admins, public subscriptions and
+occupants, notification settings and clearing one's history.
+
+Types follow the ConnectyCube REST docs: 1 broadcast (created only with
+C{python -m xmppchat.admin create-broadcast}), 2 group, 3 private, 4
+public.  Access: a user sees and changes only the dialogs they occupy;
+public dialogs and dialogs with C{permissions.allow_preview} are readable
+by every user.  The owner and admins manage a dialog; only the owner
+manages admins (at most L{MAX_ADMINS}).  Changes fire the host hook
+C{rest-dialog-updated} (a L{DialogEvent}) for the chat layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from xmppchat.api.json import (
+    PAGING,
+    USER,
+    JSONResource,
+    buildQuery,
+    fieldError,
+    flagValue,
+    forbidden,
+    idList,
+    notFound,
+    optionalString,
+    requireDict,
+    route,
+)
+from xmppchat.api.sessions import isoTime
+from xmppchat.storage.interfaces import (
+    DIALOG_BROADCAST,
+    DIALOG_GROUP,
+    DIALOG_LIST_FIELDS,
+    DIALOG_PRIVATE,
+    DIALOG_PUBLIC,
+    AlreadyExists,
+    isObjectId,
+)
+
+log = Logger()
+
+MAX_ADMINS = 5
+MAX_OCCUPANTS = 1000
+MAX_IDS_PER_DELETE = 100
+MAX_EXTENSIONS = 50
+MAX_EXTENSION_BYTES = 4096
+CREATE_FIELDS = {"type", "occupants_ids", "admins_ids", "name", "photo", "description",
+                 "extensions", "permissions"}
+UPDATE_FIELDS = {"push_all", "pull_all", "name", "photo", "description", "extensions",
+                 "permissions"}
+INT_FIELDS = ("type", "user_id", "occupants_ids", "admins_ids", "last_message_user_id",
+              "occupants_count")
+TIME_FIELDS = ("created_at", "updated_at", "last_message_date_sent")
+
+
+@dataclass
+class DialogEvent:
+    """
+    The event of C{rest-dialog-updated}: who changed which dialog, and the
+    ids added to and removed from its occupants.
+    """
+
+    dialog: object
+    userId: int
+    appId: int
+    added: list
+    removed: list
+    deleted: bool = False
+
+
+def roomJID(ctx, appId: int, dialogId: str) -> str:
+    """
+    The dialog's MUC room JID, as the SDK builds it (§5.2).
+    """
+    return f"{appId}_{dialogId}@{ctx.server.muc_domain}"
+
+
+def isMember(dialog, userId: int) -> bool:
+    return userId in dialog.occupantIds or userId == dialog.ownerId and dialog.type != DIALOG_PUBLIC
+
+
+def canRead(dialog, userId: int) -> bool:
+    return (isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
+            or bool((dialog.permissions or {}).get("allow_preview")))
+
+
+def canPost(dialog, userId: int) -> bool:
+    """
+    Who may add messages: occupants (only owner and admins of a
+    broadcast), any user in a public dialog.
+    """
+    if dialog.type == DIALOG_BROADCAST:
+        return isManager(dialog, userId)
+    return isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
+
+
+def isManager(dialog, userId: int) -> bool:
+    return userId == dialog.ownerId or userId in dialog.adminIds
+
+
+async def readableDialog(ctx, dialogId: str, userId: int):
+    """
+    The dialog if the user may read it; 404 if it does not exist, 403
+    otherwise.
+    """
+    dialog = await ctx.storage.dialogs.getDialog(dialogId) if isObjectId(dialogId) else None
+    if dialog is None:
+        raise notFound("Dialog")
+    if not canRead(dialog, userId):
+        raise forbidden("You are not an occupant of this dialog")
+    return dialog
+
+
+async def dialogsJSON(ctx, dialogs, viewer: int, appId: int) -> list[dict]:
+    """
+    The SDK's C{Dialog} objects for C{dialogs}, with the viewer's unread
+    counts and last-message status fetched once for the page.
+    """
+    if not dialogs:
+        return []
+    counts = await ctx.storage.messages.unreadCounts(viewer, [d.id for d in dialogs])
+    out = []
+    for dialog in dialogs:
+        status = None
+        if dialog.lastMessageId and dialog.lastMessageUserId == viewer:
+            message = await ctx.storage.messages.getMessage(dialog.lastMessageId)
+            if message is not None:
+                others = [o for o in dialog.occupantIds if o != viewer]
+                if others and all(o in message.readIds for o in others):
+                    status = "read"
+                elif others and all(o in message.deliveredIds for o in others):
+                    status = "delivered"
+                else:
+                    status = "sent"
+        count = counts.get(dialog.id, 0) if isMember(dialog, viewer) else 0
+        out.append(dialogJSON(ctx, dialog, appId, count, status))
+    return out
+
+
+def dialogJSON(ctx, dialog, appId: int, unread: int = 0, status=None) -> dict:
+    return {
+        "_id": dialog.id,
+        "type": dialog.type,
+        "name": dialog.name,
+        "description": dialog.description,
+        "photo": dialog.photo,
+        "user_id": dialog.ownerId,
+        "created_at": isoTime(dialog.createdAt),
+        "updated_at": isoTime(dialog.updatedAt),
+        "xmpp_room_jid": roomJID(ctx, appId, dialog.id),
+        "occupants_ids": list(dialog.occupantIds),
+        "occupants_count": len(dialog.occupantIds),
+        "admins_ids": list(dialog.adminIds),
+        "pinned_messages_ids": list(dialog.pinnedMessageIds),
+        "last_message": dialog.lastMessage,
+        "last_message_date_sent": dialog.lastMessageDateSent,
+        "last_message_id": dialog.lastMessageId,
+        "last_message_user_id": dialog.lastMessageUserId,
+        "last_message_status": status,
+        "unread_messages_count": unread,
+        "extensions": dict(dialog.extensions or {}),
+        "permissions": dict(dialog.permissions or {}),
+    }
+
+
+def _extensions(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fieldError("extensions", "must be an object")
+    if len(value) > MAX_EXTENSIONS:
+        raise fieldError("extensions", f"at most {MAX_EXTENSIONS} keys")
+    out = {}
+    size = 0
+    for key, item in value.items():
+        if isinstance(item, (dict, list)):
+            raise fieldError("extensions", f"{key} must be a string, number or boolean")
+        text = "" if item is None else (str(item).lower() if isinstance(item, bool) else str(item))
+        size += len(key.encode("utf-8")) + len(text.encode("utf-8"))
+        out[str(key)] = text
+    if size > MAX_EXTENSION_BYTES:
+        raise fieldError("extensions", f"too large (at most {MAX_EXTENSION_BYTES} bytes)")
+    return out
+
+
+def _permissions(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) - {"allow_preview"}:
+        raise fieldError("permissions", 'must be {"allow_preview": true|false}')
+    if "allow_preview" not in value:
+        return {}
+    return {"allow_preview": flagValue(value["allow_preview"])}
+
+
+def _fields(data: dict) -> dict:
+    """
+    The settable scalar fields present in C{data}, validated.
+    """
+    out = {}
+    for name, maxLength in (("name", 200), ("photo", 1024), ("description", 1000)):
+        if name in data:
+            out[name] = optionalString(data, name, maxLength)
+    if "extensions" in data:
+        out["extensions"] = _extensions(data["extensions"])
+    if "permissions" in data:
+        out["permissions"] = _permissions(data["permissions"])
+    return out
+
+
+def _unknown(data: dict, known: set) -> None:
+    extra = sorted(set(data) - known)
+    if extra:
+        raise fieldError(extra[0], f"unknown field (known: {', '.join(sorted(known))})")
+
+
+async def _checkUsers(ctx, ids, name: str) -> None:
+    if not ids:
+        return
+    found = await ctx.storage.accounts.getAccounts(ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise fieldError(name, f"unknown user ids: {', '.join(map(str, missing[:10]))}")
+
+
+class DialogsResource(JSONResource):
+    """
+    C{/chat/Dialog...}.
+    """
+
+    @route("POST", auth=USER)
+    async def create(self, call):
+        body = requireDict(call.body, "body")
+        _unknown(body, CREATE_FIELDS)
+        viewer = call.account.id
+        try:
+            dialogType = int(body.get("type"))
+        except (TypeError, ValueError):
+            raise fieldError("type", "is required: 2 (group), 3 (private) or 4 (public)") from None
+        if isinstance(body.get("type"), bool) or isinstance(body.get("type"), float):
+            raise fieldError("type", "must be an integer")
+        if dialogType == DIALOG_BROADCAST:
+            raise forbidden("Broadcast dialogs are created by the server administrator")
+        if dialogType not in (DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC):
+            raise fieldError("type", "must be 2 (group), 3 (private) or 4 (public)")
+        occupants = [i for i in idList(body.get("occupants_ids"), "occupants_ids", MAX_OCCUPANTS)
+                     if i != viewer]
+        admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
+        fields = _fields(body)
+        await _checkUsers(self.ctx, occupants, "occupants_ids")
+        if dialogType == DIALOG_PRIVATE:
+            if len(occupants) != 1:
+                raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
+            if admins:
+                raise fieldError("admins_ids", "private dialogs have no admins")
+            existing = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
+            if existing is not None:
+                await self.ctx.storage.dialogs.setHidden(existing.id, viewer, False)
+                return http.OK, (await dialogsJSON(self.ctx, [existing], viewer, call.appId))[0]
+        elif not fields.get("name"):
+            raise fieldError("name", "can't be blank")
+        if len(admins) > MAX_ADMINS:
+            raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
+        members = set(occupants) | {viewer}
+        if any(a not in members for a in admins):
+            raise fieldError("admins_ids", "admins must be occupants")
+        if dialogType == DIALOG_PUBLIC:
+            occupants = []
+        try:
+            dialog = await self.ctx.storage.dialogs.createDialog(
+                dialogType, viewer, occupantIds=occupants, adminIds=admins, **fields)
+        except AlreadyExists:
+            dialog = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
+            return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
+        self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
+                                                         list(dialog.occupantIds), []))
+        return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
+
+    def _query(self, call):
+        return buildQuery(call.params, ints=INT_FIELDS, floats=TIME_FIELDS,
+                          defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page)
+
+    @route("GET", auth=USER)
+    async def list(self, call):
+        viewer = call.account.id
+        query = self._query(call)
+        if query.sort is None:
+            query.sort, query.descending = "updated_at", True
+        dialogs = self.ctx.storage.dialogs
+        total = await dialogs.countDialogs(viewer, query)
+        if call.params.flag("count"):
+            return {"total_entries": total, "items": {"count": total}}
+        items = await dialogs.listDialogs(viewer, query)
+        return {"total_entries": total, "skip": query.skip, "limit": query.limit,
+                "items": await dialogsJSON(self.ctx, items, viewer, call.appId)}
+
+    @route("GET", "{dialogId}", auth=USER)
+    async def show(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        return (await dialogsJSON(self.ctx, [dialog], call.account.id, call.appId))[0]
+
+    async def _managed(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        if not isMember(dialog, call.account.id):
+            raise forbidden("You are not an occupant of this dialog")
+        return dialog
+
+    @route("PUT", "{dialogId}", auth=USER)
+    async def update(self, call, dialogId):
+        body = requireDict(call.body, "body")
+        _unknown(body, UPDATE_FIELDS)
+        return await self._update(call, dialogId, body)
+
+    @route("PUT", "{dialogId}/admins", auth=USER)
+    async def admins(self, call, dialogId):
+        body = requireDict(call.body, "body")
+        _unknown(body, {"push_all", "pull_all"})
+        for key in ("push_all", "pull_all"):
+            _unknown(requireDict(body.get(key), key), {"admins_ids"})
+        return await self._update(call, dialogId, body)
+
+    async def _update(self, call, dialogId, body):
+        viewer = call.account.id
+        dialog = await self._managed(call, dialogId)
+        push, pull = {}, {}
+        for key, target in (("push_all", push), ("pull_all", pull)):
+            lists = requireDict(body.get(key), key)
+            _unknown(lists, set(DIALOG_LIST_FIELDS))
+            for name, value in lists.items():
+                if name == "pinned_messages_ids":
+                    ids = value if isinstance(value, list) else [value]
+                    if not all(isObjectId(i) for i in ids):
+                        raise fieldError(name, "must be message ids")
+                    target[name] = [i.lower() for i in ids]
+                else:
+                    target[name] = idList(value, name, MAX_OCCUPANTS)
+        fields = _fields(body)
+        manager = isManager(dialog, viewer)
+        if fields and not manager:
+            raise forbidden("Only the owner and admins can change this dialog")
+        if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
+            if not manager:
+                raise forbidden("Only the owner and admins can pin messages")
+        if "admins_ids" in push or "admins_ids" in pull:
+            if viewer != dialog.ownerId:
+                raise forbidden("Only the owner can change admins")
+            if dialog.type == DIALOG_PRIVATE:
+                raise fieldError("admins_ids", "private dialogs have no admins")
+        added = push.get("occupants_ids", [])
+        removed = pull.get("occupants_ids", [])
+        if added or removed:
+            if dialog.type == DIALOG_PRIVATE:
+                raise fieldError("occupants_ids", "the occupants of a private dialog cannot change")
+            if dialog.type == DIALOG_PUBLIC:
+                raise fieldError("occupants_ids", "public dialogs have subscribers, not occupants")
+            if added and not manager:
+                raise forbidden("Only the owner and admins can add occupants")
+            if removed and not manager and removed != [viewer]:
+                raise forbidden("Only the owner and admins can remove other occupants")
+            if dialog.ownerId in removed and viewer != dialog.ownerId:
+                raise forbidden("The owner cannot be removed")
+            await _checkUsers(self.ctx, added, "occupants_ids")
+        occupants = (set(dialog.occupantIds) | set(added)) - set(removed)
+        if len(occupants) > MAX_OCCUPANTS:
+            raise fieldError("occupants_ids", f"at most {MAX_OCCUPANTS} occupants")
+        newAdmins = (set(dialog.adminIds) | set(push.get("admins_ids", []))) - set(
+            pull.get("admins_ids", []))
+        if len(newAdmins) > MAX_ADMINS:
+            raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
+        if any(a not in occupants and a != dialog.ownerId for a in push.get("admins_ids", [])):
+            raise fieldError("admins_ids", "admins must be occupants")
+        if removed:
+            # Removed occupants stop being admins.
+            pull.setdefault("admins_ids", [])
+            pull["admins_ids"] = sorted(set(pull["admins_ids"]) | set(removed))
+        updated = await self.ctx.storage.dialogs.updateDialog(
+            dialog.id, push=push or None, pull=pull or None, **fields)
+        self.ctx.fire("rest-dialog-updated", DialogEvent(
+            updated, viewer, call.appId, [a for a in added if a not in dialog.occupantIds],
+            [r for r in removed if r in dialog.occupantIds]))
+        return (await dialogsJSON(self.ctx, [updated], viewer, call.appId))[0]
+
+    @route("DELETE", "{dialogIds}", auth=USER, text=True)
+    async def delete(self, call, dialogIds):
+        viewer = call.account.id
+        ids = [i.strip() for i in dialogIds.split(",") if i.strip()]
+        if not ids or len(ids) > MAX_IDS_PER_DELETE:
+            raise fieldError("ids", f"give 1 to {MAX_IDS_PER_DELETE} dialog ids", 400)
+        force = flagValue(requireDict(call.body, "body").get("force")) or call.params.flag("force")
+        valid = [i for i in ids if isObjectId(i)]
+        found = await self.ctx.storage.dialogs.getDialogs(valid) if valid else {}
+        done, missing, refused = [], [], []
+        for dialogId in ids:
+            dialog = found.get(dialogId)
+            if dialog is None:
+                missing.append(dialogId)
+            elif force:
+                if viewer != dialog.ownerId:
+                    refused.append(dialogId)
+                    continue
+                await self.ctx.storage.dialogs.deleteDialog(dialog.id)
+                self.ctx.fire("rest-dialog-updated", DialogEvent(
+                    dialog, viewer, call.appId, [], list(dialog.occupantIds), deleted=True))
+                done.append(dialogId)
+            elif await self._leave(call, dialog):
+                done.append(dialogId)
+            else:
+                refused.append(dialogId)
+        if len(ids) == 1:
+            if missing:
+                raise notFound("Dialog")
+            if refused:
+                raise forbidden("You cannot delete this dialog" if force
+                                else "You are not an occupant of this dialog")
+            return None
+        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
+                "WrongPermissions": {"ids": refused}}
+
+    async def _leave(self, call, dialog) -> bool:
+        """
+        Delete for the caller only: hide a private dialog, leave a group
+        (and stop being its admin), unsubscribe from a public dialog.
+        """
+        viewer = call.account.id
+        dialogs = self.ctx.storage.dialogs
+        if dialog.type == DIALOG_PUBLIC:
+            await dialogs.unsubscribe(dialog.id, viewer)
+            await dialogs.setHidden(dialog.id, viewer, True)
+            return True
+        if not isMember(dialog, viewer):
+            return False
+        if dialog.type in (DIALOG_PRIVATE, DIALOG_BROADCAST) or viewer == dialog.ownerId:
+            await dialogs.setHidden(dialog.id, viewer, True)
+            return True
+        updated = await dialogs.updateDialog(dialog.id, pull={"occupants_ids": [viewer],
+                                                              "admins_ids": [viewer]})
+        self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, [], [viewer]))
+        return True
+
+    @route("POST", "{dialogId}/subscribe", auth=USER)
+    async def subscribe(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        if dialog.type != DIALOG_PUBLIC:
+            raise forbidden("Only public dialogs can be subscribed to")
+        await self.ctx.storage.dialogs.subscribe(dialog.id, call.account.id)
+        await self.ctx.storage.dialogs.setHidden(dialog.id, call.account.id, False)
+        return (await dialogsJSON(self.ctx, [dialog], call.account.id, call.appId))[0]
+
+    @route("DELETE", "{dialogId}/subscribe", auth=USER, text=True)
+    async def unsubscribe(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        if dialog.type != DIALOG_PUBLIC:
+            raise forbidden("Only public dialogs can be unsubscribed from")
+        await self.ctx.storage.dialogs.unsubscribe(dialog.id, call.account.id)
+        return None
+
+    @route("GET", "{dialogId}/occupants", auth=USER)
+    async def occupants(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        limit = call.params.integer("limit", 10, 1, self.ctx.config.max_page)
+        skip = call.params.integer("skip", 0, 0)
+        if dialog.type == DIALOG_PUBLIC:
+            ids = await self.ctx.storage.dialogs.listSubscribers(dialog.id, skip, limit)
+            total = await self.ctx.storage.dialogs.countSubscribers(dialog.id)
+        else:
+            ids = dialog.occupantIds[skip:skip + limit]
+            total = len(dialog.occupantIds)
+        from xmppchat.api.users import userJSON
+
+        found = await self.ctx.storage.accounts.getAccounts(ids)
+        viewer = call.account.id
+        return {"total_entries": total, "skip": skip, "limit": limit,
+                "items": [userJSON(self.ctx, found[i], viewer) for i in ids if i in found]}
+
+    @route("GET", "{dialogId}/notifications", auth=USER)
+    async def getNotifications(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        enabled = await self.ctx.storage.dialogs.getNotifications(dialog.id, call.account.id)
+        return {"notifications": {"enabled": int(bool(enabled))}}
+
+    @route("PUT", "{dialogId}/notifications", auth=USER)
+    async def setNotifications(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        body = requireDict(call.body, "body")
+        _unknown(body, {"enabled"})
+        if "enabled" not in body or body["enabled"] not in (0, 1, True, False, "0", "1"):
+            raise fieldError("enabled", "must be 0 or 1")
+        enabled = flagValue(body["enabled"])
+        await self.ctx.storage.dialogs.setNotifications(dialog.id, call.account.id, enabled)
+        return {"notifications": {"enabled": int(enabled)}}
+
+    @route("DELETE", "clearHistory/{dialogId}", auth=USER, text=True)
+    async def clearHistory(self, call, dialogId):
+        dialog = await readableDialog(self.ctx, dialogId, call.account.id)
+        await self.ctx.storage.messages.clearHistory(dialog.id, call.account.id)
+        return None
+
+
+__all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
+           "readableDialog", "canRead", "canPost", "isMember", "isManager", "PAGING"]

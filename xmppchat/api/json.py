@@ -1,0 +1,766 @@
+"""
+The JSON base of the REST side-service: request parsing, routing inside a
+collection, the C{{"errors": ...}} envelope, CORS and C{CB-Token}
+authentication, following the wire conventions the ConnectyCube JS SDK
+6.1.2 uses (reference/connectycube-sdk.md §4.1).
+
+- Paths end in C{.json}; the suffix is stripped before routing.
+- POST/PUT bodies are JSON (or form-encoded); DELETE bodies are
+  form-encoded (C{force=1}); GET data is in the query string, where
+  C{k[op]=v}, C{k[]=a&k[]=b}, C{k[op][]=a} and comma lists all mean the
+  same thing (L{parseParams}).
+- Every answer of a JSON endpoint is a JSON document; failures are
+  C{{"errors": {...}}} with the HTTP status, never an HTML page.  A
+  missing, unknown or expired token is 401
+  C{{"errors": {"base": ["Required session does not exist"]}}}, which
+  triggers the SDK's C{on.sessionExpired}.
+- Bodies larger than C{[rest] max_body_bytes} get 413 (L{RestRequest}
+  stops buffering them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import http, server
+from twisted.web.resource import Resource
+
+from xmppchat.storage.interfaces import (
+    AlreadyExists,
+    InvalidQuery,
+    NotFound,
+    QuotaExceeded,
+    Query,
+    StorageError,
+)
+
+log = Logger()
+
+SESSION_MISSING = "Required session does not exist"
+
+# Authentication levels of a route.
+PUBLIC = "public"  # no token needed (session creation, signup with CB-AuthKey)
+APP = "app"  # an application or a user session
+USER = "user"  # a user session
+
+CORS_HEADERS = "CB-Token, CB-SDK, CB-AuthKey, Content-Type, Accept, Authorization"
+CORS_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+CORS_MAX_AGE = "600"
+
+# Query operators (§4.4): field[op]=value.
+OPERATORS = frozenset(("lt", "lte", "gt", "gte", "ne", "in", "nin", "all", "or", "ctn",
+                       "start_with", "eq"))
+LIST_OPERATORS = frozenset(("in", "nin", "all", "or"))
+MAX_PARAMS = 200
+MAX_NESTING = 4
+
+
+class ApiError(Exception):
+    """
+    A failure answered with C{status} and C{{"errors": errors}}.
+    """
+
+    def __init__(self, status: int, errors):
+        Exception.__init__(self, status, errors)
+        self.status = status
+        self.errors = errors
+
+
+def fieldError(name: str, message: str, status: int = 422) -> ApiError:
+    """
+    A validation error naming one field: C{{"errors": {name: [message]}}}.
+    """
+    return ApiError(status, {name: [message]})
+
+
+def baseError(status: int, message: str) -> ApiError:
+    return ApiError(status, {"base": [message]})
+
+
+def notFound(what: str = "Resource") -> ApiError:
+    return baseError(http.NOT_FOUND, f"{what} not found")
+
+
+def forbidden(message: str) -> ApiError:
+    return baseError(http.FORBIDDEN, message)
+
+
+def unauthorized() -> ApiError:
+    return baseError(http.UNAUTHORIZED, SESSION_MISSING)
+
+
+@dataclass
+class Filter:
+    """
+    One query condition C{field[op]=value}; C{value} is a list for the
+    list operators (C{in}, C{nin}, C{all}, C{or}) and a string otherwise.
+    """
+
+    field: str
+    op: str
+    value: object
+
+
+@dataclass
+class Params:
+    """
+    Parsed query string or form body: nested keys (C{user[login]=x})
+    become dicts, repeated or C{[]} keys lists.
+    """
+
+    values: dict = field(default_factory=dict)
+
+    def get(self, name, default=None):
+        return self.values.get(name, default)
+
+    def __contains__(self, name):
+        return name in self.values
+
+    def string(self, name: str, default=None):
+        value = self.values.get(name, default)
+        if isinstance(value, list):
+            value = ",".join(value)
+        if value is not None and not isinstance(value, str):
+            raise fieldError(name, "must be a string", 400)
+        return value
+
+    def integer(self, name: str, default: int | None = None, minimum: int | None = None,
+                maximum: int | None = None):
+        """
+        An integer parameter clamped to C{[minimum, maximum]}; 400 when it
+        is not an integer.
+        """
+        value = self.values.get(name)
+        if value is None or value in ("", "null", "undefined"):
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise fieldError(name, "must be an integer", 400) from None
+        if minimum is not None:
+            number = max(minimum, number)
+        if maximum is not None:
+            number = min(maximum, number)
+        return number
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.values.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value != 0
+        return str(value).lower() in ("1", "true", "yes", "on")
+
+    def filters(self, reserved=()) -> list[Filter]:
+        """
+        Every C{field=value} / C{field[op]=value} condition except the
+        C{reserved} names (paging, sorting...).  Unknown operators are 400.
+        """
+        out = []
+        for name, value in self.values.items():
+            if name in reserved:
+                continue
+            if isinstance(value, dict):
+                for op, operand in value.items():
+                    if op not in OPERATORS:
+                        raise fieldError(name, f"unknown operator {op!r}", 400)
+                    if isinstance(operand, dict):
+                        raise fieldError(name, "operator value must not be nested", 400)
+                    out.append(Filter(name, op, _listValue(operand) if op in LIST_OPERATORS
+                                      else _scalarValue(operand)))
+            elif isinstance(value, list):
+                out.append(Filter(name, "in", [v for item in value for v in _listValue(item)]))
+            else:
+                out.append(Filter(name, "eq", value))
+        return out
+
+
+PAGING = frozenset(("limit", "skip", "offset", "count", "sort_asc", "sort_desc", "page",
+                    "per_page", "mark_as_read", "preview", "output"))
+
+
+def typedValue(name: str, value, ints=(), floats=()):
+    """
+    Convert a query value for the store: C{ints} fields to int, C{floats}
+    fields (timestamps) to float, lists item by item; 400 otherwise.
+    """
+    if isinstance(value, list):
+        return [typedValue(name, v, ints, floats) for v in value]
+    if name in ints:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise fieldError(name, "must be an integer", 400) from None
+    if name in floats:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise fieldError(name, "must be a number (Unix seconds)", 400) from None
+    return value
+
+
+def buildQuery(params: Params, names: dict | None = None, ints=(), floats=(),
+               defaultLimit: int = 100, maxLimit: int = 100, skipNames=("skip",),
+               reserved=PAGING) -> Query:
+    """
+    A storage L{Query} from the call's filters, C{sort_asc}/C{sort_desc},
+    C{limit} (clamped to C{maxLimit}) and C{skip}.  C{names} renames REST
+    fields to store fields; C{ints}/C{floats} are typed (L{typedValue}).
+    """
+    names = names or {}
+    query = Query()
+    for f in params.filters(reserved):
+        query.where(names.get(f.field, f.field), f.op, typedValue(f.field, f.value, ints, floats))
+    for key, descending in (("sort_desc", True), ("sort_asc", False)):
+        field_ = params.string(key)
+        if field_:
+            query.sort = names.get(field_, field_)
+            query.descending = descending
+            break
+    query.limit = params.integer("limit", defaultLimit, 0, maxLimit)
+    skip = 0
+    for name in skipNames:
+        value = params.integer(name, None, 0)
+        if value is not None:
+            skip = value
+            break
+    query.skip = skip
+    return query
+
+
+def _listValue(value) -> list:
+    """
+    C{"a,b"}, C{"a, b"}, C{["a", "b"]} and C{["a,b"]} all mean C{["a", "b"]}.
+    """
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.extend(part.strip() for part in item.split(",") if part.strip())
+        elif isinstance(item, list):
+            out.extend(_listValue(item))
+        elif item is not None:
+            out.append(item)
+    return out
+
+
+def _scalarValue(value):
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def _splitKey(key: str) -> list[str] | None:
+    """
+    C{"a[b][]"} -> C{["a", "b", ""]}; C{None} for malformed keys.
+    """
+    head, sep, rest = key.partition("[")
+    if not head:
+        return None
+    parts = [head]
+    if not sep:
+        return parts
+    rest = "[" + rest
+    while rest:
+        if not rest.startswith("["):
+            return None
+        end = rest.find("]")
+        if end < 0:
+            return None
+        parts.append(rest[1:end])
+        rest = rest[end + 1:]
+    if len(parts) > MAX_NESTING + 1:
+        return None
+    return parts
+
+
+def parseParams(pairs) -> Params:
+    """
+    Build L{Params} from decoded C{(key, value)} pairs, Rails style:
+    C{a[b]=v} is C{{"a": {"b": "v"}}}, C{a[]=1&a[]=2} and a repeated C{a}
+    are lists.  Malformed keys are kept verbatim.  At most L{MAX_PARAMS}
+    pairs (400 beyond).
+    """
+    values: dict = {}
+    for count, (key, value) in enumerate(pairs, 1):
+        if count > MAX_PARAMS:
+            raise baseError(http.BAD_REQUEST, f"too many parameters (at most {MAX_PARAMS})")
+        parts = _splitKey(key) or [key]
+        target = values
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            current = target.get(part)
+            if nxt == "":
+                # a[] (or a[b][]): a list at this level
+                if not isinstance(current, list):
+                    current = [] if current is None else [current]
+                    target[part] = current
+                current.append(value)
+                target = None
+                break
+            if not isinstance(current, dict):
+                current = {} if current is None else {"eq": current}
+                target[part] = current
+            target = current
+        if target is None:
+            continue
+        last = parts[-1]
+        if last == "":
+            continue
+        existing = target.get(last)
+        if existing is None:
+            target[last] = value
+        elif isinstance(existing, list):
+            existing.append(value)
+        elif isinstance(existing, dict):
+            existing["eq"] = value
+        else:
+            target[last] = [existing, value]
+    return Params(values)
+
+
+def parseQueryString(raw: bytes) -> Params:
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMS, errors="strict",
+                          strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise baseError(http.BAD_REQUEST, "malformed query string") from None
+    return parseParams(pairs)
+
+
+def _rejectConstant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parseJSON(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise baseError(http.BAD_REQUEST, "malformed JSON body") from None
+
+
+def dumps(value) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class RestRequest(server.Request):
+    """
+    A request that stops buffering its body beyond C{site.maxRequestBytes}
+    (the largest body any endpoint accepts) and remembers it was too large,
+    so hostile uploads cost neither memory nor disk.
+    """
+
+    bodyTooLarge = False
+    _received = 0
+
+    def _limit(self) -> int | None:
+        return getattr(self.channel.site if self.channel else None, "maxRequestBytes", None)
+
+    def gotLength(self, length):
+        limit = self._limit()
+        if limit is not None and length is not None and length > limit:
+            self.bodyTooLarge = True
+            length = 0
+        server.Request.gotLength(self, length)
+
+    def handleContentChunk(self, data):
+        if self.bodyTooLarge:
+            return
+        self._received += len(data)
+        limit = self._limit()
+        if limit is not None and self._received > limit:
+            self.bodyTooLarge = True
+            self.content.seek(0)
+            self.content.truncate()
+            return
+        server.Request.handleContentChunk(self, data)
+
+    def requestReceived(self, command, path, version):
+        if self.bodyTooLarge:
+            # Skip Twisted's form/multipart parsing of a truncated body.
+            self.requestHeaders.removeHeader(b"content-type")
+        server.Request.requestReceived(self, command, path, version)
+
+
+def route(method: str, pattern: str = "", auth: str = USER, text: bool = False,
+          maxBody: str | None = None):
+    """
+    Declare a handler of a L{JSONResource}: C{method} on the path
+    C{pattern} below the collection (C{"{id}/admins"}; C{{name}} matches
+    one segment and is passed as a keyword argument).  C{text} marks
+    endpoints the SDK reads as text (answered with an empty 200 body when
+    the handler returns C{None}).  C{maxBody} names the config attribute
+    limiting the body (default C{max_body_bytes}).
+    """
+    segments = tuple(p for p in pattern.split("/") if p)
+
+    def decorate(f):
+        f.__dict__.setdefault("_routes", []).append((method, segments, auth, text, maxBody))
+        return f
+
+    return decorate
+
+
+@dataclass
+class Call:
+    """
+    One API call as seen by a handler.
+
+    @ivar session: the caller's L{xmppchat.api.sessions.SessionInfo}, or
+        C{None} on public routes without a token.
+    @ivar body: the parsed body: a dict (JSON object or form), or a list
+        for JSON arrays.
+    """
+
+    request: object
+    params: Params
+    body: object
+    session: object
+    suffix: bool
+
+    @property
+    def account(self):
+        return self.session.account if self.session is not None else None
+
+    @property
+    def appId(self):
+        return self.session.appId if self.session is not None else None
+
+    def header(self, name: str) -> str | None:
+        value = self.request.getHeader(name)
+        return value
+
+
+def setCORS(request, origins) -> None:
+    """
+    Allow the request's C{Origin} if configured (C{"*"} allows any).
+    """
+    if not origins:
+        return
+    origin = request.getHeader("origin")
+    if origin is None:
+        return
+    if "*" in origins:
+        allowed = "*"
+    elif origin in origins:
+        allowed = origin
+        request.setHeader(b"vary", b"Origin")
+    else:
+        return
+    request.setHeader(b"access-control-allow-origin", allowed.encode("utf-8"))
+    request.setHeader(b"access-control-allow-headers", CORS_HEADERS.encode("ascii"))
+    request.setHeader(b"access-control-allow-methods", CORS_METHODS.encode("ascii"))
+    request.setHeader(b"access-control-max-age", CORS_MAX_AGE.encode("ascii"))
+
+
+def writeJSON(request, status: int, value) -> None:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    body = dumps(value)
+    request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+class JSONResource(Resource):
+    """
+    A collection: a leaf resource whose handlers are methods declared with
+    L{route}.  Subclasses get the L{xmppchat.api.site.ApiContext} as
+    C{self.ctx}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, ctx):
+        Resource.__init__(self)
+        self.ctx = ctx
+        self._routes: list = []
+        for name, member in inspect.getmembers(type(self), inspect.isfunction):
+            for method, segments, auth, text, maxBody in getattr(member, "_routes", ()):
+                self._routes.append((method, segments, auth, text, maxBody, getattr(self, name)))
+        # Literal segments win over placeholders; longer patterns are distinct anyway.
+        self._routes.sort(key=lambda r: [s.startswith("{") for s in r[1]])
+
+    def _match(self, segments):
+        """
+        C{(routesForPath, kwargs)}: the routes whose pattern matches.
+        """
+        matched = []
+        for entry in self._routes:
+            pattern = entry[1]
+            if len(pattern) != len(segments):
+                continue
+            kwargs = {}
+            for p, s in zip(pattern, segments, strict=True):
+                if p.startswith("{"):
+                    if not s:
+                        break
+                    kwargs[p[1:-1]] = s
+                elif p != s:
+                    break
+            else:
+                matched.append((entry, kwargs))
+        return matched
+
+    def render(self, request):
+        setCORS(request, self.ctx.config.cors_origins)
+        if request.method == b"OPTIONS":
+            request.setResponseCode(http.NO_CONTENT)
+            return b""
+        try:
+            segments, suffix = self._segments(request)
+        except ApiError as e:
+            writeJSON(request, e.status, {"errors": e.errors})
+            return server.NOT_DONE_YET
+        method = request.method.decode("ascii", "replace")
+        if method == "HEAD":
+            method = "GET"
+        matches = self._match(segments)
+        chosen = [(entry, kw) for entry, kw in matches if entry[0] == method]
+        if not chosen:
+            if matches:
+                allowed = sorted({entry[0] for entry, _ in matches})
+                request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
+                writeJSON(request, http.NOT_ALLOWED,
+                          {"errors": {"base": [f"Method {method} not allowed here"]}})
+            else:
+                writeJSON(request, http.NOT_FOUND, {"errors": {"base": ["Not found"]}})
+            return server.NOT_DONE_YET
+        (entry, kwargs) = chosen[0]
+        finished = []
+        request.notifyFinish().addBoth(finished.append)
+        d = defer.ensureDeferred(self._run(request, entry, kwargs, suffix))
+        d.addCallback(self._respond, request, entry[3], finished)
+        d.addErrback(self._failed, request, finished)
+        return server.NOT_DONE_YET
+
+    def _segments(self, request):
+        """
+        The path below this collection, decoded, with C{.json} stripped
+        from the last segment; and whether that suffix was present.
+        """
+        try:
+            segments = [s.decode("utf-8") for s in request.postpath]
+        except UnicodeDecodeError:
+            raise notFound() from None
+        while segments and segments[-1] == "":
+            segments.pop()
+        # /users.json: the collection name carried the suffix.
+        prepath = request.prepath[-1] if request.prepath else b""
+        suffix = prepath.endswith(b".json") and not segments
+        if segments and segments[-1].endswith(".json"):
+            segments[-1] = segments[-1][:-5]
+            suffix = True
+        return segments, suffix
+
+    async def _run(self, request, entry, kwargs, suffix):
+        method, segments, auth, text, maxBody, handler = entry
+        limit = getattr(self.ctx.config, maxBody or "max_body_bytes")
+        if getattr(request, "bodyTooLarge", False) or _contentLength(request) > limit:
+            raise baseError(http.REQUEST_ENTITY_TOO_LARGE,
+                            f"Request body too large (at most {limit} bytes)")
+        params = parseQueryString(request.uri.partition(b"?")[2])
+        body = self._body(request)
+        session = await self.ctx.sessions.authenticate(request, auth)
+        call = Call(request=request, params=params, body=body, session=session, suffix=suffix)
+        return await handler(call, **kwargs)
+
+    @staticmethod
+    def _body(request):
+        """
+        The body as a dict (JSON object or form) or list (JSON array); C{{}}
+        when empty.  Multipart bodies are left to the handler.
+        """
+        content = request.content
+        if content is None:
+            return {}
+        content.seek(0)
+        raw = content.read()
+        content.seek(0)
+        if not raw.strip():
+            return {}
+        ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            return {}
+        if ctype == "application/x-www-form-urlencoded":
+            return parseQueryString(raw).values
+        value = parseJSON(raw)
+        if not isinstance(value, (dict, list)):
+            raise baseError(http.BAD_REQUEST, "the JSON body must be an object")
+        return value
+
+    def _respond(self, value, request, text, finished):
+        if finished:
+            return
+        if isinstance(value, RawResponse):
+            value.write(request)
+            return
+        status = http.OK
+        if isinstance(value, tuple):
+            status, value = value
+        if value is None:
+            request.setResponseCode(status)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8" if text
+                              else b"application/json; charset=utf-8")
+            request.setHeader(b"content-length", b"0" if text else b"2")
+            if not text:
+                request.write(b"{}")
+            request.finish()
+            return
+        writeJSON(request, status, value)
+
+    def _failed(self, failure, request, finished):
+        if finished:
+            return
+        e = failure.value
+        if isinstance(e, ApiError):
+            status, errors = e.status, e.errors
+        elif isinstance(e, InvalidQuery):
+            status, errors = http.BAD_REQUEST, {"base": [str(e) or "invalid query"]}
+        elif isinstance(e, AlreadyExists):
+            status, errors = 422, {"base": [str(e) or "already exists"]}
+        elif isinstance(e, NotFound):
+            status, errors = http.NOT_FOUND, {"base": [str(e) or "not found"]}
+        elif isinstance(e, QuotaExceeded):
+            status, errors = 422, {"base": [str(e) or "quota exceeded"]}
+        elif isinstance(e, StorageError):
+            log.failure("Storage failed during {uri}", failure, uri=request.uri)
+            status, errors = http.SERVICE_UNAVAILABLE, {"base": ["Storage unavailable, try again"]}
+        else:
+            log.failure("REST handler failed for {method} {uri}", failure,
+                        method=request.method, uri=request.uri)
+            status, errors = http.INTERNAL_SERVER_ERROR, {"base": ["Internal server error"]}
+        try:
+            writeJSON(request, status, {"errors": errors})
+        except Exception:  # the connection went away meanwhile
+            log.failure("Cannot write the error response", failure)
+
+
+def _contentLength(request) -> int:
+    content = request.content
+    if content is None:
+        return 0
+    position = content.tell()
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(position)
+    return size
+
+
+class RawResponse:
+    """
+    A non-JSON answer (file downloads): subclasses implement C{write}.
+    """
+
+    def write(self, request) -> None:
+        raise NotImplementedError()
+
+
+class NotFoundResource(Resource):
+    """
+    The JSON 404 for paths outside every collection.
+    """
+
+    isLeaf = True
+
+    def __init__(self, ctx):
+        Resource.__init__(self)
+        self.ctx = ctx
+
+    def render(self, request):
+        setCORS(request, self.ctx.config.cors_origins)
+        if request.method == b"OPTIONS":
+            request.setResponseCode(http.NO_CONTENT)
+            return b""
+        writeJSON(request, http.NOT_FOUND, {"errors": {"base": ["Not found"]}})
+        return server.NOT_DONE_YET
+
+
+# -- Field validation helpers shared by the collections ----------------------
+
+
+def requireDict(value, name: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fieldError(name, "must be an object", 400)
+    return value
+
+
+def optionalString(data: dict, name: str, maxLength: int = 255, allowEmpty: bool = True):
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise fieldError(name, "must be a string")
+    if len(value) > maxLength:
+        raise fieldError(name, f"is too long (maximum is {maxLength} characters)")
+    if not allowEmpty and not value:
+        raise fieldError(name, "can't be blank")
+    return value
+
+
+def toInt(value, name: str) -> int:
+    """
+    An integer from an int or a numeric string; 422 otherwise.
+    """
+    if isinstance(value, bool):
+        raise fieldError(name, "must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise fieldError(name, "must be an integer")
+
+
+def idList(value, name: str, maxItems: int = 10000) -> list[int]:
+    """
+    Integer ids from C{[1, 2]}, C{"1, 2"}, C{"1"} or C{1}; 422 otherwise.
+    """
+    if value is None:
+        return []
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        items = _listValue(str(value))
+    elif isinstance(value, list):
+        items = _listValue(value)
+    else:
+        raise fieldError(name, "must be a list of ids")
+    if len(items) > maxItems:
+        raise fieldError(name, f"too many ids (at most {maxItems})")
+    out = []
+    for item in items:
+        number = toInt(item, name)
+        if number not in out:
+            out.append(number)
+    return out
+
+
+def flagValue(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return False
+
+
+__all__ = [
+    "ApiError", "fieldError", "baseError", "notFound", "forbidden", "unauthorized",
+    "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
+    "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
+    "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
+    "requireDict", "optionalString", "toInt", "idList", "flagValue",
+]

@@ -1,0 +1,497 @@
+"""
+REST sessions and authentication (reference/connectycube-sdk.md §4.2):
+C{POST/GET/DELETE /session.json}, C{POST/DELETE /login.json}, and the
+C{CB-Token} header every other call carries.
+
+Three kinds of token:
+
+- application sessions (C{POST /session.json} with only C{application_id}
+  and C{auth_key}), kept in memory (bounded, oldest evicted): a restart
+  makes the SDK call C{on.sessionExpired} and create a new one;
+- user sessions, stored with the token store by the SHA-256 of the token
+  together with SCRAM keys derived from the token with the account's salt,
+  so the token also works as the XMPP password with PLAIN and SCRAM
+  (L{xmppchat.auth.source});
+- JWTs (RFC 7519, HS256 only, RFC 7518 §3.2) signed with an application's
+  C{jwt_secret}: claim C{user_id} is the account's external id (created on
+  first use); C{exp} is required.  A JWT used on REST is registered like a
+  user session, so the same string then works as XMPP password (PLAIN and
+  SCRAM); PLAIN also accepts a never-seen JWT (L{JWTChecker}).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from xmppchat.api.json import (
+    APP,
+    PUBLIC,
+    USER,
+    JSONResource,
+    baseError,
+    fieldError,
+    forbidden,
+    requireDict,
+    route,
+    toInt,
+    unauthorized,
+)
+from xmppchat.auth.credentials import Credentials, deriveCredentials, tokenHash, verifyPlain
+from xmppchat.auth.throttle import LoginThrottle
+from xmppchat.storage.interfaces import AlreadyExists, TokenRecord
+
+log = Logger()
+
+EXTERNAL_ID = re.compile(r"[a-z0-9@_-]{1,128}")
+MAX_JWT_BYTES = 4096
+
+
+def isoTime(stamp: float) -> str:
+    """
+    ISO-8601 UTC with a C{Z}, as ConnectyCube writes C{created_at}.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+
+
+@dataclass
+class SessionInfo:
+    """
+    An authenticated caller.
+
+    @ivar account: the user's L{xmppchat.storage.interfaces.Account}, or
+        C{None} for an application session.
+    """
+
+    token: str
+    tokenHash: str
+    appId: int
+    account: object
+    createdAt: float
+    expiresAt: float
+    stored: bool = False
+
+    @property
+    def userId(self) -> int:
+        return self.account.id if self.account is not None else 0
+
+    def toJSON(self) -> dict:
+        return {
+            "id": int(self.tokenHash[:12], 16),
+            "user_id": self.userId,
+            "application_id": self.appId,
+            "token": self.token,
+            "ts": int(self.createdAt),
+            "nonce": int(self.tokenHash[12:20], 16),
+            "created_at": isoTime(self.createdAt),
+            "updated_at": isoTime(self.createdAt),
+        }
+
+
+def _b64urlDecode(part: str) -> bytes:
+    padded = part + "=" * (-len(part) % 4)
+    return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+
+
+def _b64urlEncode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class InvalidJWT(ValueError):
+    """
+    The string is not a valid, unexpired JWT for any configured secret.
+    """
+
+
+def encodeJWT(claims: dict, secret: str) -> str:
+    """
+    An HS256 JWT (tests and tooling; the server only verifies).
+    """
+    header = _b64urlEncode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = _b64urlEncode(json.dumps(claims).encode())
+    signing = f"{header}.{payload}".encode("ascii")
+    signature = hmac.digest(secret.encode("utf-8"), signing, "sha256")
+    return f"{header}.{payload}.{_b64urlEncode(signature)}"
+
+
+def looksLikeJWT(token: str) -> bool:
+    return token.count(".") == 2 and len(token) <= MAX_JWT_BYTES
+
+
+def decodeJWT(token: str, secrets_: dict, now: float) -> tuple[int, str, float]:
+    """
+    Verify an HS256 JWT against C{secrets_} (app id -> secret).  Returns
+    C{(appId, externalId, expiresAt)}; raises L{InvalidJWT}.
+    """
+    if not looksLikeJWT(token):
+        raise InvalidJWT("not a JWT")
+    headerPart, payloadPart, signaturePart = token.split(".")
+    try:
+        header = json.loads(_b64urlDecode(headerPart))
+        payload = json.loads(_b64urlDecode(payloadPart))
+        signature = _b64urlDecode(signaturePart)
+    except (ValueError, binascii.Error, UnicodeError):
+        raise InvalidJWT("malformed JWT") from None
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        raise InvalidJWT("only HS256 JWTs are accepted")
+    if not isinstance(payload, dict):
+        raise InvalidJWT("the JWT payload must be an object")
+    signing = f"{headerPart}.{payloadPart}".encode("ascii")
+    claimedApp = payload.get("application_id", payload.get("app_id"))
+    candidates = secrets_.items()
+    if claimedApp is not None:
+        candidates = [(a, s) for a, s in candidates if str(a) == str(claimedApp)]
+    appId = None
+    for candidate, secret in candidates:
+        expected = hmac.digest(secret.encode("utf-8"), signing, "sha256")
+        if hmac.compare_digest(expected, signature):
+            appId = candidate
+            break
+    if appId is None:
+        raise InvalidJWT("bad JWT signature")
+    exp = payload.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        raise InvalidJWT("the JWT needs a numeric exp claim")
+    if exp <= now:
+        raise InvalidJWT("the JWT has expired")
+    nbf = payload.get("nbf")
+    if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and nbf > now + 60:
+        raise InvalidJWT("the JWT is not valid yet")
+    userId = payload.get("user_id")
+    if isinstance(userId, int) and not isinstance(userId, bool):
+        userId = str(userId)
+    if not isinstance(userId, str) or not EXTERNAL_ID.fullmatch(userId):
+        raise InvalidJWT("user_id must be 1-128 characters of a-z 0-9 @ _ -")
+    return appId, userId, float(exp)
+
+
+class SessionManager:
+    """
+    Issues, looks up and destroys tokens; authenticates calls.
+    """
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._appSessions: OrderedDict[str, SessionInfo] = OrderedDict()
+        self.throttle = LoginThrottle(ctx.clock)
+
+    # -- applications -------------------------------------------------------
+
+    def app(self, appId, authKey=None, checkKey=True) -> dict:
+        """
+        The configured application C{appId}; 422 if unknown or the key is
+        wrong.
+        """
+        try:
+            appId = toInt(appId, "application_id")
+        except Exception:
+            raise fieldError("application_id", "must be a configured application id") from None
+        app = self.ctx.apps.get(appId)
+        if app is None:
+            raise baseError(422, "Unknown application")
+        if checkKey and not (isinstance(authKey, str) and hmac.compare_digest(
+                authKey.encode("utf-8"), app["auth_key"].encode("utf-8"))):
+            raise baseError(422, "Unexpected auth_key")
+        return app
+
+    def jwtSecrets(self) -> dict:
+        return {appId: app["jwt_secret"] for appId, app in self.ctx.apps.items()
+                if app.get("jwt_secret")}
+
+    # -- issuing --------------------------------------------------------------
+
+    def _newToken(self) -> tuple[str, str]:
+        token = secrets.token_hex(20)
+        return token, tokenHash(token)
+
+    def createAppSession(self, appId: int) -> SessionInfo:
+        token, hashed = self._newToken()
+        now = self.ctx.clock.seconds()
+        info = SessionInfo(token, hashed, appId, None, now, now + self.ctx.config.token_seconds)
+        self._appSessions[hashed] = info
+        while len(self._appSessions) > self.ctx.config.max_app_sessions:
+            self._appSessions.popitem(last=False)
+        return info
+
+    async def _storeUserToken(self, info: SessionInfo) -> SessionInfo:
+        """
+        Store C{info} as a user token with SCRAM keys derived with the
+        account's salt (so XMPP SCRAM accepts it too).
+        """
+        credentials = None
+        if info.account.credentials:
+            keys = Credentials.fromDict(info.account.credentials).sha1
+            derived = await self.ctx.runCPU(deriveCredentials, info.token, keys.salt,
+                                            keys.iterations)
+            credentials = derived.toDict()
+        await self.ctx.storage.tokens.addToken(TokenRecord(
+            tokenHash=info.tokenHash, accountId=info.account.id, appId=info.appId,
+            createdAt=info.createdAt, expiresAt=info.expiresAt, credentials=credentials))
+        info.stored = True
+        return info
+
+    async def createUserSession(self, appId: int, account) -> SessionInfo:
+        token, hashed = self._newToken()
+        now = self.ctx.clock.seconds()
+        info = SessionInfo(token, hashed, appId, account, now, now + self.ctx.config.token_seconds)
+        return await self._storeUserToken(info)
+
+    async def upgrade(self, info: SessionInfo, account) -> SessionInfo:
+        """
+        C{POST /login.json}: the caller's token now belongs to C{account}
+        (an application token becomes a user token; a user token is
+        replaced).
+        """
+        if info.stored:
+            await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        self._appSessions.pop(info.tokenHash, None)
+        now = self.ctx.clock.seconds()
+        upgraded = SessionInfo(info.token, info.tokenHash, info.appId, account, now,
+                               now + self.ctx.config.token_seconds)
+        return await self._storeUserToken(upgraded)
+
+    async def downgrade(self, info: SessionInfo) -> SessionInfo:
+        """
+        C{DELETE /login.json}: the token stays valid as an application
+        session.
+        """
+        if info.stored:
+            await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        app = SessionInfo(info.token, info.tokenHash, info.appId, None, info.createdAt,
+                          info.expiresAt)
+        self._appSessions[info.tokenHash] = app
+        return app
+
+    async def destroy(self, info: SessionInfo) -> None:
+        self._appSessions.pop(info.tokenHash, None)
+        if info.stored:
+            await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+
+    # -- looking up ---------------------------------------------------------
+
+    async def resolve(self, token: str) -> SessionInfo | None:
+        """
+        The live session of C{token}, or C{None}.
+        """
+        if not token or len(token) > MAX_JWT_BYTES:
+            return None
+        hashed = tokenHash(token)
+        now = self.ctx.clock.seconds()
+        info = self._appSessions.get(hashed)
+        if info is not None:
+            if info.expiresAt > now:
+                return info
+            del self._appSessions[hashed]
+            return None
+        record = await self.ctx.storage.tokens.getToken(hashed, now)
+        if record is not None:
+            account = await self.ctx.storage.accounts.getAccount(record.accountId)
+            if account is None:
+                return None
+            return SessionInfo(token, hashed, record.appId or 0, account, record.createdAt,
+                               record.expiresAt, stored=True)
+        if looksLikeJWT(token):
+            return await self._resolveJWT(token, hashed, now)
+        return None
+
+    async def _resolveJWT(self, token, hashed, now):
+        secrets_ = self.jwtSecrets()
+        if not secrets_:
+            return None
+        try:
+            appId, externalId, expiresAt = decodeJWT(token, secrets_, now)
+        except InvalidJWT as e:
+            log.debug("JWT refused: {reason}", reason=e)
+            return None
+        account = await self.accountForExternalId(appId, externalId)
+        info = SessionInfo(token, hashed, appId, account, now, expiresAt)
+        try:
+            return await self._storeUserToken(info)
+        except AlreadyExists:  # registered meanwhile by a concurrent call
+            info.stored = True
+            return info
+
+    async def accountForExternalId(self, appId: int, externalId: str):
+        """
+        The account of a token user, created on first use (no password:
+        it gets unguessable credentials so its tokens can carry SCRAM
+        keys).
+        """
+        from xmppchat.api.users import createRestAccount, findAccount
+
+        account = await findAccount(self.ctx.storage, "externalId", externalId)
+        if account is not None:
+            return account
+        try:
+            return await createRestAccount(self.ctx, appId, password=None, externalId=externalId)
+        except AlreadyExists:
+            return await findAccount(self.ctx.storage, "externalId", externalId)
+
+    async def authenticate(self, request, level: str):
+        """
+        The caller's L{SessionInfo} for a route of C{level}; 401 when a
+        needed token is missing or dead, 403 when a user session is needed
+        and the token is an application session's.
+        """
+        token = request.getHeader("cb-token")
+        if level == PUBLIC:
+            return await self.resolve(token) if token else None
+        if not token:
+            raise unauthorized()
+        info = await self.resolve(token)
+        if info is None:
+            raise unauthorized()
+        if level == USER and info.account is None:
+            raise forbidden("This call needs a user session (log in first)")
+        return info
+
+    # -- passwords ------------------------------------------------------------
+
+    async def checkPassword(self, request, account, password) -> bool:
+        """
+        Whether C{password} is C{account}'s, with failed-login throttling
+        per address and account (429 while locked out).
+        """
+        address = request.getClientAddress()
+        address = getattr(address, "host", None)
+        key = str(account.id) if account is not None else None
+        if self.throttle.isLockedOut(address, key):
+            raise baseError(429, "Too many failed logins, try again later")
+        ok = False
+        if account is not None and account.credentials and isinstance(password, str) and password:
+            ok = await self.ctx.runCPU(verifyPlain, Credentials.fromDict(account.credentials),
+                                       password)
+        if ok:
+            self.throttle.recordSuccess(address, key)
+        else:
+            self.throttle.recordFailure(address, key)
+        return ok
+
+    async def userFromCredentials(self, request, data: dict):
+        """
+        The account named by C{login}, C{email} or C{id} in C{data} whose
+        C{password} matches; 401 C{Unauthorized} otherwise.
+        """
+        from xmppchat.api.users import findAccount
+
+        data = requireDict(data, "user")
+        password = data.get("password")
+        account = None
+        for key, attribute in (("login", "login"), ("email", "email"), ("id", "id")):
+            value = data.get(key)
+            if value is None or value == "":
+                continue
+            if key == "id":
+                try:
+                    value = toInt(value, "id")
+                except Exception:
+                    break
+            elif not isinstance(value, str):
+                raise fieldError(key, "must be a string", 400)
+            account = await findAccount(self.ctx.storage, attribute, value)
+            break
+        else:
+            raise baseError(422, "Provide login, email or id, and password")
+        if not await self.checkPassword(request, account, password):
+            raise baseError(http.UNAUTHORIZED, "Unauthorized")
+        return account
+
+
+class SessionResource(JSONResource):
+    """
+    C{/session.json}.
+    """
+
+    @route("POST", auth=PUBLIC)
+    async def create(self, call):
+        body = requireDict(call.body, "body")
+        sessions = self.ctx.sessions
+        app = sessions.app(body.get("application_id"), body.get("auth_key"))
+        appId = app["application_id"]
+        provider = body.get("provider")
+        if provider is not None:
+            if provider != "jwt":
+                raise fieldError("provider", f"unsupported provider {provider!r}")
+            keys = requireDict(body.get("keys"), "keys")
+            token = keys.get("token")
+            info = await sessions.resolve(token) if isinstance(token, str) else None
+            if info is None or info.account is None:
+                raise baseError(http.UNAUTHORIZED, "Invalid or expired JWT")
+            info = await sessions.createUserSession(appId, info.account)
+        elif body.get("user") is not None:
+            account = await sessions.userFromCredentials(call.request, body["user"])
+            info = await sessions.createUserSession(appId, account)
+        else:
+            info = sessions.createAppSession(appId)
+        return http.CREATED, {"session": await self.sessionJSON(info)}
+
+    async def sessionJSON(self, info) -> dict:
+        from xmppchat.api.users import userJSON
+
+        out = info.toJSON()
+        if info.account is not None:
+            out["user"] = userJSON(self.ctx, info.account)
+        return out
+
+    @route("GET", auth=APP)
+    async def show(self, call):
+        return {"session": await self.sessionJSON(call.session)}
+
+    @route("DELETE", auth=APP, text=True)
+    async def destroy(self, call):
+        await self.ctx.sessions.destroy(call.session)
+        return None
+
+
+class LoginResource(JSONResource):
+    """
+    C{/login.json}: turn the caller's session into a user session.
+    """
+
+    @route("POST", auth=APP)
+    async def login(self, call):
+        from xmppchat.api.users import userJSON
+
+        account = await self.ctx.sessions.userFromCredentials(call.request, call.body)
+        await self.ctx.sessions.upgrade(call.session, account)
+        return http.ACCEPTED, {"user": userJSON(self.ctx, account)}
+
+    @route("DELETE", auth=USER, text=True)
+    async def logout(self, call):
+        await self.ctx.sessions.downgrade(call.session)
+        return None
+
+
+class JWTChecker:
+    """
+    An extra XMPP PLAIN password check: C{password} is a valid JWT of an
+    application whose external id belongs to the account (for token users
+    who never called REST).
+    """
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    async def __call__(self, account, password: str) -> bool:
+        secrets_ = self.ctx.sessions.jwtSecrets()
+        if not secrets_ or not looksLikeJWT(password):
+            return False
+        try:
+            _, externalId, _ = decodeJWT(password, secrets_, self.ctx.clock.seconds())
+        except InvalidJWT:
+            return False
+        return account.externalId == externalId
+
+
+__all__ = ["SessionInfo", "SessionManager", "SessionResource", "LoginResource",
+           "encodeJWT", "decodeJWT", "InvalidJWT", "JWTChecker", "isoTime"]

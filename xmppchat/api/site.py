@@ -1,0 +1,147 @@
+"""
+The REST side-service's resource tree and HTTP site: a ConnectyCube-
+compatible API (reference/connectycube-sdk.md §4) on plain C{twisted.web}
+resources, one module per collection.  L{makeSite} builds it on the same
+storage as the XMPP host, so one process serves both; the listener is
+added by L{xmppchat.service.XMPPChatService} when C{[rest] enabled}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from xmppchat.api.json import NotFoundResource, RestRequest
+
+log = Logger()
+
+
+@dataclass
+class ApiContext:
+    """
+    What every collection needs.
+
+    @ivar config: the L{xmppchat.config.RestConfig}.
+    @ivar server: the L{xmppchat.config.ServerConfig} (domain, MUC domain,
+        data directory).
+    @ivar hooks: the host's L{xmppchat.hooks.HookBus} (REST events such as
+        C{rest-message-created} for the chat layer), or C{None}.
+    @ivar runCPU: runs a CPU-bound function (password hashing) and returns
+        a Deferred: on the reactor's thread pool in production, inline in
+        tests.
+    """
+
+    config: object
+    server: object
+    storage: object
+    clock: object
+    hooks: object = None
+    runCPU: object = None
+    sessions: object = None
+    apps: dict = field(default_factory=dict)
+
+    def fire(self, name: str, event) -> None:
+        """
+        Fire a host hook if there is a host (C{rest-message-created}...).
+        """
+        if self.hooks is not None:
+            self.hooks.fire(name, event)
+
+
+def inline(f, *args, **kwargs):
+    return defer.maybeDeferred(f, *args, **kwargs)
+
+
+def inThreadPool(reactor):
+    def run(f, *args, **kwargs):
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args, **kwargs)
+
+    return run
+
+
+class Dispatch(Resource):
+    """
+    A path level that maps C{name} and C{name.json} to its children and
+    anything else to a JSON 404.
+    """
+
+    def __init__(self, ctx):
+        Resource.__init__(self)
+        self.ctx = ctx
+        self.notFound = NotFoundResource(ctx)
+
+    def getChild(self, name, request):
+        if name.endswith(b".json"):
+            child = self.children.get(name[:-5])
+            if child is not None:
+                return child
+        return self.notFound
+
+    def render(self, request):
+        return self.notFound.render(request)
+
+
+class RestSite(server.Site):
+    """
+    The HTTP site: L{RestRequest}s (bounded bodies), no access log of
+    tokens (query strings may hold C{?token=}).
+    """
+
+    requestFactory = RestRequest
+
+    def __init__(self, resource, maxRequestBytes: int, **kwargs):
+        server.Site.__init__(self, resource, **kwargs)
+        self.maxRequestBytes = maxRequestBytes
+
+    def log(self, request):
+        pass
+
+
+def buildContext(config, storage, clock, hooks=None, runCPU=None) -> ApiContext:
+    """
+    The L{ApiContext} for a full L{xmppchat.config.Config}.
+    """
+    from xmppchat.api.sessions import SessionManager
+
+    rest = config.rest
+    ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
+                     hooks=hooks, runCPU=runCPU or inline,
+                     apps={app["application_id"]: app for app in rest.apps})
+    ctx.sessions = SessionManager(ctx)
+    return ctx
+
+
+def makeRoot(ctx) -> Resource:
+    """
+    The resource tree: C{/session.json}, C{/login.json}, C{/users...},
+    C{/chat/Dialog...}, C{/chat/Message...}, C{/chat/search.json},
+    C{/blobs...}, C{/data/<class>...}.
+    """
+    from xmppchat.api import collections
+
+    root = Dispatch(ctx)
+    chat = Dispatch(ctx)
+    root.putChild(b"chat", chat)
+    for path, cls in collections(ctx):
+        parent = chat if path.startswith("chat/") else root
+        parent.putChild(path.rpartition("/")[2].encode("ascii"), cls(ctx))
+    return root
+
+
+def makeSite(config, storage, clock, hooks=None, runCPU=None) -> RestSite:
+    """
+    The REST site for C{config} on C{storage}.
+    """
+    ctx = buildContext(config, storage, clock, hooks, runCPU)
+    rest = config.rest
+    limit = max(rest.max_body_bytes, rest.blob_max_bytes + 65536)
+    site = RestSite(makeRoot(ctx), maxRequestBytes=limit)
+    site.ctx = ctx
+    return site
+
+
+__all__ = ["ApiContext", "Dispatch", "RestSite", "buildContext", "makeRoot", "makeSite"]

@@ -1,0 +1,431 @@
+"""
+REST users (reference/connectycube-sdk.md §4.3): signup C{POST /users.json},
+C{GET /users/<id>.json}, C{GET /users.json} and C{GET /users/v2.json}
+with filters, C{PUT}/C{DELETE /users/<id>.json} on one's own account, and
+the C{by_login}, C{by_email} and C{external/<id>} finders.
+
+Accounts created here (or by a token) get the XMPP localpart
+C{<id>-<appId>} ("Identity model" in ARCHITECTURE.md).  Profile fields
+live in C{Account.profile}; C{profile["privacy_settings"]} holds the
+user's typing-indicator and read-receipt switches, which the chat layer
+reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from xmppchat.api.json import (
+    APP,
+    PUBLIC,
+    USER,
+    PAGING,
+    ApiError,
+    JSONResource,
+    buildQuery,
+    baseError,
+    fieldError,
+    forbidden,
+    notFound,
+    optionalString,
+    requireDict,
+    route,
+    toInt,
+)
+from xmppchat.api.sessions import isoTime
+from xmppchat.auth.credentials import Credentials, deriveCredentials
+from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
+
+log = Logger()
+
+LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{2,49}")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 128
+MAX_TAGS = 10
+MAX_TAG = 64
+
+PRIVACY_KEYS = ("typing_indicators", "read_receipts")
+DEFAULT_PRIVACY = {key: {"enabled": True} for key in PRIVACY_KEYS}
+
+# Profile fields: name -> maximum length (strings).
+PROFILE_STRINGS = {
+    "full_name": 255, "phone": 64, "website": 255, "avatar": 1024, "timezone": 64,
+    "facebook_id": 64, "twitter_id": 64,
+}
+PROFILE_INTS = ("blob_id",)
+SETTABLE = (set(PROFILE_STRINGS) | set(PROFILE_INTS)
+            | {"login", "email", "password", "old_password", "custom_data", "tag_list",
+               "user_tags", "privacy_settings", "external_user_id", "external_id"})
+IGNORED = {"id", "created_at", "updated_at", "last_request_at", "is_guest", "parents_ids"}
+
+# REST filter name -> account query field (others are profile keys).
+QUERY_NAMES = {"external_user_id": "externalId", "external_id": "externalId"}
+
+
+def privacySettings(account) -> dict:
+    """
+    The account's privacy switches with defaults filled in.
+    """
+    stored = account.profile.get("privacy_settings") if account.profile else None
+    out = {}
+    for key in PRIVACY_KEYS:
+        entry = stored.get(key) if isinstance(stored, dict) else None
+        enabled = entry.get("enabled", True) if isinstance(entry, dict) else True
+        out[key] = {"enabled": bool(enabled)}
+    return out
+
+
+def userJSON(ctx, account, viewer=None) -> dict:
+    """
+    The SDK's C{User} object; the e-mail and privacy settings only for the
+    user themselves (C{viewer} C{None} means the user).
+    """
+    profile = account.profile or {}
+    own = viewer is None or viewer == account.id
+    tags = profile.get("user_tags") or []
+    out = {
+        "id": account.id,
+        "login": account.login,
+        "email": account.email if own else None,
+        "full_name": profile.get("full_name"),
+        "phone": profile.get("phone"),
+        "website": profile.get("website"),
+        "created_at": isoTime(account.createdAt),
+        "updated_at": isoTime(account.updatedAt),
+        "last_request_at": profile.get("last_request_at"),
+        "external_user_id": account.externalId,
+        "external_id": account.externalId,
+        "facebook_id": profile.get("facebook_id"),
+        "twitter_id": profile.get("twitter_id"),
+        "custom_data": profile.get("custom_data"),
+        "blob_id": profile.get("blob_id"),
+        "avatar": profile.get("avatar"),
+        "user_tags": ",".join(tags) if tags else None,
+        "timezone": profile.get("timezone"),
+        "is_guest": bool(profile.get("is_guest", False)),
+    }
+    if own:
+        out["privacy_settings"] = privacySettings(account)
+    return out
+
+
+async def findAccount(storage, attribute: str, value):
+    """
+    The account whose C{attribute} (C{id}, C{login}, C{email},
+    C{externalId}, C{localpart}) is C{value}, or C{None}.
+    """
+    accounts = storage.accounts
+    if attribute == "id":
+        return await accounts.getAccount(value)
+    getter = getattr(accounts, "getAccountBy" + attribute[0].upper() + attribute[1:], None)
+    if getter is None:
+        raise baseError(http.NOT_IMPLEMENTED, f"finding users by {attribute} is not supported")
+    return await getter(value)
+
+
+async def createRestAccount(ctx, appId: int, password: str | None, login=None, email=None,
+                            externalId=None, profile=None):
+    """
+    Create an account with the localpart C{<id>-<appId>}.  Without a
+    password it gets unguessable credentials, so session tokens can still
+    carry SCRAM keys derived with its salt.
+    """
+    secret = password if password is not None else secrets.token_urlsafe(32)
+    credentials = (await ctx.runCPU(deriveCredentials, secret)).toDict()
+    return await ctx.storage.accounts.createAccount(
+        f"{ID_PLACEHOLDER}-{appId}", credentials, login=login, email=email,
+        externalId=externalId, profile=profile or {})
+
+
+def _tags(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = value
+    else:
+        raise fieldError("tag_list", "must be a comma-separated string or a list of strings")
+    tags = []
+    for item in items:
+        tag = item.strip()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG:
+            raise fieldError("tag_list", f"tags are at most {MAX_TAG} characters")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise fieldError("tag_list", f"at most {MAX_TAGS} tags")
+    return tags
+
+
+def _privacy(value, current: dict) -> dict:
+    if not isinstance(value, dict):
+        raise fieldError("privacy_settings", "must be an object")
+    out = {k: dict(v) for k, v in current.items()}
+    for key, entry in value.items():
+        if key not in PRIVACY_KEYS:
+            raise fieldError("privacy_settings", f"unknown setting {key!r} (known: {', '.join(PRIVACY_KEYS)})")
+        if isinstance(entry, dict) and set(entry) <= {"enabled"} and "enabled" in entry:
+            enabled = entry["enabled"]
+        else:
+            raise fieldError("privacy_settings", f"{key} must be {{\"enabled\": true|false}}")
+        if enabled in (0, 1) and not isinstance(enabled, float):
+            enabled = bool(enabled)
+        if not isinstance(enabled, bool):
+            raise fieldError("privacy_settings", f"{key}.enabled must be a boolean")
+        out[key] = {"enabled": enabled}
+    return out
+
+
+def validateProfile(ctx, data: dict, profile: dict) -> dict:
+    """
+    Apply the profile fields of C{data} to a copy of C{profile}; 422 for
+    wrong types, unknown fields and oversized custom data.
+    """
+    unknown = sorted(set(data) - SETTABLE - IGNORED)
+    if unknown:
+        raise fieldError(unknown[0], "unknown field")
+    out = dict(profile)
+    for name, maxLength in PROFILE_STRINGS.items():
+        if name in data:
+            value = optionalString(data, name, maxLength)
+            if value is None or value == "":
+                out.pop(name, None)
+            else:
+                out[name] = value
+    if "blob_id" in data:
+        value = data["blob_id"]
+        out["blob_id"] = None if value in (None, "") else toInt(value, "blob_id")
+    if "custom_data" in data:
+        value = data["custom_data"]
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if value is not None and not isinstance(value, str):
+            raise fieldError("custom_data", "must be a string")
+        limit = ctx.config.max_custom_data_bytes
+        if value is not None and len(value.encode("utf-8")) > limit:
+            raise fieldError("custom_data", f"is too large (maximum is {limit} bytes)")
+        if value:
+            out["custom_data"] = value
+        else:
+            out.pop("custom_data", None)
+    for name in ("tag_list", "user_tags"):
+        if name in data:
+            out["user_tags"] = _tags(data[name])
+    if "privacy_settings" in data:
+        current = privacySettings(_Profiled(out))
+        out["privacy_settings"] = _privacy(data["privacy_settings"], current)
+    return out
+
+
+class _Profiled:
+    def __init__(self, profile):
+        self.profile = profile
+
+
+def _login(data):
+    value = data.get("login")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not LOGIN.fullmatch(value):
+        raise fieldError("login", "must be 3-50 characters: letters, digits and . _ @ + -")
+    return value
+
+
+def _email(data):
+    value = data.get("email")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not EMAIL.fullmatch(value):
+        raise fieldError("email", "is not a valid e-mail address")
+    return value.lower()
+
+
+def _password(data, name="password"):
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise fieldError(name, "must be a string")
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise fieldError(name, f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return value
+
+
+def _taken(e: AlreadyExists) -> ApiError:
+    message = str(e)
+    for name, wire in (("login", "login"), ("email", "email"), ("externalId", "external_user_id")):
+        if name in message:
+            return fieldError(wire, "has already been taken")
+    return baseError(422, "already exists")
+
+
+class UsersResource(JSONResource):
+    """
+    C{/users...}.
+    """
+
+    def _appFor(self, call) -> int:
+        """
+        The application of a signup: the caller's session or the
+        C{CB-AuthKey} header.
+        """
+        if call.session is not None:
+            return call.session.appId
+        authKey = call.request.getHeader("cb-authkey")
+        if authKey:
+            for appId, app in self.ctx.apps.items():
+                if app["auth_key"] == authKey:
+                    return appId
+        token = call.request.getHeader("cb-token")
+        if token:
+            raise baseError(http.UNAUTHORIZED, "Required session does not exist")
+        raise baseError(http.UNAUTHORIZED, "Signup needs an application session or CB-AuthKey")
+
+    @route("POST", auth=PUBLIC)
+    async def signup(self, call):
+        appId = self._appFor(call)
+        body = requireDict(call.body, "body")
+        data = requireDict(body.get("user"), "user")
+        if not data:
+            raise fieldError("user", "is required")
+        login, email = _login(data), _email(data)
+        if login is None and email is None:
+            raise fieldError("login", "login or email is required")
+        password = _password(data)
+        externalId = optionalString(data, "external_user_id", 128) or None
+        profile = validateProfile(self.ctx, {k: v for k, v in data.items() if k not in (
+            "login", "email", "password", "external_user_id", "external_id")}, {})
+        try:
+            account = await createRestAccount(self.ctx, appId, password, login=login, email=email,
+                                              externalId=externalId, profile=profile)
+        except AlreadyExists as e:
+            raise _taken(e) from None
+        return http.CREATED, {"user": userJSON(self.ctx, account)}
+
+    async def _get(self, userId: str):
+        try:
+            accountId = toInt(userId, "id")
+        except ApiError:
+            raise notFound("User") from None
+        account = await self.ctx.storage.accounts.getAccount(accountId)
+        if account is None:
+            raise notFound("User")
+        return account
+
+    @route("GET", "{userId}", auth=APP)
+    async def show(self, call, userId):
+        account = await self._get(userId)
+        return {"user": userJSON(self.ctx, account, call.session.userId)}
+
+    @route("GET", "by_login", auth=APP)
+    async def byLogin(self, call):
+        return await self._by(call, "login", call.params.string("login"))
+
+    @route("GET", "by_email", auth=APP)
+    async def byEmail(self, call):
+        email = call.params.string("email")
+        return await self._by(call, "email", email.lower() if email else email)
+
+    @route("GET", "external/{externalId}", auth=APP)
+    async def byExternal(self, call, externalId):
+        return await self._by(call, "externalId", externalId)
+
+    async def _by(self, call, attribute, value):
+        if not value:
+            raise fieldError(attribute, "is required", 400)
+        account = await findAccount(self.ctx.storage, attribute, value)
+        if account is None:
+            raise notFound("User")
+        return {"user": userJSON(self.ctx, account, call.session.userId)}
+
+    async def _list(self, call, skipNames, limit: int):
+        """
+        C{(total, accounts)} for the call's filters and sort.
+        """
+        query = buildQuery(call.params, names=QUERY_NAMES, ints=("id", "blob_id"),
+                           floats=("created_at", "updated_at"), defaultLimit=limit,
+                           maxLimit=self.ctx.config.max_page, skipNames=skipNames,
+                           reserved=PAGING | {"filter", "order"})
+        accounts = self.ctx.storage.accounts
+        total = await accounts.countAccounts(query)
+        return query, total, await accounts.findAccounts(query)
+
+    @route("GET", "v2", auth=APP)
+    async def listV2(self, call):
+        query, total, accounts = await self._list(call, ("offset", "skip"), 10)
+        viewer = call.session.userId
+        return {"limit": query.limit, "skip": query.skip, "total_entries": total,
+                "items": [userJSON(self.ctx, a, viewer) for a in accounts]}
+
+    @route("GET", auth=APP)
+    async def listV1(self, call):
+        perPage = call.params.integer("per_page", 10, 1, self.ctx.config.max_page)
+        page = call.params.integer("page", 1, 1)
+        call.params.values.update(limit=str(perPage), skip=str((page - 1) * perPage))
+        _, total, accounts = await self._list(call, ("skip",), perPage)
+        viewer = call.session.userId
+        return {"current_page": page, "per_page": perPage, "total_entries": total,
+                "items": [{"user": userJSON(self.ctx, a, viewer)} for a in accounts]}
+
+    def _own(self, call, userId):
+        account = call.account
+        try:
+            requested = toInt(userId, "id")
+        except ApiError:
+            raise notFound("User") from None
+        if requested != account.id:
+            raise forbidden("You can only change your own user")
+        return account
+
+    @route("PUT", "{userId}", auth=USER)
+    async def update(self, call, userId):
+        account = self._own(call, userId)
+        body = requireDict(call.body, "body")
+        data = requireDict(body.get("user"), "user")
+        changes = {}
+        if "login" in data:
+            changes["login"] = _login(data)
+        if "email" in data:
+            changes["email"] = _email(data)
+        if "external_user_id" in data:
+            raise fieldError("external_user_id", "cannot be changed")
+        if "password" in data:
+            password = _password(data)
+            old = data.get("old_password")
+            if not isinstance(old, str) or not await self.ctx.sessions.checkPassword(
+                    call.request, account, old):
+                raise fieldError("old_password", "is incorrect")
+            keys = Credentials.fromDict(account.credentials).sha1
+            # Same salt: the live tokens' SCRAM keys stay usable.
+            changes["credentials"] = (await self.ctx.runCPU(
+                deriveCredentials, password, keys.salt, keys.iterations)).toDict()
+        elif "old_password" in data:
+            raise fieldError("password", "is required with old_password")
+        rest = {k: v for k, v in data.items()
+                if k not in ("login", "email", "password", "old_password")}
+        profile = validateProfile(self.ctx, rest, account.profile or {})
+        if profile != (account.profile or {}):
+            changes["profile"] = profile
+        if changes:
+            try:
+                account = await self.ctx.storage.accounts.updateAccount(account.id, **changes)
+            except AlreadyExists as e:
+                raise _taken(e) from None
+        return {"user": userJSON(self.ctx, account)}
+
+    @route("DELETE", "{userId}", auth=USER, text=True)
+    async def delete(self, call, userId):
+        account = self._own(call, userId)
+        await self.ctx.storage.accounts.deleteAccount(account.id)
+        self.ctx.fire("rest-user-deleted", account)
+        return None
+
+
+__all__ = ["UsersResource", "userJSON", "findAccount", "createRestAccount", "privacySettings"]
