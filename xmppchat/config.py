@@ -31,6 +31,13 @@ DEFAULT_MODULES = (
     "ping",
     "version",
     "time",
+    "message",
+    "chatstates",
+    "markers",
+    "carbons",
+    "csi",
+    "last",
+    "push",
 )
 
 
@@ -97,6 +104,20 @@ class LimitsConfig:
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
+    status_subscriptions_per_session: int = 200
+    csi_held_presences: int = 500
+
+
+@dataclass
+class PushConfig:
+    notifier: str = "log"
+    url: str = ""
+    timeout: int = 10
+    retries: int = 3
+    retry_delay: int = 1
+    queue_size: int = 1000
+    concurrency: int = 4
+    include_body: bool = True
 
 
 @dataclass
@@ -137,6 +158,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     rest: RestConfig = field(default_factory=RestConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -153,6 +175,7 @@ SECTIONS = {
     "limits": LimitsConfig,
     "modules": ModulesConfig,
     "rest": RestConfig,
+    "push": PushConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -204,6 +227,16 @@ def _validate(config: Config, problem) -> None:
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
     _validateRest(config.rest, problem)
+    push = config.push
+    if push.notifier not in ("log", "webhook"):
+        problem("push.notifier", f"must be 'log' or 'webhook', not {push.notifier!r}")
+    elif push.notifier == "webhook" and not push.url.startswith(("http://", "https://")):
+        problem("push.url", "the webhook notifier needs an http:// or https:// URL")
+    for key in ("timeout", "retries", "retry_delay", "queue_size", "concurrency"):
+        if getattr(push, key) < 0:
+            problem(f"push.{key}", "must not be negative")
+    if push.queue_size < 1 or push.concurrency < 1:
+        problem("push", "queue_size and concurrency must be at least 1")
     from xmppchat.modules import knownModules
 
     known = knownModules()

@@ -70,3 +70,40 @@ class HookBus:
             if result:
                 return result
         return None
+
+
+class Query:
+    """
+    The event of a question hook (C{shares-dialog}, C{notifications-enabled}):
+    handlers add answers (C{True}/C{False} or a Deferred firing with one) to
+    C{answers} with L{answer} and normally return nothing, so every handler
+    gets asked.  Keyword arguments become attributes.
+    """
+
+    def __init__(self, host, **fields):
+        self.host = host
+        self.answers: list = []
+        self.__dict__.update(fields)
+
+    def answer(self, value) -> None:
+        self.answers.append(value)
+
+
+def ask(hooks: HookBus, name: str, query: Query):
+    """
+    Fire the question hook C{name}; return a Deferred firing with the list
+    of answers (empty when nobody implements it).  A failed answer is logged
+    and counts as C{None}.
+    """
+    from twisted.internet import defer
+
+    hooks.fire(name, query)
+    if not query.answers:
+        return defer.succeed([])
+
+    def failed(failure):
+        HookBus.log.failure("An answer to {name} failed", failure, name=name)
+        return None
+
+    return defer.gatherResults(
+        [defer.maybeDeferred(lambda a=a: a).addErrback(failed) for a in query.answers])

@@ -25,12 +25,17 @@ class Session:
     @ivar directed: full JIDs it sent directed presence to (RFC 6121 §4.6),
         which get unavailable presence when it ends.
     @ivar state: per-module state, keyed by module name.
+    @ivar inactive: the client said it is in the background (XEP-0352 CSI,
+        or the Tigase mobile IQ the ConnectyCube SDK sends).
+    @ivar filters: outbound filters, called in order as C{f(session,
+        element)}; each returns the element to send (possibly another one)
+        or C{None} to hold it back (CSI).  Empty on most sessions.
     """
 
     __slots__ = (
         "host", "stream", "jid", "bare", "full", "localpart", "resource", "account",
         "available", "priority", "presence", "rosterRequested", "directed", "state",
-        "closed", "interested",
+        "closed", "interested", "inactive", "filters",
     )
 
     def __init__(self, host, stream, jid, account=None):
@@ -50,6 +55,8 @@ class Session:
         self.directed: set[str] = set()
         self.state: dict[str, Any] = {}
         self.closed = False
+        self.inactive = False
+        self.filters: list = []
 
     def __repr__(self):
         return f"<Session {self.full}>"
@@ -58,8 +65,13 @@ class Session:
         """
         Send a stanza to this client.  Stream management wraps this.
         """
-        if not self.closed:
-            self.stream.send(element)
+        if self.closed:
+            return
+        for f in self.filters:
+            element = f(self, element)
+            if element is None:
+                return
+        self.stream.send(element)
 
     def close(self, condition: str | None = None, text: str | None = None) -> None:
         """

@@ -20,6 +20,13 @@ REGISTRY = {
     "ping": ("xmppchat.modules.ping", "PingModule"),
     "version": ("xmppchat.modules.version", "VersionModule"),
     "time": ("xmppchat.modules.time", "TimeModule"),
+    "message": ("xmppchat.modules.message", "MessageModule"),
+    "chatstates": ("xmppchat.modules.chatstates", "ChatStatesModule"),
+    "markers": ("xmppchat.modules.markers", "MarkersModule"),
+    "carbons": ("xmppchat.modules.carbons", "CarbonsModule"),
+    "csi": ("xmppchat.modules.csi", "CSIModule"),
+    "last": ("xmppchat.modules.last", "LastActivityModule"),
+    "push": ("xmppchat.modules.push", "PushModule"),
 }
 
 

@@ -58,7 +58,10 @@ class DiscoModule(Module):
 
     @hook(f"iq-get/self/{NS_DISCO_INFO}:query")
     def onAccountInfo(self, event):
-        return self.reply(event, infoQuery([("account", "registered", None)], [NS_DISCO_INFO]))
+        features = [NS_DISCO_INFO]
+        for module in self.host.modules.values():
+            features.extend(getattr(module, "accountFeatures", ()))
+        return self.reply(event, infoQuery([("account", "registered", None)], features))
 
     @hook(f"iq-get/self/{NS_DISCO_ITEMS}:query")
     def onAccountItems(self, event):

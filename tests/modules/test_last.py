@@ -1,0 +1,173 @@
+"""
+Tests for XEP-0012 last activity and ConnectyCube status streaming.
+"""
+
+from tests.helpers import HostHarness, result
+from xmppchat.storage.interfaces import RosterItem
+
+NS = "jabber:iq:last"
+NS_SS = "https://connectycube.com/protocol/status_streaming"
+
+
+def contacts(h, user, contact, subscription="to"):
+    """Give user a roster item for contact with the given subscription."""
+    result(h.storage.roster.setRosterItem(user, RosterItem(jid=f"{contact}@localhost", subscription=subscription)))
+
+
+def query(h, session, transport, to):
+    h.send(session, f"<iq type='get' to='{to}' id='q:lastActivity'><query xmlns='{NS}'/></iq>")
+    [reply] = [e for e in transport.pop() if e.name == "iq"]
+    return reply
+
+
+def condition(reply):
+    return reply.error.firstChildElement().name
+
+
+def test_serverUptime():
+    """The server answers with its uptime in seconds."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    h.clock.advance(42)
+    reply = query(h, alice, ta, "localhost")
+    assert reply["type"] == "result" and reply.query["seconds"] == "42" and reply["from"] == "localhost"
+
+
+def test_onlineContactIsZero():
+    """A subscribed contact with a bound session answers 0, from the contact's bare JID."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob", "both")
+    alice, ta = h.connect("alice")
+    h.connect("bob", available=False)
+    h.clock.advance(100)
+    reply = query(h, alice, ta, "bob@localhost")
+    assert reply["type"] == "result" and reply.query["seconds"] == "0" and reply["from"] == "bob@localhost"
+
+
+def test_offlineSecondsAndStatus():
+    """After the last resource goes, the seconds since logout and the last status are answered."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    bob1, _ = h.connect("bob", "one")
+    bob2, _ = h.connect("bob", "two")
+    h.clock.advance(10)
+    h.host.endSession(bob1)
+    h.send(bob2, "<presence type='unavailable'><status>gone fishing</status></presence>")
+    h.host.endSession(bob2)
+    h.clock.advance(30)
+    reply = query(h, alice, ta, "bob@localhost")
+    assert reply.query["seconds"] == "30" and str(reply.query) == "gone fishing"
+    stamp, status = result(h.storage.lastActivity.getLastActivity("bob"))
+    assert stamp == 10 and status == "gone fishing"
+
+
+def test_notSubscribedIsForbidden():
+    """Without a subscription or shared dialog the answer is forbidden; a 'from' subscription is not enough."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob", "from")
+    alice, ta = h.connect("alice")
+    reply = query(h, alice, ta, "bob@localhost")
+    assert reply["type"] == "error" and condition(reply) == "forbidden"
+
+
+def test_sharesDialogHook():
+    """A shares-dialog answer of True authorises a user without a subscription."""
+    h = HostHarness()
+    h.addUser("bob")
+    asked = []
+
+    def sharesDialog(q):
+        asked.append((q.user, q.peer))
+        q.answer(True)
+
+    h.host.hooks.add("shares-dialog", sharesDialog)
+    alice, ta = h.connect("alice")
+    reply = query(h, alice, ta, "bob@localhost")
+    assert reply["type"] == "result" and asked == [("alice@localhost", "bob@localhost")]
+
+
+def test_unknownUser():
+    """Last activity of a non-existent account gets service-unavailable."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert condition(query(h, alice, ta, "nobody@localhost")) == "service-unavailable"
+
+
+def test_selfQuery():
+    """A user asking about their own bare JID gets 0."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert query(h, alice, ta, "alice@localhost").query["seconds"] == "0"
+
+
+def subscribeStatus(h, session, transport, target, enable="true"):
+    h.send(session, f"<iq type='set' id='s:statusStreaming'><subscribe xmlns='{NS_SS}' "
+                    f"user_jid='{target}' enable='{enable}'/></iq>")
+    return [e for e in transport.pop() if e.name == "iq"]
+
+
+def test_statusStreamingPushes():
+    """A subscriber gets seconds=0 when the user comes online and a non-zero value when they go."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    [reply] = subscribeStatus(h, alice, ta, "bob@localhost")
+    assert reply["type"] == "result" and reply["id"] == "s:statusStreaming"
+    bob, _ = h.connect("bob", available=False)
+    h.connect("bob", "second", available=False)
+    [push] = [e for e in ta.pop() if e.name == "iq"]
+    assert (push["type"], push["from"], push["to"], push.query.uri, push.query["seconds"]) == (
+        "result", "bob@localhost", alice.full, NS, "0")
+    for session in list(h.host.sessions.sessionsOf("bob@localhost")):
+        h.host.endSession(session)
+    [push2] = [e for e in ta.pop() if e.name == "iq"]
+    assert push2.query["seconds"] != "0" and push2["id"] != push["id"]
+    subscribeStatus(h, alice, ta, "bob@localhost", "false")
+    h.connect("bob", available=False)
+    assert [e for e in ta.pop() if e.name == "iq"] == []
+
+
+def test_statusStreamingForbidden():
+    """Subscribing to a user one may not watch is forbidden and no pushes follow."""
+    h = HostHarness()
+    h.addUser("bob")
+    alice, ta = h.connect("alice")
+    [reply] = subscribeStatus(h, alice, ta, "bob@localhost")
+    assert reply["type"] == "error" and condition(reply) == "forbidden"
+    h.connect("bob")
+    assert [e for e in ta.pop() if e.name == "iq"] == []
+
+
+def test_statusStreamingLimit():
+    """Beyond status_subscriptions_per_session, subscriptions get resource-constraint."""
+    h = HostHarness(limits={"ping_interval": 0, "status_subscriptions_per_session": 2})
+    alice, ta = h.connect("alice")
+    for name in ("b1", "b2", "b3"):
+        h.addUser(name)
+        contacts(h, "alice", name)
+    assert subscribeStatus(h, alice, ta, "b1@localhost")[0]["type"] == "result"
+    assert subscribeStatus(h, alice, ta, "b2@localhost")[0]["type"] == "result"
+    assert condition(subscribeStatus(h, alice, ta, "b3@localhost")[0]) == "resource-constraint"
+
+
+def test_subscriptionsEndWithSession():
+    """A subscriber's session ending removes its subscriptions."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    subscribeStatus(h, alice, ta, "bob@localhost")
+    h.host.endSession(alice)
+    assert h.host.modules["last"].watchers == {}
+
+
+def test_badUserJID():
+    """An invalid user_jid gets jid-malformed."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert condition(subscribeStatus(h, alice, ta, "@@bad")[0]) == "jid-malformed"

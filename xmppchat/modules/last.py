@@ -1,0 +1,229 @@
+"""
+XEP-0012: Last Activity, https://xmpp.org/extensions/xep-0012.html, and the
+ConnectyCube status streaming extension (SDK reference §5.12).
+
+Last activity (C{<query xmlns="jabber:iq:last"/>}):
+
+- to the server (§5): seconds since the server started;
+- to a user's bare JID (§4): C{0} while the user has a bound session, else
+  the seconds since the last session ended, with the status text of the
+  last unavailable (or available) presence as the query's text; the time
+  is recorded in the last-activity store when the last resource of the
+  account goes.  An account that never logged out answers with the
+  seconds since it was created.  Unknown accounts get
+  C{service-unavailable} (RFC 6121 §8.5.1).
+- It is answered only to the user themself, to users with a presence
+  subscription to the target (their roster item has subscription C{to}
+  or C{both}), or to users who share a dialog with the target; others get
+  C{forbidden} (XEP-0012 §4: "the server SHOULD NOT reveal...").  The
+  dialog check is the question hook C{shares-dialog}: a
+  L{xmppchat.hooks.Query} with C{user} (the asker's bare JID) and C{peer}
+  (the target's); a handler calls C{query.answer(True)} (or answers with a
+  Deferred).  Nobody answers until the dialog module implements it.
+
+Status streaming (C{<iq type="set"><subscribe
+xmlns="https://connectycube.com/protocol/status_streaming" user_jid=...
+enable="true|false"/></iq>}): after the same authorisation a session
+subscribes to a user; it is answered with an empty result, and when the
+user comes online (first bound resource) or goes offline (last one gone)
+every subscribed session gets C{<iq type="result" id=<unique>
+from=<user bare> to=<subscriber full>><query xmlns="jabber:iq:last"
+seconds=N/></iq>} -- C{seconds="0"} when the user comes online and
+C{seconds="1"} when they go (a non-zero value, so clients can tell
+offline from online).  Subscriptions belong to a session and end with it;
+at most C{limits.status_subscriptions_per_session} per session
+(C{resource-constraint} beyond).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+
+from xmppchat.hooks import Query, ask
+from xmppchat.jid import InvalidJID, parseJID
+from xmppchat.modules.base import Module, hook
+from xmppchat.stanzas import NS_CLIENT, StanzaError
+
+NS_LAST = "jabber:iq:last"
+NS_STATUS_STREAMING = "https://connectycube.com/protocol/status_streaming"
+SUBSCRIBED_TO = frozenset(("to", "both"))
+
+
+def lastQuery(seconds: int, status: str | None = None) -> domish.Element:
+    query = domish.Element((NS_LAST, "query"))
+    query["seconds"] = str(max(0, int(seconds)))
+    if status:
+        query.addContent(status)
+    return query
+
+
+def presenceStatus(stanza) -> str | None:
+    if stanza is None:
+        return None
+    for child in stanza.elements():
+        if child.name == "status":
+            return str(child)[:1024] or None
+    return None
+
+
+class LastActivityModule(Module):
+    """
+    XEP-0012 §4-§5 and ConnectyCube status streaming.
+    """
+
+    name = "last"
+    features = (NS_LAST, NS_STATUS_STREAMING)
+
+    def setUp(self):
+        # target bare JID -> sessions subscribed to it
+        self.watchers: dict[str, set] = {}
+
+    # -- authorisation ---------------------------------------------------
+
+    def mayWatch(self, session, target: str) -> defer.Deferred:
+        """
+        Fires with whether C{session}'s user may see C{target}'s activity.
+        """
+        if target == session.bare:
+            return defer.succeed(True)
+
+        @defer.inlineCallbacks
+        def check():
+            item = yield self.storage.roster.getRosterItem(session.localpart, target)
+            if item is not None and item.subscription in SUBSCRIBED_TO:
+                return True
+            answers = yield ask(self.host.hooks, "shares-dialog",
+                                Query(self.host, user=session.bare, peer=target))
+            return any(a is True for a in answers)
+
+        return check()
+
+    def _account(self, bare: str):
+        user, _, domain = bare.partition("@")
+        if domain != self.host.domain or not user:
+            return defer.succeed(None)
+        return self.storage.accounts.getAccountByLocalpart(user)
+
+    # -- XEP-0012 ----------------------------------------------------------
+
+    @hook(f"iq-get/host/{NS_LAST}:query")
+    def onServer(self, event):
+        return self.reply(event, lastQuery(self.host.uptime()))
+
+    @hook(f"iq-get/self/{NS_LAST}:query")
+    def onSelf(self, event):
+        return self.reply(event, lastQuery(0))
+
+    @hook(f"iq-get/bare/{NS_LAST}:query")
+    @defer.inlineCallbacks
+    def onUser(self, event):
+        session = event.origin
+        if session is None:
+            raise StanzaError("forbidden")
+        target = event.to.userhost()
+        account = yield self._account(target)
+        if account is None:
+            raise StanzaError("service-unavailable", text="No such user")
+        allowed = yield self.mayWatch(session, target)
+        if not allowed:
+            raise StanzaError("forbidden", text="You may not see this user's activity")
+        if self.host.sessions.isConnected(target):
+            return self.reply(event, lastQuery(0))
+        last = yield self.storage.lastActivity.getLastActivity(account.localpart)
+        now = self.host.clock.seconds()
+        if last is None:
+            return self.reply(event, lastQuery(now - account.createdAt))
+        stamp, status = last
+        return self.reply(event, lastQuery(now - stamp, status))
+
+    # -- recording -----------------------------------------------------------
+
+    @hook("presence/self", priority=100)
+    def onPresence(self, event):
+        """
+        Remember the status text of the session's last presence.
+        """
+        if event.origin is not None and event.stanzaType in (None, "unavailable"):
+            event.origin.state[self.name] = presenceStatus(event.stanza)
+        return None
+
+    @hook("session-bound")
+    def onBound(self, event):
+        session = event.session
+        if self.host.sessions.resourceCount(session.bare) == 1:
+            self.notify(session.bare, 0)
+
+    @hook("session-ended")
+    def onEnded(self, event):
+        session = event.session
+        for target in session.state.pop("last-watching", ()):
+            watchers = self.watchers.get(target)
+            if watchers is not None:
+                watchers.discard(session)
+                if not watchers:
+                    del self.watchers[target]
+        if self.host.sessions.isConnected(session.bare):
+            return
+        status = session.state.get(self.name)
+        self.storage.lastActivity.setLastActivity(
+            session.localpart, self.host.clock.seconds(), status).addErrback(
+            lambda f: self.log.failure("Recording last activity of {jid} failed", f, jid=session.bare))
+        self.notify(session.bare, 1)
+
+    # -- status streaming -------------------------------------------------------
+
+    def notify(self, target: str, seconds: int) -> None:
+        """
+        Push C{target}'s new state to every session subscribed to it.
+        """
+        for watcher in tuple(self.watchers.get(target, ())):
+            iq = domish.Element((NS_CLIENT, "iq"))
+            iq["type"] = "result"
+            iq["id"] = "last-" + secrets.token_hex(8)
+            iq["from"] = target
+            iq["to"] = watcher.full
+            iq.addChild(lastQuery(seconds))
+            watcher.send(iq)
+
+    @hook(f"iq-set/self/{NS_STATUS_STREAMING}:subscribe")
+    @hook(f"iq-set/host/{NS_STATUS_STREAMING}:subscribe")
+    @defer.inlineCallbacks
+    def onSubscribe(self, event):
+        session = event.origin
+        if session is None:
+            raise StanzaError("forbidden")
+        element = event.stanza.subscribe
+        try:
+            target = parseJID(element.getAttribute("user_jid", "")).userhost()
+        except InvalidJID:
+            raise StanzaError("jid-malformed", text="Invalid user_jid") from None
+        enable = element.getAttribute("enable", "true")
+        if enable not in ("true", "false", "1", "0"):
+            raise StanzaError("bad-request", text="enable must be 'true' or 'false'")
+        watching = session.state.setdefault("last-watching", set())
+        if enable in ("false", "0"):
+            watching.discard(target)
+            watchers = self.watchers.get(target)
+            if watchers is not None:
+                watchers.discard(session)
+                if not watchers:
+                    del self.watchers[target]
+            return self.reply(event)
+        if target not in watching:
+            limit = self.host.config.limits.status_subscriptions_per_session
+            if len(watching) >= limit:
+                raise StanzaError("resource-constraint", text=f"At most {limit} status subscriptions")
+            account = yield self._account(target)
+            if account is None:
+                raise StanzaError("item-not-found", text="No such user")
+            allowed = yield self.mayWatch(session, target)
+            if not allowed:
+                raise StanzaError("forbidden", text="You may not see this user's activity")
+            if session.closed:
+                return True
+            watching.add(target)
+            self.watchers.setdefault(target, set()).add(session)
+        return self.reply(event)

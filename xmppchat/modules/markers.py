@@ -1,0 +1,104 @@
+"""
+XEP-0333: Chat Markers, https://xmpp.org/extensions/xep-0333.html, and
+XEP-0184: Message Delivery Receipts, https://xmpp.org/extensions/xep-0184.html
+
+Markers (C{received}, C{displayed}, C{acknowledged}) and receipts
+(C{<received xmlns="urn:xmpp:receipts"/>}) in 1-1 C{type="chat"} messages
+are routed to the original sender like any message (the ConnectyCube SDK
+addresses them to the sender's user JID, SDK reference §5.5).  For each
+one the C{marker-received} event fires with a L{MarkerEvent}, so the
+dialog layer can persist delivered/read state and unread counts; handlers
+should return nothing so that every observer sees it.
+
+A user whose C{account.profile["privacy_settings"]["read_receipts"]["enabled"]}
+is C{False} does not reveal reads: their C{displayed} markers fire the
+event (the dialog still counts the message as read) but are not
+forwarded.  Delivery (C{received}) markers are always forwarded.
+
+Offline storage (decided from XEP-0333 §4 and XEP-0160): XEP-0160 asks
+only that standalone chat states are not stored; a marker is the only
+way a sender learns that a message was delivered or read while they were
+offline, so standalone markers and receipts ARE stored offline (the
+offline module keeps them like any message), unless the sender attached a
+XEP-0334 C{<no-store/>} or C{<no-permanent-store/>} hint, in which case
+they are dropped when the recipient is offline.  They never trigger a
+push notification (L{xmppchat.modules.push}).
+"""
+
+from __future__ import annotations
+
+from xmppchat.messageinfo import NS_MARKERS, NS_RECEIPTS, forget, messageInfo, privacyEnabled
+from xmppchat.modules.base import Module, hook
+
+NO_STORE_HINTS = frozenset(("no-store", "no-permanent-store"))
+
+
+class MarkerEvent:
+    """
+    The event of C{marker-received}.
+
+    @ivar user: bare JID of the user who sent the marker (the reader).
+    @ivar peer: bare JID it is addressed to (the original sender).
+    @ivar kind: C{received}, C{displayed} or C{acknowledged}.
+    @ivar receipt: it is a XEP-0184 receipt rather than a XEP-0333 marker.
+    @ivar messageId: the id of the message it marks.
+    @ivar dialogId: C{extraParams/dialog_id}, or C{None}.
+    @ivar forwarded: whether the marker is passed on to C{peer}.
+    """
+
+    __slots__ = ("host", "origin", "stanza", "user", "peer", "kind", "receipt",
+                 "messageId", "dialogId", "forwarded")
+
+    def __init__(self, host, origin, stanza, user, peer, kind, receipt, messageId, dialogId, forwarded):
+        self.host = host
+        self.origin = origin
+        self.stanza = stanza
+        self.user = user
+        self.peer = peer
+        self.kind = kind
+        self.receipt = receipt
+        self.messageId = messageId
+        self.dialogId = dialogId
+        self.forwarded = forwarded
+
+
+def readReceiptsHidden(session) -> bool:
+    return not privacyEnabled(session.account, "read_receipts")
+
+
+class MarkersModule(Module):
+    """
+    XEP-0333 / XEP-0184 routing, the C{marker-received} event and the
+    read-receipts privacy setting.
+    """
+
+    name = "markers"
+    features = (NS_MARKERS, NS_RECEIPTS)
+
+    @hook("pre-message/bare", priority=40)
+    @hook("pre-message/full", priority=40)
+    def onMessage(self, event):
+        session = event.origin
+        if session is None or event.stanzaType not in ("chat", "normal"):
+            return None
+        info = messageInfo(event.stanza)
+        marker = info.marker
+        if marker is None:
+            return None
+        receipt = marker.uri == NS_RECEIPTS
+        kind = marker.name
+        suppress = kind == "displayed" and not receipt and readReceiptsHidden(session)
+        self.host.hooks.fire("marker-received", MarkerEvent(
+            self.host, session, event.stanza, session.bare, event.to.userhost(), kind, receipt,
+            marker.getAttribute("id"), info.extraParam("dialog_id"), not suppress))
+        if suppress and info.standaloneMarker:
+            return True
+        if suppress:
+            event.stanza.children.remove(marker)
+            forget(event.stanza)
+        return None
+
+    @hook("message/offline", priority=40)
+    def onOffline(self, event):
+        info = messageInfo(event.stanza)
+        return info.standaloneMarker and not NO_STORE_HINTS.isdisjoint(info.hints)
