@@ -38,6 +38,12 @@ DEFAULT_MODULES = (
     "csi",
     "last",
     "push",
+    "muc",
+    "dialogs",
+    "correction",
+    "retraction",
+    "reactions",
+    "mam",
 )
 
 
@@ -145,6 +151,20 @@ class RestConfig:
 
 
 @dataclass
+class DialogsConfig:
+    """
+    Dialog messaging over XMPP (L{xmppchat.modules.dialogs}, C{mam}).
+    """
+
+    account_cache_size: int = 10000
+    fanout_batch: int = 500
+    broadcast_catchup_dialogs: int = 50
+    broadcast_catchup_messages: int = 100
+    mam_default_page: int = 50
+    mam_max_page: int = 100
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -159,6 +179,7 @@ class Config:
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     rest: RestConfig = field(default_factory=RestConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -176,6 +197,7 @@ SECTIONS = {
     "modules": ModulesConfig,
     "rest": RestConfig,
     "push": PushConfig,
+    "dialogs": DialogsConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -237,6 +259,11 @@ def _validate(config: Config, problem) -> None:
             problem(f"push.{key}", "must not be negative")
     if push.queue_size < 1 or push.concurrency < 1:
         problem("push", "queue_size and concurrency must be at least 1")
+    for f in fields(config.dialogs):
+        if getattr(config.dialogs, f.name) < 1:
+            problem(f"dialogs.{f.name}", "must be at least 1")
+    if config.dialogs.mam_default_page > config.dialogs.mam_max_page:
+        problem("dialogs.mam_default_page", "must not exceed dialogs.mam_max_page")
     from xmppchat.modules import knownModules
 
     known = knownModules()

@@ -27,6 +27,12 @@ REGISTRY = {
     "csi": ("xmppchat.modules.csi", "CSIModule"),
     "last": ("xmppchat.modules.last", "LastActivityModule"),
     "push": ("xmppchat.modules.push", "PushModule"),
+    "muc": ("xmppchat.muc.service", "MUCModule"),
+    "dialogs": ("xmppchat.modules.dialogs", "DialogsModule"),
+    "correction": ("xmppchat.modules.correction", "CorrectionModule"),
+    "retraction": ("xmppchat.modules.retraction", "RetractionModule"),
+    "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
+    "mam": ("xmppchat.modules.mam", "MAMModule"),
 }
 
 
