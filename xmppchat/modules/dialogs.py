@@ -907,11 +907,26 @@ class DialogsModule(Module):
 
     @hook("session-bound")
     def onBound(self, event):
+        if event.session.account is not None:
+            self.directory.remember(event.session.account)
+        return None
+
+    @hook("presence-initial")
+    def onInitialPresence(self, event):
+        """
+        The first of an account's sessions to become available gets the
+        broadcasts it missed (like offline messages, XEP-0160).
+        """
         session = event.session
-        if session.account is not None and self.host.sessions.resourceCount(session.bare) == 1:
-            self.directory.remember(session.account)
-            self.catchUp(session).addErrback(
-                lambda f: self.log.failure("Broadcast catch-up for {jid} failed", f, jid=session.full))
+        if session.account is None:
+            return None
+        others = self.host.sessions.sessionsOf(session.bare)
+        if any(s.state.get(self.name) for s in others if s is not session):
+            session.state[self.name] = True
+            return None
+        session.state[self.name] = True
+        self.catchUp(session).addErrback(
+            lambda f: self.log.failure("Broadcast catch-up for {jid} failed", f, jid=session.full))
         return None
 
     @defer.inlineCallbacks
