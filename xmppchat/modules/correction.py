@@ -17,27 +17,19 @@ routed after the usual dialog checks.
 from __future__ import annotations
 
 from xmppchat.messageinfo import messageInfo
-from xmppchat.modules.base import Module, hook
-from xmppchat.modules.dialogs import NS_CORRECT, changeIn, dialogsOf, paramsToDict
-
-KINDS = frozenset(((NS_CORRECT, "replace"),))
+from xmppchat.modules.dialogs import NS_CORRECT, ChangeModule, dialogsOf, paramsToDict
 
 
-class CorrectionModule(Module):
+class CorrectionModule(ChangeModule):
     """
     XEP-0308 §4-§5 against the dialog history.
     """
 
     name = "correction"
     features = (NS_CORRECT,)
+    kinds = frozenset(((NS_CORRECT, "replace"),))
 
-    @hook("message/bare", priority=210)
-    @hook("message/full", priority=210)
-    @hook("muc-message/room", priority=10)
-    def onMessage(self, event):
-        replace = changeIn(event, KINDS)
-        if replace is None:
-            return None
+    def change(self, event, replace):
         info = messageInfo(event.stanza)
         body = str(info.body) if info.body is not None else None
         _, attachments = paramsToDict(info.extraParams)

@@ -967,6 +967,29 @@ class DialogsModule(Module):
         return sent
 
 
+class ChangeModule(Module):
+    """
+    Base of the modules that change a dialog message (correction,
+    retraction, reactions): they see 1-1 and room messages carrying one of
+    their C{kinds} (C{(uri, name)} pairs) before the dialog layer, and
+    handle them in L{change}.
+    """
+
+    kinds: frozenset = frozenset()
+
+    @hook("message/bare", priority=210)
+    @hook("message/full", priority=210)
+    @hook("muc-message/room", priority=10)
+    def onChange(self, event):
+        element = changeIn(event, self.kinds)
+        if element is None:
+            return None
+        return self.change(event, element)
+
+    def change(self, event, element):
+        raise NotImplementedError()
+
+
 def dialogsOf(host) -> DialogsModule:
     """
     The loaded dialogs module (the correction, retraction, reactions and
@@ -979,5 +1002,5 @@ def dialogsOf(host) -> DialogsModule:
 
 
 __all__ = ["DialogsModule", "AccountDirectory", "paramsToDict", "addParams", "messageStanza",
-           "copyFor", "changeIn", "dialogsOf", "appIdOf", "CHANGES", "NS_CORRECT", "NS_DELETE", "NS_RETRACT",
+           "copyFor", "changeIn", "dialogsOf", "ChangeModule", "appIdOf", "CHANGES", "NS_CORRECT", "NS_DELETE", "NS_RETRACT",
            "NS_FASTEN", "NS_REACTIONS"]

@@ -32,14 +32,13 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from xmppchat.modules.base import Module, hook
-from xmppchat.modules.dialogs import NS_REACTIONS, appIdOf, changeIn, dialogsOf
+from xmppchat.modules.base import hook
+from xmppchat.modules.dialogs import NS_REACTIONS, ChangeModule, appIdOf, dialogsOf
 from xmppchat.muc.service import RoomEvent, roomJID
 from xmppchat.stanzas import NS_CLIENT, StanzaError
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, isObjectId, newObjectId
 
 NS_CC_REACTIONS = "https://connectycube.com/protocol/reactions"
-KINDS = frozenset(((NS_REACTIONS, "reactions"),))
 MAX_REACTIONS = 20
 MAX_EMOJI = 16
 
@@ -70,25 +69,17 @@ def reactionPush(messageId: str, userId: int, dialogId: str, added, removed, cur
     return stanza
 
 
-class ReactionsModule(Module):
+class ReactionsModule(ChangeModule):
     """
     XEP-0444 §3-§4 against the dialog history, and SDK reaction pushes.
     """
 
     name = "reactions"
     features = (NS_REACTIONS,)
-
-    @hook("message/bare", priority=210)
-    @hook("message/full", priority=210)
-    @hook("muc-message/room", priority=10)
-    def onMessage(self, event):
-        element = changeIn(event, KINDS)
-        if element is None:
-            return None
-        return self.react(event, element)
+    kinds = frozenset(((NS_REACTIONS, "reactions"),))
 
     @defer.inlineCallbacks
-    def react(self, event, element):
+    def change(self, event, element):
         dialogs = dialogsOf(self.host)
         session = event.origin
         userId = session.account.id

@@ -15,10 +15,7 @@ message; unread counts drop only by the deleted message itself.
 
 from __future__ import annotations
 
-from xmppchat.modules.base import Module, hook
-from xmppchat.modules.dialogs import NS_DELETE, NS_FASTEN, NS_RETRACT, NS_RETRACT0, changeIn, dialogsOf
-
-KINDS = frozenset(((NS_DELETE, "remove"), (NS_RETRACT, "retract"), (NS_FASTEN, "apply-to")))
+from xmppchat.modules.dialogs import NS_DELETE, NS_FASTEN, NS_RETRACT, NS_RETRACT0, ChangeModule, dialogsOf
 
 
 def retractedId(element) -> str | None:
@@ -32,21 +29,16 @@ def retractedId(element) -> str | None:
     return element.getAttribute("id")
 
 
-class RetractionModule(Module):
+class RetractionModule(ChangeModule):
     """
     XEP-0424 §4-§5 and the SDK's delete against the dialog history.
     """
 
     name = "retraction"
     features = (NS_RETRACT, NS_DELETE)
+    kinds = frozenset(((NS_DELETE, "remove"), (NS_RETRACT, "retract"), (NS_FASTEN, "apply-to")))
 
-    @hook("message/bare", priority=210)
-    @hook("message/full", priority=210)
-    @hook("muc-message/room", priority=10)
-    def onMessage(self, event):
-        element = changeIn(event, KINDS)
-        if element is None:
-            return None
+    def change(self, event, element):
         messageId = retractedId(element)
         if messageId is None:
             return None
