@@ -238,12 +238,19 @@ def test_configError(cli, tmp_path):
     assert code == 1 and "bogus" in err
 
 
-def test_mongoNotYet(cli, tmp_path):
-    """The MongoDB backend is reported as not available yet."""
+def test_mongoUnreachable(cli, tmp_path):
+    """An unreachable MongoDB server is reported with its address, quickly."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     config = tmp_path / "mongo.toml"
-    config.write_text('[storage]\nbackend = "mongodb"\n')
+    config.write_text(f'[storage]\nbackend = "mongodb"\nmongodb_timeout_ms = 300\n'
+                      f'mongodb_uri = "mongodb://127.0.0.1:{port}/?directConnection=true"\n')
     code = main(["--config", str(config), "list"])
-    assert code == 1 and "MongoDB" in cli.capsys.readouterr().err
+    err = cli.capsys.readouterr().err
+    assert code == 1 and f"cannot use MongoDB at mongodb://127.0.0.1:{port}" in err
 
 
 def test_noCommand(cli):

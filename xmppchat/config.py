@@ -95,6 +95,7 @@ class StorageConfig:
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = "xmppchat"
     mongodb_pool_size: int = 8
+    mongodb_timeout_ms: int = 5000
 
 
 @dataclass
@@ -242,6 +243,9 @@ def _validate(config: Config, problem) -> None:
             problem(f"tls.{key}", f"cannot read {path}")
     if config.storage.backend not in ("sqlite", "mongodb"):
         problem("storage.backend", f"must be 'sqlite' or 'mongodb', not {config.storage.backend!r}")
+    for key in ("mongodb_pool_size", "mongodb_timeout_ms"):
+        if getattr(config.storage, key) < 1:
+            problem(f"storage.{key}", "must be at least 1")
     limits = config.limits
     for f in fields(limits):
         if getattr(limits, f.name) < 0:

@@ -176,9 +176,7 @@ def test_openStorageSQLite(tmp_path):
 
 
 def test_openStorageOthers():
-    """openStorage: MongoDB is not implemented yet; unknown backends are refused."""
-    with pytest.raises(NotImplementedError):
-        openStorage(SimpleNamespace(backend="mongodb", path=""))
+    """openStorage refuses unknown backends."""
     with pytest.raises(ValueError):
         openStorage(SimpleNamespace(backend="redis", path=""))
 

@@ -1,6 +1,7 @@
 """
 Persistent state behind one interface per store (L{interfaces}), with two
-backends: the embedded SQLite default (L{sqlite}) and MongoDB for production.
+backends: the embedded SQLite default (L{sqlite}) and MongoDB for production
+(L{mongo}).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ def openStorage(storageConfig, reactor=None, synchronous: bool = False) -> Stora
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return SQLiteStorage(path, reactor=reactor, synchronous=synchronous)
     if backend == "mongodb":
-        raise NotImplementedError("MongoDB backend arrives with the REST/persistence issue")
+        from xmppchat.storage.mongo import SERVER_SELECTION_TIMEOUT_MS, MongoStorage
+
+        return MongoStorage(storageConfig.mongodb_uri, storageConfig.mongodb_database,
+                            storageConfig.mongodb_pool_size, reactor=reactor,
+                            synchronous=synchronous,
+                            timeoutMs=getattr(storageConfig, "mongodb_timeout_ms",
+                                              SERVER_SELECTION_TIMEOUT_MS))
     raise ValueError(f"unknown storage backend {backend!r}")
 
 

@@ -408,16 +408,18 @@ class _Translator:
         """
         query, resolved = prepareQuery(query, self.schema)
         params: list = []
+        orParams: list = []
         conditions = []
         alternatives = []
         for field, op, value in resolved:
             target = self.target(field)
             if op == "or":
-                alternatives.append(_condition(target, op, value, params))
+                alternatives.append(_condition(target, op, value, orParams))
             else:
                 conditions.append(_condition(target, op, value, params))
         if alternatives:
             conditions.append("(" + " OR ".join(alternatives) + ")")
+            params += orParams
         return " AND ".join(conditions) or "1", params, query
 
     def orderBy(self, query) -> str:

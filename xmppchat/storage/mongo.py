@@ -1,0 +1,1427 @@
+"""
+The production storage backend: MongoDB through pymongo.
+
+pymongo is blocking, so every call runs on a bounded L{ThreadPool}
+(C{mongodb_pool_size} threads, started and stopped with the storage)
+through L{threads.deferToThreadPool}; with C{synchronous=True} calls run
+inline (tests on mongomock, the admin CLI).  pymongo exceptions are
+translated to L{StorageError}/L{AlreadyExists} inside the worker thread, so
+nothing pymongo-specific leaves this file.  Indexes are created at start,
+after a ping with a short server-selection timeout: a server that cannot
+reach MongoDB fails to start with a clear error.
+
+Atomicity without multi-document transactions (so a standalone server
+works): ids and order keys come from atomic counters (C{counters}
+collection, C{$inc}); every document change is one atomic update; changes
+computed from a document's current value (dialog push/pull, record
+updates) are compare-and-set on a C{version} field, retried on conflict.
+An operation that touches two documents (a new message and its dialog's
+C{last_message}) does them in order, the message first.
+
+Free-form JSON (credentials, profiles, attachments, custom fields, record
+fields) is stored as exact JSON text, so any key or number round-trips; the
+part of it that finders can address (valid keys, BSON-encodable values) is
+also stored as a sub-document for queries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pymongo
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from xmppchat.storage import common
+from xmppchat.storage.common import (
+    ACCOUNT_SCHEMA,
+    DIALOG_SCHEMA,
+    MESSAGE_SCHEMA,
+    RECORD_SCHEMA,
+    prepareQuery,
+)
+from xmppchat.storage.interfaces import (
+    DIALOG_PUBLIC,
+    SUBSCRIPTIONS,
+    Account,
+    AlreadyExists,
+    Blob,
+    Dialog,
+    Message,
+    NotFound,
+    OfflineMessage,
+    QuotaExceeded,
+    Query,
+    Record,
+    RosterItem,
+    Storage,
+    StorageError,
+    TokenRecord,
+    newObjectId,
+)
+
+SERVER_SELECTION_TIMEOUT_MS = 5000
+_CAS_ATTEMPTS = 20
+_CHUNK = 1000
+_INT64 = 2**63
+
+
+def _dumps(value) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(text):
+    return None if text is None else json.loads(text)
+
+
+def _encodable(value) -> bool:
+    """
+    Whether C{value} can be stored and queried as BSON as it is.
+    """
+    if value is None or isinstance(value, (str, bool, float)):
+        return True
+    if isinstance(value, int):
+        return -_INT64 <= value < _INT64
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k and "." not in k and not k.startswith("$")
+                   and "\0" not in k and _encodable(v) for k, v in value.items())
+    return False
+
+
+def _queryable(values: dict | None) -> dict:
+    """
+    The entries of a JSON object that finders can address.
+    """
+    out = {}
+    for key, value in (values or {}).items():
+        try:
+            common.checkKey(key)
+        except ValueError:
+            continue
+        if _encodable(value):
+            out[key] = value
+    return out
+
+
+def redactUri(uri: str) -> str:
+    """
+    C{uri} without its password, for error messages.
+    """
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<invalid uri>"
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+# -- queries ----------------------------------------------------------------------
+
+
+class _Translator:
+    """
+    Turns a L{Query} into a MongoDB filter and sort for one collection.
+
+    @param paths: fixed wire name -> document path.
+    @param dynamic: the sub-document holding the other keys.
+    @param natural: the sort tie-break (natural order).
+    """
+
+    def __init__(self, schema, paths: dict, dynamic: str, natural: list):
+        self.schema = schema
+        self.paths = paths
+        self.dynamic = dynamic
+        self.natural = natural
+
+    def path(self, resolved) -> str:
+        if resolved.fixed is not None:
+            return self.paths[resolved.fixed]
+        return f"{self.dynamic}.{resolved.key}"
+
+    @staticmethod
+    def condition(path, op, value) -> dict:
+        if op == "eq":
+            return {path: value}
+        if op in ("ne", "lt", "lte", "gt", "gte", "in", "nin"):
+            return {path: {f"${op}": value}}
+        if op == "or":
+            return {path: {"$in": value}}
+        if op == "all":
+            # {"$all": []} matches nothing on MongoDB (everything on mongomock).
+            return {path: {"$all": value}} if value else {"_id": {"$in": []}}
+        pattern = re.escape(value)
+        return {path: {"$regex": pattern if op == "ctn" else "^" + pattern}}
+
+    def filter(self, query, *base) -> tuple[dict, object]:
+        """
+        C{(filter, query)}: the query's conditions and C{base} conditions.
+        """
+        query, resolved = prepareQuery(query, self.schema)
+        conditions = [b for b in base if b]
+        alternatives = []
+        for field, op, value in resolved:
+            condition = self.condition(self.path(field), op, value)
+            (alternatives if op == "or" else conditions).append(condition)
+        if alternatives:
+            conditions.append({"$or": alternatives})
+        if not conditions:
+            return {}, query
+        return (conditions[0] if len(conditions) == 1 else {"$and": conditions}), query
+
+    def sort(self, query) -> list:
+        if query.sort is None:
+            return list(self.natural)
+        path = self.path(self.schema.resolve(query.sort))
+        return [(path, pymongo.DESCENDING if query.descending else pymongo.ASCENDING), *self.natural]
+
+    def find(self, collection, filter_, query):
+        if query.limit == 0:
+            return []
+        cursor = collection.find(filter_).sort(self.sort(query)).skip(query.skip)
+        if query.limit is not None:
+            cursor = cursor.limit(query.limit)
+        return list(cursor)
+
+
+_ASC = pymongo.ASCENDING
+_ACCOUNTS = _Translator(ACCOUNT_SCHEMA, {
+    "id": "_id", "localpart": "localpart", "login": "login", "email": "email",
+    "externalId": "externalId", "created_at": "created_at", "updated_at": "updated_at"},
+    "profile", [("_id", _ASC)])
+_DIALOGS = _Translator(DIALOG_SCHEMA, {name: name for name in DIALOG_SCHEMA.fixed} | {"_id": "_id"},
+                       "extensions", [("created_at", _ASC), ("_id", _ASC)])
+_MESSAGES = _Translator(MESSAGE_SCHEMA, {
+    "_id": "_id", "chat_dialog_id": "dialog_id", "sender_id": "sender_id",
+    "recipient_id": "recipient_id", "date_sent": "date_sent", "message": "body",
+    "created_at": "created_at", "updated_at": "updated_at"}, "custom", [("ord", _ASC)])
+_RECORDS = _Translator(RECORD_SCHEMA, {
+    "_id": "rid", "user_id": "user_id", "_parent_id": "parent_id", "created_at": "created_at",
+    "updated_at": "updated_at"}, "fields", [("created_at", _ASC), ("rid", _ASC)])
+
+# collection -> [(keys, options)]
+INDEXES = {
+    "accounts": [("localpart", {"unique": True}),
+                 ("login", {"unique": True, "sparse": True}),
+                 ("email", {"unique": True, "sparse": True}),
+                 ("externalId", {"unique": True, "sparse": True})],
+    "tokens": [([("account_id", _ASC), ("expires_at", _ASC)], {}), ("expires_at", {})],
+    "offline": [([("localpart", _ASC), ("_id", _ASC)], {})],
+    "roster": [([("localpart", _ASC), ("jid", _ASC)], {"unique": True})],
+    "dialogs": [("occupants_ids", {}), ("private_key", {"unique": True, "sparse": True}),
+                ([("created_at", _ASC), ("_id", _ASC)], {})],
+    "dialog_users": [([("dialog_id", _ASC), ("user_id", _ASC)], {"unique": True}),
+                     ([("user_id", _ASC), ("hidden", _ASC)], {}),
+                     ([("user_id", _ASC), ("subscribed", _ASC)], {}),
+                     ([("dialog_id", _ASC), ("subscribed", _ASC)], {})],
+    "messages": [("ord", {"unique": True}), ([("dialog_id", _ASC), ("ord", _ASC)], {}),
+                 ([("dialog_id", _ASC), ("date_sent", _ASC), ("ord", _ASC)], {})],
+    "blobs": [("uid", {"unique": True}), ([("owner_id", _ASC), ("_id", _ASC)], {})],
+    "records": [([("class_name", _ASC), ("rid", _ASC)], {"unique": True}),
+                ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {})],
+}
+
+
+# -- the connection -----------------------------------------------------------------
+
+
+class _Database(common.Worker):
+    """
+    The client, the database and the way calls reach them.
+    """
+
+    log = Logger()
+
+    def __init__(self, uri, name, poolSize, reactor, synchronous, client, timeoutMs):
+        common.Worker.__init__(self, reactor, synchronous, poolSize, "xmppchat-mongodb")
+        self.uri = uri
+        self.name = name
+        self.timeoutMs = timeoutMs
+        self.client = client
+        self._ownClient = client is None
+        self.db = None
+
+    def run(self, f, *args) -> defer.Deferred:
+        """
+        Run C{f(db, *args)} on a worker, pymongo errors translated.
+        """
+        return self._call(self._translated, f, *args)
+
+    def _translated(self, f, *args):
+        db = self.db
+        if db is None:
+            raise StorageError("storage is not started")
+        try:
+            return f(db, *args)
+        except DuplicateKeyError as e:
+            raise AlreadyExists(_duplicateMessage(e)) from None
+        except PyMongoError as e:
+            raise StorageError(f"MongoDB: {type(e).__name__}: {e}") from None
+
+    def start(self) -> defer.Deferred:
+        return self._startWith(self._connect)
+
+    def stop(self) -> defer.Deferred:
+        return self._stopWith(self._close)
+
+    def _connect(self) -> None:
+        where = redactUri(self.uri)
+        try:
+            if self.client is None:
+                self.client = pymongo.MongoClient(
+                    self.uri, serverSelectionTimeoutMS=self.timeoutMs,
+                    connectTimeoutMS=self.timeoutMs, maxPoolSize=max(self.size, 1),
+                    tz_aware=False)
+            self.client.admin.command("ping")
+            db = self.client[self.name]
+            for collection, indexes in INDEXES.items():
+                for keys, options in indexes:
+                    db[collection].create_index(keys, **options)
+        except (PyMongoError, ValueError, TypeError) as e:
+            self._dropClient()
+            raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
+                               f" {type(e).__name__}: {e}") from None
+        self.db = db
+
+    def _dropClient(self) -> None:
+        if self._ownClient and self.client is not None:
+            client, self.client = self.client, None
+            client.close()
+
+    def _close(self) -> None:
+        self.db = None
+        try:
+            self._dropClient()
+        except PyMongoError as e:
+            raise StorageError(f"MongoDB: cannot close: {e}") from None
+
+
+def _duplicateMessage(error: DuplicateKeyError) -> str:
+    details = error.details or {}
+    pattern = details.get("keyPattern") or details.get("keyValue")
+    if isinstance(pattern, dict) and pattern:
+        return f"{', '.join(pattern)} already exists"
+    return "already exists"
+
+
+def _next(db, name: str, count: int = 1) -> int:
+    """
+    Reserve C{count} values of the counter C{name}; returns the last one.
+    """
+    doc = db.counters.find_one_and_update({"_id": name}, {"$inc": {"seq": count}}, upsert=True,
+                                          return_document=ReturnDocument.AFTER)
+    return doc["seq"]
+
+
+def _compareAndSet(collection, filter_, compute) -> dict:
+    """
+    Apply C{compute(doc) -> $set dict} atomically to the document matching
+    C{filter_}: retried while another writer changed it in between.  Raises
+    L{NotFound}; returns the new document.
+    """
+    for _ in range(_CAS_ATTEMPTS):
+        doc = collection.find_one(filter_)
+        if doc is None:
+            raise NotFound("not found")
+        changes = compute(doc)
+        version = doc.get("version", 0)
+        done = collection.find_one_and_update(
+            {**filter_, "version": version}, {"$set": changes, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER)
+        if done is not None:
+            return done
+    raise StorageError("MongoDB: too many concurrent updates of one document")
+
+
+class _Store:
+    def __init__(self, db: _Database, clock):
+        self.db = db
+        self._clock = clock
+
+    def _now(self, now: float | None = None) -> float:
+        return self._clock() if now is None else now
+
+    def _checked(self, check, *args):
+        """
+        C{None} if C{check(*args)} passes, else a failed Deferred.
+        """
+        try:
+            check(*args)
+        except (TypeError, ValueError, StorageError):
+            return defer.fail()
+        return None
+
+
+# -- accounts, tokens, offline, roster, last activity ------------------------------
+
+
+def _accountDoc(accountId, localpart, login, email, externalId, credentials, profile, now):
+    doc = {"_id": accountId, "localpart": localpart, "credentials": _dumps(credentials),
+           "created_at": now, "updated_at": now}
+    for name, value in (("login", login), ("email", email), ("externalId", externalId)):
+        if value is not None:
+            doc[name] = value
+    doc.update(_profileFields(profile))
+    return doc
+
+
+def _profileFields(profile) -> dict:
+    profile = profile or {}
+    return {"profile_json": _dumps(profile), "profile": _queryable(profile)}
+
+
+def _account(doc) -> Account | None:
+    if doc is None:
+        return None
+    return Account(id=doc["_id"], localpart=doc["localpart"], login=doc.get("login"),
+                   email=doc.get("email"), externalId=doc.get("externalId"),
+                   credentials=_loads(doc.get("credentials")), createdAt=doc["created_at"],
+                   updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {})
+
+
+class MongoAccountStore(_Store):
+    """
+    L{IAccountStore} on the C{accounts} collection (C{_id} is the id).
+    """
+
+    def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
+                      profile=None, accountId=None):
+        failed = self._checked(common.checkAccountArguments, localpart, accountId)
+        if failed:
+            return failed
+        now = self._now()
+
+        def create(db):
+            if accountId is None:
+                newId = _next(db, "accounts")
+            else:
+                newId = accountId
+            doc = _accountDoc(newId, common.fillLocalpart(localpart, newId), login, email,
+                              externalId, credentials, profile, now)
+            db.accounts.insert_one(doc)
+            if accountId is not None:
+                db.counters.update_one({"_id": "accounts"}, {"$max": {"seq": accountId}},
+                                       upsert=True)
+            return _account(doc)
+
+        return self.db.run(create)
+
+    def createAccounts(self, entries):
+        rows = []
+        for localpart, credentials in entries:
+            if not isinstance(localpart, str) or not localpart:
+                return defer.fail(ValueError(f"invalid localpart {localpart!r}"))
+            rows.append((localpart, credentials))
+        now = self._now()
+
+        def create(db):
+            existing = set()
+            names = [lp for lp, _ in rows]
+            for start in range(0, len(names), _CHUNK):
+                chunk = names[start:start + _CHUNK]
+                existing.update(d["localpart"] for d in db.accounts.find(
+                    {"localpart": {"$in": chunk}}, {"localpart": 1}))
+            skipped, fresh = [], []
+            for localpart, credentials in rows:
+                if localpart in existing:
+                    skipped.append(localpart)
+                else:
+                    existing.add(localpart)
+                    fresh.append((localpart, credentials))
+            if not fresh:
+                return 0, skipped
+            last = _next(db, "accounts", len(fresh))
+            docs = [_accountDoc(last - len(fresh) + 1 + i, lp, None, None, None, creds, {}, now)
+                    for i, (lp, creds) in enumerate(fresh)]
+            try:
+                db.accounts.insert_many(docs, ordered=False)
+            except BulkWriteError as e:
+                # Created concurrently by someone else in the meantime.
+                lost = [docs[err["index"]]["localpart"] for err in e.details.get("writeErrors", [])]
+                return len(docs) - len(lost), skipped + lost
+            return len(docs), skipped
+
+        return self.db.run(create)
+
+    def _getBy(self, field, value):
+        return self.db.run(lambda db: _account(db.accounts.find_one({field: value})))
+
+    def getAccount(self, accountId):
+        return self._getBy("_id", accountId)
+
+    def getAccountByLocalpart(self, localpart):
+        return self._getBy("localpart", localpart)
+
+    def getAccountByLogin(self, login):
+        return self._getBy("login", login)
+
+    def getAccountByEmail(self, email):
+        return self._getBy("email", email)
+
+    def getAccountByExternalId(self, externalId):
+        return self._getBy("externalId", externalId)
+
+    def getAccounts(self, accountIds):
+        ids = list(accountIds)
+
+        def get(db):
+            found = {}
+            for start in range(0, len(ids), _CHUNK):
+                for doc in db.accounts.find({"_id": {"$in": ids[start:start + _CHUNK]}}):
+                    found[doc["_id"]] = _account(doc)
+            return found
+
+        return self.db.run(get)
+
+    def setCredentials(self, accountId, credentials):
+        d = self.updateAccount(accountId, credentials=credentials)
+        d.addCallback(lambda _: None)
+        return d
+
+    def updateAccount(self, accountId, **fields):
+        failed = self._checked(common.checkAccountFields, fields)
+        if failed:
+            return failed
+        changes: dict = {"updated_at": self._now()}
+        removed = {}
+        for name, value in fields.items():
+            if name == "profile":
+                changes.update(_profileFields(value))
+            elif name == "credentials":
+                changes["credentials"] = _dumps(value)
+            elif value is None:
+                removed[name] = ""
+            else:
+                changes[name] = value
+
+        def update(db):
+            update = {"$set": changes}
+            if removed:
+                update["$unset"] = removed
+            doc = db.accounts.find_one_and_update({"_id": accountId}, update,
+                                                  return_document=ReturnDocument.AFTER)
+            if doc is None:
+                raise NotFound(f"no account {accountId}")
+            return _account(doc)
+
+        return self.db.run(update)
+
+    def deleteAccount(self, accountId):
+        def delete(db):
+            doc = db.accounts.find_one({"_id": accountId}, {"localpart": 1})
+            if doc is None:
+                return False
+            localpart = doc["localpart"]
+            db.tokens.delete_many({"account_id": accountId})
+            for name in ("roster", "offline"):
+                db[name].delete_many({"localpart": localpart})
+            db.last_activity.delete_one({"_id": localpart})
+            db.accounts.delete_one({"_id": accountId})
+            return True
+
+        return self.db.run(delete)
+
+    def listAccounts(self, offset=0, limit=None):
+        return self.findAccounts(Query(skip=offset, limit=limit))
+
+    def findAccounts(self, query):
+        try:
+            filter_, query = _ACCOUNTS.filter(query)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(lambda db: [_account(d) for d in _ACCOUNTS.find(db.accounts, filter_, query)])
+
+    def countAccounts(self, query=None):
+        try:
+            filter_, _ = _ACCOUNTS.filter(query)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(lambda db: db.accounts.count_documents(filter_))
+
+
+def _token(doc) -> TokenRecord | None:
+    if doc is None:
+        return None
+    return TokenRecord(tokenHash=doc["_id"], accountId=doc["account_id"], appId=doc.get("app_id"),
+                       createdAt=doc["created_at"], expiresAt=doc["expires_at"],
+                       credentials=_loads(doc.get("credentials")))
+
+
+class MongoTokenStore(_Store):
+    """
+    L{ITokenStore} on the C{tokens} collection (C{_id} is the hash).
+    """
+
+    def addToken(self, token):
+        def add(db):
+            if db.accounts.find_one({"_id": token.accountId}, {"_id": 1}) is None:
+                raise NotFound(f"no account {token.accountId}")
+            doc = {"_id": token.tokenHash, "account_id": token.accountId, "app_id": token.appId,
+                   "created_at": token.createdAt, "expires_at": token.expiresAt,
+                   "credentials": _dumps(token.credentials), "seq": _next(db, "tokens")}
+            try:
+                db.tokens.insert_one(doc)
+            except DuplicateKeyError:
+                raise AlreadyExists("token already exists") from None
+
+        return self.db.run(add)
+
+    def getToken(self, tokenHash, now=None):
+        now = self._now(now)
+        return self.db.run(lambda db: _token(db.tokens.find_one(
+            {"_id": tokenHash, "expires_at": {"$gt": now}})))
+
+    def liveTokens(self, accountId, now=None):
+        now = self._now(now)
+        return self.db.run(lambda db: [_token(d) for d in db.tokens.find(
+            {"account_id": accountId, "expires_at": {"$gt": now}}).sort(
+            [("created_at", _ASC), ("seq", _ASC)])])
+
+    def deleteToken(self, tokenHash):
+        return self.db.run(lambda db: db.tokens.delete_one({"_id": tokenHash}).deleted_count > 0)
+
+    def purgeExpired(self, now=None):
+        now = self._now(now)
+        return self.db.run(lambda db: db.tokens.delete_many(
+            {"expires_at": {"$lte": now}}).deleted_count)
+
+
+class MongoOfflineStore(_Store):
+    """
+    L{IOfflineStore} on the C{offline} collection (C{_id} from a counter).
+    The quota is checked before the insert: concurrent stores for one user
+    may overshoot it by the number of worker threads.
+    """
+
+    def storeOffline(self, localpart, stanza, stamp, limit):
+        def store(db):
+            if limit is not None:
+                count = db.offline.count_documents({"localpart": localpart})
+                if count >= limit:
+                    raise QuotaExceeded(f"{localpart} has {count} offline messages (limit {limit})")
+            messageId = _next(db, "offline")
+            db.offline.insert_one({"_id": messageId, "localpart": localpart, "stanza": stanza,
+                                   "stamp": stamp})
+            return messageId
+
+        return self.db.run(store)
+
+    def countOffline(self, localpart):
+        return self.db.run(lambda db: db.offline.count_documents({"localpart": localpart}))
+
+    def fetchOffline(self, localpart):
+        return self.db.run(lambda db: [
+            OfflineMessage(id=d["_id"], localpart=localpart, stanza=d["stanza"], stamp=d["stamp"])
+            for d in db.offline.find({"localpart": localpart}).sort("_id", _ASC)])
+
+    def deleteOffline(self, localpart, ids):
+        ids = list(ids)
+
+        def delete(db):
+            deleted = 0
+            for start in range(0, len(ids), _CHUNK):
+                deleted += db.offline.delete_many(
+                    {"localpart": localpart, "_id": {"$in": ids[start:start + _CHUNK]}}).deleted_count
+            return deleted
+
+        return self.db.run(delete)
+
+
+def _rosterItem(doc) -> RosterItem | None:
+    if doc is None:
+        return None
+    return RosterItem(jid=doc["jid"], name=doc.get("name"), groups=list(doc.get("groups", [])),
+                      subscription=doc["subscription"], ask=doc.get("ask"),
+                      pendingIn=doc["pending_in"], hidden=doc["hidden"])
+
+
+class MongoRosterStore(_Store):
+    """
+    L{IRosterStore} on the C{roster} collection.
+    """
+
+    def getRoster(self, localpart):
+        return self.db.run(lambda db: [_rosterItem(d) for d in db.roster.find(
+            {"localpart": localpart}).sort("jid", _ASC)])
+
+    def getRosterItem(self, localpart, jid):
+        return self.db.run(lambda db: _rosterItem(db.roster.find_one(
+            {"localpart": localpart, "jid": jid})))
+
+    def setRosterItem(self, localpart, item):
+        if item.subscription not in SUBSCRIPTIONS:
+            return defer.fail(ValueError(f"invalid subscription {item.subscription!r}"))
+        if item.ask not in (None, "subscribe"):
+            return defer.fail(ValueError(f"invalid ask {item.ask!r}"))
+        doc = {"localpart": localpart, "jid": item.jid, "name": item.name,
+               "groups": list(item.groups), "subscription": item.subscription, "ask": item.ask,
+               "pending_in": bool(item.pendingIn), "hidden": bool(item.hidden)}
+        return self.db.run(lambda db: db.roster.replace_one(
+            {"localpart": localpart, "jid": item.jid}, doc, upsert=True) and None)
+
+    def removeRosterItem(self, localpart, jid):
+        return self.db.run(lambda db: db.roster.delete_one(
+            {"localpart": localpart, "jid": jid}).deleted_count > 0)
+
+
+class MongoLastActivityStore(_Store):
+    """
+    L{ILastActivityStore} on the C{last_activity} collection.
+    """
+
+    def setLastActivity(self, localpart, stamp, status):
+        return self.db.run(lambda db: db.last_activity.replace_one(
+            {"_id": localpart}, {"stamp": stamp, "status": status}, upsert=True) and None)
+
+    def getLastActivity(self, localpart):
+        def get(db):
+            doc = db.last_activity.find_one({"_id": localpart})
+            return None if doc is None else (doc["stamp"], doc.get("status"))
+
+        return self.db.run(get)
+
+
+# -- dialogs ------------------------------------------------------------------------
+
+
+def _dialog(doc) -> Dialog | None:
+    if doc is None:
+        return None
+    return Dialog(id=doc["_id"], type=doc["type"], ownerId=doc["user_id"],
+                  occupantIds=list(doc["occupants_ids"]), adminIds=list(doc["admins_ids"]),
+                  pinnedMessageIds=list(doc["pinned_messages_ids"]), name=doc.get("name"),
+                  photo=doc.get("photo"), description=doc.get("description"),
+                  extensions=dict(doc.get("extensions") or {}),
+                  permissions=dict(doc.get("permissions") or {}), createdAt=doc["created_at"],
+                  updatedAt=doc["updated_at"], lastMessage=doc.get("last_message"),
+                  lastMessageDateSent=doc.get("last_message_date_sent"),
+                  lastMessageId=doc.get("last_message_id"),
+                  lastMessageUserId=doc.get("last_message_user_id"))
+
+
+def _stateId(dialogId, userId) -> str:
+    return f"{dialogId}:{userId}"
+
+
+_STATE_DEFAULTS = {"read_order": 0, "delivered_order": 0, "cleared_order": 0, "hidden": False,
+                   "notifications": True, "subscribed": None}
+
+
+def _setState(db, dialogId, userId, set_=None, max_=None):
+    """
+    Create the (dialog, user) state document if needed and update it;
+    returns the pymongo update result.
+    """
+    set_ = set_ or {}
+    max_ = max_ or {}
+    onInsert = {k: v for k, v in _STATE_DEFAULTS.items() if k not in set_ and k not in max_}
+    onInsert.update(dialog_id=dialogId, user_id=userId)
+    update = {"$setOnInsert": onInsert}
+    if set_:
+        update["$set"] = set_
+    if max_:
+        update["$max"] = max_
+    return db.dialog_users.update_one({"_id": _stateId(dialogId, userId)}, update, upsert=True)
+
+
+def _state(db, dialogId, userId) -> dict:
+    return db.dialog_users.find_one({"_id": _stateId(dialogId, userId)}) or _STATE_DEFAULTS
+
+
+def _requireDialog(db, dialogId) -> dict:
+    doc = db.dialogs.find_one({"_id": dialogId})
+    if doc is None:
+        raise NotFound(f"no dialog {dialogId}")
+    return doc
+
+
+def _userDialogsFilter(db, userId) -> dict:
+    subscribed = [d["dialog_id"] for d in db.dialog_users.find(
+        {"user_id": userId, "subscribed": {"$ne": None}}, {"dialog_id": 1})]
+    hidden = [d["dialog_id"] for d in db.dialog_users.find(
+        {"user_id": userId, "hidden": True}, {"dialog_id": 1})]
+    condition = {"$or": [{"occupants_ids": userId}, {"_id": {"$in": subscribed}}]}
+    if hidden:
+        condition = {"$and": [condition, {"_id": {"$nin": hidden}}]}
+    return condition
+
+
+class MongoDialogStore(_Store):
+    """
+    L{IDialogStore} on the C{dialogs} and C{dialog_users} collections.
+    """
+
+    def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
+                     description=None, extensions=None, permissions=None, dialogId=None):
+        try:
+            occupants, admins, extensions, permissions, key = common.newDialogValues(
+                type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
+                permissions, dialogId)
+        except (TypeError, ValueError):
+            return defer.fail()
+        now = self._now()
+        doc = {"_id": dialogId or newObjectId(now), "type": type, "user_id": ownerId,
+               "occupants_ids": occupants, "admins_ids": admins, "pinned_messages_ids": [],
+               "name": name, "photo": photo, "description": description,
+               "extensions": extensions, "permissions": permissions, "created_at": now,
+               "updated_at": now, "last_message": None, "last_message_date_sent": None,
+               "last_message_id": None, "last_message_user_id": None, "last_message_order": 0,
+               "version": 0}
+        if key is not None:
+            doc["private_key"] = key
+
+        def create(db):
+            db.dialogs.insert_one(doc)
+            return _dialog(doc)
+
+        return self.db.run(create)
+
+    def getDialog(self, dialogId):
+        return self.db.run(lambda db: _dialog(db.dialogs.find_one({"_id": dialogId})))
+
+    def getDialogs(self, dialogIds):
+        ids = list(dialogIds)
+
+        def get(db):
+            found = {}
+            for start in range(0, len(ids), _CHUNK):
+                for doc in db.dialogs.find({"_id": {"$in": ids[start:start + _CHUNK]}}):
+                    found[doc["_id"]] = _dialog(doc)
+            return found
+
+        return self.db.run(get)
+
+    def findPrivateDialog(self, userA, userB):
+        if userA == userB:
+            return defer.succeed(None)
+        key = common.privateKey([userA, userB])
+        return self.db.run(lambda db: _dialog(db.dialogs.find_one({"private_key": key})))
+
+    def updateDialog(self, dialogId, push=None, pull=None, **fields):
+        now = self._now()
+
+        def compute(doc):
+            changes, pushed, pulled = common.dialogChanges(doc["type"], push, pull, fields)
+            changes["updated_at"] = now
+            for name in ("occupants_ids", "admins_ids", "pinned_messages_ids"):
+                if name in pushed or name in pulled:
+                    changes[name] = common.applyPushPull(
+                        doc[name], pushed.get(name, []), pulled.get(name, []),
+                        ordered=name == "pinned_messages_ids")
+            return changes
+
+        def update(db):
+            try:
+                return _dialog(_compareAndSet(db.dialogs, {"_id": dialogId}, compute))
+            except NotFound:
+                raise NotFound(f"no dialog {dialogId}") from None
+
+        return self.db.run(update)
+
+    def deleteDialog(self, dialogId):
+        def delete(db):
+            if db.dialogs.delete_one({"_id": dialogId}).deleted_count == 0:
+                return False
+            db.messages.delete_many({"dialog_id": dialogId})
+            db.dialog_users.delete_many({"dialog_id": dialogId})
+            return True
+
+        return self.db.run(delete)
+
+    def listDialogs(self, userId, query=None):
+        try:
+            prepareQuery(query, DIALOG_SCHEMA)
+        except StorageError:
+            return defer.fail()
+
+        def list_(db):
+            base = None if userId is None else _userDialogsFilter(db, userId)
+            filter_, prepared = _DIALOGS.filter(query, base)
+            return [_dialog(d) for d in _DIALOGS.find(db.dialogs, filter_, prepared)]
+
+        return self.db.run(list_)
+
+    def countDialogs(self, userId, query=None):
+        try:
+            prepareQuery(query, DIALOG_SCHEMA)
+        except StorageError:
+            return defer.fail()
+
+        def count(db):
+            base = None if userId is None else _userDialogsFilter(db, userId)
+            return db.dialogs.count_documents(_DIALOGS.filter(query, base)[0])
+
+        return self.db.run(count)
+
+    def setHidden(self, dialogId, userId, hidden=True):
+        def hide(db):
+            _requireDialog(db, dialogId)
+            _setState(db, dialogId, userId, {"hidden": bool(hidden)})
+
+        return self.db.run(hide)
+
+    def subscribe(self, dialogId, userId):
+        def subscribe(db):
+            if _requireDialog(db, dialogId)["type"] != DIALOG_PUBLIC:
+                raise ValueError("only public dialogs take subscriptions")
+            _setState(db, dialogId, userId)
+            seq = _next(db, "subscriptions")
+            return db.dialog_users.update_one(
+                {"_id": _stateId(dialogId, userId), "subscribed": None},
+                {"$set": {"subscribed": seq}}).modified_count > 0
+
+        return self.db.run(subscribe)
+
+    def unsubscribe(self, dialogId, userId):
+        return self.db.run(lambda db: db.dialog_users.update_one(
+            {"_id": _stateId(dialogId, userId), "subscribed": {"$ne": None}},
+            {"$set": {"subscribed": None}}).modified_count > 0)
+
+    def listSubscribers(self, dialogId, skip=0, limit=None):
+        try:
+            skip, limit = common.pageBounds(skip, limit)
+        except StorageError:
+            return defer.fail()
+        if limit == 0:
+            return defer.succeed([])
+
+        def list_(db):
+            cursor = db.dialog_users.find({"dialog_id": dialogId, "subscribed": {"$ne": None}}).sort(
+                "subscribed", _ASC).skip(skip)
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return [d["user_id"] for d in cursor]
+
+        return self.db.run(list_)
+
+    def countSubscribers(self, dialogId):
+        return self.db.run(lambda db: db.dialog_users.count_documents(
+            {"dialog_id": dialogId, "subscribed": {"$ne": None}}))
+
+    def setNotifications(self, dialogId, userId, enabled):
+        def set_(db):
+            _requireDialog(db, dialogId)
+            _setState(db, dialogId, userId, {"notifications": bool(enabled)})
+
+        return self.db.run(set_)
+
+    def getNotifications(self, dialogId, userId):
+        return self.db.run(lambda db: bool(_state(db, dialogId, userId)["notifications"]))
+
+
+# -- messages -----------------------------------------------------------------------
+
+
+def _messages(db, docs) -> list[Message]:
+    marks: dict[str, list] = {}
+    out = []
+    for doc in docs:
+        dialogId = doc["dialog_id"]
+        if dialogId not in marks:
+            marks[dialogId] = [
+                (d["user_id"], d["read_order"], d["delivered_order"])
+                for d in db.dialog_users.find({"dialog_id": dialogId, "$or": [
+                    {"read_order": {"$gt": 0}}, {"delivered_order": {"$gt": 0}}]})]
+        readIds, deliveredIds = common.derivedIds(doc["sender_id"], doc["ord"], marks[dialogId])
+        reactions: dict = {}
+        for entry in doc.get("reactions", []):
+            reactions.setdefault(entry["e"], set()).add(entry["u"])
+        out.append(Message(id=doc["_id"], dialogId=dialogId, senderId=doc["sender_id"],
+                           order=doc["ord"], dateSent=doc["date_sent"], body=doc.get("body"),
+                           recipientId=doc.get("recipient_id"),
+                           attachments=_loads(doc["attachments"]), custom=_loads(doc["custom_json"]),
+                           edited=doc["edited"], reactions=reactions, createdAt=doc["created_at"],
+                           updatedAt=doc["updated_at"], readIds=readIds,
+                           deliveredIds=deliveredIds))
+    return out
+
+
+def _visible(db, dialogId, userId) -> dict:
+    """
+    The conditions for messages of one dialog that a user may see.
+    """
+    cut = _state(db, dialogId, userId)["cleared_order"]
+    return {"dialog_id": dialogId, "hidden_for": {"$ne": userId}, "ord": {"$gt": cut}}
+
+
+def _latest(db, dialogId):
+    return db.messages.find_one({"dialog_id": dialogId}, sort=[("ord", pymongo.DESCENDING)])
+
+
+def _customFields(custom) -> dict:
+    return {"custom_json": _dumps(custom), "custom": _queryable(custom)}
+
+
+class MongoMessageStore(_Store):
+    """
+    L{IMessageStore} on the C{messages} collection; watermarks and history
+    cut-offs live in C{dialog_users}, per-user deletions in the message's
+    C{hidden_for} list, reactions as C{{e: emoji, u: user}} entries.
+    """
+
+    def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
+                      recipientId=None, attachments=None, custom=None):
+        now = self._now()
+        try:
+            dateSent, attachments, custom = common.newMessageValues(
+                messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
+        except (TypeError, ValueError):
+            return defer.fail()
+        messageId = messageId or newObjectId(now)
+
+        def create(db):
+            _requireDialog(db, dialogId)
+            order = _next(db, "messages")
+            doc = {"_id": messageId, "ord": order, "dialog_id": dialogId, "sender_id": senderId,
+                   "recipient_id": recipientId, "body": body, "body_folded": common.fold(body),
+                   "date_sent": dateSent, "attachments": _dumps(attachments), "edited": False,
+                   "reactions": [], "hidden_for": [], "created_at": now, "updated_at": now,
+                   **_customFields(custom)}
+            try:
+                db.messages.insert_one(doc)
+            except DuplicateKeyError:
+                raise AlreadyExists(f"message {messageId} already exists") from None
+            db.dialogs.update_one(
+                {"_id": dialogId, "last_message_order": {"$lt": order}},
+                {"$set": {"last_message": body, "last_message_date_sent": dateSent,
+                          "last_message_id": messageId, "last_message_user_id": senderId,
+                          "last_message_order": order, "updated_at": now}})
+            db.dialog_users.update_many({"dialog_id": dialogId, "hidden": True},
+                                        {"$set": {"hidden": False}})
+            return _messages(db, [doc])[0]
+
+        return self.db.run(create)
+
+    def getMessage(self, messageId, userId=None):
+        def get(db):
+            doc = db.messages.find_one({"_id": messageId})
+            if doc is None:
+                return None
+            if userId is not None and (userId in doc.get("hidden_for", []) or doc["ord"] <= _state(
+                    db, doc["dialog_id"], userId)["cleared_order"]):
+                return None
+            return _messages(db, [doc])[0]
+
+        return self.db.run(get)
+
+    def _filter(self, db, dialogId, userId, query):
+        base = {"dialog_id": dialogId} if userId is None else _visible(db, dialogId, userId)
+        return _MESSAGES.filter(query, base)
+
+    def listMessages(self, dialogId, userId=None, query=None):
+        try:
+            prepareQuery(query, MESSAGE_SCHEMA)
+        except StorageError:
+            return defer.fail()
+
+        def list_(db):
+            filter_, prepared = self._filter(db, dialogId, userId, query)
+            return _messages(db, _MESSAGES.find(db.messages, filter_, prepared))
+
+        return self.db.run(list_)
+
+    def countMessages(self, dialogId, userId=None, query=None):
+        try:
+            prepareQuery(query, MESSAGE_SCHEMA)
+        except StorageError:
+            return defer.fail()
+        return self.db.run(lambda db: db.messages.count_documents(
+            self._filter(db, dialogId, userId, query)[0]))
+
+    def editMessage(self, messageId, body=None, attachments=None, custom=None):
+        try:
+            if body is not None and not isinstance(body, str):
+                raise ValueError("message body must be a string")
+            changes = {"body": body, "body_folded": common.fold(body), "edited": True,
+                       "updated_at": self._now()}
+            if attachments is not None:
+                changes["attachments"] = _dumps(common.checkAttachments(attachments))
+            if custom is not None:
+                changes.update(_customFields(dict(common.checkKeys(custom, "custom field"))))
+        except ValueError:
+            return defer.fail()
+
+        def edit(db):
+            doc = db.messages.find_one_and_update({"_id": messageId}, {"$set": changes},
+                                                  return_document=ReturnDocument.AFTER)
+            if doc is None:
+                raise NotFound(f"no message {messageId}")
+            db.dialogs.update_one({"_id": doc["dialog_id"], "last_message_id": messageId},
+                                  {"$set": {"last_message": body}})
+            return _messages(db, [doc])[0]
+
+        return self.db.run(edit)
+
+    def react(self, messageId, userId, add=None, remove=None):
+        try:
+            common.applyReaction({}, userId, add, remove)
+        except (TypeError, ValueError):
+            return defer.fail()
+
+        def react(db):
+            if remove is not None:
+                db.messages.update_one({"_id": messageId},
+                                       {"$pull": {"reactions": {"e": remove, "u": userId}}})
+            if add is not None:
+                db.messages.update_one({"_id": messageId},
+                                       {"$addToSet": {"reactions": {"e": add, "u": userId}}})
+            doc = db.messages.find_one({"_id": messageId}, {"reactions": 1})
+            if doc is None:
+                raise NotFound(f"no message {messageId}")
+            reactions: dict = {}
+            for entry in doc.get("reactions", []):
+                reactions.setdefault(entry["e"], set()).add(entry["u"])
+            return reactions
+
+        return self.db.run(react)
+
+    @staticmethod
+    def _existing(db, ids) -> list[dict]:
+        found = {}
+        for start in range(0, len(ids), _CHUNK):
+            for doc in db.messages.find({"_id": {"$in": ids[start:start + _CHUNK]}},
+                                        {"dialog_id": 1}):
+                found[doc["_id"]] = doc
+        return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+    def deleteForUser(self, messageIds, userId):
+        ids = list(messageIds)
+
+        def delete(db):
+            docs = self._existing(db, ids)
+            found = [d["_id"] for d in docs]
+            if found:
+                db.messages.update_many({"_id": {"$in": found}},
+                                        {"$addToSet": {"hidden_for": userId}})
+            return found
+
+        return self.db.run(delete)
+
+    def deleteMessages(self, messageIds):
+        ids = list(messageIds)
+
+        def delete(db):
+            docs = self._existing(db, ids)
+            found = [d["_id"] for d in docs]
+            if not found:
+                return []
+            db.messages.delete_many({"_id": {"$in": found}})
+            for dialogId in dict.fromkeys(d["dialog_id"] for d in docs):
+                latest = _latest(db, dialogId)
+                last = {"last_message": None, "last_message_date_sent": None,
+                        "last_message_id": None, "last_message_user_id": None}
+                if latest is not None:
+                    last = {"last_message": latest.get("body"),
+                            "last_message_date_sent": latest["date_sent"],
+                            "last_message_id": latest["_id"],
+                            "last_message_user_id": latest["sender_id"]}
+                # Only when the deleted message was the last one: a message
+                # created meanwhile has already taken its place.
+                db.dialogs.update_one({"_id": dialogId, "last_message_id": {"$in": found}},
+                                      {"$set": last})
+            return found
+
+        return self.db.run(delete)
+
+    def _mark(self, fields, dialogId, userId, messageId):
+        def mark(db):
+            _requireDialog(db, dialogId)
+            if messageId is None:
+                latest = _latest(db, dialogId)
+                order = 0 if latest is None else latest["ord"]
+            else:
+                doc = db.messages.find_one({"_id": messageId, "dialog_id": dialogId}, {"ord": 1})
+                if doc is None:
+                    raise NotFound(f"no message {messageId} in dialog {dialogId}")
+                order = doc["ord"]
+            before = _state(db, dialogId, userId)[fields[0]]
+            _setState(db, dialogId, userId, max_={name: order for name in fields})
+            return order > before
+
+        return self.db.run(mark)
+
+    def markRead(self, dialogId, userId, messageId=None):
+        return self._mark(("read_order", "delivered_order"), dialogId, userId, messageId)
+
+    def markDelivered(self, dialogId, userId, messageId=None):
+        return self._mark(("delivered_order",), dialogId, userId, messageId)
+
+    def unreadCounts(self, userId, dialogIds=None):
+        ids = None if dialogIds is None else list(dict.fromkeys(dialogIds))
+
+        def count(db):
+            dialogs = ids
+            if dialogs is None:
+                dialogs = [d["_id"] for d in db.dialogs.find(_userDialogsFilter(db, userId), {"_id": 1})]
+            counts = {}
+            for dialogId in dialogs:
+                state = _state(db, dialogId, userId)
+                cut = max(state["read_order"], state["cleared_order"])
+                counts[dialogId] = db.messages.count_documents(
+                    {"dialog_id": dialogId, "ord": {"$gt": cut}, "sender_id": {"$ne": userId},
+                     "hidden_for": {"$ne": userId}})
+            return counts
+
+        return self.db.run(count)
+
+    def clearHistory(self, dialogId, userId):
+        def clear(db):
+            _requireDialog(db, dialogId)
+            latest = _latest(db, dialogId)
+            _setState(db, dialogId, userId, max_={"cleared_order": 0 if latest is None else latest["ord"]})
+
+        return self.db.run(clear)
+
+    def searchMessages(self, dialogIds, text, userId=None, dateFrom=None, dateTo=None, limit=100):
+        ids = list(dict.fromkeys(dialogIds))
+        if not isinstance(text, str):
+            return defer.fail(ValueError("search text must be a string"))
+        try:
+            _, limit = common.pageBounds(0, limit)
+        except StorageError:
+            return defer.fail()
+        if not ids or limit == 0:
+            return defer.succeed([])
+
+        def search(db):
+            conditions = [{"body_folded": {"$regex": re.escape(common.fold(text))}}]
+            if userId is None:
+                conditions.append({"dialog_id": {"$in": ids}})
+            else:
+                conditions.append({"$or": [_visible(db, d, userId) for d in ids]})
+            dates = {}
+            if dateFrom is not None:
+                dates["$gte"] = dateFrom
+            if dateTo is not None:
+                dates["$lte"] = dateTo
+            if dates:
+                conditions.append({"date_sent": dates})
+            cursor = db.messages.find({"$and": conditions}).sort(
+                [("date_sent", pymongo.DESCENDING), ("ord", pymongo.DESCENDING)])
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return _messages(db, list(cursor))
+
+        return self.db.run(search)
+
+
+# -- blobs and records ----------------------------------------------------------------
+
+
+def _blob(doc) -> Blob | None:
+    if doc is None:
+        return None
+    return Blob(id=doc["_id"], uid=doc["uid"], ownerId=doc["owner_id"], name=doc.get("name"),
+                contentType=doc.get("content_type"), size=doc.get("size"), public=doc["public"],
+                completed=doc["completed"], createdAt=doc["created_at"], updatedAt=doc["updated_at"])
+
+
+class MongoBlobStore(_Store):
+    """
+    L{IBlobStore} on the C{blobs} collection (C{_id} from a counter).
+    """
+
+    def createBlob(self, ownerId, name, contentType, public=False):
+        failed = self._checked(common.checkId, ownerId, "owner id")
+        if failed:
+            return failed
+        now = self._now()
+
+        def create(db):
+            doc = {"_id": _next(db, "blobs"), "uid": common.newBlobUid(), "owner_id": ownerId,
+                   "name": name, "content_type": contentType, "size": None,
+                   "public": bool(public), "completed": False, "created_at": now,
+                   "updated_at": now}
+            db.blobs.insert_one(doc)
+            return _blob(doc)
+
+        return self.db.run(create)
+
+    def getBlob(self, blobId):
+        return self.db.run(lambda db: _blob(db.blobs.find_one({"_id": blobId})))
+
+    def getBlobByUid(self, uid):
+        return self.db.run(lambda db: _blob(db.blobs.find_one({"uid": uid})))
+
+    def updateBlob(self, blobId, **fields):
+        try:
+            fields = common.checkBlobFields(fields)
+        except (TypeError, ValueError):
+            return defer.fail()
+        names = {"contentType": "content_type"}
+        changes = {names.get(k, k): v for k, v in fields.items()}
+        changes["updated_at"] = self._now()
+
+        def update(db):
+            doc = db.blobs.find_one_and_update({"_id": blobId}, {"$set": changes},
+                                               return_document=ReturnDocument.AFTER)
+            if doc is None:
+                raise NotFound(f"no blob {blobId}")
+            return _blob(doc)
+
+        return self.db.run(update)
+
+    def completeBlob(self, blobId, size):
+        return self.updateBlob(blobId, size=size, completed=True)
+
+    def deleteBlob(self, blobId):
+        return self.db.run(lambda db: db.blobs.delete_one({"_id": blobId}).deleted_count > 0)
+
+    def listBlobs(self, ownerId, skip=0, limit=None):
+        try:
+            skip, limit = common.pageBounds(skip, limit)
+        except StorageError:
+            return defer.fail()
+        if limit == 0:
+            return defer.succeed([])
+
+        def list_(db):
+            cursor = db.blobs.find({"owner_id": ownerId}).sort("_id", _ASC).skip(skip)
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return [_blob(d) for d in cursor]
+
+        return self.db.run(list_)
+
+    def countBlobs(self, ownerId):
+        return self.db.run(lambda db: db.blobs.count_documents({"owner_id": ownerId}))
+
+
+def _record(doc) -> Record | None:
+    if doc is None:
+        return None
+    return Record(className=doc["class_name"], id=doc["rid"], userId=doc["user_id"],
+                  fields=_loads(doc["fields_json"]), parentId=doc.get("parent_id"),
+                  createdAt=doc["created_at"], updatedAt=doc["updated_at"])
+
+
+def _recordFields(fields) -> dict:
+    return {"fields_json": _dumps(fields), "fields": _queryable(fields)}
+
+
+class MongoRecordStore(_Store):
+    """
+    L{IRecordStore} on the C{records} collection, unique by
+    C{(class_name, rid)}.
+    """
+
+    def createRecord(self, className, userId, fields, parentId=None, recordId=None):
+        try:
+            common.checkClassName(className)
+            common.checkId(userId, "user id")
+            common.checkRecordId(recordId)
+            fields = dict(common.checkKeys(fields, "record field"))
+        except (TypeError, ValueError):
+            return defer.fail()
+        now = self._now()
+        doc = {"class_name": className, "rid": recordId or newObjectId(now), "user_id": userId,
+               "parent_id": parentId, "created_at": now, "updated_at": now, "version": 0,
+               **_recordFields(fields)}
+
+        def create(db):
+            try:
+                db.records.insert_one(doc)
+            except DuplicateKeyError:
+                raise AlreadyExists(f"record {doc['rid']} already exists") from None
+            return _record(doc)
+
+        return self.db.run(create)
+
+    def getRecord(self, className, recordId):
+        return self.db.run(lambda db: _record(db.records.find_one(
+            {"class_name": className, "rid": recordId})))
+
+    def listRecords(self, className, query=None):
+        try:
+            filter_, query = _RECORDS.filter(query, {"class_name": className})
+        except StorageError:
+            return defer.fail()
+        return self.db.run(lambda db: [_record(d) for d in _RECORDS.find(db.records, filter_, query)])
+
+    def countRecords(self, className, query=None):
+        try:
+            filter_, _ = _RECORDS.filter(query, {"class_name": className})
+        except StorageError:
+            return defer.fail()
+        return self.db.run(lambda db: db.records.count_documents(filter_))
+
+    def updateRecord(self, className, recordId, set=None, unset=()):
+        try:
+            set = dict(common.checkKeys(set, "record field"))
+            unset = list(unset)
+        except (TypeError, ValueError):
+            return defer.fail()
+        now = self._now()
+
+        def compute(doc):
+            fields = _loads(doc["fields_json"])
+            fields.update(set)
+            for key in unset:
+                fields.pop(key, None)
+            return {**_recordFields(fields), "updated_at": now}
+
+        def update(db):
+            try:
+                return _record(_compareAndSet(db.records, {"class_name": className, "rid": recordId},
+                                              compute))
+            except NotFound:
+                raise NotFound(f"no {className} record {recordId}") from None
+
+        return self.db.run(update)
+
+    def deleteRecord(self, className, recordId):
+        return self.db.run(lambda db: db.records.delete_one(
+            {"class_name": className, "rid": recordId}).deleted_count > 0)
+
+
+class MongoStorage(Storage):
+    """
+    L{Storage} on one MongoDB database.
+
+    @param uri: the C{mongodb://} URI (ignored when C{client} is given).
+    @param database: the database name.
+    @param poolSize: worker threads (and pymongo connections).
+    @param client: an already built client (tests pass a mongomock one);
+        C{None} to connect to C{uri} at start.
+    @param synchronous: run every call inline and return fired Deferreds.
+    @param timeoutMs: server selection and connect timeout.
+    """
+
+    def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",
+                 poolSize: int = 8, reactor=None, synchronous: bool = False, client=None,
+                 timeoutMs: int = SERVER_SELECTION_TIMEOUT_MS):
+        self.uri = uri
+        self.database = database
+        self.db = _Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs)
+        clock = reactor.seconds if reactor is not None else time.time
+        self.accounts = MongoAccountStore(self.db, clock)
+        self.tokens = MongoTokenStore(self.db, clock)
+        self.offline = MongoOfflineStore(self.db, clock)
+        self.roster = MongoRosterStore(self.db, clock)
+        self.lastActivity = MongoLastActivityStore(self.db, clock)
+        self.dialogs = MongoDialogStore(self.db, clock)
+        self.messages = MongoMessageStore(self.db, clock)
+        self.blobs = MongoBlobStore(self.db, clock)
+        self.records = MongoRecordStore(self.db, clock)
+
+    def start(self) -> defer.Deferred:
+        return self.db.start()
+
+    def stop(self) -> defer.Deferred:
+        return self.db.stop()
+
+    def __repr__(self) -> str:
+        return f"<MongoStorage {redactUri(self.uri)} {self.database!r}>"
+
+
+__all__ = ["MongoStorage", "redactUri", "SERVER_SELECTION_TIMEOUT_MS", "INDEXES"]
