@@ -6,6 +6,7 @@ Account administration from the command line, on the configured storage::
     python -m xmppchat.admin passwd NAME
     python -m xmppchat.admin list
     python -m xmppchat.admin import-users FILE      # "name password" lines, "-" for stdin
+    python -m xmppchat.admin create-broadcast NAME --owner ID [--occupants 1,2]
 
 Passwords are read from the first line of standard input, or asked twice
 when it is a terminal.  The storage is used synchronously (no reactor); the
@@ -234,6 +235,33 @@ class Admin:
                           f"{f', {invalid} invalid' if invalid else ''} ({elapsed:.1f}s)\n")
         return 1 if invalid else 0
 
+    def createBroadcast(self, args) -> int:
+        """
+        A broadcast dialog (type 1), which REST users may not create.
+        """
+        from xmppchat.storage.interfaces import DIALOG_BROADCAST
+
+        if not args.name.strip() or len(args.name) > 200:
+            raise AdminError("the name must be 1 to 200 characters")
+        owner = result(self.storage.accounts.getAccount(args.owner))
+        if owner is None:
+            raise AdminError(f"no account with id {args.owner}")
+        occupants = []
+        for part in (args.occupants or "").split(","):
+            if not part.strip():
+                continue
+            try:
+                accountId = int(part)
+            except ValueError:
+                raise AdminError(f"not an account id: {part.strip()!r}") from None
+            if result(self.storage.accounts.getAccount(accountId)) is None:
+                raise AdminError(f"no account with id {accountId}")
+            occupants.append(accountId)
+        dialog = result(self.storage.dialogs.createDialog(
+            DIALOG_BROADCAST, owner.id, occupantIds=occupants, name=args.name.strip()))
+        self.stdout.write(f"created broadcast dialog {dialog.id} ({dialog.name!r}, owner {owner.id})\n")
+        return 0
+
     def _deriveAll(self, jobs):
         """
         L{_deriveOne} for each job, in order; PBKDF2 costs milliseconds
@@ -287,6 +315,12 @@ def makeParser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=_positive, default=None,
                    help="worker processes for hashing (default: one per CPU)")
     p.set_defaults(run=Admin.importUsers)
+    p = commands.add_parser("create-broadcast", parents=[common],
+                            help="create a broadcast dialog (type 1) owned by account ID")
+    p.add_argument("name")
+    p.add_argument("--owner", type=_positive, required=True, metavar="ID", help="owner account id")
+    p.add_argument("--occupants", default="", metavar="IDS", help="comma-separated account ids")
+    p.set_defaults(run=Admin.createBroadcast)
     return parser
 
 

@@ -83,7 +83,7 @@ class XMPPChatService(service.Service):
         from xmppchat.api.site import inThreadPool, makeSite
 
         site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
-                        runCPU=inThreadPool(self.reactor))
+                        runCPU=inThreadPool(self.reactor), online=self.host.sessions)
         self.host.passwordCheckers.append(JWTChecker(site.ctx))
         return site
 

@@ -326,3 +326,24 @@ def test_unreadCountInDialog(api):
     assert bob["unread_messages_count"] == 2 and alice["unread_messages_count"] == 0
     assert bob["last_message"] == "two" and bob["last_message_user_id"] == api.aliceId
     assert alice["last_message_status"] == "sent"
+
+
+def test_publicOwnerManages(api):
+    """The owner of a public dialog (not an occupant) renames it; others cannot."""
+    d = api.post("/chat/Dialog.json", {"type": 4, "name": "lobby"}, token=api.alice).json
+    r = api.put(f"/chat/Dialog/{d['_id']}.json", {"name": "hall"}, token=api.alice)
+    assert r.status == 200 and r.json["name"] == "hall"
+    api.post(f"/chat/Dialog/{d['_id']}/subscribe.json", token=api.bob)
+    assert api.put(f"/chat/Dialog/{d['_id']}.json", {"name": "mine"}, token=api.bob).status == 403
+
+
+def test_publicUnreadForSubscriber(api):
+    """A subscriber of a public dialog has unread counts and can mark read."""
+    d = api.post("/chat/Dialog.json", {"type": 4, "name": "lobby"}, token=api.alice).json
+    api.post(f"/chat/Dialog/{d['_id']}/subscribe.json", token=api.bob)
+    api.post("/chat/Message.json", {"chat_dialog_id": d["_id"], "message": "hi all"}, token=api.alice)
+    r = api.get(f"/chat/Message/unread.json?chat_dialog_ids={d['_id']}", token=api.bob)
+    assert r.json[d["_id"]] == 1
+    assert api.put("/chat/Message.json", {"read": 1, "chat_dialog_id": d["_id"]}, token=api.bob).status == 200
+    r = api.get(f"/chat/Message/unread.json?chat_dialog_ids={d['_id']}", token=api.bob)
+    assert r.json[d["_id"]] == 0

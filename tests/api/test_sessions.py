@@ -231,3 +231,26 @@ def test_jwtSessionProvider(api):
     r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
                                    "provider": "facebook", "keys": {"token": "x"}})
     assert r.status == 422
+
+
+def test_cliAccountLogsInByName(api):
+    """An account made with the admin CLI (localpart, no login) logs in with its name."""
+    from xmppchat.auth.credentials import deriveCredentials
+    account = result(api.storage.accounts.createAccount(
+        "carol", deriveCredentials("carol-password").toDict()))
+    r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
+                                   "user": {"login": "carol", "password": "carol-password"}})
+    assert r.status == 201 and r.json["session"]["user_id"] == account.id
+
+
+def test_expiredTokensPurged(api):
+    """While the site listens, expired user tokens and app sessions are purged hourly."""
+    token, userId = api.user("alice")
+    api.appToken()
+    api.site.startFactory()
+    try:
+        api.clock.advance(api.config.rest.token_seconds + 3600)
+        assert result(api.storage.tokens.liveTokens(userId, 0)) == []
+        assert len(api.ctx.sessions._appSessions) == 0
+    finally:
+        api.site.stopFactory()

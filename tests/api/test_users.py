@@ -211,3 +211,48 @@ def test_deleteOwn(api):
     assert r.status == 200 and r.raw == b""
     assert result(api.storage.accounts.getAccount(uid)) is None
     assert api.get("/session.json", token=token).status == 401
+
+
+def test_privacyStoredAtSignup(api):
+    """New accounts carry privacy_settings in their profile, both enabled."""
+    user = api.signup("alice")
+    account = result(api.storage.accounts.getAccount(user["id"]))
+    assert account.profile["privacy_settings"] == {"typing_indicators": {"enabled": True},
+                                                   "read_receipts": {"enabled": True}}
+
+
+def test_signupExternalId(api):
+    """external_user_id is kept and limited to a-z 0-9 @ _ -."""
+    token = api.appToken()
+    r = api.post("/users.json", {"user": {"login": "alice", "password": "password1",
+                                          "external_user_id": "ext_1"}}, token=token)
+    assert r.status == 201 and r.json["user"]["external_user_id"] == "ext_1"
+    r = api.post("/users.json", {"user": {"login": "bob", "password": "password1",
+                                          "external_user_id": "Bad Id"}}, token=token)
+    assert r.status == 422 and "external_user_id" in r.json["errors"]
+
+
+def test_online(api):
+    """/users/online.json lists users with XMPP sessions, and counts them."""
+    from types import SimpleNamespace
+
+    from xmppchat.sessions import SessionRegistry
+    alice = api.signup("alice")
+    api.signup("bob")
+    registry = SessionRegistry()
+    account = result(api.storage.accounts.getAccount(alice["id"]))
+    for resource in ("r1", "r2"):
+        registry.add(SimpleNamespace(bare=f"{account.localpart}@localhost", resource=resource,
+                                     account=account))
+    token = api.appToken()
+    assert api.get("/users/online.json", token=token).json == {"users": []}
+    api.ctx.online = registry
+    r = api.get("/users/online.json?limit=10&offset=0", token=token)
+    assert [u["id"] for u in r.json["users"]] == [alice["id"]]
+    assert api.get("/users/online.json?count=true", token=token).json == {"count": 1}
+
+
+def test_resetPasswordUnavailable(api):
+    """Password reset answers a clear JSON 501 (no e-mail delivery)."""
+    r = api.post("/users/password/reset.json", {"email": "a@example.com"})
+    assert r.status == 501 and "administrator" in r.json["errors"]["base"][0]

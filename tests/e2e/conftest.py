@@ -18,6 +18,10 @@ import pytest
 from xmppchat.certs import makeCertificate
 
 ROOT = Path(__file__).resolve().parents[2]
+# The REST application every e2e server has (ports.json key "rest").
+REST_APP_ID = 1
+REST_AUTH_KEY = "e2e-auth-key"
+REST_JWT_SECRET = "e2e-jwt-secret-0123456789"
 
 
 class RunningServer:
@@ -79,6 +83,17 @@ tls_port = 0
 [tls]
 certificate = "server.crt"
 private_key = "server.key"
+
+[rest]
+enabled = true
+interface = "127.0.0.1"
+port = 0
+data_classes = ["UserReports", "MessageReports"]
+
+[[rest.apps]]
+application_id = 1
+auth_key = "{REST_AUTH_KEY}"
+jwt_secret = "{REST_JWT_SECRET}"
 
 [storage]
 backend = "sqlite"

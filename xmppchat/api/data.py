@@ -1,7 +1,8 @@
 """
 REST custom objects (reference/connectycube-sdk.md §4.9, C{/data/<class>}):
 create (one or C{multi}), list with filters, read by ids, permissions,
-update (set, C{null} unsets, C{inc[field]=n}) and delete, for the classes
+update (set, C{null} unsets, C{inc[field]=n}; one, C{multi} or
+C{by_criteria}) and delete (by ids or C{by_criteria}), for the classes
 declared in C{[rest] data_classes} (e.g. C{UserReports}).
 
 Every user of the application reads every record of a class; only a
@@ -16,8 +17,10 @@ from twisted.web import http
 from xmppchat.api.json import (
     PAGING,
     USER,
+    Params,
     JSONResource,
     buildQuery,
+    deleteSummary,
     dumps,
     fieldError,
     forbidden,
@@ -134,10 +137,12 @@ class DataResource(JSONResource):
                 cls, call.account.id, fields, parentId=parent))
         return http.CREATED, {"class_name": cls, "items": [recordJSON(r) for r in items]}
 
-    @route("GET", "{className}", auth=USER)
-    async def list(self, call, className):
-        cls = self._class(className)
-        query = buildQuery(call.params, ints=("user_id",), floats=("created_at", "updated_at"),
+    def _query(self, params):
+        """
+        A query from list parameters; custom fields match numbers given as
+        strings too (their type is unknown).
+        """
+        query = buildQuery(params, ints=("user_id",), floats=("created_at", "updated_at"),
                            defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
                            reserved=PAGING | {"near"})
         known = {"_id", "user_id", "_parent_id", "created_at", "updated_at"}
@@ -146,10 +151,18 @@ class DataResource(JSONResource):
             if name not in known:
                 if op == "eq" and isinstance(value, str):
                     op, value = "in", _looseList(value)
+                elif op in ("lt", "lte", "gt", "gte") and isinstance(value, str):
+                    value = _looseList(value)[0]
                 elif isinstance(value, list):
                     value = _loose(value)
             filters.append((name, op, value))
         query.filters = filters
+        return query
+
+    @route("GET", "{className}", auth=USER)
+    async def list(self, call, className):
+        cls = self._class(className)
+        query = self._query(call.params)
         records = self.ctx.storage.records
         total = await records.countRecords(cls, query)
         if call.params.flag("count"):
@@ -190,7 +203,71 @@ class DataResource(JSONResource):
             raise notFound("Record")
         if record.userId != call.account.id:
             raise forbidden("Only the record's creator can change it")
-        data = requireDict(call.body, "body")
+        return recordJSON(await self._apply(record, requireDict(call.body, "body")))
+
+    @route("PUT", "{className}/multi", auth=USER)
+    async def updateMany(self, call, className):
+        """
+        C{{"record": {"1": {"_id": ..., fields}, ...}}}: the caller's
+        records are changed, the others reported as not found.
+        """
+        cls = self._class(className)
+        records = requireDict(requireDict(call.body, "body").get("record"), "record")
+        if not records or len(records) > MAX_MULTI:
+            raise fieldError("record", f"give 1 to {MAX_MULTI} records")
+        items, missing = [], []
+        for key in sorted(records, key=lambda k: (len(str(k)), str(k))):
+            data = requireDict(records[key], f"record[{key}]")
+            recordId = data.get("_id")
+            record = await self.ctx.storage.records.getRecord(cls, recordId.lower()) \
+                if isObjectId(recordId) else None
+            if record is None or record.userId != call.account.id:
+                missing.append(recordId)
+                continue
+            items.append(await self._apply(record, data))
+        return {"class_name": cls, "not_found": {"ids": missing},
+                "items": [recordJSON(r) for r in items]}
+
+    def _criteria(self, call, criteria):
+        """
+        A query for the caller's records matching C{search_criteria}
+        (the same operators as list filters).
+        """
+        query = self._query(Params(requireDict(criteria, "search_criteria")))
+        query.where("user_id", "eq", call.account.id)
+        query.limit = self.ctx.config.max_page
+        query.skip = 0
+        return query
+
+    @route("PUT", "{className}/by_criteria", auth=USER)
+    async def updateByCriteria(self, call, className):
+        cls = self._class(className)
+        body = requireDict(call.body, "body")
+        if "search_criteria" not in body:
+            raise fieldError("search_criteria", "is required")
+        query = self._criteria(call, body["search_criteria"])
+        data = {k: v for k, v in body.items() if k != "search_criteria"}
+        items = []
+        for record in await self.ctx.storage.records.listRecords(cls, query):
+            items.append(await self._apply(record, data))
+        return {"class_name": cls, "total_found": len(items), "items": [recordJSON(r) for r in items]}
+
+    @route("DELETE", "{className}/by_criteria", auth=USER)
+    async def deleteByCriteria(self, call, className):
+        cls = self._class(className)
+        body = requireDict(call.body, "body")
+        criteria = {k: v for k, v in body.items() if k != "force"}
+        query = self._criteria(call, criteria)
+        deleted = 0
+        for record in await self.ctx.storage.records.listRecords(cls, query):
+            deleted += bool(await self.ctx.storage.records.deleteRecord(cls, record.id))
+        return {"total_deleted": deleted}
+
+    async def _apply(self, record, data: dict):
+        """
+        Change C{record} as C{data} says (fields, C{null} unsets,
+        C{inc[field]=n}); returns the updated record.
+        """
         changes = {}
         unset = []
         for op in OPERATORS:
@@ -215,9 +292,8 @@ class DataResource(JSONResource):
             merged.pop(name, None)
         if len(dumps(merged)) > MAX_RECORD_BYTES:
             raise fieldError("base", f"a record is at most {MAX_RECORD_BYTES} bytes")
-        record = await self.ctx.storage.records.updateRecord(cls, record.id, set=changes,
-                                                             unset=unset)
-        return recordJSON(record)
+        return await self.ctx.storage.records.updateRecord(record.className, record.id,
+                                                           set=changes, unset=unset)
 
     @route("DELETE", "{className}/{recordIds}", auth=USER, text=True)
     async def delete(self, call, className, recordIds):
@@ -239,8 +315,7 @@ class DataResource(JSONResource):
             if refused:
                 raise forbidden("Only the record's creator can delete it")
             return None
-        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
-                "WrongPermissions": {"ids": refused}}
+        return deleteSummary(done, missing, refused)
 
 
 __all__ = ["DataResource", "recordJSON"]

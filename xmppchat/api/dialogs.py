@@ -21,10 +21,10 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
-    PAGING,
     USER,
     JSONResource,
     buildQuery,
+    deleteSummary,
     fieldError,
     flagValue,
     forbidden,
@@ -84,12 +84,21 @@ def roomJID(ctx, appId: int, dialogId: str) -> str:
 
 
 def isMember(dialog, userId: int) -> bool:
-    return userId in dialog.occupantIds or userId == dialog.ownerId and dialog.type != DIALOG_PUBLIC
+    """
+    An occupant or the owner.
+    """
+    return userId in dialog.occupantIds or userId == dialog.ownerId
+
+
+def isParticipant(dialog, userId: int) -> bool:
+    """
+    Has read state in the dialog: a member, or anyone in a public dialog.
+    """
+    return isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
 
 
 def canRead(dialog, userId: int) -> bool:
-    return (isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
-            or bool((dialog.permissions or {}).get("allow_preview")))
+    return isParticipant(dialog, userId) or bool((dialog.permissions or {}).get("allow_preview"))
 
 
 def canPost(dialog, userId: int) -> bool:
@@ -99,7 +108,7 @@ def canPost(dialog, userId: int) -> bool:
     """
     if dialog.type == DIALOG_BROADCAST:
         return isManager(dialog, userId)
-    return isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
+    return isParticipant(dialog, userId)
 
 
 def isManager(dialog, userId: int) -> bool:
@@ -140,7 +149,7 @@ async def dialogsJSON(ctx, dialogs, viewer: int, appId: int) -> list[dict]:
                     status = "delivered"
                 else:
                     status = "sent"
-        count = counts.get(dialog.id, 0) if isMember(dialog, viewer) else 0
+        count = counts.get(dialog.id, 0) if isParticipant(dialog, viewer) else 0
         out.append(dialogJSON(ctx, dialog, appId, count, status))
     return out
 
@@ -309,7 +318,7 @@ class DialogsResource(JSONResource):
 
     async def _managed(self, call, dialogId):
         dialog = await readableDialog(self.ctx, dialogId, call.account.id)
-        if not isMember(dialog, call.account.id):
+        if not (isMember(dialog, call.account.id) or isManager(dialog, call.account.id)):
             raise forbidden("You are not an occupant of this dialog")
         return dialog
 
@@ -421,8 +430,7 @@ class DialogsResource(JSONResource):
                 raise forbidden("You cannot delete this dialog" if force
                                 else "You are not an occupant of this dialog")
             return None
-        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
-                "WrongPermissions": {"ids": refused}}
+        return deleteSummary(done, missing, refused)
 
     async def _leave(self, call, dialog) -> bool:
         """
@@ -505,4 +513,4 @@ class DialogsResource(JSONResource):
 
 
 __all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
-           "readableDialog", "canRead", "canPost", "isMember", "isManager", "PAGING"]
+           "readableDialog", "canRead", "canPost", "isMember", "isManager", "isParticipant"]

@@ -224,7 +224,7 @@ def buildQuery(params: Params, names: dict | None = None, ints=(), floats=(),
             query.sort = names.get(field_, field_)
             query.descending = descending
             break
-    query.limit = params.integer("limit", defaultLimit, 0, maxLimit)
+    query.limit = params.integer("limit", defaultLimit, 1, maxLimit)
     skip = 0
     for name in skipNames:
         value = params.integer(name, None, 0)
@@ -433,10 +433,6 @@ class Call:
     @property
     def appId(self):
         return self.session.appId if self.session is not None else None
-
-    def header(self, name: str) -> str | None:
-        value = self.request.getHeader(name)
-        return value
 
 
 def setCORS(request, origins) -> None:
@@ -747,6 +743,14 @@ def idList(value, name: str, maxItems: int = 10000) -> list[int]:
     return out
 
 
+def deleteSummary(done, missing, refused) -> dict:
+    """
+    The answer of a multi-id delete (dialogs, messages, records).
+    """
+    return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
+            "WrongPermissions": {"ids": refused}}
+
+
 def flagValue(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -762,5 +766,5 @@ __all__ = [
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
     "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
-    "requireDict", "optionalString", "toInt", "idList", "flagValue",
+    "requireDict", "optionalString", "toInt", "idList", "flagValue", "deleteSummary",
 ]

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 from twisted.web import http
 
-from xmppchat.api.dialogs import canPost, dialogsJSON, isMember, readableDialog
+from xmppchat.api.dialogs import DialogEvent, canPost, dialogsJSON, isMember, isParticipant, readableDialog
 from xmppchat.api.json import (
     PAGING,
     USER,
     JSONResource,
     buildQuery,
+    deleteSummary,
     fieldError,
     flagValue,
     forbidden,
@@ -198,7 +199,7 @@ class MessagesResource(JSONResource):
             total = await messages.countMessages(dialog.id, viewer, query)
             return {"items": {"count": total}}
         items = await messages.listMessages(dialog.id, viewer, query)
-        if items and isMember(dialog, viewer) and call.params.flag("mark_as_read", True):
+        if items and isParticipant(dialog, viewer) and call.params.flag("mark_as_read", True):
             newest = max(items, key=lambda m: m.order)
             if await messages.markRead(dialog.id, viewer, newest.id):
                 self.ctx.fire("rest-messages-marked",
@@ -230,6 +231,8 @@ class MessagesResource(JSONResource):
             dialog = await dialogs.findPrivateDialog(viewer, recipientId)
             if dialog is None:
                 dialog = await dialogs.createDialog(DIALOG_PRIVATE, viewer, occupantIds=[recipientId])
+                self.ctx.fire("rest-dialog-updated", DialogEvent(
+                    dialog, viewer, call.appId, list(dialog.occupantIds), []))
         else:
             raise fieldError("chat_dialog_id", "chat_dialog_id or recipient_id is required")
         if not canPost(dialog, viewer):
@@ -293,7 +296,7 @@ class MessagesResource(JSONResource):
         read, delivered = flagValue(body.get("read")), flagValue(body.get("delivered"))
         if not (read or delivered):
             raise fieldError("read", "give read=1, delivered=1 or a new message body")
-        if not isMember(dialog, viewer):
+        if not isParticipant(dialog, viewer):
             raise forbidden("You are not an occupant of this dialog")
         newest = max(found, key=lambda m: m.order).id if found else None
         if read:
@@ -320,7 +323,7 @@ class MessagesResource(JSONResource):
             if message.dialogId not in dialogs:
                 dialogs[message.dialogId] = await self.ctx.storage.dialogs.getDialog(message.dialogId)
             dialog = dialogs[message.dialogId]
-            if dialog is None or not isMember(dialog, viewer) and dialog.type != 4:
+            if dialog is None or not isParticipant(dialog, viewer):
                 refused.append(messageId)
             elif force and message.senderId != viewer:
                 refused.append(messageId)
@@ -331,8 +334,7 @@ class MessagesResource(JSONResource):
                 await messages.deleteMessages(done)
             else:
                 await messages.deleteForUser(done, viewer)
-        return {"SuccessfullyDeleted": {"ids": done}, "NotFound": {"ids": missing},
-                "WrongPermissions": {"ids": refused}}
+        return deleteSummary(done, missing, refused)
 
     @route("GET", "unread", auth=USER)
     async def unread(self, call):
@@ -345,7 +347,7 @@ class MessagesResource(JSONResource):
         counts = await self.ctx.storage.messages.unreadCounts(viewer, ids)
         if ids is not None:
             found = await self.ctx.storage.dialogs.getDialogs([i for i in ids if isObjectId(i)])
-            counts = {i: (counts.get(i, 0) if i in found and isMember(found[i], viewer) else 0)
+            counts = {i: (counts.get(i, 0) if i in found and isParticipant(found[i], viewer) else 0)
                       for i in ids}
         out = {"total": sum(counts.values())}
         out.update(counts)

@@ -183,7 +183,13 @@ class SessionManager:
     def __init__(self, ctx):
         self.ctx = ctx
         self._appSessions: OrderedDict[str, SessionInfo] = OrderedDict()
-        self.throttle = LoginThrottle(ctx.clock)
+        limits = ctx.limits
+        if limits is None:
+            self.throttle = LoginThrottle(ctx.clock)
+        else:
+            self.throttle = LoginThrottle(ctx.clock, freeFailures=limits.failed_logins_free,
+                                          lockoutFailures=limits.failed_logins_lockout,
+                                          lockoutSeconds=limits.failed_logins_lockout_seconds)
 
     # -- applications -------------------------------------------------------
 
@@ -222,6 +228,16 @@ class SessionManager:
         while len(self._appSessions) > self.ctx.config.max_app_sessions:
             self._appSessions.popitem(last=False)
         return info
+
+    def purgeAppSessions(self) -> int:
+        """
+        Forget expired application sessions; returns how many.
+        """
+        now = self.ctx.clock.seconds()
+        dead = [h for h, info in self._appSessions.items() if info.expiresAt <= now]
+        for hashed in dead:
+            del self._appSessions[hashed]
+        return len(dead)
 
     async def _storeUserToken(self, info: SessionInfo) -> SessionInfo:
         """
@@ -399,6 +415,11 @@ class SessionManager:
             elif not isinstance(value, str):
                 raise fieldError(key, "must be a string", 400)
             account = await findAccount(self.ctx.storage, attribute, value)
+            if account is None and key == "login":
+                # Accounts made with the admin CLI have a localpart, no login.
+                account = await self.ctx.storage.accounts.getAccountByLocalpart(value)
+                if account is not None and account.login is not None:
+                    account = None
             break
         else:
             raise baseError(422, "Provide login, email or id, and password")

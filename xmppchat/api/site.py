@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
@@ -18,6 +18,8 @@ from twisted.web.resource import Resource
 from xmppchat.api.json import NotFoundResource, RestRequest
 
 log = Logger()
+
+PURGE_SECONDS = 3600
 
 
 @dataclass
@@ -43,6 +45,9 @@ class ApiContext:
     runCPU: object = None
     sessions: object = None
     apps: dict = field(default_factory=dict)
+    limits: object = None
+    # the host's SessionRegistry, for /users/online.json (None: nobody online)
+    online: object = None
 
     def fire(self, name: str, event) -> None:
         """
@@ -88,10 +93,13 @@ class Dispatch(Resource):
 class RestSite(server.Site):
     """
     The HTTP site: L{RestRequest}s (bounded bodies), no access log of
-    tokens (query strings may hold C{?token=}).
+    tokens (query strings may hold C{?token=}).  While it listens, expired
+    tokens are purged every L{PURGE_SECONDS}.
     """
 
     requestFactory = RestRequest
+    ctx = None
+    _purging = None
 
     def __init__(self, resource, maxRequestBytes: int, **kwargs):
         server.Site.__init__(self, resource, **kwargs)
@@ -100,8 +108,30 @@ class RestSite(server.Site):
     def log(self, request):
         pass
 
+    def startFactory(self):
+        server.Site.startFactory(self)
+        if self.ctx is not None and self._purging is None:
+            self._purging = task.LoopingCall(self.purge)
+            self._purging.clock = self.ctx.clock
+            self._purging.start(PURGE_SECONDS, now=False)
 
-def buildContext(config, storage, clock, hooks=None, runCPU=None) -> ApiContext:
+    def stopFactory(self):
+        if self._purging is not None and self._purging.running:
+            self._purging.stop()
+        self._purging = None
+        server.Site.stopFactory(self)
+
+    def purge(self):
+        """
+        Drop expired application sessions and stored tokens.
+        """
+        self.ctx.sessions.purgeAppSessions()
+        d = self.ctx.storage.tokens.purgeExpired()
+        d.addErrback(lambda f: log.failure("Purging expired tokens failed", f))
+        return d
+
+
+def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -> ApiContext:
     """
     The L{ApiContext} for a full L{xmppchat.config.Config}.
     """
@@ -110,7 +140,8 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None) -> ApiContext:
     rest = config.rest
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
                      hooks=hooks, runCPU=runCPU or inline,
-                     apps={app["application_id"]: app for app in rest.apps})
+                     apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
+                     online=online)
     ctx.sessions = SessionManager(ctx)
     return ctx
 
@@ -132,11 +163,13 @@ def makeRoot(ctx) -> Resource:
     return root
 
 
-def makeSite(config, storage, clock, hooks=None, runCPU=None) -> RestSite:
+def makeSite(config, storage, clock, hooks=None, runCPU=None, online=None) -> RestSite:
     """
-    The REST site for C{config} on C{storage}.
+    The REST site for C{config} on C{storage}; C{hooks} and C{online} are
+    the host's L{xmppchat.hooks.HookBus} and
+    L{xmppchat.sessions.SessionRegistry} when it runs in the XMPP process.
     """
-    ctx = buildContext(config, storage, clock, hooks, runCPU)
+    ctx = buildContext(config, storage, clock, hooks, runCPU, online)
     rest = config.rest
     limit = max(rest.max_body_bytes, rest.blob_max_bytes + 65536)
     site = RestSite(makeRoot(ctx), maxRequestBytes=limit)

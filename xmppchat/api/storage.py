@@ -12,7 +12,7 @@ SDK's three-step C{createAndUpload} against a self-hosted upload URL.
 
 Files live in C{<data_dir>/blobs/<uid[:2]>/<uid>} and are served at
 C{GET /blobs/<uid>}: public blobs to anyone, private ones to any valid
-session token (header C{CB-Token} or C{?token=}, the SDK's
+user session token (header C{CB-Token} or C{?token=}, the SDK's
 C{privateUrl(uid)}).  Disk writes and deletes run off the reactor thread.
 """
 
@@ -23,7 +23,7 @@ import re
 import tempfile
 
 from twisted.logger import Logger
-from twisted.web import http, server, static
+from twisted.web import http
 
 from xmppchat.api.json import (
     PUBLIC,
@@ -100,29 +100,39 @@ def _removeFile(path: str) -> None:
         pass
 
 
+def _readFile(path: str):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 class FileResponse(RawResponse):
     """
-    A stored file, served by L{static.File} (ranges, HEAD, conditional
-    requests) with the blob's content type.
+    A stored file with the blob's content type.  Files are at most
+    C{blob_max_bytes}, read whole off the reactor thread.
     """
 
-    def __init__(self, path: str, contentType: str | None, name: str | None):
-        self.path = path
+    def __init__(self, data: bytes, contentType: str | None, name: str | None):
+        self.data = data
         self.contentType = contentType or "application/octet-stream"
         self.name = name
 
     def write(self, request) -> None:
-        resource = static.File(self.path, defaultType=self.contentType)
-        resource.type = self.contentType
-        resource.encoding = None
+        request.setResponseCode(http.OK)
+        request.setHeader(b"content-type", self.contentType.encode("ascii"))
+        request.setHeader(b"content-length", str(len(self.data)).encode("ascii"))
         request.setHeader(b"x-content-type-options", b"nosniff")
-        if self.name:
-            safe = re.sub(r'[^A-Za-z0-9._ -]', "_", self.name)[:100]
-            request.setHeader(b"content-disposition", f'inline; filename="{safe}"'.encode("ascii"))
-        body = resource.render(request)
-        if body is not server.NOT_DONE_YET:
-            request.write(body)
-            request.finish()
+        request.setHeader(b"cache-control", b"private, max-age=3600")
+        # Never render active content (HTML, SVG, XML) on the API's origin.
+        active = any(t in self.contentType.lower() for t in ("html", "svg", "xml", "javascript"))
+        disposition = "attachment" if active else "inline"
+        safe = re.sub(r'[^A-Za-z0-9._ -]', "_", self.name or "file")[:100]
+        request.setHeader(b"content-disposition", f'{disposition}; filename="{safe}"'.encode("ascii"))
+        if request.method != b"HEAD":
+            request.write(self.data)
+        request.finish()
 
 
 class BlobsResource(JSONResource):
@@ -244,9 +254,12 @@ class BlobsResource(JSONResource):
             token = call.params.string("token")
             if session is None and token:
                 session = await self.ctx.sessions.resolve(token)
-            if session is None:
+            if session is None or session.account is None:
                 raise unauthorized()
-        return FileResponse(blobPath(self.ctx.server.data_dir, uid), blob.contentType, blob.name)
+        data = await self.ctx.runCPU(_readFile, blobPath(self.ctx.server.data_dir, uid))
+        if data is None:
+            raise notFound("Blob")
+        return FileResponse(data, blob.contentType, blob.name)
 
     @route("PUT", "{blobId}", auth=USER)
     async def update(self, call, blobId):

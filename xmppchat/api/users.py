@@ -37,7 +37,7 @@ from xmppchat.api.json import (
     route,
     toInt,
 )
-from xmppchat.api.sessions import isoTime
+from xmppchat.api.sessions import EXTERNAL_ID, isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
@@ -68,11 +68,12 @@ IGNORED = {"id", "created_at", "updated_at", "last_request_at", "is_guest", "par
 QUERY_NAMES = {"external_user_id": "externalId", "external_id": "externalId"}
 
 
-def privacySettings(account) -> dict:
+def privacySettings(profile) -> dict:
     """
-    The account's privacy switches with defaults filled in.
+    The privacy switches of a profile (C{Account.profile}) with defaults
+    filled in.
     """
-    stored = account.profile.get("privacy_settings") if account.profile else None
+    stored = profile.get("privacy_settings") if profile else None
     out = {}
     for key in PRIVACY_KEYS:
         entry = stored.get(key) if isinstance(stored, dict) else None
@@ -111,7 +112,7 @@ def userJSON(ctx, account, viewer=None) -> dict:
         "is_guest": bool(profile.get("is_guest", False)),
     }
     if own:
-        out["privacy_settings"] = privacySettings(account)
+        out["privacy_settings"] = privacySettings(account.profile)
     return out
 
 
@@ -138,9 +139,11 @@ async def createRestAccount(ctx, appId: int, password: str | None, login=None, e
     """
     secret = password if password is not None else secrets.token_urlsafe(32)
     credentials = (await ctx.runCPU(deriveCredentials, secret)).toDict()
+    profile = dict(profile or {})
+    profile.setdefault("privacy_settings", {k: dict(v) for k, v in DEFAULT_PRIVACY.items()})
     return await ctx.storage.accounts.createAccount(
         f"{ID_PLACEHOLDER}-{appId}", credentials, login=login, email=email,
-        externalId=externalId, profile=profile or {})
+        externalId=externalId, profile=profile)
 
 
 def _tags(value) -> list[str]:
@@ -221,32 +224,31 @@ def validateProfile(ctx, data: dict, profile: dict) -> dict:
         if name in data:
             out["user_tags"] = _tags(data[name])
     if "privacy_settings" in data:
-        current = privacySettings(_Profiled(out))
+        current = privacySettings(out)
         out["privacy_settings"] = _privacy(data["privacy_settings"], current)
     return out
 
 
-class _Profiled:
-    def __init__(self, profile):
-        self.profile = profile
-
-
-def _login(data):
-    value = data.get("login")
+def _matching(data, name, pattern, message):
+    """
+    C{data[name]} if it is a string matching C{pattern}; C{None} when
+    absent or empty; 422 with C{message} otherwise.
+    """
+    value = data.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not LOGIN.fullmatch(value):
-        raise fieldError("login", "must be 3-50 characters: letters, digits and . _ @ + -")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise fieldError(name, message)
     return value
 
 
+def _login(data):
+    return _matching(data, "login", LOGIN, "must be 3-50 characters: letters, digits and . _ @ + -")
+
+
 def _email(data):
-    value = data.get("email")
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not EMAIL.fullmatch(value):
-        raise fieldError("email", "is not a valid e-mail address")
-    return value.lower()
+    value = _matching(data, "email", EMAIL, "is not a valid e-mail address")
+    return value.lower() if value else None
 
 
 def _password(data, name="password"):
@@ -258,12 +260,19 @@ def _password(data, name="password"):
     return value
 
 
-def _taken(e: AlreadyExists) -> ApiError:
-    message = str(e)
+async def _taken(ctx, e: AlreadyExists, exceptId=None, **wanted) -> ApiError:
+    """
+    The 422 naming the field another account holds (looked up, since
+    backends word their duplicate errors differently).
+    """
     for name, wire in (("login", "login"), ("email", "email"), ("externalId", "external_user_id")):
-        if name in message:
+        value = wanted.get(name)
+        if value is None:
+            continue
+        other = await findAccount(ctx.storage, name, value)
+        if other is not None and other.id != exceptId:
             return fieldError(wire, "has already been taken")
-    return baseError(422, "already exists")
+    return baseError(422, str(e) or "already exists")
 
 
 class UsersResource(JSONResource):
@@ -299,14 +308,15 @@ class UsersResource(JSONResource):
         if login is None and email is None:
             raise fieldError("login", "login or email is required")
         password = _password(data)
-        externalId = optionalString(data, "external_user_id", 128) or None
+        externalId = _matching(data, "external_user_id", EXTERNAL_ID,
+                               "must be 1-128 characters of a-z 0-9 @ _ -")
         profile = validateProfile(self.ctx, {k: v for k, v in data.items() if k not in (
             "login", "email", "password", "external_user_id", "external_id")}, {})
         try:
             account = await createRestAccount(self.ctx, appId, password, login=login, email=email,
                                               externalId=externalId, profile=profile)
         except AlreadyExists as e:
-            raise _taken(e) from None
+            raise await _taken(self.ctx, e, login=login, email=email, externalId=externalId) from None
         return http.CREATED, {"user": userJSON(self.ctx, account)}
 
     async def _get(self, userId: str):
@@ -356,6 +366,29 @@ class UsersResource(JSONResource):
         accounts = self.ctx.storage.accounts
         total = await accounts.countAccounts(query)
         return query, total, await accounts.findAccounts(query)
+
+    @route("POST", "password/reset", auth=PUBLIC, text=True)
+    async def resetPassword(self, call):
+        raise baseError(http.NOT_IMPLEMENTED,
+                        "Password reset by e-mail is not available: ask the administrator "
+                        "(python -m xmppchat.admin passwd)")
+
+    @route("GET", "online", auth=APP)
+    async def online(self, call):
+        """
+        Users with a bound XMPP session in this process.
+        """
+        registry = self.ctx.online
+        ids = sorted({s.account.id for s in registry.all() if s.account is not None}) \
+            if registry is not None else []
+        if call.params.flag("count"):
+            return {"count": len(ids)}
+        limit = call.params.integer("limit", 10, 1, self.ctx.config.max_page)
+        offset = call.params.integer("offset", 0, 0)
+        page = ids[offset:offset + limit]
+        found = await self.ctx.storage.accounts.getAccounts(page)
+        viewer = call.session.userId
+        return {"users": [userJSON(self.ctx, found[i], viewer) for i in page if i in found]}
 
     @route("GET", "v2", auth=APP)
     async def listV2(self, call):
@@ -417,7 +450,8 @@ class UsersResource(JSONResource):
             try:
                 account = await self.ctx.storage.accounts.updateAccount(account.id, **changes)
             except AlreadyExists as e:
-                raise _taken(e) from None
+                raise await _taken(self.ctx, e, account.id, login=changes.get("login"),
+                                   email=changes.get("email")) from None
         return {"user": userJSON(self.ctx, account)}
 
     @route("DELETE", "{userId}", auth=USER, text=True)
