@@ -153,8 +153,16 @@ class HostHarness:
         return result(self.storage.messages.unreadCounts(self.accountId(localpart), [dialog.id]))[dialog.id]
 
 
+def sentMessages(transport):
+    """
+    The C{<message/>} stanzas C{transport} sent since the last pop (other
+    stanzas are discarded).
+    """
+    return [e for e in transport.pop() if e.name == "message"]
+
+
 def bareJID(localpart, domain="localhost"):
     return jjid.JID(tuple=(localpart, domain, None))
 
 
-__all__ = ["xml", "result", "makeConfig", "StubTransport", "HostHarness", "bareJID", "defer"]
+__all__ = ["xml", "result", "makeConfig", "StubTransport", "HostHarness", "bareJID", "sentMessages", "defer"]

@@ -109,7 +109,8 @@ def messageInfo(stanza) -> MessageInfo:
     The L{MessageInfo} of C{stanza}, computed on first use and cached on the
     element (modules that change the children call L{forget}).
     """
-    info = getattr(stanza, "_messageInfo", None)
+    # not getattr(): domish looks unknown attributes up as child elements
+    info = stanza.__dict__.get("_messageInfo")
     if info is None:
         info = MessageInfo(stanza)
         stanza._messageInfo = info

@@ -98,6 +98,17 @@ async def pushFor(webhook, messageId, seen=None):
             seen.append(request[2])
 
 
+async def subscribeTo(c, contact):
+    """Subscribe C{c} to C{contact}'s presence (the contact's slixmpp approves automatically)."""
+    await c.get_roster(timeout=TIMEOUT)
+    c.send_presence_subscription(pto=contact)
+    for _ in range(100):
+        if c.client_roster[contact]["subscription"] in ("to", "both"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no subscription to {contact}")
+
+
 def test_chatStates(server):
     """A composing notification from alice fires bob's chatstate_composing event."""
 
@@ -179,13 +190,7 @@ def test_lastActivity(server):
         with pytest.raises(IqError) as refused:
             await erin.plugin["xep_0012"].get_last_activity("frank@localhost", timeout=TIMEOUT)
         assert refused.value.condition == "forbidden"
-        await erin.get_roster(timeout=TIMEOUT)
-        erin.send_presence_subscription(pto="frank@localhost")
-        for _ in range(100):
-            if erin.client_roster["frank@localhost"]["subscription"] in ("to", "both"):
-                break
-            await asyncio.sleep(0.05)
-        assert erin.client_roster["frank@localhost"]["subscription"] in ("to", "both")
+        await subscribeTo(erin, "frank@localhost")
         online = await erin.plugin["xep_0012"].get_last_activity("frank@localhost", timeout=TIMEOUT)
         assert online["last_activity"]["seconds"] == 0 and online["from"] == "frank@localhost"
         frank.send_presence(ptype="unavailable", pstatus="gone fishing")
@@ -195,6 +200,40 @@ def test_lastActivity(server):
         assert offline["last_activity"]["seconds"] >= 1
         assert offline["last_activity"]["status"] == "gone fishing"
         await erin.logout()
+
+    run(scenario())
+
+
+def test_statusStreaming(server):
+    """The SDK's status-streaming subscription: result, then jabber:iq:last pushes on login (0) and logout."""
+
+    async def scenario():
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        carol = client(server, "carol")
+        dave = client(server, "dave")
+        assert await carol.login() and await dave.login()
+        await subscribeTo(carol, "dave@localhost")
+        await dave.logout()
+        pushes: asyncio.Queue = asyncio.Queue()
+        carol.register_handler(Callback("status push", MatchXPath("{jabber:client}iq/{jabber:iq:last}query"),
+                                        lambda iq: pushes.put_nowait(iq)))
+        iq = carol.make_iq_set()
+        iq["id"] = "u1:statusStreaming"
+        iq.xml.append(ET.fromstring("<subscribe xmlns='https://connectycube.com/protocol/status_streaming' "
+                                    "user_jid='dave@localhost' enable='true'/>"))
+        reply = await iq.send(timeout=TIMEOUT)
+        assert reply["type"] == "result"
+        dave = client(server, "dave")
+        assert await dave.login()
+        online = await within(pushes.get())
+        query = online.xml.find("{jabber:iq:last}query")
+        assert online["type"] == "result" and online["from"] == "dave@localhost" and query.get("seconds") == "0"
+        await dave.logout()
+        offline = await within(pushes.get())
+        assert offline.xml.find("{jabber:iq:last}query").get("seconds") != "0"
+        await carol.logout()
 
     run(scenario())
 

@@ -3,6 +3,7 @@ Tests for XEP-0280 message carbons.
 """
 
 from tests.helpers import HostHarness
+from tests.helpers import sentMessages as messages
 
 NS = "urn:xmpp:carbons:2"
 
@@ -11,10 +12,6 @@ def enable(h, session, transport):
     h.send(session, f"<iq type='set' id='c1'><enable xmlns='{NS}'/></iq>")
     [reply] = [e for e in transport.pop() if e.name == "iq"]
     assert reply["type"] == "result"
-
-
-def messages(transport):
-    return [e for e in transport.pop() if e.name == "message"]
 
 
 def setup():

@@ -6,6 +6,7 @@ privacy setting.
 from types import SimpleNamespace
 
 from tests.helpers import HostHarness, result
+from tests.helpers import sentMessages as messages
 
 NS = "http://jabber.org/protocol/chatstates"
 HIDE_TYPING = {"privacy_settings": {"typing_indicators": {"enabled": False}}}
@@ -14,10 +15,6 @@ HIDE_TYPING = {"privacy_settings": {"typing_indicators": {"enabled": False}}}
 def hideTyping(h, localpart):
     account = result(h.storage.accounts.getAccountByLocalpart(localpart)) or h.addUser(localpart)
     return result(h.storage.accounts.updateAccount(account.id, profile=HIDE_TYPING))
-
-
-def messages(transport):
-    return [e for e in transport.pop() if e.name == "message"]
 
 
 def test_routedToOnlineResources():
@@ -94,3 +91,13 @@ def test_discoFeature():
     """The server advertises chat states in disco#info."""
     h = HostHarness()
     assert NS in h.host.features()
+
+
+def test_hostileChildNamesHarmless():
+    """A child element named like the cached attribute does not confuse the message analysis."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    _, tb = h.connect("bob")
+    h.send(alice, f"<message to='bob@localhost' type='chat'><_messageInfo/><composing xmlns='{NS}'/></message>")
+    [m] = messages(tb)
+    assert m.composing is not None

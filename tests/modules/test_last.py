@@ -2,6 +2,8 @@
 Tests for XEP-0012 last activity and ConnectyCube status streaming.
 """
 
+from twisted.internet import defer
+
 from tests.helpers import HostHarness, result
 from xmppchat.storage.interfaces import RosterItem
 
@@ -171,3 +173,22 @@ def test_badUserJID():
     h = HostHarness()
     alice, ta = h.connect("alice")
     assert condition(subscribeStatus(h, alice, ta, "@@bad")[0]) == "jid-malformed"
+
+
+def test_sharesDialogAsyncAndFailing():
+    """A Deferred answer is waited for; a failing answer is logged and counts as no (forbidden), without crashing."""
+    h = HostHarness()
+    h.addUser("bob")
+    pending = defer.Deferred()
+    h.host.hooks.add("shares-dialog", lambda q: q.answer(pending))
+    alice, ta = h.connect("alice")
+    h.send(alice, f"<iq type='get' to='bob@localhost' id='a1'><query xmlns='{NS}'/></iq>")
+    assert [e for e in ta.pop() if e.name == "iq"] == []
+    pending.callback(True)
+    [reply] = [e for e in ta.pop() if e.name == "iq"]
+    assert reply["type"] == "result"
+    h2 = HostHarness()
+    h2.addUser("bob")
+    h2.host.hooks.add("shares-dialog", lambda q: q.answer(defer.fail(RuntimeError("dialog store down"))))
+    alice2, ta2 = h2.connect("alice")
+    assert condition(query(h2, alice2, ta2, "bob@localhost")) == "forbidden"

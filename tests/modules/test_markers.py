@@ -4,6 +4,7 @@ marker-received event, the read-receipts privacy setting, offline storage.
 """
 
 from tests.helpers import HostHarness, result
+from tests.helpers import sentMessages as messages
 
 NS = "urn:xmpp:chat-markers:0"
 HIDE_READS = {"privacy_settings": {"read_receipts": {"enabled": False}}}
@@ -18,10 +19,6 @@ def recordMarkers(h):
     seen = []
     h.host.hooks.add("marker-received", seen.append)
     return seen
-
-
-def messages(transport):
-    return [e for e in transport.pop() if e.name == "message"]
 
 
 def test_markersForwardedToSender():
@@ -116,3 +113,15 @@ def test_discoFeatures():
     """Markers and receipts are advertised."""
     features = HostHarness().host.features()
     assert NS in features and "urn:xmpp:receipts" in features
+
+
+def test_markerOverQuotaDroppedSilently():
+    """A marker for an offline sender whose queue is full is dropped without an error to the reader."""
+    h = HostHarness(limits={"ping_interval": 0, "offline_messages_per_user": 1})
+    h.addUser("alice")
+    bob, tb = h.connect("bob")
+    h.send(bob, "<message to='alice@localhost' type='chat' id='b1'><body>fills the queue</body></message>")
+    h.send(bob, marker("received"))
+    h.send(bob, marker("received", to="nobody@localhost"))
+    assert tb.pop() == []
+    assert result(h.storage.offline.countOffline("alice")) == 1

@@ -3,14 +3,11 @@ Tests for system (headline) message delivery and date_sent stamping.
 """
 
 from tests.helpers import HostHarness, result
+from tests.helpers import sentMessages as messages
 
 SYSTEM = ("<message type='headline' id='s1' to='bob@localhost'><body>sys</body>"
           "<extraParams xmlns='jabber:client'><moduleIdentifier>SystemNotifications</moduleIdentifier>"
           "<param1>value1</param1>{extra}</extraParams></message>")
-
-
-def messages(transport):
-    return [e for e in transport.pop() if e.name == "message"]
 
 
 def test_headlineToEveryBoundResource():

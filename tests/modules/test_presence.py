@@ -2,6 +2,8 @@
 Tests for the roster (RFC 6121 §2) and presence (RFC 6121 §3-§4) modules.
 """
 
+from twisted.internet import defer
+
 from tests.helpers import HostHarness, result
 
 
@@ -128,3 +130,35 @@ def test_ownResourcesSeeEachOther():
     assert (None, "alice@localhost/two") in presences(t1)
     h.send(a2, "<presence type='unavailable'/>")
     assert presences(t1) == [("unavailable", "alice@localhost/two")]
+
+
+def test_interleavedHandshakeWithSlowStorage():
+    """With asynchronous storage, an approval followed at once by a counter-request still ends in 'both' on both sides."""
+    h = HostHarness()
+    h.addUser("dave")
+    store = h.storage.roster
+    write = store.setRosterItem
+    pending = []
+
+    def slowWrite(*args):
+        d = defer.Deferred()
+        pending.append((d, args))
+        return d
+
+    def flush():
+        while pending:
+            d, args = pending.pop(0)
+            write(*args).chainDeferred(d)
+
+    store.setRosterItem = slowWrite
+    carol, _ = h.connect("carol")
+    dave, _ = h.connect("dave")
+    h.send(carol, "<presence to='dave@localhost' type='subscribe'/>")
+    flush()
+    h.send(dave, "<presence to='carol@localhost' type='subscribed'/>")
+    h.send(dave, "<presence to='carol@localhost' type='subscribe'/>")
+    flush()
+    h.send(carol, "<presence to='dave@localhost' type='subscribed'/>")
+    flush()
+    assert result(store.getRosterItem("carol", "dave@localhost")).subscription == "both"
+    assert result(store.getRosterItem("dave", "carol@localhost")).subscription == "both"

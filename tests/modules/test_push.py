@@ -10,7 +10,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
-from tests.helpers import HostHarness, result
+from tests.helpers import HostHarness, result, xml
 from xmppchat.config import ConfigError, buildConfig
 from xmppchat.modules.push import LogNotifier, WebhookNotifier, makeNotifier
 
@@ -275,3 +275,30 @@ def test_configValidation():
     with pytest.raises(ConfigError) as e:
         buildConfig({"push": {"notifier": "pigeon"}})
     assert "push.notifier" in str(e.value)
+
+
+def test_groupchatLeftToDialogLayer():
+    """Routed groupchat messages are not pushed by the routing hooks; consider() pushes them for the dialog layer."""
+    h, alice, pushed = harness()
+    push = h.host.modules["push"]
+    stanza = xml("<message type='groupchat' id='g1' from='1_d9@muc.localhost/7'><body>group hi</body></message>")
+    payload = result(push.consider("bob@localhost", stanza, "groupchat", "alice@localhost", dialogId="d9"))
+    assert payload["reason"] == "offline" and payload["dialog_id"] == "d9" and pushed == [payload]
+
+
+def test_xep0357Limits():
+    """Oversized publish options get not-acceptable; more than 16 registrations get resource-constraint."""
+    h, _, _ = harness()
+    bob, tb = h.connect("bob")
+    big = "<x xmlns='jabber:x:data' type='submit'><field var='k'><value>" + "v" * 5000 + "</value></field></x>"
+    h.send(bob, f"<iq type='set' id='big'><enable xmlns='{NS_PUSH}' jid='push.example' node='n'>{big}</enable></iq>")
+    [reply] = [e for e in tb.pop() if e.name == "iq"]
+    assert reply.error.firstChildElement().name == "not-acceptable"
+    for i in range(17):
+        h.send(bob, f"<iq type='set' id='e{i}'><enable xmlns='{NS_PUSH}' jid='push.example' node='n{i}'/></iq>")
+    replies = [e for e in tb.pop() if e.name == "iq"]
+    assert [r["type"] for r in replies] == ["result"] * 16 + ["error"]
+    assert replies[-1].error.firstChildElement().name == "resource-constraint"
+    h.send(bob, f"<iq type='set' id='bad'><enable xmlns='{NS_PUSH}' jid='@@'/></iq>")
+    [reply] = [e for e in tb.pop() if e.name == "iq"]
+    assert reply.error.firstChildElement().name == "jid-malformed"

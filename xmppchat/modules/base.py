@@ -145,6 +145,16 @@ class Module:
         self.sendTo(event, result)
         return True
 
+    @staticmethod
+    def requireSession(event):
+        """
+        The client session that sent C{event}'s stanza; C{forbidden} for
+        stanzas the server or a component generated.
+        """
+        if event.origin is None:
+            raise StanzaError("forbidden")
+        return event.origin
+
     def sendTo(self, event, stanza) -> None:
         if event.origin is not None:
             event.origin.send(stanza)

@@ -25,7 +25,7 @@ from twisted.words.xish import domish
 
 from xmppchat.messageinfo import NS_CARBONS, NS_FORWARD, messageInfo
 from xmppchat.modules.base import Module, hook
-from xmppchat.stanzas import NS_CLIENT, StanzaError
+from xmppchat.stanzas import NS_CLIENT
 
 
 def carbonWrapper(kind: str, stanza, frm: str, to: str) -> domish.Element:
@@ -60,12 +60,11 @@ class CarbonsModule(Module):
         return self._set(event, False)
 
     def _set(self, event, enabled: bool):
-        if event.origin is None:
-            raise StanzaError("forbidden")
+        session = self.requireSession(event)
         if enabled:
-            event.origin.state[self.name] = True
+            session.state[self.name] = True
         else:
-            event.origin.state.pop(self.name, None)
+            session.state.pop(self.name, None)
         return self.reply(event)
 
     @staticmethod

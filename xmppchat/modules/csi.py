@@ -69,9 +69,7 @@ class CSIModule(Module):
     @hook(f"iq-set/self/{NS_MOBILE}:mobile")
     @hook(f"iq-set/host/{NS_MOBILE}:mobile")
     def onMobile(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = self.requireSession(event)
         enable = event.stanza.mobile.getAttribute("enable")
         if enable in ("true", "1"):
             self.setInactive(session)

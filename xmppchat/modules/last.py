@@ -101,6 +101,28 @@ class LastActivityModule(Module):
 
         return check()
 
+    @defer.inlineCallbacks
+    def authorise(self, session, target: str, unknown: str):
+        """
+        Fires with C{target}'s account if C{session} may see its activity;
+        fails with C{unknown} for a non-existent account, C{forbidden}
+        otherwise.
+        """
+        account = yield self._account(target)
+        if account is None:
+            raise StanzaError(unknown, text="No such user")
+        allowed = yield self.mayWatch(session, target)
+        if not allowed:
+            raise StanzaError("forbidden", text="You may not see this user's activity")
+        return account
+
+    def _unwatch(self, session, target: str) -> None:
+        watchers = self.watchers.get(target)
+        if watchers is not None:
+            watchers.discard(session)
+            if not watchers:
+                del self.watchers[target]
+
     def _account(self, bare: str):
         user, _, domain = bare.partition("@")
         if domain != self.host.domain or not user:
@@ -120,16 +142,9 @@ class LastActivityModule(Module):
     @hook(f"iq-get/bare/{NS_LAST}:query")
     @defer.inlineCallbacks
     def onUser(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = self.requireSession(event)
         target = event.to.userhost()
-        account = yield self._account(target)
-        if account is None:
-            raise StanzaError("service-unavailable", text="No such user")
-        allowed = yield self.mayWatch(session, target)
-        if not allowed:
-            raise StanzaError("forbidden", text="You may not see this user's activity")
+        account = yield self.authorise(session, target, "service-unavailable")
         if self.host.sessions.isConnected(target):
             return self.reply(event, lastQuery(0))
         last = yield self.storage.lastActivity.getLastActivity(account.localpart)
@@ -160,11 +175,7 @@ class LastActivityModule(Module):
     def onEnded(self, event):
         session = event.session
         for target in session.state.pop("last-watching", ()):
-            watchers = self.watchers.get(target)
-            if watchers is not None:
-                watchers.discard(session)
-                if not watchers:
-                    del self.watchers[target]
+            self._unwatch(session, target)
         if self.host.sessions.isConnected(session.bare):
             return
         status = session.state.get(self.name)
@@ -192,9 +203,7 @@ class LastActivityModule(Module):
     @hook(f"iq-set/host/{NS_STATUS_STREAMING}:subscribe")
     @defer.inlineCallbacks
     def onSubscribe(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
+        session = self.requireSession(event)
         element = event.stanza.subscribe
         try:
             target = parseJID(element.getAttribute("user_jid", "")).userhost()
@@ -206,24 +215,17 @@ class LastActivityModule(Module):
         watching = session.state.setdefault("last-watching", set())
         if enable in ("false", "0"):
             watching.discard(target)
-            watchers = self.watchers.get(target)
-            if watchers is not None:
-                watchers.discard(session)
-                if not watchers:
-                    del self.watchers[target]
+            self._unwatch(session, target)
             return self.reply(event)
         if target not in watching:
             limit = self.host.config.limits.status_subscriptions_per_session
             if len(watching) >= limit:
                 raise StanzaError("resource-constraint", text=f"At most {limit} status subscriptions")
-            account = yield self._account(target)
-            if account is None:
-                raise StanzaError("item-not-found", text="No such user")
-            allowed = yield self.mayWatch(session, target)
-            if not allowed:
-                raise StanzaError("forbidden", text="You may not see this user's activity")
+            yield self.authorise(session, target, "item-not-found")
             if session.closed:
                 return True
+            if len(watching) >= limit:
+                raise StanzaError("resource-constraint", text=f"At most {limit} status subscriptions")
             watching.add(target)
             self.watchers.setdefault(target, set()).add(session)
         return self.reply(event)

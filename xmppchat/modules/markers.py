@@ -18,10 +18,12 @@ forwarded.  Delivery (C{received}) markers are always forwarded.
 Offline storage (decided from XEP-0333 §4 and XEP-0160): XEP-0160 asks
 only that standalone chat states are not stored; a marker is the only
 way a sender learns that a message was delivered or read while they were
-offline, so standalone markers and receipts ARE stored offline (the
-offline module keeps them like any message), unless the sender attached a
-XEP-0334 C{<no-store/>} or C{<no-permanent-store/>} hint, in which case
-they are dropped when the recipient is offline.  They never trigger a
+offline, so standalone markers and receipts ARE stored offline (in the
+offline module's queue, within its quota), unless the sender attached a
+XEP-0334 C{<no-store/>} or C{<no-permanent-store/>} hint.  A marker that
+cannot be stored (queue full, no such account) is dropped silently rather
+than bounced: the SDK sends a C{received} marker for every message, and a
+bounce would surface as a message error on the reader's side.  They never trigger a
 push notification (L{xmppchat.modules.push}).
 """
 
@@ -100,5 +102,19 @@ class MarkersModule(Module):
 
     @hook("message/offline", priority=40)
     def onOffline(self, event):
+        """
+        Store a standalone marker for an offline sender without ever
+        bouncing it: a full offline queue or an unknown account drops it
+        silently (the SDK would report a bounced automatic receipt as a
+        message error).
+        """
         info = messageInfo(event.stanza)
-        return info.standaloneMarker and not NO_STORE_HINTS.isdisjoint(info.hints)
+        if not info.standaloneMarker:
+            return None
+        offline = self.host.modules.get("offline")
+        if offline is None or not NO_STORE_HINTS.isdisjoint(info.hints):
+            return True
+        d = offline.store(event.to.user, event.stanza)
+        d.addErrback(lambda f: self.log.debug("Marker for {to} not stored: {why}",
+                                              to=event.to.userhost(), why=f.getErrorMessage()))
+        return True

@@ -74,6 +74,9 @@ class PresenceModule(Module):
 
     name = "presence"
 
+    def setUp(self):
+        self.subscriptionLock = defer.DeferredLock()
+
     @property
     def roster(self):
         return self.host.modules["roster"]
@@ -241,7 +244,10 @@ class PresenceModule(Module):
             if exists is None:
                 contactUser = None
         handler = getattr(self, "_" + stanzaType)
-        yield handler(session, user, contact, contactUser)
+        # one handshake step at a time: each step reads and rewrites both
+        # parties' items, and interleaved steps (a "subscribed" and the
+        # contact's own "subscribe" sent right after it) would lose updates
+        yield self.subscriptionLock.run(handler, session, user, contact, contactUser)
         return True
 
     @defer.inlineCallbacks

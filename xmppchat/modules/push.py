@@ -4,8 +4,9 @@ Notifications, https://xmpp.org/extensions/xep-0357.html, for standard
 clients, and a pluggable notifier (log or HTTP webhook) for everything
 else (a ConnectyCube-style push service behind a webhook).
 
-Who: for every 1-1 message (and, through L{PushModule.consider}, every
-group message the dialog layer fans out), a recipient gets a push when
+Who: for every 1-1 message (group messages only through
+L{PushModule.consider}, which the dialog layer calls once per occupant
+when it fans a message out), a recipient gets a push when
 they have no session that will receive it (offline: no available resource
 with a non-negative priority) or when every session that receives it is
 inactive (XEP-0352 / the SDK's mobile IQ, C{session.inactive}).  Never for
@@ -30,7 +31,9 @@ How: the notifier of C{[push] notifier}:
 
 XEP-0357 (§5-§7): C{<enable jid node/>} / C{<disable jid [node]/>} on the
 user's own account register app servers per account, in memory (clients
-re-enable on every connect; at most C{MAX_REGISTRATIONS} per account).  A
+re-enable on every connect; at most C{MAX_REGISTRATIONS} per account, node
+names up to C{MAX_NODE} characters, publish options up to
+C{MAX_OPTIONS_BYTES}: C{resource-constraint} / C{not-acceptable} beyond).  A
 push to such a user also publishes a C{urn:xmpp:push:summary}
 notification to each app server (routed like any IQ, so it reaches local
 components; remote servers need server-to-server, which is not enabled).
@@ -58,6 +61,8 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DATA = "jabber:x:data"
 NS_PUSH_SUMMARY = "urn:xmpp:push:summary"
 MAX_REGISTRATIONS = 16
+MAX_NODE = 1024
+MAX_OPTIONS_BYTES = 4096
 MAX_BODY = 256
 NO_PUSH_CHILDREN = frozenset(("replace", "remove", "retract", "reactions", "apply-to"))
 RETRY_CODES = frozenset((408, 429))
@@ -246,7 +251,8 @@ class PushModule(Module):
     @hook("message/full", priority=90)
     def onMessage(self, event):
         to = event.to
-        if to is None or to.user is None or not pushable(event.stanza, event.stanzaType):
+        if to is None or to.user is None or event.stanzaType == "groupchat" \
+                or not pushable(event.stanza, event.stanzaType):
             return None
         if event.origin is not None and event.origin.bare == to.userhost():
             return None
@@ -271,8 +277,9 @@ class PushModule(Module):
     def consider(self, bare: str, stanza, stanzaType: str, sender: str, target=None, dialogId=None):
         """
         Push C{stanza} to C{bare} if none of its receiving sessions is
-        active; fires with the payload pushed, or C{None}.  The dialog layer
-        calls this for each occupant of a group message.
+        active; fires with the payload pushed, or C{None}.  Group messages
+        are left to the dialog layer, which calls this once per occupant
+        (1-1 messages are considered here, from the routing events).
         """
         receiving = self.receivers(bare, target)
         if not receiving:
@@ -284,7 +291,10 @@ class PushModule(Module):
         user, _, domain = bare.partition("@")
         if domain != self.host.domain:
             return None
-        account = yield self.storage.accounts.getAccountByLocalpart(user)
+        if receiving and receiving[0].account is not None:
+            account = receiving[0].account
+        else:
+            account = yield self.storage.accounts.getAccountByLocalpart(user)
         if account is None:
             return None
         info = messageInfo(stanza)
@@ -330,26 +340,29 @@ class PushModule(Module):
 
     # -- XEP-0357 enable / disable -------------------------------------------------
 
-    @staticmethod
-    def _appServer(element) -> str:
+    def _request(self, event):
+        """
+        The session, payload, app server JID and node of an enable/disable.
+        """
+        session = self.requireSession(event)
+        element = event.stanza.firstChildElement()
         try:
-            jid = parseJID(element.getAttribute("jid", ""))
+            jid = parseJID(element.getAttribute("jid", "")).full()
         except InvalidJID:
             raise StanzaError("jid-malformed", text="Invalid app server jid") from None
-        return jid.full()
+        return session, element, jid, element.getAttribute("node")
 
     @hook(f"iq-set/self/{NS_PUSH}:enable")
     def onEnable(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
-        element = event.stanza.enable
-        jid = self._appServer(element)
-        node = element.getAttribute("node")
+        session, element, jid, node = self._request(event)
+        if node is not None and len(node) > MAX_NODE:
+            raise StanzaError("not-acceptable", text=f"node longer than {MAX_NODE} characters")
         options = None
         for child in element.elements():
             if child.uri == NS_DATA and child.name == "x":
                 options = child
+        if options is not None and len(options.toXml()) > MAX_OPTIONS_BYTES:
+            raise StanzaError("not-acceptable", text=f"publish options larger than {MAX_OPTIONS_BYTES} bytes")
         registrations = self.registrations.setdefault(session.bare, {})
         if (jid, node) not in registrations and len(registrations) >= MAX_REGISTRATIONS:
             raise StanzaError("resource-constraint", text=f"At most {MAX_REGISTRATIONS} push registrations")
@@ -358,12 +371,7 @@ class PushModule(Module):
 
     @hook(f"iq-set/self/{NS_PUSH}:disable")
     def onDisable(self, event):
-        session = event.origin
-        if session is None:
-            raise StanzaError("forbidden")
-        element = event.stanza.disable
-        jid = self._appServer(element)
-        node = element.getAttribute("node")
+        session, _, jid, node = self._request(event)
         registrations = self.registrations.get(session.bare, {})
         for key in list(registrations):
             if key[0] == jid and (node is None or key[1] == node):
