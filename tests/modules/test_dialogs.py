@@ -477,3 +477,72 @@ def test_paramsParsing():
     custom, attachments = paramsToDict(element)
     assert custom == {"a": "x", "n": {"m": "1", "k": {"j": "2"}}}
     assert attachments == [{"type": "file", "uid": "u", "size": 5}]
+
+
+class Recorder:
+    def __init__(self):
+        self.payloads = []
+
+    def notify(self, payload):
+        self.payloads.append(payload)
+
+    def stop(self):
+        pass
+
+
+def test_groupPushAndVeto():
+    """Offline occupants of a group get a push per message, unless they turned the dialog's notifications off."""
+    h = HostHarness()
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob", "carol"])
+    recorder = Recorder()
+    h.host.modules["push"].notifier = recorder
+    result(h.storage.dialogs.setNotifications(dialog.id, h.accountId("carol"), False))
+    alice, _ = h.connect("alice")
+    h.send(alice, group(dialog))
+    [p] = recorder.payloads
+    assert (p["to"], p["dialog_id"], p["type"], p["reason"], p["message_id"]) == (
+        "bob@localhost", dialog.id, "groupchat", "offline", MID)
+    h.send(alice, f"<message to='{room(dialog)}' type='groupchat'>"
+                  "<composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+    assert len(recorder.payloads) == 1
+
+
+def test_standardMarkerInRoom():
+    """A XEP-0333 displayed marker sent to the room persists the read and reaches the other occupants."""
+    h = HostHarness()
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    h.send(alice, group(dialog))
+    ta.pop(), tb.pop()
+    h.send(bob, f"<message to='{room(dialog)}' type='groupchat'>"
+                f"<displayed xmlns='urn:xmpp:chat-markers:0' id='{MID}'/></message>")
+    assert h.unread("bob", dialog) == 0
+    [got] = messages(ta)
+    assert got.displayed["id"] == MID and tb.pop() == []
+
+
+def test_configValidation():
+    """[dialogs] values below 1, or a default MAM page above the cap, are configuration errors."""
+    import pytest
+
+    from xmppchat.config import ConfigError, buildConfig
+
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"dialogs": {"fanout_batch": 0, "mam_default_page": 500}})
+    assert "dialogs.fanout_batch" in str(e.value) and "dialogs.mam_default_page" in str(e.value)
+    assert buildConfig({"dialogs": {"mam_max_page": 500}}).dialogs.mam_max_page == 500
+
+
+def test_deletedAccountForgotten():
+    """rest-user-deleted drops the account from the directory cache."""
+    h = HostHarness()
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    alice, _ = h.connect("alice")
+    h.send(alice, group(dialog))
+    directory = h.host.modules["dialogs"].directory
+    bob = result(h.storage.accounts.getAccountByLocalpart("bob"))
+    assert bob.id in directory._byId
+    result(h.storage.accounts.deleteAccount(bob.id))
+    h.host.hooks.fire("rest-user-deleted", bob)
+    assert bob.id not in directory._byId and result(directory.jidOf(bob.id)) is None

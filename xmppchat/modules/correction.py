@@ -27,6 +27,7 @@ class CorrectionModule(ChangeModule):
 
     name = "correction"
     features = (NS_CORRECT,)
+    roomFeatures = features
     kinds = frozenset(((NS_CORRECT, "replace"),))
 
     def change(self, event, replace):

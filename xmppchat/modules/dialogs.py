@@ -196,7 +196,7 @@ def changeIn(event, kinds) -> domish.Element | None:
     yet released by the dialog layer; else C{None}.
     """
     origin, stanza = event.origin, event.stanza
-    if origin is None or origin.account is None or getattr(stanza, HELD, False):
+    if origin is None or origin.account is None or stanza.__dict__.get(HELD):
         return None
     if isinstance(event, RoomEvent):
         if event.stanzaType != "groupchat":
@@ -292,6 +292,10 @@ class AccountDirectory:
             while len(cache) > self.size:
                 cache.popitem(last=False)
 
+    def forget(self, account) -> None:
+        self._byId.pop(account.id, None)
+        self._byLocalpart.pop(account.localpart, None)
+
     def bare(self, localpart: str) -> str:
         return f"{localpart}@{self.domain}"
 
@@ -350,6 +354,7 @@ class DialogsModule(Module):
 
     name = "dialogs"
     features = (NS_SID,)
+    roomFeatures = features
 
     def setUp(self):
         self.config = self.host.config.dialogs
@@ -526,7 +531,7 @@ class DialogsModule(Module):
         stanza = event.stanza
         origin = event.origin
         if (origin is None or origin.account is None or event.stanzaType != "chat"
-                or event.to.user is None or getattr(stanza, HELD, False)):
+                or event.to.user is None or stanza.__dict__.get(HELD)):
             return None
         info = messageInfo(stanza)
         if info.extraParams is None or info.marker is not None or changeOf(stanza) is not None:
@@ -558,7 +563,7 @@ class DialogsModule(Module):
         C{message/<kind>} handlers (carbons, push), then delivery to every
         bound resource of the recipient, or the offline store.
         """
-        setattr(event.stanza, HELD, True)
+        event.stanza.__dict__[HELD] = True
         if not self.host.hooks.fire(f"message/{event.kind}", event):
             self.deliverPrivate(event)
         return True
@@ -909,6 +914,11 @@ class DialogsModule(Module):
     def onBound(self, event):
         if event.session.account is not None:
             self.directory.remember(event.session.account)
+        return None
+
+    @hook("rest-user-deleted")
+    def onAccountDeleted(self, account):
+        self.directory.forget(account)
         return None
 
     @hook("presence-initial")

@@ -95,6 +95,7 @@ class MAMModule(Module):
 
     name = "mam"
     features = (NS_MAM,)
+    roomFeatures = features
 
     @hook(f"iq-get/self/{NS_MAM}:query")
     @hook(f"muc-iq-get/room/{NS_MAM}:query")

@@ -76,6 +76,7 @@ class ReactionsModule(ChangeModule):
 
     name = "reactions"
     features = (NS_REACTIONS,)
+    roomFeatures = features
     kinds = frozenset(((NS_REACTIONS, "reactions"),))
 
     @defer.inlineCallbacks

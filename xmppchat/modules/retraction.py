@@ -36,6 +36,7 @@ class RetractionModule(ChangeModule):
 
     name = "retraction"
     features = (NS_RETRACT, NS_DELETE)
+    roomFeatures = features
     kinds = frozenset(((NS_DELETE, "remove"), (NS_RETRACT, "retract"), (NS_FASTEN, "apply-to")))
 
     def change(self, event, element):

@@ -28,10 +28,15 @@ from __future__ import annotations
 
 import re
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
-from xmppchat.modules.base import Module
-from xmppchat.stanzas import firstChild
+from xmppchat.modules.base import Module, hook
+from xmppchat.modules.disco import NS_DISCO_INFO, infoQuery
+from xmppchat.stanzas import StanzaError, firstChild
+from xmppchat.storage.interfaces import DIALOG_PRIVATE, DIALOG_PUBLIC
+
+NS_MUC = "http://jabber.org/protocol/muc"
 
 ROOM_RE = re.compile(r"^([0-9]{1,10})_([0-9a-fA-F]{24})$")
 
@@ -136,7 +141,10 @@ class MUCService:
 
 class MUCModule(Module):
     """
-    Registers the L{MUCService} for C{server.muc_domain}.
+    Registers the L{MUCService} for C{server.muc_domain} and answers
+    disco#info (XEP-0030, XEP-0045 §6.2, §6.4) for the service and for the
+    rooms of existing (non-private) dialogs, with the C{roomFeatures} of
+    the loaded modules (MAM, corrections...).
     """
 
     name = "muc"
@@ -151,3 +159,23 @@ class MUCModule(Module):
         domain = self.service.domain
         if self.host.components.get(domain) is self.service:
             del self.host.components[domain]
+
+    def allRoomFeatures(self) -> list[str]:
+        features = [NS_MUC, NS_DISCO_INFO]
+        for module in self.host.modules.values():
+            features.extend(getattr(module, "roomFeatures", ()))
+        return features
+
+    @hook(f"muc-iq-get/service/{NS_DISCO_INFO}:query")
+    def onServiceInfo(self, event):
+        return self.reply(event, infoQuery([("conference", "text", "Dialogs")], [NS_MUC, NS_DISCO_INFO]))
+
+    @hook(f"muc-iq-get/room/{NS_DISCO_INFO}:query")
+    @defer.inlineCallbacks
+    def onRoomInfo(self, event):
+        dialog = yield self.storage.dialogs.getDialog(event.dialogId)
+        if dialog is None or dialog.type == DIALOG_PRIVATE:
+            raise StanzaError("item-not-found", text="No such room")
+        features = self.allRoomFeatures() + ["muc_persistent", "muc_membersonly"
+                                          if dialog.type != DIALOG_PUBLIC else "muc_open"]
+        return self.reply(event, infoQuery([("conference", "text", dialog.name)], features))
