@@ -591,7 +591,8 @@ class DialogsModule(Module):
     def runBatches(self, items: list, step) -> defer.Deferred:
         """
         Call C{step(item)} for every item: the first C{fanout_batch} now,
-        the rest on the cooperator, one batch per reactor turn.
+        the rest in batches of that size on the cooperator, which yields
+        to the reactor between batches when its time slice is used up.
         """
         batch = self.config.fanout_batch
         for item in items[:batch]:
