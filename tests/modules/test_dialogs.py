@@ -546,3 +546,37 @@ def test_deletedAccountForgotten():
     result(h.storage.accounts.deleteAccount(bob.id))
     h.host.hooks.fire("rest-user-deleted", bob)
     assert bob.id not in directory._byId and result(directory.jidOf(bob.id)) is None
+
+
+def test_orderKeptWithSlowStorage():
+    """With asynchronous storage a session's messages are delivered in order and an edit never overtakes its message."""
+    from twisted.internet import defer
+
+    h = HostHarness()
+    dialog = private(h)
+    alice, _ = h.connect("alice")
+    bob, tb = h.connect("bob")
+    store = h.storage.messages
+    realCreate, realGet = store.createMessage, store.getMessage
+    delays = iter([5, 1])
+
+    def slow(real, delay):
+        def call(*args, **kwargs):
+            d = defer.Deferred()
+            h.clock.callLater(next(delays, 0) if delay is None else delay, lambda: real(*args, **kwargs).chainDeferred(d))
+            return d
+        return call
+
+    store.createMessage, store.getMessage = slow(realCreate, None), slow(realGet, 0)
+    h.send(alice, chat("bob@localhost", dialog, body="first", mid=MID))
+    h.send(alice, chat("bob@localhost", dialog, body="second", mid=MID2))
+    h.send(alice, f"<message to='bob@localhost' type='chat' id='6b026913da64a533580000e1'><body>first!</body>"
+                  f"<replace xmlns='urn:xmpp:message-correct:0' id='{MID}'/>"
+                  f"<extraParams xmlns='jabber:client'><dialog_id>{dialog.id}</dialog_id></extraParams></message>")
+    assert messages(tb) == []
+    for _ in range(20):
+        h.clock.advance(1)
+    got = messages(tb)
+    assert [m["id"] for m in got] == [MID, MID2, "6b026913da64a533580000e1"]
+    store.createMessage, store.getMessage = realCreate, realGet
+    assert result(store.getMessage(MID)).body == "first!" and result(store.getMessage(MID2)).body == "second"

@@ -90,6 +90,7 @@ CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT
 # extraParams keys that are protocol, not custom fields saved with a message
 RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
 HELD = "_dialogHeld"
+LOCK = "dialogs-order"
 APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
 
 
@@ -544,7 +545,20 @@ class DialogsModule(Module):
             if save:
                 raise StanzaError("bad-request", text="dialog_id must be a 24-hex dialog id")
             return None  # names no dialog: a plain 1-1 message
-        return self.privateMessage(event, dialogId, save)
+        return self.inOrder(origin, lambda: self.privateMessage(event, dialogId, save))
+
+    def inOrder(self, session, work) -> defer.Deferred:
+        """
+        Run C{work} (which returns a Deferred) once the dialog stanzas the
+        session sent before are done: checks and storage are asynchronous,
+        and a message must neither overtake an earlier one nor be
+        overtaken by its own correction.  Runs at once when nothing is
+        pending (always, with synchronous storage).
+        """
+        lock = session.state.get(LOCK)
+        if lock is None:
+            lock = session.state[LOCK] = defer.DeferredLock()
+        return lock.run(work)
 
     @defer.inlineCallbacks
     def privateMessage(self, event, dialogId, save):
@@ -674,9 +688,9 @@ class DialogsModule(Module):
         if origin is None or origin.account is None:
             return None
         if event.stanzaType == "groupchat":
-            return self.groupMessage(event)
+            return self.inOrder(origin, lambda: self.groupMessage(event))
         if event.stanzaType == "headline":
-            return self.systemMessage(event)
+            return self.inOrder(origin, lambda: self.systemMessage(event))
         return None
 
     @defer.inlineCallbacks
@@ -995,7 +1009,7 @@ class ChangeModule(Module):
         element = changeIn(event, self.kinds)
         if element is None:
             return None
-        return self.change(event, element)
+        return dialogsOf(self.host).inOrder(event.origin, lambda: self.change(event, element))
 
     def change(self, event, element):
         raise NotImplementedError()
