@@ -3,16 +3,15 @@ Tests for XEP-0308 corrections in dialogs (xmppchat.modules.correction).
 """
 
 from tests.helpers import HostHarness, result
-from tests.modules.test_dialogs import MID, chat, group, messages, private, room
+from tests.modules.test_dialogs import MID, chat, group, messages, private, room, stanza
 from xmppchat.storage.interfaces import DIALOG_GROUP
 
 EDIT = "6b026913da64a533580000e1"
 
 
 def edit(to, dialog, body="edited", original=MID, kind="chat", last="true"):
-    return (f"<message to='{to}' type='{kind}' id='{EDIT}'><body>{body}</body>"
-            f"<replace xmlns='urn:xmpp:message-correct:0' id='{original}' last='{last}'/>"
-            f"<extraParams xmlns='jabber:client'><dialog_id>{dialog.id}</dialog_id></extraParams></message>")
+    return stanza(to, kind, EDIT, dialog, f"<body>{body}</body>"
+                  f"<replace xmlns='urn:xmpp:message-correct:0' id='{original}' last='{last}'/>")
 
 
 def test_privateEditUpdatesHistory():

@@ -7,6 +7,7 @@ delivery and the dialog question hooks.
 import time
 
 from tests.helpers import HostHarness, result
+from tests.modules.test_push import Recorder
 from xmppchat.api.messages import MessageEvent
 from xmppchat.hooks import Query as HookQuery, ask
 from xmppchat.modules.dialogs import AccountDirectory, paramsToDict
@@ -34,16 +35,19 @@ def private(h, a="alice", b="bob"):
     return h.addDialog(DIALOG_PRIVATE, a, [b])
 
 
+def stanza(to, kind, mid, dialog, payload="", save=None, extra=""):
+    """A dialog message: C{payload}, then extraParams with save_to_history (if given) and dialog_id."""
+    saved = "" if save is None else f"<save_to_history>{save}</save_to_history>"
+    return (f"<message to='{to}' type='{kind}' id='{mid}'>{payload}<extraParams xmlns='jabber:client'>"
+            f"{saved}<dialog_id>{dialog.id}</dialog_id>{extra}</extraParams></message>")
+
+
 def chat(to, dialog, body="hello", mid=MID, save=1, extra=""):
-    return (f"<message to='{to}' type='chat' id='{mid}'><body>{body}</body>"
-            f"<extraParams xmlns='jabber:client'><save_to_history>{save}</save_to_history>"
-            f"<dialog_id>{dialog.id}</dialog_id>{extra}</extraParams></message>")
+    return stanza(to, "chat", mid, dialog, f"<body>{body}</body>", save, extra)
 
 
 def group(dialog, body="hi all", mid=MID, save=1, kind="groupchat"):
-    return (f"<message to='{room(dialog)}' type='{kind}' id='{mid}'><body>{body}</body>"
-            f"<extraParams xmlns='jabber:client'><save_to_history>{save}</save_to_history>"
-            f"<dialog_id>{dialog.id}</dialog_id></extraParams></message>")
+    return stanza(room(dialog), kind, mid, dialog, f"<body>{body}</body>", save)
 
 
 # -- private dialogs ------------------------------------------------------------------
@@ -341,8 +345,7 @@ def test_broadcastCatchUpOnlySinceLogout():
 
 
 def marker(kind, to, mid, dialog):
-    return (f"<message to='{to}' type='chat' id='{MID2[:-1]}9'><{kind} xmlns='urn:xmpp:chat-markers:0' id='{mid}'/>"
-            f"<extraParams xmlns='jabber:client'><dialog_id>{dialog.id}</dialog_id></extraParams></message>")
+    return stanza(to, "chat", MID2[:-1] + "9", dialog, f"<{kind} xmlns='urn:xmpp:chat-markers:0' id='{mid}'/>")
 
 
 def test_markersPersistWatermarks():
@@ -477,17 +480,6 @@ def test_paramsParsing():
     custom, attachments = paramsToDict(element)
     assert custom == {"a": "x", "n": {"m": "1", "k": {"j": "2"}}}
     assert attachments == [{"type": "file", "uid": "u", "size": 5}]
-
-
-class Recorder:
-    def __init__(self):
-        self.payloads = []
-
-    def notify(self, payload):
-        self.payloads.append(payload)
-
-    def stop(self):
-        pass
 
 
 def test_groupPushAndVeto():

@@ -4,16 +4,14 @@ urn:xmpp:message-delete:0 (xmppchat.modules.retraction).
 """
 
 from tests.helpers import HostHarness, result
-from tests.modules.test_dialogs import MID, MID2, chat, group, messages, private, room
+from tests.modules.test_dialogs import MID, MID2, chat, group, messages, private, room, stanza
 from xmppchat.storage.interfaces import DIALOG_GROUP
 
 DEL = "6b026913da64a533580000d1"
 
 
 def remove(to, dialog, original=MID, kind="chat", payload=None):
-    payload = payload or f"<remove xmlns='urn:xmpp:message-delete:0' id='{original}'/>"
-    return (f"<message to='{to}' type='{kind}' id='{DEL}'>{payload}"
-            f"<extraParams xmlns='jabber:client'><dialog_id>{dialog.id}</dialog_id></extraParams></message>")
+    return stanza(to, kind, DEL, dialog, payload or f"<remove xmlns='urn:xmpp:message-delete:0' id='{original}'/>")
 
 
 def test_sdkDeleteRemovesFromHistory():
