@@ -383,7 +383,7 @@ class DialogsModule(Module):
         if isObjectId(dialogId):
             dialog = yield self.storage.dialogs.getDialog(dialogId.lower())
         if dialog is None:
-            raise StanzaError("item-not-found", text=f"No dialog {dialogId}")
+            raise StanzaError("item-not-found", text=f"No dialog {str(dialogId)[:64]}")
         return dialog
 
     @defer.inlineCallbacks
@@ -491,9 +491,7 @@ class DialogsModule(Module):
             stanza["id"] = messageId
         stanza.children = [c for c in stanza.children
                            if type(c) is str or not (c.name == "stanza-id" and c.uri == NS_SID)]
-        sid = stanza.addElement((NS_SID, "stanza-id"))
-        sid["by"] = by
-        sid["id"] = messageId.lower()
+        self._sid(stanza, by, messageId.lower())
         forget(stanza)
         params = extraParams(stanza)
         dateSent = int(now)
