@@ -20,7 +20,7 @@ from tests.storage.test_sqlite import ThreadReactor
 from xmppchat.config import StorageConfig
 from xmppchat.storage import openStorage
 from xmppchat.storage.interfaces import AlreadyExists, NotFound, StorageError
-from xmppchat.storage.mongo import INDEXES, MongoStorage, _compareAndSet, redactUri
+from xmppchat.storage.mongo import COUNTERS, INDEXES, MongoStorage, _compareAndSet, redactUri
 
 
 def mocked(**kwargs):
@@ -79,6 +79,7 @@ def test_indexesCreatedAtStart():
         assert len(info) == len(indexes) + 1, collection
     unique = {name for name, spec in db.accounts.index_information().items() if spec.get("unique")}
     assert {"localpart_1", "login_1", "email_1", "externalId_1"} <= unique
+    assert sorted(d["_id"] for d in db.counters.find()) == sorted(COUNTERS)
     result(storage.stop())
 
 

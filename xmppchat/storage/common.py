@@ -7,8 +7,12 @@ identical on every backend.  Nothing here talks to a database.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import os
 import re
+import time
 from dataclasses import dataclass
 
 from twisted.internet import defer, threads
@@ -22,11 +26,115 @@ from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     DIALOG_TYPES,
     ID_PLACEHOLDER,
+    SUBSCRIPTIONS,
     InvalidQuery,
+    Storage,
     Query,
     StorageError,
     isObjectId,
 )
+
+
+def dumpJson(value) -> str | None:
+    """
+    Compact JSON text (C{None} stays C{None}), non-ASCII kept as is.
+    """
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def loadJson(text: str | None):
+    return None if text is None else json.loads(text)
+
+
+def _failsAsDeferred(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except (TypeError, ValueError, StorageError):
+            return defer.fail()
+
+    return wrapper
+
+
+class Store:
+    """
+    Base of every backend's store classes: the shared worker and clock,
+    and argument errors as failed Deferreds.  Each public method of a
+    subclass that raises C{TypeError}, C{ValueError} or L{StorageError}
+    before returning (argument checks, L{InvalidQuery}) returns a failed
+    Deferred instead, as the interfaces promise.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(value):
+                setattr(cls, name, _failsAsDeferred(value))
+
+    def __init__(self, db, clock):
+        self.db = db
+        self._clock = clock
+
+    def _now(self, now: float | None = None) -> float:
+        return self._clock() if now is None else now
+
+
+class AccountLookups:
+    """
+    The single-account lookups of L{IAccountStore}, on a backend's
+    C{_getBy(field, value)} (C{field} one of L{ACCOUNT_QUERY_FIELDS}).
+    """
+
+    def getAccount(self, accountId):
+        return self._getBy("id", accountId)
+
+    def getAccountByLocalpart(self, localpart):
+        return self._getBy("localpart", localpart)
+
+    def getAccountByLogin(self, login):
+        return self._getBy("login", login)
+
+    def getAccountByEmail(self, email):
+        return self._getBy("email", email)
+
+    def getAccountByExternalId(self, externalId):
+        return self._getBy("externalId", externalId)
+
+    def setCredentials(self, accountId, credentials):
+        d = self.updateAccount(accountId, credentials=credentials)
+        d.addCallback(lambda _: None)
+        return d
+
+
+def byId(objects) -> dict:
+    """
+    C{{o.id: o}}.
+    """
+    return {o.id: o for o in objects}
+
+
+class WorkerStorage(Storage):
+    """
+    A L{Storage} whose stores share one L{Worker} (C{self.db}), started
+    and stopped with it.  C{STORES} names each store attribute's class.
+    """
+
+    STORES: dict = {}
+
+    def _attachStores(self, db, reactor) -> None:
+        self.db = db
+        clock = reactor.seconds if reactor is not None else time.time
+        for name, storeClass in self.STORES.items():
+            setattr(self, name, storeClass(db, clock))
+
+    def start(self) -> defer.Deferred:
+        return self.db.start()
+
+    def stop(self) -> defer.Deferred:
+        return self.db.stop()
 
 
 class Worker:
@@ -56,6 +164,18 @@ class Worker:
         if self.pool is None:
             return defer.fail(StorageError("storage is not started"))
         return threads.deferToThreadPool(self.reactor, self.pool, f, *args)
+
+    def start(self) -> defer.Deferred:
+        """
+        Start: run the subclass's C{_connect} (on the pool).
+        """
+        return self._startWith(self._connect)
+
+    def stop(self) -> defer.Deferred:
+        """
+        Stop: run the subclass's C{_close}, then stop the pool.
+        """
+        return self._stopWith(self._close)
 
     def _startWith(self, connect) -> defer.Deferred:
         """
@@ -247,6 +367,25 @@ def checkAccountArguments(localpart, accountId) -> None:
             raise ValueError("account id must be positive")
 
 
+def bulkEntries(entries) -> list[tuple]:
+    """
+    C{createAccounts}' entries as a list, checked.
+    """
+    rows = []
+    for localpart, credentials in entries:
+        if not isinstance(localpart, str) or not localpart:
+            raise ValueError(f"invalid localpart {localpart!r}")
+        rows.append((localpart, credentials))
+    return rows
+
+
+def checkRosterItem(item) -> None:
+    if item.subscription not in SUBSCRIPTIONS:
+        raise ValueError(f"invalid subscription {item.subscription!r}")
+    if item.ask not in (None, "subscribe"):
+        raise ValueError(f"invalid ask {item.ask!r}")
+
+
 def fillLocalpart(localpart: str, accountId: int) -> str:
     """
     C{localpart} with every L{ID_PLACEHOLDER} replaced by the id.
@@ -413,6 +552,27 @@ def checkAttachments(attachments) -> list:
     return attachments
 
 
+def editValues(body, attachments, custom) -> tuple:
+    """
+    Check C{editMessage}'s arguments; returns C{(attachments or None,
+    custom or None)}.
+    """
+    if body is not None and not isinstance(body, str):
+        raise ValueError("message body must be a string")
+    attachments = None if attachments is None else checkAttachments(attachments)
+    custom = None if custom is None else dict(checkKeys(custom, "custom field"))
+    return attachments, custom
+
+
+def searchArguments(dialogIds, text, limit) -> tuple[list, int | None]:
+    """
+    Check C{searchMessages}'s arguments; returns C{(dialogIds, limit)}.
+    """
+    if not isinstance(text, str):
+        raise ValueError("search text must be a string")
+    return list(dict.fromkeys(dialogIds)), pageBounds(0, limit)[1]
+
+
 def fold(text: str | None) -> str | None:
     """
     The text that body searches compare: Unicode case folded.
@@ -476,13 +636,26 @@ def checkBlobFields(fields: dict) -> dict:
     return fields
 
 
-def checkClassName(className) -> None:
+def newRecordValues(className, userId, fields, recordId) -> dict:
+    """
+    Check C{createRecord}'s arguments; returns the fields.
+    """
     checkKey(className, "class")
-
-
-def checkRecordId(recordId) -> None:
+    checkId(userId, "user id")
     if recordId is not None and not isObjectId(recordId):
         raise ValueError(f"record id must be 24 hex digits, not {recordId!r}")
+    return dict(checkKeys(fields, "record field"))
+
+
+def updatedFields(fields: dict, set_: dict | None, unset) -> dict:
+    """
+    A record's fields after C{updateRecord}'s C{set} and C{unset}.
+    """
+    fields = dict(fields)
+    fields.update(checkKeys(set_, "record field"))
+    for key in unset:
+        fields.pop(key, None)
+    return fields
 
 
 def pageBounds(skip, limit) -> tuple[int, int | None]:

@@ -26,9 +26,7 @@ also stored as a sub-document for queries.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
@@ -47,7 +45,6 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
-    SUBSCRIPTIONS,
     Account,
     AlreadyExists,
     Blob,
@@ -59,7 +56,6 @@ from xmppchat.storage.interfaces import (
     Query,
     Record,
     RosterItem,
-    Storage,
     StorageError,
     TokenRecord,
     newObjectId,
@@ -71,14 +67,8 @@ _CHUNK = 1000
 _INT64 = 2**63
 
 
-def _dumps(value) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _loads(text):
-    return None if text is None else json.loads(text)
+_dumps = common.dumpJson
+_loads = common.loadJson
 
 
 def _encodable(value) -> bool:
@@ -209,6 +199,8 @@ _RECORDS = _Translator(RECORD_SCHEMA, {
     "_id": "rid", "user_id": "user_id", "_parent_id": "parent_id", "created_at": "created_at",
     "updated_at": "updated_at"}, "fields", [("created_at", _ASC), ("rid", _ASC)])
 
+COUNTERS = ("accounts", "tokens", "offline", "messages", "subscriptions", "blobs")
+
 # collection -> [(keys, options)]
 INDEXES = {
     "accounts": [("localpart", {"unique": True}),
@@ -268,12 +260,6 @@ class _Database(common.Worker):
         except PyMongoError as e:
             raise StorageError(f"MongoDB: {type(e).__name__}: {e}") from None
 
-    def start(self) -> defer.Deferred:
-        return self._startWith(self._connect)
-
-    def stop(self) -> defer.Deferred:
-        return self._stopWith(self._close)
-
     def _connect(self) -> None:
         where = redactUri(self.uri)
         try:
@@ -287,6 +273,9 @@ class _Database(common.Worker):
             for collection, indexes in INDEXES.items():
                 for keys, options in indexes:
                     db[collection].create_index(keys, **options)
+            for name in COUNTERS:
+                # Created up front, so concurrent first uses never race to insert.
+                db.counters.update_one({"_id": name}, {"$setOnInsert": {"seq": 0}}, upsert=True)
         except (PyMongoError, ValueError, TypeError) as e:
             self._dropClient()
             raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
@@ -312,6 +301,16 @@ def _duplicateMessage(error: DuplicateKeyError) -> str:
     if isinstance(pattern, dict) and pattern:
         return f"{', '.join(pattern)} already exists"
     return "already exists"
+
+
+def _byIds(collection, ids, convert) -> dict:
+    """
+    C{{id: object}} for the documents whose C{_id} is one of C{ids}.
+    """
+    found = []
+    for start in range(0, len(ids), _CHUNK):
+        found += [convert(doc) for doc in collection.find({"_id": {"$in": ids[start:start + _CHUNK]}})]
+    return common.byId(found)
 
 
 def _next(db, name: str, count: int = 1) -> int:
@@ -343,23 +342,7 @@ def _compareAndSet(collection, filter_, compute) -> dict:
     raise StorageError("MongoDB: too many concurrent updates of one document")
 
 
-class _Store:
-    def __init__(self, db: _Database, clock):
-        self.db = db
-        self._clock = clock
-
-    def _now(self, now: float | None = None) -> float:
-        return self._clock() if now is None else now
-
-    def _checked(self, check, *args):
-        """
-        C{None} if C{check(*args)} passes, else a failed Deferred.
-        """
-        try:
-            check(*args)
-        except (TypeError, ValueError, StorageError):
-            return defer.fail()
-        return None
+_Store = common.Store
 
 
 # -- accounts, tokens, offline, roster, last activity ------------------------------
@@ -389,16 +372,15 @@ def _account(doc) -> Account | None:
                    updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {})
 
 
-class MongoAccountStore(_Store):
+
+class MongoAccountStore(common.AccountLookups, _Store):
     """
     L{IAccountStore} on the C{accounts} collection (C{_id} is the id).
     """
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
                       profile=None, accountId=None):
-        failed = self._checked(common.checkAccountArguments, localpart, accountId)
-        if failed:
-            return failed
+        common.checkAccountArguments(localpart, accountId)
         now = self._now()
 
         def create(db):
@@ -417,11 +399,7 @@ class MongoAccountStore(_Store):
         return self.db.run(create)
 
     def createAccounts(self, entries):
-        rows = []
-        for localpart, credentials in entries:
-            if not isinstance(localpart, str) or not localpart:
-                return defer.fail(ValueError(f"invalid localpart {localpart!r}"))
-            rows.append((localpart, credentials))
+        rows = common.bulkEntries(entries)
         now = self._now()
 
         def create(db):
@@ -454,44 +432,14 @@ class MongoAccountStore(_Store):
         return self.db.run(create)
 
     def _getBy(self, field, value):
-        return self.db.run(lambda db: _account(db.accounts.find_one({field: value})))
-
-    def getAccount(self, accountId):
-        return self._getBy("_id", accountId)
-
-    def getAccountByLocalpart(self, localpart):
-        return self._getBy("localpart", localpart)
-
-    def getAccountByLogin(self, login):
-        return self._getBy("login", login)
-
-    def getAccountByEmail(self, email):
-        return self._getBy("email", email)
-
-    def getAccountByExternalId(self, externalId):
-        return self._getBy("externalId", externalId)
+        path = _ACCOUNTS.paths[field]
+        return self.db.run(lambda db: _account(db.accounts.find_one({path: value})))
 
     def getAccounts(self, accountIds):
-        ids = list(accountIds)
-
-        def get(db):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                for doc in db.accounts.find({"_id": {"$in": ids[start:start + _CHUNK]}}):
-                    found[doc["_id"]] = _account(doc)
-            return found
-
-        return self.db.run(get)
-
-    def setCredentials(self, accountId, credentials):
-        d = self.updateAccount(accountId, credentials=credentials)
-        d.addCallback(lambda _: None)
-        return d
+        return self.db.run(lambda db: _byIds(db.accounts, list(accountIds), _account))
 
     def updateAccount(self, accountId, **fields):
-        failed = self._checked(common.checkAccountFields, fields)
-        if failed:
-            return failed
+        common.checkAccountFields(fields)
         changes: dict = {"updated_at": self._now()}
         removed = {}
         for name, value in fields.items():
@@ -535,17 +483,11 @@ class MongoAccountStore(_Store):
         return self.findAccounts(Query(skip=offset, limit=limit))
 
     def findAccounts(self, query):
-        try:
-            filter_, query = _ACCOUNTS.filter(query)
-        except StorageError:
-            return defer.fail()
+        filter_, query = _ACCOUNTS.filter(query)
         return self.db.run(lambda db: [_account(d) for d in _ACCOUNTS.find(db.accounts, filter_, query)])
 
     def countAccounts(self, query=None):
-        try:
-            filter_, _ = _ACCOUNTS.filter(query)
-        except StorageError:
-            return defer.fail()
+        filter_, _ = _ACCOUNTS.filter(query)
         return self.db.run(lambda db: db.accounts.count_documents(filter_))
 
 
@@ -659,10 +601,7 @@ class MongoRosterStore(_Store):
             {"localpart": localpart, "jid": jid})))
 
     def setRosterItem(self, localpart, item):
-        if item.subscription not in SUBSCRIPTIONS:
-            return defer.fail(ValueError(f"invalid subscription {item.subscription!r}"))
-        if item.ask not in (None, "subscribe"):
-            return defer.fail(ValueError(f"invalid ask {item.ask!r}"))
+        common.checkRosterItem(item)
         doc = {"localpart": localpart, "jid": item.jid, "name": item.name,
                "groups": list(item.groups), "subscription": item.subscription, "ask": item.ask,
                "pending_in": bool(item.pendingIn), "hidden": bool(item.hidden)}
@@ -763,12 +702,9 @@ class MongoDialogStore(_Store):
 
     def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
                      description=None, extensions=None, permissions=None, dialogId=None):
-        try:
-            occupants, admins, extensions, permissions, key = common.newDialogValues(
-                type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
-                permissions, dialogId)
-        except (TypeError, ValueError):
-            return defer.fail()
+        occupants, admins, extensions, permissions, key = common.newDialogValues(
+            type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
+            permissions, dialogId)
         now = self._now()
         doc = {"_id": dialogId or newObjectId(now), "type": type, "user_id": ownerId,
                "occupants_ids": occupants, "admins_ids": admins, "pinned_messages_ids": [],
@@ -790,16 +726,7 @@ class MongoDialogStore(_Store):
         return self.db.run(lambda db: _dialog(db.dialogs.find_one({"_id": dialogId})))
 
     def getDialogs(self, dialogIds):
-        ids = list(dialogIds)
-
-        def get(db):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                for doc in db.dialogs.find({"_id": {"$in": ids[start:start + _CHUNK]}}):
-                    found[doc["_id"]] = _dialog(doc)
-            return found
-
-        return self.db.run(get)
+        return self.db.run(lambda db: _byIds(db.dialogs, list(dialogIds), _dialog))
 
     def findPrivateDialog(self, userA, userB):
         if userA == userB:
@@ -839,10 +766,7 @@ class MongoDialogStore(_Store):
         return self.db.run(delete)
 
     def listDialogs(self, userId, query=None):
-        try:
-            prepareQuery(query, DIALOG_SCHEMA)
-        except StorageError:
-            return defer.fail()
+        prepareQuery(query, DIALOG_SCHEMA)
 
         def list_(db):
             base = None if userId is None else _userDialogsFilter(db, userId)
@@ -852,10 +776,7 @@ class MongoDialogStore(_Store):
         return self.db.run(list_)
 
     def countDialogs(self, userId, query=None):
-        try:
-            prepareQuery(query, DIALOG_SCHEMA)
-        except StorageError:
-            return defer.fail()
+        prepareQuery(query, DIALOG_SCHEMA)
 
         def count(db):
             base = None if userId is None else _userDialogsFilter(db, userId)
@@ -888,10 +809,7 @@ class MongoDialogStore(_Store):
             {"$set": {"subscribed": None}}).modified_count > 0)
 
     def listSubscribers(self, dialogId, skip=0, limit=None):
-        try:
-            skip, limit = common.pageBounds(skip, limit)
-        except StorageError:
-            return defer.fail()
+        skip, limit = common.pageBounds(skip, limit)
         if limit == 0:
             return defer.succeed([])
 
@@ -972,11 +890,8 @@ class MongoMessageStore(_Store):
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
                       recipientId=None, attachments=None, custom=None):
         now = self._now()
-        try:
-            dateSent, attachments, custom = common.newMessageValues(
-                messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
-        except (TypeError, ValueError):
-            return defer.fail()
+        dateSent, attachments, custom = common.newMessageValues(
+            messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
         messageId = messageId or newObjectId(now)
 
         def create(db):
@@ -1019,10 +934,7 @@ class MongoMessageStore(_Store):
         return _MESSAGES.filter(query, base)
 
     def listMessages(self, dialogId, userId=None, query=None):
-        try:
-            prepareQuery(query, MESSAGE_SCHEMA)
-        except StorageError:
-            return defer.fail()
+        prepareQuery(query, MESSAGE_SCHEMA)
 
         def list_(db):
             filter_, prepared = self._filter(db, dialogId, userId, query)
@@ -1031,25 +943,18 @@ class MongoMessageStore(_Store):
         return self.db.run(list_)
 
     def countMessages(self, dialogId, userId=None, query=None):
-        try:
-            prepareQuery(query, MESSAGE_SCHEMA)
-        except StorageError:
-            return defer.fail()
+        prepareQuery(query, MESSAGE_SCHEMA)
         return self.db.run(lambda db: db.messages.count_documents(
             self._filter(db, dialogId, userId, query)[0]))
 
     def editMessage(self, messageId, body=None, attachments=None, custom=None):
-        try:
-            if body is not None and not isinstance(body, str):
-                raise ValueError("message body must be a string")
-            changes = {"body": body, "body_folded": common.fold(body), "edited": True,
-                       "updated_at": self._now()}
-            if attachments is not None:
-                changes["attachments"] = _dumps(common.checkAttachments(attachments))
-            if custom is not None:
-                changes.update(_customFields(dict(common.checkKeys(custom, "custom field"))))
-        except ValueError:
-            return defer.fail()
+        attachments, custom = common.editValues(body, attachments, custom)
+        changes = {"body": body, "body_folded": common.fold(body), "edited": True,
+                   "updated_at": self._now()}
+        if attachments is not None:
+            changes["attachments"] = _dumps(attachments)
+        if custom is not None:
+            changes.update(_customFields(custom))
 
         def edit(db):
             doc = db.messages.find_one_and_update({"_id": messageId}, {"$set": changes},
@@ -1063,10 +968,7 @@ class MongoMessageStore(_Store):
         return self.db.run(edit)
 
     def react(self, messageId, userId, add=None, remove=None):
-        try:
-            common.applyReaction({}, userId, add, remove)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.applyReaction({}, userId, add, remove)
 
         def react(db):
             if remove is not None:
@@ -1183,13 +1085,7 @@ class MongoMessageStore(_Store):
         return self.db.run(clear)
 
     def searchMessages(self, dialogIds, text, userId=None, dateFrom=None, dateTo=None, limit=100):
-        ids = list(dict.fromkeys(dialogIds))
-        if not isinstance(text, str):
-            return defer.fail(ValueError("search text must be a string"))
-        try:
-            _, limit = common.pageBounds(0, limit)
-        except StorageError:
-            return defer.fail()
+        ids, limit = common.searchArguments(dialogIds, text, limit)
         if not ids or limit == 0:
             return defer.succeed([])
 
@@ -1232,9 +1128,7 @@ class MongoBlobStore(_Store):
     """
 
     def createBlob(self, ownerId, name, contentType, public=False):
-        failed = self._checked(common.checkId, ownerId, "owner id")
-        if failed:
-            return failed
+        common.checkId(ownerId, "owner id")
         now = self._now()
 
         def create(db):
@@ -1254,10 +1148,7 @@ class MongoBlobStore(_Store):
         return self.db.run(lambda db: _blob(db.blobs.find_one({"uid": uid})))
 
     def updateBlob(self, blobId, **fields):
-        try:
-            fields = common.checkBlobFields(fields)
-        except (TypeError, ValueError):
-            return defer.fail()
+        fields = common.checkBlobFields(fields)
         names = {"contentType": "content_type"}
         changes = {names.get(k, k): v for k, v in fields.items()}
         changes["updated_at"] = self._now()
@@ -1278,10 +1169,7 @@ class MongoBlobStore(_Store):
         return self.db.run(lambda db: db.blobs.delete_one({"_id": blobId}).deleted_count > 0)
 
     def listBlobs(self, ownerId, skip=0, limit=None):
-        try:
-            skip, limit = common.pageBounds(skip, limit)
-        except StorageError:
-            return defer.fail()
+        skip, limit = common.pageBounds(skip, limit)
         if limit == 0:
             return defer.succeed([])
 
@@ -1316,13 +1204,7 @@ class MongoRecordStore(_Store):
     """
 
     def createRecord(self, className, userId, fields, parentId=None, recordId=None):
-        try:
-            common.checkClassName(className)
-            common.checkId(userId, "user id")
-            common.checkRecordId(recordId)
-            fields = dict(common.checkKeys(fields, "record field"))
-        except (TypeError, ValueError):
-            return defer.fail()
+        fields = common.newRecordValues(className, userId, fields, recordId)
         now = self._now()
         doc = {"class_name": className, "rid": recordId or newObjectId(now), "user_id": userId,
                "parent_id": parentId, "created_at": now, "updated_at": now, "version": 0,
@@ -1342,32 +1224,20 @@ class MongoRecordStore(_Store):
             {"class_name": className, "rid": recordId})))
 
     def listRecords(self, className, query=None):
-        try:
-            filter_, query = _RECORDS.filter(query, {"class_name": className})
-        except StorageError:
-            return defer.fail()
+        filter_, query = _RECORDS.filter(query, {"class_name": className})
         return self.db.run(lambda db: [_record(d) for d in _RECORDS.find(db.records, filter_, query)])
 
     def countRecords(self, className, query=None):
-        try:
-            filter_, _ = _RECORDS.filter(query, {"class_name": className})
-        except StorageError:
-            return defer.fail()
+        filter_, _ = _RECORDS.filter(query, {"class_name": className})
         return self.db.run(lambda db: db.records.count_documents(filter_))
 
     def updateRecord(self, className, recordId, set=None, unset=()):
-        try:
-            set = dict(common.checkKeys(set, "record field"))
-            unset = list(unset)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.updatedFields({}, set, ())
+        unset = list(unset)
         now = self._now()
 
         def compute(doc):
-            fields = _loads(doc["fields_json"])
-            fields.update(set)
-            for key in unset:
-                fields.pop(key, None)
+            fields = common.updatedFields(_loads(doc["fields_json"]), set, unset)
             return {**_recordFields(fields), "updated_at": now}
 
         def update(db):
@@ -1384,7 +1254,7 @@ class MongoRecordStore(_Store):
             {"class_name": className, "rid": recordId}).deleted_count > 0)
 
 
-class MongoStorage(Storage):
+class MongoStorage(common.WorkerStorage):
     """
     L{Storage} on one MongoDB database.
 
@@ -1397,28 +1267,24 @@ class MongoStorage(Storage):
     @param timeoutMs: server selection and connect timeout.
     """
 
+    STORES = {
+        "accounts": MongoAccountStore,
+        "tokens": MongoTokenStore,
+        "offline": MongoOfflineStore,
+        "roster": MongoRosterStore,
+        "lastActivity": MongoLastActivityStore,
+        "dialogs": MongoDialogStore,
+        "messages": MongoMessageStore,
+        "blobs": MongoBlobStore,
+        "records": MongoRecordStore,
+    }
+
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",
                  poolSize: int = 8, reactor=None, synchronous: bool = False, client=None,
                  timeoutMs: int = SERVER_SELECTION_TIMEOUT_MS):
         self.uri = uri
         self.database = database
-        self.db = _Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs)
-        clock = reactor.seconds if reactor is not None else time.time
-        self.accounts = MongoAccountStore(self.db, clock)
-        self.tokens = MongoTokenStore(self.db, clock)
-        self.offline = MongoOfflineStore(self.db, clock)
-        self.roster = MongoRosterStore(self.db, clock)
-        self.lastActivity = MongoLastActivityStore(self.db, clock)
-        self.dialogs = MongoDialogStore(self.db, clock)
-        self.messages = MongoMessageStore(self.db, clock)
-        self.blobs = MongoBlobStore(self.db, clock)
-        self.records = MongoRecordStore(self.db, clock)
-
-    def start(self) -> defer.Deferred:
-        return self.db.start()
-
-    def stop(self) -> defer.Deferred:
-        return self.db.stop()
+        self._attachStores(_Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs), reactor)
 
     def __repr__(self) -> str:
         return f"<MongoStorage {redactUri(self.uri)} {self.database!r}>"

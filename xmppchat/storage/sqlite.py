@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -38,7 +37,6 @@ from xmppchat.storage.common import (
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
-    SUBSCRIPTIONS,
     Account,
     AlreadyExists,
     Blob,
@@ -49,7 +47,6 @@ from xmppchat.storage.interfaces import (
     QuotaExceeded,
     Record,
     RosterItem,
-    Storage,
     StorageError,
     TokenRecord,
     newObjectId,
@@ -224,14 +221,8 @@ _TOKEN_SELECT = "SELECT token_hash, account_id, app_id, created_at, expires_at, 
 _ROSTER_SELECT = "SELECT jid, name, groups, subscription, ask, pending_in, hidden FROM roster"
 
 
-def _dumps(value) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _loads(text: str | None):
-    return None if text is None else json.loads(text)
+_dumps = common.dumpJson
+_loads = common.loadJson
 
 
 def _account(row) -> Account | None:
@@ -284,6 +275,19 @@ def _upsertRosterItem(connection, sql, values) -> None:
 
 def _marks(values) -> str:
     return ", ".join("?" * len(values))
+
+
+def _byIds(connection, select, column, ids, convert) -> dict:
+    """
+    C{{id: object}} for the rows of C{select} whose C{column} is one of
+    C{ids}, in chunks that fit in one statement.
+    """
+    found = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        found += [convert(row) for row in connection.execute(
+            f"{select} WHERE {column} IN ({_marks(chunk)})", chunk)]
+    return common.byId(found)
 
 
 # -- queries ----------------------------------------------------------------------
@@ -496,12 +500,6 @@ class _Database(common.Worker):
         except sqlite3.Error as e:
             raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
 
-    def start(self) -> defer.Deferred:
-        return self._startWith(self._connect)
-
-    def stop(self) -> defer.Deferred:
-        return self._stopWith(self._close)
-
     def _connect(self) -> None:
         if self.connection is not None:
             return
@@ -558,26 +556,17 @@ class _Database(common.Worker):
                 raise StorageError(f"{self.path}: cannot close: {e}") from None
 
 
-class _Store:
-    def __init__(self, db: _Database, clock):
-        self.db = db
-        self._clock = clock
-
-    def _now(self, now: float | None = None) -> float:
-        return self._clock() if now is None else now
+_Store = common.Store
 
 
-class SQLiteAccountStore(_Store):
+class SQLiteAccountStore(common.AccountLookups, _Store):
     """
     L{IAccountStore} on the C{accounts} table.
     """
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
                       profile=None, accountId=None):
-        try:
-            common.checkAccountArguments(localpart, accountId)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.checkAccountArguments(localpart, accountId)
         now = self._now()
         values = (accountId, localpart, login, email, externalId, credentials, now, now,
                   profile or {})
@@ -604,11 +593,7 @@ class SQLiteAccountStore(_Store):
                                            (accountId,)).fetchone())
 
     def createAccounts(self, entries):
-        rows = []
-        for localpart, credentials in entries:
-            if not isinstance(localpart, str) or not localpart:
-                return defer.fail(ValueError(f"invalid localpart {localpart!r}"))
-            rows.append((localpart, credentials))
+        rows = common.bulkEntries(entries)
         return self.db.run(True, self._createMany, rows, self._now())
 
     @staticmethod
@@ -624,58 +609,21 @@ class SQLiteAccountStore(_Store):
                 skipped.append(localpart)
         return created, skipped
 
-    def _getBy(self, column, value):
+    def _getBy(self, field, value):
+        column = _ACCOUNTS.columns[field]
         return self.db.run(False, lambda c: _account(
             c.execute(f"{_ACCOUNT_SELECT} WHERE {column} = ?", (value,)).fetchone()))
 
-    def getAccount(self, accountId):
-        return self._getBy("id", accountId)
-
-    def getAccountByLocalpart(self, localpart):
-        return self._getBy("localpart", localpart)
-
-    def getAccountByLogin(self, login):
-        return self._getBy("login", login)
-
-    def getAccountByEmail(self, email):
-        return self._getBy("email", email)
-
-    def getAccountByExternalId(self, externalId):
-        return self._getBy("external_id", externalId)
-
     def getAccounts(self, accountIds):
-        ids = list(accountIds)
-
-        def get(connection):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start:start + _CHUNK]
-                for row in connection.execute(
-                        f"{_ACCOUNT_SELECT} WHERE id IN ({_marks(chunk)})", chunk):
-                    account = _account(row)
-                    found[account.id] = account
-            return found
-
-        return self.db.run(False, get)
+        return self.db.run(False, _byIds, _ACCOUNT_SELECT, "id", list(accountIds), _account)
 
     def findAccounts(self, query):
-        try:
-            where, params, query = _ACCOUNTS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = _ACCOUNTS.where(query)
         sql = f"{_ACCOUNT_SELECT} WHERE {where} ORDER BY {_ACCOUNTS.orderBy(query)}{_ACCOUNTS.page(query)}"
         return self.db.run(False, lambda c: [_account(row) for row in c.execute(sql, params)])
 
-    def setCredentials(self, accountId, credentials):
-        d = self.updateAccount(accountId, credentials=credentials)
-        d.addCallback(lambda _: None)
-        return d
-
     def updateAccount(self, accountId, **fields):
-        try:
-            common.checkAccountFields(fields)
-        except ValueError:
-            return defer.fail()
+        common.checkAccountFields(fields)
         columns = {"login": "login", "email": "email", "externalId": "external_id",
                    "credentials": "credentials", "profile": "profile"}
         assignments = ["updated_at = ?"]
@@ -721,10 +669,7 @@ class SQLiteAccountStore(_Store):
                 _ACCOUNT_SELECT + " ORDER BY id LIMIT ? OFFSET ?", (limit, offset))])
 
     def countAccounts(self, query=None):
-        try:
-            where, params, _ = _ACCOUNTS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = _ACCOUNTS.where(query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM accounts WHERE {where}", params).fetchone()[0])
 
@@ -829,10 +774,7 @@ class SQLiteRosterStore(_Store):
             _ROSTER_SELECT + " WHERE localpart = ? AND jid = ?", (localpart, jid)).fetchone()))
 
     def setRosterItem(self, localpart, item):
-        if item.subscription not in SUBSCRIPTIONS:
-            return defer.fail(ValueError(f"invalid subscription {item.subscription!r}"))
-        if item.ask not in (None, "subscribe"):
-            return defer.fail(ValueError(f"invalid ask {item.ask!r}"))
+        common.checkRosterItem(item)
         values = (localpart, item.jid, item.name, list(item.groups), item.subscription,
                   item.ask, int(bool(item.pendingIn)), int(bool(item.hidden)))
         return self.db.run(True, _upsertRosterItem,
@@ -967,12 +909,9 @@ class SQLiteDialogStore(_Store):
 
     def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
                      description=None, extensions=None, permissions=None, dialogId=None):
-        try:
-            occupants, admins, extensions, permissions, key = common.newDialogValues(
-                type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
-                permissions, dialogId)
-        except (TypeError, ValueError):
-            return defer.fail()
+        occupants, admins, extensions, permissions, key = common.newDialogValues(
+            type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
+            permissions, dialogId)
         now = self._now()
         dialogId = dialogId or newObjectId(now)
 
@@ -994,19 +933,7 @@ class SQLiteDialogStore(_Store):
         return self.db.run(False, _getDialog, dialogId)
 
     def getDialogs(self, dialogIds):
-        ids = list(dialogIds)
-
-        def get(connection):
-            found = {}
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start:start + _CHUNK]
-                for row in connection.execute(f"{_DIALOG_SELECT} WHERE d.id IN ({_marks(chunk)})",
-                                              chunk):
-                    dialog = _dialog(row)
-                    found[dialog.id] = dialog
-            return found
-
-        return self.db.run(False, get)
+        return self.db.run(False, _byIds, _DIALOG_SELECT, "d.id", list(dialogIds), _dialog)
 
     def findPrivateDialog(self, userA, userB):
         if userA == userB:
@@ -1070,18 +997,12 @@ class SQLiteDialogStore(_Store):
         return where, params, query
 
     def listDialogs(self, userId, query=None):
-        try:
-            where, params, query = self._listing(userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = self._listing(userId, query)
         sql = f"{_DIALOG_SELECT} WHERE {where} ORDER BY {_DIALOGS.orderBy(query)}{_DIALOGS.page(query)}"
         return self.db.run(False, lambda c: [_dialog(row) for row in c.execute(sql, params)])
 
     def countDialogs(self, userId, query=None):
-        try:
-            where, params, _ = self._listing(userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = self._listing(userId, query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM dialogs d WHERE {where}", params).fetchone()[0])
 
@@ -1111,10 +1032,7 @@ class SQLiteDialogStore(_Store):
             " AND subscribed IS NOT NULL", (dialogId, userId)).rowcount > 0)
 
     def listSubscribers(self, dialogId, skip=0, limit=None):
-        try:
-            skip, limit = common.pageBounds(skip, limit)
-        except StorageError:
-            return defer.fail()
+        skip, limit = common.pageBounds(skip, limit)
         return self.db.run(False, lambda c: [row[0] for row in c.execute(
             "SELECT user_id FROM dialog_users WHERE dialog_id = ? AND subscribed IS NOT NULL"
             " ORDER BY subscribed LIMIT ? OFFSET ?",
@@ -1151,11 +1069,8 @@ class SQLiteMessageStore(_Store):
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
                       recipientId=None, attachments=None, custom=None):
         now = self._now()
-        try:
-            dateSent, attachments, custom = common.newMessageValues(
-                messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
-        except (TypeError, ValueError):
-            return defer.fail()
+        dateSent, attachments, custom = common.newMessageValues(
+            messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
         messageId = messageId or newObjectId(now)
 
         def create(connection):
@@ -1199,19 +1114,13 @@ class SQLiteMessageStore(_Store):
         return where, params, query
 
     def listMessages(self, dialogId, userId=None, query=None):
-        try:
-            where, params, query = self._listing(dialogId, userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = self._listing(dialogId, userId, query)
         sql = (f"{_MESSAGE_SELECT} WHERE {where} ORDER BY {_MESSAGES.orderBy(query)}"
                f"{_MESSAGES.page(query)}")
         return self.db.run(False, lambda c: _messages(c, c.execute(sql, params).fetchall()))
 
     def countMessages(self, dialogId, userId=None, query=None):
-        try:
-            where, params, _ = self._listing(dialogId, userId, query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = self._listing(dialogId, userId, query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0])
 
@@ -1223,13 +1132,7 @@ class SQLiteMessageStore(_Store):
         return row
 
     def editMessage(self, messageId, body=None, attachments=None, custom=None):
-        try:
-            if body is not None and not isinstance(body, str):
-                raise ValueError("message body must be a string")
-            attachments = None if attachments is None else common.checkAttachments(attachments)
-            custom = None if custom is None else dict(common.checkKeys(custom, "custom field"))
-        except ValueError:
-            return defer.fail()
+        attachments, custom = common.editValues(body, attachments, custom)
         now = self._now()
 
         def edit(connection):
@@ -1248,10 +1151,7 @@ class SQLiteMessageStore(_Store):
         return self.db.run(True, edit)
 
     def react(self, messageId, userId, add=None, remove=None):
-        try:
-            common.applyReaction({}, userId, add, remove)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.applyReaction({}, userId, add, remove)
 
         def react(connection):
             row = self._require(connection, messageId)
@@ -1370,13 +1270,7 @@ class SQLiteMessageStore(_Store):
         return self.db.run(True, clear)
 
     def searchMessages(self, dialogIds, text, userId=None, dateFrom=None, dateTo=None, limit=100):
-        ids = list(dict.fromkeys(dialogIds))
-        if not isinstance(text, str):
-            return defer.fail(ValueError("search text must be a string"))
-        try:
-            _, limit = common.pageBounds(0, limit)
-        except StorageError:
-            return defer.fail()
+        ids, limit = common.searchArguments(dialogIds, text, limit)
         if not ids:
             return defer.succeed([])
         sql = (f"{_MESSAGE_SELECT} WHERE m.dialog_id IN ({_marks(ids)})"
@@ -1409,10 +1303,7 @@ class SQLiteBlobStore(_Store):
     """
 
     def createBlob(self, ownerId, name, contentType, public=False):
-        try:
-            common.checkId(ownerId, "owner id")
-        except TypeError:
-            return defer.fail()
+        common.checkId(ownerId, "owner id")
         now = self._now()
 
         def create(connection):
@@ -1434,10 +1325,7 @@ class SQLiteBlobStore(_Store):
             _BLOB_SELECT + " WHERE uid = ?", (uid,)).fetchone()))
 
     def updateBlob(self, blobId, **fields):
-        try:
-            fields = common.checkBlobFields(fields)
-        except (TypeError, ValueError):
-            return defer.fail()
+        fields = common.checkBlobFields(fields)
         columns = {"name": "name", "contentType": "content_type", "size": "size",
                    "public": "public", "completed": "completed"}
         assignments = {"updated_at": self._now()}
@@ -1461,10 +1349,7 @@ class SQLiteBlobStore(_Store):
             "DELETE FROM blobs WHERE id = ?", (blobId,)).rowcount > 0)
 
     def listBlobs(self, ownerId, skip=0, limit=None):
-        try:
-            skip, limit = common.pageBounds(skip, limit)
-        except StorageError:
-            return defer.fail()
+        skip, limit = common.pageBounds(skip, limit)
         return self.db.run(False, lambda c: [_blob(row) for row in c.execute(
             _BLOB_SELECT + " WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?",
             (ownerId, -1 if limit is None else limit, skip))])
@@ -1487,13 +1372,7 @@ class SQLiteRecordStore(_Store):
     """
 
     def createRecord(self, className, userId, fields, parentId=None, recordId=None):
-        try:
-            common.checkClassName(className)
-            common.checkId(userId, "user id")
-            common.checkRecordId(recordId)
-            fields = dict(common.checkKeys(fields, "record field"))
-        except (TypeError, ValueError):
-            return defer.fail()
+        fields = common.newRecordValues(className, userId, fields, recordId)
         now = self._now()
         recordId = recordId or newObjectId(now)
 
@@ -1518,43 +1397,30 @@ class SQLiteRecordStore(_Store):
         return self.db.run(False, self._get, className, recordId)
 
     def listRecords(self, className, query=None):
-        try:
-            where, params, query = _RECORDS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, query = _RECORDS.where(query)
         sql = (f"{_RECORD_SELECT} WHERE class_name = ? AND {where} ORDER BY"
                f" {_RECORDS.orderBy(query)}{_RECORDS.page(query)}")
         return self.db.run(False, lambda c: [_record(row) for row in c.execute(
             sql, [className, *params])])
 
     def countRecords(self, className, query=None):
-        try:
-            where, params, _ = _RECORDS.where(query)
-        except StorageError:
-            return defer.fail()
+        where, params, _ = _RECORDS.where(query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM records WHERE class_name = ? AND {where}",
             [className, *params]).fetchone()[0])
 
     def updateRecord(self, className, recordId, set=None, unset=()):
-        try:
-            set = dict(common.checkKeys(set, "record field"))
-            unset = list(unset)
-        except (TypeError, ValueError):
-            return defer.fail()
+        common.updatedFields({}, set, ())
+        unset = list(unset)
         now = self._now()
 
         def update(connection):
             record = self._get(connection, className, recordId)
             if record is None:
                 raise NotFound(f"no {className} record {recordId}")
-            fields = dict(record.fields)
-            fields.update(set)
-            for key in unset:
-                fields.pop(key, None)
             connection.execute(
                 "UPDATE records SET fields = ?, updated_at = ? WHERE class_name = ? AND id = ?",
-                (_dumps(fields), now, className, recordId))
+                (_dumps(common.updatedFields(record.fields, set, unset)), now, className, recordId))
             return self._get(connection, className, recordId)
 
         return self.db.run(True, update)
@@ -1565,7 +1431,7 @@ class SQLiteRecordStore(_Store):
             (className, recordId)).rowcount > 0)
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(common.WorkerStorage):
     """
     L{Storage} on one SQLite database.
 
@@ -1578,26 +1444,22 @@ class SQLiteStorage(Storage):
         (tests, the admin CLI).
     """
 
+    STORES = {
+        "accounts": SQLiteAccountStore,
+        "tokens": SQLiteTokenStore,
+        "offline": SQLiteOfflineStore,
+        "roster": SQLiteRosterStore,
+        "lastActivity": SQLiteLastActivityStore,
+        "dialogs": SQLiteDialogStore,
+        "messages": SQLiteMessageStore,
+        "blobs": SQLiteBlobStore,
+        "records": SQLiteRecordStore,
+    }
+
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
                  busyTimeout: int = BUSY_TIMEOUT_MS):
         self.path = path
-        self.db = _Database(path, reactor, synchronous, busyTimeout)
-        clock = reactor.seconds if reactor is not None else time.time
-        self.accounts = SQLiteAccountStore(self.db, clock)
-        self.tokens = SQLiteTokenStore(self.db, clock)
-        self.offline = SQLiteOfflineStore(self.db, clock)
-        self.roster = SQLiteRosterStore(self.db, clock)
-        self.lastActivity = SQLiteLastActivityStore(self.db, clock)
-        self.dialogs = SQLiteDialogStore(self.db, clock)
-        self.messages = SQLiteMessageStore(self.db, clock)
-        self.blobs = SQLiteBlobStore(self.db, clock)
-        self.records = SQLiteRecordStore(self.db, clock)
-
-    def start(self) -> defer.Deferred:
-        return self.db.start()
-
-    def stop(self) -> defer.Deferred:
-        return self.db.stop()
+        self._attachStores(_Database(path, reactor, synchronous, busyTimeout), reactor)
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.path!r}>"
