@@ -6,6 +6,8 @@ envelope, size limits, CORS and routing.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xmppchat.api.json import ApiError, Filter, idList, parseQueryString
 from tests.api.helpers import ApiHarness
@@ -154,3 +156,25 @@ def test_internalErrorIsJSON(api, monkeypatch):
     assert r.status == 500
     assert r.json == {"errors": {"base": ["Internal server error"]}}
     assert b"kaboom" not in r.raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_queryParserNeverCrashes(raw):
+    """Arbitrary query strings parse, or fail only with a 400 ApiError; filters likewise."""
+    try:
+        params = parseQueryString(raw)
+        params.filters()
+    except ApiError as e:
+        assert e.status == 400
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet="ab[]_", max_size=8), st.text(max_size=5)), max_size=20))
+def test_nestedKeysNeverCrash(pairs):
+    """Any mix of bracketed keys builds a Params without exceptions."""
+    from xmppchat.api.json import parseParams
+    try:
+        parseParams(pairs).filters()
+    except ApiError as e:
+        assert e.status == 400

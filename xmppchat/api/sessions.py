@@ -16,7 +16,8 @@ Three kinds of token:
   C{jwt_secret}: claim C{user_id} is the account's external id (created on
   first use); C{exp} is required.  A JWT used on REST is registered like a
   user session, so the same string then works as XMPP password (PLAIN and
-  SCRAM); PLAIN also accepts a never-seen JWT (L{JWTChecker}).
+  SCRAM); PLAIN also accepts a fresh JWT of an existing token user
+  (L{JWTChecker}; the account and its id come from the first REST use).
 """
 
 from __future__ import annotations
