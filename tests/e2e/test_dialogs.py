@@ -217,3 +217,44 @@ def test_mamPaging(server, db):
         await carol.logout()
 
     run(scenario())
+
+
+def test_reactions(server, db):
+    """XEP-0444 reactions from slixmpp are stored and pushed to the other occupants in both shapes."""
+    group = db.dialog(DIALOG_GROUP, "alice", ["bob"])
+    room = f"1_{group.id}@muc.localhost"
+    pair = db.dialog(DIALOG_PRIVATE, "bob", ["carol"])
+    gid, pid = ids(2, "r1")
+
+    async def scenario():
+        alice = client(server, "alice", "xep_0444")
+        bob = client(server, "bob", "xep_0444")
+        carol = client(server, "carol", "xep_0444")
+        assert await alice.login() and await bob.login() and await carol.login()
+        message = alice.make_message(mto=room, mbody="react to me", mtype="groupchat")
+        message["id"] = gid
+        withParams(message, group).send()
+        await within(bob.messages.get())
+        await within(alice.messages.get())
+        reaction = bob.make_message(mto=room, mtype="groupchat")
+        bob.plugin["xep_0444"].set_reactions(reaction, gid, ["👍"])
+        reacted = nextEvent(alice, "reactions")
+        reaction.send()
+        pushed = await within(reacted)
+        assert {r["value"] for r in pushed["reactions"]} == {"👍"} and pushed["reactions"]["id"] == gid
+        sdk = pushed.xml.find("{https://connectycube.com/protocol/reactions}reactions")
+        assert sdk.get("message_id") == gid and sdk.get("user_id") == str(db.id("bob"))
+        message = bob.make_message(mto="carol@localhost", mbody="1-1", mtype="chat")
+        message["id"] = pid
+        withParams(message, pair).send()
+        await within(carol.messages.get())
+        reacted = nextEvent(bob, "reactions")
+        carol.plugin["xep_0444"].send_reactions("bob@localhost", pid, ["🔥"])
+        pushed = await within(reacted)
+        assert pushed["from"].bare == "carol@localhost" and {r["value"] for r in pushed["reactions"]} == {"🔥"}
+        for c in (alice, bob, carol):
+            await c.logout()
+
+    run(scenario())
+    assert db.message(gid).reactions == {"👍": {db.id("bob")}}
+    assert db.message(pid).reactions == {"🔥": {db.id("carol")}}

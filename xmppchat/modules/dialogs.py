@@ -193,7 +193,7 @@ def changeOf(stanza):
 def changeIn(event, kinds) -> domish.Element | None:
     """
     The child of C{kinds} (C{(uri, name)} pairs) when C{event} is a client's
-    1-1 C{chat} to a user or C{groupchat} to a room that carries one, not
+    1-1 C{chat} (or C{normal}) to a user or C{groupchat} to a room that carries one, not
     yet released by the dialog layer; else C{None}.
     """
     origin, stanza = event.origin, event.stanza
@@ -202,7 +202,7 @@ def changeIn(event, kinds) -> domish.Element | None:
     if isinstance(event, RoomEvent):
         if event.stanzaType != "groupchat":
             return None
-    elif event.stanzaType != "chat" or event.to is None or event.to.user is None:
+    elif event.stanzaType not in ("chat", "normal") or event.to is None or event.to.user is None:
         return None
     for child in stanza.elements():
         if (child.uri, child.name) in kinds:
