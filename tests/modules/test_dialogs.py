@@ -572,3 +572,16 @@ def test_orderKeptWithSlowStorage():
     assert [m["id"] for m in got] == [MID, MID2, "6b026913da64a533580000e1"]
     store.createMessage, store.getMessage = realCreate, realGet
     assert result(store.getMessage(MID)).body == "first!" and result(store.getMessage(MID2)).body == "second"
+
+
+def test_roomOfAnotherApplication():
+    """A user of application 1 cannot address a dialog through application 2's room JID."""
+    h = HostHarness()
+    user = h.addUser("7-1")
+    dialog = result(h.storage.dialogs.createDialog(DIALOG_GROUP, user.id))
+    session, transport = h.connect("7-1")
+    h.send(session, group(dialog).replace(f"1_{dialog.id}", f"2_{dialog.id}"))
+    [err] = transport.pop()
+    assert err.error.firstChildElement().name == "item-not-found"
+    h.send(session, group(dialog))
+    assert [m["from"] for m in messages(transport)] == [f"{room(dialog)}/{user.id}"]

@@ -424,8 +424,13 @@ class DialogsModule(Module):
     @defer.inlineCallbacks
     def roomDialog(self, event: RoomEvent):
         """
-        The dialog of a room event: it exists and is not private.
+        The dialog of a room event: it exists, is not private, and the room
+        JID names the sender's application (accounts C{<id>-<appId>}).
         """
+        origin = event.origin
+        app = appIdOf(origin.localpart) if origin is not None else None
+        if app is not None and app != event.appId:
+            raise StanzaError("item-not-found", text=f"No such room in application {app}")
         dialog = yield self.getDialog(event.dialogId)
         if dialog.type == DIALOG_PRIVATE:
             raise StanzaError("not-acceptable",
