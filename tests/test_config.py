@@ -85,3 +85,15 @@ def test_checkConfigListsProblems(tmp_path):
     text = out.getvalue()
     assert "c.toml: server.domain: expected str" in text
     assert "problem(s) found" in text
+
+
+def test_mongoSettingsValidated():
+    """The MongoDB pool size and timeout must be positive."""
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"storage": {"backend": "mongodb", "mongodb_pool_size": 0,
+                                 "mongodb_timeout_ms": -5}}, source="m.toml")
+    text = "\n".join(e.value.problems)
+    assert "m.toml: storage.mongodb_pool_size: must be at least 1" in text
+    assert "m.toml: storage.mongodb_timeout_ms: must be at least 1" in text
+    config = buildConfig({"storage": {"backend": "mongodb", "mongodb_timeout_ms": 800}})
+    assert (config.storage.mongodb_timeout_ms, config.storage.mongodb_pool_size) == (800, 8)

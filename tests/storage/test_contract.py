@@ -1346,3 +1346,88 @@ def test_records(storage, clock):
     assert result(storage.records.deleteRecord("UserReports", first.id)) is True
     assert result(storage.records.deleteRecord("UserReports", first.id)) is False
     assert listed() == [second.id]
+
+
+@ROUND_TRIP
+@given(className=keys, userId=st.integers(1, 2**40), fields=st.dictionaries(keys, json, max_size=5),
+       parentId=st.none() | names, update=st.dictionaries(keys, json, max_size=3),
+       unset=st.lists(keys, max_size=3))
+def test_recordRoundTrip(backend, className, userId, fields, parentId, update, unset):
+    """Any record reads back as created, and updates set and remove exactly the given keys."""
+    storage = openBackend(backend)
+    try:
+        created = result(storage.records.createRecord(className, userId, fields, parentId=parentId))
+        assert (created.className, created.userId, created.fields, created.parentId) == (
+            className, userId, fields, parentId)
+        assert result(storage.records.getRecord(className, created.id)) == created
+        assert result(storage.records.listRecords(className)) == [created]
+        expected = {**fields, **update}
+        for key in unset:
+            expected.pop(key, None)
+        updated = result(storage.records.updateRecord(className, created.id, set=update, unset=unset))
+        assert updated.fields == expected
+        assert result(storage.records.getRecord(className, created.id)) == updated
+    finally:
+        result(storage.stop())
+
+
+dialogFilter = st.one_of(
+    st.tuples(st.just("occupants_ids"), st.sampled_from(["eq", "ne", "lt", "gte"]), st.integers(1, 5)),
+    st.tuples(st.just("occupants_ids"), st.sampled_from(["in", "nin", "all", "or"]),
+              st.lists(st.integers(1, 5), max_size=3)),
+    st.tuples(st.just("name"), st.sampled_from(["eq", "ne"]), st.none() | small),
+    st.tuples(st.just("name"), st.sampled_from(["ctn", "start_with", "gt"]), small),
+    st.tuples(st.just("type"), st.just("eq"), st.sampled_from([1, 2])),
+    st.tuples(st.just("type"), st.sampled_from(["in", "or"]), st.sampled_from([[1, 2], [2], []])))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dialogs=st.lists(st.tuples(st.sampled_from([1, 2]), st.lists(st.integers(1, 5), max_size=3),
+                                  st.none() | small), max_size=5),
+       filters=st.lists(dialogFilter, max_size=3))
+def test_dialogQuerySemantics(backend, dialogs, filters):
+    """Dialog filters on list, text and number fields select what the documented semantics select."""
+    storage = openBackend(backend)
+    try:
+        created = [result(storage.dialogs.createDialog(t, 9, occupants, name=name))
+                   for t, occupants, name in dialogs]
+        def value(dialog, field):
+            return {"occupants_ids": dialog.occupantIds, "name": dialog.name, "type": dialog.type}[field]
+
+        expected = []
+        for dialog in created:
+            plain = [f for f in filters if f[1] != "or"]
+            either = [f for f in filters if f[1] == "or"]
+            if all(reference(value(dialog, f), op, v) for f, op, v in plain) and (
+                    not either or any(reference(value(dialog, f), op, v) for f, op, v in either)):
+                expected.append(dialog.id)
+        found = result(storage.dialogs.listDialogs(None, userQuery(*filters)))
+        assert [d.id for d in found] == expected
+    finally:
+        result(storage.stop())
+
+
+# -- completeness -------------------------------------------------------------------
+
+INTERFACES = {"accounts": "IAccountStore", "tokens": "ITokenStore", "offline": "IOfflineStore",
+              "roster": "IRosterStore", "lastActivity": "ILastActivityStore",
+              "dialogs": "IDialogStore", "messages": "IMessageStore", "blobs": "IBlobStore",
+              "records": "IRecordStore"}
+
+
+def test_everyInterfaceMethodImplemented(storage):
+    """Each store implements every method of its interface with the same parameters."""
+    import inspect
+
+    from xmppchat.storage import interfaces
+
+    for attribute, name in INTERFACES.items():
+        interface = getattr(interfaces, name)
+        store = getattr(storage, attribute)
+        for method, f in vars(interface).items():
+            if not inspect.isfunction(f) or method.startswith("_"):
+                continue
+            implemented = getattr(store, method, None)
+            assert callable(implemented), f"{attribute}.{method} missing"
+            expected = list(inspect.signature(f).parameters)[1:]
+            assert list(inspect.signature(implemented).parameters) == expected, f"{attribute}.{method}"
