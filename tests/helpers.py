@@ -76,15 +76,35 @@ class StubTransport:
         return sent
 
 
+def harnessStorage(backend: str):
+    """
+    An unstarted synchronous in-memory storage: C{sqlite} or C{mongomock}
+    (modules that declare C{BOTH_BACKENDS = True} run on both, see
+    C{tests/conftest.py}).
+    """
+    if backend == "mongomock":
+        import mongomock
+
+        from xmppchat.storage.mongo import MongoStorage
+
+        return MongoStorage(client=mongomock.MongoClient(), database="harness", synchronous=True)
+    return SQLiteStorage(":memory:", synchronous=True)
+
+
 class HostHarness:
     """
     A host with every default module, in-memory storage and a fake clock.
+
+    @cvar backend: the storage backend of new harnesses (set per test by
+        the C{harnessBackend} fixture).
     """
+
+    backend = "sqlite"
 
     def __init__(self, modules=None, **sections):
         self.clock = task.Clock()
         self.config = makeConfig(**sections)
-        self.storage = SQLiteStorage(":memory:", synchronous=True)
+        self.storage = harnessStorage(self.backend)
         result(self.storage.start())
         self.host = Host(self.config, self.storage, self.clock)
         self.host.loadModules(modules)

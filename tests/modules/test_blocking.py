@@ -11,6 +11,9 @@ from tests.modules.test_privacy import blockList, chat, condition, iq, messages,
 B = "urn:xmpp:blocking"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def command(h, session, payload, iqType="set", ident="b"):
     h.send(session, f"<iq type='{iqType}' id='{ident}'>{payload}</iq>")
     sent = session.stream.transport.pop()

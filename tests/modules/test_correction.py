@@ -9,6 +9,9 @@ from xmppchat.storage.interfaces import DIALOG_GROUP
 EDIT = "6b026913da64a533580000e1"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def edit(to, dialog, body="edited", original=MID, kind="chat", last="true"):
     return stanza(to, kind, EDIT, dialog, f"<body>{body}</body>"
                   f"<replace xmlns='urn:xmpp:message-correct:0' id='{original}' last='{last}'/>")

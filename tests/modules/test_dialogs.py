@@ -19,6 +19,9 @@ MID2 = "6b026913da64a53358000001"
 NS_SID = "urn:xmpp:sid:0"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def messages(transport):
     return [e for e in transport.pop() if e.name == "message"]
 

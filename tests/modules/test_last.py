@@ -11,6 +11,9 @@ NS = "jabber:iq:last"
 NS_SS = "https://connectycube.com/protocol/status_streaming"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def contacts(h, user, contact, subscription="to"):
     """Give user a roster item for contact with the given subscription."""
     result(h.storage.roster.setRosterItem(user, RosterItem(jid=f"{contact}@localhost", subscription=subscription)))

@@ -10,6 +10,9 @@ from xmppchat.storage.interfaces import DIALOG_GROUP
 NS_MAM = "urn:xmpp:mam:2"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def ids(n):
     return [f"6b026913da64a5335800{i:04x}" for i in range(n)]
 

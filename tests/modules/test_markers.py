@@ -10,6 +10,9 @@ NS = "urn:xmpp:chat-markers:0"
 HIDE_READS = {"privacy_settings": {"read_receipts": {"enabled": False}}}
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def marker(kind, to="alice@localhost", dialog="d1", extra=""):
     return (f"<message to='{to}' type='chat' id='mk-{kind}'><{kind} xmlns='{NS}' id='orig1'/>"
             f"<extraParams xmlns='jabber:client'><dialog_id>{dialog}</dialog_id></extraParams>{extra}</message>")

@@ -5,6 +5,9 @@ Tests for offline storage and delivery (XEP-0160, XEP-0203).
 from tests.helpers import HostHarness, result
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def test_storedAndDeliveredWithDelay():
     """A message to an offline user is stored and delivered, in order, with a delay stamp at next login."""
     h = HostHarness()

@@ -7,6 +7,9 @@ from twisted.internet import defer
 from tests.helpers import HostHarness, result
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def roster(h, user, transport=None):
     session = h.host.sessions.sessionsOf(f"{user}@localhost")[0]
     h.send(session, "<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")

@@ -24,6 +24,9 @@ Q = "<query xmlns='jabber:iq:privacy'>{}</query>"
 ALL4 = "<message/><presence-in/><presence-out/><iq/>"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def sdkItems(*users, mutual=False, start=1):
     """The two items per blocked user the ConnectyCube SDK writes (§5.18)."""
     children = "" if mutual else ALL4

@@ -10,6 +10,9 @@ from xmppchat.storage.interfaces import DIALOG_GROUP
 NS_CC = "https://connectycube.com/protocol/reactions"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def react(to, emojis, kind="chat", mid=MID):
     inner = "".join(f"<reaction>{e}</reaction>" for e in emojis)
     return (f"<message to='{to}' type='{kind}' id='6b026913da64a533580000f1'>"

@@ -10,6 +10,9 @@ from xmppchat.storage.interfaces import DIALOG_GROUP
 DEL = "6b026913da64a533580000d1"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def remove(to, dialog, original=MID, kind="chat", payload=None):
     return stanza(to, kind, DEL, dialog, payload or f"<remove xmlns='urn:xmpp:message-delete:0' id='{original}'/>")
 

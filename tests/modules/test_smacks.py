@@ -20,6 +20,9 @@ ENABLE = f"<enable xmlns='{NS_SM}' resume='true'/>"
 R = f"<r xmlns='{NS_SM}'/>"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def ack(h):
     return f"<a xmlns='{NS_SM}' h='{h}'/>"
 

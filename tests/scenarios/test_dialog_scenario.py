@@ -15,6 +15,9 @@ P1, G1, G2, U1 = "6b026913da64a53358000a01", "6b026913da64a53358000b01", "6b0269
 COMPOSING = "<composing xmlns='http://jabber.org/protocol/chatstates'/>"
 
 
+BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
+
+
 def summary(transport):
     """What a session received, as (kind, id or marker, from) tuples."""
     out = []
