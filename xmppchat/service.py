@@ -46,8 +46,18 @@ class XMPPChatService(service.Service):
         certPath, keyPath, chainPath = ensureCertificate(config)
         self.tlsContext = contextFactory(certPath, keyPath, chainPath)
         self.storage = openStorage(config.storage, reactor)
-        self.host = Host(config, self.storage, reactor)
+        self.cluster = None
+        if config.cluster.redis_uri:
+            from xmppchat.cluster import ClusterSessionRegistry
+
+            self.host = Host(config, self.storage, reactor, sessions=ClusterSessionRegistry())
+        else:
+            self.host = Host(config, self.storage, reactor)
         self.host.loadModules()
+        if config.cluster.redis_uri:
+            from xmppchat.cluster import ClusterNode
+
+            self.cluster = ClusterNode(self.host, config.cluster, reactor)
         self.ports: dict = {}
         self.factories: dict = {}
 
@@ -117,6 +127,8 @@ class XMPPChatService(service.Service):
     def startService(self):
         self._listenOrExit()
         service.Service.startService(self)
+        if self.cluster is not None:
+            self.cluster.start()
         d = self.storage.start()
         d.addCallback(lambda _: self._started())
         d.addErrback(self._storageFailed)
@@ -151,6 +163,8 @@ class XMPPChatService(service.Service):
         for factory in self.factories.values():
             for proto in list(factory.connections):
                 proto.stream.close("system-shutdown", "The server is shutting down")
+        if self.cluster is not None:
+            yield self.cluster.stop()
         self.host.unloadModules()
         yield self.storage.stop()
         try:

@@ -1,0 +1,209 @@
+"""
+Unit tests of the cluster directory, bus and registry: three nodes in one
+process on a fake Redis and a fake clock.
+"""
+
+from __future__ import annotations
+
+from tests.cluster.harness import ClusterHarness
+from tests.helpers import sentMessages, xml
+
+
+def test_remoteSessionVisible():
+    """A session bound on one node is found by the others, and forgotten when it ends."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    session, _ = a.connect("alice", "phone")
+    c.pump()
+    remote = b.host.sessions.get("alice@localhost", "phone")
+    assert remote is not None and remote.node == "node0"
+    assert remote.available
+    assert b.host.sessions.isConnected("alice@localhost")
+    assert b.host.sessions.resourceCount("alice@localhost") == 1
+    assert list(b.host.sessions.all()) == []
+    a.host.endSession(session)
+    c.pump()
+    assert b.host.sessions.get("alice@localhost", "phone") is None
+    assert not b.host.sessions.isConnected("alice@localhost")
+
+
+def test_messageToBareJIDAcrossNodes():
+    """A message to a bare JID reaches resources on two other nodes, serialised once per stanza."""
+    c = ClusterHarness()
+    a, b, d = c.nodes
+    _, t1 = a.connect("alice", "one")
+    _, t2 = d.connect("alice", "two")
+    bob, _ = b.connect("bob")
+    c.pump()
+    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>hi</body></message>')
+    c.pump()
+    for transport in (t1, t2):
+        messages = sentMessages(transport)
+        assert [str(m.body) for m in messages] == ["hi"]
+        assert messages[0]["from"] == bob.full
+    assert b.node.bus.sent == 2
+
+
+def test_iqToRemoteFullJID():
+    """An IQ to a full JID on another node is delivered, and its result comes back."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    alice, ta = a.connect("alice", "r")
+    bob, tb = b.connect("bob", "r")
+    c.pump()
+    b.send(bob, '<iq to="alice@localhost/r" type="get" id="q1"><query xmlns="jabber:iq:version"/></iq>')
+    c.pump()
+    [iq] = [e for e in ta.pop() if e.name == "iq"]
+    assert iq["from"] == "bob@localhost/r"
+    a.send(alice, '<iq to="bob@localhost/r" type="result" id="q1"/>')
+    c.pump()
+    [reply] = [e for e in tb.pop() if e.name == "iq"]
+    assert reply["type"] == "result" and reply["id"] == "q1"
+
+
+def test_presenceBroadcastAcrossNodes():
+    """Initial presence reaches a contact on another node, and probes are answered from the directory."""
+    c = ClusterHarness()
+    c.befriend("alice", "bob")
+    a, b, _ = c.nodes
+    alice, ta = a.connect("alice", "r", available=False)
+    bob, tb = b.connect("bob", "r")
+    c.pump()
+    tb.pop()
+    a.send(alice, "<presence><show>away</show></presence>")
+    c.pump()
+    presences = [e for e in tb.pop() if e.name == "presence"]
+    assert [p["from"] for p in presences] == ["alice@localhost/r"]
+    # alice's probe of bob was answered from bob's directory entry
+    probed = [e for e in ta.pop() if e.name == "presence"]
+    assert "bob@localhost/r" in [p["from"] for p in probed]
+    # bob now sees alice as available through the directory
+    assert b.host.sessions.get("alice@localhost", "r").presence is not None
+    a.host.endSession(alice)
+    c.pump()
+    gone = [e for e in tb.pop() if e.name == "presence"]
+    assert [(p["from"], p.getAttribute("type")) for p in gone] == [("alice@localhost/r", "unavailable")]
+
+
+def test_killedNodeExpires():
+    """A node that dies without a word is dropped within expiry + heartbeat; messages for its users go offline."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    bob, tb = b.connect("bob")
+    c.pump()
+    a.node.redis.kill()
+    a.node.heartbeat.stop()
+    # the next publish to node0's channel reaches nobody: dropped at once
+    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>one</body></message>')
+    c.pump()
+    assert b.host.sessions.get("alice@localhost", "r") is None
+    assert len(c.offline("alice")) == 1
+    assert not [e for e in tb.pop() if e.getAttribute("type") == "error"]
+
+
+def test_silentNodeExpiresByHeartbeat():
+    """A node whose heartbeat stops (but whose connection lingers) is dropped after expiry_seconds."""
+    c = ClusterHarness()
+    a, b, third = c.nodes
+    a.connect("alice", "r")
+    c.pump()
+    a.node.heartbeat.stop()
+    c.pump(2.0)
+    assert b.host.sessions.get("alice@localhost", "r") is not None
+    c.pump(2.5)  # expiry 3 s + one heartbeat
+    assert b.host.sessions.get("alice@localhost", "r") is None
+    assert third.host.sessions.get("alice@localhost", "r") is None
+    assert b"node0" not in c.redis.data.get(b"xmppchat:localhost:nodes", set())
+
+
+def test_unacknowledgedMessagesStoredWhenNodeLost():
+    """Messages published but not yet acknowledged by a node that then dies are stored offline."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    bob, _ = b.connect("bob")
+    c.pump()
+    # node0 dies after Redis accepted the publishes, before it could ack
+    for i in range(3):
+        b.send(bob, f'<message to="alice@localhost" type="chat" id="m{i}"><body>{i}</body></message>')
+    assert len(b.node.bus.pending["node0"]) == 3
+    a.node.redis.kill()
+    a.node.heartbeat.stop()
+    c.pump(4.5)
+    stored = c.offline("alice")
+    assert len(stored) == 3 and all("<body>" in s for s in stored)
+
+
+def test_acknowledgedMessagesLeaveTheWindow():
+    """Acks from the receiving node empty the sender's pending window."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    bob, _ = b.connect("bob")
+    c.pump()
+    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>x</body></message>')
+    c.pump(0.2)
+    assert not b.node.bus.pending.get("node0")
+
+
+def test_redisOutageAndReconcile():
+    """Without Redis, local delivery works, remote messages go offline, IQs get an error; sessions come back after."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    carol, tc = b.connect("carol")
+    bob, tb = b.connect("bob")
+    c.pump()
+    c.redis.stop()
+    b.send(bob, '<message to="carol@localhost" type="chat" id="l1"><body>local</body></message>')
+    assert [str(m.body) for m in sentMessages(tc)] == ["local"]
+    b.send(bob, '<message to="alice@localhost" type="chat" id="r1"><body>remote</body></message>')
+    assert len(c.offline("alice")) == 1
+    b.send(bob, '<iq to="alice@localhost/r" type="get" id="q1"><ping xmlns="urn:xmpp:ping"/></iq>')
+    errors = [e for e in tb.pop() if e.getAttribute("type") == "error"]
+    assert [e.name for e in errors] == ["iq"]
+    assert errors[0].error.firstChildElement().name == "service-unavailable"
+    c.redis.start()
+    c.pump()
+    assert b.host.sessions.get("alice@localhost", "r") is not None
+    assert a.host.sessions.get("carol@localhost", carol.resource) is not None
+
+
+def test_sameFullJIDOnTwoNodes():
+    """Binding a full JID already bound on another node replaces the older session (conflict)."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    _, ta = a.connect("alice", "r")
+    c.pump()
+    b.connect("alice", "r")
+    c.pump()
+    assert "conflict" in repr(ta.closed)
+
+
+def test_targetGoneFallsBackToOffline():
+    """A stanza that arrives after its session ended is stored offline."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    alice, _ = a.connect("alice", "r")
+    bob, _ = b.connect("bob")
+    c.pump()
+    b.send(bob, '<message to="alice@localhost/r" type="chat" id="m1"><body>late</body></message>')
+    a.host.sessions.remove(alice)  # ended on node0 before the bus delivered
+    c.pump()
+    assert len(c.offline("alice")) == 1
+
+
+def test_rosterCacheInvalidated():
+    """A roster written on one node is dropped from the other nodes' caches."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    b.connect("alice", "s")
+    c.pump()
+    roster = b.host.modules["roster"]
+    assert "alice" in roster.cache
+    a.send(a.host.sessions.localGet("alice@localhost", "r"),
+           '<iq type="set" id="r1"><query xmlns="jabber:iq:roster"><item jid="zed@localhost"/></query></iq>')
+    c.pump()
+    assert "alice" not in roster.cache
