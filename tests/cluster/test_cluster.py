@@ -178,7 +178,7 @@ def test_sameFullJIDOnTwoNodes():
     c.pump()
     b.connect("alice", "r")
     c.pump()
-    assert "conflict" in repr(ta.closed)
+    assert "conflict" in ta.closed.toXml()
 
 
 def test_targetGoneFallsBackToOffline():
