@@ -1,0 +1,194 @@
+"""
+Integration tests: three xmppchat nodes (twistd subprocesses on port 0)
+sharing one SQLite file and a private redis-server, with slixmpp clients
+on different nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.cluster.live import Cluster, RedisProcess, requireRedis
+from tests.e2e.test_slixmpp import TIMEOUT, Client, run
+
+USERS = ("alice", "bob", "carol", "dave", "eve", "frank")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    requireRedis()
+    directory = tmp_path_factory.mktemp("cluster")
+    redis = RedisProcess(directory).start()
+    running = Cluster(directory, redis)
+    try:
+        for i in range(3):
+            running.startNode(f"node{i}")
+        first = running.nodes["node0"]
+        for name in USERS:
+            first.adduser(name, f"{name}-pw")
+        yield running
+    finally:
+        running.stop()
+        redis.stop()
+
+
+async def collect(client, count, timeout=TIMEOUT):
+    """
+    Bodies of the next C{count} messages (fewer if none arrive for C{timeout}).
+    """
+    bodies = []
+    while len(bodies) < count:
+        try:
+            message = await asyncio.wait_for(client.messages.get(), timeout)
+        except asyncio.TimeoutError:
+            break
+        bodies.append(message["body"])
+    return bodies
+
+
+async def eventually(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def test_crossNodeChat(cluster):
+    """Clients on three nodes chat 1-1: bare-JID delivery reaches resources on two other nodes."""
+
+    async def scenario():
+        n = cluster.nodes
+        alice0 = Client(n["node0"], "alice@localhost/zero", "alice-pw")
+        alice2 = Client(n["node2"], "alice@localhost/two", "alice-pw")
+        bob = Client(n["node1"], "bob@localhost", "bob-pw")
+        assert await alice0.login() and await alice2.login() and await bob.login()
+        await asyncio.sleep(0.3)
+        bob.send_message(mto="alice@localhost", mbody="hello both", mtype="chat")
+        assert await collect(alice0, 1) == ["hello both"]
+        assert await collect(alice2, 1) == ["hello both"]
+        alice2.send_message(mto=str(bob.boundjid), mbody="from node2", mtype="chat")
+        [received] = [await asyncio.wait_for(bob.messages.get(), TIMEOUT)]
+        assert received["body"] == "from node2"
+        assert received["from"] == alice2.boundjid
+        for c in (alice0, alice2, bob):
+            await c.logout()
+
+    run(scenario())
+
+
+def test_crossNodePresence(cluster):
+    """A subscription handshake and presence broadcast between clients on different nodes."""
+
+    async def scenario():
+        n = cluster.nodes
+        carol = Client(n["node0"], "carol@localhost", "carol-pw")
+        dave = Client(n["node1"], "dave@localhost", "dave-pw")
+        assert await carol.login() and await dave.login()
+        seen = {}
+        dave.add_event_handler("presence_available", lambda p: seen.setdefault(p["from"].full, "on"))
+        dave.add_event_handler("presence_unavailable", lambda p: seen.__setitem__(p["from"].full, "off"))
+        await asyncio.sleep(0.3)
+        # slixmpp approves and subscribes back by default: a mutual subscription
+        dave.send_presence(pto="carol@localhost", ptype="subscribe")
+        await eventually(lambda: seen.get(str(carol.boundjid)) == "on")
+        carol.send_presence(pstatus="busy", pshow="dnd")
+        carol3 = Client(n["node2"], "carol@localhost/third", "carol-pw")
+        assert await carol3.login()
+        await eventually(lambda: seen.get(str(carol3.boundjid)) == "on")
+        await carol3.logout()
+        await eventually(lambda: seen.get(str(carol3.boundjid)) == "off")
+        for c in (carol, dave):
+            await c.logout()
+
+    run(scenario())
+
+
+def test_killNodeDuringBurst(cluster):
+    """kill -9 of a node during a message burst: every message is delivered or stored offline."""
+    victim = cluster.startNode("victim")
+    total = 300
+
+    async def scenario():
+        eve = Client(cluster.nodes["node0"], "eve@localhost", "eve-pw")
+        frank = Client(victim, "frank@localhost", "frank-pw")
+        assert await eve.login() and await frank.login()
+        await asyncio.sleep(0.3)
+        received = []
+
+        async def receive():
+            while True:
+                received.append((await frank.messages.get())["body"])
+
+        receiver = asyncio.ensure_future(receive())
+        for i in range(total):
+            eve.send_message(mto="frank@localhost", mbody=f"m{i}", mtype="chat")
+            if i == total // 3:
+                await eventually(lambda: len(received) >= 20)
+                cluster.kill("victim")
+            await asyncio.sleep(0.002)
+        receiver.cancel()
+        frank.disconnect()
+        # eve's node processed everything once it answers a ping sent after the burst
+        eve.register_plugin("xep_0199")
+        await eve.plugin["xep_0199"].ping(jid="localhost", timeout=TIMEOUT)
+        await asyncio.sleep(4.5)  # expiry 3 s + heartbeat: the victim's entries are gone
+        frank2 = Client(cluster.nodes["node2"], "frank@localhost", "frank-pw")
+        assert await frank2.login()
+        stored = await collect(frank2, total, timeout=3)
+        missing = {f"m{i}" for i in range(total)} - set(received) - set(stored)
+        assert not missing, f"{len(missing)} lost; live {len(received)}, offline {len(stored)}"
+        assert received and stored, f"the kill fell mid-burst: live {len(received)}, offline {len(stored)}"
+        print(f"kill -9 mid-burst: {len(received)} live, {len(stored)} from offline storage")
+        await frank2.logout()
+        await eve.logout()
+
+    run(scenario())
+
+
+def test_redisRestartDuringTraffic(cluster):
+    """Redis restarts during traffic: nothing is lost (offline storage meanwhile), and cross-node delivery resumes."""
+    total = 200
+
+    async def scenario():
+        n = cluster.nodes
+        alice = Client(n["node0"], "alice@localhost", "alice-pw")
+        bob = Client(n["node1"], "bob@localhost", "bob-pw")
+        assert await alice.login() and await bob.login()
+        await asyncio.sleep(0.3)
+        received = []
+
+        async def receive():
+            while True:
+                received.append((await bob.messages.get())["body"])
+
+        receiver = asyncio.ensure_future(receive())
+        for i in range(total):
+            alice.send_message(mto="bob@localhost", mbody=f"r{i}", mtype="chat")
+            if i == total // 4:
+                await eventually(lambda: len(received) >= 10)
+                cluster.redis.stop()
+            if i == total // 2:
+                cluster.redis.start()
+                for name in n:
+                    cluster.waitOnline(name)
+                await asyncio.sleep(0.5)  # reconciliation: directory entries loaded
+            await asyncio.sleep(0.005)
+        alice.send_message(mto="bob@localhost", mbody="after", mtype="chat")
+        await eventually(lambda: "after" in received)
+        receiver.cancel()
+        await bob.logout()
+        bob2 = Client(n["node2"], "bob@localhost", "bob-pw")
+        assert await bob2.login()
+        stored = await collect(bob2, total, timeout=3)
+        missing = {f"r{i}" for i in range(total)} - set(received) - set(stored)
+        assert not missing, f"{len(missing)} lost; live {len(received)}, offline {len(stored)}"
+        assert stored, "some messages crossed the outage through offline storage"
+        print(f"Redis restart: {len(received)} live, {len(stored)} from offline storage")
+        await bob2.logout()
+        await alice.logout()
+
+    run(scenario())
