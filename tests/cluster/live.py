@@ -101,7 +101,7 @@ class Cluster:
         self.database = directory / "shared.sqlite3"
         self.nodes: dict[str, RunningServer] = {}
 
-    def startNode(self, name: str, args=()) -> RunningServer:
+    def startNode(self, name: str, args=(), nodeIds=None) -> RunningServer:
         path = self.directory / name
         path.mkdir()
         extra = f"""
@@ -113,10 +113,11 @@ expiry_seconds = 3
 """
         node = startServer(path, extra, storage=str(self.database), args=args)
         self.nodes[name] = node
-        self.waitOnline(name)
+        for nodeId in nodeIds or (name,):
+            self.waitOnline(nodeId, node)
         return node
 
-    def waitOnline(self, name: str, timeout: float = 20) -> None:
+    def waitOnline(self, name: str, node=None, timeout: float = 20) -> None:
         """
         Until node C{name} registered in Redis.
         """
@@ -129,7 +130,8 @@ expiry_seconds = 3
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"node {name} did not join:\n{self.nodes[name].log()}")
+        node = node or self.nodes.get(name)
+        raise RuntimeError(f"node {name} did not join:\n{node.log() if node else ''}")
 
     def kill(self, name: str) -> None:
         node = self.nodes.pop(name)

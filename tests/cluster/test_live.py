@@ -7,6 +7,8 @@ on different nodes.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import pytest
@@ -173,7 +175,7 @@ def test_redisRestartDuringTraffic(cluster):
                 cluster.redis.stop()
             if i == total // 2:
                 cluster.redis.start()
-                for name in n:
+                for name in ("node0", "node1", "node2"):
                     cluster.waitOnline(name)
                 await asyncio.sleep(0.5)  # reconciliation: directory entries loaded
             await asyncio.sleep(0.005)
@@ -192,3 +194,54 @@ def test_redisRestartDuringTraffic(cluster):
         await alice.logout()
 
     run(scenario())
+
+
+def _children(pid: int) -> set:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_workersShareOnePort(cluster):
+    """--workers 2: two nodes accept on one port; clients landing on different workers chat; a dead worker is restarted."""
+    supervisor = cluster.startNode("multi", args=("--workers", "2"), nodeIds=("multi-w0", "multi-w1"))
+    redis = cluster.redis
+
+    def placement(client):
+        for worker in ("multi-w0", "multi-w1"):
+            if redis.command("HEXISTS", f"xmppchat:localhost:node:{worker}:sessions", str(client.boundjid)):
+                return worker
+        return None
+
+    async def scenario():
+        clients = {}
+        for i in range(30):
+            c = Client(supervisor, f"alice@localhost/w{i}", "alice-pw")
+            assert await c.login()
+            await eventually(lambda: placement(c) is not None)
+            worker = placement(c)
+            if worker in clients:
+                await c.logout()
+            else:
+                clients[worker] = c
+            if len(clients) == 2:
+                break
+        assert len(clients) == 2, "30 connections all went to one worker"
+        first, second = clients["multi-w0"], clients["multi-w1"]
+        first.send_message(mto=str(second.boundjid), mbody="across workers", mtype="chat")
+        received = await asyncio.wait_for(second.messages.get(), TIMEOUT)
+        assert received["body"] == "across workers"
+        for c in clients.values():
+            await c.logout()
+
+    run(scenario())
+    before = _children(supervisor.process.pid)
+    assert len(before) == 2
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while True:
+        now = _children(supervisor.process.pid)
+        if len(now) == 2 and victim not in now:
+            break
+        assert time.monotonic() < deadline, "the supervisor did not restart the worker"
+        time.sleep(0.1)
