@@ -6,7 +6,7 @@ process on a fake Redis and a fake clock.
 from __future__ import annotations
 
 from tests.cluster.harness import ClusterHarness
-from tests.helpers import sentMessages, xml
+from tests.helpers import sentMessages
 
 
 def test_remoteSessionVisible():

@@ -217,7 +217,7 @@ def test_workersShareOnePort(cluster):
         for i in range(30):
             c = Client(supervisor, f"alice@localhost/w{i}", "alice-pw")
             assert await c.login()
-            await eventually(lambda: placement(c) is not None)
+            await eventually(lambda c=c: placement(c) is not None)
             worker = placement(c)
             if worker in clients:
                 await c.logout()

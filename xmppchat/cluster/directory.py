@@ -224,7 +224,9 @@ class SessionDirectory:
     def eventReceived(self, data: bytes) -> None:
         try:
             event = json.loads(data)
-            op, node = event["o"], event["n"]
+            node = event["n"]
+            if not isinstance(event["o"], str):
+                raise TypeError(event["o"])
         except (ValueError, KeyError, TypeError):
             self.log.warn("Ignoring an unreadable directory event")
             return
@@ -320,7 +322,7 @@ class SessionDirectory:
             others = [m.decode() for m in members or () if m.decode() != self.nodeId]
             alive = await self.redis.execute("MGET", *[self.keys.alive(n) for n in others]) if others else []
             self.clear()
-            for node, token in zip(others, alive):
+            for node, token in zip(others, alive, strict=True):
                 if token is None:
                     dead.append(node)
                     continue
@@ -354,7 +356,7 @@ class SessionDirectory:
             return []
         tokens = await self.redis.execute("MGET", *[self.keys.alive(n) for n in others])
         dead = []
-        for node, token in zip(others, tokens):
+        for node, token in zip(others, tokens, strict=True):
             if token is None:
                 dead.append(node)
             elif node in self.incarnations and self.incarnations[node] != token:
