@@ -6,7 +6,7 @@ process on a fake Redis and a fake clock.
 from __future__ import annotations
 
 from tests.cluster.harness import ClusterHarness
-from tests.helpers import sentMessages
+from tests.helpers import result, sentMessages
 
 
 def test_remoteSessionVisible():
@@ -205,5 +205,21 @@ def test_rosterCacheInvalidated():
     assert "alice" in roster.cache
     a.send(a.host.sessions.localGet("alice@localhost", "r"),
            '<iq type="set" id="r1"><query xmlns="jabber:iq:roster"><item jid="zed@localhost"/></query></iq>')
+    c.pump()
+    assert "alice" not in roster.cache
+
+
+def test_rosterCacheOfRemoteUserEvicted():
+    """A roster cached for a user on another node is dropped when their last session ends."""
+    c = ClusterHarness()
+    c.befriend("alice", "bob")
+    a, b, _ = c.nodes
+    alice, _ = a.connect("alice", "r")
+    b.connect("bob", "r")
+    c.pump()
+    roster = b.host.modules["roster"]
+    result(roster.getRoster("alice"))  # as a subscription handshake on node1 would
+    assert "alice" in roster.cache
+    a.host.endSession(alice)
     c.pump()
     assert "alice" not in roster.cache

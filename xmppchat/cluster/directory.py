@@ -193,6 +193,17 @@ class SessionDirectory:
             del resources[session.resource]
             if not resources:
                 del self.byBare[session.bare]
+                self._forget(session)
+
+    def _forget(self, session) -> None:
+        """
+        The account has no session left in the cluster as far as this node
+        knows: drop what this node cached for it while it was connected.
+        """
+        if not self.host.sessions.localSessionsOf(session.bare):
+            roster = self.host.modules.get("roster")
+            if roster is not None:
+                roster.cache.pop(session.localpart, None)
 
     def dropNode(self, node: str) -> list:
         """

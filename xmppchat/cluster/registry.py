@@ -42,8 +42,8 @@ class ClusterSessionRegistry(SessionRegistry):
         if remote is not None:
             other = remote.get(session.bare, session.resource)
             if other is not None:
-                # bound on another node before: that one gets the conflict
-                other.close("conflict", "Replaced by a new connection for the same resource")
+                # bound on another node before: that node closes it with a
+                # conflict when our announcement reaches it
                 remote.delEntry(other.node, other.full)
         self._snapshots[session.full] = snapshotOf(session)
         if self.directory is not None:
