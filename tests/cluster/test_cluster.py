@@ -223,3 +223,28 @@ def test_rosterCacheOfRemoteUserEvicted():
     a.host.endSession(alice)
     c.pump()
     assert "alice" not in roster.cache
+
+
+def test_burstIsBatched():
+    """Stanzas for one node within one reactor turn cross in one PUBLISH, in order."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    _, ta = a.connect("alice", "r")
+    bob, _ = b.connect("bob")
+    c.pump()
+    del c.redis.commands[:]
+    for i in range(20):
+        b.send(bob, f'<message to="alice@localhost" type="chat" id="m{i}"><body>{i}</body></message>')
+    c.pump()
+    assert [str(m.body) for m in sentMessages(ta)] == [str(i) for i in range(20)]
+    assert c.redis.commands.count("PUBLISH") == 1
+
+
+def test_unreadableBatchIgnored():
+    """A malformed batch or frame from the bus is logged and ignored."""
+    c = ClusterHarness()
+    a = c.nodes[0]
+    a.node.bus.messageReceived(b"b\nxx\ngarbage")
+    a.node.bus.messageReceived(b"s only-a-header")
+    a.node.bus.messageReceived(b"s n 1 0 alice@localhost/r\n<unclosed")
+    assert a.node.bus.received == 1

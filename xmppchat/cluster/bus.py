@@ -2,11 +2,15 @@
 The cluster stanza bus: one Redis pub/sub channel per node carrying the
 stanzas for the sessions on that node, serialised once.
 
-Frames (one pub/sub message each)::
+Frames::
 
     s <from-node> <seq> <hops> <target full JID>\\n<stanza XML>
     a <from-node> <seq>              "I handed your stanzas up to seq to my sessions"
     c <from-node>\\n<JSON>           control: close a session (conflict)
+    b\\n(<length>\\n<frame>)*          several frames in one pub/sub message
+
+Stanzas for one node within one reactor turn go out as one C{b} batch (one
+PUBLISH, at most C{MAX_BATCH_BYTES}), which is what keeps a burst cheap.
 
 Messages of type C{chat}/C{normal} stay in a per-destination pending
 window until the destination acknowledges them (acks are batched every
@@ -32,6 +36,7 @@ from xmppchat.router import Event
 from xmppchat.xmlstream import parseElement
 
 ACK_DELAY = 0.05
+MAX_BATCH_BYTES = 256 * 1024
 MAX_HOPS = 2
 STORABLE = (None, "chat", "normal")
 
@@ -60,6 +65,9 @@ class StanzaBus:
         self._acks: dict[str, int] = {}
         self._ackCall = None
         self._lastElement = None
+        self._outbox: dict[str, list] = {}
+        self._outboxBytes: dict[str, int] = {}
+        self._flushCall = None
         self._lastXML = b""
         self.sent = 0
         self.received = 0
@@ -98,24 +106,55 @@ class StanzaBus:
                 self.log.warn("Pending window for {node} full; oldest message no longer tracked",
                               node=node)
         self.sent += 1
-        d = self.redis.execute("PUBLISH", self.keys.channel(node), frame)
-        d.addCallbacks(self._published, self._publishFailed, callbackArgs=(node, seq, element, tracked),
-                       errbackArgs=(node, seq, element, session.full, tracked))
+        batch = self._outbox.get(node)
+        if batch is None:
+            batch = self._outbox[node] = []
+            self._outboxBytes[node] = 0
+            if self._flushCall is None:
+                self._flushCall = self.clock.callLater(0, self._flushOutbox)
+        batch.append((frame, seq, element, session.full, tracked))
+        self._outboxBytes[node] += len(frame)
+        if self._outboxBytes[node] >= MAX_BATCH_BYTES:
+            del self._outbox[node]
+            self._publish(node, batch)
 
-    def _published(self, receivers, node, seq, element, tracked):
+    def _flushOutbox(self) -> None:
+        self._flushCall = None
+        outbox, self._outbox = self._outbox, {}
+        for node, batch in outbox.items():
+            self._publish(node, batch)
+
+    def _publish(self, node: str, batch: list) -> None:
+        if not self.directory.online:
+            self._publishFailed(None, node, batch)
+            return
+        if len(batch) == 1:
+            payload = batch[0][0]
+        else:
+            parts = [b"b\n"]
+            for entry in batch:
+                parts.append(b"%d\n" % len(entry[0]))
+                parts.append(entry[0])
+            payload = b"".join(parts)
+        d = self.redis.execute("PUBLISH", self.keys.channel(node), payload)
+        d.addCallbacks(self._published, self._publishFailed, callbackArgs=(node, batch),
+                       errbackArgs=(node, batch))
+
+    def _published(self, receivers, node, batch):
         if receivers == 0:
             # nobody listens on that channel: the node is gone
             self.log.info("Node {node} has no subscriber: dropping its sessions", node=node)
             self.nodeLost(node)
-            if not tracked:
-                self.undeliverable(element, None)
+            for _, _, element, full, tracked in batch:
+                if not tracked:
+                    self.undeliverable(element, full)
 
-    def _publishFailed(self, failure, node, seq, element, full, tracked):
-        if tracked:
-            window = self.pending.get(node)
-            if window is None or window.pop(seq, None) is None:
-                return  # already flushed to offline storage
-        self.undeliverable(element, full)
+    def _publishFailed(self, failure, node, batch):
+        window = self.pending.get(node)
+        for _, seq, element, full, tracked in batch:
+            if tracked and (window is None or window.pop(seq, None) is None):
+                continue  # already flushed to offline storage
+            self.undeliverable(element, full)
 
     def control(self, node: str, payload: dict) -> None:
         if not self.directory.online:
@@ -147,9 +186,14 @@ class StanzaBus:
         Redis went away: no acknowledgement can come back.
         """
         pending, self.pending = self.pending, {}
+        outbox, self._outbox = self._outbox, {}
         self.seq.clear()
         for window in pending.values():
             self._flush(window)
+        for batch in outbox.values():
+            for _, _, element, full, tracked in batch:
+                if not tracked:
+                    self.undeliverable(element, full)
 
     def _flush(self, window) -> None:
         if not window:
@@ -187,6 +231,26 @@ class StanzaBus:
         self.log.debug("Dropping a {name} for an unreachable session {jid}", name=name, jid=full)
 
     # -- receiving -----------------------------------------------------------
+
+    def messageReceived(self, data: bytes) -> None:
+        """
+        One pub/sub message: a frame, or a batch of frames.
+        """
+        if data[:2] != b"b\n":
+            self.frameReceived(data)
+            return
+        pos = 2
+        end = len(data)
+        while pos < end:
+            newline = data.find(b"\n", pos)
+            try:
+                length = int(data[pos:newline])
+            except ValueError:
+                self.log.warn("Ignoring the rest of an unreadable batch")
+                return
+            start = newline + 1
+            self.frameReceived(data[start:start + length])
+            pos = start + length
 
     def frameReceived(self, data: bytes) -> None:
         kind = data[:1]
@@ -273,6 +337,9 @@ class StanzaBus:
             session.close(payload.get("condition"), payload.get("text"))
 
     def stop(self) -> None:
+        if self._flushCall is not None and self._flushCall.active():
+            self._flushCall.cancel()
+            self._flushOutbox()
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None

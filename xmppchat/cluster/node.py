@@ -126,7 +126,7 @@ class ClusterNode:
 
     def _message(self, channel: bytes, data: bytes) -> None:
         if channel == self.myChannel:
-            self.bus.frameReceived(data)
+            self.bus.messageReceived(data)
         elif channel == self.directoryChannel:
             self.directory.eventReceived(data)
 
