@@ -248,3 +248,19 @@ def test_unreadableBatchIgnored():
     a.node.bus.messageReceived(b"s only-a-header")
     a.node.bus.messageReceived(b"s n 1 0 alice@localhost/r\n<unclosed")
     assert a.node.bus.received == 1
+
+
+def test_lostNodeUnavailablePresence():
+    """When a node dies, the other nodes send unavailable presence for its users to their local contacts."""
+    c = ClusterHarness()
+    c.befriend("alice", "bob")
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    bob, tb = b.connect("bob", "r")
+    c.pump()
+    tb.pop()
+    a.node.redis.kill()
+    a.node.heartbeat.stop()
+    c.pump(4.5)
+    gone = [e for e in tb.pop() if e.name == "presence"]
+    assert [(p["from"], p.getAttribute("type")) for p in gone] == [("alice@localhost/r", "unavailable")]

@@ -109,6 +109,40 @@ def test_crossNodePresence(cluster):
     run(scenario())
 
 
+async def burst(sender, receiver, prefix, total, interrupt):
+    """
+    Send C{total} chat messages from C{sender} to C{receiver}'s bare JID,
+    awaiting C{interrupt(i, received)} after each; return the list of
+    bodies received live (still filling) and the receiving task.
+    """
+    received = []
+
+    async def receive():
+        while True:
+            received.append((await receiver.messages.get())["body"])
+
+    task = asyncio.ensure_future(receive())
+    for i in range(total):
+        sender.send_message(mto=receiver.boundjid.bare, mbody=f"{prefix}{i}", mtype="chat")
+        await interrupt(i, received)
+        await asyncio.sleep(0.002)
+    return received, task
+
+
+async def assertNothingLost(node, user, prefix, total, received):
+    """
+    Log C{user} in on C{node}: what it did not receive live must come from
+    offline storage.  Returns the bodies stored offline.
+    """
+    client = Client(node, f"{user}@localhost", f"{user}-pw")
+    assert await client.login()
+    stored = await collect(client, total, timeout=3)
+    missing = {f"{prefix}{i}" for i in range(total)} - set(received) - set(stored)
+    assert not missing, f"{len(missing)} lost; live {len(received)}, offline {len(stored)}"
+    await client.logout()
+    return stored
+
+
 def test_killNodeDuringBurst(cluster):
     """kill -9 of a node during a message burst: every message is delivered or stored offline."""
     victim = cluster.startNode("victim")
@@ -119,33 +153,22 @@ def test_killNodeDuringBurst(cluster):
         frank = Client(victim, "frank@localhost", "frank-pw")
         assert await eve.login() and await frank.login()
         await asyncio.sleep(0.3)
-        received = []
 
-        async def receive():
-            while True:
-                received.append((await frank.messages.get())["body"])
-
-        receiver = asyncio.ensure_future(receive())
-        for i in range(total):
-            eve.send_message(mto="frank@localhost", mbody=f"m{i}", mtype="chat")
+        async def interrupt(i, received):
             if i == total // 3:
                 await eventually(lambda: len(received) >= 20)
                 cluster.kill("victim")
-            await asyncio.sleep(0.002)
+
+        received, receiver = await burst(eve, frank, "m", total, interrupt)
         receiver.cancel()
         frank.disconnect()
         # eve's node processed everything once it answers a ping sent after the burst
         eve.register_plugin("xep_0199")
         await eve.plugin["xep_0199"].ping(jid="localhost", timeout=TIMEOUT)
         await asyncio.sleep(4.5)  # expiry 3 s + heartbeat: the victim's entries are gone
-        frank2 = Client(cluster.nodes["node2"], "frank@localhost", "frank-pw")
-        assert await frank2.login()
-        stored = await collect(frank2, total, timeout=3)
-        missing = {f"m{i}" for i in range(total)} - set(received) - set(stored)
-        assert not missing, f"{len(missing)} lost; live {len(received)}, offline {len(stored)}"
+        stored = await assertNothingLost(cluster.nodes["node2"], "frank", "m", total, received)
         assert received and stored, f"the kill fell mid-burst: live {len(received)}, offline {len(stored)}"
         print(f"kill -9 mid-burst: {len(received)} live, {len(stored)} from offline storage")
-        await frank2.logout()
         await eve.logout()
 
     run(scenario())
@@ -161,40 +184,28 @@ def test_redisRestartDuringTraffic(cluster):
         bob = Client(n["node1"], "bob@localhost", "bob-pw")
         assert await alice.login() and await bob.login()
         await asyncio.sleep(0.3)
-        received = []
 
-        async def receive():
-            while True:
-                received.append((await bob.messages.get())["body"])
-
-        receiver = asyncio.ensure_future(receive())
-        for i in range(total):
-            alice.send_message(mto="bob@localhost", mbody=f"r{i}", mtype="chat")
+        async def interrupt(i, received):
             if i == total // 4:
                 await eventually(lambda: len(received) >= 10)
                 cluster.redis.stop()
-            if i == total // 2:
+            elif i == total // 2:
                 cluster.redis.start()
                 for name in ("node0", "node1", "node2"):
                     cluster.waitOnline(name)
                 await asyncio.sleep(0.5)  # reconciliation: directory entries loaded
-            await asyncio.sleep(0.005)
+
+        received, receiver = await burst(alice, bob, "r", total, interrupt)
         alice.send_message(mto="bob@localhost", mbody="after", mtype="chat")
         await eventually(lambda: "after" in received)
         receiver.cancel()
         await bob.logout()
-        bob2 = Client(n["node2"], "bob@localhost", "bob-pw")
-        assert await bob2.login()
-        stored = await collect(bob2, total, timeout=3)
-        missing = {f"r{i}" for i in range(total)} - set(received) - set(stored)
-        assert not missing, f"{len(missing)} lost; live {len(received)}, offline {len(stored)}"
+        stored = await assertNothingLost(n["node2"], "bob", "r", total, received)
         assert stored, "some messages crossed the outage through offline storage"
         print(f"Redis restart: {len(received)} live, {len(stored)} from offline storage")
-        await bob2.logout()
         await alice.logout()
 
     run(scenario())
-
 
 def _children(pid: int) -> set:
     with open(f"/proc/{pid}/task/{pid}/children") as f:

@@ -69,6 +69,7 @@ class StanzaBus:
         self._outboxBytes: dict[str, int] = {}
         self._flushCall = None
         self._lastXML = b""
+        self.onSessionsLost = None
         self.sent = 0
         self.received = 0
         self.fallbacks = 0
@@ -170,9 +171,11 @@ class StanzaBus:
         C{node} is gone: forget its sessions, store what it did not
         acknowledge.
         """
-        self.directory.dropNode(node)
+        lost = self.directory.dropNode(node)
         self.seq.pop(node, None)
         self._flush(self.pending.pop(node, None))
+        if lost and self.onSessionsLost is not None:
+            self.onSessionsLost(lost)
 
     def nodeRestarted(self, node: str) -> None:
         """

@@ -47,6 +47,7 @@ class ClusterNode:
         self.bus = StanzaBus(host, self.nodeId, self.keys, reactor, config.max_pending)
         self.directory.bus = self.bus
         self.bus.directory = self.directory
+        self.bus.onSessionsLost = self.sessionsLost
         self.expiryMs = config.expiry_seconds * 1000
         self.myChannel = self.keys.channel(self.nodeId).encode()
         self.directoryChannel = self.keys.directory.encode()
@@ -159,6 +160,33 @@ class ClusterNode:
             await self.directory.removeDeadNode(node)
         for session in list(self.host.sessions.all()):
             self.host.sessions.changed(session)
+
+    # -- presence of lost nodes ---------------------------------------------------
+
+    def sessionsLost(self, sessions) -> None:
+        """
+        A node died or left with these sessions: their available presence
+        will never be withdrawn by their own node, so tell our local
+        contacts (RFC 6121 §4.5.2, as for a stream that ends without
+        unavailable presence).
+        """
+        for session in sessions:
+            if session.available:
+                self._unavailable(session).addErrback(
+                    lambda f: self.log.failure("Unavailable presence for a lost node failed", f))
+
+    @defer.inlineCallbacks
+    def _unavailable(self, gone):
+        from xmppchat.modules.presence import SUBSCRIBED_FROM, presenceStanza
+
+        sessions = self.host.sessions
+        items = yield self.host.storage.roster.getRoster(gone.localpart)
+        targets = [item.jid for item in items if item.subscription in SUBSCRIBED_FROM]
+        targets.append(gone.bare)
+        for bare in targets:
+            for target in sessions.localSessionsOf(bare):
+                if target.available:
+                    target.send(presenceStanza(gone.full, target.full, "unavailable"))
 
     # -- shared caches -----------------------------------------------------------
 
