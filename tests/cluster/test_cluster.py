@@ -264,3 +264,31 @@ def test_lostNodeUnavailablePresence():
     c.pump(4.5)
     gone = [e for e in tb.pop() if e.name == "presence"]
     assert [(p["from"], p.getAttribute("type")) for p in gone] == [("alice@localhost/r", "unavailable")]
+
+
+def test_nodeStartsBeforeRedis():
+    """A node started while Redis is down serves local sessions and joins when Redis comes up."""
+    c = ClusterHarness()
+    c.redis.stop()
+    a, b, _ = c.nodes
+    carol, tc = b.connect("carol")
+    bob, _ = b.connect("bob")
+    b.send(bob, '<message to="carol@localhost" type="chat" id="l1"><body>local</body></message>')
+    assert [str(m.body) for m in sentMessages(tc)] == ["local"]
+    c.redis.start()
+    c.pump(1.5)
+    assert a.host.sessions.get("carol@localhost", carol.resource) is not None
+
+
+def test_restartedNodeIdFlushesPending():
+    """A node that comes back under the same id with a new incarnation never acks the old one's window: stored offline."""
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    bob, _ = b.connect("bob")
+    c.pump()
+    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>x</body></message>')
+    assert len(b.node.bus.pending["node0"]) == 1
+    b.node.directory.eventReceived(b'{"o":"sync","n":"node0","i":"another-process"}')
+    assert not b.node.bus.pending.get("node0")
+    assert len(c.offline("alice")) == 1

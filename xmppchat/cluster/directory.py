@@ -79,9 +79,11 @@ class RemoteSession:
     """
 
     stream = None
-    account = None
+    account = None  # modules needing it load it from storage
     closed = False
     remote = True
+    interested = False
+    sm = None  # stream management state lives on the session's own node
 
     def __init__(self, host, bus, node: str, full: str, entry: dict):
         self.host = host
@@ -255,8 +257,10 @@ class SessionDirectory:
         elif op == "del":
             self.delEntry(node, event["j"])
         elif op == "sync":
-            self.incarnations[node] = event.get("i", "").encode()
-            self.bus.nodeRestarted(node)
+            token = str(event.get("i", "")).encode()
+            if self.incarnations.get(node, token) != token:
+                self.bus.nodeRestarted(node)  # a new process under the same id
+            self.incarnations[node] = token
             self._loadNode(node)
         elif op == "down":
             self.bus.nodeLost(node)
