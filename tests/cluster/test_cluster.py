@@ -292,3 +292,19 @@ def test_restartedNodeIdFlushesPending():
     b.node.directory.eventReceived(b'{"o":"sync","n":"node0","i":"another-process"}')
     assert not b.node.bus.pending.get("node0")
     assert len(c.offline("alice")) == 1
+
+
+def test_pendingWindowBounded():
+    """The pending window never holds more than max_pending messages; overflow is counted, logged once."""
+    c = ClusterHarness(cluster={"max_pending": 5})
+    a, b, _ = c.nodes
+    a.connect("alice", "r")
+    bob, _ = b.connect("bob")
+    c.pump()
+    for i in range(12):
+        b.send(bob, f'<message to="alice@localhost" type="chat" id="m{i}"><body>{i}</body></message>')
+    assert len(b.node.bus.pending["node0"]) == 5
+    assert b.node.bus.untracked == 7
+    assert b.node.bus._overflowing == {"node0"}
+    c.pump(0.2)
+    assert not b.node.bus.pending["node0"] and not b.node.bus._overflowing

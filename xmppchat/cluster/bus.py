@@ -70,6 +70,8 @@ class StanzaBus:
         self._flushCall = None
         self._lastXML = b""
         self.onSessionsLost = None
+        self._overflowing: set = set()
+        self.untracked = 0
         self.sent = 0
         self.received = 0
         self.fallbacks = 0
@@ -104,8 +106,12 @@ class StanzaBus:
             window[seq] = (element, session.full)
             if len(window) > self.maxPending:
                 window.popitem(last=False)
-                self.log.warn("Pending window for {node} full; oldest message no longer tracked",
-                              node=node)
+                self.untracked += 1
+                if node not in self._overflowing:
+                    # once per episode, not once per message
+                    self._overflowing.add(node)
+                    self.log.warn("Pending window for {node} full ({limit}): the oldest messages are"
+                                  " no longer kept for offline storage", node=node, limit=self.maxPending)
         self.sent += 1
         batch = self._outbox.get(node)
         if batch is None:
@@ -329,6 +335,8 @@ class StanzaBus:
             if first > seq:
                 break
             del window[first]
+        if src in self._overflowing and (window is None or len(window) < self.maxPending // 2):
+            self._overflowing.discard(src)
 
     def _controlReceived(self, payload) -> None:
         full = payload.get("close")

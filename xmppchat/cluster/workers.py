@@ -25,6 +25,8 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+QUICK_EXIT_SECONDS = 10.0
 STOP_TIMEOUT = 15.0
 
 
@@ -89,6 +91,7 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.index = index
         self.buffer = b""
         self.ended = defer.Deferred()
+        self.started = supervisor.reactor.seconds()
 
     def outReceived(self, data):
         self.buffer += data
@@ -121,6 +124,7 @@ class WorkerSupervisor(service.Service):
         self.reactor = reactor
         self.sockets: dict = {}
         self.workers: dict = {}
+        self.quickExits: dict = {}
         self.stopping = False
 
     def privilegedStartService(self):
@@ -175,8 +179,15 @@ class WorkerSupervisor(service.Service):
         del self.workers[worker.index]
         if self.stopping:
             return
-        self.log.warn("Worker {index} exited ({code}); restarting", index=worker.index, code=exitCode)
-        self.reactor.callLater(RESTART_DELAY, self._respawn, worker.index)
+        # a worker that keeps dying at start-up is restarted less and less often
+        if self.reactor.seconds() - worker.started < QUICK_EXIT_SECONDS:
+            self.quickExits[worker.index] = self.quickExits.get(worker.index, 0) + 1
+        else:
+            self.quickExits[worker.index] = 0
+        delay = min(MAX_RESTART_DELAY, RESTART_DELAY * 2 ** max(0, self.quickExits[worker.index] - 1))
+        self.log.warn("Worker {index} exited ({code}); restarting in {delay:.0f} s", index=worker.index,
+                      code=exitCode, delay=delay)
+        self.reactor.callLater(delay, self._respawn, worker.index)
 
     def _respawn(self, index):
         if not self.stopping and index not in self.workers:
