@@ -60,6 +60,21 @@ class ClusterHarness:
                 for _ in range(5):
                     self.clock.advance(0)
 
+    def pair(self, bobResource=None):
+        """
+        alice/r bound on node0 and bob on node1, known to every node:
+        C{(node0, node1, alice, aliceTransport, bob, bobTransport)}.
+        """
+        a, b = self.nodes[0], self.nodes[1]
+        alice, ta = a.connect("alice", "r")
+        bob, tb = b.connect("bob", bobResource)
+        self.pump()
+        return a, b, alice, ta, bob, tb
+
+    @staticmethod
+    def chat(node, session, to, body, stanzaId="m1"):
+        node.send(session, f'<message to="{to}" type="chat" id="{stanzaId}"><body>{body}</body></message>')
+
     def befriend(self, a, b):
         """
         Mutual presence subscription between localparts C{a} and C{b}.

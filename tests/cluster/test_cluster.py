@@ -35,7 +35,7 @@ def test_messageToBareJIDAcrossNodes():
     _, t2 = d.connect("alice", "two")
     bob, _ = b.connect("bob")
     c.pump()
-    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>hi</body></message>')
+    c.chat(b, bob, "alice@localhost", "hi", "m1")
     c.pump()
     for transport in (t1, t2):
         messages = sentMessages(transport)
@@ -47,10 +47,7 @@ def test_messageToBareJIDAcrossNodes():
 def test_iqToRemoteFullJID():
     """An IQ to a full JID on another node is delivered, and its result comes back."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    alice, ta = a.connect("alice", "r")
-    bob, tb = b.connect("bob", "r")
-    c.pump()
+    a, b, alice, ta, bob, tb = c.pair("r")
     b.send(bob, '<iq to="alice@localhost/r" type="get" id="q1"><query xmlns="jabber:iq:version"/></iq>')
     c.pump()
     [iq] = [e for e in ta.pop() if e.name == "iq"]
@@ -88,14 +85,11 @@ def test_presenceBroadcastAcrossNodes():
 def test_killedNodeExpires():
     """A node that dies without a word is dropped within expiry + heartbeat; messages for its users go offline."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    a.connect("alice", "r")
-    bob, tb = b.connect("bob")
-    c.pump()
+    a, b, alice, ta, bob, tb = c.pair()
     a.node.redis.kill()
     a.node.heartbeat.stop()
     # the next publish to node0's channel reaches nobody: dropped at once
-    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>one</body></message>')
+    c.chat(b, bob, "alice@localhost", "one", "m1")
     c.pump()
     assert b.host.sessions.get("alice@localhost", "r") is None
     assert len(c.offline("alice")) == 1
@@ -120,13 +114,10 @@ def test_silentNodeExpiresByHeartbeat():
 def test_unacknowledgedMessagesStoredWhenNodeLost():
     """Messages published but not yet acknowledged by a node that then dies are stored offline."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    a.connect("alice", "r")
-    bob, _ = b.connect("bob")
-    c.pump()
+    a, b, alice, ta, bob, tb = c.pair()
     # node0 dies after Redis accepted the publishes, before it could ack
     for i in range(3):
-        b.send(bob, f'<message to="alice@localhost" type="chat" id="m{i}"><body>{i}</body></message>')
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
     assert len(b.node.bus.pending["node0"]) == 3
     a.node.redis.kill()
     a.node.heartbeat.stop()
@@ -138,11 +129,8 @@ def test_unacknowledgedMessagesStoredWhenNodeLost():
 def test_acknowledgedMessagesLeaveTheWindow():
     """Acks from the receiving node empty the sender's pending window."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    a.connect("alice", "r")
-    bob, _ = b.connect("bob")
-    c.pump()
-    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>x</body></message>')
+    a, b, alice, ta, bob, tb = c.pair()
+    c.chat(b, bob, "alice@localhost", "x", "m1")
     c.pump(0.2)
     assert not b.node.bus.pending.get("node0")
 
@@ -156,9 +144,9 @@ def test_redisOutageAndReconcile():
     bob, tb = b.connect("bob")
     c.pump()
     c.redis.stop()
-    b.send(bob, '<message to="carol@localhost" type="chat" id="l1"><body>local</body></message>')
+    c.chat(b, bob, "carol@localhost", "local", "l1")
     assert [str(m.body) for m in sentMessages(tc)] == ["local"]
-    b.send(bob, '<message to="alice@localhost" type="chat" id="r1"><body>remote</body></message>')
+    c.chat(b, bob, "alice@localhost", "remote", "r1")
     assert len(c.offline("alice")) == 1
     b.send(bob, '<iq to="alice@localhost/r" type="get" id="q1"><ping xmlns="urn:xmpp:ping"/></iq>')
     errors = [e for e in tb.pop() if e.getAttribute("type") == "error"]
@@ -184,11 +172,8 @@ def test_sameFullJIDOnTwoNodes():
 def test_targetGoneFallsBackToOffline():
     """A stanza that arrives after its session ended is stored offline."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    alice, _ = a.connect("alice", "r")
-    bob, _ = b.connect("bob")
-    c.pump()
-    b.send(bob, '<message to="alice@localhost/r" type="chat" id="m1"><body>late</body></message>')
+    a, b, alice, ta, bob, tb = c.pair()
+    c.chat(b, bob, "alice@localhost/r", "late", "m1")
     a.host.sessions.remove(alice)  # ended on node0 before the bus delivered
     c.pump()
     assert len(c.offline("alice")) == 1
@@ -228,13 +213,10 @@ def test_rosterCacheOfRemoteUserEvicted():
 def test_burstIsBatched():
     """Stanzas for one node within one reactor turn cross in one PUBLISH, in order."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    _, ta = a.connect("alice", "r")
-    bob, _ = b.connect("bob")
-    c.pump()
+    a, b, alice, ta, bob, tb = c.pair()
     del c.redis.commands[:]
     for i in range(20):
-        b.send(bob, f'<message to="alice@localhost" type="chat" id="m{i}"><body>{i}</body></message>')
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
     c.pump()
     assert [str(m.body) for m in sentMessages(ta)] == [str(i) for i in range(20)]
     assert c.redis.commands.count("PUBLISH") == 1
@@ -254,10 +236,7 @@ def test_lostNodeUnavailablePresence():
     """When a node dies, the other nodes send unavailable presence for its users to their local contacts."""
     c = ClusterHarness()
     c.befriend("alice", "bob")
-    a, b, _ = c.nodes
-    a.connect("alice", "r")
-    bob, tb = b.connect("bob", "r")
-    c.pump()
+    a, b, alice, ta, bob, tb = c.pair("r")
     tb.pop()
     a.node.redis.kill()
     a.node.heartbeat.stop()
@@ -273,7 +252,7 @@ def test_nodeStartsBeforeRedis():
     a, b, _ = c.nodes
     carol, tc = b.connect("carol")
     bob, _ = b.connect("bob")
-    b.send(bob, '<message to="carol@localhost" type="chat" id="l1"><body>local</body></message>')
+    c.chat(b, bob, "carol@localhost", "local", "l1")
     assert [str(m.body) for m in sentMessages(tc)] == ["local"]
     c.redis.start()
     c.pump(1.5)
@@ -283,11 +262,8 @@ def test_nodeStartsBeforeRedis():
 def test_restartedNodeIdFlushesPending():
     """A node that comes back under the same id with a new incarnation never acks the old one's window: stored offline."""
     c = ClusterHarness()
-    a, b, _ = c.nodes
-    a.connect("alice", "r")
-    bob, _ = b.connect("bob")
-    c.pump()
-    b.send(bob, '<message to="alice@localhost" type="chat" id="m1"><body>x</body></message>')
+    a, b, alice, ta, bob, tb = c.pair()
+    c.chat(b, bob, "alice@localhost", "x", "m1")
     assert len(b.node.bus.pending["node0"]) == 1
     b.node.directory.eventReceived(b'{"o":"sync","n":"node0","i":"another-process"}')
     assert not b.node.bus.pending.get("node0")
@@ -297,12 +273,9 @@ def test_restartedNodeIdFlushesPending():
 def test_pendingWindowBounded():
     """The pending window never holds more than max_pending messages; overflow is counted, logged once."""
     c = ClusterHarness(cluster={"max_pending": 5})
-    a, b, _ = c.nodes
-    a.connect("alice", "r")
-    bob, _ = b.connect("bob")
-    c.pump()
+    a, b, alice, ta, bob, tb = c.pair()
     for i in range(12):
-        b.send(bob, f'<message to="alice@localhost" type="chat" id="m{i}"><body>{i}</body></message>')
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
     assert len(b.node.bus.pending["node0"]) == 5
     assert b.node.bus.untracked == 7
     assert b.node.bus._overflowing == {"node0"}
