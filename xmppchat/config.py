@@ -223,6 +223,20 @@ class DialogsConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """
+    Cluster mode (L{xmppchat.cluster}): on when C{redis_uri} is set.
+    """
+
+    redis_uri: str = ""
+    node_id: str = ""
+    heartbeat_seconds: int = 2
+    expiry_seconds: int = 10
+    key_prefix: str = "xmppchat"
+    max_pending: int = 10000
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -242,6 +256,7 @@ class Config:
     rest: RestConfig = field(default_factory=RestConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -264,6 +279,7 @@ SECTIONS = {
     "rest": RestConfig,
     "privacy": PrivacyConfig,
     "dialogs": DialogsConfig,
+    "cluster": ClusterConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -343,12 +359,34 @@ def _validate(config: Config, problem) -> None:
             problem(f"dialogs.{f.name}", "must be at least 1")
     if config.dialogs.mam_default_page > config.dialogs.mam_max_page:
         problem("dialogs.mam_default_page", "must not exceed dialogs.mam_max_page")
+    _validateCluster(config.cluster, problem)
     from xmppchat.modules import knownModules
 
     known = knownModules()
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+def _validateCluster(cluster: ClusterConfig, problem) -> None:
+    if cluster.redis_uri:
+        from xmppchat.cluster.resp import parseRedisURI
+
+        try:
+            parseRedisURI(cluster.redis_uri)
+        except ValueError as e:
+            problem("cluster.redis_uri", f"{e} (like redis://127.0.0.1:6379/0)")
+    if cluster.node_id and (len(cluster.node_id) > 100 or not cluster.node_id.isprintable()
+                            or any(c.isspace() for c in cluster.node_id)):
+        problem("cluster.node_id", "must be printable, without spaces, at most 100 characters")
+    if cluster.heartbeat_seconds < 1:
+        problem("cluster.heartbeat_seconds", "must be at least 1")
+    if cluster.expiry_seconds < 2 * cluster.heartbeat_seconds:
+        problem("cluster.expiry_seconds", "must be at least twice heartbeat_seconds")
+    if not cluster.key_prefix or ":" in cluster.key_prefix:
+        problem("cluster.key_prefix", "must be a non-empty name without ':'")
+    if cluster.max_pending < 1:
+        problem("cluster.max_pending", "must be at least 1")
 
 
 def _validateHTTPListeners(config: Config, problem) -> None:

@@ -42,13 +42,14 @@ class Host:
 
     log = Logger()
 
-    def __init__(self, config, storage, clock):
+    def __init__(self, config, storage, clock, sessions=None):
         self.config = config
         self.domain = config.server.domain
         self.storage = storage
         self.clock = clock
         self.hooks = HookBus()
-        self.sessions = SessionRegistry()
+        self.sessions = sessions if sessions is not None else SessionRegistry()
+        self.cluster = None
         self.router = StanzaRouter(self)
         self.components: dict = {}
         # callables (session, stanza) -> bool run on every stanza sent to a

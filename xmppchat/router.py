@@ -72,6 +72,7 @@ class StanzaRouter:
         """
         stanza["from"] = origin.full
         self._dispatch(origin, stanza)
+        self.sessions.changed(origin)
 
     def deliver(self, stanza) -> None:
         """

@@ -34,11 +34,13 @@ class XMPPChatService(service.Service):
 
     @ivar ports: name -> listening port (C{c2s}, C{c2s-tls}, C{websocket},
         C{bosh}).
+    @ivar inheritedPorts: name -> file descriptor of a listening socket
+        bound by a parent process (C{--workers}), adopted instead of binding.
     """
 
     log = Logger()
 
-    def __init__(self, config, reactor=None):
+    def __init__(self, config, reactor=None, inheritedPorts=None):
         if reactor is None:
             from twisted.internet import reactor
         self.config = config
@@ -46,10 +48,21 @@ class XMPPChatService(service.Service):
         certPath, keyPath, chainPath = ensureCertificate(config)
         self.tlsContext = contextFactory(certPath, keyPath, chainPath)
         self.storage = openStorage(config.storage, reactor)
-        self.host = Host(config, self.storage, reactor)
+        self.cluster = None
+        if config.cluster.redis_uri:
+            from xmppchat.cluster import ClusterSessionRegistry
+
+            self.host = Host(config, self.storage, reactor, sessions=ClusterSessionRegistry())
+        else:
+            self.host = Host(config, self.storage, reactor)
         self.host.loadModules()
+        if config.cluster.redis_uri:
+            from xmppchat.cluster import ClusterNode
+
+            self.cluster = ClusterNode(self.host, config.cluster, reactor)
         self.ports: dict = {}
         self.factories: dict = {}
+        self.inheritedPorts: dict = dict(inheritedPorts or {})
 
     def listen(self) -> None:
         """
@@ -62,15 +75,13 @@ class XMPPChatService(service.Service):
         direct = C2SFactory(self.host, self.tlsContext, directTLS=True, logTraffic=logTraffic)
         self.factories = {"c2s": plain, "c2s-tls": direct}
         try:
-            self.ports["c2s"] = self.reactor.listenTCP(c2s.port, plain, interface=c2s.interface)
+            self._listenOn("c2s", c2s.port, plain, c2s.interface, False)
             if c2s.direct_tls:
-                self.ports["c2s-tls"] = self.reactor.listenSSL(
-                    c2s.tls_port, direct, self.tlsContext, interface=c2s.interface)
+                self._listenOn("c2s-tls", c2s.tls_port, direct, c2s.interface, True)
             self._listenHTTP()
             rest = self.config.rest
             if rest.enabled:
-                self.ports["rest"] = self.reactor.listenTCP(rest.port, self.restSite(),
-                                                            interface=rest.interface)
+                self._listenOn("rest", rest.port, self.restSite(), rest.interface, False)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()
@@ -93,11 +104,23 @@ class XMPPChatService(service.Service):
             self.factories["bosh"] = site.bosh
             listeners.append(("bosh", bosh, site))
         for name, section, factory in listeners:
-            if section.tls:
-                self.ports[name] = self.reactor.listenSSL(
-                    section.port, factory, self.tlsContext, interface=section.interface)
-            else:
-                self.ports[name] = self.reactor.listenTCP(section.port, factory, interface=section.interface)
+            self._listenOn(name, section.port, factory, section.interface, section.tls)
+
+    def _listenOn(self, name, port, factory, interface, tls) -> None:
+        """
+        Listen for C{name}: on the socket a cluster supervisor handed down
+        (C{--workers}), else on C{interface:port}, with TLS when C{tls}.
+        """
+        fd = self.inheritedPorts.get(name)
+        if fd is not None:
+            from xmppchat.cluster.workers import adoptPort
+
+            self.ports[name] = adoptPort(self.reactor, fd, factory, self.tlsContext if tls else None)
+        elif tls:
+            self.ports[name] = self.reactor.listenSSL(port, factory, self.tlsContext, interface=interface)
+        else:
+            self.ports[name] = self.reactor.listenTCP(port, factory, interface=interface)
+
     def restSite(self):
         """
         The REST side-service's site (L{xmppchat.api.site}) on this
@@ -140,6 +163,8 @@ class XMPPChatService(service.Service):
     def startService(self):
         self._listenOrExit()
         service.Service.startService(self)
+        if self.cluster is not None:
+            self.cluster.start()
         d = self.storage.start()
         d.addCallback(lambda _: self._started())
         d.addErrback(self._storageFailed)
@@ -153,6 +178,8 @@ class XMPPChatService(service.Service):
         ports = {name: port.getHost().port for name, port in self.ports.items()}
         self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))
+        if self.inheritedPorts:
+            return  # a worker: the supervisor publishes the ports
         path = os.path.join(self.config.server.data_dir, "ports.json")
         os.makedirs(self.config.server.data_dir, exist_ok=True)
         with open(path + ".tmp", "w") as f:
@@ -174,8 +201,12 @@ class XMPPChatService(service.Service):
         for factory in self.factories.values():
             for proto in list(factory.connections):
                 proto.stream.close("system-shutdown", "The server is shutting down")
+        if self.cluster is not None:
+            yield self.cluster.stop()
         self.host.unloadModules()
         yield self.storage.stop()
+        if self.inheritedPorts:
+            return
         try:
             os.remove(os.path.join(self.config.server.data_dir, "ports.json"))
         except OSError:

@@ -148,6 +148,13 @@ class SessionRegistry:
         resources = self._byBare.get(bare)
         return len(resources) if resources else 0
 
+    def changed(self, session: Session) -> None:
+        """
+        The router routed a stanza from C{session}, which may have changed
+        what others route on (presence, priority); a cluster registry
+        re-announces it, a local one has nothing to do.
+        """
+
     def all(self) -> Iterable[Session]:
         for resources in list(self._byBare.values()):
             yield from list(resources.values())

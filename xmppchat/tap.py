@@ -4,6 +4,7 @@ The C{twistd xmppchat} command: options and service construction.
     twistd -n xmppchat                       the dev config (conf/xmppchat.dev.toml)
     twistd -n xmppchat --config FILE         another config
     twistd xmppchat --check-config FILE      validate a config, print every problem, exit
+    twistd -n xmppchat --workers N           N cluster nodes on shared sockets (needs [cluster])
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "Configuration file (default: conf/xmppchat.dev.toml, or built-in defaults)."],
         ["check-config", None, None, "Validate this configuration file, print every problem and exit."],
+        ["workers", "w", 1, "Start N worker processes sharing the listening sockets (needs [cluster]).", int],
+        ["worker-fds", None, None, "(internal) listening sockets inherited from the supervisor."],
+        ["worker-index", None, None, "(internal) this worker's number.", int],
     ]
 
     def postOptions(self):
@@ -34,6 +38,13 @@ class Options(usage.Options):
             for problem in e.problems:
                 sys.stderr.write(f"  {problem}\n")
             sys.exit(1)
+        if self["workers"] < 1:
+            raise usage.UsageError("--workers must be at least 1")
+        if self["workers"] > 1 and not self.config.cluster.redis_uri:
+            sys.stderr.write("xmppchat: --workers needs cluster mode: set [cluster] redis_uri\n")
+            sys.exit(1)
+        if self["worker-index"] is not None and self.config.cluster.node_id:
+            self.config.cluster.node_id += f"-w{self['worker-index']}"
 
 
 def checkConfig(path: str, out=None) -> int:
@@ -56,8 +67,17 @@ def checkConfig(path: str, out=None) -> int:
 def makeService(options):
     from xmppchat.service import XMPPChatService
 
+    if options["workers"] > 1:
+        from xmppchat.cluster.workers import WorkerSupervisor
+
+        return WorkerSupervisor(options.config, options["workers"])
+    inherited = None
+    if options["worker-fds"]:
+        from xmppchat.cluster.workers import parseWorkerFDs
+
+        inherited = parseWorkerFDs(options["worker-fds"])
     try:
-        return XMPPChatService(options.config)
+        return XMPPChatService(options.config, inheritedPorts=inherited)
     except CertificateError as e:
         sys.stderr.write(f"xmppchat: {e}\n")
         sys.exit(1)

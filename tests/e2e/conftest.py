@@ -54,10 +54,13 @@ def _env():
     return env
 
 
-def startServer(directory: Path, extra: str = "") -> RunningServer:
+def startServer(directory: Path, extra: str = "", storage: str = "db.sqlite3",
+                args=()) -> RunningServer:
     """
     Write a config with port 0 everywhere and a CA-signed certificate, start
     twistd and wait for it to publish its ports in C{<data_dir>/ports.json}.
+    C{storage} is the SQLite path (absolute to share one file between
+    servers); C{args} are extra C{twistd xmppchat} options.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -97,12 +100,12 @@ jwt_secret = "{REST_JWT_SECRET}"
 
 [storage]
 backend = "sqlite"
-path = "db.sqlite3"
+path = "{storage}"
 {extra}
 """)
     process = subprocess.Popen(
         [sys.executable, "-m", "twisted", "--log-file", str(directory / "twistd.log"),
-         "xmppchat", "--config", str(config)],
+         "xmppchat", "--config", str(config), *args],
         cwd=directory, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     portsFile = directory / "data" / "ports.json"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
+from types import SimpleNamespace
 
 from twisted.internet import defer
 from twisted.words.xish import domish
@@ -89,6 +90,7 @@ class RosterModule(Module):
         roster = yield self.getRoster(localpart)
         yield self.storage.roster.setRosterItem(localpart, item)
         roster[item.jid] = item
+        self.changed(localpart)
         if push and isVisible(item):
             self.push(localpart, item)
 
@@ -97,9 +99,17 @@ class RosterModule(Module):
         roster = yield self.getRoster(localpart)
         item = roster.pop(jid, None)
         yield self.storage.roster.removeRosterItem(localpart, jid)
+        self.changed(localpart)
         if item is not None and isVisible(item):
             self.push(localpart, item, remove=True)
         return item
+
+    def changed(self, localpart: str) -> None:
+        """
+        Fire C{roster-changed}: other holders of a cached copy (cluster
+        nodes) drop it.
+        """
+        self.host.hooks.fire("roster-changed", SimpleNamespace(host=self.host, localpart=localpart))
 
     def push(self, localpart: str, item: RosterItem, remove: bool = False) -> None:
         """

@@ -1,0 +1,214 @@
+"""
+Cluster throughput: messages per second through one xmppchat node versus
+N workers (``twistd xmppchat --workers N``) on one port, over real sockets.
+
+    .venv/bin/python bench/cluster.py [--pairs 40] [--messages 500] [--workers 1,2]
+
+For each worker count it starts a private redis-server and xmppchat on
+ephemeral loopback ports (plain c2s allowed on loopback, so the load is
+routing and not TLS), logs in ``2 * pairs`` clients (a raw asyncio XMPP
+client: SASL PLAIN, bind, presence) in a separate load process per pair
+group, has each sender send ``messages`` chat messages to its partner, and
+measures from the first send until every receiver counted all of its
+messages.  Senders and receivers land on whichever worker accepted them,
+so with N > 1 most messages cross workers through Redis.
+
+The load generator shares the machine: on a 2-core box it competes with
+the workers, so read the numbers as a comparison, not a capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.cluster.live import RedisProcess  # noqa: E402
+
+STREAM = ("<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' "
+          "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+
+
+class RawClient:
+    """
+    The least XMPP a load generator needs.
+    """
+
+    def __init__(self, port, user):
+        self.port = port
+        self.user = user
+        self.count = 0
+        self.tail = b""
+
+    async def expect(self, marker: bytes, timeout=30):
+        data = b""
+        while marker not in data:
+            chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not chunk:
+                raise ConnectionError(f"{self.user}: closed while waiting for {marker!r}: {data[-300:]!r}")
+            data += chunk
+        return data
+
+    async def login(self):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(STREAM.encode())
+        await self.expect(b"</stream:features>")
+        token = base64.b64encode(f"\0{self.user}\0pw".encode()).decode()
+        self.writer.write(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+                          .encode())
+        await self.expect(b"<success")
+        self.writer.write(STREAM.encode())
+        await self.expect(b"</stream:features>")
+        self.writer.write(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+        await self.expect(b"</iq>")
+        self.writer.write(b"<presence/>")
+        await self.writer.drain()
+
+    async def receive(self, total):
+        while self.count < total:
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                raise ConnectionError(f"{self.user}: closed after {self.count} messages")
+            data = self.tail + chunk
+            self.count += data.count(b"</message>")
+            self.tail = data[-9:]
+
+    async def sendBurst(self, to, count):
+        for i in range(count):
+            self.writer.write(f"<message to='{to}@localhost' type='chat' id='{i}'><body>m{i}</body></message>"
+                              .encode())
+            if i % 50 == 0:
+                await self.writer.drain()
+        await self.writer.drain()
+
+
+def loadProcess(port, pairs, messages, ready, go, results):
+    """
+    One load process: log in its pairs, wait for the start signal, send,
+    count, report the elapsed time.
+    """
+
+    async def main():
+        senders = [RawClient(port, f"s{p}") for p in pairs]
+        receivers = [RawClient(port, f"r{p}") for p in pairs]
+        for client in receivers + senders:
+            await client.login()
+        await asyncio.sleep(1.0)  # presence and directory entries settle
+        ready.release()
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        start = time.monotonic()
+        receiving = [asyncio.ensure_future(r.receive(messages)) for r in receivers]
+        await asyncio.gather(*[s.sendBurst(f"r{p}", messages) for s, p in zip(senders, pairs, strict=True)])
+        await asyncio.wait_for(asyncio.gather(*receiving), 300)
+        results.put(time.monotonic() - start)
+
+    try:
+        asyncio.run(main())
+    except Exception as e:
+        results.put(f"error: {e}")
+
+
+def runOnce(workers, pairs, messages, processes):
+    directory = Path(tempfile.mkdtemp(prefix="xmppchat-cluster-bench-"))
+    redis = RedisProcess(directory).start()
+    config = directory / "bench.toml"
+    config.write_text(f"""
+[server]
+domain = "localhost"
+data_dir = "data"
+[c2s]
+port = 0
+tls_port = 0
+direct_tls = false
+starttls_required = false
+allow_plain_without_tls_on_loopback = true
+[storage]
+path = "bench.sqlite3"
+[limits]
+offline_messages_per_user = 100000
+[cluster]
+redis_uri = "{redis.uri}"
+node_id = "bench"
+""")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    users = "".join(f"s{p} pw\nr{p} pw\n" for p in range(pairs))
+    subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", str(config), "import-users", "-",
+                    "--iterations", "64"], input=users, text=True, cwd=directory, env=env, check=True,
+                   capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "twisted", "--log-file", str(directory / "server.log"),
+                               "xmppchat", "--config", str(config), "--workers", str(workers)],
+                              cwd=directory, env=env) if workers > 1 else subprocess.Popen(
+        [sys.executable, "-m", "twisted", "--log-file", str(directory / "server.log"), "xmppchat",
+         "--config", str(config)], cwd=directory, env=env)
+    try:
+        portsFile = directory / "data" / "ports.json"
+        deadline = time.monotonic() + 30
+        while not portsFile.exists():
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("server did not start: see " + str(directory / "server.log"))
+            time.sleep(0.05)
+        port = json.loads(portsFile.read_text())["c2s"]
+        ctx = multiprocessing.get_context("spawn")
+        ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+        groups = [list(range(pairs))[i::processes] for i in range(processes)]
+        procs = [ctx.Process(target=loadProcess, args=(port, g, messages, ready, go, results)) for g in groups]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            if not ready.acquire(timeout=120):
+                raise RuntimeError("load processes did not log in")
+        go.set()
+        elapsed = [results.get(timeout=600) for _ in procs]
+        for p in procs:
+            p.join(10)
+        errors = [e for e in elapsed if isinstance(e, str)]
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        return pairs * messages / max(elapsed)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        redis.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=500, help="messages per sender")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--load-processes", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
+    rows = []
+    for workers in [int(w) for w in args.workers.split(",")]:
+        rate = runOnce(workers, args.pairs, args.messages, args.load_processes)
+        rows.append((workers, rate))
+        print(f"workers={workers}: {rate:,.0f} messages/s", flush=True)
+    print(f"\n{args.pairs} pairs x {args.messages} messages, {args.load_processes} load processes, "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print("| workers | messages/s | vs 1 |\n|---:|---:|---:|")
+    base = rows[0][1]
+    for workers, rate in rows:
+        print(f"| {workers} | {rate:,.0f} | {rate / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""
+Integration tests: three xmppchat nodes (twistd subprocesses on port 0)
+sharing one SQLite file and a private redis-server, with slixmpp clients
+on different nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from tests.cluster.live import Cluster, RedisProcess, requireRedis
+from tests.e2e.test_slixmpp import TIMEOUT, Client, run
+
+USERS = ("alice", "bob", "carol", "dave", "eve", "frank")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    requireRedis()
+    directory = tmp_path_factory.mktemp("cluster")
+    redis = RedisProcess(directory).start()
+    running = Cluster(directory, redis)
+    try:
+        for i in range(3):
+            running.startNode(f"node{i}")
+        first = running.nodes["node0"]
+        for name in USERS:
+            first.adduser(name, f"{name}-pw")
+        yield running
+    finally:
+        running.stop()
+        redis.stop()
+
+
+async def collect(client, count, timeout=TIMEOUT):
+    """
+    Bodies of the next C{count} messages (fewer if none arrive for C{timeout}).
+    """
+    bodies = []
+    while len(bodies) < count:
+        try:
+            message = await asyncio.wait_for(client.messages.get(), timeout)
+        except asyncio.TimeoutError:
+            break
+        bodies.append(message["body"])
+    return bodies
+
+
+async def eventually(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def test_crossNodeChat(cluster):
+    """Clients on three nodes chat 1-1: bare-JID delivery reaches resources on two other nodes."""
+
+    async def scenario():
+        n = cluster.nodes
+        alice0 = Client(n["node0"], "alice@localhost/zero", "alice-pw")
+        alice2 = Client(n["node2"], "alice@localhost/two", "alice-pw")
+        bob = Client(n["node1"], "bob@localhost", "bob-pw")
+        assert await alice0.login() and await alice2.login() and await bob.login()
+        await asyncio.sleep(0.3)
+        bob.send_message(mto="alice@localhost", mbody="hello both", mtype="chat")
+        assert await collect(alice0, 1) == ["hello both"]
+        assert await collect(alice2, 1) == ["hello both"]
+        alice2.send_message(mto=str(bob.boundjid), mbody="from node2", mtype="chat")
+        [received] = [await asyncio.wait_for(bob.messages.get(), TIMEOUT)]
+        assert received["body"] == "from node2"
+        assert received["from"] == alice2.boundjid
+        for c in (alice0, alice2, bob):
+            await c.logout()
+
+    run(scenario())
+
+
+def test_crossNodePresence(cluster):
+    """A subscription handshake and presence broadcast between clients on different nodes."""
+
+    async def scenario():
+        n = cluster.nodes
+        carol = Client(n["node0"], "carol@localhost", "carol-pw")
+        dave = Client(n["node1"], "dave@localhost", "dave-pw")
+        assert await carol.login() and await dave.login()
+        seen = {}
+        dave.add_event_handler("presence_available", lambda p: seen.setdefault(p["from"].full, "on"))
+        dave.add_event_handler("presence_unavailable", lambda p: seen.__setitem__(p["from"].full, "off"))
+        await asyncio.sleep(0.3)
+        # slixmpp approves and subscribes back by default: a mutual subscription
+        dave.send_presence(pto="carol@localhost", ptype="subscribe")
+        await eventually(lambda: seen.get(str(carol.boundjid)) == "on")
+        carol.send_presence(pstatus="busy", pshow="dnd")
+        carol3 = Client(n["node2"], "carol@localhost/third", "carol-pw")
+        assert await carol3.login()
+        await eventually(lambda: seen.get(str(carol3.boundjid)) == "on")
+        await carol3.logout()
+        await eventually(lambda: seen.get(str(carol3.boundjid)) == "off")
+        for c in (carol, dave):
+            await c.logout()
+
+    run(scenario())
+
+
+async def burst(sender, receiver, prefix, total, interrupt):
+    """
+    Send C{total} chat messages from C{sender} to C{receiver}'s bare JID,
+    awaiting C{interrupt(i, received)} after each; return the list of
+    bodies received live (still filling) and the receiving task.
+    """
+    received = []
+
+    async def receive():
+        while True:
+            received.append((await receiver.messages.get())["body"])
+
+    task = asyncio.ensure_future(receive())
+    for i in range(total):
+        sender.send_message(mto=receiver.boundjid.bare, mbody=f"{prefix}{i}", mtype="chat")
+        await interrupt(i, received)
+        await asyncio.sleep(0.002)
+    return received, task
+
+
+async def assertNothingLost(node, user, prefix, total, received):
+    """
+    Log C{user} in on C{node}: what it did not receive live must come from
+    offline storage.  Returns the bodies stored offline.
+    """
+    client = Client(node, f"{user}@localhost", f"{user}-pw")
+    assert await client.login()
+    stored = await collect(client, total, timeout=3)
+    missing = {f"{prefix}{i}" for i in range(total)} - set(received) - set(stored)
+    assert not missing, f"{len(missing)} lost; live {len(received)}, offline {len(stored)}"
+    await client.logout()
+    return stored
+
+
+def test_killNodeDuringBurst(cluster):
+    """kill -9 of a node during a message burst: every message is delivered or stored offline."""
+    victim = cluster.startNode("victim")
+    total = 300
+
+    async def scenario():
+        eve = Client(cluster.nodes["node0"], "eve@localhost", "eve-pw")
+        frank = Client(victim, "frank@localhost", "frank-pw")
+        assert await eve.login() and await frank.login()
+        await asyncio.sleep(0.3)
+
+        async def interrupt(i, received):
+            if i == total // 3:
+                await eventually(lambda: len(received) >= 20)
+                cluster.kill("victim")
+
+        received, receiver = await burst(eve, frank, "m", total, interrupt)
+        receiver.cancel()
+        frank.disconnect()
+        # eve's node processed everything once it answers a ping sent after the burst
+        eve.register_plugin("xep_0199")
+        await eve.plugin["xep_0199"].ping(jid="localhost", timeout=TIMEOUT)
+        await asyncio.sleep(4.5)  # expiry 3 s + heartbeat: the victim's entries are gone
+        stored = await assertNothingLost(cluster.nodes["node2"], "frank", "m", total, received)
+        assert received and stored, f"the kill fell mid-burst: live {len(received)}, offline {len(stored)}"
+        print(f"kill -9 mid-burst: {len(received)} live, {len(stored)} from offline storage")
+        await eve.logout()
+
+    run(scenario())
+
+
+def test_redisRestartDuringTraffic(cluster):
+    """Redis restarts during traffic: nothing is lost (offline storage meanwhile), and cross-node delivery resumes."""
+    total = 200
+
+    async def scenario():
+        n = cluster.nodes
+        alice = Client(n["node0"], "alice@localhost", "alice-pw")
+        bob = Client(n["node1"], "bob@localhost", "bob-pw")
+        assert await alice.login() and await bob.login()
+        await asyncio.sleep(0.3)
+
+        async def interrupt(i, received):
+            if i == total // 4:
+                await eventually(lambda: len(received) >= 10)
+                cluster.redis.stop()
+            elif i == total // 2:
+                cluster.redis.start()
+                for name in ("node0", "node1", "node2"):
+                    cluster.waitOnline(name)
+                await asyncio.sleep(0.5)  # reconciliation: directory entries loaded
+
+        received, receiver = await burst(alice, bob, "r", total, interrupt)
+        alice.send_message(mto="bob@localhost", mbody="after", mtype="chat")
+        await eventually(lambda: "after" in received)
+        receiver.cancel()
+        await bob.logout()
+        stored = await assertNothingLost(n["node2"], "bob", "r", total, received)
+        assert stored, "some messages crossed the outage through offline storage"
+        print(f"Redis restart: {len(received)} live, {len(stored)} from offline storage")
+        await alice.logout()
+
+    run(scenario())
+
+def _children(pid: int) -> set:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_workersShareOnePort(cluster):
+    """--workers 2: two nodes accept on one port; clients landing on different workers chat; a dead worker is restarted."""
+    supervisor = cluster.startNode("multi", args=("--workers", "2"), nodeIds=("multi-w0", "multi-w1"))
+    redis = cluster.redis
+
+    def placement(client):
+        for worker in ("multi-w0", "multi-w1"):
+            if redis.command("HEXISTS", f"xmppchat:localhost:node:{worker}:sessions", str(client.boundjid)):
+                return worker
+        return None
+
+    async def scenario():
+        clients = {}
+        for i in range(30):
+            c = Client(supervisor, f"alice@localhost/w{i}", "alice-pw")
+            assert await c.login()
+            await eventually(lambda c=c: placement(c) is not None)
+            worker = placement(c)
+            if worker in clients:
+                await c.logout()
+            else:
+                clients[worker] = c
+            if len(clients) == 2:
+                break
+        assert len(clients) == 2, "30 connections all went to one worker"
+        first, second = clients["multi-w0"], clients["multi-w1"]
+        first.send_message(mto=str(second.boundjid), mbody="across workers", mtype="chat")
+        received = await asyncio.wait_for(second.messages.get(), TIMEOUT)
+        assert received["body"] == "across workers"
+        for c in clients.values():
+            await c.logout()
+
+    run(scenario())
+    before = _children(supervisor.process.pid)
+    assert len(before) == 2
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while True:
+        now = _children(supervisor.process.pid)
+        if len(now) == 2 and victim not in now:
+            break
+        assert time.monotonic() < deadline, "the supervisor did not restart the worker"
+        time.sleep(0.1)

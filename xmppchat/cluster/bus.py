@@ -1,0 +1,356 @@
+"""
+The cluster stanza bus: one Redis pub/sub channel per node carrying the
+stanzas for the sessions on that node, serialised once.
+
+Frames::
+
+    s <from-node> <seq> <hops> <target full JID>\\n<stanza XML>
+    a <from-node> <seq>              "I handed your stanzas up to seq to my sessions"
+    c <from-node>\\n<JSON>           control: close a session (conflict)
+    b\\n(<length>\\n<frame>)*          several frames in one pub/sub message
+
+Stanzas for one node within one reactor turn go out as one C{b} batch (one
+PUBLISH, at most C{MAX_BATCH_BYTES}), which is what keeps a burst cheap.
+
+Messages of type C{chat}/C{normal} stay in a per-destination pending
+window until the destination acknowledges them (acks are batched every
+C{ACK_DELAY} seconds).  When the destination is lost (PUBLISH reached no
+subscriber, its heartbeat expired, it restarted, or Redis itself went
+away) every pending message goes to offline storage: nothing a client
+was told is sent is lost, at the price of a possible duplicate (RFC 6121
+§8.5.2.1.1 allows delivery; XEP-0160 storage).  IQ requests that cannot
+cross get C{service-unavailable} (RFC 6120 §8.3.3.19); other stanzas
+(presence, results, errors, headlines) are dropped with a log line, as
+they would be for an unavailable resource.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import jid as jjid
+
+from xmppchat.router import Event
+from xmppchat.xmlstream import parseElement
+
+ACK_DELAY = 0.05
+MAX_BATCH_BYTES = 256 * 1024
+MAX_HOPS = 2
+STORABLE = (None, "chat", "normal")
+
+
+def storable(element) -> bool:
+    return element.name == "message" and element.getAttribute("type") in STORABLE
+
+
+class StanzaBus:
+    """
+    Sends stanzas to remote sessions and delivers those received for ours.
+    """
+
+    log = Logger()
+
+    def __init__(self, host, nodeId: str, keys, clock, maxPending: int = 10000):
+        self.host = host
+        self.nodeId = nodeId
+        self.keys = keys
+        self.clock = clock
+        self.maxPending = maxPending
+        self.redis = None
+        self.directory = None
+        self.seq: dict[str, int] = {}
+        self.pending: dict[str, OrderedDict] = {}
+        self._acks: dict[str, int] = {}
+        self._ackCall = None
+        self._lastElement = None
+        self._outbox: dict[str, list] = {}
+        self._outboxBytes: dict[str, int] = {}
+        self._flushCall = None
+        self._lastXML = b""
+        self.onSessionsLost = None
+        self._overflowing: set = set()
+        self.untracked = 0
+        self.sent = 0
+        self.received = 0
+        self.fallbacks = 0
+
+    # -- sending ----------------------------------------------------------
+
+    def _serialise(self, element) -> bytes:
+        """
+        The stanza's XML, computed once even when it goes to several remote
+        sessions in a row (a message to a bare JID, a presence broadcast).
+        """
+        if element is not self._lastElement:
+            self._lastElement = element
+            self._lastXML = element.toXml().encode("utf-8")
+        return self._lastXML
+
+    def send(self, session, element, hops: int = 0) -> None:
+        """
+        Publish C{element} for the remote C{session}.
+        """
+        node = session.node
+        if not self.directory.online:
+            self.undeliverable(element, session.full)
+            return
+        seq = self.seq.get(node, 0) + 1
+        self.seq[node] = seq
+        header = f"s {self.nodeId} {seq} {hops} {session.full}\n".encode("utf-8")
+        frame = header + self._serialise(element)
+        tracked = storable(element)
+        if tracked:
+            window = self.pending.setdefault(node, OrderedDict())
+            window[seq] = (element, session.full)
+            if len(window) > self.maxPending:
+                window.popitem(last=False)
+                self.untracked += 1
+                if node not in self._overflowing:
+                    # once per episode, not once per message
+                    self._overflowing.add(node)
+                    self.log.warn("Pending window for {node} full ({limit}): the oldest messages are"
+                                  " no longer kept for offline storage", node=node, limit=self.maxPending)
+        self.sent += 1
+        batch = self._outbox.get(node)
+        if batch is None:
+            batch = self._outbox[node] = []
+            self._outboxBytes[node] = 0
+            if self._flushCall is None:
+                self._flushCall = self.clock.callLater(0, self._flushOutbox)
+        batch.append((frame, seq, element, session.full, tracked))
+        self._outboxBytes[node] += len(frame)
+        if self._outboxBytes[node] >= MAX_BATCH_BYTES:
+            del self._outbox[node]
+            self._publish(node, batch)
+
+    def _flushOutbox(self) -> None:
+        self._flushCall = None
+        outbox, self._outbox = self._outbox, {}
+        for node, batch in outbox.items():
+            self._publish(node, batch)
+
+    def _publish(self, node: str, batch: list) -> None:
+        if not self.directory.online:
+            self._publishFailed(None, node, batch)
+            return
+        if len(batch) == 1:
+            payload = batch[0][0]
+        else:
+            parts = [b"b\n"]
+            for entry in batch:
+                parts.append(b"%d\n" % len(entry[0]))
+                parts.append(entry[0])
+            payload = b"".join(parts)
+        d = self.redis.execute("PUBLISH", self.keys.channel(node), payload)
+        d.addCallbacks(self._published, self._publishFailed, callbackArgs=(node, batch),
+                       errbackArgs=(node, batch))
+
+    def _published(self, receivers, node, batch):
+        if receivers == 0:
+            # nobody listens on that channel: the node is gone
+            self.log.info("Node {node} has no subscriber: dropping its sessions", node=node)
+            self.nodeLost(node)
+            for _, _, element, full, tracked in batch:
+                if not tracked:
+                    self.undeliverable(element, full)
+
+    def _publishFailed(self, failure, node, batch):
+        window = self.pending.get(node)
+        for _, seq, element, full, tracked in batch:
+            if tracked and (window is None or window.pop(seq, None) is None):
+                continue  # already flushed to offline storage
+            self.undeliverable(element, full)
+
+    def control(self, node: str, payload: dict) -> None:
+        if not self.directory.online:
+            return
+        frame = f"c {self.nodeId}\n".encode() + json.dumps(payload).encode()
+        self.redis.execute("PUBLISH", self.keys.channel(node), frame).addErrback(
+            lambda f: self.log.warn("Control message to {node} failed", node=node))
+
+    # -- losing a node ---------------------------------------------------------
+
+    def nodeLost(self, node: str) -> None:
+        """
+        C{node} is gone: forget its sessions, store what it did not
+        acknowledge.
+        """
+        lost = self.directory.dropNode(node)
+        self.seq.pop(node, None)
+        self._flush(self.pending.pop(node, None))
+        if lost and self.onSessionsLost is not None:
+            self.onSessionsLost(lost)
+
+    def nodeRestarted(self, node: str) -> None:
+        """
+        C{node} (re)joined: what it had not acknowledged will never be.
+        """
+        self.seq.pop(node, None)
+        self._flush(self.pending.pop(node, None))
+
+    def flushAll(self) -> None:
+        """
+        Redis went away: no acknowledgement can come back.
+        """
+        pending, self.pending = self.pending, {}
+        outbox, self._outbox = self._outbox, {}
+        self.seq.clear()
+        for window in pending.values():
+            self._flush(window)
+        for batch in outbox.values():
+            for _, _, element, full, tracked in batch:
+                if not tracked:
+                    self.undeliverable(element, full)
+
+    def _flush(self, window) -> None:
+        if not window:
+            return
+        seen = set()
+        for element, full in window.values():
+            if id(element) in seen:
+                continue  # a message to a bare JID sent to two resources there
+            seen.add(id(element))
+            self.undeliverable(element, full)
+
+    def undeliverable(self, element, full: str | None) -> None:
+        """
+        C{element} cannot reach its remote session: offline storage for
+        messages, an error for IQ requests, a log line for the rest.
+        """
+        self.fallbacks += 1
+        name = element.name
+        stanzaType = element.getAttribute("type")
+        router = self.host.router
+        if storable(element):
+            target = full or element.getAttribute("to")
+            try:
+                to = jjid.JID(target).userhostJID()
+            except Exception:
+                return
+            event = Event(self.host, element, None, to, "bare", stanzaType or "normal")
+            if not self.host.hooks.fire("message/offline", event):
+                router.sendError(None, element, "service-unavailable", "The recipient is unreachable")
+            return
+        if name == "iq" and stanzaType in ("get", "set"):
+            router.sendError(None, element, "service-unavailable",
+                             "The recipient's cluster node is unreachable")
+            return
+        self.log.debug("Dropping a {name} for an unreachable session {jid}", name=name, jid=full)
+
+    # -- receiving -----------------------------------------------------------
+
+    def messageReceived(self, data: bytes) -> None:
+        """
+        One pub/sub message: a frame, or a batch of frames.
+        """
+        if data[:2] != b"b\n":
+            self.frameReceived(data)
+            return
+        pos = 2
+        end = len(data)
+        while pos < end:
+            newline = data.find(b"\n", pos)
+            try:
+                length = int(data[pos:newline])
+            except ValueError:
+                self.log.warn("Ignoring the rest of an unreadable batch")
+                return
+            start = newline + 1
+            self.frameReceived(data[start:start + length])
+            pos = start + length
+
+    def frameReceived(self, data: bytes) -> None:
+        kind = data[:1]
+        try:
+            if kind == b"s":
+                header, _, xml = data.partition(b"\n")
+                _, src, seq, hops, full = header.decode("utf-8").split(" ", 4)
+                self._stanzaReceived(src, int(seq), int(hops), full, xml)
+            elif kind == b"a":
+                _, src, seq = data.decode().split(" ")
+                self._ackReceived(src, int(seq))
+            elif kind == b"c":
+                header, _, payload = data.partition(b"\n")
+                self._controlReceived(json.loads(payload))
+            else:
+                raise ValueError(kind)
+        except (ValueError, UnicodeDecodeError):
+            self.log.warn("Ignoring an unreadable bus frame")
+
+    def _stanzaReceived(self, src, seq, hops, full, xml) -> None:
+        self.received += 1
+        try:
+            element = parseElement(xml)
+        except Exception:
+            self.log.warn("Ignoring an unreadable stanza from {node}", node=src)
+            element = None
+        if element is not None:
+            bare, _, resource = full.partition("/")
+            session = self.host.sessions.localGet(bare, resource)
+            if session is not None and not session.closed:
+                session.send(element)
+            else:
+                self.targetGone(element, bare, hops)
+        if seq > self._acks.get(src, 0):
+            self._acks[src] = seq
+        if self._ackCall is None:
+            self._ackCall = self.clock.callLater(ACK_DELAY, self._sendAcks)
+
+    def targetGone(self, element, bare: str, hops: int) -> None:
+        """
+        A stanza arrived for a session that ended meanwhile: a message sent
+        to that full JID goes to the account's other available resources
+        (RFC 6121 §8.5.3.2.1), or offline storage.
+        """
+        if storable(element):
+            others = [s for s in self.host.sessions.sessionsOf(bare)
+                      if s.available and s.priority >= 0 and not s.closed]
+            if "/" not in element.getAttribute("to", ""):
+                if others:
+                    return  # sent to the bare JID: the other resources had their copy
+            elif others and hops < MAX_HOPS:
+                for session in others:
+                    if getattr(session, "remote", False):
+                        self.send(session, element, hops + 1)
+                    else:
+                        session.send(element)
+                return
+        self.undeliverable(element, bare)
+
+    def _sendAcks(self) -> None:
+        self._ackCall = None
+        acks, self._acks = self._acks, {}
+        if not self.directory.online:
+            return
+        for src, seq in acks.items():
+            self.redis.execute("PUBLISH", self.keys.channel(src),
+                               f"a {self.nodeId} {seq}".encode()).addErrback(lambda f: None)
+
+    def _ackReceived(self, src, seq) -> None:
+        window = self.pending.get(src)
+        while window:
+            first = next(iter(window))
+            if first > seq:
+                break
+            del window[first]
+        if src in self._overflowing and (window is None or len(window) < self.maxPending // 2):
+            self._overflowing.discard(src)
+
+    def _controlReceived(self, payload) -> None:
+        full = payload.get("close")
+        if not isinstance(full, str):
+            return
+        bare, _, resource = full.partition("/")
+        session = self.host.sessions.localGet(bare, resource)
+        if session is not None:
+            session.close(payload.get("condition"), payload.get("text"))
+
+    def stop(self) -> None:
+        if self._flushCall is not None and self._flushCall.active():
+            self._flushCall.cancel()
+            self._flushOutbox()
+        if self._ackCall is not None and self._ackCall.active():
+            self._ackCall.cancel()
+        self._ackCall = None

@@ -1,0 +1,200 @@
+"""
+One cluster node: the Redis connections, the session directory, the
+stanza bus and the heartbeat, wired to a L{xmppchat.host.Host}.
+
+Lifecycle: L{ClusterNode.start} connects (the node serves its local
+sessions whether or not Redis is there); when both Redis connections are
+up the node (re-)registers every local session, loads the others'
+(reconciliation after an outage or a Redis restart) and goes online.  When
+Redis is lost it goes offline: pending cross-node messages go to offline
+storage, lookups see local sessions only, and it rejoins by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from xmppchat.cluster.bus import StanzaBus
+from xmppchat.cluster.directory import Keys, SessionDirectory
+from xmppchat.cluster.resp import RedisClient
+
+
+def defaultNodeId() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ClusterNode:
+    """
+    Joins C{host} to the cluster described by C{config} (a
+    L{xmppchat.config.ClusterConfig}).
+    """
+
+    log = Logger()
+
+    def __init__(self, host, config, reactor, clientFactory=RedisClient):
+        self.host = host
+        self.config = config
+        self.reactor = reactor
+        self.nodeId = config.node_id or defaultNodeId()
+        self.incarnation = secrets.token_hex(8)
+        self.keys = Keys(config.key_prefix, host.domain)
+        self.directory = SessionDirectory(host, self.nodeId, self.keys)
+        self.bus = StanzaBus(host, self.nodeId, self.keys, reactor, config.max_pending)
+        self.directory.bus = self.bus
+        self.bus.directory = self.directory
+        self.bus.onSessionsLost = self.sessionsLost
+        self.expiryMs = config.expiry_seconds * 1000
+        self.myChannel = self.keys.channel(self.nodeId).encode()
+        self.directoryChannel = self.keys.directory.encode()
+        self.redis = clientFactory(reactor, config.redis_uri,
+                                   [self.myChannel, self.directoryChannel],
+                                   self._up, self._down, self._message)
+        self.directory.redis = self.bus.redis = self.redis
+        self.heartbeat = task.LoopingCall(self._beat)
+        self.heartbeat.clock = reactor
+        self._joining = None
+        self.stopping = False
+        host.sessions.attach(self.directory)
+        host.cluster = self
+        host.hooks.add("roster-changed", self._rosterChanged)
+
+    @property
+    def online(self) -> bool:
+        return self.directory.online
+
+    def start(self) -> None:
+        self.log.info("Cluster node {node} connecting to Redis", node=self.nodeId)
+        self.redis.start()
+        self.heartbeat.start(self.config.heartbeat_seconds, now=False)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        """
+        Leave the cluster cleanly: remove this node's entries so the others
+        drop its sessions at once.
+        """
+        self.stopping = True
+        if self.heartbeat.running:
+            self.heartbeat.stop()
+        self.bus.stop()
+        if self.online:
+            try:
+                yield self.redis.execute("DEL", self.keys.sessions(self.nodeId))
+                yield self.redis.execute("DEL", self.keys.alive(self.nodeId))
+                yield self.redis.execute("SREM", self.keys.nodes, self.nodeId)
+                yield self.directory.publish({"o": "down", "n": self.nodeId})
+            except Exception as e:
+                self.log.warn("Leaving the cluster cleanly failed: {e}", e=e)
+        self.directory.online = False
+        self.redis.stop()
+
+    # -- connection state ---------------------------------------------------
+
+    def _up(self) -> None:
+        if self.stopping:
+            return
+        self._joining = defer.ensureDeferred(self._join())
+        self._joining.addErrback(self._joinFailed)
+
+    async def _join(self):
+        """
+        Register our sessions, load everyone else's, go online.
+        """
+        await self.directory.registerAll(list(self.host.sessions.all()), self.incarnation,
+                                         self.expiryMs)
+        await self.directory.loadAll()
+        if self.redis.ready:
+            self.directory.online = True
+            self.log.info("Cluster node {node} online: {remote} remote session(s)",
+                          node=self.nodeId, remote=self.directory.remoteCount())
+
+    def _joinFailed(self, failure):
+        self.log.warn("Joining the cluster failed ({e}); retrying at the next heartbeat",
+                      e=failure.getErrorMessage())
+
+    def _down(self) -> None:
+        wasOnline = self.directory.online
+        self.directory.online = False
+        self.directory.clear()
+        self.bus.flushAll()
+        if wasOnline and not self.stopping:
+            self.log.warn("Lost Redis: cluster node {node} serves local sessions only", node=self.nodeId)
+
+    def _message(self, channel: bytes, data: bytes) -> None:
+        if channel == self.myChannel:
+            self.bus.messageReceived(data)
+        elif channel == self.directoryChannel:
+            self.directory.eventReceived(data)
+
+    # -- heartbeat ---------------------------------------------------------------
+
+    def _beat(self):
+        if not self.redis.ready:
+            return None
+        if not self.online:
+            if self._joining is None or self._joining.called:
+                self._up()
+            return None
+        d = defer.ensureDeferred(self._check())
+        d.addErrback(lambda f: self.log.warn("Heartbeat failed: {e}", e=f.getErrorMessage()))
+        return None
+
+    async def _check(self):
+        previous = await self.redis.execute("SET", self.keys.alive(self.nodeId), self.incarnation,
+                                            "PX", self.expiryMs, "GET")
+        if previous is None:
+            # our key had expired (Redis restarted, or we stalled): the
+            # others may have dropped us; register again
+            self.log.warn("Cluster node {node} had expired; registering again", node=self.nodeId)
+            self.directory.online = False
+            self._up()
+            return
+        for node in await self.directory.checkNodes():
+            self.log.info("Cluster node {node} expired; dropping its sessions", node=node)
+            self.bus.nodeLost(node)
+            await self.directory.removeDeadNode(node)
+        for session in list(self.host.sessions.all()):
+            self.host.sessions.changed(session)
+
+    # -- presence of lost nodes ---------------------------------------------------
+
+    def sessionsLost(self, sessions) -> None:
+        """
+        A node died or left with these sessions: their available presence
+        will never be withdrawn by their own node, so tell our local
+        contacts (RFC 6121 §4.5.2, as for a stream that ends without
+        unavailable presence).
+        """
+        for session in sessions:
+            if session.available:
+                self._unavailable(session).addErrback(
+                    lambda f: self.log.failure("Unavailable presence for a lost node failed", f))
+
+    @defer.inlineCallbacks
+    def _unavailable(self, gone):
+        from xmppchat.modules.presence import SUBSCRIBED_FROM, presenceStanza
+
+        sessions = self.host.sessions
+        items = yield self.host.storage.roster.getRoster(gone.localpart)
+        targets = [item.jid for item in items if item.subscription in SUBSCRIBED_FROM]
+        targets.append(gone.bare)
+        for bare in targets:
+            for target in sessions.localSessionsOf(bare):
+                if target.available:
+                    target.send(presenceStanza(gone.full, target.full, "unavailable"))
+
+    # -- shared caches -----------------------------------------------------------
+
+    def _rosterChanged(self, event):
+        """
+        A roster was written here: other nodes drop their cached copy.
+        """
+        if self.online:
+            self.directory.publish({"o": "roster", "n": self.nodeId, "l": event.localpart}).addErrback(
+                lambda f: None)
+        return None

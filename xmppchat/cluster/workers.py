@@ -1,0 +1,220 @@
+"""
+One process per core: C{twistd xmppchat --workers N}.
+
+The supervisor binds every configured listening socket once (port 0
+included), then starts N worker processes (C{python -m twisted xmppchat
+--worker-fds ...}) that inherit the sockets and adopt them
+(C{IReactorSocket.adoptStreamPort}); the kernel hands each new connection
+to one of the processes blocked in C{accept}.  Every worker is a cluster
+node (its own node id, the shared storage and Redis), so a user on one
+worker reaches users on the others.  The supervisor writes
+C{<data_dir>/ports.json}, relays the workers' log lines into its own log,
+restarts a worker that dies, and stops them all with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+from twisted.application import service
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+QUICK_EXIT_SECONDS = 10.0
+STOP_TIMEOUT = 15.0
+
+
+def listenerSpecs(config) -> list:
+    """
+    The listeners L{xmppchat.service.XMPPChatService} would bind:
+    C{(name, interface, port)}.
+    """
+    c2s = config.c2s
+    specs = [("c2s", c2s.interface, c2s.port)]
+    if c2s.direct_tls:
+        specs.append(("c2s-tls", c2s.interface, c2s.tls_port))
+    for name in ("websocket", "bosh", "rest"):
+        section = getattr(config, name, None)  # [rest] arrives with the REST side-service
+        if section is not None and section.enabled:
+            specs.append((name, section.interface, section.port))
+    return specs
+
+
+def bindSocket(interface: str, port: int, backlog: int = 128) -> socket.socket:
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((interface or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+def parseWorkerFDs(text: str) -> dict:
+    """
+    C{c2s=3,c2s-tls=4} -> C{{"c2s": 3, "c2s-tls": 4}}.
+    """
+    fds = {}
+    for item in filter(None, text.split(",")):
+        name, _, fd = item.partition("=")
+        fds[name] = int(fd)
+    return fds
+
+
+def adoptPort(reactor, fd: int, factory, tlsContext=None):
+    """
+    Listen on the inherited socket C{fd} (closed here once adopted).
+    """
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        family = probe.family
+    if tlsContext is not None:
+        factory = TLSMemoryBIOFactory(tlsContext, False, factory)
+    port = reactor.adoptStreamPort(fd, family, factory)
+    os.close(fd)
+    return port
+
+
+class WorkerProcess(protocol.ProcessProtocol):
+    """
+    One worker: relays its output lines into the supervisor's log.
+    """
+
+    def __init__(self, supervisor, index):
+        self.supervisor = supervisor
+        self.index = index
+        self.buffer = b""
+        self.ended = defer.Deferred()
+        self.started = supervisor.reactor.seconds()
+
+    def outReceived(self, data):
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            self.supervisor.log.info("[worker {index}] {line}", index=self.index,
+                                     line=line.decode("utf-8", "replace"))
+        if len(self.buffer) > 65536:
+            self.buffer = b""
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.ended.callback(reason.value.exitCode)
+        self.supervisor.workerEnded(self, reason.value.exitCode)
+
+
+class WorkerSupervisor(service.Service):
+    """
+    Binds the listeners and keeps N worker processes running.
+    """
+
+    log = Logger()
+
+    def __init__(self, config, count: int, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self.count = count
+        self.reactor = reactor
+        self.sockets: dict = {}
+        self.workers: dict = {}
+        self.quickExits: dict = {}
+        self.stopping = False
+
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        self._bind()
+
+    def _bind(self):
+        if self.sockets:
+            return
+        try:
+            for name, interface, port in listenerSpecs(self.config):
+                self.sockets[name] = bindSocket(interface, port)
+        except OSError as e:
+            sys.stderr.write(f"xmppchat: cannot listen on {interface or '*'}:{port}: {e.strerror}\n")
+            raise SystemExit(1) from None
+
+    def startService(self):
+        from xmppchat.certs import ensureCertificate
+
+        self._bind()
+        service.Service.startService(self)
+        ensureCertificate(self.config)  # once, before the workers race to create it
+        for index in range(self.count):
+            self.spawn(index)
+        ports = {name: sock.getsockname()[1] for name, sock in self.sockets.items()}
+        self.log.info("xmppchat supervisor: {count} workers on {ports}", count=self.count,
+                      ports=", ".join(f"{n}={p}" for n, p in ports.items()))
+        os.makedirs(self.config.server.data_dir, exist_ok=True)
+        path = os.path.join(self.config.server.data_dir, "ports.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(ports, f)
+        os.replace(path + ".tmp", path)
+
+    def spawn(self, index: int) -> None:
+        childFDs = {0: "w", 1: "r", 2: "r"}
+        specs = []
+        for offset, (name, sock) in enumerate(self.sockets.items()):
+            childFDs[3 + offset] = sock.fileno()
+            specs.append(f"{name}={3 + offset}")
+        args = [sys.executable, "-m", "twisted", "xmppchat", "--worker-fds", ",".join(specs),
+                "--worker-index", str(index)]
+        if self.config.source and os.path.exists(self.config.source):
+            args[4:4] = ["--config", os.path.abspath(self.config.source)]
+        worker = WorkerProcess(self, index)
+        self.reactor.spawnProcess(worker, sys.executable, args, env=dict(os.environ),
+                                  path=os.path.abspath(self.config.baseDir), childFDs=childFDs)
+        self.workers[index] = worker
+
+    def workerEnded(self, worker, exitCode) -> None:
+        if self.workers.get(worker.index) is not worker:
+            return
+        del self.workers[worker.index]
+        if self.stopping:
+            return
+        # a worker that keeps dying at start-up is restarted less and less often
+        if self.reactor.seconds() - worker.started < QUICK_EXIT_SECONDS:
+            self.quickExits[worker.index] = self.quickExits.get(worker.index, 0) + 1
+        else:
+            self.quickExits[worker.index] = 0
+        delay = min(MAX_RESTART_DELAY, RESTART_DELAY * 2 ** max(0, self.quickExits[worker.index] - 1))
+        self.log.warn("Worker {index} exited ({code}); restarting in {delay:.0f} s", index=worker.index,
+                      code=exitCode, delay=delay)
+        self.reactor.callLater(delay, self._respawn, worker.index)
+
+    def _respawn(self, index):
+        if not self.stopping and index not in self.workers:
+            self.spawn(index)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        self.stopping = True
+        service.Service.stopService(self)
+        workers = list(self.workers.values())
+        for worker in workers:
+            if worker.transport.pid:
+                worker.transport.signalProcess("TERM")
+        ended = defer.DeferredList([w.ended for w in workers])
+        timer = self.reactor.callLater(STOP_TIMEOUT, self._kill, workers)
+        yield ended
+        if timer.active():
+            timer.cancel()
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()
+        try:
+            os.remove(os.path.join(self.config.server.data_dir, "ports.json"))
+        except OSError:
+            pass
+
+    def _kill(self, workers):
+        for worker in workers:
+            if worker.transport.pid:
+                worker.transport.signalProcess("KILL")
