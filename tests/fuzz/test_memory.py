@@ -1,0 +1,198 @@
+"""
+Memory bounds under hostile input (RFC 6120 §13.12: resource exhaustion):
+what a client can make the server keep is capped by a configured limit,
+or not kept at all.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+from twisted.internet import error
+from twisted.python import failure
+from twisted.words.protocols.jabber import jid as twistedJID
+
+from tests.fuzz.helpers import HEADER, LoggedFailures, TCPClient, tcpFactory
+from tests.fuzz.test_tcp_stream import Pair, expectStreamError
+from tests.helpers import HostHarness
+from xmppchat import jid
+
+
+def lost(client: TCPClient) -> None:
+    client.proto.connectionLost(failure.Failure(error.ConnectionDone()))
+
+
+def test_tricklingStanzaBounded():
+    """A never-ending stanza trickled in 1 KiB pieces is cut at max_stanza_bytes; the parser never holds much more."""
+    pair = Pair(limits={"max_stanza_bytes": 20000, "ping_interval": 0})
+    client = pair.connect()
+    client.login("mallory", "mallory-pw")
+    client.send("<message to='alice@localhost'><body>")
+    tracemalloc.start()
+    try:
+        sent = 0
+        while not client.closed and sent < 200_000:
+            client.send("x" * 1024)
+            sent += 1024
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert expectStreamError(client, {"policy-violation"})
+    assert sent <= 20000 + 1024
+    assert peak < 20 * 20000, peak
+
+
+def test_unansweredIQsKeepNoState():
+    """Thousands of IQs to a client that never answers leave nothing behind on the server."""
+    pair = Pair()
+    iq = "<iq to='{}' type='get' id='q{}'><query xmlns='jabber:iq:version'/></iq>"
+    for i in range(200):  # warm up caches and allocator pools
+        pair.alice.send(iq.format(pair.bobJID, i))
+    pair.bob.transport.clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for i in range(5000):
+            pair.alice.proto.dataReceived(iq.format(pair.bobJID, i).encode())
+            pair.bob.transport.clear()
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 100_000, after - before
+    pair.stillRoutes()
+
+
+def test_slowReaderStopsBeingRead():
+    """When a client's write buffer is full, the server stops reading from it (no more answers queued)."""
+    pair = Pair()
+    pair.alice.proto.pauseProducing()  # what Twisted does when its buffer passes 64 KiB
+    assert pair.alice.transport.producerState == "paused"
+    pair.alice.proto.resumeProducing()
+    assert pair.alice.transport.producerState == "producing"
+    assert pair.alice.transport.producer is pair.alice.proto
+
+
+def test_slowReaderDropped():
+    """A client that stops reading is dropped once max_unsent_bytes more are queued for it."""
+    pair = Pair(limits={"max_unsent_bytes": 50_000, "ping_interval": 0})
+    with LoggedFailures() as failures:
+        pair.bob.proto.pauseProducing()
+        pair.bob.transport.clear()
+        body = "y" * 1000
+        for i in range(100):
+            pair.alice.send(f"<message to='bob@localhost' type='chat' id='{i}'><body>{body}</body></message>")
+            if pair.bob.transport.disconnected:
+                break
+        assert pair.bob.transport.disconnected  # aborted, not a graceful close
+        assert 45_000 < len(pair.bob.transport.value()) <= 50_000
+        lost(pair.bob)
+        assert not pair.h.host.sessions.isConnected("bob@localhost")
+        # bob's messages now go offline, alice is unaffected
+        pair.alice.send("<message to='bob@localhost' type='chat'><body>later</body></message>")
+        assert pair.alice.streamError() is None and not pair.alice.closed
+    assert not failures.events, failures.describe()
+
+
+def test_readerThatCatchesUpIsKept():
+    """A client that drains its buffer in time is kept: the count restarts at each pause."""
+    pair = Pair(limits={"max_unsent_bytes": 50_000, "ping_interval": 0})
+    for round in range(5):
+        pair.bob.proto.pauseProducing()
+        for i in range(30):
+            pair.alice.send(f"<message to='bob@localhost' type='chat'><body>{'z' * 1000}</body></message>")
+        pair.bob.proto.resumeProducing()
+    assert not pair.bob.transport.disconnected and not pair.bob.closed
+
+
+def test_halfOpenConnectionsTimeOut():
+    """Hundreds of connections stuck in negotiation are closed after negotiation_seconds and leave no timers."""
+    h = HostHarness()
+    h.addUser("alice", "pw")
+    factory = tcpFactory(h, directTLS=False)
+    idle = h.clock.getDelayedCalls()
+    clients = []
+    for i in range(300):
+        client = TCPClient(factory, peer=f"10.0.{i // 250}.{i % 250}")
+        if i % 3 == 1:
+            client.send(HEADER)
+        elif i % 3 == 2:
+            client.send(HEADER + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'")  # never finished
+        clients.append(client)
+    assert len(factory.connections) == 300
+    h.clock.advance(h.config.limits.negotiation_seconds)
+    for client in clients:
+        assert expectStreamError(client, {"connection-timeout"})
+    h.clock.advance(5)
+    assert all(c.transport.disconnected for c in clients)
+    for client in clients:
+        lost(client)
+    assert factory.connections == set()
+    assert len(h.clock.getDelayedCalls()) == len(idle)
+
+
+def test_manyDistinctJIDsBounded():
+    """Stanzas to tens of thousands of distinct JIDs leave bounded caches and Twisted's intern table untouched."""
+    h = HostHarness()
+    session, transport = h.connect("alice")
+    interned = len(twistedJID._JIDcache) if hasattr(twistedJID, "_JIDcache") else None
+    count = jid.CACHE_SIZE + 2000
+    for i in range(count):
+        kind = i % 4
+        if kind == 0:
+            to = f"nobody{i}@localhost"
+        elif kind == 1:
+            to = f"user{i}@remote{i}.example/r{i}"
+        elif kind == 2:
+            to = f"alice@localhost/res{i}"
+        else:
+            to = f"x{i}@localhost/r"
+        h.send(session, f"<message to='{to}' type='chat'><body>hi</body></message>")
+        transport.pop()
+    assert jid._cachedPrepare.cache_info().currsize <= jid.CACHE_SIZE
+    if interned is not None:
+        assert len(twistedJID._JIDcache) == interned
+    roster = h.host.modules["roster"]
+    assert set(roster.cache) <= {"alice"}
+    # nothing was stored offline for accounts that do not exist
+    from xmppchat.admin import result
+
+    assert result(h.storage.offline.countOffline("nobody0")) == 0
+
+
+def test_directedPresenceBounded():
+    """Directed presence is remembered for at most directed_presences_per_session recipients; more is refused."""
+    h = HostHarness(limits={"directed_presences_per_session": 10, "ping_interval": 0})
+    alice, transport = h.connect("alice")
+    bob, bobTransport = h.connect("bob")
+    for i in range(9):
+        h.send(alice, f"<presence to='user{i}@localhost/r'/>")
+    h.send(alice, f"<presence to='{bob.full}'/>")
+    assert len(alice.directed) == 10 and not [e for e in transport.pop() if e.getAttribute("type") == "error"]
+    assert [e.name for e in bobTransport.pop()] == ["presence"]
+    for i in range(100):
+        h.send(alice, f"<presence to='flood{i}@localhost/r'/>")
+    errors = [e for e in transport.pop() if e.getAttribute("type") == "error"]
+    assert len(errors) == 100 and len(alice.directed) == 10
+    assert errors[0].error.firstChildElement().name == "policy-violation"
+    # an already known recipient still gets updates, and unavailable frees a slot
+    h.send(alice, f"<presence to='{bob.full}'><show>away</show></presence>")
+    assert [e.name for e in bobTransport.pop()] == ["presence"]
+    h.send(alice, "<presence to='user0@localhost/r' type='unavailable'/>")
+    h.send(alice, "<presence to='newcomer@localhost/r'/>")
+    assert "newcomer@localhost/r" in alice.directed and len(alice.directed) == 10
+    assert not [e for e in transport.pop() if e.getAttribute("type") == "error"]
+
+
+def test_presenceFloodToManyRecipientsOverTCP():
+    """A presence flood to thousands of distinct full JIDs keeps Session.directed at its limit, over TCP."""
+    pair = Pair()
+    limit = pair.h.config.limits.directed_presences_per_session
+    session = pair.h.host.sessions.get("alice@localhost", pair.aliceJID.split("/")[1])
+    data = "".join(f"<presence to='u{i}@localhost/r{i}'/>" for i in range(limit + 500))
+    pair.alice.send(data)
+    assert len(session.directed) == limit
+    assert sum(1 for e in pair.alice.elements if e.getAttribute("type") == "error") == 500
+    pair.stillRoutes()
