@@ -47,12 +47,12 @@ def test_unansweredIQsKeepNoState():
     """Thousands of IQs to a client that never answers leave nothing behind on the server."""
     pair = Pair()
     iq = "<iq to='{}' type='get' id='q{}'><query xmlns='jabber:iq:version'/></iq>"
-    for i in range(200):  # warm up caches and allocator pools
-        pair.alice.send(iq.format(pair.bobJID, i))
-    pair.bob.transport.clear()
-    gc.collect()
     tracemalloc.start()
     try:
+        for i in range(200):  # warm up caches and allocator pools
+            pair.alice.send(iq.format(pair.bobJID, i))
+        pair.bob.transport.clear()
+        gc.collect()
         before, _ = tracemalloc.get_traced_memory()
         for i in range(5000):
             pair.alice.proto.dataReceived(iq.format(pair.bobJID, i).encode())
@@ -133,30 +133,38 @@ def test_halfOpenConnectionsTimeOut():
     assert len(h.clock.getDelayedCalls()) == len(idle)
 
 
-def test_manyDistinctJIDsBounded():
-    """Stanzas to tens of thousands of distinct JIDs leave bounded caches and Twisted's intern table untouched."""
+def test_manyDistinctJIDsBounded(monkeypatch):
+    """Stanzas to thousands of distinct JIDs: the JID cache stays at its size, nothing else grows, no interning."""
+    from functools import lru_cache
+
+    monkeypatch.setattr(jid, "_cachedPrepare", lru_cache(maxsize=500)(jid._prepare))
     h = HostHarness()
     session, transport = h.connect("alice")
-    interned = len(twistedJID._JIDcache) if hasattr(twistedJID, "_JIDcache") else None
-    count = jid.CACHE_SIZE + 2000
-    for i in range(count):
-        kind = i % 4
-        if kind == 0:
-            to = f"nobody{i}@localhost"
-        elif kind == 1:
-            to = f"user{i}@remote{i}.example/r{i}"
-        elif kind == 2:
-            to = f"alice@localhost/res{i}"
-        else:
-            to = f"x{i}@localhost/r"
-        h.send(session, f"<message to='{to}' type='chat'><body>hi</body></message>")
-        transport.pop()
-    assert jid._cachedPrepare.cache_info().currsize <= jid.CACHE_SIZE
+    interned = len(vars(twistedJID)["__internJIDs"]) if "__internJIDs" in vars(twistedJID) else None
+    targets = ("nobody{0}@localhost", "user{0}@remote{0}.example/r{0}", "alice@localhost/res{0}", "x{0}@localhost/r")
+
+    def burst(first, count):
+        for i in range(first, first + count):
+            to = targets[i % 4].format(i)
+            h.send(session, f"<message to='{to}' type='chat' id='m{i}'><body>hi</body></message>")
+            h.send(session, f"<iq to='{to}' type='get' id='i{i}'><ping xmlns='urn:xmpp:ping'/></iq>")
+            transport.pop()
+
+    tracemalloc.start()  # before the warm-up, so that evictions are counted too
+    try:
+        burst(0, 600)  # fills the cache
+        gc.collect()
+        before, _ = tracemalloc.get_traced_memory()
+        burst(600, 800)
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert jid._cachedPrepare.cache_info().currsize == 500
+    assert after - before < 60_000, after - before
     if interned is not None:
-        assert len(twistedJID._JIDcache) == interned
-    roster = h.host.modules["roster"]
-    assert set(roster.cache) <= {"alice"}
-    # nothing was stored offline for accounts that do not exist
+        assert len(vars(twistedJID)["__internJIDs"]) == interned
+    assert set(h.host.modules["roster"].cache) <= {"alice"}
     from xmppchat.admin import result
 
     assert result(h.storage.offline.countOffline("nobody0")) == 0
