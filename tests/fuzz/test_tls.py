@@ -12,6 +12,7 @@ import hashlib
 import os
 import signal
 import ssl
+import warnings
 
 import pytest
 from cryptography import x509
@@ -95,8 +96,10 @@ def client(minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.MAXIMUM_SUPPOR
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = minimum
-    context.maximum_version = maximum
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1, on purpose
+        context.minimum_version = minimum
+        context.maximum_version = maximum
     if ciphers:
         context.set_ciphers(ciphers + ":@SECLEVEL=0")
     return context
