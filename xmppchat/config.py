@@ -140,6 +140,7 @@ class LimitsConfig:
     csi_held_presences: int = 500
     directed_presences_per_session: int = 1000
     max_unsent_bytes: int = 1048576
+    roster_items_per_user: int = 2000
 
 
 @dataclass

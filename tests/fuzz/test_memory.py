@@ -204,3 +204,63 @@ def test_presenceFloodToManyRecipientsOverTCP():
     assert len(session.directed) == limit
     assert sum(1 for e in pair.alice.elements if e.getAttribute("type") == "error") == 500
     pair.stillRoutes()
+
+
+def rosterSet(h, session, contact, id):
+    h.send(session, f"<iq type='set' id='{id}'><query xmlns='jabber:iq:roster'><item jid='{contact}'/></query></iq>")
+
+
+def test_rosterBounded():
+    """Roster sets past roster_items_per_user get not-allowed; updates and removals still work."""
+    from xmppchat.admin import result
+
+    h = HostHarness(limits={"roster_items_per_user": 5, "ping_interval": 0})
+    alice, transport = h.connect("alice")
+    for i in range(5):
+        rosterSet(h, alice, f"c{i}@localhost", f"s{i}")
+    replies = {e["id"]: e for e in transport.pop() if e.name == "iq"}
+    assert all(replies[f"s{i}"]["type"] == "result" for i in range(5))
+    for i in range(5, 50):
+        rosterSet(h, alice, f"c{i}@localhost", f"s{i}")
+    errors = [e for e in transport.pop() if e.name == "iq"]
+    assert len(errors) == 45 and {e["type"] for e in errors} == {"error"}
+    assert errors[0].error.firstChildElement().name == "not-allowed"
+    assert len(result(h.storage.roster.getRoster("alice"))) == 5
+    assert len(h.host.modules["roster"].cache["alice"]) == 5
+    h.send(alice, "<iq type='set' id='u'><query xmlns='jabber:iq:roster'><item jid='c0@localhost' name='Zero'/></query></iq>")
+    assert [e["type"] for e in transport.pop() if e.name == "iq" and e["id"] == "u"] == ["result"]
+    h.send(alice, "<iq type='set' id='r'><query xmlns='jabber:iq:roster'><item jid='c1@localhost' subscription='remove'/></query></iq>")
+    rosterSet(h, alice, "newcomer@localhost", "n")
+    assert [e["type"] for e in transport.pop() if e.name == "iq" and e["id"] in ("r", "n")] == ["result", "result"]
+
+
+def test_subscriptionFloodBounded():
+    """Subscription requests to thousands of distinct JIDs stop adding roster items at the limit."""
+    from xmppchat.admin import result
+
+    h = HostHarness(limits={"roster_items_per_user": 20, "ping_interval": 0})
+    alice, transport = h.connect("alice")
+    with LoggedFailures() as failures:
+        for i in range(500):
+            h.send(alice, f"<presence to='stranger{i}@localhost' type='subscribe'/>")
+    errors = [e for e in transport.pop() if e.name == "presence" and e.getAttribute("type") == "error"]
+    assert len(errors) == 480 and errors[0].error.firstChildElement().name == "not-allowed"
+    assert len(result(h.storage.roster.getRoster("alice"))) == 20
+    assert not failures.events, failures.describe()
+
+
+def test_fullRosterRefusesInboundRequests():
+    """A subscription request to a user whose roster is full is refused; the user's roster is not grown."""
+    from xmppchat.admin import result
+
+    h = HostHarness(limits={"roster_items_per_user": 3, "ping_interval": 0})
+    bob, bobTransport = h.connect("bob")
+    for i in range(3):
+        rosterSet(h, bob, f"c{i}@localhost", f"s{i}")
+    bobTransport.pop()
+    mallory, transport = h.connect("mallory")
+    h.send(mallory, "<presence to='bob@localhost' type='subscribe'/>")
+    errors = [e for e in transport.pop() if e.name == "presence" and e.getAttribute("type") == "error"]
+    assert len(errors) == 1
+    assert len(result(h.storage.roster.getRoster("bob"))) == 3
+    assert not [e for e in bobTransport.pop() if e.getAttribute("type") == "subscribe"]
