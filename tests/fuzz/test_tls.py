@@ -241,3 +241,14 @@ def test_serviceReloadTLS(tmp_path):
     assert service.tlsContext is factory  # the listeners keep their reference
     tls = handshake(factory, client())
     assert hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest() == fingerprint(second[1])
+
+
+def test_serviceReloadSelfSigned(tmp_path):
+    """Without configured files the generated self-signed pair is what a reload re-reads."""
+    from xmppchat.service import XMPPChatService
+
+    service = XMPPChatService(makeConfig(server={"data_dir": str(tmp_path / "data")}))
+    generated = (tmp_path / "data" / "tls" / "selfsigned.crt").read_bytes()
+    assert service.reloadTLS() is True
+    tls = handshake(service.tlsContext, client())
+    assert hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest() == fingerprint(generated)
