@@ -264,3 +264,28 @@ def test_fullRosterRefusesInboundRequests():
     assert len(errors) == 1
     assert len(result(h.storage.roster.getRoster("bob"))) == 3
     assert not [e for e in bobTransport.pop() if e.getAttribute("type") == "subscribe"]
+
+
+def test_webSocketSlowReaderDropped():
+    """A WebSocket client that stops reading is not read, and is dropped past max_unsent_bytes."""
+    from tests.c2s.test_websocket import WSClient, plain
+    from tests.c2s.test_websocket import harness as wsHarness
+
+    h, factory = wsHarness()
+    h.config.limits.max_unsent_bytes = 20_000
+    h.addUser("carol", "pw")
+    bob, bobTransport = h.connect("bob")
+    client = WSClient(factory)
+    client.open()
+    client.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain('carol', 'pw')}</auth>")
+    client.open()
+    client.send("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    client.send("<presence xmlns='jabber:client'/>")
+    client.frames()
+    assert client.transport.producer is client.proto
+    client.proto.pauseProducing()
+    assert client.transport.producerState == "paused"
+    for i in range(40):
+        h.send(bob, f"<message to='carol@localhost' type='chat'><body>{'w' * 1000}</body></message>")
+    assert client.transport.disconnected
+    assert len(client.transport.value()) <= 20_000 + 200

@@ -7,18 +7,16 @@ One hardened L{StreamParser} per connection turns bytes into elements for a
 L{C2SStream}; stream errors are written before the connection is closed
 (RFC 6120 §4.9.1.1, with an opening header first when none was sent yet).
 
-The protocol is a streaming producer for its transport: when the client
-stops reading and Twisted's write buffer fills, we stop reading from it
-(no more answers to queue), and a connection that gets more than
-C{limits.max_unsent_bytes} queued on top is dropped (RFC 6120 §13.12).
+A client that stops reading is not read either, and is dropped past
+C{limits.max_unsent_bytes} (L{SlowReaderGuard}).
 """
 
 from __future__ import annotations
 
-from twisted.internet import interfaces, protocol
+from twisted.internet import protocol
 from twisted.logger import Logger
-from zope.interface import implementer
 
+from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import StreamError, StreamParser
@@ -35,12 +33,9 @@ def streamHeader(streamId: str, domain: str) -> bytes:
     ).encode("utf-8")
 
 
-@implementer(interfaces.IPushProducer)
-class C2STCPProtocol(protocol.Protocol):
+class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
     """
     One client TCP connection.
-
-    @ivar unsent: bytes written while the transport's buffer was full.
     """
 
     log = Logger()
@@ -58,8 +53,6 @@ class C2STCPProtocol(protocol.Protocol):
         self.lastReceived = 0.0
         self._timeout = None
         self._closing = False
-        self.writePaused = False
-        self.unsent = 0
 
     # -- twisted protocol ---------------------------------------------
 
@@ -75,7 +68,7 @@ class C2STCPProtocol(protocol.Protocol):
         self.lastReceived = clock.seconds()
         if limits.negotiation_seconds:
             self._timeout = clock.callLater(limits.negotiation_seconds, self._negotiationTimeout)
-        self.transport.registerProducer(self, True)
+        self.guardWrites()
         self.factory.connectionMade(self)
 
     def dataReceived(self, data: bytes):
@@ -95,25 +88,6 @@ class C2STCPProtocol(protocol.Protocol):
         self.factory.connectionLost(self)
         if self.stream is not None:
             self.stream.connectionLost()
-
-    # -- IPushProducer: the transport's write buffer ------------------
-
-    def pauseProducing(self):
-        """
-        The client does not read fast enough: stop reading its requests.
-        """
-        self.writePaused = True
-        self.unsent = 0
-        self.transport.pauseProducing()
-
-    def resumeProducing(self):
-        self.writePaused = False
-        self.unsent = 0
-        if not self._closing:
-            self.transport.resumeProducing()
-
-    def stopProducing(self):
-        pass
 
     # -- parser callbacks ---------------------------------------------
 
@@ -190,20 +164,8 @@ class C2STCPProtocol(protocol.Protocol):
     def _write(self, data: bytes):
         if self.factory.logTraffic:
             self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=data)
-        if self.writePaused:
-            self.unsent += len(data)
-            if self.unsent > self.host.config.limits.max_unsent_bytes:
-                self._dropSlowReader()
-                return
-        self.transport.write(data)
-
-    def _dropSlowReader(self):
-        if self.stream is not None and not self.stream.closed:
-            self.log.info("Dropping {peer}: more than {limit} bytes unread", peer=self.peer,
-                          limit=self.host.config.limits.max_unsent_bytes)
-            self.stream.closed = True
-        self._closing = True
-        self.transport.abortConnection()
+        if self.mayWrite(len(data), self.host.config.limits.max_unsent_bytes):
+            self.transport.write(data)
 
     def _abort(self):
         if self.transport.connected:
