@@ -170,6 +170,13 @@ HOSTILE = {
     "external-entity": ("<?xml version='1.0'?><!DOCTYPE s SYSTEM 'file:///etc/passwd'>" + HEADER[21:],
                         "restricted-xml"),
     "undefined-entity": (HEADER + "<message><body>&xxe;</body></message>", "not-well-formed"),
+    "char-ref-out-of-range": (HEADER + "<message><body>&#x110000;</body></message>", "not-well-formed"),
+    "char-ref-surrogate": (HEADER + "<message><body>&#xD800;</body></message>", "not-well-formed"),
+    "lt-in-attribute": (HEADER + "<message id='<'/>", "not-well-formed"),
+    "duplicate-attribute": (HEADER + "<message id='1' id='2'/>", "not-well-formed"),
+    "rebound-xml-prefix": (HEADER + "<message xmlns:xml='urn:evil'/>", "not-well-formed"),
+    "parameter-entity": ("<?xml version='1.0'?><!DOCTYPE s [<!ENTITY % p SYSTEM 'http://127.0.0.1/x'> %p;]>"
+                         + HEADER[21:], "restricted-xml"),
     "comment": (HEADER + "<!-- hello -->", "restricted-xml"),
     "processing-instruction": (HEADER + "<?evil data?>", "restricted-xml"),
     "cdata-then-garbage": (HEADER + "<![CDATA[<x>]]><<", "not-well-formed"),
@@ -233,6 +240,23 @@ def test_hostileInputAfterBind():
     assert expectStreamError(client, {"policy-violation"}) == "policy-violation"
     client.disconnect()
     assert not pair.h.host.sessions.isConnected("mallory@localhost")
+    pair.stillRoutes()
+
+
+@pytest.mark.parametrize("element", [
+    "<message xmlns='jabber:server' to='alice@localhost'><body>x</body></message>",
+    "<iq xmlns='urn:example:evil' type='get' id='1'/>",
+    "<stanza/>",
+])
+def test_foreignTopLevelAfterBind(element):
+    """A top-level element outside jabber:client from a bound session is unsupported-stanza-type; nothing is routed."""
+    pair = Pair()
+    client = pair.connect()
+    client.login("mallory", "mallory-pw")
+    client.send(element)
+    assert expectStreamError(client, {"unsupported-stanza-type"})
+    pair.alice.read()
+    assert not [e for e in pair.alice.elements if e.name == "message"]
     pair.stillRoutes()
 
 
