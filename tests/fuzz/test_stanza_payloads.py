@@ -115,3 +115,58 @@ def test_loggedFailuresSeeModuleErrors():
     with LoggedFailures() as failures:
         [reply] = pair.alice.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
     assert failures.events and reply["type"] == "error"
+
+
+B64 = st.one_of(st.binary(max_size=200).map(lambda b: __import__("base64").b64encode(b).decode()),
+                st.sampled_from(["=", "", "====", "not base64!", "AGFsaWNlAA==", "biwsbj1hbGljZSxyPWFiYw==",
+                              "AG1hbGxvcnkAbWFsbG9yeS1wdw==", "AG1hbGxvcnkAbWFsbG9yeS1wdw=="]))
+NEGOTIATION = st.lists(st.one_of(
+    st.tuples(st.just("auth"), st.sampled_from(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "X-OAUTH2", "", "plain"]),
+              B64),
+    st.tuples(st.just("response"), st.just(""), B64),
+    st.tuples(st.just("abort"), st.just(""), st.just("")),
+    st.tuples(st.just("starttls"), st.just(""), st.just("")),
+    st.tuples(st.just("bind"), st.just(""), VALUES),
+    st.tuples(st.just("restart"), st.just(""), st.just("")),
+), min_size=1, max_size=8)
+
+
+def negotiationXML(step) -> str:
+    kind, mechanism, payload = step
+    sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
+    if kind == "auth":
+        return f"<auth xmlns='{sasl}' mechanism='{mechanism}'>{payload}</auth>"
+    if kind == "response":
+        return f"<response xmlns='{sasl}'>{payload}</response>"
+    if kind == "abort":
+        return f"<abort xmlns='{sasl}'/>"
+    if kind == "starttls":
+        return "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    if kind == "bind":
+        resource = domish.Element((None, "resource"))
+        resource.addContent(payload)
+        return f"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{resource.toXml()}</bind></iq>"
+    from tests.fuzz.helpers import HEADER
+
+    return HEADER
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(NEGOTIATION)
+def test_randomNegotiation(steps):
+    """Random SASL, STARTTLS, bind and restart sequences end in a session, a failure or a stream error; never a traceback."""
+    from tests.fuzz.helpers import HEADER
+
+    pair = Pair()
+    with LoggedFailures() as failures:
+        client = pair.connect()
+        client.send(HEADER)
+        for step in steps:
+            if client.closed:
+                break
+            client.send(negotiationXML(step))
+            pair.h.clock.advance(10)  # failed-login delays
+            client.read()
+        client.disconnect()
+        pair.stillRoutes()
+    assert not failures.events, failures.describe()
