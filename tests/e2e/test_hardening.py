@@ -1,8 +1,10 @@
 """
-Hardening against clients that stop reading, on a real server over
-loopback TLS (twistd subprocess): the server stops reading from them
-instead of queueing answers, and drops them once C{max_unsent_bytes} more
-are queued, while other clients keep chatting.
+Hardening against clients that stop reading or never finish negotiating,
+on a real server over loopback TLS (twistd subprocess): the server stops
+reading from them instead of queueing answers, drops them once
+C{max_unsent_bytes} more are queued, and closes connections stuck before
+binding (even before the TLS handshake) after C{negotiation_seconds},
+while other clients keep chatting.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def server(tmp_path_factory):
     running = startServer(tmp_path_factory.mktemp("hardening"), extra="""
 [limits]
 max_unsent_bytes = 200000
+negotiation_seconds = 4
 """)
     for name in ("alice", "bob", "mallory"):
         running.adduser(name, f"{name}-pw")
@@ -115,3 +118,26 @@ def test_nonReadingFlooderIsNotRead(server):
     assert sent < 50 * 1024 * 1024, sent
     assert rss(server.process.pid) - before < 64 * 1024 * 1024
     tls.close()
+
+
+def closedWithin(sock, seconds: float) -> float:
+    """Read until the server closes C{sock}; return how long it took."""
+    start = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except (ConnectionError, ssl.SSLError):
+        pass
+    return time.monotonic() - start
+
+
+def test_stuckConnectionsClosed(server):
+    """Connections that never finish TLS, the header or SASL are closed after negotiation_seconds (+5 s grace)."""
+    silentTLS = socket.create_connection(("127.0.0.1", server.ports["c2s-tls"]), timeout=TIMEOUT)
+    partial = socket.create_connection(("127.0.0.1", server.ports["c2s"]), timeout=TIMEOUT)
+    partial.sendall(HEADER[:40])
+    elapsed = [closedWithin(s, 15) for s in (silentTLS, partial)]
+    assert all(e < 14 for e in elapsed), elapsed
+    silentTLS.close()
+    partial.close()
