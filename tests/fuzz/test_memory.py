@@ -137,8 +137,14 @@ def test_manyDistinctJIDsBounded(monkeypatch):
     """Stanzas to thousands of distinct JIDs: the JID cache stays at its size, nothing else grows, no interning."""
     from functools import lru_cache
 
+    from xmppchat.config import SECTIONS
+
     monkeypatch.setattr(jid, "_cachedPrepare", lru_cache(maxsize=500)(jid._prepare))
-    h = HostHarness()
+    # Other bounded caches keyed by addresses (privacy settings, dialog
+    # accounts, where those modules are present) are made small too, so
+    # that the warm-up fills them and only unbounded growth shows.
+    small = {"privacy": {"cache_size": 100}, "dialogs": {"account_cache_size": 100}}
+    h = HostHarness(**{name: values for name, values in small.items() if name in SECTIONS})
     session, transport = h.connect("alice")
     interned = len(vars(twistedJID)["__internJIDs"]) if "__internJIDs" in vars(twistedJID) else None
     targets = ("nobody{0}@localhost", "user{0}@remote{0}.example/r{0}", "alice@localhost/res{0}", "x{0}@localhost/r")
