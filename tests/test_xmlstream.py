@@ -584,3 +584,34 @@ def test_parseElementRoundTrip():
     (element,) = parseAll(HEADER + STANZAS[: STANZAS.index(b"</message>") + 10]).elements
     again = parseElement(element.toXml())
     assert again.toXml() == element.toXml()
+
+
+@pytest.mark.parametrize("data", [
+    b"<?xml version='1.0' encoding='ISO-8859-1'?>" + HEADER[21:],
+    b"\xff\xfe" + HEADER.decode().encode("utf-16-le"),
+    b"\xfe\xff" + HEADER.decode().encode("utf-16-be"),
+])
+def test_unsupportedEncoding(data):
+    """Another declared encoding or a UTF-16 byte order mark is unsupported-encoding (RFC 6120 §11.6)."""
+    assert refusal(data).condition == "unsupported-encoding"
+
+
+def test_unsupportedEncodingByteByByte():
+    """A UTF-16 byte order mark is caught when its bytes come one at a time."""
+    parser = StreamParser(lambda root: None, lambda e: None, lambda: None)
+    parser.feed(b"\xff")
+    with pytest.raises(StreamError) as caught:
+        parser.feed(b"\xfe")
+    assert caught.value.condition == "unsupported-encoding"
+
+
+def test_utf8DeclarationAccepted():
+    """An explicit UTF-8 declaration, in any case, is fine."""
+    assert parseAll(b"<?xml version='1.0' encoding='UTF-8'?>" + HEADER[21:] + STANZAS).elements
+
+
+def test_frameUnsupportedEncoding():
+    """A frame in UTF-16 is refused, not silently decoded."""
+    with pytest.raises(StreamError) as caught:
+        FrameParser().parse("\ufeff<message/>".encode("utf-16-le"))
+    assert caught.value.condition == "unsupported-encoding"

@@ -4,8 +4,9 @@ TLS certificates and contexts (RFC 6120 §5, §13.7.1).
 The dev configuration has no certificate: on first start a self-signed one
 for the domain, its MUC domain, C{localhost} and 127.0.0.1 is written to
 C{<data_dir>/tls/}.  Contexts are pyOpenSSL C{CertificateOptions} with TLS
-1.2 as the minimum and Twisted's default (forward-secret, AEAD-first)
-cipher list.
+1.2 as the minimum and an explicit cipher list (RFC 9325 §4.2): for TLS 1.2
+only ECDHE key exchange with AES-GCM or ChaCha20-Poly1305, so no RSA key
+exchange, no CBC and no SHA-1 MACs; TLS 1.3 suites are all AEAD.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
 from twisted.internet import ssl
+
+
+# RFC 9325 §4.2 recommended TLS 1.2 suites; OpenSSL keeps its (AEAD-only)
+# TLS 1.3 suites whatever this says.
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+ACCEPTABLE_CIPHERS = ssl.AcceptableCiphers.fromOpenSSLCipherString(CIPHERS)
 
 
 class CertificateError(Exception):
@@ -95,7 +102,8 @@ def _read(path: str, what: str) -> bytes:
 
 def contextFactory(certPath: str, keyPath: str, chainPath: str = "") -> ssl.CertificateOptions:
     """
-    Server TLS options: TLS 1.2 or later, the certificate chain, the key.
+    Server TLS options: TLS 1.2 or later, strong ciphers only (L{CIPHERS}),
+    the certificate chain, the key.
     """
     certPEM = _read(certPath, "certificate")
     keyPEM = _read(keyPath, "private key")
@@ -117,6 +125,7 @@ def contextFactory(certPath: str, keyPath: str, chainPath: str = "") -> ssl.Cert
             certificate=certificate.original,
             extraCertChain=chain,
             raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+            acceptableCiphers=ACCEPTABLE_CIPHERS,
         )
         options.getContext()  # checks that the key fits the certificate
         return options

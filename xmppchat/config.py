@@ -148,6 +148,9 @@ class LimitsConfig:
     failed_logins_lockout_seconds: int = 300
     status_subscriptions_per_session: int = 200
     csi_held_presences: int = 500
+    directed_presences_per_session: int = 1000
+    max_unsent_bytes: int = 1048576
+    roster_items_per_user: int = 2000
 
 
 @dataclass

@@ -20,6 +20,7 @@ from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import contextFactory, ensureCertificate
 from xmppchat.host import Host
 from xmppchat.storage import openStorage
+from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
 
 
 class StartupError(Exception):
@@ -45,8 +46,10 @@ class XMPPChatService(service.Service):
             from twisted.internet import reactor
         self.config = config
         self.reactor = reactor
-        certPath, keyPath, chainPath = ensureCertificate(config)
-        self.tlsContext = contextFactory(certPath, keyPath, chainPath)
+        # Re-read on SIGHUP (reloadTLS): new TLS connections get the new
+        # certificate, established ones are kept.
+        self.tlsContext = ReloadableTLS(lambda: contextFactory(*ensureCertificate(config)))
+        self._restoreSignal = None
         self.storage = openStorage(config.storage, reactor)
         self.cluster = None
         if config.cluster.redis_uri:
@@ -160,11 +163,19 @@ class XMPPChatService(service.Service):
         service.Service.privilegedStartService(self)
         self._listenOrExit()
 
+    def reloadTLS(self) -> bool:
+        """
+        Re-read the certificate, key and chain for new TLS connections; the
+        current ones stay when the files are unusable (logged either way).
+        """
+        return self.tlsContext.reload()
+
     def startService(self):
         self._listenOrExit()
         service.Service.startService(self)
         if self.cluster is not None:
             self.cluster.start()
+        self._restoreSignal = installReloadSignal(self.reactor, self.reloadTLS)
         d = self.storage.start()
         d.addCallback(lambda _: self._started())
         d.addErrback(self._storageFailed)
@@ -195,6 +206,9 @@ class XMPPChatService(service.Service):
     @defer.inlineCallbacks
     def stopService(self):
         service.Service.stopService(self)
+        if self._restoreSignal is not None:
+            self._restoreSignal()
+            self._restoreSignal = None
         for port in self.ports.values():
             yield port.stopListening()
         self.ports.clear()

@@ -22,7 +22,8 @@ class Session:
     @ivar available: the resource has sent initial presence (RFC 6121 §4.2).
     @ivar priority: the priority of its last available presence.
     @ivar presence: its last broadcast available presence, or C{None}.
-    @ivar directed: full JIDs it sent directed presence to (RFC 6121 §4.6),
+    @ivar directed: full JIDs it sent directed presence to (RFC 6121 §4.6; at
+        most C{limits.directed_presences_per_session}),
         which get unavailable presence when it ends.
     @ivar state: per-module state, keyed by module name.
     @ivar inactive: the client said it is in the background (XEP-0352 CSI,

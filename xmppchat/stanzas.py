@@ -19,6 +19,11 @@ StanzaError = jerror.StanzaError
 
 STANZA_NAMES = frozenset(("message", "presence", "iq"))
 
+# Error types of the RFC 6120 §8.3.3 conditions that Twisted's table (from
+# RFC 3920) lacks or gives no type (undefined-condition: "cancel" then);
+# without one the <error/> would carry type=None and fail to serialise.
+_EXTRA_ERROR_TYPES = {"policy-violation": "modify"}
+
 
 def swapAddresses(stanza: domish.Element) -> None:
     to = stanza.getAttribute("to")
@@ -59,6 +64,8 @@ def errorReply(stanza: domish.Element, condition: str, text: str | None = None,
     an C{<error/>} with the legacy numeric C{code} as well (the ConnectyCube
     SDK reads it, §5.11 of the SDK reference).
     """
+    if errorType is None and jerror.STANZA_CONDITIONS.get(condition, {}).get("type") is None:
+        errorType = _EXTRA_ERROR_TYPES.get(condition, "cancel")
     exc = StanzaError(condition, errorType, text)
     reply = domish.Element((stanza.uri or NS_CLIENT, stanza.name))
     for key in ("id", "to", "from"):

@@ -9,6 +9,8 @@ keep working on what we produce, while enforcing:
     declarations and no references to anything but the predefined entities),
     no comments, no processing instructions => C{restricted-xml};
   - well-formedness and UTF-8 (RFC 6120 §11.3, §11.6) => C{not-well-formed};
+    an XML declaration naming another encoding, or a UTF-16 byte order
+    mark => C{unsupported-encoding};
   - resource limits (RFC 6120 §13.12) on the bytes of one stanza, the nesting
     depth, the attributes per element and the elements per stanza =>
     C{policy-violation}.
@@ -254,6 +256,7 @@ class _TreeBuilder:
         parser.AttlistDeclHandler = _refuseDTD
         parser.ExternalEntityRefHandler = _refuseEntityReference
         parser.SkippedEntityHandler = _refuseEntityReference
+        parser.XmlDeclHandler = _checkDeclaration
         parser.CommentHandler = _refuseComment
         parser.ProcessingInstructionHandler = _refuseProcessingInstruction
         self._parser = parser
@@ -264,6 +267,17 @@ class _TreeBuilder:
 
 
 # Restricted XML (RFC 6120 §11.1).
+
+
+def _checkDeclaration(version, encoding, standalone):
+    # Expat is told the input is UTF-8 and would otherwise ignore this.
+    if encoding is not None and encoding.lower() not in ("utf-8", "utf8"):
+        raise StreamError("unsupported-encoding", "XMPP streams are UTF-8 (RFC 6120 §11.6)")
+
+
+# A UTF-16 byte order mark makes expat switch encodings despite being told
+# UTF-8 (RFC 6120 §11.6 allows UTF-8 only).
+_UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _refuseDTD(*args):
@@ -336,6 +350,7 @@ class StreamParser(_TreeBuilder):
         """
         self._newParser(False)
         self._fed = 0
+        self._head = b""
         self._error: BaseException | None = None
 
     def feed(self, data: bytes) -> None:
@@ -354,6 +369,10 @@ class StreamParser(_TreeBuilder):
         limit = self.maxStanzaBytes
         try:
             start = self._fed
+            if start < 2:
+                self._head = (self._head + data[:2])[:2]
+                if self._head in _UTF16_MARKS:
+                    raise StreamError("unsupported-encoding", "XMPP streams are UTF-8 (RFC 6120 §11.6)")
             if start + len(data) - self._mark <= limit:
                 # No stanza can outgrow the limit within this data.
                 self._chunk, self._chunkStart = data, start
@@ -434,6 +453,8 @@ class FrameParser(_TreeBuilder):
                 raise StreamError("not-well-formed", "invalid character") from None
         if len(data) > self.maxStanzaBytes:
             raise StreamError("policy-violation", "stanza too large")
+        if data[:2] in _UTF16_MARKS:
+            raise StreamError("unsupported-encoding", "XMPP is UTF-8 (RFC 6120 §11.6)")
         parser = self._newParser(True)
         self._chunk = data
         try:

@@ -137,9 +137,11 @@ def test_wrongPassword(users):
     run(scenario())
 
 
-def _rawTLSConnection(server):
+def _rawTLSConnection(server, context=None):
     """
-    A raw socket that negotiated STARTTLS by hand, ready for a new stream.
+    A raw socket that negotiated STARTTLS by hand (verifying the server
+    against the test CA unless another C{context} is given), ready for a
+    new stream.
     """
     sock = socket.create_connection(("127.0.0.1", server.ports["c2s"]), timeout=TIMEOUT)
     header = (b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' "
@@ -152,7 +154,8 @@ def _rawTLSConnection(server):
     data = b""
     while b"proceed" not in data:
         data += sock.recv(4096)
-    context = ssl.create_default_context(cafile=str(server.ca))
+    if context is None:
+        context = ssl.create_default_context(cafile=str(server.ca))
     tls = context.wrap_socket(sock, server_hostname="localhost")
     tls.sendall(header)
     return tls

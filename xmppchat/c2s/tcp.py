@@ -6,6 +6,9 @@ direct-TLS port (XEP-0368).
 One hardened L{StreamParser} per connection turns bytes into elements for a
 L{C2SStream}; stream errors are written before the connection is closed
 (RFC 6120 §4.9.1.1, with an opening header first when none was sent yet).
+
+A client that stops reading is not read either, and is dropped past
+C{limits.max_unsent_bytes} (L{SlowReaderGuard}).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from twisted.internet import protocol
 from twisted.logger import Logger
 
+from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import StreamError, StreamParser
@@ -29,7 +33,7 @@ def streamHeader(streamId: str, domain: str) -> bytes:
     ).encode("utf-8")
 
 
-class C2STCPProtocol(protocol.Protocol):
+class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
     """
     One client TCP connection.
     """
@@ -64,6 +68,7 @@ class C2STCPProtocol(protocol.Protocol):
         self.lastReceived = clock.seconds()
         if limits.negotiation_seconds:
             self._timeout = clock.callLater(limits.negotiation_seconds, self._negotiationTimeout)
+        self.guardWrites()
         self.factory.connectionMade(self)
 
     def dataReceived(self, data: bytes):
@@ -159,7 +164,8 @@ class C2STCPProtocol(protocol.Protocol):
     def _write(self, data: bytes):
         if self.factory.logTraffic:
             self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=data)
-        self.transport.write(data)
+        if self.mayWrite(len(data), self.host.config.limits.max_unsent_bytes):
+            self.transport.write(data)
 
     def _abort(self):
         if self.transport.connected:

@@ -14,6 +14,9 @@ Any C{to} is accepted and served as the configured domain (clients send
 the URL's host).  There is no STARTTLS (§3.7): the stream counts as
 secure on C{wss://} and, unless configured otherwise, from a loopback
 peer (a local client or a TLS-terminating proxy on the same machine).
+
+A client that stops reading is not read either, and is dropped past
+C{limits.max_unsent_bytes} (L{SlowReaderGuard}).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.modules.saslauth import isLoopback
 from xmppchat.stanzas import NS_STREAMS
@@ -52,7 +56,7 @@ def openElement(streamId: str, domain: str) -> domish.Element:
 CLOSE = domish.Element((NS_FRAMING, "close")).toXml().encode("utf-8")
 
 
-class XMPPWebSocketProtocol(WebSocketServerProtocol):
+class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
     """
     One client WebSocket connection, carrying one L{C2SStream}.
     """
@@ -100,6 +104,7 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
         self.lastReceived = clock.seconds()
         if limits.negotiation_seconds:
             self._timeout = clock.callLater(limits.negotiation_seconds, self._negotiationTimeout)
+        self.guardWrites()
         factory.connections.add(self)
 
     def onMessage(self, payload, isBinary):
@@ -194,7 +199,8 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
     def _write(self, data: bytes):
         if self.factory.logTraffic:
             self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=data)
-        self.sendMessage(data, isBinary=False)
+        if self.mayWrite(len(data), self.factory.host.config.limits.max_unsent_bytes):
+            self.sendMessage(data, isBinary=False)
 
     def _abort(self):
         self._abortCall = None

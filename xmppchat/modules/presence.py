@@ -112,12 +112,18 @@ class PresenceModule(Module):
             return True
         if session is not None and to.userhost() == session.bare and to.resource is None:
             return self.onBroadcast(event)
-        # directed presence (§4.6)
+        # directed presence (§4.6), remembered for the unavailable
+        # broadcast: a bounded number of distinct recipients per session
         if session is not None and session.available:
+            full = to.full()
             if stanzaType == "unavailable":
-                session.directed.discard(to.full())
-            else:
-                session.directed.add(to.full())
+                session.directed.discard(full)
+            elif full not in session.directed:
+                if len(session.directed) >= self.host.config.limits.directed_presences_per_session:
+                    self.host.router.sendError(session, event.stanza, "policy-violation",
+                                               "Too many directed presences from this session")
+                    return True
+                session.directed.add(full)
         self.deliverPresence(to.userhost(), to.resource, event.stanza)
         return True
 

@@ -6,6 +6,11 @@ presence module reads them on every broadcast) and written through to
 storage.  An item whose C{hidden} flag is set only records a pending inbound
 subscription request from someone the user has not added (RFC 6121 §3.1.3)
 and is not shown in the roster.
+
+A roster holds at most C{limits.roster_items_per_user} items (hidden ones
+included): adding one more, by a roster set or a subscription request from
+either side, gets C{not-allowed}, so that a client cannot grow storage and
+this cache without bound.
 """
 
 from __future__ import annotations
@@ -88,6 +93,9 @@ class RosterModule(Module):
         Store C{item} in C{localpart}'s roster and push it (RFC 6121 §2.1.6).
         """
         roster = yield self.getRoster(localpart)
+        limit = self.host.config.limits.roster_items_per_user
+        if item.jid not in roster and len(roster) >= limit:
+            raise StanzaError("not-allowed", text=f"The roster is full ({limit} items)")
         yield self.storage.roster.setRosterItem(localpart, item)
         roster[item.jid] = item
         self.changed(localpart)

@@ -1,0 +1,68 @@
+"""
+Clients that stop reading (RFC 6120 §13.12, resource exhaustion), for the
+transports on a TCP connection (TCP, WebSocket).
+
+A L{SlowReaderGuard} protocol registers itself as the streaming producer of
+its transport.  When the client stops reading and Twisted's write buffer
+passes its high-water mark (64 KiB), Twisted pauses us: we stop reading
+from the client, so that it cannot make us queue more answers.  Whatever
+is still written to it while paused (messages from others) is counted, and
+past C{limits.max_unsent_bytes} the connection is aborted.  When the buffer
+drains, reading resumes and the count starts again.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import interfaces
+from twisted.logger import Logger
+from zope.interface import implementer
+
+
+@implementer(interfaces.IPushProducer)
+class SlowReaderGuard:
+    """
+    Mixin for a protocol with C{transport}, C{host}-reaching C{limits},
+    C{stream}, C{peer} and C{_closing}; call L{guardWrites} once connected
+    and L{mayWrite} before each write.
+
+    @ivar unsent: bytes written while the transport's buffer was full.
+    """
+
+    log = Logger()
+    writePaused = False
+    unsent = 0
+
+    def guardWrites(self) -> None:
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self):
+        self.writePaused = True
+        self.unsent = 0
+        self.transport.pauseProducing()
+
+    def resumeProducing(self):
+        self.writePaused = False
+        self.unsent = 0
+        if not self._closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self):
+        pass
+
+    def mayWrite(self, size: int, limit: int) -> bool:
+        """
+        Whether C{size} more bytes may be written; C{False} once the
+        connection was dropped for having C{limit} unsent bytes.
+        """
+        if not self.writePaused:
+            return True
+        self.unsent += size
+        if self.unsent <= limit:
+            return True
+        if not self._closing:
+            self.log.info("Dropping {peer}: more than {limit} bytes unread", peer=self.peer, limit=limit)
+            self._closing = True
+            if self.stream is not None:
+                self.stream.closed = True
+            self.transport.abortConnection()
+        return False

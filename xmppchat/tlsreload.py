@@ -1,0 +1,105 @@
+"""
+Reloading the TLS certificate without a restart (RFC 6120 §13.7.1: servers
+renew certificates; sessions must not be dropped for it).
+
+L{ReloadableTLS} is the context factory every TLS listener and STARTTLS
+use: each new TLS connection takes the options current at its handshake,
+and L{ReloadableTLS.reload} re-reads the configured certificate, key and
+chain and swaps them in.  When the new files cannot be used (missing,
+unreadable, a key that does not fit the certificate) the old ones stay and
+the reason is logged.  Established connections keep the keys they were
+made with.  L{installReloadSignal} ties C{reload} to SIGHUP.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+from twisted.internet.interfaces import IOpenSSLContextFactory, IOpenSSLServerConnectionCreator
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from xmppchat.certs import CertificateError
+
+
+def describe(options) -> str:
+    """
+    A line naming the certificate of C{options}: subject, expiry, SHA-256.
+    """
+    certificate = options.certificate.to_cryptography()
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    subject = names[0].value if names else "?"
+    notAfter = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = certificate.fingerprint(hashes.SHA256()).hex()
+    return f"CN={subject}, notAfter={notAfter}, sha256={digest}"
+
+
+@implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)
+class ReloadableTLS:
+    """
+    Server TLS options that can be replaced while listening.
+
+    @param load: builds the options (a C{CertificateOptions}) from the
+        configured files, raising L{CertificateError} when they are unusable;
+        called once here (errors propagate: the server cannot start) and
+        again on each L{reload}.
+    @ivar options: the options new connections get.
+    @ivar reloads: successful reloads so far.
+    """
+
+    log = Logger()
+
+    def __init__(self, load: Callable[[], object]):
+        self.load = load
+        self.options = load()
+        self.reloads = 0
+
+    def serverConnectionForTLS(self, protocol):
+        return self.options.serverConnectionForTLS(protocol)
+
+    def getContext(self):
+        return self.options.getContext()
+
+    def reload(self) -> bool:
+        """
+        Re-read the certificate files; return whether the new ones are in use.
+        """
+        try:
+            options = self.load()
+        except CertificateError as e:
+            self.log.error("TLS certificate not reloaded, keeping the current one: {error}", error=str(e))
+            return False
+        except Exception:
+            self.log.failure("TLS certificate not reloaded, keeping the current one")
+            return False
+        self.options = options
+        self.reloads += 1
+        self.log.info("TLS certificate reloaded: {certificate}", certificate=describe(options))
+        return True
+
+
+def installReloadSignal(reactor, reload: Callable[[], object]) -> Callable[[], None]:
+    """
+    Call C{reload} in the reactor thread on each SIGHUP; return a function
+    that puts the previous handler back.  Does nothing where there is no
+    SIGHUP, or outside the main thread (where handlers cannot be set).
+    """
+    if not hasattr(signal, "SIGHUP"):
+        return lambda: None
+
+    def handler(signum, frame):
+        reactor.callFromThread(reload)
+
+    try:
+        previous = signal.signal(signal.SIGHUP, handler)
+    except ValueError:
+        return lambda: None
+
+    def restore():
+        if signal.getsignal(signal.SIGHUP) is handler:
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
+
+    return restore
