@@ -223,6 +223,22 @@ class DialogsConfig:
 
 
 @dataclass
+class MUCConfig:
+    """
+    XEP-0045 rooms (L{xmppchat.muc.room}).
+    """
+
+    connectycube_compat: bool = True
+    max_rooms: int = 10000
+    max_occupants: int = 1000
+    max_rooms_per_user: int = 100
+    max_history_stanzas: int = 50
+    default_history_stanzas: int = 20
+    max_room_name: int = 200
+    locked_room_seconds: int = 600
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -242,6 +258,7 @@ class Config:
     rest: RestConfig = field(default_factory=RestConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
+    muc: MUCConfig = field(default_factory=MUCConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -264,6 +281,7 @@ SECTIONS = {
     "rest": RestConfig,
     "privacy": PrivacyConfig,
     "dialogs": DialogsConfig,
+    "muc": MUCConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -343,6 +361,11 @@ def _validate(config: Config, problem) -> None:
             problem(f"dialogs.{f.name}", "must be at least 1")
     if config.dialogs.mam_default_page > config.dialogs.mam_max_page:
         problem("dialogs.mam_default_page", "must not exceed dialogs.mam_max_page")
+    for f in fields(config.muc):
+        if f.type != "bool" and getattr(config.muc, f.name) < 1:
+            problem(f"muc.{f.name}", "must be at least 1")
+    if config.muc.default_history_stanzas > config.muc.max_history_stanzas:
+        problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
     from xmppchat.modules import knownModules
 
     known = knownModules()
