@@ -235,7 +235,7 @@ def test_unknownRoomAndPresence():
     errors = ta.pop()
     assert [e.error.firstChildElement().name for e in errors] == [
         "item-not-found", "item-not-found", "item-not-found"]
-    assert errors[2].name == "presence" and "groupchat" in str(errors[2].error.text)
+    assert errors[2].name == "presence" and "No dialog" in str(errors[2].error.text)
 
 
 def test_publicNeedsSubscription():
