@@ -21,7 +21,7 @@ def room(dialog):
     return f"1_{dialog.id}@muc.localhost"
 
 
-def join(h, session, to, history="<history maxstanzas='0'/>", sid="j1:join"):
+def join(h, session, to, history="<history maxstanzas='0'/>", sid="j1"):
     h.send(session, f"<presence to='{to}' id='{sid}'><x xmlns='{MUC}'>{history}</x></presence>")
 
 
@@ -61,10 +61,10 @@ def test_joinOrderAndSelfPresence():
     join(h, alice, f"{room(dialog)}/{aid}")
     first = ta.pop()
     assert [e.name for e in first] == ["presence", "message"]
-    assert codes(first[0]) >= {"110", "100"} and first[0]["id"] == "j1:join" and compat(first[0]) == "110"
+    assert codes(first[0]) >= {"110", "100"} and first[0]["id"] == "j1" and compat(first[0]) == "110"
     assert first[0].x.item["affiliation"] == "owner" and first[0].x.item["role"] == "moderator"
     assert str(first[1].subject) == "Topic" and first[1]["from"] == room(dialog)
-    join(h, bob, f"{room(dialog)}/{bid}", sid="j2:join")
+    join(h, bob, f"{room(dialog)}/{bid}", sid="j2")
     got = tb.pop()
     assert [e.name for e in got] == ["presence", "presence", "message"]
     assert got[0]["from"] == f"{room(dialog)}/{aid}" and "110" not in codes(got[0])
@@ -97,7 +97,7 @@ def test_membersOnlyAndPublic():
     dave, td = h.connect("dave")
     join(h, dave, f"{room(dialog)}/{h.accountId('dave')}")
     [error] = presences(td)
-    assert error.error.firstChildElement().name == "registration-required" and error["id"] == "j1:join"
+    assert error.error.firstChildElement().name == "registration-required" and error["id"] == "j1"
     public = h.addDialog(DIALOG_PUBLIC, "alice", [])
     join(h, dave, f"{room(public)}/{h.accountId('dave')}")
     [me] = presences(td)
@@ -226,6 +226,15 @@ def test_compatOff():
     join(h, alice, f"{room(dialog)}/{h.accountId('alice')}")
     [me] = presences(ta)
     assert "110" in codes(me) and compat(me) is None
+
+
+def test_sdkJoinWithoutSubject():
+    """With the switch on, an SDK join (id ending in :join) gets the self-presence but no subject message."""
+    h, dialog = setUp(description="Topic")
+    alice, ta = h.connect("alice")
+    join(h, alice, f"{room(dialog)}/{h.accountId('alice')}", sid="0f1c:join")
+    got = ta.pop()
+    assert [e.name for e in got] == ["presence"] and got[0]["id"] == "0f1c:join" and compat(got[0]) == "110"
 
 
 def owner(h, session, to, form):

@@ -39,7 +39,8 @@ What is implemented:
 ConnectyCube compatibility (C{[muc] connectycube_compat}, SDK reference
 §5.17): the self-presence echoes the join id and carries
 C{<xmlns><code>110</code></xmlns>} inside C{<x/>}, as does the leave reply;
-the kicked user's presence carries C{<xmlns><code>301</code></xmlns>} and a
+a join whose id ends in C{:join} (the SDK's) gets no subject message, which the
+SDK would report as a message without body; the kicked user's presence carries C{<xmlns><code>301</code></xmlns>} and a
 direct C{<item><actor jid=.../></item>} child naming who removed them.
 The other occupants get the standard kick presence only (the SDK would
 otherwise take it for its own kick).
@@ -391,6 +392,8 @@ class RoomsMixin:
         self.sendSelfPresence(room, occupant, session, stanza.getAttribute("id"), codes)
         if room.dialog is not None:
             yield self.sendHistory(room, session, userId, mucX)
+        if not (self.compat and (stanza.getAttribute("id") or "").endswith(":join")):
+            # the SDK (its join ids end in ":join") would take the subject for a message
             self.sendSubject(room, session)
         return True
 
@@ -516,14 +519,15 @@ class RoomsMixin:
 
     def sendSubject(self, room: Room, session) -> None:
         """
-        §7.2.16: the subject (the dialog's description), empty when unset.
+        §7.2.16: the subject (the dialog's description), empty when unset
+        (and while a new room is locked: clients wait for it to end a join).
         """
         message = domish.Element((NS_CLIENT, "message"))
         message["from"] = room.jid
         message["to"] = session.full
         message["type"] = "groupchat"
-        message["id"] = f"subject-{room.dialog.id}"
-        message.addElement("subject", content=room.dialog.description or "")
+        message["id"] = f"subject-{room.dialog.id if room.dialog is not None else 'new'}"
+        message.addElement("subject", content=(room.dialog.description if room.dialog else None) or "")
         session.send(message)
 
     # -- leave ----------------------------------------------------------------------------
@@ -730,6 +734,8 @@ class RoomsMixin:
             raise StanzaError("not-acceptable", text=f"Room names are at most {limit} characters")
         persistent = values.get("muc#roomconfig_persistentroom")
         membersOnly = values.get("muc#roomconfig_membersonly")
+        persistent = persistent.lower() if persistent is not None else None
+        membersOnly = membersOnly.lower() if membersOnly is not None else None
         dialogs = self.storage.dialogs
         if room is not None and room.locked:
             extensions = {EXT_ROOM: room.named}
