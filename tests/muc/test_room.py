@@ -378,3 +378,28 @@ def test_privacyInHistory():
     tb.pop()
     join(h, bob, f"{room(dialog)}/{h.accountId('bob')}", "<history maxstanzas='10'/>")
     assert [str(e.body) for e in tb.pop() if e.name == "message" and e.body is not None] == ["from carol"]
+
+
+def test_joinWithoutNick():
+    """Available presence to the bare room JID is jid-malformed; unavailable is ignored."""
+    h, dialog = setUp()
+    alice, ta = h.connect("alice")
+    h.send(alice, f"<presence to='{room(dialog)}'><x xmlns='{MUC}'/></presence>")
+    h.send(alice, f"<presence to='{room(dialog)}' type='unavailable'/>")
+    [error] = ta.pop()
+    assert error.error.firstChildElement().name == "jid-malformed"
+
+
+def test_limits():
+    """max_occupants and max_rooms_per_user refuse further joins."""
+    h = HostHarness(muc={"max_occupants": 1, "max_rooms_per_user": 1})
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    other = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    join(h, alice, f"{room(dialog)}/{h.accountId('alice')}")
+    join(h, bob, f"{room(dialog)}/{h.accountId('bob')}")
+    assert presences(tb)[0].error.firstChildElement().name == "service-unavailable"
+    join(h, alice, f"{room(other)}/{h.accountId('alice')}")
+    assert [p for p in presences(ta) if p.getAttribute("type") == "error"][0].error.firstChildElement().name == (
+        "resource-constraint")

@@ -321,6 +321,15 @@ class RoomsMixin:
             return True  # subscriptions and probes mean nothing to a room
         return self.join(event)
 
+    @hook("muc-presence/room")
+    def onRoomPresence(self, event):
+        """
+        §7.2.6: a join needs a nickname (C{room/nick}).
+        """
+        if event.stanzaType is None:
+            raise StanzaError("jid-malformed", text="Join with room@service/nick (the nick is your user id)")
+        return True
+
     @defer.inlineCallbacks
     def join(self, event):
         session, stanza = event.origin, event.stanza
