@@ -132,15 +132,21 @@ def test_isoStamp():
     assert isoStamp("yesterday") is None
 
 
-def test_leaveAndSessionEnd():
-    """Leaving sends unavailable to the others and a 110 (compat) self-presence; ending a session leaves too."""
+def joinedPair(other="bob"):
+    """A group room that alice and C{other} have joined: C{(h, dialog, alice, ta, other, to, aid, oid)}."""
     h, dialog = setUp()
     alice, ta = h.connect("alice")
-    bob, tb = h.connect("bob")
-    aid, bid = h.accountId("alice"), h.accountId("bob")
+    peer, tp = h.connect(other)
+    aid, oid = h.accountId("alice"), h.accountId(other)
     join(h, alice, f"{room(dialog)}/{aid}")
-    join(h, bob, f"{room(dialog)}/{bid}")
-    ta.pop(), tb.pop()
+    join(h, peer, f"{room(dialog)}/{oid}")
+    ta.pop(), tp.pop()
+    return h, dialog, alice, ta, peer, tp, aid, oid
+
+
+def test_leaveAndSessionEnd():
+    """Leaving sends unavailable to the others and a 110 (compat) self-presence; ending a session leaves too."""
+    h, dialog, alice, ta, bob, tb, aid, bid = joinedPair()
     h.send(bob, f"<presence type='unavailable' to='{room(dialog)}/{bid}'/>")
     [mine] = presences(tb)
     assert mine["type"] == "unavailable" and "110" in codes(mine) and compat(mine) == "110"
@@ -185,13 +191,7 @@ def test_broadcastVisitors():
 
 def test_kickOnRemoval():
     """Removing an occupant kicks them: 307/321 to everybody, 110 and the compat 301 with the actor to the kicked."""
-    h, dialog = setUp()
-    alice, ta = h.connect("alice")
-    carol, tc = h.connect("carol")
-    aid, cid = h.accountId("alice"), h.accountId("carol")
-    join(h, alice, f"{room(dialog)}/{aid}")
-    join(h, carol, f"{room(dialog)}/{cid}")
-    ta.pop(), tc.pop()
+    h, dialog, alice, ta, carol, tc, aid, cid = joinedPair("carol")
     updated = result(h.storage.dialogs.updateDialog(dialog.id, pull={"occupants_ids": [cid]}))
     h.host.hooks.fire("rest-dialog-updated", DialogEvent(updated, aid, 1, [], [cid]))
     [kicked] = presences(tc)
@@ -403,3 +403,19 @@ def test_limits():
     join(h, alice, f"{room(other)}/{h.accountId('alice')}")
     assert [p for p in presences(ta) if p.getAttribute("type") == "error"][0].error.firstChildElement().name == (
         "resource-constraint")
+
+
+def test_configValidation():
+    """[muc] limits must be positive and the default history within the maximum; the switch is a bool."""
+    import pytest
+
+    from xmppchat.config import ConfigError, buildConfig
+
+    assert buildConfig({}).muc.connectycube_compat is True
+    with pytest.raises(ConfigError) as caught:
+        buildConfig({"muc": {"max_rooms": 0, "default_history_stanzas": 99, "connectycube_compat": "yes"}})
+    text = str(caught.value)
+    assert "muc.connectycube_compat" in text
+    with pytest.raises(ConfigError) as caught:
+        buildConfig({"muc": {"max_rooms": 0, "default_history_stanzas": 99}})
+    assert "muc.max_rooms" in str(caught.value) and "muc.default_history_stanzas" in str(caught.value)
