@@ -6,8 +6,11 @@ compatibility switch, disco#items, errors and privacy in group dialogs.
 
 import time
 
+import pytest
+
 from tests.helpers import HostHarness, result
 from xmppchat.api.dialogs import DialogEvent
+from xmppchat.config import ConfigError, buildConfig
 from xmppchat.muc.room import isoStamp
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PUBLIC, Query
 
@@ -407,10 +410,6 @@ def test_limits():
 
 def test_configValidation():
     """[muc] limits must be positive and the default history within the maximum; the switch is a bool."""
-    import pytest
-
-    from xmppchat.config import ConfigError, buildConfig
-
     assert buildConfig({}).muc.connectycube_compat is True
     with pytest.raises(ConfigError) as caught:
         buildConfig({"muc": {"max_rooms": 0, "default_history_stanzas": 99, "connectycube_compat": "yes"}})
@@ -419,3 +418,20 @@ def test_configValidation():
     with pytest.raises(ConfigError) as caught:
         buildConfig({"muc": {"max_rooms": 0, "default_history_stanzas": 99}})
     assert "muc.max_rooms" in str(caught.value) and "muc.default_history_stanzas" in str(caught.value)
+
+
+def test_twoSessionsOneOccupant():
+    """A second session of the same user joins the same occupant; the others see one presence, and it stays until both leave."""
+    h, dialog, alice, ta, bob, tb, aid, bid = joinedPair()
+    bob2, tb2 = h.connect("bob", resource="second")
+    join(h, bob2, f"{room(dialog)}/{bid}")
+    got = presences(tb2)
+    assert [p["from"] for p in got] == [f"{room(dialog)}/{aid}", f"{room(dialog)}/{bid}"]
+    assert presences(ta) == []
+    h.send(alice, group(room(dialog)))
+    assert len([e for e in tb2.pop() if e.name == "message"]) == 1
+    assert len([e for e in tb.pop() if e.name == "message"]) == 1
+    bob.stream.connectionLost()
+    assert presences(ta) == []
+    bob2.stream.connectionLost()
+    assert presences(ta)[0]["type"] == "unavailable"

@@ -28,7 +28,12 @@ created since their last logout, at most C{broadcast_catchup_messages} per
 dialog), so no per-user rows are written.  Standalone chat states in a
 room are passed to the other occupants' sessions only (never stored);
 headline (system) messages to a room go to the occupants' sessions from
-the sender's JID, never stored.
+the sender's JID, never stored.  Sessions that joined the room
+(XEP-0045, L{xmppchat.muc.room}) without being recipients get one copy
+too, and no session gets two.  Privacy (XEP-0016/0191): a recipient whose
+default list blocks the sender gets nothing of theirs (no copy, no offline
+copy, no push) and the sender no error; offline recipients' lists are
+loaded into the privacy cache once (L{DialogsModule.privacyCheck}).
 
 Stamps: the message id is the client's 24-hex id (kept, stored
 lower-case) or a generated one; C{<stanza-id by=...>} (the recipient's

@@ -359,6 +359,7 @@ class RoomsMixin:
             created = False
             if room.locked and userId != room.creatorId:
                 raise StanzaError("item-not-found", text="This room is being created: try again later")
+        occupant = room.occupants.get(str(userId))  # another session of this user may be in
         if not room.admits(userId):
             self.maybeClose(room)
             raise StanzaError("registration-required", text="Only occupants of this dialog may join its room")
