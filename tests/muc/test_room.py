@@ -132,6 +132,7 @@ def test_isoStamp():
     """XEP-0082 date-times parse; garbage does not."""
     assert isoStamp("1970-01-01T00:01:40Z") == 100.0
     assert isoStamp("1970-01-01T00:01:40.123Z") == 100.0
+    assert isoStamp("2020-02-29T12:00:00+00:00") == 1582977600.0
     assert isoStamp("yesterday") is None
 
 
@@ -435,3 +436,21 @@ def test_twoSessionsOneOccupant():
     assert presences(ta) == []
     bob2.stream.connectionLost()
     assert presences(ta)[0]["type"] == "unavailable"
+
+
+def test_historySinceAndCap():
+    """<history since> leaves out older messages; without <history> the default count applies, capped by the maximum."""
+    h = HostHarness(muc={"default_history_stanzas": 2, "max_history_stanzas": 3})
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    aid = h.accountId("alice")
+    for n in range(5):
+        result(h.storage.messages.createMessage(dialog.id, aid, f"m{n}", dateSent=1000 + n))
+    bob, tb = h.connect("bob")
+    h.send(bob, f"<presence to='{room(dialog)}/{h.accountId('bob')}'><x xmlns='{MUC}'/></presence>")
+    assert [str(e.body) for e in tb.pop() if e.name == "message" and e.body is not None] == ["m3", "m4"]
+    bob2, tb2 = h.connect("bob", resource="b2")
+    join(h, bob2, f"{room(dialog)}/{h.accountId('bob')}", "<history maxstanzas='100'/>")
+    assert len([e for e in tb2.pop() if e.name == "message" and e.body is not None]) == 3
+    bob3, tb3 = h.connect("bob", resource="b3")
+    join(h, bob3, f"{room(dialog)}/{h.accountId('bob')}", "<history since='2999-01-01T00:00:00Z'/>")
+    assert [e for e in tb3.pop() if e.name == "message" and e.body is not None] == []

@@ -48,6 +48,7 @@ otherwise take it for its own kick).
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections import OrderedDict
 
@@ -95,7 +96,7 @@ def isoStamp(value: str) -> float | None:
         value = value[:-1]
     value = value.split(".")[0].replace("+00:00", "")
     try:
-        return float(time.mktime(time.strptime(value, "%Y-%m-%dT%H:%M:%S")) - time.timezone)
+        return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%S")))
     except (ValueError, OverflowError):
         return None
 
