@@ -240,6 +240,22 @@ class ClusterConfig:
 
 
 @dataclass
+class MUCConfig:
+    """
+    XEP-0045 rooms (L{xmppchat.muc.room}).
+    """
+
+    connectycube_compat: bool = True
+    max_rooms: int = 10000
+    max_occupants: int = 1000
+    max_rooms_per_user: int = 100
+    max_history_stanzas: int = 50
+    default_history_stanzas: int = 20
+    max_room_name: int = 200
+    locked_room_seconds: int = 600
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -260,6 +276,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    muc: MUCConfig = field(default_factory=MUCConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -283,6 +300,7 @@ SECTIONS = {
     "privacy": PrivacyConfig,
     "dialogs": DialogsConfig,
     "cluster": ClusterConfig,
+    "muc": MUCConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -363,6 +381,11 @@ def _validate(config: Config, problem) -> None:
     if config.dialogs.mam_default_page > config.dialogs.mam_max_page:
         problem("dialogs.mam_default_page", "must not exceed dialogs.mam_max_page")
     _validateCluster(config.cluster, problem)
+    for f in fields(config.muc):
+        if f.type != "bool" and getattr(config.muc, f.name) < 1:
+            problem(f"muc.{f.name}", "must be at least 1")
+    if config.muc.default_history_stanzas > config.muc.max_history_stanzas:
+        problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
     from xmppchat.modules import knownModules
 
     known = knownModules()

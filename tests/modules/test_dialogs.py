@@ -229,7 +229,7 @@ def test_groupOfflineOccupantAtNextLogin():
 
 
 def test_unknownRoomAndPresence():
-    """Unknown dialogs get item-not-found, malformed room names too; presence to a room gets an explanatory error."""
+    """Unknown dialogs get item-not-found, messages to unknown named rooms and joins of unknown dialog rooms too."""
     h = HostHarness()
     alice, ta = h.connect("alice")
     h.send(alice, f"<message to='1_{'0' * 24}@muc.localhost' type='groupchat'><body>x</body></message>")
@@ -237,8 +237,8 @@ def test_unknownRoomAndPresence():
     h.send(alice, f"<presence to='1_{'0' * 24}@muc.localhost/5'/>")
     errors = ta.pop()
     assert [e.error.firstChildElement().name for e in errors] == [
-        "item-not-found", "item-not-found", "service-unavailable"]
-    assert errors[2].name == "presence" and "groupchat" in str(errors[2].error.text)
+        "item-not-found", "item-not-found", "item-not-found"]
+    assert errors[2].name == "presence" and "No dialog" in str(errors[2].error.text)
 
 
 def test_publicNeedsSubscription():

@@ -76,3 +76,39 @@ def test_jwtTokenUser(sdk, server):
     [user] = out["users"]["items"]
     assert user["id"] == out["session"]["user_id"] and user["external_user_id"] == "sdk-user"
     assert out["dialogs"]["items"] == []
+
+
+@pytest.fixture(scope="module")
+def chatServer(tmp_path_factory):
+    from tests.e2e.nodeclients import TRANSPORTS
+
+    running = startServer(tmp_path_factory.mktemp("sdk-chat"), extra=TRANSPORTS)
+    yield running
+    stopServer(running)
+
+
+def test_mucJoinLeaveKick(sdk, chatServer):
+    """With connectycube_compat on, chat.muc.join/leave resolve, listOnlineUsers works, a foreign join rejects (407) and onKickOccupant fires."""
+    from tests.e2e.test_muc import users as makeUsers
+    from tests.e2e.test_rest import call
+
+    accounts = makeUsers.__wrapped__(chatServer)
+    ownerToken, ownerId = accounts["owner"]
+    token, userId = accounts["member"]
+    status, body = call(chatServer, "POST", "/chat/Dialog.json", {
+        "type": 2, "name": "SDK room", "occupants_ids": [userId]}, token=ownerToken)
+    assert status == 201, body
+    dialogId = body["_id"]
+    status, body = call(chatServer, "POST", "/chat/Dialog.json", {
+        "type": 2, "name": "Not yours", "occupants_ids": [accounts["third"][1]]}, token=ownerToken)
+    assert status == 201, body
+    out = runNode("muc_flow.cjs", {
+        "apiUrl": f"http://127.0.0.1:{chatServer.ports['rest']}",
+        "chatUrl": f"ws://127.0.0.1:{chatServer.ports['websocket']}", "domain": "localhost",
+        "appId": REST_APP_ID, "userId": userId, "token": token, "ownerToken": ownerToken,
+        "dialogId": dialogId, "otherDialogId": body["_id"]}, timeout=60)
+    assert "error" not in out, out
+    assert out["joined"] and out["left"] and out["online"] == [userId]
+    assert out["foreignJoin"]["code"] == "407", out["foreignJoin"]  # registration-required
+    assert out["removeStatus"] == 200
+    assert out["kick"] == {"dialogId": dialogId, "initiatorId": ownerId}

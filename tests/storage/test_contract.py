@@ -1431,3 +1431,19 @@ def test_everyInterfaceMethodImplemented(storage):
             assert callable(implemented), f"{attribute}.{method} missing"
             expected = list(inspect.signature(f).parameters)[1:]
             assert list(inspect.signature(implemented).parameters) == expected, f"{attribute}.{method}"
+
+
+def test_mucRoomMapping(storage):
+    """A room created over XMPP maps to its dialog through extensions.muc_room, found without a user id."""
+    from xmppchat.muc.room import EXT_ROOM
+
+    made = result(storage.dialogs.createDialog(DIALOG_GROUP, 1, name="Team", extensions={EXT_ROOM: "team"}))
+    result(storage.dialogs.createDialog(DIALOG_GROUP, 2, extensions={EXT_ROOM: "team-b"}))
+
+    def find(name):
+        return [d.id for d in result(storage.dialogs.listDialogs(
+            None, Query(limit=1).where(f"extensions.{EXT_ROOM}", "eq", name)))]
+
+    assert find("team") == [made.id]
+    assert find("nope") == []
+    assert result(storage.dialogs.getDialog(made.id)).extensions == {EXT_ROOM: "team"}

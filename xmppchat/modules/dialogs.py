@@ -28,7 +28,12 @@ created since their last logout, at most C{broadcast_catchup_messages} per
 dialog), so no per-user rows are written.  Standalone chat states in a
 room are passed to the other occupants' sessions only (never stored);
 headline (system) messages to a room go to the occupants' sessions from
-the sender's JID, never stored.
+the sender's JID, never stored.  Sessions that joined the room
+(XEP-0045, L{xmppchat.muc.room}) without being recipients get one copy
+too, and no session gets two.  Privacy (XEP-0016/0191): a recipient whose
+default list blocks the sender gets nothing of theirs (no copy, no offline
+copy, no push) and the sender no error; offline recipients' lists are
+loaded into the privacy cache once (L{DialogsModule.privacyCheck}).
 
 Stamps: the message id is the client's 24-hex id (kept, stored
 lower-case) or a generated one; C{<stanza-id by=...>} (the recipient's
@@ -299,6 +304,13 @@ class AccountDirectory:
 
     def bare(self, localpart: str) -> str:
         return f"{localpart}@{self.domain}"
+
+    def cachedJID(self, accountId: int) -> str | None:
+        """
+        The bare JID of an account if the cache knows it (no storage read).
+        """
+        localpart = self._byId.get(accountId)
+        return self.bare(localpart) if localpart is not None else None
 
     @defer.inlineCallbacks
     def jidsOf(self, accountIds):
@@ -637,6 +649,8 @@ class DialogsModule(Module):
         ids = yield self.recipientIds(dialog)
         jids = yield self.directory.jidsOf(ids)
         targets = [(uid, jids[uid]) for uid in ids if uid in jids and not (skipSender and uid == senderId)]
+        senderBare = jids.get(senderId) or (yield self.directory.jidOf(senderId))
+        blocks = yield self.privacyCheck([bare for _, bare in targets])
         sessions = self.host.sessions
         pushModule = self.host.modules.get("push") if push else None
         if pushModule is not None:
@@ -648,10 +662,15 @@ class DialogsModule(Module):
         limit = self.host.config.limits.offline_messages_per_user
         now = self.host.clock.seconds()
 
+        served = set()
+
         def step(target):
             uid, bare = target
+            if blocks is not None and uid != senderId and senderBare and blocks(bare, senderBare, "message"):
+                return  # XEP-0016: silently nothing from a blocked sender
             bound = [s for s in sessions.sessionsOf(bare) if s is not exclude and not s.closed]
             for session in bound:
+                served.add(session)
                 session.send(copyFor(stanza, session.full, frm))
             if not bound and offline and uid != senderId and not sessions.isConnected(bare):
                 if not stored:
@@ -664,6 +683,31 @@ class DialogsModule(Module):
                     lambda f: self.log.failure("Push decision failed", f))
 
         yield self.runBatches(targets, step)
+        # XEP-0045 occupants who are not dialog recipients (one copy per session)
+        muc = self.host.modules.get("muc")
+        joined = muc.joinedSessions(frm.partition("/")[0]) if muc is not None else ()
+        for session in joined:
+            if session in served or session is exclude or session.closed or (
+                    skipSender and session.account is not None and session.account.id == senderId):
+                continue
+            if blocks is not None and senderBare and blocks(session.bare, senderBare, "message"):
+                continue
+            session.send(copyFor(stanza, session.full, frm))
+
+    @defer.inlineCallbacks
+    def privacyCheck(self, bares):
+        """
+        C{privacy.blocks} with the lists of these users loaded (online
+        users' lists are always cached, offline ones are loaded once and
+        kept in the privacy module's LRU), or C{None} without privacy.
+        """
+        privacy = self.host.modules.get("privacy")
+        if privacy is None:
+            return None
+        missing = [b.partition("@")[0] for b in bares if privacy.cached(b.partition("@")[0]) is None]
+        if missing:
+            yield privacy.ensureLoaded(missing)
+        return privacy.blocks
 
     def _offlineFailed(self, failure, bare):
         if failure.check(QuotaExceeded):
@@ -681,7 +725,17 @@ class DialogsModule(Module):
             return app is None or app == appId
 
         targets = [s for s in self.host.sessions.all() if not s.closed and sameApp(s)]
-        return self.runBatches(targets, lambda s: s.send(copyFor(stanza, s.full, frm)))
+        privacy = self.host.modules.get("privacy")
+        sender = frm.partition("/")[2]
+        senderBare = self.directory.cachedJID(int(sender)) if sender.isdigit() else None
+
+        def step(session):
+            if privacy is not None and senderBare and session.bare != senderBare and privacy.blocks(
+                    session.bare, senderBare, "message"):
+                return
+            session.send(copyFor(stanza, session.full, frm))
+
+        return self.runBatches(targets, step)
 
     # -- group messages -------------------------------------------------------------------------
 

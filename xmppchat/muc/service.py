@@ -15,13 +15,14 @@ named events on the host's hook bus, the same way the router does::
     muc-iq-set/room/urn:xmpp:mam:2:query
 
 The dialog layer (L{xmppchat.modules.dialogs}) handles room messages
-without any join (the SDK never joins, §1.8).  B{XEP-0045 presence goes
-here}: join/leave/occupant lists register handlers for C{muc-presence/*}
-and C{muc-iq-get/room/http://jabber.org/protocol/disco#items:query}; until
-then a presence to the service gets a C{service-unavailable} error that
-says so, unhandled IQ requests C{service-unavailable} (RFC 6120 §8.3.3),
-and messages nobody takes C{service-unavailable} too.  Room names that are
-not C{<appId>_<24-hex dialog id>} get C{item-not-found}.
+without any join (the SDK never joins, §1.8); XEP-0045 presence (join,
+leave, kick, room creation, occupant lists) is L{xmppchat.muc.room}'s, on
+C{muc-presence/occupant} and C{muc-iq-*/room/...}.  Unhandled IQ requests
+get C{service-unavailable} (RFC 6120 §8.3.3), as do messages nobody takes.
+Other room names (C{team@muc.<domain>}) are rooms created the XMPP way:
+L{MUCService.resolveNamed} maps them to their dialog (C{None} while they
+do not exist yet: only presence and IQs reach the room code then, other
+stanzas get C{item-not-found}).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from twisted.logger import Logger
 
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.disco import NS_DISCO_INFO, infoQuery
+from xmppchat.muc.room import RoomsMixin
 from xmppchat.stanzas import StanzaError, firstChild
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, DIALOG_PUBLIC
 
@@ -70,14 +72,17 @@ class RoomEvent:
     @ivar kind: C{service}, C{room} or C{occupant}.
     @ivar room: the room's bare JID (C{None} for C{service}).
     @ivar appId: the application id of the room JID.
-    @ivar dialogId: the dialog id of the room JID.
+    @ivar dialogId: the dialog id of the room JID (C{None}: a named room
+        that does not exist yet).
+    @ivar named: the localpart of a room created the XMPP way, else C{None}.
     """
 
     __slots__ = ("host", "stanza", "origin", "to", "kind", "stanzaType", "room", "appId",
-                 "dialogId", "service")
+                 "dialogId", "service", "named")
 
     def __init__(self, service, stanza, origin, to, kind, stanzaType, room=None, appId=None,
-                 dialogId=None):
+                 dialogId=None, named=None):
+        self.named = named
         self.service = service
         self.host = service.host
         self.stanza = stanza
@@ -100,6 +105,8 @@ class MUCService:
     def __init__(self, host, domain: str):
         self.host = host
         self.domain = domain
+        # localpart -> Deferred firing with a dialog id or None (set by the rooms)
+        self.resolveNamed = None
 
     def receive(self, origin, stanza, toJID) -> None:
         name = stanza.name
@@ -110,13 +117,40 @@ class MUCService:
             event = RoomEvent(self, stanza, origin, toJID, "service", stanzaType)
         else:
             parsed = parseRoom(toJID.user)
-            if parsed is None:
-                return self.sendError(origin, stanza, "item-not-found",
-                                      "Room names are <appId>_<dialogId>")
-            appId, dialogId = parsed
             kind = "room" if toJID.resource is None else "occupant"
+            if parsed is None:
+                if self.resolveNamed is None:
+                    return self.sendError(origin, stanza, "item-not-found",
+                                          "Room names are <appId>_<dialogId>")
+                self.resolveNamed(toJID.user).addCallback(
+                    self._named, origin, stanza, toJID, kind, stanzaType).addErrback(
+                    self._namedFailed, origin, stanza)
+                return None
+            appId, dialogId = parsed
             event = RoomEvent(self, stanza, origin, toJID, kind, stanzaType,
                               roomJID(appId, dialogId, self.domain), appId, dialogId)
+        self.dispatch(event)
+        return None
+
+    def _named(self, dialogId, origin, stanza, toJID, kind, stanzaType) -> None:
+        if dialogId is None and stanza.name == "message":
+            return self.sendError(origin, stanza, "item-not-found", "No such room")
+        from xmppchat.modules.dialogs import appIdOf
+
+        appId = appIdOf(origin.localpart) if origin is not None else None
+        if appId is None:
+            appId = self.host.modules["dialogs"].defaultAppId() if "dialogs" in self.host.modules else 1
+        event = RoomEvent(self, stanza, origin, toJID, kind, stanzaType,
+                          f"{toJID.user}@{self.domain}", appId, dialogId, named=toJID.user)
+        self.dispatch(event)
+        return None
+
+    def _namedFailed(self, failure, origin, stanza) -> None:
+        self.log.failure("Resolving a room name failed", failure)
+        self.sendError(origin, stanza, "internal-server-error")
+
+    def dispatch(self, event) -> None:
+        origin, stanza, name, stanzaType = event.origin, event.stanza, event.stanza.name, event.stanzaType
         fire = self.host.hooks.fire
         if name == "iq":
             if stanzaType in ("get", "set"):
@@ -128,18 +162,13 @@ class MUCService:
             return None
         if fire(f"muc-{name}/{event.kind}", event):
             return None
-        if name == "presence":
-            # XEP-0045 join/leave goes on muc-presence/*; until then say so.
-            return self.sendError(origin, stanza, "service-unavailable",
-                                  "Joining rooms is not supported yet: send groupchat messages "
-                                  "to the room JID directly")
         return self.sendError(origin, stanza, "service-unavailable")
 
     def sendError(self, origin, stanza, condition: str, text: str | None = None) -> None:
         self.host.router.sendError(origin, stanza, condition, text)
 
 
-class MUCModule(Module):
+class MUCModule(RoomsMixin, Module):
     """
     Registers the L{MUCService} for C{server.muc_domain} and answers
     disco#info (XEP-0030, XEP-0045 §6.2, §6.4) for the service and for the
@@ -154,8 +183,10 @@ class MUCModule(Module):
         domain = self.host.config.server.muc_domain
         self.service = MUCService(self.host, domain)
         self.host.components[domain] = self.service
+        self.setUpRooms()
 
     def tearDown(self):
+        self.tearDownRooms()
         domain = self.service.domain
         if self.host.components.get(domain) is self.service:
             del self.host.components[domain]
@@ -173,9 +204,15 @@ class MUCModule(Module):
     @hook(f"muc-iq-get/room/{NS_DISCO_INFO}:query")
     @defer.inlineCallbacks
     def onRoomInfo(self, event):
-        dialog = yield self.storage.dialogs.getDialog(event.dialogId)
+        dialog = None
+        if event.dialogId is not None:
+            dialog = yield self.storage.dialogs.getDialog(event.dialogId)
         if dialog is None or dialog.type == DIALOG_PRIVATE:
             raise StanzaError("item-not-found", text="No such room")
-        features = self.allRoomFeatures() + ["muc_persistent", "muc_membersonly"
-                                          if dialog.type != DIALOG_PUBLIC else "muc_open"]
+        public = dialog.type == DIALOG_PUBLIC
+        temporary = (dialog.extensions or {}).get("muc_persistent") == "0"
+        features = self.allRoomFeatures() + [
+            "muc_temporary" if temporary else "muc_persistent",
+            "muc_open" if public else "muc_membersonly",
+            "muc_semianonymous" if public else "muc_nonanonymous", "muc_unsecured", "muc_public"]
         return self.reply(event, infoQuery([("conference", "text", dialog.name)], features))

@@ -1,0 +1,826 @@
+"""
+XEP-0045: Multi-User Chat, https://xmpp.org/extensions/xep-0045.html --
+rooms, occupants and their presence on C{muc.<domain>}.
+
+Every dialog of type 1 (broadcast), 2 (group) and 4 (public) is a room
+C{<appId>_<dialogId>@muc.<domain>}; rooms made the XMPP way (a join of any
+other localpart, §10.1) become group dialogs once configured, the
+localpart kept in the dialog's C{extensions.muc_room}.
+
+What is implemented:
+  - join (§7.2): the nickname is always the numeric account id (another
+    nick is rewritten, status 210; a nick held by another user is a
+    C{conflict}); the other occupants' presences first, then the
+    self-presence with status 110 last (§7.2.3), 100 in non-anonymous
+    rooms, 201 for a new room; then the history (§7.2.15: C{maxstanzas},
+    C{maxchars}, C{seconds}, C{since}; C{<delay from=room/>}) and the
+    subject (§7.2.16, the dialog's description, possibly empty);
+  - leave (§7.14) and the end of a session (every room left);
+  - affiliations from the dialog (owner -> owner, admins -> admin,
+    occupants -> member, anyone else in a public room -> none); role
+    moderator for owner/admins, visitor for the others in a broadcast
+    room, participant otherwise;
+  - JID visibility: members-only rooms (types 1, 2) are non-anonymous
+    (every occupant sees the full JIDs, status 100); public rooms (type 4)
+    are semi-anonymous (full JIDs to moderators only);
+  - access: types 1 and 2 admit only the dialog's owner, admins and
+    occupants (others get C{registration-required}, §7.2.7); a public room
+    admits any user of its application, and joining subscribes the user
+    to the public dialog (as REST C{subscribe} does; leaving does not
+    unsubscribe);
+  - kick (§8.2) when a user is removed from the dialog (REST
+    C{rest-dialog-updated}): unavailable presence with status 307 and 321;
+    a deleted dialog destroys its rooms (§10.9);
+  - creating rooms (§10.1): status 201, locked until the owner submits
+    the C{muc#roomconfig} form (an empty submit is an instant room,
+    §10.1.2; a filled form a reserved room, §10.1.3), or cancels;
+  - disco#items of a room (§6.5): its online occupants C{room/<userId>}.
+
+ConnectyCube compatibility (C{[muc] connectycube_compat}, SDK reference
+§5.17): the self-presence echoes the join id and carries
+C{<xmlns><code>110</code></xmlns>} inside C{<x/>}, as does the leave reply;
+a join whose id ends in C{:join} (the SDK's) gets no subject message, which the
+SDK would report as a message without body; the kicked user's presence carries C{<xmlns><code>301</code></xmlns>} and a
+direct C{<item><actor jid=.../></item>} child naming who removed them.
+The other occupants get the standard kick presence only (the SDK would
+otherwise take it for its own kick).
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections import OrderedDict
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppchat.modules.base import hook
+from xmppchat.modules.disco import NS_DISCO_ITEMS
+from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
+from xmppchat.storage.interfaces import (
+    DIALOG_BROADCAST,
+    DIALOG_GROUP,
+    DIALOG_PUBLIC,
+    Query,
+)
+
+log = Logger()
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_XDATA = "jabber:x:data"
+NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
+EXT_ROOM = "muc_room"
+EXT_PERSISTENT = "muc_persistent"
+STATE_ROOMS = "muc-rooms"
+
+# the owner configuration form (§10.1.3): var -> (type, label)
+CONFIG_FIELDS = OrderedDict([
+    ("muc#roomconfig_roomname", ("text-single", "Room name")),
+    ("muc#roomconfig_roomdesc", ("text-single", "Description (the room subject)")),
+    ("muc#roomconfig_persistentroom", ("boolean", "Keep the room when everybody left")),
+    ("muc#roomconfig_membersonly", ("boolean", "Members only (a group dialog; else a public dialog)")),
+])
+TRUE = ("1", "true")
+
+
+def isoStamp(value: str) -> float | None:
+    """
+    Seconds since the epoch of a XEP-0082 date-time, or C{None}.
+    """
+    value = (value or "").strip()
+    if value.endswith("Z"):
+        value = value[:-1]
+    value = value.split(".")[0].replace("+00:00", "")
+    try:
+        return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%S")))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _int(value) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+class Occupant:
+    """
+    One user in a room: the nick (the account id), its sessions there and
+    its last presence payload.
+    """
+
+    __slots__ = ("userId", "nick", "bare", "sessions", "payload")
+
+    def __init__(self, userId: int, bare: str):
+        self.userId = userId
+        self.nick = str(userId)
+        self.bare = bare
+        self.sessions: list = []
+        self.payload: list = []
+
+    @property
+    def full(self) -> str:
+        return self.sessions[0].full if self.sessions else self.bare
+
+
+class Room:
+    """
+    A room with occupants (rooms exist in memory only while occupied).
+
+    @ivar jid: the bare room JID.
+    @ivar dialog: the L{Dialog}, C{None} while a new room is locked.
+    @ivar named: the localpart of a room created the XMPP way, or C{None}.
+    """
+
+    def __init__(self, jid: str, appId: int | None, dialog=None, named: str | None = None,
+                 creatorId: int | None = None):
+        self.jid = jid
+        self.appId = appId
+        self.dialog = dialog
+        self.named = named
+        self.creatorId = creatorId
+        self.occupants: dict[str, Occupant] = {}
+        self.lockTimer = None
+
+    @property
+    def locked(self) -> bool:
+        return self.dialog is None
+
+    def affiliation(self, userId: int) -> str:
+        dialog = self.dialog
+        if dialog is None:
+            return "owner" if userId == self.creatorId else "none"
+        if userId == dialog.ownerId:
+            return "owner"
+        if userId in dialog.adminIds:
+            return "admin"
+        if userId in dialog.occupantIds:
+            return "member"
+        return "none"
+
+    def role(self, userId: int) -> str:
+        affiliation = self.affiliation(userId)
+        if affiliation in ("owner", "admin"):
+            return "moderator"
+        if self.dialog is not None and self.dialog.type == DIALOG_BROADCAST:
+            return "visitor"
+        return "participant"
+
+    def nonAnonymous(self) -> bool:
+        return self.dialog is None or self.dialog.type != DIALOG_PUBLIC
+
+    def admits(self, userId: int) -> bool:
+        dialog = self.dialog
+        if dialog is None:
+            return userId == self.creatorId
+        if dialog.type == DIALOG_PUBLIC:
+            return True
+        return userId == dialog.ownerId or userId in dialog.adminIds or userId in dialog.occupantIds
+
+    def seesJIDs(self, userId: int) -> bool:
+        return self.nonAnonymous() or self.role(userId) == "moderator"
+
+
+class RoomsMixin:
+    """
+    The XEP-0045 presence side of L{xmppchat.muc.service.MUCModule}.
+    """
+
+    def setUpRooms(self):
+        self.mucConfig = self.host.config.muc
+        self.rooms: dict[str, Room] = {}
+        self.byDialog: dict[str, set] = {}
+        self.named: OrderedDict[str, str] = OrderedDict()
+        self.service.resolveNamed = self.resolveNamed
+
+    def tearDownRooms(self):
+        for room in list(self.rooms.values()):
+            if room.lockTimer is not None and room.lockTimer.active():
+                room.lockTimer.cancel()
+        self.rooms.clear()
+        self.byDialog.clear()
+
+    @property
+    def compat(self) -> bool:
+        return self.mucConfig.connectycube_compat
+
+    def dialogs(self):
+        module = self.host.modules.get("dialogs")
+        if module is None:
+            raise StanzaError("service-unavailable", text="Dialogs are not enabled")
+        return module
+
+    # -- named rooms ---------------------------------------------------------
+
+    def _rememberNamed(self, localpart: str, dialogId: str) -> None:
+        self.named[localpart] = dialogId
+        self.named.move_to_end(localpart)
+        while len(self.named) > self.mucConfig.max_rooms:
+            self.named.popitem(last=False)
+
+    def resolveNamed(self, localpart: str) -> defer.Deferred:
+        """
+        Fires with the dialog id of a room created the XMPP way, or
+        C{None} (no such room yet, or still locked).
+        """
+        dialogId = self.named.get(localpart)
+        if dialogId is not None:
+            self.named.move_to_end(localpart)
+            return defer.succeed(dialogId)
+        room = self.rooms.get(f"{localpart}@{self.service.domain}")
+        if room is not None:
+            return defer.succeed(room.dialog.id if room.dialog is not None else None)
+        d = self.storage.dialogs.listDialogs(None, Query(limit=1).where(f"extensions.{EXT_ROOM}", "eq", localpart))
+
+        def found(dialogs):
+            if not dialogs:
+                return None
+            self._rememberNamed(localpart, dialogs[0].id)
+            return dialogs[0].id
+
+        return d.addCallback(found)
+
+    # -- stanzas -------------------------------------------------------------------
+
+    def occupantPresence(self, room: Room, occupant: Occupant, viewerId: int | None,
+                         stanzaType: str | None = None, codes=(), selfTo=None) -> domish.Element:
+        presence = domish.Element((NS_CLIENT, "presence"))
+        presence["from"] = f"{room.jid}/{occupant.nick}"
+        if stanzaType:
+            presence["type"] = stanzaType
+        else:
+            for child in occupant.payload:
+                presence.addChild(child)
+        x = presence.addElement((NS_MUC_USER, "x"))
+        item = x.addElement("item")
+        if stanzaType == "unavailable":
+            item["affiliation"] = room.affiliation(occupant.userId)
+            item["role"] = "none"
+        else:
+            item["affiliation"] = room.affiliation(occupant.userId)
+            item["role"] = room.role(occupant.userId)
+        if selfTo is not None or (viewerId is not None and room.seesJIDs(viewerId)):
+            item["jid"] = selfTo if selfTo is not None else occupant.full
+        for code in codes:
+            x.addElement("status")["code"] = str(code)
+        return presence
+
+    def compatCode(self, presence, code: str) -> None:
+        """
+        The element the ConnectyCube SDK 6.1.2 reads (SDK reference §5.17).
+        """
+        x = presence.x
+        x.addElement("xmlns").addElement("code", content=code)
+
+    def sendCopy(self, session, stanza) -> None:
+        copy = domish.Element((NS_CLIENT, stanza.name))
+        copy.attributes = dict(stanza.attributes)
+        copy["to"] = session.full
+        copy.children = stanza.children
+        session.send(copy)
+
+    def broadcastPresence(self, room: Room, occupant: Occupant, stanzaType=None, codes=(),
+                          skip: Occupant | None = None) -> None:
+        """
+        An occupant's presence to the other occupants (each sees the full
+        JID or not), minus those whose privacy lists block the occupant.
+        """
+        privacy = self.host.modules.get("privacy")
+        plain = withJID = None
+        for other in list(room.occupants.values()):
+            if other is occupant or other is skip:
+                continue
+            if privacy is not None and privacy.blocks(other.bare, occupant.bare, "presence-in"):
+                continue
+            if room.seesJIDs(other.userId):
+                if withJID is None:
+                    withJID = self.occupantPresence(room, occupant, other.userId, stanzaType, codes)
+                stanza = withJID
+            else:
+                if plain is None:
+                    plain = self.occupantPresence(room, occupant, None, stanzaType, codes)
+                stanza = plain
+            for session in other.sessions:
+                self.sendCopy(session, stanza)
+
+    # -- join ----------------------------------------------------------------------------
+
+    @hook("muc-presence/occupant")
+    def onOccupantPresence(self, event):
+        stanzaType = event.stanzaType
+        session = event.origin
+        if stanzaType == "error" or session is None or session.account is None:
+            return True
+        if stanzaType == "unavailable":
+            return self.leave(event)
+        if stanzaType is not None:
+            return True  # subscriptions and probes mean nothing to a room
+        return self.join(event)
+
+    @hook("muc-presence/room")
+    def onRoomPresence(self, event):
+        """
+        §7.2.6: a join needs a nickname (C{room/nick}).
+        """
+        if event.stanzaType is None:
+            raise StanzaError("jid-malformed", text="Join with room@service/nick (the nick is your user id)")
+        return True
+
+    @defer.inlineCallbacks
+    def join(self, event):
+        session, stanza = event.origin, event.stanza
+        userId = session.account.id
+        room = self.rooms.get(event.room)
+        occupant = room.occupants.get(str(userId)) if room is not None else None
+        if occupant is not None and session in occupant.sessions:
+            # a presence update (§7.7); a nick change is refused by keeping the nick
+            occupant.payload = self.payloadOf(stanza)
+            self.broadcastPresence(room, occupant)
+            self.sendSelfPresence(room, occupant, session, stanza.getAttribute("id"), ())
+            return True
+        mucX = self.mucElement(stanza)
+        if room is None:
+            if event.dialogId is None:
+                if event.named is None:
+                    raise StanzaError("item-not-found", text="No such room")
+                room = self.createRoom(event, userId)
+                created = True
+            else:
+                dialog = yield self.dialogs().roomDialog(event)
+                room = self.rooms.get(event.room)  # may have appeared meanwhile
+                if room is None:
+                    room = self.openRoom(event, dialog)
+                created = False
+        else:
+            created = False
+            if room.locked and userId != room.creatorId:
+                raise StanzaError("item-not-found", text="This room is being created: try again later")
+        occupant = room.occupants.get(str(userId))  # another session of this user may be in
+        if not room.admits(userId):
+            self.maybeClose(room)
+            raise StanzaError("registration-required", text="Only occupants of this dialog may join its room")
+        codes = []
+        nick = event.to.resource
+        if nick != str(userId):
+            holder = room.occupants.get(nick)
+            if holder is not None and holder.userId != userId:
+                self.maybeClose(room)
+                raise StanzaError("conflict", text="That nickname is taken: nicknames are user ids")
+            codes.append(210)
+        if occupant is None:
+            limits = self.mucConfig
+            if len(room.occupants) >= limits.max_occupants:
+                self.maybeClose(room)
+                raise StanzaError("service-unavailable", text="This room is full")
+            if len(session.state.get(STATE_ROOMS, ())) >= limits.max_rooms_per_user:
+                self.maybeClose(room)
+                raise StanzaError("resource-constraint", text="You are in too many rooms")
+            if room.dialog is not None and room.dialog.type == DIALOG_PUBLIC and userId not in room.dialog.occupantIds:
+                yield self.storage.dialogs.subscribe(room.dialog.id, userId)
+            occupant = Occupant(userId, session.bare)
+        first = not occupant.sessions
+        occupant.sessions.append(session)
+        occupant.payload = self.payloadOf(stanza)
+        session.state.setdefault(STATE_ROOMS, set()).add(room.jid)
+        # §7.2.3: the existing occupants to the new one, the new one to the others, self last
+        for other in list(room.occupants.values()):
+            if other is occupant:
+                continue
+            presence = self.occupantPresence(room, other, userId)
+            self.sendCopy(session, presence)
+        room.occupants[occupant.nick] = occupant
+        if first:
+            self.broadcastPresence(room, occupant)
+        if room.nonAnonymous():
+            codes.append(100)
+        if created:
+            codes.append(201)
+        self.sendSelfPresence(room, occupant, session, stanza.getAttribute("id"), codes)
+        if room.dialog is not None:
+            yield self.sendHistory(room, session, userId, mucX)
+        if not (self.compat and (stanza.getAttribute("id") or "").endswith(":join")):
+            # the SDK (its join ids end in ":join") would take the subject for a message
+            self.sendSubject(room, session)
+        return True
+
+    @staticmethod
+    def mucElement(stanza):
+        for child in stanza.elements():
+            if child.name == "x" and child.uri == NS_MUC:
+                return child
+        return None
+
+    @staticmethod
+    def payloadOf(stanza) -> list:
+        """
+        What an occupant's presence shows the others: show, status,
+        priority, caps -- not the MUC element nor errors.
+        """
+        return [c for c in stanza.elements() if c.uri not in (NS_MUC, NS_MUC_USER) and c.name != "error"]
+
+    def sendSelfPresence(self, room, occupant, session, stanzaId, codes, stanzaType=None) -> None:
+        presence = self.occupantPresence(room, occupant, occupant.userId, stanzaType,
+                                         [110, *codes], selfTo=session.full)
+        if stanzaId:
+            presence["id"] = stanzaId
+        if self.compat:
+            self.compatCode(presence, "110")
+        self.sendCopy(session, presence)
+
+    def openRoom(self, event, dialog) -> Room:
+        if len(self.rooms) >= self.mucConfig.max_rooms:
+            raise StanzaError("resource-constraint", text="Too many active rooms")
+        room = Room(event.room, event.appId, dialog, named=event.named)
+        self.rooms[room.jid] = room
+        self.byDialog.setdefault(dialog.id, set()).add(room.jid)
+        return room
+
+    def createRoom(self, event, userId: int) -> Room:
+        """
+        §10.1.1: a new room, locked until its owner configures it.
+        """
+        if len(self.rooms) >= self.mucConfig.max_rooms:
+            raise StanzaError("resource-constraint", text="Too many active rooms")
+        room = Room(event.room, event.appId, None, named=event.named, creatorId=userId)
+        self.rooms[room.jid] = room
+        room.lockTimer = self.host.clock.callLater(self.mucConfig.locked_room_seconds,
+                                                   self.destroyRoom, room, "Not configured in time")
+        return room
+
+    def maybeClose(self, room: Room) -> None:
+        """
+        Forget a room nobody is in (a locked one is destroyed).
+        """
+        if room.occupants or self.rooms.get(room.jid) is not room:
+            return
+        del self.rooms[room.jid]
+        if room.lockTimer is not None and room.lockTimer.active():
+            room.lockTimer.cancel()
+        if room.dialog is not None:
+            jids = self.byDialog.get(room.dialog.id)
+            if jids is not None:
+                jids.discard(room.jid)
+                if not jids:
+                    del self.byDialog[room.dialog.id]
+            if room.named and (room.dialog.extensions or {}).get(EXT_PERSISTENT) == "0":
+                self.named.pop(room.named, None)
+                self.storage.dialogs.deleteDialog(room.dialog.id).addErrback(
+                    lambda f: self.log.failure("Deleting a temporary room's dialog failed", f))
+
+    @defer.inlineCallbacks
+    def sendHistory(self, room: Room, session, userId: int, mucX) -> None:
+        """
+        §7.2.15: the stored dialog history the join asked for (at most
+        C{max_history_stanzas}), oldest first, each with a delay from the
+        room.
+        """
+        history = mucX.history if mucX is not None else None
+        limits = self.mucConfig
+        maxStanzas = limits.default_history_stanzas
+        maxChars = since = None
+        if history is not None:
+            asked = _int(history.getAttribute("maxstanzas"))
+            if asked is not None:
+                maxStanzas = asked
+            maxChars = _int(history.getAttribute("maxchars"))
+            seconds = _int(history.getAttribute("seconds"))
+            if seconds is not None:
+                since = self.host.clock.seconds() - seconds
+            stamp = history.getAttribute("since")
+            if stamp is not None:
+                parsed = isoStamp(stamp)
+                if parsed is not None:
+                    since = max(since or parsed, parsed)
+        maxStanzas = min(maxStanzas, limits.max_history_stanzas)
+        if maxStanzas <= 0 or maxChars == 0:
+            return
+        query = Query(limit=maxStanzas, sort="created_at", descending=True)
+        if since is not None:
+            query.where("created_at", "gte", since)
+        messages = yield self.storage.messages.listMessages(room.dialog.id, userId, query)
+        if not messages:
+            return
+        from xmppchat.modules.dialogs import messageStanza
+
+        privacy = self.host.modules.get("privacy")
+        directory = self.dialogs().directory
+        senders = yield directory.jidsOf({m.senderId for m in messages})
+        stanzas = []
+        for message in messages:  # newest first
+            sender = senders.get(message.senderId)
+            if privacy is not None and sender and privacy.blocks(session.bare, sender, "message"):
+                continue
+            stanza = messageStanza(message, f"{room.jid}/{message.senderId}", session.full,
+                                   "groupchat", room.dialog.id)
+            stanza.addChild(delayElement(message.createdAt, room.jid))
+            if maxChars is not None:
+                maxChars -= len(stanza.toXml())
+                if maxChars < 0:
+                    break
+            stanzas.append(stanza)
+        for stanza in reversed(stanzas):
+            if session.closed:
+                return
+            session.send(stanza)
+
+    def sendSubject(self, room: Room, session) -> None:
+        """
+        §7.2.16: the subject (the dialog's description), empty when unset
+        (and while a new room is locked: clients wait for it to end a join).
+        """
+        message = domish.Element((NS_CLIENT, "message"))
+        message["from"] = room.jid
+        message["to"] = session.full
+        message["type"] = "groupchat"
+        message["id"] = f"subject-{room.dialog.id if room.dialog is not None else 'new'}"
+        message.addElement("subject", content=(room.dialog.description if room.dialog else None) or "")
+        session.send(message)
+
+    # -- leave ----------------------------------------------------------------------------
+
+    def leave(self, event):
+        session = event.origin
+        room = self.rooms.get(event.room)
+        occupant = room.occupants.get(str(session.account.id)) if room is not None else None
+        if occupant is None or session not in occupant.sessions:
+            # not in the room: still answer, so a client waiting for it does not hang
+            presence = domish.Element((NS_CLIENT, "presence"))
+            presence["from"] = f"{event.room}/{session.account.id}"
+            presence["to"] = session.full
+            presence["type"] = "unavailable"
+            x = presence.addElement((NS_MUC_USER, "x"))
+            item = x.addElement("item")
+            item["affiliation"], item["role"] = "none", "none"
+            x.addElement("status")["code"] = "110"
+            if self.compat:
+                self.compatCode(presence, "110")
+            session.send(presence)
+            return True
+        self.sendSelfPresence(room, occupant, session, event.stanza.getAttribute("id"), (),
+                              stanzaType="unavailable")
+        self.removeSession(room, occupant, session)
+        return True
+
+    def removeSession(self, room: Room, occupant: Occupant, session, codes=()) -> None:
+        if session in occupant.sessions:
+            occupant.sessions.remove(session)
+        rooms = session.state.get(STATE_ROOMS)
+        if rooms is not None:
+            rooms.discard(room.jid)
+        if not occupant.sessions:
+            room.occupants.pop(occupant.nick, None)
+            self.broadcastPresence(room, occupant, "unavailable", codes)
+        if room.locked and occupant.userId == room.creatorId and not occupant.sessions:
+            self.destroyRoom(room, "The owner left before configuring the room")
+            return
+        self.maybeClose(room)
+
+    @hook("session-ended")
+    def onSessionEnded(self, event):
+        session = event.session
+        for jid in list(session.state.get(STATE_ROOMS, ())):
+            room = self.rooms.get(jid)
+            occupant = room.occupants.get(str(session.account.id)) if room is not None else None
+            if occupant is not None:
+                self.removeSession(room, occupant, session)
+        session.state.pop(STATE_ROOMS, None)
+        return None
+
+    def joinedSessions(self, roomJID: str) -> list:
+        """
+        The sessions in a room (for the dialog fan-out: each gets one copy).
+        """
+        room = self.rooms.get(roomJID)
+        if room is None:
+            return []
+        return [s for o in room.occupants.values() for s in o.sessions]
+
+    # -- kick and destroy --------------------------------------------------------------------
+
+    @hook("rest-dialog-updated")
+    def onDialogUpdated(self, event):
+        jids = self.byDialog.get(event.dialog.id)
+        if not jids:
+            return None
+        if event.deleted:
+            for jid in list(jids):
+                room = self.rooms.get(jid)
+                if room is not None:
+                    self.destroyRoom(room, "The dialog was deleted")
+            return None
+        self.updateRooms(event).addErrback(lambda f: self.log.failure("Updating rooms failed", f))
+        return None
+
+    @defer.inlineCallbacks
+    def updateRooms(self, event):
+        actor = yield self.dialogs().directory.jidOf(event.userId)
+        for jid in list(self.byDialog.get(event.dialog.id, ())):
+            room = self.rooms.get(jid)
+            if room is None:
+                continue
+            before = {nick: (room.affiliation(o.userId), room.role(o.userId))
+                      for nick, o in room.occupants.items()}
+            room.dialog = event.dialog
+            for nick, occupant in list(room.occupants.items()):
+                if not room.admits(occupant.userId) or (
+                        occupant.userId in event.removed and room.dialog.type != DIALOG_PUBLIC):
+                    self.kick(room, occupant, actor, event.userId)
+                elif before.get(nick) != (room.affiliation(occupant.userId), room.role(occupant.userId)):
+                    self.broadcastPresence(room, occupant)
+                    for session in occupant.sessions:
+                        self.sendSelfPresence(room, occupant, session, None, ())
+            self.maybeClose(room)
+
+    def kick(self, room: Room, occupant: Occupant, actorJID: str | None, actorId: int) -> None:
+        """
+        §8.2 (and §9.4 for the affiliation): status 307 and 321 to the kicked
+        user (with 110) and to everybody else.
+        """
+        codes = (307, 321)
+        presence = self.occupantPresence(room, occupant, occupant.userId, "unavailable",
+                                         (110, *codes), selfTo=occupant.full)
+        item = presence.x.item
+        if actorJID is not None:
+            item.addElement("actor")["nick"] = str(actorId)
+            item.addElement("reason", content="Removed from the dialog")
+        if self.compat:
+            self.compatCode(presence, "301")
+            direct = presence.addElement((NS_MUC_USER, "item"))
+            direct["affiliation"], direct["role"] = "none", "none"
+            if actorJID is not None:
+                direct.addElement("actor")["jid"] = actorJID
+        for session in list(occupant.sessions):
+            self.sendCopy(session, presence)
+            rooms = session.state.get(STATE_ROOMS)
+            if rooms is not None:
+                rooms.discard(room.jid)
+        occupant.sessions = []
+        room.occupants.pop(occupant.nick, None)
+        self.broadcastPresence(room, occupant, "unavailable", codes)
+
+    def destroyRoom(self, room: Room, reason: str) -> None:
+        """
+        §10.9: unavailable presence with C{<destroy/>} to every occupant.
+        """
+        for occupant in list(room.occupants.values()):
+            presence = self.occupantPresence(room, occupant, occupant.userId, "unavailable")
+            presence.x.addElement("destroy").addElement("reason", content=reason)
+            for session in occupant.sessions:
+                self.sendCopy(session, presence)
+                rooms = session.state.get(STATE_ROOMS)
+                if rooms is not None:
+                    rooms.discard(room.jid)
+            occupant.sessions = []
+        room.occupants.clear()
+        self.maybeClose(room)
+
+    # -- owner configuration (§10.1.2, §10.1.3) ---------------------------------------------------
+
+    def ownedRoom(self, event):
+        session = self.requireSession(event)
+        room = self.rooms.get(event.room)
+        userId = session.account.id if session.account is not None else None
+        if room is None:
+            if event.dialogId is None:
+                raise StanzaError("item-not-found", text="No such room")
+            return None, userId
+        if room.affiliation(userId) != "owner":
+            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        return room, userId
+
+    @hook(f"muc-iq-get/room/{NS_MUC_OWNER}:query")
+    @defer.inlineCallbacks
+    def onConfigGet(self, event):
+        room, userId = self.ownedRoom(event)
+        dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
+        if dialog is not None and userId != dialog.ownerId:
+            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        values = {
+            "muc#roomconfig_roomname": (dialog.name if dialog else None) or (room.named if room else "") or "",
+            "muc#roomconfig_roomdesc": (dialog.description if dialog else None) or "",
+            "muc#roomconfig_persistentroom": "0" if dialog and (dialog.extensions or {}).get(EXT_PERSISTENT) == "0" else "1",
+            "muc#roomconfig_membersonly": "0" if dialog and dialog.type == DIALOG_PUBLIC else "1",
+        }
+        query = domish.Element((NS_MUC_OWNER, "query"))
+        form = query.addElement((NS_XDATA, "x"))
+        form["type"] = "form"
+        form.addElement("title", content="Room configuration")
+        hidden = form.addElement("field")
+        hidden["var"], hidden["type"] = "FORM_TYPE", "hidden"
+        hidden.addElement("value", content=NS_ROOMCONFIG)
+        for var, (fieldType, label) in CONFIG_FIELDS.items():
+            field = form.addElement("field")
+            field["var"], field["type"], field["label"] = var, fieldType, label
+            field.addElement("value", content=values[var])
+        return self.reply(event, query)
+
+    @hook(f"muc-iq-set/room/{NS_MUC_OWNER}:query")
+    @defer.inlineCallbacks
+    def onConfigSet(self, event):
+        room, userId = self.ownedRoom(event)
+        form = firstChild(firstChild(event.stanza))
+        if form is None or form.name != "x" or form.uri != NS_XDATA:
+            raise StanzaError("bad-request", text="Expected a jabber:x:data form")
+        formType = form.getAttribute("type")
+        if formType == "cancel":
+            if room is not None and room.locked:
+                self.destroyRoom(room, "Creation cancelled")
+            return self.reply(event)
+        if formType != "submit":
+            raise StanzaError("bad-request", text="The form type must be submit or cancel")
+        values = {}
+        for field in form.elements():
+            if field.name == "field" and field.getAttribute("var") in CONFIG_FIELDS:
+                value = field.value
+                values[field["var"]] = str(value).strip() if value is not None else ""
+        limit = self.mucConfig.max_room_name
+        name = values.get("muc#roomconfig_roomname")
+        description = values.get("muc#roomconfig_roomdesc")
+        if (name and len(name) > limit) or (description and len(description) > 4 * limit):
+            raise StanzaError("not-acceptable", text=f"Room names are at most {limit} characters")
+        persistent = values.get("muc#roomconfig_persistentroom")
+        membersOnly = values.get("muc#roomconfig_membersonly")
+        persistent = persistent.lower() if persistent is not None else None
+        membersOnly = membersOnly.lower() if membersOnly is not None else None
+        dialogs = self.storage.dialogs
+        if room is not None and room.locked:
+            extensions = {EXT_ROOM: room.named}
+            if persistent is not None:
+                extensions[EXT_PERSISTENT] = "1" if persistent in TRUE else "0"
+            dialogType = DIALOG_PUBLIC if membersOnly is not None and membersOnly not in TRUE else DIALOG_GROUP
+            dialog = yield dialogs.createDialog(dialogType, userId, name=name or room.named,
+                                                description=description or None, extensions=extensions)
+            if room.lockTimer is not None and room.lockTimer.active():
+                room.lockTimer.cancel()
+            room.dialog = dialog
+            self.byDialog.setdefault(dialog.id, set()).add(room.jid)
+            self._rememberNamed(room.named, dialog.id)
+            self.reply(event)
+            for occupant in room.occupants.values():
+                for session in occupant.sessions:
+                    self.sendSubject(room, session)
+            return True
+        dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
+        if userId != dialog.ownerId:
+            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        fields = {}
+        if name:
+            fields["name"] = name
+        if description is not None:
+            fields["description"] = description or None
+        if persistent is not None and dialog.extensions.get(EXT_ROOM):
+            fields["extensions"] = dict(dialog.extensions, **{EXT_PERSISTENT: "1" if persistent in TRUE else "0"})
+        if fields:
+            dialog = yield dialogs.updateDialog(dialog.id, **fields)
+            for jid in self.byDialog.get(dialog.id, ()):
+                if jid in self.rooms:
+                    self.rooms[jid].dialog = dialog
+        return self.reply(event)
+
+    # -- disco#items (§6.5) -------------------------------------------------------------------
+
+    @hook(f"muc-iq-get/room/{NS_DISCO_ITEMS}:query")
+    @defer.inlineCallbacks
+    def onRoomItems(self, event):
+        session = self.requireSession(event)
+        room = self.rooms.get(event.room)
+        if room is None or room.dialog is None:
+            if event.dialogId is None:
+                raise StanzaError("item-not-found", text="No such room")
+            dialog = yield self.dialogs().roomDialog(event)
+            allowed = dialog.type == DIALOG_PUBLIC or (
+                session.account.id in dialog.occupantIds or session.account.id in dialog.adminIds
+                or session.account.id == dialog.ownerId)
+        else:
+            allowed = room.admits(session.account.id)
+        if not allowed:
+            raise StanzaError("forbidden", text="Only occupants of this dialog may list its room")
+        query = domish.Element((NS_DISCO_ITEMS, "query"))
+        if room is not None:
+            for nick in room.occupants:
+                query.addElement("item")["jid"] = f"{room.jid}/{nick}"
+        return self.reply(event, query)
+
+    @hook(f"muc-iq-get/service/{NS_DISCO_ITEMS}:query")
+    def onServiceItems(self, event):
+        """
+        §6.3: the active rooms this user may enter (public ones and their own).
+        """
+        session = self.requireSession(event)
+        userId = session.account.id if session.account is not None else None
+        query = domish.Element((NS_DISCO_ITEMS, "query"))
+        for room in list(self.rooms.values())[:self.mucConfig.max_occupants]:
+            if room.dialog is not None and room.admits(userId):
+                item = query.addElement("item")
+                item["jid"] = room.jid
+                item["name"] = room.dialog.name or room.jid
+        return self.reply(event, query)
+
+
+__all__ = ["Room", "Occupant", "RoomsMixin", "NS_MUC", "NS_MUC_USER", "NS_MUC_OWNER",
+           "isoStamp"]
