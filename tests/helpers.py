@@ -120,6 +120,26 @@ class HostHarness:
     def send(self, session, text):
         session.stream.elementReceived(xml(text))
 
+    # -- dialog fixtures (through the storage API) --------------------------
+
+    def accountId(self, localpart):
+        account = result(self.storage.accounts.getAccountByLocalpart(localpart))
+        if account is None:
+            account = self.addUser(localpart)
+        return account.id
+
+    def addDialog(self, type, owner, occupants=(), admins=(), **fields):
+        """
+        Create a dialog of C{type} owned by the localpart C{owner} with the
+        given occupant and admin localparts (accounts made on demand).
+        """
+        return result(self.storage.dialogs.createDialog(
+            type, self.accountId(owner), occupantIds=[self.accountId(o) for o in occupants],
+            adminIds=[self.accountId(a) for a in admins], **fields))
+
+    def unread(self, localpart, dialog):
+        return result(self.storage.messages.unreadCounts(self.accountId(localpart), [dialog.id]))[dialog.id]
+
 
 def sentMessages(transport):
     """

@@ -41,6 +41,12 @@ DEFAULT_MODULES = (
     "smacks",
     "privacy",
     "blocking",
+    "muc",
+    "dialogs",
+    "correction",
+    "retraction",
+    "reactions",
+    "mam",
 )
 
 
@@ -203,6 +209,20 @@ class PrivacyConfig:
 
 
 @dataclass
+class DialogsConfig:
+    """
+    Dialog messaging over XMPP (L{xmppchat.modules.dialogs}, C{mam}).
+    """
+
+    account_cache_size: int = 10000
+    fanout_batch: int = 500
+    broadcast_catchup_dialogs: int = 50
+    broadcast_catchup_messages: int = 100
+    mam_default_page: int = 50
+    mam_max_page: int = 100
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -221,6 +241,7 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     rest: RestConfig = field(default_factory=RestConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -242,6 +263,7 @@ SECTIONS = {
     "push": PushConfig,
     "rest": RestConfig,
     "privacy": PrivacyConfig,
+    "dialogs": DialogsConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -316,6 +338,11 @@ def _validate(config: Config, problem) -> None:
             problem(f"privacy.{key}", "must be at least 1")
     if not 0 < len(config.privacy.blocklist_name) <= config.privacy.max_name_length:
         problem("privacy.blocklist_name", "must be a non-empty name within max_name_length")
+    for f in fields(config.dialogs):
+        if getattr(config.dialogs, f.name) < 1:
+            problem(f"dialogs.{f.name}", "must be at least 1")
+    if config.dialogs.mam_default_page > config.dialogs.mam_max_page:
+        problem("dialogs.mam_default_page", "must not exceed dialogs.mam_max_page")
     from xmppchat.modules import knownModules
 
     known = knownModules()

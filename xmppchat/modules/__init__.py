@@ -30,6 +30,12 @@ REGISTRY = {
     "smacks": ("xmppchat.modules.smacks", "SmacksModule"),
     "privacy": ("xmppchat.modules.privacy", "PrivacyModule"),
     "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
+    "muc": ("xmppchat.muc.service", "MUCModule"),
+    "dialogs": ("xmppchat.modules.dialogs", "DialogsModule"),
+    "correction": ("xmppchat.modules.correction", "CorrectionModule"),
+    "retraction": ("xmppchat.modules.retraction", "RetractionModule"),
+    "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
+    "mam": ("xmppchat.modules.mam", "MAMModule"),
 }
 
 

@@ -1,0 +1,55 @@
+"""
+Tests for the MUC component (xmppchat.muc.service): room addressing,
+events, defaults and disco#info.
+"""
+
+from tests.helpers import HostHarness
+from xmppchat.muc.service import parseRoom, roomJID
+from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PRIVATE
+
+DISCO = "http://jabber.org/protocol/disco#info"
+
+
+def test_parseRoom():
+    """Room localparts are <appId>_<24-hex dialog id>; anything else is not a room."""
+    assert parseRoom("12_6B026913DA64A53358000000") == (12, "6b026913da64a53358000000")
+    for bad in (None, "", "lobby", "1_xyz", "a_6b026913da64a53358000000", "1_6b026913da64a5335800000"):
+        assert parseRoom(bad) is None
+    assert roomJID(3, "ab" * 12, "muc.example") == f"3_{'ab' * 12}@muc.example"
+
+
+def test_registeredAndUnloaded():
+    """The muc module registers the component for muc_domain and removes it on unload."""
+    h = HostHarness()
+    assert "muc.localhost" in h.host.components
+    h.host.unloadModules()
+    assert "muc.localhost" not in h.host.components
+
+
+def test_serviceAndRoomDisco():
+    """disco#info answers the service and existing rooms (with MAM); private dialogs and unknown rooms are item-not-found."""
+    h = HostHarness()
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"], name="Team")
+    pair = h.addDialog(DIALOG_PRIVATE, "alice", ["carol"])
+    alice, ta = h.connect("alice")
+    for to in ("muc.localhost", f"1_{dialog.id}@muc.localhost", f"1_{pair.id}@muc.localhost"):
+        h.send(alice, f"<iq type='get' to='{to}' id='d'><query xmlns='{DISCO}'/></iq>")
+    service, room, private = ta.pop()
+    assert service.query.identity["category"] == "conference"
+    assert room["type"] == "result" and room.query.identity["name"] == "Team"
+    features = {f["var"] for f in room.query.elements() if f.name == "feature"}
+    assert {"http://jabber.org/protocol/muc", "urn:xmpp:mam:2", "muc_membersonly"} <= features
+    assert private.error.firstChildElement().name == "item-not-found"
+
+
+def test_defaults():
+    """Unhandled IQs get service-unavailable, presence an explanatory error, errors are never answered."""
+    h = HostHarness()
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    alice, ta = h.connect("alice")
+    h.send(alice, f"<iq type='get' to='1_{dialog.id}@muc.localhost' id='v'><query xmlns='jabber:iq:version'/></iq>")
+    h.send(alice, f"<presence to='1_{dialog.id}@muc.localhost/{h.accountId('alice')}'/>")
+    h.send(alice, f"<message to='1_{dialog.id}@muc.localhost/5' type='error' id='e'/>")
+    iq, presence = ta.pop()
+    assert iq.error.firstChildElement().name == "service-unavailable"
+    assert presence["type"] == "error" and presence["from"].startswith(f"1_{dialog.id}@muc.localhost")

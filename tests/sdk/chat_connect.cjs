@@ -1,0 +1,62 @@
+// Connection flows of the real SDK: connect with the password and with the
+// REST session token, isConnected, disconnect and reconnect callbacks,
+// pingWithTimeout, getLastUserActivity (+ status streaming pushes),
+// markActive/markInactive, a wrong password.
+// Usage: node chat_connect.cjs '{"apiUrl", "chatUrl", "appId", "authKey"}'
+'use strict';
+
+const { runFlow, record, sleep } = require('./chat_lib.cjs');
+
+runFlow(async (flow, out) => {
+  const alice = await flow.user('alice');
+  const bob = await flow.user('bob');
+  out.ids = { alice: alice.userId, bob: bob.userId };
+  out.sessionUserIds = { alice: alice.sessionUserId, bob: bob.sessionUserId };
+
+  // A failed connect leaves the SDK in its connecting state, so a third user tries the wrong password.
+  const mallory = await flow.user('mallory');
+  out.wrongPassword = await mallory.attempt('chat.connect', { userId: mallory.userId, password: 'not-the-password' });
+  out.wrongToken = await (await flow.user('trent')).attempt('chat.connect', { userId: mallory.userId, password: 'f'.repeat(40) });
+  // Last activity is visible to users sharing a dialog: a private dialog over REST.
+  out.dialog = await alice.call('chat.dialog.create', { type: 3, occupants_ids: [bob.userId] });
+
+  out.beforeConnect = await alice.get('chat.isConnected');
+  out.connectPassword = await alice.call('chat.connect', { userId: alice.userId, password: alice.password });
+  out.connectToken = await bob.call('chat.connect', { userId: bob.userId, password: bob.token });
+  out.isConnected = { alice: await alice.get('chat.isConnected'), bob: await bob.get('chat.isConnected') };
+  out.currentUserId = { alice: await alice.get('chat.currentUserId'), bob: await bob.get('chat.currentUserId') };
+  out.jid = await alice.get('chat.helpers.userCurrentJid');
+
+  await record(out, 'ping', () => alice.call('chat.pingWithTimeout', 3000));
+
+  // Last activity of an online user, then status streaming: bob watches alice.
+  await record(out, 'lastActivityOnline', () => bob.call('chat.getLastUserActivity', alice.userId));
+  await bob.call('chat.subscribeToUserLastActivityStatus', alice.userId);
+  await sleep(300);
+
+  // markInactive / markActive are fire-and-forget IQs; the stream must stay usable after them.
+  await alice.call('chat.markInactive');
+  await alice.call('chat.markActive');
+  await record(out, 'pingAfterMark', () => alice.call('chat.pingWithTimeout', 3000));
+
+  // The socket breaks: the SDK fires onDisconnectedListener, reconnects (1 s) and fires onReconnectListener.
+  await alice.request('terminate');
+  out.disconnected = (await alice.waitFor('onDisconnectedListener')) !== null;
+  out.reconnected = (await alice.waitFor('onReconnectListener', () => true, 10000)) !== null;
+  out.isConnectedAfterReconnect = await alice.get('chat.isConnected');
+  out.jidAfterReconnect = await alice.get('chat.helpers.userCurrentJid');
+  const message = 'after reconnect';
+  await alice.call('chat.send', bob.userId, { type: 'chat', body: message, extension: { save_to_history: 0 } });
+  const [fromId, received] = await bob.waitFor('onMessageListener', (id, m) => m.body === message);
+  out.afterReconnect = { fromId, body: received.body };
+
+  // Alice goes away: bob's subscription pushes her last activity.
+  out.pushesBeforeLogout = bob.seen('onLastUserActivityListener');
+  bob.drain('onLastUserActivityListener');
+  out.disconnect = await alice.call('chat.disconnect');
+  out.isConnectedAfterDisconnect = await alice.get('chat.isConnected');
+  await record(out, 'lastActivityPush', () => bob.waitFor('onLastUserActivityListener', (id) => id === alice.userId, 4000));
+  await record(out, 'lastActivityOffline', () => bob.call('chat.getLastUserActivity', alice.userId));
+  out.lastActivityEvents = bob.seen('onLastUserActivityListener');
+  await bob.call('chat.unsubscribeFromUserLastActivityStatus', alice.userId);
+});

@@ -1,0 +1,1034 @@
+"""
+Dialog messaging over XMPP: ConnectyCube chat messages (SDK reference
+§5.2-§5.4, §5.10, §5.20) checked, stamped, stored in the dialog history and
+delivered to the dialog's occupants; XEP-0359 stanza ids
+(https://xmpp.org/extensions/xep-0359.html).
+
+Private messages: a C{chat} message to a user with an C{<extraParams/>}
+carrying C{dialog_id} or C{save_to_history=1} is checked (the dialog must be
+private and hold both users: C{forbidden} / C{not-acceptable} otherwise;
+without C{dialog_id} the pair's private dialog is found or created),
+stamped and, with C{save_to_history=1}, stored before it goes on through
+the normal delivery events (carbons, push).  It then reaches every bound
+resource of the recipient, available or not (the SDK counts itself online
+from binding), or the offline store.
+
+Group messages: a C{groupchat} message to a room JID
+C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
+L{xmppchat.muc.service}) needs no join.  The sender must be an occupant
+(public dialogs: an occupant or a subscriber; broadcast dialogs: the owner
+or an admin).  Copies go C{from} C{<room>/<senderId>}, type C{groupchat},
+to every bound resource of every occupant, the sender's included
+(reflection); occupants with no session get it from the offline store
+(bounded per user by C{limits.offline_messages_per_user}).  Broadcast
+dialogs reach every connected user of the application at once, in batches
+of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
+stalls, and the others at their next login from the history (messages
+created since their last logout, at most C{broadcast_catchup_messages} per
+dialog), so no per-user rows are written.  Standalone chat states in a
+room are passed to the other occupants' sessions only (never stored);
+headline (system) messages to a room go to the occupants' sessions from
+the sender's JID, never stored.
+
+Stamps: the message id is the client's 24-hex id (kept, stored
+lower-case) or a generated one; C{<stanza-id by=...>} (the recipient's
+bare JID, or the room) replaces any the client sent; C{<date_sent>} (server
+clock) goes into C{extraParams}, with C{dialog_id} when missing.
+
+Also here: persisting XEP-0333 markers (the C{marker-received} event of
+L{xmppchat.modules.markers}: a marker for a message moves the reader's
+delivered/read watermark up to it), the C{shares-dialog} and
+C{notifications-enabled} question hooks, and XMPP delivery of REST-created
+messages (C{rest-message-created} with C{send_to_chat=1}) and REST system
+messages (C{rest-system-message}).  Account ids map to JIDs through the
+account store with a bounded cache (L{AccountDirectory}).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppchat.api.dialogs import canRead, isManager, isMember
+from xmppchat.jid import parseJID
+from xmppchat.messageinfo import NS_SID, forget, messageInfo
+from xmppchat.modules.base import Module, hook
+from xmppchat.modules.chatstates import typingHidden
+from xmppchat.modules.markers import readReceiptsHidden
+from xmppchat.modules.message import stampDateSent
+from xmppchat.muc.service import RoomEvent, roomJID
+from xmppchat.router import Event
+from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
+from xmppchat.storage.interfaces import (
+    DIALOG_BROADCAST,
+    DIALOG_PRIVATE,
+    DIALOG_PUBLIC,
+    AlreadyExists,
+    Query,
+    QuotaExceeded,
+    isObjectId,
+    newObjectId,
+)
+
+log = Logger()
+
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_DELETE = "urn:xmpp:message-delete:0"
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_RETRACT0 = "urn:xmpp:message-retract:0"
+NS_FASTEN = "urn:xmpp:fasten:0"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+
+# children that make a message a change of another one (correction,
+# retraction, reaction modules), not a new dialog message
+CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT, "retract"),
+                     (NS_FASTEN, "apply-to"), (NS_REACTIONS, "reactions")))
+# extraParams keys that are protocol, not custom fields saved with a message
+RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
+HELD = "_dialogHeld"
+LOCK = "dialogs-order"
+APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
+
+
+# -- extraParams (SDK reference §5.3) ---------------------------------------------
+
+
+def paramsToDict(element) -> tuple[dict, list]:
+    """
+    C{(custom, attachments)} of an C{<extraParams/>} element: child text as
+    strings, nested elements as dicts, empty elements dropped, each
+    C{<attachment/>}'s attributes as a dict (C{size} as an int), reserved
+    keys (L{RESERVED_PARAMS}) left out.
+    """
+    custom: dict = {}
+    attachments: list = []
+    if element is None:
+        return custom, attachments
+    for child in element.elements():
+        name = child.name
+        if name == "attachment":
+            item = {k: v for k, v in child.attributes.items() if type(k) is str}
+            if item.get("size", "").isdigit():
+                item["size"] = int(item["size"])
+            attachments.append(item)
+        elif name not in RESERVED_PARAMS:
+            value = _paramValue(child)
+            if value not in (None, "", {}):
+                custom[name] = value
+    return custom, attachments
+
+
+def _paramValue(element):
+    nested = {}
+    for child in element.elements():
+        value = _paramValue(child)
+        if value not in (None, "", {}):
+            nested[child.name] = value
+    return nested if nested else str(element)
+
+
+def addParams(parent, values: dict) -> None:
+    """
+    Write C{values} as child elements of C{parent} (nested dicts nested,
+    other values as text; keys that are not XML names are skipped).
+    """
+    for key, value in values.items():
+        if not isinstance(key, str) or not _XML_NAME.match(key):
+            continue
+        child = parent.addElement(key)
+        if isinstance(value, dict):
+            addParams(child, value)
+        elif value is not None:
+            child.addContent(str(value) if not isinstance(value, bool) else str(value).lower())
+
+
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+def extraParams(stanza) -> domish.Element:
+    """
+    The stanza's C{<extraParams/>}, added when missing.
+    """
+    element = messageInfo(stanza).extraParams
+    if element is None:
+        element = stanza.addElement((NS_CLIENT, "extraParams"))
+        forget(stanza)
+    return element
+
+
+def setParam(params, key: str, value: str, replace: bool = True) -> None:
+    for child in list(params.elements()):
+        if child.name == key:
+            if not replace:
+                return
+            params.children.remove(child)
+    params.addElement(key, content=value)
+
+
+def hasContent(info) -> bool:
+    """
+    A body with text or an attachment: what makes a dialog message.
+    """
+    if info.body is not None and str(info.body).strip():
+        return True
+    return info.extraParams is not None and any(
+        c.name == "attachment" for c in info.extraParams.elements())
+
+
+def changeOf(stanza):
+    """
+    The child that makes C{stanza} a correction, retraction or reaction, or
+    C{None}.
+    """
+    for child in stanza.elements():
+        if (child.uri, child.name) in CHANGES:
+            return child
+    return None
+
+
+def changeIn(event, kinds) -> domish.Element | None:
+    """
+    The child of C{kinds} (C{(uri, name)} pairs) when C{event} is a client's
+    1-1 C{chat} (or C{normal}) to a user or C{groupchat} to a room that carries one, not
+    yet released by the dialog layer; else C{None}.
+    """
+    origin, stanza = event.origin, event.stanza
+    if origin is None or origin.account is None or stanza.__dict__.get(HELD):
+        return None
+    if isinstance(event, RoomEvent):
+        if event.stanzaType != "groupchat":
+            return None
+    elif event.stanzaType not in ("chat", "normal") or event.to is None or event.to.user is None:
+        return None
+    for child in stanza.elements():
+        if (child.uri, child.name) in kinds:
+            return child
+    return None
+
+
+def copyFor(stanza, to: str | None, frm: str | None = None) -> domish.Element:
+    """
+    A copy of C{stanza} with new addresses whose children are shared (not
+    copied): nobody changes a stanza once it is being fanned out.
+    """
+    copy = domish.Element((NS_CLIENT, stanza.name))
+    copy.attributes = dict(stanza.attributes)
+    if to is None:
+        copy.attributes.pop("to", None)
+    else:
+        copy["to"] = to
+    if frm is not None:
+        copy["from"] = frm
+    copy.children = stanza.children
+    return copy
+
+
+def messageStanza(message, frm: str | None, to: str | None, stanzaType: str,
+                  dialogId: str) -> domish.Element:
+    """
+    A stored L{Message} as the stanza the SDK receives: body,
+    C{extraParams} with C{save_to_history}, C{dialog_id}, C{date_sent},
+    attachments and custom fields.
+    """
+    stanza = domish.Element((NS_CLIENT, "message"))
+    if frm:
+        stanza["from"] = frm
+    if to:
+        stanza["to"] = to
+    stanza["type"] = stanzaType
+    stanza["id"] = message.id
+    if message.body is not None:
+        stanza.addElement("body", content=message.body)
+    params = stanza.addElement("extraParams")
+    addParams(params, {k: v for k, v in (message.custom or {}).items() if k not in RESERVED_PARAMS})
+    for item in message.attachments or ():
+        attachment = params.addElement("attachment")
+        for key, value in (item.items() if isinstance(item, dict) else ()):
+            if isinstance(key, str) and _XML_NAME.match(key) and value is not None:
+                attachment[key] = str(value)
+    params.addElement("save_to_history", content="1")
+    params.addElement("dialog_id", content=dialogId)
+    params.addElement("date_sent", content=str(message.dateSent))
+    return stanza
+
+
+def appIdOf(localpart: str | None) -> int | None:
+    """
+    The application of a REST/SDK account (localpart C{<id>-<appId>}), or
+    C{None} for others (C{adduser alice}).
+    """
+    match = APP_LOCALPART.match(localpart or "")
+    return int(match.group(1)) if match else None
+
+
+# -- account ids <-> JIDs -------------------------------------------------------------
+
+
+class AccountDirectory:
+    """
+    Account id <-> localpart through the account store, with a bounded LRU
+    cache (a localpart never changes, so entries never go stale; a deleted
+    account is simply not found any more on the next miss).
+    """
+
+    def __init__(self, accounts, domain: str, size: int):
+        self.accounts = accounts
+        self.domain = domain
+        self.size = size
+        self._byId: OrderedDict[int, str] = OrderedDict()
+        self._byLocalpart: OrderedDict[str, int] = OrderedDict()
+
+    def remember(self, account) -> None:
+        self._put(account.id, account.localpart)
+
+    def _put(self, accountId: int, localpart: str) -> None:
+        for cache, key, value in ((self._byId, accountId, localpart),
+                                  (self._byLocalpart, localpart, accountId)):
+            cache[key] = value
+            cache.move_to_end(key)
+            while len(cache) > self.size:
+                cache.popitem(last=False)
+
+    def forget(self, account) -> None:
+        self._byId.pop(account.id, None)
+        self._byLocalpart.pop(account.localpart, None)
+
+    def bare(self, localpart: str) -> str:
+        return f"{localpart}@{self.domain}"
+
+    @defer.inlineCallbacks
+    def jidsOf(self, accountIds):
+        """
+        Fires with C{{id: bare JID}} for the ids that exist.
+        """
+        out, missing = {}, []
+        for accountId in accountIds:
+            localpart = self._byId.get(accountId)
+            if localpart is None:
+                missing.append(accountId)
+            else:
+                self._byId.move_to_end(accountId)
+                out[accountId] = self.bare(localpart)
+        if missing:
+            found = yield self.accounts.getAccounts(missing)
+            for accountId, account in found.items():
+                self.remember(account)
+                out[accountId] = self.bare(account.localpart)
+        return out
+
+    @defer.inlineCallbacks
+    def jidOf(self, accountId: int):
+        jids = yield self.jidsOf([accountId])
+        return jids.get(accountId)
+
+    @defer.inlineCallbacks
+    def idOf(self, bare: str):
+        """
+        Fires with the account id of a local bare JID, or C{None}.
+        """
+        localpart, _, domain = bare.partition("@")
+        if domain != self.domain or not localpart:
+            return None
+        accountId = self._byLocalpart.get(localpart)
+        if accountId is not None:
+            self._byLocalpart.move_to_end(localpart)
+            return accountId
+        account = yield self.accounts.getAccountByLocalpart(localpart)
+        if account is None:
+            return None
+        self.remember(account)
+        return account.id
+
+
+# -- the module -------------------------------------------------------------------------
+
+
+class DialogsModule(Module):
+    """
+    Dialog messages: checks, stamps, history, fan-out, markers, REST
+    delivery and the dialog question hooks.
+    """
+
+    name = "dialogs"
+    features = (NS_SID,)
+    roomFeatures = features
+
+    def setUp(self):
+        self.config = self.host.config.dialogs
+        self.mucDomain = self.host.config.server.muc_domain
+        self.directory = AccountDirectory(self.storage.accounts, self.host.domain,
+                                          self.config.account_cache_size)
+        clock = self.host.clock
+        self.cooperator = task.Cooperator(scheduler=lambda f: clock.callLater(0, f))
+
+    def tearDown(self):
+        self.cooperator.stop()
+
+    # -- dialogs and rules ---------------------------------------------------------
+
+    def defaultAppId(self) -> int:
+        apps = getattr(getattr(self.host.config, "rest", None), "apps", None) or []
+        for app in apps:
+            if isinstance(app, dict) and isinstance(app.get("application_id"), int):
+                return app["application_id"]
+        return 1
+
+    @defer.inlineCallbacks
+    def getDialog(self, dialogId: str | None):
+        dialog = None
+        if isObjectId(dialogId):
+            dialog = yield self.storage.dialogs.getDialog(dialogId.lower())
+        if dialog is None:
+            raise StanzaError("item-not-found", text=f"No dialog {str(dialogId)[:64]}")
+        return dialog
+
+    @defer.inlineCallbacks
+    def isSubscribed(self, dialog, userId: int):
+        found = yield self.storage.dialogs.listDialogs(userId, Query(limit=1).where("_id", "eq", dialog.id))
+        return bool(found)
+
+    @defer.inlineCallbacks
+    def checkPost(self, dialog, userId: int):
+        """
+        Raise the L{StanzaError} that refuses C{userId} a message in
+        C{dialog}: only owner/admins in broadcast dialogs, occupants or
+        subscribers in public ones, occupants elsewhere.
+        """
+        if dialog.type == DIALOG_BROADCAST:
+            if not isManager(dialog, userId):
+                raise StanzaError("forbidden", text="Only the owner and admins may post in a broadcast dialog")
+        elif dialog.type == DIALOG_PUBLIC:
+            if userId not in dialog.occupantIds and userId != dialog.ownerId:
+                subscribed = yield self.isSubscribed(dialog, userId)
+                if not subscribed:
+                    raise StanzaError("forbidden", text="Subscribe to this public dialog first")
+        elif not isMember(dialog, userId):
+            raise StanzaError("forbidden", text="You are not an occupant of this dialog")
+
+    @defer.inlineCallbacks
+    def checkMember(self, dialog, userId: int):
+        """
+        Raise C{forbidden} unless C{userId} is an occupant (or, for a public
+        dialog, a subscriber): who may type, mark and send system messages.
+        """
+        if isMember(dialog, userId) or userId in dialog.occupantIds:
+            return
+        if dialog.type == DIALOG_PUBLIC and (yield self.isSubscribed(dialog, userId)):
+            return
+        raise StanzaError("forbidden", text="You are not an occupant of this dialog")
+
+    @defer.inlineCallbacks
+    def roomDialog(self, event: RoomEvent):
+        """
+        The dialog of a room event: it exists, is not private, and the room
+        JID names the sender's application (accounts C{<id>-<appId>}).
+        """
+        origin = event.origin
+        app = appIdOf(origin.localpart) if origin is not None else None
+        if app is not None and app != event.appId:
+            raise StanzaError("item-not-found", text=f"No such room in application {app}")
+        dialog = yield self.getDialog(event.dialogId)
+        if dialog.type == DIALOG_PRIVATE:
+            raise StanzaError("not-acceptable",
+                              text="A private dialog has no room: send chat messages to the user")
+        return dialog
+
+    @defer.inlineCallbacks
+    def privateDialog(self, event, dialogId: str | None, create: bool = False):
+        """
+        C{(dialog, senderId, recipientId)} for a 1-1 message: the dialog
+        named by C{dialog_id} (which must be private and hold both), or
+        the pair's private dialog (created when C{create}), or C{None}.
+        """
+        senderId = event.origin.account.id
+        recipientId = yield self.directory.idOf(event.to.userhost())
+        if recipientId is None:
+            raise StanzaError("service-unavailable", text="No such user")
+        dialogs = self.storage.dialogs
+        if dialogId:
+            dialog = yield self.getDialog(dialogId)
+            if dialog.type != DIALOG_PRIVATE:
+                raise StanzaError("not-acceptable", text=f"Dialog {dialogId} is not a private dialog: "
+                                                         "send groupchat messages to its room JID")
+            if senderId not in dialog.occupantIds:
+                raise StanzaError("forbidden", text=f"You are not an occupant of dialog {dialogId}")
+            if recipientId not in dialog.occupantIds:
+                raise StanzaError("not-acceptable",
+                                  text=f"The recipient is not an occupant of dialog {dialogId}")
+            return dialog, senderId, recipientId
+        dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
+        if dialog is None and create and senderId != recipientId:
+            try:
+                dialog = yield dialogs.createDialog(DIALOG_PRIVATE, senderId, occupantIds=[recipientId])
+            except AlreadyExists:
+                dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
+        return dialog, senderId, recipientId
+
+    @defer.inlineCallbacks
+    def recipientIds(self, dialog):
+        """
+        Who gets a dialog's messages: the occupants (and owner), plus the
+        subscribers of a public dialog.
+        """
+        ids = set(dialog.occupantIds)
+        if dialog.type != DIALOG_PUBLIC:
+            ids.add(dialog.ownerId)
+        else:
+            subscribers = yield self.storage.dialogs.listSubscribers(dialog.id)
+            ids.update(subscribers)
+        return sorted(ids)
+
+    # -- stamping and storing ----------------------------------------------------------
+
+    def stamp(self, stanza, by: str, dialogId: str) -> tuple[str, int]:
+        """
+        Keep or generate the 24-hex message id, set C{<stanza-id/>} and
+        C{date_sent}/C{dialog_id} in C{extraParams}; fires C{(id, dateSent)}.
+        """
+        now = self.host.clock.seconds()
+        messageId = stanza.getAttribute("id")
+        if not isObjectId(messageId):
+            messageId = newObjectId(now)
+            stanza["id"] = messageId
+        stanza.children = [c for c in stanza.children
+                           if type(c) is str or not (c.name == "stanza-id" and c.uri == NS_SID)]
+        self._sid(stanza, by, messageId.lower())
+        forget(stanza)
+        params = extraParams(stanza)
+        dateSent = int(now)
+        stampDateSent(params, dateSent)
+        setParam(params, "dialog_id", dialogId, replace=False)
+        forget(stanza)
+        return messageId.lower(), dateSent
+
+    @defer.inlineCallbacks
+    def store(self, dialog, senderId: int, stanza, messageId: str, dateSent: int,
+              recipientId: int | None = None):
+        """
+        Save a dialog message (which also updates the dialog's last message
+        and the unread counts).  A re-sent message (same id, sender and
+        dialog) is not stored twice; an id taken by another message is a
+        C{conflict}.
+        """
+        info = messageInfo(stanza)
+        custom, attachments = paramsToDict(info.extraParams)
+        body = str(info.body) if info.body is not None else None
+        try:
+            message = yield self.storage.messages.createMessage(
+                dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
+                recipientId=recipientId, attachments=attachments, custom=custom)
+        except AlreadyExists:
+            message = yield self.storage.messages.getMessage(messageId)
+            if message is None or message.senderId != senderId or message.dialogId != dialog.id:
+                raise StanzaError("conflict", text="This message id is already taken") from None
+        return message
+
+    # -- private messages ----------------------------------------------------------------
+
+    @hook("message/bare", priority=200)
+    @hook("message/full", priority=200)
+    def onPrivate(self, event):
+        stanza = event.stanza
+        origin = event.origin
+        if (origin is None or origin.account is None or event.stanzaType != "chat"
+                or event.to.user is None or stanza.__dict__.get(HELD)):
+            return None
+        info = messageInfo(stanza)
+        if info.extraParams is None or info.marker is not None or changeOf(stanza) is not None:
+            return None
+        dialogId = info.extraParam("dialog_id")
+        save = info.extraParam("save_to_history") == "1"
+        if not (dialogId or save) or not hasContent(info):
+            return None
+        if dialogId and not isObjectId(dialogId):
+            if save:
+                raise StanzaError("bad-request", text="dialog_id must be a 24-hex dialog id")
+            return None  # names no dialog: a plain 1-1 message
+        return self.inOrder(origin, lambda: self.privateMessage(event, dialogId, save))
+
+    def inOrder(self, session, work) -> defer.Deferred:
+        """
+        Run C{work} (which returns a Deferred) once the dialog stanzas the
+        session sent before are done: checks and storage are asynchronous,
+        and a message must neither overtake an earlier one nor be
+        overtaken by its own correction.  Runs at once when nothing is
+        pending (always, with synchronous storage).
+        """
+        lock = session.state.get(LOCK)
+        if lock is None:
+            lock = session.state[LOCK] = defer.DeferredLock()
+        return lock.run(work)
+
+    @defer.inlineCallbacks
+    def privateMessage(self, event, dialogId, save):
+        dialog, senderId, recipientId = yield self.privateDialog(event, dialogId, create=save)
+        if dialog is None:  # a message to oneself
+            return self.release(event)
+        stanza = event.stanza
+        messageId, dateSent = self.stamp(stanza, event.to.userhost(), dialog.id)
+        if save:
+            yield self.store(dialog, senderId, stanza, messageId, dateSent, recipientId)
+        return self.release(event)
+
+    def release(self, event) -> bool:
+        """
+        Let a 1-1 message held for checks and storage go on: the remaining
+        C{message/<kind>} handlers (carbons, push), then delivery to every
+        bound resource of the recipient, or the offline store.
+        """
+        event.stanza.__dict__[HELD] = True
+        if not self.host.hooks.fire(f"message/{event.kind}", event):
+            self.deliverPrivate(event)
+        return True
+
+    def deliverPrivate(self, event) -> None:
+        stanza, to = event.stanza, event.to
+        bare = to.userhost()
+        sessions = self.host.sessions
+        targets = []
+        if event.kind == "full":
+            session = sessions.get(bare, to.resource)
+            if session is not None:
+                targets = [session]
+        if not targets:
+            targets = [s for s in sessions.sessionsOf(bare) if not s.closed and s.priority >= 0]
+        for session in targets:
+            session.send(stanza)
+        if targets or stanza.getAttribute("type") in ("error", "headline"):
+            return
+        if not self.host.hooks.fire("message/offline", event):
+            self.router.sendError(event.origin, stanza, "service-unavailable")
+
+    # -- fan-out ------------------------------------------------------------------------------
+
+    def runBatches(self, items: list, step) -> defer.Deferred:
+        """
+        Call C{step(item)} for every item: the first C{fanout_batch} now,
+        the rest in batches of that size on the cooperator, which yields
+        to the reactor between batches when its time slice is used up.
+        """
+        batch = self.config.fanout_batch
+        for item in items[:batch]:
+            step(item)
+        if len(items) <= batch:
+            return defer.succeed(None)
+
+        def work():
+            for start in range(batch, len(items), batch):
+                for item in items[start:start + batch]:
+                    step(item)
+                yield None
+
+        return self.cooperator.cooperate(work()).whenDone()
+
+    @defer.inlineCallbacks
+    def fanOut(self, dialog, stanza, senderId: int, frm: str, exclude=None, skipSender: bool = False,
+               offline: bool = True, push: bool = True):
+        """
+        Send C{stanza} C{from} C{frm} to every bound session of the dialog's
+        recipients (not C{exclude}; not the sender's with C{skipSender});
+        recipients with no session get it offline (C{offline}) and may get
+        a push (C{push}).
+        """
+        ids = yield self.recipientIds(dialog)
+        jids = yield self.directory.jidsOf(ids)
+        targets = [(uid, jids[uid]) for uid in ids if uid in jids and not (skipSender and uid == senderId)]
+        sessions = self.host.sessions
+        pushModule = self.host.modules.get("push") if push else None
+        if pushModule is not None:
+            from xmppchat.modules.push import pushable
+
+            if not pushable(stanza, stanza.getAttribute("type", "normal")):
+                pushModule = None
+        stored = []
+        limit = self.host.config.limits.offline_messages_per_user
+        now = self.host.clock.seconds()
+
+        def step(target):
+            uid, bare = target
+            bound = [s for s in sessions.sessionsOf(bare) if s is not exclude and not s.closed]
+            for session in bound:
+                session.send(copyFor(stanza, session.full, frm))
+            if not bound and offline and uid != senderId and not sessions.isConnected(bare):
+                if not stored:
+                    stored.append(copyFor(stanza, None, frm).toXml())
+                self.storage.offline.storeOffline(bare.partition("@")[0], stored[0], now, limit).addErrback(
+                    self._offlineFailed, bare)
+            if pushModule is not None and uid != senderId:
+                pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
+                                    dialogId=dialog.id).addErrback(
+                    lambda f: self.log.failure("Push decision failed", f))
+
+        yield self.runBatches(targets, step)
+
+    def _offlineFailed(self, failure, bare):
+        if failure.check(QuotaExceeded):
+            self.log.warn("Offline storage of {jid} is full: a dialog message was not stored", jid=bare)
+        else:
+            self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
+
+    def broadcast(self, stanza, frm: str, appId: int) -> defer.Deferred:
+        """
+        Send a broadcast dialog's message to every bound session of the
+        application's users (and of accounts not tied to an application).
+        """
+        def sameApp(session):
+            app = appIdOf(session.localpart)
+            return app is None or app == appId
+
+        targets = [s for s in self.host.sessions.all() if not s.closed and sameApp(s)]
+        return self.runBatches(targets, lambda s: s.send(copyFor(stanza, s.full, frm)))
+
+    # -- group messages -------------------------------------------------------------------------
+
+    @hook("muc-message/room")
+    def onRoomMessage(self, event):
+        origin = event.origin
+        if origin is None or origin.account is None:
+            return None
+        if event.stanzaType == "groupchat":
+            return self.inOrder(origin, lambda: self.groupMessage(event))
+        if event.stanzaType == "headline":
+            return self.inOrder(origin, lambda: self.systemMessage(event))
+        return None
+
+    @defer.inlineCallbacks
+    def groupMessage(self, event):
+        session, stanza = event.origin, event.stanza
+        senderId = session.account.id
+        dialog = yield self.roomDialog(event)
+        occupantJID = f"{event.room}/{senderId}"
+        info = messageInfo(stanza)
+        if info.standaloneChatState or (info.marker is not None and info.notificationOnly):
+            yield self.checkMember(dialog, senderId)
+            if info.marker is not None:
+                yield self.persistMarker(senderId, info.marker.name, info.marker.getAttribute("id"))
+                if info.marker.name != "received" and readReceiptsHidden(session):
+                    return True
+            elif typingHidden(session):
+                return True
+            yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
+                              offline=False, push=False)
+            return True
+        yield self.checkPost(dialog, senderId)
+        save = info.extraParam("save_to_history") == "1" and hasContent(info)
+        messageId, dateSent = self.stamp(stanza, event.room, dialog.id)
+        if save:
+            yield self.store(dialog, senderId, stanza, messageId, dateSent)
+        if dialog.type == DIALOG_BROADCAST:
+            yield self.broadcast(stanza, occupantJID, event.appId)
+        else:
+            yield self.fanOut(dialog, stanza, senderId, occupantJID)
+        return True
+
+    @defer.inlineCallbacks
+    def systemMessage(self, event):
+        """
+        A headline to a room: to the occupants' sessions from the sender's
+        JID (the SDK reads the sender id from it), never stored.
+        """
+        session, stanza = event.origin, event.stanza
+        dialog = yield self.roomDialog(event)
+        yield self.checkMember(dialog, session.account.id)
+        info = messageInfo(stanza)
+        if info.extraParams is not None:
+            stampDateSent(info.extraParams, int(self.host.clock.seconds()))
+            setParam(info.extraParams, "dialog_id", dialog.id, replace=False)
+            forget(stanza)
+        yield self.fanOut(dialog, stanza, session.account.id, session.full, exclude=session,
+                          offline=False, push=False)
+        return True
+
+    # -- corrections, retractions: shared by those modules ----------------------------------------
+
+    @defer.inlineCallbacks
+    def amend(self, event, originalId: str | None, apply):
+        """
+        Check and route a change of message C{originalId} (a correction or
+        a retraction): only its sender may change it; C{apply(message)}
+        (a Deferred) updates the history when the message is stored; then
+        the change goes to the dialog's occupants like a message (never
+        counted as unread).
+        """
+        session = event.origin
+        senderId = session.account.id
+        room = isinstance(event, RoomEvent)
+        dialog = None
+        if room:
+            dialog = yield self.roomDialog(event)
+        else:
+            info = messageInfo(event.stanza)
+            dialog, _, _ = yield self.privateDialog(event, info.extraParam("dialog_id"))
+        original = None
+        if isObjectId(originalId):
+            original = yield self.storage.messages.getMessage(originalId.lower())
+        if original is not None:
+            if dialog is not None and original.dialogId != dialog.id:
+                raise StanzaError("not-acceptable", text="That message belongs to another dialog")
+            if original.senderId != senderId:
+                raise StanzaError("forbidden", text="Only the sender of a message may edit or delete it")
+            if dialog is None:
+                dialog = yield self.getDialog(original.dialogId)
+            yield apply(original)
+        elif room:
+            yield self.checkPost(dialog, senderId)
+        if room:
+            yield self.fanOut(dialog, event.stanza, senderId, f"{event.room}/{senderId}", push=False)
+            return True
+        return self.release(event)
+
+    # -- markers -----------------------------------------------------------------------------------
+
+    @hook("marker-received")
+    def onMarker(self, event):
+        origin = event.origin
+        if origin is None or origin.account is None or not event.messageId:
+            return None
+        self.persistMarker(origin.account.id, event.kind, event.messageId).addErrback(
+            lambda f: self.log.failure("Persisting a chat marker failed", f))
+        return None
+
+    @defer.inlineCallbacks
+    def persistMarker(self, userId: int, kind: str, messageId: str | None):
+        """
+        Move the user's delivered (C{received}) or read (C{displayed},
+        C{acknowledged}) watermark up to the message; earlier messages
+        follow (XEP-0333 §4).  Fires with whether it moved.
+        """
+        if not isObjectId(messageId):
+            return False
+        messageId = messageId.lower()
+        message = yield self.storage.messages.getMessage(messageId)
+        if message is None:
+            return False
+        dialog = yield self.storage.dialogs.getDialog(message.dialogId)
+        if dialog is None or not canRead(dialog, userId):
+            return False
+        messages = self.storage.messages
+        mark = messages.markDelivered if kind == "received" else messages.markRead
+        moved = yield mark(dialog.id, userId, messageId)
+        return moved
+
+    # -- question hooks --------------------------------------------------------------------------------
+
+    @hook("shares-dialog")
+    def onSharesDialog(self, query):
+        query.answer(self.sharesDialog(query.user, query.peer))
+        return None
+
+    @defer.inlineCallbacks
+    def sharesDialog(self, user: str, peer: str):
+        """
+        Whether two bare JIDs are occupants of a common dialog.
+        """
+        a = yield self.directory.idOf(user)
+        b = yield self.directory.idOf(peer)
+        if a is None or b is None:
+            return False
+        private = yield self.storage.dialogs.findPrivateDialog(a, b)
+        if private is not None:
+            return True
+        common = yield self.storage.dialogs.listDialogs(a, Query(limit=1).where("occupants_ids", "eq", b))
+        return bool(common)
+
+    @hook("notifications-enabled")
+    def onNotificationsEnabled(self, query):
+        dialogId = getattr(query, "dialogId", None)
+        if isObjectId(dialogId):
+            query.answer(self.notificationsEnabled(query.user, dialogId.lower()))
+        return None
+
+    @defer.inlineCallbacks
+    def notificationsEnabled(self, user: str, dialogId: str):
+        userId = yield self.directory.idOf(user)
+        if userId is None:
+            return None
+        enabled = yield self.storage.dialogs.getNotifications(dialogId, userId)
+        return bool(enabled)
+
+    # -- REST ----------------------------------------------------------------------------------------------
+
+    @hook("rest-message-created")
+    def onRestMessage(self, event):
+        if event.sendToChat:
+            self.deliverStored(event.message, event.dialog, event.appId).addErrback(
+                lambda f: self.log.failure("Delivering a REST message over XMPP failed", f))
+        return None
+
+    @defer.inlineCallbacks
+    def deliverStored(self, message, dialog, appId: int | None):
+        """
+        Deliver a message stored by the REST API like one sent over XMPP.
+        """
+        if dialog.type == DIALOG_PRIVATE:
+            recipientId = message.recipientId
+            if recipientId is None:
+                others = [o for o in dialog.occupantIds if o != message.senderId]
+                recipientId = others[0] if others else None
+            jids = yield self.directory.jidsOf([message.senderId, recipientId])
+            sender, recipient = jids.get(message.senderId), jids.get(recipientId)
+            if sender is None or recipient is None:
+                return None
+            stanza = messageStanza(message, sender, recipient, "chat", dialog.id)
+            self._sid(stanza, recipient, message.id)
+            self.release(Event(self.host, stanza, None, parseJID(recipient), "bare", "chat"))
+            return None
+        room = roomJID(appId or self.defaultAppId(), dialog.id, self.mucDomain)
+        stanza = messageStanza(message, None, None, "groupchat", dialog.id)
+        self._sid(stanza, room, message.id)
+        frm = f"{room}/{message.senderId}"
+        if dialog.type == DIALOG_BROADCAST:
+            yield self.broadcast(stanza, frm, appId or self.defaultAppId())
+        else:
+            yield self.fanOut(dialog, stanza, message.senderId, frm)
+        return None
+
+    @staticmethod
+    def _sid(stanza, by: str, messageId: str) -> None:
+        sid = stanza.addElement((NS_SID, "stanza-id"))
+        sid["by"] = by
+        sid["id"] = messageId
+
+    @hook("rest-system-message")
+    def onRestSystemMessage(self, event):
+        messageId, senderId, recipientId, params = event
+        self.deliverSystem(messageId, senderId, recipientId, dict(params)).addErrback(
+            lambda f: self.log.failure("Delivering a REST system message failed", f))
+        return None
+
+    @defer.inlineCallbacks
+    def deliverSystem(self, messageId, senderId, recipientId, params: dict):
+        """
+        A REST system message (SDK reference §4.5 C{createSystem}) as the
+        headline of §5.10: C{extraParams} with C{moduleIdentifier}
+        C{SystemNotifications}, to every bound resource of the recipient;
+        never stored.
+        """
+        jids = yield self.directory.jidsOf([senderId, recipientId])
+        if recipientId not in jids:
+            return None
+        stanza = domish.Element((NS_CLIENT, "message"))
+        stanza["type"] = "headline"
+        stanza["id"] = messageId
+        stanza["to"] = jids[recipientId]
+        stanza["from"] = jids.get(senderId, self.host.domain)
+        body = params.pop("body", None)
+        if body is not None:
+            stanza.addElement("body", content=str(body))
+        element = stanza.addElement("extraParams")
+        params.setdefault("moduleIdentifier", "SystemNotifications")
+        params["date_sent"] = int(self.host.clock.seconds())
+        addParams(element, params)
+        self.router.deliver(stanza)
+        return None
+
+    # -- broadcast catch-up -----------------------------------------------------------------------------
+
+    @hook("session-bound")
+    def onBound(self, event):
+        if event.session.account is not None:
+            self.directory.remember(event.session.account)
+        return None
+
+    @hook("rest-user-deleted")
+    def onAccountDeleted(self, account):
+        self.directory.forget(account)
+        return None
+
+    @hook("presence-initial")
+    def onInitialPresence(self, event):
+        """
+        The first of an account's sessions to become available gets the
+        broadcasts it missed (like offline messages, XEP-0160).
+        """
+        session = event.session
+        if session.account is None:
+            return None
+        others = self.host.sessions.sessionsOf(session.bare)
+        if any(s.state.get(self.name) for s in others if s is not session):
+            session.state[self.name] = True
+            return None
+        session.state[self.name] = True
+        self.catchUp(session).addErrback(
+            lambda f: self.log.failure("Broadcast catch-up for {jid} failed", f, jid=session.full))
+        return None
+
+    @defer.inlineCallbacks
+    def catchUp(self, session):
+        """
+        Send a user who comes online the broadcast messages stored since
+        their last logout (or since the account was created), with a
+        XEP-0203 delay: no per-user rows are written for broadcasts.
+        """
+        last = yield self.storage.lastActivity.getLastActivity(session.localpart)
+        since = last[0] if last else session.account.createdAt
+        query = Query(limit=self.config.broadcast_catchup_dialogs, sort="last_message_date_sent",
+                      descending=True)
+        query.where("type", "eq", DIALOG_BROADCAST).where("last_message_date_sent", "gte", int(since))
+        dialogs = yield self.storage.dialogs.listDialogs(None, query)
+        if not dialogs:
+            return 0
+        owners = yield self.directory.jidsOf({d.ownerId for d in dialogs})
+        userApp = appIdOf(session.localpart)
+        sent = 0
+        for dialog in reversed(dialogs):
+            ownerApp = appIdOf(owners.get(dialog.ownerId, "").partition("@")[0])
+            if ownerApp is not None and userApp is not None and ownerApp != userApp:
+                continue
+            room = roomJID(ownerApp or userApp or self.defaultAppId(), dialog.id, self.mucDomain)
+            messages = yield self.storage.messages.listMessages(dialog.id, None, Query(
+                limit=self.config.broadcast_catchup_messages, sort="created_at",
+                descending=True).where("created_at", "gt", since))
+            for message in sorted(messages, key=lambda m: m.order):
+                if session.closed:
+                    return sent
+                stanza = messageStanza(message, f"{room}/{message.senderId}", session.full,
+                                       "groupchat", dialog.id)
+                self._sid(stanza, room, message.id)
+                stanza.addChild(delayElement(message.createdAt, room, "Broadcast"))
+                session.send(stanza)
+                sent += 1
+        return sent
+
+
+class ChangeModule(Module):
+    """
+    Base of the modules that change a dialog message (correction,
+    retraction, reactions): they see 1-1 and room messages carrying one of
+    their C{kinds} (C{(uri, name)} pairs) before the dialog layer, and
+    handle them in L{change}.
+    """
+
+    kinds: frozenset = frozenset()
+
+    @hook("message/bare", priority=210)
+    @hook("message/full", priority=210)
+    @hook("muc-message/room", priority=10)
+    def onChange(self, event):
+        element = changeIn(event, self.kinds)
+        if element is None:
+            return None
+        return dialogsOf(self.host).inOrder(event.origin, lambda: self.change(event, element))
+
+    def change(self, event, element):
+        raise NotImplementedError()
+
+
+def dialogsOf(host) -> DialogsModule:
+    """
+    The loaded dialogs module (the correction, retraction, reactions and
+    MAM modules build on it).
+    """
+    module = host.modules.get("dialogs")
+    if module is None:
+        raise StanzaError("service-unavailable", text="Dialogs are not enabled")
+    return module
+
+
+__all__ = ["DialogsModule", "AccountDirectory", "paramsToDict", "addParams", "messageStanza",
+           "copyFor", "changeIn", "dialogsOf", "ChangeModule", "appIdOf", "CHANGES", "NS_CORRECT", "NS_DELETE", "NS_RETRACT",
+           "NS_FASTEN", "NS_REACTIONS"]
