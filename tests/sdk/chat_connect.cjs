@@ -59,4 +59,24 @@ runFlow(async (flow, out) => {
   await record(out, 'lastActivityOffline', () => bob.call('chat.getLastUserActivity', alice.userId));
   out.lastActivityEvents = bob.seen('onLastUserActivityListener');
   await bob.call('chat.unsubscribeFromUserLastActivityStatus', alice.userId);
+
+  // Offline delivery: bob writes while alice is away; she gets it (delayed) when she connects again.
+  const whileAway = await bob.call('chat.send', alice.userId, { type: 'chat', body: 'while you were away', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
+  await sleep(300);
+  out.reconnectAfterLogout = await alice.call('chat.connect', { userId: alice.userId, password: alice.password });
+  const [offlineFrom, offline] = await alice.waitFor('onMessageListener', (id, m) => m.id === whileAway);
+  out.offline = { fromId: offlineFrom, body: offline.body, delayed: Boolean(offline.delay), dialogId: offline.dialog_id };
+
+  // Carbons: a second device of alice sees what alice sends (is_forwarded) and what she receives.
+  const tablet = await flow.online('alice-tablet', { as: alice });
+  const toBob = await alice.call('chat.send', bob.userId, { type: 'chat', body: 'from the phone', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
+  const [copyFrom, copy] = await tablet.waitFor('onMessageListener', (id, m) => m.id === toBob);
+  out.carbon = { fromId: copyFrom, body: copy.body, isForwarded: copy.is_forwarded };
+  const toAlice = await bob.call('chat.send', alice.userId, { type: 'chat', body: 'to both devices', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
+  out.bothDevices = [
+    (await alice.waitFor('onMessageListener', (id, m) => m.id === toAlice))[1].body,
+    (await tablet.waitFor('onMessageListener', (id, m) => m.id === toAlice))[1].body,
+  ];
+  await sleep(300);
+  out.tabletStrayDelivered = tablet.seen('onDeliveredStatusListener').filter(([m]) => m === '');
 });

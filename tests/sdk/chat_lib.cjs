@@ -124,17 +124,20 @@ class Flow {
   }
 
   // Start a worker, sign the user up over REST and log in (REST session); not yet connected to chat.
+  // With {as: otherUser}: a second device of that user (same login, own process).
   async user(name, options = {}) {
     const child = spawn(process.execPath, [path.join(__dirname, 'chat_worker.cjs')], {
       cwd: __dirname, stdio: ['pipe', 'pipe', 'pipe'],
     });
     const user = new User(name, child);
     this.users.push(user);
-    const login = `${name}${this.suffix}`;
-    const password = `${name}-password-${this.suffix}`;
+    const same = options.as;
+    const login = same ? same.login : `${name}${this.suffix}`;
+    const password = same ? same.password : `${name}-password-${this.suffix}`;
     const info = await user.request('setup', {
       apiUrl: this.settings.apiUrl, chatUrl: this.settings.chatUrl, appId: this.settings.appId,
       authKey: this.settings.authKey, login, password, streamManagement: options.streamManagement,
+      existing: Boolean(same), userId: same && same.userId,
     });
     Object.assign(user, info, { login, password });
     return user;

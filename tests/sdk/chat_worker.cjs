@@ -71,11 +71,14 @@ async function setup(request) {
   for (const name of LISTENERS) {
     ConnectyCube.chat[name] = (...args) => say({ event: name, args: plain(args) });
   }
-  await ConnectyCube.createSession();
-  const user = { login: request.login, password: request.password, full_name: request.fullName || request.login };
-  const signed = await ConnectyCube.users.signup(user);
+  let userId = request.userId;
+  if (!request.existing) {
+    await ConnectyCube.createSession();
+    const user = { login: request.login, password: request.password, full_name: request.fullName || request.login };
+    userId = (await ConnectyCube.users.signup(user)).user.id;
+  }
   const session = await ConnectyCube.createSession({ login: request.login, password: request.password });
-  return { userId: signed.user.id, token: session.token, sessionUserId: session.user_id };
+  return { userId, token: session.token, sessionUserId: session.user_id };
 }
 
 async function handle(request) {

@@ -102,8 +102,25 @@ def test_lastActivityAndStatusStreaming(flows):
     assert pushes and all(userId == alice for userId, _ in pushes)
     [userId, seconds] = out["lastActivityPush"]["result"]
     assert userId == alice and isinstance(seconds, int) and seconds >= 0
+    assert seconds > 0  # offline is never the online value 0
     offline = out["lastActivityOffline"]["result"]
-    assert offline["userId"] == alice and 0 <= offline["seconds"] < 30
+    assert offline["userId"] == alice and 1 <= offline["seconds"] < 30
+
+
+def test_offlineMessageOnNextConnect(flows):
+    """A message sent while the recipient is offline arrives (with <delay>) when the SDK connects again."""
+    out = flows("connect")
+    assert out["reconnectAfterLogout"] is True
+    assert out["offline"] == {"fromId": out["ids"]["bob"], "body": "while you were away", "delayed": True,
+                              "dialogId": out["dialog"]["_id"]}
+
+
+def test_carbonsToSecondDevice(flows):
+    """A second SDK device of the same user gets sent carbons (is_forwarded) and every incoming message."""
+    out = flows("connect")
+    assert out["carbon"] == {"fromId": out["ids"]["alice"], "body": "from the phone", "isForwarded": True}
+    assert out["bothDevices"] == ["to both devices", "to both devices"]
+    assert out["tabletStrayDelivered"] == []  # no <received> carbons mistaken for markers (reference §5.15)
 
 
 # -- 1-1 messages ------------------------------------------------------------------------------------
