@@ -79,4 +79,19 @@ runFlow(async (flow, out) => {
   ];
   await sleep(300);
   out.tabletStrayDelivered = tablet.seen('onDeliveredStatusListener').filter(([m]) => m === '');
+
+  // The SDK writes arrays in extension as malformed XML (reference §5.3): the server ends that stream
+  // with not-well-formed, the SDK reconnects by itself and the next message goes through.
+  tablet.drain('onReconnectListener');
+  await tablet.call('chat.send', bob.userId, { type: 'chat', body: 'bad', extension: { tags: ['a', 'b'] } });
+  const [streamError] = await tablet.waitFor('onConnectionErrorListener');
+  out.malformed = { condition: streamError.condition };
+  await tablet.waitFor('onReconnectListener', () => true, 10000);
+  const good = await tablet.call('chat.send', bob.userId, { type: 'chat', body: 'after the bad frame', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
+  out.afterMalformed = (await bob.waitFor('onMessageListener', (id, m) => m.id === good))[1].body;
+
+  // A session token stops working as a chat password once the REST session is destroyed.
+  await bob.call('destroySession');
+  const late = await flow.user('late');
+  out.deadToken = await late.attempt('chat.connect', { userId: bob.userId, password: bob.token });
 });

@@ -67,16 +67,22 @@ runFlow(async (flow, out) => {
   await record(out, 'leave', () => within(bob.call('chat.muc.leave', group._id), 3000, 'muc.leave'));
   await record(out, 'leaveOccupant', () => alice.waitFor('onLeaveOccupant', (d, u) => u === bob.userId, 3000));
 
+  // A user removed from the group cannot write to it any more; the others get nothing.
+  await alice.call('chat.dialog.update', group._id, { pull_all: { occupants_ids: [carol.userId] } });
+  const outsider = await carol.call('chat.send', group._id, { type: 'groupchat', body: 'am I still here?', extension: { save_to_history: 1, dialog_id: group._id } });
+  out.removedError = await carol.maybe('onMessageErrorListener', (id) => id === outsider, 3000);
+  out.removedDelivered = await bob.maybe('onMessageListener', (id, m) => m.id === outsider, 1000);
+
   // Admins.
   out.addAdmins = await alice.call('chat.dialog.addAdmins', group._id, [bob.userId]);
   out.removeAdmins = await alice.call('chat.dialog.removeAdmins', group._id, [bob.userId]);
-  out.addAdminsByOccupant = await carol.attempt('chat.dialog.addAdmins', group._id, [carol.userId]);
+  out.addAdminsByOccupant = await bob.attempt('chat.dialog.addAdmins', group._id, [bob.userId]);
 
   // Notification settings (per user).
   out.notificationsDefault = await bob.call('chat.dialog.getNotificationsSettings', group._id);
   out.notificationsUpdate = await bob.call('chat.dialog.updateNotificationsSettings', group._id, 0);
   out.notificationsAfter = await bob.call('chat.dialog.getNotificationsSettings', group._id);
-  out.notificationsOther = await carol.call('chat.dialog.getNotificationsSettings', group._id);
+  out.notificationsOther = await alice.call('chat.dialog.getNotificationsSettings', group._id);
 
   // Public dialog: subscribe, occupants, messages to subscribers.
   const lobby = await alice.call('chat.dialog.create', { type: 4, name: 'SDK lobby' });

@@ -34,6 +34,15 @@ runFlow(async (flow, out) => {
   out.sentCallback = { lost, sentId: sent && (sent.id || (sent.attrs && sent.attrs.id)), sent };
   out.autoDelivered = await alice.waitFor('onDeliveredStatusListener', (messageId) => messageId === first);
 
+  // Three quick messages: three acks, in order (the server's h counts every stanza).
+  const burst = [];
+  for (const n of [1, 2, 3]) burst.push(await alice.call('chat.send', bob.userId, { type: 'chat', body: `burst ${n}`, extension: { dialog_id: dialog._id } }));
+  out.burst = burst;
+  out.burstAcked = [];
+  for (let n = 0; n < 3; n += 1) out.burstAcked.push((await alice.waitFor('onSentMessageCallback'))[1].id);
+  out.burstReceived = [];
+  for (const id of burst) out.burstReceived.push((await bob.waitFor('onMessageListener', (u, m) => m.id === id))[1].body);
+
   // The attachment is downloadable by the recipient with its own token.
   const url = await bob.call('storage.privateUrl', blob.uid);
   const response = await fetch(url);
@@ -86,7 +95,19 @@ runFlow(async (flow, out) => {
   });
   await record(out, 'afterXmppDelete', async () => (await alice.call('chat.message.list', { chat_dialog_id: dialog._id })).items.map((m) => m._id));
 
-  // 7. REST delete of the first message (for everybody).
+  // 7. REST-created messages reach the chat: send_to_chat and system messages.
+  await record(out, 'restSendToChat', async () => {
+    const created = await alice.call('chat.message.create', { chat_dialog_id: dialog._id, message: 'from REST', send_to_chat: 1, markable: 1, mood: 'good' });
+    const [userId, m] = await bob.waitFor('onMessageListener', (u, msg) => msg.id === created._id, 4000);
+    return { createdId: created._id, userId, message: m };
+  });
+  await record(out, 'restSystem', async () => {
+    const created = await alice.call('chat.message.createSystem', { recipientId: bob.userId, note: 'rest system' });
+    const [m] = await bob.waitFor('onSystemMessageListener', (msg) => msg.extension && msg.extension.note === 'rest system', 4000);
+    return { created, message: m };
+  });
+
+  // 8. REST delete of the first message (for everybody).
   await alice.call('chat.message.delete', [first], { force: 1 });
   out.afterRestDelete = (await bob.call('chat.message.list', { chat_dialog_id: dialog._id })).items.map((m) => m._id);
 });

@@ -118,9 +118,22 @@ def test_offlineMessageOnNextConnect(flows):
 def test_carbonsToSecondDevice(flows):
     """A second SDK device of the same user gets sent carbons (is_forwarded) and every incoming message."""
     out = flows("connect")
+    assert out["tabletStrayDelivered"] == []
     assert out["carbon"] == {"fromId": out["ids"]["alice"], "body": "from the phone", "isForwarded": True}
     assert out["bothDevices"] == ["to both devices", "to both devices"]
-    assert out["tabletStrayDelivered"] == []  # no <received> carbons mistaken for markers (reference §5.15)
+    # (and no <received> carbons mistaken for markers, reference §5.15)
+
+
+def test_malformedExtensionFrame(flows):
+    """The SDK's malformed XML for array extensions ends the stream (not-well-formed); the SDK reconnects and goes on."""
+    out = flows("connect")
+    assert out["malformed"] == {"condition": "not-well-formed"}
+    assert out["afterMalformed"] == "after the bad frame"
+
+
+def test_destroyedSessionTokenRejected(flows):
+    """After destroySession the session token no longer works as a chat password."""
+    assert flows("connect")["deadToken"] == {"error": "not-authorized"}
 
 
 # -- 1-1 messages ------------------------------------------------------------------------------------
@@ -157,6 +170,8 @@ def test_sentMessageCallbackWithStreamManagement(flows):
     out = flows("messages")
     assert out["sentCallback"]["lost"] is None
     assert out["sentCallback"]["sentId"] == out["firstId"]
+    assert out["burstAcked"] == out["burst"]
+    assert out["burstReceived"] == ["burst 1", "burst 2", "burst 3"]
 
 
 def test_deliveredAndReadStatus(flows):
@@ -222,7 +237,23 @@ def test_privateEditReactionDelete(flows):
     assert out["reaction"]["result"] == [first, bob, dialog, "🔥", None]
     assert out["delete"]["result"] == [out["secondMessage"]["id"], dialog, alice]
     assert out["afterXmppDelete"]["result"] == [first]
-    assert out["afterRestDelete"] == []
+    assert out["afterRestDelete"] == [out["restSendToChat"]["result"]["createdId"]]
+
+
+def test_restMessagesReachTheChat(flows):
+    """message.create with send_to_chat and message.createSystem are delivered to the recipient's SDK listeners."""
+    out = flows("messages")
+    alice, bob = out["ids"]["alice"], out["ids"]["bob"]
+    sent = out["restSendToChat"]["result"]
+    assert sent["userId"] == alice
+    message = sent["message"]
+    assert message["id"] == sent["createdId"] and message["body"] == "from REST"
+    assert message["dialog_id"] == out["dialogId"] and message["recipient_id"] == bob
+    assert message["extension"]["mood"] == "good"
+    system = out["restSystem"]["result"]
+    assert system["created"]["recipientId"] == bob
+    assert system["message"]["id"] == system["created"]["messageId"] and system["message"]["userId"] == alice
+    assert system["message"]["extension"]["note"] == "rest system"
 
 
 # -- privacy lists -----------------------------------------------------------------------------------
@@ -287,6 +318,13 @@ def test_groupMessageWithoutJoin(flows):
     assert out["delivered"] == [[first, group, ids["bob"]], [first, group, ids["carol"]]]
     assert out["read"] == [first, group, ids["bob"]]
     assert out["groupTyping"] == [True, ids["alice"], group]
+
+
+def test_removedOccupantCannotWrite(flows):
+    """After dialog.update pull_all, the removed user's group message bounces with 403 and reaches nobody."""
+    out = flows("dialogs")
+    assert out["removedError"][1]["code"] == 403
+    assert out["removedDelivered"] is None
 
 
 def test_groupHistoryFromChat(flows):
