@@ -28,6 +28,11 @@ runFlow(async (flow, out) => {
   out.jid = await alice.get('chat.helpers.userCurrentJid');
 
   await record(out, 'ping', () => alice.call('chat.pingWithTimeout', 3000));
+  // REST sees who is online in the chat.
+  await record(out, 'listOnline', async () => (await alice.call('users.listOnline', { limit: 100, offset: 0 })));
+  await record(out, 'onlineCount', () => alice.call('users.getOnlineCount'));
+  // Last activity of a user sharing no dialog is refused.
+  await record(out, 'lastActivityStranger', () => alice.call('chat.getLastUserActivity', mallory.userId));
 
   // Last activity of an online user, then status streaming: bob watches alice.
   await record(out, 'lastActivityOnline', () => bob.call('chat.getLastUserActivity', alice.userId));

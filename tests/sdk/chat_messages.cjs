@@ -78,6 +78,7 @@ runFlow(async (flow, out) => {
   await bob.call('chat.message.update', second, { read: 1, chat_dialog_id: dialog._id });
   out.unreadAfterUpdate = await bob.call('chat.message.unreadCount', { chat_dialog_ids: [dialog._id] });
   out.dialogAfter = (await alice.call('chat.dialog.list', { _id: dialog._id })).items[0];
+  out.bobDialogAfter = (await bob.call('chat.dialog.list', { _id: dialog._id })).items[0];
 
   // 6. Edit, reaction and delete pushed to the other user (dialog features).
   await record(out, 'edit', async () => {
@@ -89,6 +90,18 @@ runFlow(async (flow, out) => {
     await bob.call('chat.message.addReaction', first, '🔥');
     return alice.waitFor('onMessageReactionsListener', (id) => id === first, 4000);
   });
+  await record(out, 'reactionSwap', async () => {
+    await bob.call('chat.message.updateReaction', first, '👍', '🔥');
+    return alice.waitFor('onMessageReactionsListener', (id) => id === first, 4000);
+  });
+  out.reactionsListed = await alice.call('chat.message.listReactions', first);
+  // Only the author may edit or delete: bob's attempts on alice's message change nothing.
+  await bob.call('chat.editMessage', { to: alice.userId, dialogId: dialog._id, body: 'forged', originMessageId: first, last: false });
+  await bob.call('chat.deleteMessage', { to: alice.userId, dialogId: dialog._id, messageId: first });
+  out.forgedEditPushed = await alice.maybe('onMessageUpdateListener', (id) => id === first, 1500);
+  out.forgedDeletePushed = await alice.maybe('onMessageDeleteListener', (id) => id === first, 200);
+  out.forgeryErrors = { alice: alice.seen('onMessageErrorListener'), bob: bob.seen('onMessageErrorListener') };
+  out.afterForgery = (await alice.call('chat.message.list', { chat_dialog_id: dialog._id, _id: first, mark_as_read: 0 })).items.map((m) => m.message);
   await record(out, 'delete', async () => {
     await alice.call('chat.deleteMessage', { to: bob.userId, dialogId: dialog._id, messageId: second });
     return bob.waitFor('onMessageDeleteListener', (id) => id === second, 4000);

@@ -86,6 +86,14 @@ def test_disconnectAndReconnectCallbacks(flows):
     assert out["disconnect"] is True and out["isConnectedAfterDisconnect"] is False
 
 
+def test_restSeesChatPresence(flows):
+    """users.listOnline and getOnlineCount list the users connected to the chat."""
+    out = flows("connect")
+    ids = out["ids"]
+    assert sorted(u["id"] for u in out["listOnline"]["result"]["users"]) == sorted([ids["alice"], ids["bob"]])
+    assert out["onlineCount"] == {"result": {"count": 2}}
+
+
 def test_pingAndMarkActiveInactive(flows):
     """pingWithTimeout resolves, also after markInactive/markActive (which the server answers)."""
     out = flows("connect")
@@ -98,6 +106,7 @@ def test_lastActivityAndStatusStreaming(flows):
     out = flows("connect")
     alice = out["ids"]["alice"]
     assert out["lastActivityOnline"] == {"result": {"userId": alice, "seconds": 0}}
+    assert out["lastActivityStranger"]["error"]["code"] == 403  # no shared dialog
     pushes = out["pushesBeforeLogout"]
     assert pushes and all(userId == alice for userId, _ in pushes)
     [userId, seconds] = out["lastActivityPush"]["result"]
@@ -223,7 +232,18 @@ def test_restViewOfChatTraffic(flows):
     assert out["unreadAfterUpdate"] == {"total": 0, out["dialogId"]: 0}
     dialog = out["dialogAfter"]
     assert dialog["last_message"] == "second" and dialog["last_message_user_id"] == alice
-    assert dialog["last_message_id"] == second["_id"]
+    assert dialog["last_message_id"] == second["_id"] and dialog["last_message_status"] == "read"
+    assert out["bobDialogAfter"]["unread_messages_count"] == 0
+    assert out["bobDialogAfter"]["last_message_status"] is None  # not bob's message
+
+
+def test_onlyTheSenderEditsOrDeletes(flows):
+    """Bob's edit and delete of alice's message bounce with 403; alice gets no push; the history is unchanged."""
+    out = flows("messages")
+    assert out["forgedEditPushed"] is None and out["forgedDeletePushed"] is None
+    assert out["forgeryErrors"]["alice"] == []
+    assert [error["code"] for _, error in out["forgeryErrors"]["bob"]] == [403, 403]
+    assert out["afterForgery"] == ["hello bob (edited)"]
 
 
 def test_privateEditReactionDelete(flows):
@@ -235,6 +255,8 @@ def test_privateEditReactionDelete(flows):
     [edited] = out["editedHistory"]["result"]
     assert edited["message"] == "hello bob (edited)" and edited["edited"] is True
     assert out["reaction"]["result"] == [first, bob, dialog, "🔥", None]
+    assert out["reactionSwap"]["result"] == [first, bob, dialog, "👍", "🔥"]
+    assert out["reactionsListed"] == {"👍": [bob]}
     assert out["delete"]["result"] == [out["secondMessage"]["id"], dialog, alice]
     assert out["afterXmppDelete"]["result"] == [first]
     assert out["afterRestDelete"] == [out["restSendToChat"]["result"]["createdId"]]
