@@ -14,6 +14,10 @@ Any C{to} is accepted and served as the configured domain (clients send
 the URL's host).  There is no STARTTLS (§3.7): the stream counts as
 secure on C{wss://} and, unless configured otherwise, from a loopback
 peer (a local client or a TLS-terminating proxy on the same machine).
+Behind such a trusted loopback proxy the client's address (for the
+failed-login throttle and logs) is the right-most C{X-Forwarded-For}
+entry, the one the proxy added; otherwise every client would share the
+proxy's address and a few wrong passwords would lock everybody out.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
         self.parser: FrameParser | None = None
         self.secure = False
         self.peer = ""
+        self.forwardedFor = ""
         self.lastReceived = 0.0
         self.awaitingOpen = True
         self._timeout = None
@@ -86,13 +91,18 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(400, "The 'xmpp' WebSocket sub-protocol is required (RFC 7395 §3.1)")
         if factory.allowedOrigins and request.origin not in factory.allowedOrigins:
             raise ConnectionDeny(403, "Origin not allowed")
+        self.forwardedFor = request.headers.get("x-forwarded-for", "")
         return SUBPROTOCOL
 
     def onOpen(self):
         factory = self.factory
         host = factory.host
         self.peer = getattr(self.transport.getPeer(), "host", "")
-        self.secure = factory.tls or (factory.loopbackSecure and isLoopback(self.peer))
+        trustedProxy = factory.loopbackSecure and isLoopback(self.peer)
+        self.secure = factory.tls or trustedProxy
+        forwarded = self.forwardedFor.rsplit(",", 1)[-1].strip()
+        if trustedProxy and forwarded:
+            self.peer = forwarded[:64]
         limits = host.config.limits
         self.parser = FrameParser(limits.max_stanza_bytes, limits.max_depth)
         self.stream = C2SStream(host, self)
