@@ -40,7 +40,11 @@ runFlow(async (flow, out) => {
   await sleep(300);
 
   // markInactive / markActive are fire-and-forget IQs; the stream must stay usable after them.
+  // Messages are still delivered at once while inactive (only presences may be held back).
   await alice.call('chat.markInactive');
+  await sleep(200);
+  const inactiveId = await bob.call('chat.send', alice.userId, { type: 'chat', body: 'while inactive', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
+  out.whileInactive = (await alice.maybe('onMessageListener', (id, m) => m.id === inactiveId, 3000) || [null, {}])[1].body || null;
   await alice.call('chat.markActive');
   await record(out, 'pingAfterMark', () => alice.call('chat.pingWithTimeout', 3000));
 

@@ -95,9 +95,10 @@ def test_restSeesChatPresence(flows):
 
 
 def test_pingAndMarkActiveInactive(flows):
-    """pingWithTimeout resolves, also after markInactive/markActive (which the server answers)."""
+    """pingWithTimeout resolves, also after markInactive/markActive; messages still arrive while inactive."""
     out = flows("connect")
     assert out["ping"] == {"result": None}
+    assert out["whileInactive"] == "while inactive"
     assert out["pingAfterMark"] == {"result": None}
 
 
