@@ -36,6 +36,7 @@ runFlow(async (flow, out) => {
   await sleep(200);
   out.history = (await carol.call('chat.message.list', { chat_dialog_id: group._id, sort_asc: 'date_sent', mark_as_read: 0 })).items;
   out.unread = await carol.call('chat.message.unreadCount', { chat_dialog_ids: [group._id] });
+  out.carolDialog = (await carol.call('chat.dialog.list', { _id: group._id })).items[0];
 
   // Edit, reaction, delete pushed to the other occupants.
   await record(out, 'edit', async () => {
@@ -83,6 +84,16 @@ runFlow(async (flow, out) => {
   out.notificationsUpdate = await bob.call('chat.dialog.updateNotificationsSettings', group._id, 0);
   out.notificationsAfter = await bob.call('chat.dialog.getNotificationsSettings', group._id);
   out.notificationsOther = await alice.call('chat.dialog.getNotificationsSettings', group._id);
+
+  // Bob leaves (dialog.delete without force): he is no longer an occupant and cannot write.
+  await bob.call('chat.dialog.delete', group._id);
+  out.afterLeave = (await alice.call('chat.dialog.list', { _id: group._id })).items[0];
+  out.bobListAfterLeave = (await bob.call('chat.dialog.list', { _id: group._id })).items;
+  const leftMessage = await bob.call('chat.send', group._id, { type: 'groupchat', body: 'after leaving', extension: { save_to_history: 1, dialog_id: group._id } });
+  out.leftError = await bob.maybe('onMessageErrorListener', (id) => id === leftMessage, 3000);
+  // clearHistory empties the history for the caller.
+  await alice.call('chat.dialog.clearHistory', group._id);
+  out.afterClear = (await alice.call('chat.message.list', { chat_dialog_id: group._id, mark_as_read: 0 })).items;
 
   // Public dialog: subscribe, occupants, messages to subscribers.
   const lobby = await alice.call('chat.dialog.create', { type: 4, name: 'SDK lobby' });

@@ -359,6 +359,9 @@ def test_groupHistoryFromChat(flows):
     assert message["topic"] == "news" and message["chat_dialog_id"] == out["group"]["_id"]
     assert ids["bob"] in message["read_ids"] and ids["carol"] not in message["read_ids"]
     assert out["unread"]["total"] == 1
+    dialog = out["carolDialog"]
+    assert dialog["unread_messages_count"] == 1 and dialog["last_message"] == "hello group"
+    assert dialog["last_message_id"] == out["firstId"] and dialog["last_message_user_id"] == ids["alice"]
 
 
 def test_groupEditReactionDelete(flows):
@@ -384,6 +387,15 @@ def test_mucJoinLeave(flows):
     assert sorted(out["onlineUsers"]["result"]) == sorted([ids["alice"], ids["bob"]])
     assert out["leave"] == {"result": None}
     assert out["leaveOccupant"]["result"][1] == ids["bob"]
+
+
+def test_leaveAndClearHistory(flows):
+    """dialog.delete without force leaves the group (no more writing: 403); clearHistory empties the caller's history."""
+    out = flows("dialogs")
+    assert out["afterLeave"]["occupants_ids"] == [out["ids"]["alice"]]
+    assert out["bobListAfterLeave"] == []
+    assert out["leftError"][1]["code"] == 403
+    assert out["afterClear"] == []
 
 
 def test_admins(flows):
