@@ -99,6 +99,15 @@ runFlow(async (flow, out) => {
   const good = await tablet.call('chat.send', bob.userId, { type: 'chat', body: 'after the bad frame', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
   out.afterMalformed = (await bob.waitFor('onMessageListener', (id, m) => m.id === good))[1].body;
 
+  // A JWT user (init with {appId, token}) connects with the JWT as password and chats.
+  if (flow.settings.jwt) {
+    const jwtUser = await flow.user('jwt', { jwt: flow.settings.jwt });
+    out.jwtConnect = await jwtUser.call('chat.connect', { userId: jwtUser.userId, password: flow.settings.jwt });
+    out.jwtUserId = jwtUser.userId;
+    const fromJwt = await jwtUser.call('chat.send', bob.userId, { type: 'chat', body: 'from a JWT user' });
+    out.jwtMessage = await bob.waitFor('onMessageListener', (id, m) => m.id === fromJwt);
+  }
+
   // A session token stops working as a chat password once the REST session is destroyed.
   await bob.call('destroySession');
   const late = await flow.user('late');

@@ -125,6 +125,7 @@ class Flow {
 
   // Start a worker, sign the user up over REST and log in (REST session); not yet connected to chat.
   // With {as: otherUser}: a second device of that user (same login, own process).
+  // With {jwt}: a token user, init({appId, token: jwt}) (no signup).
   async user(name, options = {}) {
     const child = spawn(process.execPath, [path.join(__dirname, 'chat_worker.cjs')], {
       cwd: __dirname, stdio: ['pipe', 'pipe', 'pipe'],
@@ -137,7 +138,7 @@ class Flow {
     const info = await user.request('setup', {
       apiUrl: this.settings.apiUrl, chatUrl: this.settings.chatUrl, appId: this.settings.appId,
       authKey: this.settings.authKey, login, password, streamManagement: options.streamManagement,
-      existing: Boolean(same), userId: same && same.userId,
+      existing: Boolean(same), userId: same && same.userId, token: options.jwt,
     });
     Object.assign(user, info, { login, password });
     return user;

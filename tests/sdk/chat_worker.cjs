@@ -57,7 +57,7 @@ function decodeArg(value) {
 
 async function setup(request) {
   ConnectyCube.init(
-    { appId: request.appId, authKey: request.authKey },
+    request.token ? { appId: request.appId, token: request.token } : { appId: request.appId, authKey: request.authKey },
     {
       endpoints: { api_url: request.apiUrl, chat: request.domain || 'localhost', chat_url: request.chatUrl },
       chat: {
@@ -70,6 +70,11 @@ async function setup(request) {
   );
   for (const name of LISTENERS) {
     ConnectyCube.chat[name] = (...args) => say({ event: name, args: plain(args) });
+  }
+  if (request.token) {
+    // A token user (e.g. an app's own JWT): no auth key, no signup; the token is the session.
+    const session = await ConnectyCube.getSession();
+    return { userId: session.user_id, token: request.token, sessionUserId: session.user_id };
   }
   let userId = request.userId;
   if (!request.existing) {

@@ -14,11 +14,14 @@ on what the I{other} user received.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tests.e2e.conftest import REST_APP_ID, REST_AUTH_KEY, startServer, stopServer
+from tests.e2e.conftest import REST_APP_ID, REST_AUTH_KEY, REST_JWT_SECRET, startServer, stopServer
 from tests.e2e.nodeclients import TRANSPORTS
 from tests.sdk.conftest import runNode
+from xmppchat.api.sessions import encodeJWT
 
 OBJECT_ID = 24
 
@@ -37,7 +40,8 @@ def flows(sdk, chatServer):
     """
     settings = {"apiUrl": f"http://127.0.0.1:{chatServer.ports['rest']}",
                 "chatUrl": f"ws://127.0.0.1:{chatServer.ports['websocket']}",
-                "appId": REST_APP_ID, "authKey": REST_AUTH_KEY, "timeout": 50}
+                "appId": REST_APP_ID, "authKey": REST_AUTH_KEY, "timeout": 50,
+                "jwt": encodeJWT({"user_id": "sdk-chat-user", "exp": int(time.time()) + 600}, REST_JWT_SECRET)}
     cache = {}
 
     def run(name):
@@ -66,6 +70,14 @@ def test_connectWithPasswordAndToken(flows):
     assert out["currentUserId"] == out["ids"] == out["sessionUserIds"]
     local, _, resource = out["jid"].partition("/")
     assert local == f"{out['ids']['alice']}-{REST_APP_ID}@localhost" and len(resource) >= 16
+
+
+def test_connectWithJWT(flows):
+    """A token user (init({appId, token: <JWT>})) connects with the JWT as password and its message arrives."""
+    out = flows("connect")
+    assert out["jwtConnect"] is True and out["jwtUserId"] > 0
+    userId, message = out["jwtMessage"]
+    assert userId == out["jwtUserId"] and message["body"] == "from a JWT user"
 
 
 def test_connectRejectsBadCredentials(flows):
