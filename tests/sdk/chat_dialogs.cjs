@@ -105,4 +105,14 @@ runFlow(async (flow, out) => {
   await record(out, 'publicMessage', () => carol.waitFor('onMessageListener', (id, m) => m.id === hello, 4000));
   await carol.call('chat.dialog.unsubscribe', lobby._id);
   out.publicOccupantsAfter = await alice.call('chat.dialog.getPublicOccupants', lobby._id, { limit: 10, skip: 0 });
+  const notSubscribed = await carol.call('chat.send', lobby._id, { type: 'groupchat', body: 'not subscribed', extension: { save_to_history: 1, dialog_id: lobby._id } });
+  out.notSubscribedError = await carol.maybe('onMessageErrorListener', (id) => id === notSubscribed, 3000);
+  out.notSubscribedDelivered = await bob.maybe('onMessageListener', (id, m) => m.id === notSubscribed, 1000);
+
+  // Other users' private history is not readable over REST.
+  out.strangerHistory = await carol.attempt('chat.message.list', { chat_dialog_id: (await alice.call('chat.dialog.create', { type: 3, occupants_ids: [bob.userId] }))._id });
+  // The SDK's own enum says DialogType.PUBLIC = 1, which the REST docs (and the server) call broadcast
+  // (reference §4.4): an app using the enum gets the broadcast rule.
+  out.sdkEnumPublic = require('connectycube').DialogType.PUBLIC;
+  out.createWithSdkEnum = await alice.attempt('chat.dialog.create', { type: out.sdkEnumPublic, name: 'enum public' });
 });

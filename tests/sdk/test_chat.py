@@ -437,3 +437,16 @@ def test_publicDialog(flows):
     userId, message = out["publicMessage"]["result"]
     assert userId == ids["bob"] and message["dialog_id"] == lobby["_id"] and message["body"] == "hi lobby"
     assert [u["id"] for u in out["publicOccupantsAfter"]["items"]] == [ids["bob"]]
+    assert out["notSubscribedError"][1]["code"] == 403 and out["notSubscribedDelivered"] is None
+
+
+def test_strangerCannotReadHistory(flows):
+    """message.list of a private dialog the caller is not in is refused with 403."""
+    assert flows("dialogs")["strangerHistory"]["error"]["code"] == 403
+
+
+def test_sdkEnumPublicIsBroadcast(flows):
+    """DialogType.PUBLIC of the SDK is 1, the REST docs' broadcast type: users cannot create it (reference §4.4)."""
+    out = flows("dialogs")
+    assert out["sdkEnumPublic"] == 1
+    assert out["createWithSdkEnum"]["error"]["code"] == 403
