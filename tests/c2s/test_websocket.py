@@ -66,7 +66,7 @@ class WSClient:
     One WebSocket connection to a protocol built by C{factory}.
     """
 
-    def __init__(self, factory, peer="127.0.0.1", protocol="xmpp", origin=None, path="/"):
+    def __init__(self, factory, peer="127.0.0.1", protocol="xmpp", origin=None, path="/", extra=()):
         self.proto = factory.buildProtocol(IPv4Address("TCP", peer, 40000))
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
         self.proto.makeConnection(self.transport)
@@ -77,6 +77,7 @@ class WSClient:
             headers.append(f"Sec-WebSocket-Protocol: {protocol}")
         if origin:
             headers.append(f"Origin: {origin}")
+        headers.extend(extra)
         self.proto.dataReceived(("\r\n".join(headers) + "\r\n\r\n").encode())
         response = self.transport.value()
         self.status, _, self.rest = response.partition(b"\r\n\r\n")
@@ -102,8 +103,8 @@ class WSClient:
         return self.elements()
 
 
-def harness(**websocket):
-    h = HostHarness(websocket=websocket)
+def harness(limits=None, **websocket):
+    h = HostHarness(websocket=websocket, **({"limits": limits} if limits else {}))
     factory = webSocketFactory(h.host, h.config)
     factory.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0)
     return h, factory
@@ -181,6 +182,42 @@ def test_loopbackSecureCanBeDisabled():
     h, factory = harness(loopback_secure=False)
     _, features = WSClient(factory).open()
     assert "PLAIN" not in mechanisms(features)
+
+
+def test_forwardedForFromLoopbackProxy():
+    """Behind a loopback proxy the right-most X-Forwarded-For entry is the client's address (for the throttle)."""
+    h, factory = harness()
+    client = WSClient(factory, extra=["X-Forwarded-For: 203.0.113.9, 198.51.100.4"])
+    client.open()
+    assert client.proto.peer == "198.51.100.4" and client.proto.secure
+    assert WSClient(factory).proto.peer == "127.0.0.1"
+
+
+def test_forwardedForIgnoredFromOthers():
+    """X-Forwarded-For from a non-loopback peer, or with loopback_secure off, is not trusted."""
+    h, factory = harness()
+    assert WSClient(factory, peer="192.0.2.7", extra=["X-Forwarded-For: 198.51.100.4"]).proto.peer == "192.0.2.7"
+    h, factory = harness(loopback_secure=False)
+    assert WSClient(factory, extra=["X-Forwarded-For: 198.51.100.4"]).proto.peer == "127.0.0.1"
+
+
+def test_proxiedClientsThrottledSeparately():
+    """Wrong passwords from one client behind the proxy do not lock out another client behind it."""
+    h, factory = harness(limits={"failed_logins_free": 0, "failed_logins_lockout": 2})
+    h.addUser("alice", "pw")
+
+    def login(forwarded, user, password):
+        client = WSClient(factory, extra=[f"X-Forwarded-For: {forwarded}"])
+        client.open()
+        client.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{plain(user, password)}</auth>")
+        h.clock.advance(5)
+        return client.elements()[0]
+
+    for user in ("mallory", "trent", "oscar"):
+        assert login("198.51.100.4", user, "guess").name == "failure"
+    locked = login("198.51.100.4", "alice", "pw")
+    assert locked.name == "failure" and locked.firstChildElement().name == "temporary-auth-failure"
+    assert login("203.0.113.9", "alice", "pw").name == "success"
 
 
 def test_wssOffersPlain():

@@ -98,7 +98,7 @@ async def replyAndFinish(script: NodeScript, peer, fromJID: str, body: str, time
     peer.send_message(mto=message["from"], mbody="hello back over TCP", mtype="chat")
     received = await script.next()
     assert received["event"] == "message" and received["body"] == "hello back over TCP", script.events
-    assert received["from"] == str(peer.boundjid)
+    assert received["from"] == str(peer.boundjid), (received, str(peer.boundjid))
     assert (await script.next())["event"] == "offline"
     assert await script.wait() == 0
 

@@ -69,6 +69,19 @@ def test_offlineSecondsAndStatus():
     assert stamp == 10 and status == "gone fishing"
 
 
+def test_justLoggedOutIsNotZero():
+    """A user who logged out less than a second ago answers 1, never the online value 0."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    bob, _ = h.connect("bob")
+    h.clock.advance(5)
+    h.host.endSession(bob)
+    h.clock.advance(0.3)
+    assert query(h, alice, ta, "bob@localhost").query["seconds"] == "1"
+
+
 def test_notSubscribedIsForbidden():
     """Without a subscription or shared dialog the answer is forbidden; a 'from' subscription is not enough."""
     h = HostHarness()

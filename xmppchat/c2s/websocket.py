@@ -17,6 +17,10 @@ peer (a local client or a TLS-terminating proxy on the same machine).
 
 A client that stops reading is not read either, and is dropped past
 C{limits.max_unsent_bytes} (L{SlowReaderGuard}).
+Behind such a trusted loopback proxy the client's address (for the
+failed-login throttle and logs) is the right-most C{X-Forwarded-For}
+entry, the one the proxy added; otherwise every client would share the
+proxy's address and a few wrong passwords would lock everybody out.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
         self.parser: FrameParser | None = None
         self.secure = False
         self.peer = ""
+        self.forwardedFor = ""
         self.lastReceived = 0.0
         self.awaitingOpen = True
         self._timeout = None
@@ -90,13 +95,18 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
             raise ConnectionDeny(400, "The 'xmpp' WebSocket sub-protocol is required (RFC 7395 §3.1)")
         if factory.allowedOrigins and request.origin not in factory.allowedOrigins:
             raise ConnectionDeny(403, "Origin not allowed")
+        self.forwardedFor = request.headers.get("x-forwarded-for", "")
         return SUBPROTOCOL
 
     def onOpen(self):
         factory = self.factory
         host = factory.host
         self.peer = getattr(self.transport.getPeer(), "host", "")
-        self.secure = factory.tls or (factory.loopbackSecure and isLoopback(self.peer))
+        trustedProxy = factory.loopbackSecure and isLoopback(self.peer)
+        self.secure = factory.tls or trustedProxy
+        forwarded = self.forwardedFor.rsplit(",", 1)[-1].strip()
+        if trustedProxy and forwarded:
+            self.peer = forwarded[:64]
         limits = host.config.limits
         self.parser = FrameParser(limits.max_stanza_bytes, limits.max_depth)
         self.stream = C2SStream(host, self)

@@ -6,7 +6,9 @@ Last activity (C{<query xmlns="jabber:iq:last"/>}):
 
 - to the server (§5): seconds since the server started;
 - to a user's bare JID (§4): C{0} while the user has a bound session, else
-  the seconds since the last session ended, with the status text of the
+  the seconds since the last session ended (at least C{1}, like the
+  status streaming push, so that an offline user is never answered with
+  the online value), with the status text of the
   last unavailable (or available) presence as the query's text; the time
   is recorded in the last-activity store when the last resource of the
   account goes.  An account that never logged out answers with the
@@ -150,9 +152,9 @@ class LastActivityModule(Module):
         last = yield self.storage.lastActivity.getLastActivity(account.localpart)
         now = self.host.clock.seconds()
         if last is None:
-            return self.reply(event, lastQuery(now - account.createdAt))
+            return self.reply(event, lastQuery(max(1, now - account.createdAt)))
         stamp, status = last
-        return self.reply(event, lastQuery(now - stamp, status))
+        return self.reply(event, lastQuery(max(1, now - stamp), status))
 
     # -- recording -----------------------------------------------------------
 
