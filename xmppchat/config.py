@@ -31,6 +31,7 @@ DEFAULT_MODULES = (
     "ping",
     "version",
     "time",
+    "ratelimit",
 )
 
 
@@ -97,6 +98,12 @@ class LimitsConfig:
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
+    message_rate: int = 20
+    message_burst: int = 60
+    connections_per_ip: int = 200
+    connection_rate_per_ip: int = 20
+    connection_burst_per_ip: int = 100
+    exempt_loopback: bool = False
 
 
 @dataclass
@@ -175,6 +182,8 @@ def _validate(config: Config, problem) -> None:
     for f in fields(limits):
         if getattr(limits, f.name) < 0:
             problem(f"limits.{f.name}", "must not be negative")
+    if limits.message_rate and limits.message_burst < 1:
+        problem("limits.message_burst", "must be at least 1 when message_rate is set")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
     from xmppchat.modules import knownModules

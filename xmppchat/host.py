@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from xmppchat.hooks import HookBus
 from xmppchat.modules import moduleClass
+from xmppchat.ratelimit import ConnectionLimiter
 from xmppchat.router import StanzaRouter
 from xmppchat.sessions import Session, SessionRegistry
 
@@ -50,6 +51,7 @@ class Host:
         self.sessions = SessionRegistry()
         self.router = StanzaRouter(self)
         self.components: dict = {}
+        self.connectionLimiter = ConnectionLimiter.fromConfig(config.limits, clock)
         self.modules: dict = {}
         self.secret = secrets.token_bytes(32)
         self.startTime = clock.seconds()

@@ -20,6 +20,7 @@ REGISTRY = {
     "ping": ("xmppchat.modules.ping", "PingModule"),
     "version": ("xmppchat.modules.version", "VersionModule"),
     "time": ("xmppchat.modules.time", "TimeModule"),
+    "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
 }
 
 

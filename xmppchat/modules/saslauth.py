@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 
 from twisted.words.xish import domish
 
@@ -20,16 +19,10 @@ from xmppchat.auth.source import StorageCredentialSource
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.c2s.negotiation import CONNECTED, SECURED
 from xmppchat.modules.base import Module, hook
+from xmppchat.ratelimit import isLoopback
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 MAX_ATTEMPTS = 5
-
-
-def isLoopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 class SASLModule(Module):
