@@ -374,12 +374,13 @@ class LoadGenerator:
         return result
 
     async def idleStage(self, users: int, tls: bool = True, concurrency: int = 50,
-                        settle: float = 2.0) -> dict:
+                        settle: float = 2.0, baseline: int | None = None) -> dict:
         """
-        Hold C{users} logged-in idle connections; the server's RSS before
-        and after, per connection.
+        Hold C{users} logged-in idle connections; the server's RSS after,
+        per connection, and its growth over C{baseline} (default: the RSS
+        before this stage) per connection.
         """
-        before = processRSS(self.serverPid)
+        before = processRSS(self.serverPid) if baseline is None else baseline
         meter = Meter(self.serverPid)
         clients, errors = await self.connectMany(range(users), tls, concurrency)
         await asyncio.sleep(settle)
@@ -560,7 +561,8 @@ def main(argv=None) -> int:
     parser.add_argument("--server-pid", type=int, help="report this process's CPU time and RSS")
     sub = parser.add_subparsers(dest="stage", required=True)
     sub.add_parser("login")
-    sub.add_parser("idle")
+    idle = sub.add_parser("idle")
+    idle.add_argument("--hold", type=float, default=2.0, help="seconds to hold the connections")
     m = sub.add_parser("messages")
     m.add_argument("--seconds", type=float, default=5.0)
     group = m.add_mutually_exclusive_group(required=True)
@@ -573,7 +575,7 @@ def main(argv=None) -> int:
     if args.stage == "login":
         coro = gen.loginStage(args.users, tls, args.concurrency)
     elif args.stage == "idle":
-        coro = gen.idleStage(args.users, tls, args.concurrency)
+        coro = gen.idleStage(args.users, tls, args.concurrency, args.hold)
     else:
         coro = gen.messageStage(args.users, args.seconds, args.rate, args.closed, tls, args.concurrency)
     print(json.dumps(runLoop(coro), indent=2))

@@ -61,6 +61,8 @@ DOMAIN = "localhost"
 PROFILES = {
     "smoke": {"users": 40, "idle": [30], "login": 20, "online": [10],
               "seconds": 1.0, "in_flight": 10},
+    "dev": {"users": 1000, "idle": [1000], "login": 400, "online": [100],
+            "seconds": 3.0, "in_flight": 100},
     "quick": {"users": 1000, "idle": [1000], "login": 300, "online": [200, 1000],
               "seconds": 5.0, "in_flight": 200},
     "full": {"users": 10000, "idle": [1000, 10000], "login": 2000, "online": [200, 1000, 5000],
@@ -224,8 +226,9 @@ class ProsodyServer(Server):
 
     name = "prosody"
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, nagle: bool = False):
         self.directory = directory
+        self.nagle = nagle
         self.data = os.path.join(directory, "data")
         os.makedirs(self.data, exist_ok=True)
         from xmppchat.certs import makeCertificate
@@ -263,6 +266,7 @@ pidfile = "{self.directory}/prosody.pid"
 data_path = "{self.data}"
 log = {{ warn = "{log}" }}
 network_backend = "epoll"
+network_settings = {{ nagle = {"true" if self.nagle else "false"} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {self.port} }}
 c2s_direct_tls_ports = {{ }}
@@ -270,6 +274,7 @@ s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
 admin_socket = "{self.directory}/prosody.sock"
+certificates = "{self.directory}"
 c2s_require_encryption = {"true" if requireTLS else "false"}
 allow_registration = false
 authentication = "internal_hashed"
@@ -306,6 +311,7 @@ class Bench:
         self.runs = runs
         self.log = log
         self.raw: dict[str, dict[str, list]] = {}
+        self.fresh: dict[str, int] = {}
 
     def gen(self, server):
         return loadgen.LoadGenerator(port=server.port, domain=DOMAIN, password=PASSWORD,
@@ -337,10 +343,16 @@ class Bench:
                 self.record(f"login_{'tls' if tls else 'plain'}", server, result)
 
     async def idle(self):
+        """
+        Idle connections first, so that the RSS growth is measured from the
+        fresh server's RSS (C{self.fresh}); later repetitions mostly reuse
+        what the first one allocated, so growth is always taken from there.
+        """
         for count in self.profile["idle"]:
             for rep in range(self.runs):
                 for server in self.ordered(rep):
-                    result = await self.gen(server).idleStage(count, True, 100)
+                    result = await self.gen(server).idleStage(count, True, 100,
+                                                              baseline=self.fresh.get(server.name))
                     self.record(f"idle_{count}", server, result)
 
     async def messages(self):
@@ -413,7 +425,8 @@ def summarise(raw: dict, runs: int) -> list[dict]:
         n = key.split("_")[1]
         add(f"{n} idle conns: connected", key, "alive", "higher")
         add(f"{n} idle conns: RSS/conn (KiB)", key, "rss_per_conn", "lower", scale=1 / 1024)
-        add(f"{n} idle conns: ΔRSS/conn (KiB)", key, "rss_delta_per_conn", "lower", scale=1 / 1024)
+        add(f"{n} idle conns: RSS growth/conn over fresh server (KiB)", key, "rss_delta_per_conn", "lower",
+            scale=1 / 1024)
     return rows
 
 
@@ -463,6 +476,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", default="warmup,idle,login,messages,plain",
                         help="comma-separated subset of warmup,idle,login,messages,plain")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--prosody-nagle", action="store_true",
+                        help="leave Nagle on for Prosody (its default); by default both servers use TCP_NODELAY")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile or "quick"]
@@ -477,7 +492,7 @@ def main(argv=None) -> int:
     if args.only in (None, "xmppchat"):
         servers.append(XMPPChatServer(os.path.join(tmp, "xmppchat"), os.path.dirname(sys.executable)))
     if args.only in (None, "prosody"):
-        servers.append(ProsodyServer(os.path.join(tmp, "prosody")))
+        servers.append(ProsodyServer(os.path.join(tmp, "prosody"), nagle=args.prosody_nagle))
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "profile": args.profile or "quick", "runs": args.runs,
             "profile_settings": profile, "tmp": tmp}
@@ -491,10 +506,12 @@ def main(argv=None) -> int:
             print(f"{server.name}: pid {server.pid} port {server.port}")
 
         async def measure():
-            if "warmup" in stages:
-                await bench.warmup()
+            for server in servers:
+                bench.fresh[server.name] = loadgen.processRSS(server.pid)
             if "idle" in stages:
                 await bench.idle()
+            if "warmup" in stages and ("idle" not in stages or max(profile["idle"]) < profile["users"]):
+                await bench.warmup()
             if "login" in stages:
                 await bench.logins(tls=True)
             if "messages" in stages:

@@ -60,6 +60,14 @@ class C2STCPProtocol(protocol.Protocol):
 
     def connectionMade(self):
         self.peer = getattr(self.transport.getPeer(), "host", "")
+        # Stanzas are small and latency-bound: no Nagle delay (ejabberd does
+        # the same).  Writes are still coalesced per reactor iteration.
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            try:
+                setNoDelay(True)
+            except OSError:
+                pass
         limits = self.host.config.limits
         self.parser = StreamParser(
             self._streamStarted, self._elementReceived, self._streamEnded,
