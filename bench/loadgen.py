@@ -376,24 +376,37 @@ class LoadGenerator:
     async def idleStage(self, users: int, tls: bool = True, concurrency: int = 50,
                         settle: float = 2.0, baseline: int | None = None) -> dict:
         """
-        Hold C{users} logged-in idle connections; the server's RSS after,
-        per connection, and its growth over C{baseline} (default: the RSS
-        before this stage) per connection.
+        Hold C{users} logged-in idle connections; see L{idleSteps}.
+        """
+        return (await self.idleSteps([users], tls, concurrency, settle, baseline))[0]
+
+    async def idleSteps(self, counts, tls: bool = True, concurrency: int = 50,
+                        settle: float = 2.0, baseline: int | None = None) -> list[dict]:
+        """
+        Log in idle connections up to each of C{counts} (ascending) in turn
+        and, C{settle} seconds after each, read the server's RSS: per
+        connection, and its growth over C{baseline} (default: the RSS
+        before the first step) per connection.  Then close them all.
         """
         before = processRSS(self.serverPid) if baseline is None else baseline
-        meter = Meter(self.serverPid)
-        clients, errors = await self.connectMany(range(users), tls, concurrency)
-        await asyncio.sleep(settle)
-        after = processRSS(self.serverPid)
-        alive = sum(1 for c in clients if not c.lost)
-        result = meter.result(stage="idle", tls=tls, users=users, ok=len(clients), alive=alive,
-                              errors=len(errors), error_samples=errors[:3],
-                              rss_before=before, rss_after=after)
-        if after and alive:
-            result["rss_per_conn"] = round(after / alive)
-            result["rss_delta_per_conn"] = round((after - before) / alive)
+        clients, results, done = [], [], 0
+        for count in counts:
+            meter = Meter(self.serverPid)
+            more, errors = await self.connectMany(range(done, count), tls, concurrency)
+            clients += more
+            done = count
+            await asyncio.sleep(settle)
+            after = processRSS(self.serverPid)
+            alive = sum(1 for c in clients if not c.lost)
+            result = meter.result(stage="idle", tls=tls, users=count, ok=len(clients), alive=alive,
+                                  errors=len(errors), error_samples=errors[:3],
+                                  rss_before=before, rss_after=after)
+            if after and alive:
+                result["rss_per_conn"] = round(after / alive)
+                result["rss_delta_per_conn"] = round((after - before) / alive)
+            results.append(result)
         await self.closeAll(clients)
-        return result
+        return results
 
     async def messageStage(self, users: int, seconds: float = 5.0, rate: float | None = None,
                            closed: int | None = None, tls: bool = True, concurrency: int = 50,

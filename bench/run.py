@@ -59,10 +59,12 @@ ITERATIONS = 4096
 DOMAIN = "localhost"
 
 PROFILES = {
-    "smoke": {"users": 40, "idle": [30], "login": 20, "online": [10],
+    "smoke": {"users": 40, "idle": [10, 30], "login": 20, "online": [10],
               "seconds": 1.0, "in_flight": 10},
     "dev": {"users": 1000, "idle": [1000], "login": 400, "online": [100],
             "seconds": 3.0, "in_flight": 100},
+    "idle10k": {"users": 10000, "idle": [10000], "login": 400, "online": [100],
+                "seconds": 3.0, "in_flight": 100},
     "quick": {"users": 1000, "idle": [1000], "login": 300, "online": [200, 1000],
               "seconds": 5.0, "in_flight": 200},
     "full": {"users": 10000, "idle": [1000, 10000], "login": 2000, "online": [200, 1000, 5000],
@@ -347,12 +349,14 @@ class Bench:
         Idle connections first, so that the RSS growth is measured from the
         fresh server's RSS (C{self.fresh}); later repetitions mostly reuse
         what the first one allocated, so growth is always taken from there.
+        Each repetition logs in up to each count in turn (1,000 then 10,000).
         """
-        for count in self.profile["idle"]:
-            for rep in range(self.runs):
-                for server in self.ordered(rep):
-                    result = await self.gen(server).idleStage(count, True, 100,
-                                                              baseline=self.fresh.get(server.name))
+        counts = self.profile["idle"]
+        for rep in range(self.runs):
+            for server in self.ordered(rep):
+                results = await self.gen(server).idleSteps(counts, True, 100,
+                                                           baseline=self.fresh.get(server.name))
+                for count, result in zip(counts, results):
                     self.record(f"idle_{count}", server, result)
 
     async def messages(self):
@@ -427,6 +431,20 @@ def summarise(raw: dict, runs: int) -> list[dict]:
         add(f"{n} idle conns: RSS/conn (KiB)", key, "rss_per_conn", "lower", scale=1 / 1024)
         add(f"{n} idle conns: RSS growth/conn over fresh server (KiB)", key, "rss_delta_per_conn", "lower",
             scale=1 / 1024)
+    idle = sorted((int(k.split("_")[1]) for k in raw if k.startswith("idle_")))
+    if len(idle) >= 2:
+        lo, hi = idle[0], idle[-1]
+        row = {"metric": f"RSS per added idle conn, {lo:,}→{hi:,} (KiB)", "better": "lower",
+               "key": f"idle_{lo}-{hi}", "field": "slope"}
+        for name in raw[f"idle_{hi}"]:
+            pairs = zip(raw[f"idle_{lo}"].get(name, []), raw[f"idle_{hi}"][name])
+            slopes = [(b["rss_after"] - a["rss_after"]) / (b["alive"] - a["alive"])
+                      for a, b in pairs if a.get("rss_after") and b.get("rss_after") and b["alive"] > a["alive"]]
+            value = loadgen.median(slopes)
+            row[name] = None if value is None else round(value / 1024, 3)
+        if row.get("xmppchat") and row.get("prosody"):
+            row["ratio"] = round(row["xmppchat"] / row["prosody"], 2)
+        rows.append(row)
     return rows
 
 
