@@ -451,7 +451,7 @@ def summarise(raw: dict, runs: int) -> list[dict]:
 def markdown(rows, meta) -> str:
     lines = [
         f"Benchmark {meta['date']} on {meta['machine']['cpu']} ×{meta['machine']['cores']}, "
-        f"{meta['machine']['kernel']}; xmppchat {meta['xmppchat']} (Python {meta['machine']['python']}), "
+        f"{meta['machine']['kernel']}; xmppchat {meta.get('xmppchat', '-')} (Python {meta['machine']['python']}), "
         f"Prosody {meta.get('prosody', '-')}; profile {meta['profile']}, median of {meta['runs']} runs.",
         "",
         "| metric | xmppchat | Prosody | xmppchat/Prosody | better |",
