@@ -354,9 +354,31 @@ class LoadGenerator:
         return clients, errors
 
     async def closeAll(self, clients):
+        """
+        Close C{clients} and wait until the server has finished tearing
+        them down, so that the next stage neither overlaps with it nor
+        pays for it.
+        """
         for client in clients:
             client.close()
         await asyncio.sleep(0.2)
+        await self.settle()
+
+    async def settle(self, quiet: float = 0.02, period: float = 0.5, limit: float = 15.0):
+        """
+        Wait (at most C{limit} seconds) until the server used less than
+        C{quiet} CPU seconds over C{period}.
+        """
+        if not self.serverPid:
+            return
+        deadline = time.monotonic() + limit
+        last = processCPU(self.serverPid)
+        while last is not None and time.monotonic() < deadline:
+            await asyncio.sleep(period)
+            now = processCPU(self.serverPid)
+            if now is None or now - last < quiet:
+                return
+            last = now
 
     # -- stages
 

@@ -60,3 +60,20 @@ def test_loopbackExemptInDevConfig():
     h, factory = _factory(connections_per_ip=1, exempt_loopback=True)
     protos = [_accept(factory, "127.0.0.1")[0] for _ in range(5)]
     assert all(isinstance(p, C2STCPProtocol) for p in protos)
+
+
+def test_noDelayOnAcceptedConnections():
+    """Accepted c2s connections get TCP_NODELAY (stanzas are latency-bound)."""
+
+    class NoDelayTransport(StringTransport):
+        noDelay = False
+
+        def setTcpNoDelay(self, enabled):
+            self.noDelay = enabled
+
+    h, factory = _factory()
+    addr = IPv4Address("TCP", "192.0.2.7", 40000)
+    proto = factory.buildProtocol(addr)
+    transport = NoDelayTransport(peerAddress=addr)
+    proto.makeConnection(transport)
+    assert transport.noDelay is True

@@ -2,6 +2,11 @@
 Where SASL mechanisms get their secrets: the account store and the live
 session tokens of the account (a token is accepted wherever the password
 is, RFC 6120 §6 with PLAIN and SCRAM alike).
+
+The account read at the start of an exchange is kept for a few seconds so
+that the SASL module does not read it again once the exchange succeeds
+(L{StorageCredentialSource.recentAccount}): one storage round trip less per
+login.
 """
 
 from __future__ import annotations
@@ -16,15 +21,38 @@ class StorageCredentialSource:
     Implements the mechanisms' C{ICredentialSource} on top of storage.
     """
 
+    keepSeconds = 30.0
+    maxRecent = 10_000
+
     def __init__(self, storage, clock):
         self.storage = storage
         self.clock = clock
+        # localpart -> (account, read at), oldest first
+        self._recent: dict = {}
+
+    def _remember(self, localpart: str, account) -> None:
+        recent = self._recent
+        recent.pop(localpart, None)
+        while len(recent) >= self.maxRecent:
+            del recent[next(iter(recent))]
+        recent[localpart] = (account, self.clock.seconds())
+
+    def recentAccount(self, localpart: str):
+        """
+        The account of C{localpart} as read by an exchange in the last
+        C{keepSeconds} seconds (once: it is forgotten), or C{None}.
+        """
+        entry = self._recent.pop(localpart, None)
+        if entry is None or self.clock.seconds() - entry[1] > self.keepSeconds:
+            return None
+        return entry[0]
 
     @defer.inlineCallbacks
     def getScramCandidates(self, localpart: str, hashName: str):
         account = yield self.storage.accounts.getAccountByLocalpart(localpart)
         if account is None or not account.credentials:
             return []
+        self._remember(localpart, account)
         candidates = [getattr(Credentials.fromDict(account.credentials), hashName)]
         tokens = yield self.storage.tokens.liveTokens(account.id, self.clock.seconds())
         for token in tokens:
@@ -37,6 +65,7 @@ class StorageCredentialSource:
         account = yield self.storage.accounts.getAccountByLocalpart(localpart)
         if account is None:
             return False
+        self._remember(localpart, account)
         token = yield self.storage.tokens.getToken(tokenHash(password), self.clock.seconds())
         if token is not None and token.accountId == account.id:
             return True

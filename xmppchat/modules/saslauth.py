@@ -129,6 +129,9 @@ class SASLModule(Module):
         localpart = step.localpart
         if self.throttle.isLockedOut(stream.peer, localpart):
             return self._fail(stream, None, "temporary-auth-failure", "Too many failed logins; try later")
+        account = self.source.recentAccount(localpart)
+        if account is not None:
+            return self._succeeded(account, stream, step)
         d = self.host.storage.accounts.getAccountByLocalpart(localpart)
         d.addCallback(self._succeeded, stream, step)
         d.addErrback(self._failed, stream)
