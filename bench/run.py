@@ -65,9 +65,9 @@ PROFILES = {
             "seconds": 3.0, "in_flight": 100},
     "idle10k": {"users": 10000, "idle": [10000], "login": 400, "online": [100],
                 "seconds": 3.0, "in_flight": 100},
-    "quick": {"users": 1000, "idle": [1000], "login": 300, "online": [200, 1000],
+    "quick": {"users": 1000, "idle": [1000], "login": 1000, "online": [200, 1000],
               "seconds": 5.0, "in_flight": 200},
-    "full": {"users": 10000, "idle": [1000, 10000], "login": 2000, "online": [200, 1000, 5000],
+    "full": {"users": 10000, "idle": [1000, 10000], "login": 3000, "online": [200, 1000, 5000],
              "seconds": 10.0, "in_flight": 200},
 }
 
