@@ -418,6 +418,10 @@ def summarise(raw: dict, runs: int) -> list[dict]:
         add(f"{n} online: server CPU per msg (µs)", key, None, "lower", derived=cpuPer("delivered"))
         add(f"{n} online: p99 at max (ms)", key, "latency_p99_ms", "lower")
         add(f"{n} online: lost at max", key, "lost", "lower")
+        add(f"{n} online: server CPU at max (% of wall)", key, None, "-", scale=100,
+            derived=lambda r: r["server_cpu_s"] / r["wall_s"] if "server_cpu_s" in r else None)
+        add(f"{n} online: load generator CPU at max (% of wall)", key, None, "-", scale=100,
+            derived=lambda r: r["loadgen_cpu_s"] / r["wall_s"])
     for key in sorted(k for k in raw if k.startswith("msg_half_")):
         n = key.rsplit("_", 1)[1]
         add(f"{n} online: offered msgs/s (½ Prosody max)", key, "offered_rate", "-")
