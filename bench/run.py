@@ -66,9 +66,9 @@ PROFILES = {
     "idle10k": {"users": 10000, "idle": [10000], "login": 400, "online": [100],
                 "seconds": 3.0, "in_flight": 100},
     "quick": {"users": 1000, "idle": [1000], "login": 1000, "online": [200, 1000],
-              "seconds": 5.0, "in_flight": 200},
+              "seconds": 5.0, "in_flight": 1000},
     "full": {"users": 10000, "idle": [1000, 10000], "login": 3000, "online": [200, 1000, 5000],
-             "seconds": 10.0, "in_flight": 200},
+             "seconds": 10.0, "in_flight": 1000},
 }
 
 TODO_STAGES = [
