@@ -372,7 +372,7 @@ class Bench:
             for rep in range(self.runs):
                 for server in self.ordered(rep):
                     result = await gens[server.name].messageStage(
-                        online, seconds, closed=min(inFlight, online), clients=clients[server.name])
+                        online, seconds, closed=inFlight, clients=clients[server.name])
                     self.record(f"msg_max_{online}", server, result)
             # Offered load at half Prosody's maximum (or half our own without Prosody).
             reference = "prosody" if "prosody" in self.raw[f"msg_max_{online}"] else self.servers[0].name
