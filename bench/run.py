@@ -469,6 +469,9 @@ def markdown(rows, meta) -> str:
         lines.append(f"| {row['metric']} | {fmt(row.get('xmppchat'))} | {fmt(row.get('prosody'))} | "
                      f"{row.get('ratio', '-')} | {row['better']} |")
     lines.append("")
+    if meta.get("error"):
+        lines.append(f"The run stopped early ({meta['error']}); the rows above are what was measured.")
+        lines.append("")
     lines.append("Not measured yet (TODO stages): " + "; ".join(TODO_STAGES) + ".")
     return "\n".join(lines) + "\n"
 
@@ -539,12 +542,19 @@ def main(argv=None) -> int:
             if "messages" in stages:
                 await bench.messages()
 
-        loadgen.runLoop(measure())
-        if "plain" in stages:
-            for server in servers:
-                server.stop()
-                server.start(requireTLS=False)
-            loadgen.runLoop(bench.logins(tls=False))
+        try:
+            loadgen.runLoop(measure())
+            if "plain" in stages:
+                for server in servers:
+                    server.stop()
+                    server.start(requireTLS=False)
+                loadgen.runLoop(bench.logins(tls=False))
+        except Exception as e:
+            # Keep what was measured: the table says the run was cut short.
+            import traceback
+
+            traceback.print_exc()
+            meta["error"] = f"{type(e).__name__}: {e}"
     finally:
         for server in servers:
             server.stop()
