@@ -22,7 +22,7 @@ class StorageCredentialSource:
     """
 
     keepSeconds = 30.0
-    maxRecent = 10_000
+    maxRecent = 1000  # popped on success; a failed exchange leaves one until evicted
 
     def __init__(self, storage, clock):
         self.storage = storage
