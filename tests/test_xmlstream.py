@@ -171,6 +171,26 @@ def test_resetFromCallbackDropsRest():
     assert seen == ["root", "starttls", "root", "message"]
 
 
+def test_restartsLeaveNoCycles():
+    """Replaced parsers (restarts, also from a callback) are freed by reference counting, without the GC."""
+    import gc
+
+    def onElement(element):
+        parser.reset()
+
+    gc.collect()
+    gc.disable()
+    try:
+        parser = StreamParser(lambda root: None, onElement, lambda: None)
+        for _ in range(3):
+            parser.feed(HEADER + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            parser.feed(HEADER)
+            parser.reset()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 def test_streamEnd():
     """Closing the root reports the end; anything after is not well-formed."""
     recorder = parseAll(HEADER + FOOTER)

@@ -47,6 +47,7 @@ DEFAULT_MODULES = (
     "retraction",
     "reactions",
     "mam",
+    "ratelimit",
 )
 
 
@@ -151,6 +152,12 @@ class LimitsConfig:
     directed_presences_per_session: int = 1000
     max_unsent_bytes: int = 1048576
     roster_items_per_user: int = 2000
+    message_rate: int = 20
+    message_burst: int = 60
+    connections_per_ip: int = 200
+    connection_rate_per_ip: int = 20
+    connection_burst_per_ip: int = 100
+    exempt_loopback: bool = False
 
 
 @dataclass
@@ -355,6 +362,8 @@ def _validate(config: Config, problem) -> None:
             if getattr(section, f.name) < 0:
                 problem(f"{name}.{f.name}", "must not be negative")
     limits = config.limits
+    if limits.message_rate and limits.message_burst < 1:
+        problem("limits.message_burst", "must be at least 1 when message_rate is set")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
     push = config.push

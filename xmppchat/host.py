@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from xmppchat.hooks import HookBus
 from xmppchat.modules import moduleClass
+from xmppchat.ratelimit import ConnectionLimiter
 from xmppchat.router import StanzaRouter
 from xmppchat.sessions import Session, SessionRegistry
 
@@ -55,6 +56,7 @@ class Host:
         # callables (session, stanza) -> bool run on every stanza sent to a
         # session; False drops it (privacy lists, XEP-0016)
         self.deliveryFilters: list = []
+        self.connectionLimiter = ConnectionLimiter.fromConfig(config.limits, clock)
         self.modules: dict = {}
         self.secret = secrets.token_bytes(32)
         # Extra SASL PLAIN checks: async callables (account, password) -> bool

@@ -6,6 +6,7 @@ build one directly with ephemeral ports (C{port = 0}).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -186,6 +187,11 @@ class XMPPChatService(service.Service):
         Storage is up: announce the ports, in the log and in
         C{<data_dir>/ports.json} (for scripts and tests using port 0).
         """
+        # Everything loaded so far lives as long as the process: keep it out
+        # of the collector's full passes, which otherwise walk every module,
+        # class and function at each collection (tail latency, bench/).
+        gc.collect()
+        gc.freeze()
         ports = {name: port.getHost().port for name, port in self.ports.items()}
         self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))

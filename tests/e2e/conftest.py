@@ -72,6 +72,14 @@ def startServer(directory: Path, extra: str = "", storage: str = "db.sqlite3",
     (directory / "ca.crt").write_bytes(caCertPEM)
     (directory / "server.crt").write_bytes(certPEM)
     (directory / "server.key").write_bytes(keyPEM)
+    # Real-client tests send bursts and open many loopback connections: the
+    # per-user message rate and per-IP limits have tests of their own.
+    defaults = {"message_rate": "0", "exempt_loopback": "true"}
+    limits = "".join(f"{k} = {v}\n" for k, v in defaults.items() if f"{k} =" not in extra)
+    if "[limits]" in extra:
+        extra = extra.replace("[limits]", "[limits]\n" + limits, 1)
+    else:
+        extra = "\n[limits]\n" + limits + extra
     config = directory / "test.toml"
     config.write_text(f"""
 [server]

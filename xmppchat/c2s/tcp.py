@@ -9,6 +9,10 @@ L{C2SStream}; stream errors are written before the connection is closed
 
 A client that stops reading is not read either, and is dropped past
 C{limits.max_unsent_bytes} (L{SlowReaderGuard}).
+Per-address connection limits (L{xmppchat.ratelimit.ConnectionLimiter}) are
+applied when a connection is accepted: a refused one gets a
+C{policy-violation} stream error on the STARTTLS port and is closed before
+the TLS handshake on the direct-TLS port.
 """
 
 from __future__ import annotations
@@ -53,11 +57,20 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
         self.lastReceived = 0.0
         self._timeout = None
         self._closing = False
+        self.counted: str | None = None
 
     # -- twisted protocol ---------------------------------------------
 
     def connectionMade(self):
         self.peer = getattr(self.transport.getPeer(), "host", "")
+        # Stanzas are small and latency-bound: no Nagle delay (ejabberd does
+        # the same).  Writes are still coalesced per reactor iteration.
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            try:
+                setNoDelay(True)
+            except OSError:
+                pass
         limits = self.host.config.limits
         self.parser = StreamParser(
             self._streamStarted, self._elementReceived, self._streamEnded,
@@ -172,11 +185,32 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
             self.transport.abortConnection()
 
 
+class RefusedProtocol(protocol.Protocol):
+    """
+    A connection refused at accept time: a stream header and a
+    C{policy-violation} stream error (RFC 6120 §4.9.3.14), then close.
+    """
+
+    def __init__(self, domain: str, reason: str):
+        self.domain = domain
+        self.reason = reason
+
+    def connectionMade(self):
+        error = StreamError("policy-violation", self.reason).toElement()
+        self.transport.write(
+            streamHeader("refused", self.domain)
+            + error.toXml(prefixes=STREAM_PREFIXES, prefixesInScope=STREAM_SCOPE).encode("utf-8")
+            + b"</stream:stream>")
+        self.transport.loseConnection()
+
+
 class C2SFactory(protocol.ServerFactory):
     """
     Listens for clients of one host, with STARTTLS (C{directTLS=False}) or
     behind a TLS listener (C{directTLS=True}, XEP-0368).
     """
+
+    log = Logger()
 
     def __init__(self, host, tlsContext, directTLS=False, logTraffic=False):
         self.host = host
@@ -186,10 +220,22 @@ class C2SFactory(protocol.ServerFactory):
         self.connections: set = set()
 
     def buildProtocol(self, addr):
-        return C2STCPProtocol(self)
+        address = getattr(addr, "host", "")
+        reason = self.host.connectionLimiter.admit(address)
+        if reason is not None:
+            self.log.debug("Refused a connection: {reason}", reason=reason)
+            if self.directTLS:
+                return None
+            return RefusedProtocol(self.host.domain, reason)
+        proto = C2STCPProtocol(self)
+        proto.counted = address
+        return proto
 
     def connectionMade(self, proto):
         self.connections.add(proto)
 
     def connectionLost(self, proto):
         self.connections.discard(proto)
+        if proto.counted is not None:
+            self.host.connectionLimiter.release(proto.counted)
+            proto.counted = None

@@ -36,6 +36,7 @@ REGISTRY = {
     "retraction": ("xmppchat.modules.retraction", "RetractionModule"),
     "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
     "mam": ("xmppchat.modules.mam", "MAMModule"),
+    "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
 }
 
 

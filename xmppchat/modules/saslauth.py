@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 
 from twisted.words.xish import domish
 
@@ -20,16 +19,10 @@ from xmppchat.auth.source import StorageCredentialSource
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.c2s.negotiation import CONNECTED, SECURED
 from xmppchat.modules.base import Module, hook
+from xmppchat.ratelimit import isLoopback
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 MAX_ATTEMPTS = 5
-
-
-def isLoopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 class SASLModule(Module):
@@ -137,6 +130,9 @@ class SASLModule(Module):
         localpart = step.localpart
         if self.throttle.isLockedOut(stream.peer, localpart):
             return self._fail(stream, None, "temporary-auth-failure", "Too many failed logins; try later")
+        account = self.source.recentAccount(localpart)
+        if account is not None:
+            return self._succeeded(account, stream, step)
         d = self.host.storage.accounts.getAccountByLocalpart(localpart)
         d.addCallback(self._succeeded, stream, step)
         d.addErrback(self._failed, stream)
