@@ -20,8 +20,10 @@ authentication, following the wire conventions the ConnectyCube JS SDK
 
 from __future__ import annotations
 
+import email
 import inspect
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -340,10 +342,23 @@ def _rejectConstant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+# A \\uXXXX escape of a UTF-16 surrogate (RFC 8259 §8.2): a pair is one
+# character, a lone one is no character at all.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def parseJSON(raw: bytes):
+    """
+    The JSON value of C{raw}; 400 for malformed JSON, C{NaN}/C{Infinity}
+    and strings with lone surrogates (not text: they cannot be stored or
+    sent back as UTF-8).
+    """
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant)
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (UnicodeError, ValueError, RecursionError):
         raise baseError(http.BAD_REQUEST, "malformed JSON body") from None
 
 
@@ -385,9 +400,51 @@ class RestRequest(server.Request):
 
     def requestReceived(self, command, path, version):
         if self.bodyTooLarge:
-            # Skip Twisted's form/multipart parsing of a truncated body.
+            # Skip the form/multipart parsing of a truncated body.
             self.requestHeaders.removeHeader(b"content-type")
         server.Request.requestReceived(self, command, path, version)
+
+    malformedBody = False
+
+    def __init__(self, channel, *args, **kwargs):
+        # Twisted answers a malformed multipart body with a bare, empty 400
+        # and drops the connection; multipart bodies are parsed in
+        # L{process} instead, so the resource answers a JSON 400.
+        kwargs["parsePOSTFormSubmission"] = False
+        server.Request.__init__(self, channel, *args, **kwargs)
+
+    def process(self):
+        ctype = self.getHeader("content-type") or ""
+        if (self.method == b"POST" and self.content is not None and _contentLength(self)
+                and ctype.split(";")[0].strip().lower() == "multipart/form-data"):
+            try:
+                self.args.update(_multipartFields(self.content, ctype))
+            except ValueError:
+                self.malformedBody = True
+        server.Request.process(self)
+
+
+def _multipartFields(content, ctype: str) -> dict:
+    """
+    C{{name: [value]}} of a C{multipart/form-data} body (RFC 7578), as
+    bytes like C{request.args}; C{ValueError} when it is not one.
+    """
+    content.seek(0)
+    try:
+        header = f"MIME-Version: 1.0\r\nContent-Type: {ctype}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("bad content type") from None
+    message = email.message_from_bytes(header + content.read())
+    content.seek(0)
+    if not message.is_multipart():
+        raise ValueError("not a multipart body")
+    fields: dict = {}
+    for part in message.get_payload():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name:
+            fields.setdefault(name.encode("utf-8", "replace"), []).append(
+                part.get_payload(decode=True))
+    return fields
 
 
 def route(method: str, pattern: str = "", auth: str = USER, text: bool = False,
@@ -565,6 +622,8 @@ class JSONResource(Resource):
         if getattr(request, "bodyTooLarge", False) or _contentLength(request) > limit:
             raise baseError(http.REQUEST_ENTITY_TOO_LARGE,
                             f"Request body too large (at most {limit} bytes)")
+        if getattr(request, "malformedBody", False):
+            raise baseError(http.BAD_REQUEST, "malformed multipart/form-data body")
         params = parseQueryString(request.uri.partition(b"?")[2])
         body = self._body(request)
         session = await self.ctx.sessions.authenticate(request, auth)
