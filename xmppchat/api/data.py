@@ -11,10 +11,14 @@ record's creator updates or deletes it.
 
 from __future__ import annotations
 
+import math
+
 from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    INT_MAX,
+    INT_MIN,
     PAGING,
     USER,
     Params,
@@ -91,6 +95,10 @@ def _looseList(value):
                 number = float(value)
             except ValueError:
                 return [value]
+        if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
+            number = float(number)  # the stores hold 64-bit integers at most
+        if not math.isfinite(number):
+            return [value]
         return [number, value]
     return [value]
 

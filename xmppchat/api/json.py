@@ -23,6 +23,7 @@ from __future__ import annotations
 import email
 import inspect
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -60,6 +61,9 @@ OPERATORS = frozenset(("lt", "lte", "gt", "gte", "ne", "in", "nin", "all", "or",
 LIST_OPERATORS = frozenset(("in", "nin", "all", "or"))
 MAX_PARAMS = 200
 MAX_NESTING = 4
+# Integers the stores can hold (SQLite INTEGER, BSON int64).
+INT_MIN = -(2 ** 63)
+INT_MAX = 2 ** 63 - 1
 
 
 class ApiError(Exception):
@@ -141,7 +145,7 @@ class Params:
         if value is None or value in ("", "null", "undefined"):
             return default
         try:
-            number = int(value)
+            number = max(INT_MIN, min(INT_MAX, int(value)))
         except (TypeError, ValueError):
             raise fieldError(name, "must be an integer", 400) from None
         if minimum is not None:
@@ -197,14 +201,20 @@ def typedValue(name: str, value, ints=(), floats=()):
         return [typedValue(name, v, ints, floats) for v in value]
     if name in ints:
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise fieldError(name, "must be an integer", 400) from None
+        if not INT_MIN <= number <= INT_MAX:
+            raise fieldError(name, "is out of range", 400)
+        return number
     if name in floats:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise fieldError(name, "must be a number (Unix seconds)", 400) from None
+        if not math.isfinite(number):
+            raise fieldError(name, "must be a finite number (Unix seconds)", 400)
+        return number
     return value
 
 
@@ -342,6 +352,28 @@ def _rejectConstant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def _boundedInt(text: str) -> int:
+    """
+    A JSON integer the stores can hold (64-bit signed); C{ValueError}
+    otherwise (SQLite and BSON cannot store bigger ones).
+    """
+    number = int(text)
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError("integer out of range")
+    return number
+
+
+def _finiteFloat(text: str) -> float:
+    """
+    A JSON number that is a finite double (C{1e999} is not: it would be
+    stored as infinity and answered as the non-JSON C{Infinity}).
+    """
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("number out of range")
+    return number
+
+
 # A \\uXXXX escape of a UTF-16 surrogate (RFC 8259 §8.2): a pair is one
 # character, a lone one is no character at all.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -354,7 +386,8 @@ def parseJSON(raw: bytes):
     sent back as UTF-8).
     """
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant,
+                           parse_int=_boundedInt, parse_float=_finiteFloat)
         if _SURROGATE_ESCAPE.search(raw):
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         return value
@@ -773,10 +806,12 @@ def toInt(value, name: str) -> int:
     """
     if isinstance(value, bool):
         raise fieldError(name, "must be an integer")
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        value = int(value.strip())
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise fieldError(name, "is out of range")
+        return value
     raise fieldError(name, "must be an integer")
 
 
@@ -825,5 +860,5 @@ __all__ = [
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
     "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
-    "requireDict", "optionalString", "toInt", "idList", "flagValue", "deleteSummary",
+    "requireDict", "optionalString", "INT_MIN", "INT_MAX", "toInt", "idList", "flagValue", "deleteSummary",
 ]

@@ -22,6 +22,8 @@ from twisted.web import http
 
 from xmppchat.api.dialogs import DialogEvent, canPost, dialogsJSON, isMember, isParticipant, readableDialog
 from xmppchat.api.json import (
+    INT_MAX,
+    INT_MIN,
     PAGING,
     USER,
     JSONResource,
@@ -167,9 +169,13 @@ def _seconds(value, name: str):
     if value is None or value == "":
         return None
     try:
-        return int(float(value))
-    except (TypeError, ValueError):
+        seconds = int(float(value))
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999
         pass
+    else:
+        if not INT_MIN <= seconds <= INT_MAX:
+            raise fieldError(name, "is out of range", 400)
+        return seconds
     if isinstance(value, str):
         text = value.strip().rstrip("Z").split(".")[0]
         try:
