@@ -15,6 +15,7 @@ Invariants checked for every request:
 from __future__ import annotations
 
 import json
+import os
 import string
 from urllib.parse import quote
 
@@ -29,7 +30,9 @@ from tests.api.helpers import ApiHarness
 # Generous REST rate limits: the fuzzer sends thousands of calls at a frozen clock.
 PERMISSIVE = {}
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+# XMPPCHAT_FUZZ_EXAMPLES=1000 XMPPCHAT_FUZZ_RANDOM=1 for a longer, randomised run.
+FUZZ = settings(max_examples=int(os.environ.get("XMPPCHAT_FUZZ_EXAMPLES", "60")), deadline=None,
+                derandomize=not os.environ.get("XMPPCHAT_FUZZ_RANDOM"),
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -269,9 +272,11 @@ def test_formBodies(world, data, form, who):
                                 "1,2,3", "," * 50]))
 def test_methodsAndPaths(world, data, method, who, segment):
     """Unknown methods and paths are JSON 404/405, never HTML."""
-    _, path, text = data.draw(st.sampled_from(world.fuzz["routes"]))
+    _, path, _ = data.draw(st.sampled_from(world.fuzz["routes"]))
     if segment:
         path = path[:-5] + "/" + segment + ".json"
+    text = any(r == (method if method != "HEAD" else "GET", path, True)
+               for r in world.fuzz["routes"])
     send(world, method, path, text, pickToken(world, who))
     stillServing(world)
 
@@ -486,3 +491,28 @@ def test_malformedMultipart(world):
     assert r.status == 400
     assert r.json == {"errors": {"base": ["malformed multipart/form-data body"]}}, r
     stillServing(world)
+
+
+@pytest.mark.parametrize("key", ["a.b", "$x", "é", "{", "k" * 65])
+def test_badFieldNames(world, key):
+    """Field names the stores refuse are a 422 naming them, not stored (were 500s)."""
+    alice, d = world.fuzz["alice"], world.fuzz["ids"]["dialogId"]
+    recordId = world.fuzz["ids"]["recordId"]
+    before = fingerprint(world)
+    calls = [
+        ("POST", "/chat/Message.json", {"chat_dialog_id": d, "message": "m", key: 1}, key[:64]),
+        ("POST", "/chat/Dialog.json", {"type": 2, "name": "g", "occupants_ids": str(
+            world.fuzz["bobId"]), "extensions": {key: "v"}}, "extensions"),
+        ("PUT", f"/chat/Dialog/{d}.json", {"extensions": {key: "v"}}, "extensions"),
+        ("POST", "/data/UserReports.json", {key: 1}, key[:64]),
+        ("POST", "/data/UserReports/multi.json", {"record": {"1": {key: 1}}}, key[:64]),
+        ("PUT", f"/data/UserReports/{recordId}.json", {key: 1}, key[:64]),
+        ("PUT", f"/data/UserReports/{recordId}.json", {"inc": {key: 1}}, "inc"),
+    ]
+    for method, path, body, named in calls:
+        r = world.request(method, path, body=body, token=alice)
+        assert r.status == 422 and named in r.json["errors"], (method, path, r)
+    form = world.request("PUT", f"/data/UserReports/{recordId}.json", token=alice, raw=b"{",
+                         contentType="application/x-www-form-urlencoded")
+    assert form.status == 422, form
+    assert fingerprint(world) == before

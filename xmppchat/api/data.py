@@ -24,6 +24,7 @@ from xmppchat.api.json import (
     Params,
     JSONResource,
     buildQuery,
+    checkFieldNames,
     deleteSummary,
     dumps,
     fieldError,
@@ -66,9 +67,8 @@ def _fields(data: dict) -> dict:
     for key, value in data.items():
         if key in RESERVED:
             continue
-        if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
-            raise fieldError(str(key), "is not a valid field name")
         fields[key] = value
+    checkFieldNames(fields, "record field")
     if len(fields) > MAX_FIELDS:
         raise fieldError("base", f"at most {MAX_FIELDS} fields")
     if len(dumps(fields)) > MAX_RECORD_BYTES:
@@ -279,7 +279,8 @@ class DataResource(JSONResource):
         changes = {}
         unset = []
         for op in OPERATORS:
-            for name, amount in requireDict(data.get(op), op).items():
+            for name, amount in checkFieldNames(requireDict(data.get(op), op), "record field",
+                                                 op).items():
                 if isinstance(amount, bool) or not isinstance(amount, (int, float)):
                     raise fieldError(f"{op}[{name}]", "must be a number")
                 current = record.fields.get(name, 0)

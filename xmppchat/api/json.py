@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
+from xmppchat.storage.common import checkKey
 from xmppchat.storage.interfaces import (
     AlreadyExists,
     InvalidQuery,
@@ -800,6 +801,20 @@ def optionalString(data: dict, name: str, maxLength: int = 255, allowEmpty: bool
     return value
 
 
+def checkFieldNames(values: dict, what: str, errorField: str | None = None) -> dict:
+    """
+    C{values}, whose keys the stores accept as field names (letters,
+    digits, C{_} and C{-}, at most 64: L{xmppchat.storage.common.checkKey});
+    422 naming the key (or C{errorField}) otherwise.
+    """
+    for key in values:
+        try:
+            checkKey(key, what)
+        except ValueError as e:
+            raise fieldError(errorField or str(key)[:64], str(e)) from None
+    return values
+
+
 def toInt(value, name: str) -> int:
     """
     An integer from an int or a numeric string; 422 otherwise.
@@ -860,5 +875,5 @@ __all__ = [
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
     "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
-    "requireDict", "optionalString", "INT_MIN", "INT_MAX", "toInt", "idList", "flagValue", "deleteSummary",
+    "requireDict", "optionalString", "checkFieldNames", "INT_MIN", "INT_MAX", "toInt", "idList", "flagValue", "deleteSummary",
 ]

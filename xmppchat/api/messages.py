@@ -28,6 +28,7 @@ from xmppchat.api.json import (
     USER,
     JSONResource,
     buildQuery,
+    checkFieldNames,
     deleteSummary,
     fieldError,
     flagValue,
@@ -138,7 +139,7 @@ def _custom(body: dict) -> dict:
     for key, value in custom.items():
         if isinstance(value, (dict, list)) and key != "extension":
             raise fieldError(key, "custom fields must be strings, numbers or booleans")
-    return custom
+    return checkFieldNames(custom, "custom field")
 
 
 def _body(body: dict):
