@@ -28,7 +28,7 @@ from tests.api import helpers
 from tests.api.helpers import ApiHarness
 
 # Generous REST rate limits: the fuzzer sends thousands of calls at a frozen clock.
-PERMISSIVE = {}
+PERMISSIVE = {"token_rate_per_minute": 0, "address_rate_per_minute": 0}
 
 # XMPPCHAT_FUZZ_EXAMPLES=1000 XMPPCHAT_FUZZ_RANDOM=1 for a longer, randomised run.
 FUZZ = settings(max_examples=int(os.environ.get("XMPPCHAT_FUZZ_EXAMPLES", "60")), deadline=None,

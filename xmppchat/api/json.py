@@ -72,6 +72,8 @@ class ApiError(Exception):
     A failure answered with C{status} and C{{"errors": errors}}.
     """
 
+    headers = None  # extra response headers (bytes -> bytes), e.g. Retry-After
+
     def __init__(self, status: int, errors):
         Exception.__init__(self, status, errors)
         self.status = status
@@ -652,6 +654,9 @@ class JSONResource(Resource):
 
     async def _run(self, request, entry, kwargs, suffix):
         method, segments, auth, text, maxBody, handler = entry
+        rateLimits = getattr(self.ctx, "rateLimits", None)
+        if rateLimits is not None:
+            rateLimits.admit(request)
         limit = getattr(self.ctx.config, maxBody or "max_body_bytes")
         if getattr(request, "bodyTooLarge", False) or _contentLength(request) > limit:
             raise baseError(http.REQUEST_ENTITY_TOO_LARGE,
@@ -661,6 +666,8 @@ class JSONResource(Resource):
         params = parseQueryString(request.uri.partition(b"?")[2])
         body = self._body(request)
         session = await self.ctx.sessions.authenticate(request, auth)
+        if rateLimits is not None:
+            rateLimits.authenticated(session)
         call = Call(request=request, params=params, body=body, session=session, suffix=suffix)
         return await handler(call, **kwargs)
 
@@ -714,6 +721,8 @@ class JSONResource(Resource):
         e = failure.value
         if isinstance(e, ApiError):
             status, errors = e.status, e.errors
+            for name, value in (e.headers or {}).items():
+                request.setHeader(name, value)
         elif isinstance(e, InvalidQuery):
             status, errors = http.BAD_REQUEST, {"base": [str(e) or "invalid query"]}
         elif isinstance(e, AlreadyExists):
