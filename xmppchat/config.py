@@ -195,6 +195,12 @@ class RestConfig:
     data_classes: list = field(default_factory=list)
     apps: list = field(default_factory=list)
     http_bind: bool = True
+    # request rate limits (xmppchat/api/ratelimit.py): token buckets, 0 = off
+    token_rate_per_minute: int = 1200
+    token_burst: int = 200
+    address_rate_per_minute: int = 600
+    address_burst: int = 100
+    rate_limit_keys: int = 100000
 
 
 @dataclass
@@ -468,6 +474,12 @@ def _validateRest(rest: RestConfig, problem) -> None:
         problem("rest.port", f"port out of range: {rest.port}")
     for key in ("max_body_bytes", "token_seconds", "max_app_sessions", "max_custom_data_bytes",
                 "max_page", "blob_max_bytes"):
+        if getattr(rest, key) < 1:
+            problem(f"rest.{key}", "must be positive")
+    for key in ("token_rate_per_minute", "address_rate_per_minute"):
+        if getattr(rest, key) < 0:
+            problem(f"rest.{key}", "must be 0 (no limit) or positive")
+    for key in ("token_burst", "address_burst", "rate_limit_keys"):
         if getattr(rest, key) < 1:
             problem(f"rest.{key}", "must be positive")
     for origin in rest.cors_origins:

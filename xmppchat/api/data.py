@@ -11,15 +11,20 @@ record's creator updates or deletes it.
 
 from __future__ import annotations
 
+import math
+
 from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    INT_MAX,
+    INT_MIN,
     PAGING,
     USER,
     Params,
     JSONResource,
     buildQuery,
+    checkFieldNames,
     deleteSummary,
     dumps,
     fieldError,
@@ -62,9 +67,8 @@ def _fields(data: dict) -> dict:
     for key, value in data.items():
         if key in RESERVED:
             continue
-        if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
-            raise fieldError(str(key), "is not a valid field name")
         fields[key] = value
+    checkFieldNames(fields, "record field")
     if len(fields) > MAX_FIELDS:
         raise fieldError("base", f"at most {MAX_FIELDS} fields")
     if len(dumps(fields)) > MAX_RECORD_BYTES:
@@ -91,6 +95,10 @@ def _looseList(value):
                 number = float(value)
             except ValueError:
                 return [value]
+        if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
+            number = float(number)  # the stores hold 64-bit integers at most
+        if not math.isfinite(number):
+            return [value]
         return [number, value]
     return [value]
 
@@ -271,7 +279,8 @@ class DataResource(JSONResource):
         changes = {}
         unset = []
         for op in OPERATORS:
-            for name, amount in requireDict(data.get(op), op).items():
+            for name, amount in checkFieldNames(requireDict(data.get(op), op), "record field",
+                                                 op).items():
                 if isinstance(amount, bool) or not isinstance(amount, (int, float)):
                     raise fieldError(f"{op}[{name}]", "must be a number")
                 current = record.fields.get(name, 0)

@@ -24,6 +24,7 @@ from xmppchat.api.json import (
     USER,
     JSONResource,
     buildQuery,
+    checkFieldNames,
     deleteSummary,
     fieldError,
     flagValue,
@@ -187,6 +188,7 @@ def _extensions(value) -> dict:
         raise fieldError("extensions", "must be an object")
     if len(value) > MAX_EXTENSIONS:
         raise fieldError("extensions", f"at most {MAX_EXTENSIONS} keys")
+    checkFieldNames(value, "extension", "extensions")
     out = {}
     size = 0
     for key, item in value.items():

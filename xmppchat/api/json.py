@@ -20,8 +20,11 @@ authentication, following the wire conventions the ConnectyCube JS SDK
 
 from __future__ import annotations
 
+import email
 import inspect
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -30,6 +33,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
+from xmppchat.storage.common import checkKey
 from xmppchat.storage.interfaces import (
     AlreadyExists,
     InvalidQuery,
@@ -58,12 +62,17 @@ OPERATORS = frozenset(("lt", "lte", "gt", "gte", "ne", "in", "nin", "all", "or",
 LIST_OPERATORS = frozenset(("in", "nin", "all", "or"))
 MAX_PARAMS = 200
 MAX_NESTING = 4
+# Integers the stores can hold (SQLite INTEGER, BSON int64).
+INT_MIN = -(2 ** 63)
+INT_MAX = 2 ** 63 - 1
 
 
 class ApiError(Exception):
     """
     A failure answered with C{status} and C{{"errors": errors}}.
     """
+
+    headers = None  # extra response headers (bytes -> bytes), e.g. Retry-After
 
     def __init__(self, status: int, errors):
         Exception.__init__(self, status, errors)
@@ -139,7 +148,7 @@ class Params:
         if value is None or value in ("", "null", "undefined"):
             return default
         try:
-            number = int(value)
+            number = max(INT_MIN, min(INT_MAX, int(value)))
         except (TypeError, ValueError):
             raise fieldError(name, "must be an integer", 400) from None
         if minimum is not None:
@@ -195,14 +204,20 @@ def typedValue(name: str, value, ints=(), floats=()):
         return [typedValue(name, v, ints, floats) for v in value]
     if name in ints:
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise fieldError(name, "must be an integer", 400) from None
+        if not INT_MIN <= number <= INT_MAX:
+            raise fieldError(name, "is out of range", 400)
+        return number
     if name in floats:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise fieldError(name, "must be a number (Unix seconds)", 400) from None
+        if not math.isfinite(number):
+            raise fieldError(name, "must be a finite number (Unix seconds)", 400)
+        return number
     return value
 
 
@@ -340,10 +355,46 @@ def _rejectConstant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def _boundedInt(text: str) -> int:
+    """
+    A JSON integer the stores can hold (64-bit signed); C{ValueError}
+    otherwise (SQLite and BSON cannot store bigger ones).
+    """
+    number = int(text)
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError("integer out of range")
+    return number
+
+
+def _finiteFloat(text: str) -> float:
+    """
+    A JSON number that is a finite double (C{1e999} is not: it would be
+    stored as infinity and answered as the non-JSON C{Infinity}).
+    """
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("number out of range")
+    return number
+
+
+# A \\uXXXX escape of a UTF-16 surrogate (RFC 8259 §8.2): a pair is one
+# character, a lone one is no character at all.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def parseJSON(raw: bytes):
+    """
+    The JSON value of C{raw}; 400 for malformed JSON, C{NaN}/C{Infinity}
+    and strings with lone surrogates (not text: they cannot be stored or
+    sent back as UTF-8).
+    """
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = json.loads(raw.decode("utf-8"), parse_constant=_rejectConstant,
+                           parse_int=_boundedInt, parse_float=_finiteFloat)
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (UnicodeError, ValueError, RecursionError):
         raise baseError(http.BAD_REQUEST, "malformed JSON body") from None
 
 
@@ -385,9 +436,51 @@ class RestRequest(server.Request):
 
     def requestReceived(self, command, path, version):
         if self.bodyTooLarge:
-            # Skip Twisted's form/multipart parsing of a truncated body.
+            # Skip the form/multipart parsing of a truncated body.
             self.requestHeaders.removeHeader(b"content-type")
         server.Request.requestReceived(self, command, path, version)
+
+    malformedBody = False
+
+    def __init__(self, channel, *args, **kwargs):
+        # Twisted answers a malformed multipart body with a bare, empty 400
+        # and drops the connection; multipart bodies are parsed in
+        # L{process} instead, so the resource answers a JSON 400.
+        kwargs["parsePOSTFormSubmission"] = False
+        server.Request.__init__(self, channel, *args, **kwargs)
+
+    def process(self):
+        ctype = self.getHeader("content-type") or ""
+        if (self.method == b"POST" and self.content is not None and _contentLength(self)
+                and ctype.split(";")[0].strip().lower() == "multipart/form-data"):
+            try:
+                self.args.update(_multipartFields(self.content, ctype))
+            except ValueError:
+                self.malformedBody = True
+        server.Request.process(self)
+
+
+def _multipartFields(content, ctype: str) -> dict:
+    """
+    C{{name: [value]}} of a C{multipart/form-data} body (RFC 7578), as
+    bytes like C{request.args}; C{ValueError} when it is not one.
+    """
+    content.seek(0)
+    try:
+        header = f"MIME-Version: 1.0\r\nContent-Type: {ctype}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("bad content type") from None
+    message = email.message_from_bytes(header + content.read())
+    content.seek(0)
+    if not message.is_multipart():
+        raise ValueError("not a multipart body")
+    fields: dict = {}
+    for part in message.get_payload():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name:
+            fields.setdefault(name.encode("utf-8", "replace"), []).append(
+                part.get_payload(decode=True))
+    return fields
 
 
 def route(method: str, pattern: str = "", auth: str = USER, text: bool = False,
@@ -561,13 +654,20 @@ class JSONResource(Resource):
 
     async def _run(self, request, entry, kwargs, suffix):
         method, segments, auth, text, maxBody, handler = entry
+        rateLimits = getattr(self.ctx, "rateLimits", None)
+        if rateLimits is not None:
+            rateLimits.admit(request)
         limit = getattr(self.ctx.config, maxBody or "max_body_bytes")
         if getattr(request, "bodyTooLarge", False) or _contentLength(request) > limit:
             raise baseError(http.REQUEST_ENTITY_TOO_LARGE,
                             f"Request body too large (at most {limit} bytes)")
+        if getattr(request, "malformedBody", False):
+            raise baseError(http.BAD_REQUEST, "malformed multipart/form-data body")
         params = parseQueryString(request.uri.partition(b"?")[2])
         body = self._body(request)
         session = await self.ctx.sessions.authenticate(request, auth)
+        if rateLimits is not None:
+            rateLimits.authenticated(session)
         call = Call(request=request, params=params, body=body, session=session, suffix=suffix)
         return await handler(call, **kwargs)
 
@@ -621,6 +721,8 @@ class JSONResource(Resource):
         e = failure.value
         if isinstance(e, ApiError):
             status, errors = e.status, e.errors
+            for name, value in (e.headers or {}).items():
+                request.setHeader(name, value)
         elif isinstance(e, InvalidQuery):
             status, errors = http.BAD_REQUEST, {"base": [str(e) or "invalid query"]}
         elif isinstance(e, AlreadyExists):
@@ -708,16 +810,32 @@ def optionalString(data: dict, name: str, maxLength: int = 255, allowEmpty: bool
     return value
 
 
+def checkFieldNames(values: dict, what: str, errorField: str | None = None) -> dict:
+    """
+    C{values}, whose keys the stores accept as field names (letters,
+    digits, C{_} and C{-}, at most 64: L{xmppchat.storage.common.checkKey});
+    422 naming the key (or C{errorField}) otherwise.
+    """
+    for key in values:
+        try:
+            checkKey(key, what)
+        except ValueError as e:
+            raise fieldError(errorField or str(key)[:64], str(e)) from None
+    return values
+
+
 def toInt(value, name: str) -> int:
     """
     An integer from an int or a numeric string; 422 otherwise.
     """
     if isinstance(value, bool):
         raise fieldError(name, "must be an integer")
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        value = int(value.strip())
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise fieldError(name, "is out of range")
+        return value
     raise fieldError(name, "must be an integer")
 
 
@@ -766,5 +884,5 @@ __all__ = [
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
     "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
-    "requireDict", "optionalString", "toInt", "idList", "flagValue", "deleteSummary",
+    "requireDict", "optionalString", "checkFieldNames", "INT_MIN", "INT_MAX", "toInt", "idList", "flagValue", "deleteSummary",
 ]

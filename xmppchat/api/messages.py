@@ -22,10 +22,13 @@ from twisted.web import http
 
 from xmppchat.api.dialogs import DialogEvent, canPost, dialogsJSON, isMember, isParticipant, readableDialog
 from xmppchat.api.json import (
+    INT_MAX,
+    INT_MIN,
     PAGING,
     USER,
     JSONResource,
     buildQuery,
+    checkFieldNames,
     deleteSummary,
     fieldError,
     flagValue,
@@ -136,7 +139,7 @@ def _custom(body: dict) -> dict:
     for key, value in custom.items():
         if isinstance(value, (dict, list)) and key != "extension":
             raise fieldError(key, "custom fields must be strings, numbers or booleans")
-    return custom
+    return checkFieldNames(custom, "custom field")
 
 
 def _body(body: dict):
@@ -167,9 +170,13 @@ def _seconds(value, name: str):
     if value is None or value == "":
         return None
     try:
-        return int(float(value))
-    except (TypeError, ValueError):
+        seconds = int(float(value))
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999
         pass
+    else:
+        if not INT_MIN <= seconds <= INT_MAX:
+            raise fieldError(name, "is out of range", 400)
+        return seconds
     if isinstance(value, str):
         text = value.strip().rstrip("Z").split(".")[0]
         try:

@@ -48,6 +48,7 @@ from xmppchat.api.json import (
     toInt,
     unauthorized,
 )
+from xmppchat.api.ratelimit import tooManyRequests
 from xmppchat.auth.credentials import Credentials, deriveCredentials, tokenHash, verifyPlain
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.storage.interfaces import AlreadyExists, TokenRecord
@@ -382,8 +383,9 @@ class SessionManager:
         address = request.getClientAddress()
         address = getattr(address, "host", None)
         key = str(account.id) if account is not None else None
-        if self.throttle.isLockedOut(address, key):
-            raise baseError(429, "Too many failed logins, try again later")
+        lockedFor = self.throttle.lockedFor(address, key)
+        if lockedFor > 0:
+            raise tooManyRequests(lockedFor, "failed logins")
         ok = False
         if account is not None and account.credentials and isinstance(password, str) and password:
             ok = await self.ctx.runCPU(verifyPlain, Credentials.fromDict(account.credentials),

@@ -48,6 +48,8 @@ class ApiContext:
     limits: object = None
     # the host's SessionRegistry, for /users/online.json (None: nobody online)
     online: object = None
+    # request rate limits (xmppchat.api.ratelimit.RestRateLimits), or None
+    rateLimits: object = None
 
     def fire(self, name: str, event) -> None:
         """
@@ -135,6 +137,7 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
     """
     The L{ApiContext} for a full L{xmppchat.config.Config}.
     """
+    from xmppchat.api.ratelimit import RestRateLimits
     from xmppchat.api.sessions import SessionManager
 
     rest = config.rest
@@ -143,6 +146,7 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
                      apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
                      online=online)
     ctx.sessions = SessionManager(ctx)
+    ctx.rateLimits = RestRateLimits(rest, clock)
     return ctx
 
 

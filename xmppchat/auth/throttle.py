@@ -110,6 +110,15 @@ class LoginThrottle:
                 return True
         return False
 
+    def lockedFor(self, address: str | None, localpart: str | None) -> float:
+        """
+        Seconds until attempts from C{address} and for C{localpart} are
+        accepted again; 0 if they are now.
+        """
+        now = self.clock.seconds()
+        counters = (self._get(key, now) for key in self._keys(address, localpart))
+        return max([c.lockedUntil - now for c in counters if c is not None] + [0.0])
+
     def recordFailure(self, address: str | None, localpart: str | None) -> None:
         """
         Count a failed attempt against C{address} and C{localpart}.
