@@ -298,3 +298,30 @@ def test_xmlLiteralSanity():
     e = xml(f"<message type='error'><error type='wait'><internal-server-error xmlns='{NS_STANZAS}'/>"
             "</error></message>")
     assert stanzaError(e) == ("internal-server-error", "wait")
+
+
+def test_pendingWriteHoldsTheAckUntilItFails(h, monkeypatch):
+    """While the history write hangs, <r/> gets no <a/>; when it fails, the error goes out before it."""
+    from twisted.internet import defer
+
+    from xmppchat.storage.interfaces import StorageError
+
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    enableSM(h, alice, ta)
+    h.send(alice, saved("bob@localhost", "a" * 24, "stored"))
+    ta.pop()
+    assert [str(m.body) for m in tb.pop() if m.name == "message"] == ["stored"]
+    assert ackCount(h, alice, ta)[0] == 1
+    hanging = defer.Deferred()
+    monkeypatch.setattr(h.storage.messages, "createMessage", lambda *a, **kw: hanging)
+    h.send(alice, saved("bob@localhost", "b" * 24, "hangs"))
+    h.send(alice, f"<r xmlns='{NS_SM}'/>")
+    assert ta.pop() == []  # no <a/>: the message is not handled yet
+    assert [e for e in tb.pop() if e.name == "message"] == []
+    hanging.errback(StorageError("MongoDB: ServerSelectionTimeoutError: No servers available"))
+    sent = ta.pop()
+    assert [(e.name, e.getAttribute("type")) for e in sent] == [("message", "error"), ("a", None)]
+    assert stanzaError(sent[0]) == ("internal-server-error", "wait")
+    assert sent[1]["h"] == "2"
+    assert [e for e in tb.pop() if e.name == "message"] == []
