@@ -325,3 +325,18 @@ def test_pendingWriteHoldsTheAckUntilItFails(h, monkeypatch):
     assert stanzaError(sent[0]) == ("internal-server-error", "wait")
     assert sent[1]["h"] == "2"
     assert [e for e in tb.pop() if e.name == "message"] == []
+
+
+def test_offlineStoreFailureIsBounced(h):
+    """With the recipient's privacy lists cached, a failing offline write itself comes back as an error."""
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    bob.stream.connectionLost()
+    assert h.host.modules["privacy"].cached("bob") is not None
+    with h.outage:
+        h.send(alice, "<message to='bob@localhost' type='chat' id='o3'><body>hi</body></message>")
+    [error] = ta.pop()
+    assert error["id"] == "o3" and str(error.body) == "hi"
+    assert stanzaError(error) == ("internal-server-error", "wait")
+    assert "Storage unavailable" in str(error.error.text)
+    assert result(h.storage.offline.fetchOffline("bob")) == []
