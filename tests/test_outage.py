@@ -14,7 +14,7 @@ from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
 from tests.api import helpers as apihelpers
 from tests.api.helpers import ApiHarness
-from tests.helpers import HostHarness, result, xml
+from tests.helpers import HostHarness, result
 
 NS_SM = "urn:xmpp:sm:3"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -280,7 +280,7 @@ def test_outageErrorIsNotAnErrorLoop(h):
     assert [e for e in ta.pop() if e.getAttribute("type") == "error"] == []
 
 
-def test_dialogModuleSeesPymongoErrorsAsStorageErrors(h):
+def test_pymongoErrorsBecomeStorageErrors(h):
     """The outage wrapper raises real pymongo errors, which the storage turns into StorageError."""
     from xmppchat.storage.interfaces import StorageError
 
@@ -291,13 +291,6 @@ def test_dialogModuleSeesPymongoErrorsAsStorageErrors(h):
     assert failure and failure[0].check(StorageError)
     assert "AutoReconnect" in str(failure[0].value)
     assert result(h.storage.accounts.getAccountByLocalpart("alice")) is not None
-
-
-def test_xmlLiteralSanity():
-    """The helper parses error stanzas as the server writes them."""
-    e = xml(f"<message type='error'><error type='wait'><internal-server-error xmlns='{NS_STANZAS}'/>"
-            "</error></message>")
-    assert stanzaError(e) == ("internal-server-error", "wait")
 
 
 def test_pendingWriteHoldsTheAckUntilItFails(h, monkeypatch):
