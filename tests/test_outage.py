@@ -333,3 +333,25 @@ def test_offlineStoreFailureIsBounced(h):
     assert stanzaError(error) == ("internal-server-error", "wait")
     assert "Storage unavailable" in str(error.error.text)
     assert result(h.storage.offline.fetchOffline("bob")) == []
+
+
+def test_groupMessageDuringOutageIsBounced(h):
+    """A saved groupchat to a dialog room during the outage reaches nobody and comes back as an error."""
+    from xmppchat.storage.interfaces import DIALOG_GROUP
+
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    roomJID = f"1_{dialog.id}@muc.localhost"
+    text = (f"<message to='{roomJID}' type='groupchat' id='{'c' * 24}'><body>team</body>"
+            "<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history>"
+            f"<dialog_id>{dialog.id}</dialog_id></extraParams></message>")
+    with h.outage:
+        h.send(alice, text)
+    [error] = ta.pop()
+    assert error["id"] == "c" * 24 and error["from"] == roomJID
+    assert stanzaError(error) == ("internal-server-error", "wait")
+    assert [e for e in tb.pop() if e.name == "message"] == []
+    h.send(alice, text)
+    assert [str(m.body) for m in tb.pop() if m.name == "message"] == ["team"]
+    assert result(h.storage.messages.getMessage("c" * 24)).dialogId == dialog.id
