@@ -36,6 +36,7 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.api.sessions import isoTime
+from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
@@ -82,38 +83,6 @@ def roomJID(ctx, appId: int, dialogId: str) -> str:
     The dialog's MUC room JID, as the SDK builds it (§5.2).
     """
     return f"{appId}_{dialogId}@{ctx.server.muc_domain}"
-
-
-def isMember(dialog, userId: int) -> bool:
-    """
-    An occupant or the owner.
-    """
-    return userId in dialog.occupantIds or userId == dialog.ownerId
-
-
-def isParticipant(dialog, userId: int) -> bool:
-    """
-    Has read state in the dialog: a member, or anyone in a public dialog.
-    """
-    return isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
-
-
-def canRead(dialog, userId: int) -> bool:
-    return isParticipant(dialog, userId) or bool((dialog.permissions or {}).get("allow_preview"))
-
-
-def canPost(dialog, userId: int) -> bool:
-    """
-    Who may add messages: occupants (only owner and admins of a
-    broadcast), any user in a public dialog.
-    """
-    if dialog.type == DIALOG_BROADCAST:
-        return isManager(dialog, userId)
-    return isParticipant(dialog, userId)
-
-
-def isManager(dialog, userId: int) -> bool:
-    return userId == dialog.ownerId or userId in dialog.adminIds
 
 
 async def readableDialog(ctx, dialogId: str, userId: int):
@@ -515,4 +484,4 @@ class DialogsResource(JSONResource):
 
 
 __all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
-           "readableDialog", "canRead", "canPost", "isMember", "isManager", "isParticipant"]
+           "readableDialog"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 from twisted.web import http
 
-from xmppchat.api.dialogs import DialogEvent, canPost, dialogsJSON, isMember, isParticipant, readableDialog
+from xmppchat.api.dialogs import DialogEvent, dialogsJSON, readableDialog
 from xmppchat.api.json import (
     INT_MAX,
     INT_MIN,
@@ -39,6 +39,7 @@ from xmppchat.api.json import (
     toInt,
 )
 from xmppchat.api.sessions import isoTime
+from xmppchat.dialogrules import canPost, isMember, isParticipant
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()

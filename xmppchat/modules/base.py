@@ -6,7 +6,11 @@ implements and decorates its handlers with L{hook}.  Loading registers the
 handlers on the host's L{HookBus}; unloading removes them.  A handler may
 return a Deferred; a L{StanzaError} it raises (or its Deferred fails with)
 becomes the matching error reply, any other failure is logged and answered
-with C{internal-server-error} for IQ requests.  A Deferred returned for a
+with C{internal-server-error} for IQ requests.  A L{StorageError} (the
+database is unreachable) is answered for every stanza, messages included,
+with C{internal-server-error} (of type C{wait}, RFC 6120 §8.3.2: temporary,
+retry later), so a message that could not be stored or routed
+is never lost silently.  A Deferred returned for a
 stanza of a client with stream management holds back that client's XEP-0198
 acknowledgement until it fires (the stanza is only "handled" then).
 """
@@ -20,6 +24,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from xmppchat.stanzas import StanzaError, iqResult
+from xmppchat.storage.interfaces import StorageError
+
+STORAGE_UNAVAILABLE = "Storage unavailable, try again"
 
 
 @dataclass
@@ -105,6 +112,10 @@ class Module:
             except StanzaError as e:
                 self._sendStanzaError(event, e)
                 return True
+            except StorageError:
+                self.log.failure("{module}: storage failed", module=self.name)
+                self._storageError(event)
+                return True
             except Exception:
                 self.log.failure("{module} failed on an event", module=self.name)
                 self._internalError(event)
@@ -124,6 +135,9 @@ class Module:
     def _failed(self, failure, event):
         if failure.check(StanzaError):
             self._sendStanzaError(event, failure.value)
+        elif failure.check(StorageError):
+            self.log.failure("{module}: storage failed", failure, module=self.name)
+            self._storageError(event)
         else:
             self.log.failure("{module} failed on an event", failure, module=self.name)
             self._internalError(event)
@@ -137,6 +151,11 @@ class Module:
         stanza = getattr(event, "stanza", None)
         if stanza is not None and stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set"):
             self.router.sendError(event.origin, stanza, "internal-server-error")
+
+    def _storageError(self, event) -> None:
+        stanza = getattr(event, "stanza", None)
+        if stanza is not None and not (stanza.name == "iq" and stanza.getAttribute("type") in ("result", "error")):
+            self.router.sendError(event.origin, stanza, "internal-server-error", STORAGE_UNAVAILABLE)
 
     # -- helpers for handlers --------------------------------------------
 

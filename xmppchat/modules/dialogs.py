@@ -58,7 +58,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.api.dialogs import canRead, isManager, isMember
+from xmppchat.dialogrules import canRead, isManager, isMember
 from xmppchat.jid import parseJID
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook

@@ -31,7 +31,7 @@ import time
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from xmppchat.api.dialogs import canRead
+from xmppchat.dialogrules import canRead
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.messageinfo import NS_FORWARD
 from xmppchat.modules.base import Module, hook

@@ -157,7 +157,13 @@ class PresenceModule(Module):
         session.available = True
         session.priority = priority
         session.presence = stanza
-        roster = yield self.roster.getRoster(session.localpart)
+        try:
+            roster = yield self.roster.getRoster(session.localpart)
+        except Exception:
+            if initial:  # nothing was broadcast: the client's retry is the initial presence
+                session.available = False
+                session.presence = None
+            raise
         for jid, item in roster.items():
             if item.subscription in SUBSCRIBED_FROM:
                 self.deliverPresence(jid, None, retarget(stanza, jid))
