@@ -106,7 +106,7 @@ class Peer:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise AssertionError(f"{self.transport}: {len(found)}/{count} wanted elements; got "
-                                     + " ".join(ET.tostring(e, "unicode")[:200] for e in self.elements[since:]))
+                                     + " ".join(ET.tostring(e, "unicode")[:400] for e in self.elements[since:][-5:]))
             self.arrived.clear()
             try:
                 await asyncio.wait_for(self.arrived.wait(), left)
@@ -130,8 +130,10 @@ class SlixPeer(Peer):
         self.client = Client(server, jid, password, mechanism)
         self.server = server
         self.failure = None
+        self.smEnabled = asyncio.get_event_loop().create_future()
         if sm:
             self.client.register_plugin("xep_0198")
+            self.client.add_event_handler("sm_enabled", lambda _: self.smEnabled.done() or self.smEnabled.set_result(1))
         self.client.add_filter("in", self._filter)
         self.client.add_event_handler("failed_auth", self._failedAuth)
         self.resumed = asyncio.get_event_loop().create_future()
@@ -153,8 +155,10 @@ class SlixPeer(Peer):
             return {"event": "failed", "error": condition}
         self.jid = str(self.client.boundjid)
         sm = self.client.plugin["xep_0198"] if "xep_0198" in self.client.plugin else None
+        if sm:
+            await asyncio.wait_for(self.smEnabled, TIMEOUT)
         return {"event": "online", "jid": self.jid, "mechanism": self.client.plugin["feature_mechanisms"].mech.name,
-                "sm": {"enabled": bool(sm and sm.enabled), "id": sm.sm_id if sm else None}}
+                "sm": {"enabled": bool(sm and sm.sm_id), "id": sm.sm_id if sm else None}}
 
     def send(self, text: str):
         self.client.send_raw(text)
@@ -303,6 +307,176 @@ def test_wrongPasswordNotAuthorized(paritySrv, nodeClients, transport):
             assert outcome["event"] == "failed", outcome
             assert outcome["error"] == "not-authorized", outcome
         finally:
+            await peer.stop()
+
+    run(scenario())
+
+
+async def loginPair(server, nodeClients, transport, sm=False):
+    """The transport's user (on C{transport}) and its slixmpp peer on TCP, both online."""
+    user = makePeer(server, nodeClients, transport, f"{transport}-user", f"{transport}-user-pw", sm=sm)
+    online = await user.login()
+    assert online["event"] == "online", online
+    peer = SlixPeer(server, f"{transport}-peer@localhost", f"{transport}-peer-pw")
+    assert (await peer.login())["event"] == "online"
+    return user, online, peer
+
+
+async def ackedCount(user) -> int:
+    """Ask the server for its count of the user's stanzas (<r/>) and read the <a h/>."""
+    since = len(user.elements)
+    user.send(f"<r xmlns='{NS_SM}'/>")
+    answer = (await user.waitFor(lambda e: local(e) == "a" and e.tag.startswith("{" + NS_SM), since=since))[0]
+    return int(answer.get("h"))
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+def test_streamManagementResume(paritySrv, nodeClients, transport):
+    """Acks count both ways; after an abrupt cut, messages sent meanwhile arrive exactly once, in order."""
+
+    async def scenario():
+        user, online, peer = await loginPair(paritySrv, nodeClients, transport, sm=True)
+        try:
+            if transport == "bosh":
+                await boshBehaviour(user, peer)
+                return
+            assert online["sm"]["enabled"] and online["sm"]["id"], online
+            # the server counts what the client sent: three more stanzas, h grows by three
+            before = await ackedCount(user)
+            for i in range(3):
+                user.send(message(peer.client.boundjid.bare, f"up{i}"))
+            assert await ackedCount(user) == before + 3
+            assert bodies(await peer.waitFor(isMessage(), 3)) == ["up0", "up1", "up2"]
+            # the server asks for acks (request_every = 2) and the client answers them
+            for i in range(3):
+                peer.send(message(user.jid, f"m{i}"))
+            assert bodies(await user.waitFor(isMessage(), 3)) == ["m0", "m1", "m2"]
+            await user.waitFor(lambda e: local(e) == "r" and e.tag.startswith("{" + NS_SM))
+            await asyncio.sleep(0.3)  # the <a/> reaches the server
+            cutTask = asyncio.ensure_future(user.cut())
+            await asyncio.sleep(0.1)
+            for i in range(3, 6):
+                peer.send(message(user.jid, f"m{i}"))
+            await cutTask
+            got = await user.waitFor(isMessage(), 6)
+            await user.quiet(isMessage(), since=len(user.elements))
+            assert bodies([e for e in user.elements if isMessage()(e)]) == [f"m{i}" for i in range(6)]
+            assert user.jid == online["jid"]
+            assert got
+        finally:
+            await user.stop()
+            await peer.stop()
+
+    run(scenario())
+
+
+async def boshBehaviour(user, peer):
+    """
+    XEP-0124 instead of XEP-0198 for BOSH: with the client not polling,
+    stanzas wait in the session and the next request delivers them exactly
+    once, in order, to the same session.
+    """
+    for i in range(3):
+        peer.send(message(user.jid, f"m{i}"))
+    assert bodies(await user.waitFor(isMessage(), 3)) == ["m0", "m1", "m2"]
+    user.command("pause")
+    await asyncio.sleep(BOSH_WAIT + 0.8)  # the held request comes back empty; none is sent again
+    since = len(user.elements)
+    for i in range(3, 6):
+        peer.send(message(user.jid, f"m{i}"))
+    await user.quiet(isMessage(), since=since)  # nothing can arrive without a request
+    user.command("resume")
+    await user.waitFor(isMessage(), 3, since=since)
+    await user.quiet(isMessage(), since=len(user.elements))
+    assert bodies([e for e in user.elements if isMessage()(e)]) == [f"m{i}" for i in range(6)]
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+def test_mucJoinMessageLeave(paritySrv, nodeClients, transport):
+    """The user joins a room a slixmpp owner created and opened, exchanges groupchat, leaves; 110 comes last."""
+    ownerId, ownerToken = paritySrv.restUsers["owner"]
+    userId, userToken = paritySrv.restUsers[transport]
+    room = f"parity-{transport}@{MUC}"
+
+    async def scenario():
+        owner = SlixPeer(paritySrv, f"{ownerId}-1@localhost", ownerToken)
+        owner.client.register_plugin("xep_0045")
+        owner.client.register_plugin("xep_0004")
+        assert (await owner.login())["event"] == "online"
+        muc = owner.client.plugin["xep_0045"]
+        await asyncio.wait_for(muc.join_muc_wait(room, str(ownerId), maxstanzas=0), TIMEOUT)
+        form = owner.client.plugin["xep_0004"].make_form(ftype="submit")
+        if OPEN_ROOM:
+            form.add_field(var="muc#roomconfig_membersonly", value=False)
+        await asyncio.wait_for(muc.set_room_config(room, form), TIMEOUT)
+        user = makePeer(paritySrv, nodeClients, transport, f"{userId}-1", userToken)
+        online = await user.login()
+        try:
+            assert online["event"] == "online", online
+            user.send(f"<presence xmlns='jabber:client' to='{room}/{userId}' id='join1'>"
+                      f"<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")
+            fromRoom = lambda e: local(e) == "presence" and (e.get("from") or "").startswith(room + "/")
+            selfPresence = lambda e: fromRoom(e) and hasStatus(e, "110")
+            await user.waitFor(selfPresence)
+            presences = [e for e in user.elements if fromRoom(e)]
+            assert stanzaError(presences[-1]) is None, ET.tostring(presences[-1], "unicode")
+            assert [e.get("from") for e in presences] == [f"{room}/{ownerId}", f"{room}/{userId}"]
+            assert selfPresence(presences[-1]) and not any(selfPresence(e) for e in presences[:-1])
+            user.send(message(room, f"hello room over {transport}", "groupchat"))
+            got = await owner.waitFor(isMessage(f"hello room over {transport}", "groupchat"))
+            assert got[0].get("from") == f"{room}/{userId}"
+            echo = await user.waitFor(isMessage(f"hello room over {transport}", "groupchat"))
+            assert echo[0].get("from") == f"{room}/{userId}"
+            owner.send(message(room, "hello from the owner", "groupchat"))
+            got = await user.waitFor(isMessage("hello from the owner", "groupchat"))
+            assert got[0].get("from") == f"{room}/{ownerId}"
+            since = len(user.elements)
+            user.send(f"<presence xmlns='jabber:client' to='{room}/{userId}' type='unavailable'/>")
+            left = await user.waitFor(lambda e: selfPresence(e) and e.get("type") == "unavailable", since=since)
+            assert left
+        finally:
+            await user.stop()
+            await owner.stop()
+
+    run(scenario())
+
+
+# An instant room (empty form) is a members-only group dialog (README "Multi-user chat"): other
+# users get registration-required.  The owner's form opens it (muc#roomconfig_membersonly=0).
+OPEN_ROOM = True
+
+
+def hasStatus(presence, code):
+    x = child(presence, "x", NS_MUC_USER)
+    return x is not None and any(local(c) == "status" and c.get("code") == code for c in x)
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+def test_privacyListRefusesBlockedPeer(paritySrv, nodeClients, transport):
+    """The user's active XEP-0016 list denies the peer: the peer's message bounces with service-unavailable."""
+
+    async def scenario():
+        user, online, peer = await loginPair(paritySrv, nodeClients, transport)
+        try:
+            peerBare = peer.client.boundjid.bare
+            isResult = lambda id_: lambda e: local(e) == "iq" and e.get("id") == id_
+            user.send("<iq xmlns='jabber:client' type='set' id='pl1'><query xmlns='jabber:iq:privacy'>"
+                      f"<list name='parity'><item type='jid' value='{peerBare}' action='deny' order='1'>"
+                      "<message/></item></list></query></iq>")
+            assert (await user.waitFor(isResult("pl1")))[0].get("type") == "result"
+            user.send("<iq xmlns='jabber:client' type='set' id='pl2'><query xmlns='jabber:iq:privacy'>"
+                      "<active name='parity'/></query></iq>")
+            assert (await user.waitFor(isResult("pl2")))[0].get("type") == "result"
+            since = len(user.elements)
+            peer.send(message(online["jid"].split("/")[0], "you blocked me", id_="blocked1"))
+            bounce = (await peer.waitFor(lambda e: local(e) == "message" and e.get("id") == "blocked1"))[0]
+            assert bounce.get("type") == "error" and stanzaError(bounce) == "service-unavailable"
+            await user.quiet(isMessage("you blocked me"), since=since)
+            # a peer the list does not name still gets through
+            user.send(message(peerBare, "still writing"))
+            assert await peer.waitFor(isMessage("still writing"))
+        finally:
+            await user.stop()
             await peer.stop()
 
     run(scenario())
