@@ -37,8 +37,10 @@ const finish = (code) => {
 const connection = new Strophe.Connection(options.service, { mechanisms: [mechanisms[options.mechanism]] });
 let online = false;
 if (options.debug) {
-  connection.rawInput = (data) => process.stderr.write("IN " + data + "\n");
-  connection.rawOutput = (data) => process.stderr.write("OUT " + data + "\n");
+  // options.debug: a file that gets the raw traffic
+  const { appendFileSync } = require("node:fs");
+  connection.rawInput = (data) => appendFileSync(options.debug, "IN " + data + "\n");
+  connection.rawOutput = (data) => appendFileSync(options.debug, "OUT " + data + "\n");
 }
 // strophe reports AUTHFAIL without the condition: read it from the body.
 let saslCondition = null;
