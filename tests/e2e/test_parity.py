@@ -402,7 +402,7 @@ async def boshBehaviour(user, peer):
 
 @pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 def test_mucJoinMessageLeave(paritySrv, nodeClients, transport):
-    """The user joins a room a slixmpp owner created and opened, exchanges groupchat, leaves; 110 comes last."""
+    """The user joins an instant room a slixmpp owner made (and added them to), exchanges groupchat, leaves; 110 comes last."""
     ownerId, ownerToken = paritySrv.restUsers["owner"]
     userId, userToken = paritySrv.restUsers[transport]
     room = f"parity-{transport}@{MUC}"
@@ -414,11 +414,16 @@ def test_mucJoinMessageLeave(paritySrv, nodeClients, transport):
         assert (await owner.login())["event"] == "online"
         muc = owner.client.plugin["xep_0045"]
         await asyncio.wait_for(muc.join_muc_wait(room, str(ownerId), maxstanzas=0), TIMEOUT)
-        # An instant room (empty form) is a members-only group dialog (README "Multi-user chat"):
-        # other users get registration-required.  The owner's form opens it instead.
-        form = owner.client.plugin["xep_0004"].make_form(ftype="submit")
-        form.add_field(var="muc#roomconfig_membersonly", value=False)
+        form = owner.client.plugin["xep_0004"].make_form(ftype="submit")  # empty: an instant room
         await asyncio.wait_for(muc.set_room_config(room, form), TIMEOUT)
+        # An instant room is a members-only group dialog (README "Multi-user chat"): the owner
+        # adds the user to it over REST, as the ConnectyCube SDK does.
+        status, body = call(paritySrv, "GET", "/chat/Dialog.json", token=ownerToken)
+        assert status == 200, body
+        dialogId = next(d["_id"] for d in body["items"] if d["name"] == f"parity-{transport}")
+        status, body = call(paritySrv, "PUT", f"/chat/Dialog/{dialogId}.json",
+                            {"push_all": {"occupants_ids": [userId]}}, token=ownerToken)
+        assert status == 200, body
         user = makePeer(paritySrv, nodeClients, transport, f"{userId}-1", userToken)
         online = await user.login()
         try:
