@@ -535,6 +535,9 @@ class LoadGenerator:
             parts = buf[i + 6:j].split()
             if len(parts) != 3:
                 continue
+            if parts[2] == b"g":
+                self.groupReceived(client, now, int(parts[0]), int(parts[1]))
+                continue
             if self.clients[int(parts[2])] is not client:
                 self.bounced += 1  # an error reply carries the original body
                 continue
@@ -542,6 +545,84 @@ class LoadGenerator:
             self.latencies.append(now - int(parts[0]))
             if self.closedLoop and self.running:
                 self.sendRandom()
+
+
+    # -- group fan-out (one sender, every occupant receives each message)
+
+    async def joinRoom(self, clients, room: str):
+        """
+        XEP-0045 join of C{room} (a bare room JID) for each client, nick
+        C{<prefix><index>}; waits for each join's ping round trip (the
+        server has handled the presence).  Prosody delivers groupchat to
+        joined occupants only; xmppchat does not need this.
+        """
+        for client in clients:
+            client.online = False
+            client.buf = b""
+            client.write(f"<presence to='{room}/{self.prefix}{client.index}'>"
+                         f"<x xmlns='http://jabber.org/protocol/muc'/></presence>"
+                         f"<iq type='get' id='join{client.index}x'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
+            await asyncio.wait_for(client.expect(f"join{client.index}x".encode()), self.timeout)
+            await asyncio.sleep(0)
+            client.buf = b""
+            client.online = True
+
+    async def groupStage(self, clients, room: str, seconds: float = 5.0, window: int = 10,
+                         drain: float = 5.0) -> dict:
+        """
+        C{clients[0]} sends C{groupchat} to C{room}; closed loop with
+        C{window} messages whose fan-out is incomplete.  Delivered
+        stanzas/s (every copy counts), p50/p99 latency of the copies.
+        """
+        self._resetCounters()
+        self.groupSize = len(clients)
+        self.groupPending: dict[int, int] = {}
+        self.groupSender = clients[0]
+        self.groupPrefix = f"<message to='{room}' type='groupchat' id='g'><body>".encode()
+        self.groupSeq = 0
+        loop = asyncio.get_running_loop()
+        meter = Meter(self.serverPid)
+        self.running = True
+        for _ in range(window):
+            self.sendGroup()
+        await asyncio.sleep(seconds)
+        self.running = False
+        inWindow = self.received
+        windowWall = time.perf_counter() - meter.wall
+        deadline = loop.time() + drain
+        while self.groupPending and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        latencies = sorted(self.latencies)
+        result = meter.result(stage="group", occupants=len(clients), window=window, seconds=seconds,
+                              sent=self.sent, delivered=self.received,
+                              lost=self.sent * len(clients) - self.received)
+        result["delivered_per_s"] = round(inWindow / windowWall, 1)
+        result["messages_per_s"] = round(inWindow / len(clients) / windowWall, 1)
+        if latencies:
+            result["latency_p50_ms"] = round(_percentile(latencies, 50) / 1e6, 2)
+            result["latency_p99_ms"] = round(_percentile(latencies, 99) / 1e6, 2)
+        return result
+
+    def sendGroup(self):
+        self.groupSeq += 1
+        self.groupPending[self.groupSeq] = 0
+        body = f"{time.monotonic_ns()} {self.groupSeq} g".encode()
+        self.groupSender.transport.write(self.groupPrefix + body + b"</body></message>")
+        self.sent += 1
+
+    def groupReceived(self, client, now: int, sentAt: int, seq: int):
+        count = self.groupPending.get(seq)
+        if count is None:
+            return
+        self.received += 1
+        self.latencies.append(now - sentAt)
+        count += 1
+        if count >= self.groupSize:
+            del self.groupPending[seq]
+            if self.running:
+                self.sendGroup()
+        else:
+            self.groupPending[seq] = count
 
 
 def _percentile(sortedValues, p):
