@@ -54,6 +54,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _CHALLENGE = re.compile(rb"<challenge[^>]*>([^<]*)</challenge>")
 _SUCCESS = re.compile(rb"<success[^>]*>([^<]*)</success>")
+_SM_ID = re.compile(rb"""\bid=['"]([^'"]+)['"]""")
 _FAILURE = (b"<failure", b"<stream:error", b"</stream:stream>")
 
 
@@ -247,7 +248,12 @@ class Client(asyncio.Protocol):
     def write(self, data: bytes):
         self.transport.write(data)
 
-    async def login(self, tls: bool, sslContext):
+    async def login(self, tls: bool, sslContext, sm: bool = False, resume=None) -> bool:
+        """
+        Log in; with C{sm}, enable resumable stream management instead of
+        sending presence and a ping; with C{resume=(previd, h)}, try
+        XEP-0198 resumption first (C{True} when resumed, else bind).
+        """
         gen = self.gen
         username = f"{gen.prefix}{self.index}"
         self.write(gen.header)
@@ -274,17 +280,42 @@ class Client(asyncio.Protocol):
         self.buf = b""
         self.write(gen.header)
         await self.expect(b"</stream:features>")
+        if resume:
+            # XEP-0198 §5: what follows <resumed/> (the unacknowledged
+            # stanzas) stays in self.buf for the caller's scanner.
+            previd, h = resume
+            self.write(f"<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='{h}'/>".encode())
+            head = await self.expect(b"/>")
+            if b"<resumed" in head:
+                self.smId = previd
+                self.online = True
+                gen.online.add(self)
+                return True
+            await self.expect(b"</failed>")
         self.write(b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                    b"<resource>bench</resource></bind></iq>")
         reply = await self.expect(b"</iq>")
         if b"<jid>" not in reply:
             raise LoginError(f"bind failed: {reply!r}")
+        if sm:
+            # XEP-0198 §3; presence is the caller's (offline messages follow it).
+            self.write(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            head = await self.expect(b"<enabled")
+            head = await self.expect(b"/>")
+            match = _SM_ID.search(head)
+            if match is None:
+                raise LoginError(f"no resumable stream: {head!r}")
+            self.smId = match.group(1).decode()
+            self.online = True
+            gen.online.add(self)
+            return False
         self.write(b"<presence/><iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>")
         await self.expect(b"ping1")
         await self.expect(b">")
         self.buf = b""
         self.online = True
         gen.online.add(self)
+        return False
 
     def close(self):
         if self.transport is not None and not self.lost:
@@ -325,11 +356,13 @@ class LoadGenerator:
 
     # -- connections
 
-    async def connect(self, index: int, tls: bool) -> Client:
+    async def connect(self, index: int, tls: bool, factory=None, **login) -> Client:
         loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(lambda: Client(self, index), self.host, self.port)
+        _, client = await loop.create_connection(lambda: (factory or Client)(self, index),
+                                                 self.host, self.port)
         try:
-            await asyncio.wait_for(client.login(tls, self.sslContext), self.timeout)
+            client.resumed = await asyncio.wait_for(client.login(tls, self.sslContext, **login),
+                                                    self.timeout)
         except BaseException:
             client.close()
             raise
