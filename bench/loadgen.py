@@ -19,7 +19,14 @@ and, given the server's pid, the server's CPU seconds from /proc/<pid>/stat):
     flight, a new one sent for each delivered one); delivered msgs/s,
     p50/p99 end-to-end latency (the send time is in the body), losses;
   - L{idleStage}: hold N logged-in idle connections and read the server's
-    RSS from /proc/<pid>/status.
+    RSS from /proc/<pid>/status;
+  - L{groupStage}: one sender, C{groupchat} to a room whose occupants are
+    all online (L{joinRoom} first where the server needs XEP-0045 joins);
+    delivered copies/s and their latency.
+
+C{Client.login(sm=True)} enables resumable stream management (XEP-0198
+§3) and C{resume=(previd, h)} tries §5 resumption; C{bench/soak.py} does
+the stanza counting.
 
 Command line (one stage against a running server)::
 

@@ -23,7 +23,10 @@ ports from a throwaway directory (C{--keep} keeps it):
 The identical load (L{loadgen}) runs against each server in turn, the order
 alternating between repetitions; the medians of C{--runs} (default 3)
 repetitions are reported, with the ratio xmppchat/Prosody, in
-C{bench/results/<date>.json} and C{.md}.  No-TLS logins need
+C{bench/results/<date>.json} and C{.md}.  The group fan-out stage uses a
+group dialog seeded through the storage API (L{seed}) on xmppchat and a MUC
+room joined by every occupant on Prosody; the REST history stage (xmppchat
+only) a dialog pre-filled with 100,000 messages.  No-TLS logins need
 C{c2s_require_encryption = false}: both servers are restarted for that last
 stage.
 """

@@ -147,12 +147,12 @@ class SoakGenerator(loadgen.LoadGenerator):
             user.ackWaiter.set_result(None)
 
     def send(self):
-        online = self.users
-        sender = random.choice(online)
+        users = self.users
+        sender = random.choice(users)
         client = sender.client
         if sender.quiet or client is None or not client.online:
             return False
-        r = random.randrange(len(online) - 1)
+        r = random.randrange(len(users) - 1)
         if r >= sender.index:
             r += 1
         sid = self.nextId
