@@ -19,7 +19,14 @@ and, given the server's pid, the server's CPU seconds from /proc/<pid>/stat):
     flight, a new one sent for each delivered one); delivered msgs/s,
     p50/p99 end-to-end latency (the send time is in the body), losses;
   - L{idleStage}: hold N logged-in idle connections and read the server's
-    RSS from /proc/<pid>/status.
+    RSS from /proc/<pid>/status;
+  - L{groupStage}: one sender, C{groupchat} to a room whose occupants are
+    all online (L{joinRoom} first where the server needs XEP-0045 joins);
+    delivered copies/s and their latency.
+
+C{Client.login(sm=True)} enables resumable stream management (XEP-0198
+§3) and C{resume=(previd, h)} tries §5 resumption; C{bench/soak.py} does
+the stanza counting.
 
 Command line (one stage against a running server)::
 
@@ -54,6 +61,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _CHALLENGE = re.compile(rb"<challenge[^>]*>([^<]*)</challenge>")
 _SUCCESS = re.compile(rb"<success[^>]*>([^<]*)</success>")
+_SM_ID = re.compile(rb"""\bid=['"]([^'"]+)['"]""")
 _FAILURE = (b"<failure", b"<stream:error", b"</stream:stream>")
 
 
@@ -247,7 +255,12 @@ class Client(asyncio.Protocol):
     def write(self, data: bytes):
         self.transport.write(data)
 
-    async def login(self, tls: bool, sslContext):
+    async def login(self, tls: bool, sslContext, sm: bool = False, resume=None) -> bool:
+        """
+        Log in; with C{sm}, enable resumable stream management instead of
+        sending presence and a ping; with C{resume=(previd, h)}, try
+        XEP-0198 resumption first (C{True} when resumed, else bind).
+        """
         gen = self.gen
         username = f"{gen.prefix}{self.index}"
         self.write(gen.header)
@@ -274,17 +287,42 @@ class Client(asyncio.Protocol):
         self.buf = b""
         self.write(gen.header)
         await self.expect(b"</stream:features>")
+        if resume:
+            # XEP-0198 §5: what follows <resumed/> (the unacknowledged
+            # stanzas) stays in self.buf for the caller's scanner.
+            previd, h = resume
+            self.write(f"<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='{h}'/>".encode())
+            head = await self.expect(b"/>")
+            if b"<resumed" in head:
+                self.smId = previd
+                self.online = True
+                gen.online.add(self)
+                return True
+            await self.expect(b"</failed>")
         self.write(b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                    b"<resource>bench</resource></bind></iq>")
         reply = await self.expect(b"</iq>")
         if b"<jid>" not in reply:
             raise LoginError(f"bind failed: {reply!r}")
+        if sm:
+            # XEP-0198 §3; presence is the caller's (offline messages follow it).
+            self.write(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            head = await self.expect(b"<enabled")
+            head = await self.expect(b"/>")
+            match = _SM_ID.search(head)
+            if match is None:
+                raise LoginError(f"no resumable stream: {head!r}")
+            self.smId = match.group(1).decode()
+            self.online = True
+            gen.online.add(self)
+            return False
         self.write(b"<presence/><iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>")
         await self.expect(b"ping1")
         await self.expect(b">")
         self.buf = b""
         self.online = True
         gen.online.add(self)
+        return False
 
     def close(self):
         if self.transport is not None and not self.lost:
@@ -325,11 +363,13 @@ class LoadGenerator:
 
     # -- connections
 
-    async def connect(self, index: int, tls: bool) -> Client:
+    async def connect(self, index: int, tls: bool, factory=None, **login) -> Client:
         loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(lambda: Client(self, index), self.host, self.port)
+        _, client = await loop.create_connection(lambda: (factory or Client)(self, index),
+                                                 self.host, self.port)
         try:
-            await asyncio.wait_for(client.login(tls, self.sslContext), self.timeout)
+            client.resumed = await asyncio.wait_for(client.login(tls, self.sslContext, **login),
+                                                    self.timeout)
         except BaseException:
             client.close()
             raise
@@ -535,6 +575,9 @@ class LoadGenerator:
             parts = buf[i + 6:j].split()
             if len(parts) != 3:
                 continue
+            if parts[2] == b"g":
+                self.groupReceived(client, now, int(parts[0]), int(parts[1]))
+                continue
             if self.clients[int(parts[2])] is not client:
                 self.bounced += 1  # an error reply carries the original body
                 continue
@@ -542,6 +585,84 @@ class LoadGenerator:
             self.latencies.append(now - int(parts[0]))
             if self.closedLoop and self.running:
                 self.sendRandom()
+
+
+    # -- group fan-out (one sender, every occupant receives each message)
+
+    async def joinRoom(self, clients, room: str):
+        """
+        XEP-0045 join of C{room} (a bare room JID) for each client, nick
+        C{<prefix><index>}; waits for each join's ping round trip (the
+        server has handled the presence).  Prosody delivers groupchat to
+        joined occupants only; xmppchat does not need this.
+        """
+        for client in clients:
+            client.online = False
+            client.buf = b""
+            client.write(f"<presence to='{room}/{self.prefix}{client.index}'>"
+                         f"<x xmlns='http://jabber.org/protocol/muc'/></presence>"
+                         f"<iq type='get' id='join{client.index}x'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
+            await asyncio.wait_for(client.expect(f"join{client.index}x".encode()), self.timeout)
+            await asyncio.sleep(0)
+            client.buf = b""
+            client.online = True
+
+    async def groupStage(self, clients, room: str, seconds: float = 5.0, window: int = 10,
+                         drain: float = 5.0) -> dict:
+        """
+        C{clients[0]} sends C{groupchat} to C{room}; closed loop with
+        C{window} messages whose fan-out is incomplete.  Delivered
+        stanzas/s (every copy counts), p50/p99 latency of the copies.
+        """
+        self._resetCounters()
+        self.groupSize = len(clients)
+        self.groupPending: dict[int, int] = {}
+        self.groupSender = clients[0]
+        self.groupPrefix = f"<message to='{room}' type='groupchat' id='g'><body>".encode()
+        self.groupSeq = 0
+        loop = asyncio.get_running_loop()
+        meter = Meter(self.serverPid)
+        self.running = True
+        for _ in range(window):
+            self.sendGroup()
+        await asyncio.sleep(seconds)
+        self.running = False
+        inWindow = self.received
+        windowWall = time.perf_counter() - meter.wall
+        deadline = loop.time() + drain
+        while self.groupPending and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        latencies = sorted(self.latencies)
+        result = meter.result(stage="group", occupants=len(clients), window=window, seconds=seconds,
+                              sent=self.sent, delivered=self.received,
+                              lost=self.sent * len(clients) - self.received)
+        result["delivered_per_s"] = round(inWindow / windowWall, 1)
+        result["messages_per_s"] = round(inWindow / len(clients) / windowWall, 1)
+        if latencies:
+            result["latency_p50_ms"] = round(_percentile(latencies, 50) / 1e6, 2)
+            result["latency_p99_ms"] = round(_percentile(latencies, 99) / 1e6, 2)
+        return result
+
+    def sendGroup(self):
+        self.groupSeq += 1
+        self.groupPending[self.groupSeq] = 0
+        body = f"{time.monotonic_ns()} {self.groupSeq} g".encode()
+        self.groupSender.transport.write(self.groupPrefix + body + b"</body></message>")
+        self.sent += 1
+
+    def groupReceived(self, client, now: int, sentAt: int, seq: int):
+        count = self.groupPending.get(seq)
+        if count is None:
+            return
+        self.received += 1
+        self.latencies.append(now - sentAt)
+        count += 1
+        if count >= self.groupSize:
+            del self.groupPending[seq]
+            if self.running:
+                self.sendGroup()
+        else:
+            self.groupPending[seq] = count
 
 
 def _percentile(sortedValues, p):
