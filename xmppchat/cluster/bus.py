@@ -6,7 +6,8 @@ Frames::
 
     s <from-node> <seq> <hops> <target full JID>\\n<stanza XML>
     a <from-node> <seq>              "I handed your stanzas up to seq to my sessions"
-    c <from-node>\\n<JSON>           control: close a session (conflict)
+    c <from-node>\\n<JSON>           control: close a session (conflict), hand
+                                     a resumable session over (L{resumption})
     b\\n(<length>\\n<frame>)*          several frames in one pub/sub message
 
 Stanzas for one node within one reactor turn go out as one C{b} batch (one
@@ -70,6 +71,7 @@ class StanzaBus:
         self._flushCall = None
         self._lastXML = b""
         self.onSessionsLost = None
+        self.onControl = None
         self._overflowing: set = set()
         self.untracked = 0
         self.sent = 0
@@ -339,6 +341,10 @@ class StanzaBus:
             self._overflowing.discard(src)
 
     def _controlReceived(self, payload) -> None:
+        if not isinstance(payload, dict):
+            raise ValueError(payload)
+        if "op" in payload and self.onControl is not None and self.onControl(payload):
+            return
         full = payload.get("close")
         if not isinstance(full, str):
             return

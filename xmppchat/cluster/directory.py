@@ -10,6 +10,7 @@ Redis keys (C{P} is C{<key_prefix>:<domain>}):
     P:node:<id>:sessions    hash: full JID -> JSON entry (available,
                             priority, presence, roster interest, carbons...)
     P:directory             pub/sub channel of changes (set, del, sync)
+    P:sm:<previd>           XEP-0198 resumption token (L{resumption})
 
 Each node publishes its own sessions and applies the others' changes to a
 local replica, so lookups stay synchronous and cost what a local lookup
@@ -44,6 +45,9 @@ class Keys:
 
     def sessions(self, node: str) -> str:
         return f"{self._base}:node:{node}:sessions"
+
+    def sm(self, smid: str) -> str:
+        return f"{self._base}:sm:{smid}"
 
     def channel(self, node: str) -> str:
         return f"{self._base}:node:{node}"

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
 from xmppchat.cluster.resp import RedisClient
+from xmppchat.cluster.resumption import ClusterResumption
 
 
 def defaultNodeId() -> str:
@@ -59,6 +60,8 @@ class ClusterNode:
         self.heartbeat.clock = reactor
         self._joining = None
         self.stopping = False
+        self.resumption = ClusterResumption(self)
+        self.bus.onControl = self.resumption.controlReceived
         host.sessions.attach(self.directory)
         host.cluster = self
         host.hooks.add("roster-changed", self._rosterChanged)
