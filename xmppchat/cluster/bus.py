@@ -72,6 +72,7 @@ class StanzaBus:
         self._lastXML = b""
         self.onSessionsLost = None
         self.onControl = None
+        self.onNodeLost = None
         self._overflowing: set = set()
         self.untracked = 0
         self.sent = 0
@@ -180,6 +181,8 @@ class StanzaBus:
         acknowledge.
         """
         lost = self.directory.dropNode(node)
+        if self.onNodeLost is not None:
+            self.onNodeLost(node)
         self.seq.pop(node, None)
         self._flush(self.pending.pop(node, None))
         if lost and self.onSessionsLost is not None:
