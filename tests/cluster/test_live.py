@@ -274,14 +274,18 @@ def test_resumeOnAnotherNode(cluster):
         bob = Client(n["node1"], "smx-bob@localhost", "smx-bob-pw")
         assert await alice.login() and await bob.login()
         await asyncio.wait_for(alice.enabled, TIMEOUT)
-        await asyncio.sleep(0.3)  # directory entries reach node1
+        redis = cluster.redis
+        await eventually(lambda: redis.command("HEXISTS", "xmppchat:localhost:node:node0:sessions",
+                                               "smx-alice@localhost/phone") == 1)
+        await asyncio.sleep(0.3)  # the directory event reaches node1
         for i in range(total):
             bob.send_message(mto="smx-alice@localhost/phone", mbody=f"m{i}", mtype="chat")
             if i % 10 == 9:
                 await asyncio.sleep(0.01)
         await asyncio.wait_for(alice.cut, TIMEOUT)
         assert alice.plugin["xep_0198"].sm_id
-        await asyncio.sleep(0.3)  # node0 notices the cut
+        # node0 notices the cut and keeps the session for resumption
+        await eventually(lambda: "waits {seconds}s for resumption" in n["node0"].log())
         # each test node has its own CA, all with the same name: a fresh context
         alice.ssl_context = ssl.create_default_context()
         alice.ca_certs = n["node2"].ca
