@@ -151,3 +151,20 @@ def test_endedSessionForgetsToken():
     a.host.endSession(alice)
     c.pump()
     assert key not in c.redis.data
+
+
+def test_stanzaRoutedToOldNodeFollowsSession():
+    """A message still routed to node0 just after the handover (stale replica) follows the session to node2."""
+    c = ClusterHarness()
+    a, b, d, alice, bob, tb, smid = hibernatingPair(c)
+    stream, transport = resumeOn(c, d, "alice", smid, 5)
+    transport.pop()
+    # bob's node still believes alice is on node0
+    remote = b.host.sessions.get("alice@localhost", "r")
+    remote.node = "node0"
+    # ... and node0 has not heard node2's announcement yet
+    a.node.directory.delEntry("node2", "alice@localhost/r")
+    c.chat(b, bob, "alice@localhost/r", "late", "m8")
+    c.pump()
+    assert bodies(transport.pop()) == ["late"]
+    assert c.offline("alice") == []

@@ -46,6 +46,18 @@ def storable(element) -> bool:
     return element.name == "message" and element.getAttribute("type") in STORABLE
 
 
+class _Moved:
+    """
+    Where a session handed over to another node is now (for L{StanzaBus.send}).
+    """
+
+    __slots__ = ("node", "full")
+
+    def __init__(self, node: str, full: str):
+        self.node = node
+        self.full = full
+
+
 class StanzaBus:
     """
     Sends stanzas to remote sessions and delivers those received for ours.
@@ -73,6 +85,7 @@ class StanzaBus:
         self.onSessionsLost = None
         self.onControl = None
         self.onNodeLost = None
+        self.movedTo = None  # full JID -> the node it was just handed over to, or None
         self._overflowing: set = set()
         self.untracked = 0
         self.sent = 0
@@ -297,18 +310,23 @@ class StanzaBus:
             if session is not None and not session.closed:
                 session.send(element)
             else:
-                self.targetGone(element, bare, hops)
+                self.targetGone(element, bare, hops, full)
         if seq > self._acks.get(src, 0):
             self._acks[src] = seq
         if self._ackCall is None:
             self._ackCall = self.clock.callLater(ACK_DELAY, self._sendAcks)
 
-    def targetGone(self, element, bare: str, hops: int) -> None:
+    def targetGone(self, element, bare: str, hops: int, full: str | None = None) -> None:
         """
-        A stanza arrived for a session that ended meanwhile: a message sent
-        to that full JID goes to the account's other available resources
-        (RFC 6121 §8.5.3.2.1), or offline storage.
+        A stanza arrived for a session that ended meanwhile: if the session
+        just moved to another node (a resumption there), it follows it;
+        otherwise a message sent to that full JID goes to the account's
+        other available resources (RFC 6121 §8.5.3.2.1), or offline storage.
         """
+        moved = self.movedTo(full) if full is not None and self.movedTo is not None else None
+        if moved is not None and hops < MAX_HOPS:
+            self.send(_Moved(moved, full), element, hops + 1)
+            return
         if storable(element):
             others = [s for s in self.host.sessions.sessionsOf(bare)
                       if s.available and s.priority >= 0 and not s.closed]

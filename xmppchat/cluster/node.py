@@ -69,6 +69,7 @@ class ClusterNode:
             self.directory.onSessionGone = self.rooms.sessionGone
             self.bus.onNodeLost = self.rooms.nodeLost
         self.bus.onControl = self._control
+        self.bus.movedTo = self.resumption.movedTo
         host.sessions.attach(self.directory)
         host.cluster = self
         host.hooks.add("roster-changed", self._rosterChanged)

@@ -36,6 +36,7 @@ from xmppchat.xmlstream import parseElement
 
 HANDOVER_SECONDS = 5.0
 TOKEN_SECONDS = 24 * 3600
+MAX_MOVED = 10000
 
 
 class ClusterResumption:
@@ -50,6 +51,9 @@ class ClusterResumption:
         self.host = node.host
         self.waiting: dict[str, tuple] = {}  # request id -> (stream, previd, timeout call)
         self.handedOver = 0
+        # full JID -> (node, until): sessions handed over recently, so that
+        # stanzas other nodes still route here follow them
+        self.moved: dict[str, tuple] = {}
         self.takenOver = 0
 
     @property
@@ -245,8 +249,21 @@ class ClusterResumption:
         session.state["handover"] = True
         self.host.endSession(session)
         self.handedOver += 1
+        now = self.node.reactor.seconds()
+        if len(self.moved) >= MAX_MOVED:
+            self.moved = {j: m for j, m in self.moved.items() if m[1] > now}
+        self.moved[session.full] = (asker, now + self.node.config.expiry_seconds)
         self.log.info("{jid} handed over to {node}", jid=session.full, node=asker)
         self._answer(asker, payload)
+
+    def movedTo(self, full: str):
+        entry = self.moved.get(full)
+        if entry is None:
+            return None
+        if entry[1] <= self.node.reactor.seconds():
+            del self.moved[full]
+            return None
+        return entry[0]
 
     def _answer(self, node: str, payload: dict) -> None:
         self.node.bus.control(node, payload)
