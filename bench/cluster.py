@@ -139,6 +139,8 @@ allow_plain_without_tls_on_loopback = true
 path = "bench.sqlite3"
 [limits]
 offline_messages_per_user = 100000
+message_rate = 0
+exempt_loopback = true
 [cluster]
 redis_uri = "{redis.uri}"
 node_id = "bench"

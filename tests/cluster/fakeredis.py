@@ -45,9 +45,11 @@ class FakeRedisServer:
 
     def cmd_SET(self, key, value, *options):
         old = self.data.get(key)
+        opts = [o.upper() for o in options]
+        if b"NX" in opts and old is not None:
+            return None
         self.data[key] = value
         self.expires.pop(key, None)
-        opts = [o.upper() for o in options]
         if b"PX" in opts:
             self.expires[key] = self.clock.seconds() + int(options[opts.index(b"PX") + 1]) / 1000
         return old if b"GET" in opts else b"OK"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import time
 
 import pytest
@@ -256,3 +257,48 @@ def test_workersShareOnePort(cluster):
             break
         assert time.monotonic() < deadline, "the supervisor did not restart the worker"
         time.sleep(0.1)
+
+
+
+def test_resumeOnAnotherNode(cluster):
+    """slixmpp (xep_0198) on node0 is cut mid-burst and resumes on node2: every message once, in order, same JID."""
+    from tests.e2e.test_smacks import SMClient
+
+    n = cluster.nodes
+    for name in ("smx-alice", "smx-bob"):
+        n["node0"].adduser(name, f"{name}-pw")
+    total, cutAt = 100, 30
+
+    async def scenario():
+        alice = SMClient(n["node0"], "smx-alice@localhost/phone", "smx-alice-pw", cutAt=cutAt)
+        bob = Client(n["node1"], "smx-bob@localhost", "smx-bob-pw")
+        assert await alice.login() and await bob.login()
+        await asyncio.wait_for(alice.enabled, TIMEOUT)
+        redis = cluster.redis
+        await eventually(lambda: redis.command("HEXISTS", "xmppchat:localhost:node:node0:sessions",
+                                               "smx-alice@localhost/phone") == 1)
+        await asyncio.sleep(0.3)  # the directory event reaches node1
+        for i in range(total):
+            bob.send_message(mto="smx-alice@localhost/phone", mbody=f"m{i}", mtype="chat")
+            if i % 10 == 9:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(alice.cut, TIMEOUT)
+        assert alice.plugin["xep_0198"].sm_id
+        # node0 notices the cut and keeps the session for resumption
+        await eventually(lambda: "waits {seconds}s for resumption" in n["node0"].log())
+        # each test node has its own CA, all with the same name: a fresh context
+        alice.ssl_context = ssl.create_default_context()
+        alice.ca_certs = n["node2"].ca
+        alice.connect("127.0.0.1", n["node2"].ports["c2s"])
+        await asyncio.wait_for(alice.resumed, TIMEOUT)
+        assert str(alice.boundjid) == "smx-alice@localhost/phone"
+        alice.wanted = "end"
+        bob.send_message(mto="smx-alice@localhost/phone", mbody="end", mtype="chat")
+        await asyncio.wait_for(alice.everything, TIMEOUT)
+        assert alice.bodies == [f"m{i}" for i in range(total)] + ["end"]
+        await alice.logout()
+        await bob.logout()
+
+    run(scenario())
+    assert "handed over to {node}" in n["node0"].log()  # JSON log: the format
+    assert "taken over from {node}" in n["node2"].log()

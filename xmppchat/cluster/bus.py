@@ -6,7 +6,8 @@ Frames::
 
     s <from-node> <seq> <hops> <target full JID>\\n<stanza XML>
     a <from-node> <seq>              "I handed your stanzas up to seq to my sessions"
-    c <from-node>\\n<JSON>           control: close a session (conflict)
+    c <from-node>\\n<JSON>           control: close a session (conflict), hand
+                                     a resumable session over (L{resumption})
     b\\n(<length>\\n<frame>)*          several frames in one pub/sub message
 
 Stanzas for one node within one reactor turn go out as one C{b} batch (one
@@ -45,6 +46,18 @@ def storable(element) -> bool:
     return element.name == "message" and element.getAttribute("type") in STORABLE
 
 
+class _Moved:
+    """
+    Where a session handed over to another node is now (for L{StanzaBus.send}).
+    """
+
+    __slots__ = ("node", "full")
+
+    def __init__(self, node: str, full: str):
+        self.node = node
+        self.full = full
+
+
 class StanzaBus:
     """
     Sends stanzas to remote sessions and delivers those received for ours.
@@ -70,6 +83,9 @@ class StanzaBus:
         self._flushCall = None
         self._lastXML = b""
         self.onSessionsLost = None
+        self.onControl = None
+        self.onNodeLost = None
+        self.movedTo = None  # full JID -> the node it was just handed over to, or None
         self._overflowing: set = set()
         self.untracked = 0
         self.sent = 0
@@ -178,6 +194,8 @@ class StanzaBus:
         acknowledge.
         """
         lost = self.directory.dropNode(node)
+        if self.onNodeLost is not None:
+            self.onNodeLost(node)
         self.seq.pop(node, None)
         self._flush(self.pending.pop(node, None))
         if lost and self.onSessionsLost is not None:
@@ -292,18 +310,23 @@ class StanzaBus:
             if session is not None and not session.closed:
                 session.send(element)
             else:
-                self.targetGone(element, bare, hops)
+                self.targetGone(element, bare, hops, full)
         if seq > self._acks.get(src, 0):
             self._acks[src] = seq
         if self._ackCall is None:
             self._ackCall = self.clock.callLater(ACK_DELAY, self._sendAcks)
 
-    def targetGone(self, element, bare: str, hops: int) -> None:
+    def targetGone(self, element, bare: str, hops: int, full: str | None = None) -> None:
         """
-        A stanza arrived for a session that ended meanwhile: a message sent
-        to that full JID goes to the account's other available resources
-        (RFC 6121 §8.5.3.2.1), or offline storage.
+        A stanza arrived for a session that ended meanwhile: if the session
+        just moved to another node (a resumption there), it follows it;
+        otherwise a message sent to that full JID goes to the account's
+        other available resources (RFC 6121 §8.5.3.2.1), or offline storage.
         """
+        moved = self.movedTo(full) if full is not None and self.movedTo is not None else None
+        if moved is not None and hops < MAX_HOPS:
+            self.send(_Moved(moved, full), element, hops + 1)
+            return
         if storable(element):
             others = [s for s in self.host.sessions.sessionsOf(bare)
                       if s.available and s.priority >= 0 and not s.closed]
@@ -339,6 +362,10 @@ class StanzaBus:
             self._overflowing.discard(src)
 
     def _controlReceived(self, payload) -> None:
+        if not isinstance(payload, dict):
+            raise ValueError(payload)
+        if "op" in payload and self.onControl is not None and self.onControl(payload):
+            return
         full = payload.get("close")
         if not isinstance(full, str):
             return

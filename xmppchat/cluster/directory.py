@@ -10,6 +10,8 @@ Redis keys (C{P} is C{<key_prefix>:<domain>}):
     P:node:<id>:sessions    hash: full JID -> JSON entry (available,
                             priority, presence, roster interest, carbons...)
     P:directory             pub/sub channel of changes (set, del, sync)
+    P:sm:<previd>           XEP-0198 resumption token (L{resumption})
+    P:room:<room JID>       the node owning an XEP-0045 room (L{rooms})
 
 Each node publishes its own sessions and applies the others' changes to a
 local replica, so lookups stay synchronous and cost what a local lookup
@@ -44,6 +46,12 @@ class Keys:
 
     def sessions(self, node: str) -> str:
         return f"{self._base}:node:{node}:sessions"
+
+    def room(self, room: str) -> str:
+        return f"{self._base}:room:{room}"
+
+    def sm(self, smid: str) -> str:
+        return f"{self._base}:sm:{smid}"
 
     def channel(self, node: str) -> str:
         return f"{self._base}:node:{node}"
@@ -108,7 +116,12 @@ class RemoteSession:
         self._presenceXML = entry.get("x")
         self._presence = None
         self.rosterRequested = bool(entry.get("r"))
-        self.state = {"carbons": True} if entry.get("c") else {}
+        # keep what this node's modules stored (e.g. the rooms it is in here)
+        state = getattr(self, "state", None) or {}
+        state.pop("carbons", None)
+        if entry.get("c"):
+            state["carbons"] = True
+        self.state = state
         self.inactive = bool(entry.get("i"))
 
     @property
@@ -146,6 +159,7 @@ class SessionDirectory:
         self.byNode: dict[str, dict[str, RemoteSession]] = {}
         self.incarnations: dict[str, bytes] = {}
         self._buffer: list | None = None
+        self.onSessionGone = None
 
     # -- lookups (synchronous) -----------------------------------------
 
@@ -196,6 +210,8 @@ class SessionDirectory:
             if not resources:
                 del self.byBare[session.bare]
                 self._forget(session)
+        if self.onSessionGone is not None:
+            self.onSessionGone(session)
 
     def _forget(self, session) -> None:
         """

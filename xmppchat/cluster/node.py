@@ -22,6 +22,8 @@ from twisted.logger import Logger
 from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
 from xmppchat.cluster.resp import RedisClient
+from xmppchat.cluster.resumption import ClusterResumption
+from xmppchat.cluster.rooms import ClusterRooms
 
 
 def defaultNodeId() -> str:
@@ -59,6 +61,15 @@ class ClusterNode:
         self.heartbeat.clock = reactor
         self._joining = None
         self.stopping = False
+        self.resumption = ClusterResumption(self)
+        self.rooms = None
+        muc = host.modules.get("muc")
+        if muc is not None:
+            self.rooms = ClusterRooms(self, muc.service, muc)
+            self.directory.onSessionGone = self.rooms.sessionGone
+            self.bus.onNodeLost = self.rooms.nodeLost
+        self.bus.onControl = self._control
+        self.bus.movedTo = self.resumption.movedTo
         host.sessions.attach(self.directory)
         host.cluster = self
         host.hooks.add("roster-changed", self._rosterChanged)
@@ -125,6 +136,11 @@ class ClusterNode:
         if wasOnline and not self.stopping:
             self.log.warn("Lost Redis: cluster node {node} serves local sessions only", node=self.nodeId)
 
+    def _control(self, payload: dict) -> bool:
+        if self.resumption.controlReceived(payload):
+            return True
+        return self.rooms is not None and self.rooms.controlReceived(payload)
+
     def _message(self, channel: bytes, data: bytes) -> None:
         if channel == self.myChannel:
             self.bus.messageReceived(data)
@@ -160,6 +176,8 @@ class ClusterNode:
             await self.directory.removeDeadNode(node)
         for session in list(self.host.sessions.all()):
             self.host.sessions.changed(session)
+        if self.rooms is not None:
+            self.rooms.renew()
 
     # -- presence of lost nodes ---------------------------------------------------
 

@@ -364,6 +364,15 @@ class SmacksModule(Module):
         # resumption id -> state, for every resumable session alive
         self.resumable: dict[str, StreamManagement] = {}
 
+    @property
+    def cluster(self):
+        """
+        The cluster's resumption tokens (L{xmppchat.cluster.resumption}), if
+        this host is a cluster node.
+        """
+        node = getattr(self.host, "cluster", None)
+        return node.resumption if node is not None else None
+
     def tearDown(self):
         # shutting down: what no client acknowledged goes to offline storage
         # now, while storage still runs; sessions waiting for resumption end
@@ -409,6 +418,8 @@ class SmacksModule(Module):
             self.resumable[smid] = sm
         stream.send(enabled)
         session.sm = sm
+        if smid is not None and self.cluster is not None:
+            self.cluster.register(sm)
         return True
 
     @hook(f"stream-element/{NS_SM}:r")
@@ -454,6 +465,9 @@ class SmacksModule(Module):
             stream.send(failed("bad-request", "<resume/> needs 'previd' and 'h'"))
             return True
         sm = self.resumable.get(previd)
+        if sm is None and self.cluster is not None:
+            self.cluster.resume(stream, previd, h)  # held by another cluster node?
+            return True
         if (sm is None or sm.done or sm.session.localpart != stream.localpart
                 or sm.session.stream.clientClosed):
             stream.send(failed("item-not-found", "Unknown or expired session"))
@@ -544,6 +558,8 @@ class SmacksModule(Module):
         sm.stop()
         if sm.smid is not None:
             self.resumable.pop(sm.smid, None)
+            if self.cluster is not None:
+                self.cluster.forget(sm.smid)
         unacked, sm.queue = sm.queue, deque()
         for stamp, stanza in unacked:
             self.requeue(session, stanza, stamp)
