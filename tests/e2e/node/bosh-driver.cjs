@@ -6,29 +6,12 @@
 // {"event":"offline"}.  Commands on stdin, one JSON object a line:
 // {"cmd":"send","xml"}, {"cmd":"pause"} (stop sending requests: strophe's
 // pause()), {"cmd":"resume"} (poll again), {"cmd":"stop"}.
-// Node has no XMLHttpRequest: xhr2 provides it, with the responseXML a
-// browser would parse, from @xmldom/xmldom (as in strophe-bosh.cjs).
-const XHR2 = require("xhr2");
-const { DOMParser } = require("@xmldom/xmldom");
+// strophe.js runs in Node through strophe-node.cjs.
 const { createInterface } = require("node:readline");
-globalThis.XMLHttpRequest = class extends XHR2 {
-  get responseXML() {
-    return this.readyState === 4 && this.responseText
-      ? new DOMParser().parseFromString(this.responseText, "text/xml")
-      : null;
-  }
-};
-const { Strophe } = require("strophe.js");
+const { Strophe, say, mechanisms, startTimer } = require("./strophe-node.cjs");
 
 const options = JSON.parse(process.argv[2]);
-Strophe.setLogLevel(Strophe.LogLevel.FATAL);
-const say = (object) => process.stdout.write(JSON.stringify(object) + "\n");
-const mechanisms = { PLAIN: Strophe.SASLPlain, "SCRAM-SHA-1": Strophe.SASLSHA1, "SCRAM-SHA-256": Strophe.SASLSHA256 };
-
-const timer = setTimeout(() => {
-  say({ event: "timeout" });
-  process.exit(3);
-}, (options.timeout || 30) * 1000);
+const timer = startTimer(options.timeout || 30);
 const finish = (code) => {
   clearTimeout(timer);
   process.exit(code);

@@ -3,29 +3,11 @@
 // {service, jid, password, mechanism, to, body}.  Prints one JSON object per
 // line: {"event":"online","jid":...,"mechanism":...},
 // {"event":"message","from":...,"body":...}, {"event":"offline"}.
-// Node has no XMLHttpRequest: xhr2 provides it, with the responseXML a
-// browser would parse (xhr2 has none, and strophe 5 does not use its own
-// fallback parse), from @xmldom/xmldom like strophe's Node build.
-const XHR2 = require("xhr2");
-const { DOMParser } = require("@xmldom/xmldom");
-globalThis.XMLHttpRequest = class extends XHR2 {
-  get responseXML() {
-    return this.readyState === 4 && this.responseText
-      ? new DOMParser().parseFromString(this.responseText, "text/xml")
-      : null;
-  }
-};
-const { Strophe, $msg, $pres } = require("strophe.js");
+// strophe.js runs in Node through strophe-node.cjs.
+const { Strophe, $msg, $pres, say, mechanisms, startTimer } = require("./strophe-node.cjs");
 
 const options = JSON.parse(process.argv[2]);
-Strophe.setLogLevel(Strophe.LogLevel.FATAL);
-const say = (object) => process.stdout.write(JSON.stringify(object) + "\n");
-const mechanisms = { PLAIN: Strophe.SASLPlain, "SCRAM-SHA-1": Strophe.SASLSHA1, "SCRAM-SHA-256": Strophe.SASLSHA256 };
-
-const timer = setTimeout(() => {
-  say({ event: "timeout" });
-  process.exit(3);
-}, (options.timeout || 20) * 1000);
+const timer = startTimer(options.timeout || 20);
 
 const connection = new Strophe.Connection(options.service, { mechanisms: [mechanisms[options.mechanism]] });
 let online = false;
