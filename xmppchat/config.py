@@ -341,15 +341,7 @@ def _validate(config: Config, problem) -> None:
         else:
             if parsed.user is not None or parsed.resource is not None:
                 problem(f"server.{key}", "must be a bare domain name")
-    try:
-        ipaddress.ip_address(config.c2s.interface)
-    except ValueError:
-        if config.c2s.interface not in ("", "localhost"):
-            problem("c2s.interface", f"not an IP address: {config.c2s.interface!r}")
-    for key in ("port", "tls_port"):
-        value = getattr(config.c2s, key)
-        if not 0 <= value <= 65535:
-            problem(f"c2s.{key}", f"port out of range: {value}")
+    _checkListener("c2s", config.c2s, ("port", "tls_port"), problem)
     _validateHTTPListeners(config, problem)
     if bool(config.tls.certificate) != bool(config.tls.private_key):
         problem("tls", "set both certificate and private_key, or neither (self-signed)")
@@ -430,19 +422,29 @@ def _validateCluster(cluster: ClusterConfig, problem) -> None:
         problem("cluster.max_pending", "must be at least 1")
 
 
+def _checkListener(name: str, section, portKeys, problem) -> None:
+    """
+    A listener's C{interface} (an IP address, C{localhost} or empty for
+    all) and its ports (0, ephemeral, to 65535).
+    """
+    try:
+        ipaddress.ip_address(section.interface)
+    except ValueError:
+        if section.interface not in ("", "localhost"):
+            problem(f"{name}.interface", f"not an IP address: {section.interface!r}")
+    for key in portKeys:
+        value = getattr(section, key)
+        if not 0 <= value <= 65535:
+            problem(f"{name}.{key}", f"port out of range: {value}")
+
+
 def _validateHTTPListeners(config: Config, problem) -> None:
     """
     The C{[websocket]} and C{[bosh]} listeners.
     """
     for name in ("websocket", "bosh"):
         section = getattr(config, name)
-        try:
-            ipaddress.ip_address(section.interface)
-        except ValueError:
-            if section.interface not in ("", "localhost"):
-                problem(f"{name}.interface", f"not an IP address: {section.interface!r}")
-        if not 0 <= section.port <= 65535:
-            problem(f"{name}.port", f"port out of range: {section.port}")
+        _checkListener(name, section, ("port",), problem)
         if not section.path.startswith("/"):
             problem(f"{name}.path", f"must start with '/': {section.path!r}")
         if not all(isinstance(origin, str) for origin in section.allowed_origins):
@@ -465,13 +467,7 @@ def _validateRest(rest: RestConfig, problem) -> None:
     """
     import re
 
-    try:
-        ipaddress.ip_address(rest.interface)
-    except ValueError:
-        if rest.interface not in ("", "localhost"):
-            problem("rest.interface", f"not an IP address: {rest.interface!r}")
-    if not 0 <= rest.port <= 65535:
-        problem("rest.port", f"port out of range: {rest.port}")
+    _checkListener("rest", rest, ("port",), problem)
     for key in ("max_body_bytes", "token_seconds", "max_app_sessions", "max_custom_data_bytes",
                 "max_page", "blob_max_bytes"):
         if getattr(rest, key) < 1:
