@@ -95,6 +95,31 @@ class RawClient:
         await self.writer.drain()
 
 
+def _cpu(pid: int) -> float:
+    """
+    User + system CPU seconds of C{pid} (/proc/<pid>/stat fields 14, 15), 0 once it is gone.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == pid:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 def loadProcess(port, pairs, messages, ready, go, results):
     """
     One load process: log in its pairs, wait for the start signal, send,
@@ -172,14 +197,25 @@ node_id = "bench"
         for _ in procs:
             if not ready.acquire(timeout=120):
                 raise RuntimeError("load processes did not log in")
+        roles = {"server": [server.pid] + _children(server.pid), "redis": [redis.process.pid],
+                 "load": [p.pid for p in procs]}
+        before = {role: sum(_cpu(pid) for pid in pids) for role, pids in roles.items()}
+        if os.environ.get("BENCH_DEBUG"):
+            socks = {pid: sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
+                              if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
+                     for pid in roles["server"]}
+            print("sockets", socks, file=sys.stderr)
         go.set()
         elapsed = [results.get(timeout=600) for _ in procs]
+        cpu = {role: sum(_cpu(pid) for pid in pids) - before[role] for role, pids in roles.items()}
+        if os.environ.get("BENCH_DEBUG"):
+            print({pid: _cpu(pid) for pid in roles["server"]}, elapsed, file=sys.stderr)
         for p in procs:
             p.join(10)
         errors = [e for e in elapsed if isinstance(e, str)]
         if errors:
             raise RuntimeError("; ".join(errors))
-        return pairs * messages / max(elapsed)
+        return pairs * messages / max(elapsed), {role: seconds / max(elapsed) for role, seconds in cpu.items()}
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -187,7 +223,10 @@ node_id = "bench"
         except subprocess.TimeoutExpired:
             server.kill()
         redis.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print("kept", directory, file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def main():
@@ -201,15 +240,17 @@ def main():
         sys.exit("redis-server is not installed (apt-get install -y redis-server)")
     rows = []
     for workers in [int(w) for w in args.workers.split(",")]:
-        rate = runOnce(workers, args.pairs, args.messages, args.load_processes)
-        rows.append((workers, rate))
-        print(f"workers={workers}: {rate:,.0f} messages/s", flush=True)
+        rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes)
+        rows.append((workers, rate, cores))
+        print(f"workers={workers}: {rate:,.0f} messages/s; cores busy: "
+              + ", ".join(f"{role} {busy:.2f}" for role, busy in cores.items()), flush=True)
     print(f"\n{args.pairs} pairs x {args.messages} messages, {args.load_processes} load processes, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
-    print("| workers | messages/s | vs 1 |\n|---:|---:|---:|")
+    print("| workers | messages/s | vs 1 | server cores | redis cores | load cores |\n|---:|---:|---:|---:|---:|---:|")
     base = rows[0][1]
-    for workers, rate in rows:
-        print(f"| {workers} | {rate:,.0f} | {rate / base:.2f}x |")
+    for workers, rate, cores in rows:
+        print(f"| {workers} | {rate:,.0f} | {rate / base:.2f}x | {cores['server']:.2f} | {cores['redis']:.2f} |"
+              f" {cores['load']:.2f} |")
 
 
 if __name__ == "__main__":

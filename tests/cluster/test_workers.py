@@ -1,6 +1,6 @@
 """
-The C{--workers} supervisor on a fake reactor: sockets bound once and
-passed to every worker, restarts with back-off, SIGTERM on stop.
+The C{--workers} supervisor on a fake reactor: one socket per worker on
+each port, restarts with back-off, SIGTERM on stop.
 """
 
 from __future__ import annotations
@@ -48,20 +48,57 @@ def end(proto, code=1):
     proto.processEnded(Failure(error.ProcessTerminated(exitCode=code)))
 
 
-def test_socketsSharedWithEveryWorker(tmp_path):
-    """Each listener is bound once; every worker gets the same descriptors and a ports.json is written."""
+def closeAll(s):
+    for socks in s.sockets.values():
+        for sock in socks:
+            sock.close()
+
+
+def test_oneSocketPerWorkerOnEachPort(tmp_path):
+    """
+    Each listener is bound once per worker on one port (SO_REUSEPORT), each
+    worker gets its own descriptors, and a restarted worker gets the same
+    ones again; ports.json names the port.
+    """
     s, reactor = supervisor(tmp_path)
     assert len(reactor.spawned) == 2
     fds = [{k: v for k, v in childFDs.items() if k >= 3} for _, _, childFDs in reactor.spawned]
-    assert fds[0] == fds[1] and len(fds[0]) == 2
+    assert len(fds[0]) == 2 and fds[0] != fds[1]
+    assert set(fds[0].values()).isdisjoint(fds[1].values())
     args = reactor.spawned[0][1]
     assert args[args.index("--worker-fds") + 1] == "c2s=3,c2s-tls=4"
     ports = json.loads((tmp_path / "ports.json").read_text())
-    assert ports["c2s"] == s.sockets["c2s"].getsockname()[1] != 0
+    assert ports["c2s"] != 0
+    assert {sock.getsockname()[1] for sock in s.sockets["c2s"]} == {ports["c2s"]}
     with socket.create_connection(("127.0.0.1", ports["c2s"]), timeout=2):
         pass  # the kernel queues it until a worker accepts
-    for sock in s.sockets.values():
-        sock.close()
+    end(reactor.spawned[1][0])
+    reactor.advance(1.1)
+    assert {k: v for k, v in reactor.spawned[2][2].items() if k >= 3} == fds[1]
+    closeAll(s)
+
+
+def test_connectionsSpreadOverTheWorkersSockets(tmp_path):
+    """The kernel hands connections to every worker's socket, not all to one."""
+    s, reactor = supervisor(tmp_path)
+    port = s.sockets["c2s"][0].getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(40)]
+    accepted = []
+    for sock in s.sockets["c2s"]:
+        sock.setblocking(False)
+        count = 0
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                break
+            conn.close()
+            count += 1
+        accepted.append(count)
+    for client in clients:
+        client.close()
+    assert sum(accepted) == 40 and min(accepted) >= 5, accepted
+    closeAll(s)
 
 
 def test_restartWithBackoff(tmp_path):
@@ -77,8 +114,7 @@ def test_restartWithBackoff(tmp_path):
     assert len(reactor.spawned) == 2  # second quick exit: 2 s
     reactor.advance(0.6)
     assert len(reactor.spawned) == 3
-    for sock in s.sockets.values():
-        sock.close()
+    closeAll(s)
 
 
 def test_stopSignalsWorkers(tmp_path):

@@ -4,7 +4,7 @@ stanzas for the sessions on that node, serialised once.
 
 Frames::
 
-    s <from-node> <seq> <hops> <target full JID>\\n<stanza XML>
+    s <from-node> <seq> <hops> <target full JID>\\n<stanza> (L{serialised.encode})
     a <from-node> <seq>              "I handed your stanzas up to seq to my sessions"
     c <from-node>\\n<JSON>           control: close a session (conflict), hand
                                      a resumable session over (L{resumption})
@@ -12,6 +12,12 @@ Frames::
 
 Stanzas for one node within one reactor turn go out as one C{b} batch (one
 PUBLISH, at most C{MAX_BATCH_BYTES}), which is what keeps a burst cheap.
+The outbox and the pending window hold the encoded frame bodies, not the
+C{domish} trees: bytes are invisible to the garbage collector, and tens of
+thousands of element trees kept for an acknowledgement's 50 ms made its
+full passes cost a fifth of a node's time in bench/cluster.py.  A body
+becomes a stanza again (L{serialised.decode}) only when it has to go to
+offline storage or bounce.
 
 Messages of type C{chat}/C{normal} stay in a per-destination pending
 window until the destination acknowledges them (acks are batched every
@@ -33,8 +39,8 @@ from collections import OrderedDict
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.cluster import serialised
 from xmppchat.router import Event
-from xmppchat.xmlstream import parseElement
 
 ACK_DELAY = 0.05
 MAX_BATCH_BYTES = 256 * 1024
@@ -96,12 +102,13 @@ class StanzaBus:
 
     def _serialise(self, element) -> bytes:
         """
-        The stanza's XML, computed once even when it goes to several remote
-        sessions in a row (a message to a bare JID, a presence broadcast).
+        The stanza's frame body, computed once even when it goes to several
+        remote sessions in a row (a message to a bare JID, a presence
+        broadcast).
         """
         if element is not self._lastElement:
             self._lastElement = element
-            self._lastXML = element.toXml().encode("utf-8")
+            self._lastXML = serialised.encode(element)
         return self._lastXML
 
     def send(self, session, element, hops: int = 0) -> None:
@@ -115,11 +122,12 @@ class StanzaBus:
         seq = self.seq.get(node, 0) + 1
         self.seq[node] = seq
         header = f"s {self.nodeId} {seq} {hops} {session.full}\n".encode("utf-8")
-        frame = header + self._serialise(element)
+        body = self._serialise(element)
+        frame = header + body
         tracked = storable(element)
         if tracked:
             window = self.pending.setdefault(node, OrderedDict())
-            window[seq] = (element, session.full)
+            window[seq] = (body, session.full)
             if len(window) > self.maxPending:
                 window.popitem(last=False)
                 self.untracked += 1
@@ -135,7 +143,7 @@ class StanzaBus:
             self._outboxBytes[node] = 0
             if self._flushCall is None:
                 self._flushCall = self.clock.callLater(0, self._flushOutbox)
-        batch.append((frame, seq, element, session.full, tracked))
+        batch.append((frame, seq, body, session.full, tracked))
         self._outboxBytes[node] += len(frame)
         if self._outboxBytes[node] >= MAX_BATCH_BYTES:
             del self._outbox[node]
@@ -168,16 +176,16 @@ class StanzaBus:
             # nobody listens on that channel: the node is gone
             self.log.info("Node {node} has no subscriber: dropping its sessions", node=node)
             self.nodeLost(node)
-            for _, _, element, full, tracked in batch:
+            for _, _, body, full, tracked in batch:
                 if not tracked:
-                    self.undeliverable(element, full)
+                    self._bounce(body, full)
 
     def _publishFailed(self, failure, node, batch):
         window = self.pending.get(node)
-        for _, seq, element, full, tracked in batch:
+        for _, seq, body, full, tracked in batch:
             if tracked and (window is None or window.pop(seq, None) is None):
                 continue  # already flushed to offline storage
-            self.undeliverable(element, full)
+            self._bounce(body, full)
 
     def control(self, node: str, payload: dict) -> None:
         if not self.directory.online:
@@ -218,19 +226,22 @@ class StanzaBus:
         for window in pending.values():
             self._flush(window)
         for batch in outbox.values():
-            for _, _, element, full, tracked in batch:
+            for _, _, body, full, tracked in batch:
                 if not tracked:
-                    self.undeliverable(element, full)
+                    self._bounce(body, full)
 
     def _flush(self, window) -> None:
         if not window:
             return
         seen = set()
-        for element, full in window.values():
-            if id(element) in seen:
-                continue  # a message to a bare JID sent to two resources there
-            seen.add(id(element))
-            self.undeliverable(element, full)
+        for body, full in window.values():
+            if id(body) in seen:
+                continue  # a message to a bare JID sent to two resources there (one body)
+            seen.add(id(body))
+            self._bounce(body, full)
+
+    def _bounce(self, body: bytes, full: str | None) -> None:
+        self.undeliverable(serialised.decode(body), full)
 
     def undeliverable(self, element, full: str | None) -> None:
         """
@@ -297,11 +308,11 @@ class StanzaBus:
         except (ValueError, UnicodeDecodeError):
             self.log.warn("Ignoring an unreadable bus frame")
 
-    def _stanzaReceived(self, src, seq, hops, full, xml) -> None:
+    def _stanzaReceived(self, src, seq, hops, full, body) -> None:
         self.received += 1
         try:
-            element = parseElement(xml)
-        except Exception:
+            element = serialised.decode(body)
+        except ValueError:
             self.log.warn("Ignoring an unreadable stanza from {node}", node=src)
             element = None
         if element is not None:

@@ -1,11 +1,17 @@
 """
 One process per core: C{twistd xmppchat --workers N}.
 
-The supervisor binds every configured listening socket once (port 0
-included), then starts N worker processes (C{python -m twisted xmppchat
---worker-fds ...}) that inherit the sockets and adopt them
-(C{IReactorSocket.adoptStreamPort}); the kernel hands each new connection
-to one of the processes blocked in C{accept}.  Every worker is a cluster
+The supervisor binds every configured listening port (port 0 included)
+once per worker, with C{SO_REUSEPORT}, then starts N worker processes
+(C{python -m twisted xmppchat --worker-fds ...}) that each inherit their own
+socket of every port and adopt it (C{IReactorSocket.adoptStreamPort}).  The
+kernel spreads new connections evenly over the sockets of a port by a hash
+of the connection's addresses; one socket shared by all workers would go
+to whichever process wakes first, and on a quiet machine that put three
+quarters of the connections on one worker (bench/cluster.py).  A dead
+worker's socket stays bound: connections hashed to it wait in its backlog
+until the supervisor has restarted the worker.  Without C{SO_REUSEPORT}
+(not Linux or BSD) the workers share one socket per port.  Every worker is a cluster
 node (its own node id, the shared storage and Redis), so a user on one
 worker reaches users on the others.  The supervisor writes
 C{<data_dir>/ports.json}, relays the workers' log lines into its own log,
@@ -46,10 +52,15 @@ def listenerSpecs(config) -> list:
     return specs
 
 
-def bindSocket(interface: str, port: int, backlog: int = 128) -> socket.socket:
+REUSE_PORT = getattr(socket, "SO_REUSEPORT", None)
+
+
+def bindSocket(interface: str, port: int, backlog: int = 128, reusePort: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reusePort:
+        sock.setsockopt(socket.SOL_SOCKET, REUSE_PORT, 1)
     sock.bind((interface or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
     sock.listen(backlog)
     sock.setblocking(False)
@@ -122,7 +133,7 @@ class WorkerSupervisor(service.Service):
         self.config = config
         self.count = count
         self.reactor = reactor
-        self.sockets: dict = {}
+        self.sockets: dict[str, list] = {}  # listener -> one socket per worker (or one shared)
         self.workers: dict = {}
         self.quickExits: dict = {}
         self.stopping = False
@@ -134,9 +145,13 @@ class WorkerSupervisor(service.Service):
     def _bind(self):
         if self.sockets:
             return
+        group = self.count if REUSE_PORT is not None else 1
         try:
             for name, interface, port in listenerSpecs(self.config):
-                self.sockets[name] = bindSocket(interface, port)
+                first = bindSocket(interface, port, reusePort=group > 1)
+                port = first.getsockname()[1]  # port 0: the others join the port the first got
+                self.sockets[name] = [first] + [bindSocket(interface, port, reusePort=True)
+                                                for _ in range(group - 1)]
         except OSError as e:
             sys.stderr.write(f"xmppchat: cannot listen on {interface or '*'}:{port}: {e.strerror}\n")
             raise SystemExit(1) from None
@@ -149,7 +164,7 @@ class WorkerSupervisor(service.Service):
         ensureCertificate(self.config)  # once, before the workers race to create it
         for index in range(self.count):
             self.spawn(index)
-        ports = {name: sock.getsockname()[1] for name, sock in self.sockets.items()}
+        ports = {name: socks[0].getsockname()[1] for name, socks in self.sockets.items()}
         self.log.info("xmppchat supervisor: {count} workers on {ports}", count=self.count,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))
         os.makedirs(self.config.server.data_dir, exist_ok=True)
@@ -161,8 +176,8 @@ class WorkerSupervisor(service.Service):
     def spawn(self, index: int) -> None:
         childFDs = {0: "w", 1: "r", 2: "r"}
         specs = []
-        for offset, (name, sock) in enumerate(self.sockets.items()):
-            childFDs[3 + offset] = sock.fileno()
+        for offset, (name, socks) in enumerate(self.sockets.items()):
+            childFDs[3 + offset] = socks[index % len(socks)].fileno()
             specs.append(f"{name}={3 + offset}")
         args = [sys.executable, "-m", "twisted", "xmppchat", "--worker-fds", ",".join(specs),
                 "--worker-index", str(index)]
@@ -206,8 +221,9 @@ class WorkerSupervisor(service.Service):
         yield ended
         if timer.active():
             timer.cancel()
-        for sock in self.sockets.values():
-            sock.close()
+        for socks in self.sockets.values():
+            for sock in socks:
+                sock.close()
         self.sockets.clear()
         try:
             os.remove(os.path.join(self.config.server.data_dir, "ports.json"))
