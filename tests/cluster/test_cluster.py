@@ -6,7 +6,8 @@ process on a fake Redis and a fake clock.
 from __future__ import annotations
 
 from tests.cluster.harness import ClusterHarness
-from tests.helpers import result, sentMessages
+from tests.helpers import StubTransport, result, sentMessages
+from xmppchat.c2s.backpressure import SlowReaderGuard
 
 
 def test_remoteSessionVisible():
@@ -219,7 +220,7 @@ def test_burstIsBatched():
         c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
     c.pump()
     assert [str(m.body) for m in sentMessages(ta)] == [str(i) for i in range(20)]
-    assert c.redis.commands.count("PUBLISH") == 1
+    assert c.redis.commands.count("PUBLISH") == 2  # the batch, and one acknowledgement for all 20
 
 
 def test_unreadableBatchIgnored():
@@ -281,3 +282,112 @@ def test_pendingWindowBounded():
     assert b.node.bus._overflowing == {"node0"}
     c.pump(0.2)
     assert not b.node.bus.pending["node0"] and not b.node.bus._overflowing
+
+
+def test_privacyCacheFollowsTheCluster():
+    """
+    A node's cached copy of a remote user's privacy settings is reloaded
+    when they change on the user's node, and dropped when the user leaves
+    the cluster (no unbounded cache of everyone ever seen).
+    """
+    c = ClusterHarness()
+    a, b, alice, ta, bob, tb = c.pair("r")
+    privacyB = b.host.modules["privacy"]
+    c.chat(b, bob, "alice@localhost", "hi")
+    c.pump()
+    assert "alice" in privacyB.pinned and "alice" not in privacyB.restrictive
+    a.send(alice, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block></iq>")
+    c.pump()
+    assert "alice" not in privacyB.pinned  # stale: dropped, reloaded when next needed
+    ta.pop()
+    c.chat(b, bob, "alice@localhost", "blocked", "m2")
+    c.pump()
+    assert [m for m in ta.pop() if m.name == "message"] == []
+    assert "alice" in privacyB.restrictive
+    a.host.endSession(alice)
+    c.pump()
+    assert "alice" not in privacyB.pinned and "alice" not in privacyB.recent
+    assert "alice" not in privacyB.restrictive
+
+
+class _TCP:
+    """What L{SlowReaderGuard} calls on a Twisted transport."""
+
+    def __init__(self):
+        self.reading = True
+
+    def pauseProducing(self):
+        self.reading = False
+
+    def resumeProducing(self):
+        self.reading = True
+
+
+class _GuardedStub(SlowReaderGuard, StubTransport):
+    """A stub stream transport that, like the TCP one, can stop reading."""
+
+    def __init__(self):
+        StubTransport.__init__(self)
+        self.transport = _TCP()
+        self._closing = False
+
+
+def test_flowControlHoldsClientsUntilAcknowledged():
+    """
+    A destination node max_pending/2 frames behind makes the sending node
+    stop reading from its clients; its acknowledgement lets them read again.
+    """
+    c = ClusterHarness(cluster={"max_pending": 8})
+    a, b, alice, ta, bob, tb = c.pair("r")
+    guard = _GuardedStub()
+    bob.stream.transport = guard
+    for i in range(3):
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+    assert guard.transport.reading and not b.node.bus.congested
+    c.chat(b, bob, "alice@localhost", "3", "m3")
+    assert b.node.bus.congested == {"node0"} and not guard.transport.reading
+    c.pump()
+    assert [str(m.body) for m in sentMessages(ta)] == ["0", "1", "2", "3"]
+    assert not b.node.bus.congested and guard.transport.reading
+    assert not b.node.bus.inFlight["node0"] and b.node.bus.inFlightBytes["node0"] == 0
+
+
+def test_flowControlEndsWithTheDestination():
+    """Clients held for a node that dies read again when it is dropped."""
+    c = ClusterHarness(cluster={"max_pending": 4})
+    a, b, alice, ta, bob, tb = c.pair("r")
+    guard = _GuardedStub()
+    bob.stream.transport = guard
+    for i in range(2):
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+    assert not guard.transport.reading
+    b.node.bus.nodeLost("node0")
+    assert guard.transport.reading and not b.node.bus.congested
+
+
+def test_readHoldsCombine():
+    """Reading resumes only when neither a full write buffer nor the bus holds it."""
+    guard = _GuardedStub()
+    guard.pauseProducing()  # Twisted: the client does not read what we write
+    guard.holdReading("cluster bus")
+    guard.resumeProducing()
+    assert not guard.transport.reading
+    guard.releaseReading("cluster bus")
+    assert guard.transport.reading
+    guard.releaseReading("cluster bus")  # twice: no effect
+    assert guard.transport.reading
+
+
+def test_flowControlGivesUpOnAStalledDestination():
+    """A destination that stays alive but never acknowledges holds the clients expiry_seconds at most."""
+    c = ClusterHarness(cluster={"max_pending": 4})
+    a, b, alice, ta, bob, tb = c.pair("r")
+    guard = _GuardedStub()
+    bob.stream.transport = guard
+    a.node.bus._sendAcks = lambda: None  # node0 handles frames but never acknowledges
+    for i in range(2):
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+    c.pump(2.5)
+    assert not guard.transport.reading
+    c.pump(1.0)  # expiry_seconds = 3 in the harness
+    assert guard.transport.reading and b.node.bus.congested == {"node0"}

@@ -13,11 +13,12 @@ import ssl
 import time
 
 import pytest
+from slixmpp.xmlstream import ET
 
 from tests.cluster.live import Cluster, RedisProcess, requireRedis
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
-USERS = ("alice", "bob", "carol", "dave", "eve", "frank")
+USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "gina", "hank")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,45 @@ def test_crossNodePresence(cluster):
         await carol3.logout()
         await eventually(lambda: seen.get(str(carol3.boundjid)) == "off")
         for c in (carol, dave):
+            await c.logout()
+
+    run(scenario())
+
+
+def test_blockingAcrossNodes(cluster):
+    """
+    XEP-0191 across nodes: a block made on one node stops a sender on
+    another (whose node had cached the old settings), and an unblock lets
+    it through again.
+    """
+
+    async def scenario():
+        n = cluster.nodes
+        gina = Client(n["node0"], "gina@localhost", "gina-pw")
+        hank = Client(n["node2"], "hank@localhost", "hank-pw")
+        assert await gina.login() and await hank.login()
+        await asyncio.sleep(0.3)
+
+        async def blocking(op):
+            iq = gina.make_iq_set(ito=None)
+            iq.append(ET.fromstring(f"<{op} xmlns='urn:xmpp:blocking'><item jid='hank@localhost'/></{op}>"))
+            await iq.send(timeout=TIMEOUT)
+            await asyncio.sleep(0.3)  # the change reaches the other nodes
+
+        async def fromHank(body):
+            hank.send_message(mto="gina@localhost", mbody=body, mtype="chat")
+
+        await fromHank("one")  # node2 now holds gina's settings
+        assert await collect(gina, 1) == ["one"]
+        await blocking("block")
+        await fromHank("two")
+        bounced = await asyncio.wait_for(hank.messages.get(), TIMEOUT)
+        assert bounced["type"] == "error" and bounced["body"] == "two"
+        await blocking("unblock")
+        await fromHank("three")
+        assert await collect(gina, 1) == ["three"]
+        assert gina.messages.empty()
+        for c in (gina, hank):
             await c.logout()
 
     run(scenario())

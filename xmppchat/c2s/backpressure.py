@@ -9,6 +9,10 @@ from the client, so that it cannot make us queue more answers.  Whatever
 is still written to it while paused (messages from others) is counted, and
 past C{limits.max_unsent_bytes} the connection is aborted.  When the buffer
 drains, reading resumes and the count starts again.
+
+Reading can also be held for the node's own reasons (L{holdInput}: a
+congested cluster bus); the connection reads again only when no reason to
+hold it is left.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class SlowReaderGuard:
     log = Logger()
     writePaused = False
     unsent = 0
+    readHolds: frozenset | set = frozenset()
 
     def guardWrites(self) -> None:
         self.transport.registerProducer(self, True)
@@ -38,12 +43,29 @@ class SlowReaderGuard:
     def pauseProducing(self):
         self.writePaused = True
         self.unsent = 0
-        self.transport.pauseProducing()
+        self.holdReading("unread")
 
     def resumeProducing(self):
         self.writePaused = False
         self.unsent = 0
-        if not self._closing:
+        self.releaseReading("unread")
+
+    def holdReading(self, reason: str) -> None:
+        """
+        Stop reading from the client until L{releaseReading} with the same
+        C{reason} (and every other reason is released too).
+        """
+        if not self.readHolds:
+            self.readHolds = set()
+            self.transport.pauseProducing()
+        self.readHolds.add(reason)
+
+    def releaseReading(self, reason: str) -> None:
+        holds = self.readHolds
+        if reason not in holds:
+            return
+        holds.discard(reason)
+        if not holds and not self._closing:
             self.transport.resumeProducing()
 
     def stopProducing(self):
@@ -66,3 +88,24 @@ class SlowReaderGuard:
                 self.stream.closed = True
             self.transport.abortConnection()
         return False
+
+
+def holdInput(host, reason: str) -> list:
+    """
+    Stop reading from every bound client of C{host} that can be held (TCP
+    and WebSocket streams; BOSH clients are bounded by their request
+    window); returns them for L{releaseInput}.
+    """
+    held = []
+    for session in host.sessions.all():
+        stream = getattr(session, "stream", None)
+        transport = getattr(stream, "transport", None)
+        if isinstance(transport, SlowReaderGuard) and not transport._closing:
+            transport.holdReading(reason)
+            held.append(transport)
+    return held
+
+
+def releaseInput(held: list, reason: str) -> None:
+    for transport in held:
+        transport.releaseReading(reason)

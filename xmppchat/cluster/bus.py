@@ -20,8 +20,8 @@ becomes a stanza again (L{serialised.decode}) only when it has to go to
 offline storage or bounce.
 
 Messages of type C{chat}/C{normal} stay in a per-destination pending
-window until the destination acknowledges them (acks are batched every
-C{ACK_DELAY} seconds).  When the destination is lost (PUBLISH reached no
+window until the destination acknowledges them (one acknowledgement per
+source node per reactor turn, covering every frame handled in it).  When the destination is lost (PUBLISH reached no
 subscriber, its heartbeat expired, it restarted, or Redis itself went
 away) every pending message goes to offline storage: nothing a client
 was told is sent is lost, at the price of a possible duplicate (RFC 6121
@@ -29,20 +29,31 @@ was told is sent is lost, at the price of a possible duplicate (RFC 6121
 cross get C{service-unavailable} (RFC 6120 §8.3.3.19); other stanzas
 (presence, results, errors, headlines) are dropped with a log line, as
 they would be for an unavailable resource.
+
+Flow control: a destination that falls behind must not make Redis buffer
+without bound (Redis drops a subscriber whose output buffer passes its
+C{client-output-buffer-limit pubsub}, 32 MB by default, and the node then
+looks lost).  When the frames sent to one node and not yet acknowledged
+reach half of C{max_pending} or C{HIGH_WATER_BYTES}, this node stops
+reading from its clients (L{holdInput}); it reads again once every
+destination is back under a quarter of either.  Clients wait in TCP flow control meanwhile; nothing is dropped.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.c2s.backpressure import holdInput, releaseInput
 from xmppchat.cluster import serialised
 from xmppchat.router import Event
 
-ACK_DELAY = 0.05
+HIGH_WATER_BYTES = 4 * 1024 * 1024  # half of Redis's default pub/sub soft limit (8 MB for 60 s)
+LOW_WATER_BYTES = 1024 * 1024
+ACK_DELAY = 0.0  # acknowledge at the end of the reactor turn that handled the frames
 MAX_BATCH_BYTES = 256 * 1024
 MAX_HOPS = 2
 STORABLE = (None, "chat", "normal")
@@ -71,7 +82,7 @@ class StanzaBus:
 
     log = Logger()
 
-    def __init__(self, host, nodeId: str, keys, clock, maxPending: int = 10000):
+    def __init__(self, host, nodeId: str, keys, clock, maxPending: int = 10000, stallSeconds: float = 10.0):
         self.host = host
         self.nodeId = nodeId
         self.keys = keys
@@ -80,6 +91,14 @@ class StanzaBus:
         self.redis = None
         self.directory = None
         self.seq: dict[str, int] = {}
+        self.inFlight: dict[str, deque] = {}  # node -> (seq, frame bytes) not acknowledged yet
+        self.inFlightBytes: dict[str, int] = {}
+        self.highWater = max(1, maxPending // 2)
+        self.lowWater = maxPending // 4
+        self.congested: set = set()
+        self.stallSeconds = stallSeconds
+        self._held: list = []
+        self._stallCall = None
         self.pending: dict[str, OrderedDict] = {}
         self._acks: dict[str, int] = {}
         self._ackCall = None
@@ -144,6 +163,15 @@ class StanzaBus:
             if self._flushCall is None:
                 self._flushCall = self.clock.callLater(0, self._flushOutbox)
         batch.append((frame, seq, body, session.full, tracked))
+        flight = self.inFlight.get(node)
+        if flight is None:
+            flight = self.inFlight[node] = deque()
+            self.inFlightBytes[node] = 0
+        flight.append((seq, len(frame)))
+        self.inFlightBytes[node] += len(frame)
+        if (len(flight) >= self.highWater or self.inFlightBytes[node] >= HIGH_WATER_BYTES) \
+                and node not in self.congested:
+            self._congest(node)
         self._outboxBytes[node] += len(frame)
         if self._outboxBytes[node] >= MAX_BATCH_BYTES:
             del self._outbox[node]
@@ -204,7 +232,7 @@ class StanzaBus:
         lost = self.directory.dropNode(node)
         if self.onNodeLost is not None:
             self.onNodeLost(node)
-        self.seq.pop(node, None)
+        self._forget(node)
         self._flush(self.pending.pop(node, None))
         if lost and self.onSessionsLost is not None:
             self.onSessionsLost(lost)
@@ -213,8 +241,49 @@ class StanzaBus:
         """
         C{node} (re)joined: what it had not acknowledged will never be.
         """
-        self.seq.pop(node, None)
+        self._forget(node)
         self._flush(self.pending.pop(node, None))
+
+    def _forget(self, node: str) -> None:
+        self.seq.pop(node, None)
+        self.inFlight.pop(node, None)
+        self.inFlightBytes.pop(node, None)
+        self._relieve(node)
+
+    # -- flow control ------------------------------------------------------------
+
+    def _congest(self, node: str) -> None:
+        if not self.congested:
+            self.log.info("{node} is {count} frames ({size} bytes) behind: not reading from clients until it"
+                          " catches up", node=node, count=len(self.inFlight[node]),
+                          size=self.inFlightBytes[node])
+            self._held = holdInput(self.host, "cluster bus")
+            self._stallCall = self.clock.callLater(self.stallSeconds, self._stalled)
+        self.congested.add(node)
+
+    def _stalled(self) -> None:
+        """
+        Still behind after C{stallSeconds}: a destination that is alive (its
+        heartbeat goes on) but does not acknowledge must not freeze this
+        node's clients for good.  They read again; past C{max_pending} the
+        oldest messages then lose their offline-storage guarantee (logged).
+        """
+        self._stallCall = None
+        self.log.warn("{nodes} still behind after {seconds} s: reading from clients again",
+                      nodes=", ".join(sorted(self.congested)), seconds=self.stallSeconds)
+        held, self._held = self._held, []
+        releaseInput(held, "cluster bus")
+
+    def _relieve(self, node: str) -> None:
+        if node not in self.congested:
+            return
+        self.congested.discard(node)
+        if not self.congested:
+            if self._stallCall is not None:
+                self._stallCall.cancel()
+                self._stallCall = None
+            held, self._held = self._held, []
+            releaseInput(held, "cluster bus")
 
     def flushAll(self) -> None:
         """
@@ -222,7 +291,8 @@ class StanzaBus:
         """
         pending, self.pending = self.pending, {}
         outbox, self._outbox = self._outbox, {}
-        self.seq.clear()
+        for node in list(self.seq) + list(self.congested):
+            self._forget(node)
         for window in pending.values():
             self._flush(window)
         for batch in outbox.values():
@@ -363,6 +433,15 @@ class StanzaBus:
                                f"a {self.nodeId} {seq}".encode()).addErrback(lambda f: None)
 
     def _ackReceived(self, src, seq) -> None:
+        flight = self.inFlight.get(src)
+        if flight:
+            size = 0
+            while flight and flight[0][0] <= seq:
+                size += flight.popleft()[1]
+            self.inFlightBytes[src] -= size
+            if src in self.congested and len(flight) <= self.lowWater \
+                    and self.inFlightBytes[src] <= LOW_WATER_BYTES:
+                self._relieve(src)
         window = self.pending.get(src)
         while window:
             first = next(iter(window))
@@ -392,3 +471,6 @@ class StanzaBus:
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None
+        if self._stallCall is not None and self._stallCall.active():
+            self._stallCall.cancel()
+        self._stallCall = None

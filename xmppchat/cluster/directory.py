@@ -222,6 +222,9 @@ class SessionDirectory:
             roster = self.host.modules.get("roster")
             if roster is not None:
                 roster.cache.pop(session.localpart, None)
+            privacy = self.host.modules.get("privacy")
+            if privacy is not None:
+                privacy.forget(session.localpart)
 
     def dropNode(self, node: str) -> list:
         """
@@ -284,6 +287,10 @@ class SessionDirectory:
             roster = self.host.modules.get("roster")
             if roster is not None:
                 roster.cache.pop(event.get("l"), None)
+        elif op == "privacy":
+            privacy = self.host.modules.get("privacy")
+            if privacy is not None and isinstance(event.get("l"), str):
+                privacy.forget(event["l"])
 
     def _loadNode(self, node):
         d = self.redis.execute("HGETALL", self.keys.sessions(node))

@@ -46,7 +46,8 @@ class ClusterNode:
         self.incarnation = secrets.token_hex(8)
         self.keys = Keys(config.key_prefix, host.domain)
         self.directory = SessionDirectory(host, self.nodeId, self.keys)
-        self.bus = StanzaBus(host, self.nodeId, self.keys, reactor, config.max_pending)
+        self.bus = StanzaBus(host, self.nodeId, self.keys, reactor, config.max_pending,
+                             stallSeconds=config.expiry_seconds)
         self.directory.bus = self.bus
         self.bus.directory = self.directory
         self.bus.onSessionsLost = self.sessionsLost
@@ -73,6 +74,7 @@ class ClusterNode:
         host.sessions.attach(self.directory)
         host.cluster = self
         host.hooks.add("roster-changed", self._rosterChanged)
+        host.hooks.add("privacy-changed", self._privacyChanged)
 
     @property
     def online(self) -> bool:
@@ -212,7 +214,16 @@ class ClusterNode:
         """
         A roster was written here: other nodes drop their cached copy.
         """
+        return self._cacheChanged("roster", event.localpart)
+
+    def _privacyChanged(self, event):
+        """
+        Privacy lists (XEP-0016, XEP-0191) were written here: other nodes
+        reload or drop their cached copy.
+        """
+        return self._cacheChanged("privacy", event.localpart)
+
+    def _cacheChanged(self, op: str, localpart: str):
         if self.online:
-            self.directory.publish({"o": "roster", "n": self.nodeId, "l": event.localpart}).addErrback(
-                lambda f: None)
+            self.directory.publish({"o": op, "n": self.nodeId, "l": localpart}).addErrback(lambda f: None)
         return None

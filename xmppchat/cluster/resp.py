@@ -66,6 +66,9 @@ def encodeCommand(args) -> bytes:
     return b"".join(parts)
 
 
+SUBSCRIBER_READ_BYTES = 1024 * 1024
+
+
 class RESPParser:
     """
     Incremental RESP2 reply parser: feed bytes, get complete replies.
@@ -184,6 +187,10 @@ class RedisProtocol(protocol.Protocol):
         Enter subscriber mode; fires when the first channel is confirmed.
         """
         self.subscriber = True
+        # The bus carries every stanza other nodes send here: read it in
+        # larger chunks than a client socket (64 KiB), so that a node under
+        # load keeps up with it rather than favouring its own clients.
+        self.transport.bufferSize = SUBSCRIBER_READ_BYTES
         return self.execute("SUBSCRIBE", *channels)
 
     def connectionLost(self, reason):

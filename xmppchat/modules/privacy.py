@@ -59,6 +59,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -477,6 +478,31 @@ class PrivacyModule(Module):
         else:
             self.restrictive.discard(localpart)
 
+    def forget(self, localpart: str) -> None:
+        """
+        The user's settings changed elsewhere (another cluster node), or the
+        user left the cluster: drop the cached copy.  A user with sessions
+        here is reloaded at once, and the old copy stays in force until the
+        new one is in, so that nothing is delivered unfiltered meanwhile.
+        """
+        local = [s for s in self.host.sessions.sessionsOf(self._bare(localpart))
+                 if not getattr(s, "remote", False)]
+        if not local:
+            self.pinned.pop(localpart, None)
+            self.recent.pop(localpart, None)
+            self.restrictive.discard(localpart)
+            return
+
+        def loaded(entry):
+            if localpart in self.pinned:
+                self.pinned[localpart] = entry
+            elif localpart in self.recent:
+                self.recent[localpart] = entry
+            self._refresh(localpart)
+
+        self._fetch(localpart).addCallbacks(loaded, lambda f: self.log.failure(
+            "Reloading the privacy lists of {user} failed", f, user=localpart))
+
     def ensureLoaded(self, localparts) -> defer.Deferred:
         """
         Load the settings of these users into the cache (for L{blocks}).
@@ -869,6 +895,7 @@ class PrivacyModule(Module):
 
     def _afterChange(self, localpart, entry, rulesBefore, blocklistBefore) -> None:
         self._refresh(localpart)
+        self.host.hooks.fire("privacy-changed", SimpleNamespace(host=self.host, localpart=localpart))
         if entry.roster is None and entry.needsRoster() and self._roster(localpart, entry) is None:
             # group/subscription rules of a user whose roster is not cached
             self.storage.roster.getRoster(localpart).addCallback(
