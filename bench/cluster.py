@@ -86,12 +86,18 @@ class RawClient:
             self.count += data.count(b"</message>")
             self.tail = data[-9:]
 
-    async def sendBurst(self, to, count):
+    async def sendBurst(self, to, count, receiver=None, window=0):
+        """
+        Send C{count} messages; with a C{window}, never more than that many
+        ahead of what C{receiver} has counted (closed loop).
+        """
         for i in range(count):
             self.writer.write(f"<message to='{to}@localhost' type='chat' id='{i}'><body>m{i}</body></message>"
                               .encode())
             if i % 50 == 0:
                 await self.writer.drain()
+                while window and i - receiver.count > window:
+                    await asyncio.sleep(0.001)
         await self.writer.drain()
 
 
@@ -120,7 +126,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def loadProcess(port, pairs, messages, ready, go, results):
+def loadProcess(port, pairs, messages, window, ready, go, results):
     """
     One load process: log in its pairs, wait for the start signal, send,
     count, report the elapsed time.
@@ -143,7 +149,8 @@ def loadProcess(port, pairs, messages, ready, go, results):
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
         start = time.monotonic()
         receiving = [asyncio.ensure_future(r.receive(messages)) for r in receivers]
-        await asyncio.gather(*[s.sendBurst(f"r{p}", messages) for s, p in zip(senders, pairs, strict=True)])
+        await asyncio.gather(*[s.sendBurst(f"r{p}", messages, r, window)
+                               for s, r, p in zip(senders, receivers, pairs, strict=True)])
         try:
             await asyncio.wait_for(asyncio.gather(*receiving), 120)
         except asyncio.TimeoutError:
@@ -157,7 +164,7 @@ def loadProcess(port, pairs, messages, ready, go, results):
         results.put(f"error: {e}")
 
 
-def runOnce(workers, pairs, messages, processes):
+def runOnce(workers, pairs, messages, processes, window):
     directory = Path(tempfile.mkdtemp(prefix="xmppchat-cluster-bench-"))
     redis = RedisProcess(directory).start()
     config = directory / "bench.toml"
@@ -180,7 +187,6 @@ exempt_loopback = true
 [cluster]
 redis_uri = "{redis.uri}"
 node_id = "bench"
-max_pending = 50000
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     users = "".join(f"s{p} pw\nr{p} pw\n" for p in range(pairs))
@@ -203,7 +209,7 @@ max_pending = 50000
         ctx = multiprocessing.get_context("spawn")
         ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
         groups = [list(range(pairs))[i::processes] for i in range(processes)]
-        procs = [ctx.Process(target=loadProcess, args=(port, g, messages, ready, go, results)) for g in groups]
+        procs = [ctx.Process(target=loadProcess, args=(port, g, messages, window, ready, go, results)) for g in groups]
         for p in procs:
             p.start()
         for _ in procs:
@@ -250,16 +256,19 @@ def main():
     parser.add_argument("--messages", type=int, default=500, help="messages per sender")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--window", type=int, default=200,
+                        help="messages a sender may be ahead of its receiver (0: send everything at once)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed (apt-get install -y redis-server)")
     rows = []
     for workers in [int(w) for w in args.workers.split(",")]:
-        rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes)
+        rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes, args.window)
         rows.append((workers, rate, cores))
         print(f"workers={workers}: {rate:,.0f} messages/s; cores busy: "
               + ", ".join(f"{role} {busy:.2f}" for role, busy in cores.items()), flush=True)
-    print(f"\n{args.pairs} pairs x {args.messages} messages, {args.load_processes} load processes, "
+    print(f"\n{args.pairs} pairs x {args.messages} messages, window {args.window or 'none'}, "
+          f"{args.load_processes} load processes, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
     print("| workers | messages/s | vs 1 | server cores | redis cores | load cores |\n|---:|---:|---:|---:|---:|---:|")
     base = rows[0][1]

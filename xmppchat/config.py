@@ -249,7 +249,7 @@ class ClusterConfig:
     heartbeat_seconds: int = 2
     expiry_seconds: int = 10
     key_prefix: str = "xmppchat"
-    max_pending: int = 10000
+    max_pending: int = 30000
 
 
 @dataclass

@@ -54,7 +54,7 @@ from xmppchat.router import Event
 HIGH_WATER_BYTES = 4 * 1024 * 1024  # half of Redis's default pub/sub soft limit (8 MB for 60 s)
 LOW_WATER_BYTES = 1024 * 1024
 ACK_DELAY = 0.0  # acknowledge at the end of the reactor turn that handled the frames
-MAX_BATCH_BYTES = 256 * 1024
+MAX_BATCH_BYTES = 32 * 1024
 MAX_HOPS = 2
 STORABLE = (None, "chat", "normal")
 

@@ -27,6 +27,7 @@ import json
 from xmppchat.xmlstream import parseElement
 
 _OWN = frozenset(("name", "_attrs", "_xml", "_element"))
+_encodeMeta = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def encode(element) -> bytes:
@@ -39,7 +40,7 @@ def encode(element) -> bytes:
     else:
         attrs = {key: value for key, value in element.attributes.items() if type(key) is str}
         xml = element.toXml()
-    return json.dumps((element.name, attrs), separators=(",", ":")).encode("utf-8") + b"\n" + xml.encode("utf-8")
+    return _encodeMeta((element.name, attrs)).encode("utf-8") + b"\n" + xml.encode("utf-8")
 
 
 def decode(data: bytes) -> SerialisedStanza:
