@@ -3,6 +3,13 @@ Cluster throughput: messages per second through one xmppchat node versus
 N workers (``twistd xmppchat --workers N``) on one port, over real sockets.
 
     .venv/bin/python bench/cluster.py [--pairs 40] [--messages 500] [--workers 1,2]
+                                      [--window 200] [--repeat 5] [--reference]
+
+``--reference`` also runs N unrelated single-node servers at the same time,
+each with its share of the pairs: what the machine gives N processes with no
+cluster traffic at all, the ceiling for N workers.  ``--window`` keeps each
+sender at most that many messages ahead of its receiver (closed loop; 0
+sends everything at once and measures the flow control).
 
 For each worker count it starts a private redis-server and xmppchat on
 ephemeral loopback ports (plain c2s allowed on loopback, so the load is
@@ -27,9 +34,11 @@ import multiprocessing
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -142,7 +151,11 @@ def loadProcess(port, pairs, messages, window, ready, go, results):
         # steady state (each node has loaded the partners' privacy settings)
         for s, p in zip(senders, pairs, strict=True):
             s.writer.write(f"<message to='r{p}@localhost' type='chat' id='w'><body>w</body></message>".encode())
-        await asyncio.wait_for(asyncio.gather(*[r.receive(1) for r in receivers]), 30)
+        try:
+            await asyncio.wait_for(asyncio.gather(*[r.receive(1) for r in receivers]), 30)
+        except asyncio.TimeoutError:
+            raise RuntimeError("warm-up message not received by "
+                               + ", ".join(r.user for r in receivers if r.count < 1)) from None
         for r in receivers:
             r.count = 0
         ready.release()
@@ -161,11 +174,12 @@ def loadProcess(port, pairs, messages, window, ready, go, results):
     try:
         asyncio.run(main())
     except Exception as e:
-        results.put(f"error: {e}")
+        results.put(f"error: {e!r}")
 
 
-def runOnce(workers, pairs, messages, processes, window):
+def runOnce(workers, pairs, messages, processes, window, barrier=None):
     directory = Path(tempfile.mkdtemp(prefix="xmppchat-cluster-bench-"))
+    procs = []
     redis = RedisProcess(directory).start()
     config = directory / "bench.toml"
     config.write_text(f"""
@@ -209,7 +223,8 @@ node_id = "bench"
         ctx = multiprocessing.get_context("spawn")
         ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
         groups = [list(range(pairs))[i::processes] for i in range(processes)]
-        procs = [ctx.Process(target=loadProcess, args=(port, g, messages, window, ready, go, results)) for g in groups]
+        procs[:] = [ctx.Process(target=loadProcess, args=(port, g, messages, window, ready, go, results))
+                    for g in groups]
         for p in procs:
             p.start()
         for _ in procs:
@@ -226,6 +241,8 @@ node_id = "bench"
                               if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
                      for pid in roles["server"]}
             print("sockets", socks, file=sys.stderr)
+        if barrier is not None:
+            barrier.wait(120)  # the reference: every independent server starts its burst together
         go.set()
         elapsed = [results.get(timeout=600) for _ in procs]
         cpu = {role: sum(_cpu(pid) for pid in pids) - before[role] for role, pids in roles.items()}
@@ -238,6 +255,9 @@ node_id = "bench"
             raise RuntimeError("; ".join(errors))
         return pairs * messages / max(elapsed), {role: seconds / max(elapsed) for role, seconds in cpu.items()}
     finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # a failed run: load processes still waiting for the start
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(30)
@@ -256,26 +276,63 @@ def main():
     parser.add_argument("--messages", type=int, default=500, help="messages per sender")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--reference", action="store_true",
+                        help="also run N independent single-node servers at once (the machine's ceiling)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration (medians quoted)")
     parser.add_argument("--window", type=int, default=200,
                         help="messages a sender may be ahead of its receiver (0: send everything at once)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed (apt-get install -y redis-server)")
+    counts = [int(w) for w in args.workers.split(",")]
     rows = []
-    for workers in [int(w) for w in args.workers.split(",")]:
-        rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes, args.window)
-        rows.append((workers, rate, cores))
-        print(f"workers={workers}: {rate:,.0f} messages/s; cores busy: "
-              + ", ".join(f"{role} {busy:.2f}" for role, busy in cores.items()), flush=True)
+    for _ in range(args.repeat):
+        for workers in counts:
+            rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes, args.window)
+            rows.append((f"{workers} worker{'s' if workers > 1 else ''}", workers, rate, cores))
+            print(f"workers={workers}: {rate:,.0f} messages/s; cores busy: "
+                  + ", ".join(f"{role} {busy:.2f}" for role, busy in cores.items()), flush=True)
+            if args.reference and workers > 1:
+                rate, cores = reference(workers, args)
+                rows.append((f"{workers} independent servers", workers, rate, cores))
+                print(f"{workers} independent servers: {rate:,.0f} messages/s", flush=True)
     print(f"\n{args.pairs} pairs x {args.messages} messages, window {args.window or 'none'}, "
           f"{args.load_processes} load processes, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
-    print("| workers | messages/s | vs 1 | server cores | redis cores | load cores |\n|---:|---:|---:|---:|---:|---:|")
-    base = rows[0][1]
-    for workers, rate, cores in rows:
-        print(f"| {workers} | {rate:,.0f} | {rate / base:.2f}x | {cores['server']:.2f} | {cores['redis']:.2f} |"
+    print("| run | messages/s | vs 1 worker | server cores | redis cores | load cores |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    base = statistics.median([rate for label, _, rate, _ in rows if label == "1 worker"] or [rows[0][2]])
+    for label, workers, rate, cores in rows:
+        print(f"| {label} | {rate:,.0f} | {rate / base:.2f}x | {cores['server']:.2f} | {cores['redis']:.2f} |"
               f" {cores['load']:.2f} |")
+    if args.repeat > 1:
+        print("\nmedians:")
+        for label in dict.fromkeys(label for label, *_ in rows):
+            rates = [rate for other, _, rate, _ in rows if other == label]
+            print(f"  {label}: {statistics.median(rates):,.0f} messages/s ({len(rates)} runs)")
 
+
+def reference(count, args):
+    """
+    The machine's ceiling for C{count} workers: C{count} unrelated
+    single-node servers (no cluster traffic at all), each with its share of
+    the pairs and its own load processes, bursting at the same time.
+    """
+    barrier = threading.Barrier(count)
+    out = [None] * count
+
+    def one(i):
+        out[i] = runOnce(1, args.pairs // count, args.messages, max(1, args.load_processes // count),
+                         args.window, barrier)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rate = sum(r for r, _ in out)
+    cores = {role: sum(c[role] for _, c in out) for role in out[0][1]}
+    return rate, cores
 
 if __name__ == "__main__":
     main()

@@ -72,7 +72,10 @@ class StanzaRouter:
         """
         stanza["from"] = origin.full
         self._dispatch(origin, stanza)
-        self.sessions.changed(origin)
+        if stanza.name != "message":
+            # presence and IQs (roster get, carbons) change what other
+            # cluster nodes route on; messages never do
+            self.sessions.changed(origin)
 
     def deliver(self, stanza) -> None:
         """

@@ -6,7 +6,7 @@ process on a fake Redis and a fake clock.
 from __future__ import annotations
 
 from tests.cluster.harness import ClusterHarness
-from tests.helpers import StubTransport, result, sentMessages
+from tests.helpers import StubTransport, result, sentMessages, xml
 from xmppchat.c2s.backpressure import SlowReaderGuard
 
 
@@ -391,3 +391,21 @@ def test_flowControlGivesUpOnAStalledDestination():
     assert not guard.transport.reading
     c.pump(1.0)  # expiry_seconds = 3 in the harness
     assert guard.transport.reading and b.node.bus.congested == {"node0"}
+
+
+def test_offlineStoredElsewhereReachesANewSession():
+    """
+    A node that stored a message offline for a user it did not yet know to
+    be online (the directory is eventually consistent) makes the user's node
+    deliver it at once, not at the next login.
+    """
+    c = ClusterHarness()
+    a, b, alice, ta, bob, tb = c.pair("r")
+    ta.pop()
+    stanza = xml("<message xmlns='jabber:client' to='alice@localhost' from='bob@localhost/r' type='chat'>"
+                 "<body>stored</body></message>")
+    result(b.host.modules["offline"].storeFor("alice", stanza))
+    c.pump()
+    [message] = sentMessages(ta)
+    assert str(message.body) == "stored" and message.delay is not None
+    assert result(c.storage.offline.fetchOffline("alice")) == []

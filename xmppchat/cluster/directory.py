@@ -287,10 +287,27 @@ class SessionDirectory:
             roster = self.host.modules.get("roster")
             if roster is not None:
                 roster.cache.pop(event.get("l"), None)
+        elif op == "offline":
+            self._offlineStored(event.get("l"))
         elif op == "privacy":
             privacy = self.host.modules.get("privacy")
             if privacy is not None and isinstance(event.get("l"), str):
                 privacy.forget(event["l"])
+
+    def _offlineStored(self, localpart) -> None:
+        """
+        Another node stored a message offline for C{localpart}: if the user
+        is available here (bound before that node knew), deliver it now
+        (XEP-0160 delivery, to the first available resource).
+        """
+        offline = self.host.modules.get("offline")
+        if offline is None or not isinstance(localpart, str):
+            return
+        for session in self.host.sessions.localSessionsOf(f"{localpart}@{self.host.domain}"):
+            if session.available and session.priority >= 0 and not session.closed:
+                offline.deliver(session).addErrback(
+                    lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=session.full))
+                return
 
     def _loadNode(self, node):
         d = self.redis.execute("HGETALL", self.keys.sessions(node))

@@ -75,6 +75,7 @@ class ClusterNode:
         host.cluster = self
         host.hooks.add("roster-changed", self._rosterChanged)
         host.hooks.add("privacy-changed", self._privacyChanged)
+        host.hooks.add("offline-stored", self._offlineStored)
 
     @property
     def online(self) -> bool:
@@ -222,6 +223,13 @@ class ClusterNode:
         reload or drop their cached copy.
         """
         return self._cacheChanged("privacy", event.localpart)
+
+    def _offlineStored(self, event):
+        """
+        A message was stored offline here: a node where the user has just
+        bound a session (not yet in our replica) delivers it now.
+        """
+        return self._cacheChanged("offline", event.localpart)
 
     def _cacheChanged(self, op: str, localpart: str):
         if self.online:

@@ -9,9 +9,17 @@ carry only chat states (XEP-0085) are not stored.  On the user's next
 initial presence with a non-negative priority the stored messages are
 delivered in order with a XEP-0203 C{<delay/>}, and deleted only once
 written to the new session.
+
+Whoever stores a message fires C{offline-stored}: in a cluster, the user
+may have just bound a session on another node that this node did not know
+of yet (the directory is eventually consistent), and that node delivers
+the message at once instead of at the user's next login (L{deliver} runs
+one at a time per account, so two nudges do not deliver twice).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from twisted.internet import defer
 
@@ -42,6 +50,9 @@ class OfflineModule(Module):
 
     name = "offline"
     features = (NS_MSGOFFLINE,)
+
+    def setUp(self):
+        self._locks: dict[str, defer.DeferredLock] = {}
 
     @hook("message/offline")
     def onOffline(self, event):
@@ -74,17 +85,32 @@ class OfflineModule(Module):
             yield self.storage.offline.storeOffline(localpart, stanza.toXml(), stamp, limit)
         except QuotaExceeded:
             raise StanzaError("service-unavailable", text="The recipient's offline storage is full") from None
+        self.host.hooks.fire("offline-stored", SimpleNamespace(host=self.host, localpart=localpart))
 
     @hook("presence-initial")
     def onInitialPresence(self, event):
         self.deliver(event.session).addErrback(
             lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=event.session.full))
 
+    def deliver(self, session) -> defer.Deferred:
+        """
+        Send the stored messages of C{session}'s account to it, oldest first
+        (after any delivery to the same account still in progress).
+        """
+        localpart = session.localpart
+        lock = self._locks.get(localpart)
+        if lock is None:
+            lock = self._locks[localpart] = defer.DeferredLock()
+
+        def release(result):
+            if not lock.locked and not lock.waiting and self._locks.get(localpart) is lock:
+                del self._locks[localpart]
+            return result
+
+        return lock.run(self._deliver, session).addBoth(release)
+
     @defer.inlineCallbacks
-    def deliver(self, session):
-        """
-        Send the stored messages of C{session}'s account to it, oldest first.
-        """
+    def _deliver(self, session):
         messages = yield self.storage.offline.fetchOffline(session.localpart)
         delivered = []
         for message in messages:
