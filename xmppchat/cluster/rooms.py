@@ -24,9 +24,10 @@ the owner's open rooms until they are reopened.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
+from types import SimpleNamespace
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
@@ -34,11 +35,12 @@ from xmppchat.cluster.directory import RemoteSession
 from xmppchat.xmlstream import parseElement
 
 MAX_ACCOUNTS = 10000
+MAX_HOPS = 2
 
 
 class ClusterRooms:
     """
-    Room ownership and forwarding for one node's MUC service.
+    Room ownership, forwarding and failover for one node's MUC service.
     """
 
     log = Logger()
@@ -50,12 +52,20 @@ class ClusterRooms:
         self.module = module
         self.local = service.receive
         service.receive = self.receive
+        module.onOccupancy = self.occupancyChanged
         self.owners: dict[str, tuple] = {}  # room -> (owner node, cache expiry time)
         self.owned: dict[str, float] = {}  # room -> last use
-        self.claiming: dict[str, list] = {}  # room -> stanzas waiting for the claim
+        self.claiming: dict[str, list] = {}  # room -> callables waiting for the claim: f(owner)
         self.accounts: OrderedDict = OrderedDict()  # localpart -> account (ids never change)
-        self.loading: dict[str, list] = {}
+        self.loading: dict[str, list] = {}  # localpart -> Deferreds waiting for the account
+        # our sessions in rooms owned elsewhere, as their owners told us
+        self.joined: dict[str, dict] = {}  # full JID -> {room: (nick, presence payload XML)}
+        self.roomOwner: dict[str, str] = {}  # room -> the owner that told us
         self.forwarded = 0
+        self.bounced = 0
+        self.restored = 0
+        self.host.hooks.add("session-ended", self.localSessionEnded)
+        self.host.hooks.add("rest-dialog-updated", self.dialogUpdated)
 
     def key(self, room: str) -> str:
         return self.node.keys.room(room)
@@ -64,28 +74,39 @@ class ClusterRooms:
     def now(self) -> float:
         return self.node.reactor.seconds()
 
-    # -- stanzas from this node's sessions -----------------------------------------
+    def alive(self, node: str) -> bool:
+        return node in self.node.directory.incarnations
 
-    def receive(self, origin, stanza, toJID) -> None:
-        if toJID.user is None or not self.node.online:
-            return self.local(origin, stanza, toJID)
-        room = toJID.userhost().lower()
-        waiting = self.claiming.get(room)
-        if waiting is not None:
-            waiting.append((origin, stanza, toJID))
+    # -- who owns a room ------------------------------------------------------------
+
+    def knownOwner(self, room: str) -> str | None:
+        """
+        The room's owner if known now (this node, or a live node cached),
+        else C{None}: the caller then waits for L{claim}.
+        """
+        if room in self.claiming:
             return None
         if room in self.owned:
             self.owned[room] = self.now
-            return self.local(origin, stanza, toJID)
+            return self.node.nodeId
         cached = self.owners.get(room)
-        if cached is not None and cached[1] > self.now and cached[0] in self.node.directory.incarnations:
-            return self.forward(cached[0], origin, stanza, toJID)
-        self.claiming[room] = [(origin, stanza, toJID)]
-        expiry = self.node.expiryMs
-        d = self.node.redis.execute("SET", self.key(room), self.node.nodeId, "NX", "PX", expiry)
+        if cached is not None and cached[1] > self.now and self.alive(cached[0]):
+            return cached[0]
+        return None
+
+    def claim(self, room: str, waiter) -> None:
+        """
+        Find (or become) the room's owner, then call C{waiter(owner)}.
+        """
+        waiting = self.claiming.get(room)
+        if waiting is not None:
+            waiting.append(waiter)
+            return
+        self.claiming[room] = [waiter]
+        d = self.node.redis.execute("SET", self.key(room), self.node.nodeId, "NX", "PX",
+                                    self.node.expiryMs)
         d.addCallback(self._claimed, room)
         d.addErrback(self._claimFailed, room)
-        return None
 
     def _claimed(self, reply, room):
         if reply is not None:
@@ -97,31 +118,104 @@ class ClusterRooms:
     def _claimFailed(self, failure, room):
         self.log.warn("Claiming room {room} failed ({e}): handling it here", room=room,
                       e=failure.getErrorMessage())
-        self._resolved(room, self.node.nodeId)
+        self._settle(room, self.node.nodeId)
 
-    def _resolved(self, room: str, owner: str) -> None:
+    def _resolved(self, room: str, owner: str):
+        if owner == self.node.nodeId or self.alive(owner):
+            return self._settle(room, owner)
+        return self.takeOver(room, owner)
+
+    def takeOver(self, room: str, dead: str):
+        """
+        The key names a node that is gone and has not expired yet: the
+        first node to set C{<key>:after:<dead>} (NX) takes the room, the
+        others learn the winner from that key.
+        """
+        after = f"{self.key(room)}:after:{dead}"
+        redis = self.node.redis
+        d = redis.execute("SET", after, self.node.nodeId, "NX", "PX", self.node.expiryMs)
+
+        def won(reply):
+            if reply is not None:
+                redis.execute("SET", self.key(room), self.node.nodeId, "PX", self.node.expiryMs)
+                self.log.info("Took over room {room} from lost node {node}", room=room, node=dead)
+                return self._settle(room, self.node.nodeId)
+            return redis.execute("GET", after).addCallback(winner)
+
+        def winner(value):
+            value = value.decode() if value else None
+            if value is not None and (value == self.node.nodeId or self.alive(value)):
+                return self._settle(room, value)
+            # the winner is gone as well: handle it here
+            redis.execute("SET", self.key(room), self.node.nodeId, "PX", self.node.expiryMs)
+            return self._settle(room, self.node.nodeId)
+
+        d.addCallback(won)
+        d.addErrback(self._claimFailed, room)
+        return d
+
+    def _settle(self, room: str, owner: str) -> None:
         waiting = self.claiming.pop(room, [])
-        if owner == self.node.nodeId or owner not in self.node.directory.incarnations:
-            # ours, or a dead node's key not expired yet: handle it here
+        if owner == self.node.nodeId:
             self.owned[room] = self.now
             self.owners.pop(room, None)
-            if owner != self.node.nodeId:
-                self.node.redis.execute("SET", self.key(room), self.node.nodeId, "PX",
-                                        self.node.expiryMs).addErrback(lambda f: None)
-            for origin, stanza, toJID in waiting:
-                self.local(origin, stanza, toJID)
-            return
-        self.owners[room] = (owner, self.now + self.node.config.expiry_seconds)
-        for origin, stanza, toJID in waiting:
+        else:
+            self.owners[room] = (owner, self.now + self.node.config.expiry_seconds)
+        for waiter in waiting:
+            waiter(owner)
+
+    # -- stanzas from this node's sessions -----------------------------------------
+
+    def receive(self, origin, stanza, toJID) -> None:
+        if toJID.user is None or not self.node.online:
+            return self.local(origin, stanza, toJID)
+        room = toJID.userhost().lower()
+        owner = self.knownOwner(room)
+        if owner is None:
+            self.claim(room, lambda owner: self.deliver(owner, origin, stanza, toJID))
+        else:
+            self.deliver(owner, origin, stanza, toJID)
+        return None
+
+    def deliver(self, owner, origin, stanza, toJID) -> None:
+        if owner == self.node.nodeId:
+            self.local(origin, stanza, toJID)
+        else:
             self.forward(owner, origin, stanza, toJID)
 
     def forward(self, owner, origin, stanza, toJID) -> None:
         self.forwarded += 1
-        self.node.bus.control(owner, {
+        d = self.node.bus.control(owner, {
             "op": "muc", "n": self.node.nodeId, "t": toJID.full(), "x": stanza.toXml(),
             "j": origin.full if origin is not None else None,
             "l": origin.localpart if origin is not None else None,
         })
+        if d is None:
+            self.bounce(origin, stanza)
+        else:
+            d.addCallback(self._forwarded, owner, origin, stanza)
+
+    def _forwarded(self, receivers, owner, origin, stanza) -> None:
+        if receivers:
+            return
+        # nobody listens on the owner's channel (it died, or Redis failed):
+        # the sender gets an error; a dead owner's rooms move on now
+        self.bounce(origin, stanza)
+        if receivers == 0 and self.alive(owner):
+            self.log.info("Room owner {node} has no subscriber: dropping it", node=owner)
+            self.node.bus.nodeLost(owner)
+
+    def bounce(self, origin, stanza) -> None:
+        """
+        A room stanza that could not reach the room's owner: a
+        C{recipient-unavailable} error (type wait, RFC 6120 §8.3.3.13) to
+        the sender, never silence.
+        """
+        self.bounced += 1
+        if stanza.getAttribute("type") in ("error", "result"):
+            return
+        self.host.router.sendError(origin, stanza, "recipient-unavailable",
+                                   "The room is moving to another cluster node: try again in a few seconds")
 
     # -- stanzas forwarded to us as the owner ---------------------------------------
 
@@ -141,24 +235,39 @@ class ClusterRooms:
         if account is not None:
             self._handle(src, full, account, stanza, toJID)
             return
+        self.account(localpart).addCallback(
+            lambda account: self._handle(src, full, account, stanza, toJID) if account else None)
+
+    def account(self, localpart: str) -> defer.Deferred:
+        """
+        The account of C{localpart} (cached; one storage load at a time).
+        """
+        account = self.accounts.get(localpart)
+        if account is not None:
+            return defer.succeed(account)
+        d = defer.Deferred()
         waiting = self.loading.get(localpart)
         if waiting is not None:
-            waiting.append((src, full, stanza, toJID))
-            return
-        self.loading[localpart] = [(src, full, stanza, toJID)]
-        d = self.host.storage.accounts.getAccountByLocalpart(localpart)
-        d.addCallback(self._accountLoaded, localpart)
-        d.addErrback(lambda f: self.log.failure("Loading a room sender's account failed", f))
+            waiting.append(d)
+            return d
+        self.loading[localpart] = [d]
+        load = self.host.storage.accounts.getAccountByLocalpart(localpart)
+        load.addCallback(self._accountLoaded, localpart)
+        load.addErrback(self._accountFailed, localpart)
+        return d
 
     def _accountLoaded(self, account, localpart) -> None:
         waiting = self.loading.pop(localpart, [])
-        if account is None:
-            return
-        self.accounts[localpart] = account
-        if len(self.accounts) > MAX_ACCOUNTS:
-            self.accounts.popitem(last=False)
-        for src, full, stanza, toJID in waiting:
-            self._handle(src, full, account, stanza, toJID)
+        if account is not None:
+            self.accounts[localpart] = account
+            if len(self.accounts) > MAX_ACCOUNTS:
+                self.accounts.popitem(last=False)
+        for d in waiting:
+            d.callback(account)
+
+    def _accountFailed(self, failure, localpart) -> None:
+        self.log.failure("Loading a room sender's account failed", failure)
+        self._accountLoaded(None, localpart)
 
     def _handle(self, src, full, account, stanza, toJID) -> None:
         bare, _, resource = full.partition("/")
@@ -182,29 +291,239 @@ class ClusterRooms:
 
             self.module.onSessionEnded(SessionEvent(self.host, session))
 
+    # -- occupancy: the owner tells each occupant's node ------------------------------
+
+    def occupancyChanged(self, room, occupant, session, joined: bool) -> None:
+        """
+        The owner's room admitted (or updated) or let go a session: a
+        remote session's node records it (control frame C{muc-occ}).
+        """
+        if not getattr(session, "remote", False):
+            return
+        payload = {"op": "muc-occ", "n": self.node.nodeId, "r": room.jid, "j": session.full}
+        if joined:
+            payload["k"] = occupant.nick
+            payload["p"] = "".join(child.toXml() for child in occupant.payload)
+        self.node.bus.control(session.node, payload)
+
+    def occupancyReceived(self, payload: dict) -> None:
+        room, full, owner = payload.get("r"), payload.get("j"), payload.get("n")
+        if not (isinstance(room, str) and isinstance(full, str) and isinstance(owner, str)):
+            return
+        bare, _, resource = full.partition("/")
+        if "k" not in payload:
+            rooms = self.joined.get(full)
+            if rooms is not None:
+                rooms.pop(room, None)
+                if not rooms:
+                    del self.joined[full]
+            return
+        session = self.host.sessions.localGet(bare, resource)
+        if session is None or session.closed:
+            return
+        self.joined.setdefault(full, {})[room] = (str(payload["k"]), str(payload.get("p") or ""))
+        self.roomOwner[room] = owner
+
+    def localSessionEnded(self, event) -> None:
+        self.joined.pop(event.session.full, None)
+        return None
+
+    # -- failover -------------------------------------------------------------------
+
+    def nodeLost(self, node: str) -> None:
+        """
+        C{node} is gone: forget it as an owner, and re-register our
+        sessions in the rooms it owned with their new owner.
+        """
+        for room in [r for r, (owner, _) in self.owners.items() if owner == node]:
+            del self.owners[room]
+        orphans: dict[str, list] = {}
+        for full, rooms in self.joined.items():
+            for room, (nick, presence) in rooms.items():
+                if self.roomOwner.get(room) == node:
+                    orphans.setdefault(room, []).append([full, nick, presence])
+        for room, entries in orphans.items():
+            del self.roomOwner[room]
+            self.log.info("Room {room} lost its owner {node}: re-registering {count} occupant(s)",
+                          room=room, node=node, count=len(entries))
+            self.reregister(room, entries)
+
+    def reregister(self, room: str, entries: list, hops: int = 0) -> None:
+        owner = self.knownOwner(room)
+        if owner is None:
+            self.claim(room, lambda owner: self._reregisterWith(owner, room, entries, hops))
+        else:
+            self._reregisterWith(owner, room, entries, hops)
+
+    def _reregisterWith(self, owner: str, room: str, entries: list, hops: int) -> None:
+        if owner == self.node.nodeId:
+            self.restore(room, entries).addErrback(
+                lambda f: self.log.failure("Rebuilding room {room} failed", f, room=room))
+        elif hops < MAX_HOPS:
+            self.node.bus.control(owner, {"op": "muc-rejoin", "n": self.node.nodeId, "r": room,
+                                          "o": entries, "h": hops + 1})
+
+    def rejoinReceived(self, payload: dict) -> None:
+        room, entries = payload.get("r"), payload.get("o")
+        if not isinstance(room, str) or not isinstance(entries, list):
+            return
+        entries = [e for e in entries[:self.module.mucConfig.max_occupants]
+                   if isinstance(e, list) and len(e) == 3 and all(isinstance(v, str) for v in e)]
+        hops = payload.get("h") if isinstance(payload.get("h"), int) else MAX_HOPS
+        cached = self.owners.get(room)
+        if cached is not None and cached[0] == payload.get("n"):
+            del self.owners[room]  # the sender says it does not own the room (any more)
+        self.reregister(room, entries, hops)
+
+    @defer.inlineCallbacks
+    def restore(self, room: str, entries: list):
+        """
+        As the new owner: the sessions of C{entries} (C{[full JID, nick,
+        presence payload]}) that are still in the cluster go back in the
+        room silently (L{RoomsMixin.restoreOccupants}).
+        """
+        pairs = []
+        for full, _nick, presence in entries:
+            bare, _, resource = full.partition("/")
+            session = self.host.sessions.localGet(bare, resource) or self.node.directory.get(bare, resource)
+            if session is None or session.closed:
+                continue  # its node died too, or it ended meanwhile
+            if session.account is None:
+                account = yield self.account(session.localpart)
+                if account is None:
+                    continue
+                session.account = account
+            pairs.append((session, payloadOf(presence)))
+        self.owned[room] = self.now
+        count = yield self.module.restoreOccupants(room, pairs)
+        self.restored += count
+        return count
+
+    def handOver(self, room: str, owner: str) -> None:
+        """
+        Renewing found another live node owning a room we hold (it took
+        the room over while we were unreachable): our room goes silently,
+        its occupants are re-registered with the other node.
+        """
+        self.owned.pop(room, None)
+        self.owners[room] = (owner, self.now + self.node.config.expiry_seconds)
+        dropped = self.module.dropRoom(room)
+        if not dropped:
+            return
+        self.log.warn("Room {room} is owned by {node} now: handing over {count} session(s)",
+                      room=room, node=owner, count=len(dropped))
+        entries = [[s.full, o.nick, "".join(c.toXml() for c in o.payload)] for s, o in dropped]
+        self._reregisterWith(owner, room, entries, 0)
+
+    # -- REST dialog changes --------------------------------------------------------
+
+    def dialogUpdated(self, event) -> None:
+        """
+        A REST change of a dialog (C{rest-dialog-updated}): rooms of it
+        open on other nodes get it from their owner (control frame
+        C{muc-dialog}); rooms open here get it from L{RoomsMixin}.
+        """
+        if not self.node.online:
+            return None
+        from xmppchat.muc.room import EXT_ROOM
+
+        dialog = event.dialog
+        domain = self.service.domain
+        rooms = {f"{event.appId}_{dialog.id}@{domain}".lower()}
+        named = (getattr(dialog, "extensions", None) or {}).get(EXT_ROOM)
+        if named:
+            rooms.add(f"{named}@{domain}".lower())
+        rooms = sorted(r for r in rooms if r not in self.module.rooms)
+        if not rooms:
+            return None
+        payload = {"op": "muc-dialog", "n": self.node.nodeId, "d": dialog.id, "u": event.userId,
+                   "a": event.appId, "+": list(event.added), "-": list(event.removed),
+                   "x": bool(event.deleted)}
+        d = self.node.redis.execute("MGET", *[self.key(r) for r in rooms])
+
+        def owners(values):
+            for owner in {v.decode() for v in values or () if v}:
+                if owner != self.node.nodeId and self.alive(owner):
+                    self.node.bus.control(owner, payload)
+
+        d.addCallback(owners)
+        d.addErrback(lambda f: self.log.warn("Forwarding a dialog update failed: {e}",
+                                             e=f.getErrorMessage()))
+        return None
+
+    @defer.inlineCallbacks
+    def dialogReceived(self, payload: dict):
+        """
+        As an owner: apply a REST dialog change made on another node to
+        our open rooms, exactly as L{RoomsMixin.onDialogUpdated} does locally.
+        """
+        from xmppchat.api.dialogs import DialogEvent
+
+        dialogId = payload.get("d")
+        if not isinstance(dialogId, str) or dialogId not in self.module.byDialog:
+            return
+        deleted = bool(payload.get("x"))
+        dialog = None if deleted else (yield self.host.storage.dialogs.getDialog(dialogId))
+        if dialog is None:
+            deleted = True
+            dialog = SimpleNamespace(id=dialogId)
+        ids = [[v for v in payload.get(k) or () if isinstance(v, int)] for k in ("+", "-")]
+        self.module.onDialogUpdated(DialogEvent(dialog, payload.get("u"), payload.get("a"),
+                                                ids[0], ids[1], deleted))
+
     # -- upkeep ---------------------------------------------------------------------
 
     def renew(self) -> None:
         """
-        Heartbeat: keep the rooms we own, release the idle ones.
+        Heartbeat: keep the rooms we own (handing over those another node
+        took meanwhile), release the idle ones.
         """
         node = self.node
         idle = self.now - 2 * node.config.expiry_seconds
         open_ = self.module.rooms
         for room, used in list(self.owned.items()):
             if room in open_ or used > idle:
-                node.redis.execute("SET", self.key(room), node.nodeId, "PX", node.expiryMs).addErrback(
+                node.redis.execute("GET", self.key(room)).addCallback(self._renew, room).addErrback(
                     lambda f: None)
             else:
                 del self.owned[room]
                 node.redis.execute("DEL", self.key(room)).addErrback(lambda f: None)
 
-    def nodeLost(self, node: str) -> None:
-        for room in [r for r, (owner, _) in self.owners.items() if owner == node]:
-            del self.owners[room]
+    def _renew(self, value, room: str) -> None:
+        holder = value.decode() if value else None
+        if room not in self.owned:
+            return
+        if holder is not None and holder != self.node.nodeId and self.alive(holder):
+            self.handOver(room, holder)
+            return
+        self.node.redis.execute("SET", self.key(room), self.node.nodeId, "PX",
+                                self.node.expiryMs).addErrback(lambda f: None)
 
     def controlReceived(self, payload: dict) -> bool:
-        if payload.get("op") == "muc":
+        op = payload.get("op")
+        if op == "muc":
             self.forwardedReceived(payload)
-            return True
-        return False
+        elif op == "muc-occ":
+            self.occupancyReceived(payload)
+        elif op == "muc-rejoin":
+            self.rejoinReceived(payload)
+        elif op == "muc-dialog":
+            self.dialogReceived(payload).addErrback(
+                lambda f: self.log.failure("Applying a forwarded dialog update failed", f))
+        else:
+            return False
+        return True
+
+
+def payloadOf(presence: str) -> list:
+    """
+    The presence payload elements of an occupant (L{RoomsMixin.payloadOf}),
+    from their serialised form in a C{muc-occ} or C{muc-rejoin} frame.
+    """
+    if not presence:
+        return []
+    try:
+        wrapper = parseElement(f"<presence xmlns='jabber:client'>{presence}</presence>")
+    except Exception:
+        return []
+    return list(wrapper.elements())
