@@ -302,3 +302,59 @@ def test_resumeOnAnotherNode(cluster):
     run(scenario())
     assert "handed over to {node}" in n["node0"].log()  # JSON log: the format
     assert "taken over from {node}" in n["node2"].log()
+
+
+def test_roomSurvivesOwnerKill(cluster):
+    """kill -9 of a room's owner node: the occupants on node1 and node2 stay in the room (no rejoin) and chat."""
+    from tests.e2e.test_muc import groupDialog, mucClient, restUsers
+
+    n = cluster.nodes
+    victim = cluster.startNode(f"roomowner{time.monotonic_ns()}")
+    victimId = next(k for k, v in cluster.nodes.items() if v is victim)
+    users = restUsers(n["node1"], ("owner", "member", "third"), prefix=f"room{time.monotonic_ns()}-")
+    _, room = groupDialog(n["node1"], users, ["member", "third"])
+    key = f"xmppchat:localhost:room:{room}"
+
+    async def scenario():
+        owner = mucClient(victim, users, "owner")
+        member = mucClient(n["node1"], users, "member")
+        third = mucClient(n["node2"], users, "third")
+        for c in (owner, member, third):
+            assert await c.login()
+        await asyncio.wait_for(owner.plugin["xep_0045"].join_muc_wait(room, str(owner.userId), maxstanzas=0),
+                               TIMEOUT)
+        assert cluster.redis.command("GET", key) == victimId.encode()
+        for c in (member, third):
+            await asyncio.wait_for(c.plugin["xep_0045"].join_muc_wait(room, str(c.userId), maxstanzas=0),
+                                   TIMEOUT)
+        await asyncio.sleep(0.3)
+        member.presences.clear()
+        third.presences.clear()
+        killed = time.monotonic()
+        cluster.kill(victimId)
+        owner.disconnect()
+
+        async def occupants():
+            iq = await third.plugin["xep_0030"].get_items(jid=room, timeout=TIMEOUT)
+            return sorted(item[0].rpartition("/")[2] for item in iq["disco_items"]["items"])
+
+        await eventually(lambda: cluster.redis.command("GET", key) in (b"node1", b"node2"), timeout=15)
+        expected = sorted([str(member.userId), str(third.userId)])
+        deadline = time.monotonic() + 15
+        while await occupants() != expected:
+            assert time.monotonic() < deadline, "the room was not rebuilt"
+            await asyncio.sleep(0.1)
+        rebuilt = time.monotonic() - killed
+        await asyncio.sleep(max(0.0, 4.5 - rebuilt))  # both survivors past the expiry
+        member.send_message(mto=room, mbody="after the kill", mtype="groupchat")
+        got = await asyncio.wait_for(third.messages.get(), TIMEOUT)
+        assert got["body"] == "after the kill" and got["from"] == f"{room}/{member.userId}"
+        # no join/leave flood: at most one self-presence each, from their own nick
+        for c in (member, third):
+            assert [str(p["from"].resource) for p in c.presences] in ([], [str(c.userId)])
+        print(f"room failover: rebuilt {rebuilt:.2f} s after kill -9 (owner now "
+              f"{cluster.redis.command('GET', key).decode()})")
+        for c in (member, third):
+            await c.logout()
+
+    run(scenario())

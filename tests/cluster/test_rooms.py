@@ -19,8 +19,9 @@ def presences(transport):
     return [(e["from"], e.getAttribute("type")) for e in transport.pop() if e.name == "presence"]
 
 
-def threeOccupants():
-    """alice (node0), bob (node1), carol (node2) joined to one group dialog's room, in that order."""
+def threeOccupants(drained=False):
+    """alice (node0), bob (node1), carol (node2) joined to one group dialog's room, in that order
+    (with C{drained}, what the clients got so far is discarded)."""
     c = ClusterHarness()
     a, b, d = c.nodes
     dialog = a.addDialog(DIALOG_GROUP, "alice", ["bob", "carol"])
@@ -34,6 +35,8 @@ def threeOccupants():
         transport.pop()
         join(node, session, f"{room}/{node.accountId(session.localpart)}")
         c.pump()
+    for _, _, transport, _ in users if drained else ():
+        transport.pop()
     return c, room, users
 
 
@@ -84,6 +87,12 @@ def test_remoteOccupantLeavesWhenSessionEnds():
     assert list(a.host.modules["muc"].rooms[room].occupants) == [str(aid)]
 
 
+def failover():
+    """L{threeOccupants}, drained, unpacked: C{(cluster, room, alice, bob, carol)}."""
+    c, room, users = threeOccupants(drained=True)
+    return (c, room, *users)
+
+
 def killOwner(c, node):
     """node dies (kill -9): no clean leave, its Redis connections just drop."""
     node.node.redis.kill()
@@ -96,10 +105,7 @@ def stanzas(transport, name):
 
 def test_ownerLostOccupantsRestored():
     """Owner node0 dies: one survivor takes the room and rebuilds bob and carol silently (one self-presence each)."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
-    for _, _, t, _ in users:
-        t.pop()
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     killOwner(c, a)
     c.pump(5.0)  # past the expiry: the survivors notice through the heartbeat
     owners = [n for n in (b, d) if room in n.node.rooms.owned]
@@ -125,8 +131,7 @@ def test_ownerLostOccupantsRestored():
 
 def test_restoredRoomShowsOccupantsToNewJoiner():
     """After failover a user joining on another node gets the restored occupants' presences."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     killOwner(c, a)
     c.pump(5.0)
     alice2, ta2 = b.connect("alice", "r2")
@@ -140,10 +145,7 @@ def test_restoredRoomShowsOccupantsToNewJoiner():
 
 def test_messageDuringFailoverGetsError():
     """A groupchat sent to the dead owner bounces with recipient-unavailable (wait) and starts the failover."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
-    for _, _, t, _ in users:
-        t.pop()
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     killOwner(c, a)
     d.send(carol, f"<message to='{room}' type='groupchat' id='m-lost'><body>lost?</body></message>")
     c.pump()
@@ -163,8 +165,7 @@ def test_messageDuringFailoverGetsError():
 
 def test_ownerLostTwoNodesOneOwner():
     """Both survivors notice the loss at once: one wins the takeover, the other re-registers with it."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     killOwner(c, a)
     c.pump(0.1)
     b.node.bus.nodeLost("node0")
@@ -179,10 +180,7 @@ def test_ownerLostTwoNodesOneOwner():
 
 def test_occupantOnLostNonOwnerLeaves():
     """A node with an occupant dies (the owner lives): the occupant leaves the room with unavailable presence."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
-    for _, _, t, _ in users:
-        t.pop()
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     killOwner(c, d)
     c.pump(5.0)
     assert (f"{room}/{cid}", "unavailable") in presences(ta)
@@ -194,10 +192,7 @@ def test_restDialogUpdateReachesOwnersRoom():
     from xmppchat.api.dialogs import DialogEvent
     from tests.helpers import result
 
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
-    for _, _, t, _ in users:
-        t.pop()
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     dialogId = room.split("_", 1)[1].split("@")[0]
     updated = result(c.storage.dialogs.updateDialog(dialogId, pull={"occupants_ids": [cid]}, name="renamed"))
     b.host.hooks.fire("rest-dialog-updated", DialogEvent(updated, aid, 1, [], [cid]))
@@ -216,8 +211,7 @@ def test_restDialogUpdateReachesOwnersRoom():
 
 def test_handOverAfterSplit():
     """An owner that finds another live node holding its room's key hands the room over, occupants kept."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     c.redis.data[b"xmppchat:localhost:room:" + room.encode()] = b"node1"
     c.pump(1.5)  # node0's heartbeat renews
     assert room not in a.node.rooms.owned and room in b.node.rooms.owned

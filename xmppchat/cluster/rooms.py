@@ -1,5 +1,6 @@
 """
-XEP-0045 rooms across cluster nodes: one owner node per room.
+XEP-0045 rooms across cluster nodes: one owner node per room, and its
+failover.
 
 Rooms live in the memory of one process (L{xmppchat.muc.room}), so every
 stanza addressed to a room (C{room@muc.<domain>} or C{room/nick}) is
@@ -15,11 +16,49 @@ the room sends back reaches the occupants' sessions like any stanza to a
 remote full JID.  A remote occupant whose session ends anywhere in the
 cluster (or whose node is lost) leaves the owner's rooms.
 
-Limits: when the owner node dies, its rooms (occupant lists, locked
-rooms) are gone with it; the key expires and the next stanza makes
-another node the owner, so occupants have to join again (XEP-0045 §7.2).
-Dialog updates made through the REST API on a non-owner node do not reach
-the owner's open rooms until they are reopened.
+Occupancy records.  When a room admits (or updates the presence of) or
+lets go a session of another node, the owner tells that node (control
+frame C{muc-occ}: room, full JID, nick, presence payload); so every node
+knows which of its own sessions are in which remote-owned room, with
+which nick, and who the owner is.
+
+Failover.  When a node is lost (heartbeat expiry, C{down}, or a PUBLISH to
+it that reached nobody: L{StanzaBus.nodeLost}), every node with sessions
+in rooms that node owned claims each such room again: C{SET NX} as usual,
+and when the key still names the dead node (it has not expired yet), the
+first node to set C{P:room:<room>:after:<dead>} NX wins and overwrites
+the room key, the others read the winner from that key.  Each node then
+re-registers its sessions with the new owner (control frame
+C{muc-rejoin}, or directly when it is the owner), which reopens the room
+from storage (the dialog: name, type, members) and puts them back
+silently (L{RoomsMixin.restoreOccupants}): no join or leave presence to
+anybody, one self-presence (status 110) to each restored session so its
+client knows the room is still there.  Occupants whose session was on the
+dead node are not restored.  Messages work again once the survivors
+noticed the loss: at most C{expiry_seconds + heartbeat_seconds} after the
+kill, sooner when someone sends to the room (the first PUBLISH to the dead
+owner finds no subscriber).
+
+During the failover window, a stanza forwarded to the dead owner (the
+PUBLISH reached nobody, or failed) is answered with C{recipient-unavailable}
+(type C{wait}, RFC 6120 §8.3.3.13: "try again in a few seconds"), never
+dropped silently; once the loss is known, stanzas wait for the claim (one
+Redis round trip) and go to the new owner.  An owner that finds on renewal
+that another live node holds its room's key (it was unreachable long
+enough to be taken over) drops the room without a word and re-registers
+all its occupants with that node, so split ownership heals within one
+heartbeat.
+
+REST dialog changes (C{rest-dialog-updated}: name, occupants, admins,
+deletion) made on a node that does not own the dialog's open room are
+forwarded to the owner (control frame C{muc-dialog}), which reloads the
+dialog from storage and applies it exactly as a local change (kicks,
+affiliation changes, destroy).
+
+Limits: a room still locked (XEP-0045 §10.1, being created and not yet
+configured) is lost with its owner; the restored occupants are not told
+(no unavailable presence) about occupants that were on the dead node; the
+occupants' presence payloads are the last ones the owner had.
 """
 
 from __future__ import annotations
@@ -479,6 +518,9 @@ class ClusterRooms:
         took meanwhile), release the idle ones.
         """
         node = self.node
+        referenced = {room for rooms in self.joined.values() for room in rooms}
+        for room in [r for r in self.roomOwner if r not in referenced]:
+            del self.roomOwner[room]
         idle = self.now - 2 * node.config.expiry_seconds
         open_ = self.module.rooms
         for room, used in list(self.owned.items()):
