@@ -349,9 +349,17 @@ def test_roomSurvivesOwnerKill(cluster):
         member.send_message(mto=room, mbody="after the kill", mtype="groupchat")
         got = await asyncio.wait_for(third.messages.get(), TIMEOUT)
         assert got["body"] == "after the kill" and got["from"] == f"{room}/{member.userId}"
-        # no join/leave flood: at most one self-presence each, from their own nick
+        # the occupant lost with the owner node is announced gone, once; no other join/leave
+        # presence, at most one self-presence each
+        gone = str(owner.userId)
         for c in (member, third):
-            assert [str(p["from"].resource) for p in c.presences] in ([], [str(c.userId)])
+            await eventually(lambda c=c: [p for p in c.presences if str(p["from"].resource) == gone])
+        await asyncio.sleep(0.5)
+        for c in (member, third):
+            seen = [(str(p["from"].resource), p["type"]) for p in c.presences]
+            assert seen.count((gone, "unavailable")) == 1
+            assert set(seen) <= {(gone, "unavailable"), (str(c.userId), "available")}, seen
+            assert len(seen) <= 2, seen
         print(f"room failover: rebuilt {rebuilt:.2f} s after kill -9 (owner now "
               f"{cluster.redis.command('GET', key).decode()})")
         for c in (member, third):

@@ -129,6 +129,21 @@ def test_ownerLostOccupantsRestored():
             (f"{room}/{cid}", "still here")]
 
 
+def test_occupantsLostWithOwnerAnnounced():
+    """Once every survivor had time to re-register, alice (gone with node0) is announced as left, once."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    assert b.node.rooms.rosters[room] == {str(aid), str(bid), str(cid)}
+    killOwner(c, a)
+    c.pump(5.0)
+    for transport in (tb, td):
+        transport.pop()
+    c.pump(5.0)
+    for transport in (tb, td):
+        assert presences(transport) == [(f"{room}/{aid}", "unavailable")]
+    c.pump(5.0)
+    assert not presences(tb) and not presences(td)
+
+
 def test_restoredRoomShowsOccupantsToNewJoiner():
     """After failover a user joining on another node gets the restored occupants' presences."""
     c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()

@@ -20,7 +20,10 @@ Occupancy records.  When a room admits (or updates the presence of) or
 lets go a session of another node, the owner tells that node (control
 frame C{muc-occ}: room, full JID, nick, presence payload); so every node
 knows which of its own sessions are in which remote-owned room, with
-which nick, and who the owner is.
+which nick, and who the owner is.  The nodes with occupants in a room
+also hear which nicks come and go (the same frame without a session;
+the whole list when their first session enters), so they know who was
+in the room when its owner dies.
 
 Failover.  When a node is lost (heartbeat expiry, C{down}, or a PUBLISH to
 it that reached nobody: L{StanzaBus.nodeLost}), every node with sessions
@@ -34,7 +37,10 @@ from storage (the dialog: name, type, members) and puts them back
 silently (L{RoomsMixin.restoreOccupants}): no join or leave presence to
 anybody, one self-presence (status 110) to each restored session so its
 client knows the room is still there.  Occupants whose session was on the
-dead node are not restored.  Messages work again once the survivors
+dead node are not restored: C{expiry_seconds + heartbeat_seconds} after
+the first re-registration (every survivor has noticed the loss by then),
+the nicks the re-registering nodes had seen in the room that are not
+back get one unavailable presence each (§7.14), as if they had left.  Messages work again once the survivors
 noticed the loss: at most C{expiry_seconds + heartbeat_seconds} after the
 kill, sooner when someone sends to the room (the first PUBLISH to the dead
 owner finds no subscriber).
@@ -56,9 +62,8 @@ dialog from storage and applies it exactly as a local change (kicks,
 affiliation changes, destroy).
 
 Limits: a room still locked (XEP-0045 §10.1, being created and not yet
-configured) is lost with its owner; the restored occupants are not told
-(no unavailable presence) about occupants that were on the dead node; the
-occupants' presence payloads are the last ones the owner had.
+configured) is lost with its owner; the occupants' presence payloads are
+the last ones the owner had told their nodes.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ from xmppchat.xmlstream import parseElement
 
 MAX_ACCOUNTS = 10000
 MAX_HOPS = 2
+MAX_ROSTER = 100000
 
 
 class ClusterRooms:
@@ -100,6 +106,10 @@ class ClusterRooms:
         # our sessions in rooms owned elsewhere, as their owners told us
         self.joined: dict[str, dict] = {}  # full JID -> {room: (nick, presence payload XML)}
         self.roomOwner: dict[str, str] = {}  # room -> the owner that told us
+        self.rosters: dict[str, set] = {}  # room (with our sessions in) -> the nicks in it
+        # as a new owner: room -> nicks the re-registering nodes saw in it, until
+        # those not back are announced gone
+        self.former: dict[str, set] = {}
         self.forwarded = 0
         self.bounced = 0
         self.restored = 0
@@ -334,34 +344,68 @@ class ClusterRooms:
 
     def occupancyChanged(self, room, occupant, session, joined: bool) -> None:
         """
-        The owner's room admitted (or updated) or let go a session: a
-        remote session's node records it (control frame C{muc-occ}).
+        The owner's room admitted (or updated) or let go a session: the
+        nodes with occupants in the room hear of it (control frame
+        C{muc-occ}: the nick, in or gone), the session's own node with the
+        session's record (full JID, presence payload) and, when it had no
+        occupant there yet, every nick in the room.
         """
-        if not getattr(session, "remote", False):
+        remote = getattr(session, "remote", False)
+        nodes = {s.node for o in room.occupants.values() for s in o.sessions
+                 if s is not session and getattr(s, "remote", False)}
+        if not nodes and not remote:
             return
-        payload = {"op": "muc-occ", "n": self.node.nodeId, "r": room.jid, "j": session.full}
         if joined:
-            payload["k"] = occupant.nick
-            payload["p"] = "".join(child.toXml() for child in occupant.payload)
-        self.node.bus.control(session.node, payload)
+            nick, gone = occupant.nick, False
+        else:
+            nick = str(session.account.id) if session.account is not None else None
+            holder = room.occupants.get(nick)
+            gone = holder is None or not [s for s in holder.sessions if s is not session]
+        base = {"op": "muc-occ", "n": self.node.nodeId, "r": room.jid, "k": nick, "in": joined,
+                "gone": gone}
+        control = self.node.bus.control
+        if remote:
+            frame = dict(base, j=session.full)
+            if joined:
+                frame["p"] = "".join(child.toXml() for child in occupant.payload)
+                if session.node not in nodes:
+                    frame["all"] = list(room.occupants)
+            nodes.discard(session.node)
+            control(session.node, frame)
+        if joined or gone:
+            for node in nodes:
+                control(node, base)
 
     def occupancyReceived(self, payload: dict) -> None:
-        room, full, owner = payload.get("r"), payload.get("j"), payload.get("n")
-        if not (isinstance(room, str) and isinstance(full, str) and isinstance(owner, str)):
+        room, full, owner, nick = payload.get("r"), payload.get("j"), payload.get("n"), payload.get("k")
+        if not (isinstance(room, str) and isinstance(owner, str) and isinstance(nick, str)):
             return
-        bare, _, resource = full.partition("/")
-        if "k" not in payload:
-            rooms = self.joined.get(full)
-            if rooms is not None:
-                rooms.pop(room, None)
-                if not rooms:
-                    del self.joined[full]
-            return
-        session = self.host.sessions.localGet(bare, resource)
-        if session is None or session.closed:
-            return
-        self.joined.setdefault(full, {})[room] = (str(payload["k"]), str(payload.get("p") or ""))
-        self.roomOwner[room] = owner
+        if isinstance(full, str):
+            if payload.get("in"):
+                bare, _, resource = full.partition("/")
+                session = self.host.sessions.localGet(bare, resource)
+                if session is None or session.closed:
+                    return
+                self.joined.setdefault(full, {})[room] = (nick, str(payload.get("p") or ""))
+                self.roomOwner[room] = owner
+                if isinstance(payload.get("all"), list):
+                    self.rosters[room] = {str(k) for k in payload["all"][:MAX_ROSTER]}
+            else:
+                rooms = self.joined.get(full)
+                if rooms is not None:
+                    rooms.pop(room, None)
+                    if not rooms:
+                        del self.joined[full]
+        roster = self.rosters.get(room)
+        if roster is None:
+            if not payload.get("in") or not isinstance(full, str):
+                return
+            roster = self.rosters[room] = set()
+        if payload.get("in"):
+            if len(roster) < MAX_ROSTER:
+                roster.add(nick)
+        elif payload.get("gone"):
+            roster.discard(nick)
 
     def localSessionEnded(self, event) -> None:
         self.joined.pop(event.session.full, None)
@@ -385,22 +429,22 @@ class ClusterRooms:
             del self.roomOwner[room]
             self.log.info("Room {room} lost its owner {node}: re-registering {count} occupant(s)",
                           room=room, node=node, count=len(entries))
-            self.reregister(room, entries)
+            self.reregister(room, entries, sorted(self.rosters.pop(room, ())))
 
-    def reregister(self, room: str, entries: list, hops: int = 0) -> None:
+    def reregister(self, room: str, entries: list, known: list, hops: int = 0) -> None:
         owner = self.knownOwner(room)
         if owner is None:
-            self.claim(room, lambda owner: self._reregisterWith(owner, room, entries, hops))
+            self.claim(room, lambda owner: self._reregisterWith(owner, room, entries, known, hops))
         else:
-            self._reregisterWith(owner, room, entries, hops)
+            self._reregisterWith(owner, room, entries, known, hops)
 
-    def _reregisterWith(self, owner: str, room: str, entries: list, hops: int) -> None:
+    def _reregisterWith(self, owner: str, room: str, entries: list, known: list, hops: int) -> None:
         if owner == self.node.nodeId:
-            self.restore(room, entries).addErrback(
+            self.restore(room, entries, known).addErrback(
                 lambda f: self.log.failure("Rebuilding room {room} failed", f, room=room))
         elif hops < MAX_HOPS:
             self.node.bus.control(owner, {"op": "muc-rejoin", "n": self.node.nodeId, "r": room,
-                                          "o": entries, "h": hops + 1})
+                                          "o": entries, "k": known, "h": hops + 1})
 
     def rejoinReceived(self, payload: dict) -> None:
         room, entries = payload.get("r"), payload.get("o")
@@ -412,14 +456,19 @@ class ClusterRooms:
         cached = self.owners.get(room)
         if cached is not None and cached[0] == payload.get("n"):
             del self.owners[room]  # the sender says it does not own the room (any more)
-        self.reregister(room, entries, hops)
+        known = [k for k in (payload.get("k") or [])[:MAX_ROSTER] if isinstance(k, str)]
+        self.reregister(room, entries, known, hops)
 
     @defer.inlineCallbacks
-    def restore(self, room: str, entries: list):
+    def restore(self, room: str, entries: list, known=()):
         """
         As the new owner: the sessions of C{entries} (C{[full JID, nick,
         presence payload]}) that are still in the cluster go back in the
-        room silently (L{RoomsMixin.restoreOccupants}).
+        room silently (L{RoomsMixin.restoreOccupants}).  C{known} are the
+        nicks the re-registering node saw in the room: those not back
+        after C{expiry_seconds + heartbeat_seconds} (every survivor has
+        noticed the loss and re-registered by then) were lost with the
+        dead node, and the room announces that they left.
         """
         pairs = []
         for full, _nick, presence in entries:
@@ -434,9 +483,22 @@ class ClusterRooms:
                 session.account = account
             pairs.append((session, payloadOf(presence)))
         self.owned[room] = self.now
+        former = self.former.get(room)
+        if former is None:
+            former = self.former[room] = set()
+            config = self.node.config
+            self.node.reactor.callLater(config.expiry_seconds + config.heartbeat_seconds,
+                                        self._announceLost, room)
+        former.update(known)
         count = yield self.module.restoreOccupants(room, pairs)
         self.restored += count
         return count
+
+    def _announceLost(self, room: str) -> None:
+        former = self.former.pop(room, set())
+        lost = self.module.occupantsLeft(room, former)
+        if lost:
+            self.log.info("Room {room}: {count} occupant(s) lost with their node", room=room, count=lost)
 
     def handOver(self, room: str, owner: str) -> None:
         """
@@ -452,7 +514,7 @@ class ClusterRooms:
         self.log.warn("Room {room} is owned by {node} now: handing over {count} session(s)",
                       room=room, node=owner, count=len(dropped))
         entries = [[s.full, o.nick, "".join(c.toXml() for c in o.payload)] for s, o in dropped]
-        self._reregisterWith(owner, room, entries, 0)
+        self._reregisterWith(owner, room, entries, sorted({o.nick for _, o in dropped}), 0)
 
     # -- REST dialog changes --------------------------------------------------------
 
@@ -521,6 +583,8 @@ class ClusterRooms:
         referenced = {room for rooms in self.joined.values() for room in rooms}
         for room in [r for r in self.roomOwner if r not in referenced]:
             del self.roomOwner[room]
+        for room in [r for r in self.rosters if r not in referenced]:
+            del self.rosters[room]
         idle = self.now - 2 * node.config.expiry_seconds
         open_ = self.module.rooms
         for room, used in list(self.owned.items()):

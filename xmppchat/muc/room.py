@@ -643,6 +643,26 @@ class RoomsMixin:
         message.addElement("subject", content=(room.dialog.description if room.dialog else None) or "")
         session.send(message)
 
+    def occupantsLeft(self, jid: str, nicks) -> int:
+        """
+        The occupants C{nicks} are gone without leaving (lost with their
+        cluster node): those not in the room (any more) are announced to
+        the others with unavailable presence (§7.14).  Returns how many.
+        """
+        room = self.rooms.get(jid)
+        if room is None:
+            return 0
+        count = 0
+        for nick in sorted(nicks):
+            if nick in room.occupants or not nick.isdigit() or len(nick) > 10:
+                continue
+            presence = self.occupantPresence(room, Occupant(int(nick), ""), None, "unavailable")
+            for occupant in list(room.occupants.values()):
+                for session in occupant.sessions:
+                    self.sendCopy(session, presence)
+            count += 1
+        return count
+
     # -- leave ----------------------------------------------------------------------------
 
     def leave(self, event):
