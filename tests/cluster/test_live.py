@@ -306,13 +306,14 @@ def test_resumeOnAnotherNode(cluster):
 
 def test_roomSurvivesOwnerKill(cluster):
     """kill -9 of a room's owner node: the occupants on node1 and node2 stay in the room (no rejoin) and chat."""
-    from tests.e2e.test_muc import groupDialog, mucClient, restUsers
+    from tests.e2e.test_muc import groupDialog, mucClient, restUsers, statusCodes
+    from tests.e2e.test_rest import call
 
     n = cluster.nodes
     victim = cluster.startNode(f"roomowner{time.monotonic_ns()}")
     victimId = next(k for k, v in cluster.nodes.items() if v is victim)
     users = restUsers(n["node1"], ("owner", "member", "third"), prefix=f"room{time.monotonic_ns()}-")
-    _, room = groupDialog(n["node1"], users, ["member", "third"])
+    dialogId, room = groupDialog(n["node1"], users, ["member", "third"])
     key = f"xmppchat:localhost:room:{room}"
 
     async def scenario():
@@ -360,8 +361,20 @@ def test_roomSurvivesOwnerKill(cluster):
             assert seen.count((gone, "unavailable")) == 1
             assert set(seen) <= {(gone, "unavailable"), (str(c.userId), "available")}, seen
             assert len(seen) <= 2, seen
-        print(f"room failover: rebuilt {rebuilt:.2f} s after kill -9 (owner now "
-              f"{cluster.redis.command('GET', key).decode()})")
+        newOwner = cluster.redis.command("GET", key).decode()
+        print(f"room failover: rebuilt {rebuilt:.2f} s after kill -9 (owner now {newOwner})")
+
+        # a REST change through the node that does not own the room reaches the room: a kick
+        def kicked(c):
+            return [p for p in c.presences if p["type"] == "unavailable"
+                    and str(p["from"].resource) == str(third.userId) and 307 in statusCodes(p)]
+
+        status, body = call(n["node2" if newOwner == "node1" else "node1"], "PUT",
+                            f"/chat/Dialog/{dialogId}.json",
+                            {"pull_all": {"occupants_ids": [third.userId]}}, token=users["owner"][0])
+        assert status == 200, body
+        await eventually(lambda: kicked(third) and kicked(member))
+        assert 110 in statusCodes(kicked(third)[0])
         for c in (member, third):
             await c.logout()
 

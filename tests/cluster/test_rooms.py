@@ -245,3 +245,20 @@ def test_ownershipRenewedAndReleased():
     c.pump(8.0)
     assert key not in c.redis.data
     assert room not in c.nodes[0].node.rooms.owned
+
+
+def test_restDialogDeleteDestroysOwnersRoom():
+    """A dialog deleted over REST on node2 destroys its room on node0: every occupant gets <destroy/>."""
+    from tests.helpers import result
+    from xmppchat.api.dialogs import DialogEvent
+
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    dialogId = room.split("_", 1)[1].split("@")[0]
+    dialog = result(c.storage.dialogs.getDialog(dialogId))
+    result(c.storage.dialogs.deleteDialog(dialogId))
+    d.host.hooks.fire("rest-dialog-updated", DialogEvent(dialog, aid, 1, [], [], deleted=True))
+    c.pump()
+    for transport in (ta, tb, td):
+        destroyed = [p for p in stanzas(transport, "presence") if p.x.destroy is not None]
+        assert len(destroyed) == 1 and destroyed[0].getAttribute("type") == "unavailable"
+    assert room not in a.host.modules["muc"].rooms

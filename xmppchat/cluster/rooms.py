@@ -107,6 +107,8 @@ class ClusterRooms:
         self.joined: dict[str, dict] = {}  # full JID -> {room: (nick, presence payload XML)}
         self.roomOwner: dict[str, str] = {}  # room -> the owner that told us
         self.rosters: dict[str, set] = {}  # room (with our sessions in) -> the nicks in it
+        # as the owner: room -> node -> full JIDs of that node's sessions in the room
+        self.present: dict[str, dict] = {}
         # as a new owner: room -> nicks the re-registering nodes saw in it, until
         # those not back are announced gone
         self.former: dict[str, set] = {}
@@ -351,8 +353,23 @@ class ClusterRooms:
         occupant there yet, every nick in the room.
         """
         remote = getattr(session, "remote", False)
-        nodes = {s.node for o in room.occupants.values() for s in o.sessions
-                 if s is not session and getattr(s, "remote", False)}
+        present = self.present.get(room.jid)
+        first = False
+        if remote:
+            if joined:
+                if present is None:
+                    present = self.present[room.jid] = {}
+                first = session.node not in present
+                present.setdefault(session.node, set()).add(session.full)
+            elif present is not None:
+                fulls = present.get(session.node)
+                if fulls is not None:
+                    fulls.discard(session.full)
+                    if not fulls:
+                        del present[session.node]
+                if not present:
+                    del self.present[room.jid]
+        nodes = [n for n in present or () if not (remote and n == session.node)]
         if not nodes and not remote:
             return
         if joined:
@@ -368,9 +385,8 @@ class ClusterRooms:
             frame = dict(base, j=session.full)
             if joined:
                 frame["p"] = "".join(child.toXml() for child in occupant.payload)
-                if session.node not in nodes:
+                if first:
                     frame["all"] = list(room.occupants)
-            nodes.discard(session.node)
             control(session.node, frame)
         if joined or gone:
             for node in nodes:
@@ -507,6 +523,7 @@ class ClusterRooms:
         its occupants are re-registered with the other node.
         """
         self.owned.pop(room, None)
+        self.present.pop(room, None)
         self.owners[room] = (owner, self.now + self.node.config.expiry_seconds)
         dropped = self.module.dropRoom(room)
         if not dropped:
