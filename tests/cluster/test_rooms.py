@@ -232,6 +232,14 @@ def test_handOverAfterSplit():
     assert room not in a.node.rooms.owned and room in b.node.rooms.owned
     assert sorted(b.host.modules["muc"].rooms[room].occupants) == sorted([str(aid), str(bid), str(cid)])
     assert room not in a.host.modules["muc"].rooms
+    # node2 still has node0 cached: node0 passes the room's stanzas on to node1
+    td.pop()
+    d.send(carol, f"<iq type='get' id='i1' to='{room}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+    c.pump()
+    [reply] = stanzas(td, "iq")
+    assert reply["type"] == "result"
+    assert sorted(i["jid"] for i in reply.query.elements()) == sorted(f"{room}/{u}" for u in (aid, bid, cid))
+    assert room not in a.host.modules["muc"].rooms
 
 
 def test_ownershipRenewedAndReleased():

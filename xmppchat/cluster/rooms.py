@@ -52,8 +52,8 @@ dropped silently; once the loss is known, stanzas wait for the claim (one
 Redis round trip) and go to the new owner.  An owner that finds on renewal
 that another live node holds its room's key (it was unreachable long
 enough to be taken over) drops the room without a word and re-registers
-all its occupants with that node, so split ownership heals within one
-heartbeat.
+all its occupants with that node (room stanzas still forwarded to it
+follow the room there), so split ownership heals within one heartbeat.
 
 REST dialog changes (C{rest-dialog-updated}: name, occupants, admins,
 deletion) made on a node that does not own the dialog's open room are
@@ -80,7 +80,6 @@ from xmppchat.xmlstream import parseElement
 
 MAX_ACCOUNTS = 10000
 MAX_HOPS = 2
-MAX_ROSTER = 100000
 
 
 class ClusterRooms:
@@ -278,7 +277,16 @@ class ClusterRooms:
         except Exception:
             self.log.warn("Ignoring an unreadable forwarded room stanza")
             return
-        self.owned[toJID.userhost().lower()] = self.now
+        room = toJID.userhost().lower()
+        if room not in self.owned:
+            cached = self.owners.get(room)
+            hops = payload.get("h", 0) if isinstance(payload.get("h", 0), int) else MAX_HOPS
+            if cached is not None and self.alive(cached[0]) and hops < MAX_HOPS:
+                # we handed this room over: it follows the room
+                payload["h"] = hops + 1
+                self.node.bus.control(cached[0], payload)
+                return
+        self.owned[room] = self.now
         if full is None:
             self.local(None, stanza, toJID)
             return
@@ -405,7 +413,7 @@ class ClusterRooms:
                 self.joined.setdefault(full, {})[room] = (nick, str(payload.get("p") or ""))
                 self.roomOwner[room] = owner
                 if isinstance(payload.get("all"), list):
-                    self.rosters[room] = {str(k) for k in payload["all"][:MAX_ROSTER]}
+                    self.rosters[room] = {str(k) for k in payload["all"][:self.module.mucConfig.max_occupants]}
             else:
                 rooms = self.joined.get(full)
                 if rooms is not None:
@@ -418,7 +426,7 @@ class ClusterRooms:
                 return
             roster = self.rosters[room] = set()
         if payload.get("in"):
-            if len(roster) < MAX_ROSTER:
+            if len(roster) < self.module.mucConfig.max_occupants:
                 roster.add(nick)
         elif payload.get("gone"):
             roster.discard(nick)
@@ -472,7 +480,7 @@ class ClusterRooms:
         cached = self.owners.get(room)
         if cached is not None and cached[0] == payload.get("n"):
             del self.owners[room]  # the sender says it does not own the room (any more)
-        known = [k for k in (payload.get("k") or [])[:MAX_ROSTER] if isinstance(k, str)]
+        known = [k for k in (payload.get("k") or [])[:self.module.mucConfig.max_occupants] if isinstance(k, str)]
         self.reregister(room, entries, known, hops)
 
     @defer.inlineCallbacks
