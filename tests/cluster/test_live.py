@@ -346,3 +346,80 @@ def test_resumeOnAnotherNode(cluster):
     run(scenario())
     assert "handed over to {node}" in n["node0"].log()  # JSON log: the format
     assert "taken over from {node}" in n["node2"].log()
+
+
+def test_roomSurvivesOwnerKill(cluster):
+    """kill -9 of a room's owner node: the occupants on node1 and node2 stay in the room (no rejoin) and chat."""
+    from tests.e2e.test_muc import groupDialog, mucClient, restUsers, statusCodes
+    from tests.e2e.test_rest import call
+
+    n = cluster.nodes
+    victim = cluster.startNode(f"roomowner{time.monotonic_ns()}")
+    victimId = next(k for k, v in cluster.nodes.items() if v is victim)
+    users = restUsers(n["node1"], ("owner", "member", "third"), prefix=f"room{time.monotonic_ns()}-")
+    dialogId, room = groupDialog(n["node1"], users, ["member", "third"])
+    key = f"xmppchat:localhost:room:{room}"
+
+    async def scenario():
+        owner = mucClient(victim, users, "owner")
+        member = mucClient(n["node1"], users, "member")
+        third = mucClient(n["node2"], users, "third")
+        for c in (owner, member, third):
+            assert await c.login()
+        await asyncio.wait_for(owner.plugin["xep_0045"].join_muc_wait(room, str(owner.userId), maxstanzas=0),
+                               TIMEOUT)
+        assert cluster.redis.command("GET", key) == victimId.encode()
+        for c in (member, third):
+            await asyncio.wait_for(c.plugin["xep_0045"].join_muc_wait(room, str(c.userId), maxstanzas=0),
+                                   TIMEOUT)
+        await asyncio.sleep(0.3)
+        member.presences.clear()
+        third.presences.clear()
+        killed = time.monotonic()
+        cluster.kill(victimId)
+        owner.disconnect()
+
+        async def occupants():
+            iq = await third.plugin["xep_0030"].get_items(jid=room, timeout=TIMEOUT)
+            return sorted(item[0].rpartition("/")[2] for item in iq["disco_items"]["items"])
+
+        await eventually(lambda: cluster.redis.command("GET", key) in (b"node1", b"node2"), timeout=15)
+        expected = sorted([str(member.userId), str(third.userId)])
+        deadline = time.monotonic() + 15
+        while await occupants() != expected:
+            assert time.monotonic() < deadline, "the room was not rebuilt"
+            await asyncio.sleep(0.1)
+        rebuilt = time.monotonic() - killed
+        await asyncio.sleep(max(0.0, 4.5 - rebuilt))  # both survivors past the expiry
+        member.send_message(mto=room, mbody="after the kill", mtype="groupchat")
+        got = await asyncio.wait_for(third.messages.get(), TIMEOUT)
+        assert got["body"] == "after the kill" and got["from"] == f"{room}/{member.userId}"
+        # the occupant lost with the owner node is announced gone, once; no other join/leave
+        # presence, at most one self-presence each
+        gone = str(owner.userId)
+        for c in (member, third):
+            await eventually(lambda c=c: [p for p in c.presences if str(p["from"].resource) == gone])
+        await asyncio.sleep(0.5)
+        for c in (member, third):
+            seen = [(str(p["from"].resource), p["type"]) for p in c.presences]
+            assert seen.count((gone, "unavailable")) == 1
+            assert set(seen) <= {(gone, "unavailable"), (str(c.userId), "available")}, seen
+            assert len(seen) <= 2, seen
+        newOwner = cluster.redis.command("GET", key).decode()
+        print(f"room failover: rebuilt {rebuilt:.2f} s after kill -9 (owner now {newOwner})")
+
+        # a REST change through the node that does not own the room reaches the room: a kick
+        def kicked(c):
+            return [p for p in c.presences if p["type"] == "unavailable"
+                    and str(p["from"].resource) == str(third.userId) and 307 in statusCodes(p)]
+
+        status, body = call(n["node2" if newOwner == "node1" else "node1"], "PUT",
+                            f"/chat/Dialog/{dialogId}.json",
+                            {"pull_all": {"occupants_ids": [third.userId]}}, token=users["owner"][0])
+        assert status == 200, body
+        await eventually(lambda: kicked(third) and kicked(member))
+        assert 110 in statusCodes(kicked(third)[0])
+        for c in (member, third):
+            await c.logout()
+
+    run(scenario())

@@ -19,8 +19,9 @@ def presences(transport):
     return [(e["from"], e.getAttribute("type")) for e in transport.pop() if e.name == "presence"]
 
 
-def threeOccupants():
-    """alice (node0), bob (node1), carol (node2) joined to one group dialog's room, in that order."""
+def threeOccupants(drained=False):
+    """alice (node0), bob (node1), carol (node2) joined to one group dialog's room, in that order
+    (with C{drained}, what the clients got so far is discarded)."""
     c = ClusterHarness()
     a, b, d = c.nodes
     dialog = a.addDialog(DIALOG_GROUP, "alice", ["bob", "carol"])
@@ -34,6 +35,8 @@ def threeOccupants():
         transport.pop()
         join(node, session, f"{room}/{node.accountId(session.localpart)}")
         c.pump()
+    for _, _, transport, _ in users if drained else ():
+        transport.pop()
     return c, room, users
 
 
@@ -84,24 +87,159 @@ def test_remoteOccupantLeavesWhenSessionEnds():
     assert list(a.host.modules["muc"].rooms[room].occupants) == [str(aid)]
 
 
-def test_ownerLostRoomMovesOn():
-    """When the owner node dies its key expires; the next join makes another node the owner."""
-    c, room, users = threeOccupants()
-    (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = users
-    a.node.redis.kill()
-    a.node.heartbeat.stop()
+def failover():
+    """L{threeOccupants}, drained, unpacked: C{(cluster, room, alice, bob, carol)}."""
+    c, room, users = threeOccupants(drained=True)
+    return (c, room, *users)
+
+
+def killOwner(c, node):
+    """node dies (kill -9): no clean leave, its Redis connections just drop."""
+    node.node.redis.kill()
+    node.node.heartbeat.stop()
+
+
+def stanzas(transport, name):
+    return [e for e in transport.pop() if e.name == name]
+
+
+def test_ownerLostOccupantsRestored():
+    """Owner node0 dies: one survivor takes the room and rebuilds bob and carol silently (one self-presence each)."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    killOwner(c, a)
+    c.pump(5.0)  # past the expiry: the survivors notice through the heartbeat
+    owners = [n for n in (b, d) if room in n.node.rooms.owned]
+    assert len(owners) == 1
+    owner = owners[0]
+    assert c.redis.data[b"xmppchat:localhost:room:" + room.encode()] == owner.node.nodeId.encode()
+    occupants = owner.host.modules["muc"].rooms[room].occupants
+    assert sorted(occupants) == sorted([str(bid), str(cid)])  # alice died with node0
+    assert owner.node.rooms.restored == 2
+    for transport, uid in ((tb, bid), (td, cid)):
+        got = stanzas(transport, "presence")
+        assert [(p["from"], p.getAttribute("type")) for p in got] == [(f"{room}/{uid}", None)]
+        assert "110" in [s["code"] for s in got[0].x.elements() if s.name == "status"]
+    # the other node now knows the new owner
+    other = d if owner is b else b
+    assert other.node.rooms.knownOwner(room) == owner.node.nodeId
+    d.send(carol, f"<message to='{room}' type='groupchat' id='6b026913da64a53358000002'><body>still here</body></message>")
+    c.pump()
+    for transport in (tb, td):
+        assert [(m["from"], str(m.body)) for m in stanzas(transport, "message")] == [
+            (f"{room}/{cid}", "still here")]
+
+
+def test_occupantsLostWithOwnerAnnounced():
+    """Once every survivor had time to re-register, alice (gone with node0) is announced as left, once."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    assert b.node.rooms.rosters[room] == {str(aid), str(bid), str(cid)}
+    killOwner(c, a)
     c.pump(5.0)
-    assert b"xmppchat:localhost:room:" + room.encode() not in c.redis.data
-    tb.pop()
+    for transport in (tb, td):
+        transport.pop()
+    c.pump(5.0)
+    for transport in (tb, td):
+        assert presences(transport) == [(f"{room}/{aid}", "unavailable")]
+    c.pump(5.0)
+    assert not presences(tb) and not presences(td)
+
+
+def test_restoredRoomShowsOccupantsToNewJoiner():
+    """After failover a user joining on another node gets the restored occupants' presences."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    killOwner(c, a)
+    c.pump(5.0)
+    alice2, ta2 = b.connect("alice", "r2")
+    c.pump()
+    ta2.pop()
+    join(b, alice2, f"{room}/{aid}", sid="j9")
+    c.pump()
+    assert sorted(presences(ta2)) == [(f"{room}/{aid}", None), (f"{room}/{bid}", None),
+                                      (f"{room}/{cid}", None)]
+
+
+def test_messageDuringFailoverGetsError():
+    """A groupchat sent to the dead owner bounces with recipient-unavailable (wait) and starts the failover."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    killOwner(c, a)
+    d.send(carol, f"<message to='{room}' type='groupchat' id='m-lost'><body>lost?</body></message>")
+    c.pump()
+    errors = [m for m in stanzas(td, "message") if m.getAttribute("type") == "error"]
+    assert [(m["id"], m["from"]) for m in errors] == [("m-lost", room)]
+    error = errors[0].error
+    assert error["type"] == "wait"
+    assert [e.name for e in error.elements()][0] == "recipient-unavailable"
+    assert not stanzas(tb, "message")
+    # no heartbeat needed: the empty channel made node2 take over at once
+    c.pump(0.5)
+    assert room in d.node.rooms.owned
+    d.send(carol, f"<message to='{room}' type='groupchat' id='6b026913da64a53358000003'><body>again</body></message>")
+    c.pump()
+    assert [str(m.body) for m in stanzas(tb, "message")] == ["again"]
+
+
+def test_ownerLostTwoNodesOneOwner():
+    """Both survivors notice the loss at once: one wins the takeover, the other re-registers with it."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    killOwner(c, a)
+    c.pump(0.1)
+    b.node.bus.nodeLost("node0")
+    d.node.bus.nodeLost("node0")
+    c.pump(1.0)
+    owned = [n.node.nodeId for n in (b, d) if room in n.node.rooms.owned]
+    assert len(owned) == 1
+    owner = b if owned == ["node1"] else d
+    assert sorted(owner.host.modules["muc"].rooms[room].occupants) == sorted([str(bid), str(cid)])
+    assert not (d if owner is b else b).host.modules["muc"].rooms
+
+
+def test_occupantOnLostNonOwnerLeaves():
+    """A node with an occupant dies (the owner lives): the occupant leaves the room with unavailable presence."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    killOwner(c, d)
+    c.pump(5.0)
+    assert (f"{room}/{cid}", "unavailable") in presences(ta)
+    assert sorted(a.host.modules["muc"].rooms[room].occupants) == sorted([str(aid), str(bid)])
+
+
+def test_restDialogUpdateReachesOwnersRoom():
+    """A REST dialog change on node1 (carol removed) kicks carol from the room owned by node0."""
+    from xmppchat.api.dialogs import DialogEvent
+    from tests.helpers import result
+
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    dialogId = room.split("_", 1)[1].split("@")[0]
+    updated = result(c.storage.dialogs.updateDialog(dialogId, pull={"occupants_ids": [cid]}, name="renamed"))
+    b.host.hooks.fire("rest-dialog-updated", DialogEvent(updated, aid, 1, [], [cid]))
+    c.pump()
+    kicked = [p for p in stanzas(td, "presence") if p.getAttribute("type") == "unavailable"]
+    assert [p["from"] for p in kicked] == [f"{room}/{cid}"]
+    codes = {s["code"] for s in kicked[0].x.elements() if s.name == "status"}
+    assert {"307", "321", "110"} <= codes
+    assert (f"{room}/{cid}", "unavailable") in presences(tb)
+    owned = a.host.modules["muc"].rooms[room]
+    assert owned.dialog.name == "renamed"
+    assert sorted(owned.occupants) == sorted([str(aid), str(bid)])
+    # carol's node forgot her room record (the owner said she left)
+    assert carol.full not in d.node.rooms.joined
+
+
+def test_handOverAfterSplit():
+    """An owner that finds another live node holding its room's key hands the room over, occupants kept."""
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    c.redis.data[b"xmppchat:localhost:room:" + room.encode()] = b"node1"
+    c.pump(1.5)  # node0's heartbeat renews
+    assert room not in a.node.rooms.owned and room in b.node.rooms.owned
+    assert sorted(b.host.modules["muc"].rooms[room].occupants) == sorted([str(aid), str(bid), str(cid)])
+    assert room not in a.host.modules["muc"].rooms
+    # node2 still has node0 cached: node0 passes the room's stanzas on to node1
     td.pop()
-    join(b, bob, f"{room}/{bid}", sid="j4")
+    d.send(carol, f"<iq type='get' id='i1' to='{room}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
     c.pump()
-    assert room in b.node.rooms.owned
-    assert (f"{room}/{bid}", None) in presences(tb)
-    join(d, carol, f"{room}/{cid}", sid="j5")
-    c.pump()
-    assert (f"{room}/{cid}", None) in presences(tb)
-    assert len(b.host.modules["muc"].rooms[room].occupants) == 2
+    [reply] = stanzas(td, "iq")
+    assert reply["type"] == "result"
+    assert sorted(i["jid"] for i in reply.query.elements()) == sorted(f"{room}/{u}" for u in (aid, bid, cid))
+    assert room not in a.host.modules["muc"].rooms
 
 
 def test_ownershipRenewedAndReleased():
@@ -115,3 +253,20 @@ def test_ownershipRenewedAndReleased():
     c.pump(8.0)
     assert key not in c.redis.data
     assert room not in c.nodes[0].node.rooms.owned
+
+
+def test_restDialogDeleteDestroysOwnersRoom():
+    """A dialog deleted over REST on node2 destroys its room on node0: every occupant gets <destroy/>."""
+    from tests.helpers import result
+    from xmppchat.api.dialogs import DialogEvent
+
+    c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
+    dialogId = room.split("_", 1)[1].split("@")[0]
+    dialog = result(c.storage.dialogs.getDialog(dialogId))
+    result(c.storage.dialogs.deleteDialog(dialogId))
+    d.host.hooks.fire("rest-dialog-updated", DialogEvent(dialog, aid, 1, [], [], deleted=True))
+    c.pump()
+    for transport in (ta, tb, td):
+        destroyed = [p for p in stanzas(transport, "presence") if p.x.destroy is not None]
+        assert len(destroyed) == 1 and destroyed[0].getAttribute("type") == "unavailable"
+    assert room not in a.host.modules["muc"].rooms

@@ -29,12 +29,17 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def users(server):
     """Four REST users: name -> (session token, id)."""
+    return restUsers(server, ("owner", "member", "third", "fourth"))
+
+
+def restUsers(server, names, prefix="muc-"):
+    """REST users C{<prefix><name>} made through C{server}: name -> (session token, id)."""
     status, body = call(server, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
     assert status == 201, body
     app = body["session"]["token"]
     out = {}
-    for name in ("owner", "member", "third", "fourth"):
-        login, password = f"muc-{name}", f"{name}-pw-123"
+    for name in names:
+        login, password = f"{prefix}{name}", f"{name}-pw-123"
         status, body = call(server, "POST", "/users.json", {"user": {"login": login, "password": password}},
                             token=app)
         assert status == 201, body

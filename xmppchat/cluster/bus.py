@@ -215,11 +215,16 @@ class StanzaBus:
                 continue  # already flushed to offline storage
             self._bounce(body, full)
 
-    def control(self, node: str, payload: dict) -> None:
+    def control(self, node: str, payload: dict):
+        """
+        Publish a control frame for C{node}; returns a Deferred firing with
+        the number of subscribers that got it (C{None} when it failed), or
+        C{None} while offline.
+        """
         if not self.directory.online:
-            return
+            return None
         frame = f"c {self.nodeId}\n".encode() + json.dumps(payload).encode()
-        self.redis.execute("PUBLISH", self.keys.channel(node), frame).addErrback(
+        return self.redis.execute("PUBLISH", self.keys.channel(node), frame).addErrback(
             lambda f: self.log.warn("Control message to {node} failed", node=node))
 
     # -- losing a node ---------------------------------------------------------

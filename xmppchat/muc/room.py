@@ -197,6 +197,9 @@ class RoomsMixin:
         self.byDialog: dict[str, set] = {}
         self.named: OrderedDict[str, str] = OrderedDict()
         self.service.resolveNamed = self.resolveNamed
+        # called as f(room, occupant, session, joined) when a session enters
+        # (or updates its presence in) or leaves a room (cluster mode)
+        self.onOccupancy = None
 
     def tearDownRooms(self):
         for room in list(self.rooms.values()):
@@ -340,6 +343,7 @@ class RoomsMixin:
         if occupant is not None and session in occupant.sessions:
             # a presence update (§7.7); a nick change is refused by keeping the nick
             occupant.payload = self.payloadOf(stanza)
+            self.entered(room, occupant, session)
             self.broadcastPresence(room, occupant)
             self.sendSelfPresence(room, occupant, session, stanza.getAttribute("id"), ())
             return True
@@ -386,7 +390,7 @@ class RoomsMixin:
         first = not occupant.sessions
         occupant.sessions.append(session)
         occupant.payload = self.payloadOf(stanza)
-        session.state.setdefault(STATE_ROOMS, set()).add(room.jid)
+        self.entered(room, occupant, session)
         # §7.2.3: the existing occupants to the new one, the new one to the others, self last
         for other in list(room.occupants.values()):
             if other is occupant:
@@ -433,12 +437,87 @@ class RoomsMixin:
         self.sendCopy(session, presence)
 
     def openRoom(self, event, dialog) -> Room:
+        return self.openRoomFor(event.room, event.appId, dialog, event.named)
+
+    def openRoomFor(self, jid: str, appId: int, dialog, named: str | None) -> Room:
         if len(self.rooms) >= self.mucConfig.max_rooms:
             raise StanzaError("resource-constraint", text="Too many active rooms")
-        room = Room(event.room, event.appId, dialog, named=event.named)
+        room = Room(jid, appId, dialog, named=named)
         self.rooms[room.jid] = room
         self.byDialog.setdefault(dialog.id, set()).add(room.jid)
         return room
+
+    def entered(self, room: Room, occupant: Occupant, session) -> None:
+        session.state.setdefault(STATE_ROOMS, set()).add(room.jid)
+        if self.onOccupancy is not None:
+            self.onOccupancy(room, occupant, session, True)
+
+    def left(self, room: Room, session) -> None:
+        rooms = session.state.get(STATE_ROOMS)
+        if rooms is not None:
+            rooms.discard(room.jid)
+        if self.onOccupancy is not None:
+            self.onOccupancy(room, None, session, False)
+
+    # -- rebuilding a room on another node (cluster failover) ------------------------------
+
+    @defer.inlineCallbacks
+    def dialogOfRoom(self, jid: str):
+        """
+        C{(dialog, appId, named)} of a room JID, from storage (C{dialog} is
+        C{None} when there is no such dialog).
+        """
+        from xmppchat.muc.service import parseRoom
+
+        localpart = jid.partition("@")[0]
+        parsed = parseRoom(localpart)
+        if parsed is not None:
+            appId, dialogId = parsed
+            named = None
+        else:
+            named = localpart
+            dialogId = yield self.resolveNamed(localpart)
+            dialogs = self.host.modules.get("dialogs")
+            appId = dialogs.defaultAppId() if dialogs is not None else 1
+        dialog = yield self.storage.dialogs.getDialog(dialogId) if dialogId is not None else None
+        return dialog, appId, named
+
+    @defer.inlineCallbacks
+    def restoreOccupants(self, jid: str, entries):
+        """
+        Put sessions that were in a room back in it without the join
+        presence exchange (the room's previous node was lost): C{entries}
+        are C{(session, payload)} pairs, the session with its account.
+        Each restored session gets one self-presence (status 110) and
+        nothing else; sessions the dialog no longer admits (or that no
+        longer fit) are left out.  Fires with the number restored.
+        """
+        room = self.rooms.get(jid)
+        if room is None:
+            dialog, appId, named = yield self.dialogOfRoom(jid)
+            room = self.rooms.get(jid)  # may have been opened meanwhile
+            if room is None:
+                if dialog is None:
+                    return 0
+                room = self.openRoomFor(jid, appId, dialog, named)
+        restored = 0
+        for session, payload in entries:
+            userId = session.account.id
+            occupant = room.occupants.get(str(userId))
+            if session.closed or not room.admits(userId) or (
+                    occupant is None and len(room.occupants) >= self.mucConfig.max_occupants):
+                continue
+            if occupant is None:
+                occupant = room.occupants[str(userId)] = Occupant(userId, session.bare)
+            if session in occupant.sessions:
+                continue
+            occupant.sessions.append(session)
+            occupant.payload = payload
+            self.entered(room, occupant, session)
+            self.sendSelfPresence(room, occupant, session, None, [100] if room.nonAnonymous() else [])
+            restored += 1
+        self.maybeClose(room)
+        return restored
 
     def createRoom(self, event, userId: int) -> Room:
         """
@@ -458,6 +537,14 @@ class RoomsMixin:
         """
         if room.occupants or self.rooms.get(room.jid) is not room:
             return
+        self._forgetRoom(room)
+        if room.dialog is not None:
+            if room.named and (room.dialog.extensions or {}).get(EXT_PERSISTENT) == "0":
+                self.named.pop(room.named, None)
+                self.storage.dialogs.deleteDialog(room.dialog.id).addErrback(
+                    lambda f: self.log.failure("Deleting a temporary room's dialog failed", f))
+
+    def _forgetRoom(self, room: Room) -> None:
         del self.rooms[room.jid]
         if room.lockTimer is not None and room.lockTimer.active():
             room.lockTimer.cancel()
@@ -467,10 +554,25 @@ class RoomsMixin:
                 jids.discard(room.jid)
                 if not jids:
                     del self.byDialog[room.dialog.id]
-            if room.named and (room.dialog.extensions or {}).get(EXT_PERSISTENT) == "0":
-                self.named.pop(room.named, None)
-                self.storage.dialogs.deleteDialog(room.dialog.id).addErrback(
-                    lambda f: self.log.failure("Deleting a temporary room's dialog failed", f))
+
+    def dropRoom(self, jid: str) -> list:
+        """
+        Forget an open room without a word to its occupants (it moved to
+        another cluster node, which restores them): its
+        C{(session, occupant)} pairs.
+        """
+        room = self.rooms.get(jid)
+        if room is None:
+            return []
+        self._forgetRoom(room)
+        dropped = []
+        for occupant in room.occupants.values():
+            for session in occupant.sessions:
+                rooms = session.state.get(STATE_ROOMS)
+                if rooms is not None:
+                    rooms.discard(jid)
+                dropped.append((session, occupant))
+        return dropped
 
     @defer.inlineCallbacks
     def sendHistory(self, room: Room, session, userId: int, mucX) -> None:
@@ -541,6 +643,26 @@ class RoomsMixin:
         message.addElement("subject", content=(room.dialog.description if room.dialog else None) or "")
         session.send(message)
 
+    def occupantsLeft(self, jid: str, nicks) -> int:
+        """
+        The occupants C{nicks} are gone without leaving (lost with their
+        cluster node): those not in the room (any more) are announced to
+        the others with unavailable presence (§7.14).  Returns how many.
+        """
+        room = self.rooms.get(jid)
+        if room is None:
+            return 0
+        count = 0
+        for nick in sorted(nicks):
+            if nick in room.occupants or not nick.isdigit() or len(nick) > 10:
+                continue
+            presence = self.occupantPresence(room, Occupant(int(nick), ""), None, "unavailable")
+            for occupant in list(room.occupants.values()):
+                for session in occupant.sessions:
+                    self.sendCopy(session, presence)
+            count += 1
+        return count
+
     # -- leave ----------------------------------------------------------------------------
 
     def leave(self, event):
@@ -569,9 +691,7 @@ class RoomsMixin:
     def removeSession(self, room: Room, occupant: Occupant, session, codes=()) -> None:
         if session in occupant.sessions:
             occupant.sessions.remove(session)
-        rooms = session.state.get(STATE_ROOMS)
-        if rooms is not None:
-            rooms.discard(room.jid)
+        self.left(room, session)
         if not occupant.sessions:
             room.occupants.pop(occupant.nick, None)
             self.broadcastPresence(room, occupant, "unavailable", codes)
@@ -656,9 +776,7 @@ class RoomsMixin:
                 direct.addElement("actor")["jid"] = actorJID
         for session in list(occupant.sessions):
             self.sendCopy(session, presence)
-            rooms = session.state.get(STATE_ROOMS)
-            if rooms is not None:
-                rooms.discard(room.jid)
+            self.left(room, session)
         occupant.sessions = []
         room.occupants.pop(occupant.nick, None)
         self.broadcastPresence(room, occupant, "unavailable", codes)
@@ -672,9 +790,7 @@ class RoomsMixin:
             presence.x.addElement("destroy").addElement("reason", content=reason)
             for session in occupant.sessions:
                 self.sendCopy(session, presence)
-                rooms = session.state.get(STATE_ROOMS)
-                if rooms is not None:
-                    rooms.discard(room.jid)
+                self.left(room, session)
             occupant.sessions = []
         room.occupants.clear()
         self.maybeClose(room)
