@@ -151,6 +151,19 @@ class FakeRedisServer:
         stop = stop + n if stop < 0 else min(stop, n - 1)
         return list(items[start:stop + 1])
 
+    def purge(self) -> None:
+        """
+        Drop the keys whose time is up (otherwise done before each command).
+        """
+        self._expire()
+
+    def ttl(self, key) -> int:
+        """
+        The key's remaining time to live in ms (C{PTTL}), for assertions.
+        """
+        self._expire()
+        return self.cmd_PTTL(_b(key))
+
     def cmd_PUBLISH(self, channel, message):
         receivers = [c for c in self.clients if c.ready and channel in c.channels]
         for c in receivers:

@@ -235,6 +235,7 @@ class DurableQueues:
             mirror.trim = 0
             mirror.buffer = []
             redis.execute("SADD", self.setKey, mirror.member).addErrback(self._failed, mirror)
+            redis.execute("PEXPIRE", self.setKey, self.ttlMs).addErrback(self._failed)
             last = redis.execute("DEL", key)
             last.addErrback(self._failed, mirror)
             mirror.pushed = 0
