@@ -273,3 +273,24 @@ def test_cleanStopLeavesNothing():
     assert listOf(c, smid) == [] and not setOf(c, a)
     assert offlineBodies(c, "alice") == ["m2", "m3", "m4"]
     assert b.node.durable.moved == d.node.durable.moved == 0
+
+
+def test_recoveredQueueReachesSessionAlreadyBack():
+    """The user logged in again elsewhere before the move: the moved messages are delivered to it at once."""
+    c = ClusterHarness()
+    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    for i in range(3):
+        c.chat(b, bob, "alice@localhost/r", f"m{i}", f"m{i}")
+    c.pump(0.2)
+    kill(c, a)
+    c.pump(0.2)
+    for node in (b, d):  # the survivors dropped node0's sessions (no subscriber): alice is offline
+        node.node.bus.nodeLost("node0")
+    again, transport = d.connect("alice", "laptop")
+    c.pump()
+    assert bodies(transport.pop()) == []
+    c.pump(6.0)
+    got = [e for e in transport.pop() if e.name == "message"]
+    assert [str(e.body) for e in got] == ["m0", "m1", "m2"]
+    assert all(any(x.name == "delay" for x in e.elements()) for e in got)
+    assert c.offline("alice") == []

@@ -341,11 +341,13 @@ def test_killNodeWithUnackedQueue(cluster):
         await asyncio.sleep(0.3)  # ... and acknowledged on the bus: node0 forgot them
         cluster.kill("smq-victim")
         rcpt.transport.abort()
-        # a survivor notices (alive key expired) and moves the queue to offline storage
-        await eventually(lambda: redis.command("EXISTS", key) == 0, timeout=20)
+        # the client logs in again at once, on another node ...
         again = Client(n["node2"], "smq-rcpt@localhost/laptop", "smq-rcpt-pw")
         again.register_plugin("xep_0203")
         assert await again.login()
+        # ... a survivor notices (alive key expired) and moves the queue to
+        # offline storage, and from there to the new session
+        await eventually(lambda: redis.command("EXISTS", key) == 0, timeout=20)
         stored = []
         while len(stored) < total:
             try:

@@ -426,10 +426,13 @@ class DurableQueues:
             smid, _, localpart = member.decode().partition(" ")
             key = self.keys.smq(smid)
             entries = await redis.execute("LRANGE", key, 0, -1)
-            count += await self._store(localpart, entries or ())
+            stored = await self._store(localpart, entries or ())
             await redis.execute("DEL", key)
             await redis.execute("SREM", setKey, member)
             await redis.execute("PEXPIRE", claim, self.claimMs)
+            if stored:
+                count += stored
+                self.notify(localpart)
         await redis.execute("DEL", setKey)
         await redis.execute("SREM", self.keys.smqNodes, raw)
         self.moved += count
@@ -457,6 +460,40 @@ class DurableQueues:
         if stores:
             await defer.DeferredList(stores, consumeErrors=True)
         return len(stores)
+
+    def notify(self, localpart: str) -> None:
+        """
+        Messages were just stored offline for C{localpart}: its sessions
+        already back online (on any node) get them now, not at their next
+        login.
+        """
+        bare = f"{localpart}@{self.node.host.domain}"
+        nodes = set()
+        for session in self.node.host.sessions.sessionsOf(bare):
+            if getattr(session, "remote", False):
+                if session.available:
+                    nodes.add(session.node)
+        self.deliverOffline(localpart)
+        for node in sorted(nodes):
+            self.node.bus.control(node, {"op": "smq-offline", "l": localpart})
+
+    def deliverOffline(self, localpart: str) -> None:
+        offline = self.node.host.modules.get("offline")
+        if offline is None:
+            return
+        bare = f"{localpart}@{self.node.host.domain}"
+        for session in self.node.host.sessions.localSessionsOf(bare):
+            if session.available and not session.closed:
+                offline.deliver(session).addErrback(
+                    lambda f: self.log.failure("Offline delivery of a recovered queue failed", f))
+
+    def controlReceived(self, payload: dict) -> bool:
+        if payload.get("op") != "smq-offline":
+            return False
+        localpart = payload.get("l")
+        if isinstance(localpart, str):
+            self.deliverOffline(localpart)
+        return True
 
     async def rescue(self, smid: str, timeout: float) -> bool:
         """

@@ -154,6 +154,8 @@ class ClusterNode:
     def _control(self, payload: dict) -> bool:
         if self.resumption.controlReceived(payload):
             return True
+        if self.durable is not None and self.durable.controlReceived(payload):
+            return True
         return self.rooms is not None and self.rooms.controlReceived(payload)
 
     def _message(self, channel: bytes, data: bytes) -> None:
