@@ -3,6 +3,7 @@ Cluster throughput: messages per second through one xmppchat node versus
 N workers (``twistd xmppchat --workers N``) on one port, over real sockets.
 
     .venv/bin/python bench/cluster.py [--pairs 40] [--messages 500] [--workers 1,2]
+                                      [--sm] [--sm-queue-seconds 3600]
 
 For each worker count it starts a private redis-server and xmppchat on
 ephemeral loopback ports (plain c2s allowed on loopback, so the load is
@@ -11,7 +12,10 @@ client: SASL PLAIN, bind, presence) in a separate load process per pair
 group, has each sender send ``messages`` chat messages to its partner, and
 measures from the first send until every receiver counted all of its
 messages.  Senders and receivers land on whichever worker accepted them,
-so with N > 1 most messages cross workers through Redis.
+so with N > 1 most messages cross workers through Redis.  With ``--sm`` the
+receivers enable resumable XEP-0198 stream management and answer every
+``<r/>`` (so their queues are mirrored in Redis, L{xmppchat.cluster.durable},
+unless ``--sm-queue-seconds 0``).
 
 The load generator shares the machine: on a 2-core box it competes with
 the workers, so read the numbers as a comparison, not a capacity.
@@ -47,9 +51,10 @@ class RawClient:
     The least XMPP a load generator needs.
     """
 
-    def __init__(self, port, user):
+    def __init__(self, port, user, sm=False):
         self.port = port
         self.user = user
+        self.sm = sm
         self.count = 0
         self.tail = b""
 
@@ -74,6 +79,9 @@ class RawClient:
         await self.expect(b"</stream:features>")
         self.writer.write(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
         await self.expect(b"</iq>")
+        if self.sm:
+            self.writer.write(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            await self.expect(b"<enabled")
         self.writer.write(b"<presence/>")
         await self.writer.drain()
 
@@ -85,6 +93,9 @@ class RawClient:
             data = self.tail + chunk
             self.count += data.count(b"</message>")
             self.tail = data[-9:]
+            if self.sm and b"<r " in chunk:
+                # h counts the messages only: never more than was sent
+                self.writer.write(b"<a xmlns='urn:xmpp:sm:3' h='%d'/>" % self.count)
 
     async def sendBurst(self, to, count):
         for i in range(count):
@@ -120,7 +131,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def loadProcess(port, pairs, messages, ready, go, results):
+def loadProcess(port, pairs, messages, ready, go, results, sm=False):
     """
     One load process: log in its pairs, wait for the start signal, send,
     count, report the elapsed time.
@@ -128,7 +139,7 @@ def loadProcess(port, pairs, messages, ready, go, results):
 
     async def main():
         senders = [RawClient(port, f"s{p}") for p in pairs]
-        receivers = [RawClient(port, f"r{p}") for p in pairs]
+        receivers = [RawClient(port, f"r{p}", sm) for p in pairs]
         for client in receivers + senders:
             await client.login()
         await asyncio.sleep(1.0)  # presence and directory entries settle
@@ -146,7 +157,7 @@ def loadProcess(port, pairs, messages, ready, go, results):
         results.put(f"error: {e}")
 
 
-def runOnce(workers, pairs, messages, processes):
+def runOnce(workers, pairs, messages, processes, sm=False, smQueueSeconds=3600):
     directory = Path(tempfile.mkdtemp(prefix="xmppchat-cluster-bench-"))
     redis = RedisProcess(directory).start()
     config = directory / "bench.toml"
@@ -169,6 +180,7 @@ exempt_loopback = true
 [cluster]
 redis_uri = "{redis.uri}"
 node_id = "bench"
+sm_queue_seconds = {smQueueSeconds}
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     users = "".join(f"s{p} pw\nr{p} pw\n" for p in range(pairs))
@@ -191,7 +203,7 @@ node_id = "bench"
         ctx = multiprocessing.get_context("spawn")
         ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
         groups = [list(range(pairs))[i::processes] for i in range(processes)]
-        procs = [ctx.Process(target=loadProcess, args=(port, g, messages, ready, go, results)) for g in groups]
+        procs = [ctx.Process(target=loadProcess, args=(port, g, messages, ready, go, results, sm)) for g in groups]
         for p in procs:
             p.start()
         for _ in procs:
@@ -235,16 +247,21 @@ def main():
     parser.add_argument("--messages", type=int, default=500, help="messages per sender")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--sm", action="store_true", help="receivers use resumable stream management")
+    parser.add_argument("--sm-queue-seconds", type=int, default=3600,
+                        help="[cluster] sm_queue_seconds (0: stream management queues in memory only)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed (apt-get install -y redis-server)")
     rows = []
     for workers in [int(w) for w in args.workers.split(",")]:
-        rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes)
+        rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes, args.sm,
+                              args.sm_queue_seconds)
         rows.append((workers, rate, cores))
         print(f"workers={workers}: {rate:,.0f} messages/s; cores busy: "
               + ", ".join(f"{role} {busy:.2f}" for role, busy in cores.items()), flush=True)
-    print(f"\n{args.pairs} pairs x {args.messages} messages, {args.load_processes} load processes, "
+    sm = f", stream management (sm_queue_seconds {args.sm_queue_seconds})" if args.sm else ""
+    print(f"\n{args.pairs} pairs x {args.messages} messages{sm}, {args.load_processes} load processes, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
     print("| workers | messages/s | vs 1 | server cores | redis cores | load cores |\n|---:|---:|---:|---:|---:|---:|")
     base = rows[0][1]

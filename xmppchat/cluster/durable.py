@@ -55,6 +55,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from xmppchat.cluster.serialised import SerialisedStanza
 from xmppchat.xmlstream import parseElement
 
 KEPT = (None, "chat", "normal")
@@ -100,13 +101,19 @@ class Mirror:
         self.dirty = False
         self.ended = False
 
-    def append(self, stamp: float, element) -> None:
+    def append(self, stamp: float, element):
+        """
+        C{element} was queued at C{stamp}; returns what the stream should
+        write: the element, or its XML as serialised for the list (one
+        serialisation for both).
+        """
         owner = self.owner
         if not owner.node.online:
-            return
+            return element
         self.buffer.append(owner.entry(stamp, element))
         if not self.dirty:
             owner.changed(self)
+        return owner.wire(element)
 
     def acked(self, count: int) -> None:
         if not self.owner.node.online:
@@ -147,7 +154,9 @@ class DurableQueues:
         self._ending: set = set()
         self._sweeping = None
         self._lastElement = None
+        self._lastText = ""
         self._lastXML = b""
+        self._fresh = False
         self.written = 0
         self.moved = 0
         self.rewrites = 0
@@ -177,13 +186,26 @@ class DurableQueues:
             self.changed(mirror)
 
     def entry(self, stamp: float, element) -> bytes:
+        self._fresh = False
         if not worthKeeping(element):
             return PLACEHOLDER
         if element is not self._lastElement:
             # one serialisation for a message to several resources here
             self._lastElement = element
-            self._lastXML = element.toXml().encode("utf-8")
+            self._lastText = element.toXml()
+            self._lastXML = self._lastText.encode("utf-8")
+            self._fresh = type(element) is not SerialisedStanza
         return b"%r\n%s" % (stamp, self._lastXML)
+
+    def wire(self, element):
+        """
+        What the stream writes for the element L{entry} just serialised:
+        that XML, rather than serialising it again (only when serialised
+        just now, so that the client always gets the element as it is).
+        """
+        if not self._fresh:
+            return element
+        return SerialisedStanza(element.name, element.attributes, self._lastText)
 
     def changed(self, mirror: Mirror) -> None:
         mirror.dirty = True

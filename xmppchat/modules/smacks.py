@@ -188,14 +188,16 @@ class StreamManagement:
         queue = self.queue
         stamp = self.clock.seconds()
         queue.append((stamp, element))
+        wire = element
         if self.mirror is not None:
-            self.mirror.append(stamp, element)
+            # the mirror serialised it: the stream writes that same XML
+            wire = self.mirror.append(stamp, element)
         if len(queue) > self.module.maxUnacked:
             self.module.overflow(self)
             return
         if stream.closed:
             return
-        stream.send(element)
+        stream.send(wire)
         self.unrequested += 1
         module = self.module
         if module.requestEvery and self.unrequested >= module.requestEvery:
