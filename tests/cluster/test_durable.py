@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tests.cluster.harness import ClusterHarness
 from tests.helpers import result
-from tests.cluster.test_resumption import ENABLE, bodies, enable, hibernatingPair, resumeOn
+from tests.cluster.test_resumption import ENABLE, bodies, hibernatingPair, resumablePair, resumeOn
 from xmppchat.modules.smacks import NS_SM
 from xmppchat.xmlstream import parseElement
 
@@ -42,18 +42,6 @@ def setOf(c, node):
     return c.redis.data.get(f"{P}:node:{node.node.nodeId}:smq:{node.node.incarnation}".encode(), set())
 
 
-def aliceOnNode0(c):
-    """alice/r with resumable SM on node0, bob on node1, subscribed to each other."""
-    c.befriend("alice", "bob")
-    a, b, d = c.nodes
-    alice, ta = a.connect("alice", "r")
-    bob, tb = b.connect("bob", "r")
-    c.pump()
-    smid = enable(a, alice, ta)
-    c.pump()
-    return a, b, d, alice, ta, bob, tb, smid
-
-
 def kill(c, node):
     """kill -9: Redis connections drop, no heartbeat, nothing cleaned up."""
     node.node.redis.kill()
@@ -63,7 +51,7 @@ def kill(c, node):
 def test_listMirrorsQueueThroughSendsAndAcks():
     """The Redis list equals the unacknowledged queue after sends, acks, and both in one turn."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     sm = alice.sm
     for i in range(5):
         c.chat(b, bob, "alice@localhost/r", f"m{i}", f"m{i}")
@@ -93,7 +81,7 @@ def test_listMirrorsQueueThroughSendsAndAcks():
 def test_oneRpushPerSessionPerTurn():
     """Ten stanzas queued in one turn cost one RPUSH, not ten round trips."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     carol, _ = a.connect("carol", "r")
     c.pump()
     c.redis.commands.clear()
@@ -107,7 +95,7 @@ def test_oneRpushPerSessionPerTurn():
 def test_placeholderForPresence():
     """Presence in the queue is a placeholder entry: it keeps the list aligned, costs no serialisation."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     b.send(bob, "<presence><show>away</show></presence>")
     c.pump()
     assert [s.name for _, s in alice.sm.queue] == ["presence"]
@@ -117,7 +105,7 @@ def test_placeholderForPresence():
 def test_endDeletesListAfterOfflineCopies():
     """A session that ends stores its queue offline and then deletes its list and set member."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     for i in range(3):
         c.chat(b, bob, "alice@localhost/r", f"m{i}", f"m{i}")
     c.pump()
@@ -148,7 +136,7 @@ def test_handoverMovesList():
 def test_deadNodeQueuesMovedOnceByOneSurvivor():
     """kill -9 of node0: one survivor moves its unacked queue to offline storage (delay stamped), once."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     for i in range(4):
         c.chat(b, bob, "alice@localhost/r", f"m{i}", f"m{i}")
     c.pump(0.2)  # node0 acknowledged them on the bus: bob's node forgot them
@@ -171,7 +159,7 @@ def test_deadNodeQueuesMovedOnceByOneSurvivor():
 def test_restartedNodeQueuesMoved():
     """A node whose alive key names another incarnation (restarted under the same id) has its old queues moved."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     c.chat(b, bob, "alice@localhost/r", "m0", "m0")
     c.pump(0.2)
     kill(c, a)
@@ -184,7 +172,7 @@ def test_restartedNodeQueuesMoved():
 def test_ttlRefreshedWithHeartbeat():
     """The list, the node's set and the registry expire sm_queue_seconds after the last heartbeat, not before."""
     c = ClusterHarness(cluster={"sm_queue_seconds": 8})
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     c.chat(b, bob, "alice@localhost/r", "m0", "m0")
     c.pump()
     keys = [f"{P}:smq:{smid}", f"{P}:node:node0:smq:{a.node.incarnation}", f"{P}:smq-nodes"]
@@ -217,7 +205,7 @@ def test_resumeOfDeadNodeStoresQueueOffline():
 def test_ackWaitsForRedisWrite():
     """A local sender's <a/> leaves only after the message it covers is in the recipient's Redis list."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     carol, tc = a.connect("carol", "r")
     c.pump()
     tc.pop()
@@ -235,7 +223,7 @@ def test_ackWaitsForRedisWrite():
 def test_redisOutageThenRejoinRewrites():
     """While Redis is away the queue lives in memory only; on rejoin the list is written again from it."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     carol, _ = a.connect("carol", "r")
     c.pump()
     c.redis.stop()
@@ -253,7 +241,7 @@ def test_redisOutageThenRejoinRewrites():
 def test_driftedListRewritten():
     """A list that no longer matches the queue (removed behind the node's back) is rewritten at the next write."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     carol, _ = a.connect("carol", "r")
     c.chat(a, carol, "alice@localhost/r", "m0", "m0")
     c.pump()
@@ -278,7 +266,7 @@ def test_cleanStopLeavesNothing():
 def test_recoveredQueueReachesSessionAlreadyBack():
     """The user logged in again elsewhere before the move: the moved messages are delivered to it at once."""
     c = ClusterHarness()
-    a, b, d, alice, ta, bob, tb, smid = aliceOnNode0(c)
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     for i in range(3):
         c.chat(b, bob, "alice@localhost/r", f"m{i}", f"m{i}")
     c.pump(0.2)
@@ -294,3 +282,14 @@ def test_recoveredQueueReachesSessionAlreadyBack():
     assert [str(e.body) for e in got] == ["m0", "m1", "m2"]
     assert all(any(x.name == "delay" for x in e.elements()) for e in got)
     assert c.offline("alice") == []
+
+
+def test_offWithoutMirror():
+    """sm_queue_seconds = 0: no mirror, no ack barrier, no Redis list (queues in memory only)."""
+    c = ClusterHarness(cluster={"sm_queue_seconds": 0})
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
+    c.chat(b, bob, "alice@localhost/r", "m0", "m0")
+    c.pump()
+    assert a.node.durable is None and alice.sm.mirror is None
+    assert a.host.modules["smacks"].ackBarrier is None
+    assert listOf(c, smid) == [] and len(alice.sm.queue) == 1

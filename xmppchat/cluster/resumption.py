@@ -17,8 +17,14 @@ replays and answers C{<resumed/>}.
 
 Unknown ids, ids of dead or restarted nodes, another account's ids and a
 handover that is refused or not answered within C{HANDOVER_SECONDS} get
-C{<failed><item-not-found/></failed>}.  What a dead node held only in its
-stream management queue dies with it (see the README, "Cluster mode").
+C{<failed><item-not-found/></failed>}.  A dead node's session is not
+resumed elsewhere (its count of the client's stanzas died with it), but its
+queue is not lost: it was mirrored in Redis (L{durable}), and the
+C{<failed/>} for it is sent once the queue is in offline storage (waiting
+at most C{HANDOVER_SECONDS}), so the session the client starts instead gets
+those messages, with their original time; at-least-once, as XEP-0198 §4
+allows.  A handover hands the mirror over too: the owner deletes its list
+before answering, the new owner writes it again.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ XEP-0198: Stream Management. https://xmpp.org/extensions/xep-0198.html
   silently.
 
 The state lives on the L{Session} (C{session.sm}), not on the transport, so
-it works over TCP, WebSocket and BOSH alike.
+it works over TCP, WebSocket and BOSH alike.  On a cluster node the queue of
+a resumable session is also mirrored in Redis (C{sm.mirror},
+L{xmppchat.cluster.durable}) so that it survives the process.
 """
 
 from __future__ import annotations
