@@ -293,3 +293,25 @@ def test_offWithoutMirror():
     assert a.node.durable is None and alice.sm.mirror is None
     assert a.host.modules["smacks"].ackBarrier is None
     assert listOf(c, smid) == [] and len(alice.sm.queue) == 1
+
+
+def test_ackBarrierTimesOut():
+    """A Redis that never answers holds a local sender's <a/> back for BARRIER_SECONDS at most."""
+    from twisted.internet import defer
+
+    from xmppchat.cluster.durable import BARRIER_SECONDS
+
+    c = ClusterHarness()
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
+    carol, tc = a.connect("carol", "r")
+    c.pump()
+    a.send(carol, ENABLE)
+    tc.pop()
+    client = a.node.redis
+    client.execute = lambda *args: defer.Deferred()  # hangs, never disconnects
+    c.chat(a, carol, "alice@localhost/r", "hi", "x1")
+    a.send(carol, f"<r xmlns='{NS_SM}'/>")
+    c.pump(BARRIER_SECONDS - 0.5)
+    assert tc.pop() == []
+    c.pump(1.0)
+    assert [e.name for e in tc.pop()] == ["a"]

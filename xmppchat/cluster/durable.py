@@ -61,6 +61,9 @@ from xmppchat.xmlstream import parseElement
 KEPT = (None, "chat", "normal")
 PLACEHOLDER = b"-"
 POLL_SECONDS = 0.1
+# an <a/> waits this long at most for Redis (a Redis that hangs without
+# disconnecting must not stop acknowledgements)
+BARRIER_SECONDS = 2.0
 
 
 def worthKeeping(element) -> bool:
@@ -306,14 +309,16 @@ class DurableQueues:
         a Deferred firing once it is; barriers fire in the order asked.
         """
         if self._flushCall is not None:
-            d = defer.Deferred()
-            self._next.append(d)
-            return d
-        if self._tail is not None:
-            d = defer.Deferred()
-            self._tail.append(d)
-            return d
-        return None
+            waiters = self._next
+        elif self._tail is not None:
+            waiters = self._tail
+        else:
+            return None
+        d = defer.Deferred()
+        waiters.append(d)
+        timeout = self.node.reactor.callLater(BARRIER_SECONDS, _fire, [d])
+        d.addBoth(lambda r: (timeout.cancel() if timeout.active() else None, r)[1])
+        return d
 
     def release(self, mirror: Mirror, after=()) -> None:
         """
@@ -321,7 +326,8 @@ class DurableQueues:
         C{after} fired).
         """
         mirror.ended = True
-        mirror.sm.mirror = None
+        if mirror.sm.mirror is mirror:
+            mirror.sm.mirror = None
         if self.mirrors.get(mirror.sm.smid) is mirror:
             del self.mirrors[mirror.sm.smid]
         if not after:
@@ -538,7 +544,8 @@ class DurableQueues:
 
 def _fire(waiters) -> None:
     for d in waiters:
-        d.callback(None)
+        if not d.called:
+            d.callback(None)
 
 
 def _sleep(clock, seconds):

@@ -100,11 +100,12 @@ class ClusterNode:
         self.stopping = True
         if self.heartbeat.running:
             self.heartbeat.stop()
-        self.bus.stop()
         if self.durable is not None:
             # what no client acknowledged goes to offline storage while
             # Redis is still there to forget its durable copy
             self.host.modules["smacks"].flushAll()
+        self.bus.stop()
+        if self.durable is not None:
             yield self.durable.stop()
         if self.online:
             try:
