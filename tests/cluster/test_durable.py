@@ -315,3 +315,23 @@ def test_ackBarrierTimesOut():
     assert tc.pop() == []
     c.pump(1.0)
     assert [e.name for e in tc.pop()] == ["a"]
+
+
+def test_failedWriteRewrittenAtHeartbeat():
+    """A write Redis refused (e.g. OOM) is not retried every turn: the next heartbeat rewrites the list."""
+    from xmppchat.cluster.resp import RedisError
+
+    c = ClusterHarness()
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
+    carol, _ = a.connect("carol", "r")
+    c.pump()
+    real = c.redis.cmd_RPUSH
+    c.redis.cmd_RPUSH = lambda *args: (_ for _ in ()).throw(RedisError("OOM command not allowed"))
+    c.chat(a, carol, "alice@localhost/r", "m0", "m0")
+    c.pump()
+    c.redis.commands.clear()
+    c.pump(0.5)
+    assert "RPUSH" not in c.redis.commands and listOf(c, smid) == []
+    c.redis.cmd_RPUSH = real
+    c.pump(1.0)
+    assert listBodies(c, smid) == ["m0"]

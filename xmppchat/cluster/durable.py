@@ -294,9 +294,7 @@ class DurableQueues:
     def _failed(self, failure, mirror: Mirror | None = None) -> None:
         self.log.warn("Durable queue update failed: {e}", e=failure.getErrorMessage())
         if mirror is not None and not mirror.ended:
-            mirror.stale = True
-            if not mirror.dirty and self.node.online:
-                self.changed(mirror)
+            mirror.stale = True  # rewritten at its next change or the next heartbeat
 
     def _answered(self, result, waiters) -> None:
         if self._tail is waiters:
@@ -366,6 +364,9 @@ class DurableQueues:
         """
         redis = self.node.redis
         redis.execute("SADD", self.keys.smqNodes, self.member).addErrback(self._failed)
+        for mirror in self.mirrors.values():
+            if mirror.stale and not mirror.dirty:
+                self.changed(mirror)
         self._expire(redis)
         self.sweep()
 
