@@ -4,6 +4,7 @@ N workers (``twistd xmppchat --workers N``) on one port, over real sockets.
 
     .venv/bin/python bench/cluster.py [--pairs 40] [--messages 500] [--workers 1,2]
                                       [--window 200] [--repeat 5] [--reference]
+                                      [--sm] [--sm-queue-seconds 3600]
 
 ``--reference`` also runs N unrelated single-node servers at the same time,
 each with its share of the pairs: what the machine gives N processes with no
@@ -18,7 +19,10 @@ client: SASL PLAIN, bind, presence) in a separate load process per pair
 group, has each sender send ``messages`` chat messages to its partner, and
 measures from the first send until every receiver counted all of its
 messages (after one warm-up message per pair).  Senders and receivers land on whichever worker accepted them,
-so with N > 1 most messages cross workers through Redis.
+so with N > 1 most messages cross workers through Redis.  With ``--sm`` the
+receivers enable resumable XEP-0198 stream management and answer every
+``<r/>`` (so their queues are mirrored in Redis, L{xmppchat.cluster.durable},
+unless ``--sm-queue-seconds 0``).
 
 The load generator shares the machine: on a 2-core box it competes with
 the workers, so read the numbers as a comparison, not a capacity.
@@ -56,7 +60,8 @@ class RawClient:
     The least XMPP a load generator needs.
     """
 
-    def __init__(self, port, user):
+    def __init__(self, port, user, sm=False):
+        self.sm = sm
         self.port = port
         self.user = user
         self.count = 0
@@ -83,6 +88,9 @@ class RawClient:
         await self.expect(b"</stream:features>")
         self.writer.write(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
         await self.expect(b"</iq>")
+        if self.sm:
+            self.writer.write(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            await self.expect(b"<enabled")
         self.writer.write(b"<presence/>")
         await self.writer.drain()
 
@@ -94,6 +102,9 @@ class RawClient:
             data = self.tail + chunk
             self.count += data.count(b"</message>")
             self.tail = data[-9:]
+            if self.sm and b"<r " in chunk:
+                # h counts the messages only: never more than was sent
+                self.writer.write(b"<a xmlns='urn:xmpp:sm:3' h='%d'/>" % self.count)
 
     async def sendBurst(self, to, count, receiver=None, window=0):
         """
@@ -135,7 +146,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def loadProcess(port, pairs, messages, window, ready, go, results):
+def loadProcess(port, pairs, messages, window, ready, go, results, sm=False):
     """
     One load process: log in its pairs, wait for the start signal, send,
     count, report the elapsed time.
@@ -143,7 +154,7 @@ def loadProcess(port, pairs, messages, window, ready, go, results):
 
     async def main():
         senders = [RawClient(port, f"s{p}") for p in pairs]
-        receivers = [RawClient(port, f"r{p}") for p in pairs]
+        receivers = [RawClient(port, f"r{p}", sm) for p in pairs]
         for client in receivers + senders:
             await client.login()
         await asyncio.sleep(1.0)  # presence and directory entries settle
@@ -177,7 +188,7 @@ def loadProcess(port, pairs, messages, window, ready, go, results):
         results.put(f"error: {e!r}")
 
 
-def runOnce(workers, pairs, messages, processes, window, barrier=None):
+def runOnce(workers, pairs, messages, processes, window, barrier=None, sm=False, smQueueSeconds=3600):
     directory = Path(tempfile.mkdtemp(prefix="xmppchat-cluster-bench-"))
     procs = []
     redis = RedisProcess(directory).start()
@@ -201,6 +212,7 @@ exempt_loopback = true
 [cluster]
 redis_uri = "{redis.uri}"
 node_id = "bench"
+sm_queue_seconds = {smQueueSeconds}
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     users = "".join(f"s{p} pw\nr{p} pw\n" for p in range(pairs))
@@ -223,7 +235,7 @@ node_id = "bench"
         ctx = multiprocessing.get_context("spawn")
         ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
         groups = [list(range(pairs))[i::processes] for i in range(processes)]
-        procs[:] = [ctx.Process(target=loadProcess, args=(port, g, messages, window, ready, go, results))
+        procs[:] = [ctx.Process(target=loadProcess, args=(port, g, messages, window, ready, go, results, sm))
                     for g in groups]
         for p in procs:
             p.start()
@@ -279,6 +291,9 @@ def main():
     parser.add_argument("--reference", action="store_true",
                         help="also run N independent single-node servers at once (the machine's ceiling)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration (medians quoted)")
+    parser.add_argument("--sm", action="store_true", help="receivers use resumable stream management")
+    parser.add_argument("--sm-queue-seconds", type=int, default=3600,
+                        help="[cluster] sm_queue_seconds (0: stream management queues in memory only)")
     parser.add_argument("--window", type=int, default=200,
                         help="messages a sender may be ahead of its receiver (0: send everything at once)")
     args = parser.parse_args()
@@ -288,7 +303,8 @@ def main():
     rows = []
     for _ in range(args.repeat):
         for workers in counts:
-            rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes, args.window)
+            rate, cores = runOnce(workers, args.pairs, args.messages, args.load_processes, args.window,
+                                  sm=args.sm, smQueueSeconds=args.sm_queue_seconds)
             rows.append((f"{workers} worker{'s' if workers > 1 else ''}", workers, rate, cores))
             print(f"workers={workers}: {rate:,.0f} messages/s; cores busy: "
                   + ", ".join(f"{role} {busy:.2f}" for role, busy in cores.items()), flush=True)
@@ -296,7 +312,8 @@ def main():
                 rate, cores = reference(workers, args)
                 rows.append((f"{workers} independent servers", workers, rate, cores))
                 print(f"{workers} independent servers: {rate:,.0f} messages/s", flush=True)
-    print(f"\n{args.pairs} pairs x {args.messages} messages, window {args.window or 'none'}, "
+    sm = f", stream management (sm_queue_seconds {args.sm_queue_seconds})" if args.sm else ""
+    print(f"\n{args.pairs} pairs x {args.messages} messages{sm}, window {args.window or 'none'}, "
           f"{args.load_processes} load processes, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
     print("| run | messages/s | vs 1 worker | server cores | redis cores | load cores |\n"
@@ -323,7 +340,7 @@ def reference(count, args):
 
     def one(i):
         out[i] = runOnce(1, args.pairs // count, args.messages, max(1, args.load_processes // count),
-                         args.window, barrier)
+                         args.window, barrier, args.sm, args.sm_queue_seconds)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for t in threads:

@@ -250,6 +250,7 @@ class ClusterConfig:
     expiry_seconds: int = 10
     key_prefix: str = "xmppchat"
     max_pending: int = 30000
+    sm_queue_seconds: int = 3600
 
 
 @dataclass
@@ -420,6 +421,8 @@ def _validateCluster(cluster: ClusterConfig, problem) -> None:
         problem("cluster.key_prefix", "must be a non-empty name without ':'")
     if cluster.max_pending < 1:
         problem("cluster.max_pending", "must be at least 1")
+    if cluster.sm_queue_seconds and cluster.sm_queue_seconds < 2 * cluster.expiry_seconds:
+        problem("cluster.sm_queue_seconds", "must be 0 (off) or at least twice expiry_seconds")
 
 
 def _checkListener(name: str, section, portKeys, problem) -> None:

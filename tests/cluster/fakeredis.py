@@ -99,10 +99,70 @@ class FakeRedisServer:
         s = self.data.get(key, set())
         before = len(s)
         s.difference_update(members)
+        if not s:
+            self.data.pop(key, None)
+            self.expires.pop(key, None)
         return before - len(s)
 
     def cmd_SMEMBERS(self, key):
         return sorted(self.data.get(key, set()))
+
+    def cmd_EXISTS(self, *keys):
+        return sum(1 for k in keys if k in self.data)
+
+    def cmd_PEXPIRE(self, key, ms):
+        if key not in self.data:
+            return 0
+        self.expires[key] = self.clock.seconds() + int(ms) / 1000
+        return 1
+
+    def cmd_PTTL(self, key):
+        if key not in self.data:
+            return -2
+        at = self.expires.get(key)
+        return -1 if at is None else int((at - self.clock.seconds()) * 1000)
+
+    def cmd_RPUSH(self, key, *values):
+        items = self.data.setdefault(key, [])
+        if not isinstance(items, list):
+            raise RedisError("WRONGTYPE Operation against a key holding the wrong kind of value")
+        items.extend(values)
+        return len(items)
+
+    def cmd_LTRIM(self, key, start, stop):
+        items = self.data.get(key)
+        if items is None:
+            return b"OK"
+        start, stop = int(start), int(stop)
+        n = len(items)
+        start = max(start + n if start < 0 else start, 0)
+        stop = stop + n if stop < 0 else min(stop, n - 1)
+        items[:] = items[start:stop + 1] if start <= stop else []
+        if not items:
+            del self.data[key]
+            self.expires.pop(key, None)
+        return b"OK"
+
+    def cmd_LRANGE(self, key, start, stop):
+        items = self.data.get(key, [])
+        start, stop = int(start), int(stop)
+        n = len(items)
+        start = max(start + n if start < 0 else start, 0)
+        stop = stop + n if stop < 0 else min(stop, n - 1)
+        return list(items[start:stop + 1])
+
+    def purge(self) -> None:
+        """
+        Drop the keys whose time is up (otherwise done before each command).
+        """
+        self._expire()
+
+    def ttl(self, key) -> int:
+        """
+        The key's remaining time to live in ms (C{PTTL}), for assertions.
+        """
+        self._expire()
+        return self.cmd_PTTL(_b(key))
 
     def cmd_PUBLISH(self, channel, message):
         receivers = [c for c in self.clients if c.ready and channel in c.channels]

@@ -421,5 +421,60 @@ def test_roomSurvivesOwnerKill(cluster):
         assert 110 in statusCodes(kicked(third)[0])
         for c in (member, third):
             await c.logout()
+def test_killNodeWithUnackedQueue(cluster):
+    """kill -9 of the node holding a client's unacknowledged XEP-0198 queue: a survivor stores it offline, none lost."""
+    from tests.e2e.test_smacks import SMClient
+
+    n = cluster.nodes
+    redis = cluster.redis
+    victim = cluster.startNode("smq-victim")
+    for name in ("smq-rcpt", "smq-sender"):
+        n["node0"].adduser(name, f"{name}-pw")
+    total = 50
+
+    async def scenario():
+        rcpt = SMClient(victim, "smq-rcpt@localhost/phone", "smq-rcpt-pw")
+        rcpt.plugin["xep_0198"].send_ack = lambda: None  # receives, never acknowledges
+        sender = Client(n["node0"], "smq-sender@localhost", "smq-sender-pw")
+        assert await rcpt.login() and await sender.login()
+        await asyncio.wait_for(rcpt.enabled, TIMEOUT)
+        smid = rcpt.plugin["xep_0198"].sm_id
+        assert smid
+        key = f"xmppchat:localhost:smq:{smid}"
+        await eventually(lambda: redis.command("HEXISTS", "xmppchat:localhost:node:smq-victim:sessions",
+                                               "smq-rcpt@localhost/phone") == 1)
+        await asyncio.sleep(0.3)  # the directory event reaches node0
+        rcpt.wanted = f"u{total - 1}"
+        for i in range(total):
+            sender.send_message(mto="smq-rcpt@localhost", mbody=f"u{i}", mtype="chat")
+        await asyncio.wait_for(rcpt.everything, TIMEOUT)
+        assert rcpt.bodies == [f"u{i}" for i in range(total)]
+
+        def mirrored():
+            entries = redis.command("LRANGE", key, 0, -1) or []
+            return sum(1 for e in entries if e != b"-") == total
+
+        await eventually(mirrored)  # every unacknowledged message is in Redis ...
+        await asyncio.sleep(0.3)  # ... and acknowledged on the bus: node0 forgot them
+        cluster.kill("smq-victim")
+        rcpt.transport.abort()
+        # the client logs in again at once, on another node ...
+        again = Client(n["node2"], "smq-rcpt@localhost/laptop", "smq-rcpt-pw")
+        again.register_plugin("xep_0203")
+        assert await again.login()
+        # ... a survivor notices (alive key expired) and moves the queue to
+        # offline storage, and from there to the new session
+        await eventually(lambda: redis.command("EXISTS", key) == 0, timeout=20)
+        stored = []
+        while len(stored) < total:
+            try:
+                stored.append(await asyncio.wait_for(again.messages.get(), 5))
+            except asyncio.TimeoutError:
+                break
+        bodies = [m["body"] for m in stored]
+        assert sorted(bodies) == sorted(f"u{i}" for i in range(total)), f"{len(bodies)} of {total}"
+        assert all(m["delay"]["stamp"] is not None for m in stored)
+        await again.logout()
+        await sender.logout()
 
     run(scenario())

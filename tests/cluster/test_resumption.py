@@ -38,8 +38,8 @@ def bodies(elements):
     return [str(e.body) for e in elements if e.name == "message"]
 
 
-def hibernatingPair(c):
-    """alice/r on node0 with resumable SM, cut after 5 messages from bob (on node1), 2 acked."""
+def resumablePair(c):
+    """alice/r with resumable SM on node0, bob/r on node1, subscribed to each other."""
     c.befriend("alice", "bob")
     a, b, d = c.nodes
     alice, ta = a.connect("alice", "r")
@@ -47,6 +47,12 @@ def hibernatingPair(c):
     c.pump()
     smid = enable(a, alice, ta)
     c.pump()
+    return a, b, d, alice, ta, bob, tb, smid
+
+
+def hibernatingPair(c):
+    """alice/r on node0 with resumable SM, cut after 5 messages from bob (on node1), 2 acked."""
+    a, b, d, alice, ta, bob, tb, smid = resumablePair(c)
     a.send(alice, "<message to='bob@localhost' type='chat'><body>from alice</body></message>")
     for i in range(5):
         c.chat(b, bob, "alice@localhost/r", f"m{i}", f"m{i}")

@@ -53,3 +53,13 @@ def test_workersNeedCluster(tmp_path, capsys):
     with pytest.raises(SystemExit):
         Options().parseOptions(["--config", str(path), "--workers", "2"])
     assert "--workers needs cluster mode" in capsys.readouterr().err
+
+
+def test_smQueueSeconds():
+    """sm_queue_seconds is 0 (off) or at least twice expiry_seconds; durable queues are on by default."""
+    assert buildConfig({}).cluster.sm_queue_seconds > 0
+    assert buildConfig({"cluster": {"sm_queue_seconds": 0}}).cluster.sm_queue_seconds == 0
+    for bad in (5, -1):
+        with pytest.raises(ConfigError) as e:
+            buildConfig({"cluster": {"sm_queue_seconds": bad}})
+        assert "cluster.sm_queue_seconds" in "\n".join(e.value.problems)

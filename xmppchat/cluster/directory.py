@@ -11,6 +11,8 @@ Redis keys (C{P} is C{<key_prefix>:<domain>}):
                             priority, presence, roster interest, carbons...)
     P:directory             pub/sub channel of changes (set, del, sync)
     P:sm:<previd>           XEP-0198 resumption token (L{resumption})
+    P:smq:<previd>          its unacknowledged stanzas (L{durable}), and
+    P:node:<id>:smq:<inc>   the set of those of one node process
     P:room:<room JID>       the node owning an XEP-0045 room (L{rooms})
 
 Each node publishes its own sessions and applies the others' changes to a
@@ -39,6 +41,7 @@ class Keys:
         base = f"{prefix}:{domain}"
         self.nodes = f"{base}:nodes"
         self.directory = f"{base}:directory"
+        self.smqNodes = f"{base}:smq-nodes"
         self._base = base
 
     def alive(self, node: str) -> str:
@@ -55,6 +58,15 @@ class Keys:
 
     def channel(self, node: str) -> str:
         return f"{self._base}:node:{node}"
+
+    def smq(self, smid: str) -> str:
+        return f"{self._base}:smq:{smid}"
+
+    def smqSet(self, node: str, incarnation: str) -> str:
+        return f"{self._base}:node:{node}:smq:{incarnation}"
+
+    def smqClaim(self, node: str, incarnation: str) -> str:
+        return f"{self._base}:node:{node}:smq-claim:{incarnation}"
 
 
 def entryOf(session) -> dict:

@@ -8,6 +8,8 @@ up the node (re-)registers every local session, loads the others'
 (reconciliation after an outage or a Redis restart) and goes online.  When
 Redis is lost it goes offline: pending cross-node messages go to offline
 storage, lookups see local sessions only, and it rejoins by itself.
+Stream management queues of resumable sessions are mirrored in Redis
+(L{durable}) and recovered by a survivor when their node dies.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from twisted.logger import Logger
 
 from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
+from xmppchat.cluster.durable import DurableQueues
 from xmppchat.cluster.resp import RedisClient
 from xmppchat.cluster.resumption import ClusterResumption
 from xmppchat.cluster.rooms import ClusterRooms
@@ -63,12 +66,17 @@ class ClusterNode:
         self._joining = None
         self.stopping = False
         self.resumption = ClusterResumption(self)
+        self.durable = None
+        smacks = host.modules.get("smacks")
+        if smacks is not None and config.sm_queue_seconds:
+            self.durable = DurableQueues(self, config.sm_queue_seconds)
+            smacks.ackBarrier = self.durable.barrier
         self.rooms = None
         muc = host.modules.get("muc")
         if muc is not None:
             self.rooms = ClusterRooms(self, muc.service, muc)
             self.directory.onSessionGone = self.rooms.sessionGone
-            self.bus.onNodeLost = self.rooms.nodeLost
+        self.bus.onNodeLost = self._nodeLost
         self.bus.onControl = self._control
         self.bus.movedTo = self.resumption.movedTo
         host.sessions.attach(self.directory)
@@ -95,7 +103,13 @@ class ClusterNode:
         self.stopping = True
         if self.heartbeat.running:
             self.heartbeat.stop()
+        if self.durable is not None:
+            # what no client acknowledged goes to offline storage while
+            # Redis is still there to forget its durable copy
+            self.host.modules["smacks"].flushAll()
         self.bus.stop()
+        if self.durable is not None:
+            yield self.durable.stop()
         if self.online:
             try:
                 yield self.redis.execute("DEL", self.keys.sessions(self.nodeId))
@@ -124,6 +138,8 @@ class ClusterNode:
         await self.directory.loadAll()
         if self.redis.ready:
             self.directory.online = True
+            if self.durable is not None:
+                self.durable.joined()
             self.log.info("Cluster node {node} online: {remote} remote session(s)",
                           node=self.nodeId, remote=self.directory.remoteCount())
 
@@ -141,6 +157,8 @@ class ClusterNode:
 
     def _control(self, payload: dict) -> bool:
         if self.resumption.controlReceived(payload):
+            return True
+        if self.durable is not None and self.durable.controlReceived(payload):
             return True
         return self.rooms is not None and self.rooms.controlReceived(payload)
 
@@ -181,8 +199,16 @@ class ClusterNode:
             self.host.sessions.changed(session)
         if self.rooms is not None:
             self.rooms.renew()
+        if self.durable is not None:
+            self.durable.beat()
 
-    # -- presence of lost nodes ---------------------------------------------------
+    # -- lost nodes ---------------------------------------------------------------
+
+    def _nodeLost(self, node: str) -> None:
+        if self.rooms is not None:
+            self.rooms.nodeLost(node)
+        if self.durable is not None and self.online:
+            self.durable.sweep()  # moves its queues if its alive key is gone already
 
     def sessionsLost(self, sessions) -> None:
         """

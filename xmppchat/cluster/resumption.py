@@ -17,8 +17,14 @@ replays and answers C{<resumed/>}.
 
 Unknown ids, ids of dead or restarted nodes, another account's ids and a
 handover that is refused or not answered within C{HANDOVER_SECONDS} get
-C{<failed><item-not-found/></failed>}.  What a dead node held only in its
-stream management queue dies with it (see the README, "Cluster mode").
+C{<failed><item-not-found/></failed>}.  A dead node's session is not
+resumed elsewhere (its count of the client's stanzas died with it), but its
+queue is not lost: it was mirrored in Redis (L{durable}), and the
+C{<failed/>} for it is sent once the queue is in offline storage (waiting
+at most C{HANDOVER_SECONDS}), so the session the client starts instead gets
+those messages, with their original time; at-least-once, as XEP-0198 §4
+allows.  A handover hands the mirror over too: the owner deletes its list
+before answering, the new owner writes it again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import json
 import secrets
 from collections import deque
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
@@ -70,7 +77,11 @@ class ClusterResumption:
         C{sm} became resumable (or was taken over) on this node.
         """
         node = self.node
-        if not node.online or sm.smid is None:
+        if sm.smid is None:
+            return
+        if node.durable is not None:
+            node.durable.attach(sm)
+        if not node.online:
             return
         token = json.dumps({"n": node.nodeId, "i": node.incarnation, "l": sm.session.localpart},
                            separators=(",", ":"))
@@ -119,7 +130,17 @@ class ClusterResumption:
             # the node died or restarted: the session is gone with it
             self.log.info("Resumption of a session on lost node {node} refused", node=owner)
             node.redis.execute("DEL", self.key(previd)).addErrback(self._failed)
-            self._notFound(stream)
+            if node.durable is None:
+                self._notFound(stream)
+                return
+            # ... but not its unacknowledged stanzas: they go to offline
+            # storage before the client is told, so that the session it
+            # starts instead gets them
+            d = defer.ensureDeferred(node.durable.rescue(previd, HANDOVER_SECONDS))
+            d.addErrback(lambda f: self.log.warn("Recovering the queue of {id} failed: {e}", id=previd,
+                                                 e=f.getErrorMessage()))
+            d.addBoth(lambda _: self._notFound(
+                stream, "The session's node is gone; its unacknowledged messages go to offline storage"))
             return
         request = secrets.token_hex(8)
         call = node.reactor.callLater(HANDOVER_SECONDS, self._timedOut, request)
@@ -242,6 +263,8 @@ class ClusterResumption:
         # the queue (it moves), no unavailable broadcast (it stays online)
         smacks = self.smacks
         session.sm = None
+        if sm.mirror is not None:
+            sm.mirror.end()  # before the answer: the new owner writes the queue after this
         sm.queue = deque()
         sm.stop()
         smacks.resumable.pop(sm.smid, None)

@@ -33,7 +33,9 @@ XEP-0198: Stream Management. https://xmpp.org/extensions/xep-0198.html
   silently.
 
 The state lives on the L{Session} (C{session.sm}), not on the transport, so
-it works over TCP, WebSocket and BOSH alike.
+it works over TCP, WebSocket and BOSH alike.  On a cluster node the queue of
+a resumable session is also mirrored in Redis (C{sm.mirror},
+L{xmppchat.cluster.durable}) so that it survives the process.
 """
 
 from __future__ import annotations
@@ -133,12 +135,15 @@ class StreamManagement:
     @ivar expiry: the call that ends the session while it waits for
         resumption, or C{None} while a stream is attached.
     @ivar resuming: the stream a resumption is in progress on.
+    @ivar mirror: in cluster mode, the copy of C{queue} kept in Redis
+        (L{xmppchat.cluster.durable}), told of every append and ack; else
+        C{None}.
     """
 
     __slots__ = (
         "module", "session", "clock", "smid", "timeout", "queue", "acked", "received",
         "pending", "waiting", "unrequested", "requestTimer", "expiry", "resuming", "done",
-        "routing",
+        "routing", "mirror",
     )
 
     def __init__(self, module, session, smid: str | None = None, timeout: int = 0):
@@ -158,6 +163,7 @@ class StreamManagement:
         self.resuming = None
         self.done = False
         self.routing = None
+        self.mirror = None
 
     @property
     def sent(self) -> int:
@@ -182,13 +188,18 @@ class StreamManagement:
             stream.send(element)
             return
         queue = self.queue
-        queue.append((self.clock.seconds(), element))
+        stamp = self.clock.seconds()
+        queue.append((stamp, element))
+        wire = element
+        if self.mirror is not None:
+            # the mirror serialised it: the stream writes that same XML
+            wire = self.mirror.append(stamp, element)
         if len(queue) > self.module.maxUnacked:
             self.module.overflow(self)
             return
         if stream.closed:
             return
-        stream.send(element)
+        stream.send(wire)
         self.unrequested += 1
         module = self.module
         if module.requestEvery and self.unrequested >= module.requestEvery:
@@ -229,6 +240,8 @@ class StreamManagement:
         for _ in range(count):
             queue.popleft()
         self.acked += count
+        if count and self.mirror is not None:
+            self.mirror.acked(count)
         if not queue:
             self.unrequested = 0
             self._cancelRequestTimer()
@@ -312,6 +325,17 @@ class StreamManagement:
             action(durable)
 
     def sendAck(self, h: int) -> None:
+        barrier = self.module.ackBarrier
+        if barrier is not None:
+            # cluster mode: what was queued for other clients up to now is
+            # in Redis before this client is told its stanzas were handled
+            d = barrier()
+            if d is not None:
+                d.addCallback(lambda _: self._sendAck(h))
+                return
+        self._sendAck(h)
+
+    def _sendAck(self, h: int) -> None:
         stream = self.session.stream
         if not stream.closed:
             stream.send(smElement("a", h=h % MOD))
@@ -363,6 +387,8 @@ class SmacksModule(Module):
         self.requestSeconds = config.request_seconds
         # resumption id -> state, for every resumable session alive
         self.resumable: dict[str, StreamManagement] = {}
+        # cluster mode: () -> a Deferred that <a/> waits for, or None
+        self.ackBarrier = None
 
     @property
     def cluster(self):
@@ -374,8 +400,13 @@ class SmacksModule(Module):
         return node.resumption if node is not None else None
 
     def tearDown(self):
-        # shutting down: what no client acknowledged goes to offline storage
-        # now, while storage still runs; sessions waiting for resumption end
+        self.flushAll()
+
+    def flushAll(self) -> None:
+        """
+        Shutting down: what no client acknowledged goes to offline storage
+        now, while storage still runs; sessions waiting for resumption end.
+        """
         for session in list(self.host.sessions.all()):
             sm = session.sm
             if sm is not None:
@@ -561,10 +592,18 @@ class SmacksModule(Module):
             if self.cluster is not None:
                 self.cluster.forget(sm.smid)
         unacked, sm.queue = sm.queue, deque()
-        for stamp, stanza in unacked:
-            self.requeue(session, stanza, stamp)
+        stores = [self.requeue(session.localpart, stanza, stamp) for stamp, stanza in unacked]
+        if sm.mirror is not None:
+            # the copy in Redis goes once the offline copies are written
+            sm.mirror.end([d for d in stores if d is not None])
 
-    def requeue(self, session, stanza, stamp: float) -> None:
+    def requeue(self, localpart: str, stanza, stamp: float):
+        """
+        Treat C{stanza}, delivered to C{localpart} at C{stamp} and never
+        acknowledged, as sent to an unavailable resource: offline storage
+        for a message (a Deferred firing once written, errors handled), an
+        error for an IQ request, nothing for the rest (C{None}).
+        """
         stanzaType = stanza.getAttribute("type")
         if stanza.name == "iq":
             if stanzaType in ("get", "set"):
@@ -579,8 +618,9 @@ class SmacksModule(Module):
             self.router.sendError(None, stanza, "service-unavailable", "The recipient's session ended")
             return
         copy, delayed = withoutOwnDelay(stanza, self.host.domain)
-        d = offline.storeFor(session.localpart, copy, delayed if delayed is not None else stamp)
+        d = offline.storeFor(localpart, copy, delayed if delayed is not None else stamp)
         d.addErrback(self._storeFailed, stanza)
+        return d
 
     def _storeFailed(self, failure, stanza) -> None:
         if failure.check(StanzaError):
