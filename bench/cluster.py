@@ -253,13 +253,15 @@ sm_queue_seconds = {smQueueSeconds}
                               if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
                      for pid in roles["server"]}
             print("sockets", socks, file=sys.stderr)
+            perPid = {pid: _cpu(pid) for pid in roles["server"]}
         if barrier is not None:
             barrier.wait(120)  # the reference: every independent server starts its burst together
         go.set()
         elapsed = [results.get(timeout=600) for _ in procs]
         cpu = {role: sum(_cpu(pid) for pid in pids) - before[role] for role, pids in roles.items()}
         if os.environ.get("BENCH_DEBUG"):
-            print({pid: _cpu(pid) for pid in roles["server"]}, elapsed, file=sys.stderr)
+            print("busy cores per process:", {pid: round((_cpu(pid) - perPid[pid]) / max(elapsed), 2)
+                                               for pid in roles["server"]}, file=sys.stderr)
         for p in procs:
             p.join(10)
         errors = [e for e in elapsed if isinstance(e, str)]

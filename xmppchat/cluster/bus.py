@@ -54,7 +54,7 @@ from xmppchat.router import Event
 HIGH_WATER_BYTES = 4 * 1024 * 1024  # half of Redis's default pub/sub soft limit (8 MB for 60 s)
 LOW_WATER_BYTES = 1024 * 1024
 ACK_DELAY = 0.0  # acknowledge at the end of the reactor turn that handled the frames
-MAX_BATCH_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 8 * 1024
 MAX_HOPS = 2
 STORABLE = (None, "chat", "normal")
 
@@ -176,6 +176,9 @@ class StanzaBus:
         if self._outboxBytes[node] >= MAX_BATCH_BYTES:
             del self._outbox[node]
             self._publish(node, batch)
+            push = getattr(self.redis, "push", None)
+            if push is not None:
+                push()
 
     def _flushOutbox(self) -> None:
         self._flushCall = None

@@ -154,6 +154,11 @@ class RedisProtocol(protocol.Protocol):
         self.subscriber = False
 
     def connectionMade(self):
+        # Commands and bus frames are small writes that must go out at once:
+        # Nagle's algorithm would hold each behind the previous one's ACK.
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            setNoDelay(True)
         self.factory.connected(self)
 
     def dataReceived(self, data):
@@ -293,6 +298,19 @@ class RedisClient:
         if self.command is None:
             return defer.fail(RedisUnavailable("Redis is not connected"))
         return self.command.execute(*args)
+
+    def push(self) -> None:
+        """
+        Write what the commands issued so far put in the connection's buffer
+        now, instead of when the reactor next polls: a node in the middle of
+        a long turn (a burst from its clients) gets its bus frames to the
+        other nodes while it is still working, so that they work in parallel
+        rather than in turns.
+        """
+        transport = self.command.transport if self.command is not None else None
+        doWrite = getattr(transport, "doWrite", None)
+        if doWrite is not None and getattr(transport, "connected", False):
+            doWrite()  # a failure shows again, and is handled, at the reactor's next write
 
     @defer.inlineCallbacks
     def _prepare(self, proto):
