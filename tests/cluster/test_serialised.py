@@ -63,9 +63,10 @@ def test_reEncodingKeepsTheFrame():
     assert not stanza.parsed and again.toXml() == stanza.toXml()
 
 
-@pytest.mark.parametrize("body", [b"", b"no newline", b"[1]\n<a/>", b'["message", []]\n<a/>',
-                                  b'["message", {}]\n\xff'])
+@pytest.mark.parametrize("body", [b"", b"x\0message\0<a/>", b"1\0message\0<a/>", b"0\0\0<a/>",
+                                  b"0\0message", b"0\0message\0\xff", b"-1\0message\0<a/>"])
 def test_unreadableFrames(body):
+    """Bodies that encode() did not write are refused with ValueError."""
     with pytest.raises(ValueError):
         serialised.decode(body)
 
@@ -80,3 +81,10 @@ def test_deliveredBytesAreTheSendersSerialisation():
     assert isinstance(message, serialised.SerialisedStanza) and not message.parsed
     assert message["from"] == "bob@localhost/r"
     assert str(xml(message.toXml()).body) == "hi"
+
+
+def test_anyAttributeText():
+    """Attribute values with newlines, quotes and non-ASCII text come back unchanged."""
+    stanza = roundTrip("<message xmlns='jabber:client' to='b\u00e9@localhost' id='a&#10;b&apos;\"' type=''/>")
+    assert stanza.getAttribute("id") == "a\nb'\"" and stanza["to"] == "b\u00e9@localhost"
+    assert stanza.getAttribute("type") == "" and not stanza.parsed

@@ -22,25 +22,29 @@ is written to the recipient.
 
 from __future__ import annotations
 
-import json
-
 from xmppchat.xmlstream import parseElement
 
 _OWN = frozenset(("name", "_attrs", "_xml", "_element"))
-_encodeMeta = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def encode(element) -> bytes:
     """
-    C{<json [name, {attribute: value}]>\\n<xml>} for a bus frame: the
-    stanza's name and its attributes without a namespace, then its XML.
+    The frame body for C{element}: C{<n>\\0<name>(\\0<key>\\0<value>)*n\\0<xml>},
+    its name and its n attributes without a namespace, then its XML, in
+    UTF-8.  NUL cannot occur in XML (XML 1.0 §2.2), so it separates fields
+    that may hold anything else; a third of the cost of JSON here.
     """
     if type(element) is SerialisedStanza and element._element is None:
         attrs, xml = element._attrs, element._xml
     else:
         attrs = {key: value for key, value in element.attributes.items() if type(key) is str}
         xml = element.toXml()
-    return _encodeMeta((element.name, attrs)).encode("utf-8") + b"\n" + xml.encode("utf-8")
+    parts = [str(len(attrs)), element.name]
+    for key, value in attrs.items():
+        parts.append(key)
+        parts.append(value)
+    parts.append(xml)
+    return "\0".join(parts).encode("utf-8")
 
 
 def decode(data: bytes) -> SerialisedStanza:
@@ -50,13 +54,13 @@ def decode(data: bytes) -> SerialisedStanza:
     @raise ValueError: for a body that L{encode} did not write (a
         C{UnicodeDecodeError} is one).
     """
-    meta, newline, xml = data.partition(b"\n")
-    if not newline:
-        raise ValueError("no XML in the stanza frame")
-    name, attrs = json.loads(meta)
-    if not isinstance(name, str) or not isinstance(attrs, dict):
+    count, _, rest = data.decode("utf-8").partition("\0")
+    count = int(count)
+    fields = rest.split("\0", 2 * count + 1)
+    if count < 0 or len(fields) != 2 * count + 2 or not fields[0]:
         raise ValueError("unreadable stanza frame")
-    return SerialisedStanza(name, attrs, xml.decode("utf-8"))
+    attrs = dict(zip(fields[1:-1:2], fields[2:-1:2]))
+    return SerialisedStanza(fields[0], attrs, fields[-1])
 
 
 class SerialisedStanza:
