@@ -3,7 +3,7 @@ Cluster throughput: messages per second through one xmppchat node versus
 N workers (``twistd xmppchat --workers N``) on one port, over real sockets.
 
     .venv/bin/python bench/cluster.py [--pairs 40] [--messages 500] [--workers 1,2]
-                                      [--window 200] [--repeat 5] [--reference]
+                                      [--window 1000] [--repeat 5] [--reference]
                                       [--sm] [--sm-queue-seconds 3600]
 
 ``--reference`` also runs N unrelated single-node servers at the same time,
@@ -296,7 +296,7 @@ def main():
     parser.add_argument("--sm", action="store_true", help="receivers use resumable stream management")
     parser.add_argument("--sm-queue-seconds", type=int, default=3600,
                         help="[cluster] sm_queue_seconds (0: stream management queues in memory only)")
-    parser.add_argument("--window", type=int, default=200,
+    parser.add_argument("--window", type=int, default=1000,
                         help="messages a sender may be ahead of its receiver (0: send everything at once)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:

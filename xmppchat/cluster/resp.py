@@ -66,7 +66,7 @@ def encodeCommand(args) -> bytes:
     return b"".join(parts)
 
 
-SUBSCRIBER_READ_BYTES = 1024 * 1024
+SUBSCRIBER_READ_BYTES = 256 * 1024
 
 
 class RESPParser:
