@@ -108,6 +108,7 @@ class StanzaBus:
         self._flushCall = None
         self._lastXML = b""
         self.onSessionsLost = None
+        self.beforeAck = None
         self.onControl = None
         self.onNodeLost = None
         self.movedTo = None  # full JID -> the node it was just handed over to, or None
@@ -436,6 +437,8 @@ class StanzaBus:
         acks, self._acks = self._acks, {}
         if not self.directory.online:
             return
+        if self.beforeAck is not None:
+            self.beforeAck()  # durable queues: the copies go out before the acks that rely on them
         for src, seq in acks.items():
             self.redis.execute("PUBLISH", self.keys.channel(src),
                                f"a {self.nodeId} {seq}".encode()).addErrback(lambda f: None)

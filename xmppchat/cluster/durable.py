@@ -25,7 +25,7 @@ are written, L{xmppchat.modules.smacks.SmacksModule.finish}) or is handed
 over to another node (before the handover is answered, so that the new
 owner's writes come after).  A stanza's message is in Redis before any
 acknowledgement that depends on it leaves this node: bus acks (C{a} frames,
-sent C{ACK_DELAY} later on the same connection) and, through
+sent after L{DurableQueues.flushNow} on the same connection) and, through
 C{SmacksModule.ackBarrier}, the C{<a/>} of local senders.
 
 Keys expire C{sm_queue_seconds} after the node's last heartbeat (each

@@ -71,6 +71,7 @@ class ClusterNode:
         if smacks is not None and config.sm_queue_seconds:
             self.durable = DurableQueues(self, config.sm_queue_seconds)
             smacks.ackBarrier = self.durable.barrier
+            self.bus.beforeAck = self.durable.flushNow
         self.rooms = None
         muc = host.modules.get("muc")
         if muc is not None:
