@@ -332,17 +332,26 @@ class _GuardedStub(SlowReaderGuard, StubTransport):
         self._closing = False
 
 
+def guardedPair(maxPending, sent):
+    """
+    alice on node0, bob on node1 with a transport that can stop reading,
+    after bob sent C{sent} messages to alice (not pumped yet).
+    """
+    c = ClusterHarness(cluster={"max_pending": maxPending})
+    a, b, alice, ta, bob, tb = c.pair("r")
+    guard = _GuardedStub()
+    bob.stream.transport = guard
+    for i in range(sent):
+        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+    return c, a, b, ta, bob, guard
+
+
 def test_flowControlHoldsClientsUntilAcknowledged():
     """
     A destination node max_pending/2 frames behind makes the sending node
     stop reading from its clients; its acknowledgement lets them read again.
     """
-    c = ClusterHarness(cluster={"max_pending": 8})
-    a, b, alice, ta, bob, tb = c.pair("r")
-    guard = _GuardedStub()
-    bob.stream.transport = guard
-    for i in range(3):
-        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+    c, a, b, ta, bob, guard = guardedPair(8, 3)
     assert guard.transport.reading and not b.node.bus.congested
     c.chat(b, bob, "alice@localhost", "3", "m3")
     assert b.node.bus.congested == {"node0"} and not guard.transport.reading
@@ -354,12 +363,7 @@ def test_flowControlHoldsClientsUntilAcknowledged():
 
 def test_flowControlEndsWithTheDestination():
     """Clients held for a node that dies read again when it is dropped."""
-    c = ClusterHarness(cluster={"max_pending": 4})
-    a, b, alice, ta, bob, tb = c.pair("r")
-    guard = _GuardedStub()
-    bob.stream.transport = guard
-    for i in range(2):
-        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+    c, a, b, ta, bob, guard = guardedPair(4, 2)
     assert not guard.transport.reading
     b.node.bus.nodeLost("node0")
     assert guard.transport.reading and not b.node.bus.congested
@@ -380,13 +384,8 @@ def test_readHoldsCombine():
 
 def test_flowControlGivesUpOnAStalledDestination():
     """A destination that stays alive but never acknowledges holds the clients expiry_seconds at most."""
-    c = ClusterHarness(cluster={"max_pending": 4})
-    a, b, alice, ta, bob, tb = c.pair("r")
-    guard = _GuardedStub()
-    bob.stream.transport = guard
+    c, a, b, ta, bob, guard = guardedPair(4, 2)
     a.node.bus._sendAcks = lambda: None  # node0 handles frames but never acknowledges
-    for i in range(2):
-        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
     c.pump(2.5)
     assert not guard.transport.reading
     c.pump(1.0)  # expiry_seconds = 3 in the harness

@@ -150,6 +150,41 @@ def test_blockingAcrossNodes(cluster):
     run(scenario())
 
 
+def test_groupChatAcrossNodes(cluster):
+    """
+    A ConnectyCube group dialog's room (XEP-0045) with one occupant on each
+    node: every groupchat message reaches the occupants on the two other
+    nodes (and its sender's echo), each exactly once.
+    """
+    from tests.e2e.test_muc import groupDialog, mucClient, restUsers
+
+    n = cluster.nodes
+    users = restUsers(n["node0"], ("owner", "member", "third"), prefix=f"group{time.monotonic_ns()}-")
+    _, room = groupDialog(n["node0"], users, ["member", "third"])
+
+    async def scenario():
+        clients = {"owner": mucClient(n["node0"], users, "owner"),
+                   "member": mucClient(n["node1"], users, "member"),
+                   "third": mucClient(n["node2"], users, "third")}
+        for c in clients.values():
+            assert await c.login()
+            await asyncio.wait_for(c.plugin["xep_0045"].join_muc_wait(room, str(c.userId), maxstanzas=0),
+                                   TIMEOUT)
+        await asyncio.sleep(0.3)
+        for name, sender in clients.items():
+            sender.send_message(mto=room, mbody=f"from {name}", mtype="groupchat")
+            for other, c in clients.items():
+                got = await asyncio.wait_for(c.messages.get(), TIMEOUT)  # the sender gets its echo too
+                assert got["body"] == f"from {name}", (other, got["body"])
+                assert got["from"] == f"{room}/{sender.userId}"
+        await asyncio.sleep(0.5)
+        assert all(c.messages.empty() for c in clients.values()), "a message arrived twice"
+        for c in clients.values():
+            await c.logout()
+
+    run(scenario())
+
+
 async def burst(sender, receiver, prefix, total, interrupt):
     """
     Send C{total} chat messages from C{sender} to C{receiver}'s bare JID,
