@@ -321,7 +321,7 @@ def main():
     print("| run | messages/s | vs 1 worker | server cores | redis cores | load cores |\n"
           "|---|---:|---:|---:|---:|---:|")
     base = statistics.median([rate for label, _, rate, _ in rows if label == "1 worker"] or [rows[0][2]])
-    for label, workers, rate, cores in rows:
+    for label, _, rate, cores in rows:
         print(f"| {label} | {rate:,.0f} | {rate / base:.2f}x | {cores['server']:.2f} | {cores['redis']:.2f} |"
               f" {cores['load']:.2f} |")
     if args.repeat > 1:

@@ -27,7 +27,7 @@ def threeOccupants(drained=False):
     dialog = a.addDialog(DIALOG_GROUP, "alice", ["bob", "carol"])
     room = f"1_{dialog.id}@muc.localhost"
     users = []
-    for node, name, sid in ((a, "alice", "j1"), (b, "bob", "j2"), (d, "carol", "j3")):
+    for node, name in ((a, "alice"), (b, "bob"), (d, "carol")):
         session, transport = node.connect(name, "r")
         users.append((node, session, transport, node.accountId(name)))
     c.pump()

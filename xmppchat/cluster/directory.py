@@ -318,7 +318,7 @@ class SessionDirectory:
         for session in self.host.sessions.localSessionsOf(f"{localpart}@{self.host.domain}"):
             if session.available and session.priority >= 0 and not session.closed:
                 offline.deliver(session).addErrback(
-                    lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=session.full))
+                    lambda f, jid=session.full: self.log.failure("Offline delivery to {jid} failed", f, jid=jid))
                 return
 
     def _loadNode(self, node):

@@ -59,7 +59,7 @@ def decode(data: bytes) -> SerialisedStanza:
     fields = rest.split("\0", 2 * count + 1)
     if count < 0 or len(fields) != 2 * count + 2 or not fields[0]:
         raise ValueError("unreadable stanza frame")
-    attrs = dict(zip(fields[1:-1:2], fields[2:-1:2]))
+    attrs = dict(zip(fields[1:-1:2], fields[2:-1:2], strict=True))
     return SerialisedStanza(fields[0], attrs, fields[-1])
 
 
