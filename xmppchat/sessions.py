@@ -142,6 +142,13 @@ class SessionRegistry:
         resources = self._byBare.get(bare)
         return tuple(resources.values()) if resources else ()
 
+    def localSessionsOf(self, bare: str) -> Iterable[Session]:
+        """
+        The sessions of an account on this node: all of them here (a
+        cluster registry also knows sessions on other nodes).
+        """
+        return self.sessionsOf(bare)
+
     def isConnected(self, bare: str) -> bool:
         return bare in self._byBare
 

@@ -14,16 +14,16 @@ Stanzas for one node within one reactor turn go out as one C{b} batch (one
 PUBLISH, at most C{MAX_BATCH_BYTES}), which is what keeps a burst cheap.
 The outbox and the pending window hold the encoded frame bodies, not the
 C{domish} trees: bytes are invisible to the garbage collector, and tens of
-thousands of element trees kept for an acknowledgement's 50 ms made its
-full passes cost a fifth of a node's time in bench/cluster.py.  A body
+thousands of element trees kept until acknowledged made its full passes
+costly in bench/cluster.py.  A body
 becomes a stanza again (L{serialised.decode}) only when it has to go to
 offline storage or bounce.
 
 Messages of type C{chat}/C{normal} stay in a per-destination pending
 window until the destination acknowledges them (one acknowledgement per
-source node per reactor turn, covering every frame handled in it).  When the destination is lost (PUBLISH reached no
-subscriber, its heartbeat expired, it restarted, or Redis itself went
-away) every pending message goes to offline storage: nothing a client
+source node per reactor turn, covering every frame handled in it).  When
+the destination is lost (PUBLISH reached no subscriber, its heartbeat
+expired, it restarted, or Redis itself went away) every pending message goes to offline storage: nothing a client
 was told is sent is lost, at the price of a possible duplicate (RFC 6121
 §8.5.2.1.1 allows delivery; XEP-0160 storage).  IQ requests that cannot
 cross get C{service-unavailable} (RFC 6120 §8.3.3.19); other stanzas
@@ -36,7 +36,8 @@ C{client-output-buffer-limit pubsub}, 32 MB by default, and the node then
 looks lost).  When the frames sent to one node and not yet acknowledged
 reach half of C{max_pending} or C{HIGH_WATER_BYTES}, this node stops
 reading from its clients (L{holdInput}); it reads again once every
-destination is back under a quarter of either.  Clients wait in TCP flow control meanwhile; nothing is dropped.
+destination is back under a quarter of either.  Clients wait in TCP flow
+control meanwhile; nothing is dropped.
 """
 
 from __future__ import annotations
@@ -177,9 +178,7 @@ class StanzaBus:
         if self._outboxBytes[node] >= MAX_BATCH_BYTES:
             del self._outbox[node]
             self._publish(node, batch)
-            push = getattr(self.redis, "push", None)
-            if push is not None:
-                push()
+            self.redis.push()
 
     def _flushOutbox(self) -> None:
         self._flushCall = None
@@ -280,8 +279,7 @@ class StanzaBus:
         self._stallCall = None
         self.log.warn("{nodes} still behind after {seconds} s: reading from clients again",
                       nodes=", ".join(sorted(self.congested)), seconds=self.stallSeconds)
-        held, self._held = self._held, []
-        releaseInput(held, "cluster bus")
+        self._releaseHeld()
 
     def _relieve(self, node: str) -> None:
         if node not in self.congested:
@@ -291,8 +289,11 @@ class StanzaBus:
             if self._stallCall is not None:
                 self._stallCall.cancel()
                 self._stallCall = None
-            held, self._held = self._held, []
-            releaseInput(held, "cluster bus")
+            self._releaseHeld()
+
+    def _releaseHeld(self) -> None:
+        held, self._held = self._held, []
+        releaseInput(held, "cluster bus")
 
     def flushAll(self) -> None:
         """

@@ -29,6 +29,13 @@ from xmppchat.cluster.resumption import ClusterResumption
 from xmppchat.cluster.rooms import ClusterRooms
 
 
+#: Local hooks whose news other nodes need, and the directory event each becomes:
+#: a roster or XEP-0016/0191 lists written here (they drop or reload their cached
+#: copy), a message stored offline here (the user may have just bound a session
+#: there that this node's replica does not show yet: that node delivers it now).
+ANNOUNCED = {"roster-changed": "roster", "privacy-changed": "privacy", "offline-stored": "offline"}
+
+
 def defaultNodeId() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -82,9 +89,8 @@ class ClusterNode:
         self.bus.movedTo = self.resumption.movedTo
         host.sessions.attach(self.directory)
         host.cluster = self
-        host.hooks.add("roster-changed", self._rosterChanged)
-        host.hooks.add("privacy-changed", self._privacyChanged)
-        host.hooks.add("offline-stored", self._offlineStored)
+        for hookName, op in ANNOUNCED.items():
+            host.hooks.add(hookName, lambda event, op=op: self._announce(op, event.localpart))
 
     @property
     def online(self) -> bool:
@@ -238,27 +244,11 @@ class ClusterNode:
 
     # -- shared caches -----------------------------------------------------------
 
-    def _rosterChanged(self, event):
+    def _announce(self, op: str, localpart: str):
         """
-        A roster was written here: other nodes drop their cached copy.
+        Tell the other nodes (a directory event, L{SessionDirectory._apply})
+        that something they may hold about C{localpart} changed here.
         """
-        return self._cacheChanged("roster", event.localpart)
-
-    def _privacyChanged(self, event):
-        """
-        Privacy lists (XEP-0016, XEP-0191) were written here: other nodes
-        reload or drop their cached copy.
-        """
-        return self._cacheChanged("privacy", event.localpart)
-
-    def _offlineStored(self, event):
-        """
-        A message was stored offline here: a node where the user has just
-        bound a session (not yet in our replica) delivers it now.
-        """
-        return self._cacheChanged("offline", event.localpart)
-
-    def _cacheChanged(self, op: str, localpart: str):
         if self.online:
             self.directory.publish({"o": op, "n": self.nodeId, "l": localpart}).addErrback(lambda f: None)
         return None

@@ -54,6 +54,29 @@ def hook(name: str, priority: int = 0):
     return decorate
 
 
+class KeyedLocks:
+    """
+    One C{DeferredLock} per key (a user's localpart, say), made on first use
+    and dropped once nothing holds or waits for it, so that work on one key
+    runs one at a time without a lock kept for every key ever seen.
+    """
+
+    def __init__(self):
+        self._locks: dict = {}
+
+    def run(self, key, f, *args) -> defer.Deferred:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = defer.DeferredLock()
+
+        def release(result):
+            if not lock.locked and not lock.waiting and self._locks.get(key) is lock:
+                del self._locks[key]
+            return result
+
+        return lock.run(f, *args).addBoth(release)
+
+
 class Module:
     """
     Base class of feature modules.

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
-from xmppchat.modules.base import Module, hook
+from xmppchat.modules.base import KeyedLocks, Module, hook
 from xmppchat.stanzas import StanzaError, delayElement
 from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.xmlstream import parseElement
@@ -52,7 +52,7 @@ class OfflineModule(Module):
     features = (NS_MSGOFFLINE,)
 
     def setUp(self):
-        self._locks: dict[str, defer.DeferredLock] = {}
+        self.locks = KeyedLocks()
 
     @hook("message/offline")
     def onOffline(self, event):
@@ -97,17 +97,7 @@ class OfflineModule(Module):
         Send the stored messages of C{session}'s account to it, oldest first
         (after any delivery to the same account still in progress).
         """
-        localpart = session.localpart
-        lock = self._locks.get(localpart)
-        if lock is None:
-            lock = self._locks[localpart] = defer.DeferredLock()
-
-        def release(result):
-            if not lock.locked and not lock.waiting and self._locks.get(localpart) is lock:
-                del self._locks[localpart]
-            return result
-
-        return lock.run(self._deliver, session).addBoth(release)
+        return self.locks.run(session.localpart, self._deliver, session)
 
     @defer.inlineCallbacks
     def _deliver(self, session):

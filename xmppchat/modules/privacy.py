@@ -66,7 +66,7 @@ from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from xmppchat.jid import InvalidJID, parseJID
-from xmppchat.modules.base import Module, hook
+from xmppchat.modules.base import KeyedLocks, Module, hook
 from xmppchat.modules.presence import SUBSCRIBED_FROM, SUBSCRIBED_TO, presenceStanza, retarget
 from xmppchat.stanzas import NS_CLIENT, StanzaError, errorReply
 from xmppchat.storage.interfaces import SUBSCRIPTIONS
@@ -398,7 +398,7 @@ class PrivacyModule(Module):
         self.pinned: dict[str, UserPrivacy] = {}
         self.recent: OrderedDict[str, UserPrivacy] = OrderedDict()
         self.loading: dict[str, list] = {}
-        self.locks: dict[str, defer.DeferredLock] = {}
+        self.locks = KeyedLocks()
         self.restrictive: set[str] = set()
         self._exempt = None
         self.host.deliveryFilters.append(self.acceptDelivery)
@@ -485,9 +485,7 @@ class PrivacyModule(Module):
         here is reloaded at once, and the old copy stays in force until the
         new one is in, so that nothing is delivered unfiltered meanwhile.
         """
-        local = [s for s in self.host.sessions.sessionsOf(self._bare(localpart))
-                 if not getattr(s, "remote", False)]
-        if not local:
+        if not self.host.sessions.localSessionsOf(self._bare(localpart)):
             self.pinned.pop(localpart, None)
             self.recent.pop(localpart, None)
             self.restrictive.discard(localpart)
@@ -765,21 +763,10 @@ class PrivacyModule(Module):
         """
         Run C{f} with the user's settings loaded, one change at a time per user.
         """
-        lock = self.locks.get(localpart)
-        if lock is None:
-            lock = self.locks[localpart] = defer.DeferredLock()
-
         def run():
             return self.settingsOf(localpart).addCallback(lambda entry: f(entry, *args))
 
-        d = lock.run(run)
-
-        def release(result):
-            if not lock.locked and not lock.waiting and self.locks.get(localpart) is lock:
-                del self.locks[localpart]
-            return result
-
-        return d.addBoth(release)
+        return self.locks.run(localpart, run)
 
     @hook(f"iq-get/self/{NS_PRIVACY}:query")
     def onGet(self, event):
