@@ -341,7 +341,7 @@ def test_workersShareOnePort(cluster):
 
 def test_resumeOnAnotherNode(cluster):
     """slixmpp (xep_0198) on node0 is cut mid-burst and resumes on node2: every message once, in order, same JID."""
-    from tests.e2e.test_smacks import SMClient
+    from tests.e2e.test_smacks import SMClient, finishResumed
 
     n = cluster.nodes
     for name in ("smx-alice", "smx-bob"):
@@ -369,14 +369,7 @@ def test_resumeOnAnotherNode(cluster):
         alice.ssl_context = ssl.create_default_context()
         alice.ca_certs = n["node2"].ca
         alice.connect("127.0.0.1", n["node2"].ports["c2s"])
-        await asyncio.wait_for(alice.resumed, TIMEOUT)
-        assert str(alice.boundjid) == "smx-alice@localhost/phone"
-        alice.wanted = "end"
-        bob.send_message(mto="smx-alice@localhost/phone", mbody="end", mtype="chat")
-        await asyncio.wait_for(alice.everything, TIMEOUT)
-        assert alice.bodies == [f"m{i}" for i in range(total)] + ["end"]
-        await alice.logout()
-        await bob.logout()
+        await finishResumed(alice, bob, "smx-alice@localhost/phone", total)
 
     run(scenario())
     assert "handed over to {node}" in n["node0"].log()  # JSON log: the format

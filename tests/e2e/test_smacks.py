@@ -110,6 +110,22 @@ async def cutMidBurst(server, receiver, sender, to):
     return receiving, sending
 
 
+async def finishResumed(alice, bob, jid, total):
+    """
+    After C{alice} (an L{SMClient}) reconnected: it resumes as C{jid}, one
+    more message from C{bob} arrives, and it received m0..m<total-1> then
+    that one, each once, in order; both log out.
+    """
+    await asyncio.wait_for(alice.resumed, TIMEOUT)
+    assert str(alice.boundjid) == jid
+    alice.wanted = "end"
+    bob.send_message(mto=jid, mbody="end", mtype="chat")
+    await asyncio.wait_for(alice.everything, TIMEOUT)
+    assert alice.bodies == [f"m{i}" for i in range(total)] + ["end"]
+    await alice.logout()
+    await bob.logout()
+
+
 def test_resumeAfterCutDeliversExactlyOnceInOrder(server):
     """A client cut off mid-burst resumes: all 100 messages arrive exactly once, in order, none from offline."""
 
@@ -117,14 +133,7 @@ def test_resumeAfterCutDeliversExactlyOnceInOrder(server):
         alice, bob = await cutMidBurst(server, "sm-alice", "sm-bob", "sm-alice@localhost/phone")
         assert alice.plugin["xep_0198"].sm_id
         alice.connect("127.0.0.1", server.ports["c2s"])
-        await asyncio.wait_for(alice.resumed, TIMEOUT)
-        assert str(alice.boundjid) == "sm-alice@localhost/phone"
-        alice.wanted = "end"
-        bob.send_message(mto="sm-alice@localhost/phone", mbody="end", mtype="chat")
-        await asyncio.wait_for(alice.everything, TIMEOUT)
-        assert alice.bodies == [f"m{i}" for i in range(BURST)] + ["end"]
-        await alice.logout()
-        await bob.logout()
+        await finishResumed(alice, bob, "sm-alice@localhost/phone", BURST)
 
     run(scenario())
     assert "resumed with" in server.log()
