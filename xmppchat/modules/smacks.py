@@ -592,17 +592,19 @@ class SmacksModule(Module):
             if self.cluster is not None:
                 self.cluster.forget(sm.smid)
         unacked, sm.queue = sm.queue, deque()
-        stores = [self.requeue(session.localpart, stanza, stamp) for stamp, stanza in unacked]
+        stores = [self.requeue(session.localpart, stanza, stamp, session) for stamp, stanza in unacked]
         if sm.mirror is not None:
             # the copy in Redis goes once the offline copies are written
             sm.mirror.end([d for d in stores if d is not None])
 
-    def requeue(self, localpart: str, stanza, stamp: float):
+    def requeue(self, localpart: str, stanza, stamp: float, session=None):
         """
-        Treat C{stanza}, delivered to C{localpart} at C{stamp} and never
-        acknowledged, as sent to an unavailable resource: offline storage
-        for a message (a Deferred firing once written, errors handled), an
-        error for an IQ request, nothing for the rest (C{None}).
+        Treat C{stanza}, delivered to C{localpart}'s C{session} at C{stamp} and never
+        acknowledged, as sent to an unavailable resource: for a message,
+        another ready resource of the account or offline storage (the
+        offline module's lane; a Deferred firing once done, errors
+        handled), an error for an IQ request, nothing for the rest
+        (C{None}).
         """
         stanzaType = stanza.getAttribute("type")
         if stanza.name == "iq":
@@ -618,7 +620,7 @@ class SmacksModule(Module):
             self.router.sendError(None, stanza, "service-unavailable", "The recipient's session ended")
             return
         copy, delayed = withoutOwnDelay(stanza, self.host.domain)
-        d = offline.storeFor(localpart, copy, delayed if delayed is not None else stamp)
+        d = offline.storeFor(localpart, copy, delayed if delayed is not None else stamp, session)
         d.addErrback(self._storeFailed, stanza)
         return d
 
