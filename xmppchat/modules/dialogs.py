@@ -655,8 +655,8 @@ class DialogsModule(Module):
             if not reached and offlineModule is not None and uid != senderId:
                 if not serialised:
                     serialised.append(copyFor(stanza, None, frm).toXml())
-                stores.append(offlineModule.enqueue(bare.partition("@")[0], copyFor(stanza, bare, frm),
-                                                    serialised[0]).addErrback(self._offlineFailed, bare))
+                stores.append(offlineModule.storeFor(bare.partition("@")[0], copyFor(stanza, bare, frm),
+                                                     xml=serialised[0]).addErrback(self._offlineFailed, bare))
             if pushModule is not None and uid != senderId:
                 pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
                                     dialogId=dialog.id).addErrback(

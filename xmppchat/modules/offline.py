@@ -17,6 +17,9 @@ session that already received its stored messages (I{ready}); if so it is
 delivered there at once instead.  A session that is available but not
 ready yet has its delivery queued in the lane behind the store, so the
 message reaches it exactly once, after the messages stored before it.
+Likewise a message that would reach a session whose stored messages are
+still on their way (between its initial presence and the end of their
+delivery) takes the lane, so it never overtakes them.
 
 Whoever stores a message fires C{offline-stored}: in a cluster, the user
 may have just bound a session on another node that this node did not know
@@ -31,6 +34,7 @@ from types import SimpleNamespace
 from twisted.internet import defer
 
 from xmppchat.modules.base import KeyedLocks, Module, hook
+from xmppchat.router import DELIVERY_PRIORITY, recipients
 from xmppchat.stanzas import StanzaError, delayElement
 from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.xmlstream import parseElement
@@ -78,22 +82,18 @@ class OfflineModule(Module):
         """
         return self.locks.run(localpart, self._store, localpart, stanza, None, None, True, None)
 
-    def enqueue(self, localpart: str, stanza, xml: str | None = None) -> defer.Deferred:
+    def storeFor(self, localpart: str, stanza, stamp: float | None = None, exclude=None,
+                 xml: str | None = None) -> defer.Deferred:
         """
-        L{store} for an account known to exist (dialog fan-out): C{xml} is
-        the serialised stanza when the caller has it already.
+        L{store} for an account known to exist: dialog fan-out (C{xml} is
+        the serialised stanza when the caller has it already), and stream
+        management, which passes the time a message was first delivered
+        to the session (C{exclude}) that never acknowledged it (XEP-0198
+        §4): it is then handled as sent to the bare JID (RFC 6121
+        §8.5.3.2.1), so another ready session gets it with a XEP-0203
+        delay, else it is stored with that time.
         """
-        return self.locks.run(localpart, self._store, localpart, stanza, xml, None, False, None)
-
-    def storeFor(self, localpart: str, stanza, stamp: float, exclude=None) -> defer.Deferred:
-        """
-        L{enqueue} with the time the message was first delivered: stream
-        management passes it for the stanzas a session (C{exclude}) never
-        acknowledged (XEP-0198 §4), which are then handled as sent to the
-        bare JID (RFC 6121 §8.5.3.2.1): another ready session gets them
-        with a XEP-0203 delay, else they are stored.
-        """
-        return self.locks.run(localpart, self._store, localpart, stanza, None, stamp, False, exclude)
+        return self.locks.run(localpart, self._store, localpart, stanza, xml, stamp, False, exclude)
 
     def ready(self, localpart: str) -> list:
         """
@@ -126,8 +126,22 @@ class OfflineModule(Module):
         self.host.hooks.fire("offline-stored", SimpleNamespace(host=self.host, localpart=localpart))
         return True
 
+    @hook("message/bare", priority=DELIVERY_PRIORITY + 1)
+    def onDelivery(self, event):
+        """
+        Just before delivery: a message to the bare JID for a session whose
+        stored messages are still being delivered waits in the lane.
+        """
+        if event.stanzaType not in ("chat", "normal") or event.to.user is None:
+            return None
+        targets = recipients(self.host.sessions, event.to.userhost(), event.stanzaType)
+        if not any(s.state.get(self.name) is False for s in targets) or not worthStoring(event.stanza):
+            return None
+        return self.host.hooks.run("message/offline", event)
+
     @hook("presence-initial")
     def onInitialPresence(self, event):
+        event.session.state[self.name] = False  # ready once its stored messages are out
         self.deliver(event.session).addErrback(
             lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=event.session.full))
 
