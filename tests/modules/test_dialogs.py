@@ -593,3 +593,16 @@ def test_roomOfAnotherApplication():
     assert err.error.firstChildElement().name == "item-not-found"
     h.send(session, group(dialog))
     assert [m["from"] for m in messages(transport)] == [f"{room(dialog)}/{user.id}"]
+
+
+def test_restMessageThroughPreMessageChecks():
+    """A REST 1-1 message enters the router's pipeline: a recipient who blocked the sender (XEP-0191) gets nothing, live or offline."""
+    h = HostHarness()
+    pair = private(h)
+    bob, tb = h.connect("bob")
+    h.send(bob, "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>")
+    tb.pop()
+    message = result(h.storage.messages.createMessage(pair.id, h.accountId("alice"), "blocked?",
+                                                      recipientId=h.accountId("bob")))
+    h.host.hooks.fire("rest-message-created", MessageEvent(message, pair, 7, True))
+    assert messages(tb) == [] and result(h.storage.offline.countOffline("bob")) == 0

@@ -169,6 +169,7 @@ class PresenceModule(Module):
             if initial:  # nothing was broadcast: the client's retry is the initial presence
                 session.available = False
                 session.presence = None
+                session.state.pop(self.name, None)
             raise
         for jid, item in roster.items():
             if item.subscription in SUBSCRIBED_FROM:

@@ -143,7 +143,7 @@ class StreamManagement:
     __slots__ = (
         "module", "session", "clock", "smid", "timeout", "queue", "acked", "received",
         "pending", "waiting", "unrequested", "requestTimer", "expiry", "resuming", "done",
-        "routing", "mirror",
+        "mirror",
     )
 
     def __init__(self, module, session, smid: str | None = None, timeout: int = 0):
@@ -162,7 +162,6 @@ class StreamManagement:
         self.expiry = None
         self.resuming = None
         self.done = False
-        self.routing = None
         self.mirror = None
 
     @property
@@ -269,20 +268,7 @@ class StreamManagement:
         """
         The number of the inbound stanza being routed now.
         """
-        return self.received + 1 if self.routing is None else self.routing
-
-    def replay(self, number: int, f, *args):
-        """
-        Call C{f(*args)} to route again an inbound stanza that a module held
-        back (e.g. until privacy lists were loaded): what the routing
-        tracks is attributed to stanza C{number}, not to the one being
-        received now.
-        """
-        saved, self.routing = self.routing, number
-        try:
-            return f(*args)
-        finally:
-            self.routing = saved
+        return self.received + 1
 
     def _written(self, result, number):
         left = self.pending[number] - 1
