@@ -2,9 +2,9 @@
 ALPN (RFC 7301) against a real server (twistd subprocess): clients offering
 C{xmpp-client} on STARTTLS and direct TLS (XEP-0368 §3) get it and the
 stream goes on; C{http/1.1} on C{wss://} and C{https://} BOSH likewise;
-offers with nothing we speak still complete.  go-sendxmpp, which offers
-C{xmpp-client} and could not connect at all before, sends a message over
-both STARTTLS and direct TLS.  Without go-sendxmpp its test is skipped,
+offers with nothing we speak still complete, also after a SIGHUP reload.
+go-sendxmpp (Go's TLS, offering C{xmpp-client}) sends a message over
+STARTTLS and over direct TLS.  Without go-sendxmpp its test is skipped,
 unless the environment variable C{CI} is set: then it fails.
 """
 
@@ -20,32 +20,12 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import startServer, stopServer
 from tests.e2e.test_slixmpp import TIMEOUT, Client, _rawTLSConnection, run
 from tests.e2e.test_tlsreload import hangUp
 
 HEADER = (b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' "
           b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = startServer(tmp_path_factory.mktemp("alpn"), extra="""
-[websocket]
-enabled = true
-port = 0
-tls = true
-
-[bosh]
-enabled = true
-port = 0
-tls = true
-""")
-    running.adduser("alice", "alice-pw")
-    running.adduser("bob", "bob-pw")
-    yield running
-    stopServer(running)
 
 
 def offering(server, protocols) -> ssl.SSLContext:
@@ -74,9 +54,9 @@ C2S_OFFERS = [
 
 
 @pytest.mark.parametrize("offer, selected", C2S_OFFERS)
-def test_starttlsALPN(server, offer, selected):
+def test_starttlsALPN(tlsServer, offer, selected):
     """STARTTLS with ALPN completes, selects xmpp-client when offered, and the new stream offers SASL."""
-    tls = _rawTLSConnection(server, offering(server, offer))
+    tls = _rawTLSConnection(tlsServer, offering(tlsServer, offer))
     try:
         assert tls.selected_alpn_protocol() == selected
         assert b"urn:ietf:params:xml:ns:xmpp-sasl" in readFeatures(tls)
@@ -85,10 +65,10 @@ def test_starttlsALPN(server, offer, selected):
 
 
 @pytest.mark.parametrize("offer, selected", C2S_OFFERS)
-def test_directTLSALPN(server, offer, selected):
+def test_directTLSALPN(tlsServer, offer, selected):
     """Direct TLS (XEP-0368) with ALPN completes, selects xmpp-client when offered, and the stream offers SASL."""
-    with socket.create_connection(("127.0.0.1", server.ports["c2s-tls"]), timeout=TIMEOUT) as sock:
-        with offering(server, offer).wrap_socket(sock, server_hostname="localhost") as tls:
+    with socket.create_connection(("127.0.0.1", tlsServer.ports["c2s-tls"]), timeout=TIMEOUT) as sock:
+        with offering(tlsServer, offer).wrap_socket(sock, server_hostname="localhost") as tls:
             assert tls.selected_alpn_protocol() == selected
             tls.sendall(HEADER)
             assert b"urn:ietf:params:xml:ns:xmpp-sasl" in readFeatures(tls)
@@ -102,14 +82,14 @@ HTTP_OFFERS = [
 
 
 @pytest.mark.parametrize("offer, selected", HTTP_OFFERS)
-def test_wssALPN(server, offer, selected):
+def test_wssALPN(tlsServer, offer, selected):
     """wss:// with ALPN completes, selects http/1.1 when offered, and the upgrade gets 101 with 'xmpp'."""
-    port = server.ports["websocket"]
+    port = tlsServer.ports["websocket"]
     request = (f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                "Sec-WebSocket-Protocol: xmpp\r\n\r\n")
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        with offering(server, offer).wrap_socket(sock, server_hostname="localhost") as tls:
+        with offering(tlsServer, offer).wrap_socket(sock, server_hostname="localhost") as tls:
             assert tls.selected_alpn_protocol() == selected
             tls.sendall(request.encode())
             answer = tls.recv(4096).decode("latin-1")
@@ -117,10 +97,10 @@ def test_wssALPN(server, offer, selected):
 
 
 @pytest.mark.parametrize("offer, selected", HTTP_OFFERS)
-def test_httpsBoshALPN(server, offer, selected):
+def test_httpsBoshALPN(tlsServer, offer, selected):
     """https:// BOSH with ALPN completes, selects http/1.1 when offered, and a session request gets 200."""
-    connection = http.client.HTTPSConnection("localhost", server.ports["bosh"], timeout=TIMEOUT,
-                                             context=offering(server, offer))
+    connection = http.client.HTTPSConnection("localhost", tlsServer.ports["bosh"], timeout=TIMEOUT,
+                                             context=offering(tlsServer, offer))
     try:
         connection.connect()
         assert connection.sock.selected_alpn_protocol() == selected
@@ -133,16 +113,16 @@ def test_httpsBoshALPN(server, offer, selected):
         connection.close()
 
 
-def test_alpnKeptAfterSIGHUP(server):
+def test_alpnKeptAfterSIGHUP(tlsServer):
     """After a certificate reload (SIGHUP) each TLS listener still selects its own protocol."""
-    hangUp(server, "TLS certificate reloaded", 1)
+    hangUp(tlsServer, "TLS certificate reloaded", 1)
     offer = ["junk", "http/1.1", "xmpp-client"]
-    tls = _rawTLSConnection(server, offering(server, offer))
+    tls = _rawTLSConnection(tlsServer, offering(tlsServer, offer))
     assert tls.selected_alpn_protocol() == "xmpp-client"
     tls.close()
     for name, selected in (("c2s-tls", "xmpp-client"), ("websocket", "http/1.1"), ("bosh", "http/1.1")):
-        with socket.create_connection(("127.0.0.1", server.ports[name]), timeout=TIMEOUT) as sock:
-            with offering(server, offer).wrap_socket(sock, server_hostname="localhost") as tls:
+        with socket.create_connection(("127.0.0.1", tlsServer.ports[name]), timeout=TIMEOUT) as sock:
+            with offering(tlsServer, offer).wrap_socket(sock, server_hostname="localhost") as tls:
                 assert tls.selected_alpn_protocol() == selected, name
 
 
@@ -160,18 +140,18 @@ def requireGoSendxmpp() -> str:
 
 
 @pytest.mark.parametrize("directTLS", [False, True], ids=["starttls", "direct-tls"])
-def test_goSendxmppDelivers(server, tmp_path, directTLS):
+def test_goSendxmppDelivers(tlsServer, tmp_path, directTLS):
     """go-sendxmpp (Go TLS, offers ALPN xmpp-client) verifies the test CA and sends bob a message he receives."""
     binary = requireGoSendxmpp()
-    port = server.ports["c2s-tls" if directTLS else "c2s"]
+    port = tlsServer.ports["c2s-tls" if directTLS else "c2s"]
     body = f"hello from go-sendxmpp over {'direct TLS' if directTLS else 'STARTTLS'}"
     # Go reads extra trust anchors from SSL_CERT_FILE; HOME keeps any user config out.
-    env = dict(os.environ, SSL_CERT_FILE=str(server.ca), HOME=str(tmp_path))
+    env = dict(os.environ, SSL_CERT_FILE=str(tlsServer.ca), HOME=str(tmp_path))
     command = [binary, "-u", "alice@localhost", "-p", "alice-pw", "-j", f"127.0.0.1:{port}",
                "--timeout", str(TIMEOUT), *(["-t"] if directTLS else []), "bob@localhost"]
 
     async def scenario():
-        bob = Client(server, "bob@localhost", "bob-pw")
+        bob = Client(tlsServer, "bob@localhost", "bob-pw")
         assert await bob.login()
         loop = asyncio.get_running_loop()
         done = await loop.run_in_executor(None, lambda: subprocess.run(
@@ -182,4 +162,4 @@ def test_goSendxmppDelivers(server, tmp_path, directTLS):
         await bob.logout()
 
     run(scenario())
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in tlsServer.log()
