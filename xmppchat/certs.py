@@ -118,15 +118,18 @@ def selectALPN(protocols):
     offers.
 
     When the client offers none of them the handshake goes on without ALPN
-    (no extension in the ServerHello) rather than ending with the
-    C{no_application_protocol} alert §3.2 asks for.  Our listeners speak one
-    protocol each, fixed by the port, so there is nothing to negotiate: a
-    client offering only C{h2} or C{xmpp-server} then meets an XMPP stream
-    error or an HTTP status it can report, as with any server that ignores
-    ALPN (clients must already cope with no answer, §3.1), while TLS
-    proxies and clients that offer a private or stale token still connect.
-    (Twisted's own callback answers C{b""} here, which OpenSSL turns into
-    an C{internal_error} alert for every ALPN offer.)
+    (no extension in the ServerHello): a deliberate departure from the
+    fatal C{no_application_protocol} alert that §3.2 asks for, in favour of
+    interoperability.  Our listeners speak one protocol each, fixed by the
+    port, so there is nothing to negotiate: a client offering only C{h2} or
+    C{xmpp-server} then meets an XMPP stream error or an HTTP status it can
+    report, exactly as against a server without ALPN support (which every
+    client has to handle), while TLS proxies and clients that offer a
+    private or stale token still connect.
+
+    This replaces Twisted's callback, which answers C{b""} when the
+    listener's factory names no protocols (every c2s listener, STARTTLS,
+    C{wss://}): OpenSSL turns that into an C{internal_error} alert.
     """
 
     def select(connection, offered):
