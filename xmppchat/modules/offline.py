@@ -64,6 +64,8 @@ class OfflineModule(Module):
 
     def setUp(self):
         self.locks = KeyedLocks()
+        # localpart -> sessions of it whose stored messages are on their way
+        self.flushing: dict[str, int] = {}
 
     @hook("message/offline")
     def onOffline(self, event):
@@ -132,7 +134,7 @@ class OfflineModule(Module):
         Just before delivery: a message to the bare JID for a session whose
         stored messages are still being delivered waits in the lane.
         """
-        if event.stanzaType not in ("chat", "normal") or event.to.user is None:
+        if event.to.user not in self.flushing or event.stanzaType not in ("chat", "normal"):
             return None
         targets = recipients(self.host.sessions, event.to.userhost(), event.stanzaType)
         if not any(s.state.get(self.name) is False for s in targets) or not worthStoring(event.stanza):
@@ -141,9 +143,18 @@ class OfflineModule(Module):
 
     @hook("presence-initial")
     def onInitialPresence(self, event):
-        event.session.state[self.name] = False  # ready once its stored messages are out
-        self.deliver(event.session).addErrback(
-            lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=event.session.full))
+        session = event.session
+        localpart = session.localpart
+        session.state[self.name] = False  # ready once its stored messages are out
+        self.flushing[localpart] = self.flushing.get(localpart, 0) + 1
+
+        def done(_):
+            left = self.flushing.pop(localpart) - 1
+            if left:
+                self.flushing[localpart] = left
+
+        self.deliver(session).addErrback(
+            lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=session.full)).addBoth(done)
 
     def deliver(self, session) -> defer.Deferred:
         """
