@@ -89,15 +89,17 @@ def test_iqForwardedToFullJID():
 
 
 def test_badAddressesAndTypes():
-    """Malformed 'to', unknown types and IQs without id get the matching stanza error."""
+    """Malformed 'to', IQs without id or payload get the matching stanza error; an unknown message type is 'normal' (RFC 6121 §5.2.2)."""
     h = HostHarness()
     alice, ta = h.connect("alice")
     h.send(alice, '<message id="1" to="@@bad" type="chat"><body>x</body></message>')
-    h.send(alice, '<message id="2" to="bob@localhost" type="shout"><body>x</body></message>')
+    h.send(alice, '<message id="2" to="alice@localhost" type="shout"><body>x</body></message>')
     h.send(alice, '<iq type="get"><ping xmlns="urn:xmpp:ping"/></iq>')
     h.send(alice, '<iq type="set" id="3"/>')
-    errors = [e.error.firstChildElement().name for e in ta.pop()]
-    assert errors == ["jid-malformed", "bad-request", "bad-request", "bad-request"]
+    sent = ta.pop()
+    assert [e["id"] for e in sent if e.name == "message" and e.getAttribute("type") == "shout"] == ["2"]
+    errors = [e.error.firstChildElement().name for e in sent if e.getAttribute("type") == "error"]
+    assert errors == ["jid-malformed", "bad-request", "bad-request"]
 
 
 def test_remoteDomain():

@@ -210,10 +210,8 @@ class StanzaRouter:
             if stanzaType not in IQ_TYPES or stanza.getAttribute("id") is None:
                 return self._badRequest(origin, stanza, "iq needs an id and a valid type")
         elif name == "message":
-            if stanzaType is None:
-                stanzaType = "normal"
-            elif stanzaType not in MESSAGE_TYPES:
-                return self._badRequest(origin, stanza, f"unknown message type {stanzaType!r}")
+            if stanzaType not in MESSAGE_TYPES:
+                stanzaType = "normal"  # RFC 6121 §5.2.2: no type, or one not understood
         elif name == "presence":
             if stanzaType is not None and stanzaType not in PRESENCE_TYPES:
                 return self._badRequest(origin, stanza, f"unknown presence type {stanzaType!r}")
@@ -309,7 +307,8 @@ class StanzaRouter:
     def deliverMessage(self, event):
         """
         The last C{message/*} handler (RFC 6121 §8.5, RFC 6120 §10.3-§10.5):
-        a message to the server gets C{service-unavailable}; C{groupchat}
+        a message to the server gets C{service-unavailable}, an error to a
+        bare JID is dropped (§8.5.2.1.1); C{groupchat}
         to a user is refused the same way unless it is for a bound full JID
         (§8.5.3.1); otherwise the L{recipients} get it, and with none a
         C{chat} or C{normal} message goes to the C{message/offline} event
@@ -324,6 +323,8 @@ class StanzaRouter:
             if stanzaType != "error":
                 self.sendError(event.origin, stanza, "service-unavailable")
             return True
+        if stanzaType == "error" and event.kind == "bare":
+            return True  # §8.5.2.1.1: an error to a bare JID is silently ignored
         bare = to.userhost()
         targets = recipients(self.sessions, bare, stanzaType,
                              to.resource if event.kind == "full" else None)
