@@ -29,6 +29,25 @@ def stored(h, localpart):
     return {i.jid: (i.subscription, i.ask, i.pendingIn) for i in result(h.storage.roster.getRoster(localpart))}
 
 
+def aliceAndBob(interested=False):
+    """A harness with alice/a and bob/b available; C{interested}: both requested the roster."""
+    h = HostHarness()
+    alice, ta = h.connect("alice", "a")
+    bob, tb = h.connect("bob", "b")
+    if interested:
+        rosterOf(h, alice), rosterOf(h, bob)
+    return h, alice, ta, bob, tb
+
+
+def twoResources():
+    """Two available resources of alice, nothing left to read."""
+    h = HostHarness()
+    a1, t1 = h.connect("alice", "one")
+    a2, t2 = h.connect("alice", "two")
+    t1.pop()
+    return h, a1, t1, a2, t2
+
+
 def subscribe(h, user, userTransport, contact, contactTransport):
     """A completed handshake: C{user} gets a 'to' subscription to C{contact}."""
     h.send(user, f"<presence to='{contact.bare}' type='subscribe'/>")
@@ -63,10 +82,7 @@ def test_initialPresenceToEveryOwnResource():
 
 def test_subsequentPresenceReflected():
     """A presence update reaches every own available resource, the sender included (§4.4.2)."""
-    h = HostHarness()
-    a1, t1 = h.connect("alice", "one")
-    a2, t2 = h.connect("alice", "two")
-    t1.pop()
+    h, a1, t1, a2, t2 = twoResources()
     h.send(a1, "<presence><show>away</show></presence>")
     assert presences(t1) == [(None, "alice@localhost/one", "alice@localhost/one")]
     assert presences(t2) == [(None, "alice@localhost/one", "alice@localhost/two")]
@@ -74,10 +90,7 @@ def test_subsequentPresenceReflected():
 
 def test_unavailableReflected():
     """Unavailable presence reaches the sender and the user's other available resources (§4.5.2)."""
-    h = HostHarness()
-    a1, t1 = h.connect("alice", "one")
-    a2, t2 = h.connect("alice", "two")
-    t1.pop()
+    h, a1, t1, a2, t2 = twoResources()
     h.send(a2, "<presence type='unavailable'><status>bye</status></presence>")
     assert presences(t2) == [("unavailable", "alice@localhost/two", "alice@localhost/two")]
     assert presences(t1) == [("unavailable", "alice@localhost/two", "alice@localhost/one")]
@@ -87,10 +100,7 @@ def test_unavailableReflected():
 
 def test_unavailableOnDisconnectToOwnResources():
     """A resource that drops gets no reflection, the others get its unavailable presence (§4.5.2)."""
-    h = HostHarness()
-    a1, t1 = h.connect("alice", "one")
-    a2, t2 = h.connect("alice", "two")
-    t1.pop()
+    h, a1, t1, a2, t2 = twoResources()
     a2.stream.connectionLost()
     assert presences(t1) == [("unavailable", "alice@localhost/two", "alice@localhost/one")]
     assert t2.pop() == []
@@ -98,9 +108,7 @@ def test_unavailableOnDisconnectToOwnResources():
 
 def test_contactsGetBroadcastNotReflection():
     """Contacts with a 'from' subscription get the broadcast addressed to their bare JID (§4.2.2, §4.4.2)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
+    h, alice, ta, bob, tb = aliceAndBob()
     subscribe(h, bob, tb, alice, ta)
     h.send(alice, "<presence><show>dnd</show></presence>")
     assert presences(tb) == [(None, "alice@localhost/a", "bob@localhost")]
@@ -111,9 +119,7 @@ def test_contactsGetBroadcastNotReflection():
 
 def test_loginProbesAnsweredFromEveryContactResource():
     """On initial presence the user gets the last presence of each available resource of its 'to' contacts (§4.3.2)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
+    h, alice, ta, bob, tb = aliceAndBob()
     bob2, tb2 = h.connect("bob", "b2")
     h.send(bob2, "<presence><status>second</status></presence>")
     subscribe(h, alice, ta, bob, tb)
@@ -128,9 +134,7 @@ def test_loginProbesAnsweredFromEveryContactResource():
 
 def test_loginProbeOfflineContactNoAnswer():
     """A contact with no available resource does not answer the login probe (§4.3.2 allows no reply)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
+    h, alice, ta, bob, tb = aliceAndBob()
     subscribe(h, alice, ta, bob, tb)
     bob.stream.connectionLost()
     alice2, ta2 = h.connect("alice", "a2", available=False)
@@ -140,9 +144,7 @@ def test_loginProbeOfflineContactNoAnswer():
 
 def test_clientProbeAnsweredForSubscriber():
     """A probe a subscribed client sends gets the contact's presence, or unavailable when it is offline (§4.3.2)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
+    h, alice, ta, bob, tb = aliceAndBob()
     h.send(bob, "<presence><show>xa</show></presence>")
     subscribe(h, alice, ta, bob, tb)
     h.send(alice, "<presence type='probe' to='bob@localhost'/>")
@@ -270,10 +272,7 @@ def test_unsolicitedUnsubscribedAndUnsubscribeIgnored():
 
 def test_approvalAfterRequestCancelledIgnored():
     """Once the requester cancelled its request, a late approval is ignored (A.2.1 'None')."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
-    rosterOf(h, alice), rosterOf(h, bob)
+    h, alice, ta, bob, tb = aliceAndBob(interested=True)
     h.send(alice, "<presence to='bob@localhost' type='subscribe'/>")
     h.send(alice, "<presence to='bob@localhost' type='unsubscribe'/>")
     assert ("unsubscribe", "alice@localhost", "bob@localhost") in presences(tb)
@@ -286,9 +285,7 @@ def test_approvalAfterRequestCancelledIgnored():
 
 def test_duplicateSubscribeDeliveredOnce():
     """A repeated request while one is pending is not delivered again (A.3.1 'None + Pending In')."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
+    h, alice, ta, bob, tb = aliceAndBob()
     h.send(alice, "<presence to='bob@localhost' type='subscribe'/>")
     h.send(alice, "<presence to='bob@localhost' type='subscribe'/>")
     assert presences(tb) == [("subscribe", "alice@localhost", "bob@localhost")]
@@ -296,9 +293,7 @@ def test_duplicateSubscribeDeliveredOnce():
 
 def test_subscribeRoutedWithItsContent():
     """The request reaches the contact from the user's bare JID with its extended content (§3.1.2)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
+    h, alice, ta, bob, tb = aliceAndBob()
     h.send(alice, "<presence to='bob@localhost/b' type='subscribe' id='s1'><status>hi, it is Alice</status>"
                   "<nick xmlns='http://jabber.org/protocol/nick'>Alice</nick></presence>")
     got = [e for e in tb.pop() if e.name == "presence"]
@@ -310,10 +305,7 @@ def test_subscribeRoutedWithItsContent():
 
 def test_subscribeToAlreadySubscribedContactAutoApproved():
     """A request to a contact that already grants a subscription is answered on its behalf (§3.1.3)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
-    rosterOf(h, alice), rosterOf(h, bob)
+    h, alice, ta, bob, tb = aliceAndBob(interested=True)
     subscribe(h, alice, ta, bob, tb)
     # alice's own item is lost (e.g. removed by another client without a cancellation)
     result(h.storage.roster.removeRosterItem("alice", "bob@localhost"))
@@ -342,10 +334,7 @@ def test_subscriptionStanzasGoToInterestedResources():
 
 def test_unsubscribeSendsContactUnavailable():
     """Unsubscribing is delivered to the contact, whose resources then send unavailable to the user (§3.3.3)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
-    rosterOf(h, alice), rosterOf(h, bob)
+    h, alice, ta, bob, tb = aliceAndBob(interested=True)
     subscribe(h, alice, ta, bob, tb)
     h.send(alice, "<presence to='bob@localhost' type='unsubscribe'/>")
     assert ("unsubscribe", "alice@localhost", "bob@localhost") in presences(tb)
@@ -356,10 +345,7 @@ def test_unsubscribeSendsContactUnavailable():
 
 def test_denyRequestRemovesHiddenItem():
     """Denying a request from someone not in the roster leaves no trace in either roster (§3.2.2)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
-    rosterOf(h, alice), rosterOf(h, bob)
+    h, alice, ta, bob, tb = aliceAndBob(interested=True)
     h.send(alice, "<presence to='bob@localhost' type='subscribe'/>")
     h.send(bob, "<presence to='alice@localhost' type='unsubscribed'/>")
     assert ("unsubscribed", "bob@localhost", "alice@localhost") in presences(ta)
@@ -370,10 +356,7 @@ def test_denyRequestRemovesHiddenItem():
 
 def test_rosterRemoveCancelsBothDirections():
     """Removing a 'both' contact sends unsubscribe and unsubscribed; the contact keeps a 'none' item (§2.5.2)."""
-    h = HostHarness()
-    alice, ta = h.connect("alice", "a")
-    bob, tb = h.connect("bob", "b")
-    rosterOf(h, alice), rosterOf(h, bob)
+    h, alice, ta, bob, tb = aliceAndBob(interested=True)
     subscribe(h, alice, ta, bob, tb)
     subscribe(h, bob, tb, alice, ta)
     assert stored(h, "alice")["bob@localhost"] == ("both", None, False)
