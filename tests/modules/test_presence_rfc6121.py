@@ -318,6 +318,16 @@ def test_subscribeToAlreadySubscribedContactAutoApproved():
     assert stored(h, "alice")["bob@localhost"] == ("to", None, False)
 
 
+def test_subscribeToUnknownAccountRefused():
+    """A request to an account that does not exist is answered with 'unsubscribed' (RFC 6121 §8.5.1)."""
+    h = HostHarness()
+    alice, ta = h.connect("alice", "a")
+    rosterOf(h, alice)
+    h.send(alice, "<presence to='nobody@localhost' type='subscribe'/>")
+    assert presences(ta) == [("unsubscribed", "nobody@localhost", "alice@localhost")]
+    assert stored(h, "alice") == {"nobody@localhost": ("none", None, False)}
+
+
 def test_subscriptionStanzasGoToInterestedResources():
     """An approval is delivered to the resources that requested the roster (§3.1.6)."""
     h = HostHarness()

@@ -406,6 +406,9 @@ class PresenceModule(Module):
         if contactUser is not None:
             routed = retarget(stanza, contact, userBare) if stanza is not None else None
             yield self._receive(routed, stanzaType, userBare, contactUser)
+        elif stanzaType == "subscribe" and self._localpart(contact) is not None:
+            # §8.5.1: no such account: refused, which ends the pending request
+            yield self._receive(None, "unsubscribed", contact, user)
         if stanzaType == "subscribed":
             self.sendPresences(userBare, contact)  # §3.1.5
 
