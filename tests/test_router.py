@@ -165,3 +165,136 @@ def test_serverPingsSilentClients():
     h.clock.advance(15)
     assert ta.closed is not None and ta.closed.firstChildElement().name == "connection-timeout"
     result(h.storage.stop())
+
+
+# -- the message pipeline (HookBus.run, per-sender order, one delivery rule) --------
+
+
+def holdPre(h, name="pre-message/bare"):
+    """A pre-stage handler that pauses every stanza on a Deferred the test fires."""
+    from twisted.internet import defer
+
+    held = []
+
+    def pause(event):
+        d = defer.Deferred()
+        held.append(d)
+        return d
+
+    h.host.hooks.add(name, pause, priority=5000)
+    return held, pause
+
+
+def test_pausedMessageGoesOn():
+    """A pre-message handler's Deferred pauses the message; fired with a false value, the next handlers and delivery run."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    bob, tb = h.connect("bob")
+    held, _ = holdPre(h)
+    h.send(alice, '<message to="bob@localhost" type="chat"><body>x</body></message>')
+    assert tb.pop() == []
+    held[0].callback(None)
+    assert names(tb) == [("message", "chat")]
+
+
+def test_pausedMessageStopped():
+    """Fired with a true value, the paused message goes no further."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    bob, tb = h.connect("bob")
+    held, _ = holdPre(h)
+    h.send(alice, '<message to="bob@localhost" type="chat"><body>x</body></message>')
+    held[0].callback(True)
+    assert tb.pop() == []
+
+
+def test_senderOrderKept():
+    """While one stanza of a client waits, its next stanzas (of any kind) wait behind it and keep their order."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    held, pause = holdPre(h)
+    h.send(alice, '<message to="bob@localhost" type="chat" id="1"><body>1</body></message>')
+    h.host.hooks.remove("pre-message/bare", pause)
+    h.send(alice, '<message to="bob@localhost" type="chat" id="2"><body>2</body></message>')
+    h.send(alice, '<iq type="get" id="ping"><ping xmlns="urn:xmpp:ping"/></iq>')
+    assert tb.pop() == [] and ta.pop() == [] and len(alice.backlog) == 2
+    held[0].callback(None)
+    assert [m["id"] for m in tb.pop()] == ["1", "2"]
+    assert [e["id"] for e in ta.pop()] == ["ping"] and alice.backlog is None
+
+
+def test_otherSendersNotHeld():
+    """One client's waiting stanza does not hold another client's."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    carol, _ = h.connect("carol")
+    bob, tb = h.connect("bob")
+    held, pause = holdPre(h)
+    h.send(alice, '<message to="bob@localhost" type="chat" id="a"><body>a</body></message>')
+    h.host.hooks.remove("pre-message/bare", pause)
+    h.send(carol, '<message to="bob@localhost" type="chat" id="c"><body>c</body></message>')
+    assert [m["id"] for m in tb.pop()] == ["c"]
+    held[0].callback(None)
+    assert [m["id"] for m in tb.pop()] == ["a"]
+
+
+def test_longBacklogHoldsReading():
+    """RFC 6120 §13.12: a client with a long backlog is not read from until it is handled."""
+    from xmppchat.router import BACKLOG_HOLD
+
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    h.connect("bob")
+    holds = []
+    alice.stream.transport.holdReading = lambda reason: holds.append(("hold", reason))
+    alice.stream.transport.releaseReading = lambda reason: holds.append(("release", reason))
+    held, pause = holdPre(h)
+    h.send(alice, '<message to="bob@localhost" type="chat"><body>first</body></message>')
+    h.host.hooks.remove("pre-message/bare", pause)
+    for i in range(BACKLOG_HOLD):
+        h.send(alice, f'<message to="bob@localhost" type="chat"><body>{i}</body></message>')
+    assert holds == [("hold", "pipeline")]
+    held[0].callback(None)
+    assert holds == [("hold", "pipeline"), ("release", "pipeline")]
+
+
+def test_failedStageAnswersAndStops():
+    """A paused handler that fails with a stanza error answers the sender and the message is not delivered."""
+    from twisted.internet import defer
+
+    from xmppchat.modules.base import Module, hook
+    from xmppchat.stanzas import StanzaError
+
+    class Refuse(Module):
+        name = "refuse"
+
+        @hook("message/bare", priority=500)
+        def later(self, event):
+            return defer.fail(StanzaError("not-acceptable", text="no"))
+
+    h = HostHarness()
+    Refuse(h.host).load()
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    h.send(alice, '<message to="bob@localhost" type="chat" id="m"><body>x</body></message>')
+    [error] = ta.pop()
+    assert error["type"] == "error" and error.error.firstChildElement().name == "not-acceptable"
+    assert tb.pop() == []
+
+
+def test_recipientsRule():
+    """One rule (RFC 6121 §8.5): available non-negative resources; headlines to every bound one; a bound full JID as addressed."""
+    from xmppchat.router import recipients
+
+    h = HostHarness()
+    one, _ = h.connect("bob", "one")
+    low, _ = h.connect("bob", "low")
+    quiet, _ = h.connect("bob", "quiet", available=False)
+    h.send(low, "<presence><priority>-5</priority></presence>")
+    sessions = h.host.sessions
+    assert recipients(sessions, "bob@localhost", "chat") == (one,)
+    assert set(recipients(sessions, "bob@localhost", "headline")) == {one, low, quiet}
+    assert recipients(sessions, "bob@localhost", "chat", "quiet") == (quiet,)
+    assert recipients(sessions, "bob@localhost", "chat", "gone") == (one,)
+    assert recipients(sessions, "bob@localhost", "headline", "gone") == ()

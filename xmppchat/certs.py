@@ -7,6 +7,10 @@ C{<data_dir>/tls/}.  Contexts are pyOpenSSL C{CertificateOptions} with TLS
 1.2 as the minimum and an explicit cipher list (RFC 9325 §4.2): for TLS 1.2
 only ECDHE key exchange with AES-GCM or ChaCha20-Poly1305, so no RSA key
 exchange, no CBC and no SHA-1 MACs; TLS 1.3 suites are all AEAD.
+
+Each context names the ALPN protocols (RFC 7301) of the listener it serves:
+L{ALPN_C2S} for STARTTLS and direct TLS (XEP-0368), L{ALPN_HTTP} for
+C{wss://} and C{https://} BOSH (L{selectALPN}).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 
 
@@ -27,6 +31,13 @@ from twisted.internet import ssl
 # TLS 1.3 suites whatever this says.
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 ACCEPTABLE_CIPHERS = ssl.AcceptableCiphers.fromOpenSSLCipherString(CIPHERS)
+
+# ALPN protocol IDs (RFC 7301 §6, IANA registry) per kind of listener, in
+# order of preference: XEP-0368 §3 names "xmpp-client" for client streams
+# (clients send it on STARTTLS as well); WebSocket opens with an HTTP/1.1
+# upgrade (RFC 6455 §4.1, RFC 7395 §3.3) and BOSH is HTTP/1.1 (XEP-0206).
+ALPN_C2S = (b"xmpp-client",)
+ALPN_HTTP = (b"http/1.1",)
 
 
 class CertificateError(Exception):
@@ -100,10 +111,59 @@ def _read(path: str, what: str) -> bytes:
         raise CertificateError(f"cannot read the TLS {what} {path}: {e.strerror}") from None
 
 
-def contextFactory(certPath: str, keyPath: str, chainPath: str = "") -> ssl.CertificateOptions:
+def selectALPN(protocols):
+    """
+    An ALPN selection callback (RFC 7301 §3.2) for a listener that speaks
+    C{protocols}: the first of them the client offers, whatever else it
+    offers.
+
+    When the client offers none of them the handshake goes on without ALPN
+    (no extension in the ServerHello): a deliberate departure from the
+    fatal C{no_application_protocol} alert that §3.2 asks for, in favour of
+    interoperability.  Our listeners speak one protocol each, fixed by the
+    port, so there is nothing to negotiate: a client offering only C{h2} or
+    C{xmpp-server} then meets an XMPP stream error or an HTTP status it can
+    report, exactly as against a server without ALPN support (which every
+    client has to handle), while TLS proxies and clients that offer a
+    private or stale token still connect.
+
+    This replaces Twisted's callback, which answers C{b""} when the
+    listener's factory names no protocols (every c2s listener, STARTTLS,
+    C{wss://}): OpenSSL turns that into an C{internal_error} alert.
+    """
+
+    def select(connection, offered):
+        for protocol in protocols:
+            if protocol in offered:
+                return protocol
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+
+    return select
+
+
+def serverOptions(privateKey, certificate, chain=(), protocols=()) -> ssl.CertificateOptions:
+    """
+    Server TLS options from loaded pyOpenSSL objects: TLS 1.2 or later,
+    strong ciphers only (L{CIPHERS}), the ALPN C{protocols} (L{selectALPN}).
+    Raises when the key does not fit the certificate.
+    """
+    options = ssl.CertificateOptions(
+        privateKey=privateKey,
+        certificate=certificate,
+        extraCertChain=list(chain),
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        acceptableCiphers=ACCEPTABLE_CIPHERS,
+    )
+    # After Twisted's getContext, which installs its own callback.
+    options.getContext().set_alpn_select_callback(selectALPN(tuple(protocols)))
+    return options
+
+
+def contextFactory(certPath: str, keyPath: str, chainPath: str = "",
+                   protocols=()) -> ssl.CertificateOptions:
     """
     Server TLS options: TLS 1.2 or later, strong ciphers only (L{CIPHERS}),
-    the certificate chain, the key.
+    the certificate chain, the key, the ALPN C{protocols} (L{selectALPN}).
     """
     certPEM = _read(certPath, "certificate")
     keyPEM = _read(keyPath, "private key")
@@ -120,15 +180,7 @@ def contextFactory(certPath: str, keyPath: str, chainPath: str = "") -> ssl.Cert
         except Exception as e:
             raise CertificateError(f"cannot load the TLS chain {chainPath}: {e}") from None
     try:
-        options = ssl.CertificateOptions(
-            privateKey=privateKey.original,
-            certificate=certificate.original,
-            extraCertChain=chain,
-            raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
-            acceptableCiphers=ACCEPTABLE_CIPHERS,
-        )
-        options.getContext()  # checks that the key fits the certificate
-        return options
+        return serverOptions(privateKey.original, certificate.original, chain, protocols)
     except Exception as e:
         raise CertificateError(f"the TLS key {keyPath} does not fit {certPath}: {e}") from None
 

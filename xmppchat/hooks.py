@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import insort
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 Handler = Callable[[Any], Any]
@@ -70,6 +71,55 @@ class HookBus:
             if result:
                 return result
         return None
+
+
+    def run(self, name: str, event: Any) -> Any:
+        """
+        Like L{fire}, for the stages of the message pipeline: a handler may
+        return a Deferred, which I{pauses} the event instead of ending it.
+        When it fires with a false value the next handlers run; a true
+        value ends the event.  Returns a true value, a false one, or a
+        Deferred firing with one (handler failures are logged and end the
+        event, as in L{fire}).
+        """
+        handlers = self._handlers.get(name)
+        if not handlers:
+            return None
+        return self._runFrom(handlers, 0, name, event)
+
+    def _runFrom(self, handlers: tuple, start: int, name: str, event: Any) -> Any:
+        for index in range(start, len(handlers)):
+            handler = handlers[index]
+            try:
+                result = handler(event)
+            except Exception:
+                self.log.failure("Handler {handler!r} for {name} failed", handler=handler, name=name)
+                return True
+            if result:
+                if isinstance(result, Deferred):
+                    return result.addCallbacks(self._goOn, self._failedLate,
+                                               (handlers, index + 1, name, event), None, (handler, name))
+                return result
+        return None
+
+    def _goOn(self, result, handlers, start, name, event):
+        if result:
+            return result
+        return self._runFrom(handlers, start, name, event)
+
+    def _failedLate(self, failure, handler, name):
+        self.log.failure("Handler {handler!r} for {name} failed", failure, handler=handler, name=name)
+        return True
+
+
+def settled(d: Deferred) -> bool:
+    """
+    Whether C{d} already has its final result (it fired and waits on
+    nothing).  C{d}'s result is consumed: call this last.
+    """
+    box = []
+    d.addBoth(box.append)
+    return bool(box)
 
 
 class Query:

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from xmppchat.c2s.bosh import boshResource, boshSite
 from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
-from xmppchat.certs import contextFactory, ensureCertificate
+from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
 from xmppchat.host import Host
 from xmppchat.storage import openStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
@@ -75,17 +75,19 @@ class XMPPChatService(service.Service):
         """
         c2s = self.config.c2s
         logTraffic = c2s.log_traffic
-        plain = C2SFactory(self.host, self.tlsContext, directTLS=False, logTraffic=logTraffic)
-        direct = C2SFactory(self.host, self.tlsContext, directTLS=True, logTraffic=logTraffic)
+        # STARTTLS and direct TLS name "xmpp-client" in ALPN (XEP-0368 §3).
+        tls = self.tlsContext.forProtocols(ALPN_C2S)
+        plain = C2SFactory(self.host, tls, directTLS=False, logTraffic=logTraffic)
+        direct = C2SFactory(self.host, tls, directTLS=True, logTraffic=logTraffic)
         self.factories = {"c2s": plain, "c2s-tls": direct}
         try:
-            self._listenOn("c2s", c2s.port, plain, c2s.interface, False)
+            self._listenOn("c2s", c2s.port, plain, c2s.interface)
             if c2s.direct_tls:
-                self._listenOn("c2s-tls", c2s.tls_port, direct, c2s.interface, True)
+                self._listenOn("c2s-tls", c2s.tls_port, direct, c2s.interface, tls)
             self._listenHTTP()
             rest = self.config.rest
             if rest.enabled:
-                self._listenOn("rest", rest.port, self.restSite(), rest.interface, False)
+                self._listenOn("rest", rest.port, self.restSite(), rest.interface)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()
@@ -107,21 +109,24 @@ class XMPPChatService(service.Service):
             site = boshSite(self.host, bosh, tls=bosh.tls)
             self.factories["bosh"] = site.bosh
             listeners.append(("bosh", bosh, site))
+        # wss:// and https:// name "http/1.1" in ALPN (RFC 7395, XEP-0206).
+        tls = self.tlsContext.forProtocols(ALPN_HTTP)
         for name, section, factory in listeners:
-            self._listenOn(name, section.port, factory, section.interface, section.tls)
+            self._listenOn(name, section.port, factory, section.interface, tls if section.tls else None)
 
-    def _listenOn(self, name, port, factory, interface, tls) -> None:
+    def _listenOn(self, name, port, factory, interface, tls=None) -> None:
         """
         Listen for C{name}: on the socket a cluster supervisor handed down
-        (C{--workers}), else on C{interface:port}, with TLS when C{tls}.
+        (C{--workers}), else on C{interface:port}; with TLS when given the
+        listener's context factory C{tls} (L{ReloadableTLS.forProtocols}).
         """
         fd = self.inheritedPorts.get(name)
         if fd is not None:
             from xmppchat.cluster.workers import adoptPort
 
-            self.ports[name] = adoptPort(self.reactor, fd, factory, self.tlsContext if tls else None)
-        elif tls:
-            self.ports[name] = self.reactor.listenSSL(port, factory, self.tlsContext, interface=interface)
+            self.ports[name] = adoptPort(self.reactor, fd, factory, tls)
+        elif tls is not None:
+            self.ports[name] = self.reactor.listenSSL(port, factory, tls, interface=interface)
         else:
             self.ports[name] = self.reactor.listenTCP(port, factory, interface=interface)
 

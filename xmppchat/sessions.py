@@ -33,12 +33,14 @@ class Session:
         or C{None} to hold it back (CSI).  Empty on most sessions.
     @ivar sm: the XEP-0198 state (L{xmppchat.modules.smacks.StreamManagement})
         once the client enabled stream management, else C{None}.
+    @ivar backlog: while one of its stanzas waits in the router's message
+        pipeline, the stanzas it sent since, in order; else C{None}.
     """
 
     __slots__ = (
         "host", "stream", "jid", "bare", "full", "localpart", "resource", "account",
         "available", "priority", "presence", "rosterRequested", "directed", "state",
-        "closed", "interested", "inactive", "filters", "sm",
+        "closed", "interested", "inactive", "filters", "sm", "backlog",
     )
 
     def __init__(self, host, stream, jid, account=None):
@@ -61,6 +63,7 @@ class Session:
         self.inactive = False
         self.filters: list = []
         self.sm = None
+        self.backlog = None
 
     def __repr__(self):
         return f"<Session {self.full}>"

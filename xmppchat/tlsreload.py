@@ -2,10 +2,12 @@
 Reloading the TLS certificate without a restart (RFC 6120 §13.7.1: servers
 renew certificates; sessions must not be dropped for it).
 
-L{ReloadableTLS} is the context factory every TLS listener and STARTTLS
-use: each new TLS connection takes the options current at its handshake,
-and L{ReloadableTLS.reload} re-reads the configured certificate, key and
-chain and swaps them in.  When the new files cannot be used (missing,
+L{ReloadableTLS} holds the certificate every TLS listener and STARTTLS
+use, each through L{ReloadableTLS.forProtocols} with its own ALPN protocols
+(RFC 7301, L{xmppchat.certs.selectALPN}): each new TLS connection takes the
+options current at its handshake, and L{ReloadableTLS.reload} re-reads the
+configured certificate, key and chain and swaps them in for every listener
+at once, ALPN included.  When the new files cannot be used (missing,
 unreadable, a key that does not fit the certificate) the old ones stay and
 the reason is logged.  Established connections keep the keys they were
 made with.  L{installReloadSignal} ties C{reload} to SIGHUP.
@@ -22,7 +24,7 @@ from twisted.internet.interfaces import IOpenSSLContextFactory, IOpenSSLServerCo
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmppchat.certs import CertificateError
+from xmppchat.certs import CertificateError, serverOptions
 
 
 def describe(options) -> str:
@@ -47,6 +49,8 @@ class ReloadableTLS:
         called once here (errors propagate: the server cannot start) and
         again on each L{reload}.
     @ivar options: the options new connections get.
+    @ivar variants: ALPN protocols -> the same certificate with those
+        protocols, one per L{forProtocols}.
     @ivar reloads: successful reloads so far.
     """
 
@@ -55,6 +59,7 @@ class ReloadableTLS:
     def __init__(self, load: Callable[[], object]):
         self.load = load
         self.options = load()
+        self.variants: dict = {}
         self.reloads = 0
 
     def serverConnectionForTLS(self, protocol):
@@ -63,22 +68,55 @@ class ReloadableTLS:
     def getContext(self):
         return self.options.getContext()
 
+    def forProtocols(self, protocols) -> ListenerTLS:
+        """
+        The context factory of a listener speaking the ALPN C{protocols}
+        (RFC 7301 §3.2), with this certificate through every reload.
+        """
+        protocols = tuple(protocols)
+        if protocols not in self.variants:
+            self.variants[protocols] = _variant(self.options, protocols)
+        return ListenerTLS(self, protocols)
+
     def reload(self) -> bool:
         """
         Re-read the certificate files; return whether the new ones are in use.
         """
         try:
             options = self.load()
+            variants = {protocols: _variant(options, protocols) for protocols in self.variants}
         except CertificateError as e:
             self.log.error("TLS certificate not reloaded, keeping the current one: {error}", error=str(e))
             return False
         except Exception:
             self.log.failure("TLS certificate not reloaded, keeping the current one")
             return False
-        self.options = options
+        self.options, self.variants = options, variants
         self.reloads += 1
         self.log.info("TLS certificate reloaded: {certificate}", certificate=describe(options))
         return True
+
+
+def _variant(options, protocols):
+    return serverOptions(options.privateKey, options.certificate, options.extraCertChain, protocols)
+
+
+@implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)
+class ListenerTLS:
+    """
+    One listener's view of a L{ReloadableTLS}: its current certificate, the
+    listener's ALPN protocols.
+    """
+
+    def __init__(self, reloadable: ReloadableTLS, protocols: tuple):
+        self.reloadable = reloadable
+        self.protocols = protocols
+
+    def serverConnectionForTLS(self, protocol):
+        return self.reloadable.variants[self.protocols].serverConnectionForTLS(protocol)
+
+    def getContext(self):
+        return self.reloadable.variants[self.protocols].getContext()
 
 
 def installReloadSignal(reactor, reload: Callable[[], object]) -> Callable[[], None]:

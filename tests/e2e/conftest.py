@@ -143,3 +143,23 @@ def server(tmp_path_factory):
     running = startServer(tmp_path_factory.mktemp("server"))
     yield running
     stopServer(running)
+
+
+@pytest.fixture(scope="module")
+def tlsServer(tmp_path_factory):
+    """A server with wss:// and https:// BOSH beside the c2s ports, and users alice and bob."""
+    running = startServer(tmp_path_factory.mktemp("tls"), extra="""
+[websocket]
+enabled = true
+port = 0
+tls = true
+
+[bosh]
+enabled = true
+port = 0
+tls = true
+""")
+    running.adduser("alice", "alice-pw")
+    running.adduser("bob", "bob-pw")
+    yield running
+    stopServer(running)

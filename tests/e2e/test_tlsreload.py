@@ -1,8 +1,9 @@
 """
 Certificate reload on SIGHUP against a real server (twistd subprocess):
 slixmpp sessions made before the reload keep chatting, new STARTTLS,
-direct TLS and wss:// handshakes get the new certificate, unusable files
-keep the current one, and old protocol versions are refused on the wire.
+direct TLS, wss:// and https:// BOSH handshakes get the new certificate,
+unusable files keep the current one, and old protocol versions are refused
+on the wire.
 """
 
 from __future__ import annotations
@@ -17,23 +18,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import startServer, stopServer
 from tests.e2e.test_slixmpp import TIMEOUT, Client, _rawTLSConnection, run
 from xmppchat.certs import makeCertificate
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = startServer(tmp_path_factory.mktemp("tlsreload"), extra="""
-[websocket]
-enabled = true
-port = 0
-tls = true
-""")
-    running.adduser("alice", "alice-pw")
-    running.adduser("bob", "bob-pw")
-    yield running
-    stopServer(running)
 
 
 def unverified() -> ssl.SSLContext:
@@ -82,23 +68,23 @@ def hangUp(server, expect: str, count: int) -> None:
 
 def allFingerprints(server) -> set:
     return {peerFingerprint(server.ports["c2s-tls"]), peerFingerprint(server.ports["websocket"]),
-            starttlsFingerprint(server)}
+            peerFingerprint(server.ports["bosh"]), starttlsFingerprint(server)}
 
 
-def test_reloadOnSIGHUPKeepsSessions(server):
+def test_reloadOnSIGHUPKeepsSessions(tlsServer):
     """After SIGHUP new TLS handshakes see the new certificate while slixmpp sessions made before keep chatting."""
-    original = pemFingerprint((server.directory / "server.crt").read_bytes())
-    assert allFingerprints(server) == {original}
+    original = pemFingerprint((tlsServer.directory / "server.crt").read_bytes())
+    assert allFingerprints(tlsServer) == {original}
 
     async def scenario():
-        alice = Client(server, "alice@localhost", "alice-pw")
-        bob = Client(server, "bob@localhost", "bob-pw", directTLS=True)
+        alice = Client(tlsServer, "alice@localhost", "alice-pw")
+        bob = Client(tlsServer, "bob@localhost", "bob-pw", directTLS=True)
         assert await alice.login() and await bob.login()
         keyPEM, certPEM = makeCertificate(["localhost", "127.0.0.1"])
-        replaceFiles(server, keyPEM, certPEM)
+        replaceFiles(tlsServer, keyPEM, certPEM)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, hangUp, server, "TLS certificate reloaded", 1)
-        assert await loop.run_in_executor(None, allFingerprints, server) == {pemFingerprint(certPEM)}
+        await loop.run_in_executor(None, hangUp, tlsServer, "TLS certificate reloaded", 1)
+        assert await loop.run_in_executor(None, allFingerprints, tlsServer) == {pemFingerprint(certPEM)}
         alice.send_message(mto="bob@localhost", mbody="after the reload", mtype="chat")
         received = await asyncio.wait_for(bob.messages.get(), TIMEOUT)
         assert received["body"] == "after the reload"
@@ -106,20 +92,20 @@ def test_reloadOnSIGHUPKeepsSessions(server):
         assert (await asyncio.wait_for(alice.messages.get(), TIMEOUT))["body"] == "still here"
 
         # unusable files: logged, the current certificate stays, sessions too
-        (server.directory / "server.crt").write_bytes(b"not a certificate")
-        await loop.run_in_executor(None, hangUp, server, "keeping the current one", 1)
-        assert await loop.run_in_executor(None, allFingerprints, server) == {pemFingerprint(certPEM)}
+        (tlsServer.directory / "server.crt").write_bytes(b"not a certificate")
+        await loop.run_in_executor(None, hangUp, tlsServer, "keeping the current one", 1)
+        assert await loop.run_in_executor(None, allFingerprints, tlsServer) == {pemFingerprint(certPEM)}
         alice.send_message(mto="bob@localhost", mbody="bad files ignored", mtype="chat")
         assert (await asyncio.wait_for(bob.messages.get(), TIMEOUT))["body"] == "bad files ignored"
         await alice.logout()
         await bob.logout()
 
     run(scenario())
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in tlsServer.log()
 
 
 @pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
-def test_oldTLSRefusedOnTheWire(server, version):
+def test_oldTLSRefusedOnTheWire(tlsServer, version):
     """A TLS 1.0/1.1 client is refused on the direct TLS port."""
     import warnings
 
@@ -129,7 +115,7 @@ def test_oldTLSRefusedOnTheWire(server, version):
         context.minimum_version = getattr(ssl.TLSVersion, version)
         context.maximum_version = getattr(ssl.TLSVersion, version)
     context.set_ciphers("ALL:@SECLEVEL=0")
-    with socket.create_connection(("127.0.0.1", server.ports["c2s-tls"]), timeout=TIMEOUT) as sock:
+    with socket.create_connection(("127.0.0.1", tlsServer.ports["c2s-tls"]), timeout=TIMEOUT) as sock:
         with pytest.raises(ssl.SSLError) as caught:
             context.wrap_socket(sock, server_hostname="localhost")
     if "NO_PROTOCOLS_AVAILABLE" in str(caught.value).upper():
@@ -137,11 +123,11 @@ def test_oldTLSRefusedOnTheWire(server, version):
     assert "VERSION" in str(caught.value).upper()
 
 
-def test_weakCipherRefusedOnTheWire(server):
+def test_weakCipherRefusedOnTheWire(tlsServer):
     """A TLS 1.2 client offering only CBC/SHA-1 suites is refused on the direct TLS port."""
     context = unverified()
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:AES128-SHA:@SECLEVEL=0")
-    with socket.create_connection(("127.0.0.1", server.ports["c2s-tls"]), timeout=TIMEOUT) as sock:
+    with socket.create_connection(("127.0.0.1", tlsServer.ports["c2s-tls"]), timeout=TIMEOUT) as sock:
         with pytest.raises(ssl.SSLError):
             context.wrap_socket(sock, server_hostname="localhost")

@@ -1,8 +1,9 @@
 """
 TLS hardening (RFC 6120 §5, §13.7; RFC 9325): only TLS 1.2+, only
-forward-secret AEAD suites, and certificate reload (SIGHUP) that new
-handshakes see while established sessions are kept.  Handshakes run in
-memory: Python's C{ssl} client against the server's pyOpenSSL connection.
+forward-secret AEAD suites, certificate reload (SIGHUP) that new
+handshakes see while established sessions are kept, and ALPN (RFC 7301)
+per listener.  Handshakes run in memory: Python's C{ssl} client against the
+server's pyOpenSSL connection.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from OpenSSL import SSL
 
 from tests.fuzz.helpers import LoggedFailures
 from tests.helpers import makeConfig
-from xmppchat.certs import CertificateError, contextFactory, makeCertificate
+from xmppchat.certs import ALPN_C2S, ALPN_HTTP, CertificateError, contextFactory, makeCertificate, selectALPN
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
 
 
@@ -64,6 +65,7 @@ def handshake(creator, client: ssl.SSLContext):
     tlsProtocol = SimpleNamespace(factory=SimpleNamespace(wrappedFactory=object()))
     server = creator.serverConnectionForTLS(tlsProtocol)
     server.set_accept_state()
+    server.set_app_data(tlsProtocol)  # as Twisted's TLSMemoryBIOProtocol does
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = client.wrap_bio(incoming, outgoing, server_hostname="localhost")
     for _ in range(20):
@@ -92,8 +94,11 @@ def handshake(creator, client: ssl.SSLContext):
     raise AssertionError("handshake did not finish")
 
 
-def client(minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.MAXIMUM_SUPPORTED, ciphers=None):
+def client(minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.MAXIMUM_SUPPORTED, ciphers=None,
+           alpn=None):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if alpn is not None:
+        context.set_alpn_protocols(alpn)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with warnings.catch_warnings():
@@ -252,3 +257,106 @@ def test_serviceReloadSelfSigned(tmp_path):
     assert service.reloadTLS() is True
     tls = handshake(service.tlsContext, client())
     assert hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest() == fingerprint(generated)
+
+
+# -- ALPN (RFC 7301) ----------------------------------------------------------------
+
+
+def test_selectALPNPrefersOurProtocol():
+    """The selection callback answers the first of our protocols the client offers, ignoring the rest."""
+    select = selectALPN((b"xmpp-client",))
+    assert select(None, [b"xmpp-client"]) == b"xmpp-client"
+    assert select(None, [b"junk", b"h2", b"xmpp-client"]) == b"xmpp-client"
+    assert selectALPN((b"b", b"a"))(None, [b"a", b"b"]) == b"b"
+
+
+@pytest.mark.parametrize("protocols", [(), ALPN_C2S, ALPN_HTTP])
+def test_selectALPNWithoutOverlapDeclines(protocols):
+    """With no protocol in common the callback declines ALPN (no extension), neither b'' nor an alert."""
+    assert selectALPN(protocols)(None, [b"junk", b"xmpp-server"]) is SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+@pytest.fixture
+def pairPaths(tmp_path):
+    return writePair(tmp_path, *makeCertificate(["localhost"]))
+
+
+@pytest.mark.parametrize("protocols, offer, selected", [
+    (ALPN_C2S, ["xmpp-client"], "xmpp-client"),
+    (ALPN_C2S, ["junk", "xmpp-client", "h2"], "xmpp-client"),
+    (ALPN_C2S, None, None),
+    (ALPN_C2S, ["junk"], None),
+    (ALPN_C2S, ["http/1.1"], None),
+    (ALPN_HTTP, ["h2", "http/1.1"], "http/1.1"),
+    (ALPN_HTTP, ["http/1.1"], "http/1.1"),
+    (ALPN_HTTP, ["xmpp-client"], None),
+    (ALPN_HTTP, None, None),
+])
+def test_listenerALPNHandshake(pairPaths, protocols, offer, selected):
+    """Each listener's context selects its own protocol when offered and completes the handshake without it otherwise."""
+    listener = ReloadableTLS(lambda: contextFactory(*pairPaths)).forProtocols(protocols)
+    tls = handshake(listener, client(alpn=offer))
+    assert tls.selected_alpn_protocol() == selected
+
+
+@pytest.mark.parametrize("offer", [["xmpp-client"], ["http/1.1"], ["junk"]])
+def test_noProtocolsStillCompletes(pairPaths, offer):
+    """A context naming no protocols (the ReloadableTLS default) completes any ALPN offer without selecting one."""
+    tls = handshake(ReloadableTLS(lambda: contextFactory(*pairPaths)), client(alpn=offer))
+    assert tls.selected_alpn_protocol() is None
+
+
+def test_reloadKeepsALPN(tmp_path):
+    """After reload() every listener's handshakes get the new certificate and still their own ALPN protocol."""
+    certPath, keyPath = writePair(tmp_path, *makeCertificate(["localhost"]))
+    creator = ReloadableTLS(lambda: contextFactory(certPath, keyPath))
+    c2s, http = creator.forProtocols(ALPN_C2S), creator.forProtocols(ALPN_HTTP)
+    second = makeCertificate(["localhost"])
+    writePair(tmp_path, *second)
+    assert creator.reload() is True
+    for listener, offer in ((c2s, "xmpp-client"), (http, "http/1.1")):
+        tls = handshake(listener, client(alpn=["junk", "xmpp-client", "http/1.1"]))
+        assert tls.selected_alpn_protocol() == offer
+        assert hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest() == fingerprint(second[1])
+
+
+def test_failedReloadKeepsALPN(tmp_path):
+    """Unusable files on reload leave every listener with its certificate and ALPN protocol."""
+    certPath, keyPath = writePair(tmp_path, *makeCertificate(["localhost"]))
+    creator = ReloadableTLS(lambda: contextFactory(certPath, keyPath))
+    c2s = creator.forProtocols(ALPN_C2S)
+    os.remove(keyPath)
+    with LoggedFailures():
+        assert creator.reload() is False
+    assert handshake(c2s, client(alpn=["xmpp-client"])).selected_alpn_protocol() == "xmpp-client"
+
+
+def test_serviceNamesProtocolsPerListener(tmp_path, monkeypatch):
+    """c2s STARTTLS and direct TLS name xmpp-client; wss:// and https:// BOSH name http/1.1, adopted sockets too."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    import xmppchat.cluster.workers
+    from xmppchat.service import XMPPChatService
+
+    def protocolsOf(creator):
+        return handshake(creator, client(alpn=["xmpp-client", "http/1.1"])).selected_alpn_protocol()
+
+    listeners = {"websocket": {"enabled": True, "tls": True, "port": 0},
+                 "bosh": {"enabled": True, "tls": True, "port": 0}}
+    config = makeConfig(server={"data_dir": str(tmp_path / "data")}, c2s={"port": 0, "tls_port": 0}, **listeners)
+    reactor = MemoryReactorClock()
+    service = XMPPChatService(config, reactor=reactor)
+    service.listen()
+    assert protocolsOf(service.factories["c2s"].tlsContext) == "xmpp-client"  # STARTTLS
+    assert protocolsOf(service.factories["c2s-tls"].tlsContext) == "xmpp-client"
+    # listenSSL in order: c2s-tls, websocket, bosh (REST has no TLS setting)
+    assert reactor.sslServers[0][1] is service.factories["c2s-tls"]
+    assert [protocolsOf(creator) for _, _, creator, _, _ in reactor.sslServers] == [
+        "xmpp-client", "http/1.1", "http/1.1"]
+
+    adopted = {}
+    monkeypatch.setattr(xmppchat.cluster.workers, "adoptPort",
+                        lambda reactor, fd, factory, tls=None: adopted.setdefault(fd, tls))
+    worker = XMPPChatService(config, reactor=MemoryReactorClock(), inheritedPorts={"c2s-tls": 7, "websocket": 8})
+    worker.listen()
+    assert protocolsOf(adopted[7]) == "xmpp-client" and protocolsOf(adopted[8]) == "http/1.1"

@@ -79,14 +79,17 @@ def test_privateMessageStampedStoredDelivered():
     assert result(h.storage.dialogs.getDialog(dialog.id)).lastMessageId == MID
 
 
-def test_privateReachesBoundButUnavailableSessions():
-    """A dialog message reaches a resource that is bound but has not sent presence (the SDK is online after bind)."""
+def test_privateWaitsForInitialPresence():
+    """A dialog message to a resource bound without presence (RFC 6121 §8.5.2.1.1) is stored and reaches it once, at its initial presence."""
     h = HostHarness()
     dialog = private(h)
     alice, _ = h.connect("alice")
     bob, tb = h.connect("bob", available=False)
     h.send(alice, chat("bob@localhost", dialog))
-    assert [m["id"] for m in messages(tb)] == [MID]
+    assert messages(tb) == [] and result(h.storage.offline.countOffline("bob")) == 1
+    h.send(bob, "<presence/>")
+    [got] = messages(tb)
+    assert got["id"] == MID and got.delay is not None
     assert result(h.storage.offline.countOffline("bob")) == 0
 
 
@@ -193,6 +196,8 @@ def test_groupFanOutWithoutJoin():
     carol, tc = h.connect("carol", available=False)
     h.send(alice, group(dialog))
     aliceId = h.accountId("alice")
+    assert messages(tc) == []  # no presence yet: from offline storage at the initial one
+    h.send(carol, "<presence/>")
     for transport, session in ((ta, alice), (ta2, alice2), (tb, bob), (tc, carol)):
         [got] = messages(transport)
         assert got["from"] == f"{room(dialog)}/{aliceId}" and got["to"] == session.full
@@ -588,3 +593,16 @@ def test_roomOfAnotherApplication():
     assert err.error.firstChildElement().name == "item-not-found"
     h.send(session, group(dialog))
     assert [m["from"] for m in messages(transport)] == [f"{room(dialog)}/{user.id}"]
+
+
+def test_restMessageThroughPreMessageChecks():
+    """A REST 1-1 message enters the router's pipeline: a recipient who blocked the sender (XEP-0191) gets nothing, live or offline."""
+    h = HostHarness()
+    pair = private(h)
+    bob, tb = h.connect("bob")
+    h.send(bob, "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>")
+    tb.pop()
+    message = result(h.storage.messages.createMessage(pair.id, h.accountId("alice"), "blocked?",
+                                                      recipientId=h.accountId("bob")))
+    h.host.hooks.fire("rest-message-created", MessageEvent(message, pair, 7, True))
+    assert messages(tb) == [] and result(h.storage.offline.countOffline("bob")) == 0

@@ -223,15 +223,19 @@ class ClusterRooms:
         owner = self.knownOwner(room)
         if owner is None:
             self.claim(room, lambda owner: self.deliver(owner, origin, stanza, toJID))
-        else:
-            self.deliver(owner, origin, stanza, toJID)
-        return None
+            return None
+        return self.deliver(owner, origin, stanza, toJID)
 
-    def deliver(self, owner, origin, stanza, toJID) -> None:
+    def deliver(self, owner, origin, stanza, toJID):
+        """
+        Hand the stanza to the room's owner: here, returning what the local
+        service returned (the router keeps the sender's order on it), or
+        over the bus.
+        """
         if owner == self.node.nodeId:
-            self.local(origin, stanza, toJID)
-        else:
-            self.forward(owner, origin, stanza, toJID)
+            return self.local(origin, stanza, toJID)
+        self.forward(owner, origin, stanza, toJID)
+        return None
 
     def forward(self, owner, origin, stanza, toJID) -> None:
         self.forwarded += 1

@@ -12,7 +12,10 @@ with C{internal-server-error} (of type C{wait}, RFC 6120 §8.3.2: temporary,
 retry later), so a message that could not be stored or routed
 is never lost silently.  A Deferred returned for a
 stanza of a client with stream management holds back that client's XEP-0198
-acknowledgement until it fires (the stanza is only "handled" then).
+acknowledgement until it fires (the stanza is only "handled" then).  For
+the stages of the message pipeline (L{xmppchat.router}) a Deferred pauses
+the event: when it fires with a false value the next handlers run (a
+store stage), a true value (or an error answered here) ends it.
 """
 
 from __future__ import annotations
@@ -149,7 +152,6 @@ class Module:
                 sm = getattr(getattr(event, "origin", None), "sm", None)
                 if sm is not None:
                     sm.track(result)
-                return True
             return result
 
         handler.__name__ = getattr(method, "__name__", "handler")
@@ -164,6 +166,7 @@ class Module:
         else:
             self.log.failure("{module} failed on an event", failure, module=self.name)
             self._internalError(event)
+        return True  # answered: the event ends here (L{HookBus.run})
 
     def _sendStanzaError(self, event, error: StanzaError) -> None:
         stanza = getattr(event, "stanza", None)

@@ -8,19 +8,23 @@ Private messages: a C{chat} message to a user with an C{<extraParams/>}
 carrying C{dialog_id} or C{save_to_history=1} is checked (the dialog must be
 private and hold both users: C{forbidden} / C{not-acceptable} otherwise;
 without C{dialog_id} the pair's private dialog is found or created),
-stamped and, with C{save_to_history=1}, stored before it goes on through
-the normal delivery events (carbons, push).  It then reaches every bound
-resource of the recipient, available or not (the SDK counts itself online
-from binding), or the offline store.
+stamped and, with C{save_to_history=1}, stored: this handler is the store
+stage of the router's message pipeline (L{xmppchat.router}), which pauses
+the message meanwhile and then lets it go on through the next
+C{message/*} handlers (carbons, push) to delivery, like any message.
 
 Group messages: a C{groupchat} message to a room JID
 C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
 L{xmppchat.muc.service}) needs no join.  The sender must be an occupant
 (public dialogs: an occupant or a subscriber; broadcast dialogs: the owner
 or an admin).  Copies go C{from} C{<room>/<senderId>}, type C{groupchat},
-to every bound resource of every occupant, the sender's included
-(reflection); occupants with no session get it from the offline store
-(bounded per user by C{limits.offline_messages_per_user}).  Broadcast
+to the sessions of every occupant that the router's delivery rule names
+(L{xmppchat.router.recipients}: available resources; all bound ones for
+headlines), the sender's included (reflection); the other occupants get it
+through the offline module's per-account lane (stored, bounded per user by
+C{limits.offline_messages_per_user}, or delivered to a session that became
+ready meanwhile), and the sender's XEP-0198 acknowledgement waits for those
+copies.  Broadcast
 dialogs reach every connected user of the application at once, in batches
 of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
 stalls, and the others at their next login from the history (messages
@@ -59,14 +63,13 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppchat.dialogrules import canRead, isManager, isMember
-from xmppchat.jid import parseJID
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent, roomJID
-from xmppchat.router import Event
+from xmppchat.router import recipients
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -94,7 +97,6 @@ CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT
                      (NS_FASTEN, "apply-to"), (NS_REACTIONS, "reactions")))
 # extraParams keys that are protocol, not custom fields saved with a message
 RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
-HELD = "_dialogHeld"
 LOCK = "dialogs-order"
 APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
 
@@ -199,10 +201,10 @@ def changeIn(event, kinds) -> domish.Element | None:
     """
     The child of C{kinds} (C{(uri, name)} pairs) when C{event} is a client's
     1-1 C{chat} (or C{normal}) to a user or C{groupchat} to a room that carries one, not
-    yet released by the dialog layer; else C{None}.
+    handled by the dialog layer; else C{None}.
     """
     origin, stanza = event.origin, event.stanza
-    if origin is None or origin.account is None or stanza.__dict__.get(HELD):
+    if origin is None or origin.account is None:
         return None
     if isinstance(event, RoomEvent):
         if event.stanzaType != "groupchat":
@@ -547,7 +549,7 @@ class DialogsModule(Module):
         stanza = event.stanza
         origin = event.origin
         if (origin is None or origin.account is None or event.stanzaType != "chat"
-                or event.to.user is None or stanza.__dict__.get(HELD)):
+                or event.to.user is None):
             return None
         info = messageInfo(stanza)
         if info.extraParams is None or info.marker is not None or changeOf(stanza) is not None:
@@ -560,15 +562,17 @@ class DialogsModule(Module):
             if save:
                 raise StanzaError("bad-request", text="dialog_id must be a 24-hex dialog id")
             return None  # names no dialog: a plain 1-1 message
-        return self.inOrder(origin, lambda: self.privateMessage(event, dialogId, save))
+        return self.privateMessage(event, dialogId, save)
 
     def inOrder(self, session, work) -> defer.Deferred:
         """
-        Run C{work} (which returns a Deferred) once the dialog stanzas the
-        session sent before are done: checks and storage are asynchronous,
-        and a message must neither overtake an earlier one nor be
-        overtaken by its own correction.  Runs at once when nothing is
-        pending (always, with synchronous storage).
+        Run C{work} (which returns a Deferred) once the room stanzas the
+        session sent before are done: a room message must neither overtake
+        an earlier one nor be overtaken by its own correction.  (1-1
+        messages are kept in order by the router; a room may be served by
+        another cluster node, whose stanzas from this session arrive
+        through the bus, so rooms keep their own order.)  Runs at once
+        when nothing is pending.
         """
         lock = session.state.get(LOCK)
         if lock is None:
@@ -577,43 +581,19 @@ class DialogsModule(Module):
 
     @defer.inlineCallbacks
     def privateMessage(self, event, dialogId, save):
+        """
+        The store stage of a 1-1 dialog message: checked, stamped and (with
+        C{save_to_history}) stored; fires C{None}, so the message goes on
+        through the next C{message/*} handlers (carbons, push, delivery).
+        """
         dialog, senderId, recipientId = yield self.privateDialog(event, dialogId, create=save)
         if dialog is None:  # a message to oneself
-            return self.release(event)
+            return None
         stanza = event.stanza
         messageId, dateSent = self.stamp(stanza, event.to.userhost(), dialog.id)
         if save:
             yield self.store(dialog, senderId, stanza, messageId, dateSent, recipientId)
-        return self.release(event)
-
-    def release(self, event) -> bool:
-        """
-        Let a 1-1 message held for checks and storage go on: the remaining
-        C{message/<kind>} handlers (carbons, push), then delivery to every
-        bound resource of the recipient, or the offline store.
-        """
-        event.stanza.__dict__[HELD] = True
-        if not self.host.hooks.fire(f"message/{event.kind}", event):
-            self.deliverPrivate(event)
-        return True
-
-    def deliverPrivate(self, event) -> None:
-        stanza, to = event.stanza, event.to
-        bare = to.userhost()
-        sessions = self.host.sessions
-        targets = []
-        if event.kind == "full":
-            session = sessions.get(bare, to.resource)
-            if session is not None:
-                targets = [session]
-        if not targets:
-            targets = [s for s in sessions.sessionsOf(bare) if not s.closed and s.priority >= 0]
-        for session in targets:
-            session.send(stanza)
-        if targets or stanza.getAttribute("type") in ("error", "headline"):
-            return
-        if not self.host.hooks.fire("message/offline", event):
-            self.router.sendError(event.origin, stanza, "service-unavailable")
+        return None
 
     # -- fan-out ------------------------------------------------------------------------------
 
@@ -658,31 +638,34 @@ class DialogsModule(Module):
 
             if not pushable(stanza, stanza.getAttribute("type", "normal")):
                 pushModule = None
-        stored = []
-        limit = self.host.config.limits.offline_messages_per_user
-        now = self.host.clock.seconds()
-
+        offlineModule = self.host.modules.get("offline") if offline else None
+        stanzaType = stanza.getAttribute("type", "normal")
+        serialised = []
+        stores = []
         served = set()
 
         def step(target):
             uid, bare = target
             if blocks is not None and uid != senderId and senderBare and blocks(bare, senderBare, "message"):
                 return  # XEP-0016: silently nothing from a blocked sender
-            bound = [s for s in sessions.sessionsOf(bare) if s is not exclude and not s.closed]
-            for session in bound:
+            reached = [s for s in recipients(sessions, bare, stanzaType) if s is not exclude]
+            for session in reached:
                 served.add(session)
                 session.send(copyFor(stanza, session.full, frm))
-            if not bound and offline and uid != senderId and not sessions.isConnected(bare):
-                if not stored:
-                    stored.append(copyFor(stanza, None, frm).toXml())
-                self.storage.offline.storeOffline(bare.partition("@")[0], stored[0], now, limit).addErrback(
-                    self._offlineFailed, bare)
+            if not reached and offlineModule is not None and uid != senderId:
+                if not serialised:
+                    serialised.append(copyFor(stanza, None, frm).toXml())
+                stores.append(offlineModule.storeFor(bare.partition("@")[0], copyFor(stanza, bare, frm),
+                                                     xml=serialised[0]).addErrback(self._offlineFailed, bare))
             if pushModule is not None and uid != senderId:
                 pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
                                     dialogId=dialog.id).addErrback(
                     lambda f: self.log.failure("Push decision failed", f))
 
         yield self.runBatches(targets, step)
+        if stores:
+            # the sender's XEP-0198 <a/> waits for the offline copies
+            yield defer.gatherResults(stores)
         # XEP-0045 occupants who are not dialog recipients (one copy per session)
         muc = self.host.modules.get("muc")
         joined = muc.joinedSessions(frm.partition("/")[0]) if muc is not None else ()
@@ -710,7 +693,7 @@ class DialogsModule(Module):
         return privacy.blocks
 
     def _offlineFailed(self, failure, bare):
-        if failure.check(QuotaExceeded):
+        if failure.check(QuotaExceeded, StanzaError):
             self.log.warn("Offline storage of {jid} is full: a dialog message was not stored", jid=bare)
         else:
             self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
@@ -833,7 +816,7 @@ class DialogsModule(Module):
         if room:
             yield self.fanOut(dialog, event.stanza, senderId, f"{event.room}/{senderId}", push=False)
             return True
-        return self.release(event)
+        return None  # a 1-1 change goes on to delivery like a message
 
     # -- markers -----------------------------------------------------------------------------------
 
@@ -929,7 +912,7 @@ class DialogsModule(Module):
                 return None
             stanza = messageStanza(message, sender, recipient, "chat", dialog.id)
             self._sid(stanza, recipient, message.id)
-            self.release(Event(self.host, stanza, None, parseJID(recipient), "bare", "chat"))
+            yield self.router.deliver(stanza)
             return None
         room = roomJID(appId or self.defaultAppId(), dialog.id, self.mucDomain)
         stanza = messageStanza(message, None, None, "groupchat", dialog.id)
@@ -1066,7 +1049,9 @@ class ChangeModule(Module):
         element = changeIn(event, self.kinds)
         if element is None:
             return None
-        return dialogsOf(self.host).inOrder(event.origin, lambda: self.change(event, element))
+        if isinstance(event, RoomEvent):
+            return dialogsOf(self.host).inOrder(event.origin, lambda: self.change(event, element))
+        return self.change(event, element)
 
     def change(self, event, element):
         raise NotImplementedError()

@@ -5,8 +5,9 @@ https://www.rfc-editor.org/rfc/rfc6121#section-8.5
 - System messages and call signalling (C{type="headline"}, SDK reference
   §5.10) sent to a bare JID go to every bound resource of the user, also
   those that have not sent initial presence yet (the SDK counts itself
-  online from resource binding).  They are never stored offline (the
-  router drops headlines nobody can take) nor in history; their size is
+  online from resource binding: L{xmppchat.router.recipients}).  They are
+  never stored offline (the router drops headlines nobody can take) nor
+  in history; their size is
   bounded only by the stanza limit (C{limits.max_stanza_bytes}), so SDP
   payloads of tens of KB pass.
 - Chat messages with a body and headline messages that carry an
@@ -39,7 +40,7 @@ def stampDateSent(extraParams, seconds: int) -> None:
 
 class MessageModule(Module):
     """
-    Headline fan-out to all bound resources and C{date_sent} stamping.
+    C{date_sent} stamping and live account updates.
     """
 
     name = "message"
@@ -56,14 +57,6 @@ class MessageModule(Module):
         if info.extraParams is not None and (info.body is not None or event.stanzaType == "headline"):
             stampDateSent(info.extraParams, int(self.host.clock.seconds()))
         return None
-
-    @hook("message/bare", priority=-1000)
-    def onHeadline(self, event):
-        if event.stanzaType != "headline":
-            return None
-        for session in self.host.sessions.sessionsOf(event.to.userhost()):
-            session.send(event.stanza)
-        return True
 
     @hook("account-updated")
     def onAccountUpdated(self, event):

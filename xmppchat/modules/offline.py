@@ -5,16 +5,26 @@ https://xmpp.org/extensions/xep-0160.html
 A C{chat} or C{normal} message for an existing account with no available
 resource is stored (bounded per user: C{limits.offline_messages_per_user},
 beyond which the sender gets C{service-unavailable}, §3).  Messages that
-carry only chat states (XEP-0085) are not stored.  On the user's next
-initial presence with a non-negative priority the stored messages are
-delivered in order with a XEP-0203 C{<delay/>}, and deleted only once
-written to the new session.
+carry only chat states (XEP-0085) are not stored.  On the session's first
+presence with a non-negative priority (C{presence-initial}) the stored
+messages are delivered in order with a XEP-0203 C{<delay/>}, and deleted
+only once written to the session.
+
+The offline/online transition is atomic: storing a message and delivering
+the stored ones run one at a time per account (the account's I{lane}).  A
+message on its way to storage checks, in the lane, whether the user has a
+session that already received its stored messages (I{ready}); if so it is
+delivered there at once instead.  A session that is available but not
+ready yet has its delivery queued in the lane behind the store, so the
+message reaches it exactly once, after the messages stored before it.
+Likewise a message that would reach a session whose stored messages are
+still on their way (between its initial presence and the end of their
+delivery) takes the lane, so it never overtakes them.
 
 Whoever stores a message fires C{offline-stored}: in a cluster, the user
 may have just bound a session on another node that this node did not know
 of yet (the directory is eventually consistent), and that node delivers
-the message at once instead of at the user's next login (L{deliver} runs
-one at a time per account, so two nudges do not deliver twice).
+the message at once instead of at the user's next login.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from types import SimpleNamespace
 from twisted.internet import defer
 
 from xmppchat.modules.base import KeyedLocks, Module, hook
+from xmppchat.router import DELIVERY_PRIORITY, recipients
 from xmppchat.stanzas import StanzaError, delayElement
 from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.xmlstream import parseElement
@@ -63,45 +74,92 @@ class OfflineModule(Module):
             return True
         return self.store(event.to.user, stanza)
 
-    @defer.inlineCallbacks
-    def store(self, localpart: str, stanza):
-        account = yield self.storage.accounts.getAccountByLocalpart(localpart)
-        if account is None:
-            raise StanzaError("service-unavailable", text="No such user")
-        yield self.storeFor(localpart, stanza)
-        return True
+    def store(self, localpart: str, stanza) -> defer.Deferred:
+        """
+        Store C{stanza} for C{localpart} (C{service-unavailable} when there
+        is no such account), or deliver it to a ready session; fires with
+        C{True}.
+        """
+        return self.locks.run(localpart, self._store, localpart, stanza, None, None, True, None)
+
+    def storeFor(self, localpart: str, stanza, stamp: float | None = None, exclude=None,
+                 xml: str | None = None) -> defer.Deferred:
+        """
+        L{store} for an account known to exist: dialog fan-out (C{xml} is
+        the serialised stanza when the caller has it already), and stream
+        management, which passes the time a message was first delivered
+        to the session (C{exclude}) that never acknowledged it (XEP-0198
+        §4): it is then handled as sent to the bare JID (RFC 6121
+        §8.5.3.2.1), so another ready session gets it with a XEP-0203
+        delay, else it is stored with that time.
+        """
+        return self.locks.run(localpart, self._store, localpart, stanza, xml, stamp, False, exclude)
+
+    def ready(self, localpart: str) -> list:
+        """
+        The sessions of C{localpart} on this node that a message to the bare
+        JID reaches and that already had their stored messages.
+        """
+        return [s for s in self.host.sessions.localSessionsOf(f"{localpart}@{self.host.domain}")
+                if s.available and s.priority >= 0 and not s.closed and s.state.get(self.name)]
 
     @defer.inlineCallbacks
-    def storeFor(self, localpart: str, stanza, stamp: float | None = None):
-        """
-        Store C{stanza} for the existing account C{localpart} (one write,
-        issued at once), stamped C{stamp}: default now; stream management
-        passes the original delivery time (XEP-0198 §4).
-        """
+    def _store(self, localpart, stanza, xml, stamp, lookup, exclude):
+        if lookup:
+            account = yield self.storage.accounts.getAccountByLocalpart(localpart)
+            if account is None:
+                raise StanzaError("service-unavailable", text="No such user")
+        sessions = [s for s in self.ready(localpart) if s is not exclude]
+        if sessions:
+            if stamp is not None:
+                stanza.addChild(delayElement(stamp, self.host.domain, "Offline storage"))
+            for session in sessions:
+                session.send(stanza)
+            return True
         limit = self.host.config.limits.offline_messages_per_user
         if stamp is None:
             stamp = self.host.clock.seconds()
         try:
-            yield self.storage.offline.storeOffline(localpart, stanza.toXml(), stamp, limit)
+            yield self.storage.offline.storeOffline(localpart, xml or stanza.toXml(), stamp, limit)
         except QuotaExceeded:
             raise StanzaError("service-unavailable", text="The recipient's offline storage is full") from None
         self.host.hooks.fire("offline-stored", SimpleNamespace(host=self.host, localpart=localpart))
+        return True
+
+    @hook("message/bare", priority=DELIVERY_PRIORITY + 1)
+    def onDelivery(self, event):
+        """
+        Just before delivery: a message to the bare JID for a session whose
+        stored messages are still being delivered waits in the lane.
+        """
+        if event.stanzaType not in ("chat", "normal") or event.to.user is None:
+            return None
+        targets = recipients(self.host.sessions, event.to.userhost(), event.stanzaType)
+        if not any(s.state.get(self.name) is False for s in targets) or not worthStoring(event.stanza):
+            return None
+        return self.host.hooks.run("message/offline", event)
 
     @hook("presence-initial")
     def onInitialPresence(self, event):
+        event.session.state[self.name] = False  # ready once its stored messages are out
         self.deliver(event.session).addErrback(
             lambda f: self.log.failure("Offline delivery to {jid} failed", f, jid=event.session.full))
 
     def deliver(self, session) -> defer.Deferred:
         """
-        Send the stored messages of C{session}'s account to it, oldest first
-        (after any delivery to the same account still in progress).
+        Send the stored messages of C{session}'s account to it, oldest first,
+        in the account's lane; the session is ready from then on.
         """
         return self.locks.run(session.localpart, self._deliver, session)
 
     @defer.inlineCallbacks
     def _deliver(self, session):
-        messages = yield self.storage.offline.fetchOffline(session.localpart)
+        try:
+            messages = yield self.storage.offline.fetchOffline(session.localpart)
+        finally:
+            # even when storage failed: new messages must not wait for a
+            # delivery that will not come (the stored ones wait for the next)
+            session.state[self.name] = True
         delivered = []
         for message in messages:
             if session.closed:

@@ -232,12 +232,19 @@ class PresenceModule(Module):
         session.available = True
         session.priority = priority
         session.presence = stanza
+        if priority >= 0 and not session.state.get(self.name):
+            # the first presence that makes it a recipient of messages to the
+            # bare JID (RFC 6121 §8.5.2.1.1): offline messages follow (XEP-0160),
+            # in the same turn, so no message can reach it before them
+            session.state[self.name] = True
+            self.host.hooks.fire("presence-initial", SessionEvent(self.host, session))
         try:
             roster = yield self.roster.getRoster(session.localpart)
         except Exception:
             if initial:  # nothing was broadcast: the client's retry is the initial presence
                 session.available = False
                 session.presence = None
+                session.state.pop(self.name, None)
             raise
         self._toOwnResources(session, stanza)
         for jid, item in roster.items():
@@ -248,8 +255,6 @@ class PresenceModule(Module):
             for jid, item in roster.items():
                 if item.pendingIn:
                     session.send(presenceStanza(jid, session.bare, "subscribe"))
-            if priority >= 0:
-                self.host.hooks.fire("presence-initial", SessionEvent(self.host, session))
         return True
 
     @defer.inlineCallbacks

@@ -601,29 +601,18 @@ class PrivacyModule(Module):
 
     def _waitFor(self, missing, event):
         """
-        Hold the stanza until the settings it needs are cached, then route
-        it again (from the start, so every module sees it once).
+        Pause the stanza (L{xmppchat.router}: its sender's next stanzas wait
+        behind it) until the settings it needs are cached, then check it.
         """
         origin = event.origin
         stanza = event.stanza
-        sm = getattr(origin, "sm", None)
-        number = sm.current() if sm is not None else None
-
-        def again(_):
-            if sm is not None:
-                # XEP-0198: writes made routing it again count for this stanza
-                sm.replay(number, self.router.route, origin, stanza)
-            elif origin is not None:
-                self.router.route(origin, stanza)
-            else:
-                self.router.deliver(stanza)
 
         def failed(failure):
             self.log.failure("Loading privacy lists failed", failure)
             self.router.sendError(origin, stanza, "internal-server-error")
+            return True
 
-        # Returned, so that stream management's <a/> waits for the load.
-        return self.ensureLoaded(missing).addCallbacks(again, failed)
+        return self.ensureLoaded(missing).addCallbacks(lambda _: self.onStanza(event), failed)
 
     def check(self, event):
         """

@@ -54,6 +54,7 @@ from xmppchat.hooks import Query, ask
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.messageinfo import messageInfo
 from xmppchat.modules.base import Module, hook
+from xmppchat.router import recipients
 from xmppchat.stanzas import NS_CLIENT, StanzaError
 
 NS_PUSH = "urn:xmpp:push:0"
@@ -256,32 +257,22 @@ class PushModule(Module):
             return None
         if event.origin is not None and event.origin.bare == to.userhost():
             return None
-        target = None
-        if event.kind == "full":
-            target = self.host.sessions.get(to.userhost(), to.resource)
+        resource = to.resource if event.kind == "full" else None
         sender = event.stanza.getAttribute("from", "")
-        self.consider(to.userhost(), event.stanza, event.stanzaType, sender, target).addErrback(
+        self.consider(to.userhost(), event.stanza, event.stanzaType, sender, resource).addErrback(
             lambda f: self.log.failure("Push decision failed", f))
         return None
 
-    def receivers(self, bare: str, target=None) -> list:
-        """
-        The sessions a message to C{bare} (or to the session C{target})
-        reaches.
-        """
-        if target is not None:
-            return [target]
-        return [s for s in self.host.sessions.sessionsOf(bare) if s.available and s.priority >= 0]
-
     @defer.inlineCallbacks
-    def consider(self, bare: str, stanza, stanzaType: str, sender: str, target=None, dialogId=None):
+    def consider(self, bare: str, stanza, stanzaType: str, sender: str, resource=None, dialogId=None):
         """
-        Push C{stanza} to C{bare} if none of its receiving sessions is
-        active; fires with the payload pushed, or C{None}.  Group messages
-        are left to the dialog layer, which calls this once per occupant
-        (1-1 messages are considered here, from the routing events).
+        Push C{stanza} to C{bare} if none of the sessions it reaches
+        (L{recipients}, the router's delivery rule) is active; fires with
+        the payload pushed, or C{None}.  Group messages are left to the
+        dialog layer, which calls this once per occupant (1-1 messages are
+        considered here, from the routing events).
         """
-        receiving = self.receivers(bare, target)
+        receiving = recipients(self.host.sessions, bare, stanzaType, resource)
         if not receiving:
             reason = "offline"
         elif all(s.inactive for s in receiving):

@@ -143,7 +143,7 @@ class StreamManagement:
     __slots__ = (
         "module", "session", "clock", "smid", "timeout", "queue", "acked", "received",
         "pending", "waiting", "unrequested", "requestTimer", "expiry", "resuming", "done",
-        "routing", "mirror",
+        "mirror",
     )
 
     def __init__(self, module, session, smid: str | None = None, timeout: int = 0):
@@ -162,7 +162,6 @@ class StreamManagement:
         self.expiry = None
         self.resuming = None
         self.done = False
-        self.routing = None
         self.mirror = None
 
     @property
@@ -269,20 +268,7 @@ class StreamManagement:
         """
         The number of the inbound stanza being routed now.
         """
-        return self.received + 1 if self.routing is None else self.routing
-
-    def replay(self, number: int, f, *args):
-        """
-        Call C{f(*args)} to route again an inbound stanza that a module held
-        back (e.g. until privacy lists were loaded): what the routing
-        tracks is attributed to stanza C{number}, not to the one being
-        received now.
-        """
-        saved, self.routing = self.routing, number
-        try:
-            return f(*args)
-        finally:
-            self.routing = saved
+        return self.received + 1
 
     def _written(self, result, number):
         left = self.pending[number] - 1
@@ -592,17 +578,19 @@ class SmacksModule(Module):
             if self.cluster is not None:
                 self.cluster.forget(sm.smid)
         unacked, sm.queue = sm.queue, deque()
-        stores = [self.requeue(session.localpart, stanza, stamp) for stamp, stanza in unacked]
+        stores = [self.requeue(session.localpart, stanza, stamp, session) for stamp, stanza in unacked]
         if sm.mirror is not None:
             # the copy in Redis goes once the offline copies are written
             sm.mirror.end([d for d in stores if d is not None])
 
-    def requeue(self, localpart: str, stanza, stamp: float):
+    def requeue(self, localpart: str, stanza, stamp: float, session=None):
         """
-        Treat C{stanza}, delivered to C{localpart} at C{stamp} and never
-        acknowledged, as sent to an unavailable resource: offline storage
-        for a message (a Deferred firing once written, errors handled), an
-        error for an IQ request, nothing for the rest (C{None}).
+        Treat C{stanza}, delivered to C{localpart}'s C{session} at C{stamp} and never
+        acknowledged, as sent to an unavailable resource: for a message,
+        another ready resource of the account or offline storage (the
+        offline module's lane; a Deferred firing once done, errors
+        handled), an error for an IQ request, nothing for the rest
+        (C{None}).
         """
         stanzaType = stanza.getAttribute("type")
         if stanza.name == "iq":
@@ -618,7 +606,7 @@ class SmacksModule(Module):
             self.router.sendError(None, stanza, "service-unavailable", "The recipient's session ended")
             return
         copy, delayed = withoutOwnDelay(stanza, self.host.domain)
-        d = offline.storeFor(localpart, copy, delayed if delayed is not None else stamp)
+        d = offline.storeFor(localpart, copy, delayed if delayed is not None else stamp, session)
         d.addErrback(self._storeFailed, stanza)
         return d
 

@@ -122,17 +122,15 @@ class MUCService:
                 if self.resolveNamed is None:
                     return self.sendError(origin, stanza, "item-not-found",
                                           "Room names are <appId>_<dialogId>")
-                self.resolveNamed(toJID.user).addCallback(
+                return self.resolveNamed(toJID.user).addCallback(
                     self._named, origin, stanza, toJID, kind, stanzaType).addErrback(
                     self._namedFailed, origin, stanza)
-                return None
             appId, dialogId = parsed
             event = RoomEvent(self, stanza, origin, toJID, kind, stanzaType,
                               roomJID(appId, dialogId, self.domain), appId, dialogId)
-        self.dispatch(event)
-        return None
+        return self.dispatch(event)
 
-    def _named(self, dialogId, origin, stanza, toJID, kind, stanzaType) -> None:
+    def _named(self, dialogId, origin, stanza, toJID, kind, stanzaType):
         if dialogId is None and stanza.name == "message":
             return self.sendError(origin, stanza, "item-not-found", "No such room")
         from xmppchat.modules.dialogs import appIdOf
@@ -142,26 +140,32 @@ class MUCService:
             appId = self.host.modules["dialogs"].defaultAppId() if "dialogs" in self.host.modules else 1
         event = RoomEvent(self, stanza, origin, toJID, kind, stanzaType,
                           f"{toJID.user}@{self.domain}", appId, dialogId, named=toJID.user)
-        self.dispatch(event)
-        return None
+        return self.dispatch(event)
 
     def _namedFailed(self, failure, origin, stanza) -> None:
         self.log.failure("Resolving a room name failed", failure)
         self.sendError(origin, stanza, "internal-server-error")
 
-    def dispatch(self, event) -> None:
+    def dispatch(self, event):
+        """
+        Fire the room event; returns what its handler returned, so that the
+        router keeps the sender's next stanzas behind a pending one (a
+        Deferred), else C{None}.
+        """
         origin, stanza, name, stanzaType = event.origin, event.stanza, event.stanza.name, event.stanzaType
         fire = self.host.hooks.fire
         if name == "iq":
             if stanzaType in ("get", "set"):
                 child = firstChild(stanza)
-                if child is not None and fire(
-                        f"muc-iq-{stanzaType}/{event.kind}/{child.uri}:{child.name}", event):
-                    return None
+                if child is not None:
+                    handled = fire(f"muc-iq-{stanzaType}/{event.kind}/{child.uri}:{child.name}", event)
+                    if handled:
+                        return handled
                 return self.sendError(origin, stanza, "service-unavailable")
             return None
-        if fire(f"muc-{name}/{event.kind}", event):
-            return None
+        handled = fire(f"muc-{name}/{event.kind}", event)
+        if handled:
+            return handled
         return self.sendError(origin, stanza, "service-unavailable")
 
     def sendError(self, origin, stanza, condition: str, text: str | None = None) -> None:
