@@ -163,12 +163,15 @@ def test_loginAndChat():
     assert full.startswith("alice@localhost/")
     sent = client.post("<presence xmlns='jabber:client'/>"
                        "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>hi</body></message>")
-    assert not sent.done
+    [own] = sent.answer().elements()  # the initial presence comes back (RFC 6121 §4.2.2)
+    assert own.name == "presence" and own["from"] == full
     [message] = [e for e in bobTransport.pop() if e.name == "message"]
     assert message["from"] == full and str(message.body) == "hi"
+    held = client.post()
+    assert not held.done
     h.send(bob, f"<message to='{full}' type='chat'><body>hello</body></message>")
     h.clock.advance(0)
-    [incoming] = sent.answer().elements()
+    [incoming] = held.answer().elements()
     assert str(incoming.body) == "hello" and incoming["from"].startswith("bob@localhost/")
 
 

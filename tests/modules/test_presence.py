@@ -87,6 +87,7 @@ def test_unsubscribeAndUnsubscribed():
     h = HostHarness()
     alice, ta = h.connect("alice", "a")
     bob, tb = h.connect("bob", "b")
+    roster(h, "alice"), roster(h, "bob")  # interested resources get subscription stanzas (RFC 6121 §3.2.3)
     h.send(alice, "<presence to='bob@localhost' type='subscribe'/>")
     h.send(bob, "<presence to='alice@localhost' type='subscribed'/>")
     ta.pop(), tb.pop()

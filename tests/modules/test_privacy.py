@@ -299,6 +299,7 @@ def test_presenceHiddenFromBlocked():
     assert ("unavailable", "alice@localhost/a") in presences(tb)
     h.send(alice, "<presence><show>away</show></presence>")
     assert presences(tb) == []
+    assert presences(ta) == [(None, "alice@localhost/a")]  # her own reflection (RFC 6121 §4.4.2)
     h.send(bob, "<presence><show>dnd</show></presence>")
     assert presences(ta) == []
     bob2, tb2 = h.connect("bob", "b2", available=False)

@@ -88,7 +88,8 @@ def test_threeUsersThreeDialogs():
     carol, tc = h.connect("carol", available=False)
     h.send(carol, "<presence/>")
     assert summary(tc) == [("message", G1, aliceOcc, True), ("message", G2, bobOcc, True),
-                           ("edit", G1, aliceOcc), ("message", U1, f"{uRoom}/{ids['bob']}", True)]
+                           ("edit", G1, aliceOcc), ("message", U1, f"{uRoom}/{ids['bob']}", True),
+                           ("presence", None)]  # her own, reflected (RFC 6121 §4.2.2)
     stored = result(h.storage.messages.getMessage(G1))
     assert stored.body == "hi all (edited)" and stored.edited
 
