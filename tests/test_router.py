@@ -172,93 +172,86 @@ def test_serverPingsSilentClients():
 # -- the message pipeline (HookBus.run, per-sender order, one delivery rule) --------
 
 
-def holdPre(h, name="pre-message/bare"):
-    """A pre-stage handler that pauses every stanza on a Deferred the test fires."""
-    from twisted.internet import defer
+class Paused:
+    """
+    alice and bob online, and a pre-message handler that pauses alice's
+    first stanza on a Deferred the test fires (later ones pass).
+    """
 
-    held = []
+    def __init__(self):
+        from twisted.internet import defer
 
-    def pause(event):
-        d = defer.Deferred()
-        held.append(d)
-        return d
+        self.h = h = HostHarness(limits={"message_rate": 0, "ping_interval": 0})
+        self.alice, self.ta = h.connect("alice")
+        self.bob, self.tb = h.connect("bob")
+        self.held = []
 
-    h.host.hooks.add(name, pause, priority=5000)
-    return held, pause
+        def pause(event):
+            h.host.hooks.remove("pre-message/bare", pause)
+            self.held.append(defer.Deferred())
+            return self.held[0]
+
+        h.host.hooks.add("pre-message/bare", pause, priority=5000)
+
+    def send(self, text):
+        self.h.send(self.alice, text)
 
 
 def test_pausedMessageGoesOn():
     """A pre-message handler's Deferred pauses the message; fired with a false value, the next handlers and delivery run."""
-    h = HostHarness()
-    alice, _ = h.connect("alice")
-    bob, tb = h.connect("bob")
-    held, _ = holdPre(h)
-    h.send(alice, '<message to="bob@localhost" type="chat"><body>x</body></message>')
-    assert tb.pop() == []
-    held[0].callback(None)
-    assert names(tb) == [("message", "chat")]
+    p = Paused()
+    p.send('<message to="bob@localhost" type="chat"><body>x</body></message>')
+    assert p.tb.pop() == []
+    p.held[0].callback(None)
+    assert names(p.tb) == [("message", "chat")]
 
 
 def test_pausedMessageStopped():
     """Fired with a true value, the paused message goes no further."""
-    h = HostHarness()
-    alice, _ = h.connect("alice")
-    bob, tb = h.connect("bob")
-    held, _ = holdPre(h)
-    h.send(alice, '<message to="bob@localhost" type="chat"><body>x</body></message>')
-    held[0].callback(True)
-    assert tb.pop() == []
+    p = Paused()
+    p.send('<message to="bob@localhost" type="chat"><body>x</body></message>')
+    p.held[0].callback(True)
+    assert p.tb.pop() == []
 
 
 def test_senderOrderKept():
     """While one stanza of a client waits, its next stanzas (of any kind) wait behind it and keep their order."""
-    h = HostHarness()
-    alice, ta = h.connect("alice")
-    bob, tb = h.connect("bob")
-    held, pause = holdPre(h)
-    h.send(alice, '<message to="bob@localhost" type="chat" id="1"><body>1</body></message>')
-    h.host.hooks.remove("pre-message/bare", pause)
-    h.send(alice, '<message to="bob@localhost" type="chat" id="2"><body>2</body></message>')
-    h.send(alice, '<iq type="get" id="ping"><ping xmlns="urn:xmpp:ping"/></iq>')
-    assert tb.pop() == [] and ta.pop() == [] and len(alice.backlog) == 2
-    held[0].callback(None)
-    assert [m["id"] for m in tb.pop()] == ["1", "2"]
-    assert [e["id"] for e in ta.pop()] == ["ping"] and alice.backlog is None
+    p = Paused()
+    p.send('<message to="bob@localhost" type="chat" id="1"><body>1</body></message>')
+    p.send('<message to="bob@localhost" type="chat" id="2"><body>2</body></message>')
+    p.send('<iq type="get" id="ping"><ping xmlns="urn:xmpp:ping"/></iq>')
+    assert p.tb.pop() == [] and p.ta.pop() == [] and len(p.alice.backlog) == 2
+    p.held[0].callback(None)
+    assert [m["id"] for m in p.tb.pop()] == ["1", "2"]
+    assert [e["id"] for e in p.ta.pop()] == ["ping"] and p.alice.backlog is None
 
 
 def test_otherSendersNotHeld():
     """One client's waiting stanza does not hold another client's."""
-    h = HostHarness()
-    alice, _ = h.connect("alice")
-    carol, _ = h.connect("carol")
-    bob, tb = h.connect("bob")
-    held, pause = holdPre(h)
-    h.send(alice, '<message to="bob@localhost" type="chat" id="a"><body>a</body></message>')
-    h.host.hooks.remove("pre-message/bare", pause)
-    h.send(carol, '<message to="bob@localhost" type="chat" id="c"><body>c</body></message>')
-    assert [m["id"] for m in tb.pop()] == ["c"]
-    held[0].callback(None)
-    assert [m["id"] for m in tb.pop()] == ["a"]
+    p = Paused()
+    carol, _ = p.h.connect("carol")
+    p.send('<message to="bob@localhost" type="chat" id="a"><body>a</body></message>')
+    p.h.send(carol, '<message to="bob@localhost" type="chat" id="c"><body>c</body></message>')
+    assert [m["id"] for m in p.tb.pop()] == ["c"]
+    p.held[0].callback(None)
+    assert [m["id"] for m in p.tb.pop()] == ["a"]
 
 
 def test_longBacklogHoldsReading():
     """RFC 6120 §13.12: a client with a long backlog is not read from until it is handled."""
     from xmppchat.router import BACKLOG_HOLD
 
-    h = HostHarness()
-    alice, _ = h.connect("alice")
-    h.connect("bob")
+    p = Paused()
     holds = []
-    alice.stream.transport.holdReading = lambda reason: holds.append(("hold", reason))
-    alice.stream.transport.releaseReading = lambda reason: holds.append(("release", reason))
-    held, pause = holdPre(h)
-    h.send(alice, '<message to="bob@localhost" type="chat"><body>first</body></message>')
-    h.host.hooks.remove("pre-message/bare", pause)
-    for i in range(BACKLOG_HOLD):
-        h.send(alice, f'<message to="bob@localhost" type="chat"><body>{i}</body></message>')
+    transport = p.alice.stream.transport
+    transport.holdReading = lambda reason: holds.append(("hold", reason))
+    transport.releaseReading = lambda reason: holds.append(("release", reason))
+    for i in range(BACKLOG_HOLD + 1):
+        p.send(f'<message to="bob@localhost" type="chat"><body>{i}</body></message>')
     assert holds == [("hold", "pipeline")]
-    held[0].callback(None)
+    p.held[0].callback(None)
     assert holds == [("hold", "pipeline"), ("release", "pipeline")]
+    assert len(p.tb.pop()) == BACKLOG_HOLD + 1
 
 
 def test_failedStageAnswersAndStops():

@@ -62,16 +62,7 @@ class HookBus:
         handlers = self._handlers.get(name)
         if not handlers:
             return None
-        for handler in handlers:
-            try:
-                result = handler(event)
-            except Exception:
-                self.log.failure("Handler {handler!r} for {name} failed", handler=handler, name=name)
-                return True
-            if result:
-                return result
-        return None
-
+        return self._runFrom(handlers, 0, name, event, False)
 
     def run(self, name: str, event: Any) -> Any:
         """
@@ -85,9 +76,9 @@ class HookBus:
         handlers = self._handlers.get(name)
         if not handlers:
             return None
-        return self._runFrom(handlers, 0, name, event)
+        return self._runFrom(handlers, 0, name, event, True)
 
-    def _runFrom(self, handlers: tuple, start: int, name: str, event: Any) -> Any:
+    def _runFrom(self, handlers: tuple, start: int, name: str, event: Any, pause: bool) -> Any:
         for index in range(start, len(handlers)):
             handler = handlers[index]
             try:
@@ -96,7 +87,7 @@ class HookBus:
                 self.log.failure("Handler {handler!r} for {name} failed", handler=handler, name=name)
                 return True
             if result:
-                if isinstance(result, Deferred):
+                if pause and isinstance(result, Deferred):
                     return result.addCallbacks(self._goOn, self._failedLate,
                                                (handlers, index + 1, name, event), None, (handler, name))
                 return result
@@ -105,7 +96,7 @@ class HookBus:
     def _goOn(self, result, handlers, start, name, event):
         if result:
             return result
-        return self._runFrom(handlers, start, name, event)
+        return self._runFrom(handlers, start, name, event, True)
 
     def _failedLate(self, failure, handler, name):
         self.log.failure("Handler {handler!r} for {name} failed", failure, handler=handler, name=name)

@@ -351,9 +351,11 @@ class PresenceModule(Module):
     def _item(self, localpart: str, jid: str):
         """
         C{localpart}'s item for C{jid}; a new hidden one when there is none.
+        Read from storage, not from the cached roster: in a cluster the
+        other party's node may have just written it (a pending request),
+        and its invalidation of our copy may not have arrived yet.
         """
-        roster = yield self.roster.getRoster(localpart)
-        item = roster.get(jid)
+        item = yield self.storage.roster.getRosterItem(localpart, jid)
         if item is None:
             item = RosterItem(jid=jid, hidden=True)
         return item
