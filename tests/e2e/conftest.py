@@ -25,6 +25,9 @@ REST_JWT_SECRET = "e2e-jwt-secret-0123456789"
 
 
 class RunningServer:
+    name = "xmppchat"
+    host = "127.0.0.1"
+
     def __init__(self, process, directory: Path, config: Path, ports: dict, ca: Path):
         self.process = process
         self.directory = directory
@@ -32,6 +35,10 @@ class RunningServer:
         self.ports = ports
         self.ca = ca
         self.domain = "localhost"
+
+    @property
+    def port(self) -> int:
+        return self.ports["c2s"]
 
     def admin(self, *args, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -41,6 +48,14 @@ class RunningServer:
 
     def adduser(self, name: str, password: str) -> None:
         done = self.admin("adduser", name, stdin=password + "\n")
+        assert done.returncode == 0, done.stderr
+
+    def addusers(self, names, password=lambda name: f"{name}-pw") -> None:
+        """
+        Accounts C{names} in one admin command, each with C{password(name)}.
+        """
+        lines = "".join(f"{name} {password(name)}\n" for name in names)
+        done = self.admin("import-users", "-", stdin=lines)
         assert done.returncode == 0, done.stderr
 
     def log(self) -> str:
@@ -54,13 +69,11 @@ def _env():
     return env
 
 
-def startServer(directory: Path, extra: str = "", storage: str = "db.sqlite3",
-                args=()) -> RunningServer:
+def writeCertificates(directory: Path) -> Path:
     """
-    Write a config with port 0 everywhere and a CA-signed certificate, start
-    twistd and wait for it to publish its ports in C{<data_dir>/ports.json}.
-    C{storage} is the SQLite path (absolute to share one file between
-    servers); C{args} are extra C{twistd xmppchat} options.
+    A fresh test CA in C{directory/ca.crt} and a certificate it signed for
+    localhost, muc.localhost and 127.0.0.1 in C{server.crt} and
+    C{server.key}; returns the CA's path.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -72,6 +85,18 @@ def startServer(directory: Path, extra: str = "", storage: str = "db.sqlite3",
     (directory / "ca.crt").write_bytes(caCertPEM)
     (directory / "server.crt").write_bytes(certPEM)
     (directory / "server.key").write_bytes(keyPEM)
+    return directory / "ca.crt"
+
+
+def startServer(directory: Path, extra: str = "", storage: str = "db.sqlite3",
+                args=()) -> RunningServer:
+    """
+    Write a config with port 0 everywhere and a CA-signed certificate, start
+    twistd and wait for it to publish its ports in C{<data_dir>/ports.json}.
+    C{storage} is the SQLite path (absolute to share one file between
+    servers); C{args} are extra C{twistd xmppchat} options.
+    """
+    writeCertificates(directory)
     # Real-client tests send bursts and open many loopback connections: the
     # per-user message rate and per-IP limits have tests of their own.
     defaults = {"message_rate": "0", "exempt_loopback": "true"}

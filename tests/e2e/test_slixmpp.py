@@ -20,8 +20,9 @@ class Client(slixmpp.ClientXMPP):
     A slixmpp client that records what it receives.
     """
 
-    def __init__(self, server, jid, password, mechanism=None, directTLS=False):
+    def __init__(self, server, jid, password, mechanism=None, directTLS=False, presence=True):
         slixmpp.ClientXMPP.__init__(self, jid, password, sasl_mech=mechanism)
+        self.initialPresence = presence  # sent at session start unless false
         self.running = server
         self.ca_certs = server.ca
         self.enable_direct_tls = directTLS
@@ -36,7 +37,8 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("disconnected", self._disconnected)
 
     def _sessionStart(self, _):
-        self.send_presence()
+        if self.initialPresence:
+            self.send_presence()
         if not self.started.done():
             self.started.set_result(True)
 
