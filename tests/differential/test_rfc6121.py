@@ -269,7 +269,7 @@ def test_offlineMessageDelayed(users):
 
 
 def test_iqToUnavailableResource(users):
-    """RFC 6121 §8.5.3.2.3 (RFC 6120 §10.5.3.2): an IQ to a full JID with no such resource gets service-unavailable."""
+    """RFC 6121 §8.5.3.2.3: an IQ to a full JID with no such resource gets service-unavailable."""
 
     async def script(scene):
         alice, bob = await scene.login("alice"), await scene.login("bob")
