@@ -18,6 +18,8 @@ import asyncio
 import time
 import xml.etree.ElementTree as ET
 
+from slixmpp.exceptions import IqError
+
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
 NS_ROSTER = "jabber:iq:roster"
@@ -71,6 +73,19 @@ class Scene:
         c = self.client(short, presence)
         assert await c.login(), f"{self.labels[c]} could not log in to {self.server.name}"
         return c
+
+    async def online(self, *shorts: str, rosters: bool = False) -> list:
+        """
+        A new session of each of C{shorts} that (after fetching its roster,
+        if C{rosters}) sends initial presence; returns once all is quiet.
+        """
+        clients = [await self.login(short) for short in shorts]
+        for c in clients:
+            if rosters:
+                await self.roster(c)
+            c.send_presence()
+        await self.settle()
+        return clients
 
     def _record(self, client, stanza):
         xml = stanza.xml
@@ -189,6 +204,18 @@ class Scene:
         reply = await iq.send(timeout=TIMEOUT)
         query = reply.xml.find(f"{{{NS_ROSTER}}}query")
         return sorted(self.item(item) for item in (query if query is not None else []))
+
+    async def ask(self, client, to: str) -> str:
+        """
+        How C{to} answers a software-version IQ from C{client}:
+        C{"result"} or C{"<error type>/<condition> from=<name>"}.
+        """
+        iq = client.make_iq_get(queryxmlns="jabber:iq:version", ito=to)
+        try:
+            await iq.send(timeout=10)
+        except IqError as e:
+            return f"{e.iq['error']['type']}/{e.condition} from={self.name(e.iq['from'])}"
+        return "result"
 
     async def close(self):
         # slixmpp replaces a client's 'disconnected' future once it fired:

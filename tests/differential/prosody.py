@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.live import freePort
-from tests.e2e.conftest import writeCertificates
+from tests.e2e.conftest import stopServer, writeCertificates
 
 PROSODY = shutil.which("prosody")
 PROSODYCTL = shutil.which("prosodyctl")
@@ -150,13 +150,8 @@ class ProsodyServer:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stopServer(self)
 
     def adduser(self, name: str, password: str) -> None:
         done = subprocess.run(

@@ -10,7 +10,6 @@ allows it.
 from __future__ import annotations
 
 import pytest
-from slixmpp.exceptions import IqError
 
 from tests.differential.observe import befriend, play
 
@@ -46,12 +45,8 @@ def test_initialPresenceReflected(users):
     """RFC 6121 §4.2.2: initial presence goes to all of the user's available resources, the sender's included."""
 
     async def script(scene):
-        first = await scene.login("alice")
-        first.send_presence()
-        await scene.settle()
-        second = await scene.login("alice")
-        second.send_presence()
-        await scene.settle()
+        await scene.online("alice")
+        await scene.online("alice")
         return scene.observed(kinds=("presence",))
 
     check(users, play(users, "reflect", script), {
@@ -66,10 +61,7 @@ def test_unavailablePresenceReflected(users):
     """RFC 6121 §4.5.2: unavailable presence goes to all of the user's available resources, the sender's included."""
 
     async def script(scene):
-        first, second = await scene.login("alice"), await scene.login("alice")
-        first.send_presence()
-        second.send_presence()
-        await scene.settle()
+        first, second = await scene.online("alice", "alice")
         since = scene.mark()
         second.send_presence(ptype="unavailable", pstatus="gone")
         await scene.settle()
@@ -90,9 +82,7 @@ def test_probeAnswered(users):
         bob.send_presence(pstatus="here", ppriority=1)
         await scene.settle()
         since = scene.mark()
-        alice = await scene.login("alice")
-        alice.send_presence()
-        await scene.settle()
+        await scene.online("alice")
         # Self-presence is test_initialPresenceReflected's.
         return scene.observed(since, kinds=("presence",), others=True)
 
@@ -108,12 +98,8 @@ def test_unsolicitedSubscribedIgnored(users):
     """RFC 6121 §3.1.6: a 'subscribed' without a pending request is not delivered and changes no roster."""
 
     async def script(scene):
-        alice, bob = await scene.login("alice"), await scene.login("bob")
+        alice, bob = await scene.online("alice", "bob", rosters=True)
         before = await scene.roster(alice)
-        await scene.roster(bob)
-        alice.send_presence()
-        bob.send_presence()
-        await scene.settle()
         since = scene.mark()
         bob.send_presence(pto=scene.jid("alice"), ptype="subscribed")
         await scene.settle(quiet=0.6)
@@ -130,12 +116,7 @@ def test_subscriptionHandshake(users):
     """RFC 6121 §3.1.2-§3.1.6: subscribe and approve, with the roster pushes and presence each side gets, in order."""
 
     async def script(scene):
-        alice, bob = await scene.login("alice"), await scene.login("bob")
-        await scene.roster(alice)
-        await scene.roster(bob)
-        alice.send_presence()
-        bob.send_presence()
-        await scene.settle()
+        alice, bob = await scene.online("alice", "bob", rosters=True)
         since = scene.mark()
         alice.send_presence_subscription(pto=scene.jid("bob"))
         await scene.settle()
@@ -178,8 +159,7 @@ def test_bareMessagePriorities(users):
     """RFC 6121 §8.5.2.1.1: a chat to the bare JID goes to the highest non-negative priority, never to a negative one."""
 
     async def script(scene):
-        alice = await scene.login("alice")
-        alice.send_presence()
+        alice, = await scene.online("alice")
         first, second = await scene.login("bob"), await scene.login("bob")
         first.send_presence(ppriority=5)
         second.send_presence(ppriority=-1)
@@ -209,10 +189,7 @@ def test_unknownFullJIDFallsBackToBare(users):
     """RFC 6121 §8.5.3.2.1: a chat to a full JID with no such resource is handled as if sent to the bare JID."""
 
     async def script(scene):
-        alice, bob = await scene.login("alice"), await scene.login("bob")
-        alice.send_presence()
-        bob.send_presence()
-        await scene.settle()
+        alice, bob = await scene.online("alice", "bob")
         alice.send_message(mto=scene.jid("bob") + "/no-such-resource", mbody="anyone?", mtype="chat")
         await scene.settle()
         return scene.observed(kinds=("message",))
@@ -227,18 +204,11 @@ def test_noSuchUser(users):
     """RFC 6121 §8.5.1: a message or IQ to an account that does not exist gets service-unavailable."""
 
     async def script(scene):
-        alice = await scene.login("alice")
-        alice.send_presence()
-        await scene.settle()
+        alice, = await scene.online("alice")
         since = scene.mark()
         alice.send_message(mto=scene.jid("nobody"), mbody="hello?", mtype="chat")
         await scene.settle()
-        iq = alice.make_iq_get(queryxmlns="jabber:iq:version", ito=scene.jid("nobody"))
-        try:
-            await iq.send(timeout=10)
-            answer = "result"
-        except IqError as e:
-            answer = f"{e.iq['error']['type']}/{e.condition} from={scene.name(e.iq['from'])}"
+        answer = await scene.ask(alice, scene.jid("nobody"))
         return {"message": scene.observed(since)["alice/1"], "iq": answer}
 
     check(users, play(users, "nouser", script), {
@@ -251,14 +221,10 @@ def test_offlineMessageDelayed(users):
     """RFC 6121 §8.5.2.2.1, XEP-0160, XEP-0203: a chat to an offline user is delivered at login with a delay stamp."""
 
     async def script(scene):
-        alice = await scene.login("alice")
-        alice.send_presence()
-        await scene.settle()
+        alice, = await scene.online("alice")
         alice.send_message(mto=scene.jid("carol"), mbody="while you were out", mtype="chat")
         await scene.settle()
-        carol = await scene.login("carol")
-        carol.send_presence()
-        await scene.settle()
+        await scene.online("carol")
         return scene.observed(kinds=("message",))
 
     check(users, play(users, "offline", script), {
@@ -272,18 +238,9 @@ def test_iqToUnavailableResource(users):
     """RFC 6121 §8.5.3.2.3: an IQ to a full JID with no such resource gets service-unavailable."""
 
     async def script(scene):
-        alice, bob = await scene.login("alice"), await scene.login("bob")
-        alice.send_presence()
-        bob.send_presence()
-        await scene.settle()
-        answers = []
-        for target in (scene.jid("bob") + "/gone", scene.jid("alice") + "/gone"):
-            iq = alice.make_iq_get(queryxmlns="jabber:iq:version", ito=target)
-            try:
-                await iq.send(timeout=10)
-                answers.append("result")
-            except IqError as e:
-                answers.append(f"{e.iq['error']['type']}/{e.condition} from={scene.name(e.iq['from'])}")
+        alice, bob = await scene.online("alice", "bob")
+        answers = [await scene.ask(alice, scene.jid("bob") + "/gone"),
+                   await scene.ask(alice, scene.jid("alice") + "/gone")]
         await scene.settle()
         return {"answers": answers, "bob received": scene.observed(kinds=("iq",))["bob/1"]}
 
