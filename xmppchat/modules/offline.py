@@ -181,7 +181,8 @@ class OfflineModule(Module):
                 self.log.error("Dropping an unreadable offline message {id}", id=message.id)
                 delivered.append(message.id)
                 continue
-            stanza["to"] = session.full
+            if stanza.getAttribute("to") is None:  # a room copy, addressed like the live ones
+                stanza["to"] = session.full
             stanza.addChild(delayElement(message.stamp, self.host.domain, "Offline storage"))
             session.send(stanza)
             delivered.append(message.id)
