@@ -302,3 +302,15 @@ def test_xep0357Limits():
     h.send(bob, f"<iq type='set' id='bad'><enable xmlns='{NS_PUSH}' jid='@@'/></iq>")
     [reply] = [e for e in tb.pop() if e.name == "iq"]
     assert reply.error.firstChildElement().name == "jid-malformed"
+
+
+def test_pushAgreesWithDelivery():
+    """One rule (router.recipients) decides both: a resource bound without presence gets the message from storage, and the push says 'offline'."""
+    h, alice, pushed = harness()
+    bob, tb = h.connect("bob", available=False)
+    h.send(alice, CHAT.format(extra=""))
+    assert [e for e in tb.pop() if e.name == "message"] == []
+    assert result(h.storage.offline.countOffline("bob")) == 1
+    assert [p["reason"] for p in pushed] == ["offline"]
+    h.send(bob, "<presence/>")
+    assert [e["id"] for e in tb.pop() if e.name == "message"] == ["m1"]
