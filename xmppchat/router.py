@@ -147,13 +147,28 @@ class StanzaRouter:
     # -- per-sender order ------------------------------------------------
 
     def _routeNow(self, origin, stanza) -> None:
+        pending = self._routeOne(origin, stanza)
+        if pending is not None:
+            self._wait(origin, pending)
+
+    def _routeOne(self, origin, stanza):
+        """
+        Dispatch one stanza of C{origin}: a Deferred while it waits, else
+        C{None}.  Presence and IQs (roster get, carbons) change what other
+        cluster nodes route on (messages never do): C{origin} is announced
+        again once the stanza is handled, a paused one included.
+        """
         result = self._dispatch(origin, stanza)
+        pending = isinstance(result, Deferred) and not settled(result)
         if stanza.name != "message":
-            # presence and IQs (roster get, carbons) change what other
-            # cluster nodes route on; messages never do
-            self.sessions.changed(origin)
-        if isinstance(result, Deferred) and not settled(result):
-            self._wait(origin, result)
+            if pending:
+                result.addBoth(self._changed, origin)
+            else:
+                self.sessions.changed(origin)
+        return result if pending else None
+
+    def _changed(self, _, origin) -> None:
+        self.sessions.changed(origin)
 
     def _wait(self, origin, pending: Deferred) -> None:
         """
@@ -184,13 +199,11 @@ class StanzaRouter:
         backlog = origin.backlog
         while backlog:
             stanza, done = backlog.popleft()
-            result = self._dispatch(origin, stanza)
-            if stanza.name != "message":
-                self.sessions.changed(origin)
-            if isinstance(result, Deferred) and not settled(result):
+            pending = self._routeOne(origin, stanza)
+            if pending is not None:
                 if done is not None:
-                    result.addBoth(lambda _, d=done: d.callback(None))
-                result.addBoth(self._next, origin)
+                    pending.addBoth(lambda _, d=done: d.callback(None))
+                pending.addBoth(self._next, origin)
                 return
             if done is not None:
                 done.callback(None)

@@ -408,3 +408,33 @@ def test_offlineStoredElsewhereReachesANewSession():
     [message] = sentMessages(ta)
     assert str(message.body) == "stored" and message.delay is not None
     assert result(c.storage.offline.fetchOffline("alice")) == []
+
+
+def test_pausedPresenceAnnouncedOnceHandled():
+    """
+    A presence paused in the router (its sender's privacy lists still
+    loading) is announced to the other nodes once handled, so they see the
+    session available (else they never send it presence: RFC 6121 §4.2.2).
+    """
+    from twisted.internet import defer
+
+    c = ClusterHarness()
+    a, b = c.nodes[0], c.nodes[1]
+    held = []
+    real = c.storage.privacy.getPrivacy
+
+    def getPrivacy(localpart):
+        d = defer.Deferred()
+        held.append(lambda: real(localpart).chainDeferred(d))
+        return d
+
+    c.storage.privacy.getPrivacy = getPrivacy
+    alice, _ = a.connect("alice", "r", available=False)
+    a.send(alice, "<presence/>")
+    c.pump()
+    assert held and [s.available for s in b.host.sessions.sessionsOf("alice@localhost")] == [False]
+    c.storage.privacy.getPrivacy = real
+    for release in held:
+        release()
+    c.pump()
+    assert [s.available for s in b.host.sessions.sessionsOf("alice@localhost")] == [True]
