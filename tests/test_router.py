@@ -288,8 +288,8 @@ def test_recipientsRule():
     quiet, _ = h.connect("bob", "quiet", available=False)
     h.send(low, "<presence><priority>-5</priority></presence>")
     sessions = h.host.sessions
-    assert recipients(sessions, "bob@localhost", "chat") == (one,)
+    assert recipients(sessions, "bob@localhost", "chat") == [one]
     assert set(recipients(sessions, "bob@localhost", "headline")) == {one, low, quiet}
-    assert recipients(sessions, "bob@localhost", "chat", "quiet") == (quiet,)
-    assert recipients(sessions, "bob@localhost", "chat", "gone") == (one,)
-    assert recipients(sessions, "bob@localhost", "headline", "gone") == ()
+    assert recipients(sessions, "bob@localhost", "chat", "quiet") == [quiet]
+    assert recipients(sessions, "bob@localhost", "chat", "gone") == [one]
+    assert recipients(sessions, "bob@localhost", "headline", "gone") == []

@@ -79,15 +79,14 @@ class HookBus:
         return self._runFrom(handlers, 0, name, event, True)
 
     def _runFrom(self, handlers: tuple, start: int, name: str, event: Any, pause: bool) -> Any:
-        for index in range(start, len(handlers)):
-            handler = handlers[index]
+        for index, handler in enumerate(handlers[start:] if start else handlers, start):
             try:
                 result = handler(event)
             except Exception:
                 self.log.failure("Handler {handler!r} for {name} failed", handler=handler, name=name)
                 return True
             if result:
-                if pause and isinstance(result, Deferred):
+                if pause and result is not True and isinstance(result, Deferred):
                     return result.addCallbacks(self._goOn, self._failedLate,
                                                (handlers, index + 1, name, event), None, (handler, name))
                 return result

@@ -46,7 +46,7 @@ DELIVERY_PRIORITY = -(10 ** 6)
 BACKLOG_HOLD = 64
 
 
-def recipients(sessions, bare: str, stanzaType: str, resource: str | None = None) -> tuple:
+def recipients(sessions, bare: str, stanzaType: str, resource: str | None = None) -> list:
     """
     The sessions a message of C{stanzaType} to C{bare} (or to
     C{bare/resource}) reaches now (RFC 6121 §8.5):
@@ -68,12 +68,12 @@ def recipients(sessions, bare: str, stanzaType: str, resource: str | None = None
     if resource is not None:
         session = sessions.get(bare, resource)
         if session is not None:
-            return (session,)
+            return [session]
         if stanzaType != "chat" and stanzaType != "normal":
-            return ()
+            return []
     if stanzaType == "headline":
-        return tuple(sessions.sessionsOf(bare))
-    return tuple(s for s in sessions.sessionsOf(bare) if s.available and s.priority >= 0)
+        return list(sessions.sessionsOf(bare))
+    return [s for s in sessions.sessionsOf(bare) if s.available and s.priority >= 0]
 
 
 IQ_TYPES = frozenset(("get", "set", "result", "error"))
@@ -159,7 +159,8 @@ class StanzaRouter:
         again once the stanza is handled, a paused one included.
         """
         result = self._dispatch(origin, stanza)
-        pending = isinstance(result, Deferred) and not settled(result)
+        pending = result is not None and result is not True and isinstance(result, Deferred) \
+            and not settled(result)
         if stanza.name != "message":
             if pending:
                 result.addBoth(self._changed, origin)

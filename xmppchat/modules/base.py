@@ -146,6 +146,8 @@ class Module:
                 self.log.failure("{module} failed on an event", module=self.name)
                 self._internalError(event)
                 return True
+            if result is None or result is True:  # most handlers (Deferred's isinstance is an ABC check)
+                return result
             if isinstance(result, defer.Deferred):
                 result.addErrback(self._failed, event)
                 # XEP-0198: the sender's <a/> waits until this is done

@@ -437,14 +437,18 @@ class PresenceModule(Module):
                 self.sendPresences(userBare, frm)
             return
         new, deliver = inbound(stanzaType, item)
+        if stanzaType == "subscribe":
+            # a request is kept first: a full roster refuses it (not-allowed)
+            yield self._update(user, item, new)
         if deliver:
-            # the stanza first, then the roster push (§3.1.6, §3.2.3, §3.3.3)
             if stanza is None:
                 stanza = presenceStanza(frm, userBare, stanzaType)
             for session in self.host.sessions.sessionsOf(userBare):
                 if session.available if stanzaType == "subscribe" else session.rosterRequested:
                     session.send(stanza)
-        yield self._update(user, item, new)
+        if stanzaType != "subscribe":
+            # the stanza first, then the roster push (§3.1.6, §3.2.3, §3.3.3)
+            yield self._update(user, item, new)
         if deliver and stanzaType == "unsubscribe" and item.subscription in SUBSCRIBED_FROM:
             self.sendPresences(userBare, frm, unavailable=True)  # §3.3.3
 
