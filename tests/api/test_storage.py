@@ -162,17 +162,33 @@ def test_updateBlob(api):
                    token=api.alice).status == 422
 
 
-def test_activeContentIsAttachment(api):
-    """HTML uploads are served as attachments, never rendered inline."""
-    r = api.post("/blobs.json", {"blob": {"name": "x.html", "content_type": "text/html", "public": True}},
+def servedAs(api, name, contentType, data=b"<script>alert(1)</script>"):
+    """Upload a public blob of C{contentType} and download it: the response."""
+    r = api.post("/blobs.json", {"blob": {"name": name, "content_type": contentType, "public": True}},
                  token=api.alice)
     blob = r.json["blob"]
-    body, ctype = multipart({"uid": blob["uid"]}, b"<script>alert(1)</script>")
+    body, ctype = multipart({"uid": blob["uid"]}, data)
     api.request("POST", "/blobs/upload", raw=body, contentType=ctype, token=api.alice)
-    api.put(f"/blobs/{blob['id']}/complete.json", {"size": 25}, token=api.alice)
-    r = api.get(f"/blobs/{blob['uid']}")
+    api.put(f"/blobs/{blob['id']}/complete.json", {"size": len(data)}, token=api.alice)
+    return api.get(f"/blobs/{blob['uid']}")
+
+
+@pytest.mark.parametrize("contentType", ["text/html", "text/xsl", "image/svg+xml", "application/xml",
+                                         "application/x-unknown", "text/javascript"])
+def test_activeContentIsAttachment(api, contentType):
+    """Only an allow-list of safe types is served inline (issue 15 item 16: text/xsl was rendered); everything is sandboxed by CSP."""
+    r = servedAs(api, "x", contentType)
     assert r.status == 200 and r.header("content-disposition").startswith("attachment")
     assert r.header("x-content-type-options") == "nosniff"
+    assert r.header("content-security-policy") == "sandbox"
+
+
+@pytest.mark.parametrize("contentType", ["image/png", "image/jpeg", "text/plain", "video/mp4"])
+def test_safeContentInline(api, contentType):
+    """Images, plain text, audio and video are served inline, still under CSP sandbox."""
+    r = servedAs(api, "x", contentType, b"0123")
+    assert r.status == 200 and r.header("content-disposition").startswith("inline")
+    assert r.header("content-security-policy") == "sandbox"
 
 
 def test_downloadPrivateNeedsUserSession(api):

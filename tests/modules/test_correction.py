@@ -63,3 +63,17 @@ def test_groupEditRoutedToOccupants():
     assert result(h.storage.messages.getMessage(MID)).body == "v2"
     assert h.unread("bob", dialog) == 1 and h.unread("carol", dialog) == 1
     assert result(h.storage.offline.countOffline("carol")) == 2  # the message and its edit
+
+
+def test_removedMemberCannotEdit():
+    """A member removed from a group can no longer edit his old messages over XMPP (issue 15 item 13; REST refuses too)."""
+    h = HostHarness()
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob", "carol"])
+    bob, tb = h.connect("bob")
+    h.send(bob, group(dialog, body="v1"))
+    tb.pop()
+    result(h.storage.dialogs.updateDialog(dialog.id, pull={"occupants_ids": [h.accountId("bob")]}))
+    h.send(bob, edit(room(dialog), dialog, body="v2", kind="groupchat"))
+    [err] = tb.pop()[-1:]
+    assert err["type"] == "error" and err.error.firstChildElement().name == "forbidden"
+    assert result(h.storage.messages.getMessage(MID)).body == "v1"

@@ -108,6 +108,20 @@ def _readFile(path: str):
         return None
 
 
+#: media types a browser may render on the API's origin
+INLINE_TYPES = frozenset(("image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp",
+                          "text/plain", "application/pdf"))
+
+
+def inlineSafe(contentType: str) -> bool:
+    """
+    Whether a blob of C{contentType} is served inline: the allow-list
+    above, and audio and video.
+    """
+    kind = contentType.split(";", 1)[0].strip().lower()
+    return kind in INLINE_TYPES or kind.startswith(("audio/", "video/"))
+
+
 class FileResponse(RawResponse):
     """
     A stored file with the blob's content type.  Files are at most
@@ -125,9 +139,11 @@ class FileResponse(RawResponse):
         request.setHeader(b"content-length", str(len(self.data)).encode("ascii"))
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"cache-control", b"private, max-age=3600")
-        # Never render active content (HTML, SVG, XML) on the API's origin.
-        active = any(t in self.contentType.lower() for t in ("html", "svg", "xml", "javascript"))
-        disposition = "attachment" if active else "inline"
+        # Render inline only types that cannot carry active content (an
+        # allow-list: text/xsl, HTML, SVG, XML, scripts and anything unknown
+        # are downloads), and sandbox whatever a browser renders anyway.
+        request.setHeader(b"content-security-policy", b"sandbox")
+        disposition = "inline" if inlineSafe(self.contentType) else "attachment"
         safe = re.sub(r'[^A-Za-z0-9._ -]', "_", self.name or "file")[:100]
         request.setHeader(b"content-disposition", f'{disposition}; filename="{safe}"'.encode("ascii"))
         if request.method != b"HEAD":

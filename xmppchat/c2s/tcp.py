@@ -24,6 +24,7 @@ from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import StreamError, StreamParser
+from xmppchat.c2s.traffic import redact
 
 STREAM_PREFIXES = {NS_STREAMS: "stream"}
 STREAM_SCOPE = ["stream"]
@@ -87,7 +88,7 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
     def dataReceived(self, data: bytes):
         self.lastReceived = self.host.clock.seconds()
         if self.factory.logTraffic:
-            self.log.debug("RECV {peer}: {data!r}", peer=self.peer, data=data)
+            self.log.debug("RECV {peer}: {data!r}", peer=self.peer, data=redact(data))
         try:
             self.parser.feed(data)
         except StreamError as e:
@@ -176,7 +177,7 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
 
     def _write(self, data: bytes):
         if self.factory.logTraffic:
-            self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=data)
+            self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=redact(data))
         if self.mayWrite(len(data), self.host.config.limits.max_unsent_bytes):
             self.transport.write(data)
 

@@ -35,6 +35,7 @@ from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.modules.saslauth import isLoopback
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import NS_FRAMING, NS_XML, FrameParser, StreamError
+from xmppchat.c2s.traffic import redact
 
 SUBPROTOCOL = "xmpp"
 STREAM_PREFIXES = {NS_STREAMS: "stream"}
@@ -123,7 +124,7 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
             return
         self.lastReceived = self.factory.host.clock.seconds()
         if self.factory.logTraffic:
-            self.log.debug("RECV {peer}: {data!r}", peer=self.peer, data=payload)
+            self.log.debug("RECV {peer}: {data!r}", peer=self.peer, data=redact(payload))
         if isBinary:
             return stream.close("bad-format", "XMPP is sent in text frames (RFC 7395 §3.2)")
         try:
@@ -208,7 +209,7 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
 
     def _write(self, data: bytes):
         if self.factory.logTraffic:
-            self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=data)
+            self.log.debug("SEND {peer}: {data!r}", peer=self.peer, data=redact(data))
         if self.mayWrite(len(data), self.factory.host.config.limits.max_unsent_bytes):
             self.sendMessage(data, isBinary=False)
 

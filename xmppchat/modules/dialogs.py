@@ -62,7 +62,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import canRead, isManager, isMember
+from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.chatstates import typingHidden
@@ -810,6 +810,8 @@ class DialogsModule(Module):
                 raise StanzaError("forbidden", text="Only the sender of a message may edit or delete it")
             if dialog is None:
                 dialog = yield self.getDialog(original.dialogId)
+            if not isParticipant(dialog, senderId):  # the REST API's rule (api/messages.py)
+                raise StanzaError("forbidden", text="You are no longer an occupant of this dialog")
             yield apply(original)
         elif room:
             yield self.checkPost(dialog, senderId)
