@@ -241,11 +241,28 @@ def test_longBacklogHoldsReading():
     """RFC 6120 §13.12: a client with a long backlog is not read from until it is handled."""
     from xmppchat.router import BACKLOG_HOLD
 
+    from xmppchat.c2s.backpressure import SlowReaderGuard
+
+    class RecordingReader(SlowReaderGuard):
+        """The stub transport, as a connection whose reading can be held."""
+
+        _closing = False
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def holdReading(self, reason):
+            holds.append(("hold", reason))
+
+        def releaseReading(self, reason):
+            holds.append(("release", reason))
+
     p = Paused()
     holds = []
-    transport = p.alice.stream.transport
-    transport.holdReading = lambda reason: holds.append(("hold", reason))
-    transport.releaseReading = lambda reason: holds.append(("release", reason))
+    p.alice.stream.transport = RecordingReader(p.alice.stream.transport)
     for i in range(BACKLOG_HOLD + 1):
         p.send(f'<message to="bob@localhost" type="chat"><body>{i}</body></message>')
     assert holds == [("hold", "pipeline")]

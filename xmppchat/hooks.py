@@ -102,14 +102,17 @@ class HookBus:
         return True
 
 
-def settled(d: Deferred) -> bool:
+def waiting(result) -> Deferred | None:
     """
-    Whether C{d} already has its final result (it fired and waits on
-    nothing).  C{d}'s result is consumed: call this last.
+    C{result} (what L{HookBus.run} returned) when it is a Deferred that has
+    not got its final result yet, else C{None}.  A Deferred's result is
+    consumed: call this last.
     """
+    if result is None or result is True or not isinstance(result, Deferred):
+        return None  # the common answers first: Deferred's isinstance is an ABC check
     box = []
-    d.addBoth(box.append)
-    return bool(box)
+    result.addBoth(box.append)
+    return None if box else result
 
 
 class Query:

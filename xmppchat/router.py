@@ -35,7 +35,8 @@ from collections import deque
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from xmppchat.hooks import settled
+from xmppchat.c2s.backpressure import readerOf
+from xmppchat.hooks import waiting
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.stanzas import errorReply, firstChild
 
@@ -139,10 +140,7 @@ class StanzaRouter:
         waits on something (a message on its way to offline storage),
         else C{None}.
         """
-        result = self._dispatch(None, stanza)
-        if isinstance(result, Deferred) and not settled(result):
-            return result
-        return None
+        return waiting(self._dispatch(None, stanza))
 
     # -- per-sender order ------------------------------------------------
 
@@ -158,15 +156,13 @@ class StanzaRouter:
         cluster nodes route on (messages never do): C{origin} is announced
         again once the stanza is handled, a paused one included.
         """
-        result = self._dispatch(origin, stanza)
-        pending = result is not None and result is not True and isinstance(result, Deferred) \
-            and not settled(result)
+        pending = waiting(self._dispatch(origin, stanza))
         if stanza.name != "message":
-            if pending:
-                result.addBoth(self._changed, origin)
+            if pending is not None:
+                pending.addBoth(self._changed, origin)
             else:
                 self.sessions.changed(origin)
-        return result if pending else None
+        return pending
 
     def _changed(self, _, origin) -> None:
         self.sessions.changed(origin)
@@ -395,8 +391,8 @@ def _readHold(session, hold: bool) -> None:
     long; transports without flow control (BOSH: its request window bounds
     it) are left alone.
     """
-    transport = getattr(session.stream, "transport", None)
-    if transport is not None and hasattr(transport, "holdReading"):
+    transport = readerOf(session)
+    if transport is not None:
         if hold:
             transport.holdReading("pipeline")
         else:

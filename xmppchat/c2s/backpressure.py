@@ -90,17 +90,27 @@ class SlowReaderGuard:
         return False
 
 
+def readerOf(session) -> SlowReaderGuard | None:
+    """
+    The connection of C{session}'s client whose reading can be held (TCP and
+    WebSocket streams, not closing), or C{None} (BOSH clients are bounded by
+    their request window).
+    """
+    transport = getattr(getattr(session, "stream", None), "transport", None)
+    if isinstance(transport, SlowReaderGuard) and not transport._closing:
+        return transport
+    return None
+
+
 def holdInput(host, reason: str) -> list:
     """
-    Stop reading from every bound client of C{host} that can be held (TCP
-    and WebSocket streams; BOSH clients are bounded by their request
-    window); returns them for L{releaseInput}.
+    Stop reading from every bound client of C{host} that can be held
+    (L{readerOf}); returns them for L{releaseInput}.
     """
     held = []
     for session in host.sessions.all():
-        stream = getattr(session, "stream", None)
-        transport = getattr(stream, "transport", None)
-        if isinstance(transport, SlowReaderGuard) and not transport._closing:
+        transport = readerOf(session)
+        if transport is not None:
             transport.holdReading(reason)
             held.append(transport)
     return held

@@ -22,9 +22,9 @@ from twisted.logger import Logger
 
 from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
+from xmppchat.c2s.traffic import redact
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import StreamError, StreamParser
-from xmppchat.c2s.traffic import redact
 
 STREAM_PREFIXES = {NS_STREAMS: "stream"}
 STREAM_SCOPE = ["stream"]

@@ -32,10 +32,10 @@ from twisted.words.xish import domish
 
 from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
+from xmppchat.c2s.traffic import redact
 from xmppchat.modules.saslauth import isLoopback
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import NS_FRAMING, NS_XML, FrameParser, StreamError
-from xmppchat.c2s.traffic import redact
 
 SUBPROTOCOL = "xmpp"
 STREAM_PREFIXES = {NS_STREAMS: "stream"}
