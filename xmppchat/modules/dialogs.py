@@ -22,9 +22,10 @@ to the sessions of every occupant that the router's delivery rule names
 (L{xmppchat.router.recipients}: available resources; all bound ones for
 headlines), the sender's included (reflection); the other occupants get it
 through the offline module's per-account lane (stored, bounded per user by
-C{limits.offline_messages_per_user}, or delivered to a session that became
-ready meanwhile), and the sender's XEP-0198 acknowledgement waits for those
-copies.  Broadcast
+C{limits.offline_messages_per_user} and, per sender and per dialog, by its
+shares of that queue: issue 15 finding 8; or delivered to a session that
+became ready meanwhile), and the sender's XEP-0198 acknowledgement waits
+for those copies.  Broadcast
 dialogs reach every connected user of the application at once, in batches
 of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
 stalls, and the others at their next login from the history (messages
@@ -655,8 +656,9 @@ class DialogsModule(Module):
             if not reached and offlineModule is not None and uid != senderId:
                 if not serialised:
                     serialised.append(copyFor(stanza, None, frm).toXml())
-                stores.append(offlineModule.storeFor(bare.partition("@")[0], copyFor(stanza, bare, frm),
-                                                     xml=serialised[0]).addErrback(self._offlineFailed, bare))
+                stores.append(offlineModule.storeFor(
+                    bare.partition("@")[0], copyFor(stanza, bare, frm), xml=serialised[0],
+                    sender=senderBare, dialogId=dialog.id).addErrback(self._offlineFailed, bare))
             if pushModule is not None and uid != senderId:
                 pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
                                     dialogId=dialog.id).addErrback(
@@ -694,7 +696,10 @@ class DialogsModule(Module):
 
     def _offlineFailed(self, failure, bare):
         if failure.check(QuotaExceeded, StanzaError):
-            self.log.warn("Offline storage of {jid} is full: a dialog message was not stored", jid=bare)
+            # a full queue, or this dialog's or sender's share of it (issue 15
+            # finding 8): the recipient has the message in the dialog history
+            self.log.debug("A dialog message was not stored offline for {jid}: {why}", jid=bare,
+                           why=failure.getErrorMessage())
         else:
             self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
 
