@@ -5,7 +5,7 @@ https://xmpp.org/extensions/xep-0160.html
 A C{chat} or C{normal} message for an existing account with no available
 resource is stored (bounded per user: C{limits.offline_messages_per_user},
 beyond which the sender gets C{service-unavailable}, §3, as RFC 6121
-§8.5.2.1.1 lets a server that does not store a message answer).  Messages
+§8.5.2.2.1 lets a server that does not store a message answer).  Messages
 that carry only chat states (XEP-0085) are not stored.
 
 Shares of the queue (issue 15 finding 8): nobody can fill another user's
