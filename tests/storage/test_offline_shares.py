@@ -54,7 +54,7 @@ def test_groupFanOutCannotFillTheQueue(offline):
 
 def test_sharesAreCountedPerRecipient(offline):
     """One recipient's full share does not limit the same sender to another recipient."""
-    for i in range(2):
+    for _ in range(2):
         result(offline.storeOffline("victim", "<m/>", 1.0, LIMIT, fromSender("alice@x")))
     result(offline.storeOffline("other", "<m/>", 1.0, LIMIT, fromSender("alice@x")))
 
@@ -69,7 +69,7 @@ def test_deliveredMessagesFreeTheShare(offline):
 
 def test_totalLimitStillApplies(offline):
     """Without shares (or within them) the per-user limit is the last word."""
-    for i in range(3):
+    for _ in range(3):
         result(offline.storeOffline("victim", "<m/>", 1.0, 3))
     error = failure(offline.storeOffline("victim", "<m/>", 1.0, 3, fromSender("alice@x")), QuotaExceeded)
     assert "full" in str(error)

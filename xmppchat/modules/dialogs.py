@@ -47,7 +47,7 @@ clock) goes into C{extraParams}, with C{dialog_id} when missing.
 
 Also here: persisting XEP-0333 markers (the C{marker-received} event of
 L{xmppchat.modules.markers}: a marker for a message moves the reader's
-delivered/read watermark up to it), the C{shares-dialog} and
+delivered/read watermark up to it), the C{dialog-consent} and
 C{notifications-enabled} question hooks, and XMPP delivery of REST-created
 messages (C{rest-message-created} with C{send_to_chat=1}) and REST system
 messages (C{rest-system-message}).  Account ids map to JIDs through the
@@ -99,6 +99,8 @@ CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT
 # extraParams keys that are protocol, not custom fields saved with a message
 RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
 LOCK = "dialogs-order"
+# shared dialogs looked at for consent to presence and last activity
+CONSENT_DIALOGS = 100
 APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
 
 
@@ -859,25 +861,35 @@ class DialogsModule(Module):
 
     # -- question hooks --------------------------------------------------------------------------------
 
-    @hook("shares-dialog")
-    def onSharesDialog(self, query):
-        query.answer(self.sharesDialog(query.user, query.peer))
+    @hook("dialog-consent")
+    def onDialogConsent(self, query):
+        query.answer(self.dialogConsent(query.user, query.peer))
         return None
 
     @defer.inlineCallbacks
-    def sharesDialog(self, user: str, peer: str):
+    def dialogConsent(self, user: str, peer: str):
         """
-        Whether two bare JIDs are occupants of a common dialog.
+        Whether C{peer} took part in a dialog with C{user}: both are in it
+        and C{peer} has written in it (issue 15 finding 9: opening a dialog
+        with someone, or adding him to a group, grants nothing of his
+        presence or last activity).  At most C{CONSENT_DIALOGS} shared
+        dialogs are looked at.
         """
         a = yield self.directory.idOf(user)
         b = yield self.directory.idOf(peer)
         if a is None or b is None:
             return False
+        ids = []
         private = yield self.storage.dialogs.findPrivateDialog(a, b)
         if private is not None:
-            return True
-        common = yield self.storage.dialogs.listDialogs(a, Query(limit=1).where("occupants_ids", "eq", b))
-        return bool(common)
+            ids.append(private.id)
+        shared = yield self.storage.dialogs.listDialogs(
+            a, Query(limit=CONSENT_DIALOGS).where("occupants_ids", "eq", b))
+        ids.extend(d.id for d in shared if isMember(d, a) and isMember(d, b))
+        if not ids:
+            return False
+        sent = yield self.storage.messages.hasSent(b, ids)
+        return sent
 
     @hook("notifications-enabled")
     def onNotificationsEnabled(self, query):
