@@ -19,9 +19,16 @@ def storage(request):
     result(storage.stop())
 
 
-def guessNext(objectId: str) -> str:
-    """The attacker's guess: a MongoDB ObjectId's counter plus one."""
-    return objectId[:18] + format((int(objectId[18:], 16) + 1) & 0xFFFFFF, "06x")
+def guesses(objectId: str) -> set:
+    """
+    The attacker's guesses at the next id: a MongoDB ObjectId's counter
+    (the last 3 bytes) plus one, or the 3 bytes after the time plus one
+    with the rest kept.
+    """
+    def plusOne(hexCounter):
+        return format((int(hexCounter, 16) + 1) & 0xFFFFFF, "06x")
+
+    return {objectId[:18] + plusOne(objectId[18:]), objectId[:8] + plusOne(objectId[8:14]) + objectId[14:]}
 
 
 def test_nextDialogIdCannotBeGuessed(storage):
@@ -29,10 +36,11 @@ def test_nextDialogIdCannotBeGuessed(storage):
     mine = result(storage.dialogs.createDialog(DIALOG_GROUP, 1, occupantIds=[2])).id
     victims = [result(storage.dialogs.createDialog(DIALOG_GROUP, 3, occupantIds=[4])).id
                for _ in range(20)]
-    assert guessNext(mine) != victims[0]
+    assert victims[0] not in guesses(mine)
     assert all(isObjectId(i) and i == i.lower() for i in victims)
-    # no bytes after the time are shared: nothing process-constant to learn
-    assert len({i[8:18] for i in [mine, *victims]}) == 21
+    # the last 5 bytes are new each time: nothing process-constant to learn
+    assert len({i[14:] for i in [mine, *victims]}) == 21
+    assert victims == sorted(victims)  # still in creation order, like ObjectIds
 
 
 def test_nextMessageIdCannotBeGuessed(storage):
@@ -40,7 +48,7 @@ def test_nextMessageIdCannotBeGuessed(storage):
     dialog = result(storage.dialogs.createDialog(DIALOG_GROUP, 1, occupantIds=[2]))
     first = result(storage.messages.createMessage(dialog.id, 1, "a")).id
     second = result(storage.messages.createMessage(dialog.id, 2, "b")).id
-    assert guessNext(first) != second and first[8:18] != second[8:18]
+    assert second not in guesses(first) and first[14:] != second[14:]
 
 
 def test_hasSent(storage):
