@@ -37,6 +37,7 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.quotas import quotaLimit
+from xmppchat.storage.common import recordSize, requireRoom
 from xmppchat.storage.interfaces import isObjectId
 
 log = Logger()
@@ -131,6 +132,17 @@ class DataResource(JSONResource):
             cls, userId, fields, parentId=parentId, limit=quotaLimit(quotas.records_per_user),
             byteLimit=quotaLimit(quotas.record_bytes_per_user))
 
+    async def _roomFor(self, userId, prepared) -> None:
+        """
+        Refuse a C{multi} creation as a whole when its records do not fit
+        the quotas, rather than storing a part of them.
+        """
+        quotas = self.ctx.quotas
+        count, used = await self.ctx.storage.records.recordUsage(userId)
+        requireRoom(count, len(prepared), quotaLimit(quotas.records_per_user), "records")
+        requireRoom(used, sum(recordSize(fields) for fields, _ in prepared),
+                    quotaLimit(quotas.record_bytes_per_user), "bytes of records")
+
     @route("POST", "{className}", auth=USER)
     async def create(self, call, className):
         cls = self._class(className)
@@ -148,6 +160,7 @@ class DataResource(JSONResource):
         for key in sorted(records, key=lambda k: (len(str(k)), str(k))):
             data = requireDict(records[key], f"record[{key}]")
             prepared.append((_fields(data), self._parent(data)))
+        await self._roomFor(call.account.id, prepared)
         items = []
         for fields, parent in prepared:
             items.append(await self._createRecord(cls, call.account.id, fields, parent))

@@ -930,15 +930,16 @@ class MongoMessageStore(_Store):
                    "date_sent": dateSent, "attachments": _dumps(attachments), "edited": False,
                    "reactions": [], "hidden_for": [], "created_at": now, "updated_at": now,
                    **_customFields(custom)}
-            if dailyLimit is not None:
-                _countMessageOfDay(db, senderId, dailyLimit, now)
             try:
                 db.messages.insert_one(doc)
             except DuplicateKeyError:
-                if dailyLimit is not None:
-                    db.message_days.update_one({"_id": senderId, "day": common.dayOf(now)},
-                                               {"$inc": {"n": -1}})
                 raise AlreadyExists(f"message {messageId} already exists") from None
+            if dailyLimit is not None:
+                try:
+                    _countMessageOfDay(db, senderId, dailyLimit, now)
+                except QuotaExceeded:
+                    db.messages.delete_one({"_id": messageId})
+                    raise
             db.dialogs.update_one(
                 {"_id": dialogId, "last_message_order": {"$lt": order}},
                 {"$set": {"last_message": body, "last_message_date_sent": dateSent,
@@ -1165,13 +1166,17 @@ class MongoBlobStore(_Store):
         now = self._now()
 
         def create(db):
-            if limit is not None:
-                common.requireRoom(db.blobs.count_documents({"owner_id": ownerId}), 1, limit, "files")
             doc = {"_id": _next(db, "blobs"), "uid": common.newBlobUid(), "owner_id": ownerId,
                    "name": name, "content_type": contentType, "size": None,
                    "public": bool(public), "completed": False, "created_at": now,
                    "updated_at": now}
             db.blobs.insert_one(doc)
+            if limit is not None:
+                # counted with the new blob in place (see createRecord)
+                count = db.blobs.count_documents({"owner_id": ownerId})
+                if count > limit:
+                    db.blobs.delete_one({"_id": doc["_id"]})
+                    common.requireRoom(count - 1, 1, limit, "files")
             return _blob(doc)
 
         return self.db.run(create)
@@ -1205,18 +1210,18 @@ class MongoBlobStore(_Store):
         now = self._now()
 
         def reserve(db):
-            doc = db.blobs.find_one({"_id": blobId})
-            if doc is None:
+            before = db.blobs.find_one_and_update({"_id": blobId},
+                                                  {"$set": {"size": size, "updated_at": now}})
+            if before is None:
                 raise NotFound(f"no blob {blobId}")
             if limit is not None:
-                used = _usage(db.blobs, {"owner_id": doc["owner_id"]})[1] - (doc["size"] or 0)
-                common.requireRoom(used, size, limit, "bytes of files")
-            doc = db.blobs.find_one_and_update({"_id": blobId},
-                                               {"$set": {"size": size, "updated_at": now}},
-                                               return_document=ReturnDocument.AFTER)
-            if doc is None:
-                raise NotFound(f"no blob {blobId}")
-            return _blob(doc)
+                # counted with the new size in place (see createRecord)
+                used = _usage(db.blobs, {"owner_id": before["owner_id"]})[1]
+                if used > limit:
+                    db.blobs.update_one({"_id": blobId, "size": size},
+                                        {"$set": {"size": before["size"]}})
+                    common.requireRoom(used - size, size, limit, "bytes of files")
+            return _blob({**before, "size": size, "updated_at": now})
 
         return self.db.run(reserve)
 
@@ -1290,14 +1295,20 @@ class MongoRecordStore(_Store):
                **_recordFields(fields)}
 
         def create(db):
-            if limit is not None or byteLimit is not None:
-                count, used = _usage(db.records, {"user_id": userId})
-                common.requireRoom(count, 1, limit, "records")
-                common.requireRoom(used, doc["size"], byteLimit, "bytes of records")
             try:
                 db.records.insert_one(doc)
             except DuplicateKeyError:
                 raise AlreadyExists(f"record {doc['rid']} already exists") from None
+            if limit is not None or byteLimit is not None:
+                # counted with the new record in place, so parallel creations
+                # see each other: at the edge both may fail, never both pass
+                count, used = _usage(db.records, {"user_id": userId})
+                try:
+                    common.requireRoom(count - 1, 1, limit, "records")
+                    common.requireRoom(used - doc["size"], doc["size"], byteLimit, "bytes of records")
+                except QuotaExceeded:
+                    db.records.delete_one({"_id": doc["_id"]})
+                    raise
             return _record(doc)
 
         return self.db.run(create)
