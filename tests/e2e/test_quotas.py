@@ -8,14 +8,12 @@ quota answers 429 with C{Retry-After}; another user is unaffected.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.e2e.conftest import REST_AUTH_KEY, startServer, stopServer
+from tests.e2e.test_rest import exchange as call
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +27,6 @@ messages_per_user_per_day = 2
 """)
     yield running
     stopServer(running)
-
-
-def call(server, method, path, body=None, token=None):
-    request = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}{path}",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     method=method)
-    request.add_header("Content-Type", "application/json;charset=utf-8")
-    if token:
-        request.add_header("CB-Token", token)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null"), response.headers
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null"), e.headers
 
 
 def user(server, login):

@@ -48,6 +48,14 @@ def attempt(d):
     return True
 
 
+def admitted(d, fits):
+    """The creation's result when it C{fits}; else it must have failed with QuotaExceeded."""
+    if fits:
+        return result(d)
+    assert not attempt(d)
+    return None
+
+
 class Model:
     """
     What was accepted: blobs C{id -> (owner, size)}, records C{id -> (user,
@@ -69,12 +77,9 @@ class Model:
     def blob(self, user):
         blobs = self.storage.blobs
         fits = self.used(self.blobs, user)[0] < QUOTA["blobs"]
-        d = blobs.createBlob(user, "f", None, limit=QUOTA["blobs"])
-        if fits:
-            blob = result(d)
+        blob = admitted(blobs.createBlob(user, "f", None, limit=QUOTA["blobs"]), fits)
+        if blob is not None:
             self.blobs[blob.id] = (user, 0)
-        else:
-            assert not attempt(d)
 
     def upload(self, pick, size):
         if not self.blobs:
@@ -97,12 +102,10 @@ class Model:
         size = len('{"t":""}') + length
         count, used = self.used(self.records, user)
         fits = count < QUOTA["records"] and used + size <= QUOTA["recordBytes"]
-        d = self.storage.records.createRecord("C", user, fields, limit=QUOTA["records"],
-                                              byteLimit=QUOTA["recordBytes"])
-        if fits:
-            self.records[result(d).id] = (user, size)
-        else:
-            assert not attempt(d)
+        record = admitted(self.storage.records.createRecord(
+            "C", user, fields, limit=QUOTA["records"], byteLimit=QUOTA["recordBytes"]), fits)
+        if record is not None:
+            self.records[record.id] = (user, size)
 
     def grow(self, pick, length):
         if not self.records:
@@ -125,11 +128,10 @@ class Model:
 
     def dialog(self, user):
         fits = sum(1 for owner in self.dialogs.values() if owner == user) < QUOTA["dialogs"]
-        d = self.storage.dialogs.createDialog(DIALOG_GROUP, user, [9], name="g", limit=QUOTA["dialogs"])
-        if fits:
-            self.dialogs[result(d).id] = user
-        else:
-            assert not attempt(d)
+        dialog = admitted(self.storage.dialogs.createDialog(
+            DIALOG_GROUP, user, [9], name="g", limit=QUOTA["dialogs"]), fits)
+        if dialog is not None:
+            self.dialogs[dialog.id] = user
 
     def deleteDialog(self, pick):
         if self.dialogs:
