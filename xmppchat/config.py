@@ -273,8 +273,7 @@ class MUCConfig:
 class QuotasConfig:
     """
     Per-user quotas (issue 15 finding 15, L{xmppchat.quotas}); 0 turns one
-    off.  Checked in the store's write, so parallel requests overshoot by
-    at most one on SQLite and by the MongoDB worker pool size on MongoDB.
+    off.  How parallel requests are bounded: see that module.
     """
 
     blobs_per_user: int = 1000

@@ -3,10 +3,19 @@ Per-user quotas (issue 15 finding 15): how many blobs and blob bytes,
 custom-data records and record bytes, owned dialogs and stored messages a
 day one user may hold, from C{[quotas]} (L{xmppchat.config.QuotasConfig}).
 
-The stores check them in the same write that adds the data (one SQLite
-write transaction; on MongoDB a count just before the insert, so parallel
-requests of one user overshoot by at most the worker pool size), and fail
-with L{QuotaExceeded}.  REST answers it 403 (storage quotas: retrying does
+The stores check them in the same operation that adds the data and fail
+with L{QuotaExceeded}; what parallel requests of one user can do:
+  - SQLite: the check runs in the write transaction, writes are serialised:
+    never over the quota.
+  - MongoDB, blobs, blob bytes, records, record bytes: the new item is
+    written first and counted with it in place, and taken back when over
+    (parallel requests see each other's items): never over the quota; at
+    the edge two racing requests may both be refused.
+  - MongoDB, stored messages a day: one atomic conditional update of the
+    user's day counter: never over.
+  - MongoDB, owned dialogs: counted just before the insert (a dialog taken
+    back could already have been found by a find-or-create of its private
+    pair): at most C{[storage] mongodb_pool_size} over.  REST answers it 403 (storage quotas: retrying does
 not help until the user deletes something) or 429 with C{Retry-After}
 (the daily message quota), with the SDK's C{{"errors": {"base": [...]}}}
 body; XMPP answers C{resource-constraint} (RFC 6120 §8.3.3.18) with the

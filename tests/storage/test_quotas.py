@@ -169,3 +169,19 @@ def test_sqliteMigrationCountsExistingRecords(tmp_path):
     assert result(storage.records.recordUsage(1)) == (1, 10)
     failure(storage.records.createRecord("A", 1, {}, limit=1), QuotaExceeded)
     result(storage.stop())
+
+
+def test_mongoStartSizesOldRecords():
+    """Records stored on MongoDB before the quotas get their size when the storage starts."""
+    import mongomock
+
+    from xmppchat.storage.mongo import MongoStorage
+
+    client = mongomock.MongoClient()
+    client["old"].records.insert_one({"class_name": "A", "rid": "a" * 24, "user_id": 1,
+                                      "fields_json": '{"t":"é"}', "fields": {"t": "é"},
+                                      "created_at": 1.0, "updated_at": 1.0, "version": 0})
+    storage = MongoStorage(client=client, database="old", synchronous=True)
+    result(storage.start())
+    assert result(storage.records.recordUsage(1)) == (1, 10)
+    result(storage.stop())

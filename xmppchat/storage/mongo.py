@@ -279,6 +279,10 @@ class _Database(common.Worker):
             for name in COUNTERS:
                 # Created up front, so concurrent first uses never race to insert.
                 db.counters.update_one({"_id": name}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+            # Records stored before the quotas (issue 15 finding 15) get their size.
+            for doc in db.records.find({"size": {"$exists": False}}, {"fields_json": 1}):
+                db.records.update_one({"_id": doc["_id"]},
+                                      {"$set": {"size": len(doc["fields_json"].encode("utf-8"))}})
         except (PyMongoError, ValueError, TypeError) as e:
             self._dropClient()
             raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
