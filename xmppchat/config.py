@@ -273,6 +273,23 @@ class MUCConfig:
 
 
 @dataclass
+class QuotasConfig:
+    """
+    Per-user quotas (issue 15 finding 15, L{xmppchat.quotas}); 0 turns one
+    off.  How parallel requests are bounded: see that module.
+    """
+
+    blobs_per_user: int = 1000
+    blob_bytes_per_user: int = 1073741824
+    records_per_user: int = 10000
+    record_bytes_per_user: int = 16777216
+    dialogs_per_user: int = 10000
+    messages_per_user_per_day: int = 20000
+    incomplete_upload_seconds: int = 86400
+    sweep_seconds: int = 600
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -294,6 +311,7 @@ class Config:
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     muc: MUCConfig = field(default_factory=MUCConfig)
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -318,6 +336,7 @@ SECTIONS = {
     "dialogs": DialogsConfig,
     "cluster": ClusterConfig,
     "muc": MUCConfig,
+    "quotas": QuotasConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -400,12 +419,30 @@ def _validate(config: Config, problem) -> None:
             problem(f"muc.{f.name}", "must be at least 1")
     if config.muc.default_history_stanzas > config.muc.max_history_stanzas:
         problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
+    _validateQuotas(config.quotas, problem)
     from xmppchat.modules import knownModules
 
     known = knownModules()
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+def _validateQuotas(quotas: QuotasConfig, problem) -> None:
+    """
+    The C{[quotas]} section: counts and bytes are 0 (off) or positive; an
+    incomplete upload lives at least twice the upload window the REST API
+    advertises, so the sweep never races an upload in progress.
+    """
+    from xmppchat.quotas import UPLOAD_SECONDS
+
+    for f in fields(quotas):
+        if getattr(quotas, f.name) < 0:
+            problem(f"quotas.{f.name}", "must be 0 (no limit) or positive")
+    if quotas.incomplete_upload_seconds < 2 * UPLOAD_SECONDS:
+        problem("quotas.incomplete_upload_seconds", f"must be at least {2 * UPLOAD_SECONDS}")
+    if quotas.sweep_seconds < 1:
+        problem("quotas.sweep_seconds", "must be at least 1")
 
 
 def _validateCluster(cluster: ClusterConfig, problem) -> None:

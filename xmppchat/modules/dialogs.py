@@ -70,6 +70,7 @@ from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent, roomJID
+from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.router import recipients
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
 from xmppchat.storage.interfaces import (
@@ -480,9 +481,13 @@ class DialogsModule(Module):
         dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
         if dialog is None and create and senderId != recipientId:
             try:
-                dialog = yield dialogs.createDialog(DIALOG_PRIVATE, senderId, occupantIds=[recipientId])
+                dialog = yield dialogs.createDialog(
+                    DIALOG_PRIVATE, senderId, occupantIds=[recipientId],
+                    limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
             except AlreadyExists:
                 dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
+            except QuotaExceeded as e:
+                raise resourceConstraint(e) from None
         return dialog, senderId, recipientId
 
     @defer.inlineCallbacks
@@ -529,7 +534,8 @@ class DialogsModule(Module):
         Save a dialog message (which also updates the dialog's last message
         and the unread counts).  A re-sent message (same id, sender and
         dialog) is not stored twice; an id taken by another message is a
-        C{conflict}.
+        C{conflict}.  Beyond the sender's daily quota of stored messages
+        (issue 15 finding 15) it is C{resource-constraint}.
         """
         info = messageInfo(stanza)
         custom, attachments = paramsToDict(info.extraParams)
@@ -537,7 +543,10 @@ class DialogsModule(Module):
         try:
             message = yield self.storage.messages.createMessage(
                 dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
-                recipientId=recipientId, attachments=attachments, custom=custom)
+                recipientId=recipientId, attachments=attachments, custom=custom,
+                dailyLimit=quotaLimit(self.host.config.quotas.messages_per_user_per_day))
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
         except AlreadyExists:
             message = yield self.storage.messages.getMessage(messageId)
             if message is None or message.senderId != senderId or message.dialogId != dialog.id:

@@ -56,7 +56,14 @@ class NotFound(StorageError):
 class QuotaExceeded(StorageError):
     """
     Storing the record would exceed a per-user limit.
+
+    @ivar retryAfter: seconds until the quota allows it again (a daily
+        quota), or C{None} when only deleting something frees room.
     """
+
+    def __init__(self, message: str = "", retryAfter: float | None = None):
+        StorageError.__init__(self, message)
+        self.retryAfter = retryAfter
 
 
 class InvalidQuery(StorageError, ValueError):
@@ -616,9 +623,10 @@ class IDialogStore(Protocol):
                      adminIds: Iterable[int] = (), name: str | None = None,
                      photo: str | None = None, description: str | None = None,
                      extensions: dict | None = None, permissions: dict | None = None,
-                     dialogId: str | None = None) -> Deferred:
+                     dialogId: str | None = None, limit: int | None = None) -> Deferred:
         """
-        Create a dialog; fires with the L{Dialog}.  The owner is added to
+        Create a dialog; fires with the L{Dialog}.  With C{limit}, fails
+        with L{QuotaExceeded} when the owner already owns C{limit} dialogs.  The owner is added to
         the occupants (except for public dialogs, whose members are their
         subscribers); duplicates are dropped.  C{dialogId} forces the id
         (L{AlreadyExists} if taken).  C{ValueError} for an unknown type.
@@ -735,14 +743,16 @@ class IMessageStore(Protocol):
     def createMessage(self, dialogId: str, senderId: int, body: str | None,
                       dateSent: int | None = None, messageId: str | None = None,
                       recipientId: int | None = None, attachments: list | None = None,
-                      custom: dict | None = None) -> Deferred:
+                      custom: dict | None = None, dailyLimit: int | None = None) -> Deferred:
         """
         Store a message and, in the same operation, make it the dialog's
         last message (C{last_message*}, C{updatedAt}) and show the dialog
         again to users who hid it.  C{dateSent} defaults to now.  Fires with
         the L{Message}.  Fails with L{NotFound} for an unknown dialog,
         L{AlreadyExists} for a taken C{messageId}, C{ValueError} for an id
-        that is not 24 hex digits.
+        that is not 24 hex digits.  With C{dailyLimit}, counts the message
+        against the sender's messages of the current UTC day and fails with
+        L{QuotaExceeded} (C{retryAfter}: seconds to midnight) beyond it.
         """
 
     def hasSent(self, senderId: int, dialogIds: Iterable[str]) -> Deferred:
@@ -846,9 +856,32 @@ class IBlobStore(Protocol):
     """
 
     def createBlob(self, ownerId: int, name: str | None, contentType: str | None,
-                   public: bool = False) -> Deferred:
+                   public: bool = False, limit: int | None = None) -> Deferred:
         """
-        Fires with a new, not yet completed L{Blob}.
+        Fires with a new, not yet completed L{Blob}.  With C{limit}, fails
+        with L{QuotaExceeded} when the owner already has C{limit} blobs
+        (incomplete ones included).
+        """
+
+    def reserveBlobBytes(self, blobId: int, size: int, limit: int | None = None) -> Deferred:
+        """
+        Record the size of an upload before its bytes are written, so it
+        counts against the owner's bytes at once; with C{limit}, fail with
+        L{QuotaExceeded} when the sizes of the owner's other blobs plus
+        C{size} exceed it.  Fires with the L{Blob}; L{NotFound}.
+        """
+
+    def blobUsage(self, ownerId: int) -> Deferred:
+        """
+        Fires with C{(count, bytes)} of the owner's blobs (bytes: the sizes
+        known, uploaded or reserved).
+        """
+
+    def deleteIncompleteBlobs(self, createdBefore: float, limit: int = 500) -> Deferred:
+        """
+        Delete up to C{limit} blobs that are still incomplete and were
+        created before C{createdBefore}; fires with the deleted L{Blob}s (the
+        caller removes their files).  A blob completed meanwhile is kept.
         """
 
     def getBlob(self, blobId: int) -> Deferred:
@@ -897,9 +930,18 @@ class IRecordStore(Protocol):
     """
 
     def createRecord(self, className: str, userId: int, fields: dict,
-                     parentId: str | None = None, recordId: str | None = None) -> Deferred:
+                     parentId: str | None = None, recordId: str | None = None,
+                     limit: int | None = None, byteLimit: int | None = None) -> Deferred:
         """
         Fires with the new L{Record}.  L{AlreadyExists} for a taken id.
+        With C{limit} or C{byteLimit}, L{QuotaExceeded} when the user's
+        records of all classes would be more than C{limit}, or their sizes
+        (their fields' JSON, UTF-8) more than C{byteLimit} bytes.
+        """
+
+    def recordUsage(self, userId: int) -> Deferred:
+        """
+        Fires with C{(count, bytes)} of the user's records of all classes.
         """
 
     def getRecord(self, className: str, recordId: str) -> Deferred:
@@ -920,10 +962,11 @@ class IRecordStore(Protocol):
         """
 
     def updateRecord(self, className: str, recordId: str, set: dict | None = None,
-                     unset: Iterable[str] = ()) -> Deferred:
+                     unset: Iterable[str] = (), byteLimit: int | None = None) -> Deferred:
         """
         Set and remove fields (top-level keys); bumps C{updatedAt}; fires
-        with the L{Record}.  L{NotFound}.
+        with the L{Record}.  L{NotFound}; L{QuotaExceeded} when the change
+        grows the user's record bytes beyond C{byteLimit}.
         """
 
     def deleteRecord(self, className: str, recordId: str) -> Deferred:

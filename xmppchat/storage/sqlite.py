@@ -52,7 +52,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -213,7 +213,22 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
     [
-        # 3 -> 4 (issue 15 findings 8, 9): who sent each offline message and
+        # 3 -> 4: per-user quotas (issue 15 finding 15): each record's size,
+        # usage by owner from indexes, incomplete blobs by age, and each
+        # user's stored messages of the current day.
+        "ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE records SET size = length(CAST(fields AS BLOB))",
+        "CREATE INDEX records_by_user ON records (user_id, size)",
+        "CREATE INDEX dialogs_by_owner ON dialogs (owner_id)",
+        "CREATE INDEX blobs_incomplete ON blobs (completed, created_at)",
+        """CREATE TABLE message_days (
+            user_id INTEGER PRIMARY KEY,
+            day INTEGER NOT NULL,
+            count INTEGER NOT NULL
+        )""",
+    ],
+    [
+        # 4 -> 5 (issue 15 findings 8, 9): who sent each offline message and
         # for which dialog, counted by index for the per-sender and
         # per-dialog shares of the queue; a dialog's messages by sender
         # (has a user taken part in a dialog?).
@@ -940,7 +955,8 @@ class SQLiteDialogStore(_Store):
     """
 
     def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
-                     description=None, extensions=None, permissions=None, dialogId=None):
+                     description=None, extensions=None, permissions=None, dialogId=None,
+                     limit=None):
         occupants, admins, extensions, permissions, key = common.newDialogValues(
             type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
             permissions, dialogId)
@@ -954,6 +970,10 @@ class SQLiteDialogStore(_Store):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (dialogId, type, ownerId, _dumps(occupants), _dumps(admins), name, photo,
                  description, _dumps(extensions), _dumps(permissions), now, now, key))
+            if limit is not None:
+                owned = connection.execute("SELECT count(*) FROM dialogs WHERE owner_id = ?",
+                                           (ownerId,)).fetchone()[0]
+                common.requireRoom(owned - 1, 1, limit, "dialogs")
             connection.executemany(
                 "INSERT INTO dialog_occupants (user_id, dialog_id) VALUES (?, ?)",
                 [(user, dialogId) for user in occupants])
@@ -1092,6 +1112,22 @@ class SQLiteDialogStore(_Store):
         return self.db.run(False, get)
 
 
+def _countMessageOfDay(connection, userId: int, limit: int, now: float) -> None:
+    """
+    Count one more stored message of C{userId} today (UTC), or fail with
+    L{QuotaExceeded} when that would exceed C{limit} (the transaction then
+    rolls back the message too).
+    """
+    day = common.dayOf(now)
+    row = connection.execute("SELECT day, count FROM message_days WHERE user_id = ?",
+                             (userId,)).fetchone()
+    count = row[1] if row is not None and row[0] == day else 0
+    if count >= limit:
+        raise common.dailyQuotaExceeded(limit, now)
+    connection.execute("INSERT OR REPLACE INTO message_days (user_id, day, count) VALUES (?, ?, ?)",
+                       (userId, day, count + 1))
+
+
 class SQLiteMessageStore(_Store):
     """
     L{IMessageStore} on the C{messages} and C{message_hidden} tables, with
@@ -1099,7 +1135,7 @@ class SQLiteMessageStore(_Store):
     """
 
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
-                      recipientId=None, attachments=None, custom=None):
+                      recipientId=None, attachments=None, custom=None, dailyLimit=None):
         now = self._now()
         dateSent, attachments, custom = common.newMessageValues(
             messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
@@ -1116,6 +1152,8 @@ class SQLiteMessageStore(_Store):
                      _dumps(attachments), _dumps(custom), now, now)).lastrowid
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"message {messageId} already exists") from None
+            if dailyLimit is not None:
+                _countMessageOfDay(connection, senderId, dailyLimit, now)
             connection.execute(
                 "UPDATE dialogs SET last_message = ?, last_message_date_sent = ?,"
                 " last_message_id = ?, last_message_user_id = ?, updated_at = ? WHERE id = ?",
@@ -1348,11 +1386,13 @@ class SQLiteBlobStore(_Store):
     L{IBlobStore} on the C{blobs} table.
     """
 
-    def createBlob(self, ownerId, name, contentType, public=False):
+    def createBlob(self, ownerId, name, contentType, public=False, limit=None):
         common.checkId(ownerId, "owner id")
         now = self._now()
 
         def create(connection):
+            if limit is not None:
+                common.requireRoom(_blobUsage(connection, ownerId)[0], 1, limit, "files")
             blobId = connection.execute(
                 "INSERT INTO blobs (uid, owner_id, name, content_type, public, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -1390,6 +1430,35 @@ class SQLiteBlobStore(_Store):
     def completeBlob(self, blobId, size):
         return self.updateBlob(blobId, size=size, completed=True)
 
+    def reserveBlobBytes(self, blobId, size, limit=None):
+        common.checkId(size, "size")
+
+        def reserve(connection):
+            blob = _blob(connection.execute(_BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone())
+            if blob is None:
+                raise NotFound(f"no blob {blobId}")
+            if limit is not None:
+                used = _blobUsage(connection, blob.ownerId)[1] - (blob.size or 0)
+                common.requireRoom(used, size, limit, "bytes of files")
+            connection.execute("UPDATE blobs SET size = ?, updated_at = ? WHERE id = ?",
+                               (size, self._now(), blobId))
+            return _blob(connection.execute(_BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone())
+
+        return self.db.run(True, reserve)
+
+    def blobUsage(self, ownerId):
+        return self.db.run(False, _blobUsage, ownerId)
+
+    def deleteIncompleteBlobs(self, createdBefore, limit=500):
+        def sweep(connection):
+            stale = [_blob(row) for row in connection.execute(
+                _BLOB_SELECT + " WHERE completed = 0 AND created_at < ? ORDER BY created_at LIMIT ?",
+                (createdBefore, limit))]
+            connection.executemany("DELETE FROM blobs WHERE id = ?", [(b.id,) for b in stale])
+            return stale
+
+        return self.db.run(True, sweep)
+
     def deleteBlob(self, blobId):
         return self.db.run(True, lambda c: c.execute(
             "DELETE FROM blobs WHERE id = ?", (blobId,)).rowcount > 0)
@@ -1405,6 +1474,18 @@ class SQLiteBlobStore(_Store):
             "SELECT count(*) FROM blobs WHERE owner_id = ?", (ownerId,)).fetchone()[0])
 
 
+def _blobUsage(connection, ownerId) -> tuple[int, int]:
+    count, size = connection.execute("SELECT count(*), total(size) FROM blobs WHERE owner_id = ?",
+                                     (ownerId,)).fetchone()
+    return count, int(size)
+
+
+def _recordUsage(connection, userId) -> tuple[int, int]:
+    count, size = connection.execute("SELECT count(*), total(size) FROM records WHERE user_id = ?",
+                                     (userId,)).fetchone()
+    return count, int(size)
+
+
 def _record(row) -> Record | None:
     if row is None:
         return None
@@ -1417,19 +1498,26 @@ class SQLiteRecordStore(_Store):
     L{IRecordStore} on the C{records} table.
     """
 
-    def createRecord(self, className, userId, fields, parentId=None, recordId=None):
+    def createRecord(self, className, userId, fields, parentId=None, recordId=None, limit=None,
+                     byteLimit=None):
         fields = common.newRecordValues(className, userId, fields, recordId)
         now = self._now()
         recordId = recordId or newObjectId(now)
+        text = _dumps(fields)
+        size = common.recordSize(fields)
 
         def create(connection):
             try:
                 connection.execute(
-                    "INSERT INTO records (class_name, id, user_id, parent_id, fields, created_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (className, recordId, userId, parentId, _dumps(fields), now, now))
+                    "INSERT INTO records (class_name, id, user_id, parent_id, fields, size,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (className, recordId, userId, parentId, text, size, now, now))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"record {recordId} already exists") from None
+            if limit is not None or byteLimit is not None:
+                count, used = _recordUsage(connection, userId)
+                common.requireRoom(count - 1, 1, limit, "records")
+                common.requireRoom(used - size, size, byteLimit, "bytes of records")
             return self._get(connection, className, recordId)
 
         return self.db.run(True, create)
@@ -1455,7 +1543,7 @@ class SQLiteRecordStore(_Store):
             f"SELECT count(*) FROM records WHERE class_name = ? AND {where}",
             [className, *params]).fetchone()[0])
 
-    def updateRecord(self, className, recordId, set=None, unset=()):
+    def updateRecord(self, className, recordId, set=None, unset=(), byteLimit=None):
         common.updatedFields({}, set, ())
         unset = list(unset)
         now = self._now()
@@ -1464,12 +1552,22 @@ class SQLiteRecordStore(_Store):
             record = self._get(connection, className, recordId)
             if record is None:
                 raise NotFound(f"no {className} record {recordId}")
+            fields = common.updatedFields(record.fields, set, unset)
+            size = common.recordSize(fields)
+            if byteLimit is not None:
+                old = common.recordSize(record.fields)
+                if size > old:
+                    used = _recordUsage(connection, record.userId)[1]
+                    common.requireRoom(used, size - old, byteLimit, "bytes of records")
             connection.execute(
-                "UPDATE records SET fields = ?, updated_at = ? WHERE class_name = ? AND id = ?",
-                (_dumps(common.updatedFields(record.fields, set, unset)), now, className, recordId))
+                "UPDATE records SET fields = ?, size = ?, updated_at = ? WHERE class_name = ?"
+                " AND id = ?", (_dumps(fields), size, now, className, recordId))
             return self._get(connection, className, recordId)
 
         return self.db.run(True, update)
+
+    def recordUsage(self, userId):
+        return self.db.run(False, _recordUsage, userId)
 
     def deleteRecord(self, className, recordId):
         return self.db.run(True, lambda c: c.execute(
