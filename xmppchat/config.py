@@ -177,8 +177,9 @@ class RestConfig:
     """
     The ConnectyCube-compatible REST side-service (L{xmppchat.api}).
 
-    @ivar apps: one table per application: C{application_id} (int),
-        C{auth_key} (str), optional C{jwt_secret} (str) for HS256 token users.
+    @ivar apps: at most one table (one tenant per server, issue 15
+        finding 2): C{application_id} (int), C{auth_key} (str), optional
+        C{jwt_secret} (str) for HS256 token users.
     """
 
     enabled: bool = False
@@ -487,6 +488,12 @@ def _validateRest(rest: RestConfig, problem) -> None:
     for name in rest.data_classes:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
             problem("rest.data_classes", f"not a class name: {name!r}")
+    if len(rest.apps) > 1:
+        # Issue 15 finding 2: accounts, dialogs, messages, blobs and records
+        # carry no application, so two applications would share them all.
+        problem("rest.apps", f"{len(rest.apps)} applications configured: one server serves one"
+                " application (the data carries no application boundary); run one server"
+                " per application")
     seen = set()
     for i, app in enumerate(rest.apps):
         key = f"rest.apps[{i}]"
