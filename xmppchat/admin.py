@@ -20,6 +20,7 @@ import argparse
 import getpass
 import multiprocessing
 import os
+import re
 import sys
 import time
 
@@ -32,6 +33,12 @@ class AdminError(Exception):
     """
     A problem to report on stderr, exiting with status 1.
     """
+
+
+# <id>-<appId>: the localparts of REST/SDK accounts
+APP_SHAPED = re.compile(r"[0-9]+-[0-9]+")
+RUNNING_SERVER = ("a running server ends the user's streams within"
+                  " limits.session_recheck_seconds")
 
 
 def result(d):
@@ -102,6 +109,19 @@ def localpartOf(name: str, domain: str) -> str:
     return parsed.user
 
 
+def newLocalpartOf(name: str, domain: str) -> str:
+    """
+    L{localpartOf} for a new user: C{<digits>-<digits>} is refused, the
+    shape of REST/SDK accounts (C{<id>-<appId>}, issue 15 finding 2), so
+    that no JID naming an application resolves to an account it did not
+    create.
+    """
+    localpart = localpartOf(name, domain)
+    if APP_SHAPED.fullmatch(localpart):
+        raise AdminError(f"invalid user name {name!r}: <id>-<appId> names are kept for REST users")
+    return localpart
+
+
 def readPassword(stdin) -> str:
     """
     The new password: asked twice on a terminal, else the first line of
@@ -147,7 +167,7 @@ class Admin:
     def adduser(self, args) -> int:
         from xmppchat.storage.interfaces import AlreadyExists
 
-        localpart = localpartOf(args.name, self.domain)
+        localpart = newLocalpartOf(args.name, self.domain)
         if result(self.storage.accounts.getAccountByLocalpart(localpart)) is not None:
             raise AdminError(f"user already exists: {self.jidOf(localpart)}")
         credentials = _deriveCredentials(readPassword(self.stdin), self.iterations)
@@ -161,14 +181,18 @@ class Admin:
     def deluser(self, args) -> int:
         account = self._account(args.name)
         result(self.storage.accounts.deleteAccount(account.id))
-        self.stdout.write(f"deleted {self.jidOf(account.localpart)}\n")
+        self.stdout.write(f"deleted {self.jidOf(account.localpart)} with its session tokens;"
+                          f" {RUNNING_SERVER}\n")
         return 0
 
     def passwd(self, args) -> int:
         account = self._account(args.name)
         credentials = _deriveCredentials(readPassword(self.stdin), self.iterations)
         result(self.storage.accounts.setCredentials(account.id, credentials))
-        self.stdout.write(f"password changed for {self.jidOf(account.localpart)}\n")
+        # Issue 15 finding 4: a password change revokes the session tokens.
+        revoked = result(self.storage.tokens.deleteAccountTokens(account.id))
+        self.stdout.write(f"password changed for {self.jidOf(account.localpart)},"
+                          f" {len(revoked)} session token(s) revoked; {RUNNING_SERVER}\n")
         return 0
 
     def listUsers(self, args) -> int:
@@ -210,7 +234,7 @@ class Admin:
                 continue
             name, password = parts
             try:
-                localpart = localpartOf(name, self.domain)
+                localpart = newLocalpartOf(name, self.domain)
             except AdminError as e:
                 self.stderr.write(f"{source}:{number}: {e}\n")
                 invalid += 1

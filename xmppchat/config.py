@@ -144,6 +144,8 @@ class LimitsConfig:
     ping_timeout: int = 60
     offline_messages_per_user: int = 1000
     sessions_per_account: int = 50
+    # live streams are checked against storage this often (issue 15 finding 4)
+    session_recheck_seconds: int = 10
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
@@ -366,6 +368,8 @@ def _validate(config: Config, problem) -> None:
         problem("limits.message_burst", "must be at least 1 when message_rate is set")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    if not 1 <= limits.session_recheck_seconds <= 3600:
+        problem("limits.session_recheck_seconds", "must be 1 to 3600 seconds")
     push = config.push
     if push.notifier not in ("log", "webhook"):
         problem("push.notifier", f"must be 'log' or 'webhook', not {push.notifier!r}")

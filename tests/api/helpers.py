@@ -67,8 +67,7 @@ class ApiHarness:
 
     def __init__(self, rest=None, **sections):
         restConfig = {"enabled": True, "port": 0,
-                      "apps": [{"application_id": 1, "auth_key": "test-key", "jwt_secret": SECRET},
-                               {"application_id": 2, "auth_key": "other-key"}],
+                      "apps": [{"application_id": 1, "auth_key": "test-key", "jwt_secret": SECRET}],
                       "data_classes": ["UserReports"]}
         restConfig.update(rest or {})
         self.clock = task.Clock()
