@@ -1,0 +1,35 @@
+"""
+Issue 15 finding 2: one application per server.  The config refusal and the
+JWT checks are in tests/api (test_config.py, test_identity.py); here, JIDs
+that name another application resolve to nothing of this one.
+"""
+
+from __future__ import annotations
+
+from tests.helpers import HostHarness
+from tests.muc.test_room import join, presences
+from tests.test_admin import CLI
+from xmppchat.storage.interfaces import DIALOG_GROUP
+
+
+def test_roomJIDOfAnotherApplication():
+    """A dialog room reached as <otherApp>_<dialogId> is item-not-found, even for its occupant."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["alice"])
+    aid = h.accountId("alice")
+    join(h, alice, f"2_{dialog.id}@muc.localhost/{aid}")
+    [refused] = presences(ta)
+    assert refused["type"] == "error" and refused.error.firstChildElement().name == "item-not-found"
+    join(h, alice, f"1_{dialog.id}@muc.localhost/{aid}")
+    assert presences(ta)[0].getAttribute("type") is None
+
+
+def test_adminRefusesApplicationShapedNames(tmp_path, monkeypatch, capsys):
+    """adduser and import-users keep <id>-<appId> localparts for REST users."""
+    cli = CLI(tmp_path, monkeypatch, capsys)
+    code, _, err = cli("adduser", "5-2", stdin="secret-pw\n")
+    assert code != 0 and "kept for REST users" in err
+    code, _, err = cli("import-users", "-", stdin="7-3 secret-pw\nalice secret-pw\n")
+    assert "kept for REST users" in err and cli.account("7-3") is None
+    assert cli.account("alice") is not None
