@@ -148,7 +148,17 @@ def test_accountDeletionRevokes():
     seen = revocations(api)
     assert api.delete(f"/users/{userId}.json", token=token).status == 200
     assert api.get("/session.json", token=other).status == 401
-    assert seen[-1].deleted and seen[-1].condition == "not-authorized"
+    assert [(r.deleted, r.condition) for r in seen] == [(True, "not-authorized")]
+
+
+def test_deletedJWTUserNotRecreatedByItsJWT():
+    """A JWT user who deleted his account: that JWT does not make it again before its exp."""
+    api = ApiHarness()
+    token = jwt("emp-2004")
+    userId = api.get("/session.json", token=token).json["session"]["user_id"]
+    assert api.delete(f"/users/{userId}.json", token=token).status == 200
+    assert api.get("/session.json", token=token).status == 401
+    assert result(api.storage.accounts.getAccountByExternalId("emp-2004")) is None
 
 
 def _run(coroutine):

@@ -295,11 +295,11 @@ class SessionManager:
 
     # -- revoking (issue 15 finding 4) ------------------------------------------
 
-    async def revoke(self, info: SessionInfo) -> None:
+    async def revoke(self, info: SessionInfo, announce: bool = True) -> None:
         """
         The user token of C{info} no longer holds: deleted (a JWT also
-        remembered as revoked until its C{exp}), and the XMPP streams that
-        logged in with it end.
+        remembered as revoked until its C{exp}), and, when C{announce}, the
+        XMPP streams that logged in with it end.
         """
         if info.account is None:
             return
@@ -309,7 +309,8 @@ class SessionManager:
         elif info.stored:
             await tokens.deleteToken(info.tokenHash)
         info.stored = False
-        self.revoked(info.account, tokens=(info.tokenHash,), text="Logged out")
+        if announce:
+            self.revoked(info.account, tokens=(info.tokenHash,), text="Logged out")
 
     def revoked(self, account, **what) -> None:
         """

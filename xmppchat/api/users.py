@@ -479,7 +479,8 @@ class UsersResource(JSONResource):
     @route("DELETE", "{userId}", auth=USER, text=True)
     async def delete(self, call, userId):
         account = self._own(call, userId)
-        await self.ctx.sessions.revoke(call.session)
+        # its JWT must not make the account again (the other tokens go with it)
+        await self.ctx.sessions.revoke(call.session, announce=False)
         await self.ctx.storage.accounts.deleteAccount(account.id)
         self.ctx.fire("rest-user-deleted", account)
         self.ctx.sessions.revoked(account, deleted=True, text="The account was deleted")
