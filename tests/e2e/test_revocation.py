@@ -175,30 +175,18 @@ def test_accountDeletionEndsStreams(server):
     run(scenario())
 
 
-def test_adminDeluserEndsStreams(server):
-    """admin deluser in another process: the running server ends the stream within the recheck time."""
-    server.adduser("rev-admin", "rev-admin-pw")
+@pytest.mark.parametrize("command, condition", [("deluser", "not-authorized"), ("passwd", "reset")])
+def test_adminCommandEndsStreams(server, command, condition):
+    """admin deluser / passwd in another process: the running server ends the stream within the recheck time."""
+    name = f"rev-admin-{command}"
+    server.adduser(name, f"{name}-pw")
 
     async def scenario():
         client = RawClient(server)
-        await client.login("rev-admin", "rev-admin-pw", "r")
-        done = await asyncio.to_thread(server.admin, "deluser", "rev-admin")
+        await client.login(name, f"{name}-pw", "r")
+        done = await asyncio.to_thread(server.admin, command, name, stdin=f"{name}-new\n")
         assert done.returncode == 0, done.stderr
-        assert await endedWith(client, timeout=RECHECK + 4) == "not-authorized"
-
-    run(scenario())
-
-
-def test_adminPasswdEndsStreams(server):
-    """admin passwd in another process ends the password's streams with reset."""
-    server.adduser("rev-passwd", "rev-passwd-pw")
-
-    async def scenario():
-        client = RawClient(server)
-        await client.login("rev-passwd", "rev-passwd-pw", "r")
-        done = await asyncio.to_thread(server.admin, "passwd", "rev-passwd", stdin="rev-passwd-new\n")
-        assert done.returncode == 0, done.stderr
-        assert await endedWith(client, timeout=RECHECK + 4) == "reset"
+        assert await endedWith(client, timeout=RECHECK + 4) == condition
 
     run(scenario())
 
