@@ -163,3 +163,15 @@ def test_deletedJWTUserNotRecreatedByItsJWT():
 
 def _run(coroutine):
     return defer.ensureDeferred(coroutine)
+
+
+def test_loginOnAJWTDoesNotOutliveIt():
+    """POST /login.json with a JWT as CB-Token: the token still dies at the JWT's exp."""
+    api = ApiHarness()
+    api.signup("dave", "dave-pw-1")
+    token = jwt("emp-2005", exp=NOW + 60)
+    assert api.get("/session.json", token=token).status == 200
+    r = api.post("/login.json", {"login": "dave", "password": "dave-pw-1"}, token=token)
+    assert r.status == 202, r
+    api.clock.advance(61)
+    assert api.get("/session.json", token=token).status == 401

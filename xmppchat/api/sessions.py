@@ -325,13 +325,20 @@ class SessionManager:
         """
         C{POST /login.json}: the caller's token now belongs to C{account}
         (an application token becomes a user token; a user token is
-        replaced).
+        replaced: the streams it opened for another user end; a JWT
+        still ends at its C{exp}).
         """
-        await self.revoke(info)
+        if info.account is not None and info.account.id == account.id:
+            if info.stored:
+                await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        else:
+            await self.revoke(info)
         self._appSessions.pop(info.tokenHash, None)
         now = self.ctx.clock.seconds()
-        upgraded = SessionInfo(info.token, info.tokenHash, info.appId, account, now,
-                               now + self.ctx.config.token_seconds)
+        expiresAt = now + self.ctx.config.token_seconds
+        if looksLikeJWT(info.token):
+            expiresAt = min(expiresAt, info.expiresAt)
+        upgraded = SessionInfo(info.token, info.tokenHash, info.appId, account, now, expiresAt)
         return await self._storeUserToken(upgraded)
 
     async def downgrade(self, info: SessionInfo) -> SessionInfo:
