@@ -33,3 +33,23 @@ def test_adminRefusesApplicationShapedNames(tmp_path, monkeypatch, capsys):
     code, _, err = cli("import-users", "-", stdin="7-3 secret-pw\nalice secret-pw\n")
     assert "kept for REST users" in err and cli.account("7-3") is None
     assert cli.account("alice") is not None
+
+
+def test_saslNameOfAnotherApplication():
+    """SASL as <id>-<otherApp> with <id>-<appId>'s password is not-authorized (no parsing of ids)."""
+    import base64
+
+    from tests.helpers import StubTransport, xml
+    from xmppchat.c2s.negotiation import SECURED, C2SStream
+
+    h = HostHarness()
+    h.addUser("5-1", "five-pw")
+    transport = StubTransport(secure=True)
+    stream = C2SStream(h.host, transport)
+    stream.phase = SECURED
+    payload = base64.b64encode(b"\x005-2\x00five-pw").decode()
+    stream.elementReceived(xml(
+        f'<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">{payload}</auth>'))
+    h.clock.advance(10)
+    [failure] = [e for e in transport.sent if e.name == "failure"]
+    assert failure.firstChildElement().name == "not-authorized" and stream.account is None
