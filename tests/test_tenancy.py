@@ -25,14 +25,14 @@ def test_roomJIDOfAnotherApplication():
     assert presences(ta)[0].getAttribute("type") is None
 
 
-def test_adminRefusesApplicationShapedNames(tmp_path, monkeypatch, capsys):
-    """adduser and import-users keep <id>-<appId> localparts for REST users."""
+def test_adminRefusesOtherApplicationNames(tmp_path, monkeypatch, capsys):
+    """adduser and import-users refuse <id>-<otherApp> localparts (this server serves app 1)."""
     cli = CLI(tmp_path, monkeypatch, capsys)
     code, _, err = cli("adduser", "5-2", stdin="secret-pw\n")
-    assert code != 0 and "kept for REST users" in err
-    code, _, err = cli("import-users", "-", stdin="7-3 secret-pw\nalice secret-pw\n")
-    assert "kept for REST users" in err and cli.account("7-3") is None
-    assert cli.account("alice") is not None
+    assert code != 0 and "names another application" in err
+    code, _, err = cli("import-users", "-", stdin="7-3 secret-pw\nalice secret-pw\n101-1 pw-101\n")
+    assert "names another application" in err and cli.account("7-3") is None
+    assert cli.account("alice") is not None and cli.account("101-1") is not None
 
 
 def test_saslNameOfAnotherApplication():
