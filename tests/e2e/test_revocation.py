@@ -200,3 +200,22 @@ def test_preRegisteredExternalIdRefused(server):
     jwt = encodeJWT({"user_id": "rev-emp-7", "exp": int(time.time()) + 600}, REST_JWT_SECRET)
     status, body = call(server, "GET", "/session.json", token=jwt)
     assert status == 200 and body["session"]["user"]["login"] is None
+
+
+def test_logoutEndsScramTokenStream(server):
+    """slixmpp logged in with SCRAM-SHA-1 and a REST token: logout ends that stream with reset."""
+    from tests.e2e.test_slixmpp import Client
+
+    userId, token = signup(server, "rev-scram", "rev-scram-pw")
+
+    async def scenario():
+        client = Client(server, f"{userId}-1@localhost", token, "SCRAM-SHA-1")
+        errors = asyncio.get_running_loop().create_future()
+        client.add_event_handler("stream_error", lambda e: errors.done() or errors.set_result(
+            e["condition"]))
+        assert await client.login()
+        assert call(server, "DELETE", "/session.json", token=token)[0] == 200
+        assert await asyncio.wait_for(errors, 5) == "reset"
+        client.disconnect()
+
+    run(scenario())
