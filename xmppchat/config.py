@@ -147,6 +147,8 @@ class LimitsConfig:
     offline_share_per_dialog: int = 25
     offline_share_dialogs: int = 50
     sessions_per_account: int = 50
+    # live streams are checked against storage this often (issue 15 finding 4)
+    session_recheck_seconds: int = 10
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
@@ -180,8 +182,9 @@ class RestConfig:
     """
     The ConnectyCube-compatible REST side-service (L{xmppchat.api}).
 
-    @ivar apps: one table per application: C{application_id} (int),
-        C{auth_key} (str), optional C{jwt_secret} (str) for HS256 token users.
+    @ivar apps: at most one table (one tenant per server, issue 15
+        finding 2): C{application_id} (int), C{auth_key} (str), optional
+        C{jwt_secret} (str) for HS256 token users.
     """
 
     enabled: bool = False
@@ -390,6 +393,8 @@ def _validate(config: Config, problem) -> None:
             problem(f"limits.{key}", "must be a percentage of offline_messages_per_user, 1 to 100")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    if not 1 <= limits.session_recheck_seconds <= 3600:
+        problem("limits.session_recheck_seconds", "must be 1 to 3600 seconds")
     push = config.push
     if push.notifier not in ("log", "webhook"):
         problem("push.notifier", f"must be 'log' or 'webhook', not {push.notifier!r}")
@@ -530,6 +535,12 @@ def _validateRest(rest: RestConfig, problem) -> None:
     for name in rest.data_classes:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
             problem("rest.data_classes", f"not a class name: {name!r}")
+    if len(rest.apps) > 1:
+        # Issue 15 finding 2: accounts, dialogs, messages, blobs and records
+        # carry no application, so two applications would share them all.
+        problem("rest.apps", f"{len(rest.apps)} applications configured: one server serves one"
+                " application (the data carries no application boundary); run one server"
+                " per application")
     seen = set()
     for i, app in enumerate(rest.apps):
         key = f"rest.apps[{i}]"

@@ -395,6 +395,14 @@ class DialogsModule(Module):
                 return app["application_id"]
         return 1
 
+    def checkAppId(self, appId: int) -> None:
+        """
+        A room JID must name this server's application (one per server,
+        issue 15 finding 2): C{item-not-found} otherwise.
+        """
+        if appId != self.defaultAppId():
+            raise StanzaError("item-not-found", text=f"No application {appId} on this server")
+
     @defer.inlineCallbacks
     def getDialog(self, dialogId: str | None):
         dialog = None
@@ -445,6 +453,7 @@ class DialogsModule(Module):
         The dialog of a room event: it exists, is not private, and the room
         JID names the sender's application (accounts C{<id>-<appId>}).
         """
+        self.checkAppId(event.appId)
         origin = event.origin
         app = appIdOf(origin.localpart) if origin is not None else None
         if app is not None and app != event.appId:

@@ -4,7 +4,9 @@ encrypted streams, SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677)
 everywhere SASL is offered.  Passwords and REST session tokens are accepted
 alike.  Failed attempts are slowed down and then refused per source address
 and per account (L{LoginThrottle}); a stream gets at most
-C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).
+C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).  A stream whose credential is
+revoked later (logout, password change, account deletion) is ended
+(L{xmppchat.auth.revocation}, issue 15 finding 4).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import binascii
 from twisted.words.xish import domish
 
 from xmppchat.auth.mechanisms import MECHANISMS, Challenge, SASLFailure, Success
+from xmppchat.auth.revocation import StreamCheck, endRevoked
 from xmppchat.auth.source import StorageCredentialSource
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.c2s.negotiation import CONNECTED, SECURED
@@ -42,6 +45,18 @@ class SASLModule(Module):
             lockoutFailures=limits.failed_logins_lockout,
             lockoutSeconds=limits.failed_logins_lockout_seconds,
         )
+        self.streamCheck = StreamCheck(self.host, limits.session_recheck_seconds)
+
+    def tearDown(self):
+        self.streamCheck.stop()
+
+    @hook("session-bound")
+    def onBound(self, event):
+        self.streamCheck.wake()
+
+    @hook("credentials-revoked")
+    def onRevoked(self, revocation):
+        endRevoked(self.host, revocation)
 
     def mechanismsFor(self, stream) -> list[str]:
         """
@@ -148,7 +163,7 @@ class SASLModule(Module):
         if step.additionalData:
             success.addContent(base64.b64encode(step.additionalData).decode("ascii"))
         stream.send(success)
-        stream.authenticated(step.localpart, account)
+        stream.authenticated(step.localpart, account, step.credential)
 
     def _failed(self, failure, stream):
         if failure.check(SASLFailure):

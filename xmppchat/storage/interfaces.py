@@ -193,6 +193,10 @@ class Account:
         for accounts that authenticate only with tokens.
     @ivar profile: free JSON-compatible data (full name, custom data,
         privacy settings...).
+    @ivar jwt: created by a JWT login (issue 15 finding 1): it has no
+        password anybody knows and only JWTs of its C{externalId} (and the
+        session tokens they yield) log into it; a JWT never logs into an
+        account without this mark.
     """
 
     id: int
@@ -204,6 +208,7 @@ class Account:
     createdAt: float
     updatedAt: float
     profile: dict = field(default_factory=dict)
+    jwt: bool = False
 
 
 @dataclass
@@ -406,10 +411,12 @@ class IAccountStore(Protocol):
 
     def createAccount(self, localpart: str, credentials: dict | None, login: str | None = None,
                       email: str | None = None, externalId: str | None = None,
-                      profile: dict | None = None, accountId: int | None = None) -> Deferred:
+                      profile: dict | None = None, accountId: int | None = None,
+                      jwt: bool = False) -> Deferred:
         """
         Create an account; fires with the new L{Account}.  C{accountId}
         forces the id (imports); otherwise the store allocates the next one.
+        C{jwt} marks an account created by a JWT login (L{Account.jwt}).
         Every C{"{id}"} in C{localpart} is replaced by the allocated id in
         the same atomic operation (REST users: C{"{id}-<appId>"}).
         Fails with L{AlreadyExists} when the id, localpart, login, e-mail or
@@ -523,9 +530,35 @@ class ITokenStore(Protocol):
         Delete a token; fires with C{True} if it existed.
         """
 
+    def deleteAccountTokens(self, accountId: int, keep: str | None = None) -> Deferred:
+        """
+        Delete every token of the account but the one hashed C{keep}
+        (password change, issue 15 finding 4); fires with the deleted
+        hashes.
+        """
+
+    def liveTokenHashes(self, tokenHashes: Iterable[str], now: float | None = None) -> Deferred:
+        """
+        Fires with the set of those hashes whose token is stored and live
+        (one query: the periodic check of live XMPP streams).
+        """
+
+    def revokeToken(self, tokenHash: str, expiresAt: float) -> Deferred:
+        """
+        Delete the token and remember its hash as revoked until
+        C{expiresAt}: a JWT, which its issuer keeps signed, must not be
+        accepted again after logout (issue 15 finding 4).
+        """
+
+    def isRevoked(self, tokenHash: str, now: float | None = None) -> Deferred:
+        """
+        Fires with whether the hash was revoked and has not expired yet.
+        """
+
     def purgeExpired(self, now: float | None = None) -> Deferred:
         """
-        Delete expired tokens; fires with how many were deleted.
+        Delete expired tokens and revocations; fires with how many tokens
+        were deleted.
         """
 
 

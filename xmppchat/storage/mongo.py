@@ -209,6 +209,7 @@ INDEXES = {
                  ("email", {"unique": True, "sparse": True}),
                  ("externalId", {"unique": True, "sparse": True})],
     "tokens": [([("account_id", _ASC), ("expires_at", _ASC)], {}), ("expires_at", {})],
+    "revoked_tokens": [("expires_at", {})],
     "offline": [([("localpart", _ASC), ("_id", _ASC)], {}),
                 ([("localpart", _ASC), ("sender", _ASC)], {}),
                 ([("localpart", _ASC), ("dialog_id", _ASC)], {})],
@@ -286,6 +287,13 @@ class _Database(common.Worker):
             for doc in db.records.find({"size": {"$exists": False}}, {"fields_json": 1}):
                 db.records.update_one({"_id": doc["_id"]},
                                       {"$set": {"size": len(doc["fields_json"].encode("utf-8"))}})
+            # Accounts from before the JWT mark (issue 15 finding 1): those with
+            # an external id and neither login nor e-mail were made by a JWT
+            # (a password signup needs one of them).  New accounts always
+            # carry the field, so this matches only old documents.
+            db.accounts.update_many({"jwt": {"$exists": False}, "externalId": {"$exists": True},
+                                     "login": {"$exists": False}, "email": {"$exists": False}},
+                                    {"$set": {"jwt": True}})
         except (PyMongoError, ValueError, TypeError) as e:
             self._dropClient()
             raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
@@ -358,9 +366,10 @@ _Store = common.Store
 # -- accounts, tokens, offline, roster, last activity ------------------------------
 
 
-def _accountDoc(accountId, localpart, login, email, externalId, credentials, profile, now):
+def _accountDoc(accountId, localpart, login, email, externalId, credentials, profile, now,
+                jwt=False):
     doc = {"_id": accountId, "localpart": localpart, "credentials": _dumps(credentials),
-           "created_at": now, "updated_at": now}
+           "created_at": now, "updated_at": now, "jwt": bool(jwt)}
     for name, value in (("login", login), ("email", email), ("externalId", externalId)):
         if value is not None:
             doc[name] = value
@@ -379,7 +388,8 @@ def _account(doc) -> Account | None:
     return Account(id=doc["_id"], localpart=doc["localpart"], login=doc.get("login"),
                    email=doc.get("email"), externalId=doc.get("externalId"),
                    credentials=_loads(doc.get("credentials")), createdAt=doc["created_at"],
-                   updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {})
+                   updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {},
+                   jwt=bool(doc.get("jwt")))
 
 
 
@@ -389,7 +399,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
     """
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
-                      profile=None, accountId=None):
+                      profile=None, accountId=None, jwt=False):
         common.checkAccountArguments(localpart, accountId)
         now = self._now()
 
@@ -399,7 +409,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
             else:
                 newId = accountId
             doc = _accountDoc(newId, common.fillLocalpart(localpart, newId), login, email,
-                              externalId, credentials, profile, now)
+                              externalId, credentials, profile, now, jwt)
             db.accounts.insert_one(doc)
             if accountId is not None:
                 db.counters.update_one({"_id": "accounts"}, {"$max": {"seq": accountId}},
@@ -543,10 +553,50 @@ class MongoTokenStore(_Store):
     def deleteToken(self, tokenHash):
         return self.db.run(lambda db: db.tokens.delete_one({"_id": tokenHash}).deleted_count > 0)
 
+    def deleteAccountTokens(self, accountId, keep=None):
+        def delete(db):
+            filter_ = {"account_id": accountId, "_id": {"$ne": keep}}
+            hashes = [d["_id"] for d in db.tokens.find(filter_, {"_id": 1})]
+            db.tokens.delete_many({"_id": {"$in": hashes}})
+            return hashes
+
+        return self.db.run(delete)
+
+    def liveTokenHashes(self, tokenHashes, now=None):
+        now = self._now(now)
+        hashes = list(tokenHashes)
+
+        def live(db):
+            found = set()
+            for start in range(0, len(hashes), _CHUNK):
+                found.update(d["_id"] for d in db.tokens.find(
+                    {"_id": {"$in": hashes[start:start + _CHUNK]}, "expires_at": {"$gt": now}},
+                    {"_id": 1}))
+            return found
+
+        return self.db.run(live)
+
+    def revokeToken(self, tokenHash, expiresAt):
+        def revoke(db):
+            db.tokens.delete_one({"_id": tokenHash})
+            db.revoked_tokens.replace_one({"_id": tokenHash}, {"expires_at": expiresAt},
+                                          upsert=True)
+
+        return self.db.run(revoke)
+
+    def isRevoked(self, tokenHash, now=None):
+        now = self._now(now)
+        return self.db.run(lambda db: db.revoked_tokens.find_one(
+            {"_id": tokenHash, "expires_at": {"$gt": now}}, {"_id": 1}) is not None)
+
     def purgeExpired(self, now=None):
         now = self._now(now)
-        return self.db.run(lambda db: db.tokens.delete_many(
-            {"expires_at": {"$lte": now}}).deleted_count)
+
+        def purge(db):
+            db.revoked_tokens.delete_many({"expires_at": {"$lte": now}})
+            return db.tokens.delete_many({"expires_at": {"$lte": now}}).deleted_count
+
+        return self.db.run(purge)
 
 
 class MongoOfflineStore(_Store):

@@ -52,7 +52,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -228,7 +228,21 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
     [
-        # 4 -> 5 (issue 15 findings 8, 9): who sent each offline message and
+        # 4 -> 5, issue 15 findings 1 and 4: JWT-created accounts are marked (those
+        # made before the mark are the ones with an external id and neither
+        # login nor e-mail: a password signup needs one of them), and
+        # logged-out JWTs are remembered until they expire.
+        "ALTER TABLE accounts ADD COLUMN jwt INTEGER NOT NULL DEFAULT 0",
+        "UPDATE accounts SET jwt = 1 WHERE external_id IS NOT NULL AND login IS NULL"
+        " AND email IS NULL",
+        """CREATE TABLE IF NOT EXISTS revoked_tokens (
+            token_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_at)",
+    ],
+    [
+        # 5 -> 6 (issue 15 findings 8, 9): who sent each offline message and
         # for which dialog, counted by index for the per-sender and
         # per-dialog shares of the queue; a dialog's messages by sender
         # (has a user taken part in a dialog?).
@@ -254,8 +268,8 @@ _ACCOUNT_COLUMNS = {
     "external_id": "externalId",
 }
 _ACCOUNT_SELECT = (
-    "SELECT id, localpart, login, email, external_id, credentials, created_at, updated_at, profile"
-    " FROM accounts"
+    "SELECT id, localpart, login, email, external_id, credentials, created_at, updated_at, profile,"
+    " jwt FROM accounts"
 )
 _TOKEN_SELECT = "SELECT token_hash, account_id, app_id, created_at, expires_at, credentials FROM tokens"
 _ROSTER_SELECT = "SELECT jid, name, groups, subscription, ask, pending_in, hidden FROM roster"
@@ -270,7 +284,7 @@ def _account(row) -> Account | None:
         return None
     return Account(id=row[0], localpart=row[1], login=row[2], email=row[3], externalId=row[4],
                    credentials=_loads(row[5]), createdAt=row[6], updatedAt=row[7],
-                   profile=_loads(row[8]) or {})
+                   profile=_loads(row[8]) or {}, jwt=bool(row[9]))
 
 
 def _token(row) -> TokenRecord | None:
@@ -605,11 +619,11 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
     """
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
-                      profile=None, accountId=None):
+                      profile=None, accountId=None, jwt=False):
         common.checkAccountArguments(localpart, accountId)
         now = self._now()
         values = (accountId, localpart, login, email, externalId, credentials, now, now,
-                  profile or {})
+                  profile or {}, int(bool(jwt)))
         return self.db.run(True, self._create, values)
 
     @staticmethod
@@ -624,7 +638,7 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
         values[8] = _dumps(values[8])
         cursor = connection.execute(
             "INSERT INTO accounts (id, localpart, login, email, external_id, credentials,"
-            " created_at, updated_at, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            " created_at, updated_at, profile, jwt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         accountId = cursor.lastrowid
         if values[1] != localpart:
             connection.execute("UPDATE accounts SET localpart = ? WHERE id = ?",
@@ -751,10 +765,54 @@ class SQLiteTokenStore(_Store):
         return self.db.run(True, lambda c: c.execute(
             "DELETE FROM tokens WHERE token_hash = ?", (tokenHash,)).rowcount > 0)
 
+    def deleteAccountTokens(self, accountId, keep=None):
+        def delete(connection):
+            hashes = [row[0] for row in connection.execute(
+                "SELECT token_hash FROM tokens WHERE account_id = ? AND token_hash IS NOT ?",
+                (accountId, keep))]
+            connection.execute("DELETE FROM tokens WHERE account_id = ? AND token_hash IS NOT ?",
+                               (accountId, keep))
+            return hashes
+
+        return self.db.run(True, delete)
+
+    def liveTokenHashes(self, tokenHashes, now=None):
+        now = self._now(now)
+        hashes = list(tokenHashes)
+
+        def live(connection):
+            found = set()
+            for start in range(0, len(hashes), _CHUNK):
+                chunk = hashes[start:start + _CHUNK]
+                found.update(row[0] for row in connection.execute(
+                    f"SELECT token_hash FROM tokens WHERE token_hash IN ({_marks(chunk)})"
+                    " AND expires_at > ?", [*chunk, now]))
+            return found
+
+        return self.db.run(False, live)
+
+    def revokeToken(self, tokenHash, expiresAt):
+        def revoke(connection):
+            connection.execute("DELETE FROM tokens WHERE token_hash = ?", (tokenHash,))
+            connection.execute("INSERT OR REPLACE INTO revoked_tokens (token_hash, expires_at)"
+                               " VALUES (?, ?)", (tokenHash, expiresAt))
+
+        return self.db.run(True, revoke)
+
+    def isRevoked(self, tokenHash, now=None):
+        now = self._now(now)
+        return self.db.run(False, lambda c: c.execute(
+            "SELECT 1 FROM revoked_tokens WHERE token_hash = ? AND expires_at > ?",
+            (tokenHash, now)).fetchone() is not None)
+
     def purgeExpired(self, now=None):
         now = self._now(now)
-        return self.db.run(True, lambda c: c.execute(
-            "DELETE FROM tokens WHERE expires_at <= ?", (now,)).rowcount)
+
+        def purge(connection):
+            connection.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (now,))
+            return connection.execute("DELETE FROM tokens WHERE expires_at <= ?", (now,)).rowcount
+
+        return self.db.run(True, purge)
 
 
 class SQLiteOfflineStore(_Store):
