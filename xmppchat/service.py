@@ -15,6 +15,7 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from xmppchat.auth.throttle import UnlockWatcher
 from xmppchat.c2s.bosh import boshResource, boshSite
 from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
@@ -66,6 +67,8 @@ class XMPPChatService(service.Service):
             self.cluster = ClusterNode(self.host, config.cluster, reactor)
         self.ports: dict = {}
         self.factories: dict = {}
+        # `admin unlock` requests, from storage (issue 15 #5)
+        self.unlockWatcher = UnlockWatcher(self.storage, [self.host.loginThrottle], reactor)
         self.inheritedPorts: dict = dict(inheritedPorts or {})
 
     def listen(self) -> None:
@@ -142,6 +145,8 @@ class XMPPChatService(service.Service):
         site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
                         runCPU=inThreadPool(self.reactor), online=self.host.sessions)
         self.host.passwordCheckers.append(JWTChecker(site.ctx))
+        # one failed-login throttle for SASL and REST logins
+        site.ctx.sessions.throttle = self.host.loginThrottle
         if self.config.rest.http_bind:
             # XEP-0206 on the REST port: the long-poll fallback the SDK's
             # clients reach where WebSocket is blocked.
@@ -197,6 +202,7 @@ class XMPPChatService(service.Service):
         # class and function at each collection (tail latency, bench/).
         gc.collect()
         gc.freeze()
+        self.unlockWatcher.start()
         ports = {name: port.getHost().port for name, port in self.ports.items()}
         self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))
@@ -217,6 +223,7 @@ class XMPPChatService(service.Service):
     @defer.inlineCallbacks
     def stopService(self):
         service.Service.stopService(self)
+        self.unlockWatcher.stop()
         if self._restoreSignal is not None:
             self._restoreSignal()
             self._restoreSignal = None

@@ -203,7 +203,7 @@ def test_forwardedForIgnoredFromOthers():
 
 def test_proxiedClientsThrottledSeparately():
     """Wrong passwords from one client behind the proxy do not lock out another client behind it."""
-    h, factory = harness(limits={"failed_logins_free": 0, "failed_logins_lockout": 2})
+    h, factory = harness(limits={"failed_logins_free": 0, "failed_logins_per_source": 3})
     h.addUser("alice", "pw")
 
     def login(forwarded, user, password):

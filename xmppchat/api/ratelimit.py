@@ -127,7 +127,8 @@ class RestRateLimits:
     tokens get past the address limit.
     """
 
-    def __init__(self, config, clock):
+    def __init__(self, config, clock, clientAddress=None):
+        self.clientAddress = clientAddress or self._address
         self.tokens = RateLimiter(clock, config.token_rate_per_minute, config.token_burst,
                                   config.rate_limit_keys)
         self.addresses = RateLimiter(clock, config.address_rate_per_minute,
@@ -151,7 +152,7 @@ class RestRateLimits:
                 if wait:
                     raise tooManyRequests(wait, "requests for this session")
                 return
-        wait = self.addresses.take(self._address(request))
+        wait = self.addresses.take(self.clientAddress(request))
         if wait:
             raise tooManyRequests(wait, "requests from this address")
 

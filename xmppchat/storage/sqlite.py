@@ -34,6 +34,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
+from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
@@ -53,7 +55,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -213,6 +215,8 @@ MIGRATIONS: list[list[str]] = [
             name TEXT NOT NULL
         )""",
     ],
+    # 3 -> 4: admin unlock requests (storage/unlocks, issue 15 #5)
+    UNLOCK_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -1532,6 +1536,7 @@ class SQLiteStorage(common.WorkerStorage):
         "blobs": SQLiteBlobStore,
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
+        "unlocks": SQLiteUnlockStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
