@@ -5,11 +5,13 @@ stopped, the account's owner elsewhere is not.
 
 from __future__ import annotations
 
+import pytest
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
 from tests.storage.test_contract import BACKENDS, openBackend, result
 from xmppchat.auth.throttle import LoginThrottle, UnlockWatcher
+from xmppchat.config import ConfigError, buildConfig
 
 ATTACKER, OWNER, NEIGHBOUR = "203.0.113.66", "198.51.100.7", "203.0.113.66"
 
@@ -161,3 +163,15 @@ def test_unlockWatcherAppliesAdminRequests():
         assert [key for _, key in result(storage.unlocks.listUnlocks())] == ["victim"]
         watcher.stop()
         result(storage.stop())
+
+
+def test_configKeys():
+    """failed_logins_per_source and failed_logins_per_account have defaults and must be at least 1."""
+    limits = buildConfig({}).limits
+    assert (limits.failed_logins_per_source, limits.failed_logins_per_account) == (30, 50)
+    t = LoginThrottle.fromConfig(limits, Clock())
+    assert (t.sourceFailures, t.accountFailures, t.lockoutFailures) == (30, 50, 10)
+    with pytest.raises(ConfigError) as caught:
+        buildConfig({"limits": {"failed_logins_per_source": 0, "failed_logins_per_account": -1}})
+    text = str(caught.value)
+    assert "limits.failed_logins_per_source" in text and "limits.failed_logins_per_account" in text

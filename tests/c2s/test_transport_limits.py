@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from io import BytesIO
 
+import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import connectionDone
 from twisted.web import server
@@ -22,6 +23,7 @@ from tests.helpers import HostHarness
 from xmppchat.c2s.bosh import boshResource
 from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.clientaddress import TrustedProxies
+from xmppchat.config import ConfigError, buildConfig
 
 LIMITS = {"connections_per_ip": 3, "exempt_loopback": False, "ping_interval": 0}
 
@@ -153,3 +155,14 @@ def test_trustedProxiesClientAddress():
     assert proxies.client("::1", "2001:db8::1") == "2001:db8::1"
     assert proxies.client("::ffff:10.0.0.1", "203.0.113.5") == "203.0.113.5"
     assert not TrustedProxies([]).trusts("127.0.0.1")
+
+
+def test_trustedProxiesValidated():
+    """[limits] trusted_proxies must be a list of addresses or CIDRs; the default trusts loopback only."""
+    assert buildConfig({}).limits.trusted_proxies == ["127.0.0.1/32", "::1/128"]
+    assert buildConfig({"limits": {"trusted_proxies": ["10.0.0.0/8", "2001:db8::1"]}})
+    with pytest.raises(ConfigError) as caught:
+        buildConfig({"limits": {"trusted_proxies": ["10.0.0.0/33"]}})
+    assert "limits.trusted_proxies" in str(caught.value) and "10.0.0.0/33" in str(caught.value)
+    with pytest.raises(ConfigError):
+        buildConfig({"limits": {"trusted_proxies": "10.0.0.0/8"}})
