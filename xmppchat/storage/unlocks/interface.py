@@ -8,12 +8,23 @@ L{KEEP_SECONDS}, long enough for every node to see them.
 
 from __future__ import annotations
 
+import secrets
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
 KEEP_SECONDS = 86400
 MAX_LISTED = 1000
+
+
+def newUnlock(key, now: float) -> tuple[str, float]:
+    """
+    The id of a new request for C{key} and the creation time before which
+    requests are dropped; C{ValueError} for an unusable key.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError("the key must be a non-empty string")
+    return secrets.token_hex(12), now - KEEP_SECONDS
 
 
 class IUnlockStore(Protocol):

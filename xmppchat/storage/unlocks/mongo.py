@@ -4,12 +4,10 @@ L{IUnlockStore} on the MongoDB C{login_unlocks} collection.
 
 from __future__ import annotations
 
-import secrets
-
 import pymongo
 
 from xmppchat.storage.common import Store
-from xmppchat.storage.unlocks.interface import KEEP_SECONDS, MAX_LISTED
+from xmppchat.storage.unlocks.interface import MAX_LISTED, newUnlock
 
 # collection -> [(keys, options)], merged into xmppchat.storage.mongo.INDEXES
 INDEXES = {"login_unlocks": [("created_at", {})]}
@@ -17,13 +15,11 @@ INDEXES = {"login_unlocks": [("created_at", {})]}
 
 class MongoUnlockStore(Store):
     def addUnlock(self, key):
-        if not isinstance(key, str) or not key:
-            raise ValueError("the key must be a non-empty string")
         now = self._now()
-        unlockId = secrets.token_hex(12)
+        unlockId, cutoff = newUnlock(key, now)
 
         def add(db):
-            db.login_unlocks.delete_many({"created_at": {"$lt": now - KEEP_SECONDS}})
+            db.login_unlocks.delete_many({"created_at": {"$lt": cutoff}})
             db.login_unlocks.insert_one({"_id": unlockId, "key": key, "created_at": now})
             return unlockId
 

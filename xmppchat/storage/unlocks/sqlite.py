@@ -4,10 +4,8 @@ L{IUnlockStore} on the SQLite C{login_unlocks} table (schema 4).
 
 from __future__ import annotations
 
-import secrets
-
 from xmppchat.storage.common import Store
-from xmppchat.storage.unlocks.interface import KEEP_SECONDS, MAX_LISTED
+from xmppchat.storage.unlocks.interface import MAX_LISTED, newUnlock
 
 # the migration that creates the table (xmppchat.storage.sqlite.MIGRATIONS)
 SCHEMA = [
@@ -22,13 +20,11 @@ SCHEMA = [
 
 class SQLiteUnlockStore(Store):
     def addUnlock(self, key):
-        if not isinstance(key, str) or not key:
-            raise ValueError("the key must be a non-empty string")
         now = self._now()
-        unlockId = secrets.token_hex(12)
+        unlockId, cutoff = newUnlock(key, now)
 
         def add(connection):
-            connection.execute("DELETE FROM login_unlocks WHERE created_at < ?", (now - KEEP_SECONDS,))
+            connection.execute("DELETE FROM login_unlocks WHERE created_at < ?", (cutoff,))
             connection.execute("INSERT INTO login_unlocks (id, key, created_at) VALUES (?, ?, ?)",
                                (unlockId, key, now))
             return unlockId
