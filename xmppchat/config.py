@@ -83,6 +83,8 @@ class C2SConfig:
     starttls_required: bool = True
     allow_plain_without_tls_on_loopback: bool = False
     log_traffic: bool = False
+    # PROXY protocol v1/v2 from [limits] trusted_proxies (c2s/proxyprotocol.py)
+    proxy_protocol: bool = False
 
 
 @dataclass

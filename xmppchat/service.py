@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from xmppchat.auth.throttle import UnlockWatcher
 from xmppchat.c2s.bosh import boshResource, boshSite
+from xmppchat.c2s.proxyprotocol import ProxyProtocolFactory
 from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
@@ -84,9 +85,9 @@ class XMPPChatService(service.Service):
         direct = C2SFactory(self.host, tls, directTLS=True, logTraffic=logTraffic)
         self.factories = {"c2s": plain, "c2s-tls": direct}
         try:
-            self._listenOn("c2s", c2s.port, plain, c2s.interface)
+            self._listenC2S("c2s", c2s.port, plain)
             if c2s.direct_tls:
-                self._listenOn("c2s-tls", c2s.tls_port, direct, c2s.interface, tls)
+                self._listenC2S("c2s-tls", c2s.tls_port, direct, tls)
             self._listenHTTP()
             rest = self.config.rest
             if rest.enabled:
@@ -96,6 +97,16 @@ class XMPPChatService(service.Service):
                 port.stopListening()
             self.ports.clear()
             raise StartupError(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+
+    def _listenC2S(self, name, port, factory, tls=None) -> None:
+        """
+        A c2s listener; with C{[c2s] proxy_protocol}, trusted proxies'
+        connections start with a PROXY header, before TLS on the
+        direct-TLS port (L{ProxyProtocolFactory}).
+        """
+        if self.config.c2s.proxy_protocol:
+            factory, tls = ProxyProtocolFactory(self.host, factory, tls), None
+        self._listenOn(name, port, factory, self.config.c2s.interface, tls)
 
     def _listenHTTP(self) -> None:
         """
