@@ -9,6 +9,8 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
+from tests.c2s.test_negotiation import newStream, plain
+from tests.helpers import HostHarness, xml
 from tests.storage.test_contract import BACKENDS, openBackend, result
 from xmppchat.auth.throttle import LoginThrottle, UnlockWatcher
 from xmppchat.config import ConfigError, buildConfig
@@ -175,3 +177,26 @@ def test_configKeys():
         buildConfig({"limits": {"failed_logins_per_source": 0, "failed_logins_per_account": -1}})
     text = str(caught.value)
     assert "limits.failed_logins_per_source" in text and "limits.failed_logins_per_account" in text
+
+
+def saslLogin(h, peer, user, password):
+    """One PLAIN attempt from C{peer}; (answer element name, seconds it took)."""
+    stream, transport = newStream(h, secure=True, peer=peer)
+    stream.elementReceived(xml(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                               f"{plain(user, password)}</auth>"))
+    waited = 0.0
+    while not transport.sent and waited < 60:
+        h.clock.advance(0.5)
+        waited += 0.5
+    return transport.sent[0].name, waited
+
+
+def test_saslDistributedGuessingHoldsButNeverRefusesTheOwner():
+    """Over SASL: after many sources guessed alice's password, her right password from a new address succeeds, 8 s later; from her usual address at once."""
+    h = HostHarness(limits={"failed_logins_per_account": 5})
+    h.addUser("alice", "pw")
+    assert saslLogin(h, "198.51.100.7", "alice", "pw") == ("success", 0)
+    for i in range(6):
+        assert saslLogin(h, f"192.0.2.{i}", "alice", "guess")[0] == "failure"
+    assert saslLogin(h, "203.0.113.50", "alice", "pw") == ("success", 8)
+    assert saslLogin(h, "198.51.100.7", "alice", "pw") == ("success", 0)

@@ -130,6 +130,22 @@ def test_v1HeaderCountsTheClient(server):
         sock.close()
 
 
+def test_starttlsAndLoginAfterV1Header(server):
+    """STARTTLS and SASL work on a connection that began with a PROXY header."""
+    sock = connect(server)
+    sock.sendall(v1("203.0.113.20") + HEADER)
+    assert b"<starttls" in receive(sock)
+    sock.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert b"<proceed" in sock.recv(4096)
+    tls = ssl.create_default_context(cafile=str(server.ca)).wrap_socket(sock, server_hostname="localhost")
+    tls.sendall(HEADER)
+    assert b"PLAIN" in receive(tls)
+    token = base64.b64encode(b"\0alice\0alice-pw").decode()
+    tls.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode())
+    assert b"<success" in tls.recv(4096)
+    tls.close()
+
+
 def test_v2HeaderThenTLSInOneSegmentAndLogin(server):
     """On the direct-TLS port a v2 header followed at once by the ClientHello works; the limit counts the client."""
     held = []

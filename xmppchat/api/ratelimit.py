@@ -1,6 +1,7 @@
 """
 Request rate limits of the REST side-service: a token bucket per session
-token, and one per client address for calls without a known token
+token, and one per client address (behind a C{[limits] trusted_proxies}
+proxy the client its C{X-Forwarded-For} names) for calls without a known token
 (session creation, signup with C{CB-AuthKey}, public downloads, unknown
 tokens).  A call over its limit is answered 429 Too Many Requests with
 C{Retry-After} (RFC 6585 §4, RFC 9110 §10.2.3) and a JSON
