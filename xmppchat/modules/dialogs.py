@@ -69,6 +69,7 @@ from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent, roomJID
+from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.router import recipients
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
 from xmppchat.storage.interfaces import (
@@ -391,6 +392,14 @@ class DialogsModule(Module):
                 return app["application_id"]
         return 1
 
+    def checkAppId(self, appId: int) -> None:
+        """
+        A room JID must name this server's application (one per server,
+        issue 15 finding 2): C{item-not-found} otherwise.
+        """
+        if appId != self.defaultAppId():
+            raise StanzaError("item-not-found", text=f"No application {appId} on this server")
+
     @defer.inlineCallbacks
     def getDialog(self, dialogId: str | None):
         dialog = None
@@ -441,6 +450,7 @@ class DialogsModule(Module):
         The dialog of a room event: it exists, is not private, and the room
         JID names the sender's application (accounts C{<id>-<appId>}).
         """
+        self.checkAppId(event.appId)
         origin = event.origin
         app = appIdOf(origin.localpart) if origin is not None else None
         if app is not None and app != event.appId:
@@ -477,9 +487,13 @@ class DialogsModule(Module):
         dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
         if dialog is None and create and senderId != recipientId:
             try:
-                dialog = yield dialogs.createDialog(DIALOG_PRIVATE, senderId, occupantIds=[recipientId])
+                dialog = yield dialogs.createDialog(
+                    DIALOG_PRIVATE, senderId, occupantIds=[recipientId],
+                    limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
             except AlreadyExists:
                 dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
+            except QuotaExceeded as e:
+                raise resourceConstraint(e) from None
         return dialog, senderId, recipientId
 
     @defer.inlineCallbacks
@@ -526,7 +540,8 @@ class DialogsModule(Module):
         Save a dialog message (which also updates the dialog's last message
         and the unread counts).  A re-sent message (same id, sender and
         dialog) is not stored twice; an id taken by another message is a
-        C{conflict}.
+        C{conflict}.  Beyond the sender's daily quota of stored messages
+        (issue 15 finding 15) it is C{resource-constraint}.
         """
         info = messageInfo(stanza)
         custom, attachments = paramsToDict(info.extraParams)
@@ -534,7 +549,10 @@ class DialogsModule(Module):
         try:
             message = yield self.storage.messages.createMessage(
                 dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
-                recipientId=recipientId, attachments=attachments, custom=custom)
+                recipientId=recipientId, attachments=attachments, custom=custom,
+                dailyLimit=quotaLimit(self.host.config.quotas.messages_per_user_per_day))
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
         except AlreadyExists:
             message = yield self.storage.messages.getMessage(messageId)
             if message is None or message.senderId != senderId or message.dialogId != dialog.id:

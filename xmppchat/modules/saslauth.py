@@ -5,7 +5,9 @@ everywhere SASL is offered.  Passwords and REST session tokens are accepted
 alike.  Failed attempts are slowed down and then refused for their source
 (L{LoginThrottle}, the host's, shared with the REST logins: a guesser is
 stopped, the account's owner elsewhere is not); a stream gets at most
-C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).
+C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).  A stream whose credential is
+revoked later (logout, password change, account deletion) is ended
+(L{xmppchat.auth.revocation}, issue 15 finding 4).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import binascii
 from twisted.words.xish import domish
 
 from xmppchat.auth.mechanisms import MECHANISMS, Challenge, SASLFailure, Success
+from xmppchat.auth.revocation import StreamCheck, endRevoked
 from xmppchat.auth.source import StorageCredentialSource
 from xmppchat.c2s.negotiation import CONNECTED, SECURED
 from xmppchat.modules.base import Module, hook
@@ -39,6 +42,18 @@ class SASLModule(Module):
         self.source = StorageCredentialSource(self.host.storage, self.host.clock,
                                               getattr(self.host, "passwordCheckers", ()))
         self.throttle = self.host.loginThrottle
+        self.streamCheck = StreamCheck(self.host, self.host.config.limits.session_recheck_seconds)
+
+    def tearDown(self):
+        self.streamCheck.stop()
+
+    @hook("session-bound")
+    def onBound(self, event):
+        self.streamCheck.wake()
+
+    @hook("credentials-revoked")
+    def onRevoked(self, revocation):
+        endRevoked(self.host, revocation)
 
     def mechanismsFor(self, stream) -> list[str]:
         """
@@ -148,7 +163,7 @@ class SASLModule(Module):
             if stream.closed:
                 return
             stream.send(success)
-            stream.authenticated(step.localpart, account)
+            stream.authenticated(step.localpart, account, step.credential)
 
         self._after(delay, send)
 

@@ -61,12 +61,14 @@ from twisted.words.xish import domish
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
 from xmppchat.muc.limits import RoomOpenings
+from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
     DIALOG_PUBLIC,
     Query,
+    QuotaExceeded,
 )
 
 log = Logger()
@@ -880,8 +882,12 @@ class RoomsMixin:
             if persistent is not None:
                 extensions[EXT_PERSISTENT] = "1" if persistent in TRUE else "0"
             dialogType = DIALOG_PUBLIC if membersOnly is not None and membersOnly not in TRUE else DIALOG_GROUP
-            dialog = yield dialogs.createDialog(dialogType, userId, name=name or room.named,
-                                                description=description or None, extensions=extensions)
+            try:
+                dialog = yield dialogs.createDialog(
+                    dialogType, userId, name=name or room.named, description=description or None,
+                    extensions=extensions, limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
+            except QuotaExceeded as e:
+                raise resourceConstraint(e) from None
             if room.lockTimer is not None and room.lockTimer.active():
                 room.lockTimer.cancel()
             room.dialog = dialog

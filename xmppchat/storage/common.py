@@ -28,6 +28,7 @@ from xmppchat.storage.interfaces import (
     ID_PLACEHOLDER,
     SUBSCRIPTIONS,
     InvalidQuery,
+    QuotaExceeded,
     Storage,
     Query,
     StorageError,
@@ -662,3 +663,40 @@ def pageBounds(skip, limit) -> tuple[int, int | None]:
     q = Query(skip=skip, limit=limit)
     q.validate()
     return q.skip, q.limit
+
+
+# -- per-user quotas (issue 15 finding 15, xmppchat/quotas.py) ----------------
+
+DAY = 86400
+
+
+def requireRoom(used: int, adding: int, limit: int | None, what: str) -> None:
+    """
+    Fail with L{QuotaExceeded} when C{adding} more to C{used} would exceed
+    C{limit} (C{None}: no limit).
+    """
+    if limit is not None and used + adding > limit:
+        raise QuotaExceeded(f"Quota exceeded: at most {limit} {what} per user (you have {used})")
+
+
+def recordSize(fields: dict) -> int:
+    """
+    The bytes a record's fields count against C{record_bytes_per_user}:
+    their stored JSON, UTF-8.
+    """
+    return len(dumpJson(fields).encode("utf-8"))
+
+
+def dayOf(now: float) -> int:
+    """
+    The UTC day number of C{now} (the daily message quota's period).
+    """
+    return int(now // DAY)
+
+
+def dailyQuotaExceeded(limit: int, now: float) -> QuotaExceeded:
+    """
+    The daily message quota's failure, retryable at the next UTC midnight.
+    """
+    return QuotaExceeded(f"Quota exceeded: at most {limit} stored messages per user a day"
+                         " (UTC)", retryAfter=(dayOf(now) + 1) * DAY - now)

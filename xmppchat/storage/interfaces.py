@@ -56,7 +56,14 @@ class NotFound(StorageError):
 class QuotaExceeded(StorageError):
     """
     Storing the record would exceed a per-user limit.
+
+    @ivar retryAfter: seconds until the quota allows it again (a daily
+        quota), or C{None} when only deleting something frees room.
     """
+
+    def __init__(self, message: str = "", retryAfter: float | None = None):
+        StorageError.__init__(self, message)
+        self.retryAfter = retryAfter
 
 
 class InvalidQuery(StorageError, ValueError):
@@ -182,6 +189,10 @@ class Account:
         for accounts that authenticate only with tokens.
     @ivar profile: free JSON-compatible data (full name, custom data,
         privacy settings...).
+    @ivar jwt: created by a JWT login (issue 15 finding 1): it has no
+        password anybody knows and only JWTs of its C{externalId} (and the
+        session tokens they yield) log into it; a JWT never logs into an
+        account without this mark.
     """
 
     id: int
@@ -193,6 +204,7 @@ class Account:
     createdAt: float
     updatedAt: float
     profile: dict = field(default_factory=dict)
+    jwt: bool = False
 
 
 @dataclass
@@ -378,10 +390,12 @@ class IAccountStore(Protocol):
 
     def createAccount(self, localpart: str, credentials: dict | None, login: str | None = None,
                       email: str | None = None, externalId: str | None = None,
-                      profile: dict | None = None, accountId: int | None = None) -> Deferred:
+                      profile: dict | None = None, accountId: int | None = None,
+                      jwt: bool = False) -> Deferred:
         """
         Create an account; fires with the new L{Account}.  C{accountId}
         forces the id (imports); otherwise the store allocates the next one.
+        C{jwt} marks an account created by a JWT login (L{Account.jwt}).
         Every C{"{id}"} in C{localpart} is replaced by the allocated id in
         the same atomic operation (REST users: C{"{id}-<appId>"}).
         Fails with L{AlreadyExists} when the id, localpart, login, e-mail or
@@ -495,9 +509,35 @@ class ITokenStore(Protocol):
         Delete a token; fires with C{True} if it existed.
         """
 
+    def deleteAccountTokens(self, accountId: int, keep: str | None = None) -> Deferred:
+        """
+        Delete every token of the account but the one hashed C{keep}
+        (password change, issue 15 finding 4); fires with the deleted
+        hashes.
+        """
+
+    def liveTokenHashes(self, tokenHashes: Iterable[str], now: float | None = None) -> Deferred:
+        """
+        Fires with the set of those hashes whose token is stored and live
+        (one query: the periodic check of live XMPP streams).
+        """
+
+    def revokeToken(self, tokenHash: str, expiresAt: float) -> Deferred:
+        """
+        Delete the token and remember its hash as revoked until
+        C{expiresAt}: a JWT, which its issuer keeps signed, must not be
+        accepted again after logout (issue 15 finding 4).
+        """
+
+    def isRevoked(self, tokenHash: str, now: float | None = None) -> Deferred:
+        """
+        Fires with whether the hash was revoked and has not expired yet.
+        """
+
     def purgeExpired(self, now: float | None = None) -> Deferred:
         """
-        Delete expired tokens; fires with how many were deleted.
+        Delete expired tokens and revocations; fires with how many tokens
+        were deleted.
         """
 
 
@@ -592,9 +632,10 @@ class IDialogStore(Protocol):
                      adminIds: Iterable[int] = (), name: str | None = None,
                      photo: str | None = None, description: str | None = None,
                      extensions: dict | None = None, permissions: dict | None = None,
-                     dialogId: str | None = None) -> Deferred:
+                     dialogId: str | None = None, limit: int | None = None) -> Deferred:
         """
-        Create a dialog; fires with the L{Dialog}.  The owner is added to
+        Create a dialog; fires with the L{Dialog}.  With C{limit}, fails
+        with L{QuotaExceeded} when the owner already owns C{limit} dialogs.  The owner is added to
         the occupants (except for public dialogs, whose members are their
         subscribers); duplicates are dropped.  C{dialogId} forces the id
         (L{AlreadyExists} if taken).  C{ValueError} for an unknown type.
@@ -711,14 +752,16 @@ class IMessageStore(Protocol):
     def createMessage(self, dialogId: str, senderId: int, body: str | None,
                       dateSent: int | None = None, messageId: str | None = None,
                       recipientId: int | None = None, attachments: list | None = None,
-                      custom: dict | None = None) -> Deferred:
+                      custom: dict | None = None, dailyLimit: int | None = None) -> Deferred:
         """
         Store a message and, in the same operation, make it the dialog's
         last message (C{last_message*}, C{updatedAt}) and show the dialog
         again to users who hid it.  C{dateSent} defaults to now.  Fires with
         the L{Message}.  Fails with L{NotFound} for an unknown dialog,
         L{AlreadyExists} for a taken C{messageId}, C{ValueError} for an id
-        that is not 24 hex digits.
+        that is not 24 hex digits.  With C{dailyLimit}, counts the message
+        against the sender's messages of the current UTC day and fails with
+        L{QuotaExceeded} (C{retryAfter}: seconds to midnight) beyond it.
         """
 
     def getMessage(self, messageId: str, userId: int | None = None) -> Deferred:
@@ -815,9 +858,32 @@ class IBlobStore(Protocol):
     """
 
     def createBlob(self, ownerId: int, name: str | None, contentType: str | None,
-                   public: bool = False) -> Deferred:
+                   public: bool = False, limit: int | None = None) -> Deferred:
         """
-        Fires with a new, not yet completed L{Blob}.
+        Fires with a new, not yet completed L{Blob}.  With C{limit}, fails
+        with L{QuotaExceeded} when the owner already has C{limit} blobs
+        (incomplete ones included).
+        """
+
+    def reserveBlobBytes(self, blobId: int, size: int, limit: int | None = None) -> Deferred:
+        """
+        Record the size of an upload before its bytes are written, so it
+        counts against the owner's bytes at once; with C{limit}, fail with
+        L{QuotaExceeded} when the sizes of the owner's other blobs plus
+        C{size} exceed it.  Fires with the L{Blob}; L{NotFound}.
+        """
+
+    def blobUsage(self, ownerId: int) -> Deferred:
+        """
+        Fires with C{(count, bytes)} of the owner's blobs (bytes: the sizes
+        known, uploaded or reserved).
+        """
+
+    def deleteIncompleteBlobs(self, createdBefore: float, limit: int = 500) -> Deferred:
+        """
+        Delete up to C{limit} blobs that are still incomplete and were
+        created before C{createdBefore}; fires with the deleted L{Blob}s (the
+        caller removes their files).  A blob completed meanwhile is kept.
         """
 
     def getBlob(self, blobId: int) -> Deferred:
@@ -866,9 +932,18 @@ class IRecordStore(Protocol):
     """
 
     def createRecord(self, className: str, userId: int, fields: dict,
-                     parentId: str | None = None, recordId: str | None = None) -> Deferred:
+                     parentId: str | None = None, recordId: str | None = None,
+                     limit: int | None = None, byteLimit: int | None = None) -> Deferred:
         """
         Fires with the new L{Record}.  L{AlreadyExists} for a taken id.
+        With C{limit} or C{byteLimit}, L{QuotaExceeded} when the user's
+        records of all classes would be more than C{limit}, or their sizes
+        (their fields' JSON, UTF-8) more than C{byteLimit} bytes.
+        """
+
+    def recordUsage(self, userId: int) -> Deferred:
+        """
+        Fires with C{(count, bytes)} of the user's records of all classes.
         """
 
     def getRecord(self, className: str, recordId: str) -> Deferred:
@@ -889,10 +964,11 @@ class IRecordStore(Protocol):
         """
 
     def updateRecord(self, className: str, recordId: str, set: dict | None = None,
-                     unset: Iterable[str] = ()) -> Deferred:
+                     unset: Iterable[str] = (), byteLimit: int | None = None) -> Deferred:
         """
         Set and remove fields (top-level keys); bumps C{updatedAt}; fires
-        with the L{Record}.  L{NotFound}.
+        with the L{Record}.  L{NotFound}; L{QuotaExceeded} when the change
+        grows the user's record bytes beyond C{byteLimit}.
         """
 
     def deleteRecord(self, className: str, recordId: str) -> Deferred:
