@@ -1002,6 +1002,8 @@ class Storage:
     blobs: IBlobStore
     records: IRecordStore
     privacy: "IPrivacyStore"
+    # L{xmppchat.storage.unlocks.interface.IUnlockStore}
+    unlocks: object
 
     def start(self) -> Deferred:
         """

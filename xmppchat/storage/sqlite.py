@@ -34,6 +34,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
+from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
@@ -53,7 +55,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -242,6 +244,8 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_at)",
     ],
+    # 5 -> 6: admin unlock requests (storage/unlocks, issue 15 finding 5)
+    UNLOCK_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -1688,6 +1692,7 @@ class SQLiteStorage(common.WorkerStorage):
         "blobs": SQLiteBlobStore,
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
+        "unlocks": SQLiteUnlockStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
