@@ -7,6 +7,7 @@ Account administration from the command line, on the configured storage::
     python -m xmppchat.admin list
     python -m xmppchat.admin import-users FILE      # "name password" lines, "-" for stdin
     python -m xmppchat.admin create-broadcast NAME --owner ID [--occupants 1,2]
+    python -m xmppchat.admin unlock NAME|IP    # lift failed-login lockouts
 
 Passwords are read from the first line of standard input, or asked twice
 when it is a terminal.  The storage is used synchronously (no reactor); the
@@ -299,6 +300,27 @@ class Admin:
         self.stdout.write(f"created broadcast dialog {dialog.id} ({dialog.name!r}, owner {owner.id})\n")
         return 0
 
+    def unlock(self, args) -> int:
+        """
+        Forget the failed logins of an IP address or an account (issue 15
+        #5): the lockouts live in each server's memory, so this leaves a
+        request in storage that running servers apply within seconds
+        (L{xmppchat.auth.throttle.UnlockWatcher}).
+        """
+        import ipaddress
+
+        from xmppchat.auth.throttle import UNLOCK_POLL_SECONDS
+
+        try:
+            key = what = str(ipaddress.ip_address(args.target))
+        except ValueError:
+            key = self._account(args.target).localpart
+            what = self.jidOf(key)
+        result(self.storage.unlocks.addUnlock(key))
+        self.stdout.write(f"unlock of {what} requested: running servers apply it within"
+                          f" {UNLOCK_POLL_SECONDS} s\n")
+        return 0
+
     def _deriveAll(self, jobs):
         """
         L{_deriveOne} for each job, in order; PBKDF2 costs milliseconds
@@ -358,6 +380,10 @@ def makeParser() -> argparse.ArgumentParser:
     p.add_argument("--owner", type=_positive, required=True, metavar="ID", help="owner account id")
     p.add_argument("--occupants", default="", metavar="IDS", help="comma-separated account ids")
     p.set_defaults(run=Admin.createBroadcast)
+    p = commands.add_parser("unlock", parents=[common],
+                            help="lift the failed-login lockouts of a user or an IP address")
+    p.add_argument("target", metavar="NAME|IP")
+    p.set_defaults(run=Admin.unlock)
     return parser
 
 

@@ -83,6 +83,8 @@ class C2SConfig:
     starttls_required: bool = True
     allow_plain_without_tls_on_loopback: bool = False
     log_traffic: bool = False
+    # PROXY protocol v1/v2 from [limits] trusted_proxies (c2s/proxyprotocol.py)
+    proxy_protocol: bool = False
 
 
 @dataclass
@@ -152,6 +154,8 @@ class LimitsConfig:
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
+    failed_logins_per_source: int = 30
+    failed_logins_per_account: int = 50
     status_subscriptions_per_session: int = 200
     csi_held_presences: int = 500
     directed_presences_per_session: int = 1000
@@ -163,6 +167,7 @@ class LimitsConfig:
     connection_rate_per_ip: int = 20
     connection_burst_per_ip: int = 100
     exempt_loopback: bool = False
+    trusted_proxies: list = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
 
 
 @dataclass
@@ -269,6 +274,10 @@ class MUCConfig:
     max_rooms: int = 10000
     max_occupants: int = 1000
     max_rooms_per_user: int = 100
+    rooms_opened_per_user: int = 20
+    rooms_opened_per_ip: int = 100
+    room_openings_per_minute: int = 10
+    room_openings_burst: int = 20
     max_history_stanzas: int = 50
     default_history_stanzas: int = 20
     max_room_name: int = 200
@@ -383,7 +392,7 @@ def _validate(config: Config, problem) -> None:
     for name in ("limits", "smacks"):
         section = getattr(config, name)
         for f in fields(section):
-            if getattr(section, f.name) < 0:
+            if f.type != "list" and getattr(section, f.name) < 0:
                 problem(f"{name}.{f.name}", "must not be negative")
     limits = config.limits
     if limits.message_rate and limits.message_burst < 1:
@@ -395,6 +404,15 @@ def _validate(config: Config, problem) -> None:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
     if not 1 <= limits.session_recheck_seconds <= 3600:
         problem("limits.session_recheck_seconds", "must be 1 to 3600 seconds")
+    for key in ("failed_logins_lockout", "failed_logins_per_source", "failed_logins_per_account"):
+        if getattr(limits, key) < 1:
+            problem(f"limits.{key}", "must be at least 1")
+    from xmppchat.clientaddress import parseNetworks
+
+    try:
+        parseNetworks(limits.trusted_proxies)
+    except ValueError as e:
+        problem("limits.trusted_proxies", f"{e} (like \"10.0.0.0/8\" or \"::1\")")
     push = config.push
     if push.notifier not in ("log", "webhook"):
         problem("push.notifier", f"must be 'log' or 'webhook', not {push.notifier!r}")

@@ -41,6 +41,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from twisted.internet import task
 from twisted.logger import Logger
 from twisted.web import http
 
@@ -190,13 +191,10 @@ class SessionManager:
     def __init__(self, ctx):
         self.ctx = ctx
         self._appSessions: OrderedDict[str, SessionInfo] = OrderedDict()
+        # the XMPP host's when both run in one process (XMPPChatService.restSite)
         limits = ctx.limits
-        if limits is None:
-            self.throttle = LoginThrottle(ctx.clock)
-        else:
-            self.throttle = LoginThrottle(ctx.clock, freeFailures=limits.failed_logins_free,
-                                          lockoutFailures=limits.failed_logins_lockout,
-                                          lockoutSeconds=limits.failed_logins_lockout_seconds)
+        self.throttle = (LoginThrottle(ctx.clock) if limits is None
+                         else LoginThrottle.fromConfig(limits, ctx.clock))
 
     # -- applications -------------------------------------------------------
 
@@ -446,13 +444,14 @@ class SessionManager:
 
     async def checkPassword(self, request, account, password) -> bool:
         """
-        Whether C{password} is C{account}'s, with failed-login throttling
-        per address and account (429 while locked out).
+        Whether C{password} is C{account}'s, with the failed-login throttle
+        of SASL (L{LoginThrottle}, keyed by localpart): 429 while this
+        client address is locked out for this account, answers held as
+        it says.
         """
-        address = request.getClientAddress()
-        address = getattr(address, "host", None)
-        key = str(account.id) if account is not None else None
-        lockedFor = self.throttle.lockedFor(address, key)
+        address = self.ctx.clientAddress(request)
+        key = account.localpart if account is not None else None
+        lockedFor = self.throttle.refusedFor(address, key)
         if lockedFor > 0:
             raise tooManyRequests(lockedFor, "failed logins")
         ok = False
@@ -460,10 +459,13 @@ class SessionManager:
                 and isinstance(password, str) and password):
             ok = await self.ctx.runCPU(verifyPlain, Credentials.fromDict(account.credentials),
                                        password)
+        delay = self.throttle.delayFor(address, key, ok)
         if ok:
             self.throttle.recordSuccess(address, key)
         else:
             self.throttle.recordFailure(address, key)
+        if delay > 0:
+            await task.deferLater(self.ctx.clock, delay, lambda: None)
         return ok
 
     async def userFromCredentials(self, request, data: dict):

@@ -53,6 +53,16 @@ class ApiContext:
     rateLimits: object = None
     # per-user quotas: the xmppchat.config.QuotasConfig
     quotas: object = field(default_factory=QuotasConfig)
+    # whose X-Forwarded-For names the client (xmppchat.clientaddress)
+    proxies: object = None
+
+    def clientAddress(self, request) -> str:
+        """
+        The client's IP address, behind a trusted proxy too (issue 15 #6).
+        """
+        if self.proxies is None:
+            return getattr(request.getClientAddress(), "host", None) or ""
+        return self.proxies.ofRequest(request)
 
     def fire(self, name: str, event) -> None:
         """
@@ -159,14 +169,16 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
     """
     from xmppchat.api.ratelimit import RestRateLimits
     from xmppchat.api.sessions import SessionManager
+    from xmppchat.clientaddress import TrustedProxies
 
     rest = config.rest
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
                      hooks=hooks, runCPU=runCPU or inline,
                      apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
-                     online=online, quotas=config.quotas)
+                     online=online, quotas=config.quotas,
+                     proxies=TrustedProxies.fromConfig(config.limits))
     ctx.sessions = SessionManager(ctx)
-    ctx.rateLimits = RestRateLimits(rest, clock)
+    ctx.rateLimits = RestRateLimits(rest, clock, ctx.clientAddress)
     return ctx
 
 

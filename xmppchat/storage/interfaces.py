@@ -1033,6 +1033,8 @@ class Storage:
     blobs: IBlobStore
     records: IRecordStore
     privacy: "IPrivacyStore"
+    # L{xmppchat.storage.unlocks.interface.IUnlockStore}
+    unlocks: object
 
     def start(self) -> Deferred:
         """

@@ -43,6 +43,8 @@ from xmppchat.storage.common import (
     RECORD_SCHEMA,
     prepareQuery,
 )
+from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
+from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     Account,
@@ -228,6 +230,7 @@ INDEXES = {
     "records": [([("class_name", _ASC), ("rid", _ASC)], {"unique": True}),
                 ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {}),
                 ([("user_id", _ASC), ("size", _ASC)], {})],
+    **UNLOCK_INDEXES,
 }
 
 
@@ -1512,6 +1515,7 @@ class MongoStorage(common.WorkerStorage):
         "blobs": MongoBlobStore,
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
+        "unlocks": MongoUnlockStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

@@ -34,6 +34,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
+from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
@@ -52,7 +54,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -241,8 +243,10 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_at)",
     ],
+    # 5 -> 6: admin unlock requests (storage/unlocks, issue 15 finding 5)
+    UNLOCK_SCHEMA,
     [
-        # 5 -> 6 (issue 15 findings 8, 9): who sent each offline message and
+        # 6 -> 7 (issue 15 findings 8, 9): who sent each offline message and
         # for which dialog, counted by index for the per-sender and
         # per-dialog shares of the queue; a dialog's messages by sender
         # (has a user taken part in a dialog?).
@@ -1718,6 +1722,7 @@ class SQLiteStorage(common.WorkerStorage):
         "blobs": SQLiteBlobStore,
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
+        "unlocks": SQLiteUnlockStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
