@@ -136,7 +136,7 @@ def test_loginReadsTheAccountOnce():
     without = f"c=biws,r={attrs['r']}"
     signature = hmac.digest(hashlib.sha256(clientKey).digest(),
                             f"{first},{challenge},{without}".encode(), "sha256")
-    proof = bytes(a ^ b for a, b in zip(clientKey, signature))
+    proof = bytes(a ^ b for a, b in zip(clientKey, signature, strict=True))
     final = f"{without},p={base64.b64encode(proof).decode()}"
     stream.elementReceived(xml(
         "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
