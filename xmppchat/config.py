@@ -145,6 +145,9 @@ class LimitsConfig:
     ping_interval: int = 120
     ping_timeout: int = 60
     offline_messages_per_user: int = 1000
+    offline_share_per_sender: int = 25
+    offline_share_per_dialog: int = 25
+    offline_share_dialogs: int = 50
     sessions_per_account: int = 50
     # live streams are checked against storage this often (issue 15 finding 4)
     session_recheck_seconds: int = 10
@@ -394,6 +397,9 @@ def _validate(config: Config, problem) -> None:
     limits = config.limits
     if limits.message_rate and limits.message_burst < 1:
         problem("limits.message_burst", "must be at least 1 when message_rate is set")
+    for key in ("offline_share_per_sender", "offline_share_per_dialog", "offline_share_dialogs"):
+        if not 1 <= getattr(limits, key) <= 100:
+            problem(f"limits.{key}", "must be a percentage of offline_messages_per_user, 1 to 100")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
     if not 1 <= limits.session_recheck_seconds <= 3600:

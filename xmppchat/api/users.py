@@ -39,6 +39,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.api.sessions import EXTERNAL_ID, isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
+from xmppchat.hooks import Query, ask
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
 log = Logger()
@@ -379,14 +380,26 @@ class UsersResource(JSONResource):
                         "Password reset by e-mail is not available: ask the administrator "
                         "(python -m xmppchat.admin passwd)")
 
-    @route("GET", "online", auth=APP)
+    @route("GET", "online", auth=USER)
     async def online(self, call):
         """
-        Users with a bound XMPP session in this process.
+        Users available over XMPP in this process (RFC 6121 §4.2: they sent
+        presence).  Issue 15 finding 9: a user session only (an application
+        session gets 403), and without the users whose privacy lists keep
+        their presence from the caller (blocks, XEP-0126 invisibility: the
+        C{presence-hidden} question hook of the privacy module).
         """
         registry = self.ctx.online
-        ids = sorted({s.account.id for s in registry.all() if s.account is not None}) \
+        sessions = [s for s in registry.all() if s.account is not None and s.available] \
             if registry is not None else []
+        hidden = set()
+        if sessions and self.ctx.hooks is not None:
+            viewer = f"{call.account.localpart}@{self.ctx.server.domain}"
+            answers = await ask(self.ctx.hooks, "presence-hidden",
+                                Query(None, viewer=viewer, peers={s.bare for s in sessions}))
+            for answer in answers:
+                hidden.update(answer or ())
+        ids = sorted({s.account.id for s in sessions if s.bare not in hidden})
         if call.params.flag("count"):
             return {"count": len(ids)}
         limit = call.params.integer("limit", 10, 1, self.ctx.config.max_page)

@@ -22,9 +22,10 @@ to the sessions of every occupant that the router's delivery rule names
 (L{xmppchat.router.recipients}: available resources; all bound ones for
 headlines), the sender's included (reflection); the other occupants get it
 through the offline module's per-account lane (stored, bounded per user by
-C{limits.offline_messages_per_user}, or delivered to a session that became
-ready meanwhile), and the sender's XEP-0198 acknowledgement waits for those
-copies.  Broadcast
+C{limits.offline_messages_per_user} and, per sender and per dialog, by its
+shares of that queue: issue 15 finding 8; or delivered to a session that
+became ready meanwhile), and the sender's XEP-0198 acknowledgement waits
+for those copies.  Broadcast
 dialogs reach every connected user of the application at once, in batches
 of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
 stalls, and the others at their next login from the history (messages
@@ -46,7 +47,7 @@ clock) goes into C{extraParams}, with C{dialog_id} when missing.
 
 Also here: persisting XEP-0333 markers (the C{marker-received} event of
 L{xmppchat.modules.markers}: a marker for a message moves the reader's
-delivered/read watermark up to it), the C{shares-dialog} and
+delivered/read watermark up to it), the C{dialog-consent} and
 C{notifications-enabled} question hooks, and XMPP delivery of REST-created
 messages (C{rest-message-created} with C{send_to_chat=1}) and REST system
 messages (C{rest-system-message}).  Account ids map to JIDs through the
@@ -99,6 +100,8 @@ CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT
 # extraParams keys that are protocol, not custom fields saved with a message
 RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
 LOCK = "dialogs-order"
+# shared dialogs looked at for consent to presence and last activity
+CONSENT_DIALOGS = 100
 APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
 
 
@@ -673,8 +676,9 @@ class DialogsModule(Module):
             if not reached and offlineModule is not None and uid != senderId:
                 if not serialised:
                     serialised.append(copyFor(stanza, None, frm).toXml())
-                stores.append(offlineModule.storeFor(bare.partition("@")[0], copyFor(stanza, bare, frm),
-                                                     xml=serialised[0]).addErrback(self._offlineFailed, bare))
+                stores.append(offlineModule.storeFor(
+                    bare.partition("@")[0], copyFor(stanza, bare, frm), xml=serialised[0],
+                    sender=senderBare, dialogId=dialog.id).addErrback(self._offlineFailed, bare))
             if pushModule is not None and uid != senderId:
                 pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
                                     dialogId=dialog.id).addErrback(
@@ -712,7 +716,10 @@ class DialogsModule(Module):
 
     def _offlineFailed(self, failure, bare):
         if failure.check(QuotaExceeded, StanzaError):
-            self.log.warn("Offline storage of {jid} is full: a dialog message was not stored", jid=bare)
+            # a full queue, or this dialog's or sender's share of it (issue 15
+            # finding 8): the recipient has the message in the dialog history
+            self.log.debug("A dialog message was not stored offline for {jid}: {why}", jid=bare,
+                           why=failure.getErrorMessage())
         else:
             self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
 
@@ -872,25 +879,35 @@ class DialogsModule(Module):
 
     # -- question hooks --------------------------------------------------------------------------------
 
-    @hook("shares-dialog")
-    def onSharesDialog(self, query):
-        query.answer(self.sharesDialog(query.user, query.peer))
+    @hook("dialog-consent")
+    def onDialogConsent(self, query):
+        query.answer(self.dialogConsent(query.user, query.peer))
         return None
 
     @defer.inlineCallbacks
-    def sharesDialog(self, user: str, peer: str):
+    def dialogConsent(self, user: str, peer: str):
         """
-        Whether two bare JIDs are occupants of a common dialog.
+        Whether C{peer} took part in a dialog with C{user}: both are in it
+        and C{peer} has written in it (issue 15 finding 9: opening a dialog
+        with someone, or adding him to a group, grants nothing of his
+        presence or last activity).  At most C{CONSENT_DIALOGS} shared
+        dialogs are looked at.
         """
         a = yield self.directory.idOf(user)
         b = yield self.directory.idOf(peer)
         if a is None or b is None:
             return False
+        ids = []
         private = yield self.storage.dialogs.findPrivateDialog(a, b)
         if private is not None:
-            return True
-        common = yield self.storage.dialogs.listDialogs(a, Query(limit=1).where("occupants_ids", "eq", b))
-        return bool(common)
+            ids.append(private.id)
+        shared = yield self.storage.dialogs.listDialogs(
+            a, Query(limit=CONSENT_DIALOGS).where("occupants_ids", "eq", b))
+        ids.extend(d.id for d in shared if isMember(d, a) and isMember(d, b))
+        if not ids:
+            return False
+        sent = yield self.storage.messages.hasSent(b, ids)
+        return sent
 
     @hook("notifications-enabled")
     def onNotificationsEnabled(self, query):

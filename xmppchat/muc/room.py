@@ -58,6 +58,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppchat.dialogrules import seesRoom
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
 from xmppchat.muc.limits import RoomOpenings
@@ -185,9 +186,7 @@ class Room:
         dialog = self.dialog
         if dialog is None:
             return userId == self.creatorId
-        if dialog.type == DIALOG_PUBLIC:
-            return True
-        return userId == dialog.ownerId or userId in dialog.adminIds or userId in dialog.occupantIds
+        return seesRoom(dialog, userId)
 
     def seesJIDs(self, userId: int) -> bool:
         return self.nonAnonymous() or self.role(userId) == "moderator"
@@ -926,13 +925,11 @@ class RoomsMixin:
             if event.dialogId is None:
                 raise StanzaError("item-not-found", text="No such room")
             dialog = yield self.dialogs().roomDialog(event)
-            allowed = dialog.type == DIALOG_PUBLIC or (
-                session.account.id in dialog.occupantIds or session.account.id in dialog.adminIds
-                or session.account.id == dialog.ownerId)
+            allowed = seesRoom(dialog, session.account.id)
         else:
             allowed = room.admits(session.account.id)
-        if not allowed:
-            raise StanzaError("forbidden", text="Only occupants of this dialog may list its room")
+        if not allowed:  # a hidden room (§4.2), like one that does not exist (issue 15 finding 11)
+            raise StanzaError("item-not-found", text="No such room")
         query = domish.Element((NS_DISCO_ITEMS, "query"))
         if room is not None:
             for nick in room.occupants:

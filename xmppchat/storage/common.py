@@ -368,6 +368,32 @@ def checkAccountArguments(localpart, accountId) -> None:
             raise ValueError("account id must be positive")
 
 
+ANY_DIALOG = object()  # count the offline messages with any dialog id
+
+
+def checkOfflineQuota(limit: int | None, shares, count) -> None:
+    """
+    Raise L{QuotaExceeded} (its text for the sender, XEP-0160 §3) when one
+    more offline message would pass the user's C{limit} or a share of
+    L{OfflineShares} (issue 15 finding 8).  C{count(field, value)} counts
+    the user's stored messages: all (C{field} C{None}), from a sender
+    (C{"sender"}), of a dialog (C{"dialog_id"}; C{ANY_DIALOG}: of any).
+    """
+    checks = [(limit, None, None, "The recipient's offline storage is full")]
+    if shares is not None:
+        if shares.sender is not None:
+            checks.append((shares.perSender, "sender", shares.sender,
+                           "The recipient's offline storage holds its share of messages from you"))
+        if shares.dialogId is not None:
+            checks.append((shares.perDialog, "dialog_id", shares.dialogId,
+                           "The recipient's offline storage holds its share of this dialog"))
+            checks.append((shares.dialogs, "dialog_id", ANY_DIALOG,
+                           "The recipient's offline storage holds its share of dialog messages"))
+    for cap, field, value, text in checks:
+        if cap is not None and count(field, value) >= cap:
+            raise QuotaExceeded(text)
+
+
 def bulkEntries(entries) -> list[tuple]:
     """
     C{createAccounts}' entries as a list, checked.

@@ -23,7 +23,7 @@ dataclasses use camelCase attributes.  Each store documents its fields.
 
 from __future__ import annotations
 
-import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -151,22 +151,26 @@ class Query:
 
 # -- ids -------------------------------------------------------------------------
 
+
 _objectIdLock = threading.Lock()
-_objectIdCounter = [int.from_bytes(os.urandom(3), "big")]
-_objectIdProcess = os.urandom(5)
+_objectIdCounter = [secrets.randbelow(1 << 24)]
 
 
 def newObjectId(now: float | None = None) -> str:
     """
-    A new 24-hex-digit id shaped like a MongoDB ObjectId (4 bytes of
-    seconds, 5 random bytes fixed per process, a 3-byte counter), which is
-    what ConnectyCube clients expect for dialog, message and record ids.
+    A new 24-hex-digit id shaped like a MongoDB ObjectId, which is what
+    ConnectyCube clients expect for dialog, message and record ids: 4 bytes
+    of seconds and a 3-byte counter (so the ids of one process sort in the
+    order they were made, as ObjectIds do), then 5 bytes from L{secrets}.
+    Issue 15 finding 11: an ObjectId's 5 process-constant bytes let anyone
+    who saw one id name the next dialog, message or record; now each id
+    has 40 bits nobody can predict.
     """
     seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
     with _objectIdLock:
         _objectIdCounter[0] = (_objectIdCounter[0] + 1) & 0xFFFFFF
         counter = _objectIdCounter[0]
-    return (seconds.to_bytes(4, "big") + _objectIdProcess + counter.to_bytes(3, "big")).hex()
+    return (seconds.to_bytes(4, "big") + counter.to_bytes(3, "big") + secrets.token_bytes(5)).hex()
 
 
 def isObjectId(value) -> bool:
@@ -256,6 +260,23 @@ class OfflineMessage:
     localpart: str
     stanza: str
     stamp: float
+
+
+@dataclass(frozen=True)
+class OfflineShares:
+    """
+    Where an offline message comes from and how much of the recipient's
+    queue that source may fill (issue 15 finding 8): at most C{perSender}
+    messages from C{sender} (a bare JID), C{perDialog} copies of dialog
+    C{dialogId}, and C{dialogs} dialog copies in all (C{None}: no cap), so
+    neither one sender nor group fan-out can fill the whole queue.
+    """
+
+    sender: str | None = None
+    dialogId: str | None = None
+    perSender: int | None = None
+    perDialog: int | None = None
+    dialogs: int | None = None
 
 
 DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC = 1, 2, 3, 4
@@ -547,11 +568,14 @@ class IOfflineStore(Protocol):
     crash between the two re-delivers instead of losing messages.
     """
 
-    def storeOffline(self, localpart: str, stanza: str, stamp: float, limit: int | None) -> Deferred:
+    def storeOffline(self, localpart: str, stanza: str, stamp: float, limit: int | None,
+                     shares: OfflineShares | None = None) -> Deferred:
         """
         Append a serialized stanza; fires with its id (increasing).  Fails
-        with L{QuotaExceeded} when the user already has C{limit} messages
-        (C{None}: no limit).
+        with L{QuotaExceeded} (its text for the sender) when the user
+        already has C{limit} messages (C{None}: no limit), or when the
+        source named in C{shares} already has its share of them (counted
+        by index on the user and the sender or dialog).
         """
 
     def countOffline(self, localpart: str) -> Deferred:
@@ -762,6 +786,13 @@ class IMessageStore(Protocol):
         that is not 24 hex digits.  With C{dailyLimit}, counts the message
         against the sender's messages of the current UTC day and fails with
         L{QuotaExceeded} (C{retryAfter}: seconds to midnight) beyond it.
+        """
+
+    def hasSent(self, senderId: int, dialogIds: Iterable[str]) -> Deferred:
+        """
+        Fires with whether C{senderId} has a stored message in any of these
+        dialogs (by index on dialog and sender): whether the user took part
+        in one of them (issue 15 finding 9).
         """
 
     def getMessage(self, messageId: str, userId: int | None = None) -> Deferred:
@@ -1021,7 +1052,7 @@ class Storage:
 __all__ = [
     "StorageError", "AlreadyExists", "NotFound", "QuotaExceeded", "InvalidQuery",
     "Query", "OPERATORS", "newObjectId", "isObjectId",
-    "Account", "TokenRecord", "RosterItem", "OfflineMessage", "Dialog", "Message", "Blob", "Record",
+    "Account", "TokenRecord", "RosterItem", "OfflineMessage", "OfflineShares", "Dialog", "Message", "Blob", "Record",
     "IAccountStore", "ITokenStore", "IOfflineStore", "IRosterStore", "ILastActivityStore",
     "IDialogStore", "IMessageStore", "IBlobStore", "IRecordStore",
     "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS", "ACCOUNT_QUERY_FIELDS", "ID_PLACEHOLDER",

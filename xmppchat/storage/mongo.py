@@ -212,7 +212,9 @@ INDEXES = {
                  ("externalId", {"unique": True, "sparse": True})],
     "tokens": [([("account_id", _ASC), ("expires_at", _ASC)], {}), ("expires_at", {})],
     "revoked_tokens": [("expires_at", {})],
-    "offline": [([("localpart", _ASC), ("_id", _ASC)], {})],
+    "offline": [([("localpart", _ASC), ("_id", _ASC)], {}),
+                ([("localpart", _ASC), ("sender", _ASC)], {}),
+                ([("localpart", _ASC), ("dialog_id", _ASC)], {})],
     "roster": [([("localpart", _ASC), ("jid", _ASC)], {"unique": True})],
     "dialogs": [("occupants_ids", {}), ("private_key", {"unique": True, "sparse": True}),
                 ([("created_at", _ASC), ("_id", _ASC)], {}), ("user_id", {})],
@@ -221,6 +223,7 @@ INDEXES = {
                      ([("user_id", _ASC), ("subscribed", _ASC)], {}),
                      ([("dialog_id", _ASC), ("subscribed", _ASC)], {})],
     "messages": [("ord", {"unique": True}), ([("dialog_id", _ASC), ("ord", _ASC)], {}),
+                 ([("dialog_id", _ASC), ("sender_id", _ASC)], {}),
                  ([("dialog_id", _ASC), ("date_sent", _ASC), ("ord", _ASC)], {})],
     "blobs": [("uid", {"unique": True}), ([("owner_id", _ASC), ("_id", _ASC)], {}),
               ([("completed", _ASC), ("created_at", _ASC)], {})],
@@ -606,15 +609,19 @@ class MongoOfflineStore(_Store):
     may overshoot it by the number of worker threads.
     """
 
-    def storeOffline(self, localpart, stanza, stamp, limit):
+    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
+        def count(db, field, value):
+            query = {"localpart": localpart}
+            if field is not None:
+                query[field] = {"$ne": None} if value is common.ANY_DIALOG else value
+            return db.offline.count_documents(query)
+
         def store(db):
-            if limit is not None:
-                count = db.offline.count_documents({"localpart": localpart})
-                if count >= limit:
-                    raise QuotaExceeded(f"{localpart} has {count} offline messages (limit {limit})")
+            common.checkOfflineQuota(limit, shares, lambda field, value: count(db, field, value))
             messageId = _next(db, "offline")
             db.offline.insert_one({"_id": messageId, "localpart": localpart, "stanza": stanza,
-                                   "stamp": stamp})
+                                   "stamp": stamp, "sender": shares and shares.sender,
+                                   "dialog_id": shares and shares.dialogId})
             return messageId
 
         return self.db.run(store)
@@ -1007,6 +1014,13 @@ class MongoMessageStore(_Store):
             return _messages(db, [doc])[0]
 
         return self.db.run(create)
+
+    def hasSent(self, senderId, dialogIds):
+        dialogIds = list(dialogIds)
+        return self.db.run(lambda db: any(
+            db.messages.find_one({"dialog_id": {"$in": dialogIds[start:start + _CHUNK]},
+                                  "sender_id": senderId}, {"_id": 1}) is not None
+            for start in range(0, len(dialogIds), _CHUNK)))
 
     def getMessage(self, messageId, userId=None):
         def get(db):

@@ -47,7 +47,6 @@ from xmppchat.storage.interfaces import (
     NotFound,
     OfflineMessage,
     PrivacyRecord,
-    QuotaExceeded,
     Record,
     RosterItem,
     StorageError,
@@ -55,7 +54,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -246,6 +245,17 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 5 -> 6: admin unlock requests (storage/unlocks, issue 15 finding 5)
     UNLOCK_SCHEMA,
+    [
+        # 6 -> 7 (issue 15 findings 8, 9): who sent each offline message and
+        # for which dialog, counted by index for the per-sender and
+        # per-dialog shares of the queue; a dialog's messages by sender
+        # (has a user taken part in a dialog?).
+        "ALTER TABLE offline ADD COLUMN sender TEXT",
+        "ALTER TABLE offline ADD COLUMN dialog_id TEXT",
+        "CREATE INDEX IF NOT EXISTS offline_by_sender ON offline (localpart, sender)",
+        "CREATE INDEX IF NOT EXISTS offline_by_dialog ON offline (localpart, dialog_id)",
+        "CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (dialog_id, sender_id)",
+    ],
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -814,16 +824,22 @@ class SQLiteOfflineStore(_Store):
     L{IOfflineStore} on the C{offline} table.
     """
 
-    def storeOffline(self, localpart, stanza, stamp, limit):
+    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
+        def count(connection, column, value):
+            sql = "SELECT count(*) FROM offline WHERE localpart = ?"
+            params = [localpart]
+            if value is common.ANY_DIALOG:
+                sql += " AND dialog_id IS NOT NULL"
+            elif column is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+            return connection.execute(sql, params).fetchone()[0]
+
         def store(connection):
-            if limit is not None:
-                count = connection.execute("SELECT count(*) FROM offline WHERE localpart = ?",
-                                           (localpart,)).fetchone()[0]
-                if count >= limit:
-                    raise QuotaExceeded(f"{localpart} has {count} offline messages (limit {limit})")
+            common.checkOfflineQuota(limit, shares, lambda column, value: count(connection, column, value))
             return connection.execute(
-                "INSERT INTO offline (localpart, stanza, stamp) VALUES (?, ?, ?)",
-                (localpart, stanza, stamp)).lastrowid
+                "INSERT INTO offline (localpart, stanza, stamp, sender, dialog_id) VALUES (?, ?, ?, ?, ?)",
+                (localpart, stanza, stamp, shares and shares.sender, shares and shares.dialogId)).lastrowid
 
         return self.db.run(True, store)
 
@@ -1210,6 +1226,20 @@ class SQLiteMessageStore(_Store):
                 _MESSAGE_SELECT + " WHERE m.ord = ?", (order,)))[0]
 
         return self.db.run(True, create)
+
+    def hasSent(self, senderId, dialogIds):
+        dialogIds = list(dialogIds)
+
+        def sent(connection):
+            for start in range(0, len(dialogIds), _CHUNK):
+                chunk = dialogIds[start:start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                if connection.execute(f"SELECT 1 FROM messages WHERE dialog_id IN ({marks})"
+                                      " AND sender_id = ? LIMIT 1", [*chunk, senderId]).fetchone():
+                    return True
+            return False
+
+        return self.db.run(False, sent)
 
     def getMessage(self, messageId, userId=None):
         sql = _MESSAGE_SELECT + " WHERE m.id = ?"
