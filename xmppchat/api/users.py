@@ -7,8 +7,10 @@ the C{by_login}, C{by_email} and C{external/<id>} finders.
 Accounts created here (or by a token) get the XMPP localpart
 C{<id>-<appId>} ("Identity model" in ARCHITECTURE.md).  Profile fields
 live in C{Account.profile}; C{profile["privacy_settings"]} holds the
-user's typing-indicator and read-receipt switches, which the chat layer
-reads.
+user's typing-indicator and read-receipt switches and his last-seen
+visibility (L{xmppchat.privacysettings}), which the chat layer reads:
+every change fires C{account-updated}, so they apply to his live sessions
+at once (issue 17 items 3 and 4).
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ from xmppchat.api.json import (
 from xmppchat.api.sessions import EXTERNAL_ID, isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
 from xmppchat.hooks import Query, ask
+from xmppchat.privacysettings import (
+    LAST_SEEN,
+    SWITCHES,
+    VISIBILITIES,
+    AccountUpdated,
+    effectiveSettings,
+)
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
 log = Logger()
@@ -51,8 +60,8 @@ MAX_PASSWORD = 128
 MAX_TAGS = 10
 MAX_TAG = 64
 
-PRIVACY_KEYS = ("typing_indicators", "read_receipts")
-DEFAULT_PRIVACY = {key: {"enabled": True} for key in PRIVACY_KEYS}
+DEFAULT_PRIVACY = {key: {"enabled": True} for key in SWITCHES}
+PRIVACY_KEYS = (*SWITCHES, LAST_SEEN)
 
 # Profile fields: name -> maximum length (strings).
 PROFILE_STRINGS = {
@@ -67,20 +76,6 @@ IGNORED = {"id", "created_at", "updated_at", "last_request_at", "is_guest", "par
 
 # REST filter name -> account query field (others are profile keys).
 QUERY_NAMES = {"external_user_id": "externalId", "external_id": "externalId"}
-
-
-def privacySettings(profile) -> dict:
-    """
-    The privacy switches of a profile (C{Account.profile}) with defaults
-    filled in.
-    """
-    stored = profile.get("privacy_settings") if profile else None
-    out = {}
-    for key in PRIVACY_KEYS:
-        entry = stored.get(key) if isinstance(stored, dict) else None
-        enabled = entry.get("enabled", True) if isinstance(entry, dict) else True
-        out[key] = {"enabled": bool(enabled)}
-    return out
 
 
 def userJSON(ctx, account, viewer=None) -> dict:
@@ -113,7 +108,7 @@ def userJSON(ctx, account, viewer=None) -> dict:
         "is_guest": bool(profile.get("is_guest", False)),
     }
     if own:
-        out["privacy_settings"] = privacySettings(account.profile)
+        out["privacy_settings"] = effectiveSettings(account.profile, ctx.privacy.last_seen_default)
     return out
 
 
@@ -171,14 +166,33 @@ def _tags(value) -> list[str]:
     return tags
 
 
-def _privacy(value, current: dict) -> dict:
+def _lastSeen(entry):
+    """
+    The visibility of C{{"visibility": ...}}; C{None} (back to the server
+    default) for C{{"visibility": null}}.
+    """
+    if not (isinstance(entry, dict) and set(entry) == {"visibility"}
+            and (entry["visibility"] is None or entry["visibility"] in VISIBILITIES)):
+        choices = "|".join(f'"{v}"' for v in VISIBILITIES)
+        raise fieldError("privacy_settings", f'last_seen must be {{"visibility": {choices}|null}}')
+    return entry["visibility"]
+
+
+def _privacy(value, profile: dict) -> dict:
+    """
+    The stored C{privacy_settings} after applying C{value} to those of
+    C{profile}: every switch, and C{last_seen} only when the user chose
+    (else the server default applies, whatever it is then).
+    """
     if not isinstance(value, dict):
         raise fieldError("privacy_settings", "must be an object")
-    out = {k: dict(v) for k, v in current.items()}
+    out = effectiveSettings(profile, None)
     for key, entry in value.items():
         if key not in PRIVACY_KEYS:
             raise fieldError("privacy_settings", f"unknown setting {key!r} (known: {', '.join(PRIVACY_KEYS)})")
-        if isinstance(entry, dict) and set(entry) <= {"enabled"} and "enabled" in entry:
+        if key == LAST_SEEN:
+            out[key] = {"visibility": _lastSeen(entry)}
+        elif isinstance(entry, dict) and set(entry) <= {"enabled"} and "enabled" in entry:
             enabled = entry["enabled"]
         else:
             raise fieldError("privacy_settings", f"{key} must be {{\"enabled\": true|false}}")
@@ -187,6 +201,8 @@ def _privacy(value, current: dict) -> dict:
         if not isinstance(enabled, bool):
             raise fieldError("privacy_settings", f"{key}.enabled must be a boolean")
         out[key] = {"enabled": enabled}
+    if out[LAST_SEEN]["visibility"] is None:
+        del out[LAST_SEEN]
     return out
 
 
@@ -226,8 +242,7 @@ def validateProfile(ctx, data: dict, profile: dict) -> dict:
         if name in data:
             out["user_tags"] = _tags(data[name])
     if "privacy_settings" in data:
-        current = privacySettings(out)
-        out["privacy_settings"] = _privacy(data["privacy_settings"], current)
+        out["privacy_settings"] = _privacy(data["privacy_settings"], out)
     return out
 
 
@@ -473,6 +488,8 @@ class UsersResource(JSONResource):
             except AlreadyExists as e:
                 raise await _taken(self.ctx, e, account.id, login=changes.get("login"),
                                    email=changes.get("email")) from None
+            # live sessions, on every node, take the new settings now
+            self.ctx.fire("account-updated", AccountUpdated(account))
         if "credentials" in changes:
             await self._passwordChanged(call, account)
         return {"user": userJSON(self.ctx, account)}
@@ -500,4 +517,4 @@ class UsersResource(JSONResource):
         return None
 
 
-__all__ = ["UsersResource", "userJSON", "findAccount", "createRestAccount", "privacySettings"]
+__all__ = ["UsersResource", "userJSON", "findAccount", "createRestAccount"]

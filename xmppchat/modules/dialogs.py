@@ -67,7 +67,7 @@ from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.chatstates import typingHidden
-from xmppchat.modules.markers import readReceiptsHidden
+from xmppchat.modules.markers import hidesRead
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent, roomJID
 from xmppchat.quotas import quotaLimit, resourceConstraint
@@ -769,7 +769,7 @@ class DialogsModule(Module):
             yield self.checkMember(dialog, senderId)
             if info.marker is not None:
                 yield self.persistMarker(senderId, info.marker.name, info.marker.getAttribute("id"))
-                if info.marker.name != "received" and readReceiptsHidden(session):
+                if hidesRead(session, info.marker.name):
                     return True
             elif typingHidden(session):
                 return True
