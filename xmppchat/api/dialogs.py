@@ -37,6 +37,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.api.sessions import isoTime
 from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
+from xmppchat.privacysettings import readersHidingReads, visibleReaders
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -107,22 +108,35 @@ async def dialogsJSON(ctx, dialogs, viewer: int, appId: int) -> list[dict]:
     if not dialogs:
         return []
     counts = await ctx.storage.messages.unreadCounts(viewer, [d.id for d in dialogs])
+    sent = {}
+    for dialog in dialogs:
+        if dialog.lastMessageId and dialog.lastMessageUserId == viewer:
+            sent[dialog.id] = await ctx.storage.messages.getMessage(dialog.lastMessageId)
+    hiding = await readersHidingReads(
+        ctx.storage.accounts, {i for m in sent.values() if m is not None for i in m.readIds} - {viewer})
     out = []
     for dialog in dialogs:
-        status = None
-        if dialog.lastMessageId and dialog.lastMessageUserId == viewer:
-            message = await ctx.storage.messages.getMessage(dialog.lastMessageId)
-            if message is not None:
-                others = [o for o in dialog.occupantIds if o != viewer]
-                if others and all(o in message.readIds for o in others):
-                    status = "read"
-                elif others and all(o in message.deliveredIds for o in others):
-                    status = "delivered"
-                else:
-                    status = "sent"
+        status = lastMessageStatus(dialog, sent.get(dialog.id), viewer, hiding)
         count = counts.get(dialog.id, 0) if isParticipant(dialog, viewer) else 0
         out.append(dialogJSON(ctx, dialog, appId, count, status))
     return out
+
+
+def lastMessageStatus(dialog, message, viewer: int, hiding) -> str | None:
+    """
+    The status of the viewer's own last message: C{read} when every other
+    occupant read it, counting none of those who hide their reads (issue
+    17 item 3), else C{delivered} or C{sent}; C{None} without one.
+    """
+    if message is None:
+        return None
+    others = [o for o in dialog.occupantIds if o != viewer]
+    readers = set(visibleReaders(message.readIds, viewer, hiding))
+    if others and all(o in readers for o in others):
+        return "read"
+    if others and all(o in message.deliveredIds for o in others):
+        return "delivered"
+    return "sent"
 
 
 def dialogJSON(ctx, dialog, appId: int, unread: int = 0, status=None) -> dict:

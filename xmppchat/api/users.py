@@ -192,10 +192,10 @@ def _privacy(value, profile: dict) -> dict:
             raise fieldError("privacy_settings", f"unknown setting {key!r} (known: {', '.join(PRIVACY_KEYS)})")
         if key == LAST_SEEN:
             out[key] = {"visibility": _lastSeen(entry)}
-        elif isinstance(entry, dict) and set(entry) <= {"enabled"} and "enabled" in entry:
-            enabled = entry["enabled"]
-        else:
+            continue
+        if not (isinstance(entry, dict) and set(entry) == {"enabled"}):
             raise fieldError("privacy_settings", f"{key} must be {{\"enabled\": true|false}}")
+        enabled = entry["enabled"]
         if enabled in (0, 1) and not isinstance(enabled, float):
             enabled = bool(enabled)
         if not isinstance(enabled, bool):
