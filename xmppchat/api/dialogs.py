@@ -15,12 +15,11 @@ C{rest-dialog-updated} (a L{DialogEvent}) for the chat layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    isoTime,
     USER,
     JSONResource,
     buildQuery,
@@ -35,8 +34,8 @@ from xmppchat.api.json import (
     requireDict,
     route,
 )
-from xmppchat.api.sessions import isoTime
-from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.events import DialogEvent
+from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -62,21 +61,6 @@ UPDATE_FIELDS = {"push_all", "pull_all", "name", "photo", "description", "extens
 INT_FIELDS = ("type", "user_id", "occupants_ids", "admins_ids", "last_message_user_id",
               "occupants_count")
 TIME_FIELDS = ("created_at", "updated_at", "last_message_date_sent")
-
-
-@dataclass
-class DialogEvent:
-    """
-    The event of C{rest-dialog-updated}: who changed which dialog, and the
-    ids added to and removed from its occupants.
-    """
-
-    dialog: object
-    userId: int
-    appId: int
-    added: list
-    removed: list
-    deleted: bool = False
 
 
 def roomJID(ctx, appId: int, dialogId: str) -> str:
@@ -485,5 +469,5 @@ class DialogsResource(JSONResource):
         return None
 
 
-__all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
+__all__ = ["DialogsResource", "dialogJSON", "dialogsJSON", "roomJID",
            "readableDialog"]
