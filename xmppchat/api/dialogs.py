@@ -15,12 +15,11 @@ C{rest-dialog-updated} (a L{DialogEvent}) for the chat layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    isoTime,
     USER,
     JSONResource,
     buildQuery,
@@ -35,9 +34,9 @@ from xmppchat.api.json import (
     requireDict,
     route,
 )
-from xmppchat.api.sessions import isoTime
-from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
-from xmppchat.privacysettings import readersHidingReads, visibleReaders
+from xmppchat.dialogs.events import DialogEvent
+from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant, lastMessageStatus
+from xmppchat.privacysettings import readersHidingReads
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -63,21 +62,6 @@ UPDATE_FIELDS = {"push_all", "pull_all", "name", "photo", "description", "extens
 INT_FIELDS = ("type", "user_id", "occupants_ids", "admins_ids", "last_message_user_id",
               "occupants_count")
 TIME_FIELDS = ("created_at", "updated_at", "last_message_date_sent")
-
-
-@dataclass
-class DialogEvent:
-    """
-    The event of C{rest-dialog-updated}: who changed which dialog, and the
-    ids added to and removed from its occupants.
-    """
-
-    dialog: object
-    userId: int
-    appId: int
-    added: list
-    removed: list
-    deleted: bool = False
 
 
 def roomJID(ctx, appId: int, dialogId: str) -> str:
@@ -120,23 +104,6 @@ async def dialogsJSON(ctx, dialogs, viewer: int, appId: int) -> list[dict]:
         count = counts.get(dialog.id, 0) if isParticipant(dialog, viewer) else 0
         out.append(dialogJSON(ctx, dialog, appId, count, status))
     return out
-
-
-def lastMessageStatus(dialog, message, viewer: int, hiding) -> str | None:
-    """
-    The status of the viewer's own last message: C{read} when every other
-    occupant read it, counting none of those who hide their reads (issue
-    17 item 3), else C{delivered} or C{sent}; C{None} without one.
-    """
-    if message is None:
-        return None
-    others = [o for o in dialog.occupantIds if o != viewer]
-    readers = set(visibleReaders(message.readIds, viewer, hiding))
-    if others and all(o in readers for o in others):
-        return "read"
-    if others and all(o in message.deliveredIds for o in others):
-        return "delivered"
-    return "sent"
 
 
 def dialogJSON(ctx, dialog, appId: int, unread: int = 0, status=None) -> dict:
@@ -499,5 +466,5 @@ class DialogsResource(JSONResource):
         return None
 
 
-__all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
+__all__ = ["DialogsResource", "dialogJSON", "dialogsJSON", "roomJID",
            "readableDialog"]

@@ -58,7 +58,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import seesRoom
+from xmppchat.dialogs.addressing import parseRoom
+from xmppchat.dialogs.rules import seesRoom
+from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
 from xmppchat.muc.limits import RoomOpenings
@@ -478,8 +480,6 @@ class RoomsMixin:
         C{(dialog, appId, named)} of a room JID, from storage (C{dialog} is
         C{None} when there is no such dialog).
         """
-        from xmppchat.muc.service import parseRoom
-
         localpart = jid.partition("@")[0]
         parsed = parseRoom(localpart)
         if parsed is not None:
@@ -619,8 +619,6 @@ class RoomsMixin:
         messages = yield self.storage.messages.listMessages(room.dialog.id, userId, query)
         if not messages:
             return
-        from xmppchat.modules.dialogs import messageStanza
-
         privacy = self.host.modules.get("privacy")
         directory = self.dialogs().directory
         senders = yield directory.jidsOf({m.senderId for m in messages})

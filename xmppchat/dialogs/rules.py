@@ -12,6 +12,7 @@ manage a dialog.
 
 from __future__ import annotations
 
+from xmppchat.privacysettings import visibleReaders
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PUBLIC
 
 
@@ -65,4 +66,22 @@ def seesRoom(dialog, userId: int | None) -> bool:
         isMember(dialog, userId) or isManager(dialog, userId)))
 
 
-__all__ = ["canPost", "canRead", "isManager", "isMember", "isParticipant", "seesRoom"]
+def lastMessageStatus(dialog, message, viewer: int, hiding) -> str | None:
+    """
+    The status of the viewer's own last message: C{read} when every other
+    occupant read it, counting none of those who hide their reads (issue
+    17 item 3), else C{delivered} or C{sent}; C{None} without one.
+    """
+    if message is None:
+        return None
+    others = [o for o in dialog.occupantIds if o != viewer]
+    readers = set(visibleReaders(message.readIds, viewer, hiding))
+    if others and all(o in readers for o in others):
+        return "read"
+    if others and all(o in message.deliveredIds for o in others):
+        return "delivered"
+    return "sent"
+
+
+__all__ = ["canPost", "canRead", "isManager", "isMember", "isParticipant", "lastMessageStatus",
+           "seesRoom"]
