@@ -36,6 +36,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.dialogs.events import DialogEvent
 from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant, lastMessageStatus
+from xmppchat.dialogs.service import DialogService
 from xmppchat.privacysettings import readersHidingReads
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
@@ -44,7 +45,6 @@ from xmppchat.storage.interfaces import (
     DIALOG_LIST_FIELDS,
     DIALOG_PRIVATE,
     DIALOG_PUBLIC,
-    AlreadyExists,
     isObjectId,
 )
 
@@ -69,6 +69,14 @@ def roomJID(ctx, appId: int, dialogId: str) -> str:
     The dialog's MUC room JID, as the SDK builds it (§5.2).
     """
     return f"{appId}_{dialogId}@{ctx.server.muc_domain}"
+
+
+def dialogService(ctx) -> DialogService:
+    """
+    The dialog operations (L{xmppchat.dialogs.service}) over the REST
+    context's storage and quotas.
+    """
+    return DialogService(ctx.storage, ctx.quotas)
 
 
 async def readableDialog(ctx, dialogId: str, userId: int):
@@ -223,10 +231,11 @@ class DialogsResource(JSONResource):
                 raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
             if admins:
                 raise fieldError("admins_ids", "private dialogs have no admins")
-            existing = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
-            if existing is not None:
-                await self.ctx.storage.dialogs.setHidden(existing.id, viewer, False)
-                return http.OK, (await dialogsJSON(self.ctx, [existing], viewer, call.appId))[0]
+            dialog, created = await dialogService(self.ctx).privateDialog(viewer, occupants[0],
+                                                                          **fields)
+            if not created:
+                await self.ctx.storage.dialogs.setHidden(dialog.id, viewer, False)
+                return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
         elif not fields.get("name"):
             raise fieldError("name", "can't be blank")
         if len(admins) > MAX_ADMINS:
@@ -236,13 +245,10 @@ class DialogsResource(JSONResource):
             raise fieldError("admins_ids", "admins must be occupants")
         if dialogType == DIALOG_PUBLIC:
             occupants = []
-        try:
+        if dialogType != DIALOG_PRIVATE:
             dialog = await self.ctx.storage.dialogs.createDialog(
                 dialogType, viewer, occupantIds=occupants, adminIds=admins,
                 limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
-        except AlreadyExists:
-            dialog = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
-            return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
         self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
                                                          list(dialog.occupantIds), []))
         return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
