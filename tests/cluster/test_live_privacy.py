@@ -23,48 +23,51 @@ def setPrivacy(api, token, userId, **settings):
     assert r.status == 200, r
 
 
-def test_typingOffOnNodeAAppliesOnNodeB():
-    """Typing turned off through node0's REST stops alice's chat states from her session on node1."""
+def typing(cluster, node, session, to, kind="chat"):
+    """C{session} (on C{node}) sends a standalone composing notification to C{to}."""
+    node.send(session, f"<message to='{to}' type='{kind}'>{COMPOSING}</message>")
+    cluster.pump()
+
+
+def aliceAndBob(restNode):
+    """Two nodes, the REST API of C{nodes[restNode]}, and REST users alice and bob."""
     cluster = ClusterHarness(count=2, rest=REST)
-    a, b = cluster.nodes
-    api = restOn(cluster, a)
+    api = restOn(cluster, cluster.nodes[restNode])
     token, aliceId = api.user("alice")
     _, bobId = api.user("bob")
+    return cluster, api, token, aliceId, bobId
+
+
+def test_typingOffOnNodeAAppliesOnNodeB():
+    """Typing turned off through node0's REST stops alice's chat states from her session on node1."""
+    cluster, api, token, aliceId, bobId = aliceAndBob(0)
+    a, b = cluster.nodes
     alice, _ = b.connect(f"{aliceId}-1", "phone")
     _, tb = a.connect(f"{bobId}-1", "desk")
     cluster.pump()
-    typing = f"<message to='{bobId}-1@localhost' type='chat'>{COMPOSING}</message>"
-    b.send(alice, typing)
-    cluster.pump()
+    typing(cluster, b, alice, f"{bobId}-1@localhost")
     assert len(messages(tb)) == 1
     setPrivacy(api, token, aliceId, typing_indicators={"enabled": False})
     cluster.pump()
-    b.send(alice, typing)
-    cluster.pump()
+    typing(cluster, b, alice, f"{bobId}-1@localhost")
     assert messages(tb) == []
 
 
 def test_roomOwnedElsewhereTakesTheNewSetting():
     """A dialog room owned by node0 drops alice's typing from node1 once she turns it off through node1's REST."""
-    cluster = ClusterHarness(count=2, rest=REST)
+    cluster, api, token, aliceId, bobId = aliceAndBob(1)
     a, b = cluster.nodes
-    api = restOn(cluster, b)
-    token, aliceId = api.user("alice")
-    _, bobId = api.user("bob")
     dialog = a.addDialog(DIALOG_GROUP, f"{aliceId}-1", [f"{bobId}-1"])
     room = f"1_{dialog.id}@muc.localhost"
     bob, tb = a.connect(f"{bobId}-1", "desk")
     alice, _ = b.connect(f"{aliceId}-1", "phone")
     cluster.pump()
-    a.send(bob, f"<message to='{room}' type='groupchat'>{COMPOSING}</message>")  # node0 owns the room
-    cluster.pump()
-    b.send(alice, f"<message to='{room}' type='groupchat'>{COMPOSING}</message>")
-    cluster.pump()
+    typing(cluster, a, bob, room, "groupchat")  # node0 owns the room
+    typing(cluster, b, alice, room, "groupchat")
     assert room in a.node.rooms.owned and len(messages(tb)) == 1
     setPrivacy(api, token, aliceId, typing_indicators={"enabled": False})
     cluster.pump()
-    b.send(alice, f"<message to='{room}' type='groupchat'>{COMPOSING}</message>")
-    cluster.pump()
+    typing(cluster, b, alice, room, "groupchat")
     assert messages(tb) == []
 
 

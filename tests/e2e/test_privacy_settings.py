@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import REST_AUTH_KEY, startServer, stopServer
+from tests.e2e.conftest import startServer, stopServer
 from tests.e2e.rawclient import NS_CLIENT, RawClient, body
 from tests.e2e.test_consent import errorOf, waitFor
 from tests.e2e.test_rest import call
+from tests.e2e.test_revocation import signup
 from tests.e2e.test_slixmpp import run
 
 PASSWORD = "privacy-pw-1"
@@ -23,19 +24,7 @@ NS_MARKERS = "urn:xmpp:chat-markers:0"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     running = startServer(tmp_path_factory.mktemp("privacy-settings"))
-    status, answer = call(running, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
-    assert status == 201, answer
-    appToken = answer["session"]["token"]
-    running.users = {}
-    for name in ("alice", "bob", "carol", "dave"):
-        status, answer = call(running, "POST", "/users.json",
-                              {"user": {"login": name, "password": PASSWORD}}, token=appToken)
-        assert status == 201, answer
-        userId = answer["user"]["id"]
-        status, answer = call(running, "POST", "/session.json", {
-            "application_id": 1, "auth_key": REST_AUTH_KEY, "user": {"login": name, "password": PASSWORD}})
-        assert status == 201, answer
-        running.users[name] = (userId, answer["session"]["token"])
+    running.users = {name: signup(running, name, PASSWORD) for name in ("alice", "bob", "carol", "dave")}
     yield running
     stopServer(running)
 
