@@ -127,3 +127,13 @@ def test_changeByAnotherProcessAppliesAtTheStreamCheck():
     live.h.host.modules["saslauth"].streamCheck.check()
     live.typing("alice", live.jids["bob"])
     assert live.received("bob") == []
+
+
+def test_streamCheckQuietWhenNothingChanged():
+    """After a REST change has reached the sessions, the stream check finds nothing stale (no account-updated storm)."""
+    live = Live()
+    live.settings("alice", typing_indicators={"enabled": False}, last_seen={"visibility": "everyone"})
+    fired = []
+    live.h.host.hooks.add("account-updated", fired.append)
+    live.h.host.modules["saslauth"].streamCheck.check()
+    assert fired == []
