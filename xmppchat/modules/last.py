@@ -119,6 +119,8 @@ class LastActivityModule(Module):
         if target == session.bare:
             return defer.succeed(True)
         visibility = self.visibility(account)
+        if not lastSeenAllowed(visibility, CONTACT):
+            return defer.succeed(False)  # nobody: no lookups
 
         @defer.inlineCallbacks
         def check():
