@@ -137,3 +137,17 @@ def test_streamCheckQuietWhenNothingChanged():
     live.h.host.hooks.add("account-updated", fired.append)
     live.h.host.modules["saslauth"].streamCheck.check()
     assert fired == []
+
+
+def test_groupMessageKeepsBodyLosesPrivateParts():
+    """A group message with a body from a user hiding typing and reads reaches the room without its chat state and read marker."""
+    live = Live()
+    r = live.api.post("/chat/Dialog.json", {"type": 2, "name": "g", "occupants_ids": [live.ids["bob"]]},
+                      token=live.tokens["alice"])
+    room, earlier = r.json["xmpp_room_jid"], live.restMessage("bob", chat_dialog_id=r.json["_id"])["_id"]
+    live.settings("alice", typing_indicators={"enabled": False}, read_receipts={"enabled": False})
+    live.send("alice", f"<message to='{room}' type='groupchat' id='g1'><body>hi all</body>"
+                       f"<active xmlns='{NS_CHATSTATES}'/><displayed xmlns='{NS_MARKERS}' id='{earlier}'/></message>")
+    [got] = live.received("bob")
+    assert str(got.body) == "hi all"
+    assert [c.name for c in got.elements() if c.uri in (NS_CHATSTATES, NS_MARKERS)] == []

@@ -34,6 +34,14 @@ def typingHidden(session) -> bool:
     return hidesTyping(session.account)
 
 
+def stripChatStates(stanza) -> None:
+    """
+    Remove the chat states from a message that has other content.
+    """
+    stanza.children = [c for c in stanza.children if type(c) is str or c.uri != NS_CHATSTATES]
+    forget(stanza)
+
+
 class ChatStatesModule(Module):
     """
     XEP-0085 §5.5-§5.6 routing rules and the typing-indicator privacy setting.
@@ -53,10 +61,7 @@ class ChatStatesModule(Module):
             return None
         if info.standaloneChatState:
             return True  # dropped: the user hides typing
-        stanza = event.stanza
-        stanza.children = [c for c in stanza.children
-                           if type(c) is str or c.uri != NS_CHATSTATES]
-        forget(stanza)
+        stripChatStates(event.stanza)
         return None
 
     @hook("message/offline", priority=50)

@@ -78,7 +78,7 @@ from xmppchat.dialogs.wire import (
 )
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
-from xmppchat.modules.chatstates import typingHidden
+from xmppchat.modules.chatstates import stripChatStates, typingHidden
 from xmppchat.modules.markers import hidesRead
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent
@@ -498,14 +498,13 @@ class DialogsModule(Module):
             yield self.checkMember(dialog, senderId)
             if info.marker is not None:
                 yield self.persistMarker(senderId, info.marker.name, info.marker.getAttribute("id"))
-                if hidesRead(session, info.marker.name):
-                    return True
-            elif typingHidden(session):
-                return True
-            yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
-                              offline=False, push=False)
+            info = self.hidePrivate(session, stanza, info)
+            if info.marker is not None or info.chatState is not None:
+                yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
+                                  offline=False, push=False)
             return True
         yield self.checkPost(dialog, senderId)
+        info = self.hidePrivate(session, stanza, info)
         save = info.extraParam("save_to_history") == "1" and hasContent(info)
         messageId, dateSent = self.stamp(stanza, event.room, dialog.id)
         if save:
@@ -515,6 +514,21 @@ class DialogsModule(Module):
         else:
             yield self.fanOut(dialog, stanza, senderId, occupantJID)
         return True
+
+    @staticmethod
+    def hidePrivate(session, stanza, info):
+        """
+        Strip from a group message with content the chat states and read
+        markers its sender's privacy settings keep from the others, as
+        the chatstates and markers modules do in 1-1 (issue 17 item 3);
+        returns the stanza's L{messageInfo}.
+        """
+        if info.chatState is not None and typingHidden(session):
+            stripChatStates(stanza)
+        if info.marker is not None and hidesRead(session, info.marker.name):
+            stanza.children.remove(info.marker)
+            forget(stanza)
+        return messageInfo(stanza)
 
     @defer.inlineCallbacks
     def systemMessage(self, event):
