@@ -131,3 +131,25 @@ def test_lastSeenDefaultShownAsConfigured():
     token, uid = api.user("dave")
     r = api.get(f"/users/{uid}.json", token=token)
     assert r.json["user"]["privacy_settings"]["last_seen"] == {"visibility": "everyone"}
+
+
+def test_onlineListLeavesOutLastSeenNobody(api):
+    """/users/online.json does not list a user whose last seen is 'nobody' (except to himself)."""
+    from types import SimpleNamespace
+
+    from tests.helpers import result
+    from xmppchat.sessions import SessionRegistry
+
+    u = Users(api)
+    r = api.put(f"/users/{u.ids['bob']}.json", {"user": {"privacy_settings": {"last_seen": {"visibility": "nobody"}}}},
+                token=u.tokens["bob"])
+    assert r.status == 200
+    registry = SessionRegistry()
+    for name in ("alice", "bob"):
+        account = result(api.storage.accounts.getAccount(u.ids[name]))
+        registry.add(SimpleNamespace(bare=f"{account.localpart}@localhost", resource="r", account=account,
+                                     available=True))
+    api.ctx.online = registry
+    assert [x["id"] for x in u.get("carol", "/users/online.json")["users"]] == [u.ids["alice"]]
+    assert sorted(x["id"] for x in u.get("bob", "/users/online.json")["users"]) == sorted(
+        [u.ids["alice"], u.ids["bob"]])

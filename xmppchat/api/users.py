@@ -45,10 +45,12 @@ from xmppchat.auth.credentials import Credentials, deriveCredentials
 from xmppchat.hooks import Query, ask
 from xmppchat.privacysettings import (
     LAST_SEEN,
+    NOBODY,
     SWITCHES,
     VISIBILITIES,
     AccountUpdated,
     effectiveSettings,
+    lastSeenOf,
 )
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
@@ -403,10 +405,14 @@ class UsersResource(JSONResource):
         presence).  Issue 15 finding 9: a user session only (an application
         session gets 403), and without the users whose privacy lists keep
         their presence from the caller (blocks, XEP-0126 invisibility: the
-        C{presence-hidden} question hook of the privacy module).
+        C{presence-hidden} question hook of the privacy module), nor those
+        whose last seen is C{nobody} (issue 17 item 4: being online is their
+        last activity; read from the live sessions' accounts, no lookup).
         """
         registry = self.ctx.online
-        sessions = [s for s in registry.all() if s.account is not None and s.available] \
+        default = self.ctx.privacy.last_seen_default
+        sessions = [s for s in registry.all() if s.account is not None and s.available and (
+            s.account.id == call.account.id or lastSeenOf(s.account, default) != NOBODY)] \
             if registry is not None else []
         hidden = set()
         if sessions and self.ctx.hooks is not None:
