@@ -104,8 +104,10 @@ async def dialogsJSON(ctx, dialogs, viewer: int, appId: int) -> list[dict]:
     for dialog in dialogs:
         if dialog.lastMessageId and dialog.lastMessageUserId == viewer:
             sent[dialog.id] = await ctx.storage.messages.getMessage(dialog.lastMessageId)
-    hiding = await readersHidingReads(
-        ctx.storage.accounts, {i for m in sent.values() if m is not None for i in m.readIds} - {viewer})
+    # only a "read" status can turn out hidden: look up just those readers
+    readers = {o for d in dialogs if lastMessageStatus(d, sent.get(d.id), viewer, ()) == "read"
+               for o in d.occupantIds if o != viewer}
+    hiding = await readersHidingReads(ctx.storage.accounts, readers)
     out = []
     for dialog in dialogs:
         status = lastMessageStatus(dialog, sent.get(dialog.id), viewer, hiding)
