@@ -77,7 +77,7 @@ def test_restDeleteReachesXMPP(harnessBackend):
 def test_restMarksReachSender(harnessBackend):
     """REST delivered and read marks reach the sender as XEP-0333 markers (§5.5); with read receipts off only 'received'."""
     h, api, users, dialog, messageId = setUp(DIALOG_PRIVATE)
-    (aliceToken, aliceId), (bobToken, bobId) = users["alice"], users["bob"]
+    (_aliceToken, aliceId), (bobToken, bobId) = users["alice"], users["bob"]
     alice, ta = h.connect(f"{aliceId}-1")
     for body, kind in (({"delivered": 1}, "received"), ({"read": 1}, "displayed")):
         r = api.put(f"/chat/Message/{messageId}.json", {"chat_dialog_id": dialog.id, **body}, token=bobToken)
@@ -98,7 +98,7 @@ def test_restMarksReachSender(harnessBackend):
 def test_xmppEditVisibleOverRest(harnessBackend):
     """An XMPP correction and retraction show in the REST history."""
     h, api, users, dialog, messageId = setUp(DIALOG_GROUP)
-    (aliceToken, aliceId), (bobToken, _) = users["alice"], users["bob"]
+    (_aliceToken, aliceId), (bobToken, _) = users["alice"], users["bob"]
     alice, ta = h.connect(f"{aliceId}-1")
     extra = f"<extraParams xmlns='jabber:client'><dialog_id>{dialog.id}</dialog_id></extraParams>"
     h.send(alice, f"<message to='1_{dialog.id}@muc.localhost' type='groupchat' id='6b026913da64a53358000e01'>"
