@@ -1,7 +1,8 @@
 // Issue 17 item 2: changes made over REST reach the other user's unmodified
 // SDK as the XMPP changes do -- an edit fires onMessageUpdateListener, a
 // read mark onReadStatusListener, a delete for everyone onMessageDeleteListener
-// (private and group dialogs) -- and an SDK edit shows over REST.
+// (private and group dialogs), a dialog rename onSystemMessageListener --
+// and an SDK edit shows over REST.
 // Usage: node chat_restchanges.cjs '{"apiUrl", "chatUrl", "appId", "authKey"}'
 'use strict';
 
@@ -44,5 +45,12 @@ runFlow(async (flow, out) => {
     await alice.call('chat.editMessage', { to: group._id, dialogId: group._id, body: 'group, edited by the SDK', originMessageId: created._id, last: true });
     await bob.waitFor('onMessageUpdateListener', (id, last, body) => id === created._id && body === 'group, edited by the SDK', 4000);
     return (await bob.call('chat.message.list', { chat_dialog_id: group._id, mark_as_read: 0 })).items.map((m) => m.message);
+  });
+
+  // A REST rename of the group reaches bob as a system message.
+  await record(out, 'restRename', async () => {
+    await alice.call('chat.dialog.update', group._id, { name: 'renamed over REST' });
+    const [m] = await bob.waitFor('onSystemMessageListener', (msg) => msg.extension && msg.extension.notification_type === 'dialog_updated', 4000);
+    return m;
   });
 });

@@ -277,7 +277,7 @@ def test_privateEditReactionDelete(flows):
 
 
 def test_restChangesReachTheSDK(flows):
-    """REST edit, read mark and delete for all fire the peer SDK's update/read/delete listeners; an SDK edit shows over REST (issue 17)."""
+    """REST edit, read mark, delete for all and a rename fire the peer SDK's update/read/delete/system listeners; an SDK edit shows over REST (issue 17)."""
     out = flows("restchanges")
     alice, bob, first = out["ids"]["alice"], out["ids"]["bob"], out["first"]
     pair, group, groupMessage = out["dialogs"]["pair"], out["dialogs"]["group"], out["groupMessage"]
@@ -288,6 +288,9 @@ def test_restChangesReachTheSDK(flows):
     originalId, last, body, dialogId, userId, _ = out["restGroupEdit"]["result"]
     assert (originalId, body, dialogId, userId) == (groupMessage, "group, edited over REST", group, alice)
     assert out["sdkEditOverRest"]["result"] == ["group, edited by the SDK"]
+    rename = out["restRename"]["result"]
+    assert rename["userId"] == alice and rename["extension"]["dialog_id"] == group
+    assert rename["extension"]["name"] == "renamed over REST"
 
 
 def test_restMessagesReachTheChat(flows):

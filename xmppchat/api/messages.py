@@ -194,7 +194,7 @@ class MessagesResource(JSONResource):
             dialog, created = await dialogService(self.ctx).privateDialog(viewer, recipientId)
             if created:
                 self.ctx.fire("rest-dialog-updated", DialogEvent(
-                    dialog, viewer, call.appId, list(dialog.occupantIds), []))
+                    dialog, viewer, call.appId, list(dialog.occupantIds), [], created=True))
         else:
             raise fieldError("chat_dialog_id", "chat_dialog_id or recipient_id is required")
         rules.require(dialog, viewer, rules.POST)

@@ -810,6 +810,42 @@ class DialogsModule(Module):
         self.router.deliver(stanza)
         return None
 
+    @hook("rest-dialog-updated")
+    def onRestDialogUpdated(self, event):
+        """
+        A dialog created, changed (name, photo, occupants, admins...) or
+        deleted over REST: its users get a system message (issue 17 item
+        2), as ConnectyCube apps send one another after such a change.
+        """
+        self.notifyDialogChange(event).addErrback(
+            lambda f: self.log.failure("Notifying a dialog change failed", f))
+        return None
+
+    def notifyDialogChange(self, event) -> defer.Deferred:
+        """
+        To every occupant, the owner and the removed occupants but the one
+        who made the change: a §5.10 system message whose C{extraParams}
+        carry C{notification_type} (C{dialog_created}, C{dialog_updated},
+        C{dialog_deleted}), C{dialog_id}, C{dialog_type}, C{name},
+        C{photo}, C{occupants_ids}, C{admins_ids} and the ids added and
+        removed (comma-separated).  Public dialogs' subscribers are not
+        told (they may be many; they see the change in C{dialog.list}).
+        """
+        dialog = event.dialog
+        kind = "dialog_deleted" if event.deleted else "dialog_created" if event.created else "dialog_updated"
+        params = {
+            "notification_type": kind, "dialog_id": dialog.id, "dialog_type": dialog.type,
+            "name": dialog.name, "photo": dialog.photo,
+            "occupants_ids": ",".join(map(str, dialog.occupantIds)),
+            "admins_ids": ",".join(map(str, dialog.adminIds)),
+            "added_occupant_ids": ",".join(map(str, event.added)),
+            "removed_occupant_ids": ",".join(map(str, event.removed)),
+        }
+        params = {k: v for k, v in params.items() if v not in (None, "")}
+        targets = (set(dialog.occupantIds) | {dialog.ownerId} | set(event.removed)) - {event.userId}
+        return defer.gatherResults([self.deliverSystem(self.newId(), event.userId, uid, dict(params))
+                                    for uid in sorted(targets)])
+
     # -- broadcast catch-up -----------------------------------------------------------------------------
 
     @hook("session-bound")
