@@ -40,7 +40,6 @@ from xmppchat.dialogs import rules
 from xmppchat.dialogs.events import DialogEvent, EditEvent, MarkEvent, MessageEvent, RemoveEvent
 from xmppchat.dialogs.rules import isMember, isParticipant
 from xmppchat.dialogs.service import MAX_CUSTOM, checkMessage
-from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()
@@ -209,10 +208,9 @@ class MessagesResource(JSONResource):
         messageId = body.get("_id")
         if messageId is not None and not isObjectId(messageId):
             raise fieldError("_id", "must be 24 hex digits")
-        message = await self.ctx.storage.messages.createMessage(
-            dialog.id, viewer, text, messageId=messageId.lower() if messageId else None,
-            recipientId=recipientId, attachments=attachments, custom=custom,
-            dailyLimit=quotaLimit(self.ctx.quotas.messages_per_user_per_day))
+        message = await dialogService(self.ctx).post(
+            dialog, viewer, text, attachments, custom, messageId.lower() if messageId else None,
+            recipientId=recipientId)
         self.ctx.fire("rest-message-created", MessageEvent(
             message, dialog, call.appId, flagValue(body.get("send_to_chat"))))
         return http.CREATED, messageJSON(message, viewer)
