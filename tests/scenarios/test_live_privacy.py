@@ -107,6 +107,7 @@ def test_groupTypingAndReadsFollowLiveSettings():
     assert r.status == 201, r
     room = r.json["xmpp_room_jid"]
     message = live.restMessage("bob", chat_dialog_id=r.json["_id"])
+    live.received("bob")  # the dialog's creation notice
     live.typing("alice", room, "groupchat")
     live.marker("alice", room, "displayed", message["_id"], "groupchat")
     assert len(live.received("bob")) == 2
@@ -146,6 +147,7 @@ def test_groupMessageKeepsBodyLosesPrivateParts():
                       token=live.tokens["alice"])
     room, earlier = r.json["xmpp_room_jid"], live.restMessage("bob", chat_dialog_id=r.json["_id"])["_id"]
     live.settings("alice", typing_indicators={"enabled": False}, read_receipts={"enabled": False})
+    live.received("bob")  # the dialog's creation notice
     live.send("alice", f"<message to='{room}' type='groupchat' id='g1'><body>hi all</body>"
                        f"<active xmlns='{NS_CHATSTATES}'/><displayed xmlns='{NS_MARKERS}' id='{earlier}'/></message>")
     [got] = live.received("bob")

@@ -35,6 +35,7 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.dialogs.events import DialogEvent
+from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant, lastMessageStatus
 from xmppchat.dialogs.service import DialogService
 from xmppchat.privacysettings import readersHidingReads
@@ -252,7 +253,7 @@ class DialogsResource(JSONResource):
                 dialogType, viewer, occupantIds=occupants, adminIds=admins,
                 limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
         self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
-                                                         list(dialog.occupantIds), []))
+                                                         list(dialog.occupantIds), [], created=True))
         return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
 
     def _query(self, call):
@@ -314,14 +315,14 @@ class DialogsResource(JSONResource):
                 else:
                     target[name] = idList(value, name, MAX_OCCUPANTS)
         fields = _fields(body)
-        manager = isManager(dialog, viewer)
+        manager = rules.may(dialog, viewer, rules.MANAGE)
         if fields and not manager:
             raise forbidden("Only the owner and admins can change this dialog")
         if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
             if not manager:
                 raise forbidden("Only the owner and admins can pin messages")
         if "admins_ids" in push or "admins_ids" in pull:
-            if viewer != dialog.ownerId:
+            if not rules.canSetAdmins(dialog, viewer):
                 raise forbidden("Only the owner can change admins")
             if dialog.type == DIALOG_PRIVATE:
                 raise fieldError("admins_ids", "private dialogs have no admins")
