@@ -16,7 +16,8 @@ fresh on every cluster node.
 - C{last_seen}: C{{"visibility": "everyone" | "contacts" | "nobody"}}
   (absent: the server's C{[privacy] last_seen_default}), who may see his
   XEP-0012 last activity and subscribe to his status streaming
-  (L{lastSeenAllowed}).  C{contacts} is issue 15 finding 9's consent: a
+  (L{lastSeenAllowed}); C{nobody} also keeps him out of
+  C{/users/online.json}.  C{contacts} is issue 15 finding 9's consent: a
   presence subscription to him, or a dialog in which he has written.  His
   privacy lists hiding his presence from the asker win over any setting.
 """
