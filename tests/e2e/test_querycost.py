@@ -12,15 +12,13 @@ within a bound.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from tests.e2e.conftest import REST_AUTH_KEY, startServer, stopServer
+from tests.e2e.test_rest import exchange
 
 TIMEOUT_MS = 150
 # What an unrelated request may take while the attack runs (before the fix
@@ -33,23 +31,8 @@ ISSUE_QUERY = "/data/UserReports.json?f[in]=" + ",".join(str(1000 + i) for i in 
 EXPENSIVE_QUERY = "/data/UserReports.json?f[ne]=x&f[nin]=-6&f[gt]=99&f[gte]=100"
 
 
-def request(server, method, path, body=None, token=None, timeout=30):
-    """C{(status, headers, JSON body)} of one HTTP call to the REST port."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}{path}", data=data,
-                                 method=method)
-    req.add_header("Content-Type", "application/json;charset=utf-8")
-    if token:
-        req.add_header("CB-Token", token)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, response.headers, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, json.loads(e.read() or b"null")
-
-
 def login(server, name):
-    status, _, body = request(server, "POST", "/session.json", {
+    status, _, body = exchange(server, "POST", "/session.json", {
         "application_id": 1, "auth_key": REST_AUTH_KEY,
         "user": {"login": name, "password": f"{name}-password"}}, timeout=10)
     assert status == 201, body
@@ -62,24 +45,24 @@ def stalled(tmp_path_factory):
     server = startServer(tmp_path_factory.mktemp("querycost"),
                          extra=f"query_timeout_ms = {TIMEOUT_MS}\n[limits]\n")
     try:
-        _, _, body = request(server, "POST", "/session.json",
+        _, _, body = exchange(server, "POST", "/session.json",
                              {"application_id": 1, "auth_key": REST_AUTH_KEY})
         app = body["session"]["token"]
         for name in ("mallory", "victim", "friend"):
-            status, _, body = request(server, "POST", "/users.json", {
+            status, _, body = exchange(server, "POST", "/users.json", {
                 "user": {"login": name, "password": f"{name}-password"}}, token=app)
             assert status == 201, body
         mallory, _ = login(server, "mallory")
         victim, _ = login(server, "victim")
         _, friendId = login(server, "friend")
         for _ in range(RECORDS):
-            status, _, body = request(server, "POST", "/data/UserReports.json", {"f": LIST},
+            status, _, body = exchange(server, "POST", "/data/UserReports.json", {"f": LIST},
                                       token=mallory)
             assert status == 201, body
-        status, _, dialog = request(server, "POST", "/chat/Dialog.json",
+        status, _, dialog = exchange(server, "POST", "/chat/Dialog.json",
                                     {"type": 3, "occupants_ids": str(friendId)}, token=victim)
         assert status == 201, dialog
-        status, _, body = request(server, "POST", "/chat/Message.json",
+        status, _, body = exchange(server, "POST", "/chat/Message.json",
                                   {"chat_dialog_id": dialog["_id"], "message": "history"},
                                   token=victim)
         assert status == 201, body
@@ -97,7 +80,7 @@ def timed(f, *args, **kwargs):
 
 def test_issueAttackRefusedByTheBounds(stalled):
     """The issue's f[in] with 240 values over MBs of list records is a quick 422 naming the limit."""
-    elapsed, (status, _, body) = timed(request, stalled, "GET", ISSUE_QUERY,
+    elapsed, (status, _, body) = timed(exchange, stalled, "GET", ISSUE_QUERY,
                                        token=stalled.attack["mallory"])
     assert status == 422 and "max_filter_values" in body["errors"]["f"][0], body
     assert elapsed < BOUND
@@ -105,7 +88,7 @@ def test_issueAttackRefusedByTheBounds(stalled):
 
 def test_expensiveQueryCut(stalled):
     """A query within the bounds that runs past query_timeout_ms is cut: 503, Retry-After, a readable text."""
-    elapsed, (status, headers, body) = timed(request, stalled, "GET", EXPENSIVE_QUERY,
+    elapsed, (status, headers, body) = timed(exchange, stalled, "GET", EXPENSIVE_QUERY,
                                              token=stalled.attack["mallory"])
     assert status == 503 and headers["Retry-After"] == "2", body
     assert f"ran longer than {TIMEOUT_MS} ms" in body["errors"]["base"][0], body
@@ -121,7 +104,7 @@ def test_othersNotStalledDuringTheAttack(stalled):
         while not stop.is_set():
             for path in (ISSUE_QUERY, EXPENSIVE_QUERY):
                 try:
-                    answers.append(request(stalled, "GET", path, token=stalled.attack["mallory"],
+                    answers.append(exchange(stalled, "GET", path, token=stalled.attack["mallory"],
                                            timeout=30)[0])
                 except OSError as e:  # a stalled server: the answer never came
                     answers.append(repr(e))
@@ -135,7 +118,7 @@ def test_othersNotStalledDuringTheAttack(stalled):
         for _ in range(3):
             timings.append(timed(login, stalled, "victim")[0])
             elapsed, (status, _, body) = timed(
-                request, stalled, "GET",
+                exchange, stalled, "GET",
                 f"/chat/Message.json?chat_dialog_id={stalled.attack['dialog']}",
                 token=stalled.attack["victim"], timeout=10)
             assert status == 200 and body["items"][0]["message"] == "history", body

@@ -18,7 +18,8 @@ from tests.e2e.conftest import REST_AUTH_KEY, REST_JWT_SECRET
 from tests.e2e.test_slixmpp import Client, run
 
 
-def call(server, method, path, body=None, token=None):
+def exchange(server, method, path, body=None, token=None, timeout=10):
+    """C{(status, headers, JSON body)} of one HTTP call to the REST port."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}{path}", data=data,
                                      method=method)
@@ -26,11 +27,16 @@ def call(server, method, path, body=None, token=None):
     if token:
         request.add_header("CB-Token", token)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
-            return response.status, json.loads(raw) if raw else None
+            return response.status, response.headers, json.loads(raw) if raw else None
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+        return e.code, e.headers, json.loads(e.read() or b"null")
+
+
+def call(server, method, path, body=None, token=None):
+    status, _, answer = exchange(server, method, path, body, token)
+    return status, answer
 
 
 @pytest.fixture(scope="module")
