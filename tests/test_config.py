@@ -51,6 +51,32 @@ def test_validation():
         assert f"y.toml: {key}:" in text, key
 
 
+def test_offlineShares():
+    """The offline-queue shares (issue 15 finding 8) default to 25/25/50 % and must be percentages."""
+    limits = buildConfig({}).limits
+    assert (limits.offline_share_per_sender, limits.offline_share_per_dialog,
+            limits.offline_share_dialogs) == (25, 25, 50)
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"limits": {"offline_share_per_sender": 0, "offline_share_per_dialog": 101,
+                                "offline_share_dialogs": -5}}, source="z.toml")
+    text = "\n".join(e.value.problems)
+    for key in ("offline_share_per_sender", "offline_share_per_dialog", "offline_share_dialogs"):
+        assert f"z.toml: limits.{key}: must be a percentage" in text, key
+
+
+def test_quotasValidated():
+    """[quotas]: defaults, 0 is off, negatives and a too short upload age are refused (issue 15 finding 15)."""
+    config = buildConfig({"quotas": {"records_per_user": 0}})
+    assert config.quotas.records_per_user == 0 and config.quotas.blobs_per_user == 1000
+    assert config.quotas.incomplete_upload_seconds == 86400
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"quotas": {"blobs_per_user": -1, "incomplete_upload_seconds": 60,
+                                "sweep_seconds": 0}}, source="q.toml")
+    text = "\n".join(e.value.problems)
+    for key in ("blobs_per_user", "incomplete_upload_seconds", "sweep_seconds"):
+        assert f"q.toml: quotas.{key}:" in text, key
+
+
 def test_boolIsNotInt():
     """A boolean where an integer is expected is refused."""
     with pytest.raises(ConfigError):

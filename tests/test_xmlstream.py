@@ -6,6 +6,7 @@ Tests for L{xmppchat.xmlstream}: the hardened XML stream parser (RFC 6120 §4,
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -124,7 +125,7 @@ def test_randomFragmentation(cuts):
     expected = parseAll(STREAM).xml()
     bounds = [0, *sorted(cuts), len(STREAM)]
     recorder = Recorder()
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in pairwise(bounds):
         recorder.parser.feed(STREAM[start:end])
     assert recorder.xml() == expected
     assert recorder.ended == 1

@@ -7,6 +7,7 @@ Account administration from the command line, on the configured storage::
     python -m xmppchat.admin list
     python -m xmppchat.admin import-users FILE      # "name password" lines, "-" for stdin
     python -m xmppchat.admin create-broadcast NAME --owner ID [--occupants 1,2]
+    python -m xmppchat.admin unlock NAME|IP    # lift failed-login lockouts
 
 Passwords are read from the first line of standard input, or asked twice
 when it is a terminal.  The storage is used synchronously (no reactor); the
@@ -20,6 +21,7 @@ import argparse
 import getpass
 import multiprocessing
 import os
+import re
 import sys
 import time
 
@@ -32,6 +34,12 @@ class AdminError(Exception):
     """
     A problem to report on stderr, exiting with status 1.
     """
+
+
+# <id>-<appId>: the localparts of REST/SDK accounts
+APP_SHAPED = re.compile(r"[0-9]+-([0-9]{1,10})")
+RUNNING_SERVER = ("a running server ends the user's streams within"
+                  " limits.session_recheck_seconds")
 
 
 def result(d):
@@ -102,6 +110,30 @@ def localpartOf(name: str, domain: str) -> str:
     return parsed.user
 
 
+def newLocalpartOf(name: str, domain: str, appId: int) -> str:
+    """
+    L{localpartOf} for a new user: C{<id>-<otherApp>}, the shape of a
+    REST/SDK account of another application, is refused (one application
+    per server, issue 15 finding 2): no JID naming another application
+    resolves to an account here.
+    """
+    localpart = localpartOf(name, domain)
+    match = APP_SHAPED.fullmatch(localpart)
+    if match and int(match.group(1)) != appId:
+        raise AdminError(f"invalid user name {name!r}: <id>-<appId> names another application"
+                         f" (this server serves application {appId})")
+    return localpart
+
+
+def serverAppId(config) -> int:
+    """
+    The application this server serves (the one C{[[rest.apps]]}), 1 when
+    none is configured (as the dialog rooms assume).
+    """
+    apps = config.rest.apps
+    return apps[0]["application_id"] if apps else 1
+
+
 def readPassword(stdin) -> str:
     """
     The new password: asked twice on a terminal, else the first line of
@@ -125,9 +157,11 @@ class Admin:
     """
 
     def __init__(self, storage, domain: str, stdin, stdout, stderr,
-                 iterations: int = DEFAULT_ITERATIONS, processes: int | None = None):
+                 iterations: int = DEFAULT_ITERATIONS, processes: int | None = None,
+                 appId: int = 1):
         self.storage = storage
         self.domain = domain
+        self.appId = appId
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
@@ -147,7 +181,7 @@ class Admin:
     def adduser(self, args) -> int:
         from xmppchat.storage.interfaces import AlreadyExists
 
-        localpart = localpartOf(args.name, self.domain)
+        localpart = newLocalpartOf(args.name, self.domain, self.appId)
         if result(self.storage.accounts.getAccountByLocalpart(localpart)) is not None:
             raise AdminError(f"user already exists: {self.jidOf(localpart)}")
         credentials = _deriveCredentials(readPassword(self.stdin), self.iterations)
@@ -161,14 +195,18 @@ class Admin:
     def deluser(self, args) -> int:
         account = self._account(args.name)
         result(self.storage.accounts.deleteAccount(account.id))
-        self.stdout.write(f"deleted {self.jidOf(account.localpart)}\n")
+        self.stdout.write(f"deleted {self.jidOf(account.localpart)} with its session tokens;"
+                          f" {RUNNING_SERVER}\n")
         return 0
 
     def passwd(self, args) -> int:
         account = self._account(args.name)
         credentials = _deriveCredentials(readPassword(self.stdin), self.iterations)
         result(self.storage.accounts.setCredentials(account.id, credentials))
-        self.stdout.write(f"password changed for {self.jidOf(account.localpart)}\n")
+        # Issue 15 finding 4: a password change revokes the session tokens.
+        revoked = result(self.storage.tokens.deleteAccountTokens(account.id))
+        self.stdout.write(f"password changed for {self.jidOf(account.localpart)},"
+                          f" {len(revoked)} session token(s) revoked; {RUNNING_SERVER}\n")
         return 0
 
     def listUsers(self, args) -> int:
@@ -210,7 +248,7 @@ class Admin:
                 continue
             name, password = parts
             try:
-                localpart = localpartOf(name, self.domain)
+                localpart = newLocalpartOf(name, self.domain, self.appId)
             except AdminError as e:
                 self.stderr.write(f"{source}:{number}: {e}\n")
                 invalid += 1
@@ -260,6 +298,27 @@ class Admin:
         dialog = result(self.storage.dialogs.createDialog(
             DIALOG_BROADCAST, owner.id, occupantIds=occupants, name=args.name.strip()))
         self.stdout.write(f"created broadcast dialog {dialog.id} ({dialog.name!r}, owner {owner.id})\n")
+        return 0
+
+    def unlock(self, args) -> int:
+        """
+        Forget the failed logins of an IP address or an account (issue 15
+        #5): the lockouts live in each server's memory, so this leaves a
+        request in storage that running servers apply within seconds
+        (L{xmppchat.auth.throttle.UnlockWatcher}).
+        """
+        import ipaddress
+
+        from xmppchat.auth.throttle import UNLOCK_POLL_SECONDS
+
+        try:
+            key = what = str(ipaddress.ip_address(args.target))
+        except ValueError:
+            key = self._account(args.target).localpart
+            what = self.jidOf(key)
+        result(self.storage.unlocks.addUnlock(key))
+        self.stdout.write(f"unlock of {what} requested: running servers apply it within"
+                          f" {UNLOCK_POLL_SECONDS} s\n")
         return 0
 
     def _deriveAll(self, jobs):
@@ -321,6 +380,10 @@ def makeParser() -> argparse.ArgumentParser:
     p.add_argument("--owner", type=_positive, required=True, metavar="ID", help="owner account id")
     p.add_argument("--occupants", default="", metavar="IDS", help="comma-separated account ids")
     p.set_defaults(run=Admin.createBroadcast)
+    p = commands.add_parser("unlock", parents=[common],
+                            help="lift the failed-login lockouts of a user or an IP address")
+    p.add_argument("target", metavar="NAME|IP")
+    p.set_defaults(run=Admin.unlock)
     return parser
 
 
@@ -352,7 +415,7 @@ def main(argv=None) -> int:
         return 1
     admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
                   iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
-                  processes=getattr(args, "processes", None))
+                  processes=getattr(args, "processes", None), appId=serverAppId(config))
     try:
         return args.run(admin, args)
     except AdminError as e:

@@ -83,6 +83,8 @@ class C2SConfig:
     starttls_required: bool = True
     allow_plain_without_tls_on_loopback: bool = False
     log_traffic: bool = False
+    # PROXY protocol v1/v2 from [limits] trusted_proxies (c2s/proxyprotocol.py)
+    proxy_protocol: bool = False
 
 
 @dataclass
@@ -147,10 +149,17 @@ class LimitsConfig:
     ping_interval: int = 120
     ping_timeout: int = 60
     offline_messages_per_user: int = 1000
+    offline_share_per_sender: int = 25
+    offline_share_per_dialog: int = 25
+    offline_share_dialogs: int = 50
     sessions_per_account: int = 50
+    # live streams are checked against storage this often (issue 15 finding 4)
+    session_recheck_seconds: int = 10
     failed_logins_free: int = 3
     failed_logins_lockout: int = 10
     failed_logins_lockout_seconds: int = 300
+    failed_logins_per_source: int = 30
+    failed_logins_per_account: int = 50
     status_subscriptions_per_session: int = 200
     csi_held_presences: int = 500
     directed_presences_per_session: int = 1000
@@ -162,6 +171,7 @@ class LimitsConfig:
     connection_rate_per_ip: int = 20
     connection_burst_per_ip: int = 100
     exempt_loopback: bool = False
+    trusted_proxies: list = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
 
 
 @dataclass
@@ -181,8 +191,9 @@ class RestConfig:
     """
     The ConnectyCube-compatible REST side-service (L{xmppchat.api}).
 
-    @ivar apps: one table per application: C{application_id} (int),
-        C{auth_key} (str), optional C{jwt_secret} (str) for HS256 token users.
+    @ivar apps: at most one table (one tenant per server, issue 15
+        finding 2): C{application_id} (int), C{auth_key} (str), optional
+        C{jwt_secret} (str) for HS256 token users.
     """
 
     enabled: bool = False
@@ -271,10 +282,31 @@ class MUCConfig:
     max_rooms: int = 10000
     max_occupants: int = 1000
     max_rooms_per_user: int = 100
+    rooms_opened_per_user: int = 20
+    rooms_opened_per_ip: int = 100
+    room_openings_per_minute: int = 10
+    room_openings_burst: int = 20
     max_history_stanzas: int = 50
     default_history_stanzas: int = 20
     max_room_name: int = 200
     locked_room_seconds: int = 600
+
+
+@dataclass
+class QuotasConfig:
+    """
+    Per-user quotas (issue 15 finding 15, L{xmppchat.quotas}); 0 turns one
+    off.  How parallel requests are bounded: see that module.
+    """
+
+    blobs_per_user: int = 1000
+    blob_bytes_per_user: int = 1073741824
+    records_per_user: int = 10000
+    record_bytes_per_user: int = 16777216
+    dialogs_per_user: int = 10000
+    messages_per_user_per_day: int = 20000
+    incomplete_upload_seconds: int = 86400
+    sweep_seconds: int = 600
 
 
 @dataclass
@@ -299,6 +331,7 @@ class Config:
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     muc: MUCConfig = field(default_factory=MUCConfig)
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -323,6 +356,7 @@ SECTIONS = {
     "dialogs": DialogsConfig,
     "cluster": ClusterConfig,
     "muc": MUCConfig,
+    "quotas": QuotasConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -369,13 +403,27 @@ def _validate(config: Config, problem) -> None:
     for name in ("limits", "smacks"):
         section = getattr(config, name)
         for f in fields(section):
-            if getattr(section, f.name) < 0:
+            if f.type != "list" and getattr(section, f.name) < 0:
                 problem(f"{name}.{f.name}", "must not be negative")
     limits = config.limits
     if limits.message_rate and limits.message_burst < 1:
         problem("limits.message_burst", "must be at least 1 when message_rate is set")
+    for key in ("offline_share_per_sender", "offline_share_per_dialog", "offline_share_dialogs"):
+        if not 1 <= getattr(limits, key) <= 100:
+            problem(f"limits.{key}", "must be a percentage of offline_messages_per_user, 1 to 100")
     if limits.max_stanza_bytes < 10000:
         problem("limits.max_stanza_bytes", "must be at least 10000 (RFC 6120 §13.12)")
+    if not 1 <= limits.session_recheck_seconds <= 3600:
+        problem("limits.session_recheck_seconds", "must be 1 to 3600 seconds")
+    for key in ("failed_logins_lockout", "failed_logins_per_source", "failed_logins_per_account"):
+        if getattr(limits, key) < 1:
+            problem(f"limits.{key}", "must be at least 1")
+    from xmppchat.clientaddress import parseNetworks
+
+    try:
+        parseNetworks(limits.trusted_proxies)
+    except ValueError as e:
+        problem("limits.trusted_proxies", f"{e} (like \"10.0.0.0/8\" or \"::1\")")
     push = config.push
     if push.notifier not in ("log", "webhook"):
         problem("push.notifier", f"must be 'log' or 'webhook', not {push.notifier!r}")
@@ -405,12 +453,30 @@ def _validate(config: Config, problem) -> None:
             problem(f"muc.{f.name}", "must be at least 1")
     if config.muc.default_history_stanzas > config.muc.max_history_stanzas:
         problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
+    _validateQuotas(config.quotas, problem)
     from xmppchat.modules import knownModules
 
     known = knownModules()
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+def _validateQuotas(quotas: QuotasConfig, problem) -> None:
+    """
+    The C{[quotas]} section: counts and bytes are 0 (off) or positive; an
+    incomplete upload lives at least twice the upload window the REST API
+    advertises, so the sweep never races an upload in progress.
+    """
+    from xmppchat.quotas import UPLOAD_SECONDS
+
+    for f in fields(quotas):
+        if getattr(quotas, f.name) < 0:
+            problem(f"quotas.{f.name}", "must be 0 (no limit) or positive")
+    if quotas.incomplete_upload_seconds < 2 * UPLOAD_SECONDS:
+        problem("quotas.incomplete_upload_seconds", f"must be at least {2 * UPLOAD_SECONDS}")
+    if quotas.sweep_seconds < 1:
+        problem("quotas.sweep_seconds", "must be at least 1")
 
 
 def _validateCluster(cluster: ClusterConfig, problem) -> None:
@@ -499,6 +565,12 @@ def _validateRest(rest: RestConfig, problem) -> None:
     for name in rest.data_classes:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
             problem("rest.data_classes", f"not a class name: {name!r}")
+    if len(rest.apps) > 1:
+        # Issue 15 finding 2: accounts, dialogs, messages, blobs and records
+        # carry no application, so two applications would share them all.
+        problem("rest.apps", f"{len(rest.apps)} applications configured: one server serves one"
+                " application (the data carries no application boundary); run one server"
+                " per application")
     seen = set()
     for i, app in enumerate(rest.apps):
         key = f"rest.apps[{i}]"

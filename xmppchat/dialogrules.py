@@ -54,4 +54,15 @@ def isManager(dialog, userId: int) -> bool:
     return userId == dialog.ownerId or userId in dialog.adminIds
 
 
-__all__ = ["canPost", "canRead", "isManager", "isMember", "isParticipant"]
+def seesRoom(dialog, userId: int | None) -> bool:
+    """
+    May discover the dialog's XEP-0045 room (disco#info, disco#items): a
+    public dialog's room is public, the others are hidden, members-only
+    rooms (XEP-0045 §4.2) that only the owner, admins and occupants see
+    (issue 15 finding 11).
+    """
+    return dialog.type == DIALOG_PUBLIC or (userId is not None and (
+        isMember(dialog, userId) or isManager(dialog, userId)))
+
+
+__all__ = ["canPost", "canRead", "isManager", "isMember", "isParticipant", "seesRoom"]

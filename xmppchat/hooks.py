@@ -117,7 +117,7 @@ def waiting(result) -> Deferred | None:
 
 class Query:
     """
-    The event of a question hook (C{shares-dialog}, C{notifications-enabled}):
+    The event of a question hook (C{dialog-consent}, C{notifications-enabled}):
     handlers add answers (C{True}/C{False} or a Deferred firing with one) to
     C{answers} with L{answer} and normally return nothing, so every handler
     gets asked.  Keyword arguments become attributes.

@@ -9,6 +9,8 @@ import secrets
 
 from twisted.logger import Logger
 
+from xmppchat.auth.throttle import LoginThrottle
+from xmppchat.clientaddress import TrustedProxies
 from xmppchat.hooks import HookBus
 from xmppchat.modules import moduleClass
 from xmppchat.ratelimit import ConnectionLimiter
@@ -57,10 +59,15 @@ class Host:
         # session; False drops it (privacy lists, XEP-0016)
         self.deliveryFilters: list = []
         self.connectionLimiter = ConnectionLimiter.fromConfig(config.limits, clock)
+        # failed logins of SASL and, in this process, of REST (issue 15 #5)
+        self.loginThrottle = LoginThrottle.fromConfig(config.limits, clock)
+        # whose X-Forwarded-For names the client (WebSocket, BOSH, REST)
+        self.trustedProxies = TrustedProxies.fromConfig(config.limits)
         self.modules: dict = {}
         self.secret = secrets.token_bytes(32)
-        # Extra SASL PLAIN checks: async callables (account, password) -> bool
-        # (e.g. the REST service's JWT check).
+        # Extra SASL PLAIN checks: async callables (account, password) -> a
+        # false value, or the session token's TokenRecord it accepted (e.g.
+        # the REST service's JWT check).
         self.passwordCheckers: list = []
         self.startTime = clock.seconds()
 

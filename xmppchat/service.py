@@ -15,7 +15,9 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from xmppchat.auth.throttle import UnlockWatcher
 from xmppchat.c2s.bosh import boshResource, boshSite
+from xmppchat.c2s.proxyprotocol import ProxyProtocolFactory
 from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
@@ -66,6 +68,8 @@ class XMPPChatService(service.Service):
             self.cluster = ClusterNode(self.host, config.cluster, reactor)
         self.ports: dict = {}
         self.factories: dict = {}
+        # `admin unlock` requests, from storage (issue 15 #5)
+        self.unlockWatcher = UnlockWatcher(self.storage, [self.host.loginThrottle], reactor)
         self.inheritedPorts: dict = dict(inheritedPorts or {})
 
     def listen(self) -> None:
@@ -81,9 +85,9 @@ class XMPPChatService(service.Service):
         direct = C2SFactory(self.host, tls, directTLS=True, logTraffic=logTraffic)
         self.factories = {"c2s": plain, "c2s-tls": direct}
         try:
-            self._listenOn("c2s", c2s.port, plain, c2s.interface)
+            self._listenC2S("c2s", c2s.port, plain)
             if c2s.direct_tls:
-                self._listenOn("c2s-tls", c2s.tls_port, direct, c2s.interface, tls)
+                self._listenC2S("c2s-tls", c2s.tls_port, direct, tls)
             self._listenHTTP()
             rest = self.config.rest
             if rest.enabled:
@@ -93,6 +97,16 @@ class XMPPChatService(service.Service):
                 port.stopListening()
             self.ports.clear()
             raise StartupError(f"cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+
+    def _listenC2S(self, name, port, factory, tls=None) -> None:
+        """
+        A c2s listener; with C{[c2s] proxy_protocol}, trusted proxies'
+        connections start with a PROXY header, before TLS on the
+        direct-TLS port (L{ProxyProtocolFactory}).
+        """
+        if self.config.c2s.proxy_protocol:
+            factory, tls = ProxyProtocolFactory(self.host, factory, tls), None
+        self._listenOn(name, port, factory, self.config.c2s.interface, tls)
 
     def _listenHTTP(self) -> None:
         """
@@ -142,6 +156,8 @@ class XMPPChatService(service.Service):
         site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
                         runCPU=inThreadPool(self.reactor), online=self.host.sessions)
         self.host.passwordCheckers.append(JWTChecker(site.ctx))
+        # one failed-login throttle for SASL and REST logins
+        site.ctx.sessions.throttle = self.host.loginThrottle
         if self.config.rest.http_bind:
             # XEP-0206 on the REST port: the long-poll fallback the SDK's
             # clients reach where WebSocket is blocked.
@@ -197,6 +213,7 @@ class XMPPChatService(service.Service):
         # class and function at each collection (tail latency, bench/).
         gc.collect()
         gc.freeze()
+        self.unlockWatcher.start()
         ports = {name: port.getHost().port for name, port in self.ports.items()}
         self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))
@@ -217,6 +234,7 @@ class XMPPChatService(service.Service):
     @defer.inlineCallbacks
     def stopService(self):
         service.Service.stopService(self)
+        self.unlockWatcher.stop()
         if self._restoreSignal is not None:
             self._restoreSignal()
             self._restoreSignal = None

@@ -53,5 +53,26 @@ def test_appValidation():
                      "rest.max_body_bytes: must be positive", "rest.data_classes: not a class name: 'not ok'",
                      "rest.apps[1].application_id: duplicate", "rest.apps[2].colour: unknown key",
                      "rest.apps[2].application_id: required", "rest.apps[3].auth_key: required",
-                     "rest.apps[3].jwt_secret: must be at least 16", "rest.apps[4]: must be a table"):
+                     "rest.apps[3].jwt_secret: must be at least 16", "rest.apps[4]: must be a table",
+                     "rest.apps: 5 applications configured"):
         assert expected in problems, expected
+
+
+def test_twoApplicationsRefused(tmp_path):
+    """Issue 15 finding 2: a second [[rest.apps]] is refused at load and by --check-config."""
+    import io
+
+    from xmppchat.tap import checkConfig
+
+    path = tmp_path / "two.toml"
+    path.write_text('[rest]\nenabled = true\n'
+                    '[[rest.apps]]\napplication_id = 1\nauth_key = "k1"\njwt_secret = "s1-0123456789abcdef"\n'
+                    '[[rest.apps]]\napplication_id = 2\nauth_key = "k2"\njwt_secret = "s2-0123456789abcdef"\n')
+    with pytest.raises(ConfigError) as e:
+        loadConfig(str(path))
+    text = "\n".join(e.value.problems)
+    assert "rest.apps: 2 applications configured" in text
+    assert "run one server per application" in text and "no application boundary" in text
+    out = io.StringIO()
+    assert checkConfig(str(path), out) == 1
+    assert "run one server per application" in out.getvalue()

@@ -172,8 +172,8 @@ def test_failedLoginsOnLoginJson():
 
 
 def test_unknownLoginsCountPerAddress():
-    """Guessing logins that do not exist locks out the address too."""
-    api = ApiHarness(rest=OFF, limits={"failed_logins_lockout": 3,
+    """Guessing logins that do not exist locks out the address too (failed_logins_per_source)."""
+    api = ApiHarness(rest=OFF, limits={"failed_logins_per_source": 3,
                                        "failed_logins_lockout_seconds": 60})
     api.signup("locked")
     for i in range(3):

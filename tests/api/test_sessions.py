@@ -158,7 +158,7 @@ def test_tokenIsXMPPPassword(api):
     account = result(api.storage.accounts.getAccount(userId))
     assert account.localpart == f"{userId}-1"
     source = StorageCredentialSource(api.storage, api.clock)
-    assert result(source.checkPlain(account.localpart, token)) is True
+    assert result(source.checkPlain(account.localpart, token)).tokenHash == tokenHash(token)
     assert result(source.checkPlain(account.localpart, "password1")) is True
     assert result(source.checkPlain(account.localpart, "0" * 40)) is False
     candidates = result(source.getScramCandidates(account.localpart, "sha1"))
@@ -171,17 +171,17 @@ def test_tokenIsXMPPPassword(api):
 def test_jwtRoundTrip():
     """decodeJWT accepts what encodeJWT signs and refuses tampering and expiry."""
     token = encodeJWT({"user_id": "ext-1", "exp": 2_000_000_000}, SECRET)
-    assert decodeJWT(token, {1: SECRET}, 1_700_000_000) == (1, "ext-1", 2_000_000_000.0)
+    assert decodeJWT(token, 1, SECRET, 1_700_000_000) == ("ext-1", 2_000_000_000.0)
     with pytest.raises(InvalidJWT):
-        decodeJWT(token, {1: "another-secret-0123456789"}, 1_700_000_000)
+        decodeJWT(token, 1, "another-secret-0123456789", 1_700_000_000)
     with pytest.raises(InvalidJWT):
-        decodeJWT(token, {1: SECRET}, 2_000_000_001)
+        decodeJWT(token, 1, SECRET, 2_000_000_001)
     head, payload, sig = token.split(".")
     with pytest.raises(InvalidJWT):
-        decodeJWT(f"{head}.{payload}x.{sig}", {1: SECRET}, 1_700_000_000)
+        decodeJWT(f"{head}.{payload}x.{sig}", 1, SECRET, 1_700_000_000)
     for claims in ({"user_id": "ext-1"}, {"user_id": "Bad Id!", "exp": 2e9}, {"exp": 2e9}):
         with pytest.raises(InvalidJWT):
-            decodeJWT(encodeJWT(claims, SECRET), {1: SECRET}, 1_700_000_000)
+            decodeJWT(encodeJWT(claims, SECRET), 1, SECRET, 1_700_000_000)
 
 
 def test_jwtNoneAlgorithm():
@@ -190,7 +190,7 @@ def test_jwtNoneAlgorithm():
     import base64
     head = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
     with pytest.raises(InvalidJWT):
-        decodeJWT(f"{head}.{good.split('.')[1]}.", {1: SECRET}, 1_700_000_000)
+        decodeJWT(f"{head}.{good.split('.')[1]}.", 1, SECRET, 1_700_000_000)
 
 
 def test_jwtAuthenticatesAndCreatesUser(api):
@@ -206,7 +206,7 @@ def test_jwtAuthenticatesAndCreatesUser(api):
     account = result(api.storage.accounts.getAccount(userId))
     assert account.localpart == f"{userId}-1"
     source = StorageCredentialSource(api.storage, api.clock)
-    assert result(source.checkPlain(account.localpart, token)) is True
+    assert result(source.checkPlain(account.localpart, token)).tokenHash == tokenHash(token)
     assert len(result(source.getScramCandidates(account.localpart, "sha256"))) == 3
 
 

@@ -30,10 +30,10 @@ def test_signup(api):
 def test_signupWithAuthKey(api):
     """Signup without a session but with CB-AuthKey uses that key's application."""
     r = api.post("/users.json", {"user": {"login": "bob", "password": "password1"}},
-                 headers={"CB-AuthKey": "other-key"})
+                 headers={"CB-AuthKey": "test-key"})
     assert r.status == 201
     account = result(api.storage.accounts.getAccount(r.json["user"]["id"]))
-    assert account.localpart.endswith("-2")
+    assert account.localpart.endswith("-1")
 
 
 def test_signupNeedsAppOrKey(api):
@@ -221,8 +221,9 @@ def test_privacyStoredAtSignup(api):
                                                    "read_receipts": {"enabled": True}}
 
 
-def test_signupExternalId(api):
-    """external_user_id is kept and limited to a-z 0-9 @ _ -."""
+def test_signupExternalId():
+    """Without JWT logins, external_user_id is kept and limited to a-z 0-9 @ _ -."""
+    api = ApiHarness(rest={"apps": [{"application_id": 1, "auth_key": "test-key"}]})
     token = api.appToken()
     r = api.post("/users.json", {"user": {"login": "alice", "password": "password1",
                                           "external_user_id": "ext_1"}}, token=token)
@@ -233,23 +234,31 @@ def test_signupExternalId(api):
 
 
 def test_online(api):
-    """/users/online.json lists users with XMPP sessions, and counts them."""
+    """/users/online.json lists users available over XMPP (sent presence), and counts them."""
     from types import SimpleNamespace
 
     from xmppchat.sessions import SessionRegistry
     alice = api.signup("alice")
-    api.signup("bob")
+    bob = api.signup("bob")
+    token, _ = api.user("carol")
     registry = SessionRegistry()
-    account = result(api.storage.accounts.getAccount(alice["id"]))
-    for resource in ("r1", "r2"):
-        registry.add(SimpleNamespace(bare=f"{account.localpart}@localhost", resource=resource,
-                                     account=account))
-    token = api.appToken()
+    for user, available in ((alice, True), (alice, False), (bob, False)):
+        account = result(api.storage.accounts.getAccount(user["id"]))
+        registry.add(SimpleNamespace(bare=f"{account.localpart}@localhost", resource=f"r{available}",
+                                     account=account, available=available))
     assert api.get("/users/online.json", token=token).json == {"users": []}
     api.ctx.online = registry
     r = api.get("/users/online.json?limit=10&offset=0", token=token)
     assert [u["id"] for u in r.json["users"]] == [alice["id"]]
     assert api.get("/users/online.json?count=true", token=token).json == {"count": 1}
+
+
+def test_onlineNeedsAUser(api):
+    """With only the public auth key's application session, nobody's online state is listed (issue 15 finding 9)."""
+    r = api.get("/users/online.json", token=api.appToken())
+    assert r.status == 403 and "user session" in r.json["errors"]["base"][0]
+    assert api.get("/users/online.json?count=true", token=api.appToken()).status == 403
+    assert api.get("/users/online.json").status == 401
 
 
 def test_resetPasswordUnavailable(api):

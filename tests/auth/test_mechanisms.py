@@ -93,7 +93,7 @@ def scramClient(cls, user, password, salt=b"0123456789abcdef", source=None, secr
     hashName = cls.hashName
     source = source or StubSource(secrets or {user: [password]}, salt=salt)
     m = mechanism(cls, source)
-    first = f"n=,r=abc".replace("n=", f"n={user}")
+    first = "n=,r=abc".replace("n=", f"n={user}")
     challenge = outcome(m.start(f"n,,{first}".encode()))
     if not isinstance(challenge, Challenge):
         return challenge
@@ -106,7 +106,7 @@ def scramClient(cls, user, password, salt=b"0123456789abcdef", source=None, secr
     withoutProof = f"c=biws,r={fields['r']}"
     authMessage = f"{first},{serverFirst},{withoutProof}".encode()
     signature = hmac.digest(storedKey, authMessage, hashName)
-    proof = bytes(a ^ b for a, b in zip(clientKey, signature))
+    proof = bytes(a ^ b for a, b in zip(clientKey, signature, strict=True))
     return outcome(m.respond(f"{withoutProof},p={base64.b64encode(proof).decode()}".encode()))
 
 

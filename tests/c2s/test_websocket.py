@@ -185,7 +185,7 @@ def test_loopbackSecureCanBeDisabled():
 
 
 def test_forwardedForFromLoopbackProxy():
-    """Behind a loopback proxy the right-most X-Forwarded-For entry is the client's address (for the throttle)."""
+    """Behind a trusted (loopback) proxy the right-most X-Forwarded-For entry is the client's address."""
     h, factory = harness()
     client = WSClient(factory, extra=["X-Forwarded-For: 203.0.113.9, 198.51.100.4"])
     client.open()
@@ -194,16 +194,16 @@ def test_forwardedForFromLoopbackProxy():
 
 
 def test_forwardedForIgnoredFromOthers():
-    """X-Forwarded-For from a non-loopback peer, or with loopback_secure off, is not trusted."""
+    """X-Forwarded-For from a peer not in limits.trusted_proxies (default: loopback) is not trusted."""
     h, factory = harness()
     assert WSClient(factory, peer="192.0.2.7", extra=["X-Forwarded-For: 198.51.100.4"]).proto.peer == "192.0.2.7"
-    h, factory = harness(loopback_secure=False)
+    h, factory = harness(limits={"trusted_proxies": ["10.0.0.0/8"]})
     assert WSClient(factory, extra=["X-Forwarded-For: 198.51.100.4"]).proto.peer == "127.0.0.1"
 
 
 def test_proxiedClientsThrottledSeparately():
     """Wrong passwords from one client behind the proxy do not lock out another client behind it."""
-    h, factory = harness(limits={"failed_logins_free": 0, "failed_logins_lockout": 2})
+    h, factory = harness(limits={"failed_logins_free": 0, "failed_logins_per_source": 3})
     h.addUser("alice", "pw")
 
     def login(forwarded, user, password):

@@ -442,8 +442,13 @@ def test_mucJoinMessageLeave(paritySrv, nodeClients, transport):
             assert online["event"] == "online", online
             user.send(f"<presence xmlns='jabber:client' to='{room}/{userId}' id='join1'>"
                       f"<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")
-            fromRoom = lambda e: local(e) == "presence" and (e.get("from") or "").startswith(room + "/")
-            selfPresence = lambda e: fromRoom(e) and hasStatus(e, "110")
+
+            def fromRoom(e):
+                return local(e) == "presence" and (e.get("from") or "").startswith(room + "/")
+
+            def selfPresence(e):
+                return fromRoom(e) and hasStatus(e, "110")
+
             await user.waitFor(selfPresence)
             presences = [e for e in user.elements if fromRoom(e)]
             assert stanzaError(presences[-1]) is None, ET.tostring(presences[-1], "unicode")
@@ -481,7 +486,10 @@ def test_privacyListRefusesBlockedPeer(paritySrv, nodeClients, transport):
         user, online, peer = await loginPair(paritySrv, nodeClients, transport)
         try:
             peerBare = peer.client.boundjid.bare
-            isResult = lambda id_: lambda e: local(e) == "iq" and e.get("id") == id_
+
+            def isResult(id_):
+                return lambda e: local(e) == "iq" and e.get("id") == id_
+
             user.send("<iq xmlns='jabber:client' type='set' id='pl1'><query xmlns='jabber:iq:privacy'>"
                       f"<list name='parity'><item type='jid' value='{peerBare}' action='deny' order='1'>"
                       "<message/></item></list></query></iq>")

@@ -32,7 +32,7 @@ EXPENSIVE_QUERY = "/data/UserReports.json?f[ne]=x&f[nin]=-6&f[gt]=99&f[gte]=100"
 
 
 def login(server, name):
-    status, _, body = exchange(server, "POST", "/session.json", {
+    status, body, _ = exchange(server, "POST", "/session.json", {
         "application_id": 1, "auth_key": REST_AUTH_KEY,
         "user": {"login": name, "password": f"{name}-password"}}, timeout=10)
     assert status == 201, body
@@ -45,24 +45,24 @@ def stalled(tmp_path_factory):
     server = startServer(tmp_path_factory.mktemp("querycost"),
                          extra=f"query_timeout_ms = {TIMEOUT_MS}\n[limits]\n")
     try:
-        _, _, body = exchange(server, "POST", "/session.json",
+        _, body, _ = exchange(server, "POST", "/session.json",
                              {"application_id": 1, "auth_key": REST_AUTH_KEY})
         app = body["session"]["token"]
         for name in ("mallory", "victim", "friend"):
-            status, _, body = exchange(server, "POST", "/users.json", {
+            status, body, _ = exchange(server, "POST", "/users.json", {
                 "user": {"login": name, "password": f"{name}-password"}}, token=app)
             assert status == 201, body
         mallory, _ = login(server, "mallory")
         victim, _ = login(server, "victim")
         _, friendId = login(server, "friend")
         for _ in range(RECORDS):
-            status, _, body = exchange(server, "POST", "/data/UserReports.json", {"f": LIST},
+            status, body, _ = exchange(server, "POST", "/data/UserReports.json", {"f": LIST},
                                       token=mallory)
             assert status == 201, body
-        status, _, dialog = exchange(server, "POST", "/chat/Dialog.json",
+        status, dialog, _ = exchange(server, "POST", "/chat/Dialog.json",
                                     {"type": 3, "occupants_ids": str(friendId)}, token=victim)
         assert status == 201, dialog
-        status, _, body = exchange(server, "POST", "/chat/Message.json",
+        status, body, _ = exchange(server, "POST", "/chat/Message.json",
                                   {"chat_dialog_id": dialog["_id"], "message": "history"},
                                   token=victim)
         assert status == 201, body
@@ -80,7 +80,7 @@ def timed(f, *args, **kwargs):
 
 def test_issueAttackRefusedByTheBounds(stalled):
     """The issue's f[in] with 240 values over MBs of list records is a quick 422 naming the limit."""
-    elapsed, (status, _, body) = timed(exchange, stalled, "GET", ISSUE_QUERY,
+    elapsed, (status, body, _) = timed(exchange, stalled, "GET", ISSUE_QUERY,
                                        token=stalled.attack["mallory"])
     assert status == 422 and "max_filter_values" in body["errors"]["f"][0], body
     assert elapsed < BOUND
@@ -88,7 +88,7 @@ def test_issueAttackRefusedByTheBounds(stalled):
 
 def test_expensiveQueryCut(stalled):
     """A query within the bounds that runs past query_timeout_ms is cut: 503, Retry-After, a readable text."""
-    elapsed, (status, headers, body) = timed(exchange, stalled, "GET", EXPENSIVE_QUERY,
+    elapsed, (status, body, headers) = timed(exchange, stalled, "GET", EXPENSIVE_QUERY,
                                              token=stalled.attack["mallory"])
     assert status == 503 and headers["Retry-After"] == "2", body
     assert f"ran longer than {TIMEOUT_MS} ms" in body["errors"]["base"][0], body
@@ -117,7 +117,7 @@ def test_othersNotStalledDuringTheAttack(stalled):
         time.sleep(0.3)  # the attack is in full swing
         for _ in range(3):
             timings.append(timed(login, stalled, "victim")[0])
-            elapsed, (status, _, body) = timed(
+            elapsed, (status, body, _) = timed(
                 exchange, stalled, "GET",
                 f"/chat/Message.json?chat_dialog_id={stalled.attack['dialog']}",
                 token=stalled.attack["victim"], timeout=10)

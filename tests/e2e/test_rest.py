@@ -18,8 +18,14 @@ from tests.e2e.conftest import REST_AUTH_KEY, REST_JWT_SECRET
 from tests.e2e.test_slixmpp import Client, run
 
 
+def call(server, method, path, body=None, token=None):
+    return exchange(server, method, path, body, token)[:2]
+
+
 def exchange(server, method, path, body=None, token=None, timeout=10):
-    """C{(status, headers, JSON body)} of one HTTP call to the REST port."""
+    """
+    One JSON request to the REST port: C{(status, parsed body, headers)}.
+    """
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://127.0.0.1:{server.ports['rest']}{path}", data=data,
                                      method=method)
@@ -29,14 +35,9 @@ def exchange(server, method, path, body=None, token=None, timeout=10):
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
-            return response.status, response.headers, json.loads(raw) if raw else None
+            return response.status, json.loads(raw) if raw else None, response.headers
     except urllib.error.HTTPError as e:
-        return e.code, e.headers, json.loads(e.read() or b"null")
-
-
-def call(server, method, path, body=None, token=None):
-    status, _, answer = exchange(server, method, path, body, token)
-    return status, answer
+        return e.code, json.loads(e.read() or b"null"), e.headers
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ failure, and other sessions keep working.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +34,7 @@ CONTINUATION = 0
 def fragments(payload: bytes, cuts) -> bytes:
     """One text message as a first frame and continuation frames (RFC 6455 §5.4), split at C{cuts}."""
     offsets = sorted({0, len(payload), *[c % (len(payload) + 1) for c in cuts]})
-    pieces = [payload[a:b] for a, b in zip(offsets, offsets[1:])] or [b""]
+    pieces = [payload[a:b] for a, b in pairwise(offsets)] or [b""]
     frames = []
     for i, piece in enumerate(pieces):
         frame = clientFrame(piece, 1 if i == 0 else CONTINUATION)
@@ -64,7 +66,7 @@ def playWebSocket(frameCuts=(), readCuts=()):
     for index, text in enumerate(WS_SCRIPT):
         data = fragments(text.encode(), [c for c in frameCuts if c % len(WS_SCRIPT) == index])
         offsets = sorted({0, len(data), *[c % (len(data) + 1) for c in readCuts]})
-        for start, end in zip(offsets, offsets[1:]):
+        for start, end in pairwise(offsets):
             client.proto.dataReceived(data[start:end])
         for opcode, payload in client.frames():
             answers.append((opcode, payload[:20] if b"id=" in payload else payload))

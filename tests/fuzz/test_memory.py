@@ -99,9 +99,9 @@ def test_slowReaderDropped():
 def test_readerThatCatchesUpIsKept():
     """A client that drains its buffer in time is kept: the count restarts at each pause."""
     pair = Pair(limits={"max_unsent_bytes": 50_000, "ping_interval": 0})
-    for round in range(5):
+    for _round in range(5):
         pair.bob.proto.pauseProducing()
-        for i in range(30):
+        for _ in range(30):
             pair.alice.send(f"<message to='bob@localhost' type='chat'><body>{'z' * 1000}</body></message>")
         pair.bob.proto.resumeProducing()
     assert not pair.bob.transport.disconnected and not pair.bob.closed
@@ -291,7 +291,7 @@ def test_webSocketSlowReaderDropped():
     assert client.transport.producer is client.proto
     client.proto.pauseProducing()
     assert client.transport.producerState == "paused"
-    for i in range(40):
+    for _ in range(40):
         h.send(bob, f"<message to='carol@localhost' type='chat'><body>{'w' * 1000}</body></message>")
     assert client.transport.disconnected
     assert len(client.transport.value()) <= 20_000 + 200

@@ -347,7 +347,7 @@ def test_outageIs503(world):
 
 def templates(ids, bobId):
     """A valid body (JSON) or query (dict) per route, to mutate one field at a time."""
-    d, m = ids["dialogId"], ids["messageId"]
+    d = ids["dialogId"]
     return {
         ("POST", "session"): {"application_id": 1, "auth_key": "test-key",
                               "user": {"login": "fuzz-bob", "password": "password1"}},

@@ -10,12 +10,14 @@ keep working.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.helpers import (
-    BIND, HEADER, NS_STREAMS, LoggedFailures, TCPClient, plainAuth, tcpFactory,
+    BIND, HEADER, LoggedFailures, TCPClient, plainAuth, tcpFactory,
 )
 from tests.helpers import HostHarness
 
@@ -95,7 +97,7 @@ def runScript(pair: Pair, cutsAuth=(), cutsBound=()) -> tuple[list, list]:
     for script, cuts in ((SCRIPT_AUTH, cutsAuth), (SCRIPT_BOUND, cutsBound)):
         data = script.encode("utf-8")
         offsets = sorted({0, len(data), *[c % (len(data) + 1) for c in cuts]})
-        for start, end in zip(offsets, offsets[1:]):
+        for start, end in pairwise(offsets):
             mallory.send(data[start:end])
     pair.alice.read()
     received = [e for e in pair.alice.elements if e.name == "message"]
@@ -325,7 +327,7 @@ def test_randomMarkupAfterBind(text, cuts):
         client.login("mallory", "mallory-pw")
         data = text.encode("utf-8", "surrogatepass")
         offsets = sorted({0, len(data), *[c % (len(data) + 1) for c in cuts]})
-        for start, end in zip(offsets, offsets[1:]):
+        for start, end in pairwise(offsets):
             client.send(data[start:end])
         if client.closed:
             assert client.streamError() in HOSTILE_CONDITIONS | {None}

@@ -403,27 +403,49 @@ def test_multiDeviceRead():
 # -- question hooks, REST ---------------------------------------------------------------
 
 
-def test_sharesDialog():
-    """shares-dialog answers True for dialog partners and False for strangers."""
+def test_dialogConsent():
+    """dialog-consent answers True once the peer has written in a dialog both are in, False before and for strangers."""
     h = HostHarness()
-    h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
     h.addUser("dave")
-    answers = result(ask(h.host.hooks, "shares-dialog", HookQuery(h.host, user="alice@localhost", peer="bob@localhost")))
-    assert answers == [True]
-    answers = result(ask(h.host.hooks, "shares-dialog", HookQuery(h.host, user="alice@localhost", peer="dave@localhost")))
-    assert answers == [False]
+
+    def consent(user, peer):
+        return result(ask(h.host.hooks, "dialog-consent", HookQuery(h.host, user=user, peer=peer)))
+
+    assert consent("alice@localhost", "bob@localhost") == [False]
+    result(h.storage.messages.createMessage(dialog.id, h.accountId("bob"), "hi"))
+    assert consent("alice@localhost", "bob@localhost") == [True]
+    assert consent("bob@localhost", "alice@localhost") == [False]
+    assert consent("alice@localhost", "dave@localhost") == [False]
 
 
-def test_lastActivityBetweenDialogPartners():
-    """Last activity is answered to a dialog partner and refused to a stranger."""
+def test_lastActivityNeedsTheTargetsConsent():
+    """A stranger who opens a private dialog with Bob gets no last activity (nor status pushes) until Bob writes in it (issue 15 finding 9)."""
     h = HostHarness()
-    private(h)
-    alice, ta = h.connect("alice")
-    dave, td = h.connect("dave")
-    h.send(alice, "<iq type='get' to='bob@localhost' id='l1'><query xmlns='jabber:iq:last'/></iq>")
-    assert ta.pop()[0]["type"] == "result"
-    h.send(dave, "<iq type='get' to='bob@localhost' id='l2'><query xmlns='jabber:iq:last'/></iq>")
-    assert td.pop()[0].error.firstChildElement().name == "forbidden"
+    h.addUser("bob")
+    mallory, tm = h.connect("mallory")
+    dialog = None
+    for i in range(2):
+        # opening the dialog (save_to_history creates it) and writing in it consents to nothing
+        h.send(mallory, f"<message to='bob@localhost' type='chat' id='o{i}'><body>hi</body>"
+                        "<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history>"
+                        "</extraParams></message>")
+        dialog = dialog or result(h.storage.dialogs.findPrivateDialog(h.accountId("mallory"), h.accountId("bob")))
+    tm.pop()
+    assert dialog is not None
+    h.send(mallory, "<iq type='get' to='bob@localhost' id='l1'><query xmlns='jabber:iq:last'/></iq>")
+    h.send(mallory, "<iq type='set' id='s1'><subscribe xmlns='https://connectycube.com/protocol/status_streaming'"
+                    " user_jid='bob@localhost' enable='true'/></iq>")
+    last, stream = tm.pop()
+    assert last.error.firstChildElement().name == "forbidden"
+    assert stream.error.firstChildElement().name == "forbidden"
+    bob, tb = h.connect("bob")
+    assert [e for e in tm.pop() if e.name == "iq"] == []  # no login push either
+    h.send(bob, chat("mallory@localhost", dialog, body="hello back", mid="b" * 24))
+    tm.pop()
+    h.send(mallory, "<iq type='get' to='bob@localhost' id='l2'><query xmlns='jabber:iq:last'/></iq>")
+    [reply] = tm.pop()
+    assert reply["type"] == "result" and reply.query["seconds"] == "0"
 
 
 def test_notificationsVeto():

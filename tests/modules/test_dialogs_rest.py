@@ -67,3 +67,25 @@ def test_restAndXMPPTogether():
                 f"<displayed xmlns='urn:xmpp:chat-markers:0' id='{messageId}'/>"
                 f"<extraParams xmlns='jabber:client'><dialog_id>{dialogId}</dialog_id></extraParams></message>")
     assert api.get(f"/chat/Message/unread.json?chat_dialog_ids={dialogId}", token=bobToken).json["total"] == 1
+
+
+def test_onlineListHonoursPrivacy():
+    """/users/online.json leaves out users invisible to the caller or blocking him, and those who sent no presence (issue 15 finding 9)."""
+    h = HostHarness(rest={"enabled": True, "port": 0, "apps": APPS})
+    api = restOn(h)
+    api.ctx.online = h.host.sessions
+    callerToken, callerId = api.user("mallory")
+    ids = {name: api.user(name)[1] for name in ("alice", "bob", "carol", "dave")}
+    sessions = {name: h.connect(f"{uid}-1", available=name != "dave")[0] for name, uid in ids.items()}
+    caller = f"{callerId}-1@localhost"
+    for name, children in (("alice", "<presence-out/>"), ("bob", "")):  # invisible to him; blocks him
+        h.send(sessions[name], f"<iq type='set' id='l'><query xmlns='jabber:iq:privacy'><list name='x'>"
+                               f"<item type='jid' value='{caller}' action='deny' order='1'>{children}</item>"
+                               f"</list></query></iq>")
+        h.send(sessions[name], "<iq type='set' id='d'><query xmlns='jabber:iq:privacy'><default name='x'/></query></iq>")
+    r = api.get("/users/online.json?limit=50", token=callerToken)
+    assert r.status == 200 and [u["id"] for u in r.json["users"]] == [ids["carol"]]
+    assert api.get("/users/online.json?count=true", token=callerToken).json == {"count": 1}
+    davesToken = api.login("dave", "password1")[0]
+    r = api.get("/users/online.json?limit=50", token=davesToken)
+    assert sorted(u["id"] for u in r.json["users"]) == sorted(ids[n] for n in ("alice", "bob", "carol"))

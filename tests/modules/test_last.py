@@ -92,8 +92,8 @@ def test_notSubscribedIsForbidden():
     assert reply["type"] == "error" and condition(reply) == "forbidden"
 
 
-def test_sharesDialogHook():
-    """A shares-dialog answer of True authorises a user without a subscription."""
+def test_dialogConsentHook():
+    """A dialog-consent answer of True authorises a user without a subscription."""
     h = HostHarness()
     h.addUser("bob")
     asked = []
@@ -102,7 +102,7 @@ def test_sharesDialogHook():
         asked.append((q.user, q.peer))
         q.answer(True)
 
-    h.host.hooks.add("shares-dialog", sharesDialog)
+    h.host.hooks.add("dialog-consent", sharesDialog)
     alice, ta = h.connect("alice")
     reply = query(h, alice, ta, "bob@localhost")
     assert reply["type"] == "result" and asked == [("alice@localhost", "bob@localhost")]
@@ -191,12 +191,12 @@ def test_badUserJID():
     assert condition(subscribeStatus(h, alice, ta, "@@bad")[0]) == "jid-malformed"
 
 
-def test_sharesDialogAsyncAndFailing():
+def test_dialogConsentAsyncAndFailing():
     """A Deferred answer is waited for; a failing answer is logged and counts as no (forbidden), without crashing."""
     h = HostHarness()
     h.addUser("bob")
     pending = defer.Deferred()
-    h.host.hooks.add("shares-dialog", lambda q: q.answer(pending))
+    h.host.hooks.add("dialog-consent", lambda q: q.answer(pending))
     alice, ta = h.connect("alice")
     h.send(alice, f"<iq type='get' to='bob@localhost' id='a1'><query xmlns='{NS}'/></iq>")
     assert [e for e in ta.pop() if e.name == "iq"] == []
@@ -205,6 +205,62 @@ def test_sharesDialogAsyncAndFailing():
     assert reply["type"] == "result"
     h2 = HostHarness()
     h2.addUser("bob")
-    h2.host.hooks.add("shares-dialog", lambda q: q.answer(defer.fail(RuntimeError("dialog store down"))))
+    h2.host.hooks.add("dialog-consent", lambda q: q.answer(defer.fail(RuntimeError("dialog store down"))))
     alice2, ta2 = h2.connect("alice")
     assert condition(query(h2, alice2, ta2, "bob@localhost")) == "forbidden"
+
+
+# -- issue 15 finding 9: the target's privacy lists win ------------------------------------
+
+INVISIBLE = ("<iq type='set' id='{id}'><query xmlns='jabber:iq:privacy'>{body}</query></iq>")
+
+
+def goInvisible(h, session, to="alice@localhost"):
+    """XEP-0126 §3.3 style: a default list denying presence-out to one contact."""
+    h.send(session, INVISIBLE.format(id="p1", body="<list name='inv'><item type='jid' value='" + to
+                                     + "' action='deny' order='1'><presence-out/></item></list>"))
+    h.send(session, INVISIBLE.format(id="p2", body="<default name='inv'/>"))
+    replies = [e["type"] for e in session.stream.transport.pop() if e.getAttribute("id") in ("p1", "p2")]
+    assert replies == ["result", "result"]
+
+
+def pushes(transport):
+    return [e.query["seconds"] for e in transport.pop() if e.name == "iq" and e.getAttribute("id", "").startswith("last-")]
+
+
+def test_invisibleTargetHidesActivityFromSubscriber():
+    """Even a subscribed contact gets no last activity and no status pushes from a user invisible to him (XEP-0012 §7, XEP-0126)."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob", "both")
+    alice, ta = h.connect("alice")
+    h.send(alice, f"<iq type='set' id='s'><subscribe xmlns='{NS_SS}' user_jid='bob@localhost'/></iq>")
+    assert [e["type"] for e in ta.pop()] == ["result"]
+    bob, _ = h.connect("bob")
+    assert pushes(ta) == ["0"]  # visible: the login push
+    goInvisible(h, bob)
+    assert query(h, alice, ta, "bob@localhost")["type"] == "error"
+    assert condition(query(h, alice, ta, "bob@localhost")) == "forbidden"
+    bob.stream.connectionLost()
+    assert pushes(ta) == []  # nor the logout push
+    assert condition(query(h, alice, ta, "bob@localhost")) == "forbidden"
+    bob, _ = h.connect("bob")  # invisible by his default list from the start
+    assert pushes(ta) == []
+
+
+def test_blockingTargetHidesActivity():
+    """A user who blocked the asker (the SDK's one-way block) is forbidden to him although they are subscribed."""
+    h = HostHarness()
+    h.addUser("bob")
+    contacts(h, "alice", "bob", "both")
+    bob, tb = h.connect("bob")
+    items = "".join(f"<item type='jid' value='{v}' action='deny' order='{o}'><message/><presence-in/>"
+                    f"<presence-out/><iq/></item>" for o, v in ((1, "alice@localhost"), (2, "muc.localhost/alice")))
+    h.send(bob, INVISIBLE.format(id="b1", body=f"<list name='block'>{items}</list>"))
+    h.send(bob, INVISIBLE.format(id="b2", body="<default name='block'/>"))
+    tb.pop()
+    alice, ta = h.connect("alice")
+    assert query(h, alice, ta, "bob@localhost")["type"] == "error"
+    h.send(alice, f"<iq type='set' id='s'><subscribe xmlns='{NS_SS}' user_jid='bob@localhost'/></iq>")
+    [refused] = ta.pop()
+    assert condition(refused) == "forbidden"

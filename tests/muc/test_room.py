@@ -323,7 +323,7 @@ def test_lockedRoomTimesOut():
 
 
 def test_discoItems():
-    """disco#items of a room lists the online occupants as room/<userId>; non-members are refused."""
+    """disco#items of a room lists the online occupants as room/<userId>; to non-members a members-only room does not exist."""
     h, dialog = setUp()
     alice, ta = h.connect("alice")
     bob, tb = h.connect("bob")
@@ -334,7 +334,7 @@ def test_discoItems():
     assert [i["jid"] for i in items.query.elements()] == [f"{room(dialog)}/{h.accountId('alice')}"]
     dave, td = h.connect("dave")
     h.send(dave, f"<iq type='get' id='i' to='{room(dialog)}'><query xmlns='{ITEMS}'/></iq>")
-    assert td.pop()[0].error.firstChildElement().name == "forbidden"
+    assert td.pop()[0].error.firstChildElement().name == "item-not-found"
     h.send(dave, f"<iq type='get' id='s' to='muc.localhost'><query xmlns='{ITEMS}'/></iq>")
     assert list(td.pop()[0].query.elements()) == []
     h.send(bob, f"<iq type='get' id='s' to='muc.localhost'><query xmlns='{ITEMS}'/></iq>")

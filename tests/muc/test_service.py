@@ -5,7 +5,7 @@ events, defaults and disco#info.
 
 from tests.helpers import HostHarness
 from xmppchat.muc.service import parseRoom, roomJID
-from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PRIVATE
+from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC
 
 DISCO = "http://jabber.org/protocol/disco#info"
 
@@ -51,3 +51,30 @@ def test_defaults():
     h.send(alice, f"<message to='1_{dialog.id}@muc.localhost/5' type='error' id='e'/>")
     [iq] = ta.pop()
     assert iq.error.firstChildElement().name == "service-unavailable"
+
+
+def test_hiddenRoomInfoToStranger():
+    """A stranger who knows a members-only dialog's id learns neither its name nor that it exists (issue 15 finding 11)."""
+    h = HostHarness()
+    secret = h.addDialog(DIALOG_GROUP, "alice", ["bob"], name="Layoffs 2027")
+    lobby = h.addDialog(DIALOG_PUBLIC, "alice", [], name="Lobby")
+    mallory, tm = h.connect("mallory")
+    for query in ("disco#info", "disco#items"):
+        for dialogId in (secret.id, "0" * 24):
+            h.send(mallory, f"<iq type='get' to='1_{dialogId}@muc.localhost' id='{query}'>"
+                            f"<query xmlns='http://jabber.org/protocol/{query}'/></iq>")
+    replies = tm.pop()
+    assert [r["type"] for r in replies] == ["error"] * 4
+    assert {r.error.firstChildElement().name for r in replies} == {"item-not-found"}
+    assert "Layoffs" not in "".join(r.toXml() for r in replies)
+    assert replies[0].error.toXml() == replies[1].error.toXml()  # same as no room at all
+    h.send(mallory, f"<iq type='get' to='1_{lobby.id}@muc.localhost' id='p'><query xmlns='{DISCO}'/></iq>")
+    [public] = tm.pop()
+    assert public.query.identity["name"] == "Lobby"
+    assert "muc_public" in {f["var"] for f in public.query.elements() if f.name == "feature"}
+    bob, tb = h.connect("bob")
+    h.send(bob, f"<iq type='get' to='1_{secret.id}@muc.localhost' id='m'><query xmlns='{DISCO}'/></iq>")
+    [member] = tb.pop()
+    assert member.query.identity["name"] == "Layoffs 2027"
+    features = {f["var"] for f in member.query.elements() if f.name == "feature"}
+    assert "muc_hidden" in features and "muc_public" not in features

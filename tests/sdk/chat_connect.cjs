@@ -17,7 +17,8 @@ runFlow(async (flow, out) => {
   const mallory = await flow.user('mallory');
   out.wrongPassword = await mallory.attempt('chat.connect', { userId: mallory.userId, password: 'not-the-password' });
   out.wrongToken = await (await flow.user('trent')).attempt('chat.connect', { userId: mallory.userId, password: 'f'.repeat(40) });
-  // Last activity is visible to users sharing a dialog: a private dialog over REST.
+  // Last activity is visible to the users of a dialog the target has written in (issue 15
+  // finding 9): a private dialog over REST, in which alice writes once connected.
   out.dialog = await alice.call('chat.dialog.create', { type: 3, occupants_ids: [bob.userId] });
 
   out.beforeConnect = await alice.get('chat.isConnected');
@@ -34,7 +35,10 @@ runFlow(async (flow, out) => {
   // Last activity of a user sharing no dialog is refused.
   await record(out, 'lastActivityStranger', () => alice.call('chat.getLastUserActivity', mallory.userId));
 
-  // Last activity of an online user, then status streaming: bob watches alice.
+  // Last activity of an online user, then status streaming: bob watches alice, once she wrote to him.
+  await record(out, 'lastActivityBeforeWriting', () => bob.call('chat.getLastUserActivity', alice.userId));
+  const consentId = await alice.call('chat.send', bob.userId, { type: 'chat', body: 'hi bob', extension: { save_to_history: 1, dialog_id: out.dialog._id } });
+  await bob.waitFor('onMessageListener', (id, m) => m.id === consentId);
   await record(out, 'lastActivityOnline', () => bob.call('chat.getLastUserActivity', alice.userId));
   await bob.call('chat.subscribeToUserLastActivityStatus', alice.userId);
   await sleep(300);

@@ -115,9 +115,10 @@ def test_pingAndMarkActiveInactive(flows):
 
 
 def test_lastActivityAndStatusStreaming(flows):
-    """getLastUserActivity of a dialog partner, and subscribeToUserLastActivityStatus pushes on logout."""
+    """getLastUserActivity of a dialog partner who wrote in the dialog, and subscribeToUserLastActivityStatus pushes on logout."""
     out = flows("connect")
     alice = out["ids"]["alice"]
+    assert out["lastActivityBeforeWriting"]["error"]["code"] == 403  # a dialog alone is no consent
     assert out["lastActivityOnline"] == {"result": {"userId": alice, "seconds": 0}}
     assert out["lastActivityStranger"]["error"]["code"] == 403  # no shared dialog
     pushes = out["pushesBeforeLogout"]

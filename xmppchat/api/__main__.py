@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     from xmppchat.api.site import inThreadPool, makeSite
+    from xmppchat.auth.throttle import UnlockWatcher
     from xmppchat.config import ConfigError, loadConfig
     from xmppchat.storage import openStorage
 
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
             status.append(1)
             reactor.stop()
             return
+        UnlockWatcher(storage, [site.ctx.sessions.throttle], reactor).start()
         host = port.getHost()
         sys.stdout.write(f"xmppchat-rest listening on {host.host}:{host.port}\n")
         sys.stdout.flush()

@@ -6,7 +6,10 @@ C{by_criteria}) and delete (by ids or C{by_criteria}), for the classes
 declared in C{[rest] data_classes} (e.g. C{UserReports}).
 
 Every user of the application reads every record of a class; only a
-record's creator updates or deletes it.
+record's creator updates or deletes it.  A user holds at most C{[quotas]
+records_per_user} records and C{record_bytes_per_user} bytes of them, all
+classes together (issue 15 finding 15): creating or growing one beyond is
+refused with 403.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from xmppchat.api.json import (
     requireDict,
     route,
 )
+from xmppchat.quotas import quotaLimit
+from xmppchat.storage.common import recordSize, requireRoom
 from xmppchat.storage.interfaces import isObjectId
 
 log = Logger()
@@ -122,12 +127,28 @@ class DataResource(JSONResource):
             raise fieldError("_parent_id", "must be a record id")
         return parent.lower()
 
+    def _createRecord(self, cls, userId, fields, parentId):
+        quotas = self.ctx.quotas
+        return self.ctx.storage.records.createRecord(
+            cls, userId, fields, parentId=parentId, limit=quotaLimit(quotas.records_per_user),
+            byteLimit=quotaLimit(quotas.record_bytes_per_user))
+
+    async def _roomFor(self, userId, prepared) -> None:
+        """
+        Refuse a C{multi} creation as a whole when its records do not fit
+        the quotas, rather than storing a part of them.
+        """
+        quotas = self.ctx.quotas
+        count, used = await self.ctx.storage.records.recordUsage(userId)
+        requireRoom(count, len(prepared), quotaLimit(quotas.records_per_user), "records")
+        requireRoom(used, sum(recordSize(fields) for fields, _ in prepared),
+                    quotaLimit(quotas.record_bytes_per_user), "bytes of records")
+
     @route("POST", "{className}", auth=USER)
     async def create(self, call, className):
         cls = self._class(className)
         data = requireDict(call.body, "body")
-        record = await self.ctx.storage.records.createRecord(
-            cls, call.account.id, _fields(data), parentId=self._parent(data))
+        record = await self._createRecord(cls, call.account.id, _fields(data), self._parent(data))
         return http.CREATED, recordJSON(record)
 
     @route("POST", "{className}/multi", auth=USER)
@@ -140,10 +161,10 @@ class DataResource(JSONResource):
         for key in sorted(records, key=lambda k: (len(str(k)), str(k))):
             data = requireDict(records[key], f"record[{key}]")
             prepared.append((_fields(data), self._parent(data)))
+        await self._roomFor(call.account.id, prepared)
         items = []
         for fields, parent in prepared:
-            items.append(await self.ctx.storage.records.createRecord(
-                cls, call.account.id, fields, parentId=parent))
+            items.append(await self._createRecord(cls, call.account.id, fields, parent))
         return http.CREATED, {"class_name": cls, "items": [recordJSON(r) for r in items]}
 
     def _query(self, params):
@@ -302,8 +323,9 @@ class DataResource(JSONResource):
             merged.pop(name, None)
         if len(dumps(merged)) > MAX_RECORD_BYTES:
             raise fieldError("base", f"a record is at most {MAX_RECORD_BYTES} bytes")
-        return await self.ctx.storage.records.updateRecord(record.className, record.id,
-                                                           set=changes, unset=unset)
+        return await self.ctx.storage.records.updateRecord(
+            record.className, record.id, set=changes, unset=unset,
+            byteLimit=quotaLimit(self.ctx.quotas.record_bytes_per_user))
 
     @route("DELETE", "{className}/{recordIds}", auth=USER, text=True)
     async def delete(self, call, className, recordIds):

@@ -38,6 +38,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.api.sessions import isoTime
 from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
+from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
@@ -257,7 +258,8 @@ class DialogsResource(JSONResource):
             occupants = []
         try:
             dialog = await self.ctx.storage.dialogs.createDialog(
-                dialogType, viewer, occupantIds=occupants, adminIds=admins, **fields)
+                dialogType, viewer, occupantIds=occupants, adminIds=admins,
+                limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
         except AlreadyExists:
             dialog = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
             return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]

@@ -790,7 +790,12 @@ class JSONResource(Resource):
         elif isinstance(e, NotFound):
             status, errors = http.NOT_FOUND, {"base": [str(e) or "not found"]}
         elif isinstance(e, QuotaExceeded):
-            status, errors = 422, {"base": [str(e) or "quota exceeded"]}
+            # A per-user quota (xmppchat/quotas.py): 429 with Retry-After
+            # when time frees it (a daily quota), else 403.
+            status, errors = http.FORBIDDEN, {"base": [str(e) or "Quota exceeded"]}
+            if e.retryAfter is not None:
+                status = 429  # Too Many Requests (RFC 6585 §4)
+                request.setHeader(b"retry-after", str(max(1, math.ceil(e.retryAfter))).encode("ascii"))
         elif isinstance(e, QueryTimeout):
             # Issue 15 finding 3: 503 with Retry-After, not a 4xx: the query
             # was valid and within the limits; it ran out of time under

@@ -41,6 +41,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.api.sessions import isoTime
 from xmppchat.dialogrules import canPost, isMember, isParticipant
+from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()
@@ -240,7 +241,8 @@ class MessagesResource(JSONResource):
                 raise fieldError("recipient_id", "is not another user")
             dialog = await dialogs.findPrivateDialog(viewer, recipientId)
             if dialog is None:
-                dialog = await dialogs.createDialog(DIALOG_PRIVATE, viewer, occupantIds=[recipientId])
+                dialog = await dialogs.createDialog(DIALOG_PRIVATE, viewer, occupantIds=[recipientId],
+                                                    limit=quotaLimit(self.ctx.quotas.dialogs_per_user))
                 self.ctx.fire("rest-dialog-updated", DialogEvent(
                     dialog, viewer, call.appId, list(dialog.occupantIds), []))
         else:
@@ -260,7 +262,8 @@ class MessagesResource(JSONResource):
             raise fieldError("_id", "must be 24 hex digits")
         message = await self.ctx.storage.messages.createMessage(
             dialog.id, viewer, text, messageId=messageId.lower() if messageId else None,
-            recipientId=recipientId, attachments=attachments, custom=custom)
+            recipientId=recipientId, attachments=attachments, custom=custom,
+            dailyLimit=quotaLimit(self.ctx.quotas.messages_per_user_per_day))
         self.ctx.fire("rest-message-created", MessageEvent(
             message, dialog, call.appId, flagValue(body.get("send_to_chat"))))
         return http.CREATED, messageJSON(message, viewer)

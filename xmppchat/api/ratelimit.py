@@ -1,6 +1,7 @@
 """
 Request rate limits of the REST side-service: a token bucket per session
-token, and one per client address for calls without a known token
+token, and one per client address (behind a C{[limits] trusted_proxies}
+proxy the client its C{X-Forwarded-For} names) for calls without a known token
 (session creation, signup with C{CB-AuthKey}, public downloads, unknown
 tokens).  A call over its limit is answered 429 Too Many Requests with
 C{Retry-After} (RFC 6585 §4, RFC 9110 §10.2.3) and a JSON
@@ -127,7 +128,8 @@ class RestRateLimits:
     tokens get past the address limit.
     """
 
-    def __init__(self, config, clock):
+    def __init__(self, config, clock, clientAddress=None):
+        self.clientAddress = clientAddress or self._address
         self.tokens = RateLimiter(clock, config.token_rate_per_minute, config.token_burst,
                                   config.rate_limit_keys)
         self.addresses = RateLimiter(clock, config.address_rate_per_minute,
@@ -151,7 +153,7 @@ class RestRateLimits:
                 if wait:
                     raise tooManyRequests(wait, "requests for this session")
                 return
-        wait = self.addresses.take(self._address(request))
+        wait = self.addresses.take(self.clientAddress(request))
         if wait:
             raise tooManyRequests(wait, "requests from this address")
 

@@ -12,12 +12,21 @@ Three kinds of token:
   together with SCRAM keys derived from the token with the account's salt,
   so the token also works as the XMPP password with PLAIN and SCRAM
   (L{xmppchat.auth.source});
-- JWTs (RFC 7519, HS256 only, RFC 7518 §3.2) signed with an application's
-  C{jwt_secret}: claim C{user_id} is the account's external id (created on
-  first use); C{exp} is required.  A JWT used on REST is registered like a
-  user session, so the same string then works as XMPP password (PLAIN and
-  SCRAM); PLAIN also accepts a fresh JWT of an existing token user
-  (L{JWTChecker}; the account and its id come from the first REST use).
+- JWTs (RFC 7519, HS256 only, RFC 7518 §3.2) signed with the application's
+  C{jwt_secret} (one application per server, issue 15 finding 2): claim
+  C{user_id} is the account's external id (created on first use and marked
+  L{Account.jwt}); C{exp} is required.  A JWT used on REST is registered
+  like a user session, so the same string then works as XMPP password
+  (PLAIN and SCRAM); PLAIN also accepts a fresh JWT of an existing token
+  user (L{JWTChecker}; the account and its id come from the first REST use).
+
+Issue 15 finding 1: JWT identities and password accounts are apart.  A JWT
+logs only into an account it created (L{Account.jwt}); an external id held
+by a password account answers 401, never a merge.  Finding 4: logout
+revokes the token (a JWT by its hash until its C{exp}), a password change
+revokes the account's other tokens, and the XMPP streams that logged in
+with what was revoked end (the C{credentials-revoked} event,
+L{xmppchat.auth.revocation}).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from twisted.internet import task
 from twisted.logger import Logger
 from twisted.web import http
 
@@ -130,10 +140,12 @@ def looksLikeJWT(token: str) -> bool:
     return token.count(".") == 2 and len(token) <= MAX_JWT_BYTES
 
 
-def decodeJWT(token: str, secrets_: dict, now: float) -> tuple[int, str, float]:
+def decodeJWT(token: str, appId: int, secret: str, now: float) -> tuple[str, float]:
     """
-    Verify an HS256 JWT against C{secrets_} (app id -> secret).  Returns
-    C{(appId, externalId, expiresAt)}; raises L{InvalidJWT}.
+    Verify an HS256 JWT of application C{appId} signed with C{secret}
+    (only that secret: one application per server, issue 15 finding 2; a
+    C{application_id} claim naming another application is refused).
+    Returns C{(externalId, expiresAt)}; raises L{InvalidJWT}.
     """
     if not looksLikeJWT(token):
         raise InvalidJWT("not a JWT")
@@ -149,18 +161,12 @@ def decodeJWT(token: str, secrets_: dict, now: float) -> tuple[int, str, float]:
     if not isinstance(payload, dict):
         raise InvalidJWT("the JWT payload must be an object")
     signing = f"{headerPart}.{payloadPart}".encode("ascii")
-    claimedApp = payload.get("application_id", payload.get("app_id"))
-    candidates = secrets_.items()
-    if claimedApp is not None:
-        candidates = [(a, s) for a, s in candidates if str(a) == str(claimedApp)]
-    appId = None
-    for candidate, secret in candidates:
-        expected = hmac.digest(secret.encode("utf-8"), signing, "sha256")
-        if hmac.compare_digest(expected, signature):
-            appId = candidate
-            break
-    if appId is None:
+    expected = hmac.digest(secret.encode("utf-8"), signing, "sha256")
+    if not hmac.compare_digest(expected, signature):
         raise InvalidJWT("bad JWT signature")
+    claimedApp = payload.get("application_id", payload.get("app_id"))
+    if claimedApp is not None and str(claimedApp) != str(appId):
+        raise InvalidJWT(f"the JWT is for application {claimedApp}, not {appId}")
     exp = payload.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, (int, float)):
         raise InvalidJWT("the JWT needs a numeric exp claim")
@@ -174,7 +180,7 @@ def decodeJWT(token: str, secrets_: dict, now: float) -> tuple[int, str, float]:
         userId = str(userId)
     if not isinstance(userId, str) or not EXTERNAL_ID.fullmatch(userId):
         raise InvalidJWT("user_id must be 1-128 characters of a-z 0-9 @ _ -")
-    return appId, userId, float(exp)
+    return userId, float(exp)
 
 
 class SessionManager:
@@ -185,13 +191,10 @@ class SessionManager:
     def __init__(self, ctx):
         self.ctx = ctx
         self._appSessions: OrderedDict[str, SessionInfo] = OrderedDict()
+        # the XMPP host's when both run in one process (XMPPChatService.restSite)
         limits = ctx.limits
-        if limits is None:
-            self.throttle = LoginThrottle(ctx.clock)
-        else:
-            self.throttle = LoginThrottle(ctx.clock, freeFailures=limits.failed_logins_free,
-                                          lockoutFailures=limits.failed_logins_lockout,
-                                          lockoutSeconds=limits.failed_logins_lockout_seconds)
+        self.throttle = (LoginThrottle(ctx.clock) if limits is None
+                         else LoginThrottle.fromConfig(limits, ctx.clock))
 
     # -- applications -------------------------------------------------------
 
@@ -212,9 +215,25 @@ class SessionManager:
             raise baseError(422, "Unexpected auth_key")
         return app
 
-    def jwtSecrets(self) -> dict:
-        return {appId: app["jwt_secret"] for appId, app in self.ctx.apps.items()
-                if app.get("jwt_secret")}
+    def jwtApp(self) -> tuple[int, str] | None:
+        """
+        C{(appId, secret)} of the application whose JWTs are accepted, or
+        C{None} when it has no C{jwt_secret}.
+        """
+        for appId, app in self.ctx.apps.items():
+            if app.get("jwt_secret"):
+                return appId, app["jwt_secret"]
+        return None
+
+    def decodeJWT(self, token: str) -> tuple[int, str, float]:
+        """
+        C{(appId, externalId, expiresAt)} of a JWT of this server's
+        application; raises L{InvalidJWT}.
+        """
+        app = self.jwtApp()
+        if app is None or not looksLikeJWT(token):
+            raise InvalidJWT("not a JWT of this application")
+        return (app[0], *decodeJWT(token, app[0], app[1], self.ctx.clock.seconds()))
 
     # -- issuing --------------------------------------------------------------
 
@@ -258,24 +277,66 @@ class SessionManager:
         info.stored = True
         return info
 
-    async def createUserSession(self, appId: int, account) -> SessionInfo:
+    async def createUserSession(self, appId: int, account, notAfter: float | None = None
+                                ) -> SessionInfo:
+        """
+        A new user token, expiring after C{token_seconds} or at
+        C{notAfter}, whichever is first.
+        """
         token, hashed = self._newToken()
         now = self.ctx.clock.seconds()
-        info = SessionInfo(token, hashed, appId, account, now, now + self.ctx.config.token_seconds)
+        expiresAt = now + self.ctx.config.token_seconds
+        if notAfter is not None:
+            expiresAt = min(expiresAt, notAfter)
+        info = SessionInfo(token, hashed, appId, account, now, expiresAt)
         return await self._storeUserToken(info)
+
+    # -- revoking (issue 15 finding 4) ------------------------------------------
+
+    async def revoke(self, info: SessionInfo, announce: bool = True) -> None:
+        """
+        The user token of C{info} no longer holds: deleted (a JWT also
+        remembered as revoked until its C{exp}), and, when C{announce}, the
+        XMPP streams that logged in with it end.
+        """
+        if info.account is None:
+            return
+        tokens = self.ctx.storage.tokens
+        if looksLikeJWT(info.token):
+            await tokens.revokeToken(info.tokenHash, info.expiresAt)
+        elif info.stored:
+            await tokens.deleteToken(info.tokenHash)
+        info.stored = False
+        if announce:
+            self.revoked(info.account, tokens=(info.tokenHash,), text="Logged out")
+
+    def revoked(self, account, **what) -> None:
+        """
+        Fire C{credentials-revoked} for C{account}
+        (L{xmppchat.auth.revocation.Revocation} fields in C{what}).
+        """
+        from xmppchat.auth.revocation import Revocation
+
+        self.ctx.fire("credentials-revoked", Revocation(account.localpart, **what))
 
     async def upgrade(self, info: SessionInfo, account) -> SessionInfo:
         """
         C{POST /login.json}: the caller's token now belongs to C{account}
         (an application token becomes a user token; a user token is
-        replaced).
+        replaced: the streams it opened for another user end; a JWT
+        still ends at its C{exp}).
         """
-        if info.stored:
-            await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        if info.account is not None and info.account.id == account.id:
+            if info.stored:
+                await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        else:
+            await self.revoke(info)
         self._appSessions.pop(info.tokenHash, None)
         now = self.ctx.clock.seconds()
-        upgraded = SessionInfo(info.token, info.tokenHash, info.appId, account, now,
-                               now + self.ctx.config.token_seconds)
+        expiresAt = now + self.ctx.config.token_seconds
+        if looksLikeJWT(info.token):
+            expiresAt = min(expiresAt, info.expiresAt)
+        upgraded = SessionInfo(info.token, info.tokenHash, info.appId, account, now, expiresAt)
         return await self._storeUserToken(upgraded)
 
     async def downgrade(self, info: SessionInfo) -> SessionInfo:
@@ -283,8 +344,7 @@ class SessionManager:
         C{DELETE /login.json}: the token stays valid as an application
         session.
         """
-        if info.stored:
-            await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        await self.revoke(info)
         app = SessionInfo(info.token, info.tokenHash, info.appId, None, info.createdAt,
                           info.expiresAt)
         self._appSessions[info.tokenHash] = app
@@ -292,8 +352,7 @@ class SessionManager:
 
     async def destroy(self, info: SessionInfo) -> None:
         self._appSessions.pop(info.tokenHash, None)
-        if info.stored:
-            await self.ctx.storage.tokens.deleteToken(info.tokenHash)
+        await self.revoke(info)
 
     # -- looking up ---------------------------------------------------------
 
@@ -323,13 +382,13 @@ class SessionManager:
         return None
 
     async def _resolveJWT(self, token, hashed, now):
-        secrets_ = self.jwtSecrets()
-        if not secrets_:
-            return None
         try:
-            appId, externalId, expiresAt = decodeJWT(token, secrets_, now)
+            appId, externalId, expiresAt = self.decodeJWT(token)
         except InvalidJWT as e:
             log.debug("JWT refused: {reason}", reason=e)
+            return None
+        if await self.ctx.storage.tokens.isRevoked(hashed, now):
+            log.debug("JWT refused: logged out")
             return None
         account = await self.accountForExternalId(appId, externalId)
         info = SessionInfo(token, hashed, appId, account, now, expiresAt)
@@ -341,19 +400,27 @@ class SessionManager:
 
     async def accountForExternalId(self, appId: int, externalId: str):
         """
-        The account of a token user, created on first use (no password:
-        it gets unguessable credentials so its tokens can carry SCRAM
-        keys).
+        The account of a token user, created on first use and marked
+        L{Account.jwt} (no password: it gets unguessable credentials so its
+        tokens can carry SCRAM keys).  An account of this external id
+        without the mark has a password: 401, a JWT never logs into it
+        (issue 15 finding 1).
         """
         from xmppchat.api.users import createRestAccount, findAccount
 
         account = await findAccount(self.ctx.storage, "externalId", externalId)
-        if account is not None:
-            return account
-        try:
-            return await createRestAccount(self.ctx, appId, password=None, externalId=externalId)
-        except AlreadyExists:
-            return await findAccount(self.ctx.storage, "externalId", externalId)
+        if account is None:
+            try:
+                account = await createRestAccount(self.ctx, appId, password=None,
+                                                  externalId=externalId, jwt=True)
+            except AlreadyExists:
+                account = await findAccount(self.ctx.storage, "externalId", externalId)
+        if account is None or not account.jwt:
+            log.warn("A JWT for external id {ext} was refused: a password account holds it",
+                     ext=externalId)
+            raise baseError(http.UNAUTHORIZED, "This external user id belongs to a user who logs"
+                            " in with a password, not with a JWT")
+        return account
 
     async def authenticate(self, request, level: str):
         """
@@ -377,23 +444,28 @@ class SessionManager:
 
     async def checkPassword(self, request, account, password) -> bool:
         """
-        Whether C{password} is C{account}'s, with failed-login throttling
-        per address and account (429 while locked out).
+        Whether C{password} is C{account}'s, with the failed-login throttle
+        of SASL (L{LoginThrottle}, keyed by localpart): 429 while this
+        client address is locked out for this account, answers held as
+        it says.
         """
-        address = request.getClientAddress()
-        address = getattr(address, "host", None)
-        key = str(account.id) if account is not None else None
-        lockedFor = self.throttle.lockedFor(address, key)
+        address = self.ctx.clientAddress(request)
+        key = account.localpart if account is not None else None
+        lockedFor = self.throttle.refusedFor(address, key)
         if lockedFor > 0:
             raise tooManyRequests(lockedFor, "failed logins")
         ok = False
-        if account is not None and account.credentials and isinstance(password, str) and password:
+        if (account is not None and account.credentials and not account.jwt
+                and isinstance(password, str) and password):
             ok = await self.ctx.runCPU(verifyPlain, Credentials.fromDict(account.credentials),
                                        password)
+        delay = self.throttle.delayFor(address, key, ok)
         if ok:
             self.throttle.recordSuccess(address, key)
         else:
             self.throttle.recordFailure(address, key)
+        if delay > 0:
+            await task.deferLater(self.ctx.clock, delay, lambda: None)
         return ok
 
     async def userFromCredentials(self, request, data: dict):
@@ -448,10 +520,14 @@ class SessionResource(JSONResource):
                 raise fieldError("provider", f"unsupported provider {provider!r}")
             keys = requireDict(body.get("keys"), "keys")
             token = keys.get("token")
-            info = await sessions.resolve(token) if isinstance(token, str) else None
-            if info is None or info.account is None:
+            # Only a JWT of this application: a session token is not an
+            # identity provider's assertion (finding 4).
+            info = await sessions.resolve(token) if isinstance(token, str) and looksLikeJWT(
+                token) else None
+            if info is None or info.account is None or info.appId != appId:
                 raise baseError(http.UNAUTHORIZED, "Invalid or expired JWT")
-            info = await sessions.createUserSession(appId, info.account)
+            # The new session ends with the JWT it came from (finding 4).
+            info = await sessions.createUserSession(appId, info.account, notAfter=info.expiresAt)
         elif body.get("user") is not None:
             account = await sessions.userFromCredentials(call.request, body["user"])
             info = await sessions.createUserSession(appId, account)
@@ -506,15 +582,31 @@ class JWTChecker:
     def __init__(self, ctx):
         self.ctx = ctx
 
-    async def __call__(self, account, password: str) -> bool:
-        secrets_ = self.ctx.sessions.jwtSecrets()
-        if not secrets_ or not looksLikeJWT(password):
+    async def __call__(self, account, password: str):
+        """
+        The JWT's L{TokenRecord} once registered as a session token of
+        C{account} (so its revocation ends the stream), or C{False}: only
+        for an account the JWT created (L{Account.jwt}), never for a
+        logged-out JWT.
+        """
+        sessions = self.ctx.sessions
+        if not account.jwt or not looksLikeJWT(password):
             return False
         try:
-            _, externalId, _ = decodeJWT(password, secrets_, self.ctx.clock.seconds())
+            appId, externalId, expiresAt = sessions.decodeJWT(password)
         except InvalidJWT:
             return False
-        return account.externalId == externalId
+        hashed = tokenHash(password)
+        now = self.ctx.clock.seconds()
+        if account.externalId != externalId or await self.ctx.storage.tokens.isRevoked(hashed, now):
+            return False
+        info = SessionInfo(password, hashed, appId, account, now, expiresAt)
+        try:
+            await sessions._storeUserToken(info)
+        except AlreadyExists:  # registered by REST or another login meanwhile
+            pass
+        return TokenRecord(tokenHash=hashed, accountId=account.id, appId=appId, createdAt=now,
+                           expiresAt=expiresAt)
 
 
 __all__ = ["SessionInfo", "SessionManager", "SessionResource", "LoginResource",

@@ -16,6 +16,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from xmppchat.api.json import NotFoundResource, RestRequest
+from xmppchat.config import QuotasConfig
 
 log = Logger()
 
@@ -50,6 +51,18 @@ class ApiContext:
     online: object = None
     # request rate limits (xmppchat.api.ratelimit.RestRateLimits), or None
     rateLimits: object = None
+    # per-user quotas: the xmppchat.config.QuotasConfig
+    quotas: object = field(default_factory=QuotasConfig)
+    # whose X-Forwarded-For names the client (xmppchat.clientaddress)
+    proxies: object = None
+
+    def clientAddress(self, request) -> str:
+        """
+        The client's IP address, behind a trusted proxy too (issue 15 #6).
+        """
+        if self.proxies is None:
+            return getattr(request.getClientAddress(), "host", None) or ""
+        return self.proxies.ofRequest(request)
 
     def fire(self, name: str, event) -> None:
         """
@@ -96,12 +109,14 @@ class RestSite(server.Site):
     """
     The HTTP site: L{RestRequest}s (bounded bodies), no access log of
     tokens (query strings may hold C{?token=}).  While it listens, expired
-    tokens are purged every L{PURGE_SECONDS}.
+    tokens are purged every L{PURGE_SECONDS}, and incomplete uploads are
+    swept every C{[quotas] sweep_seconds} (issue 15 finding 15).
     """
 
     requestFactory = RestRequest
     ctx = None
     _purging = None
+    _sweeping = None
 
     def __init__(self, resource, maxRequestBytes: int, **kwargs):
         server.Site.__init__(self, resource, **kwargs)
@@ -116,11 +131,15 @@ class RestSite(server.Site):
             self._purging = task.LoopingCall(self.purge)
             self._purging.clock = self.ctx.clock
             self._purging.start(PURGE_SECONDS, now=False)
+            self._sweeping = task.LoopingCall(self.sweep)
+            self._sweeping.clock = self.ctx.clock
+            self._sweeping.start(self.ctx.quotas.sweep_seconds, now=False)
 
     def stopFactory(self):
-        if self._purging is not None and self._purging.running:
-            self._purging.stop()
-        self._purging = None
+        for loop in (self._purging, self._sweeping):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._purging = self._sweeping = None
         server.Site.stopFactory(self)
 
     def purge(self):
@@ -132,6 +151,17 @@ class RestSite(server.Site):
         d.addErrback(lambda f: log.failure("Purging expired tokens failed", f))
         return d
 
+    def sweep(self):
+        """
+        Delete stale incomplete uploads (L{sweepIncompleteUploads}); a
+        failure is logged and the next round tries again.
+        """
+        from xmppchat.api.storage import sweepIncompleteUploads
+
+        d = defer.ensureDeferred(sweepIncompleteUploads(self.ctx))
+        d.addErrback(lambda f: log.failure("Sweeping incomplete uploads failed", f))
+        return d
+
 
 def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -> ApiContext:
     """
@@ -139,14 +169,16 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
     """
     from xmppchat.api.ratelimit import RestRateLimits
     from xmppchat.api.sessions import SessionManager
+    from xmppchat.clientaddress import TrustedProxies
 
     rest = config.rest
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
                      hooks=hooks, runCPU=runCPU or inline,
                      apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
-                     online=online)
+                     online=online, quotas=config.quotas,
+                     proxies=TrustedProxies.fromConfig(config.limits))
     ctx.sessions = SessionManager(ctx)
-    ctx.rateLimits = RestRateLimits(rest, clock)
+    ctx.rateLimits = RestRateLimits(rest, clock, ctx.clientAddress)
     return ctx
 
 

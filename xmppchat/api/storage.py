@@ -6,7 +6,8 @@ SDK's three-step C{createAndUpload} against a self-hosted upload URL.
    C{blob_object_access.params}: C{<base>/blobs/upload?uid=<uid>}.
 2. The SDK POSTs C{multipart/form-data} there (field C{uid} from the
    query, then C{file}), with its C{CB-Token}: only the blob's owner may
-   upload, once, at most C{[rest] blob_max_bytes}.
+   upload, at most C{[rest] blob_max_bytes}, within L{UPLOAD_SECONDS}
+   of the creation (the C{expires} it was given).
 3. C{PUT /blobs/<id>/complete.json} with C{{"size": n}} marks it complete
    (the size must match the upload).
 
@@ -14,6 +15,12 @@ Files live in C{<data_dir>/blobs/<uid[:2]>/<uid>} and are served at
 C{GET /blobs/<uid>}: public blobs to anyone, private ones to any valid
 user session token (header C{CB-Token} or C{?token=}, the SDK's
 C{privateUrl(uid)}).  Disk writes and deletes run off the reactor thread.
+
+Quotas (issue 15 finding 15, L{xmppchat.quotas}): a user holds at most
+C{[quotas] blobs_per_user} blobs, incomplete ones included, and
+C{blob_bytes_per_user} bytes: an upload reserves its size before it is
+written.  L{sweepIncompleteUploads} deletes blobs still incomplete after
+C{incomplete_upload_seconds}, with their files.
 """
 
 from __future__ import annotations
@@ -42,12 +49,12 @@ from xmppchat.api.json import (
     unauthorized,
 )
 from xmppchat.api.sessions import isoTime
+from xmppchat.quotas import UPLOAD_SECONDS, quotaLimit
 
 log = Logger()
 
 UID = re.compile(r"[0-9a-f]{32}")
 CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}")
-UPLOAD_SECONDS = 3600
 
 
 def blobJSON(blob) -> dict:
@@ -175,7 +182,8 @@ class BlobsResource(JSONResource):
         if not CONTENT_TYPE.fullmatch(contentType):
             raise fieldError("content_type", "is not a MIME type")
         blob = await self.ctx.storage.blobs.createBlob(
-            call.account.id, name, contentType, public=flagValue(data.get("public", False)))
+            call.account.id, name, contentType, public=flagValue(data.get("public", False)),
+            limit=quotaLimit(self.ctx.quotas.blobs_per_user))
         out = blobJSON(blob)
         out["blob_object_access"] = {
             "id": blob.id,
@@ -204,6 +212,10 @@ class BlobsResource(JSONResource):
             raise fieldError("uid", "this blob is already complete")
         if len(data) > self.ctx.config.blob_max_bytes:
             raise baseError(http.REQUEST_ENTITY_TOO_LARGE, "File too large")
+        if self.ctx.clock.seconds() - blob.createdAt > UPLOAD_SECONDS:
+            raise forbidden("The upload URL expired: create the blob again")
+        await self.ctx.storage.blobs.reserveBlobBytes(
+            blob.id, len(data), quotaLimit(self.ctx.quotas.blob_bytes_per_user))
         await self.ctx.runCPU(_writeFile, blobPath(self.ctx.server.data_dir, uid), data)
         return http.CREATED, None
 
@@ -322,4 +334,24 @@ class BlobsResource(JSONResource):
         return None
 
 
-__all__ = ["BlobsResource", "blobJSON", "blobPath"]
+async def sweepIncompleteUploads(ctx, batch: int = 500) -> int:
+    """
+    Delete the blobs still incomplete C{[quotas] incomplete_upload_seconds}
+    after their creation, and their uploaded bytes if any (issue 15
+    finding 15); returns how many.  Runs in batches of C{batch}.
+    """
+    cutoff = ctx.clock.seconds() - ctx.quotas.incomplete_upload_seconds
+    swept = 0
+    while True:
+        stale = await ctx.storage.blobs.deleteIncompleteBlobs(cutoff, batch)
+        for blob in stale:
+            await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, blob.uid))
+        swept += len(stale)
+        if len(stale) < batch:
+            break
+    if swept:
+        log.info("Deleted {count} incomplete uploads", count=swept)
+    return swept
+
+
+__all__ = ["BlobsResource", "blobJSON", "blobPath", "sweepIncompleteUploads"]

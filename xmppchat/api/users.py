@@ -40,6 +40,7 @@ from xmppchat.api.json import (
 )
 from xmppchat.api.sessions import EXTERNAL_ID, isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
+from xmppchat.hooks import Query, ask
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
 log = Logger()
@@ -140,11 +141,12 @@ async def findAccount(storage, attribute: str, value):
 
 
 async def createRestAccount(ctx, appId: int, password: str | None, login=None, email=None,
-                            externalId=None, profile=None):
+                            externalId=None, profile=None, jwt=False):
     """
     Create an account with the localpart C{<id>-<appId>}.  Without a
     password it gets unguessable credentials, so session tokens can still
-    carry SCRAM keys derived with its salt.
+    carry SCRAM keys derived with its salt.  C{jwt} marks an account made
+    by a JWT login (L{Account.jwt}).
     """
     secret = password if password is not None else secrets.token_urlsafe(32)
     credentials = (await ctx.runCPU(deriveCredentials, secret)).toDict()
@@ -152,7 +154,7 @@ async def createRestAccount(ctx, appId: int, password: str | None, login=None, e
     profile.setdefault("privacy_settings", {k: dict(v) for k, v in DEFAULT_PRIVACY.items()})
     return await ctx.storage.accounts.createAccount(
         f"{ID_PLACEHOLDER}-{appId}", credentials, login=login, email=email,
-        externalId=externalId, profile=profile)
+        externalId=externalId, profile=profile, jwt=jwt)
 
 
 def _tags(value) -> list[str]:
@@ -319,6 +321,11 @@ class UsersResource(JSONResource):
         password = _password(data)
         externalId = _matching(data, "external_user_id", EXTERNAL_ID,
                                "must be 1-128 characters of a-z 0-9 @ _ -")
+        if externalId is not None and self.ctx.sessions.jwtApp() is not None:
+            # Issue 15 finding 1: JWT logins resolve external ids; a
+            # password signup must not hold one before its JWT user comes.
+            raise fieldError("external_user_id", "is reserved for JWT logins in this application"
+                             " (a JWT with this user_id creates its user)")
         profile = validateProfile(self.ctx, {k: v for k, v in data.items() if k not in (
             "login", "email", "password", "external_user_id", "external_id")}, {})
         try:
@@ -383,14 +390,26 @@ class UsersResource(JSONResource):
                         "Password reset by e-mail is not available: ask the administrator "
                         "(python -m xmppchat.admin passwd)")
 
-    @route("GET", "online", auth=APP)
+    @route("GET", "online", auth=USER)
     async def online(self, call):
         """
-        Users with a bound XMPP session in this process.
+        Users available over XMPP in this process (RFC 6121 §4.2: they sent
+        presence).  Issue 15 finding 9: a user session only (an application
+        session gets 403), and without the users whose privacy lists keep
+        their presence from the caller (blocks, XEP-0126 invisibility: the
+        C{presence-hidden} question hook of the privacy module).
         """
         registry = self.ctx.online
-        ids = sorted({s.account.id for s in registry.all() if s.account is not None}) \
+        sessions = [s for s in registry.all() if s.account is not None and s.available] \
             if registry is not None else []
+        hidden = set()
+        if sessions and self.ctx.hooks is not None:
+            viewer = f"{call.account.localpart}@{self.ctx.server.domain}"
+            answers = await ask(self.ctx.hooks, "presence-hidden",
+                                Query(None, viewer=viewer, peers={s.bare for s in sessions}))
+            for answer in answers:
+                hidden.update(answer or ())
+        ids = sorted({s.account.id for s in sessions if s.bare not in hidden})
         if call.params.flag("count"):
             return {"count": len(ids)}
         limit = call.params.integer("limit", 10, 1, self.ctx.config.max_page)
@@ -440,6 +459,8 @@ class UsersResource(JSONResource):
         if "external_user_id" in data:
             raise fieldError("external_user_id", "cannot be changed")
         if "password" in data:
+            if account.jwt:
+                raise fieldError("password", "cannot be set: this user logs in with JWTs")
             password = _password(data)
             old = data.get("old_password")
             if not isinstance(old, str) or not await self.ctx.sessions.checkPassword(
@@ -462,13 +483,30 @@ class UsersResource(JSONResource):
             except AlreadyExists as e:
                 raise await _taken(self.ctx, e, account.id, login=changes.get("login"),
                                    email=changes.get("email")) from None
+        if "credentials" in changes:
+            await self._passwordChanged(call, account)
         return {"user": userJSON(self.ctx, account)}
+
+    async def _passwordChanged(self, call, account) -> None:
+        """
+        Issue 15 finding 4: every other REST token of the account is
+        revoked (the caller's stays: it just proved the old password), and
+        the XMPP streams that logged in with the password or a revoked
+        token end.
+        """
+        revoked = await self.ctx.storage.tokens.deleteAccountTokens(
+            account.id, keep=call.session.tokenHash)
+        self.ctx.sessions.revoked(account, tokens=tuple(revoked), password=True,
+                                  text="The password was changed")
 
     @route("DELETE", "{userId}", auth=USER, text=True)
     async def delete(self, call, userId):
         account = self._own(call, userId)
+        # its JWT must not make the account again (the other tokens go with it)
+        await self.ctx.sessions.revoke(call.session, announce=False)
         await self.ctx.storage.accounts.deleteAccount(account.id)
         self.ctx.fire("rest-user-deleted", account)
+        self.ctx.sessions.revoked(account, deleted=True, text="The account was deleted")
         return None
 
 

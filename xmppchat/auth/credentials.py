@@ -24,7 +24,7 @@ import hmac
 import os
 import stringprep
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_ITERATIONS = 4096
 MAX_ITERATIONS = 10_000_000
@@ -45,6 +45,9 @@ class ScramKeys:
     iterations: int
     storedKey: bytes
     serverKey: bytes
+    # the session token these keys were derived from (its TokenRecord), or
+    # None for the password's: which credential a SCRAM login used
+    token: object = field(default=None, compare=False)
 
     def _toDict(self) -> dict:
         return {

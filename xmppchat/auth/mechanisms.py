@@ -86,6 +86,8 @@ class Success:
 
     localpart: str
     additionalData: bytes | None = None
+    # the session token's TokenRecord when one was the secret, else None
+    credential: object = None
 
 
 class ICredentialSource(Protocol):
@@ -104,8 +106,9 @@ class ICredentialSource(Protocol):
 
     def checkPlain(self, localpart: str, password: str) -> defer.Deferred:
         """
-        Fires with whether C{password} is the account's password or one of
-        its live session tokens.
+        Fires with C{True} when C{password} is the account's password, the
+        L{TokenRecord} when it is one of its live session tokens, and a
+        false value otherwise.
         """
 
 
@@ -256,9 +259,9 @@ class PlainMechanism(ServerMechanism):
         return d
 
     def _checked(self, ok, authcid):
-        if ok is not True:
+        if not ok:
             raise SASLFailure("not-authorized")
-        return Success(authcid)
+        return Success(authcid, credential=None if ok is True else ok)
 
 
 # -- SCRAM ---------------------------------------------------------------------
@@ -464,7 +467,7 @@ class _ScramMechanism(ServerMechanism):
         if matched is None:
             raise SASLFailure("not-authorized")
         serverSignature = self._hmac(matched.serverKey, authMessage)
-        return Success(self.localpart, b"v=" + base64.b64encode(serverSignature))
+        return Success(self.localpart, b"v=" + base64.b64encode(serverSignature), matched.token)
 
 
 class ScramSha1Mechanism(_ScramMechanism):

@@ -12,6 +12,8 @@ login.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet import defer
 
 from xmppchat.auth.credentials import Credentials, tokenHash, verifyPlain
@@ -64,7 +66,8 @@ class StorageCredentialSource:
         tokens = yield self.storage.tokens.liveTokens(account.id, self.clock.seconds())
         for token in tokens:
             if token.credentials:
-                candidates.append(getattr(Credentials.fromDict(token.credentials), hashName))
+                keys = getattr(Credentials.fromDict(token.credentials), hashName)
+                candidates.append(replace(keys, token=token))
         return candidates
 
     @defer.inlineCallbacks
@@ -75,10 +78,11 @@ class StorageCredentialSource:
         self._remember(localpart, account)
         token = yield self.storage.tokens.getToken(tokenHash(password), self.clock.seconds())
         if token is not None and token.accountId == account.id:
-            return True
+            return token
         if account.credentials and verifyPlain(Credentials.fromDict(account.credentials), password):
             return True
         for check in self.passwordCheckers:
-            if (yield defer.ensureDeferred(check(account, password))):
-                return True
+            checked = yield defer.ensureDeferred(check(account, password))
+            if checked:
+                return checked
         return False

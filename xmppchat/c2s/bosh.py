@@ -18,7 +18,14 @@ with the XMPP binding of XEP-0206, as a C{twisted.web} resource.
   - C{type="terminate"} from the client (§13) or from us, with the
     conditions of §17 (C{remote-stream-error} carrying the stream error,
     XEP-0206 §7); bodies larger than the configured limit or not a
-    C{<body/>} are C{bad-request} / C{policy-violation}.
+    C{<body/>} are C{bad-request} / C{policy-violation};
+  - per client address, sessions count as connections of the host's
+    L{xmppchat.ratelimit.ConnectionLimiter} (the TCP and WebSocket limits:
+    C{connections_per_ip} open, C{connection_rate_per_ip} new per second),
+    so one address cannot fill the C{max_sessions} table (issue 15
+    finding 6); a creation over them is C{policy-violation}.  Behind a
+    C{[limits] trusted_proxies} proxy the client is the one its
+    C{X-Forwarded-For} names (L{xmppchat.clientaddress}).
 
 L{boshResource} builds the resource, to mount on any site
 (C{root.putChild(b"http-bind", boshResource(host, config.bosh))}); the
@@ -35,7 +42,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from xmppchat.c2s.negotiation import BOUND, C2SStream
-from xmppchat.modules.saslauth import isLoopback
+from xmppchat.ratelimit import isLoopback
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import NS_CLIENT, FrameParser, StreamError
 
@@ -128,6 +135,8 @@ class BOSHSession:
         self.responses: dict[int, bytes] = {}
         self.terminal: bytes | None = None
         self.ended = False
+        # the address counted by the host's connection limiter, if any
+        self.counted: str | None = None
         self._flushCall = None
         self._inactivityCall = None
         self._negotiationCall = None
@@ -481,18 +490,23 @@ class BOSHResource(resource.Resource):
         to = body.getAttribute("to")
         if to is not None and to.lower() != self.host.domain:
             raise BOSHTerminate("host-unknown")
-        if len(self.sessions) >= self.config.max_sessions:
-            raise BOSHTerminate("policy-violation")
         if rid == MAX_RID:
             raise BOSHTerminate("bad-request", 400)
         config = self.config
         wait = max(1, min(_intAttribute(body, "wait", config.max_wait), config.max_wait))
         hold = min(_intAttribute(body, "hold", 1), config.max_hold)
-        peer = request.getClientAddress()
-        peer = getattr(peer, "host", "") or ""
-        secure = self.tls or request.isSecure() or (config.loopback_secure and isLoopback(peer))
+        peer = self.host.trustedProxies.ofRequest(request)
+        if len(self.sessions) >= config.max_sessions:
+            raise BOSHTerminate("policy-violation")
+        reason = self.host.connectionLimiter.admit(peer)
+        if reason is not None:
+            self.log.debug("Refused a BOSH session: {reason}", reason=reason)
+            raise BOSHTerminate("policy-violation")
+        direct = getattr(request.getClientAddress(), "host", "") or ""
+        secure = self.tls or request.isSecure() or (config.loopback_secure and isLoopback(direct))
         sid = secrets.token_urlsafe(24)
         session = BOSHSession(self, sid, rid, wait, hold, peer, secure)
+        session.counted = peer
         self.sessions[sid] = session
         # The creation response carries the session attributes and the
         # stream features.
@@ -512,7 +526,9 @@ class BOSHResource(resource.Resource):
         return session
 
     def forget(self, session) -> None:
-        self.sessions.pop(session.sid, None)
+        if self.sessions.pop(session.sid, None) is session and session.counted is not None:
+            self.host.connectionLimiter.release(session.counted)
+            session.counted = None
 
 
 class BoundedRequest(server.Request):

@@ -90,6 +90,8 @@ class C2SStream:
         self.phase = SECURED if transport.secure else CONNECTED
         self.session = None
         self.account = None
+        # the session token (TokenRecord) SASL accepted, None for the password
+        self.credential = None
         self.localpart: str | None = None
         self.streamId: str | None = None
         self.state: dict = {}
@@ -205,13 +207,17 @@ class C2SStream:
         self.transport.startTLS()
         self.transport.restart()
 
-    def authenticated(self, localpart: str, account) -> None:
+    def authenticated(self, localpart: str, account, credential=None) -> None:
         """
-        SASL succeeded (RFC 6120 §6.4.6): remember who, and restart.
+        SASL succeeded (RFC 6120 §6.4.6): remember who, with which
+        credential (the session token's L{TokenRecord}, C{None} for the
+        password: its revocation ends the stream, L{xmppchat.auth.revocation}),
+        and restart.
         """
         self.phase = AUTHENTICATED
         self.localpart = localpart
         self.account = account
+        self.credential = credential
         self.transport.restart()
 
     def bound(self, session) -> None:

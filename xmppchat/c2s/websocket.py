@@ -17,23 +17,29 @@ peer (a local client or a TLS-terminating proxy on the same machine).
 
 A client that stops reading is not read either, and is dropped past
 C{limits.max_unsent_bytes} (L{SlowReaderGuard}).
-Behind such a trusted loopback proxy the client's address (for the
-failed-login throttle and logs) is the right-most C{X-Forwarded-For}
-entry, the one the proxy added; otherwise every client would share the
-proxy's address and a few wrong passwords would lock everybody out.
+The per-address connection limits of TCP (the host's
+L{xmppchat.ratelimit.ConnectionLimiter}, shared by every transport: issue
+15 finding 6) apply to the client's address: a connection from anyone
+but a trusted proxy is counted (or dropped) when it is accepted, before
+any HTTP is parsed; one from a C{[limits] trusted_proxies} address is
+counted at the upgrade request under the client its C{X-Forwarded-For}
+names (L{xmppchat.clientaddress}), and refused with HTTP 429 over the
+limit.  That address is also the one the failed-login throttle and the
+logs see.
 """
 
 from __future__ import annotations
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.c2s.traffic import redact
-from xmppchat.modules.saslauth import isLoopback
+from xmppchat.ratelimit import isLoopback
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import NS_FRAMING, NS_XML, FrameParser, StreamError
 
@@ -44,6 +50,7 @@ STREAM_PREFIXES = {NS_STREAMS: "stream"}
 # a stream error; larger ones make autobahn fail the connection (1009).
 FRAME_SLACK = 2
 CLOSE_GRACE_SECONDS = 5
+TOO_MANY_REQUESTS = 429
 
 
 def openElement(streamId: str, domain: str) -> domish.Element:
@@ -76,12 +83,13 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
         self.parser: FrameParser | None = None
         self.secure = False
         self.peer = ""
-        self.forwardedFor = ""
         self.lastReceived = 0.0
         self.awaitingOpen = True
         self._timeout = None
         self._closing = False
         self._abortCall = None
+        # the address counted by the host's connection limiter, if any
+        self.counted: str | None = None
 
     # -- autobahn callbacks -------------------------------------------
 
@@ -96,18 +104,20 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
             raise ConnectionDeny(400, "The 'xmpp' WebSocket sub-protocol is required (RFC 7395 §3.1)")
         if factory.allowedOrigins and request.origin not in factory.allowedOrigins:
             raise ConnectionDeny(403, "Origin not allowed")
-        self.forwardedFor = request.headers.get("x-forwarded-for", "")
+        peer = getattr(self.transport.getPeer(), "host", "")
+        self.peer = factory.host.trustedProxies.client(peer, request.headers.get("x-forwarded-for"))
+        if self.counted is None:
+            reason = factory.host.connectionLimiter.admit(self.peer)
+            if reason is not None:
+                raise ConnectionDeny(TOO_MANY_REQUESTS, reason)
+            self.counted = self.peer
         return SUBPROTOCOL
 
     def onOpen(self):
         factory = self.factory
         host = factory.host
-        self.peer = getattr(self.transport.getPeer(), "host", "")
-        trustedProxy = factory.loopbackSecure and isLoopback(self.peer)
-        self.secure = factory.tls or trustedProxy
-        forwarded = self.forwardedFor.rsplit(",", 1)[-1].strip()
-        if trustedProxy and forwarded:
-            self.peer = forwarded[:64]
+        peer = getattr(self.transport.getPeer(), "host", "")
+        self.secure = factory.tls or (factory.loopbackSecure and isLoopback(peer))
         limits = host.config.limits
         self.parser = FrameParser(limits.max_stanza_bytes, limits.max_depth)
         self.stream = C2SStream(host, self)
@@ -145,6 +155,12 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
         self.factory.connections.discard(self)
         if self.stream is not None:
             self.stream.connectionLost()
+
+    def connectionLost(self, reason=connectionDone):
+        if self.counted is not None:
+            self.factory.host.connectionLimiter.release(self.counted)
+            self.counted = None
+        WebSocketServerProtocol.connectionLost(self, reason)
 
     # -- framing ------------------------------------------------------
 
@@ -227,6 +243,7 @@ class XMPPWebSocketFactory(WebSocketServerFactory):
     """
 
     protocol = XMPPWebSocketProtocol
+    log = Logger()
 
     def __init__(self, host, tls=False, path="/", allowedOrigins=(), loopbackSecure=True,
                  logTraffic=False):
@@ -246,6 +263,26 @@ class XMPPWebSocketFactory(WebSocketServerFactory):
             # Compression is declined (the default): no inflation bombs.
             perMessageCompressionAccept=lambda offers: None,
         )
+
+
+    def buildProtocol(self, addr):
+        """
+        A connection from anyone but a trusted proxy is counted against its
+        address now, before any HTTP is read, and dropped over the limit
+        (as the direct-TLS port does); a trusted proxy's is counted at the
+        upgrade request, under the client it names.
+        """
+        address = getattr(addr, "host", "")
+        counted = None
+        if not self.host.trustedProxies.trusts(address):
+            reason = self.host.connectionLimiter.admit(address)
+            if reason is not None:
+                self.log.debug("Refused a WebSocket connection: {reason}", reason=reason)
+                return None
+            counted = address
+        proto = WebSocketServerFactory.buildProtocol(self, addr)
+        proto.counted = counted
+        return proto
 
 
 def webSocketFactory(host, config) -> XMPPWebSocketFactory:

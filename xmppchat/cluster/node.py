@@ -163,6 +163,13 @@ class ClusterNode:
             self.log.warn("Lost Redis: cluster node {node} serves local sessions only", node=self.nodeId)
 
     def _control(self, payload: dict) -> bool:
+        if payload.get("op") == "revoke":
+            # another node revoked credentials of an account with sessions
+            # here (issue 15 finding 4): end the streams they opened
+            from xmppchat.auth.revocation import Revocation
+
+            self.host.hooks.fire("credentials-revoked", Revocation.fromJSON(payload))
+            return True
         if self.resumption.controlReceived(payload):
             return True
         if self.durable is not None and self.durable.controlReceived(payload):

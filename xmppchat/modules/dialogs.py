@@ -22,9 +22,10 @@ to the sessions of every occupant that the router's delivery rule names
 (L{xmppchat.router.recipients}: available resources; all bound ones for
 headlines), the sender's included (reflection); the other occupants get it
 through the offline module's per-account lane (stored, bounded per user by
-C{limits.offline_messages_per_user}, or delivered to a session that became
-ready meanwhile), and the sender's XEP-0198 acknowledgement waits for those
-copies.  Broadcast
+C{limits.offline_messages_per_user} and, per sender and per dialog, by its
+shares of that queue: issue 15 finding 8; or delivered to a session that
+became ready meanwhile), and the sender's XEP-0198 acknowledgement waits
+for those copies.  Broadcast
 dialogs reach every connected user of the application at once, in batches
 of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
 stalls, and the others at their next login from the history (messages
@@ -46,7 +47,7 @@ clock) goes into C{extraParams}, with C{dialog_id} when missing.
 
 Also here: persisting XEP-0333 markers (the C{marker-received} event of
 L{xmppchat.modules.markers}: a marker for a message moves the reader's
-delivered/read watermark up to it), the C{shares-dialog} and
+delivered/read watermark up to it), the C{dialog-consent} and
 C{notifications-enabled} question hooks, and XMPP delivery of REST-created
 messages (C{rest-message-created} with C{send_to_chat=1}) and REST system
 messages (C{rest-system-message}).  Account ids map to JIDs through the
@@ -69,6 +70,7 @@ from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent, roomJID
+from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.router import recipients
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
 from xmppchat.storage.interfaces import (
@@ -98,6 +100,8 @@ CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT
 # extraParams keys that are protocol, not custom fields saved with a message
 RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
 LOCK = "dialogs-order"
+# shared dialogs looked at for consent to presence and last activity
+CONSENT_DIALOGS = 100
 APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
 
 
@@ -391,6 +395,14 @@ class DialogsModule(Module):
                 return app["application_id"]
         return 1
 
+    def checkAppId(self, appId: int) -> None:
+        """
+        A room JID must name this server's application (one per server,
+        issue 15 finding 2): C{item-not-found} otherwise.
+        """
+        if appId != self.defaultAppId():
+            raise StanzaError("item-not-found", text=f"No application {appId} on this server")
+
     @defer.inlineCallbacks
     def getDialog(self, dialogId: str | None):
         dialog = None
@@ -441,6 +453,7 @@ class DialogsModule(Module):
         The dialog of a room event: it exists, is not private, and the room
         JID names the sender's application (accounts C{<id>-<appId>}).
         """
+        self.checkAppId(event.appId)
         origin = event.origin
         app = appIdOf(origin.localpart) if origin is not None else None
         if app is not None and app != event.appId:
@@ -477,9 +490,13 @@ class DialogsModule(Module):
         dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
         if dialog is None and create and senderId != recipientId:
             try:
-                dialog = yield dialogs.createDialog(DIALOG_PRIVATE, senderId, occupantIds=[recipientId])
+                dialog = yield dialogs.createDialog(
+                    DIALOG_PRIVATE, senderId, occupantIds=[recipientId],
+                    limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
             except AlreadyExists:
                 dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
+            except QuotaExceeded as e:
+                raise resourceConstraint(e) from None
         return dialog, senderId, recipientId
 
     @defer.inlineCallbacks
@@ -526,7 +543,8 @@ class DialogsModule(Module):
         Save a dialog message (which also updates the dialog's last message
         and the unread counts).  A re-sent message (same id, sender and
         dialog) is not stored twice; an id taken by another message is a
-        C{conflict}.
+        C{conflict}.  Beyond the sender's daily quota of stored messages
+        (issue 15 finding 15) it is C{resource-constraint}.
         """
         info = messageInfo(stanza)
         custom, attachments = paramsToDict(info.extraParams)
@@ -534,7 +552,10 @@ class DialogsModule(Module):
         try:
             message = yield self.storage.messages.createMessage(
                 dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
-                recipientId=recipientId, attachments=attachments, custom=custom)
+                recipientId=recipientId, attachments=attachments, custom=custom,
+                dailyLimit=quotaLimit(self.host.config.quotas.messages_per_user_per_day))
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
         except AlreadyExists:
             message = yield self.storage.messages.getMessage(messageId)
             if message is None or message.senderId != senderId or message.dialogId != dialog.id:
@@ -655,8 +676,9 @@ class DialogsModule(Module):
             if not reached and offlineModule is not None and uid != senderId:
                 if not serialised:
                     serialised.append(copyFor(stanza, None, frm).toXml())
-                stores.append(offlineModule.storeFor(bare.partition("@")[0], copyFor(stanza, bare, frm),
-                                                     xml=serialised[0]).addErrback(self._offlineFailed, bare))
+                stores.append(offlineModule.storeFor(
+                    bare.partition("@")[0], copyFor(stanza, bare, frm), xml=serialised[0],
+                    sender=senderBare, dialogId=dialog.id).addErrback(self._offlineFailed, bare))
             if pushModule is not None and uid != senderId:
                 pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
                                     dialogId=dialog.id).addErrback(
@@ -694,7 +716,10 @@ class DialogsModule(Module):
 
     def _offlineFailed(self, failure, bare):
         if failure.check(QuotaExceeded, StanzaError):
-            self.log.warn("Offline storage of {jid} is full: a dialog message was not stored", jid=bare)
+            # a full queue, or this dialog's or sender's share of it (issue 15
+            # finding 8): the recipient has the message in the dialog history
+            self.log.debug("A dialog message was not stored offline for {jid}: {why}", jid=bare,
+                           why=failure.getErrorMessage())
         else:
             self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
 
@@ -854,25 +879,35 @@ class DialogsModule(Module):
 
     # -- question hooks --------------------------------------------------------------------------------
 
-    @hook("shares-dialog")
-    def onSharesDialog(self, query):
-        query.answer(self.sharesDialog(query.user, query.peer))
+    @hook("dialog-consent")
+    def onDialogConsent(self, query):
+        query.answer(self.dialogConsent(query.user, query.peer))
         return None
 
     @defer.inlineCallbacks
-    def sharesDialog(self, user: str, peer: str):
+    def dialogConsent(self, user: str, peer: str):
         """
-        Whether two bare JIDs are occupants of a common dialog.
+        Whether C{peer} took part in a dialog with C{user}: both are in it
+        and C{peer} has written in it (issue 15 finding 9: opening a dialog
+        with someone, or adding him to a group, grants nothing of his
+        presence or last activity).  At most C{CONSENT_DIALOGS} shared
+        dialogs are looked at.
         """
         a = yield self.directory.idOf(user)
         b = yield self.directory.idOf(peer)
         if a is None or b is None:
             return False
+        ids = []
         private = yield self.storage.dialogs.findPrivateDialog(a, b)
         if private is not None:
-            return True
-        common = yield self.storage.dialogs.listDialogs(a, Query(limit=1).where("occupants_ids", "eq", b))
-        return bool(common)
+            ids.append(private.id)
+        shared = yield self.storage.dialogs.listDialogs(
+            a, Query(limit=CONSENT_DIALOGS).where("occupants_ids", "eq", b))
+        ids.extend(d.id for d in shared if isMember(d, a) and isMember(d, b))
+        if not ids:
+            return False
+        sent = yield self.storage.messages.hasSent(b, ids)
+        return sent
 
     @hook("notifications-enabled")
     def onNotificationsEnabled(self, query):

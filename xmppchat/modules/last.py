@@ -14,21 +14,26 @@ Last activity (C{<query xmlns="jabber:iq:last"/>}):
   account goes.  An account that never logged out answers with the
   seconds since it was created.  Unknown accounts get
   C{service-unavailable} (RFC 6121 §8.5.1).
-- It is answered only to the user themself, to users with a presence
-  subscription to the target (their roster item has subscription C{to}
-  or C{both}), or to users who share a dialog with the target; others get
-  C{forbidden} (XEP-0012 §4: "the server SHOULD NOT reveal...").  The
-  dialog check is the question hook C{shares-dialog}: a
-  L{xmppchat.hooks.Query} with C{user} (the asker's bare JID) and C{peer}
-  (the target's); a handler calls C{query.answer(True)} (or answers with a
-  Deferred).  Nobody answers until the dialog module implements it.
+- It is answered only to the user themself, and to users the target
+  consented to (issue 15 finding 9): with a presence subscription to the
+  target (RFC 6121 §3: their roster item has subscription C{to} or
+  C{both}), or in a dialog in which the target has written (opening a
+  dialog with someone, or putting him in a group, consents to nothing);
+  never when the target's privacy lists keep its presence from the asker
+  (a block or XEP-0126 invisibility, XEP-0012 §7).  Others get
+  C{forbidden} (XEP-0012 §4: "MUST NOT return last activity
+  information").  The dialog check is the question hook
+  C{dialog-consent}: a L{xmppchat.hooks.Query} with C{user} (the asker's
+  bare JID) and C{peer} (the target's); a handler calls
+  C{query.answer(True)} (or answers with a Deferred).
 
 Status streaming (C{<iq type="set"><subscribe
 xmlns="https://connectycube.com/protocol/status_streaming" user_jid=...
 enable="true|false"/></iq>}): after the same authorisation a session
 subscribes to a user; it is answered with an empty result, and when the
 user comes online (first bound resource) or goes offline (last one gone)
-every subscribed session gets C{<iq type="result" id=<unique>
+every subscribed session that the target's privacy lists do not keep
+its presence from (checked again at each push) gets C{<iq type="result" id=<unique>
 from=<user bare> to=<subscriber full>><query xmlns="jabber:iq:last"
 seconds=N/></iq>} -- C{seconds="0"} when the user comes online and
 C{seconds="1"} when they go (a non-zero value, so clients can tell
@@ -94,10 +99,16 @@ class LastActivityModule(Module):
 
         @defer.inlineCallbacks
         def check():
+            privacy = self.host.modules.get("privacy")
+            if privacy is not None:
+                localpart = target.partition("@")[0]
+                yield privacy.settingsOf(localpart)
+                if privacy.presenceHidden(localpart, session.bare):
+                    return False
             item = yield self.storage.roster.getRosterItem(session.localpart, target)
             if item is not None and item.subscription in SUBSCRIBED_TO:
                 return True
-            answers = yield ask(self.host.hooks, "shares-dialog",
+            answers = yield ask(self.host.hooks, "dialog-consent",
                                 Query(self.host, user=session.bare, peer=target))
             return any(a is True for a in answers)
 
@@ -190,9 +201,24 @@ class LastActivityModule(Module):
 
     def notify(self, target: str, seconds: int) -> None:
         """
-        Push C{target}'s new state to every session subscribed to it.
+        Push C{target}'s new state to every session subscribed to it that
+        its privacy lists (loaded first if need be) do not hide it from.
         """
+        if not self.watchers.get(target):
+            return
+        privacy = self.host.modules.get("privacy")
+        if privacy is None:
+            self._push(target, seconds, None)
+            return
+        privacy.settingsOf(target.partition("@")[0]).addCallbacks(
+            lambda _: self._push(target, seconds, privacy),
+            lambda f: self.log.failure("No status push for {jid}: privacy lists unavailable", f, jid=target))
+
+    def _push(self, target: str, seconds: int, privacy) -> None:
+        localpart = target.partition("@")[0]
         for watcher in tuple(self.watchers.get(target, ())):
+            if privacy is not None and privacy.presenceHidden(localpart, watcher.bare):
+                continue
             iq = domish.Element((NS_CLIENT, "iq"))
             iq["type"] = "result"
             iq["id"] = "last-" + secrets.token_hex(8)

@@ -131,6 +131,7 @@ class MAMModule(Module):
             parsed = parseRoom(peerJID.user)
             if parsed is None:
                 raise StanzaError("item-not-found", text="Not a dialog room JID")
+            dialogs.checkAppId(parsed[0])
             dialog = yield dialogs.getDialog(parsed[1])
             return dialog, roomJID(parsed[0], dialog.id, dialogs.mucDomain), parsed[0]
         peerId = yield dialogs.directory.idOf(peerJID.userhost())

@@ -4,8 +4,20 @@ https://xmpp.org/extensions/xep-0160.html
 
 A C{chat} or C{normal} message for an existing account with no available
 resource is stored (bounded per user: C{limits.offline_messages_per_user},
-beyond which the sender gets C{service-unavailable}, §3).  Messages that
-carry only chat states (XEP-0085) are not stored.  On the session's first
+beyond which the sender gets C{service-unavailable}, §3, as RFC 6121
+§8.5.2.2.1 lets a server that does not store a message answer).  Messages
+that carry only chat states (XEP-0085) are not stored.
+
+Shares of the queue (issue 15 finding 8): nobody can fill another user's
+queue so that everyone else's messages bounce.  One sender may fill at
+most C{offline_share_per_sender} percent of it (beyond: the same
+C{service-unavailable}); a group dialog's fan-out at most
+C{offline_share_per_dialog} percent, and all group dialogs together
+C{offline_share_dialogs} percent.  A dialog copy beyond its share is
+not stored for that recipient only (no error to the sender, whose message
+reached the others): the recipient finds it in the dialog's history (REST
+C{GET /chat/Message.json}, MAM) and its unread count in the dialog list,
+when it was sent with C{save_to_history=1}.  On the session's first
 presence with a non-negative priority (C{presence-initial}) the stored
 messages are delivered in order with a XEP-0203 C{<delay/>}, and deleted
 only once written to the session.
@@ -36,7 +48,7 @@ from twisted.internet import defer
 from xmppchat.modules.base import KeyedLocks, Module, hook
 from xmppchat.router import DELIVERY_PRIORITY, recipients
 from xmppchat.stanzas import StanzaError, delayElement
-from xmppchat.storage.interfaces import QuotaExceeded
+from xmppchat.storage.interfaces import OfflineShares, QuotaExceeded
 from xmppchat.xmlstream import parseElement
 
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
@@ -82,20 +94,41 @@ class OfflineModule(Module):
         is no such account), or deliver it to a ready session; fires with
         C{True}.
         """
-        return self.locks.run(localpart, self._store, localpart, stanza, None, None, True, None)
+        return self.locks.run(localpart, self._store, localpart, stanza, None, None, True, None,
+                              self.shares(stanza))
 
     def storeFor(self, localpart: str, stanza, stamp: float | None = None, exclude=None,
-                 xml: str | None = None) -> defer.Deferred:
+                 xml: str | None = None, sender: str | None = None,
+                 dialogId: str | None = None) -> defer.Deferred:
         """
         L{store} for an account known to exist: dialog fan-out (C{xml} is
-        the serialised stanza when the caller has it already), and stream
+        the serialised stanza when the caller has it already; C{sender}
+        the sender's bare JID, C{dialogId} the dialog), and stream
         management, which passes the time a message was first delivered
         to the session (C{exclude}) that never acknowledged it (XEP-0198
         §4): it is then handled as sent to the bare JID (RFC 6121
         §8.5.3.2.1), so another ready session gets it with a XEP-0203
         delay, else it is stored with that time.
         """
-        return self.locks.run(localpart, self._store, localpart, stanza, xml, stamp, False, exclude)
+        return self.locks.run(localpart, self._store, localpart, stanza, xml, stamp, False, exclude,
+                              self.shares(stanza, sender, dialogId))
+
+    def shares(self, stanza, sender: str | None = None, dialogId: str | None = None) -> OfflineShares:
+        """
+        The parts of a recipient's queue that C{stanza}'s source may fill
+        (issue 15 finding 8): its sender (the bare C{from} of a 1-1
+        message) and, for a dialog copy, the dialog.
+        """
+        if sender is None and dialogId is None:
+            sender = stanza.getAttribute("from", "").partition("/")[0] or None
+        limits = self.host.config.limits
+        total = limits.offline_messages_per_user
+
+        def part(percent: int) -> int:
+            return max(1, total * percent // 100)
+
+        return OfflineShares(sender, dialogId, part(limits.offline_share_per_sender),
+                             part(limits.offline_share_per_dialog), part(limits.offline_share_dialogs))
 
     def ready(self, localpart: str) -> list:
         """
@@ -106,7 +139,7 @@ class OfflineModule(Module):
                 if s.available and s.priority >= 0 and not s.closed and s.state.get(self.name)]
 
     @defer.inlineCallbacks
-    def _store(self, localpart, stanza, xml, stamp, lookup, exclude):
+    def _store(self, localpart, stanza, xml, stamp, lookup, exclude, shares):
         if lookup:
             account = yield self.storage.accounts.getAccountByLocalpart(localpart)
             if account is None:
@@ -122,9 +155,9 @@ class OfflineModule(Module):
         if stamp is None:
             stamp = self.host.clock.seconds()
         try:
-            yield self.storage.offline.storeOffline(localpart, xml or stanza.toXml(), stamp, limit)
-        except QuotaExceeded:
-            raise StanzaError("service-unavailable", text="The recipient's offline storage is full") from None
+            yield self.storage.offline.storeOffline(localpart, xml or stanza.toXml(), stamp, limit, shares)
+        except QuotaExceeded as e:
+            raise StanzaError("service-unavailable", text=str(e)) from None
         self.host.hooks.fire("offline-stored", SimpleNamespace(host=self.host, localpart=localpart))
         return True
 

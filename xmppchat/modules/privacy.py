@@ -572,6 +572,37 @@ class PrivacyModule(Module):
                 return True
         return False
 
+    def presenceHidden(self, localpart: str, peerBare: str) -> bool:
+        """
+        Whether C{localpart}'s lists keep its presence from C{peerBare}: a
+        C{presence-out} deny (§2.13; a block, XEP-0191, or XEP-0126
+        invisibility) in its default list or in the list in force for any
+        of its sessions.  Last activity and the online list honour it
+        (XEP-0012 §7; issue 15 finding 9).  Synchronous, from the cache:
+        L{settingsOf} first for a user without a session.
+        """
+        if localpart not in self.restrictive:
+            return False
+        entry = self.cached(localpart)
+        if entry is None:
+            return False
+        peer = splitJID(peerBare)
+        roster = self._roster(localpart, entry)
+        rules = [entry.defaultRules()]
+        rules.extend(self.sessionRules(s, entry) for s in self.host.sessions.sessionsOf(self._bare(localpart)))
+        return any(evaluate(r, "presence-out", peer, roster) for r in rules)
+
+    @hook("presence-hidden")
+    def onPresenceHidden(self, query):
+        """
+        The question hook C{presence-hidden} (C{/users/online.json}): which
+        of C{query.peers} (bare JIDs with a session here, so cached) hide
+        their presence from C{query.viewer}; answers a set of them.
+        """
+        query.answer({peer for peer in query.peers
+                      if self.presenceHidden(peer.partition("@")[0], query.viewer)})
+        return None
+
     # -- enforcement: before routing ----------------------------------------------
 
     @hook("pre-message/bare", priority=1000)

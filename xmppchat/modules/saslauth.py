@@ -2,9 +2,12 @@
 SASL authentication on client streams (RFC 6120 §6): PLAIN (RFC 4616) on
 encrypted streams, SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677)
 everywhere SASL is offered.  Passwords and REST session tokens are accepted
-alike.  Failed attempts are slowed down and then refused per source address
-and per account (L{LoginThrottle}); a stream gets at most
-C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).
+alike.  Failed attempts are slowed down and then refused for their source
+(L{LoginThrottle}, the host's, shared with the REST logins: a guesser is
+stopped, the account's owner elsewhere is not); a stream gets at most
+C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).  A stream whose credential is
+revoked later (logout, password change, account deletion) is ended
+(L{xmppchat.auth.revocation}, issue 15 finding 4).
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import binascii
 from twisted.words.xish import domish
 
 from xmppchat.auth.mechanisms import MECHANISMS, Challenge, SASLFailure, Success
+from xmppchat.auth.revocation import StreamCheck, endRevoked
 from xmppchat.auth.source import StorageCredentialSource
-from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.c2s.negotiation import CONNECTED, SECURED
 from xmppchat.modules.base import Module, hook
 from xmppchat.ratelimit import isLoopback
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 MAX_ATTEMPTS = 5
+# the failures the throttle counts (not aborts, nor its own refusals)
+COUNTED = ("not-authorized", "malformed-request", "invalid-authzid", "incorrect-encoding")
+LOCKED_TEXT = "Too many failed logins; try later"
 
 
 class SASLModule(Module):
@@ -33,15 +39,21 @@ class SASLModule(Module):
     name = "saslauth"
 
     def setUp(self):
-        limits = self.host.config.limits
         self.source = StorageCredentialSource(self.host.storage, self.host.clock,
                                               getattr(self.host, "passwordCheckers", ()))
-        self.throttle = LoginThrottle(
-            self.host.clock,
-            freeFailures=limits.failed_logins_free,
-            lockoutFailures=limits.failed_logins_lockout,
-            lockoutSeconds=limits.failed_logins_lockout_seconds,
-        )
+        self.throttle = self.host.loginThrottle
+        self.streamCheck = StreamCheck(self.host, self.host.config.limits.session_recheck_seconds)
+
+    def tearDown(self):
+        self.streamCheck.stop()
+
+    @hook("session-bound")
+    def onBound(self, event):
+        self.streamCheck.wake()
+
+    @hook("credentials-revoked")
+    def onRevoked(self, revocation):
+        endRevoked(self.host, revocation)
 
     def mechanismsFor(self, stream) -> list[str]:
         """
@@ -76,8 +88,6 @@ class SASLModule(Module):
         name = element.getAttribute("mechanism", "")
         if name not in self.mechanismsFor(stream):
             return self._fail(stream, None, "invalid-mechanism", f"Mechanism {name!r} is not offered")
-        if self.throttle.isLockedOut(stream.peer, None):
-            return self._fail(stream, None, "temporary-auth-failure", "Too many failed logins; try later")
         data = self._decode(element)
         if data is False:
             return self._fail(stream, None, "incorrect-encoding", "Invalid base64")
@@ -128,8 +138,8 @@ class SASLModule(Module):
             return
         assert isinstance(step, Success)
         localpart = step.localpart
-        if self.throttle.isLockedOut(stream.peer, localpart):
-            return self._fail(stream, None, "temporary-auth-failure", "Too many failed logins; try later")
+        if self.throttle.refusedFor(stream.peer, localpart):
+            return self._fail(stream, None, "temporary-auth-failure", LOCKED_TEXT)
         account = self.source.recentAccount(localpart)
         if account is not None:
             return self._succeeded(account, stream, step)
@@ -142,13 +152,20 @@ class SASLModule(Module):
             return
         if account is None:
             return self._fail(stream, None, "not-authorized", "No such account")
+        delay = self.throttle.delayFor(stream.peer, step.localpart, True)
         self.throttle.recordSuccess(stream.peer, step.localpart)
         stream.state.pop("sasl", None)
         success = domish.Element((NS_SASL, "success"))
         if step.additionalData:
             success.addContent(base64.b64encode(step.additionalData).decode("ascii"))
-        stream.send(success)
-        stream.authenticated(step.localpart, account)
+
+        def send():
+            if stream.closed:
+                return
+            stream.send(success)
+            stream.authenticated(step.localpart, account, step.credential)
+
+        self._after(delay, send)
 
     def _failed(self, failure, stream):
         if failure.check(SASLFailure):
@@ -162,17 +179,21 @@ class SASLModule(Module):
 
     def _fail(self, stream, mechanism, condition, text):
         """
-        Send a SASL C{<failure/>} (RFC 6120 §6.5), delayed when the source
-        or account has failed repeatedly; end the stream after too many
-        attempts.
+        Send a SASL C{<failure/>} (RFC 6120 §6.5), delayed when this
+        source keeps failing for this account; C{temporary-auth-failure}
+        (§6.5.11) for any answer while the source is locked out (right or
+        wrong: no oracle); end the stream after too many attempts.
         """
         state = stream.state.setdefault("sasl", {"attempts": 0, "mechanism": None})
         state["mechanism"] = None
         localpart = getattr(mechanism, "localpart", None) if mechanism is not None else None
         delay = 0.0
-        if condition in ("not-authorized", "malformed-request", "invalid-authzid", "incorrect-encoding"):
-            delay = self.throttle.delayFor(stream.peer, localpart)
-            self.throttle.recordFailure(stream.peer, localpart)
+        if condition in COUNTED:
+            if self.throttle.refusedFor(stream.peer, localpart):
+                condition, text = "temporary-auth-failure", LOCKED_TEXT
+            else:
+                delay = self.throttle.delayFor(stream.peer, localpart, False)
+                self.throttle.recordFailure(stream.peer, localpart)
         state["attempts"] += 1
         failure = domish.Element((NS_SASL, "failure"))
         failure.addElement(condition)
@@ -186,8 +207,11 @@ class SASLModule(Module):
             if state["attempts"] >= MAX_ATTEMPTS:
                 stream.close("policy-violation", "Too many authentication attempts")
 
+        self._after(delay, send)
+        return True
+
+    def _after(self, delay: float, send) -> None:
         if delay > 0:
             self.host.clock.callLater(delay, send)
         else:
             send()
-        return True

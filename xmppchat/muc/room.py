@@ -34,7 +34,9 @@ What is implemented:
   - creating rooms (§10.1): status 201, locked until the owner submits
     the C{muc#roomconfig} form (an empty submit is an instant room,
     §10.1.2; a filled form a reserved room, §10.1.3), or cancels;
-  - disco#items of a room (§6.5): its online occupants C{room/<userId>}.
+  - disco#items of a room (§6.5): its online occupants C{room/<userId>};
+  - how many rooms an account (and an address) may bring into the
+    C{max_rooms} table, and how fast: L{xmppchat.muc.limits}.
 
 ConnectyCube compatibility (C{[muc] connectycube_compat}, SDK reference
 §5.17): the self-presence echoes the join id and carries
@@ -56,14 +58,18 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppchat.dialogrules import seesRoom
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
+from xmppchat.muc.limits import RoomOpenings
+from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
     DIALOG_PUBLIC,
     Query,
+    QuotaExceeded,
 )
 
 log = Logger()
@@ -146,6 +152,8 @@ class Room:
         self.creatorId = creatorId
         self.occupants: dict[str, Occupant] = {}
         self.lockTimer = None
+        # (account id, client address) of the join that opened it (muc/limits.py)
+        self.opener = None
 
     @property
     def locked(self) -> bool:
@@ -178,9 +186,7 @@ class Room:
         dialog = self.dialog
         if dialog is None:
             return userId == self.creatorId
-        if dialog.type == DIALOG_PUBLIC:
-            return True
-        return userId == dialog.ownerId or userId in dialog.adminIds or userId in dialog.occupantIds
+        return seesRoom(dialog, userId)
 
     def seesJIDs(self, userId: int) -> bool:
         return self.nonAnonymous() or self.role(userId) == "moderator"
@@ -196,6 +202,7 @@ class RoomsMixin:
         self.rooms: dict[str, Room] = {}
         self.byDialog: dict[str, set] = {}
         self.named: OrderedDict[str, str] = OrderedDict()
+        self.openings = RoomOpenings(self.mucConfig, self.host.config.limits, self.host.clock)
         self.service.resolveNamed = self.resolveNamed
         # called as f(room, occupant, session, joined) when a session enters
         # (or updates its presence in) or leaves a room (cluster mode)
@@ -352,13 +359,17 @@ class RoomsMixin:
             if event.dialogId is None:
                 if event.named is None:
                     raise StanzaError("item-not-found", text="No such room")
+                self.openings.check(userId, session)
                 room = self.createRoom(event, userId)
+                self.openings.opened(room, userId, session)
                 created = True
             else:
                 dialog = yield self.dialogs().roomDialog(event)
                 room = self.rooms.get(event.room)  # may have appeared meanwhile
                 if room is None:
+                    self.openings.check(userId, session)
                     room = self.openRoom(event, dialog)
+                    self.openings.opened(room, userId, session)
                 created = False
         else:
             created = False
@@ -546,6 +557,7 @@ class RoomsMixin:
 
     def _forgetRoom(self, room: Room) -> None:
         del self.rooms[room.jid]
+        self.openings.closed(room)
         if room.lockTimer is not None and room.lockTimer.active():
             room.lockTimer.cancel()
         if room.dialog is not None:
@@ -869,8 +881,12 @@ class RoomsMixin:
             if persistent is not None:
                 extensions[EXT_PERSISTENT] = "1" if persistent in TRUE else "0"
             dialogType = DIALOG_PUBLIC if membersOnly is not None and membersOnly not in TRUE else DIALOG_GROUP
-            dialog = yield dialogs.createDialog(dialogType, userId, name=name or room.named,
-                                                description=description or None, extensions=extensions)
+            try:
+                dialog = yield dialogs.createDialog(
+                    dialogType, userId, name=name or room.named, description=description or None,
+                    extensions=extensions, limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
+            except QuotaExceeded as e:
+                raise resourceConstraint(e) from None
             if room.lockTimer is not None and room.lockTimer.active():
                 room.lockTimer.cancel()
             room.dialog = dialog
@@ -909,13 +925,11 @@ class RoomsMixin:
             if event.dialogId is None:
                 raise StanzaError("item-not-found", text="No such room")
             dialog = yield self.dialogs().roomDialog(event)
-            allowed = dialog.type == DIALOG_PUBLIC or (
-                session.account.id in dialog.occupantIds or session.account.id in dialog.adminIds
-                or session.account.id == dialog.ownerId)
+            allowed = seesRoom(dialog, session.account.id)
         else:
             allowed = room.admits(session.account.id)
-        if not allowed:
-            raise StanzaError("forbidden", text="Only occupants of this dialog may list its room")
+        if not allowed:  # a hidden room (§4.2), like one that does not exist (issue 15 finding 11)
+            raise StanzaError("item-not-found", text="No such room")
         query = domish.Element((NS_DISCO_ITEMS, "query"))
         if room is not None:
             for nick in room.occupants:

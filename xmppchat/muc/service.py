@@ -32,6 +32,7 @@ import re
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from xmppchat.dialogrules import seesRoom
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.disco import NS_DISCO_INFO, infoQuery
 from xmppchat.muc.room import RoomsMixin
@@ -208,15 +209,24 @@ class MUCModule(RoomsMixin, Module):
     @hook(f"muc-iq-get/room/{NS_DISCO_INFO}:query")
     @defer.inlineCallbacks
     def onRoomInfo(self, event):
+        """
+        XEP-0045 §6.4.  A members-only room is hidden (§4.2): to anyone but
+        its owner, admins and occupants it answers C{item-not-found}, as a
+        room that does not exist does (XEP-0030 §3.1), so neither its name
+        nor its existence leaks (issue 15 finding 11).
+        """
+        session = self.requireSession(event)
+        userId = session.account.id if session.account is not None else None
         dialog = None
         if event.dialogId is not None:
             dialog = yield self.storage.dialogs.getDialog(event.dialogId)
-        if dialog is None or dialog.type == DIALOG_PRIVATE:
+        if dialog is None or dialog.type == DIALOG_PRIVATE or not seesRoom(dialog, userId):
             raise StanzaError("item-not-found", text="No such room")
         public = dialog.type == DIALOG_PUBLIC
         temporary = (dialog.extensions or {}).get("muc_persistent") == "0"
         features = self.allRoomFeatures() + [
             "muc_temporary" if temporary else "muc_persistent",
             "muc_open" if public else "muc_membersonly",
-            "muc_semianonymous" if public else "muc_nonanonymous", "muc_unsecured", "muc_public"]
+            "muc_semianonymous" if public else "muc_nonanonymous", "muc_unsecured",
+            "muc_public" if public else "muc_hidden"]
         return self.reply(event, infoQuery([("conference", "text", dialog.name)], features))

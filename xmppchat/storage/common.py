@@ -28,6 +28,7 @@ from xmppchat.storage.interfaces import (
     ID_PLACEHOLDER,
     SUBSCRIPTIONS,
     InvalidQuery,
+    QuotaExceeded,
     Storage,
     Query,
     StorageError,
@@ -371,6 +372,32 @@ def checkAccountArguments(localpart, accountId) -> None:
             raise ValueError("account id must be positive")
 
 
+ANY_DIALOG = object()  # count the offline messages with any dialog id
+
+
+def checkOfflineQuota(limit: int | None, shares, count) -> None:
+    """
+    Raise L{QuotaExceeded} (its text for the sender, XEP-0160 §3) when one
+    more offline message would pass the user's C{limit} or a share of
+    L{OfflineShares} (issue 15 finding 8).  C{count(field, value)} counts
+    the user's stored messages: all (C{field} C{None}), from a sender
+    (C{"sender"}), of a dialog (C{"dialog_id"}; C{ANY_DIALOG}: of any).
+    """
+    checks = [(limit, None, None, "The recipient's offline storage is full")]
+    if shares is not None:
+        if shares.sender is not None:
+            checks.append((shares.perSender, "sender", shares.sender,
+                           "The recipient's offline storage holds its share of messages from you"))
+        if shares.dialogId is not None:
+            checks.append((shares.perDialog, "dialog_id", shares.dialogId,
+                           "The recipient's offline storage holds its share of this dialog"))
+            checks.append((shares.dialogs, "dialog_id", ANY_DIALOG,
+                           "The recipient's offline storage holds its share of dialog messages"))
+    for cap, field, value, text in checks:
+        if cap is not None and count(field, value) >= cap:
+            raise QuotaExceeded(text)
+
+
 def bulkEntries(entries) -> list[tuple]:
     """
     C{createAccounts}' entries as a list, checked.
@@ -666,3 +693,40 @@ def pageBounds(skip, limit) -> tuple[int, int | None]:
     q = Query(skip=skip, limit=limit)
     q.validate()
     return q.skip, q.limit
+
+
+# -- per-user quotas (issue 15 finding 15, xmppchat/quotas.py) ----------------
+
+DAY = 86400
+
+
+def requireRoom(used: int, adding: int, limit: int | None, what: str) -> None:
+    """
+    Fail with L{QuotaExceeded} when C{adding} more to C{used} would exceed
+    C{limit} (C{None}: no limit).
+    """
+    if limit is not None and used + adding > limit:
+        raise QuotaExceeded(f"Quota exceeded: at most {limit} {what} per user (you have {used})")
+
+
+def recordSize(fields: dict) -> int:
+    """
+    The bytes a record's fields count against C{record_bytes_per_user}:
+    their stored JSON, UTF-8.
+    """
+    return len(dumpJson(fields).encode("utf-8"))
+
+
+def dayOf(now: float) -> int:
+    """
+    The UTC day number of C{now} (the daily message quota's period).
+    """
+    return int(now // DAY)
+
+
+def dailyQuotaExceeded(limit: int, now: float) -> QuotaExceeded:
+    """
+    The daily message quota's failure, retryable at the next UTC midnight.
+    """
+    return QuotaExceeded(f"Quota exceeded: at most {limit} stored messages per user a day"
+                         " (UTC)", retryAfter=(dayOf(now) + 1) * DAY - now)

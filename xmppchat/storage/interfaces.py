@@ -23,7 +23,7 @@ dataclasses use camelCase attributes.  Each store documents its fields.
 
 from __future__ import annotations
 
-import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,7 +56,14 @@ class NotFound(StorageError):
 class QuotaExceeded(StorageError):
     """
     Storing the record would exceed a per-user limit.
+
+    @ivar retryAfter: seconds until the quota allows it again (a daily
+        quota), or C{None} when only deleting something frees room.
     """
+
+    def __init__(self, message: str = "", retryAfter: float | None = None):
+        StorageError.__init__(self, message)
+        self.retryAfter = retryAfter
 
 
 class QueryTimeout(StorageError):
@@ -153,22 +160,26 @@ class Query:
 
 # -- ids -------------------------------------------------------------------------
 
+
 _objectIdLock = threading.Lock()
-_objectIdCounter = [int.from_bytes(os.urandom(3), "big")]
-_objectIdProcess = os.urandom(5)
+_objectIdCounter = [secrets.randbelow(1 << 24)]
 
 
 def newObjectId(now: float | None = None) -> str:
     """
-    A new 24-hex-digit id shaped like a MongoDB ObjectId (4 bytes of
-    seconds, 5 random bytes fixed per process, a 3-byte counter), which is
-    what ConnectyCube clients expect for dialog, message and record ids.
+    A new 24-hex-digit id shaped like a MongoDB ObjectId, which is what
+    ConnectyCube clients expect for dialog, message and record ids: 4 bytes
+    of seconds and a 3-byte counter (so the ids of one process sort in the
+    order they were made, as ObjectIds do), then 5 bytes from L{secrets}.
+    Issue 15 finding 11: an ObjectId's 5 process-constant bytes let anyone
+    who saw one id name the next dialog, message or record; now each id
+    has 40 bits nobody can predict.
     """
     seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
     with _objectIdLock:
         _objectIdCounter[0] = (_objectIdCounter[0] + 1) & 0xFFFFFF
         counter = _objectIdCounter[0]
-    return (seconds.to_bytes(4, "big") + _objectIdProcess + counter.to_bytes(3, "big")).hex()
+    return (seconds.to_bytes(4, "big") + counter.to_bytes(3, "big") + secrets.token_bytes(5)).hex()
 
 
 def isObjectId(value) -> bool:
@@ -191,6 +202,10 @@ class Account:
         for accounts that authenticate only with tokens.
     @ivar profile: free JSON-compatible data (full name, custom data,
         privacy settings...).
+    @ivar jwt: created by a JWT login (issue 15 finding 1): it has no
+        password anybody knows and only JWTs of its C{externalId} (and the
+        session tokens they yield) log into it; a JWT never logs into an
+        account without this mark.
     """
 
     id: int
@@ -202,6 +217,7 @@ class Account:
     createdAt: float
     updatedAt: float
     profile: dict = field(default_factory=dict)
+    jwt: bool = False
 
 
 @dataclass
@@ -253,6 +269,23 @@ class OfflineMessage:
     localpart: str
     stanza: str
     stamp: float
+
+
+@dataclass(frozen=True)
+class OfflineShares:
+    """
+    Where an offline message comes from and how much of the recipient's
+    queue that source may fill (issue 15 finding 8): at most C{perSender}
+    messages from C{sender} (a bare JID), C{perDialog} copies of dialog
+    C{dialogId}, and C{dialogs} dialog copies in all (C{None}: no cap), so
+    neither one sender nor group fan-out can fill the whole queue.
+    """
+
+    sender: str | None = None
+    dialogId: str | None = None
+    perSender: int | None = None
+    perDialog: int | None = None
+    dialogs: int | None = None
 
 
 DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC = 1, 2, 3, 4
@@ -387,10 +420,12 @@ class IAccountStore(Protocol):
 
     def createAccount(self, localpart: str, credentials: dict | None, login: str | None = None,
                       email: str | None = None, externalId: str | None = None,
-                      profile: dict | None = None, accountId: int | None = None) -> Deferred:
+                      profile: dict | None = None, accountId: int | None = None,
+                      jwt: bool = False) -> Deferred:
         """
         Create an account; fires with the new L{Account}.  C{accountId}
         forces the id (imports); otherwise the store allocates the next one.
+        C{jwt} marks an account created by a JWT login (L{Account.jwt}).
         Every C{"{id}"} in C{localpart} is replaced by the allocated id in
         the same atomic operation (REST users: C{"{id}-<appId>"}).
         Fails with L{AlreadyExists} when the id, localpart, login, e-mail or
@@ -504,9 +539,35 @@ class ITokenStore(Protocol):
         Delete a token; fires with C{True} if it existed.
         """
 
+    def deleteAccountTokens(self, accountId: int, keep: str | None = None) -> Deferred:
+        """
+        Delete every token of the account but the one hashed C{keep}
+        (password change, issue 15 finding 4); fires with the deleted
+        hashes.
+        """
+
+    def liveTokenHashes(self, tokenHashes: Iterable[str], now: float | None = None) -> Deferred:
+        """
+        Fires with the set of those hashes whose token is stored and live
+        (one query: the periodic check of live XMPP streams).
+        """
+
+    def revokeToken(self, tokenHash: str, expiresAt: float) -> Deferred:
+        """
+        Delete the token and remember its hash as revoked until
+        C{expiresAt}: a JWT, which its issuer keeps signed, must not be
+        accepted again after logout (issue 15 finding 4).
+        """
+
+    def isRevoked(self, tokenHash: str, now: float | None = None) -> Deferred:
+        """
+        Fires with whether the hash was revoked and has not expired yet.
+        """
+
     def purgeExpired(self, now: float | None = None) -> Deferred:
         """
-        Delete expired tokens; fires with how many were deleted.
+        Delete expired tokens and revocations; fires with how many tokens
+        were deleted.
         """
 
 
@@ -516,11 +577,14 @@ class IOfflineStore(Protocol):
     crash between the two re-delivers instead of losing messages.
     """
 
-    def storeOffline(self, localpart: str, stanza: str, stamp: float, limit: int | None) -> Deferred:
+    def storeOffline(self, localpart: str, stanza: str, stamp: float, limit: int | None,
+                     shares: OfflineShares | None = None) -> Deferred:
         """
         Append a serialized stanza; fires with its id (increasing).  Fails
-        with L{QuotaExceeded} when the user already has C{limit} messages
-        (C{None}: no limit).
+        with L{QuotaExceeded} (its text for the sender) when the user
+        already has C{limit} messages (C{None}: no limit), or when the
+        source named in C{shares} already has its share of them (counted
+        by index on the user and the sender or dialog).
         """
 
     def countOffline(self, localpart: str) -> Deferred:
@@ -601,9 +665,10 @@ class IDialogStore(Protocol):
                      adminIds: Iterable[int] = (), name: str | None = None,
                      photo: str | None = None, description: str | None = None,
                      extensions: dict | None = None, permissions: dict | None = None,
-                     dialogId: str | None = None) -> Deferred:
+                     dialogId: str | None = None, limit: int | None = None) -> Deferred:
         """
-        Create a dialog; fires with the L{Dialog}.  The owner is added to
+        Create a dialog; fires with the L{Dialog}.  With C{limit}, fails
+        with L{QuotaExceeded} when the owner already owns C{limit} dialogs.  The owner is added to
         the occupants (except for public dialogs, whose members are their
         subscribers); duplicates are dropped.  C{dialogId} forces the id
         (L{AlreadyExists} if taken).  C{ValueError} for an unknown type.
@@ -720,14 +785,23 @@ class IMessageStore(Protocol):
     def createMessage(self, dialogId: str, senderId: int, body: str | None,
                       dateSent: int | None = None, messageId: str | None = None,
                       recipientId: int | None = None, attachments: list | None = None,
-                      custom: dict | None = None) -> Deferred:
+                      custom: dict | None = None, dailyLimit: int | None = None) -> Deferred:
         """
         Store a message and, in the same operation, make it the dialog's
         last message (C{last_message*}, C{updatedAt}) and show the dialog
         again to users who hid it.  C{dateSent} defaults to now.  Fires with
         the L{Message}.  Fails with L{NotFound} for an unknown dialog,
         L{AlreadyExists} for a taken C{messageId}, C{ValueError} for an id
-        that is not 24 hex digits.
+        that is not 24 hex digits.  With C{dailyLimit}, counts the message
+        against the sender's messages of the current UTC day and fails with
+        L{QuotaExceeded} (C{retryAfter}: seconds to midnight) beyond it.
+        """
+
+    def hasSent(self, senderId: int, dialogIds: Iterable[str]) -> Deferred:
+        """
+        Fires with whether C{senderId} has a stored message in any of these
+        dialogs (by index on dialog and sender): whether the user took part
+        in one of them (issue 15 finding 9).
         """
 
     def getMessage(self, messageId: str, userId: int | None = None) -> Deferred:
@@ -824,9 +898,32 @@ class IBlobStore(Protocol):
     """
 
     def createBlob(self, ownerId: int, name: str | None, contentType: str | None,
-                   public: bool = False) -> Deferred:
+                   public: bool = False, limit: int | None = None) -> Deferred:
         """
-        Fires with a new, not yet completed L{Blob}.
+        Fires with a new, not yet completed L{Blob}.  With C{limit}, fails
+        with L{QuotaExceeded} when the owner already has C{limit} blobs
+        (incomplete ones included).
+        """
+
+    def reserveBlobBytes(self, blobId: int, size: int, limit: int | None = None) -> Deferred:
+        """
+        Record the size of an upload before its bytes are written, so it
+        counts against the owner's bytes at once; with C{limit}, fail with
+        L{QuotaExceeded} when the sizes of the owner's other blobs plus
+        C{size} exceed it.  Fires with the L{Blob}; L{NotFound}.
+        """
+
+    def blobUsage(self, ownerId: int) -> Deferred:
+        """
+        Fires with C{(count, bytes)} of the owner's blobs (bytes: the sizes
+        known, uploaded or reserved).
+        """
+
+    def deleteIncompleteBlobs(self, createdBefore: float, limit: int = 500) -> Deferred:
+        """
+        Delete up to C{limit} blobs that are still incomplete and were
+        created before C{createdBefore}; fires with the deleted L{Blob}s (the
+        caller removes their files).  A blob completed meanwhile is kept.
         """
 
     def getBlob(self, blobId: int) -> Deferred:
@@ -875,9 +972,18 @@ class IRecordStore(Protocol):
     """
 
     def createRecord(self, className: str, userId: int, fields: dict,
-                     parentId: str | None = None, recordId: str | None = None) -> Deferred:
+                     parentId: str | None = None, recordId: str | None = None,
+                     limit: int | None = None, byteLimit: int | None = None) -> Deferred:
         """
         Fires with the new L{Record}.  L{AlreadyExists} for a taken id.
+        With C{limit} or C{byteLimit}, L{QuotaExceeded} when the user's
+        records of all classes would be more than C{limit}, or their sizes
+        (their fields' JSON, UTF-8) more than C{byteLimit} bytes.
+        """
+
+    def recordUsage(self, userId: int) -> Deferred:
+        """
+        Fires with C{(count, bytes)} of the user's records of all classes.
         """
 
     def getRecord(self, className: str, recordId: str) -> Deferred:
@@ -898,10 +1004,11 @@ class IRecordStore(Protocol):
         """
 
     def updateRecord(self, className: str, recordId: str, set: dict | None = None,
-                     unset: Iterable[str] = ()) -> Deferred:
+                     unset: Iterable[str] = (), byteLimit: int | None = None) -> Deferred:
         """
         Set and remove fields (top-level keys); bumps C{updatedAt}; fires
-        with the L{Record}.  L{NotFound}.
+        with the L{Record}.  L{NotFound}; L{QuotaExceeded} when the change
+        grows the user's record bytes beyond C{byteLimit}.
         """
 
     def deleteRecord(self, className: str, recordId: str) -> Deferred:
@@ -935,6 +1042,8 @@ class Storage:
     blobs: IBlobStore
     records: IRecordStore
     privacy: "IPrivacyStore"
+    # L{xmppchat.storage.unlocks.interface.IUnlockStore}
+    unlocks: object
 
     def start(self) -> Deferred:
         """
@@ -952,7 +1061,7 @@ class Storage:
 __all__ = [
     "StorageError", "AlreadyExists", "NotFound", "QuotaExceeded", "InvalidQuery", "QueryTimeout",
     "Query", "OPERATORS", "newObjectId", "isObjectId",
-    "Account", "TokenRecord", "RosterItem", "OfflineMessage", "Dialog", "Message", "Blob", "Record",
+    "Account", "TokenRecord", "RosterItem", "OfflineMessage", "OfflineShares", "Dialog", "Message", "Blob", "Record",
     "IAccountStore", "ITokenStore", "IOfflineStore", "IRosterStore", "ILastActivityStore",
     "IDialogStore", "IMessageStore", "IBlobStore", "IRecordStore",
     "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS", "ACCOUNT_QUERY_FIELDS", "ID_PLACEHOLDER",

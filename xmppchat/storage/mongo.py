@@ -45,6 +45,8 @@ from xmppchat.storage.common import (
     RECORD_SCHEMA,
     prepareQuery,
 )
+from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
+from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     Account,
@@ -225,19 +227,26 @@ INDEXES = {
                  ("email", {"unique": True, "sparse": True}),
                  ("externalId", {"unique": True, "sparse": True})],
     "tokens": [([("account_id", _ASC), ("expires_at", _ASC)], {}), ("expires_at", {})],
-    "offline": [([("localpart", _ASC), ("_id", _ASC)], {})],
+    "revoked_tokens": [("expires_at", {})],
+    "offline": [([("localpart", _ASC), ("_id", _ASC)], {}),
+                ([("localpart", _ASC), ("sender", _ASC)], {}),
+                ([("localpart", _ASC), ("dialog_id", _ASC)], {})],
     "roster": [([("localpart", _ASC), ("jid", _ASC)], {"unique": True})],
     "dialogs": [("occupants_ids", {}), ("private_key", {"unique": True, "sparse": True}),
-                ([("created_at", _ASC), ("_id", _ASC)], {})],
+                ([("created_at", _ASC), ("_id", _ASC)], {}), ("user_id", {})],
     "dialog_users": [([("dialog_id", _ASC), ("user_id", _ASC)], {"unique": True}),
                      ([("user_id", _ASC), ("hidden", _ASC)], {}),
                      ([("user_id", _ASC), ("subscribed", _ASC)], {}),
                      ([("dialog_id", _ASC), ("subscribed", _ASC)], {})],
     "messages": [("ord", {"unique": True}), ([("dialog_id", _ASC), ("ord", _ASC)], {}),
+                 ([("dialog_id", _ASC), ("sender_id", _ASC)], {}),
                  ([("dialog_id", _ASC), ("date_sent", _ASC), ("ord", _ASC)], {})],
-    "blobs": [("uid", {"unique": True}), ([("owner_id", _ASC), ("_id", _ASC)], {})],
+    "blobs": [("uid", {"unique": True}), ([("owner_id", _ASC), ("_id", _ASC)], {}),
+              ([("completed", _ASC), ("created_at", _ASC)], {})],
     "records": [([("class_name", _ASC), ("rid", _ASC)], {"unique": True}),
-                ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {})],
+                ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {}),
+                ([("user_id", _ASC), ("size", _ASC)], {})],
+    **UNLOCK_INDEXES,
 }
 
 
@@ -299,6 +308,17 @@ class _Database(common.Worker):
             for name in COUNTERS:
                 # Created up front, so concurrent first uses never race to insert.
                 db.counters.update_one({"_id": name}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+            # Records stored before the quotas (issue 15 finding 15) get their size.
+            for doc in db.records.find({"size": {"$exists": False}}, {"fields_json": 1}):
+                db.records.update_one({"_id": doc["_id"]},
+                                      {"$set": {"size": len(doc["fields_json"].encode("utf-8"))}})
+            # Accounts from before the JWT mark (issue 15 finding 1): those with
+            # an external id and neither login nor e-mail were made by a JWT
+            # (a password signup needs one of them).  New accounts always
+            # carry the field, so this matches only old documents.
+            db.accounts.update_many({"jwt": {"$exists": False}, "externalId": {"$exists": True},
+                                     "login": {"$exists": False}, "email": {"$exists": False}},
+                                    {"$set": {"jwt": True}})
         except (PyMongoError, ValueError, TypeError) as e:
             self._dropClient()
             raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
@@ -371,9 +391,10 @@ _Store = common.Store
 # -- accounts, tokens, offline, roster, last activity ------------------------------
 
 
-def _accountDoc(accountId, localpart, login, email, externalId, credentials, profile, now):
+def _accountDoc(accountId, localpart, login, email, externalId, credentials, profile, now,
+                jwt=False):
     doc = {"_id": accountId, "localpart": localpart, "credentials": _dumps(credentials),
-           "created_at": now, "updated_at": now}
+           "created_at": now, "updated_at": now, "jwt": bool(jwt)}
     for name, value in (("login", login), ("email", email), ("externalId", externalId)):
         if value is not None:
             doc[name] = value
@@ -392,7 +413,8 @@ def _account(doc) -> Account | None:
     return Account(id=doc["_id"], localpart=doc["localpart"], login=doc.get("login"),
                    email=doc.get("email"), externalId=doc.get("externalId"),
                    credentials=_loads(doc.get("credentials")), createdAt=doc["created_at"],
-                   updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {})
+                   updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {},
+                   jwt=bool(doc.get("jwt")))
 
 
 
@@ -402,7 +424,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
     """
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
-                      profile=None, accountId=None):
+                      profile=None, accountId=None, jwt=False):
         common.checkAccountArguments(localpart, accountId)
         now = self._now()
 
@@ -412,7 +434,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
             else:
                 newId = accountId
             doc = _accountDoc(newId, common.fillLocalpart(localpart, newId), login, email,
-                              externalId, credentials, profile, now)
+                              externalId, credentials, profile, now, jwt)
             db.accounts.insert_one(doc)
             if accountId is not None:
                 db.counters.update_one({"_id": "accounts"}, {"$max": {"seq": accountId}},
@@ -557,10 +579,50 @@ class MongoTokenStore(_Store):
     def deleteToken(self, tokenHash):
         return self.db.run(lambda db: db.tokens.delete_one({"_id": tokenHash}).deleted_count > 0)
 
+    def deleteAccountTokens(self, accountId, keep=None):
+        def delete(db):
+            filter_ = {"account_id": accountId, "_id": {"$ne": keep}}
+            hashes = [d["_id"] for d in db.tokens.find(filter_, {"_id": 1})]
+            db.tokens.delete_many({"_id": {"$in": hashes}})
+            return hashes
+
+        return self.db.run(delete)
+
+    def liveTokenHashes(self, tokenHashes, now=None):
+        now = self._now(now)
+        hashes = list(tokenHashes)
+
+        def live(db):
+            found = set()
+            for start in range(0, len(hashes), _CHUNK):
+                found.update(d["_id"] for d in db.tokens.find(
+                    {"_id": {"$in": hashes[start:start + _CHUNK]}, "expires_at": {"$gt": now}},
+                    {"_id": 1}))
+            return found
+
+        return self.db.run(live)
+
+    def revokeToken(self, tokenHash, expiresAt):
+        def revoke(db):
+            db.tokens.delete_one({"_id": tokenHash})
+            db.revoked_tokens.replace_one({"_id": tokenHash}, {"expires_at": expiresAt},
+                                          upsert=True)
+
+        return self.db.run(revoke)
+
+    def isRevoked(self, tokenHash, now=None):
+        now = self._now(now)
+        return self.db.run(lambda db: db.revoked_tokens.find_one(
+            {"_id": tokenHash, "expires_at": {"$gt": now}}, {"_id": 1}) is not None)
+
     def purgeExpired(self, now=None):
         now = self._now(now)
-        return self.db.run(lambda db: db.tokens.delete_many(
-            {"expires_at": {"$lte": now}}).deleted_count)
+
+        def purge(db):
+            db.revoked_tokens.delete_many({"expires_at": {"$lte": now}})
+            return db.tokens.delete_many({"expires_at": {"$lte": now}}).deleted_count
+
+        return self.db.run(purge)
 
 
 class MongoOfflineStore(_Store):
@@ -570,15 +632,19 @@ class MongoOfflineStore(_Store):
     may overshoot it by the number of worker threads.
     """
 
-    def storeOffline(self, localpart, stanza, stamp, limit):
+    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
+        def count(db, field, value):
+            query = {"localpart": localpart}
+            if field is not None:
+                query[field] = {"$ne": None} if value is common.ANY_DIALOG else value
+            return db.offline.count_documents(query)
+
         def store(db):
-            if limit is not None:
-                count = db.offline.count_documents({"localpart": localpart})
-                if count >= limit:
-                    raise QuotaExceeded(f"{localpart} has {count} offline messages (limit {limit})")
+            common.checkOfflineQuota(limit, shares, lambda field, value: count(db, field, value))
             messageId = _next(db, "offline")
             db.offline.insert_one({"_id": messageId, "localpart": localpart, "stanza": stanza,
-                                   "stamp": stamp})
+                                   "stamp": stamp, "sender": shares and shares.sender,
+                                   "dialog_id": shares and shares.dialogId})
             return messageId
 
         return self.db.run(store)
@@ -726,7 +792,8 @@ class MongoDialogStore(_Store):
     """
 
     def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
-                     description=None, extensions=None, permissions=None, dialogId=None):
+                     description=None, extensions=None, permissions=None, dialogId=None,
+                     limit=None):
         occupants, admins, extensions, permissions, key = common.newDialogValues(
             type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
             permissions, dialogId)
@@ -742,6 +809,9 @@ class MongoDialogStore(_Store):
             doc["private_key"] = key
 
         def create(db):
+            if limit is not None:
+                common.requireRoom(db.dialogs.count_documents({"user_id": ownerId}), 1, limit,
+                                   "dialogs")
             db.dialogs.insert_one(doc)
             return _dialog(doc)
 
@@ -906,6 +976,26 @@ def _customFields(custom) -> dict:
     return {"custom_json": _dumps(custom), "custom": _queryable(custom)}
 
 
+def _countMessageOfDay(db, userId: int, limit: int, now: float) -> None:
+    """
+    Count one more stored message of C{userId} today (UTC) in
+    C{message_days} (one document per user), or fail with L{QuotaExceeded}.
+    Each step is one atomic document update, so parallel messages never
+    overshoot: below the limit today, a new day, or the first message.
+    """
+    day = common.dayOf(now)
+    if db.message_days.update_one({"_id": userId, "day": day, "n": {"$lt": limit}},
+                                  {"$inc": {"n": 1}}).modified_count:
+        return
+    if db.message_days.update_one({"_id": userId, "day": {"$ne": day}},
+                                  {"$set": {"day": day, "n": 1}}).modified_count:
+        return
+    try:
+        db.message_days.insert_one({"_id": userId, "day": day, "n": 1})
+    except DuplicateKeyError:
+        raise common.dailyQuotaExceeded(limit, now) from None
+
+
 class MongoMessageStore(_Store):
     """
     L{IMessageStore} on the C{messages} collection; watermarks and history
@@ -914,7 +1004,7 @@ class MongoMessageStore(_Store):
     """
 
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
-                      recipientId=None, attachments=None, custom=None):
+                      recipientId=None, attachments=None, custom=None, dailyLimit=None):
         now = self._now()
         dateSent, attachments, custom = common.newMessageValues(
             messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
@@ -932,6 +1022,12 @@ class MongoMessageStore(_Store):
                 db.messages.insert_one(doc)
             except DuplicateKeyError:
                 raise AlreadyExists(f"message {messageId} already exists") from None
+            if dailyLimit is not None:
+                try:
+                    _countMessageOfDay(db, senderId, dailyLimit, now)
+                except QuotaExceeded:
+                    db.messages.delete_one({"_id": messageId})
+                    raise
             db.dialogs.update_one(
                 {"_id": dialogId, "last_message_order": {"$lt": order}},
                 {"$set": {"last_message": body, "last_message_date_sent": dateSent,
@@ -942,6 +1038,13 @@ class MongoMessageStore(_Store):
             return _messages(db, [doc])[0]
 
         return self.db.run(create)
+
+    def hasSent(self, senderId, dialogIds):
+        dialogIds = list(dialogIds)
+        return self.db.run(lambda db: any(
+            db.messages.find_one({"dialog_id": {"$in": dialogIds[start:start + _CHUNK]},
+                                  "sender_id": senderId}, {"_id": 1}) is not None
+            for start in range(0, len(dialogIds), _CHUNK)))
 
     def getMessage(self, messageId, userId=None):
         def get(db):
@@ -1156,7 +1259,7 @@ class MongoBlobStore(_Store):
     L{IBlobStore} on the C{blobs} collection (C{_id} from a counter).
     """
 
-    def createBlob(self, ownerId, name, contentType, public=False):
+    def createBlob(self, ownerId, name, contentType, public=False, limit=None):
         common.checkId(ownerId, "owner id")
         now = self._now()
 
@@ -1166,6 +1269,12 @@ class MongoBlobStore(_Store):
                    "public": bool(public), "completed": False, "created_at": now,
                    "updated_at": now}
             db.blobs.insert_one(doc)
+            if limit is not None:
+                # counted with the new blob in place (see createRecord)
+                count = db.blobs.count_documents({"owner_id": ownerId})
+                if count > limit:
+                    db.blobs.delete_one({"_id": doc["_id"]})
+                    common.requireRoom(count - 1, 1, limit, "files")
             return _blob(doc)
 
         return self.db.run(create)
@@ -1194,6 +1303,38 @@ class MongoBlobStore(_Store):
     def completeBlob(self, blobId, size):
         return self.updateBlob(blobId, size=size, completed=True)
 
+    def reserveBlobBytes(self, blobId, size, limit=None):
+        common.checkId(size, "size")
+        now = self._now()
+
+        def reserve(db):
+            before = db.blobs.find_one_and_update({"_id": blobId},
+                                                  {"$set": {"size": size, "updated_at": now}})
+            if before is None:
+                raise NotFound(f"no blob {blobId}")
+            if limit is not None:
+                # counted with the new size in place (see createRecord)
+                used = _usage(db.blobs, {"owner_id": before["owner_id"]})[1]
+                if used > limit:
+                    db.blobs.update_one({"_id": blobId, "size": size},
+                                        {"$set": {"size": before["size"]}})
+                    common.requireRoom(used - size, size, limit, "bytes of files")
+            return _blob({**before, "size": size, "updated_at": now})
+
+        return self.db.run(reserve)
+
+    def blobUsage(self, ownerId):
+        return self.db.run(lambda db: _usage(db.blobs, {"owner_id": ownerId}))
+
+    def deleteIncompleteBlobs(self, createdBefore, limit=500):
+        def sweep(db):
+            stale = db.blobs.find({"completed": False, "created_at": {"$lt": createdBefore}}).sort(
+                "created_at", _ASC).limit(limit)
+            return [_blob(doc) for doc in list(stale)
+                    if db.blobs.delete_one({"_id": doc["_id"], "completed": False}).deleted_count]
+
+        return self.db.run(sweep)
+
     def deleteBlob(self, blobId):
         return self.db.run(lambda db: db.blobs.delete_one({"_id": blobId}).deleted_count > 0)
 
@@ -1214,6 +1355,16 @@ class MongoBlobStore(_Store):
         return self.db.run(lambda db: db.blobs.count_documents({"owner_id": ownerId}))
 
 
+def _usage(collection, filter_) -> tuple[int, int]:
+    """
+    C{(count, total size)} of the documents matching C{filter_}.
+    """
+    total = list(collection.aggregate([{"$match": filter_},
+                                       {"$group": {"_id": None, "n": {"$sum": 1},
+                                                   "size": {"$sum": "$size"}}}]))
+    return (total[0]["n"], int(total[0]["size"] or 0)) if total else (0, 0)
+
+
 def _record(doc) -> Record | None:
     if doc is None:
         return None
@@ -1223,7 +1374,8 @@ def _record(doc) -> Record | None:
 
 
 def _recordFields(fields) -> dict:
-    return {"fields_json": _dumps(fields), "fields": _queryable(fields)}
+    return {"fields_json": _dumps(fields), "fields": _queryable(fields),
+            "size": common.recordSize(fields)}
 
 
 class MongoRecordStore(_Store):
@@ -1232,7 +1384,8 @@ class MongoRecordStore(_Store):
     C{(class_name, rid)}.
     """
 
-    def createRecord(self, className, userId, fields, parentId=None, recordId=None):
+    def createRecord(self, className, userId, fields, parentId=None, recordId=None, limit=None,
+                     byteLimit=None):
         fields = common.newRecordValues(className, userId, fields, recordId)
         now = self._now()
         doc = {"class_name": className, "rid": recordId or newObjectId(now), "user_id": userId,
@@ -1244,6 +1397,16 @@ class MongoRecordStore(_Store):
                 db.records.insert_one(doc)
             except DuplicateKeyError:
                 raise AlreadyExists(f"record {doc['rid']} already exists") from None
+            if limit is not None or byteLimit is not None:
+                # counted with the new record in place, so parallel creations
+                # see each other: at the edge both may fail, never both pass
+                count, used = _usage(db.records, {"user_id": userId})
+                try:
+                    common.requireRoom(count - 1, 1, limit, "records")
+                    common.requireRoom(used - doc["size"], doc["size"], byteLimit, "bytes of records")
+                except QuotaExceeded:
+                    db.records.delete_one({"_id": doc["_id"]})
+                    raise
             return _record(doc)
 
         return self.db.run(create)
@@ -1261,7 +1424,7 @@ class MongoRecordStore(_Store):
         filter_, _ = _RECORDS.filter(query, {"class_name": className})
         return self.db.run(lambda db: _RECORDS.count(db.records, filter_, self.db.queryTimeoutMs))
 
-    def updateRecord(self, className, recordId, set=None, unset=()):
+    def updateRecord(self, className, recordId, set=None, unset=(), byteLimit=None):
         common.updatedFields({}, set, ())
         unset = list(unset)
         now = self._now()
@@ -1271,6 +1434,14 @@ class MongoRecordStore(_Store):
             return {**_recordFields(fields), "updated_at": now}
 
         def update(db):
+            if byteLimit is not None:
+                doc = db.records.find_one({"class_name": className, "rid": recordId})
+                if doc is not None:
+                    old = common.recordSize(_loads(doc["fields_json"]))
+                    grow = compute(doc)["size"] - old
+                    if grow > 0:
+                        used = _usage(db.records, {"user_id": doc["user_id"]})[1]
+                        common.requireRoom(used, grow, byteLimit, "bytes of records")
             try:
                 return _record(_compareAndSet(db.records, {"class_name": className, "rid": recordId},
                                               compute))
@@ -1278,6 +1449,9 @@ class MongoRecordStore(_Store):
                 raise NotFound(f"no {className} record {recordId}") from None
 
         return self.db.run(update)
+
+    def recordUsage(self, userId):
+        return self.db.run(lambda db: _usage(db.records, {"user_id": userId}))
 
     def deleteRecord(self, className, recordId):
         return self.db.run(lambda db: db.records.delete_one(
@@ -1371,6 +1545,7 @@ class MongoStorage(common.WorkerStorage):
         "blobs": MongoBlobStore,
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
+        "unlocks": MongoUnlockStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

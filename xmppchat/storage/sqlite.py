@@ -55,6 +55,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
+from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
@@ -67,7 +69,6 @@ from xmppchat.storage.interfaces import (
     OfflineMessage,
     PrivacyRecord,
     InvalidQuery,
-    QuotaExceeded,
     QueryTimeout,
     Record,
     RosterItem,
@@ -76,7 +77,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 7
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -236,6 +237,48 @@ MIGRATIONS: list[list[str]] = [
             name TEXT NOT NULL
         )""",
     ],
+    [
+        # 3 -> 4: per-user quotas (issue 15 finding 15): each record's size,
+        # usage by owner from indexes, incomplete blobs by age, and each
+        # user's stored messages of the current day.
+        "ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE records SET size = length(CAST(fields AS BLOB))",
+        "CREATE INDEX records_by_user ON records (user_id, size)",
+        "CREATE INDEX dialogs_by_owner ON dialogs (owner_id)",
+        "CREATE INDEX blobs_incomplete ON blobs (completed, created_at)",
+        """CREATE TABLE message_days (
+            user_id INTEGER PRIMARY KEY,
+            day INTEGER NOT NULL,
+            count INTEGER NOT NULL
+        )""",
+    ],
+    [
+        # 4 -> 5, issue 15 findings 1 and 4: JWT-created accounts are marked (those
+        # made before the mark are the ones with an external id and neither
+        # login nor e-mail: a password signup needs one of them), and
+        # logged-out JWTs are remembered until they expire.
+        "ALTER TABLE accounts ADD COLUMN jwt INTEGER NOT NULL DEFAULT 0",
+        "UPDATE accounts SET jwt = 1 WHERE external_id IS NOT NULL AND login IS NULL"
+        " AND email IS NULL",
+        """CREATE TABLE IF NOT EXISTS revoked_tokens (
+            token_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_at)",
+    ],
+    # 5 -> 6: admin unlock requests (storage/unlocks, issue 15 finding 5)
+    UNLOCK_SCHEMA,
+    [
+        # 6 -> 7 (issue 15 findings 8, 9): who sent each offline message and
+        # for which dialog, counted by index for the per-sender and
+        # per-dialog shares of the queue; a dialog's messages by sender
+        # (has a user taken part in a dialog?).
+        "ALTER TABLE offline ADD COLUMN sender TEXT",
+        "ALTER TABLE offline ADD COLUMN dialog_id TEXT",
+        "CREATE INDEX IF NOT EXISTS offline_by_sender ON offline (localpart, sender)",
+        "CREATE INDEX IF NOT EXISTS offline_by_dialog ON offline (localpart, dialog_id)",
+        "CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (dialog_id, sender_id)",
+    ],
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -258,8 +301,8 @@ _ACCOUNT_COLUMNS = {
     "external_id": "externalId",
 }
 _ACCOUNT_SELECT = (
-    "SELECT id, localpart, login, email, external_id, credentials, created_at, updated_at, profile"
-    " FROM accounts"
+    "SELECT id, localpart, login, email, external_id, credentials, created_at, updated_at, profile,"
+    " jwt FROM accounts"
 )
 _TOKEN_SELECT = "SELECT token_hash, account_id, app_id, created_at, expires_at, credentials FROM tokens"
 _ROSTER_SELECT = "SELECT jid, name, groups, subscription, ask, pending_in, hidden FROM roster"
@@ -274,7 +317,7 @@ def _account(row) -> Account | None:
         return None
     return Account(id=row[0], localpart=row[1], login=row[2], email=row[3], externalId=row[4],
                    credentials=_loads(row[5]), createdAt=row[6], updatedAt=row[7],
-                   profile=_loads(row[8]) or {})
+                   profile=_loads(row[8]) or {}, jwt=bool(row[9]))
 
 
 def _token(row) -> TokenRecord | None:
@@ -742,11 +785,11 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
     """
 
     def createAccount(self, localpart, credentials, login=None, email=None, externalId=None,
-                      profile=None, accountId=None):
+                      profile=None, accountId=None, jwt=False):
         common.checkAccountArguments(localpart, accountId)
         now = self._now()
         values = (accountId, localpart, login, email, externalId, credentials, now, now,
-                  profile or {})
+                  profile or {}, int(bool(jwt)))
         return self.db.run(True, self._create, values)
 
     @staticmethod
@@ -761,7 +804,7 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
         values[8] = _dumps(values[8])
         cursor = connection.execute(
             "INSERT INTO accounts (id, localpart, login, email, external_id, credentials,"
-            " created_at, updated_at, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            " created_at, updated_at, profile, jwt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         accountId = cursor.lastrowid
         if values[1] != localpart:
             connection.execute("UPDATE accounts SET localpart = ? WHERE id = ?",
@@ -888,10 +931,54 @@ class SQLiteTokenStore(_Store):
         return self.db.run(True, lambda c: c.execute(
             "DELETE FROM tokens WHERE token_hash = ?", (tokenHash,)).rowcount > 0)
 
+    def deleteAccountTokens(self, accountId, keep=None):
+        def delete(connection):
+            hashes = [row[0] for row in connection.execute(
+                "SELECT token_hash FROM tokens WHERE account_id = ? AND token_hash IS NOT ?",
+                (accountId, keep))]
+            connection.execute("DELETE FROM tokens WHERE account_id = ? AND token_hash IS NOT ?",
+                               (accountId, keep))
+            return hashes
+
+        return self.db.run(True, delete)
+
+    def liveTokenHashes(self, tokenHashes, now=None):
+        now = self._now(now)
+        hashes = list(tokenHashes)
+
+        def live(connection):
+            found = set()
+            for start in range(0, len(hashes), _CHUNK):
+                chunk = hashes[start:start + _CHUNK]
+                found.update(row[0] for row in connection.execute(
+                    f"SELECT token_hash FROM tokens WHERE token_hash IN ({_marks(chunk)})"
+                    " AND expires_at > ?", [*chunk, now]))
+            return found
+
+        return self.db.run(False, live)
+
+    def revokeToken(self, tokenHash, expiresAt):
+        def revoke(connection):
+            connection.execute("DELETE FROM tokens WHERE token_hash = ?", (tokenHash,))
+            connection.execute("INSERT OR REPLACE INTO revoked_tokens (token_hash, expires_at)"
+                               " VALUES (?, ?)", (tokenHash, expiresAt))
+
+        return self.db.run(True, revoke)
+
+    def isRevoked(self, tokenHash, now=None):
+        now = self._now(now)
+        return self.db.run(False, lambda c: c.execute(
+            "SELECT 1 FROM revoked_tokens WHERE token_hash = ? AND expires_at > ?",
+            (tokenHash, now)).fetchone() is not None)
+
     def purgeExpired(self, now=None):
         now = self._now(now)
-        return self.db.run(True, lambda c: c.execute(
-            "DELETE FROM tokens WHERE expires_at <= ?", (now,)).rowcount)
+
+        def purge(connection):
+            connection.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (now,))
+            return connection.execute("DELETE FROM tokens WHERE expires_at <= ?", (now,)).rowcount
+
+        return self.db.run(True, purge)
 
 
 class SQLiteOfflineStore(_Store):
@@ -899,16 +986,22 @@ class SQLiteOfflineStore(_Store):
     L{IOfflineStore} on the C{offline} table.
     """
 
-    def storeOffline(self, localpart, stanza, stamp, limit):
+    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
+        def count(connection, column, value):
+            sql = "SELECT count(*) FROM offline WHERE localpart = ?"
+            params = [localpart]
+            if value is common.ANY_DIALOG:
+                sql += " AND dialog_id IS NOT NULL"
+            elif column is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+            return connection.execute(sql, params).fetchone()[0]
+
         def store(connection):
-            if limit is not None:
-                count = connection.execute("SELECT count(*) FROM offline WHERE localpart = ?",
-                                           (localpart,)).fetchone()[0]
-                if count >= limit:
-                    raise QuotaExceeded(f"{localpart} has {count} offline messages (limit {limit})")
+            common.checkOfflineQuota(limit, shares, lambda column, value: count(connection, column, value))
             return connection.execute(
-                "INSERT INTO offline (localpart, stanza, stamp) VALUES (?, ?, ?)",
-                (localpart, stanza, stamp)).lastrowid
+                "INSERT INTO offline (localpart, stanza, stamp, sender, dialog_id) VALUES (?, ?, ?, ?, ?)",
+                (localpart, stanza, stamp, shares and shares.sender, shares and shares.dialogId)).lastrowid
 
         return self.db.run(True, store)
 
@@ -1086,7 +1179,8 @@ class SQLiteDialogStore(_Store):
     """
 
     def createDialog(self, type, ownerId, occupantIds=(), adminIds=(), name=None, photo=None,
-                     description=None, extensions=None, permissions=None, dialogId=None):
+                     description=None, extensions=None, permissions=None, dialogId=None,
+                     limit=None):
         occupants, admins, extensions, permissions, key = common.newDialogValues(
             type, ownerId, occupantIds, adminIds, name, photo, description, extensions,
             permissions, dialogId)
@@ -1100,6 +1194,10 @@ class SQLiteDialogStore(_Store):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (dialogId, type, ownerId, _dumps(occupants), _dumps(admins), name, photo,
                  description, _dumps(extensions), _dumps(permissions), now, now, key))
+            if limit is not None:
+                owned = connection.execute("SELECT count(*) FROM dialogs WHERE owner_id = ?",
+                                           (ownerId,)).fetchone()[0]
+                common.requireRoom(owned - 1, 1, limit, "dialogs")
             connection.executemany(
                 "INSERT INTO dialog_occupants (user_id, dialog_id) VALUES (?, ?)",
                 [(user, dialogId) for user in occupants])
@@ -1238,6 +1336,22 @@ class SQLiteDialogStore(_Store):
         return self.db.run(False, get)
 
 
+def _countMessageOfDay(connection, userId: int, limit: int, now: float) -> None:
+    """
+    Count one more stored message of C{userId} today (UTC), or fail with
+    L{QuotaExceeded} when that would exceed C{limit} (the transaction then
+    rolls back the message too).
+    """
+    day = common.dayOf(now)
+    row = connection.execute("SELECT day, count FROM message_days WHERE user_id = ?",
+                             (userId,)).fetchone()
+    count = row[1] if row is not None and row[0] == day else 0
+    if count >= limit:
+        raise common.dailyQuotaExceeded(limit, now)
+    connection.execute("INSERT OR REPLACE INTO message_days (user_id, day, count) VALUES (?, ?, ?)",
+                       (userId, day, count + 1))
+
+
 class SQLiteMessageStore(_Store):
     """
     L{IMessageStore} on the C{messages} and C{message_hidden} tables, with
@@ -1245,7 +1359,7 @@ class SQLiteMessageStore(_Store):
     """
 
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
-                      recipientId=None, attachments=None, custom=None):
+                      recipientId=None, attachments=None, custom=None, dailyLimit=None):
         now = self._now()
         dateSent, attachments, custom = common.newMessageValues(
             messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
@@ -1262,6 +1376,8 @@ class SQLiteMessageStore(_Store):
                      _dumps(attachments), _dumps(custom), now, now)).lastrowid
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"message {messageId} already exists") from None
+            if dailyLimit is not None:
+                _countMessageOfDay(connection, senderId, dailyLimit, now)
             connection.execute(
                 "UPDATE dialogs SET last_message = ?, last_message_date_sent = ?,"
                 " last_message_id = ?, last_message_user_id = ?, updated_at = ? WHERE id = ?",
@@ -1272,6 +1388,20 @@ class SQLiteMessageStore(_Store):
                 _MESSAGE_SELECT + " WHERE m.ord = ?", (order,)))[0]
 
         return self.db.run(True, create)
+
+    def hasSent(self, senderId, dialogIds):
+        dialogIds = list(dialogIds)
+
+        def sent(connection):
+            for start in range(0, len(dialogIds), _CHUNK):
+                chunk = dialogIds[start:start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                if connection.execute(f"SELECT 1 FROM messages WHERE dialog_id IN ({marks})"
+                                      " AND sender_id = ? LIMIT 1", [*chunk, senderId]).fetchone():
+                    return True
+            return False
+
+        return self.db.run(False, sent)
 
     def getMessage(self, messageId, userId=None):
         sql = _MESSAGE_SELECT + " WHERE m.id = ?"
@@ -1480,11 +1610,13 @@ class SQLiteBlobStore(_Store):
     L{IBlobStore} on the C{blobs} table.
     """
 
-    def createBlob(self, ownerId, name, contentType, public=False):
+    def createBlob(self, ownerId, name, contentType, public=False, limit=None):
         common.checkId(ownerId, "owner id")
         now = self._now()
 
         def create(connection):
+            if limit is not None:
+                common.requireRoom(_blobUsage(connection, ownerId)[0], 1, limit, "files")
             blobId = connection.execute(
                 "INSERT INTO blobs (uid, owner_id, name, content_type, public, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -1522,6 +1654,35 @@ class SQLiteBlobStore(_Store):
     def completeBlob(self, blobId, size):
         return self.updateBlob(blobId, size=size, completed=True)
 
+    def reserveBlobBytes(self, blobId, size, limit=None):
+        common.checkId(size, "size")
+
+        def reserve(connection):
+            blob = _blob(connection.execute(_BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone())
+            if blob is None:
+                raise NotFound(f"no blob {blobId}")
+            if limit is not None:
+                used = _blobUsage(connection, blob.ownerId)[1] - (blob.size or 0)
+                common.requireRoom(used, size, limit, "bytes of files")
+            connection.execute("UPDATE blobs SET size = ?, updated_at = ? WHERE id = ?",
+                               (size, self._now(), blobId))
+            return _blob(connection.execute(_BLOB_SELECT + " WHERE id = ?", (blobId,)).fetchone())
+
+        return self.db.run(True, reserve)
+
+    def blobUsage(self, ownerId):
+        return self.db.run(False, _blobUsage, ownerId)
+
+    def deleteIncompleteBlobs(self, createdBefore, limit=500):
+        def sweep(connection):
+            stale = [_blob(row) for row in connection.execute(
+                _BLOB_SELECT + " WHERE completed = 0 AND created_at < ? ORDER BY created_at LIMIT ?",
+                (createdBefore, limit))]
+            connection.executemany("DELETE FROM blobs WHERE id = ?", [(b.id,) for b in stale])
+            return stale
+
+        return self.db.run(True, sweep)
+
     def deleteBlob(self, blobId):
         return self.db.run(True, lambda c: c.execute(
             "DELETE FROM blobs WHERE id = ?", (blobId,)).rowcount > 0)
@@ -1537,6 +1698,18 @@ class SQLiteBlobStore(_Store):
             "SELECT count(*) FROM blobs WHERE owner_id = ?", (ownerId,)).fetchone()[0])
 
 
+def _blobUsage(connection, ownerId) -> tuple[int, int]:
+    count, size = connection.execute("SELECT count(*), total(size) FROM blobs WHERE owner_id = ?",
+                                     (ownerId,)).fetchone()
+    return count, int(size)
+
+
+def _recordUsage(connection, userId) -> tuple[int, int]:
+    count, size = connection.execute("SELECT count(*), total(size) FROM records WHERE user_id = ?",
+                                     (userId,)).fetchone()
+    return count, int(size)
+
+
 def _record(row) -> Record | None:
     if row is None:
         return None
@@ -1549,19 +1722,26 @@ class SQLiteRecordStore(_Store):
     L{IRecordStore} on the C{records} table.
     """
 
-    def createRecord(self, className, userId, fields, parentId=None, recordId=None):
+    def createRecord(self, className, userId, fields, parentId=None, recordId=None, limit=None,
+                     byteLimit=None):
         fields = common.newRecordValues(className, userId, fields, recordId)
         now = self._now()
         recordId = recordId or newObjectId(now)
+        text = _dumps(fields)
+        size = common.recordSize(fields)
 
         def create(connection):
             try:
                 connection.execute(
-                    "INSERT INTO records (class_name, id, user_id, parent_id, fields, created_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (className, recordId, userId, parentId, _dumps(fields), now, now))
+                    "INSERT INTO records (class_name, id, user_id, parent_id, fields, size,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (className, recordId, userId, parentId, text, size, now, now))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"record {recordId} already exists") from None
+            if limit is not None or byteLimit is not None:
+                count, used = _recordUsage(connection, userId)
+                common.requireRoom(count - 1, 1, limit, "records")
+                common.requireRoom(used - size, size, byteLimit, "bytes of records")
             return self._get(connection, className, recordId)
 
         return self.db.run(True, create)
@@ -1587,7 +1767,7 @@ class SQLiteRecordStore(_Store):
             f"SELECT count(*) FROM records WHERE class_name = ? AND {where}",
             [className, *params]).fetchone()[0])
 
-    def updateRecord(self, className, recordId, set=None, unset=()):
+    def updateRecord(self, className, recordId, set=None, unset=(), byteLimit=None):
         common.updatedFields({}, set, ())
         unset = list(unset)
         now = self._now()
@@ -1596,12 +1776,22 @@ class SQLiteRecordStore(_Store):
             record = self._get(connection, className, recordId)
             if record is None:
                 raise NotFound(f"no {className} record {recordId}")
+            fields = common.updatedFields(record.fields, set, unset)
+            size = common.recordSize(fields)
+            if byteLimit is not None:
+                old = common.recordSize(record.fields)
+                if size > old:
+                    used = _recordUsage(connection, record.userId)[1]
+                    common.requireRoom(used, size - old, byteLimit, "bytes of records")
             connection.execute(
-                "UPDATE records SET fields = ?, updated_at = ? WHERE class_name = ? AND id = ?",
-                (_dumps(common.updatedFields(record.fields, set, unset)), now, className, recordId))
+                "UPDATE records SET fields = ?, size = ?, updated_at = ? WHERE class_name = ?"
+                " AND id = ?", (_dumps(fields), size, now, className, recordId))
             return self._get(connection, className, recordId)
 
         return self.db.run(True, update)
+
+    def recordUsage(self, userId):
+        return self.db.run(False, _recordUsage, userId)
 
     def deleteRecord(self, className, recordId):
         return self.db.run(True, lambda c: c.execute(
@@ -1698,6 +1888,7 @@ class SQLiteStorage(common.WorkerStorage):
         "blobs": SQLiteBlobStore,
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
+        "unlocks": SQLiteUnlockStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
