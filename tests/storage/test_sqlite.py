@@ -220,7 +220,7 @@ def test_threadedRunner(tmp_path):
     reactor = ThreadReactor()
     storage = SQLiteStorage(str(tmp_path / "db.sqlite3"), reactor=reactor)
     reactor.wait(storage.start())
-    assert len(reactor.triggers) == 1
+    assert len(reactor.triggers) == 2  # the writer's pool and the readers'
     d = storage.accounts.createAccount("alice", CREDS)
     assert not d.called
     alice = reactor.wait(d)
@@ -234,9 +234,11 @@ def test_threadedRunner(tmp_path):
     d = storage.db._call(lambda: threadIds.add(threading.get_ident()))
     reactor.wait(d)
     assert threadIds and threading.get_ident() not in threadIds
-    pool = storage.db.pool
+    pool, readPool = storage.db.pool, storage.db.readers.pool
+    assert readPool is not pool and readPool.max == 2
     reactor.wait(storage.stop())
     assert storage.db.pool is None and pool.workers == 0
+    assert storage.db.readers.pool is None and readPool.workers == 0
     assert reactor.triggers == {}
     d = storage.accounts.countAccounts()
     failure(d, StorageError)

@@ -26,6 +26,7 @@ from xmppchat.api.json import (
     USER,
     Params,
     JSONResource,
+    QueryLimits,
     buildQuery,
     checkFieldNames,
     deleteSummary,
@@ -173,7 +174,7 @@ class DataResource(JSONResource):
         """
         query = buildQuery(params, ints=("user_id",), floats=("created_at", "updated_at"),
                            defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
-                           reserved=PAGING | {"near"})
+                           reserved=PAGING | {"near"}, limits=QueryLimits.of(self.ctx.config))
         known = {"_id", "user_id", "_parent_id", "created_at", "updated_at"}
         filters = []
         for name, op, value in query.filters:
