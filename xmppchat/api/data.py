@@ -183,6 +183,11 @@ class DataResource(JSONResource):
                     op, value = "in", _looseList(value)
                 elif op in ("lt", "lte", "gt", "gte") and isinstance(value, str):
                     value = _looseList(value)[0]
+                elif op == "all" and isinstance(value, list):
+                    # every value, as a number or as a string: one "in" each
+                    # (loosening the whole list would ask for both forms)
+                    filters += [(name, "in", _looseList(item)) for item in value]
+                    continue
                 elif isinstance(value, list):
                     value = _loose(value)
             filters.append((name, op, value))
