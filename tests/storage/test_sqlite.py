@@ -19,6 +19,25 @@ from xmppchat.storage.interfaces import AlreadyExists, RosterItem, StorageError,
 from xmppchat.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 
 
+def oldDatabase(path, version: int, *statements: str) -> None:
+    """
+    A SQLite file at schema C{version} holding what C{statements} insert,
+    to test the migrations after it.
+    """
+    from xmppchat.storage.sqlite import MIGRATIONS
+
+    connection = sqlite3.connect(path)
+    for step in MIGRATIONS[:version]:
+        for statement in step:
+            connection.execute(statement)
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    for statement in statements:
+        connection.execute(statement)
+    connection.commit()
+    connection.close()
+
+
 def opened(path, **kwargs):
     storage = SQLiteStorage(str(path), synchronous=True, **kwargs)
     result(storage.start())
