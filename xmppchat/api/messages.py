@@ -26,6 +26,7 @@ from xmppchat.api.json import (
     PAGING,
     USER,
     JSONResource,
+    QueryLimits,
     buildQuery,
     checkFieldNames,
     deleteSummary,
@@ -155,7 +156,8 @@ class MessagesResource(JSONResource):
         dialog = await readableDialog(self.ctx, dialogId, viewer)
         query = buildQuery(call.params, ints=INT_FIELDS, floats=TIME_FIELDS,
                            defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
-                           reserved=PAGING | {"chat_dialog_id"})
+                           reserved=PAGING | {"chat_dialog_id"},
+                           limits=QueryLimits.of(self.ctx.config))
         messages = self.ctx.storage.messages
         if call.params.flag("count"):
             total = await messages.countMessages(dialog.id, viewer, query)
