@@ -22,6 +22,7 @@ from xmppchat.api.json import (
     isoTime,
     USER,
     JSONResource,
+    QueryLimits,
     buildQuery,
     checkFieldNames,
     deleteSummary,
@@ -258,7 +259,8 @@ class DialogsResource(JSONResource):
 
     def _query(self, call):
         return buildQuery(call.params, ints=INT_FIELDS, floats=TIME_FIELDS,
-                          defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page)
+                          defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
+                          limits=QueryLimits.of(self.ctx.config))
 
     @route("GET", auth=USER)
     async def list(self, call):
