@@ -36,9 +36,8 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.dialogs.events import DialogEvent
-from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant, lastMessageStatus
-from xmppchat.dialogs.service import DialogService
+from xmppchat.dialogs.service import MAX_ADMINS, MAX_OCCUPANTS, DialogService
 from xmppchat.privacysettings import readersHidingReads
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
@@ -52,8 +51,6 @@ from xmppchat.storage.interfaces import (
 
 log = Logger()
 
-MAX_ADMINS = 5
-MAX_OCCUPANTS = 1000
 MAX_IDS_PER_DELETE = 100
 MAX_EXTENSIONS = 50
 MAX_EXTENSION_BYTES = 4096
@@ -196,15 +193,6 @@ def _unknown(data: dict, known: set) -> None:
         raise fieldError(extra[0], f"unknown field (known: {', '.join(sorted(known))})")
 
 
-async def _checkUsers(ctx, ids, name: str) -> None:
-    if not ids:
-        return
-    found = await ctx.storage.accounts.getAccounts(ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise fieldError(name, f"unknown user ids: {', '.join(map(str, missing[:10]))}")
-
-
 class DialogsResource(JSONResource):
     """
     C{/chat/Dialog...}.
@@ -229,7 +217,7 @@ class DialogsResource(JSONResource):
                      if i != viewer]
         admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
         fields = _fields(body)
-        await _checkUsers(self.ctx, occupants, "occupants_ids")
+        await dialogService(self.ctx).checkUsers(occupants, "occupants_ids")
         if dialogType == DIALOG_PRIVATE:
             if len(occupants) != 1:
                 raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
@@ -317,49 +305,9 @@ class DialogsResource(JSONResource):
                 else:
                     target[name] = idList(value, name, MAX_OCCUPANTS)
         fields = _fields(body)
-        manager = rules.may(dialog, viewer, rules.MANAGE)
-        if fields and not manager:
-            raise forbidden("Only the owner and admins can change this dialog")
-        if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
-            if not manager:
-                raise forbidden("Only the owner and admins can pin messages")
-        if "admins_ids" in push or "admins_ids" in pull:
-            if not rules.canSetAdmins(dialog, viewer):
-                raise forbidden("Only the owner can change admins")
-            if dialog.type == DIALOG_PRIVATE:
-                raise fieldError("admins_ids", "private dialogs have no admins")
-        added = push.get("occupants_ids", [])
-        removed = pull.get("occupants_ids", [])
-        if added or removed:
-            if dialog.type == DIALOG_PRIVATE:
-                raise fieldError("occupants_ids", "the occupants of a private dialog cannot change")
-            if dialog.type == DIALOG_PUBLIC:
-                raise fieldError("occupants_ids", "public dialogs have subscribers, not occupants")
-            if added and not manager:
-                raise forbidden("Only the owner and admins can add occupants")
-            if removed and not manager and removed != [viewer]:
-                raise forbidden("Only the owner and admins can remove other occupants")
-            if dialog.ownerId in removed and viewer != dialog.ownerId:
-                raise forbidden("The owner cannot be removed")
-            await _checkUsers(self.ctx, added, "occupants_ids")
-        occupants = (set(dialog.occupantIds) | set(added)) - set(removed)
-        if len(occupants) > MAX_OCCUPANTS:
-            raise fieldError("occupants_ids", f"at most {MAX_OCCUPANTS} occupants")
-        newAdmins = (set(dialog.adminIds) | set(push.get("admins_ids", []))) - set(
-            pull.get("admins_ids", []))
-        if len(newAdmins) > MAX_ADMINS:
-            raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
-        if any(a not in occupants and a != dialog.ownerId for a in push.get("admins_ids", [])):
-            raise fieldError("admins_ids", "admins must be occupants")
-        if removed:
-            # Removed occupants stop being admins.
-            pull.setdefault("admins_ids", [])
-            pull["admins_ids"] = sorted(set(pull["admins_ids"]) | set(removed))
-        updated = await self.ctx.storage.dialogs.updateDialog(
-            dialog.id, push=push or None, pull=pull or None, **fields)
-        self.ctx.fire("rest-dialog-updated", DialogEvent(
-            updated, viewer, call.appId, [a for a in added if a not in dialog.occupantIds],
-            [r for r in removed if r in dialog.occupantIds]))
+        updated, added, removed = await dialogService(self.ctx).update(dialog, viewer, push, pull,
+                                                                       fields)
+        self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, added, removed))
         return (await dialogsJSON(self.ctx, [updated], viewer, call.appId))[0]
 
     @route("DELETE", "{dialogIds}", auth=USER, text=True)
