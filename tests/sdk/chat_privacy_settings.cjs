@@ -6,7 +6,7 @@
 // Usage: node chat_privacy_settings.cjs '{"apiUrl", "chatUrl", "appId", "authKey"}'
 'use strict';
 
-const { runFlow, record } = require('./chat_lib.cjs');
+const { runFlow, record, sleep } = require('./chat_lib.cjs');
 
 runFlow(async (flow, out) => {
   const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => flow.online(n)));
@@ -27,7 +27,11 @@ runFlow(async (flow, out) => {
   out.afterBody = (await bob.waitFor('onMessageListener', (id, m) => m.id === after))[1].body;
   out.typingAfter = bob.seen('onMessageTypingListener').length;
   out.readStatus = bob.seen('onReadStatusListener');
-  out.aliceUnread = await alice.call('chat.message.unreadCount', { chat_dialog_ids: [received.dialog_id] });
+  for (let i = 0; i < 100; i += 1) { // the read marker is stored after it was routed
+    out.aliceUnread = await alice.call('chat.message.unreadCount', { chat_dialog_ids: [received.dialog_id] });
+    if (out.aliceUnread.total === 0) break;
+    await sleep(50);
+  }
   const history = await bob.call('chat.message.list', { chat_dialog_id: received.dialog_id, _id: hello, mark_as_read: 0 });
   out.helloReadIds = history.items[0].read_ids;
 
