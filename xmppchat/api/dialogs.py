@@ -15,12 +15,11 @@ C{rest-dialog-updated} (a L{DialogEvent}) for the chat layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    isoTime,
     USER,
     JSONResource,
     QueryLimits,
@@ -36,8 +35,9 @@ from xmppchat.api.json import (
     requireDict,
     route,
 )
-from xmppchat.api.sessions import isoTime
-from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.events import DialogEvent
+from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.service import MAX_ADMINS, MAX_OCCUPANTS, DialogService
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -45,14 +45,11 @@ from xmppchat.storage.interfaces import (
     DIALOG_LIST_FIELDS,
     DIALOG_PRIVATE,
     DIALOG_PUBLIC,
-    AlreadyExists,
     isObjectId,
 )
 
 log = Logger()
 
-MAX_ADMINS = 5
-MAX_OCCUPANTS = 1000
 MAX_IDS_PER_DELETE = 100
 MAX_EXTENSIONS = 50
 MAX_EXTENSION_BYTES = 4096
@@ -65,26 +62,19 @@ INT_FIELDS = ("type", "user_id", "occupants_ids", "admins_ids", "last_message_us
 TIME_FIELDS = ("created_at", "updated_at", "last_message_date_sent")
 
 
-@dataclass
-class DialogEvent:
-    """
-    The event of C{rest-dialog-updated}: who changed which dialog, and the
-    ids added to and removed from its occupants.
-    """
-
-    dialog: object
-    userId: int
-    appId: int
-    added: list
-    removed: list
-    deleted: bool = False
-
-
 def roomJID(ctx, appId: int, dialogId: str) -> str:
     """
     The dialog's MUC room JID, as the SDK builds it (§5.2).
     """
     return f"{appId}_{dialogId}@{ctx.server.muc_domain}"
+
+
+def dialogService(ctx) -> DialogService:
+    """
+    The dialog operations (L{xmppchat.dialogs.service}) over the REST
+    context's storage and quotas.
+    """
+    return DialogService(ctx.storage, ctx.quotas)
 
 
 async def readableDialog(ctx, dialogId: str, userId: int):
@@ -204,15 +194,6 @@ def _unknown(data: dict, known: set) -> None:
         raise fieldError(extra[0], f"unknown field (known: {', '.join(sorted(known))})")
 
 
-async def _checkUsers(ctx, ids, name: str) -> None:
-    if not ids:
-        return
-    found = await ctx.storage.accounts.getAccounts(ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise fieldError(name, f"unknown user ids: {', '.join(map(str, missing[:10]))}")
-
-
 class DialogsResource(JSONResource):
     """
     C{/chat/Dialog...}.
@@ -237,16 +218,17 @@ class DialogsResource(JSONResource):
                      if i != viewer]
         admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
         fields = _fields(body)
-        await _checkUsers(self.ctx, occupants, "occupants_ids")
+        await dialogService(self.ctx).checkUsers(occupants, "occupants_ids")
         if dialogType == DIALOG_PRIVATE:
             if len(occupants) != 1:
                 raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
             if admins:
                 raise fieldError("admins_ids", "private dialogs have no admins")
-            existing = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
-            if existing is not None:
-                await self.ctx.storage.dialogs.setHidden(existing.id, viewer, False)
-                return http.OK, (await dialogsJSON(self.ctx, [existing], viewer, call.appId))[0]
+            dialog, created = await dialogService(self.ctx).privateDialog(viewer, occupants[0],
+                                                                          **fields)
+            if not created:
+                await self.ctx.storage.dialogs.setHidden(dialog.id, viewer, False)
+                return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
         elif not fields.get("name"):
             raise fieldError("name", "can't be blank")
         if len(admins) > MAX_ADMINS:
@@ -256,15 +238,12 @@ class DialogsResource(JSONResource):
             raise fieldError("admins_ids", "admins must be occupants")
         if dialogType == DIALOG_PUBLIC:
             occupants = []
-        try:
+        if dialogType != DIALOG_PRIVATE:
             dialog = await self.ctx.storage.dialogs.createDialog(
                 dialogType, viewer, occupantIds=occupants, adminIds=admins,
                 limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
-        except AlreadyExists:
-            dialog = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
-            return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
         self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
-                                                         list(dialog.occupantIds), []))
+                                                         list(dialog.occupantIds), [], created=True))
         return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
 
     def _query(self, call):
@@ -327,49 +306,9 @@ class DialogsResource(JSONResource):
                 else:
                     target[name] = idList(value, name, MAX_OCCUPANTS)
         fields = _fields(body)
-        manager = isManager(dialog, viewer)
-        if fields and not manager:
-            raise forbidden("Only the owner and admins can change this dialog")
-        if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
-            if not manager:
-                raise forbidden("Only the owner and admins can pin messages")
-        if "admins_ids" in push or "admins_ids" in pull:
-            if viewer != dialog.ownerId:
-                raise forbidden("Only the owner can change admins")
-            if dialog.type == DIALOG_PRIVATE:
-                raise fieldError("admins_ids", "private dialogs have no admins")
-        added = push.get("occupants_ids", [])
-        removed = pull.get("occupants_ids", [])
-        if added or removed:
-            if dialog.type == DIALOG_PRIVATE:
-                raise fieldError("occupants_ids", "the occupants of a private dialog cannot change")
-            if dialog.type == DIALOG_PUBLIC:
-                raise fieldError("occupants_ids", "public dialogs have subscribers, not occupants")
-            if added and not manager:
-                raise forbidden("Only the owner and admins can add occupants")
-            if removed and not manager and removed != [viewer]:
-                raise forbidden("Only the owner and admins can remove other occupants")
-            if dialog.ownerId in removed and viewer != dialog.ownerId:
-                raise forbidden("The owner cannot be removed")
-            await _checkUsers(self.ctx, added, "occupants_ids")
-        occupants = (set(dialog.occupantIds) | set(added)) - set(removed)
-        if len(occupants) > MAX_OCCUPANTS:
-            raise fieldError("occupants_ids", f"at most {MAX_OCCUPANTS} occupants")
-        newAdmins = (set(dialog.adminIds) | set(push.get("admins_ids", []))) - set(
-            pull.get("admins_ids", []))
-        if len(newAdmins) > MAX_ADMINS:
-            raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
-        if any(a not in occupants and a != dialog.ownerId for a in push.get("admins_ids", [])):
-            raise fieldError("admins_ids", "admins must be occupants")
-        if removed:
-            # Removed occupants stop being admins.
-            pull.setdefault("admins_ids", [])
-            pull["admins_ids"] = sorted(set(pull["admins_ids"]) | set(removed))
-        updated = await self.ctx.storage.dialogs.updateDialog(
-            dialog.id, push=push or None, pull=pull or None, **fields)
-        self.ctx.fire("rest-dialog-updated", DialogEvent(
-            updated, viewer, call.appId, [a for a in added if a not in dialog.occupantIds],
-            [r for r in removed if r in dialog.occupantIds]))
+        updated, added, removed = await dialogService(self.ctx).update(dialog, viewer, push, pull,
+                                                                       fields)
+        self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, added, removed))
         return (await dialogsJSON(self.ctx, [updated], viewer, call.appId))[0]
 
     @route("DELETE", "{dialogIds}", auth=USER, text=True)
@@ -487,5 +426,5 @@ class DialogsResource(JSONResource):
         return None
 
 
-__all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
+__all__ = ["DialogsResource", "dialogJSON", "dialogsJSON", "roomJID",
            "readableDialog"]

@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -34,6 +35,7 @@ from twisted.web import http, server
 from twisted.web.resource import Resource
 
 from xmppchat.config import RestConfig
+from xmppchat.dialogs.errors import DialogError
 from xmppchat.storage.common import checkKey
 from xmppchat.storage.interfaces import (
     AlreadyExists,
@@ -47,6 +49,8 @@ from xmppchat.storage.interfaces import (
 
 log = Logger()
 
+# an external user id (JWT C{sub}, C{external_user_id}): lower-case, bounded
+EXTERNAL_ID = re.compile(r"[a-z0-9@_-]{1,128}")
 SESSION_MISSING = "Required session does not exist"
 
 # Authentication levels of a route.
@@ -69,6 +73,13 @@ MAX_NESTING = 4
 # Integers the stores can hold (SQLite INTEGER, BSON int64).
 INT_MIN = -(2 ** 63)
 INT_MAX = 2 ** 63 - 1
+
+
+def isoTime(stamp: float) -> str:
+    """
+    ISO-8601 UTC with a C{Z}, as ConnectyCube writes C{created_at}.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 class ApiError(Exception):
@@ -783,6 +794,8 @@ class JSONResource(Resource):
             status, errors = e.status, e.errors
             for name, value in (e.headers or {}).items():
                 request.setHeader(name, value)
+        elif isinstance(e, DialogError):
+            status, errors = e.status, {e.field or "base": [e.text]}
         elif isinstance(e, InvalidQuery):
             status, errors = http.BAD_REQUEST, {"base": [str(e) or "invalid query"]}
         elif isinstance(e, AlreadyExists):

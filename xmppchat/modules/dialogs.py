@@ -15,30 +15,16 @@ C{message/*} handlers (carbons, push) to delivery, like any message.
 
 Group messages: a C{groupchat} message to a room JID
 C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
-L{xmppchat.muc.service}) needs no join.  The sender must be an occupant
-(public dialogs: an occupant or a subscriber; broadcast dialogs: the owner
-or an admin).  Copies go C{from} C{<room>/<senderId>}, type C{groupchat},
-to the sessions of every occupant that the router's delivery rule names
-(L{xmppchat.router.recipients}: available resources; all bound ones for
-headlines), the sender's included (reflection); the other occupants get it
-through the offline module's per-account lane (stored, bounded per user by
-C{limits.offline_messages_per_user} and, per sender and per dialog, by its
-shares of that queue: issue 15 finding 8; or delivered to a session that
-became ready meanwhile), and the sender's XEP-0198 acknowledgement waits
-for those copies.  Broadcast
-dialogs reach every connected user of the application at once, in batches
-of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
-stalls, and the others at their next login from the history (messages
-created since their last logout, at most C{broadcast_catchup_messages} per
-dialog), so no per-user rows are written.  Standalone chat states in a
-room are passed to the other occupants' sessions only (never stored);
-headline (system) messages to a room go to the occupants' sessions from
-the sender's JID, never stored.  Sessions that joined the room
-(XEP-0045, L{xmppchat.muc.room}) without being recipients get one copy
-too, and no session gets two.  Privacy (XEP-0016/0191): a recipient whose
-default list blocks the sender gets nothing of theirs (no copy, no offline
-copy, no push) and the sender no error; offline recipients' lists are
-loaded into the privacy cache once (L{DialogsModule.privacyCheck}).
+L{xmppchat.muc.service}) needs no join.  Who may post, type or mark is
+L{xmppchat.dialogs.rules} (the same answer as over REST: anyone in a
+public dialog, only the owner and admins in a broadcast).  Copies go
+C{from} C{<room>/<senderId>}, type C{groupchat}, to every recipient, the
+sender's sessions included (reflection), through
+L{xmppchat.modules.dialogfanout} (offline lane, broadcasts, XEP-0045
+joined sessions, privacy lists).  Standalone chat states in a room are
+passed to the other occupants' sessions only (never stored); headline
+(system) messages to a room go to the occupants' sessions from the
+sender's JID, never stored.
 
 Stamps: the message id is the client's 24-hex id (kept, stored
 lower-case) or a generated one; C{<stanza-id by=...>} (the recipient's
@@ -48,37 +34,44 @@ clock) goes into C{extraParams}, with C{dialog_id} when missing.
 Also here: persisting XEP-0333 markers (the C{marker-received} event of
 L{xmppchat.modules.markers}: a marker for a message moves the reader's
 delivered/read watermark up to it), the C{dialog-consent} and
-C{notifications-enabled} question hooks, and XMPP delivery of REST-created
-messages (C{rest-message-created} with C{send_to_chat=1}) and REST system
-messages (C{rest-system-message}).  Account ids map to JIDs through the
+C{notifications-enabled} question hooks.  REST changes reach XMPP
+through L{xmppchat.modules.dialogrest}.  The domain (rules, find-or-create
+of private dialogs, storing, limits) is L{xmppchat.dialogs}; this module
+is its XMPP adapter, whose L{xmppchat.dialogs.errors} become stanza
+errors (L{xmppchat.modules.base}).  Account ids map to JIDs through the
 account store with a bounded cache (L{AccountDirectory}).
 """
 
 from __future__ import annotations
 
-import re
-from collections import OrderedDict
-
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.addressing import AccountDirectory, appIdOf
+from xmppchat.dialogs import rules
+from xmppchat.dialogs.service import DialogService
+from xmppchat.dialogs.wire import (
+    addStanzaId,
+    changeOf,
+    extraParams,
+    hasContent,
+    paramsToDict,
+    setParam,
+)
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
+from xmppchat.modules.dialogfanout import DialogFanOut
+from xmppchat.modules.dialogrest import RestBridge
 from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
-from xmppchat.muc.service import RoomEvent, roomJID
-from xmppchat.quotas import quotaLimit, resourceConstraint
-from xmppchat.router import recipients
-from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
+from xmppchat.muc.service import RoomEvent
+from xmppchat.quotas import resourceConstraint
+from xmppchat.stanzas import StanzaError
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PRIVATE,
-    DIALOG_PUBLIC,
-    AlreadyExists,
-    Query,
     QuotaExceeded,
     isObjectId,
     newObjectId,
@@ -86,119 +79,7 @@ from xmppchat.storage.interfaces import (
 
 log = Logger()
 
-NS_CORRECT = "urn:xmpp:message-correct:0"
-NS_DELETE = "urn:xmpp:message-delete:0"
-NS_RETRACT = "urn:xmpp:message-retract:1"
-NS_RETRACT0 = "urn:xmpp:message-retract:0"
-NS_FASTEN = "urn:xmpp:fasten:0"
-NS_REACTIONS = "urn:xmpp:reactions:0"
-
-# children that make a message a change of another one (correction,
-# retraction, reaction modules), not a new dialog message
-CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT, "retract"),
-                     (NS_FASTEN, "apply-to"), (NS_REACTIONS, "reactions")))
-# extraParams keys that are protocol, not custom fields saved with a message
-RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
 LOCK = "dialogs-order"
-# shared dialogs looked at for consent to presence and last activity
-CONSENT_DIALOGS = 100
-APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
-
-
-# -- extraParams (SDK reference §5.3) ---------------------------------------------
-
-
-def paramsToDict(element) -> tuple[dict, list]:
-    """
-    C{(custom, attachments)} of an C{<extraParams/>} element: child text as
-    strings, nested elements as dicts, empty elements dropped, each
-    C{<attachment/>}'s attributes as a dict (C{size} as an int), reserved
-    keys (L{RESERVED_PARAMS}) left out.
-    """
-    custom: dict = {}
-    attachments: list = []
-    if element is None:
-        return custom, attachments
-    for child in element.elements():
-        name = child.name
-        if name == "attachment":
-            item = {k: v for k, v in child.attributes.items() if type(k) is str}
-            if item.get("size", "").isdigit():
-                item["size"] = int(item["size"])
-            attachments.append(item)
-        elif name not in RESERVED_PARAMS:
-            value = _paramValue(child)
-            if value not in (None, "", {}):
-                custom[name] = value
-    return custom, attachments
-
-
-def _paramValue(element):
-    nested = {}
-    for child in element.elements():
-        value = _paramValue(child)
-        if value not in (None, "", {}):
-            nested[child.name] = value
-    return nested if nested else str(element)
-
-
-def addParams(parent, values: dict) -> None:
-    """
-    Write C{values} as child elements of C{parent} (nested dicts nested,
-    other values as text; keys that are not XML names are skipped).
-    """
-    for key, value in values.items():
-        if not isinstance(key, str) or not _XML_NAME.match(key):
-            continue
-        child = parent.addElement(key)
-        if isinstance(value, dict):
-            addParams(child, value)
-        elif value is not None:
-            child.addContent(str(value) if not isinstance(value, bool) else str(value).lower())
-
-
-_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-
-
-def extraParams(stanza) -> domish.Element:
-    """
-    The stanza's C{<extraParams/>}, added when missing.
-    """
-    element = messageInfo(stanza).extraParams
-    if element is None:
-        element = stanza.addElement((NS_CLIENT, "extraParams"))
-        forget(stanza)
-    return element
-
-
-def setParam(params, key: str, value: str, replace: bool = True) -> None:
-    for child in list(params.elements()):
-        if child.name == key:
-            if not replace:
-                return
-            params.children.remove(child)
-    params.addElement(key, content=value)
-
-
-def hasContent(info) -> bool:
-    """
-    A body with text or an attachment: what makes a dialog message.
-    """
-    if info.body is not None and str(info.body).strip():
-        return True
-    return info.extraParams is not None and any(
-        c.name == "attachment" for c in info.extraParams.elements())
-
-
-def changeOf(stanza):
-    """
-    The child that makes C{stanza} a correction, retraction or reaction, or
-    C{None}.
-    """
-    for child in stanza.elements():
-        if (child.uri, child.name) in CHANGES:
-            return child
-    return None
 
 
 def changeIn(event, kinds) -> domish.Element | None:
@@ -221,151 +102,10 @@ def changeIn(event, kinds) -> domish.Element | None:
     return None
 
 
-def copyFor(stanza, to: str | None, frm: str | None = None) -> domish.Element:
-    """
-    A copy of C{stanza} with new addresses whose children are shared (not
-    copied): nobody changes a stanza once it is being fanned out.
-    """
-    copy = domish.Element((NS_CLIENT, stanza.name))
-    copy.attributes = dict(stanza.attributes)
-    if to is None:
-        copy.attributes.pop("to", None)
-    else:
-        copy["to"] = to
-    if frm is not None:
-        copy["from"] = frm
-    copy.children = stanza.children
-    return copy
-
-
-def messageStanza(message, frm: str | None, to: str | None, stanzaType: str,
-                  dialogId: str) -> domish.Element:
-    """
-    A stored L{Message} as the stanza the SDK receives: body,
-    C{extraParams} with C{save_to_history}, C{dialog_id}, C{date_sent},
-    attachments and custom fields.
-    """
-    stanza = domish.Element((NS_CLIENT, "message"))
-    if frm:
-        stanza["from"] = frm
-    if to:
-        stanza["to"] = to
-    stanza["type"] = stanzaType
-    stanza["id"] = message.id
-    if message.body is not None:
-        stanza.addElement("body", content=message.body)
-    params = stanza.addElement("extraParams")
-    addParams(params, {k: v for k, v in (message.custom or {}).items() if k not in RESERVED_PARAMS})
-    for item in message.attachments or ():
-        attachment = params.addElement("attachment")
-        for key, value in (item.items() if isinstance(item, dict) else ()):
-            if isinstance(key, str) and _XML_NAME.match(key) and value is not None:
-                attachment[key] = str(value)
-    params.addElement("save_to_history", content="1")
-    params.addElement("dialog_id", content=dialogId)
-    params.addElement("date_sent", content=str(message.dateSent))
-    return stanza
-
-
-def appIdOf(localpart: str | None) -> int | None:
-    """
-    The application of a REST/SDK account (localpart C{<id>-<appId>}), or
-    C{None} for others (C{adduser alice}).
-    """
-    match = APP_LOCALPART.match(localpart or "")
-    return int(match.group(1)) if match else None
-
-
-# -- account ids <-> JIDs -------------------------------------------------------------
-
-
-class AccountDirectory:
-    """
-    Account id <-> localpart through the account store, with a bounded LRU
-    cache (a localpart never changes, so entries never go stale; a deleted
-    account is simply not found any more on the next miss).
-    """
-
-    def __init__(self, accounts, domain: str, size: int):
-        self.accounts = accounts
-        self.domain = domain
-        self.size = size
-        self._byId: OrderedDict[int, str] = OrderedDict()
-        self._byLocalpart: OrderedDict[str, int] = OrderedDict()
-
-    def remember(self, account) -> None:
-        self._put(account.id, account.localpart)
-
-    def _put(self, accountId: int, localpart: str) -> None:
-        for cache, key, value in ((self._byId, accountId, localpart),
-                                  (self._byLocalpart, localpart, accountId)):
-            cache[key] = value
-            cache.move_to_end(key)
-            while len(cache) > self.size:
-                cache.popitem(last=False)
-
-    def forget(self, account) -> None:
-        self._byId.pop(account.id, None)
-        self._byLocalpart.pop(account.localpart, None)
-
-    def bare(self, localpart: str) -> str:
-        return f"{localpart}@{self.domain}"
-
-    def cachedJID(self, accountId: int) -> str | None:
-        """
-        The bare JID of an account if the cache knows it (no storage read).
-        """
-        localpart = self._byId.get(accountId)
-        return self.bare(localpart) if localpart is not None else None
-
-    @defer.inlineCallbacks
-    def jidsOf(self, accountIds):
-        """
-        Fires with C{{id: bare JID}} for the ids that exist.
-        """
-        out, missing = {}, []
-        for accountId in accountIds:
-            localpart = self._byId.get(accountId)
-            if localpart is None:
-                missing.append(accountId)
-            else:
-                self._byId.move_to_end(accountId)
-                out[accountId] = self.bare(localpart)
-        if missing:
-            found = yield self.accounts.getAccounts(missing)
-            for accountId, account in found.items():
-                self.remember(account)
-                out[accountId] = self.bare(account.localpart)
-        return out
-
-    @defer.inlineCallbacks
-    def jidOf(self, accountId: int):
-        jids = yield self.jidsOf([accountId])
-        return jids.get(accountId)
-
-    @defer.inlineCallbacks
-    def idOf(self, bare: str):
-        """
-        Fires with the account id of a local bare JID, or C{None}.
-        """
-        localpart, _, domain = bare.partition("@")
-        if domain != self.domain or not localpart:
-            return None
-        accountId = self._byLocalpart.get(localpart)
-        if accountId is not None:
-            self._byLocalpart.move_to_end(localpart)
-            return accountId
-        account = yield self.accounts.getAccountByLocalpart(localpart)
-        if account is None:
-            return None
-        self.remember(account)
-        return account.id
-
-
 # -- the module -------------------------------------------------------------------------
 
 
-class DialogsModule(Module):
+class DialogsModule(DialogFanOut, RestBridge, Module):
     """
     Dialog messages: checks, stamps, history, fan-out, markers, REST
     delivery and the dialog question hooks.
@@ -380,6 +120,7 @@ class DialogsModule(Module):
         self.mucDomain = self.host.config.server.muc_domain
         self.directory = AccountDirectory(self.storage.accounts, self.host.domain,
                                           self.config.account_cache_size)
+        self.service = DialogService(self.storage, self.host.config.quotas)
         clock = self.host.clock
         self.cooperator = task.Cooperator(scheduler=lambda f: clock.callLater(0, f))
 
@@ -403,49 +144,21 @@ class DialogsModule(Module):
         if appId != self.defaultAppId():
             raise StanzaError("item-not-found", text=f"No application {appId} on this server")
 
-    @defer.inlineCallbacks
     def getDialog(self, dialogId: str | None):
-        dialog = None
-        if isObjectId(dialogId):
-            dialog = yield self.storage.dialogs.getDialog(dialogId.lower())
-        if dialog is None:
-            raise StanzaError("item-not-found", text=f"No dialog {str(dialogId)[:64]}")
-        return dialog
+        return self.service.getDialog(dialogId)
 
-    @defer.inlineCallbacks
-    def isSubscribed(self, dialog, userId: int):
-        found = yield self.storage.dialogs.listDialogs(userId, Query(limit=1).where("_id", "eq", dialog.id))
-        return bool(found)
+    def checkPost(self, dialog, userId: int) -> None:
+        """
+        C{forbidden} unless C{userId} may post in C{dialog} (L{rules.POST}).
+        """
+        rules.require(dialog, userId, rules.POST)
 
-    @defer.inlineCallbacks
-    def checkPost(self, dialog, userId: int):
+    def checkMember(self, dialog, userId: int) -> None:
         """
-        Raise the L{StanzaError} that refuses C{userId} a message in
-        C{dialog}: only owner/admins in broadcast dialogs, occupants or
-        subscribers in public ones, occupants elsewhere.
+        C{forbidden} unless C{userId} may type, mark and send system
+        messages in C{dialog} (L{rules.MARK}).
         """
-        if dialog.type == DIALOG_BROADCAST:
-            if not isManager(dialog, userId):
-                raise StanzaError("forbidden", text="Only the owner and admins may post in a broadcast dialog")
-        elif dialog.type == DIALOG_PUBLIC:
-            if userId not in dialog.occupantIds and userId != dialog.ownerId:
-                subscribed = yield self.isSubscribed(dialog, userId)
-                if not subscribed:
-                    raise StanzaError("forbidden", text="Subscribe to this public dialog first")
-        elif not isMember(dialog, userId):
-            raise StanzaError("forbidden", text="You are not an occupant of this dialog")
-
-    @defer.inlineCallbacks
-    def checkMember(self, dialog, userId: int):
-        """
-        Raise C{forbidden} unless C{userId} is an occupant (or, for a public
-        dialog, a subscriber): who may type, mark and send system messages.
-        """
-        if isMember(dialog, userId) or userId in dialog.occupantIds:
-            return
-        if dialog.type == DIALOG_PUBLIC and (yield self.isSubscribed(dialog, userId)):
-            return
-        raise StanzaError("forbidden", text="You are not an occupant of this dialog")
+        rules.require(dialog, userId, rules.MARK)
 
     @defer.inlineCallbacks
     def roomDialog(self, event: RoomEvent):
@@ -475,43 +188,17 @@ class DialogsModule(Module):
         recipientId = yield self.directory.idOf(event.to.userhost())
         if recipientId is None:
             raise StanzaError("service-unavailable", text="No such user")
-        dialogs = self.storage.dialogs
         if dialogId:
-            dialog = yield self.getDialog(dialogId)
-            if dialog.type != DIALOG_PRIVATE:
-                raise StanzaError("not-acceptable", text=f"Dialog {dialogId} is not a private dialog: "
-                                                         "send groupchat messages to its room JID")
-            if senderId not in dialog.occupantIds:
-                raise StanzaError("forbidden", text=f"You are not an occupant of dialog {dialogId}")
-            if recipientId not in dialog.occupantIds:
-                raise StanzaError("not-acceptable",
-                                  text=f"The recipient is not an occupant of dialog {dialogId}")
+            dialog = yield self.service.namedPrivateDialog(dialogId, senderId, recipientId)
             return dialog, senderId, recipientId
-        dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
-        if dialog is None and create and senderId != recipientId:
-            try:
-                dialog = yield dialogs.createDialog(
-                    DIALOG_PRIVATE, senderId, occupantIds=[recipientId],
-                    limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
-            except AlreadyExists:
-                dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
-            except QuotaExceeded as e:
-                raise resourceConstraint(e) from None
+        try:
+            dialog, _ = yield self.service.privateDialog(senderId, recipientId, create)
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
         return dialog, senderId, recipientId
 
-    @defer.inlineCallbacks
     def recipientIds(self, dialog):
-        """
-        Who gets a dialog's messages: the occupants (and owner), plus the
-        subscribers of a public dialog.
-        """
-        ids = set(dialog.occupantIds)
-        if dialog.type != DIALOG_PUBLIC:
-            ids.add(dialog.ownerId)
-        else:
-            subscribers = yield self.storage.dialogs.listSubscribers(dialog.id)
-            ids.update(subscribers)
-        return sorted(ids)
+        return self.service.recipientIds(dialog)
 
     # -- stamping and storing ----------------------------------------------------------
 
@@ -527,7 +214,7 @@ class DialogsModule(Module):
             stanza["id"] = messageId
         stanza.children = [c for c in stanza.children
                            if type(c) is str or not (c.name == "stanza-id" and c.uri == NS_SID)]
-        self._sid(stanza, by, messageId.lower())
+        addStanzaId(stanza, by, messageId.lower())
         forget(stanza)
         params = extraParams(stanza)
         dateSent = int(now)
@@ -550,16 +237,10 @@ class DialogsModule(Module):
         custom, attachments = paramsToDict(info.extraParams)
         body = str(info.body) if info.body is not None else None
         try:
-            message = yield self.storage.messages.createMessage(
-                dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
-                recipientId=recipientId, attachments=attachments, custom=custom,
-                dailyLimit=quotaLimit(self.host.config.quotas.messages_per_user_per_day))
+            message = yield self.service.post(dialog, senderId, body, attachments, custom, messageId,
+                                              dateSent, recipientId)
         except QuotaExceeded as e:
             raise resourceConstraint(e) from None
-        except AlreadyExists:
-            message = yield self.storage.messages.getMessage(messageId)
-            if message is None or message.senderId != senderId or message.dialogId != dialog.id:
-                raise StanzaError("conflict", text="This message id is already taken") from None
         return message
 
     # -- private messages ----------------------------------------------------------------
@@ -615,135 +296,6 @@ class DialogsModule(Module):
         if save:
             yield self.store(dialog, senderId, stanza, messageId, dateSent, recipientId)
         return None
-
-    # -- fan-out ------------------------------------------------------------------------------
-
-    def runBatches(self, items: list, step) -> defer.Deferred:
-        """
-        Call C{step(item)} for every item: the first C{fanout_batch} now,
-        the rest in batches of that size on the cooperator, which yields
-        to the reactor between batches when its time slice is used up.
-        """
-        batch = self.config.fanout_batch
-        for item in items[:batch]:
-            step(item)
-        if len(items) <= batch:
-            return defer.succeed(None)
-
-        def work():
-            for start in range(batch, len(items), batch):
-                for item in items[start:start + batch]:
-                    step(item)
-                yield None
-
-        return self.cooperator.cooperate(work()).whenDone()
-
-    @defer.inlineCallbacks
-    def fanOut(self, dialog, stanza, senderId: int, frm: str, exclude=None, skipSender: bool = False,
-               offline: bool = True, push: bool = True):
-        """
-        Send C{stanza} C{from} C{frm} to every bound session of the dialog's
-        recipients (not C{exclude}; not the sender's with C{skipSender});
-        recipients with no session get it offline (C{offline}) and may get
-        a push (C{push}).
-        """
-        ids = yield self.recipientIds(dialog)
-        jids = yield self.directory.jidsOf(ids)
-        targets = [(uid, jids[uid]) for uid in ids if uid in jids and not (skipSender and uid == senderId)]
-        senderBare = jids.get(senderId) or (yield self.directory.jidOf(senderId))
-        blocks = yield self.privacyCheck([bare for _, bare in targets])
-        sessions = self.host.sessions
-        pushModule = self.host.modules.get("push") if push else None
-        if pushModule is not None:
-            from xmppchat.modules.push import pushable
-
-            if not pushable(stanza, stanza.getAttribute("type", "normal")):
-                pushModule = None
-        offlineModule = self.host.modules.get("offline") if offline else None
-        stanzaType = stanza.getAttribute("type", "normal")
-        serialised = []
-        stores = []
-        served = set()
-
-        def step(target):
-            uid, bare = target
-            if blocks is not None and uid != senderId and senderBare and blocks(bare, senderBare, "message"):
-                return  # XEP-0016: silently nothing from a blocked sender
-            reached = [s for s in recipients(sessions, bare, stanzaType) if s is not exclude]
-            for session in reached:
-                served.add(session)
-                session.send(copyFor(stanza, session.full, frm))
-            if not reached and offlineModule is not None and uid != senderId:
-                if not serialised:
-                    serialised.append(copyFor(stanza, None, frm).toXml())
-                stores.append(offlineModule.storeFor(
-                    bare.partition("@")[0], copyFor(stanza, bare, frm), xml=serialised[0],
-                    sender=senderBare, dialogId=dialog.id).addErrback(self._offlineFailed, bare))
-            if pushModule is not None and uid != senderId:
-                pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
-                                    dialogId=dialog.id).addErrback(
-                    lambda f: self.log.failure("Push decision failed", f))
-
-        yield self.runBatches(targets, step)
-        if stores:
-            # the sender's XEP-0198 <a/> waits for the offline copies
-            yield defer.gatherResults(stores)
-        # XEP-0045 occupants who are not dialog recipients (one copy per session)
-        muc = self.host.modules.get("muc")
-        joined = muc.joinedSessions(frm.partition("/")[0]) if muc is not None else ()
-        for session in joined:
-            if session in served or session is exclude or session.closed or (
-                    skipSender and session.account is not None and session.account.id == senderId):
-                continue
-            if blocks is not None and senderBare and blocks(session.bare, senderBare, "message"):
-                continue
-            session.send(copyFor(stanza, session.full, frm))
-
-    @defer.inlineCallbacks
-    def privacyCheck(self, bares):
-        """
-        C{privacy.blocks} with the lists of these users loaded (online
-        users' lists are always cached, offline ones are loaded once and
-        kept in the privacy module's LRU), or C{None} without privacy.
-        """
-        privacy = self.host.modules.get("privacy")
-        if privacy is None:
-            return None
-        missing = [b.partition("@")[0] for b in bares if privacy.cached(b.partition("@")[0]) is None]
-        if missing:
-            yield privacy.ensureLoaded(missing)
-        return privacy.blocks
-
-    def _offlineFailed(self, failure, bare):
-        if failure.check(QuotaExceeded, StanzaError):
-            # a full queue, or this dialog's or sender's share of it (issue 15
-            # finding 8): the recipient has the message in the dialog history
-            self.log.debug("A dialog message was not stored offline for {jid}: {why}", jid=bare,
-                           why=failure.getErrorMessage())
-        else:
-            self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
-
-    def broadcast(self, stanza, frm: str, appId: int) -> defer.Deferred:
-        """
-        Send a broadcast dialog's message to every bound session of the
-        application's users (and of accounts not tied to an application).
-        """
-        def sameApp(session):
-            app = appIdOf(session.localpart)
-            return app is None or app == appId
-
-        targets = [s for s in self.host.sessions.all() if not s.closed and sameApp(s)]
-        privacy = self.host.modules.get("privacy")
-        sender = frm.partition("/")[2]
-        senderBare = self.directory.cachedJID(int(sender)) if sender.isdigit() else None
-
-        def step(session):
-            if privacy is not None and senderBare and session.bare != senderBare and privacy.blocks(
-                    session.bare, senderBare, "message"):
-                return
-            session.send(copyFor(stanza, session.full, frm))
-
-        return self.runBatches(targets, step)
 
     # -- group messages -------------------------------------------------------------------------
 
@@ -808,13 +360,14 @@ class DialogsModule(Module):
     # -- corrections, retractions: shared by those modules ----------------------------------------
 
     @defer.inlineCallbacks
-    def amend(self, event, originalId: str | None, apply):
+    def amend(self, event, originalId: str | None, apply, action: str = rules.EDIT):
         """
-        Check and route a change of message C{originalId} (a correction or
-        a retraction): only its sender may change it; C{apply(message)}
-        (a Deferred) updates the history when the message is stored; then
-        the change goes to the dialog's occupants like a message (never
-        counted as unread).
+        Check and route a change of message C{originalId} (a correction,
+        C{rules.EDIT}, or a retraction, C{rules.DELETE}): only its sender may
+        change it; C{apply(message, dialog)} (a Deferred: the dialog
+        service's edit or delete) updates the history when the message is
+        stored; then the change goes to the dialog's occupants like a
+        message (never counted as unread).
         """
         session = event.origin
         senderId = session.account.id
@@ -831,13 +384,10 @@ class DialogsModule(Module):
         if original is not None:
             if dialog is not None and original.dialogId != dialog.id:
                 raise StanzaError("not-acceptable", text="That message belongs to another dialog")
-            if original.senderId != senderId:
-                raise StanzaError("forbidden", text="Only the sender of a message may edit or delete it")
             if dialog is None:
                 dialog = yield self.getDialog(original.dialogId)
-            if not isParticipant(dialog, senderId):  # the REST API's rule (api/messages.py)
-                raise StanzaError("forbidden", text="You are no longer an occupant of this dialog")
-            yield apply(original)
+            rules.require(dialog, senderId, action, original.senderId)
+            yield apply(original, dialog)
         elif room:
             yield self.checkPost(dialog, senderId)
         if room:
@@ -856,26 +406,13 @@ class DialogsModule(Module):
             lambda f: self.log.failure("Persisting a chat marker failed", f))
         return None
 
-    @defer.inlineCallbacks
     def persistMarker(self, userId: int, kind: str, messageId: str | None):
         """
         Move the user's delivered (C{received}) or read (C{displayed},
         C{acknowledged}) watermark up to the message; earlier messages
         follow (XEP-0333 §4).  Fires with whether it moved.
         """
-        if not isObjectId(messageId):
-            return False
-        messageId = messageId.lower()
-        message = yield self.storage.messages.getMessage(messageId)
-        if message is None:
-            return False
-        dialog = yield self.storage.dialogs.getDialog(message.dialogId)
-        if dialog is None or not canRead(dialog, userId):
-            return False
-        messages = self.storage.messages
-        mark = messages.markDelivered if kind == "received" else messages.markRead
-        moved = yield mark(dialog.id, userId, messageId)
-        return moved
+        return self.service.markUpTo(userId, kind, messageId)
 
     # -- question hooks --------------------------------------------------------------------------------
 
@@ -887,27 +424,15 @@ class DialogsModule(Module):
     @defer.inlineCallbacks
     def dialogConsent(self, user: str, peer: str):
         """
-        Whether C{peer} took part in a dialog with C{user}: both are in it
-        and C{peer} has written in it (issue 15 finding 9: opening a dialog
-        with someone, or adding him to a group, grants nothing of his
-        presence or last activity).  At most C{CONSENT_DIALOGS} shared
-        dialogs are looked at.
+        Whether C{peer} took part in a dialog with C{user}
+        (L{DialogService.conversed}).
         """
         a = yield self.directory.idOf(user)
         b = yield self.directory.idOf(peer)
         if a is None or b is None:
             return False
-        ids = []
-        private = yield self.storage.dialogs.findPrivateDialog(a, b)
-        if private is not None:
-            ids.append(private.id)
-        shared = yield self.storage.dialogs.listDialogs(
-            a, Query(limit=CONSENT_DIALOGS).where("occupants_ids", "eq", b))
-        ids.extend(d.id for d in shared if isMember(d, a) and isMember(d, b))
-        if not ids:
-            return False
-        sent = yield self.storage.messages.hasSent(b, ids)
-        return sent
+        consented = yield self.service.conversed(a, b)
+        return consented
 
     @hook("notifications-enabled")
     def onNotificationsEnabled(self, query):
@@ -924,149 +449,6 @@ class DialogsModule(Module):
         enabled = yield self.storage.dialogs.getNotifications(dialogId, userId)
         return bool(enabled)
 
-    # -- REST ----------------------------------------------------------------------------------------------
-
-    @hook("rest-message-created")
-    def onRestMessage(self, event):
-        if event.sendToChat:
-            self.deliverStored(event.message, event.dialog, event.appId).addErrback(
-                lambda f: self.log.failure("Delivering a REST message over XMPP failed", f))
-        return None
-
-    @defer.inlineCallbacks
-    def deliverStored(self, message, dialog, appId: int | None):
-        """
-        Deliver a message stored by the REST API like one sent over XMPP.
-        """
-        if dialog.type == DIALOG_PRIVATE:
-            recipientId = message.recipientId
-            if recipientId is None:
-                others = [o for o in dialog.occupantIds if o != message.senderId]
-                recipientId = others[0] if others else None
-            jids = yield self.directory.jidsOf([message.senderId, recipientId])
-            sender, recipient = jids.get(message.senderId), jids.get(recipientId)
-            if sender is None or recipient is None:
-                return None
-            stanza = messageStanza(message, sender, recipient, "chat", dialog.id)
-            self._sid(stanza, recipient, message.id)
-            yield self.router.deliver(stanza)
-            return None
-        room = roomJID(appId or self.defaultAppId(), dialog.id, self.mucDomain)
-        stanza = messageStanza(message, None, None, "groupchat", dialog.id)
-        self._sid(stanza, room, message.id)
-        frm = f"{room}/{message.senderId}"
-        if dialog.type == DIALOG_BROADCAST:
-            yield self.broadcast(stanza, frm, appId or self.defaultAppId())
-        else:
-            yield self.fanOut(dialog, stanza, message.senderId, frm)
-        return None
-
-    @staticmethod
-    def _sid(stanza, by: str, messageId: str) -> None:
-        sid = stanza.addElement((NS_SID, "stanza-id"))
-        sid["by"] = by
-        sid["id"] = messageId
-
-    @hook("rest-system-message")
-    def onRestSystemMessage(self, event):
-        messageId, senderId, recipientId, params = event
-        self.deliverSystem(messageId, senderId, recipientId, dict(params)).addErrback(
-            lambda f: self.log.failure("Delivering a REST system message failed", f))
-        return None
-
-    @defer.inlineCallbacks
-    def deliverSystem(self, messageId, senderId, recipientId, params: dict):
-        """
-        A REST system message (SDK reference §4.5 C{createSystem}) as the
-        headline of §5.10: C{extraParams} with C{moduleIdentifier}
-        C{SystemNotifications}, to every bound resource of the recipient;
-        never stored.
-        """
-        jids = yield self.directory.jidsOf([senderId, recipientId])
-        if recipientId not in jids:
-            return None
-        stanza = domish.Element((NS_CLIENT, "message"))
-        stanza["type"] = "headline"
-        stanza["id"] = messageId
-        stanza["to"] = jids[recipientId]
-        stanza["from"] = jids.get(senderId, self.host.domain)
-        body = params.pop("body", None)
-        if body is not None:
-            stanza.addElement("body", content=str(body))
-        element = stanza.addElement("extraParams")
-        params.setdefault("moduleIdentifier", "SystemNotifications")
-        params["date_sent"] = int(self.host.clock.seconds())
-        addParams(element, params)
-        self.router.deliver(stanza)
-        return None
-
-    # -- broadcast catch-up -----------------------------------------------------------------------------
-
-    @hook("session-bound")
-    def onBound(self, event):
-        if event.session.account is not None:
-            self.directory.remember(event.session.account)
-        return None
-
-    @hook("rest-user-deleted")
-    def onAccountDeleted(self, account):
-        self.directory.forget(account)
-        return None
-
-    @hook("presence-initial")
-    def onInitialPresence(self, event):
-        """
-        The first of an account's sessions to become available gets the
-        broadcasts it missed (like offline messages, XEP-0160).
-        """
-        session = event.session
-        if session.account is None:
-            return None
-        others = self.host.sessions.sessionsOf(session.bare)
-        if any(s.state.get(self.name) for s in others if s is not session):
-            session.state[self.name] = True
-            return None
-        session.state[self.name] = True
-        self.catchUp(session).addErrback(
-            lambda f: self.log.failure("Broadcast catch-up for {jid} failed", f, jid=session.full))
-        return None
-
-    @defer.inlineCallbacks
-    def catchUp(self, session):
-        """
-        Send a user who comes online the broadcast messages stored since
-        their last logout (or since the account was created), with a
-        XEP-0203 delay: no per-user rows are written for broadcasts.
-        """
-        last = yield self.storage.lastActivity.getLastActivity(session.localpart)
-        since = last[0] if last else session.account.createdAt
-        query = Query(limit=self.config.broadcast_catchup_dialogs, sort="last_message_date_sent",
-                      descending=True)
-        query.where("type", "eq", DIALOG_BROADCAST).where("last_message_date_sent", "gte", int(since))
-        dialogs = yield self.storage.dialogs.listDialogs(None, query)
-        if not dialogs:
-            return 0
-        owners = yield self.directory.jidsOf({d.ownerId for d in dialogs})
-        userApp = appIdOf(session.localpart)
-        sent = 0
-        for dialog in reversed(dialogs):
-            ownerApp = appIdOf(owners.get(dialog.ownerId, "").partition("@")[0])
-            if ownerApp is not None and userApp is not None and ownerApp != userApp:
-                continue
-            room = roomJID(ownerApp or userApp or self.defaultAppId(), dialog.id, self.mucDomain)
-            messages = yield self.storage.messages.listMessages(dialog.id, None, Query(
-                limit=self.config.broadcast_catchup_messages, sort="created_at",
-                descending=True).where("created_at", "gt", since))
-            for message in sorted(messages, key=lambda m: m.order):
-                if session.closed:
-                    return sent
-                stanza = messageStanza(message, f"{room}/{message.senderId}", session.full,
-                                       "groupchat", dialog.id)
-                self._sid(stanza, room, message.id)
-                stanza.addChild(delayElement(message.createdAt, room, "Broadcast"))
-                session.send(stanza)
-                sent += 1
-        return sent
 
 
 class ChangeModule(Module):
@@ -1105,6 +487,4 @@ def dialogsOf(host) -> DialogsModule:
     return module
 
 
-__all__ = ["DialogsModule", "AccountDirectory", "paramsToDict", "addParams", "messageStanza",
-           "copyFor", "changeIn", "dialogsOf", "ChangeModule", "appIdOf", "CHANGES", "NS_CORRECT", "NS_DELETE", "NS_RETRACT",
-           "NS_FASTEN", "NS_REACTIONS"]
+__all__ = ["DialogsModule", "changeIn", "dialogsOf", "ChangeModule"]

@@ -58,14 +58,16 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import seesRoom
+from xmppchat.dialogs.addressing import parseRoom
+from xmppchat.dialogs import rules
+from xmppchat.dialogs.rules import seesRoom
+from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
 from xmppchat.muc.limits import RoomOpenings
 from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
-    DIALOG_BROADCAST,
     DIALOG_GROUP,
     DIALOG_PUBLIC,
     Query,
@@ -175,8 +177,8 @@ class Room:
         affiliation = self.affiliation(userId)
         if affiliation in ("owner", "admin"):
             return "moderator"
-        if self.dialog is not None and self.dialog.type == DIALOG_BROADCAST:
-            return "visitor"
+        if self.dialog is not None and not rules.canPost(self.dialog, userId):
+            return "visitor"  # a broadcast's readers
         return "participant"
 
     def nonAnonymous(self) -> bool:
@@ -478,8 +480,6 @@ class RoomsMixin:
         C{(dialog, appId, named)} of a room JID, from storage (C{dialog} is
         C{None} when there is no such dialog).
         """
-        from xmppchat.muc.service import parseRoom
-
         localpart = jid.partition("@")[0]
         parsed = parseRoom(localpart)
         if parsed is not None:
@@ -619,8 +619,6 @@ class RoomsMixin:
         messages = yield self.storage.messages.listMessages(room.dialog.id, userId, query)
         if not messages:
             return
-        from xmppchat.modules.dialogs import messageStanza
-
         privacy = self.host.modules.get("privacy")
         directory = self.dialogs().directory
         senders = yield directory.jidsOf({m.senderId for m in messages})
@@ -826,8 +824,8 @@ class RoomsMixin:
     def onConfigGet(self, event):
         room, userId = self.ownedRoom(event)
         dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
-        if dialog is not None and userId != dialog.ownerId:
-            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        if dialog is not None:
+            rules.require(dialog, userId, rules.MANAGE)  # owner and admins, as over REST
         values = {
             "muc#roomconfig_roomname": (dialog.name if dialog else None) or (room.named if room else "") or "",
             "muc#roomconfig_roomdesc": (dialog.description if dialog else None) or "",
@@ -898,8 +896,7 @@ class RoomsMixin:
                     self.sendSubject(room, session)
             return True
         dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
-        if userId != dialog.ownerId:
-            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        rules.require(dialog, userId, rules.MANAGE)
         fields = {}
         if name:
             fields["name"] = name

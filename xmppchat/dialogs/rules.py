@@ -1,0 +1,131 @@
+"""
+The ConnectyCube dialog access rules (issue 17: one policy for REST and
+XMPP), from reference/connectycube-sdk.md §4.4 (dialog types,
+C{permissions.allow_preview}) and the ConnectyCube chat docs ("public
+group chat: an open dialog, any user from your app can chat there";
+broadcast: only the owner and admins write).
+
+Pure functions of a stored dialog (L{xmppchat.storage.interfaces}) and a
+user id: no storage, no HTTP or XMPP errors.  L{may} answers for one of
+the L{ACTIONS}; L{require} raises L{Forbidden} with the text both sides
+show.  The REST API (L{xmppchat.api.dialogs}, L{xmppchat.api.messages}),
+the XMPP modules (L{xmppchat.modules.dialogs}, correction, retraction,
+reactions, MAM) and the MUC rooms (L{xmppchat.muc}) ask these and derive
+nothing themselves.
+
+The public-dialog disagreement of issue 17 (REST let a non-subscriber
+post, XMPP refused "Subscribe to this public dialog first") is settled on
+the docs' side: anyone may post, mark and type in a public dialog;
+subscribing is what makes the dialog listed and its messages delivered.
+"""
+
+from __future__ import annotations
+
+from xmppchat.dialogs.errors import Forbidden
+from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PUBLIC
+
+READ = "read"  # the history, the dialog itself, its occupants
+POST = "post"  # a new message, a reaction
+MARK = "mark"  # read/delivered marks, typing, system messages to the room
+EDIT = "edit"  # change one's own message
+DELETE = "delete"  # delete one's own message for everyone
+MANAGE = "manage"  # name, photo, occupants, pins (admins: the owner only, L{canSetAdmins})
+ACTIONS = (READ, POST, MARK, EDIT, DELETE, MANAGE)
+
+REFUSALS = {
+    READ: "You are not an occupant of this dialog",
+    POST: "You cannot post in this dialog",
+    MARK: "You are not an occupant of this dialog",
+    EDIT: "Only the sender of a message may edit or delete it",
+    DELETE: "Only the sender of a message may edit or delete it",
+    MANAGE: "Only the owner and admins can change this dialog",
+}
+
+
+def isMember(dialog, userId: int) -> bool:
+    """
+    An occupant or the owner.
+    """
+    return userId in dialog.occupantIds or userId == dialog.ownerId
+
+
+def isParticipant(dialog, userId: int) -> bool:
+    """
+    Has read state in the dialog: a member, or anyone in a public dialog.
+    """
+    return isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
+
+
+def canRead(dialog, userId: int) -> bool:
+    """
+    May read the history: a participant, or anyone when the dialog
+    allows preview.
+    """
+    return isParticipant(dialog, userId) or bool((dialog.permissions or {}).get("allow_preview"))
+
+
+def canPost(dialog, userId: int) -> bool:
+    """
+    Who may add messages: occupants (only owner and admins of a
+    broadcast), any user in a public dialog.
+    """
+    if dialog.type == DIALOG_BROADCAST:
+        return isManager(dialog, userId)
+    return isParticipant(dialog, userId)
+
+
+def isManager(dialog, userId: int) -> bool:
+    """
+    The owner or an admin.
+    """
+    return userId == dialog.ownerId or userId in dialog.adminIds
+
+
+def canSetAdmins(dialog, userId: int) -> bool:
+    """
+    Only the owner names and removes admins.
+    """
+    return userId == dialog.ownerId
+
+
+def may(dialog, userId: int, action: str, senderId: int | None = None) -> bool:
+    """
+    Whether C{userId} may do C{action} in C{dialog}; C{senderId} is the
+    sender of the message that C{EDIT}/C{DELETE} change (only the sender,
+    while still allowed to post there, changes a message for everyone: a
+    broadcast admin who lost the role cannot rewrite the broadcast).
+    """
+    if action == READ:
+        return canRead(dialog, userId)
+    if action == POST:
+        return canPost(dialog, userId)
+    if action == MARK:
+        return isParticipant(dialog, userId)
+    if action in (EDIT, DELETE):
+        return senderId == userId and canPost(dialog, userId)
+    if action == MANAGE:
+        return isManager(dialog, userId)
+    raise ValueError(f"unknown dialog action {action!r}")
+
+
+def require(dialog, userId: int, action: str, senderId: int | None = None) -> None:
+    """
+    Raise L{Forbidden} unless L{may}.
+    """
+    if not may(dialog, userId, action, senderId):
+        raise Forbidden(REFUSALS[action])
+
+
+def seesRoom(dialog, userId: int | None) -> bool:
+    """
+    May discover the dialog's XEP-0045 room (disco#info, disco#items): a
+    public dialog's room is public, the others are hidden, members-only
+    rooms (XEP-0045 §4.2) that only the owner, admins and occupants see
+    (issue 15 finding 11).
+    """
+    return dialog.type == DIALOG_PUBLIC or (userId is not None and (
+        isMember(dialog, userId) or isManager(dialog, userId)))
+
+
+__all__ = ["ACTIONS", "DELETE", "EDIT", "MANAGE", "MARK", "POST", "READ", "canPost", "canRead",
+           "canSetAdmins", "isManager", "isMember", "isParticipant", "may", "require", "seesRoom"]
