@@ -703,8 +703,8 @@ class IDialogStore(Protocol):
     def listDialogs(self, userId: int | None, query: "Query | None" = None) -> Deferred:
         """
         Fires with the dialogs of a user matching the query: those it
-        occupies plus the public dialogs it subscribed to, without those it
-        hid (L{setHidden}).  C{userId=None}: all dialogs (public dialog
+        occupies, the public dialogs it subscribed to and every broadcast
+        dialog, without those it hid (L{setHidden}).  C{userId=None}: all dialogs (public dialog
         directory, admin).  Fails with L{InvalidQuery}.
         """
 
@@ -712,6 +712,16 @@ class IDialogStore(Protocol):
         """
         Fires with how many dialogs L{listDialogs} would return without skip
         and limit.
+        """
+
+    def configureExtensions(self, fields: Iterable[str], keep: Iterable[str] = ()) -> Deferred:
+        """
+        The dialog extension fields the administrator configured (issue 17
+        item 5): index each for L{listDialogs} filters (and drop the
+        indexes of fields no longer configured); when the set of C{fields}
+        and C{keep} (the server's own keys) differs from the previous
+        call's, or on the first call, remove every other extension key
+        from every dialog.  Fires with the number of dialogs changed.
         """
 
     def setHidden(self, dialogId: str, userId: int, hidden: bool = True) -> Deferred:
