@@ -71,6 +71,7 @@ from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
     DIALOG_PUBLIC,
+    DIALOG_SERVER_EXTENSIONS,
     Query,
     QuotaExceeded,
 )
@@ -82,8 +83,7 @@ NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
 NS_XDATA = "jabber:x:data"
 NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
-EXT_ROOM = "muc_room"
-EXT_PERSISTENT = "muc_persistent"
+EXT_ROOM, EXT_PERSISTENT = DIALOG_SERVER_EXTENSIONS
 STATE_ROOMS = "muc-rooms"
 
 # the owner configuration form (§10.1.3): var -> (type, label)

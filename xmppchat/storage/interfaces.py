@@ -285,6 +285,10 @@ DIALOG_TYPES = (DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC)
 # The list fields of a dialog that updateDialog can push to and pull from.
 DIALOG_LIST_FIELDS = ("occupants_ids", "admins_ids", "pinned_messages_ids")
 DIALOG_FIELDS = ("name", "photo", "description", "extensions", "permissions")
+# The extension keys the server itself keeps (xmppchat.muc.room: the
+# localpart of a room made the XMPP way, whether it persists): never
+# removed by configureExtensions, never set over REST.
+DIALOG_SERVER_EXTENSIONS = ("muc_room", "muc_persistent")
 
 
 @dataclass
@@ -1067,7 +1071,7 @@ __all__ = [
     "IDialogStore", "IMessageStore", "IBlobStore", "IRecordStore",
     "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS", "ACCOUNT_QUERY_FIELDS", "ID_PLACEHOLDER",
     "DIALOG_TYPES", "DIALOG_BROADCAST", "DIALOG_GROUP", "DIALOG_PRIVATE", "DIALOG_PUBLIC",
-    "DIALOG_FIELDS", "DIALOG_LIST_FIELDS",
+    "DIALOG_FIELDS", "DIALOG_LIST_FIELDS", "DIALOG_SERVER_EXTENSIONS",
     "PrivacyRecord", "IPrivacyStore",
 ]
 
