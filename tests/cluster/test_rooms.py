@@ -204,7 +204,7 @@ def test_occupantOnLostNonOwnerLeaves():
 
 def test_restDialogUpdateReachesOwnersRoom():
     """A REST dialog change on node1 (carol removed) kicks carol from the room owned by node0."""
-    from xmppchat.api.dialogs import DialogEvent
+    from xmppchat.dialogs.events import DialogEvent
     from tests.helpers import result
 
     c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
@@ -258,7 +258,7 @@ def test_ownershipRenewedAndReleased():
 def test_restDialogDeleteDestroysOwnersRoom():
     """A dialog deleted over REST on node2 destroys its room on node0: every occupant gets <destroy/>."""
     from tests.helpers import result
-    from xmppchat.api.dialogs import DialogEvent
+    from xmppchat.dialogs.events import DialogEvent
 
     c, room, (a, alice, ta, aid), (b, bob, tb, bid), (d, carol, td, cid) = failover()
     dialogId = room.split("_", 1)[1].split("@")[0]

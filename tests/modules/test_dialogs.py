@@ -8,9 +8,10 @@ import time
 
 from tests.helpers import HostHarness, result
 from tests.modules.test_push import Recorder
-from xmppchat.api.messages import MessageEvent
+from xmppchat.dialogs.events import MessageEvent
 from xmppchat.hooks import Query as HookQuery, ask
-from xmppchat.modules.dialogs import AccountDirectory, paramsToDict
+from xmppchat.dialogs.addressing import AccountDirectory
+from xmppchat.dialogs.wire import paramsToDict
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC
 from tests.helpers import xml
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.helpers import HostHarness, result
-from xmppchat.api.dialogs import DialogEvent
+from xmppchat.dialogs.events import DialogEvent
 from xmppchat.config import ConfigError, buildConfig
 from xmppchat.muc.room import isoStamp
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PUBLIC, Query

@@ -6,7 +6,7 @@ occupants, notification settings and clearing one's history.
 
 Types follow the ConnectyCube REST docs: 1 broadcast (created only with
 C{python -m xmppchat.admin create-broadcast}), 2 group, 3 private, 4
-public.  Access (L{xmppchat.dialogrules}): a user sees and changes only
+public.  Access (L{xmppchat.dialogs.rules}): a user sees and changes only
 the dialogs they occupy; public and broadcast dialogs and dialogs with
 C{permissions.allow_preview} are readable by every user, and every
 broadcast dialog is in every user's list.  The owner and admins manage a
@@ -25,12 +25,11 @@ C{extensions.<field>}), with the other fields' operators and bounds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    isoTime,
     USER,
     JSONResource,
     buildQuery,
@@ -44,8 +43,8 @@ from xmppchat.api.json import (
     requireDict,
     route,
 )
-from xmppchat.api.sessions import isoTime
-from xmppchat.dialogrules import (
+from xmppchat.dialogs.events import DialogEvent
+from xmppchat.dialogs.rules import (
     ADMIN_TYPES,
     MAX_ADMINS,
     adminsNeedOccupancy,
@@ -78,21 +77,6 @@ UPDATE_FIELDS = {"push_all", "pull_all", "name", "photo", "description", "extens
 INT_FIELDS = ("type", "user_id", "occupants_ids", "admins_ids", "last_message_user_id",
               "occupants_count")
 TIME_FIELDS = ("created_at", "updated_at", "last_message_date_sent")
-
-
-@dataclass
-class DialogEvent:
-    """
-    The event of C{rest-dialog-updated}: who changed which dialog, and the
-    ids added to and removed from its occupants.
-    """
-
-    dialog: object
-    userId: int
-    appId: int
-    added: list
-    removed: list
-    deleted: bool = False
 
 
 def roomJID(ctx, appId: int, dialogId: str) -> str:
@@ -545,5 +529,5 @@ class DialogsResource(JSONResource):
         return None
 
 
-__all__ = ["DialogsResource", "DialogEvent", "dialogJSON", "dialogsJSON", "roomJID",
+__all__ = ["DialogsResource", "dialogJSON", "dialogsJSON", "roomJID",
            "readableDialog"]

@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -45,6 +46,8 @@ from xmppchat.storage.interfaces import (
 
 log = Logger()
 
+# an external user id (JWT C{sub}, C{external_user_id}): lower-case, bounded
+EXTERNAL_ID = re.compile(r"[a-z0-9@_-]{1,128}")
 SESSION_MISSING = "Required session does not exist"
 
 # Authentication levels of a route.
@@ -65,6 +68,13 @@ MAX_NESTING = 4
 # Integers the stores can hold (SQLite INTEGER, BSON int64).
 INT_MIN = -(2 ** 63)
 INT_MAX = 2 ** 63 - 1
+
+
+def isoTime(stamp: float) -> str:
+    """
+    ISO-8601 UTC with a C{Z}, as ConnectyCube writes C{created_at}.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 class ApiError(Exception):

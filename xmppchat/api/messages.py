@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import calendar
 import time
-from dataclasses import dataclass
-
 from twisted.logger import Logger
 from twisted.web import http
 
-from xmppchat.api.dialogs import DialogEvent, dialogsJSON, readableDialog
+from xmppchat.api.dialogs import dialogsJSON, readableDialog
 from xmppchat.api.json import (
+    isoTime,
     INT_MAX,
     INT_MIN,
     PAGING,
@@ -38,8 +37,8 @@ from xmppchat.api.json import (
     route,
     toInt,
 )
-from xmppchat.api.sessions import isoTime
-from xmppchat.dialogrules import canPost, isMember, isParticipant
+from xmppchat.dialogs.events import DialogEvent, MarkEvent, MessageEvent
+from xmppchat.dialogs.rules import canPost, isMember, isParticipant
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
@@ -58,34 +57,6 @@ CORE_FIELDS = {"chat_dialog_id", "recipient_id", "message", "attachments", "send
                "_id", "date_sent", "sender_id"}
 INT_FIELDS = ("sender_id", "recipient_id", "date_sent")
 TIME_FIELDS = ("created_at", "updated_at")
-
-
-@dataclass
-class MessageEvent:
-    """
-    The event of C{rest-message-created}: the stored message, its dialog,
-    the sender's application, and whether the request asked for XMPP
-    delivery (C{send_to_chat=1}).
-    """
-
-    message: object
-    dialog: object
-    appId: int
-    sendToChat: bool
-
-
-@dataclass
-class MarkEvent:
-    """
-    The event of C{rest-messages-marked}: a user read or received a
-    dialog's messages up to C{messageId} (C{None}: all).
-    """
-
-    dialogId: str
-    userId: int
-    messageId: str | None
-    read: bool
-    delivered: bool
 
 
 def messageJSON(message, viewer: int) -> dict:
@@ -472,4 +443,4 @@ class SearchResource(JSONResource):
         }}
 
 
-__all__ = ["MessagesResource", "SearchResource", "MessageEvent", "MarkEvent", "messageJSON"]
+__all__ = ["MessagesResource", "SearchResource", "messageJSON"]

@@ -35,9 +35,7 @@ import base64
 import binascii
 import hmac
 import json
-import re
 import secrets
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -47,33 +45,28 @@ from twisted.web import http
 
 from xmppchat.api.json import (
     APP,
+    EXTERNAL_ID,
     PUBLIC,
     USER,
     JSONResource,
     baseError,
     fieldError,
     forbidden,
+    isoTime,
     requireDict,
     route,
     toInt,
     unauthorized,
 )
 from xmppchat.api.ratelimit import tooManyRequests
+from xmppchat.api.users import createRestAccount, findAccount, userJSON
 from xmppchat.auth.credentials import Credentials, deriveCredentials, tokenHash, verifyPlain
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.storage.interfaces import AlreadyExists, TokenRecord
 
 log = Logger()
 
-EXTERNAL_ID = re.compile(r"[a-z0-9@_-]{1,128}")
 MAX_JWT_BYTES = 4096
-
-
-def isoTime(stamp: float) -> str:
-    """
-    ISO-8601 UTC with a C{Z}, as ConnectyCube writes C{created_at}.
-    """
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 @dataclass
@@ -406,8 +399,6 @@ class SessionManager:
         without the mark has a password: 401, a JWT never logs into it
         (issue 15 finding 1).
         """
-        from xmppchat.api.users import createRestAccount, findAccount
-
         account = await findAccount(self.ctx.storage, "externalId", externalId)
         if account is None:
             try:
@@ -473,8 +464,6 @@ class SessionManager:
         The account named by C{login}, C{email} or C{id} in C{data} whose
         C{password} matches; 401 C{Unauthorized} otherwise.
         """
-        from xmppchat.api.users import findAccount
-
         data = requireDict(data, "user")
         password = data.get("password")
         account = None
@@ -536,8 +525,6 @@ class SessionResource(JSONResource):
         return http.CREATED, {"session": await self.sessionJSON(info)}
 
     async def sessionJSON(self, info) -> dict:
-        from xmppchat.api.users import userJSON
-
         out = info.toJSON()
         if info.account is not None:
             out["user"] = userJSON(self.ctx, info.account)
@@ -560,8 +547,6 @@ class LoginResource(JSONResource):
 
     @route("POST", auth=APP)
     async def login(self, call):
-        from xmppchat.api.users import userJSON
-
         account = await self.ctx.sessions.userFromCredentials(call.request, call.body)
         await self.ctx.sessions.upgrade(call.session, account)
         return http.ACCEPTED, {"user": userJSON(self.ctx, account)}
@@ -610,4 +595,4 @@ class JWTChecker:
 
 
 __all__ = ["SessionInfo", "SessionManager", "SessionResource", "LoginResource",
-           "encodeJWT", "decodeJWT", "InvalidJWT", "JWTChecker", "isoTime"]
+           "encodeJWT", "decodeJWT", "InvalidJWT", "JWTChecker"]

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from xmppchat.api.json import (
+    isoTime,
     PUBLIC,
     USER,
     JSONResource,
@@ -48,7 +49,6 @@ from xmppchat.api.json import (
     toInt,
     unauthorized,
 )
-from xmppchat.api.sessions import isoTime
 from xmppchat.quotas import UPLOAD_SECONDS, quotaLimit
 
 log = Logger()

@@ -22,6 +22,7 @@ from twisted.web import http
 
 from xmppchat.api.json import (
     APP,
+    EXTERNAL_ID,
     PUBLIC,
     USER,
     PAGING,
@@ -31,13 +32,13 @@ from xmppchat.api.json import (
     baseError,
     fieldError,
     forbidden,
+    isoTime,
     notFound,
     optionalString,
     requireDict,
     route,
     toInt,
 )
-from xmppchat.api.sessions import EXTERNAL_ID, isoTime
 from xmppchat.auth.credentials import Credentials, deriveCredentials
 from xmppchat.hooks import Query, ask
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists

@@ -587,7 +587,7 @@ class ClusterRooms:
         As an owner: apply a REST dialog change made on another node to
         our open rooms, exactly as L{RoomsMixin.onDialogUpdated} does locally.
         """
-        from xmppchat.api.dialogs import DialogEvent
+        from xmppchat.dialogs.events import DialogEvent
 
         dialogId = payload.get("d")
         if not isinstance(dialogId, str) or dialogId not in self.module.byDialog:

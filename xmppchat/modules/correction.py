@@ -17,7 +17,8 @@ routed after the usual dialog checks.
 from __future__ import annotations
 
 from xmppchat.messageinfo import messageInfo
-from xmppchat.modules.dialogs import NS_CORRECT, ChangeModule, dialogsOf, paramsToDict
+from xmppchat.dialogs.wire import NS_CORRECT, paramsToDict
+from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 
 
 class CorrectionModule(ChangeModule):

@@ -56,20 +56,29 @@ account store with a bounded cache (L{AccountDirectory}).
 
 from __future__ import annotations
 
-import re
-from collections import OrderedDict
-
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.addressing import AccountDirectory, appIdOf, roomJID
+from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.wire import (
+    addParams,
+    addStanzaId,
+    changeOf,
+    copyFor,
+    extraParams,
+    hasContent,
+    messageStanza,
+    paramsToDict,
+    setParam,
+)
 from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
-from xmppchat.muc.service import RoomEvent, roomJID
+from xmppchat.muc.service import RoomEvent
 from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.router import recipients
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
@@ -86,119 +95,9 @@ from xmppchat.storage.interfaces import (
 
 log = Logger()
 
-NS_CORRECT = "urn:xmpp:message-correct:0"
-NS_DELETE = "urn:xmpp:message-delete:0"
-NS_RETRACT = "urn:xmpp:message-retract:1"
-NS_RETRACT0 = "urn:xmpp:message-retract:0"
-NS_FASTEN = "urn:xmpp:fasten:0"
-NS_REACTIONS = "urn:xmpp:reactions:0"
-
-# children that make a message a change of another one (correction,
-# retraction, reaction modules), not a new dialog message
-CHANGES = frozenset(((NS_CORRECT, "replace"), (NS_DELETE, "remove"), (NS_RETRACT, "retract"),
-                     (NS_FASTEN, "apply-to"), (NS_REACTIONS, "reactions")))
-# extraParams keys that are protocol, not custom fields saved with a message
-RESERVED_PARAMS = frozenset(("save_to_history", "dialog_id", "date_sent", "moduleIdentifier"))
 LOCK = "dialogs-order"
 # shared dialogs looked at for consent to presence and last activity
 CONSENT_DIALOGS = 100
-APP_LOCALPART = re.compile(r"^[0-9]+-([0-9]{1,10})$")
-
-
-# -- extraParams (SDK reference §5.3) ---------------------------------------------
-
-
-def paramsToDict(element) -> tuple[dict, list]:
-    """
-    C{(custom, attachments)} of an C{<extraParams/>} element: child text as
-    strings, nested elements as dicts, empty elements dropped, each
-    C{<attachment/>}'s attributes as a dict (C{size} as an int), reserved
-    keys (L{RESERVED_PARAMS}) left out.
-    """
-    custom: dict = {}
-    attachments: list = []
-    if element is None:
-        return custom, attachments
-    for child in element.elements():
-        name = child.name
-        if name == "attachment":
-            item = {k: v for k, v in child.attributes.items() if type(k) is str}
-            if item.get("size", "").isdigit():
-                item["size"] = int(item["size"])
-            attachments.append(item)
-        elif name not in RESERVED_PARAMS:
-            value = _paramValue(child)
-            if value not in (None, "", {}):
-                custom[name] = value
-    return custom, attachments
-
-
-def _paramValue(element):
-    nested = {}
-    for child in element.elements():
-        value = _paramValue(child)
-        if value not in (None, "", {}):
-            nested[child.name] = value
-    return nested if nested else str(element)
-
-
-def addParams(parent, values: dict) -> None:
-    """
-    Write C{values} as child elements of C{parent} (nested dicts nested,
-    other values as text; keys that are not XML names are skipped).
-    """
-    for key, value in values.items():
-        if not isinstance(key, str) or not _XML_NAME.match(key):
-            continue
-        child = parent.addElement(key)
-        if isinstance(value, dict):
-            addParams(child, value)
-        elif value is not None:
-            child.addContent(str(value) if not isinstance(value, bool) else str(value).lower())
-
-
-_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-
-
-def extraParams(stanza) -> domish.Element:
-    """
-    The stanza's C{<extraParams/>}, added when missing.
-    """
-    element = messageInfo(stanza).extraParams
-    if element is None:
-        element = stanza.addElement((NS_CLIENT, "extraParams"))
-        forget(stanza)
-    return element
-
-
-def setParam(params, key: str, value: str, replace: bool = True) -> None:
-    for child in list(params.elements()):
-        if child.name == key:
-            if not replace:
-                return
-            params.children.remove(child)
-    params.addElement(key, content=value)
-
-
-def hasContent(info) -> bool:
-    """
-    A body with text or an attachment: what makes a dialog message.
-    """
-    if info.body is not None and str(info.body).strip():
-        return True
-    return info.extraParams is not None and any(
-        c.name == "attachment" for c in info.extraParams.elements())
-
-
-def changeOf(stanza):
-    """
-    The child that makes C{stanza} a correction, retraction or reaction, or
-    C{None}.
-    """
-    for child in stanza.elements():
-        if (child.uri, child.name) in CHANGES:
-            return child
-    return None
 
 
 def changeIn(event, kinds) -> domish.Element | None:
@@ -219,147 +118,6 @@ def changeIn(event, kinds) -> domish.Element | None:
         if (child.uri, child.name) in kinds:
             return child
     return None
-
-
-def copyFor(stanza, to: str | None, frm: str | None = None) -> domish.Element:
-    """
-    A copy of C{stanza} with new addresses whose children are shared (not
-    copied): nobody changes a stanza once it is being fanned out.
-    """
-    copy = domish.Element((NS_CLIENT, stanza.name))
-    copy.attributes = dict(stanza.attributes)
-    if to is None:
-        copy.attributes.pop("to", None)
-    else:
-        copy["to"] = to
-    if frm is not None:
-        copy["from"] = frm
-    copy.children = stanza.children
-    return copy
-
-
-def messageStanza(message, frm: str | None, to: str | None, stanzaType: str,
-                  dialogId: str) -> domish.Element:
-    """
-    A stored L{Message} as the stanza the SDK receives: body,
-    C{extraParams} with C{save_to_history}, C{dialog_id}, C{date_sent},
-    attachments and custom fields.
-    """
-    stanza = domish.Element((NS_CLIENT, "message"))
-    if frm:
-        stanza["from"] = frm
-    if to:
-        stanza["to"] = to
-    stanza["type"] = stanzaType
-    stanza["id"] = message.id
-    if message.body is not None:
-        stanza.addElement("body", content=message.body)
-    params = stanza.addElement("extraParams")
-    addParams(params, {k: v for k, v in (message.custom or {}).items() if k not in RESERVED_PARAMS})
-    for item in message.attachments or ():
-        attachment = params.addElement("attachment")
-        for key, value in (item.items() if isinstance(item, dict) else ()):
-            if isinstance(key, str) and _XML_NAME.match(key) and value is not None:
-                attachment[key] = str(value)
-    params.addElement("save_to_history", content="1")
-    params.addElement("dialog_id", content=dialogId)
-    params.addElement("date_sent", content=str(message.dateSent))
-    return stanza
-
-
-def appIdOf(localpart: str | None) -> int | None:
-    """
-    The application of a REST/SDK account (localpart C{<id>-<appId>}), or
-    C{None} for others (C{adduser alice}).
-    """
-    match = APP_LOCALPART.match(localpart or "")
-    return int(match.group(1)) if match else None
-
-
-# -- account ids <-> JIDs -------------------------------------------------------------
-
-
-class AccountDirectory:
-    """
-    Account id <-> localpart through the account store, with a bounded LRU
-    cache (a localpart never changes, so entries never go stale; a deleted
-    account is simply not found any more on the next miss).
-    """
-
-    def __init__(self, accounts, domain: str, size: int):
-        self.accounts = accounts
-        self.domain = domain
-        self.size = size
-        self._byId: OrderedDict[int, str] = OrderedDict()
-        self._byLocalpart: OrderedDict[str, int] = OrderedDict()
-
-    def remember(self, account) -> None:
-        self._put(account.id, account.localpart)
-
-    def _put(self, accountId: int, localpart: str) -> None:
-        for cache, key, value in ((self._byId, accountId, localpart),
-                                  (self._byLocalpart, localpart, accountId)):
-            cache[key] = value
-            cache.move_to_end(key)
-            while len(cache) > self.size:
-                cache.popitem(last=False)
-
-    def forget(self, account) -> None:
-        self._byId.pop(account.id, None)
-        self._byLocalpart.pop(account.localpart, None)
-
-    def bare(self, localpart: str) -> str:
-        return f"{localpart}@{self.domain}"
-
-    def cachedJID(self, accountId: int) -> str | None:
-        """
-        The bare JID of an account if the cache knows it (no storage read).
-        """
-        localpart = self._byId.get(accountId)
-        return self.bare(localpart) if localpart is not None else None
-
-    @defer.inlineCallbacks
-    def jidsOf(self, accountIds):
-        """
-        Fires with C{{id: bare JID}} for the ids that exist.
-        """
-        out, missing = {}, []
-        for accountId in accountIds:
-            localpart = self._byId.get(accountId)
-            if localpart is None:
-                missing.append(accountId)
-            else:
-                self._byId.move_to_end(accountId)
-                out[accountId] = self.bare(localpart)
-        if missing:
-            found = yield self.accounts.getAccounts(missing)
-            for accountId, account in found.items():
-                self.remember(account)
-                out[accountId] = self.bare(account.localpart)
-        return out
-
-    @defer.inlineCallbacks
-    def jidOf(self, accountId: int):
-        jids = yield self.jidsOf([accountId])
-        return jids.get(accountId)
-
-    @defer.inlineCallbacks
-    def idOf(self, bare: str):
-        """
-        Fires with the account id of a local bare JID, or C{None}.
-        """
-        localpart, _, domain = bare.partition("@")
-        if domain != self.domain or not localpart:
-            return None
-        accountId = self._byLocalpart.get(localpart)
-        if accountId is not None:
-            self._byLocalpart.move_to_end(localpart)
-            return accountId
-        account = yield self.accounts.getAccountByLocalpart(localpart)
-        if account is None:
-            return None
-        self.remember(account)
-        return account.id
 
 
 # -- the module -------------------------------------------------------------------------
@@ -527,7 +285,7 @@ class DialogsModule(Module):
             stanza["id"] = messageId
         stanza.children = [c for c in stanza.children
                            if type(c) is str or not (c.name == "stanza-id" and c.uri == NS_SID)]
-        self._sid(stanza, by, messageId.lower())
+        addStanzaId(stanza, by, messageId.lower())
         forget(stanza)
         params = extraParams(stanza)
         dateSent = int(now)
@@ -948,24 +706,18 @@ class DialogsModule(Module):
             if sender is None or recipient is None:
                 return None
             stanza = messageStanza(message, sender, recipient, "chat", dialog.id)
-            self._sid(stanza, recipient, message.id)
+            addStanzaId(stanza, recipient, message.id)
             yield self.router.deliver(stanza)
             return None
         room = roomJID(appId or self.defaultAppId(), dialog.id, self.mucDomain)
         stanza = messageStanza(message, None, None, "groupchat", dialog.id)
-        self._sid(stanza, room, message.id)
+        addStanzaId(stanza, room, message.id)
         frm = f"{room}/{message.senderId}"
         if dialog.type == DIALOG_BROADCAST:
             yield self.broadcast(stanza, frm, appId or self.defaultAppId())
         else:
             yield self.fanOut(dialog, stanza, message.senderId, frm)
         return None
-
-    @staticmethod
-    def _sid(stanza, by: str, messageId: str) -> None:
-        sid = stanza.addElement((NS_SID, "stanza-id"))
-        sid["by"] = by
-        sid["id"] = messageId
 
     @hook("rest-system-message")
     def onRestSystemMessage(self, event):
@@ -1062,7 +814,7 @@ class DialogsModule(Module):
                     return sent
                 stanza = messageStanza(message, f"{room}/{message.senderId}", session.full,
                                        "groupchat", dialog.id)
-                self._sid(stanza, room, message.id)
+                addStanzaId(stanza, room, message.id)
                 stanza.addChild(delayElement(message.createdAt, room, "Broadcast"))
                 session.send(stanza)
                 sent += 1
@@ -1105,6 +857,4 @@ def dialogsOf(host) -> DialogsModule:
     return module
 
 
-__all__ = ["DialogsModule", "AccountDirectory", "paramsToDict", "addParams", "messageStanza",
-           "copyFor", "changeIn", "dialogsOf", "ChangeModule", "appIdOf", "CHANGES", "NS_CORRECT", "NS_DELETE", "NS_RETRACT",
-           "NS_FASTEN", "NS_REACTIONS"]
+__all__ = ["DialogsModule", "changeIn", "dialogsOf", "ChangeModule"]

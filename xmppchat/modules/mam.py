@@ -31,12 +31,14 @@ import time
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import canRead
+from xmppchat.dialogs.addressing import appIdOf, parseRoom, roomJID
+from xmppchat.dialogs.rules import canRead
+from xmppchat.dialogs.wire import messageStanza
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.messageinfo import NS_FORWARD
 from xmppchat.modules.base import Module, hook
-from xmppchat.modules.dialogs import appIdOf, dialogsOf, messageStanza
-from xmppchat.muc.service import RoomEvent, parseRoom, roomJID
+from xmppchat.modules.dialogs import dialogsOf
+from xmppchat.muc.service import RoomEvent
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId
 

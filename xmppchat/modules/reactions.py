@@ -33,8 +33,10 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppchat.modules.base import hook
-from xmppchat.modules.dialogs import NS_REACTIONS, ChangeModule, appIdOf, dialogsOf
-from xmppchat.muc.service import RoomEvent, roomJID
+from xmppchat.dialogs.addressing import appIdOf, roomJID
+from xmppchat.dialogs.wire import NS_REACTIONS
+from xmppchat.modules.dialogs import ChangeModule, dialogsOf
+from xmppchat.muc.service import RoomEvent
 from xmppchat.stanzas import NS_CLIENT, StanzaError
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, isObjectId, newObjectId
 

@@ -15,7 +15,8 @@ message; unread counts drop only by the deleted message itself.
 
 from __future__ import annotations
 
-from xmppchat.modules.dialogs import NS_DELETE, NS_FASTEN, NS_RETRACT, NS_RETRACT0, ChangeModule, dialogsOf
+from xmppchat.dialogs.wire import NS_DELETE, NS_FASTEN, NS_RETRACT, NS_RETRACT0
+from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 
 
 def retractedId(element) -> str | None:

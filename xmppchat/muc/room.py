@@ -24,7 +24,7 @@ What is implemented:
     (every occupant sees the full JIDs, status 100); public and broadcast
     rooms (types 4 and 1), open to every user, are semi-anonymous (full
     JIDs to moderators only);
-  - access (L{xmppchat.dialogrules.seesRoom}): a group room admits only
+  - access (L{xmppchat.dialogs.rules.seesRoom}): a group room admits only
     the dialog's owner, admins and occupants (others get
     C{registration-required}, §7.2.7); public and broadcast rooms admit
     any user of the application (issue 17 item 5: in a broadcast room
@@ -61,7 +61,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogrules import isOpen, seesRoom
+from xmppchat.dialogs.addressing import parseRoom
+from xmppchat.dialogs.rules import isOpen, seesRoom
+from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
 from xmppchat.muc.limits import RoomOpenings
@@ -481,8 +483,6 @@ class RoomsMixin:
         C{(dialog, appId, named)} of a room JID, from storage (C{dialog} is
         C{None} when there is no such dialog).
         """
-        from xmppchat.muc.service import parseRoom
-
         localpart = jid.partition("@")[0]
         parsed = parseRoom(localpart)
         if parsed is not None:
@@ -622,8 +622,6 @@ class RoomsMixin:
         messages = yield self.storage.messages.listMessages(room.dialog.id, userId, query)
         if not messages:
             return
-        from xmppchat.modules.dialogs import messageStanza
-
         privacy = self.host.modules.get("privacy")
         directory = self.dialogs().directory
         senders = yield directory.jidsOf({m.senderId for m in messages})

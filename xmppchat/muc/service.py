@@ -27,12 +27,12 @@ stanzas get C{item-not-found}).
 
 from __future__ import annotations
 
-import re
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from xmppchat.dialogrules import isOpen, seesRoom
+from xmppchat.dialogs.addressing import appIdOf, parseRoom, roomJID
+from xmppchat.dialogs.rules import isOpen, seesRoom
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.disco import NS_DISCO_INFO, infoQuery
 from xmppchat.muc.room import RoomsMixin
@@ -40,29 +40,6 @@ from xmppchat.stanzas import StanzaError, firstChild
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PRIVATE
 
 NS_MUC = "http://jabber.org/protocol/muc"
-
-ROOM_RE = re.compile(r"^([0-9]{1,10})_([0-9a-fA-F]{24})$")
-
-
-def parseRoom(localpart: str | None):
-    """
-    C{(appId, dialogId)} for a room localpart C{<appId>_<dialogId>}, or
-    C{None}.  Dialog ids are returned lower-case, as the store keeps them.
-    """
-    if not localpart:
-        return None
-    match = ROOM_RE.match(localpart)
-    if match is None:
-        return None
-    return int(match.group(1)), match.group(2).lower()
-
-
-def roomJID(appId: int, dialogId: str, mucDomain: str) -> str:
-    """
-    The bare room JID of a dialog (SDK reference §5.2).
-    """
-    return f"{appId}_{dialogId}@{mucDomain}"
-
 
 class RoomEvent:
     """
@@ -134,8 +111,6 @@ class MUCService:
     def _named(self, dialogId, origin, stanza, toJID, kind, stanzaType):
         if dialogId is None and stanza.name == "message":
             return self.sendError(origin, stanza, "item-not-found", "No such room")
-        from xmppchat.modules.dialogs import appIdOf
-
         appId = appIdOf(origin.localpart) if origin is not None else None
         if appId is None:
             appId = self.host.modules["dialogs"].defaultAppId() if "dialogs" in self.host.modules else 1
