@@ -13,6 +13,7 @@ from xmppchat.hooks import Query as HookQuery, ask
 from xmppchat.dialogs.addressing import AccountDirectory
 from xmppchat.dialogs.wire import paramsToDict
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC
+from xmppchat.storage.interfaces import Query as StoreQuery
 from tests.helpers import xml
 
 MID = "6b026913da64a53358000000"
@@ -247,14 +248,15 @@ def test_unknownRoomAndPresence():
     assert errors[2].name == "presence" and "No dialog" in str(errors[2].error.text)
 
 
-def test_publicNeedsSubscription():
-    """Public dialogs take messages from subscribers (who also receive them), not from strangers."""
+def test_publicOpenToAll():
+    """Anyone may post in a public dialog (issue 17: the ConnectyCube docs' "open dialog", as over REST); subscribers receive."""
     h = HostHarness()
     dialog = h.addDialog(DIALOG_PUBLIC, "alice")
     bob, tb = h.connect("bob")
     carol, tc = h.connect("carol")
     h.send(bob, group(dialog))
-    assert tb.pop()[0].error["code"] == "403"
+    assert [e for e in tb.pop() if e.error is not None] == []
+    assert [m.body for m in result(h.storage.messages.listMessages(dialog.id, None, StoreQuery()))] == ["hi all"]
     result(h.storage.dialogs.subscribe(dialog.id, h.accountId("bob")))
     result(h.storage.dialogs.subscribe(dialog.id, h.accountId("carol")))
     h.send(bob, group(dialog, mid=MID2))

@@ -48,12 +48,13 @@ from xmppchat.dialogs.rules import (
     ADMIN_TYPES,
     MAX_ADMINS,
     adminsNeedOccupancy,
-    canChangeAdmins,
     canRead,
+    canSetAdmins,
     isManager,
     isMember,
     isParticipant,
 )
+from xmppchat.dialogs.service import DialogService
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -61,7 +62,6 @@ from xmppchat.storage.interfaces import (
     DIALOG_LIST_FIELDS,
     DIALOG_PRIVATE,
     DIALOG_PUBLIC,
-    AlreadyExists,
     isObjectId,
 )
 
@@ -84,6 +84,14 @@ def roomJID(ctx, appId: int, dialogId: str) -> str:
     The dialog's MUC room JID, as the SDK builds it (§5.2).
     """
     return f"{appId}_{dialogId}@{ctx.server.muc_domain}"
+
+
+def dialogService(ctx) -> DialogService:
+    """
+    The dialog operations (L{xmppchat.dialogs.service}) over the REST
+    context's storage and quotas.
+    """
+    return DialogService(ctx.storage, ctx.quotas)
 
 
 async def readableDialog(ctx, dialogId: str, userId: int):
@@ -263,10 +271,11 @@ class DialogsResource(JSONResource):
                 raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
             if admins:
                 raise fieldError("admins_ids", "private dialogs have no admins")
-            existing = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
-            if existing is not None:
-                await self.ctx.storage.dialogs.setHidden(existing.id, viewer, False)
-                return http.OK, (await dialogsJSON(self.ctx, [existing], viewer, call.appId))[0]
+            dialog, created = await dialogService(self.ctx).privateDialog(viewer, occupants[0],
+                                                                          **fields)
+            if not created:
+                await self.ctx.storage.dialogs.setHidden(dialog.id, viewer, False)
+                return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
         elif not fields.get("name"):
             raise fieldError("name", "can't be blank")
         if len(admins) > MAX_ADMINS:
@@ -279,13 +288,10 @@ class DialogsResource(JSONResource):
             await _checkUsers(self.ctx, [a for a in admins if a != viewer], "admins_ids")
         if dialogType == DIALOG_PUBLIC:
             occupants = []
-        try:
+        if dialogType != DIALOG_PRIVATE:
             dialog = await self.ctx.storage.dialogs.createDialog(
                 dialogType, viewer, occupantIds=occupants, adminIds=admins,
                 limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
-        except AlreadyExists:
-            dialog = await self.ctx.storage.dialogs.findPrivateDialog(viewer, occupants[0])
-            return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
         self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
                                                          list(dialog.occupantIds), []))
         return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
@@ -370,7 +376,7 @@ class DialogsResource(JSONResource):
         if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
             if not manager:
                 raise forbidden("Only the owner and admins can pin messages")
-        if ("admins_ids" in push or "admins_ids" in pull) and not canChangeAdmins(dialog, viewer):
+        if ("admins_ids" in push or "admins_ids" in pull) and not canSetAdmins(dialog, viewer):
             if dialog.type not in ADMIN_TYPES:
                 raise fieldError("admins_ids", "private dialogs have no admins")
             raise forbidden("Only the owner can change admins")

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
+from xmppchat.dialogs.errors import DialogError
 from xmppchat.storage.common import checkKey
 from xmppchat.storage.interfaces import (
     AlreadyExists,
@@ -733,6 +734,8 @@ class JSONResource(Resource):
             status, errors = e.status, e.errors
             for name, value in (e.headers or {}).items():
                 request.setHeader(name, value)
+        elif isinstance(e, DialogError):
+            status, errors = e.status, {e.field or "base": [e.text]}
         elif isinstance(e, InvalidQuery):
             status, errors = http.BAD_REQUEST, {"base": [str(e) or "invalid query"]}
         elif isinstance(e, AlreadyExists):

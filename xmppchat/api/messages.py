@@ -18,7 +18,7 @@ import time
 from twisted.logger import Logger
 from twisted.web import http
 
-from xmppchat.api.dialogs import dialogsJSON, readableDialog
+from xmppchat.api.dialogs import dialogService, dialogsJSON, readableDialog
 from xmppchat.api.json import (
     isoTime,
     INT_MAX,
@@ -31,24 +31,20 @@ from xmppchat.api.json import (
     deleteSummary,
     fieldError,
     flagValue,
-    forbidden,
     notFound,
     requireDict,
     route,
     toInt,
 )
-from xmppchat.dialogs.events import DialogEvent, MarkEvent, MessageEvent
-from xmppchat.dialogs.rules import canPost, isMember, isParticipant
+from xmppchat.dialogs import rules
+from xmppchat.dialogs.events import DialogEvent, EditEvent, MarkEvent, MessageEvent, RemoveEvent
+from xmppchat.dialogs.rules import isMember, isParticipant
+from xmppchat.dialogs.service import MAX_CUSTOM, checkMessage
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()
 
-MAX_BODY = 65536
-MAX_ATTACHMENTS = 20
-MAX_ATTACHMENT_BYTES = 4096
-MAX_CUSTOM = 30
-MAX_CUSTOM_BYTES = 4096
 MAX_IDS = 100
 # The names unreadCount's dialog ids come under (issue 17 item 5).
 UNREAD_ID_PARAMS = ("chat_dialog_ids", "dialogs_ids")
@@ -91,26 +87,15 @@ def messageJSON(message, viewer: int) -> dict:
 def _attachments(value) -> list:
     if value is None:
         return []
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise fieldError("attachments", "must be a list of objects")
-    if len(value) > MAX_ATTACHMENTS:
-        raise fieldError("attachments", f"at most {MAX_ATTACHMENTS}")
-    from xmppchat.api.json import dumps
-
-    for item in value:
-        if not isinstance(item, dict):
-            raise fieldError("attachments", "must be a list of objects")
-        if len(dumps(item)) > MAX_ATTACHMENT_BYTES:
-            raise fieldError("attachments", f"an attachment is at most {MAX_ATTACHMENT_BYTES} bytes")
+    checkMessage(None, attachments=value)
     return value
 
 
 def _custom(body: dict) -> dict:
-    from xmppchat.api.json import dumps
-
     custom = {k: v for k, v in body.items() if k not in CORE_FIELDS}
-    if len(custom) > MAX_CUSTOM or len(dumps(custom)) > MAX_CUSTOM_BYTES:
-        raise fieldError("base", f"custom fields: at most {MAX_CUSTOM} keys, {MAX_CUSTOM_BYTES} bytes")
+    checkMessage(None, custom=custom)
     for key, value in custom.items():
         if isinstance(value, (dict, list)) and key != "extension":
             raise fieldError(key, "custom fields must be strings, numbers or booleans")
@@ -125,8 +110,7 @@ def _body(body: dict):
         value = str(value)
     if not isinstance(value, str):
         raise fieldError("message", "must be a string")
-    if len(value) > MAX_BODY:
-        raise fieldError("message", f"is too long (maximum is {MAX_BODY} characters)")
+    checkMessage(value)
     return value
 
 
@@ -199,7 +183,6 @@ class MessagesResource(JSONResource):
     async def create(self, call):
         viewer = call.account.id
         body = requireDict(call.body, "body")
-        dialogs = self.ctx.storage.dialogs
         recipientId = None
         if body.get("chat_dialog_id") not in (None, ""):
             dialogId = body["chat_dialog_id"]
@@ -210,16 +193,13 @@ class MessagesResource(JSONResource):
             recipientId = toInt(body["recipient_id"], "recipient_id")
             if recipientId == viewer or await self.ctx.storage.accounts.getAccount(recipientId) is None:
                 raise fieldError("recipient_id", "is not another user")
-            dialog = await dialogs.findPrivateDialog(viewer, recipientId)
-            if dialog is None:
-                dialog = await dialogs.createDialog(DIALOG_PRIVATE, viewer, occupantIds=[recipientId],
-                                                    limit=quotaLimit(self.ctx.quotas.dialogs_per_user))
+            dialog, created = await dialogService(self.ctx).privateDialog(viewer, recipientId)
+            if created:
                 self.ctx.fire("rest-dialog-updated", DialogEvent(
                     dialog, viewer, call.appId, list(dialog.occupantIds), []))
         else:
             raise fieldError("chat_dialog_id", "chat_dialog_id or recipient_id is required")
-        if not canPost(dialog, viewer):
-            raise forbidden("You cannot post in this dialog")
+        rules.require(dialog, viewer, rules.POST)
         text = _body(body)
         attachments = _attachments(body.get("attachments"))
         if text is None and not attachments:
@@ -268,25 +248,22 @@ class MessagesResource(JSONResource):
         dialog = await readableDialog(self.ctx, dialogId, viewer)
         if any(m.dialogId != dialog.id for m in found):
             raise fieldError("chat_dialog_id", "the messages belong to another dialog")
+        service = dialogService(self.ctx)
         if "message" in body or "attachments" in body:
             if len(found) != 1:
                 raise fieldError("message", "edit one message at a time")
-            if found[0].senderId != viewer:
-                raise forbidden("Only the sender can edit a message")
             text = _body(body)
             attachments = _attachments(body["attachments"]) if "attachments" in body else None
-            await messages.editMessage(found[0].id, body=text, attachments=attachments)
+            original = found[0]
+            edited = await service.edit(viewer, original, dialog, text, attachments)
+            self.ctx.fire("rest-message-edited", EditEvent(
+                edited or original, dialog, viewer, call.appId, dialog.lastMessageId == original.id))
             return None
         read, delivered = flagValue(body.get("read")), flagValue(body.get("delivered"))
         if not (read or delivered):
             raise fieldError("read", "give read=1, delivered=1 or a new message body")
-        if not isParticipant(dialog, viewer):
-            raise forbidden("You are not an occupant of this dialog")
         newest = max(found, key=lambda m: m.order).id if found else None
-        if read:
-            await messages.markRead(dialog.id, viewer, newest)
-        if delivered:
-            await messages.markDelivered(dialog.id, viewer, newest)
+        await service.mark(viewer, dialog, newest, read, delivered)
         self.ctx.fire("rest-messages-marked", MarkEvent(dialog.id, viewer, newest, read,
                                                         read or delivered))
         return None
@@ -307,18 +284,22 @@ class MessagesResource(JSONResource):
             if message.dialogId not in dialogs:
                 dialogs[message.dialogId] = await self.ctx.storage.dialogs.getDialog(message.dialogId)
             dialog = dialogs[message.dialogId]
-            if dialog is None or not isParticipant(dialog, viewer):
-                refused.append(messageId)
-            elif force and message.senderId != viewer:
+            action = rules.DELETE if force else rules.MARK  # hiding from oneself: a participant
+            if dialog is None or not rules.may(dialog, viewer, action, message.senderId):
                 refused.append(messageId)
             else:
-                done.append(messageId)
+                done.append(message)
         if done:
+            ids = [m.id for m in done]
             if force:
-                await messages.deleteMessages(done)
+                await messages.deleteMessages(ids)
+                for dialogId in dict.fromkeys(m.dialogId for m in done):
+                    self.ctx.fire("rest-messages-removed", RemoveEvent(
+                        [m.id for m in done if m.dialogId == dialogId], dialogs[dialogId], viewer,
+                        call.appId))
             else:
-                await messages.deleteForUser(done, viewer)
-        return deleteSummary(done, missing, refused)
+                await messages.deleteForUser(ids, viewer)
+        return deleteSummary([m.id for m in done], missing, refused)
 
     @route("GET", "unread", auth=USER)
     async def unread(self, call):
@@ -364,8 +345,7 @@ class MessagesResource(JSONResource):
     @route("PUT", "{messageId}/reactions", auth=USER, text=True)
     async def react(self, call, messageId):
         message, dialog = await self._readable(call, messageId)
-        if not canPost(dialog, call.account.id):
-            raise forbidden("You cannot react in this dialog")
+        rules.require(dialog, call.account.id, rules.POST)
         body = requireDict(call.body, "body")
         extra = sorted(set(body) - {"add", "remove"})
         if extra:

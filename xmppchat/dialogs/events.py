@@ -52,4 +52,35 @@ class DialogEvent:
     deleted: bool = False
 
 
-__all__ = ["DialogEvent", "MarkEvent", "MessageEvent"]
+@dataclass
+class EditEvent:
+    """
+    The event of C{rest-message-edited}: C{userId} (the sender) edited
+    C{message} (as stored after the edit) of C{dialog} over REST; the chat
+    layer sends the XEP-0308 correction the SDK turns into
+    C{onMessageUpdateListener} (SDK reference §5.7).  Edits made over XMPP
+    travel as their own stanza and fire nothing.
+    """
+
+    message: object
+    dialog: object
+    userId: int
+    appId: int
+    last: bool
+
+
+@dataclass
+class RemoveEvent:
+    """
+    The event of C{rest-messages-removed}: C{userId} deleted these messages
+    of C{dialog} for everyone over REST (C{force=1}); the chat layer sends
+    the SDK's C{<remove/>} (C{onMessageDeleteListener}, SDK reference §5.8).
+    """
+
+    messageIds: list
+    dialog: object
+    userId: int
+    appId: int
+
+
+__all__ = ["DialogEvent", "EditEvent", "MarkEvent", "MessageEvent", "RemoveEvent"]

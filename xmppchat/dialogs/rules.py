@@ -1,13 +1,22 @@
 """
-The ConnectyCube dialog access rules shared by the REST API and the XMPP
-modules (reference/connectycube-sdk.md §4.4, dialog types and
-C{permissions.allow_preview}).
+The ConnectyCube dialog access rules (issue 17: one policy for REST and
+XMPP), from reference/connectycube-sdk.md §4.4 (dialog types,
+C{permissions.allow_preview}) and the ConnectyCube chat docs ("public
+group chat: an open dialog, any user from your app can chat there";
+broadcast: only the owner and admins write).
 
 Pure functions of a stored dialog (L{xmppchat.storage.interfaces}) and a
-user id: no storage, no HTTP or XMPP errors, so L{xmppchat.api.dialogs},
-L{xmppchat.api.messages}, L{xmppchat.modules.dialogs},
-L{xmppchat.modules.mam} and L{xmppchat.muc.room} apply one definition of
-who may read, post to, join and manage a dialog.
+user id: no storage, no HTTP or XMPP errors.  L{may} answers for one of
+the L{ACTIONS}; L{require} raises L{Forbidden} with the text both sides
+show.  The REST API (L{xmppchat.api.dialogs}, L{xmppchat.api.messages}),
+the XMPP modules (L{xmppchat.modules.dialogs}, correction, retraction,
+reactions, MAM) and the MUC rooms (L{xmppchat.muc}) ask these and derive
+nothing themselves.
+
+The public-dialog disagreement of issue 17 (REST let a non-subscriber
+post, XMPP refused "Subscribe to this public dialog first") is settled on
+the docs' side: anyone may post, mark and type in a public dialog;
+subscribing is what makes the dialog listed and its messages delivered.
 
 Issue 17 item 5 (the seed's dialog features): a broadcast dialog is open
 to every user of the application, read-only ("all the users from the
@@ -18,15 +27,33 @@ L{MAX_ADMINS}, and only the owner changes them.
 
 from __future__ import annotations
 
+from xmppchat.dialogs.errors import Forbidden
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PUBLIC
 
 # Dialogs every user of the application may read and join (public ones
-# also let every user post once subscribed; broadcast ones are read-only).
+# also let every user post; broadcast ones are read-only).
 OPEN_TYPES = (DIALOG_PUBLIC, DIALOG_BROADCAST)
 # Dialog types that have admins (ConnectyCube: "supported in group chat,
 # public or broadcast"), and how many.
 ADMIN_TYPES = (DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_BROADCAST)
 MAX_ADMINS = 5
+
+READ = "read"  # the history, the dialog itself, its occupants
+POST = "post"  # a new message, a reaction
+MARK = "mark"  # read/delivered marks, typing, system messages to the room
+EDIT = "edit"  # change one's own message
+DELETE = "delete"  # delete one's own message for everyone
+MANAGE = "manage"  # name, photo, occupants, pins (admins: the owner only, L{canSetAdmins})
+ACTIONS = (READ, POST, MARK, EDIT, DELETE, MANAGE)
+
+REFUSALS = {
+    READ: "You are not an occupant of this dialog",
+    POST: "You cannot post in this dialog",
+    MARK: "You are not an occupant of this dialog",
+    EDIT: "Only the sender of a message may edit or delete it",
+    DELETE: "Only the sender of a message may edit or delete it",
+    MANAGE: "Only the owner and admins can change this dialog",
+}
 
 
 def isMember(dialog, userId: int) -> bool:
@@ -76,9 +103,9 @@ def isManager(dialog, userId: int) -> bool:
     return userId == dialog.ownerId or userId in dialog.adminIds
 
 
-def canChangeAdmins(dialog, userId: int) -> bool:
+def canSetAdmins(dialog, userId: int) -> bool:
     """
-    Only the owner adds and removes admins, of a dialog type that has
+    Only the owner names and removes admins, of a dialog type that has
     them (L{ADMIN_TYPES}).
     """
     return userId == dialog.ownerId and dialog.type in ADMIN_TYPES
@@ -93,6 +120,34 @@ def adminsNeedOccupancy(dialogType: int) -> bool:
     return dialogType not in OPEN_TYPES
 
 
+def may(dialog, userId: int, action: str, senderId: int | None = None) -> bool:
+    """
+    Whether C{userId} may do C{action} in C{dialog}; C{senderId} is the
+    sender of the message that C{EDIT}/C{DELETE} change (only the sender,
+    while still allowed to post there, changes a message for everyone: a
+    broadcast admin who lost the role cannot rewrite the broadcast).
+    """
+    if action == READ:
+        return canRead(dialog, userId)
+    if action == POST:
+        return canPost(dialog, userId)
+    if action == MARK:
+        return isParticipant(dialog, userId)
+    if action in (EDIT, DELETE):
+        return senderId == userId and canPost(dialog, userId)
+    if action == MANAGE:
+        return isManager(dialog, userId)
+    raise ValueError(f"unknown dialog action {action!r}")
+
+
+def require(dialog, userId: int, action: str, senderId: int | None = None) -> None:
+    """
+    Raise L{Forbidden} unless L{may}.
+    """
+    if not may(dialog, userId, action, senderId):
+        raise Forbidden(REFUSALS[action])
+
+
 def seesRoom(dialog, userId: int | None) -> bool:
     """
     May discover and join the dialog's XEP-0045 room (disco#info,
@@ -105,5 +160,7 @@ def seesRoom(dialog, userId: int | None) -> bool:
         isMember(dialog, userId) or isManager(dialog, userId)))
 
 
-__all__ = ["ADMIN_TYPES", "MAX_ADMINS", "OPEN_TYPES", "adminsNeedOccupancy", "canChangeAdmins",
-           "canPost", "canRead", "isManager", "isMember", "isOpen", "isParticipant", "seesRoom"]
+__all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK", "MAX_ADMINS",
+           "OPEN_TYPES", "POST", "READ", "adminsNeedOccupancy", "canPost", "canRead",
+           "canSetAdmins", "isManager", "isMember", "isOpen", "isParticipant", "may", "require",
+           "seesRoom"]

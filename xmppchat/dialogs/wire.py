@@ -13,7 +13,7 @@ import re
 
 from twisted.words.xish import domish
 
-from xmppchat.messageinfo import NS_SID, forget, messageInfo
+from xmppchat.messageinfo import NS_MARKERS, NS_SID, forget, messageInfo
 from xmppchat.stanzas import NS_CLIENT
 
 NS_CORRECT = "urn:xmpp:message-correct:0"
@@ -171,6 +171,34 @@ def messageStanza(message, frm: str | None, to: str | None, stanzaType: str,
     return stanza
 
 
+def changeStanza(kind: str, messageId: str, newId: str, dialogId: str, body: str | None = None,
+                 last: bool = False) -> domish.Element:
+    """
+    The stanza (no addresses, no type) that tells clients about a change
+    of message C{messageId} made elsewhere (over REST), as the SDK reads it
+    from XMPP clients: C{edit} is the XEP-0308 C{<replace/>} with the new
+    body (SDK reference §5.7, C{onMessageUpdateListener}), C{remove} the
+    SDK's C{<remove xmlns="urn:xmpp:message-delete:0"/>} (§5.8,
+    C{onMessageDeleteListener}), C{received}/C{displayed} a XEP-0333
+    marker (§5.5, C{onDeliveredStatusListener}/C{onReadStatusListener}).
+    Each carries C{<extraParams><dialog_id/></extraParams>}.
+    """
+    stanza = domish.Element((NS_CLIENT, "message"))
+    stanza["id"] = newId
+    if kind == "edit":
+        if body is not None:
+            stanza.addElement("body", content=body)
+        change = stanza.addElement((NS_CORRECT, "replace"))
+        change["last"] = "true" if last else "false"
+    elif kind == "remove":
+        change = stanza.addElement((NS_DELETE, "remove"))
+    else:
+        change = stanza.addElement((NS_MARKERS, kind))
+    change["id"] = messageId
+    stanza.addElement("extraParams").addElement("dialog_id", content=dialogId)
+    return stanza
+
+
 def addStanzaId(stanza, by: str, messageId: str) -> None:
     """
     Add the XEP-0359 C{<stanza-id by=... id=.../>} of a stored message.
@@ -181,5 +209,5 @@ def addStanzaId(stanza, by: str, messageId: str) -> None:
 
 
 __all__ = ["CHANGES", "NS_CORRECT", "NS_DELETE", "NS_FASTEN", "NS_REACTIONS", "NS_RETRACT",
-           "NS_RETRACT0", "RESERVED_PARAMS", "addParams", "addStanzaId", "changeOf", "copyFor",
+           "NS_RETRACT0", "RESERVED_PARAMS", "addParams", "addStanzaId", "changeOf", "changeStanza", "copyFor",
            "extraParams", "hasContent", "messageStanza", "paramsToDict", "setParam"]

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from xmppchat.dialogs.errors import DialogError
 from xmppchat.stanzas import StanzaError, iqResult
 from xmppchat.storage.interfaces import StorageError
 
@@ -138,6 +139,9 @@ class Module:
             except StanzaError as e:
                 self._sendStanzaError(event, e)
                 return True
+            except DialogError as e:
+                self._sendStanzaError(event, StanzaError(e.condition, text=e.text))
+                return True
             except StorageError:
                 self.log.failure("{module}: storage failed", module=self.name)
                 self._storageError(event)
@@ -162,6 +166,9 @@ class Module:
     def _failed(self, failure, event):
         if failure.check(StanzaError):
             self._sendStanzaError(event, failure.value)
+        elif failure.check(DialogError):
+            e = failure.value
+            self._sendStanzaError(event, StanzaError(e.condition, text=e.text))
         elif failure.check(StorageError):
             self.log.failure("{module}: storage failed", failure, module=self.name)
             self._storageError(event)

@@ -17,6 +17,7 @@ routed after the usual dialog checks.
 from __future__ import annotations
 
 from xmppchat.messageinfo import messageInfo
+from xmppchat.dialogs import rules
 from xmppchat.dialogs.wire import NS_CORRECT, paramsToDict
 from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 
@@ -35,9 +36,10 @@ class CorrectionModule(ChangeModule):
         info = messageInfo(event.stanza)
         body = str(info.body) if info.body is not None else None
         _, attachments = paramsToDict(info.extraParams)
-        storage = self.storage.messages
+        dialogs = dialogsOf(self.host)
+        userId = event.origin.account.id
 
-        def apply(message):
-            return storage.editMessage(message.id, body=body, attachments=attachments or None)
+        def apply(message, dialog):
+            return dialogs.service.edit(userId, message, dialog, body, attachments or None)
 
-        return dialogsOf(self.host).amend(event, replace.getAttribute("id"), apply)
+        return dialogs.amend(event, replace.getAttribute("id"), apply, rules.EDIT)

@@ -61,11 +61,14 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppchat.dialogs.addressing import AccountDirectory, appIdOf, roomJID
-from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs import rules
+from xmppchat.dialogs.rules import canRead, isMember
+from xmppchat.dialogs.service import DialogService, checkMessage
 from xmppchat.dialogs.wire import (
     addParams,
     addStanzaId,
     changeOf,
+    changeStanza,
     copyFor,
     extraParams,
     hasContent,
@@ -73,7 +76,7 @@ from xmppchat.dialogs.wire import (
     paramsToDict,
     setParam,
 )
-from xmppchat.messageinfo import NS_SID, forget, messageInfo
+from xmppchat.messageinfo import NS_SID, forget, messageInfo, privacyEnabled
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
@@ -138,6 +141,7 @@ class DialogsModule(Module):
         self.mucDomain = self.host.config.server.muc_domain
         self.directory = AccountDirectory(self.storage.accounts, self.host.domain,
                                           self.config.account_cache_size)
+        self.service = DialogService(self.storage, self.host.config.quotas)
         clock = self.host.clock
         self.cooperator = task.Cooperator(scheduler=lambda f: clock.callLater(0, f))
 
@@ -161,49 +165,21 @@ class DialogsModule(Module):
         if appId != self.defaultAppId():
             raise StanzaError("item-not-found", text=f"No application {appId} on this server")
 
-    @defer.inlineCallbacks
     def getDialog(self, dialogId: str | None):
-        dialog = None
-        if isObjectId(dialogId):
-            dialog = yield self.storage.dialogs.getDialog(dialogId.lower())
-        if dialog is None:
-            raise StanzaError("item-not-found", text=f"No dialog {str(dialogId)[:64]}")
-        return dialog
+        return self.service.getDialog(dialogId)
 
-    @defer.inlineCallbacks
-    def isSubscribed(self, dialog, userId: int):
-        found = yield self.storage.dialogs.listDialogs(userId, Query(limit=1).where("_id", "eq", dialog.id))
-        return bool(found)
+    def checkPost(self, dialog, userId: int) -> None:
+        """
+        C{forbidden} unless C{userId} may post in C{dialog} (L{rules.POST}).
+        """
+        rules.require(dialog, userId, rules.POST)
 
-    @defer.inlineCallbacks
-    def checkPost(self, dialog, userId: int):
+    def checkMember(self, dialog, userId: int) -> None:
         """
-        Raise the L{StanzaError} that refuses C{userId} a message in
-        C{dialog}: only owner/admins in broadcast dialogs, occupants or
-        subscribers in public ones, occupants elsewhere.
+        C{forbidden} unless C{userId} may type, mark and send system
+        messages in C{dialog} (L{rules.MARK}).
         """
-        if dialog.type == DIALOG_BROADCAST:
-            if not isManager(dialog, userId):
-                raise StanzaError("forbidden", text="Only the owner and admins may post in a broadcast dialog")
-        elif dialog.type == DIALOG_PUBLIC:
-            if userId not in dialog.occupantIds and userId != dialog.ownerId:
-                subscribed = yield self.isSubscribed(dialog, userId)
-                if not subscribed:
-                    raise StanzaError("forbidden", text="Subscribe to this public dialog first")
-        elif not isMember(dialog, userId):
-            raise StanzaError("forbidden", text="You are not an occupant of this dialog")
-
-    @defer.inlineCallbacks
-    def checkMember(self, dialog, userId: int):
-        """
-        Raise C{forbidden} unless C{userId} is an occupant (or, for a public
-        dialog, a subscriber): who may type, mark and send system messages.
-        """
-        if isMember(dialog, userId) or userId in dialog.occupantIds:
-            return
-        if dialog.type == DIALOG_PUBLIC and (yield self.isSubscribed(dialog, userId)):
-            return
-        raise StanzaError("forbidden", text="You are not an occupant of this dialog")
+        rules.require(dialog, userId, rules.MARK)
 
     @defer.inlineCallbacks
     def roomDialog(self, event: RoomEvent):
@@ -233,7 +209,6 @@ class DialogsModule(Module):
         recipientId = yield self.directory.idOf(event.to.userhost())
         if recipientId is None:
             raise StanzaError("service-unavailable", text="No such user")
-        dialogs = self.storage.dialogs
         if dialogId:
             dialog = yield self.getDialog(dialogId)
             if dialog.type != DIALOG_PRIVATE:
@@ -245,16 +220,10 @@ class DialogsModule(Module):
                 raise StanzaError("not-acceptable",
                                   text=f"The recipient is not an occupant of dialog {dialogId}")
             return dialog, senderId, recipientId
-        dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
-        if dialog is None and create and senderId != recipientId:
-            try:
-                dialog = yield dialogs.createDialog(
-                    DIALOG_PRIVATE, senderId, occupantIds=[recipientId],
-                    limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
-            except AlreadyExists:
-                dialog = yield dialogs.findPrivateDialog(senderId, recipientId)
-            except QuotaExceeded as e:
-                raise resourceConstraint(e) from None
+        try:
+            dialog, _ = yield self.service.privateDialog(senderId, recipientId, create)
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
         return dialog, senderId, recipientId
 
     @defer.inlineCallbacks
@@ -307,6 +276,7 @@ class DialogsModule(Module):
         info = messageInfo(stanza)
         custom, attachments = paramsToDict(info.extraParams)
         body = str(info.body) if info.body is not None else None
+        checkMessage(body, attachments, custom)
         try:
             message = yield self.storage.messages.createMessage(
                 dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
@@ -566,13 +536,14 @@ class DialogsModule(Module):
     # -- corrections, retractions: shared by those modules ----------------------------------------
 
     @defer.inlineCallbacks
-    def amend(self, event, originalId: str | None, apply):
+    def amend(self, event, originalId: str | None, apply, action: str = rules.EDIT):
         """
-        Check and route a change of message C{originalId} (a correction or
-        a retraction): only its sender may change it; C{apply(message)}
-        (a Deferred) updates the history when the message is stored; then
-        the change goes to the dialog's occupants like a message (never
-        counted as unread).
+        Check and route a change of message C{originalId} (a correction,
+        C{rules.EDIT}, or a retraction, C{rules.DELETE}): only its sender may
+        change it; C{apply(message, dialog)} (a Deferred: the dialog
+        service's edit or delete) updates the history when the message is
+        stored; then the change goes to the dialog's occupants like a
+        message (never counted as unread).
         """
         session = event.origin
         senderId = session.account.id
@@ -589,13 +560,10 @@ class DialogsModule(Module):
         if original is not None:
             if dialog is not None and original.dialogId != dialog.id:
                 raise StanzaError("not-acceptable", text="That message belongs to another dialog")
-            if original.senderId != senderId:
-                raise StanzaError("forbidden", text="Only the sender of a message may edit or delete it")
             if dialog is None:
                 dialog = yield self.getDialog(original.dialogId)
-            if not isParticipant(dialog, senderId):  # the REST API's rule (api/messages.py)
-                raise StanzaError("forbidden", text="You are no longer an occupant of this dialog")
-            yield apply(original)
+            rules.require(dialog, senderId, action, original.senderId)
+            yield apply(original, dialog)
         elif room:
             yield self.checkPost(dialog, senderId)
         if room:
@@ -717,6 +685,96 @@ class DialogsModule(Module):
             yield self.broadcast(stanza, frm, appId or self.defaultAppId())
         else:
             yield self.fanOut(dialog, stanza, message.senderId, frm)
+        return None
+
+    @hook("rest-message-edited")
+    def onRestEdit(self, event):
+        """
+        A REST edit reaches chat as an XMPP edit does (issue 17 item 2).
+        """
+        stanza = changeStanza("edit", event.message.id, self.newId(), event.dialog.id,
+                              event.message.body, event.last)
+        self.deliverChange(event.dialog, event.userId, stanza).addErrback(
+            lambda f: self.log.failure("Delivering a REST edit over XMPP failed", f))
+        return None
+
+    @hook("rest-messages-removed")
+    def onRestRemove(self, event):
+        """
+        A REST delete for everyone reaches chat as an XMPP one does.
+        """
+        for messageId in event.messageIds:
+            stanza = changeStanza("remove", messageId, self.newId(), event.dialog.id)
+            self.deliverChange(event.dialog, event.userId, stanza).addErrback(
+                lambda f: self.log.failure("Delivering a REST delete over XMPP failed", f))
+        return None
+
+    def newId(self) -> str:
+        return newObjectId(self.host.clock.seconds())
+
+    @defer.inlineCallbacks
+    def deliverChange(self, dialog, senderId: int, stanza):
+        """
+        Send a change made over REST to the dialog's users as the sender's
+        own XMPP change would go: in a private dialog a C{chat} from the
+        sender's bare JID to both occupants (the sender's other devices
+        learn it too), elsewhere a C{groupchat} from C{<room>/<senderId>}
+        to every recipient, the sender included; never pushed.
+        """
+        if dialog.type == DIALOG_PRIVATE:
+            stanza["type"] = "chat"
+            jids = yield self.directory.jidsOf(sorted(set(dialog.occupantIds) | {senderId}))
+            if senderId not in jids:
+                return None
+            for bare in sorted(jids.values()):
+                yield self.router.deliver(copyFor(stanza, bare, jids[senderId]))
+            return None
+        stanza["type"] = "groupchat"
+        frm = f"{roomJID(self.defaultAppId(), dialog.id, self.mucDomain)}/{senderId}"
+        if dialog.type == DIALOG_BROADCAST:
+            yield self.broadcast(stanza, frm, self.defaultAppId())
+        else:
+            yield self.fanOut(dialog, stanza, senderId, frm, push=False)
+        return None
+
+    @hook("rest-messages-marked")
+    def onRestMarked(self, event):
+        """
+        REST read/delivered marks reach the sender of the marked message
+        as the reader's XEP-0333 marker would (SDK reference §5.5).
+        """
+        self.deliverMark(event).addErrback(
+            lambda f: self.log.failure("Delivering a REST mark over XMPP failed", f))
+        return None
+
+    @defer.inlineCallbacks
+    def deliverMark(self, event):
+        """
+        A C{chat} marker from the reader's bare JID to the sender of the
+        marked message (C{None}: the dialog's last message): C{displayed}
+        for a read unless the reader hides read receipts
+        (C{privacy_settings.read_receipts}), else C{received}.
+        """
+        dialog = yield self.storage.dialogs.getDialog(event.dialogId)
+        messageId = event.messageId or (dialog.lastMessageId if dialog is not None else None)
+        if not messageId:
+            return None
+        message = yield self.storage.messages.getMessage(messageId)
+        if message is None or message.senderId == event.userId:
+            return None
+        reader = yield self.storage.accounts.getAccount(event.userId)
+        if event.read and privacyEnabled(reader, "read_receipts"):
+            kind = "displayed"
+        elif event.delivered:
+            kind = "received"
+        else:
+            return None
+        jids = yield self.directory.jidsOf([event.userId, message.senderId])
+        if event.userId not in jids or message.senderId not in jids:
+            return None
+        stanza = changeStanza(kind, message.id, self.newId(), message.dialogId)
+        stanza["type"] = "chat"
+        yield self.router.deliver(copyFor(stanza, jids[message.senderId], jids[event.userId]))
         return None
 
     @hook("rest-system-message")

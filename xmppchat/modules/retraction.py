@@ -15,6 +15,7 @@ message; unread counts drop only by the deleted message itself.
 
 from __future__ import annotations
 
+from xmppchat.dialogs import rules
 from xmppchat.dialogs.wire import NS_DELETE, NS_FASTEN, NS_RETRACT, NS_RETRACT0
 from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 
@@ -44,5 +45,7 @@ class RetractionModule(ChangeModule):
         messageId = retractedId(element)
         if messageId is None:
             return None
-        storage = self.storage.messages
-        return dialogsOf(self.host).amend(event, messageId, lambda m: storage.deleteMessages([m.id]))
+        dialogs = dialogsOf(self.host)
+        userId = event.origin.account.id
+        return dialogs.amend(event, messageId, lambda m, d: dialogs.service.removeForAll(userId, m, d),
+                             rules.DELETE)
