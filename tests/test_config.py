@@ -133,6 +133,7 @@ def test_dialogExtensionFields():
     for fields, expected in ((["a", "b", "c", "d"], "at most 3"), (["a", "a"], "twice"),
                              (["a.b"], "invalid"), (["type"], "dialog field"),
                              (["limit"], "list parameter"), (["muc_room"], "server's own"),
+                             (["occupants_count"], "dialog field"),
                              ("category", "expected list"), ([1], "invalid")):
         with pytest.raises(ConfigError) as e:
             buildConfig({"dialogs": {"extension_fields": fields}}, source="d.toml")

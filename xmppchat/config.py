@@ -478,7 +478,9 @@ def _validateExtensionFields(names: list, problem) -> None:
         problem(key, f"at most {MAX_EXTENSION_FIELDS} fields, not {len(names)}")
     if len(set(map(str, names))) != len(names):
         problem(key, "names a field twice")
-    taken = set(DIALOG_SCHEMA.fixed) | set(PAGING) | set(DIALOG_SERVER_EXTENSIONS) | {"extensions"}
+    taken = (set(DIALOG_SCHEMA.fixed) | set(PAGING) | set(DIALOG_SERVER_EXTENSIONS)
+             | {"extensions", "permissions", "occupants_count", "xmpp_room_jid",
+                "unread_messages_count", "last_message_status"})
     for name in names:
         try:
             checkKey(name, "extension field")
