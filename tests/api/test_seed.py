@@ -174,13 +174,16 @@ def test_extensionFilters(api):
     assert sorted(ids("category=sport")) == sorted([a, c])
     assert ids("category=sport&city=Oslo") == [a]
     assert ids("extensions.city=Bergen") == [b]
+    assert ids("extensions[city]=Bergen") == [b]
+    assert sorted(ids("extensions[category][in]=music,sport&extensions[city][ne]=Oslo")) == sorted([b, c])
     assert sorted(ids("category[in]=music,sport&sort_asc=created_at")) == sorted([a, b, c])
     assert sorted(ids("category[ne]=sport")) == [b]
     assert sorted(ids("city[start_with]=Be")) == [b]
     assert ids("sort_asc=city&category=sport") == [c, a]  # a missing value sorts first
     assert api.get("/chat/Dialog.json?category=sport&count=1", token=api.bob).json["total_entries"] == 2
-    r = api.get("/chat/Dialog.json?extensions.muc_room=x", token=api.bob)
-    assert r.status == 422 and "category, city" in str(r.json["errors"]), r
+    for query in ("extensions.muc_room=x", "extensions[muc_room]=x", "sort_asc=extensions.muc_room"):
+        r = api.get(f"/chat/Dialog.json?{query}", token=api.bob)
+        assert r.status == 422 and "category, city" in str(r.json["errors"]), r
 
 
 # -- unread counts ---------------------------------------------------------------------------

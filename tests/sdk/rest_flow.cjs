@@ -60,6 +60,7 @@ async function step(name, f) {
   // issue 17 item 5: a configured extension field as a list filter, and the
   // server's broadcast dialogs in every user's list
   out.dialogsByTopic = await step('dialog.list by extension', () => ConnectyCube.chat.dialog.list({ topic: 'tests' }));
+  out.dialogsByExtensions = await step('dialog.list by extensions[]', () => ConnectyCube.chat.dialog.list({ extensions: { topic: { in: ['tests', 'x'] } } }));
   out.broadcasts = await step('dialog.list broadcasts', () => ConnectyCube.chat.dialog.list({ type: 1 }));
   const renamed = await step('dialog.update', () => ConnectyCube.chat.dialog.update(dialog._id, { name: 'Renamed', push_all: { pinned_messages_ids: [] } }));
   out.dialogUpdate = renamed;

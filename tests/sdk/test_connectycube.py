@@ -49,6 +49,7 @@ def test_restFlow(sdk, server):
     assert dialog["_id"] in [d["_id"] for d in out["dialogList"]["items"]]
     assert out["dialogList"]["total_entries"] == 2
     assert [d["_id"] for d in out["dialogsByTopic"]["items"]] == [dialog["_id"]]
+    assert [d["_id"] for d in out["dialogsByExtensions"]["items"]] == [dialog["_id"]]
     assert [d["_id"] for d in out["broadcasts"]["items"]] == [server.broadcast]
     assert out["dialogUpdate"]["name"] == "Renamed"
 

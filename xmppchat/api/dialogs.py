@@ -32,6 +32,7 @@ from xmppchat.api.json import (
     isoTime,
     USER,
     JSONResource,
+    Params,
     buildQuery,
     deleteSummary,
     fieldError,
@@ -299,18 +300,24 @@ class DialogsResource(JSONResource):
     def _query(self, call):
         """
         The list's query: dialog fields, and the configured extension
-        fields by name or as C{extensions.<name>}; other extension keys
-        are 422 (they are not stored).
+        fields by name, as C{extensions.<name>} or C{extensions[<name>]};
+        other extension keys are 422 (they are not stored).
         """
         names = {}
         for key in self.ctx.dialogs.extension_fields:
             names[key] = names[f"extensions.{key}"] = f"extensions.{key}"
-        for name in [*call.params.values, call.params.string("sort_asc"),
-                     call.params.string("sort_desc")]:
+        values = dict(call.params.values)
+        nested = values.pop("extensions", None)
+        if nested is not None:
+            if not isinstance(nested, dict):
+                raise fieldError("extensions", "filter as extensions[<field>]=value", 400)
+            values.update((f"extensions.{key}", value) for key, value in nested.items())
+        params = Params(values)
+        for name in [*values, params.string("sort_asc"), params.string("sort_desc")]:
             if isinstance(name, str) and name.startswith("extensions.") and name not in names:
                 configured = ", ".join(self.ctx.dialogs.extension_fields) or "none"
                 raise fieldError(name[:64], f"is not a configured extension field ({configured})")
-        return buildQuery(call.params, names, ints=INT_FIELDS, floats=TIME_FIELDS,
+        return buildQuery(params, names, ints=INT_FIELDS, floats=TIME_FIELDS,
                           defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page)
 
     @route("GET", auth=USER)
