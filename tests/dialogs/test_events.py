@@ -77,7 +77,7 @@ def test_restDeleteReachesXMPP(harnessBackend):
 def test_restMarksReachSender(harnessBackend):
     """REST delivered and read marks reach the sender as XEP-0333 markers (§5.5); with read receipts off only 'received'."""
     h, api, users, dialog, messageId = setUp(DIALOG_PRIVATE)
-    (aliceToken, aliceId), (bobToken, bobId) = users["alice"], users["bob"]
+    (_aliceToken, aliceId), (bobToken, bobId) = users["alice"], users["bob"]
     alice, ta = h.connect(f"{aliceId}-1")
     for body, kind in (({"delivered": 1}, "received"), ({"read": 1}, "displayed")):
         r = api.put(f"/chat/Message/{messageId}.json", {"chat_dialog_id": dialog.id, **body}, token=bobToken)
@@ -98,7 +98,7 @@ def test_restMarksReachSender(harnessBackend):
 def test_xmppEditVisibleOverRest(harnessBackend):
     """An XMPP correction and retraction show in the REST history."""
     h, api, users, dialog, messageId = setUp(DIALOG_GROUP)
-    (aliceToken, aliceId), (bobToken, _) = users["alice"], users["bob"]
+    (_aliceToken, aliceId), (bobToken, _) = users["alice"], users["bob"]
     alice, ta = h.connect(f"{aliceId}-1")
     extra = f"<extraParams xmlns='jabber:client'><dialog_id>{dialog.id}</dialog_id></extraParams>"
     h.send(alice, f"<message to='1_{dialog.id}@muc.localhost' type='groupchat' id='6b026913da64a53358000e01'>"
@@ -109,3 +109,28 @@ def test_xmppEditVisibleOverRest(harnessBackend):
                   f"<remove xmlns='{NS_DELETE}' id='{messageId}'/>{extra}</message>")
     items = api.get(f"/chat/Message.json?chat_dialog_id={dialog.id}&mark_as_read=0", token=bobToken).json["items"]
     assert items == []
+
+
+def test_restDialogChangesNotify(harnessBackend):
+    """A REST rename, an occupant removal and a delete reach the other users as SDK system messages (§5.10)."""
+    h, api, users, dialog, _ = setUp(DIALOG_GROUP)
+    (aliceToken, aliceId), (_, bobId) = users["alice"], users["bob"]
+    alice, ta = h.connect(f"{aliceId}-1")
+    bob, tb = h.connect(f"{bobId}-1")
+    r = api.put(f"/chat/Dialog/{dialog.id}.json", {"name": "renamed"}, token=aliceToken)
+    assert r.status == 200, r
+    [got] = messages(tb)
+    assert got["type"] == "headline" and got["from"] == f"{aliceId}-1@localhost"
+    fields = params(got)
+    assert fields["moduleIdentifier"] == "SystemNotifications"
+    assert (fields["notification_type"], fields["dialog_id"], fields["name"]) == ("dialog_updated", dialog.id, "renamed")
+    assert messages(ta) == []  # not to the one who made the change
+    api.put(f"/chat/Dialog/{dialog.id}.json", {"pull_all": {"occupants_ids": [bobId]}}, token=aliceToken)
+    [got] = messages(tb)
+    assert params(got)["removed_occupant_ids"] == str(bobId)
+    api.delete(f"/chat/Dialog/{dialog.id}.json?force=1", token=aliceToken)
+    assert messages(tb) == []  # no longer an occupant
+    h, api, users, dialog, _ = setUp(DIALOG_GROUP)
+    bob, tb = h.connect(f"{bobId}-1")
+    api.delete(f"/chat/Dialog/{dialog.id}.json?force=1", token=users["alice"][0])
+    assert [params(m)["notification_type"] for m in messages(tb)] == ["dialog_deleted"]

@@ -106,8 +106,9 @@ runFlow(async (flow, out) => {
   await carol.call('chat.dialog.unsubscribe', lobby._id);
   out.publicOccupantsAfter = await alice.call('chat.dialog.getPublicOccupants', lobby._id, { limit: 10, skip: 0 });
   const notSubscribed = await carol.call('chat.send', lobby._id, { type: 'groupchat', body: 'not subscribed', extension: { save_to_history: 1, dialog_id: lobby._id } });
-  out.notSubscribedError = await carol.maybe('onMessageErrorListener', (id) => id === notSubscribed, 3000);
-  out.notSubscribedDelivered = await bob.maybe('onMessageListener', (id, m) => m.id === notSubscribed, 1000);
+  // Issue 17: a public dialog is open, anyone may post; subscribers receive.
+  out.notSubscribedDelivered = await bob.maybe('onMessageListener', (id, m) => m.id === notSubscribed, 3000);
+  out.notSubscribedError = await carol.maybe('onMessageErrorListener', (id) => id === notSubscribed, 500);
 
   // Other users' private history is not readable over REST.
   out.strangerHistory = await carol.attempt('chat.message.list', { chat_dialog_id: (await alice.call('chat.dialog.create', { type: 3, occupants_ids: [bob.userId] }))._id });

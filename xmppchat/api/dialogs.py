@@ -45,12 +45,12 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.dialogs.events import DialogEvent
+from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import (
     ADMIN_TYPES,
     MAX_ADMINS,
     adminsNeedOccupancy,
     canRead,
-    canSetAdmins,
     isManager,
     isMember,
     isParticipant,
@@ -294,7 +294,7 @@ class DialogsResource(JSONResource):
                 dialogType, viewer, occupantIds=occupants, adminIds=admins,
                 limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
         self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
-                                                         list(dialog.occupantIds), []))
+                                                         list(dialog.occupantIds), [], created=True))
         return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
 
     def _query(self, call):
@@ -377,13 +377,13 @@ class DialogsResource(JSONResource):
         fields = _fields(self.ctx, body)
         if "extensions" in fields:
             fields["extensions"] = _mergeExtensions(dialog.extensions, fields["extensions"])
-        manager = isManager(dialog, viewer)
+        manager = rules.may(dialog, viewer, rules.MANAGE)
         if fields and not manager:
             raise forbidden("Only the owner and admins can change this dialog")
         if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
             if not manager:
                 raise forbidden("Only the owner and admins can pin messages")
-        if ("admins_ids" in push or "admins_ids" in pull) and not canSetAdmins(dialog, viewer):
+        if ("admins_ids" in push or "admins_ids" in pull) and not rules.canSetAdmins(dialog, viewer):
             if dialog.type not in ADMIN_TYPES:
                 raise fieldError("admins_ids", "private dialogs have no admins")
             raise forbidden("Only the owner can change admins")

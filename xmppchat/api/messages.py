@@ -40,7 +40,6 @@ from xmppchat.dialogs import rules
 from xmppchat.dialogs.events import DialogEvent, EditEvent, MarkEvent, MessageEvent, RemoveEvent
 from xmppchat.dialogs.rules import isMember, isParticipant
 from xmppchat.dialogs.service import MAX_CUSTOM, checkMessage
-from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()
@@ -196,7 +195,7 @@ class MessagesResource(JSONResource):
             dialog, created = await dialogService(self.ctx).privateDialog(viewer, recipientId)
             if created:
                 self.ctx.fire("rest-dialog-updated", DialogEvent(
-                    dialog, viewer, call.appId, list(dialog.occupantIds), []))
+                    dialog, viewer, call.appId, list(dialog.occupantIds), [], created=True))
         else:
             raise fieldError("chat_dialog_id", "chat_dialog_id or recipient_id is required")
         rules.require(dialog, viewer, rules.POST)
@@ -211,10 +210,9 @@ class MessagesResource(JSONResource):
         messageId = body.get("_id")
         if messageId is not None and not isObjectId(messageId):
             raise fieldError("_id", "must be 24 hex digits")
-        message = await self.ctx.storage.messages.createMessage(
-            dialog.id, viewer, text, messageId=messageId.lower() if messageId else None,
-            recipientId=recipientId, attachments=attachments, custom=custom,
-            dailyLimit=quotaLimit(self.ctx.quotas.messages_per_user_per_day))
+        message = await dialogService(self.ctx).post(
+            dialog, viewer, text, attachments, custom, messageId.lower() if messageId else None,
+            recipientId=recipientId)
         self.ctx.fire("rest-message-created", MessageEvent(
             message, dialog, call.appId, flagValue(body.get("send_to_chat"))))
         return http.CREATED, messageJSON(message, viewer)

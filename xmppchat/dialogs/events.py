@@ -50,6 +50,7 @@ class DialogEvent:
     added: list
     removed: list
     deleted: bool = False
+    created: bool = False
 
 
 @dataclass

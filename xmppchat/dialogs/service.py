@@ -19,9 +19,15 @@ import json
 from twisted.internet import defer
 
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.errors import Invalid, NotAcceptable, NotFound
+from xmppchat.dialogs.errors import Conflict, Forbidden, Invalid, NotAcceptable, NotFound
 from xmppchat.quotas import quotaLimit
-from xmppchat.storage.interfaces import DIALOG_PRIVATE, AlreadyExists, isObjectId
+from xmppchat.storage.interfaces import (
+    DIALOG_PRIVATE,
+    DIALOG_PUBLIC,
+    AlreadyExists,
+    Query,
+    isObjectId,
+)
 
 # Message limits, one set for REST (POST/PUT /chat/Message) and XMPP
 # (stored dialog messages and their corrections): issue 17, item 2.
@@ -30,6 +36,8 @@ MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 4096
 MAX_CUSTOM = 30
 MAX_CUSTOM_BYTES = 4096
+# shared dialogs looked at for consent to presence and last activity
+CONSENT_DIALOGS = 100
 
 
 def _size(value) -> int:
@@ -95,6 +103,105 @@ class DialogService:
             dialog = yield dialogs.findPrivateDialog(userId, peerId)
             return dialog, False
         return dialog, True
+
+    @defer.inlineCallbacks
+    def namedPrivateDialog(self, dialogId, senderId: int, recipientId: int):
+        """
+        The private dialog C{dialog_id} names for a 1-1 message: it must be
+        private (L{NotAcceptable}: group dialogs take messages at their
+        room) and hold the sender (L{Forbidden}) and the recipient
+        (L{NotAcceptable}).
+        """
+        dialog = yield self.getDialog(dialogId)
+        if dialog.type != DIALOG_PRIVATE:
+            raise NotAcceptable(f"Dialog {dialogId} is not a private dialog: "
+                                "send groupchat messages to its room JID")
+        if senderId not in dialog.occupantIds:
+            raise Forbidden(f"You are not an occupant of dialog {dialogId}")
+        if recipientId not in dialog.occupantIds:
+            raise NotAcceptable(f"The recipient is not an occupant of dialog {dialogId}")
+        return dialog
+
+    @defer.inlineCallbacks
+    def recipientIds(self, dialog):
+        """
+        Who gets a dialog's messages: the occupants (and owner), plus the
+        subscribers of a public dialog.
+        """
+        ids = set(dialog.occupantIds)
+        if dialog.type != DIALOG_PUBLIC:
+            ids.add(dialog.ownerId)
+        else:
+            subscribers = yield self.storage.dialogs.listSubscribers(dialog.id)
+            ids.update(subscribers)
+        return sorted(ids)
+
+    @defer.inlineCallbacks
+    def post(self, dialog, senderId: int, body: str | None, attachments=None, custom=None,
+             messageId: str | None = None, dateSent: int | None = None,
+             recipientId: int | None = None):
+        """
+        Store a new dialog message (which also updates the dialog's last
+        message and the unread counts) within the message limits and the
+        sender's daily quota (C{QuotaExceeded}, issue 15 finding 15).  A
+        re-sent message (same id, sender and dialog) is not stored twice;
+        an id taken by another message is a L{Conflict}.  The caller has
+        checked L{rules.POST}.
+        """
+        checkMessage(body, attachments, custom)
+        try:
+            message = yield self.storage.messages.createMessage(
+                dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
+                recipientId=recipientId, attachments=attachments, custom=custom,
+                dailyLimit=quotaLimit(self.quotas.messages_per_user_per_day))
+        except AlreadyExists:
+            message = yield self.storage.messages.getMessage(messageId) if messageId else None
+            if message is None or message.senderId != senderId or message.dialogId != dialog.id:
+                raise Conflict("This message id is already taken", "_id") from None
+        return message
+
+    @defer.inlineCallbacks
+    def markUpTo(self, userId: int, kind: str, messageId: str | None):
+        """
+        A XEP-0333 marker: move the user's delivered (C{received}) or read
+        (C{displayed}, C{acknowledged}) watermark up to the message, earlier
+        messages following (XEP-0333 §4), when the user may read its
+        dialog.  Fires with whether it moved.
+        """
+        if not isObjectId(messageId):
+            return False
+        messageId = messageId.lower()
+        message = yield self.storage.messages.getMessage(messageId)
+        if message is None:
+            return False
+        dialog = yield self.storage.dialogs.getDialog(message.dialogId)
+        if dialog is None or not rules.canRead(dialog, userId):
+            return False
+        messages = self.storage.messages
+        mark = messages.markDelivered if kind == "received" else messages.markRead
+        moved = yield mark(dialog.id, userId, messageId)
+        return moved
+
+    @defer.inlineCallbacks
+    def conversed(self, a: int, b: int):
+        """
+        Whether C{b} took part in a dialog with C{a}: both are in it and
+        C{b} has written in it (issue 15 finding 9: opening a dialog with
+        someone, or adding him to a group, grants nothing of his presence
+        or last activity).  At most C{CONSENT_DIALOGS} shared dialogs are
+        looked at.
+        """
+        ids = []
+        private = yield self.storage.dialogs.findPrivateDialog(a, b)
+        if private is not None:
+            ids.append(private.id)
+        shared = yield self.storage.dialogs.listDialogs(
+            a, Query(limit=CONSENT_DIALOGS).where("occupants_ids", "eq", b))
+        ids.extend(d.id for d in shared if rules.isMember(d, a) and rules.isMember(d, b))
+        if not ids:
+            return False
+        sent = yield self.storage.messages.hasSent(b, ids)
+        return sent
 
     @defer.inlineCallbacks
     def storedMessage(self, messageId, userId: int | None = None, dialog=None):

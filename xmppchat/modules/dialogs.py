@@ -60,37 +60,30 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppchat.dialogs.addressing import AccountDirectory, appIdOf, roomJID
+from xmppchat.dialogs.addressing import AccountDirectory, appIdOf
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.rules import canRead, isMember
-from xmppchat.dialogs.service import DialogService, checkMessage
+from xmppchat.dialogs.service import DialogService
 from xmppchat.dialogs.wire import (
-    addParams,
     addStanzaId,
     changeOf,
-    changeStanza,
-    copyFor,
     extraParams,
     hasContent,
-    messageStanza,
     paramsToDict,
     setParam,
 )
-from xmppchat.messageinfo import NS_SID, forget, messageInfo, privacyEnabled
+from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
+from xmppchat.modules.dialogfanout import DialogFanOut
+from xmppchat.modules.dialogrest import RestBridge
 from xmppchat.modules.chatstates import typingHidden
 from xmppchat.modules.markers import readReceiptsHidden
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent
-from xmppchat.quotas import quotaLimit, resourceConstraint
-from xmppchat.router import recipients
-from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
+from xmppchat.quotas import resourceConstraint
+from xmppchat.stanzas import StanzaError
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PRIVATE,
-    DIALOG_PUBLIC,
-    AlreadyExists,
-    Query,
     QuotaExceeded,
     isObjectId,
     newObjectId,
@@ -99,8 +92,6 @@ from xmppchat.storage.interfaces import (
 log = Logger()
 
 LOCK = "dialogs-order"
-# shared dialogs looked at for consent to presence and last activity
-CONSENT_DIALOGS = 100
 
 
 def changeIn(event, kinds) -> domish.Element | None:
@@ -126,7 +117,7 @@ def changeIn(event, kinds) -> domish.Element | None:
 # -- the module -------------------------------------------------------------------------
 
 
-class DialogsModule(Module):
+class DialogsModule(DialogFanOut, RestBridge, Module):
     """
     Dialog messages: checks, stamps, history, fan-out, markers, REST
     delivery and the dialog question hooks.
@@ -210,15 +201,7 @@ class DialogsModule(Module):
         if recipientId is None:
             raise StanzaError("service-unavailable", text="No such user")
         if dialogId:
-            dialog = yield self.getDialog(dialogId)
-            if dialog.type != DIALOG_PRIVATE:
-                raise StanzaError("not-acceptable", text=f"Dialog {dialogId} is not a private dialog: "
-                                                         "send groupchat messages to its room JID")
-            if senderId not in dialog.occupantIds:
-                raise StanzaError("forbidden", text=f"You are not an occupant of dialog {dialogId}")
-            if recipientId not in dialog.occupantIds:
-                raise StanzaError("not-acceptable",
-                                  text=f"The recipient is not an occupant of dialog {dialogId}")
+            dialog = yield self.service.namedPrivateDialog(dialogId, senderId, recipientId)
             return dialog, senderId, recipientId
         try:
             dialog, _ = yield self.service.privateDialog(senderId, recipientId, create)
@@ -226,19 +209,8 @@ class DialogsModule(Module):
             raise resourceConstraint(e) from None
         return dialog, senderId, recipientId
 
-    @defer.inlineCallbacks
     def recipientIds(self, dialog):
-        """
-        Who gets a dialog's messages: the occupants (and owner), plus the
-        subscribers of a public dialog.
-        """
-        ids = set(dialog.occupantIds)
-        if dialog.type != DIALOG_PUBLIC:
-            ids.add(dialog.ownerId)
-        else:
-            subscribers = yield self.storage.dialogs.listSubscribers(dialog.id)
-            ids.update(subscribers)
-        return sorted(ids)
+        return self.service.recipientIds(dialog)
 
     # -- stamping and storing ----------------------------------------------------------
 
@@ -276,18 +248,11 @@ class DialogsModule(Module):
         info = messageInfo(stanza)
         custom, attachments = paramsToDict(info.extraParams)
         body = str(info.body) if info.body is not None else None
-        checkMessage(body, attachments, custom)
         try:
-            message = yield self.storage.messages.createMessage(
-                dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
-                recipientId=recipientId, attachments=attachments, custom=custom,
-                dailyLimit=quotaLimit(self.host.config.quotas.messages_per_user_per_day))
+            message = yield self.service.post(dialog, senderId, body, attachments, custom, messageId,
+                                              dateSent, recipientId)
         except QuotaExceeded as e:
             raise resourceConstraint(e) from None
-        except AlreadyExists:
-            message = yield self.storage.messages.getMessage(messageId)
-            if message is None or message.senderId != senderId or message.dialogId != dialog.id:
-                raise StanzaError("conflict", text="This message id is already taken") from None
         return message
 
     # -- private messages ----------------------------------------------------------------
@@ -343,135 +308,6 @@ class DialogsModule(Module):
         if save:
             yield self.store(dialog, senderId, stanza, messageId, dateSent, recipientId)
         return None
-
-    # -- fan-out ------------------------------------------------------------------------------
-
-    def runBatches(self, items: list, step) -> defer.Deferred:
-        """
-        Call C{step(item)} for every item: the first C{fanout_batch} now,
-        the rest in batches of that size on the cooperator, which yields
-        to the reactor between batches when its time slice is used up.
-        """
-        batch = self.config.fanout_batch
-        for item in items[:batch]:
-            step(item)
-        if len(items) <= batch:
-            return defer.succeed(None)
-
-        def work():
-            for start in range(batch, len(items), batch):
-                for item in items[start:start + batch]:
-                    step(item)
-                yield None
-
-        return self.cooperator.cooperate(work()).whenDone()
-
-    @defer.inlineCallbacks
-    def fanOut(self, dialog, stanza, senderId: int, frm: str, exclude=None, skipSender: bool = False,
-               offline: bool = True, push: bool = True):
-        """
-        Send C{stanza} C{from} C{frm} to every bound session of the dialog's
-        recipients (not C{exclude}; not the sender's with C{skipSender});
-        recipients with no session get it offline (C{offline}) and may get
-        a push (C{push}).
-        """
-        ids = yield self.recipientIds(dialog)
-        jids = yield self.directory.jidsOf(ids)
-        targets = [(uid, jids[uid]) for uid in ids if uid in jids and not (skipSender and uid == senderId)]
-        senderBare = jids.get(senderId) or (yield self.directory.jidOf(senderId))
-        blocks = yield self.privacyCheck([bare for _, bare in targets])
-        sessions = self.host.sessions
-        pushModule = self.host.modules.get("push") if push else None
-        if pushModule is not None:
-            from xmppchat.modules.push import pushable
-
-            if not pushable(stanza, stanza.getAttribute("type", "normal")):
-                pushModule = None
-        offlineModule = self.host.modules.get("offline") if offline else None
-        stanzaType = stanza.getAttribute("type", "normal")
-        serialised = []
-        stores = []
-        served = set()
-
-        def step(target):
-            uid, bare = target
-            if blocks is not None and uid != senderId and senderBare and blocks(bare, senderBare, "message"):
-                return  # XEP-0016: silently nothing from a blocked sender
-            reached = [s for s in recipients(sessions, bare, stanzaType) if s is not exclude]
-            for session in reached:
-                served.add(session)
-                session.send(copyFor(stanza, session.full, frm))
-            if not reached and offlineModule is not None and uid != senderId:
-                if not serialised:
-                    serialised.append(copyFor(stanza, None, frm).toXml())
-                stores.append(offlineModule.storeFor(
-                    bare.partition("@")[0], copyFor(stanza, bare, frm), xml=serialised[0],
-                    sender=senderBare, dialogId=dialog.id).addErrback(self._offlineFailed, bare))
-            if pushModule is not None and uid != senderId:
-                pushModule.consider(bare, copyFor(stanza, bare, frm), "groupchat", frm,
-                                    dialogId=dialog.id).addErrback(
-                    lambda f: self.log.failure("Push decision failed", f))
-
-        yield self.runBatches(targets, step)
-        if stores:
-            # the sender's XEP-0198 <a/> waits for the offline copies
-            yield defer.gatherResults(stores)
-        # XEP-0045 occupants who are not dialog recipients (one copy per session)
-        muc = self.host.modules.get("muc")
-        joined = muc.joinedSessions(frm.partition("/")[0]) if muc is not None else ()
-        for session in joined:
-            if session in served or session is exclude or session.closed or (
-                    skipSender and session.account is not None and session.account.id == senderId):
-                continue
-            if blocks is not None and senderBare and blocks(session.bare, senderBare, "message"):
-                continue
-            session.send(copyFor(stanza, session.full, frm))
-
-    @defer.inlineCallbacks
-    def privacyCheck(self, bares):
-        """
-        C{privacy.blocks} with the lists of these users loaded (online
-        users' lists are always cached, offline ones are loaded once and
-        kept in the privacy module's LRU), or C{None} without privacy.
-        """
-        privacy = self.host.modules.get("privacy")
-        if privacy is None:
-            return None
-        missing = [b.partition("@")[0] for b in bares if privacy.cached(b.partition("@")[0]) is None]
-        if missing:
-            yield privacy.ensureLoaded(missing)
-        return privacy.blocks
-
-    def _offlineFailed(self, failure, bare):
-        if failure.check(QuotaExceeded, StanzaError):
-            # a full queue, or this dialog's or sender's share of it (issue 15
-            # finding 8): the recipient has the message in the dialog history
-            self.log.debug("A dialog message was not stored offline for {jid}: {why}", jid=bare,
-                           why=failure.getErrorMessage())
-        else:
-            self.log.failure("Storing a dialog message offline for {jid} failed", failure, jid=bare)
-
-    def broadcast(self, stanza, frm: str, appId: int) -> defer.Deferred:
-        """
-        Send a broadcast dialog's message to every bound session of the
-        application's users (and of accounts not tied to an application).
-        """
-        def sameApp(session):
-            app = appIdOf(session.localpart)
-            return app is None or app == appId
-
-        targets = [s for s in self.host.sessions.all() if not s.closed and sameApp(s)]
-        privacy = self.host.modules.get("privacy")
-        sender = frm.partition("/")[2]
-        senderBare = self.directory.cachedJID(int(sender)) if sender.isdigit() else None
-
-        def step(session):
-            if privacy is not None and senderBare and session.bare != senderBare and privacy.blocks(
-                    session.bare, senderBare, "message"):
-                return
-            session.send(copyFor(stanza, session.full, frm))
-
-        return self.runBatches(targets, step)
 
     # -- group messages -------------------------------------------------------------------------
 
@@ -582,26 +418,13 @@ class DialogsModule(Module):
             lambda f: self.log.failure("Persisting a chat marker failed", f))
         return None
 
-    @defer.inlineCallbacks
     def persistMarker(self, userId: int, kind: str, messageId: str | None):
         """
         Move the user's delivered (C{received}) or read (C{displayed},
         C{acknowledged}) watermark up to the message; earlier messages
         follow (XEP-0333 §4).  Fires with whether it moved.
         """
-        if not isObjectId(messageId):
-            return False
-        messageId = messageId.lower()
-        message = yield self.storage.messages.getMessage(messageId)
-        if message is None:
-            return False
-        dialog = yield self.storage.dialogs.getDialog(message.dialogId)
-        if dialog is None or not canRead(dialog, userId):
-            return False
-        messages = self.storage.messages
-        mark = messages.markDelivered if kind == "received" else messages.markRead
-        moved = yield mark(dialog.id, userId, messageId)
-        return moved
+        return self.service.markUpTo(userId, kind, messageId)
 
     # -- question hooks --------------------------------------------------------------------------------
 
@@ -613,27 +436,15 @@ class DialogsModule(Module):
     @defer.inlineCallbacks
     def dialogConsent(self, user: str, peer: str):
         """
-        Whether C{peer} took part in a dialog with C{user}: both are in it
-        and C{peer} has written in it (issue 15 finding 9: opening a dialog
-        with someone, or adding him to a group, grants nothing of his
-        presence or last activity).  At most C{CONSENT_DIALOGS} shared
-        dialogs are looked at.
+        Whether C{peer} took part in a dialog with C{user}
+        (L{DialogService.conversed}).
         """
         a = yield self.directory.idOf(user)
         b = yield self.directory.idOf(peer)
         if a is None or b is None:
             return False
-        ids = []
-        private = yield self.storage.dialogs.findPrivateDialog(a, b)
-        if private is not None:
-            ids.append(private.id)
-        shared = yield self.storage.dialogs.listDialogs(
-            a, Query(limit=CONSENT_DIALOGS).where("occupants_ids", "eq", b))
-        ids.extend(d.id for d in shared if isMember(d, a) and isMember(d, b))
-        if not ids:
-            return False
-        sent = yield self.storage.messages.hasSent(b, ids)
-        return sent
+        consented = yield self.service.conversed(a, b)
+        return consented
 
     @hook("notifications-enabled")
     def onNotificationsEnabled(self, query):
@@ -650,233 +461,6 @@ class DialogsModule(Module):
         enabled = yield self.storage.dialogs.getNotifications(dialogId, userId)
         return bool(enabled)
 
-    # -- REST ----------------------------------------------------------------------------------------------
-
-    @hook("rest-message-created")
-    def onRestMessage(self, event):
-        if event.sendToChat:
-            self.deliverStored(event.message, event.dialog, event.appId).addErrback(
-                lambda f: self.log.failure("Delivering a REST message over XMPP failed", f))
-        return None
-
-    @defer.inlineCallbacks
-    def deliverStored(self, message, dialog, appId: int | None):
-        """
-        Deliver a message stored by the REST API like one sent over XMPP.
-        """
-        if dialog.type == DIALOG_PRIVATE:
-            recipientId = message.recipientId
-            if recipientId is None:
-                others = [o for o in dialog.occupantIds if o != message.senderId]
-                recipientId = others[0] if others else None
-            jids = yield self.directory.jidsOf([message.senderId, recipientId])
-            sender, recipient = jids.get(message.senderId), jids.get(recipientId)
-            if sender is None or recipient is None:
-                return None
-            stanza = messageStanza(message, sender, recipient, "chat", dialog.id)
-            addStanzaId(stanza, recipient, message.id)
-            yield self.router.deliver(stanza)
-            return None
-        room = roomJID(appId or self.defaultAppId(), dialog.id, self.mucDomain)
-        stanza = messageStanza(message, None, None, "groupchat", dialog.id)
-        addStanzaId(stanza, room, message.id)
-        frm = f"{room}/{message.senderId}"
-        if dialog.type == DIALOG_BROADCAST:
-            yield self.broadcast(stanza, frm, appId or self.defaultAppId())
-        else:
-            yield self.fanOut(dialog, stanza, message.senderId, frm)
-        return None
-
-    @hook("rest-message-edited")
-    def onRestEdit(self, event):
-        """
-        A REST edit reaches chat as an XMPP edit does (issue 17 item 2).
-        """
-        stanza = changeStanza("edit", event.message.id, self.newId(), event.dialog.id,
-                              event.message.body, event.last)
-        self.deliverChange(event.dialog, event.userId, stanza).addErrback(
-            lambda f: self.log.failure("Delivering a REST edit over XMPP failed", f))
-        return None
-
-    @hook("rest-messages-removed")
-    def onRestRemove(self, event):
-        """
-        A REST delete for everyone reaches chat as an XMPP one does.
-        """
-        for messageId in event.messageIds:
-            stanza = changeStanza("remove", messageId, self.newId(), event.dialog.id)
-            self.deliverChange(event.dialog, event.userId, stanza).addErrback(
-                lambda f: self.log.failure("Delivering a REST delete over XMPP failed", f))
-        return None
-
-    def newId(self) -> str:
-        return newObjectId(self.host.clock.seconds())
-
-    @defer.inlineCallbacks
-    def deliverChange(self, dialog, senderId: int, stanza):
-        """
-        Send a change made over REST to the dialog's users as the sender's
-        own XMPP change would go: in a private dialog a C{chat} from the
-        sender's bare JID to both occupants (the sender's other devices
-        learn it too), elsewhere a C{groupchat} from C{<room>/<senderId>}
-        to every recipient, the sender included; never pushed.
-        """
-        if dialog.type == DIALOG_PRIVATE:
-            stanza["type"] = "chat"
-            jids = yield self.directory.jidsOf(sorted(set(dialog.occupantIds) | {senderId}))
-            if senderId not in jids:
-                return None
-            for bare in sorted(jids.values()):
-                yield self.router.deliver(copyFor(stanza, bare, jids[senderId]))
-            return None
-        stanza["type"] = "groupchat"
-        frm = f"{roomJID(self.defaultAppId(), dialog.id, self.mucDomain)}/{senderId}"
-        if dialog.type == DIALOG_BROADCAST:
-            yield self.broadcast(stanza, frm, self.defaultAppId())
-        else:
-            yield self.fanOut(dialog, stanza, senderId, frm, push=False)
-        return None
-
-    @hook("rest-messages-marked")
-    def onRestMarked(self, event):
-        """
-        REST read/delivered marks reach the sender of the marked message
-        as the reader's XEP-0333 marker would (SDK reference §5.5).
-        """
-        self.deliverMark(event).addErrback(
-            lambda f: self.log.failure("Delivering a REST mark over XMPP failed", f))
-        return None
-
-    @defer.inlineCallbacks
-    def deliverMark(self, event):
-        """
-        A C{chat} marker from the reader's bare JID to the sender of the
-        marked message (C{None}: the dialog's last message): C{displayed}
-        for a read unless the reader hides read receipts
-        (C{privacy_settings.read_receipts}), else C{received}.
-        """
-        dialog = yield self.storage.dialogs.getDialog(event.dialogId)
-        messageId = event.messageId or (dialog.lastMessageId if dialog is not None else None)
-        if not messageId:
-            return None
-        message = yield self.storage.messages.getMessage(messageId)
-        if message is None or message.senderId == event.userId:
-            return None
-        reader = yield self.storage.accounts.getAccount(event.userId)
-        if event.read and privacyEnabled(reader, "read_receipts"):
-            kind = "displayed"
-        elif event.delivered:
-            kind = "received"
-        else:
-            return None
-        jids = yield self.directory.jidsOf([event.userId, message.senderId])
-        if event.userId not in jids or message.senderId not in jids:
-            return None
-        stanza = changeStanza(kind, message.id, self.newId(), message.dialogId)
-        stanza["type"] = "chat"
-        yield self.router.deliver(copyFor(stanza, jids[message.senderId], jids[event.userId]))
-        return None
-
-    @hook("rest-system-message")
-    def onRestSystemMessage(self, event):
-        messageId, senderId, recipientId, params = event
-        self.deliverSystem(messageId, senderId, recipientId, dict(params)).addErrback(
-            lambda f: self.log.failure("Delivering a REST system message failed", f))
-        return None
-
-    @defer.inlineCallbacks
-    def deliverSystem(self, messageId, senderId, recipientId, params: dict):
-        """
-        A REST system message (SDK reference §4.5 C{createSystem}) as the
-        headline of §5.10: C{extraParams} with C{moduleIdentifier}
-        C{SystemNotifications}, to every bound resource of the recipient;
-        never stored.
-        """
-        jids = yield self.directory.jidsOf([senderId, recipientId])
-        if recipientId not in jids:
-            return None
-        stanza = domish.Element((NS_CLIENT, "message"))
-        stanza["type"] = "headline"
-        stanza["id"] = messageId
-        stanza["to"] = jids[recipientId]
-        stanza["from"] = jids.get(senderId, self.host.domain)
-        body = params.pop("body", None)
-        if body is not None:
-            stanza.addElement("body", content=str(body))
-        element = stanza.addElement("extraParams")
-        params.setdefault("moduleIdentifier", "SystemNotifications")
-        params["date_sent"] = int(self.host.clock.seconds())
-        addParams(element, params)
-        self.router.deliver(stanza)
-        return None
-
-    # -- broadcast catch-up -----------------------------------------------------------------------------
-
-    @hook("session-bound")
-    def onBound(self, event):
-        if event.session.account is not None:
-            self.directory.remember(event.session.account)
-        return None
-
-    @hook("rest-user-deleted")
-    def onAccountDeleted(self, account):
-        self.directory.forget(account)
-        return None
-
-    @hook("presence-initial")
-    def onInitialPresence(self, event):
-        """
-        The first of an account's sessions to become available gets the
-        broadcasts it missed (like offline messages, XEP-0160).
-        """
-        session = event.session
-        if session.account is None:
-            return None
-        others = self.host.sessions.sessionsOf(session.bare)
-        if any(s.state.get(self.name) for s in others if s is not session):
-            session.state[self.name] = True
-            return None
-        session.state[self.name] = True
-        self.catchUp(session).addErrback(
-            lambda f: self.log.failure("Broadcast catch-up for {jid} failed", f, jid=session.full))
-        return None
-
-    @defer.inlineCallbacks
-    def catchUp(self, session):
-        """
-        Send a user who comes online the broadcast messages stored since
-        their last logout (or since the account was created), with a
-        XEP-0203 delay: no per-user rows are written for broadcasts.
-        """
-        last = yield self.storage.lastActivity.getLastActivity(session.localpart)
-        since = last[0] if last else session.account.createdAt
-        query = Query(limit=self.config.broadcast_catchup_dialogs, sort="last_message_date_sent",
-                      descending=True)
-        query.where("type", "eq", DIALOG_BROADCAST).where("last_message_date_sent", "gte", int(since))
-        dialogs = yield self.storage.dialogs.listDialogs(None, query)
-        if not dialogs:
-            return 0
-        owners = yield self.directory.jidsOf({d.ownerId for d in dialogs})
-        userApp = appIdOf(session.localpart)
-        sent = 0
-        for dialog in reversed(dialogs):
-            ownerApp = appIdOf(owners.get(dialog.ownerId, "").partition("@")[0])
-            if ownerApp is not None and userApp is not None and ownerApp != userApp:
-                continue
-            room = roomJID(ownerApp or userApp or self.defaultAppId(), dialog.id, self.mucDomain)
-            messages = yield self.storage.messages.listMessages(dialog.id, None, Query(
-                limit=self.config.broadcast_catchup_messages, sort="created_at",
-                descending=True).where("created_at", "gt", since))
-            for message in sorted(messages, key=lambda m: m.order):
-                if session.closed:
-                    return sent
-                stanza = messageStanza(message, f"{room}/{message.senderId}", session.full,
-                                       "groupchat", dialog.id)
-                addStanzaId(stanza, room, message.id)
-                stanza.addChild(delayElement(message.createdAt, room, "Broadcast"))
-                session.send(stanza)
-                sent += 1
-        return sent
 
 
 class ChangeModule(Module):

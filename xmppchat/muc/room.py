@@ -62,6 +62,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppchat.dialogs.addressing import parseRoom
+from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import isOpen, seesRoom
 from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
@@ -70,7 +71,6 @@ from xmppchat.muc.limits import RoomOpenings
 from xmppchat.quotas import quotaLimit, resourceConstraint
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
-    DIALOG_BROADCAST,
     DIALOG_GROUP,
     DIALOG_PUBLIC,
     DIALOG_SERVER_EXTENSIONS,
@@ -180,8 +180,8 @@ class Room:
         affiliation = self.affiliation(userId)
         if affiliation in ("owner", "admin"):
             return "moderator"
-        if self.dialog is not None and self.dialog.type == DIALOG_BROADCAST:
-            return "visitor"
+        if self.dialog is not None and not rules.canPost(self.dialog, userId):
+            return "visitor"  # a broadcast's readers
         return "participant"
 
     def nonAnonymous(self) -> bool:
@@ -827,8 +827,8 @@ class RoomsMixin:
     def onConfigGet(self, event):
         room, userId = self.ownedRoom(event)
         dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
-        if dialog is not None and userId != dialog.ownerId:
-            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        if dialog is not None:
+            rules.require(dialog, userId, rules.MANAGE)  # owner and admins, as over REST
         values = {
             "muc#roomconfig_roomname": (dialog.name if dialog else None) or (room.named if room else "") or "",
             "muc#roomconfig_roomdesc": (dialog.description if dialog else None) or "",
@@ -899,8 +899,7 @@ class RoomsMixin:
                     self.sendSubject(room, session)
             return True
         dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
-        if userId != dialog.ownerId:
-            raise StanzaError("forbidden", text="Only the room's owner may configure it")
+        rules.require(dialog, userId, rules.MANAGE)
         fields = {}
         if name:
             fields["name"] = name
