@@ -139,3 +139,22 @@ def test_dialogExtensionFields():
             buildConfig({"dialogs": {"extension_fields": fields}}, source="d.toml")
         text = "\n".join(e.value.problems)
         assert "d.toml: dialogs.extension_fields:" in text and expected in text, (fields, text)
+
+
+def test_queryCostLimitsValidated():
+    """Issue 15 finding 3: query limits and read connections are validated; 0 turns the time limit and the readers off."""
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"storage": {"read_connections": -1, "query_timeout_ms": -1},
+                     "rest": {"max_filters": 0, "max_filter_values": 0,
+                              "max_filter_value_length": 0}}, source="q.toml")
+    text = "\n".join(e.value.problems)
+    for key in ("storage.read_connections", "storage.query_timeout_ms"):
+        assert f"q.toml: {key}: must be 0 (off) or positive" in text
+    for key in ("max_filters", "max_filter_values", "max_filter_value_length"):
+        assert f"q.toml: rest.{key}: must be positive" in text
+    config = buildConfig({"storage": {"read_connections": 0, "query_timeout_ms": 0}})
+    assert (config.storage.read_connections, config.storage.query_timeout_ms) == (0, 0)
+    defaults = buildConfig({})
+    assert (defaults.storage.read_connections, defaults.storage.query_timeout_ms) == (2, 2000)
+    assert (defaults.rest.max_filters, defaults.rest.max_filter_values,
+            defaults.rest.max_filter_value_length) == (20, 100, 1024)

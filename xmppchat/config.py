@@ -134,6 +134,10 @@ class StorageConfig:
     mongodb_database: str = "xmppchat"
     mongodb_pool_size: int = 8
     mongodb_timeout_ms: int = 5000
+    # issue 15 finding 3: reads beside the SQLite writer, and a time limit
+    # on queries (SQLite progress handler, MongoDB maxTimeMS; 0 = none)
+    read_connections: int = 2
+    query_timeout_ms: int = 2000
 
 
 @dataclass
@@ -212,6 +216,10 @@ class RestConfig:
     address_rate_per_minute: int = 600
     address_burst: int = 100
     rate_limit_keys: int = 100000
+    # what one list query may ask for (issue 15 findings 3, 14; api/json.py QueryLimits)
+    max_filters: int = 20
+    max_filter_values: int = 100
+    max_filter_value_length: int = 1024
 
 
 @dataclass
@@ -394,6 +402,9 @@ def _validate(config: Config, problem) -> None:
     for key in ("mongodb_pool_size", "mongodb_timeout_ms"):
         if getattr(config.storage, key) < 1:
             problem(f"storage.{key}", "must be at least 1")
+    for key in ("read_connections", "query_timeout_ms"):
+        if getattr(config.storage, key) < 0:
+            problem(f"storage.{key}", "must be 0 (off) or positive")
     for name in ("limits", "smacks"):
         section = getattr(config, name)
         for f in fields(section):
@@ -584,7 +595,8 @@ def _validateRest(rest: RestConfig, problem) -> None:
     for key in ("token_rate_per_minute", "address_rate_per_minute"):
         if getattr(rest, key) < 0:
             problem(f"rest.{key}", "must be 0 (no limit) or positive")
-    for key in ("token_burst", "address_burst", "rate_limit_keys"):
+    for key in ("token_burst", "address_burst", "rate_limit_keys", "max_filters",
+                "max_filter_values", "max_filter_value_length"):
         if getattr(rest, key) < 1:
             problem(f"rest.{key}", "must be positive")
     for origin in rest.cors_origins:

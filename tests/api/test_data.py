@@ -37,6 +37,17 @@ def test_createAndList(api):
     assert api.get("/data/UserReports.json?count=1", token=api.bob).json["items"] == {"count": 2}
 
 
+def test_allOperatorOnLists(api):
+    """C{[all]} on a list field: every value present, as a number or as a string (a query value's type
+    is unknown); C{[all]=1,2} used to ask for 1, "1", 2 and "2" and so matched nothing."""
+    numbers = report(api, tags=[1, 2, 3])
+    strings = report(api, tags=["1", "2"])
+    report(api, tags=[1, 9])
+    r = api.get("/data/UserReports.json?tags[all]=1,2&sort_asc=created_at", token=api.bob)
+    assert r.status == 200 and [i["_id"] for i in r.json["items"]] == [numbers["_id"], strings["_id"]]
+    assert api.get("/data/UserReports.json?tags[all]=1,2,4", token=api.bob).json["items"] == []
+
+
 def test_unknownClass(api):
     """Classes not in data_classes are 404."""
     assert api.post("/data/Secrets.json", {"a": 1}, token=api.alice).status == 404

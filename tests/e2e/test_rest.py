@@ -22,7 +22,7 @@ def call(server, method, path, body=None, token=None):
     return exchange(server, method, path, body, token)[:2]
 
 
-def exchange(server, method, path, body=None, token=None):
+def exchange(server, method, path, body=None, token=None, timeout=10):
     """
     One JSON request to the REST port: C{(status, parsed body, headers)}.
     """
@@ -33,7 +33,7 @@ def exchange(server, method, path, body=None, token=None):
     if token:
         request.add_header("CB-Token", token)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
             return response.status, json.loads(raw) if raw else None, response.headers
     except urllib.error.HTTPError as e:

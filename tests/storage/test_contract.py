@@ -9,6 +9,8 @@ whose calls fire synchronously).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 
 import mongomock
@@ -41,6 +43,10 @@ from xmppchat.storage.sqlite import SQLiteStorage
 
 FACTORIES = {
     "sqlite-memory": lambda reactor: SQLiteStorage(":memory:", reactor=reactor, synchronous=True),
+    # A file: reads run on the query_only read connections.
+    "sqlite-file": lambda reactor: SQLiteStorage(
+        os.path.join(tempfile.mkdtemp(prefix="xmppchat-contract-"), "db.sqlite3"),
+        reactor=reactor, synchronous=True),
     "mongomock": lambda reactor: MongoStorage(client=mongomock.MongoClient(), database="test",
                                               reactor=reactor, synchronous=True),
 }
@@ -115,6 +121,8 @@ def storage(backend, clock):
     storage = openBackend(backend, clock)
     yield storage
     result(storage.stop())
+    if backend == "sqlite-file":
+        shutil.rmtree(os.path.dirname(storage.path), ignore_errors=True)
 
 
 CREDS = {"salt": "c2FsdA==", "iterations": 4096, "sha256": {"storedKey": "x", "serverKey": "y"}}

@@ -7,15 +7,14 @@ change, and the batched "which of these tokens are still live" check.
 
 from __future__ import annotations
 
-import sqlite3
-
 import mongomock
 import pytest
 
 from tests.storage.test_contract import BACKENDS, openBackend, result
+from tests.storage.test_sqlite import oldDatabase
 from xmppchat.storage.interfaces import TokenRecord
 from xmppchat.storage.mongo import MongoStorage
-from xmppchat.storage.sqlite import MIGRATIONS, SQLiteStorage
+from xmppchat.storage.sqlite import SQLiteStorage
 
 
 @pytest.fixture(params=BACKENDS)
@@ -82,18 +81,11 @@ def test_liveTokenHashes(storage):
 def test_sqliteMigrationMarksOldJWTAccounts(tmp_path):
     """A version-3 database gets the JWT mark on accounts with only an external id."""
     path = tmp_path / "db.sqlite3"
-    connection = sqlite3.connect(path)
-    for step in MIGRATIONS[:3]:
-        for statement in step:
-            connection.execute(statement)
-    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    connection.execute("INSERT INTO schema_version VALUES (3)")
-    connection.execute("INSERT INTO accounts (localpart, external_id, created_at, updated_at)"
-                       " VALUES ('1-1', 'emp1', 1, 1)")
-    connection.execute("INSERT INTO accounts (localpart, login, external_id, created_at, updated_at)"
-                       " VALUES ('2-1', 'mallory', 'emp2', 1, 1)")
-    connection.commit()
-    connection.close()
+    oldDatabase(path, 3,
+                "INSERT INTO accounts (localpart, external_id, created_at, updated_at)"
+                " VALUES ('1-1', 'emp1', 1, 1)",
+                "INSERT INTO accounts (localpart, login, external_id, created_at, updated_at)"
+                " VALUES ('2-1', 'mallory', 'emp2', 1, 1)")
     storage = SQLiteStorage(str(path), synchronous=True)
     result(storage.start())
     assert result(storage.accounts.getAccountByExternalId("emp1")).jwt is True

@@ -149,21 +149,12 @@ def test_messagesWithoutLimit(setup):
 
 def test_sqliteMigrationCountsExistingRecords(tmp_path):
     """A version-3 database gets its records' sizes on migration, so old records count against the quota."""
-    import sqlite3
-
-    from xmppchat.storage.sqlite import MIGRATIONS, SQLiteStorage
+    from tests.storage.test_sqlite import oldDatabase
+    from xmppchat.storage.sqlite import SQLiteStorage
 
     path = tmp_path / "db.sqlite3"
-    connection = sqlite3.connect(path)
-    for step in MIGRATIONS[:3]:
-        for statement in step:
-            connection.execute(statement)
-    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    connection.execute("INSERT INTO schema_version VALUES (3)")
-    connection.execute("INSERT INTO records (class_name, id, user_id, fields, created_at, updated_at)"
-                       " VALUES ('A', 'aaaaaaaaaaaaaaaaaaaaaaaa', 1, '{\"t\":\"é\"}', 1, 1)")
-    connection.commit()
-    connection.close()
+    oldDatabase(path, 3, "INSERT INTO records (class_name, id, user_id, fields, created_at, updated_at)"
+                         " VALUES ('A', 'aaaaaaaaaaaaaaaaaaaaaaaa', 1, '{\"t\":\"é\"}', 1, 1)")
     storage = SQLiteStorage(str(path), synchronous=True)
     result(storage.start())
     assert result(storage.records.recordUsage(1)) == (1, 10)

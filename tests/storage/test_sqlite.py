@@ -19,6 +19,25 @@ from xmppchat.storage.interfaces import AlreadyExists, RosterItem, StorageError,
 from xmppchat.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 
 
+def oldDatabase(path, version: int, *statements: str) -> None:
+    """
+    A SQLite file at schema C{version} holding what C{statements} insert,
+    to test the migrations after it.
+    """
+    from xmppchat.storage.sqlite import MIGRATIONS
+
+    connection = sqlite3.connect(path)
+    for step in MIGRATIONS[:version]:
+        for statement in step:
+            connection.execute(statement)
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    for statement in statements:
+        connection.execute(statement)
+    connection.commit()
+    connection.close()
+
+
 def opened(path, **kwargs):
     storage = SQLiteStorage(str(path), synchronous=True, **kwargs)
     result(storage.start())
@@ -220,7 +239,7 @@ def test_threadedRunner(tmp_path):
     reactor = ThreadReactor()
     storage = SQLiteStorage(str(tmp_path / "db.sqlite3"), reactor=reactor)
     reactor.wait(storage.start())
-    assert len(reactor.triggers) == 1
+    assert len(reactor.triggers) == 2  # the writer's pool and the readers'
     d = storage.accounts.createAccount("alice", CREDS)
     assert not d.called
     alice = reactor.wait(d)
@@ -234,9 +253,11 @@ def test_threadedRunner(tmp_path):
     d = storage.db._call(lambda: threadIds.add(threading.get_ident()))
     reactor.wait(d)
     assert threadIds and threading.get_ident() not in threadIds
-    pool = storage.db.pool
+    pool, readPool = storage.db.pool, storage.db.readers.pool
+    assert readPool is not pool and readPool.max == 2
     reactor.wait(storage.stop())
     assert storage.db.pool is None and pool.workers == 0
+    assert storage.db.readers.pool is None and readPool.workers == 0
     assert reactor.triggers == {}
     d = storage.accounts.countAccounts()
     failure(d, StorageError)

@@ -26,6 +26,7 @@ from xmppchat.api.json import (
     USER,
     Params,
     JSONResource,
+    QueryLimits,
     buildQuery,
     checkFieldNames,
     deleteSummary,
@@ -173,7 +174,7 @@ class DataResource(JSONResource):
         """
         query = buildQuery(params, ints=("user_id",), floats=("created_at", "updated_at"),
                            defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
-                           reserved=PAGING | {"near"})
+                           reserved=PAGING | {"near"}, limits=QueryLimits.of(self.ctx.config))
         known = {"_id", "user_id", "_parent_id", "created_at", "updated_at"}
         filters = []
         for name, op, value in query.filters:
@@ -182,6 +183,11 @@ class DataResource(JSONResource):
                     op, value = "in", _looseList(value)
                 elif op in ("lt", "lte", "gt", "gte") and isinstance(value, str):
                     value = _looseList(value)[0]
+                elif op == "all" and isinstance(value, list):
+                    # every value, as a number or as a string: one "in" each
+                    # (loosening the whole list would ask for both forms)
+                    filters += [(name, "in", _looseList(item)) for item in value]
+                    continue
                 elif isinstance(value, list):
                     value = _loose(value)
             filters.append((name, op, value))

@@ -33,6 +33,7 @@ from xmppchat.api.json import (
     USER,
     JSONResource,
     Params,
+    QueryLimits,
     buildQuery,
     deleteSummary,
     fieldError,
@@ -318,7 +319,8 @@ class DialogsResource(JSONResource):
                 configured = ", ".join(self.ctx.dialogs.extension_fields) or "none"
                 raise fieldError(name[:64], f"is not a configured extension field ({configured})")
         return buildQuery(params, names, ints=INT_FIELDS, floats=TIME_FIELDS,
-                          defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page)
+                          defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
+                          limits=QueryLimits.of(self.ctx.config))
 
     @route("GET", auth=USER)
     async def list(self, call):

@@ -34,12 +34,14 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
+from xmppchat.config import RestConfig
 from xmppchat.dialogs.errors import DialogError
 from xmppchat.storage.common import checkKey
 from xmppchat.storage.interfaces import (
     AlreadyExists,
     InvalidQuery,
     NotFound,
+    QueryTimeout,
     QuotaExceeded,
     Query,
     StorageError,
@@ -65,6 +67,8 @@ OPERATORS = frozenset(("lt", "lte", "gt", "gte", "ne", "in", "nin", "all", "or",
                        "start_with", "eq"))
 LIST_OPERATORS = frozenset(("in", "nin", "all", "or"))
 MAX_PARAMS = 200
+# Retry-After (seconds) of a query cut by [storage] query_timeout_ms.
+QUERY_RETRY_AFTER = b"2"
 MAX_NESTING = 4
 # Integers the stores can hold (SQLite INTEGER, BSON int64).
 INT_MIN = -(2 ** 63)
@@ -232,21 +236,71 @@ def typedValue(name: str, value, ints=(), floats=()):
     return value
 
 
+@dataclass(frozen=True)
+class QueryLimits:
+    """
+    What one list query may ask for (issue 15 findings 3 and 14): every
+    condition costs a pass over the candidate rows, and every operand value
+    a comparison per row or list element, so both are bounded before the
+    storage sees them (the storage also stops a query at
+    C{[storage] query_timeout_ms}).  The C{[rest]} keys of the same names.
+    """
+
+    max_filters: int
+    max_filter_values: int
+    max_filter_value_length: int
+
+    @classmethod
+    def of(cls, config=None) -> "QueryLimits":
+        """
+        The limits of a C{[rest]} section (the defaults without).
+        """
+        config = RestConfig() if config is None else config
+        return cls(*(getattr(config, f) for f in cls.__dataclass_fields__))
+
+    def check(self, filters: list[Filter]) -> None:
+        """
+        422 naming the field and the limit when C{filters} ask for more.
+        """
+        if len(filters) > self.max_filters:
+            raise baseError(422, f"too many filters: {len(filters)} (at most {self.max_filters},"
+                                 " [rest] max_filters)")
+        total = 0
+        for f in filters:
+            values = f.value if isinstance(f.value, list) else [f.value]
+            total += len(values)
+            if total > self.max_filter_values:
+                raise fieldError(f.field, f"too many filter values: a query takes at most"
+                                          f" {self.max_filter_values} in all ([rest] max_filter_values)")
+            if any(isinstance(v, str) and len(v) > self.max_filter_value_length for v in values):
+                raise fieldError(f.field, f"filter values are at most {self.max_filter_value_length}"
+                                          " characters ([rest] max_filter_value_length)")
+
+
 def buildQuery(params: Params, names: dict | None = None, ints=(), floats=(),
                defaultLimit: int = 100, maxLimit: int = 100, skipNames=("skip",),
-               reserved=PAGING) -> Query:
+               reserved=PAGING, limits: QueryLimits | None = None,
+               visible: frozenset | None = None) -> Query:
     """
     A storage L{Query} from the call's filters, C{sort_asc}/C{sort_desc},
     C{limit} (clamped to C{maxLimit}) and C{skip}.  C{names} renames REST
     fields to store fields; C{ints}/C{floats} are typed (L{typedValue}).
+    The filters must stay within C{limits} (L{QueryLimits}, the defaults
+    without); with C{visible}, filters and sorts may only name those
+    fields (issue 15 finding 10: no filter or sort on what the caller may
+    not see), 422 otherwise.
     """
     names = names or {}
+    filters = params.filters(reserved)
+    (limits or QueryLimits.of()).check(filters)
     query = Query()
-    for f in params.filters(reserved):
+    for f in filters:
+        _checkVisible(f.field, visible)
         query.where(names.get(f.field, f.field), f.op, typedValue(f.field, f.value, ints, floats))
     for key, descending in (("sort_desc", True), ("sort_asc", False)):
         field_ = params.string(key)
         if field_:
+            _checkVisible(field_, visible)
             query.sort = names.get(field_, field_)
             query.descending = descending
             break
@@ -259,6 +313,12 @@ def buildQuery(params: Params, names: dict | None = None, ints=(), floats=(),
             break
     query.skip = skip
     return query
+
+
+def _checkVisible(name: str, visible: frozenset | None) -> None:
+    if visible is not None and name not in visible:
+        raise fieldError(name[:64], "cannot be filtered or sorted on: it is not a field visible to"
+                                    f" every caller (those are {', '.join(sorted(visible))})")
 
 
 def _listValue(value) -> list:
@@ -749,6 +809,15 @@ class JSONResource(Resource):
             if e.retryAfter is not None:
                 status = 429  # Too Many Requests (RFC 6585 §4)
                 request.setHeader(b"retry-after", str(max(1, math.ceil(e.retryAfter))).encode("ascii"))
+        elif isinstance(e, QueryTimeout):
+            # Issue 15 finding 3: 503 with Retry-After, not a 4xx: the query
+            # was valid and within the limits; it ran out of time under
+            # the load of the moment, and may pass later or narrowed.
+            log.warn("Query aborted after its time limit: {method} {uri}", method=request.method,
+                     uri=request.uri)
+            request.setHeader(b"retry-after", QUERY_RETRY_AFTER)
+            status, errors = http.SERVICE_UNAVAILABLE, {"base": [
+                f"{e}: try again later, or narrow the query (fewer filters or values)"]}
         elif isinstance(e, StorageError):
             log.failure("Storage failed during {uri}", failure, uri=request.uri)
             status, errors = http.SERVICE_UNAVAILABLE, {"base": ["Storage unavailable, try again"]}
@@ -901,6 +970,6 @@ __all__ = [
     "ApiError", "fieldError", "baseError", "notFound", "forbidden", "unauthorized",
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
-    "PUBLIC", "APP", "USER", "buildQuery", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
+    "PUBLIC", "APP", "USER", "buildQuery", "QueryLimits", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
     "requireDict", "optionalString", "checkFieldNames", "INT_MIN", "INT_MAX", "toInt", "idList", "flagValue", "deleteSummary",
 ]

@@ -26,6 +26,7 @@ from xmppchat.api.json import (
     PAGING,
     USER,
     JSONResource,
+    QueryLimits,
     buildQuery,
     checkFieldNames,
     deleteSummary,
@@ -39,7 +40,7 @@ from xmppchat.api.json import (
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.events import DialogEvent, EditEvent, MarkEvent, MessageEvent, RemoveEvent
 from xmppchat.dialogs.rules import isMember, isParticipant
-from xmppchat.dialogs.service import MAX_CUSTOM, checkMessage
+from xmppchat.dialogs.service import MAX_CUSTOM, MAX_EMOJI, checkMessage
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()
@@ -47,7 +48,6 @@ log = Logger()
 MAX_IDS = 100
 # The names unreadCount's dialog ids come under (issue 17 item 5).
 UNREAD_ID_PARAMS = ("chat_dialog_ids", "dialogs_ids")
-MAX_EMOJI = 16
 CORE_FIELDS = {"chat_dialog_id", "recipient_id", "message", "attachments", "send_to_chat",
                "_id", "date_sent", "sender_id"}
 INT_FIELDS = ("sender_id", "recipient_id", "date_sent")
@@ -158,7 +158,8 @@ class MessagesResource(JSONResource):
         dialog = await readableDialog(self.ctx, dialogId, viewer)
         query = buildQuery(call.params, ints=INT_FIELDS, floats=TIME_FIELDS,
                            defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
-                           reserved=PAGING | {"chat_dialog_id"})
+                           reserved=PAGING | {"chat_dialog_id"},
+                           limits=QueryLimits.of(self.ctx.config))
         messages = self.ctx.storage.messages
         if call.params.flag("count"):
             total = await messages.countMessages(dialog.id, viewer, query)
@@ -343,7 +344,6 @@ class MessagesResource(JSONResource):
     @route("PUT", "{messageId}/reactions", auth=USER, text=True)
     async def react(self, call, messageId):
         message, dialog = await self._readable(call, messageId)
-        rules.require(dialog, call.account.id, rules.POST)
         body = requireDict(call.body, "body")
         extra = sorted(set(body) - {"add", "remove"})
         if extra:
@@ -358,7 +358,9 @@ class MessagesResource(JSONResource):
             values[key] = value
         if not values:
             raise fieldError("add", "give add and/or remove")
-        reactions = await self.ctx.storage.messages.react(message.id, call.account.id, **values)
+        added = {values["add"]} if "add" in values else set()
+        removed = {values["remove"]} - added if "remove" in values else set()
+        reactions = await dialogService(self.ctx).react(call.account.id, message, dialog, added, removed)
         self.ctx.fire("rest-message-reacted", (message, dialog, call.account.id, values, reactions))
         return None
 

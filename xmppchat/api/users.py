@@ -28,6 +28,7 @@ from xmppchat.api.json import (
     PAGING,
     ApiError,
     JSONResource,
+    QueryLimits,
     buildQuery,
     baseError,
     fieldError,
@@ -68,6 +69,14 @@ IGNORED = {"id", "created_at", "updated_at", "last_request_at", "is_guest", "par
 
 # REST filter name -> account query field (others are profile keys).
 QUERY_NAMES = {"external_user_id": "externalId", "external_id": "externalId"}
+# The fields GET /users.json may filter and sort on: those userJSON shows
+# to every caller.  Not the e-mail (only its owner sees it: a range filter
+# on it was an oracle that recovered hidden addresses, issue 15 finding
+# 10), nor privacy settings, localparts or any other stored key.
+QUERYABLE = frozenset((
+    "id", "login", "full_name", "phone", "website", "created_at", "updated_at",
+    "last_request_at", "external_user_id", "external_id", "facebook_id", "twitter_id",
+    "custom_data", "blob_id", "avatar", "user_tags", "timezone", "is_guest"))
 
 
 def privacySettings(profile) -> dict:
@@ -370,7 +379,8 @@ class UsersResource(JSONResource):
         query = buildQuery(call.params, names=QUERY_NAMES, ints=("id", "blob_id"),
                            floats=("created_at", "updated_at"), defaultLimit=limit,
                            maxLimit=self.ctx.config.max_page, skipNames=skipNames,
-                           reserved=PAGING | {"filter", "order"})
+                           reserved=PAGING | {"filter", "order"},
+                           limits=QueryLimits.of(self.ctx.config), visible=QUERYABLE)
         accounts = self.ctx.storage.accounts
         total = await accounts.countAccounts(query)
         return query, total, await accounts.findAccounts(query)

@@ -44,6 +44,14 @@ class NotAcceptable(DialogError):
     condition, status = "not-acceptable", 422
 
 
+class TooMany(DialogError):
+    """
+    Over a count limit (reactions per message and user).
+    """
+
+    condition, status = "policy-violation", 422
+
+
 class Invalid(DialogError):
     """
     Input over a limit or of the wrong shape.
@@ -52,4 +60,4 @@ class Invalid(DialogError):
     condition, status = "bad-request", 422
 
 
-__all__ = ["Conflict", "DialogError", "Forbidden", "Invalid", "NotAcceptable", "NotFound"]
+__all__ = ["Conflict", "DialogError", "Forbidden", "Invalid", "NotAcceptable", "NotFound", "TooMany"]

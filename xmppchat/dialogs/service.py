@@ -19,7 +19,7 @@ import json
 from twisted.internet import defer
 
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.errors import Conflict, Forbidden, Invalid, NotAcceptable, NotFound
+from xmppchat.dialogs.errors import Conflict, Forbidden, Invalid, NotAcceptable, NotFound, TooMany
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_PRIVATE,
@@ -36,6 +36,9 @@ MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 4096
 MAX_CUSTOM = 30
 MAX_CUSTOM_BYTES = 4096
+# reactions (XEP-0444 and REST PUT .../reactions.json): per message and user
+MAX_REACTIONS = 20
+MAX_EMOJI = 16
 # shared dialogs looked at for consent to presence and last activity
 CONSENT_DIALOGS = 100
 
@@ -204,6 +207,26 @@ class DialogService:
         return sent
 
     @defer.inlineCallbacks
+    def react(self, userId: int, message, dialog, added, removed):
+        """
+        Add and remove the user's reactions to a stored message (whoever
+        may post in its dialog, L{rules.POST}); at most C{MAX_REACTIONS}
+        distinct emoji per message and user afterwards (L{TooMany}).
+        Fires with the message's reactions C{{emoji: [user ids]}}.
+        """
+        rules.require(dialog, userId, rules.POST)
+        current = {e for e, ids in (message.reactions or {}).items() if userId in ids}
+        if len((current | set(added)) - set(removed)) > MAX_REACTIONS:
+            raise TooMany(f"At most {MAX_REACTIONS} reactions per message", "add")
+        reactions = message.reactions
+        store = self.storage.messages
+        for emoji in sorted(added):
+            reactions = yield store.react(message.id, userId, add=emoji)
+        for emoji in sorted(removed):
+            reactions = yield store.react(message.id, userId, remove=emoji)
+        return reactions
+
+    @defer.inlineCallbacks
     def storedMessage(self, messageId, userId: int | None = None, dialog=None):
         """
         C{(message, dialog)} of a stored message (as C{userId} sees it);
@@ -260,4 +283,4 @@ class DialogService:
 
 
 __all__ = ["DialogService", "checkMessage", "MAX_ATTACHMENTS", "MAX_ATTACHMENT_BYTES", "MAX_BODY",
-           "MAX_CUSTOM", "MAX_CUSTOM_BYTES"]
+           "MAX_CUSTOM", "MAX_CUSTOM_BYTES", "MAX_EMOJI", "MAX_REACTIONS"]

@@ -15,30 +15,16 @@ C{message/*} handlers (carbons, push) to delivery, like any message.
 
 Group messages: a C{groupchat} message to a room JID
 C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
-L{xmppchat.muc.service}) needs no join.  The sender must be an occupant
-(public dialogs: an occupant or a subscriber; broadcast dialogs: the owner
-or an admin).  Copies go C{from} C{<room>/<senderId>}, type C{groupchat},
-to the sessions of every occupant that the router's delivery rule names
-(L{xmppchat.router.recipients}: available resources; all bound ones for
-headlines), the sender's included (reflection); the other occupants get it
-through the offline module's per-account lane (stored, bounded per user by
-C{limits.offline_messages_per_user} and, per sender and per dialog, by its
-shares of that queue: issue 15 finding 8; or delivered to a session that
-became ready meanwhile), and the sender's XEP-0198 acknowledgement waits
-for those copies.  Broadcast
-dialogs reach every connected user of the application at once, in batches
-of C{dialogs.fanout_batch} on a L{task.Cooperator} so the reactor never
-stalls, and the others at their next login from the history (messages
-created since their last logout, at most C{broadcast_catchup_messages} per
-dialog), so no per-user rows are written.  Standalone chat states in a
-room are passed to the other occupants' sessions only (never stored);
-headline (system) messages to a room go to the occupants' sessions from
-the sender's JID, never stored.  Sessions that joined the room
-(XEP-0045, L{xmppchat.muc.room}) without being recipients get one copy
-too, and no session gets two.  Privacy (XEP-0016/0191): a recipient whose
-default list blocks the sender gets nothing of theirs (no copy, no offline
-copy, no push) and the sender no error; offline recipients' lists are
-loaded into the privacy cache once (L{DialogsModule.privacyCheck}).
+L{xmppchat.muc.service}) needs no join.  Who may post, type or mark is
+L{xmppchat.dialogs.rules} (the same answer as over REST: anyone in a
+public dialog, only the owner and admins in a broadcast).  Copies go
+C{from} C{<room>/<senderId>}, type C{groupchat}, to every recipient, the
+sender's sessions included (reflection), through
+L{xmppchat.modules.dialogfanout} (offline lane, broadcasts, XEP-0045
+joined sessions, privacy lists).  Standalone chat states in a room are
+passed to the other occupants' sessions only (never stored); headline
+(system) messages to a room go to the occupants' sessions from the
+sender's JID, never stored.
 
 Stamps: the message id is the client's 24-hex id (kept, stored
 lower-case) or a generated one; C{<stanza-id by=...>} (the recipient's
@@ -48,9 +34,11 @@ clock) goes into C{extraParams}, with C{dialog_id} when missing.
 Also here: persisting XEP-0333 markers (the C{marker-received} event of
 L{xmppchat.modules.markers}: a marker for a message moves the reader's
 delivered/read watermark up to it), the C{dialog-consent} and
-C{notifications-enabled} question hooks, and XMPP delivery of REST-created
-messages (C{rest-message-created} with C{send_to_chat=1}) and REST system
-messages (C{rest-system-message}).  Account ids map to JIDs through the
+C{notifications-enabled} question hooks.  REST changes reach XMPP
+through L{xmppchat.modules.dialogrest}.  The domain (rules, find-or-create
+of private dialogs, storing, limits) is L{xmppchat.dialogs}; this module
+is its XMPP adapter, whose L{xmppchat.dialogs.errors} become stanza
+errors (L{xmppchat.modules.base}).  Account ids map to JIDs through the
 account store with a bounded cache (L{AccountDirectory}).
 """
 

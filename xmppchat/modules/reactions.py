@@ -24,7 +24,8 @@ C{from} the reacting user (private dialogs) or C{<room>/<userId>} (group
 dialogs).  Reactions made through REST (the C{rest-message-reacted} event)
 are pushed the same way.  Reactions are never stored offline and never
 change unread counts.  At most C{MAX_REACTIONS} distinct emoji of at most
-C{MAX_EMOJI} characters per message and user.
+C{MAX_EMOJI} characters per message and user (L{xmppchat.dialogs.service}: the
+same limits over REST).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from twisted.words.xish import domish
 
 from xmppchat.modules.base import hook
 from xmppchat.dialogs.addressing import appIdOf, roomJID
+from xmppchat.dialogs.service import MAX_EMOJI
 from xmppchat.dialogs.wire import NS_REACTIONS
 from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 from xmppchat.muc.service import RoomEvent
@@ -41,8 +43,6 @@ from xmppchat.stanzas import NS_CLIENT, StanzaError
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, isObjectId, newObjectId
 
 NS_CC_REACTIONS = "https://connectycube.com/protocol/reactions"
-MAX_REACTIONS = 20
-MAX_EMOJI = 16
 
 
 def reactionPush(messageId: str, userId: int, dialogId: str, added, removed, current,
@@ -100,7 +100,6 @@ class ReactionsModule(ChangeModule):
             peer = yield dialogs.directory.idOf(event.to.userhost())
             if dialog.type != DIALOG_PRIVATE or peer not in dialog.occupantIds:
                 raise StanzaError("not-acceptable", text="That message is not from your dialog with this user")
-        yield dialogs.checkPost(dialog, userId)
         wanted = set()
         for child in element.elements():
             if child.name == "reaction":
@@ -108,15 +107,9 @@ class ReactionsModule(ChangeModule):
                 if not emoji or len(emoji) > MAX_EMOJI:
                     raise StanzaError("bad-request", text=f"A reaction is 1 to {MAX_EMOJI} characters")
                 wanted.add(emoji)
-        if len(wanted) > MAX_REACTIONS:
-            raise StanzaError("policy-violation", text=f"At most {MAX_REACTIONS} reactions per message")
         current = {e for e, ids in (message.reactions or {}).items() if userId in ids}
         added, removed = wanted - current, current - wanted
-        store = self.storage.messages
-        for emoji in sorted(added):
-            yield store.react(message.id, userId, add=emoji)
-        for emoji in sorted(removed):
-            yield store.react(message.id, userId, remove=emoji)
+        yield dialogs.service.react(userId, message, dialog, added, removed)
         frm = f"{event.room}/{userId}" if room else session.full
         yield self.push(dialog, message.id, userId, added, removed, wanted, frm, exclude=session)
         return True

@@ -10,9 +10,14 @@ import os
 
 from twisted.logger import Logger
 
+from xmppchat.storage.common import QUERY_TIMEOUT_MS
 from xmppchat.storage.interfaces import Storage
 
 log = Logger()
+
+
+def _queryTimeout(storageConfig) -> int:
+    return getattr(storageConfig, "query_timeout_ms", QUERY_TIMEOUT_MS)
 
 
 def openStorage(storageConfig, reactor=None, synchronous: bool = False) -> Storage:
@@ -26,12 +31,15 @@ def openStorage(storageConfig, reactor=None, synchronous: bool = False) -> Stora
     """
     backend = storageConfig.backend
     if backend == "sqlite":
-        from xmppchat.storage.sqlite import SQLiteStorage
+        from xmppchat.storage.sqlite import READ_CONNECTIONS, SQLiteStorage
 
         path = storageConfig.path
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return SQLiteStorage(path, reactor=reactor, synchronous=synchronous)
+        return SQLiteStorage(path, reactor=reactor, synchronous=synchronous,
+                             readConnections=getattr(storageConfig, "read_connections",
+                                                     READ_CONNECTIONS),
+                             queryTimeoutMs=_queryTimeout(storageConfig))
     if backend == "mongodb":
         from xmppchat.storage.mongo import SERVER_SELECTION_TIMEOUT_MS, MongoStorage
 
@@ -39,7 +47,8 @@ def openStorage(storageConfig, reactor=None, synchronous: bool = False) -> Stora
                             storageConfig.mongodb_pool_size, reactor=reactor,
                             synchronous=synchronous,
                             timeoutMs=getattr(storageConfig, "mongodb_timeout_ms",
-                                              SERVER_SELECTION_TIMEOUT_MS))
+                                              SERVER_SELECTION_TIMEOUT_MS),
+                            queryTimeoutMs=_queryTimeout(storageConfig))
     raise ValueError(f"unknown storage backend {backend!r}")
 
 

@@ -35,6 +35,10 @@ from xmppchat.storage.interfaces import (
     isObjectId,
 )
 
+# How long a query may run before the backend aborts it with QueryTimeout
+# ([storage] query_timeout_ms; issue 15 finding 3).
+QUERY_TIMEOUT_MS = 2000
+
 
 def dumpJson(value) -> str | None:
     """

@@ -66,6 +66,15 @@ class QuotaExceeded(StorageError):
         self.retryAfter = retryAfter
 
 
+class QueryTimeout(StorageError):
+    """
+    A query ran longer than the storage's query time limit and was
+    aborted (C{storage.query_timeout_ms}: SQLite's progress handler,
+    MongoDB's C{maxTimeMS}; issue 15 finding 3).  The REST layer answers
+    it with 503 and C{Retry-After}.
+    """
+
+
 class InvalidQuery(StorageError, ValueError):
     """
     A L{Query} names an unknown operator or sort field, or gives a value of
@@ -1064,7 +1073,7 @@ class Storage:
 
 
 __all__ = [
-    "StorageError", "AlreadyExists", "NotFound", "QuotaExceeded", "InvalidQuery",
+    "StorageError", "AlreadyExists", "NotFound", "QuotaExceeded", "InvalidQuery", "QueryTimeout",
     "Query", "OPERATORS", "newObjectId", "isObjectId",
     "Account", "TokenRecord", "RosterItem", "OfflineMessage", "OfflineShares", "Dialog", "Message", "Blob", "Record",
     "IAccountStore", "ITokenStore", "IOfflineStore", "IRosterStore", "ILastActivityStore",

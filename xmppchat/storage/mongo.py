@@ -6,7 +6,9 @@ pymongo is blocking, so every call runs on a bounded L{ThreadPool}
 through L{threads.deferToThreadPool}; with C{synchronous=True} calls run
 inline (tests on mongomock, the admin CLI).  pymongo exceptions are
 translated to L{StorageError}/L{AlreadyExists} inside the worker thread, so
-nothing pymongo-specific leaves this file.  Indexes are created at start,
+nothing pymongo-specific leaves this file.  Finders and their counts carry
+C{maxTimeMS} (C{[storage] query_timeout_ms}); the server's
+C{ExecutionTimeout} becomes L{QueryTimeout} (issue 15 finding 3).  Indexes are created at start,
 after a ping with a short server-selection timeout: a server that cannot
 reach MongoDB fails to start with a clear error.
 
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, ExecutionTimeout, PyMongoError
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -56,6 +58,7 @@ from xmppchat.storage.interfaces import (
     NotFound,
     OfflineMessage,
     PrivacyRecord,
+    QueryTimeout,
     QuotaExceeded,
     Query,
     Record,
@@ -179,13 +182,26 @@ class _Translator:
         path = self.path(self.schema.resolve(query.sort))
         return [(path, pymongo.DESCENDING if query.descending else pymongo.ASCENDING), *self.natural]
 
-    def find(self, collection, filter_, query):
+    def find(self, collection, filter_, query, timeoutMs: int):
+        """
+        The documents of a finder, the server aborting it after
+        C{timeoutMs} (C{maxTimeMS}; 0: no limit).
+        """
         if query.limit == 0:
             return []
         cursor = collection.find(filter_).sort(self.sort(query)).skip(query.skip)
         if query.limit is not None:
             cursor = cursor.limit(query.limit)
+        if timeoutMs:
+            cursor = cursor.max_time_ms(timeoutMs)
         return list(cursor)
+
+    @staticmethod
+    def count(collection, filter_, timeoutMs: int) -> int:
+        """
+        C{count_documents}, aborted after C{timeoutMs} like L{find}.
+        """
+        return collection.count_documents(filter_, **({"maxTimeMS": timeoutMs} if timeoutMs else {}))
 
 
 _ASC = pymongo.ASCENDING
@@ -245,11 +261,13 @@ class _Database(common.Worker):
 
     log = Logger()
 
-    def __init__(self, uri, name, poolSize, reactor, synchronous, client, timeoutMs):
+    def __init__(self, uri, name, poolSize, reactor, synchronous, client, timeoutMs,
+                 queryTimeoutMs):
         common.Worker.__init__(self, reactor, synchronous, poolSize, "xmppchat-mongodb")
         self.uri = uri
         self.name = name
         self.timeoutMs = timeoutMs
+        self.queryTimeoutMs = queryTimeoutMs
         self.client = client
         self._ownClient = client is None
         self.db = None
@@ -268,6 +286,10 @@ class _Database(common.Worker):
             return f(db, *args)
         except DuplicateKeyError as e:
             raise AlreadyExists(_duplicateMessage(e)) from None
+        except ExecutionTimeout:
+            # maxTimeMS expired (issue 15 finding 3).
+            raise QueryTimeout(f"the query ran longer than {self.queryTimeoutMs} ms"
+                               " and was aborted") from None
         except PyMongoError as e:
             raise StorageError(f"MongoDB: {type(e).__name__}: {e}") from None
 
@@ -509,11 +531,12 @@ class MongoAccountStore(common.AccountLookups, _Store):
 
     def findAccounts(self, query):
         filter_, query = _ACCOUNTS.filter(query)
-        return self.db.run(lambda db: [_account(d) for d in _ACCOUNTS.find(db.accounts, filter_, query)])
+        return self.db.run(lambda db: [_account(d) for d in _ACCOUNTS.find(
+            db.accounts, filter_, query, self.db.queryTimeoutMs)])
 
     def countAccounts(self, query=None):
         filter_, _ = _ACCOUNTS.filter(query)
-        return self.db.run(lambda db: db.accounts.count_documents(filter_))
+        return self.db.run(lambda db: _ACCOUNTS.count(db.accounts, filter_, self.db.queryTimeoutMs))
 
 
 def _token(doc) -> TokenRecord | None:
@@ -850,7 +873,8 @@ class MongoDialogStore(_Store):
         def list_(db):
             base = None if userId is None else _userDialogsFilter(db, userId)
             filter_, prepared = _DIALOGS.filter(query, base)
-            return [_dialog(d) for d in _DIALOGS.find(db.dialogs, filter_, prepared)]
+            return [_dialog(d) for d in _DIALOGS.find(db.dialogs, filter_, prepared,
+                                                      self.db.queryTimeoutMs)]
 
         return self.db.run(list_)
 
@@ -859,7 +883,7 @@ class MongoDialogStore(_Store):
 
         def count(db):
             base = None if userId is None else _userDialogsFilter(db, userId)
-            return db.dialogs.count_documents(_DIALOGS.filter(query, base)[0])
+            return _DIALOGS.count(db.dialogs, _DIALOGS.filter(query, base)[0], self.db.queryTimeoutMs)
 
         return self.db.run(count)
 
@@ -1076,14 +1100,15 @@ class MongoMessageStore(_Store):
 
         def list_(db):
             filter_, prepared = self._filter(db, dialogId, userId, query)
-            return _messages(db, _MESSAGES.find(db.messages, filter_, prepared))
+            return _messages(db, _MESSAGES.find(db.messages, filter_, prepared,
+                                                self.db.queryTimeoutMs))
 
         return self.db.run(list_)
 
     def countMessages(self, dialogId, userId=None, query=None):
         prepareQuery(query, MESSAGE_SCHEMA)
-        return self.db.run(lambda db: db.messages.count_documents(
-            self._filter(db, dialogId, userId, query)[0]))
+        return self.db.run(lambda db: _MESSAGES.count(
+            db.messages, self._filter(db, dialogId, userId, query)[0], self.db.queryTimeoutMs))
 
     def editMessage(self, messageId, body=None, attachments=None, custom=None):
         attachments, custom = common.editValues(body, attachments, custom)
@@ -1244,6 +1269,8 @@ class MongoMessageStore(_Store):
                 [("date_sent", pymongo.DESCENDING), ("ord", pymongo.DESCENDING)])
             if limit is not None:
                 cursor = cursor.limit(limit)
+            if self.db.queryTimeoutMs:
+                cursor = cursor.max_time_ms(self.db.queryTimeoutMs)
             return _messages(db, list(cursor))
 
         return self.db.run(search)
@@ -1423,11 +1450,12 @@ class MongoRecordStore(_Store):
 
     def listRecords(self, className, query=None):
         filter_, query = _RECORDS.filter(query, {"class_name": className})
-        return self.db.run(lambda db: [_record(d) for d in _RECORDS.find(db.records, filter_, query)])
+        return self.db.run(lambda db: [_record(d) for d in _RECORDS.find(
+            db.records, filter_, query, self.db.queryTimeoutMs)])
 
     def countRecords(self, className, query=None):
         filter_, _ = _RECORDS.filter(query, {"class_name": className})
-        return self.db.run(lambda db: db.records.count_documents(filter_))
+        return self.db.run(lambda db: _RECORDS.count(db.records, filter_, self.db.queryTimeoutMs))
 
     def updateRecord(self, className, recordId, set=None, unset=(), byteLimit=None):
         common.updatedFields({}, set, ())
@@ -1535,6 +1563,8 @@ class MongoStorage(common.WorkerStorage):
         C{None} to connect to C{uri} at start.
     @param synchronous: run every call inline and return fired Deferreds.
     @param timeoutMs: server selection and connect timeout.
+    @param queryTimeoutMs: the C{maxTimeMS} of finders and counts (0:
+        none); an expired one fails with L{QueryTimeout}.
     """
 
     STORES = {
@@ -1553,10 +1583,12 @@ class MongoStorage(common.WorkerStorage):
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",
                  poolSize: int = 8, reactor=None, synchronous: bool = False, client=None,
-                 timeoutMs: int = SERVER_SELECTION_TIMEOUT_MS):
+                 timeoutMs: int = SERVER_SELECTION_TIMEOUT_MS,
+                 queryTimeoutMs: int = common.QUERY_TIMEOUT_MS):
         self.uri = uri
         self.database = database
-        self._attachStores(_Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs), reactor)
+        self._attachStores(_Database(uri, database, poolSize, reactor, synchronous, client, timeoutMs,
+                                     queryTimeoutMs), reactor)
 
     def __repr__(self) -> str:
         return f"<MongoStorage {redactUri(self.uri)} {self.database!r}>"

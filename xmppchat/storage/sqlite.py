@@ -2,31 +2,52 @@
 The embedded storage backend: stdlib C{sqlite3}, one file under the data
 directory (or C{:memory:} for tests).
 
-One connection does all the work.  In production it lives on a dedicated
-worker thread (a L{ThreadPool} of exactly one thread, started and stopped
-with the storage) and calls go through L{threads.deferToThreadPool}, so
-statements never block the reactor and never run concurrently.  With
-C{synchronous=True} every call runs inline and returns an already-fired
-Deferred: tests use C{successResultOf} and the admin CLI needs no reactor.
+Threading model (issue 15 finding 3: one user's query must not stall
+everyone's storage):
+  - B{the writer}: one connection on a dedicated thread (a L{ThreadPool}
+    of exactly one thread, started and stopped with the storage) runs
+    every write transaction, so writes are serialised and never block the
+    reactor;
+  - B{the readers}: C{readConnections} more connections (C{[storage]
+    read_connections}, 2 by default), each read transaction taking an idle
+    one on a pool of as many threads.  WAL lets them read beside the
+    writer and each other, so a slow read delays neither logins nor
+    message writes nor other reads while a reader is free.  They are
+    C{query_only}.  A C{:memory:} database exists only on its own
+    connection: there reads run on the writer, as they do with
+    C{read_connections = 0};
+  - B{a time limit on reads}: a progress handler aborts a read
+    transaction after C{queryTimeoutMs} (C{[storage] query_timeout_ms})
+    with L{QueryTimeout}, which the REST layer answers with 503 and
+    C{Retry-After}; the REST layer also bounds what a query may ask for
+    (L{xmppchat.api.json.QueryLimits}).  Writes are never cut.
+Calls go through L{threads.deferToThreadPool}, so statements never block
+the reactor.  With C{synchronous=True} every call runs inline on the same
+connections and returns an already-fired Deferred: tests use
+C{successResultOf} and the admin CLI needs no reactor.
 
 The database is in WAL mode with a busy timeout, so the admin CLI can write
 while the server runs.  Each public method is one transaction (writes take
 the write lock up front with C{BEGIN IMMEDIATE}); C{sqlite3} errors are
-translated to L{StorageError}/L{AlreadyExists} inside the worker thread.
-JSON columns hold credentials, profiles and roster groups.
+translated to L{StorageError}/L{AlreadyExists} (statements too large to
+prepare to L{InvalidQuery}) inside the worker thread.  JSON columns hold
+credentials, profiles and roster groups.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sqlite3
+import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from xmppchat.storage import common
 from xmppchat.storage.common import (
+    QUERY_TIMEOUT_MS,
     ACCOUNT_SCHEMA,
     DIALOG_SCHEMA,
     MESSAGE_SCHEMA,
@@ -48,6 +69,8 @@ from xmppchat.storage.interfaces import (
     NotFound,
     OfflineMessage,
     PrivacyRecord,
+    InvalidQuery,
+    QueryTimeout,
     Record,
     RosterItem,
     StorageError,
@@ -273,6 +296,12 @@ MIGRATIONS: list[list[str]] = [
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 5000
+READ_CONNECTIONS = 2
+# SQLite VM instructions between two looks at the read deadline.
+_PROGRESS_STEPS = 1000
+# Errors of statements too large to prepare: the query's fault (InvalidQuery).
+_TOO_LARGE = ("too many SQL variables", "Expression tree is too large", "parser stack overflow",
+              "too many terms")
 _CHUNK = 500
 
 # Column of the accounts table -> the Account field it holds.
@@ -414,11 +443,30 @@ def _columnCondition(expr, op, value, params) -> str:
     return f"(typeof({expr}) = 'text' AND substr({expr}, 1, length(?)) = ?)"
 
 
+def _anyOf(values, params) -> str:
+    """
+    A json_each row whose value is one of C{values}, each compared with
+    its own type: one C{IN} list per type (a flat, indexed lookup per
+    element instead of one C{OR} term per value, whose depth SQLite caps
+    at 1000 and whose cost grows with every value: issue 15 findings 3, 14).
+    """
+    groups: dict[str, list] = {}
+    for value in values:
+        groups.setdefault(_typeGuard(value), []).append(value)
+    terms = []
+    for guard, group in groups.items():
+        params.extend(group)
+        terms.append(f"({guard} AND value IN ({_marks(group)}))")
+    return "(" + " OR ".join(terms) + ")"
+
+
 def _jsonCondition(column, path, op, value, params) -> str:
-    def exists(predicate, values):
+    def exists(predicate, values=()):
+        # The type test runs once per row, not once per element (it parses
+        # the whole JSON text each time).
         params.extend([path, path, *values])
-        return (f"EXISTS (SELECT 1 FROM json_each({column}, ?) WHERE json_type({column}, ?)"
-                f" != 'object' AND {predicate})")
+        return (f"(json_type({column}, ?) != 'object' AND EXISTS (SELECT 1 FROM"
+                f" json_each({column}, ?) WHERE {predicate}))")
 
     if value is None:
         params.extend([path, path])
@@ -433,8 +481,9 @@ def _jsonCondition(column, path, op, value, params) -> str:
     if op in ("in", "or", "nin"):
         if not value:
             return "1" if op == "nin" else "0"
-        alternatives = " OR ".join(f"(value = ? AND {_typeGuard(v)})" for v in value)
-        test = exists(f"({alternatives})", value)
+        inner: list = []
+        predicate = _anyOf(value, inner)
+        test = exists(predicate, inner)
         return f"NOT {test}" if op == "nin" else test
     if op == "all":
         if not value:
@@ -546,36 +595,70 @@ _RECORDS = _Translator(RECORD_SCHEMA, {
     "updated_at": "updated_at"}, "fields", "created_at, id")
 
 
+class _Deadline:
+    """
+    A progress handler that aborts the statement (returns true) once
+    C{seconds} have passed; C{expired} says whether it did.
+    """
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+        self.expired = False
+
+    def __call__(self) -> bool:
+        if time.monotonic() > self.end:
+            self.expired = True
+        return self.expired
+
+
 class _Database(common.Worker):
     """
-    The single connection and the way calls reach it: inline
-    (C{synchronous}) or on a one-thread pool.
+    The writer connection on its one-thread pool (or inline when
+    C{synchronous}), and the L{_Readers} that serve read transactions.
     """
 
     log = Logger()
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
-                 busyTimeout: int = BUSY_TIMEOUT_MS):
+                 busyTimeout: int = BUSY_TIMEOUT_MS, readConnections: int = READ_CONNECTIONS,
+                 queryTimeoutMs: int = QUERY_TIMEOUT_MS):
         common.Worker.__init__(self, reactor, synchronous, 1, "xmppchat-sqlite")
         self.path = path
         self.busyTimeout = busyTimeout
+        self.queryTimeoutMs = queryTimeoutMs
         self.connection: sqlite3.Connection | None = None
+        # A :memory: database is private to its connection: reads share the writer's.
+        self.readers = (_Readers(self, readConnections)
+                        if readConnections > 0 and path != ":memory:" else None)
 
     def run(self, write: bool, f, *args) -> defer.Deferred:
         """
-        Run C{f(connection, *args)} as one transaction; a write transaction
-        takes the database's write lock at once.
+        Run C{f(connection, *args)} as one transaction: a write on the
+        writer, taking the database's write lock at once; a read on an idle
+        read connection (the writer's without readers), aborted after
+        C{queryTimeoutMs} with L{QueryTimeout}.
         """
-        return self._call(self._transaction, write, f, *args)
+        if not write and self.readers is not None:
+            return self.readers.run(f, *args)
+        return self._call(self._onWriter, write, f, *args)
 
-    def _transaction(self, write, f, *args):
-        connection = self.connection
+    def _onWriter(self, write, f, *args):
+        return self._transaction(self.connection, write, f, *args)
+
+    def _transaction(self, connection, write, f, *args):
         if connection is None:
             raise StorageError("storage is not started")
+        deadline = None if write or not self.queryTimeoutMs else _Deadline(self.queryTimeoutMs / 1000)
         try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                result = f(connection, *args)
+                if deadline is not None:
+                    connection.set_progress_handler(deadline, _PROGRESS_STEPS)
+                try:
+                    result = f(connection, *args)
+                finally:
+                    if deadline is not None:
+                        connection.set_progress_handler(None, 0)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -585,7 +668,28 @@ class _Database(common.Worker):
         except sqlite3.IntegrityError as e:
             raise _duplicate(e) from None
         except sqlite3.Error as e:
+            if deadline is not None and deadline.expired:
+                raise QueryTimeout(f"the query ran longer than {self.queryTimeoutMs} ms"
+                                   " and was aborted") from None
+            if str(e).startswith(_TOO_LARGE):
+                raise InvalidQuery(f"the query is too large: {e}") from None
             raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """
+        A new connection to C{path}, autocommit, with the busy timeout.
+        """
+        try:
+            connection = sqlite3.connect(self.path, timeout=self.busyTimeout / 1000,
+                                         isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StorageError(f"{self.path}: cannot open: {e}") from None
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busyTimeout)}")
+        except sqlite3.Error as e:
+            connection.close()
+            raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
+        return connection
 
     def _connect(self) -> None:
         if self.connection is not None:
@@ -596,25 +700,38 @@ class _Database(common.Worker):
                 os.makedirs(parent, exist_ok=True)
             except OSError as e:
                 raise StorageError(f"cannot create {parent}: {e.strerror}") from None
+        connection = self._open()
         try:
-            connection = sqlite3.connect(self.path, timeout=self.busyTimeout / 1000,
-                                         isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise StorageError(f"{self.path}: cannot open: {e}") from None
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(self.busyTimeout)}")
             if self.path != ":memory:":
                 connection.execute("PRAGMA journal_mode = WAL")
             # An acknowledged write must survive a power failure.
             connection.execute("PRAGMA synchronous = FULL")
             self.connection = connection
-            self._transaction(True, self._migrate)
+            self._transaction(connection, True, self._migrate)
         except BaseException as e:
             self.connection = None
             connection.close()
             if isinstance(e, sqlite3.Error):
                 raise StorageError(f"{self.path}: {type(e).__name__}: {e}") from None
             raise
+
+    def start(self) -> defer.Deferred:
+        """
+        Open the writer (creating and migrating the database), then the
+        readers; if they fail, the writer is stopped again.
+        """
+        d = common.Worker.start(self)
+        if self.readers is not None:
+            d.addCallback(lambda _: self.readers.start())
+            d.addErrback(lambda failure: common.Worker.stop(self).addBoth(lambda _: failure))
+        return d
+
+    def stop(self) -> defer.Deferred:
+        if self.readers is None:
+            return common.Worker.stop(self)
+        d = self.readers.stop()
+        d.addBoth(lambda _: common.Worker.stop(self))
+        return d
 
     def _migrate(self, connection) -> None:
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -641,6 +758,51 @@ class _Database(common.Worker):
                 connection.close()
             except sqlite3.Error as e:
                 raise StorageError(f"{self.path}: cannot close: {e}") from None
+
+
+class _Readers(common.Worker):
+    """
+    The read connections: C{count} of them on as many threads (inline when
+    C{synchronous}); a call takes an idle one, so reads never wait for the
+    writer or for each other's long queries (WAL lets readers run beside
+    the writer).  They are C{query_only}: a read transaction cannot write.
+    """
+
+    def __init__(self, db: _Database, count: int):
+        common.Worker.__init__(self, db.reactor, db.synchronous, count, "xmppchat-sqlite-read")
+        self.db = db
+        self.count = count
+        self.connections: list[sqlite3.Connection] = []
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self, f, *args) -> defer.Deferred:
+        return self._call(self._read, f, *args)
+
+    def _read(self, f, *args):
+        if not self.connections:
+            raise StorageError("storage is not started")
+        connection = self.idle.get()
+        try:
+            return self.db._transaction(connection, False, f, *args)
+        finally:
+            self.idle.put(connection)
+
+    def _connect(self) -> None:
+        try:
+            while len(self.connections) < self.count:
+                connection = self.db._open()
+                self.connections.append(connection)
+                connection.execute("PRAGMA query_only = ON")
+                self.idle.put(connection)
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        connections, self.connections = self.connections, []
+        self.idle = queue.SimpleQueue()
+        for connection in connections:
+            connection.close()
 
 
 _Store = common.Store
@@ -1771,6 +1933,10 @@ class SQLiteStorage(common.WorkerStorage):
         reactor (and C{time.time} for timestamps).
     @param synchronous: run every call inline and return fired Deferreds
         (tests, the admin CLI).
+    @param readConnections: connections (and threads) for reads; 0 reads
+        on the writer.  A C{:memory:} database always does.
+    @param queryTimeoutMs: a read transaction running longer is aborted
+        with L{QueryTimeout} (0: never).
     """
 
     STORES = {
@@ -1788,12 +1954,14 @@ class SQLiteStorage(common.WorkerStorage):
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
-                 busyTimeout: int = BUSY_TIMEOUT_MS):
+                 busyTimeout: int = BUSY_TIMEOUT_MS, readConnections: int = READ_CONNECTIONS,
+                 queryTimeoutMs: int = QUERY_TIMEOUT_MS):
         self.path = path
-        self._attachStores(_Database(path, reactor, synchronous, busyTimeout), reactor)
+        self._attachStores(_Database(path, reactor, synchronous, busyTimeout, readConnections,
+                                     queryTimeoutMs), reactor)
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.path!r}>"
 
 
-__all__ = ["SQLiteStorage", "SCHEMA_VERSION"]
+__all__ = ["SQLiteStorage", "SCHEMA_VERSION", "READ_CONNECTIONS"]
