@@ -186,6 +186,15 @@ def test_extensionFilters(api):
         assert r.status == 422 and "category, city" in str(r.json["errors"]), r
 
 
+def test_extensionFiltersBounded(api):
+    """Extension filters count against the [rest] filter bounds like any filter (issue 15 finding 3): 422."""
+    values = ",".join(f"v{i}" for i in range(101))
+    r = api.get(f"/chat/Dialog.json?category[in]={values}", token=api.bob)
+    assert r.status == 422 and "max_filter_values" in str(r.json["errors"]), r
+    r = api.get(f"/chat/Dialog.json?extensions[city]={'x' * 1025}", token=api.bob)
+    assert r.status == 422 and "max_filter_value_length" in str(r.json["errors"]), r
+
+
 # -- unread counts ---------------------------------------------------------------------------
 
 
