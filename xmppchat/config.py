@@ -471,6 +471,10 @@ def _validate(config: Config, problem) -> None:
 # ConnectyCube's seed: "up to 3" extension fields per application; each
 # is an index on the dialogs (issue 17 item 5).
 MAX_EXTENSION_FIELDS = 3
+# Names a REST list query reads as paging, never as a filter (also
+# xmppchat.api.json PAGING): no dialog extension field may take one.
+LIST_PARAMETERS = frozenset(("limit", "skip", "offset", "count", "sort_asc", "sort_desc", "page",
+                             "per_page", "mark_as_read", "preview", "output"))
 
 
 def _validateExtensionFields(names: list, problem) -> None:
@@ -480,7 +484,6 @@ def _validateExtensionFields(names: list, problem) -> None:
     list parameter (a field of the dialog, paging) nor a key the server
     keeps in extensions itself.
     """
-    from xmppchat.api.json import PAGING
     from xmppchat.storage.common import DIALOG_SCHEMA, checkKey
     from xmppchat.storage.interfaces import DIALOG_SERVER_EXTENSIONS
 
@@ -489,7 +492,7 @@ def _validateExtensionFields(names: list, problem) -> None:
         problem(key, f"at most {MAX_EXTENSION_FIELDS} fields, not {len(names)}")
     if len(set(map(str, names))) != len(names):
         problem(key, "names a field twice")
-    taken = (set(DIALOG_SCHEMA.fixed) | set(PAGING) | set(DIALOG_SERVER_EXTENSIONS)
+    taken = (set(DIALOG_SCHEMA.fixed) | LIST_PARAMETERS | set(DIALOG_SERVER_EXTENSIONS)
              | {"extensions", "permissions", "occupants_count", "xmpp_room_jid",
                 "unread_messages_count", "last_message_status"})
     for name in names:
