@@ -46,5 +46,7 @@ def test_adminsAndRooms(case):
 
 def test_maxAdmins():
     """At most five admins (ConnectyCube), on group, public and broadcast dialogs."""
-    assert rules.MAX_ADMINS == 5
+    from xmppchat.dialogs.service import MAX_ADMINS
+
+    assert MAX_ADMINS == 5
     assert set(rules.ADMIN_TYPES) == {DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_BROADCAST}

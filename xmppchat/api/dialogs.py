@@ -46,17 +46,8 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.dialogs.events import DialogEvent
-from xmppchat.dialogs import rules
-from xmppchat.dialogs.rules import (
-    ADMIN_TYPES,
-    MAX_ADMINS,
-    adminsNeedOccupancy,
-    canRead,
-    isManager,
-    isMember,
-    isParticipant,
-)
-from xmppchat.dialogs.service import DialogService
+from xmppchat.dialogs.rules import adminsNeedOccupancy, canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.service import MAX_ADMINS, MAX_OCCUPANTS, DialogService
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -69,7 +60,6 @@ from xmppchat.storage.interfaces import (
 
 log = Logger()
 
-MAX_OCCUPANTS = 1000
 MAX_IDS_PER_DELETE = 100
 MAX_EXTENSION_BYTES = 4096
 CREATE_FIELDS = {"type", "occupants_ids", "admins_ids", "name", "photo", "description",
@@ -232,15 +222,6 @@ def _unknown(data: dict, known: set) -> None:
         raise fieldError(extra[0], f"unknown field (known: {', '.join(sorted(known))})")
 
 
-async def _checkUsers(ctx, ids, name: str) -> None:
-    if not ids:
-        return
-    found = await ctx.storage.accounts.getAccounts(ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise fieldError(name, f"unknown user ids: {', '.join(map(str, missing[:10]))}")
-
-
 class DialogsResource(JSONResource):
     """
     C{/chat/Dialog...}.
@@ -267,7 +248,7 @@ class DialogsResource(JSONResource):
         fields = _fields(self.ctx, body)
         if "extensions" in fields:
             fields["extensions"] = _mergeExtensions({}, fields["extensions"])
-        await _checkUsers(self.ctx, occupants, "occupants_ids")
+        await dialogService(self.ctx).checkUsers(occupants, "occupants_ids")
         if dialogType == DIALOG_PRIVATE:
             if len(occupants) != 1:
                 raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
@@ -287,7 +268,7 @@ class DialogsResource(JSONResource):
             if any(a not in members for a in admins):
                 raise fieldError("admins_ids", "admins must be occupants")
         else:
-            await _checkUsers(self.ctx, [a for a in admins if a != viewer], "admins_ids")
+            await dialogService(self.ctx).checkUsers([a for a in admins if a != viewer], "admins_ids")
         if dialogType == DIALOG_PUBLIC:
             occupants = []
         if dialogType != DIALOG_PRIVATE:
@@ -379,51 +360,9 @@ class DialogsResource(JSONResource):
         fields = _fields(self.ctx, body)
         if "extensions" in fields:
             fields["extensions"] = _mergeExtensions(dialog.extensions, fields["extensions"])
-        manager = rules.may(dialog, viewer, rules.MANAGE)
-        if fields and not manager:
-            raise forbidden("Only the owner and admins can change this dialog")
-        if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
-            if not manager:
-                raise forbidden("Only the owner and admins can pin messages")
-        if ("admins_ids" in push or "admins_ids" in pull) and not rules.canSetAdmins(dialog, viewer):
-            if dialog.type not in ADMIN_TYPES:
-                raise fieldError("admins_ids", "private dialogs have no admins")
-            raise forbidden("Only the owner can change admins")
-        added = push.get("occupants_ids", [])
-        removed = pull.get("occupants_ids", [])
-        if added or removed:
-            if dialog.type == DIALOG_PRIVATE:
-                raise fieldError("occupants_ids", "the occupants of a private dialog cannot change")
-            if dialog.type == DIALOG_PUBLIC:
-                raise fieldError("occupants_ids", "public dialogs have subscribers, not occupants")
-            if added and not manager:
-                raise forbidden("Only the owner and admins can add occupants")
-            if removed and not manager and removed != [viewer]:
-                raise forbidden("Only the owner and admins can remove other occupants")
-            if dialog.ownerId in removed and viewer != dialog.ownerId:
-                raise forbidden("The owner cannot be removed")
-            await _checkUsers(self.ctx, added, "occupants_ids")
-        occupants = (set(dialog.occupantIds) | set(added)) - set(removed)
-        if len(occupants) > MAX_OCCUPANTS:
-            raise fieldError("occupants_ids", f"at most {MAX_OCCUPANTS} occupants")
-        newAdmins = (set(dialog.adminIds) | set(push.get("admins_ids", []))) - set(
-            pull.get("admins_ids", []))
-        if len(newAdmins) > MAX_ADMINS:
-            raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
-        pushedAdmins = [a for a in push.get("admins_ids", []) if a != dialog.ownerId]
-        if not adminsNeedOccupancy(dialog.type):
-            await _checkUsers(self.ctx, pushedAdmins, "admins_ids")
-        elif any(a not in occupants for a in pushedAdmins):
-            raise fieldError("admins_ids", "admins must be occupants")
-        if removed:
-            # Removed occupants stop being admins.
-            pull.setdefault("admins_ids", [])
-            pull["admins_ids"] = sorted(set(pull["admins_ids"]) | set(removed))
-        updated = await self.ctx.storage.dialogs.updateDialog(
-            dialog.id, push=push or None, pull=pull or None, **fields)
-        self.ctx.fire("rest-dialog-updated", DialogEvent(
-            updated, viewer, call.appId, [a for a in added if a not in dialog.occupantIds],
-            [r for r in removed if r in dialog.occupantIds]))
+        updated, added, removed = await dialogService(self.ctx).update(dialog, viewer, push, pull,
+                                                                       fields)
+        self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, added, removed))
         return (await dialogsJSON(self.ctx, [updated], viewer, call.appId))[0]
 
     @route("DELETE", "{dialogIds}", auth=USER, text=True)

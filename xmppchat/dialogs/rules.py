@@ -22,7 +22,8 @@ Issue 17 item 5 (the seed's dialog features): a broadcast dialog is open
 to every user of the application, read-only ("all the users from the
 application are able to join this group"; only the owner and admins
 post); admins exist on group, public and broadcast dialogs, at most
-L{MAX_ADMINS}, and only the owner changes them.
+five (L{xmppchat.dialogs.service.MAX_ADMINS}), and only the owner
+changes them.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_P
 # also let every user post; broadcast ones are read-only).
 OPEN_TYPES = (DIALOG_PUBLIC, DIALOG_BROADCAST)
 # Dialog types that have admins (ConnectyCube: "supported in group chat,
-# public or broadcast"), and how many.
+# public or broadcast"; how many: xmppchat.dialogs.service MAX_ADMINS).
 ADMIN_TYPES = (DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_BROADCAST)
-MAX_ADMINS = 5
 
 READ = "read"  # the history, the dialog itself, its occupants
 POST = "post"  # a new message, a reaction
@@ -160,7 +160,7 @@ def seesRoom(dialog, userId: int | None) -> bool:
         isMember(dialog, userId) or isManager(dialog, userId)))
 
 
-__all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK", "MAX_ADMINS",
+__all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK",
            "OPEN_TYPES", "POST", "READ", "adminsNeedOccupancy", "canPost", "canRead",
            "canSetAdmins", "isManager", "isMember", "isOpen", "isParticipant", "may", "require",
            "seesRoom"]

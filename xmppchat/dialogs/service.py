@@ -36,6 +36,9 @@ MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 4096
 MAX_CUSTOM = 30
 MAX_CUSTOM_BYTES = 4096
+# dialogs: admins (the owner names them) and occupants
+MAX_ADMINS = 5
+MAX_OCCUPANTS = 1000
 # reactions (XEP-0444 and REST PUT .../reactions.json): per message and user
 MAX_REACTIONS = 20
 MAX_EMOJI = 16
@@ -227,6 +230,74 @@ class DialogService:
         return reactions
 
     @defer.inlineCallbacks
+    def checkUsers(self, ids, field: str):
+        """
+        L{Invalid} naming C{field} unless every id is an account.
+        """
+        if not ids:
+            return
+        found = yield self.storage.accounts.getAccounts(ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise Invalid(f"unknown user ids: {', '.join(map(str, missing[:10]))}", field)
+
+    @defer.inlineCallbacks
+    def update(self, dialog, userId: int, push: dict, pull: dict, fields: dict):
+        """
+        Change a dialog: C{fields} (name, photo, ...) and pins by its
+        managers (L{rules.MANAGE}), admins by its owner
+        (L{rules.canSetAdmins}, at most C{MAX_ADMINS}; occupants in a group,
+        any user in a public or broadcast dialog),
+        occupants added by managers and removed by managers or by
+        themselves (leaving; never the owner by others), never in private
+        or public dialogs; removed occupants stop being admins.  Fires
+        with C{(updated dialog, ids added, ids removed)}.
+        """
+        manager = rules.may(dialog, userId, rules.MANAGE)
+        if fields and not manager:
+            raise Forbidden(rules.REFUSALS[rules.MANAGE])
+        if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
+            if not manager:
+                raise Forbidden("Only the owner and admins can pin messages")
+        if ("admins_ids" in push or "admins_ids" in pull) and not rules.canSetAdmins(dialog, userId):
+            if dialog.type not in rules.ADMIN_TYPES:
+                raise Invalid("private dialogs have no admins", "admins_ids")
+            raise Forbidden("Only the owner can change admins")
+        added = push.get("occupants_ids", [])
+        removed = pull.get("occupants_ids", [])
+        if added or removed:
+            if dialog.type == DIALOG_PRIVATE:
+                raise Invalid("the occupants of a private dialog cannot change", "occupants_ids")
+            if dialog.type == DIALOG_PUBLIC:
+                raise Invalid("public dialogs have subscribers, not occupants", "occupants_ids")
+            if added and not manager:
+                raise Forbidden("Only the owner and admins can add occupants")
+            if removed and not manager and removed != [userId]:
+                raise Forbidden("Only the owner and admins can remove other occupants")
+            if dialog.ownerId in removed and userId != dialog.ownerId:
+                raise Forbidden("The owner cannot be removed")
+            yield self.checkUsers(added, "occupants_ids")
+        occupants = (set(dialog.occupantIds) | set(added)) - set(removed)
+        if len(occupants) > MAX_OCCUPANTS:
+            raise Invalid(f"at most {MAX_OCCUPANTS} occupants", "occupants_ids")
+        newAdmins = (set(dialog.adminIds) | set(push.get("admins_ids", []))) - set(
+            pull.get("admins_ids", []))
+        if len(newAdmins) > MAX_ADMINS:
+            raise Invalid(f"at most {MAX_ADMINS} admins", "admins_ids")
+        pushedAdmins = [a for a in push.get("admins_ids", []) if a != dialog.ownerId]
+        if not rules.adminsNeedOccupancy(dialog.type):  # public, broadcast: any user (issue 17 item 5)
+            yield self.checkUsers(pushedAdmins, "admins_ids")
+        elif any(a not in occupants for a in pushedAdmins):
+            raise Invalid("admins must be occupants", "admins_ids")
+        if removed:
+            # Removed occupants stop being admins.
+            pull = dict(pull, admins_ids=sorted(set(pull.get("admins_ids", [])) | set(removed)))
+        updated = yield self.storage.dialogs.updateDialog(
+            dialog.id, push=push or None, pull=pull or None, **fields)
+        return (updated, [a for a in added if a not in dialog.occupantIds],
+                [r for r in removed if r in dialog.occupantIds])
+
+    @defer.inlineCallbacks
     def storedMessage(self, messageId, userId: int | None = None, dialog=None):
         """
         C{(message, dialog)} of a stored message (as C{userId} sees it);
@@ -283,4 +354,5 @@ class DialogService:
 
 
 __all__ = ["DialogService", "checkMessage", "MAX_ATTACHMENTS", "MAX_ATTACHMENT_BYTES", "MAX_BODY",
-           "MAX_CUSTOM", "MAX_CUSTOM_BYTES", "MAX_EMOJI", "MAX_REACTIONS"]
+           "MAX_CUSTOM", "MAX_CUSTOM_BYTES", "MAX_EMOJI", "MAX_REACTIONS", "MAX_ADMINS",
+           "MAX_OCCUPANTS"]
