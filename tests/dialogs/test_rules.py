@@ -50,7 +50,8 @@ TABLE = {
     (DIALOG_BROADCAST, "owner"): ALL,
     (DIALOG_BROADCAST, "admin"): ALL,
     (DIALOG_BROADCAST, "occupant"): (READ, MARK),
-    (DIALOG_BROADCAST, "stranger"): (),
+    # every user of the application reads a broadcast and has read state in it (issue 17 item 5)
+    (DIALOG_BROADCAST, "stranger"): (READ, MARK),
 }
 CASES = [(t, role, action, action in allowed)
          for (t, role), allowed in sorted(TABLE.items()) for action in ALL]

@@ -494,6 +494,23 @@ def checkExtensions(extensions) -> dict:
     return dict(extensions)
 
 
+# The setting that remembers the dialog extension keys of the last
+# configureExtensions (both backends).
+EXTENSIONS_SETTING = "dialog_extensions"
+
+
+def extensionKeys(fields, keep) -> tuple[list, list]:
+    """
+    C{configureExtensions}' arguments checked: C{(fields, kept)}, sorted,
+    C{kept} being the fields and the server's own keys together.
+    """
+    fields = sorted(set(fields))
+    kept = sorted(set(fields) | set(keep))
+    for key in kept:
+        checkKey(key, "extension")
+    return fields, kept
+
+
 def checkPermissions(permissions) -> dict:
     if permissions is None:
         return {}
