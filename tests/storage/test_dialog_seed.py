@@ -1,8 +1,8 @@
 """
 Issue 17 item 5 on every backend: broadcast dialogs in every user's list,
 and L{IDialogStore.configureExtensions} (configured extension fields
-indexed, the others removed from every dialog when the configuration
-changed, the server's own keys kept).
+indexed, a field removed from the configuration removed from every dialog,
+keys never configured and the server's own kept).
 """
 
 from __future__ import annotations
@@ -44,32 +44,38 @@ def test_broadcastInEveryList(storage):
     assert result(storage.messages.unreadCounts(2)) == {d.id: 0 for d in result(dialogs.listDialogs(2))}
 
 
-def test_configureExtensionsRemovesOthers(storage):
-    """Keys neither configured nor the server's own go from every dialog; the configured and server ones stay."""
+def test_configureExtensionsRemovesOnlyUnconfigured(storage):
+    """A field removed from the configuration goes from every dialog; keys never configured (data from
+    before the setting) and the server's own keys are never lost."""
     dialogs = storage.dialogs
     a = result(dialogs.createDialog(DIALOG_GROUP, 1, name="a", extensions={
         "category": "x", "old": "1", "muc_room": "team", "muc_persistent": "0"}))
     b = result(dialogs.createDialog(DIALOG_GROUP, 1, name="b", extensions={"old": "2"}))
     c = result(dialogs.createDialog(DIALOG_GROUP, 1, name="c"))
-    assert result(dialogs.configureExtensions(["category"], DIALOG_SERVER_EXTENSIONS)) == 2
+    # the first configuration (an upgrade) removes nothing
+    assert result(dialogs.configureExtensions(["category"], DIALOG_SERVER_EXTENSIONS)) == 0
     assert result(dialogs.getDialog(a.id)).extensions == {
-        "category": "x", "muc_room": "team", "muc_persistent": "0"}
-    assert result(dialogs.getDialog(b.id)).extensions == {}
+        "category": "x", "old": "1", "muc_room": "team", "muc_persistent": "0"}
+    assert result(dialogs.getDialog(b.id)).extensions == {"old": "2"}
     assert result(dialogs.getDialog(c.id)).extensions == {}
-    # the field removed from the configuration is removed everywhere
+    # the field removed from the configuration is removed everywhere, the rest stays
     assert result(dialogs.configureExtensions([], DIALOG_SERVER_EXTENSIONS)) == 1
-    assert result(dialogs.getDialog(a.id)).extensions == {"muc_room": "team", "muc_persistent": "0"}
+    assert result(dialogs.getDialog(a.id)).extensions == {"old": "1", "muc_room": "team",
+                                                          "muc_persistent": "0"}
+    assert result(dialogs.getDialog(b.id)).extensions == {"old": "2"}
 
 
 def test_configureExtensionsOnlyWhenChanged(storage):
-    """The same configuration again changes nothing (no pass over the dialogs at each start)."""
+    """The same configuration again changes nothing (no pass over the dialogs at each start); adding a
+    field removes nothing."""
     dialogs = storage.dialogs
     assert result(dialogs.configureExtensions(["category"], DIALOG_SERVER_EXTENSIONS)) == 0
-    d = result(dialogs.createDialog(DIALOG_GROUP, 1, name="a", extensions={"junk": "1"}))
+    d = result(dialogs.createDialog(DIALOG_GROUP, 1, name="a", extensions={"junk": "1", "category": "y"}))
     assert result(dialogs.configureExtensions(["category"], DIALOG_SERVER_EXTENSIONS)) == 0
+    assert result(dialogs.configureExtensions(["category", "city"], DIALOG_SERVER_EXTENSIONS)) == 0
+    assert result(dialogs.getDialog(d.id)).extensions == {"junk": "1", "category": "y"}
+    assert result(dialogs.configureExtensions(["city"], DIALOG_SERVER_EXTENSIONS)) == 1
     assert result(dialogs.getDialog(d.id)).extensions == {"junk": "1"}
-    assert result(dialogs.configureExtensions(["category", "city"], DIALOG_SERVER_EXTENSIONS)) == 1
-    assert result(dialogs.getDialog(d.id)).extensions == {}
 
 
 def test_configuredFieldsIndexed(storage):

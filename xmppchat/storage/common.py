@@ -511,6 +511,17 @@ def extensionKeys(fields, keep) -> tuple[list, list]:
     return fields, kept
 
 
+def extensionsRemoved(previous, kept) -> list:
+    """
+    The extension keys to remove from every dialog: those configured at the
+    previous start (C{previous}, C{None} before the first) that are no longer
+    kept.  Keys never configured (data from before the setting) are never
+    removed: they are not served as filters or written, and listing them
+    again in the configuration brings them back.
+    """
+    return sorted(set(previous or ()) - set(kept))
+
+
 def checkPermissions(permissions) -> dict:
     if permissions is None:
         return {}

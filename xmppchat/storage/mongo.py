@@ -900,14 +900,10 @@ class MongoDialogStore(_Store):
             marker = db.settings.find_one({"_id": common.EXTENSIONS_SETTING})
             if marker is not None and marker.get("value") == kept:
                 return 0
-            changed = 0
-            for doc in db.dialogs.find({"extensions": {"$nin": [{}, None]}}, {"extensions": 1}):
-                extra = [key for key in doc.get("extensions") or {} if key not in kept]
-                if extra:
-                    # only the extra keys: a configured one written meanwhile stays
-                    db.dialogs.update_one({"_id": doc["_id"]},
-                                          {"$unset": {f"extensions.{key}": "" for key in extra}})
-                    changed += 1
+            removed = common.extensionsRemoved(marker and marker.get("value"), kept)
+            changed = db.dialogs.update_many(
+                {"$or": [{f"extensions.{key}": {"$exists": True}} for key in removed]},
+                {"$unset": {f"extensions.{key}": "" for key in removed}}).modified_count if removed else 0
             db.settings.replace_one({"_id": common.EXTENSIONS_SETTING}, {"value": kept}, upsert=True)
             return changed
 

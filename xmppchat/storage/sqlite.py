@@ -1333,11 +1333,12 @@ class SQLiteDialogStore(_Store):
                                      (common.EXTENSIONS_SETTING,)).fetchone()
             if row is not None and row[0] == marker:
                 return 0
+            removed = common.extensionsRemoved(json.loads(row[0]) if row else None, kept)
             changed = connection.execute(
                 "UPDATE dialogs SET extensions = (SELECT coalesce(json_group_object(key, value), '{}')"
-                f" FROM json_each(dialogs.extensions) WHERE key IN ({_marks(kept)}))"
+                f" FROM json_each(dialogs.extensions) WHERE key NOT IN ({_marks(removed)}))"
                 " WHERE EXISTS (SELECT 1 FROM json_each(dialogs.extensions)"
-                f" WHERE key NOT IN ({_marks(kept)}))", kept + kept).rowcount
+                f" WHERE key IN ({_marks(removed)}))", removed + removed).rowcount if removed else 0
             connection.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)",
                                (common.EXTENSIONS_SETTING, marker))
             return changed
