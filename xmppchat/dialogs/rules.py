@@ -40,16 +40,18 @@ ADMIN_TYPES = (DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_BROADCAST)
 
 READ = "read"  # the history, the dialog itself, its occupants
 POST = "post"  # a new message, a reaction
-MARK = "mark"  # read/delivered marks, typing, system messages to the room
+MARK = "mark"  # one's own read/delivered marks
+NOTIFY = "notify"  # typing and system messages to everyone in the room, markers shown to them
 EDIT = "edit"  # change one's own message
 DELETE = "delete"  # delete one's own message for everyone
 MANAGE = "manage"  # name, photo, occupants, pins (admins: the owner only, L{canSetAdmins})
-ACTIONS = (READ, POST, MARK, EDIT, DELETE, MANAGE)
+ACTIONS = (READ, POST, MARK, NOTIFY, EDIT, DELETE, MANAGE)
 
 REFUSALS = {
     READ: "You are not an occupant of this dialog",
     POST: "You cannot post in this dialog",
     MARK: "You are not an occupant of this dialog",
+    NOTIFY: "You cannot notify the occupants of this dialog",
     EDIT: "Only the sender of a message may edit or delete it",
     DELETE: "Only the sender of a message may edit or delete it",
     MANAGE: "Only the owner and admins can change this dialog",
@@ -133,6 +135,10 @@ def may(dialog, userId: int, action: str, senderId: int | None = None) -> bool:
         return canPost(dialog, userId)
     if action == MARK:
         return isParticipant(dialog, userId)
+    if action == NOTIFY:
+        # in a broadcast every user has read state, but only who may post
+        # reaches its occupants (no typing or system messages from readers)
+        return canPost(dialog, userId) if dialog.type == DIALOG_BROADCAST else isParticipant(dialog, userId)
     if action in (EDIT, DELETE):
         return senderId == userId and canPost(dialog, userId)
     if action == MANAGE:
@@ -160,7 +166,7 @@ def seesRoom(dialog, userId: int | None) -> bool:
         isMember(dialog, userId) or isManager(dialog, userId)))
 
 
-__all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK",
+__all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK", "NOTIFY",
            "OPEN_TYPES", "POST", "READ", "adminsNeedOccupancy", "canPost", "canRead",
            "canSetAdmins", "isManager", "isMember", "isOpen", "isParticipant", "may", "require",
            "seesRoom"]
