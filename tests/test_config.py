@@ -125,6 +125,22 @@ def test_mongoSettingsValidated():
     assert (config.storage.mongodb_timeout_ms, config.storage.mongodb_pool_size) == (800, 8)
 
 
+def test_dialogExtensionFields():
+    """[dialogs] extension_fields (issue 17 item 5): none by default; at most 3 distinct stored names that no dialog field, list parameter or server key takes."""
+    assert buildConfig({}).dialogs.extension_fields == []
+    assert buildConfig({"dialogs": {"extension_fields": ["category", "city-2"]}}).dialogs.extension_fields == [
+        "category", "city-2"]
+    for fields, expected in ((["a", "b", "c", "d"], "at most 3"), (["a", "a"], "twice"),
+                             (["a.b"], "invalid"), (["type"], "dialog field"),
+                             (["limit"], "list parameter"), (["muc_room"], "server's own"),
+                             (["occupants_count"], "dialog field"),
+                             ("category", "expected list"), ([1], "invalid")):
+        with pytest.raises(ConfigError) as e:
+            buildConfig({"dialogs": {"extension_fields": fields}}, source="d.toml")
+        text = "\n".join(e.value.problems)
+        assert "d.toml: dialogs.extension_fields:" in text and expected in text, (fields, text)
+
+
 def test_queryCostLimitsValidated():
     """Issue 15 finding 3: query limits and read connections are validated; 0 turns the time limit and the readers off."""
     with pytest.raises(ConfigError) as e:

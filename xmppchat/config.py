@@ -252,6 +252,11 @@ class DialogsConfig:
     """
 
     account_cache_size: int = 10000
+    # Issue 17 item 5: the dialog extension fields users may set (others
+    # are ignored) and filter the dialog list on; at most
+    # MAX_EXTENSION_FIELDS.  A field removed here is removed from every
+    # dialog at the next start.
+    extension_fields: list = field(default_factory=list)
     fanout_batch: int = 500
     broadcast_catchup_dialogs: int = 50
     broadcast_catchup_messages: int = 100
@@ -450,8 +455,9 @@ def _validate(config: Config, problem) -> None:
         problem("privacy.last_seen_default", f"must be one of {', '.join(map(repr, VISIBILITIES))},"
                 f" not {config.privacy.last_seen_default!r}")
     for f in fields(config.dialogs):
-        if getattr(config.dialogs, f.name) < 1:
+        if f.type != "list" and getattr(config.dialogs, f.name) < 1:
             problem(f"dialogs.{f.name}", "must be at least 1")
+    _validateExtensionFields(config.dialogs.extension_fields, problem)
     if config.dialogs.mam_default_page > config.dialogs.mam_max_page:
         problem("dialogs.mam_default_page", "must not exceed dialogs.mam_max_page")
     _validateCluster(config.cluster, problem)
@@ -467,6 +473,43 @@ def _validate(config: Config, problem) -> None:
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+# ConnectyCube's seed: "up to 3" extension fields per application; each
+# is an index on the dialogs (issue 17 item 5).
+MAX_EXTENSION_FIELDS = 3
+# Names a REST list query reads as paging, never as a filter (also
+# xmppchat.api.json PAGING): no dialog extension field may take one.
+LIST_PARAMETERS = frozenset(("limit", "skip", "offset", "count", "sort_asc", "sort_desc", "page",
+                             "per_page", "mark_as_read", "preview", "output"))
+
+
+def _validateExtensionFields(names: list, problem) -> None:
+    """
+    C{[dialogs] extension_fields}: at most L{MAX_EXTENSION_FIELDS} distinct
+    stored key names (letters, digits, "_", "-") that are neither a dialog
+    list parameter (a field of the dialog, paging) nor a key the server
+    keeps in extensions itself.
+    """
+    from xmppchat.storage.common import DIALOG_SCHEMA, checkKey
+    from xmppchat.storage.interfaces import DIALOG_SERVER_EXTENSIONS
+
+    key = "dialogs.extension_fields"
+    if len(names) > MAX_EXTENSION_FIELDS:
+        problem(key, f"at most {MAX_EXTENSION_FIELDS} fields, not {len(names)}")
+    if len(set(map(str, names))) != len(names):
+        problem(key, "names a field twice")
+    taken = (set(DIALOG_SCHEMA.fixed) | LIST_PARAMETERS | set(DIALOG_SERVER_EXTENSIONS)
+             | {"extensions", "permissions", "occupants_count", "xmpp_room_jid",
+                "unread_messages_count", "last_message_status"})
+    for name in names:
+        try:
+            checkKey(name, "extension field")
+        except ValueError as e:
+            problem(key, str(e))
+            continue
+        if name in taken:
+            problem(key, f"{name!r} is a dialog field, a list parameter or a key of the server's own")
 
 
 def _validateQuotas(quotas: QuotasConfig, problem) -> None:

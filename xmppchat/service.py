@@ -22,7 +22,7 @@ from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
 from xmppchat.host import Host
-from xmppchat.storage import openStorage
+from xmppchat.storage import openStorage, startStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
 
 
@@ -198,7 +198,7 @@ class XMPPChatService(service.Service):
         if self.cluster is not None:
             self.cluster.start()
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadTLS)
-        d = self.storage.start()
+        d = startStorage(self.storage, self.config)
         d.addCallback(lambda _: self._started())
         d.addErrback(self._storageFailed)
         return d

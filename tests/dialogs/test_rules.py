@@ -5,7 +5,7 @@ through the REST API and through XMPP stanzas on the same host, so both
 sides are proven to give the table's answer.  Every side-test runs on
 SQLite and on MongoDB (mongomock).
 
-Over XMPP: post (a dialog message), mark (a typing notification to a
+Over XMPP: post (a dialog message), notify (a typing notification to a
 room; 1-1 typing is plain XMPP routing, never a dialog matter), edit
 (XEP-0308) and delete (the SDK's C{<remove/>}).  Over REST: every action
 (read: the history; manage: renaming the dialog).
@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import HostHarness, result
 from tests.modules.test_dialogs_rest import APPS, restOn
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.rules import DELETE, EDIT, MANAGE, MARK, POST, READ
+from xmppchat.dialogs.rules import DELETE, EDIT, MANAGE, MARK, NOTIFY, POST, READ
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
@@ -29,8 +29,8 @@ from xmppchat.storage.interfaces import (
 
 BOTH_BACKENDS = True
 
-ALL = (READ, POST, MARK, EDIT, DELETE, MANAGE)
-ACTS = (READ, POST, MARK, EDIT, DELETE)  # everything but manage
+ALL = (READ, POST, MARK, NOTIFY, EDIT, DELETE, MANAGE)
+ACTS = (READ, POST, MARK, NOTIFY, EDIT, DELETE)  # everything but manage
 
 # (dialog type, role) -> the actions allowed; "preview" is a stranger in a
 # dialog with permissions.allow_preview; edit/delete are of one's own message
@@ -49,8 +49,10 @@ TABLE = {
     (DIALOG_PUBLIC, "stranger"): ACTS,  # "an open dialog: any user of the app can chat there"
     (DIALOG_BROADCAST, "owner"): ALL,
     (DIALOG_BROADCAST, "admin"): ALL,
+    # readers of a broadcast mark it but do not type or send system messages to its occupants
     (DIALOG_BROADCAST, "occupant"): (READ, MARK),
-    (DIALOG_BROADCAST, "stranger"): (),
+    # every user of the application reads a broadcast and has read state in it (issue 17 item 5)
+    (DIALOG_BROADCAST, "stranger"): (READ, MARK),
 }
 CASES = [(t, role, action, action in allowed)
          for (t, role), allowed in sorted(TABLE.items()) for action in ALL]
@@ -121,9 +123,9 @@ def test_rest(case, harnessBackend):
         r = api.post("/chat/Message.json", {"chat_dialog_id": dialogId, "message": "hi"}, token=token)
         assert (r.status == 201) is allowed, r
         assert d.count() == (2 if allowed else 1)
-    elif action == MARK:
+    elif action in (MARK, NOTIFY):  # REST has no typing: its marks are the one notification
         r = api.put("/chat/Message.json", {"chat_dialog_id": dialogId, "read": 1}, token=token)
-        assert (r.status == 200) is allowed, r
+        assert (r.status == 200) is (MARK in TABLE[dialogType, role]), r
     elif action == EDIT:
         r = api.put(f"/chat/Message/{d.own.id}.json", {"chat_dialog_id": dialogId, "message": "new"},
                     token=token)
@@ -137,8 +139,8 @@ def test_rest(case, harnessBackend):
         assert (r.status == 200) is allowed, r
 
 
-XMPP_ACTIONS = (POST, MARK, EDIT, DELETE)
-XMPP_CASES = [c for c in CASES if c[2] in XMPP_ACTIONS and not (c[0] == DIALOG_PRIVATE and c[2] == MARK)]
+XMPP_ACTIONS = (POST, NOTIFY, EDIT, DELETE)
+XMPP_CASES = [c for c in CASES if c[2] in XMPP_ACTIONS and not (c[0] == DIALOG_PRIVATE and c[2] == NOTIFY)]
 
 
 @pytest.mark.parametrize("case", XMPP_CASES, ids=caseId)
@@ -157,7 +159,7 @@ def test_xmpp(case, harnessBackend):
               f"<dialog_id>{d.dialog.id}</dialog_id></extraParams>")
     child = {
         POST: "<body>hi</body>",
-        MARK: "<composing xmlns='http://jabber.org/protocol/chatstates'/>",
+        NOTIFY: "<composing xmlns='http://jabber.org/protocol/chatstates'/>",
         EDIT: f"<body>new</body><replace xmlns='urn:xmpp:message-correct:0' id='{d.own.id}'/>",
         DELETE: f"<remove xmlns='urn:xmpp:message-delete:0' id='{d.own.id}'/>",
     }[action]

@@ -57,6 +57,11 @@ async function step(name, f) {
 
   const list = await step('dialog.list', () => ConnectyCube.chat.dialog.list({ type: { in: [2, 3] }, sort_desc: 'created_at', limit: 10 }));
   out.dialogList = list;
+  // issue 17 item 5: a configured extension field as a list filter, and the
+  // server's broadcast dialogs in every user's list
+  out.dialogsByTopic = await step('dialog.list by extension', () => ConnectyCube.chat.dialog.list({ topic: 'tests' }));
+  out.dialogsByExtensions = await step('dialog.list by extensions[]', () => ConnectyCube.chat.dialog.list({ extensions: { topic: { in: ['tests', 'x'] } } }));
+  out.broadcasts = await step('dialog.list broadcasts', () => ConnectyCube.chat.dialog.list({ type: 1 }));
   const renamed = await step('dialog.update', () => ConnectyCube.chat.dialog.update(dialog._id, { name: 'Renamed', push_all: { pinned_messages_ids: [] } }));
   out.dialogUpdate = renamed;
 
@@ -66,6 +71,7 @@ async function step(name, f) {
   out.messageList = messages;
   await step('message.update read', () => ConnectyCube.chat.message.update('', { read: 1, chat_dialog_id: dialog._id }));
   out.unread = await step('message.unreadCount', () => ConnectyCube.chat.message.unreadCount({ chat_dialog_ids: [dialog._id] }));
+  out.unreadDialogsIds = await step('message.unreadCount dialogs_ids', () => ConnectyCube.chat.message.unreadCount({ dialogs_ids: [dialog._id] }));
   await step('message.addReaction', () => ConnectyCube.chat.message.addReaction(message._id, '👍'));
   out.reactions = await step('message.listReactions', () => ConnectyCube.chat.message.listReactions(message._id));
 

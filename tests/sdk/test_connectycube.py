@@ -15,7 +15,14 @@ from tests.sdk.conftest import runNode
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = startServer(tmp_path_factory.mktemp("sdk-server"))
+    running = startServer(tmp_path_factory.mktemp("sdk-server"),
+                          extra='\n[dialogs]\nextension_fields = ["topic"]\n')
+    # a broadcast dialog, which only the admin CLI creates (issue 17 item 5)
+    running.adduser("herald", "herald-pw")
+    accounts = dict(line.split("\t")[::-1] for line in running.admin("list").stdout.splitlines())
+    done = running.admin("create-broadcast", "News", "--owner", accounts["herald@localhost"])
+    assert done.returncode == 0, done.stderr
+    running.broadcast = done.stdout.split()[3]
     yield running
     stopServer(running)
 
@@ -41,12 +48,16 @@ def test_restFlow(sdk, server):
     assert out["privateSame"] is True
     assert dialog["_id"] in [d["_id"] for d in out["dialogList"]["items"]]
     assert out["dialogList"]["total_entries"] == 2
+    assert [d["_id"] for d in out["dialogsByTopic"]["items"]] == [dialog["_id"]]
+    assert [d["_id"] for d in out["dialogsByExtensions"]["items"]] == [dialog["_id"]]
+    assert [d["_id"] for d in out["broadcasts"]["items"]] == [server.broadcast]
     assert out["dialogUpdate"]["name"] == "Renamed"
 
     message = out["messageCreate"]
     assert message["message"] == "hello from the SDK" and message["sender_id"] == alice["id"]
     assert [m["_id"] for m in out["messageList"]["items"]] == [message["_id"]]
     assert out["unread"]["total"] == 0
+    assert out["unreadDialogsIds"] == {"total": 0, dialog["_id"]: 0}
     assert out["reactions"] == {"👍": [alice["id"]]}
 
     blob = out["blob"]
@@ -75,7 +86,7 @@ def test_jwtTokenUser(sdk, server):
     assert out["session"]["user_id"] > 0 and out["session"]["application_id"] == REST_APP_ID
     [user] = out["users"]["items"]
     assert user["id"] == out["session"]["user_id"] and user["external_user_id"] == "sdk-user"
-    assert out["dialogs"]["items"] == []
+    assert [d["_id"] for d in out["dialogs"]["items"]] == [server.broadcast]  # every user's
 
 
 @pytest.fixture(scope="module")

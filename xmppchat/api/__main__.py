@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     from xmppchat.api.site import inThreadPool, makeSite
     from xmppchat.auth.throttle import UnlockWatcher
     from xmppchat.config import ConfigError, loadConfig
-    from xmppchat.storage import openStorage
+    from xmppchat.storage import openStorage, startStorage
 
     parser = argparse.ArgumentParser(prog="python -m xmppchat.api",
                                      description="Serve the xmppchat REST API alone.")
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         status.append(1)
         reactor.stop()
 
-    reactor.callWhenRunning(lambda: storage.start().addCallbacks(started, failed))
+    reactor.callWhenRunning(lambda: startStorage(storage, config).addCallbacks(started, failed))
     reactor.addSystemEventTrigger("before", "shutdown", storage.stop)
     reactor.run()
     return status[0] if status else 0

@@ -6,11 +6,21 @@ occupants, notification settings and clearing one's history.
 
 Types follow the ConnectyCube REST docs: 1 broadcast (created only with
 C{python -m xmppchat.admin create-broadcast}), 2 group, 3 private, 4
-public.  Access: a user sees and changes only the dialogs they occupy;
-public dialogs and dialogs with C{permissions.allow_preview} are readable
-by every user.  The owner and admins manage a dialog; only the owner
-manages admins (at most L{MAX_ADMINS}).  Changes fire the host hook
-C{rest-dialog-updated} (a L{DialogEvent}) for the chat layer.
+public.  Access (L{xmppchat.dialogs.rules}): a user sees and changes only
+the dialogs they occupy; public and broadcast dialogs and dialogs with
+C{permissions.allow_preview} are readable by every user, and every
+broadcast dialog is in every user's list.  The owner and admins manage a
+dialog; only the owner manages admins (group, public and broadcast
+dialogs, at most L{MAX_ADMINS}; in a group they must be occupants).
+Changes fire the host hook C{rest-dialog-updated} (a L{DialogEvent}) for
+the chat layer.
+
+Extensions (issue 17 item 5, the ConnectyCube seed): only the fields of
+C{[dialogs] extension_fields} are stored, any other key is ignored
+(neither stored nor an error); values are cast to strings, C{null}
+removes a field, an update changes only the fields it names.  The list
+filters and sorts on them as C{<field>=v}, C{<field>[op]=v} (or
+C{extensions.<field>}), with the other fields' operators and bounds.
 """
 
 from __future__ import annotations
@@ -22,9 +32,9 @@ from xmppchat.api.json import (
     isoTime,
     USER,
     JSONResource,
+    Params,
     QueryLimits,
     buildQuery,
-    checkFieldNames,
     deleteSummary,
     fieldError,
     flagValue,
@@ -36,7 +46,14 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.dialogs.events import DialogEvent
-from xmppchat.dialogs.rules import canRead, isManager, isMember, isParticipant, lastMessageStatus
+from xmppchat.dialogs.rules import (
+    adminsNeedOccupancy,
+    canRead,
+    isManager,
+    isMember,
+    isParticipant,
+    lastMessageStatus,
+)
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_OCCUPANTS, DialogService
 from xmppchat.privacysettings import readersHidingReads
 from xmppchat.quotas import quotaLimit
@@ -52,7 +69,6 @@ from xmppchat.storage.interfaces import (
 log = Logger()
 
 MAX_IDS_PER_DELETE = 100
-MAX_EXTENSIONS = 50
 MAX_EXTENSION_BYTES = 4096
 CREATE_FIELDS = {"type", "occupants_ids", "admins_ids", "name", "photo", "description",
                  "extensions", "permissions"}
@@ -141,25 +157,43 @@ def dialogJSON(ctx, dialog, appId: int, unread: int = 0, status=None) -> dict:
     }
 
 
-def _extensions(value) -> dict:
+def _extensions(value, allowed) -> dict:
+    """
+    The configured fields (C{allowed}) of a request's C{extensions}, cast
+    to strings (C{true}/C{false} for booleans), C{None} for a C{null}
+    (remove it); any other key is ignored (issue 17 item 5).
+    """
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise fieldError("extensions", "must be an object")
-    if len(value) > MAX_EXTENSIONS:
-        raise fieldError("extensions", f"at most {MAX_EXTENSIONS} keys")
-    checkFieldNames(value, "extension", "extensions")
     out = {}
     size = 0
-    for key, item in value.items():
+    for key in allowed:
+        if key not in value:
+            continue
+        item = value[key]
         if isinstance(item, (dict, list)):
             raise fieldError("extensions", f"{key} must be a string, number or boolean")
-        text = "" if item is None else (str(item).lower() if isinstance(item, bool) else str(item))
-        size += len(key.encode("utf-8")) + len(text.encode("utf-8"))
-        out[str(key)] = text
+        text = None if item is None else (str(item).lower() if isinstance(item, bool) else str(item))
+        size += len(key) + len((text or "").encode("utf-8"))
+        out[key] = text
     if size > MAX_EXTENSION_BYTES:
         raise fieldError("extensions", f"too large (at most {MAX_EXTENSION_BYTES} bytes)")
     return out
+
+
+def _mergeExtensions(current: dict, changes: dict) -> dict:
+    """
+    C{current} with the fields of C{changes} set, or removed where C{None}.
+    """
+    merged = dict(current or {})
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _permissions(value) -> dict:
@@ -172,16 +206,17 @@ def _permissions(value) -> dict:
     return {"allow_preview": flagValue(value["allow_preview"])}
 
 
-def _fields(data: dict) -> dict:
+def _fields(ctx, data: dict) -> dict:
     """
-    The settable scalar fields present in C{data}, validated.
+    The settable scalar fields present in C{data}, validated; the
+    extensions as changes (L{_extensions}).
     """
     out = {}
     for name, maxLength in (("name", 200), ("photo", 1024), ("description", 1000)):
         if name in data:
             out[name] = optionalString(data, name, maxLength)
     if "extensions" in data:
-        out["extensions"] = _extensions(data["extensions"])
+        out["extensions"] = _extensions(data["extensions"], ctx.dialogs.extension_fields)
     if "permissions" in data:
         out["permissions"] = _permissions(data["permissions"])
     return out
@@ -216,7 +251,9 @@ class DialogsResource(JSONResource):
         occupants = [i for i in idList(body.get("occupants_ids"), "occupants_ids", MAX_OCCUPANTS)
                      if i != viewer]
         admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
-        fields = _fields(body)
+        fields = _fields(self.ctx, body)
+        if "extensions" in fields:
+            fields["extensions"] = _mergeExtensions({}, fields["extensions"])
         await dialogService(self.ctx).checkUsers(occupants, "occupants_ids")
         if dialogType == DIALOG_PRIVATE:
             if len(occupants) != 1:
@@ -233,8 +270,11 @@ class DialogsResource(JSONResource):
         if len(admins) > MAX_ADMINS:
             raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
         members = set(occupants) | {viewer}
-        if any(a not in members for a in admins):
-            raise fieldError("admins_ids", "admins must be occupants")
+        if adminsNeedOccupancy(dialogType):
+            if any(a not in members for a in admins):
+                raise fieldError("admins_ids", "admins must be occupants")
+        else:
+            await dialogService(self.ctx).checkUsers([a for a in admins if a != viewer], "admins_ids")
         if dialogType == DIALOG_PUBLIC:
             occupants = []
         if dialogType != DIALOG_PRIVATE:
@@ -246,7 +286,26 @@ class DialogsResource(JSONResource):
         return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
 
     def _query(self, call):
-        return buildQuery(call.params, ints=INT_FIELDS, floats=TIME_FIELDS,
+        """
+        The list's query: dialog fields, and the configured extension
+        fields by name, as C{extensions.<name>} or C{extensions[<name>]};
+        other extension keys are 422 (they are not stored).
+        """
+        names = {}
+        for key in self.ctx.dialogs.extension_fields:
+            names[key] = names[f"extensions.{key}"] = f"extensions.{key}"
+        values = dict(call.params.values)
+        nested = values.pop("extensions", None)
+        if nested is not None:
+            if not isinstance(nested, dict):
+                raise fieldError("extensions", "filter as extensions[<field>]=value", 400)
+            values.update((f"extensions.{key}", value) for key, value in nested.items())
+        params = Params(values)
+        for name in [*values, params.string("sort_asc"), params.string("sort_desc")]:
+            if isinstance(name, str) and name.startswith("extensions.") and name not in names:
+                configured = ", ".join(self.ctx.dialogs.extension_fields) or "none"
+                raise fieldError(name[:64], f"is not a configured extension field ({configured})")
+        return buildQuery(params, names, ints=INT_FIELDS, floats=TIME_FIELDS,
                           defaultLimit=self.ctx.config.max_page, maxLimit=self.ctx.config.max_page,
                           limits=QueryLimits.of(self.ctx.config))
 
@@ -304,7 +363,9 @@ class DialogsResource(JSONResource):
                     target[name] = [i.lower() for i in ids]
                 else:
                     target[name] = idList(value, name, MAX_OCCUPANTS)
-        fields = _fields(body)
+        fields = _fields(self.ctx, body)
+        if "extensions" in fields:
+            fields["extensions"] = _mergeExtensions(dialog.extensions, fields["extensions"])
         updated, added, removed = await dialogService(self.ctx).update(dialog, viewer, push, pull,
                                                                        fields)
         self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, added, removed))
@@ -356,9 +417,12 @@ class DialogsResource(JSONResource):
             await dialogs.unsubscribe(dialog.id, viewer)
             await dialogs.setHidden(dialog.id, viewer, True)
             return True
+        if dialog.type == DIALOG_BROADCAST:  # every user's: hidden until its next message
+            await dialogs.setHidden(dialog.id, viewer, True)
+            return True
         if not isMember(dialog, viewer):
             return False
-        if dialog.type in (DIALOG_PRIVATE, DIALOG_BROADCAST) or viewer == dialog.ownerId:
+        if dialog.type == DIALOG_PRIVATE or viewer == dialog.ownerId:
             await dialogs.setHidden(dialog.id, viewer, True)
             return True
         updated = await dialogs.updateDialog(dialog.id, pull={"occupants_ids": [viewer],

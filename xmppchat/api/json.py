@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
-from xmppchat.config import RestConfig
+from xmppchat.config import LIST_PARAMETERS, RestConfig
 from xmppchat.dialogs.errors import DialogError
 from xmppchat.storage.common import checkKey
 from xmppchat.storage.interfaces import (
@@ -206,8 +206,7 @@ class Params:
         return out
 
 
-PAGING = frozenset(("limit", "skip", "offset", "count", "sort_asc", "sort_desc", "page",
-                    "per_page", "mark_as_read", "preview", "output"))
+PAGING = LIST_PARAMETERS  # the config refuses them as dialog extension fields
 
 
 def typedValue(name: str, value, ints=(), floats=()):

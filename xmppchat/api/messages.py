@@ -47,6 +47,8 @@ from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newOb
 log = Logger()
 
 MAX_IDS = 100
+# The names unreadCount's dialog ids come under (issue 17 item 5).
+UNREAD_ID_PARAMS = ("chat_dialog_ids", "dialogs_ids")
 CORE_FIELDS = {"chat_dialog_id", "recipient_id", "message", "attachments", "send_to_chat",
                "_id", "date_sent", "sender_id"}
 INT_FIELDS = ("sender_id", "recipient_id", "date_sent")
@@ -314,12 +316,22 @@ class MessagesResource(JSONResource):
 
     @route("GET", "unread", auth=USER)
     async def unread(self, call):
+        """
+        The caller's unread counts, of the dialogs named by
+        C{chat_dialog_ids} (what the SDK's C{unreadCount} sends, §4.5) or
+        C{dialogs_ids} (ConnectyCube's REST docs, issue 17 item 5), each
+        comma-joined or repeated (C{name[]=}), or of all their dialogs.
+        """
         viewer = call.account.id
-        raw = call.params.get("chat_dialog_ids")
         ids = None
-        if raw not in (None, ""):
+        for name in UNREAD_ID_PARAMS:
+            raw = call.params.get(name)
+            if raw in (None, ""):
+                continue
             items = raw if isinstance(raw, list) else [raw]
-            ids = [i.strip() for item in items for i in str(item).split(",") if i.strip()][:MAX_IDS]
+            ids = (ids or []) + [i.strip() for item in items for i in str(item).split(",") if i.strip()]
+        if ids is not None:
+            ids = list(dict.fromkeys(ids))[:MAX_IDS]
         counts = await self.ctx.storage.messages.unreadCounts(viewer, ids)
         if ids is not None:
             found = await self.ctx.storage.dialogs.getDialogs([i for i in ids if isObjectId(i)])

@@ -16,7 +16,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from xmppchat.api.json import NotFoundResource, RestRequest
-from xmppchat.config import PrivacyConfig, QuotasConfig
+from xmppchat.config import DialogsConfig, PrivacyConfig, QuotasConfig
 
 log = Logger()
 
@@ -55,6 +55,8 @@ class ApiContext:
     quotas: object = field(default_factory=QuotasConfig)
     # whose X-Forwarded-For names the client (xmppchat.clientaddress)
     proxies: object = None
+    # the xmppchat.config.DialogsConfig (extension fields, issue 17 item 5)
+    dialogs: object = field(default_factory=DialogsConfig)
     # the [privacy] section: the last-seen default users see as theirs
     privacy: object = field(default_factory=PrivacyConfig)
 
@@ -177,7 +179,8 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
                      hooks=hooks, runCPU=runCPU or inline,
                      apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
-                     online=online, quotas=config.quotas, privacy=config.privacy,
+                     online=online, quotas=config.quotas, dialogs=config.dialogs,
+                     privacy=config.privacy,
                      proxies=TrustedProxies.fromConfig(config.limits))
     ctx.sessions = SessionManager(ctx)
     ctx.rateLimits = RestRateLimits(rest, clock, ctx.clientAddress)

@@ -17,26 +17,42 @@ The public-dialog disagreement of issue 17 (REST let a non-subscriber
 post, XMPP refused "Subscribe to this public dialog first") is settled on
 the docs' side: anyone may post, mark and type in a public dialog;
 subscribing is what makes the dialog listed and its messages delivered.
+
+Issue 17 item 5 (the seed's dialog features): a broadcast dialog is open
+to every user of the application, read-only ("all the users from the
+application are able to join this group"; only the owner and admins
+post); admins exist on group, public and broadcast dialogs, at most
+five (L{xmppchat.dialogs.service.MAX_ADMINS}), and only the owner
+changes them.
 """
 
 from __future__ import annotations
 
 from xmppchat.dialogs.errors import Forbidden
 from xmppchat.privacysettings import visibleReaders
-from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PUBLIC
+from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PUBLIC
+
+# Dialogs every user of the application may read and join (public ones
+# also let every user post; broadcast ones are read-only).
+OPEN_TYPES = (DIALOG_PUBLIC, DIALOG_BROADCAST)
+# Dialog types that have admins (ConnectyCube: "supported in group chat,
+# public or broadcast"; how many: xmppchat.dialogs.service MAX_ADMINS).
+ADMIN_TYPES = (DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_BROADCAST)
 
 READ = "read"  # the history, the dialog itself, its occupants
 POST = "post"  # a new message, a reaction
-MARK = "mark"  # read/delivered marks, typing, system messages to the room
+MARK = "mark"  # one's own read/delivered marks
+NOTIFY = "notify"  # typing and system messages to everyone in the room, markers shown to them
 EDIT = "edit"  # change one's own message
 DELETE = "delete"  # delete one's own message for everyone
 MANAGE = "manage"  # name, photo, occupants, pins (admins: the owner only, L{canSetAdmins})
-ACTIONS = (READ, POST, MARK, EDIT, DELETE, MANAGE)
+ACTIONS = (READ, POST, MARK, NOTIFY, EDIT, DELETE, MANAGE)
 
 REFUSALS = {
     READ: "You are not an occupant of this dialog",
     POST: "You cannot post in this dialog",
     MARK: "You are not an occupant of this dialog",
+    NOTIFY: "You cannot notify the occupants of this dialog",
     EDIT: "Only the sender of a message may edit or delete it",
     DELETE: "Only the sender of a message may edit or delete it",
     MANAGE: "Only the owner and admins can change this dialog",
@@ -50,11 +66,19 @@ def isMember(dialog, userId: int) -> bool:
     return userId in dialog.occupantIds or userId == dialog.ownerId
 
 
+def isOpen(dialog) -> bool:
+    """
+    Open to every user of the application: public and broadcast dialogs.
+    """
+    return dialog.type in OPEN_TYPES
+
+
 def isParticipant(dialog, userId: int) -> bool:
     """
-    Has read state in the dialog: a member, or anyone in a public dialog.
+    Has read state in the dialog: a member, or anyone in a public or
+    broadcast dialog.
     """
-    return isMember(dialog, userId) or dialog.type == DIALOG_PUBLIC
+    return isMember(dialog, userId) or isOpen(dialog)
 
 
 def canRead(dialog, userId: int) -> bool:
@@ -84,9 +108,19 @@ def isManager(dialog, userId: int) -> bool:
 
 def canSetAdmins(dialog, userId: int) -> bool:
     """
-    Only the owner names and removes admins.
+    Only the owner names and removes admins, of a dialog type that has
+    them (L{ADMIN_TYPES}).
     """
-    return userId == dialog.ownerId
+    return userId == dialog.ownerId and dialog.type in ADMIN_TYPES
+
+
+def adminsNeedOccupancy(dialogType: int) -> bool:
+    """
+    Whether an admin must be an occupant: in a group dialog yes; public
+    and broadcast dialogs are open to every user, so any user of the
+    application may be one of their admins.
+    """
+    return dialogType not in OPEN_TYPES
 
 
 def may(dialog, userId: int, action: str, senderId: int | None = None) -> bool:
@@ -102,6 +136,10 @@ def may(dialog, userId: int, action: str, senderId: int | None = None) -> bool:
         return canPost(dialog, userId)
     if action == MARK:
         return isParticipant(dialog, userId)
+    if action == NOTIFY:
+        # in a broadcast every user has read state, but only who may post
+        # reaches its occupants (no typing or system messages from readers)
+        return canPost(dialog, userId) if dialog.type == DIALOG_BROADCAST else isParticipant(dialog, userId)
     if action in (EDIT, DELETE):
         return senderId == userId and canPost(dialog, userId)
     if action == MANAGE:
@@ -119,12 +157,13 @@ def require(dialog, userId: int, action: str, senderId: int | None = None) -> No
 
 def seesRoom(dialog, userId: int | None) -> bool:
     """
-    May discover the dialog's XEP-0045 room (disco#info, disco#items): a
-    public dialog's room is public, the others are hidden, members-only
-    rooms (XEP-0045 §4.2) that only the owner, admins and occupants see
-    (issue 15 finding 11).
+    May discover and join the dialog's XEP-0045 room (disco#info,
+    disco#items, join): public and broadcast rooms are open to every user
+    (in a broadcast room the others are visitors, XEP-0045 §5.1, who may
+    not post); the others are hidden, members-only rooms (XEP-0045 §4.2)
+    that only the owner, admins and occupants see (issue 15 finding 11).
     """
-    return dialog.type == DIALOG_PUBLIC or (userId is not None and (
+    return isOpen(dialog) or (userId is not None and (
         isMember(dialog, userId) or isManager(dialog, userId)))
 
 
@@ -145,6 +184,7 @@ def lastMessageStatus(dialog, message, viewer: int, hiding) -> str | None:
     return "sent"
 
 
-__all__ = ["ACTIONS", "DELETE", "EDIT", "MANAGE", "MARK", "POST", "READ", "canPost", "canRead",
-           "canSetAdmins", "isManager", "isMember", "isParticipant", "lastMessageStatus", "may",
-           "require", "seesRoom"]
+__all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK", "NOTIFY",
+           "OPEN_TYPES", "POST", "READ", "adminsNeedOccupancy", "canPost", "canRead",
+           "canSetAdmins", "isManager", "isMember", "isOpen", "isParticipant", "lastMessageStatus",
+           "may", "require", "seesRoom"]

@@ -246,7 +246,8 @@ class DialogService:
         """
         Change a dialog: C{fields} (name, photo, ...) and pins by its
         managers (L{rules.MANAGE}), admins by its owner
-        (L{rules.canSetAdmins}, at most C{MAX_ADMINS}, occupants only),
+        (L{rules.canSetAdmins}, at most C{MAX_ADMINS}; occupants in a group,
+        any user in a public or broadcast dialog),
         occupants added by managers and removed by managers or by
         themselves (leaving; never the owner by others), never in private
         or public dialogs; removed occupants stop being admins.  Fires
@@ -258,11 +259,10 @@ class DialogService:
         if "pinned_messages_ids" in push or "pinned_messages_ids" in pull:
             if not manager:
                 raise Forbidden("Only the owner and admins can pin messages")
-        if "admins_ids" in push or "admins_ids" in pull:
-            if not rules.canSetAdmins(dialog, userId):
-                raise Forbidden("Only the owner can change admins")
-            if dialog.type == DIALOG_PRIVATE:
+        if ("admins_ids" in push or "admins_ids" in pull) and not rules.canSetAdmins(dialog, userId):
+            if dialog.type not in rules.ADMIN_TYPES:
                 raise Invalid("private dialogs have no admins", "admins_ids")
+            raise Forbidden("Only the owner can change admins")
         added = push.get("occupants_ids", [])
         removed = pull.get("occupants_ids", [])
         if added or removed:
@@ -284,7 +284,10 @@ class DialogService:
             pull.get("admins_ids", []))
         if len(newAdmins) > MAX_ADMINS:
             raise Invalid(f"at most {MAX_ADMINS} admins", "admins_ids")
-        if any(a not in occupants and a != dialog.ownerId for a in push.get("admins_ids", [])):
+        pushedAdmins = [a for a in push.get("admins_ids", []) if a != dialog.ownerId]
+        if not rules.adminsNeedOccupancy(dialog.type):  # public, broadcast: any user (issue 17 item 5)
+            yield self.checkUsers(pushedAdmins, "admins_ids")
+        elif any(a not in occupants for a in pushedAdmins):
             raise Invalid("admins must be occupants", "admins_ids")
         if removed:
             # Removed occupants stop being admins.

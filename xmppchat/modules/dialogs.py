@@ -153,12 +153,13 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         """
         rules.require(dialog, userId, rules.POST)
 
-    def checkMember(self, dialog, userId: int) -> None:
+    def checkMember(self, dialog, userId: int, action: str = rules.MARK) -> None:
         """
-        C{forbidden} unless C{userId} may type, mark and send system
-        messages in C{dialog} (L{rules.MARK}).
+        C{forbidden} unless C{userId} may mark messages in C{dialog}
+        (L{rules.MARK}), or C{action}: type and send system messages to its
+        occupants (L{rules.NOTIFY}).
         """
-        rules.require(dialog, userId, rules.MARK)
+        rules.require(dialog, userId, action)
 
     @defer.inlineCallbacks
     def roomDialog(self, event: RoomEvent):
@@ -318,9 +319,13 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         occupantJID = f"{event.room}/{senderId}"
         info = messageInfo(stanza)
         if info.standaloneChatState or (info.marker is not None and info.notificationOnly):
-            yield self.checkMember(dialog, senderId)
             if info.marker is not None:
+                yield self.checkMember(dialog, senderId)
                 yield self.persistMarker(senderId, info.marker.name, info.marker.getAttribute("id"))
+                if not rules.may(dialog, senderId, rules.NOTIFY):
+                    return True
+            else:
+                yield self.checkMember(dialog, senderId, rules.NOTIFY)
             info = self.hidePrivate(session, stanza, info)
             if info.marker is not None or info.chatState is not None:
                 yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
@@ -361,7 +366,7 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         """
         session, stanza = event.origin, event.stanza
         dialog = yield self.roomDialog(event)
-        yield self.checkMember(dialog, session.account.id)
+        yield self.checkMember(dialog, session.account.id, rules.NOTIFY)
         info = messageInfo(stanza)
         if info.extraParams is not None:
             stampDateSent(info.extraParams, int(self.host.clock.seconds()))

@@ -20,14 +20,17 @@ What is implemented:
     occupants -> member, anyone else in a public room -> none); role
     moderator for owner/admins, visitor for the others in a broadcast
     room, participant otherwise;
-  - JID visibility: members-only rooms (types 1, 2) are non-anonymous
-    (every occupant sees the full JIDs, status 100); public rooms (type 4)
-    are semi-anonymous (full JIDs to moderators only);
-  - access: types 1 and 2 admit only the dialog's owner, admins and
-    occupants (others get C{registration-required}, §7.2.7); a public room
-    admits any user of its application, and joining subscribes the user
-    to the public dialog (as REST C{subscribe} does; leaving does not
-    unsubscribe);
+  - JID visibility: members-only rooms (type 2) are non-anonymous
+    (every occupant sees the full JIDs, status 100); public and broadcast
+    rooms (types 4 and 1), open to every user, are semi-anonymous (full
+    JIDs to moderators only);
+  - access (L{xmppchat.dialogs.rules.seesRoom}): a group room admits only
+    the dialog's owner, admins and occupants (others get
+    C{registration-required}, §7.2.7); public and broadcast rooms admit
+    any user of the application (issue 17 item 5: in a broadcast room
+    those are visitors, read-only); joining a public room subscribes the
+    user to the public dialog (as REST C{subscribe} does; leaving does
+    not unsubscribe);
   - kick (§8.2) when a user is removed from the dialog (REST
     C{rest-dialog-updated}): unavailable presence with status 307 and 321;
     a deleted dialog destroys its rooms (§10.9);
@@ -60,7 +63,7 @@ from twisted.words.xish import domish
 
 from xmppchat.dialogs.addressing import parseRoom
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.rules import seesRoom
+from xmppchat.dialogs.rules import isOpen, seesRoom
 from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
@@ -70,6 +73,7 @@ from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
     DIALOG_GROUP,
     DIALOG_PUBLIC,
+    DIALOG_SERVER_EXTENSIONS,
     Query,
     QuotaExceeded,
 )
@@ -81,8 +85,7 @@ NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
 NS_XDATA = "jabber:x:data"
 NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
-EXT_ROOM = "muc_room"
-EXT_PERSISTENT = "muc_persistent"
+EXT_ROOM, EXT_PERSISTENT = DIALOG_SERVER_EXTENSIONS
 STATE_ROOMS = "muc-rooms"
 
 # the owner configuration form (§10.1.3): var -> (type, label)
@@ -182,7 +185,7 @@ class Room:
         return "participant"
 
     def nonAnonymous(self) -> bool:
-        return self.dialog is None or self.dialog.type != DIALOG_PUBLIC
+        return self.dialog is None or not isOpen(self.dialog)
 
     def admits(self, userId: int) -> bool:
         dialog = self.dialog

@@ -32,12 +32,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from xmppchat.dialogs.addressing import appIdOf, parseRoom, roomJID
-from xmppchat.dialogs.rules import seesRoom
+from xmppchat.dialogs.rules import isOpen, seesRoom
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.disco import NS_DISCO_INFO, infoQuery
 from xmppchat.muc.room import RoomsMixin
 from xmppchat.stanzas import StanzaError, firstChild
-from xmppchat.storage.interfaces import DIALOG_PRIVATE, DIALOG_PUBLIC
+from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PRIVATE
 
 NS_MUC = "http://jabber.org/protocol/muc"
 
@@ -197,11 +197,13 @@ class MUCModule(RoomsMixin, Module):
             dialog = yield self.storage.dialogs.getDialog(event.dialogId)
         if dialog is None or dialog.type == DIALOG_PRIVATE or not seesRoom(dialog, userId):
             raise StanzaError("item-not-found", text="No such room")
-        public = dialog.type == DIALOG_PUBLIC
+        public = isOpen(dialog)
         temporary = (dialog.extensions or {}).get("muc_persistent") == "0"
         features = self.allRoomFeatures() + [
             "muc_temporary" if temporary else "muc_persistent",
             "muc_open" if public else "muc_membersonly",
             "muc_semianonymous" if public else "muc_nonanonymous", "muc_unsecured",
             "muc_public" if public else "muc_hidden"]
+        if dialog.type == DIALOG_BROADCAST:
+            features.append("muc_moderated")  # visitors may not post (issue 17 item 5)
         return self.reply(event, infoQuery([("conference", "text", dialog.name)], features))

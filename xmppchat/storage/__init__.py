@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 
+from twisted.logger import Logger
+
 from xmppchat.storage.common import QUERY_TIMEOUT_MS
 from xmppchat.storage.interfaces import Storage
+
+log = Logger()
 
 
 def _queryTimeout(storageConfig) -> int:
@@ -48,4 +52,25 @@ def openStorage(storageConfig, reactor=None, synchronous: bool = False) -> Stora
     raise ValueError(f"unknown storage backend {backend!r}")
 
 
-__all__ = ["openStorage"]
+def startStorage(storage: Storage, config):
+    """
+    Start C{storage} and bring what it keeps in line with the full
+    L{xmppchat.config.Config}: the dialog extension fields of C{[dialogs]
+    extension_fields} (issue 17 item 5: indexed, and a field removed from
+    the config removed from every dialog).  Fires when ready.
+    """
+    from xmppchat.storage.interfaces import DIALOG_SERVER_EXTENSIONS
+
+    def configure(_):
+        return storage.dialogs.configureExtensions(config.dialogs.extension_fields,
+                                                   DIALOG_SERVER_EXTENSIONS)
+
+    def report(changed):
+        if changed:
+            log.warn("Removed the dialog extension fields that are not in [dialogs]"
+                     " extension_fields from {count} dialogs", count=changed)
+
+    return storage.start().addCallback(configure).addCallback(report)
+
+
+__all__ = ["openStorage", "startStorage"]

@@ -494,6 +494,34 @@ def checkExtensions(extensions) -> dict:
     return dict(extensions)
 
 
+# The setting that remembers the dialog extension keys of the last
+# configureExtensions (both backends).
+EXTENSIONS_SETTING = "dialog_extensions"
+
+
+def extensionKeys(fields, keep) -> tuple[list, list]:
+    """
+    C{configureExtensions}' arguments checked: C{(fields, kept)}, sorted,
+    C{kept} being the fields and the server's own keys together.
+    """
+    fields = sorted(set(fields))
+    kept = sorted(set(fields) | set(keep))
+    for key in kept:
+        checkKey(key, "extension")
+    return fields, kept
+
+
+def extensionsRemoved(previous, kept) -> list:
+    """
+    The extension keys to remove from every dialog: those configured at the
+    previous start (C{previous}, C{None} before the first) that are no longer
+    kept.  Keys never configured (data from before the setting) are never
+    removed: they are not served as filters or written, and listing them
+    again in the configuration brings them back.
+    """
+    return sorted(set(previous or ()) - set(kept))
+
+
 def checkPermissions(permissions) -> dict:
     if permissions is None:
         return {}

@@ -294,6 +294,10 @@ DIALOG_TYPES = (DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC)
 # The list fields of a dialog that updateDialog can push to and pull from.
 DIALOG_LIST_FIELDS = ("occupants_ids", "admins_ids", "pinned_messages_ids")
 DIALOG_FIELDS = ("name", "photo", "description", "extensions", "permissions")
+# The extension keys the server itself keeps (xmppchat.muc.room: the
+# localpart of a room made the XMPP way, whether it persists): never
+# removed by configureExtensions, never set over REST.
+DIALOG_SERVER_EXTENSIONS = ("muc_room", "muc_persistent")
 
 
 @dataclass
@@ -712,8 +716,8 @@ class IDialogStore(Protocol):
     def listDialogs(self, userId: int | None, query: "Query | None" = None) -> Deferred:
         """
         Fires with the dialogs of a user matching the query: those it
-        occupies plus the public dialogs it subscribed to, without those it
-        hid (L{setHidden}).  C{userId=None}: all dialogs (public dialog
+        occupies, the public dialogs it subscribed to and every broadcast
+        dialog, without those it hid (L{setHidden}).  C{userId=None}: all dialogs (public dialog
         directory, admin).  Fails with L{InvalidQuery}.
         """
 
@@ -721,6 +725,16 @@ class IDialogStore(Protocol):
         """
         Fires with how many dialogs L{listDialogs} would return without skip
         and limit.
+        """
+
+    def configureExtensions(self, fields: Iterable[str], keep: Iterable[str] = ()) -> Deferred:
+        """
+        The dialog extension fields the administrator configured (issue 17
+        item 5): index each for L{listDialogs} filters (and drop the
+        indexes of fields no longer configured); when the set of C{fields}
+        and C{keep} (the server's own keys) differs from the previous
+        call's, or on the first call, remove every other extension key
+        from every dialog.  Fires with the number of dialogs changed.
         """
 
     def setHidden(self, dialogId: str, userId: int, hidden: bool = True) -> Deferred:
@@ -1066,7 +1080,7 @@ __all__ = [
     "IDialogStore", "IMessageStore", "IBlobStore", "IRecordStore",
     "Storage", "SUBSCRIPTIONS", "ACCOUNT_FIELDS", "ACCOUNT_QUERY_FIELDS", "ID_PLACEHOLDER",
     "DIALOG_TYPES", "DIALOG_BROADCAST", "DIALOG_GROUP", "DIALOG_PRIVATE", "DIALOG_PUBLIC",
-    "DIALOG_FIELDS", "DIALOG_LIST_FIELDS",
+    "DIALOG_FIELDS", "DIALOG_LIST_FIELDS", "DIALOG_SERVER_EXTENSIONS",
     "PrivacyRecord", "IPrivacyStore",
 ]
 

@@ -48,6 +48,7 @@ from xmppchat.storage.common import (
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.interfaces import (
+    DIALOG_BROADCAST,
     DIALOG_PUBLIC,
     Account,
     AlreadyExists,
@@ -233,7 +234,7 @@ INDEXES = {
                 ([("localpart", _ASC), ("dialog_id", _ASC)], {})],
     "roster": [([("localpart", _ASC), ("jid", _ASC)], {"unique": True})],
     "dialogs": [("occupants_ids", {}), ("private_key", {"unique": True, "sparse": True}),
-                ([("created_at", _ASC), ("_id", _ASC)], {}), ("user_id", {})],
+                ([("created_at", _ASC), ("_id", _ASC)], {}), ("user_id", {}), ("type", {})],
     "dialog_users": [([("dialog_id", _ASC), ("user_id", _ASC)], {"unique": True}),
                      ([("user_id", _ASC), ("hidden", _ASC)], {}),
                      ([("user_id", _ASC), ("subscribed", _ASC)], {}),
@@ -775,12 +776,18 @@ def _requireDialog(db, dialogId) -> dict:
     return doc
 
 
+# The name prefix of the index of each configured dialog extension field.
+_EXTENSION_INDEX = "extensions_"
+
+
 def _userDialogsFilter(db, userId) -> dict:
     subscribed = [d["dialog_id"] for d in db.dialog_users.find(
         {"user_id": userId, "subscribed": {"$ne": None}}, {"dialog_id": 1})]
     hidden = [d["dialog_id"] for d in db.dialog_users.find(
         {"user_id": userId, "hidden": True}, {"dialog_id": 1})]
-    condition = {"$or": [{"occupants_ids": userId}, {"_id": {"$in": subscribed}}]}
+    # Broadcast dialogs are every user's (issue 17 item 5).
+    condition = {"$or": [{"occupants_ids": userId}, {"_id": {"$in": subscribed}},
+                         {"type": DIALOG_BROADCAST}]}
     if hidden:
         condition = {"$and": [condition, {"_id": {"$nin": hidden}}]}
     return condition
@@ -879,6 +886,28 @@ class MongoDialogStore(_Store):
             return _DIALOGS.count(db.dialogs, _DIALOGS.filter(query, base)[0], self.db.queryTimeoutMs)
 
         return self.db.run(count)
+
+    def configureExtensions(self, fields, keep=()):
+        fields, kept = common.extensionKeys(fields, keep)
+
+        def configure(db):
+            wanted = {_EXTENSION_INDEX + key: key for key in fields}
+            for name in db.dialogs.index_information():
+                if name.startswith(_EXTENSION_INDEX) and name not in wanted:
+                    db.dialogs.drop_index(name)
+            for name, key in wanted.items():
+                db.dialogs.create_index(f"extensions.{key}", name=name)
+            marker = db.settings.find_one({"_id": common.EXTENSIONS_SETTING})
+            if marker is not None and marker.get("value") == kept:
+                return 0
+            removed = common.extensionsRemoved(marker and marker.get("value"), kept)
+            changed = db.dialogs.update_many(
+                {"$or": [{f"extensions.{key}": {"$exists": True}} for key in removed]},
+                {"$unset": {f"extensions.{key}": "" for key in removed}}).modified_count if removed else 0
+            db.settings.replace_one({"_id": common.EXTENSIONS_SETTING}, {"value": kept}, upsert=True)
+            return changed
+
+        return self.db.run(configure)
 
     def setHidden(self, dialogId, userId, hidden=True):
         def hide(db):

@@ -58,6 +58,7 @@ from xmppchat.storage.common import (
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
+    DIALOG_BROADCAST,
     DIALOG_PUBLIC,
     ID_PLACEHOLDER,
     Account,
@@ -77,7 +78,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -278,6 +279,17 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS offline_by_sender ON offline (localpart, sender)",
         "CREATE INDEX IF NOT EXISTS offline_by_dialog ON offline (localpart, dialog_id)",
         "CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (dialog_id, sender_id)",
+    ],
+    [
+        # 7 -> 8 (issue 17 item 5): broadcast dialogs are in every user's
+        # list (by type), and the dialog extension fields the
+        # administrator configured are remembered, so a field removed from
+        # the config is removed from every dialog at the next start.
+        "CREATE INDEX IF NOT EXISTS dialogs_by_type ON dialogs (type)",
+        """CREATE TABLE IF NOT EXISTS settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
     ],
 ]
 
@@ -492,6 +504,16 @@ def _jsonPath(key: str) -> str:
     return f'$."{key}"'
 
 
+def _extensionValue(column: str, key: str) -> str:
+    """
+    The SQL of a dialog extension's value (always a string): the very
+    expression of its index (L{SQLiteDialogStore.configureExtensions}), so
+    filters on a configured field use the index.  C{key} passed
+    L{common.checkKey} (letters, digits, "_", "-"): safe to inline.
+    """
+    return f"json_extract({column}, '{_jsonPath(key)}')"
+
+
 class _Translator:
     """
     Turns a L{Query} into SQL for one table.
@@ -501,16 +523,22 @@ class _Translator:
     @param natural: the ORDER BY tie-break (natural order).
     """
 
-    def __init__(self, schema, columns: dict, dynamic: str | None, natural: str):
+    def __init__(self, schema, columns: dict, dynamic: str | None, natural: str,
+                 scalarDynamic: bool = False):
         self.schema = schema
         self.columns = columns
         self.dynamic = dynamic
         self.natural = natural
+        # the dynamic keys hold scalars only (dialog extensions): compared
+        # as one indexable expression instead of a json_each scan
+        self.scalarDynamic = scalarDynamic
 
     def target(self, resolved):
         if resolved.fixed is not None:
             column = self.columns[resolved.fixed]
             return ("json", column, "$") if resolved.isList else ("col", column)
+        if self.scalarDynamic:
+            return ("col", _extensionValue(self.dynamic, resolved.key))
         return ("json", self.dynamic, _jsonPath(resolved.key))
 
     def where(self, query) -> tuple[str, list, object]:
@@ -556,7 +584,8 @@ _DIALOGS = _Translator(DIALOG_SCHEMA, {
     "admins_ids": "d.admins", "pinned_messages_ids": "d.pinned", "created_at": "d.created_at",
     "updated_at": "d.updated_at", "last_message": "d.last_message",
     "last_message_date_sent": "d.last_message_date_sent", "last_message_id": "d.last_message_id",
-    "last_message_user_id": "d.last_message_user_id"}, "d.extensions", "d.created_at, d.id")
+    "last_message_user_id": "d.last_message_user_id"}, "d.extensions", "d.created_at, d.id",
+    scalarDynamic=True)
 _MESSAGES = _Translator(MESSAGE_SCHEMA, {
     "_id": "m.id", "chat_dialog_id": "m.dialog_id", "sender_id": "m.sender_id",
     "recipient_id": "m.recipient_id", "date_sent": "m.date_sent", "message": "m.body",
@@ -1092,10 +1121,14 @@ _MESSAGE_SELECT = (
 _BLOB_SELECT = ("SELECT id, uid, owner_id, name, content_type, size, public, completed,"
                 " created_at, updated_at FROM blobs")
 _RECORD_SELECT = "SELECT class_name, id, user_id, fields, parent_id, created_at, updated_at FROM records"
-# The dialogs a user sees: occupied or subscribed, and not hidden.
+# The name prefix of the index of each configured dialog extension field.
+_EXTENSION_INDEX = "dialogs_ext_"
+# The dialogs a user sees: occupied, subscribed or broadcast (every user's,
+# issue 17 item 5), and not hidden.
 _USER_DIALOGS = (
     "(d.id IN (SELECT dialog_id FROM dialog_occupants WHERE user_id = ?)"
-    " OR d.id IN (SELECT dialog_id FROM dialog_users WHERE user_id = ? AND subscribed IS NOT NULL))"
+    " OR d.id IN (SELECT dialog_id FROM dialog_users WHERE user_id = ? AND subscribed IS NOT NULL)"
+    f" OR d.type = {DIALOG_BROADCAST})"
     " AND d.id NOT IN (SELECT dialog_id FROM dialog_users WHERE user_id = ? AND hidden = 1)"
 )
 # Messages a user may see in a dialog (parameters: user, user).
@@ -1281,6 +1314,36 @@ class SQLiteDialogStore(_Store):
         where, params, _ = self._listing(userId, query)
         return self.db.run(False, lambda c: c.execute(
             f"SELECT count(*) FROM dialogs d WHERE {where}", params).fetchone()[0])
+
+    def configureExtensions(self, fields, keep=()):
+        fields, kept = common.extensionKeys(fields, keep)
+
+        def configure(connection):
+            indexes = {row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'dialogs'")
+                if row[0].startswith(_EXTENSION_INDEX)}
+            wanted = {_EXTENSION_INDEX + key: key for key in fields}
+            for name in sorted(indexes - set(wanted)):
+                connection.execute(f'DROP INDEX "{name}"')
+            for name, key in wanted.items():
+                connection.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON dialogs'
+                                   f" ({_extensionValue('extensions', key)})")
+            marker = _dumps(kept)
+            row = connection.execute("SELECT value FROM settings WHERE name = ?",
+                                     (common.EXTENSIONS_SETTING,)).fetchone()
+            if row is not None and row[0] == marker:
+                return 0
+            removed = common.extensionsRemoved(json.loads(row[0]) if row else None, kept)
+            changed = connection.execute(
+                "UPDATE dialogs SET extensions = (SELECT coalesce(json_group_object(key, value), '{}')"
+                f" FROM json_each(dialogs.extensions) WHERE key NOT IN ({_marks(removed)}))"
+                " WHERE EXISTS (SELECT 1 FROM json_each(dialogs.extensions)"
+                f" WHERE key IN ({_marks(removed)}))", removed + removed).rowcount if removed else 0
+            connection.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)",
+                               (common.EXTENSIONS_SETTING, marker))
+            return changed
+
+        return self.db.run(True, configure)
 
     def setHidden(self, dialogId, userId, hidden=True):
         def hide(connection):
