@@ -241,6 +241,8 @@ class PrivacyConfig:
     max_name_length: int = 256
     cache_size: int = 10000
     blocklist_name: str = "@ConnectyCube/blockList"
+    # who sees a user's last activity unless he chose (issue 17 item 4)
+    last_seen_default: str = "contacts"
 
 
 @dataclass
@@ -447,6 +449,11 @@ def _validate(config: Config, problem) -> None:
             problem(f"privacy.{key}", "must be at least 1")
     if not 0 < len(config.privacy.blocklist_name) <= config.privacy.max_name_length:
         problem("privacy.blocklist_name", "must be a non-empty name within max_name_length")
+    from xmppchat.privacysettings import VISIBILITIES
+
+    if config.privacy.last_seen_default not in VISIBILITIES:
+        problem("privacy.last_seen_default", f"must be one of {', '.join(map(repr, VISIBILITIES))},"
+                f" not {config.privacy.last_seen_default!r}")
     for f in fields(config.dialogs):
         if f.type != "list" and getattr(config.dialogs, f.name) < 1:
             problem(f"dialogs.{f.name}", "must be at least 1")

@@ -122,20 +122,3 @@ def forget(stanza) -> None:
     Drop the cached L{MessageInfo} after changing C{stanza}'s children.
     """
     stanza.__dict__.pop("_messageInfo", None)
-
-
-def privacyEnabled(account, setting: str) -> bool:
-    """
-    Whether the account's privacy setting C{setting} (C{typing_indicators},
-    C{read_receipts}...) is on: only an explicit
-    C{profile["privacy_settings"][setting]["enabled"] is False} turns it
-    off.
-    """
-    profile = getattr(account, "profile", None)
-    if not isinstance(profile, dict):
-        return True
-    settings = profile.get("privacy_settings")
-    if not isinstance(settings, dict):
-        return True
-    entry = settings.get(setting)
-    return not (isinstance(entry, dict) and entry.get("enabled") is False)

@@ -143,18 +143,20 @@ def test_updateOwn(api):
     assert r.status == 200, r
     assert r.json["user"]["full_name"] == "Alice"
     assert r.json["user"]["privacy_settings"] == {"typing_indicators": {"enabled": False},
-                                                  "read_receipts": {"enabled": True}}
+                                                  "read_receipts": {"enabled": True},
+                                                  "last_seen": {"visibility": "contacts"}}
     account = result(api.storage.accounts.getAccount(uid))
     assert account.profile["privacy_settings"]["typing_indicators"] == {"enabled": False}
     assert account.profile["privacy_settings"]["read_receipts"] == {"enabled": True}
 
 
 def test_privacyDefaults(api):
-    """A new user's privacy settings are both enabled."""
+    """A new user's switches are both enabled and his last seen is the server default."""
     token, uid = api.user("alice")
     r = api.get(f"/users/{uid}.json", token=token)
     assert r.json["user"]["privacy_settings"] == {"typing_indicators": {"enabled": True},
-                                                  "read_receipts": {"enabled": True}}
+                                                  "read_receipts": {"enabled": True},
+                                                  "last_seen": {"visibility": "contacts"}}
 
 
 def test_privacyValidation(api):

@@ -2,10 +2,13 @@
 Tests for XEP-0012 last activity and ConnectyCube status streaming.
 """
 
+from types import SimpleNamespace
+
+import pytest
 from twisted.internet import defer
 
 from tests.helpers import HostHarness, result
-from xmppchat.storage.interfaces import RosterItem
+from xmppchat.storage.interfaces import DIALOG_GROUP, RosterItem
 
 NS = "jabber:iq:last"
 NS_SS = "https://connectycube.com/protocol/status_streaming"
@@ -264,3 +267,107 @@ def test_blockingTargetHidesActivity():
     h.send(alice, f"<iq type='set' id='s'><subscribe xmlns='{NS_SS}' user_jid='bob@localhost'/></iq>")
     [refused] = ta.pop()
     assert condition(refused) == "forbidden"
+
+
+# -- issue 17 item 4: the last-seen privacy setting --------------------------------------------
+
+def setLastSeen(h, localpart, visibility):
+    """Store bob's last-seen choice (None: none) and tell the live modules, as the REST layer does."""
+    account = result(h.storage.accounts.getAccountByLocalpart(localpart)) or h.addUser(localpart)
+    settings = {} if visibility is None else {"last_seen": {"visibility": visibility}}
+    account = result(h.storage.accounts.updateAccount(account.id, profile={"privacy_settings": settings}))
+    h.host.hooks.fire("account-updated", SimpleNamespace(account=account, localpart=account.localpart))
+    return account
+
+
+def relate(h, relation):
+    """Make alice stand to bob in C{relation}; returns alice's session and transport."""
+    h.addUser("bob")
+    if relation == "subscribed":
+        contacts(h, "alice", "bob", "to")
+    elif relation in ("wrote-in-dialog", "silent-dialog"):
+        dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+        writer = "bob" if relation == "wrote-in-dialog" else "alice"
+        result(h.storage.messages.createMessage(dialog.id, h.accountId(writer), "hi"))
+    elif relation == "invisible-to-alice":
+        contacts(h, "alice", "bob", "both")
+        bob, _ = h.connect("bob", available=False)
+        goInvisible(h, bob)
+    return h.connect("alice")
+
+
+RELATIONS = ("subscribed", "wrote-in-dialog", "silent-dialog", "stranger", "invisible-to-alice")
+#: (bob's setting, server default) -> whether alice, in each of RELATIONS, sees bob's last activity
+LAST_SEEN_TABLE = {
+    ("everyone", "contacts"): (True, True, True, True, False),
+    ("contacts", "everyone"): (True, True, False, False, False),
+    ("nobody", "everyone"): (False, False, False, False, False),
+    (None, "contacts"): (True, True, False, False, False),
+    (None, "everyone"): (True, True, True, True, False),
+    (None, "nobody"): (False, False, False, False, False),
+}
+
+
+@pytest.mark.parametrize("setting,default,relation,allowed", [
+    (s, d, r, a) for (s, d), row in LAST_SEEN_TABLE.items() for r, a in zip(RELATIONS, row, strict=True)])
+def test_lastSeenTable(setting, default, relation, allowed):
+    """XEP-0012 and status streaming follow bob's last-seen setting (or the server default) for alice's relation to him."""
+    h = HostHarness(privacy={"last_seen_default": default})
+    alice, ta = relate(h, relation)
+    setLastSeen(h, "bob", setting)
+    reply = query(h, alice, ta, "bob@localhost")
+    assert (reply["type"] == "result") is allowed, reply.toXml()
+    if not allowed:
+        assert condition(reply) == "forbidden"
+    [subscribed] = subscribeStatus(h, alice, ta, "bob@localhost")
+    assert (subscribed["type"] == "result") is allowed
+
+
+def test_lastSeenNobodyStillSelf():
+    """A user whose last seen is 'nobody' still gets his own last activity."""
+    h = HostHarness()
+    setLastSeen(h, "alice", "nobody")
+    alice, ta = h.connect("alice")
+    assert query(h, alice, ta, "alice@localhost").query["seconds"] == "0"
+
+
+def test_lastSeenEveryoneLetsProfileScreensWork():
+    """With 'everyone', a user who shares nothing with bob subscribes and gets his pushes (the seed's Contacts / User Profile screens)."""
+    h = HostHarness()
+    setLastSeen(h, "bob", "everyone")
+    alice, ta = h.connect("alice")
+    assert subscribeStatus(h, alice, ta, "bob@localhost")[0]["type"] == "result"
+    h.connect("bob")
+    assert pushes(ta) == ["0"]
+
+
+def test_settingChangeDropsSubscribers():
+    """A stricter setting drops at once the subscribers it refuses; those it still allows keep their pushes."""
+    h = HostHarness()
+    setLastSeen(h, "bob", "everyone")
+    contacts(h, "carol", "bob")
+    alice, ta = h.connect("alice")
+    carol, tc = h.connect("carol")
+    assert subscribeStatus(h, alice, ta, "bob@localhost")[0]["type"] == "result"
+    assert subscribeStatus(h, carol, tc, "bob@localhost")[0]["type"] == "result"
+    setLastSeen(h, "bob", "contacts")
+    bob, _ = h.connect("bob")
+    assert pushes(ta) == [] and pushes(tc) == ["0"]
+    assert "bob@localhost" not in alice.state["last-watching"]
+    setLastSeen(h, "bob", "nobody")
+    h.host.endSession(bob)
+    assert pushes(tc) == []
+    assert h.host.modules["last"].watchers == {}
+
+
+def test_nobodyPushesNothingBeforeTheRecheck():
+    """A target whose setting is 'nobody' pushes to nobody, even to a subscriber not yet re-checked."""
+    h = HostHarness()
+    account = h.addUser("bob")
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    assert subscribeStatus(h, alice, ta, "bob@localhost")[0]["type"] == "result"
+    result(h.storage.accounts.updateAccount(account.id, profile={
+        "privacy_settings": {"last_seen": {"visibility": "nobody"}}}))
+    h.connect("bob")  # logs in with the new setting; no account-updated was fired
+    assert pushes(ta) == []

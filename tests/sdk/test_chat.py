@@ -467,3 +467,28 @@ def test_sdkEnumPublicIsBroadcast(flows):
     out = flows("dialogs")
     assert out["sdkEnumPublic"] == 1
     assert out["createWithSdkEnum"]["error"]["code"] == 403
+
+
+# -- privacy settings (issue 17 items 3 and 4) -----------------------------------------------------
+
+
+def test_privacySettingsApplyToTheConnectedSDK(flows):
+    """users.update while connected: no typing and no read status reach bob any more, alice's own unread count is exact, her read is hidden over REST."""
+    out = flows("privacy_settings")
+    alice, bob = out["ids"]["alice"], out["ids"]["bob"]
+    assert out["typingBefore"][:2] == [True, alice]
+    assert out["updatedSettings"]["typing_indicators"] == {"enabled": False}
+    assert out["updatedSettings"]["read_receipts"] == {"enabled": False}
+    assert out["afterBody"] == "typed quietly"
+    assert out["typingAfter"] == 1 and out["readStatus"] == []
+    assert list(out["aliceUnread"].values()) == [0, 0]
+    assert out["helloReadIds"] == [bob]
+
+
+def test_lastSeenSettingFromTheSDK(flows):
+    """A stranger gets getLastUserActivity only while the user's last_seen is 'everyone' (default 'contacts')."""
+    out = flows("privacy_settings")
+    assert out["lastActivityDefault"]["error"]["code"] == 403
+    assert out["setEveryone"]["result"]["user"]["privacy_settings"]["last_seen"] == {"visibility": "everyone"}
+    assert out["lastActivityEveryone"] == {"result": {"userId": out["ids"]["alice"], "seconds": 0}}
+    assert out["lastActivityNobody"]["error"]["code"] == 403

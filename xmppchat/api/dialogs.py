@@ -46,8 +46,16 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.dialogs.events import DialogEvent
-from xmppchat.dialogs.rules import adminsNeedOccupancy, canRead, isManager, isMember, isParticipant
+from xmppchat.dialogs.rules import (
+    adminsNeedOccupancy,
+    canRead,
+    isManager,
+    isMember,
+    isParticipant,
+    lastMessageStatus,
+)
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_OCCUPANTS, DialogService
+from xmppchat.privacysettings import readersHidingReads
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
@@ -107,19 +115,17 @@ async def dialogsJSON(ctx, dialogs, viewer: int, appId: int) -> list[dict]:
     if not dialogs:
         return []
     counts = await ctx.storage.messages.unreadCounts(viewer, [d.id for d in dialogs])
+    sent = {}
+    for dialog in dialogs:
+        if dialog.lastMessageId and dialog.lastMessageUserId == viewer:
+            sent[dialog.id] = await ctx.storage.messages.getMessage(dialog.lastMessageId)
+    # only a "read" status can turn out hidden: look up just those readers
+    readers = {o for d in dialogs if lastMessageStatus(d, sent.get(d.id), viewer, ()) == "read"
+               for o in d.occupantIds if o != viewer}
+    hiding = await readersHidingReads(ctx.storage.accounts, readers)
     out = []
     for dialog in dialogs:
-        status = None
-        if dialog.lastMessageId and dialog.lastMessageUserId == viewer:
-            message = await ctx.storage.messages.getMessage(dialog.lastMessageId)
-            if message is not None:
-                others = [o for o in dialog.occupantIds if o != viewer]
-                if others and all(o in message.readIds for o in others):
-                    status = "read"
-                elif others and all(o in message.deliveredIds for o in others):
-                    status = "delivered"
-                else:
-                    status = "sent"
+        status = lastMessageStatus(dialog, sent.get(dialog.id), viewer, hiding)
         count = counts.get(dialog.id, 0) if isParticipant(dialog, viewer) else 0
         out.append(dialogJSON(ctx, dialog, appId, count, status))
     return out

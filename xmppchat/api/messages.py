@@ -41,6 +41,7 @@ from xmppchat.dialogs import rules
 from xmppchat.dialogs.events import DialogEvent, EditEvent, MarkEvent, MessageEvent, RemoveEvent
 from xmppchat.dialogs.rules import isMember, isParticipant
 from xmppchat.dialogs.service import MAX_CUSTOM, MAX_EMOJI, checkMessage
+from xmppchat.privacysettings import readersHidingReads, visibleReaders
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
 
 log = Logger()
@@ -54,12 +55,15 @@ INT_FIELDS = ("sender_id", "recipient_id", "date_sent")
 TIME_FIELDS = ("created_at", "updated_at")
 
 
-def messageJSON(message, viewer: int) -> dict:
+def messageJSON(message, viewer: int, hiding=frozenset()) -> dict:
     """
-    The SDK's C{Message}: stored custom fields first, then the core fields.
+    The SDK's C{Message}: stored custom fields first, then the core fields;
+    the readers in C{hiding} (they hide their reads: issue 17 item 3) are
+    left out of C{read_ids} and C{views_count}, except the viewer himself.
     """
     out = {k: v for k, v in (message.custom or {}).items() if k not in CORE_FIELDS}
     reactions = message.reactions or {}
+    readers = visibleReaders(message.readIds, viewer, hiding)
     out.update({
         "_id": message.id,
         "chat_dialog_id": message.dialogId,
@@ -69,9 +73,9 @@ def messageJSON(message, viewer: int) -> dict:
         "recipient_id": message.recipientId,
         "created_at": isoTime(message.createdAt),
         "updated_at": isoTime(message.updatedAt),
-        "read_ids": list(message.readIds),
+        "read_ids": readers,
         "delivered_ids": list(message.deliveredIds),
-        "views_count": len(message.readIds),
+        "views_count": len(readers),
         "attachments": list(message.attachments or []),
         "read": int(viewer in message.readIds),
         "edited": bool(message.edited),
@@ -81,6 +85,16 @@ def messageJSON(message, viewer: int) -> dict:
         },
     })
     return out
+
+
+async def messagesJSON(ctx, messages, viewer: int) -> list[dict]:
+    """
+    L{messageJSON} of a page, with one account read for the readers who
+    hide their reads.
+    """
+    hiding = await readersHidingReads(ctx.storage.accounts,
+                                      {i for m in messages for i in m.readIds} - {viewer})
+    return [messageJSON(m, viewer, hiding) for m in messages]
 
 
 def _attachments(value) -> list:
@@ -177,7 +191,7 @@ class MessagesResource(JSONResource):
                     if viewer not in m.deliveredIds:
                         m.deliveredIds = sorted(set(m.deliveredIds) | {viewer})
         return {"skip": query.skip, "limit": query.limit,
-                "items": [messageJSON(m, viewer) for m in items]}
+                "items": await messagesJSON(self.ctx, items, viewer)}
 
     @route("POST", auth=USER)
     async def create(self, call):
@@ -418,7 +432,7 @@ class SearchResource(JSONResource):
             seen.setdefault(account.id, account)
         return {"results": {
             "dialogs": await dialogsJSON(self.ctx, named, viewer, call.appId),
-            "messages": [messageJSON(m, viewer) for m in messages],
+            "messages": await messagesJSON(self.ctx, messages, viewer),
             "users": [userJSON(self.ctx, a, viewer) for a in list(seen.values())[:limit]],
         }}
 

@@ -16,7 +16,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from xmppchat.api.json import NotFoundResource, RestRequest
-from xmppchat.config import DialogsConfig, QuotasConfig
+from xmppchat.config import DialogsConfig, PrivacyConfig, QuotasConfig
 
 log = Logger()
 
@@ -57,6 +57,8 @@ class ApiContext:
     proxies: object = None
     # the xmppchat.config.DialogsConfig (extension fields, issue 17 item 5)
     dialogs: object = field(default_factory=DialogsConfig)
+    # the [privacy] section: the last-seen default users see as theirs
+    privacy: object = field(default_factory=PrivacyConfig)
 
     def clientAddress(self, request) -> str:
         """
@@ -178,6 +180,7 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
                      hooks=hooks, runCPU=runCPU or inline,
                      apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
                      online=online, quotas=config.quotas, dialogs=config.dialogs,
+                     privacy=config.privacy,
                      proxies=TrustedProxies.fromConfig(config.limits))
     ctx.sessions = SessionManager(ctx)
     ctx.rateLimits = RestRateLimits(rest, clock, ctx.clientAddress)

@@ -7,8 +7,10 @@ the C{by_login}, C{by_email} and C{external/<id>} finders.
 Accounts created here (or by a token) get the XMPP localpart
 C{<id>-<appId>} ("Identity model" in ARCHITECTURE.md).  Profile fields
 live in C{Account.profile}; C{profile["privacy_settings"]} holds the
-user's typing-indicator and read-receipt switches, which the chat layer
-reads.
+user's typing-indicator and read-receipt switches and his last-seen
+visibility (L{xmppchat.privacysettings}), which the chat layer reads:
+every change fires C{account-updated}, so they apply to his live sessions
+at once (issue 17 items 3 and 4).
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ from xmppchat.api.json import (
 )
 from xmppchat.auth.credentials import Credentials, deriveCredentials
 from xmppchat.hooks import Query, ask
+from xmppchat.privacysettings import (
+    LAST_SEEN,
+    NOBODY,
+    SWITCHES,
+    VISIBILITIES,
+    AccountUpdated,
+    effectiveSettings,
+    lastSeenOf,
+)
 from xmppchat.storage.interfaces import ID_PLACEHOLDER, AlreadyExists
 
 log = Logger()
@@ -53,8 +64,8 @@ MAX_PASSWORD = 128
 MAX_TAGS = 10
 MAX_TAG = 64
 
-PRIVACY_KEYS = ("typing_indicators", "read_receipts")
-DEFAULT_PRIVACY = {key: {"enabled": True} for key in PRIVACY_KEYS}
+DEFAULT_PRIVACY = {key: {"enabled": True} for key in SWITCHES}
+PRIVACY_KEYS = (*SWITCHES, LAST_SEEN)
 
 # Profile fields: name -> maximum length (strings).
 PROFILE_STRINGS = {
@@ -77,20 +88,6 @@ QUERYABLE = frozenset((
     "id", "login", "full_name", "phone", "website", "created_at", "updated_at",
     "last_request_at", "external_user_id", "external_id", "facebook_id", "twitter_id",
     "custom_data", "blob_id", "avatar", "user_tags", "timezone", "is_guest"))
-
-
-def privacySettings(profile) -> dict:
-    """
-    The privacy switches of a profile (C{Account.profile}) with defaults
-    filled in.
-    """
-    stored = profile.get("privacy_settings") if profile else None
-    out = {}
-    for key in PRIVACY_KEYS:
-        entry = stored.get(key) if isinstance(stored, dict) else None
-        enabled = entry.get("enabled", True) if isinstance(entry, dict) else True
-        out[key] = {"enabled": bool(enabled)}
-    return out
 
 
 def userJSON(ctx, account, viewer=None) -> dict:
@@ -123,7 +120,7 @@ def userJSON(ctx, account, viewer=None) -> dict:
         "is_guest": bool(profile.get("is_guest", False)),
     }
     if own:
-        out["privacy_settings"] = privacySettings(account.profile)
+        out["privacy_settings"] = effectiveSettings(account.profile, ctx.privacy.last_seen_default)
     return out
 
 
@@ -181,22 +178,43 @@ def _tags(value) -> list[str]:
     return tags
 
 
-def _privacy(value, current: dict) -> dict:
+def _lastSeen(entry):
+    """
+    The visibility of C{{"visibility": ...}}; C{None} (back to the server
+    default) for C{{"visibility": null}}.
+    """
+    if not (isinstance(entry, dict) and set(entry) == {"visibility"}
+            and (entry["visibility"] is None or entry["visibility"] in VISIBILITIES)):
+        choices = "|".join(f'"{v}"' for v in VISIBILITIES)
+        raise fieldError("privacy_settings", f'last_seen must be {{"visibility": {choices}|null}}')
+    return entry["visibility"]
+
+
+def _privacy(value, profile: dict) -> dict:
+    """
+    The stored C{privacy_settings} after applying C{value} to those of
+    C{profile}: every switch, and C{last_seen} only when the user chose
+    (else the server default applies, whatever it is then).
+    """
     if not isinstance(value, dict):
         raise fieldError("privacy_settings", "must be an object")
-    out = {k: dict(v) for k, v in current.items()}
+    out = effectiveSettings(profile, None)
     for key, entry in value.items():
         if key not in PRIVACY_KEYS:
             raise fieldError("privacy_settings", f"unknown setting {key!r} (known: {', '.join(PRIVACY_KEYS)})")
-        if isinstance(entry, dict) and set(entry) <= {"enabled"} and "enabled" in entry:
-            enabled = entry["enabled"]
-        else:
+        if key == LAST_SEEN:
+            out[key] = {"visibility": _lastSeen(entry)}
+            continue
+        if not (isinstance(entry, dict) and set(entry) == {"enabled"}):
             raise fieldError("privacy_settings", f"{key} must be {{\"enabled\": true|false}}")
+        enabled = entry["enabled"]
         if enabled in (0, 1) and not isinstance(enabled, float):
             enabled = bool(enabled)
         if not isinstance(enabled, bool):
             raise fieldError("privacy_settings", f"{key}.enabled must be a boolean")
         out[key] = {"enabled": enabled}
+    if out[LAST_SEEN]["visibility"] is None:
+        del out[LAST_SEEN]
     return out
 
 
@@ -236,8 +254,7 @@ def validateProfile(ctx, data: dict, profile: dict) -> dict:
         if name in data:
             out["user_tags"] = _tags(data[name])
     if "privacy_settings" in data:
-        current = privacySettings(out)
-        out["privacy_settings"] = _privacy(data["privacy_settings"], current)
+        out["privacy_settings"] = _privacy(data["privacy_settings"], out)
     return out
 
 
@@ -398,10 +415,14 @@ class UsersResource(JSONResource):
         presence).  Issue 15 finding 9: a user session only (an application
         session gets 403), and without the users whose privacy lists keep
         their presence from the caller (blocks, XEP-0126 invisibility: the
-        C{presence-hidden} question hook of the privacy module).
+        C{presence-hidden} question hook of the privacy module), nor those
+        whose last seen is C{nobody} (issue 17 item 4: being online is their
+        last activity; read from the live sessions' accounts, no lookup).
         """
         registry = self.ctx.online
-        sessions = [s for s in registry.all() if s.account is not None and s.available] \
+        default = self.ctx.privacy.last_seen_default
+        sessions = [s for s in registry.all() if s.account is not None and s.available and (
+            s.account.id == call.account.id or lastSeenOf(s.account, default) != NOBODY)] \
             if registry is not None else []
         hidden = set()
         if sessions and self.ctx.hooks is not None:
@@ -484,6 +505,8 @@ class UsersResource(JSONResource):
             except AlreadyExists as e:
                 raise await _taken(self.ctx, e, account.id, login=changes.get("login"),
                                    email=changes.get("email")) from None
+            # live sessions, on every node, take the new settings now
+            self.ctx.fire("account-updated", AccountUpdated(account))
         if "credentials" in changes:
             await self._passwordChanged(call, account)
         return {"user": userJSON(self.ctx, account)}
@@ -511,4 +534,4 @@ class UsersResource(JSONResource):
         return None
 
 
-__all__ = ["UsersResource", "userJSON", "findAccount", "createRestAccount", "privacySettings"]
+__all__ = ["UsersResource", "userJSON", "findAccount", "createRestAccount"]

@@ -20,7 +20,9 @@ Stream error conditions (RFC 6120 §4.9.3), as Prosody's mod_c2s does:
 What another process changes (C{python -m xmppchat.admin deluser} or
 C{passwd}, a REST service started on its own) is noticed by L{StreamCheck}:
 every C{limits.session_recheck_seconds} one batched account read and one
-batched token read for all the local streams.
+batched token read for all the local streams.  The same read notices a
+profile changed elsewhere (privacy settings) and fires C{account-updated}
+for it (issue 17 item 3).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+
+from xmppchat.privacysettings import AccountUpdated
 
 log = Logger()
 
@@ -164,11 +168,19 @@ class StreamCheck:
         tokens = {c.tokenHash for c in map(credentialOf, sessions)
                   if c is not None and c.expiresAt > now}
         live = await storage.tokens.liveTokenHashes(tokens, now) if tokens else set()
+        stale = {}
         for session in sessions:
-            reason = self._reason(session, accounts.get(session.account.id), live, now)
+            account = accounts.get(session.account.id)
+            reason = self._reason(session, account, live, now)
             if reason is not None and not session.closed:
                 log.info("Ending the stream of {jid}: {text}", jid=session.full, text=reason[1])
                 session.close(*reason)
+            elif account is not None and account.profile != session.account.profile:
+                stale[account.id] = account
+        for account in stale.values():
+            # changed by another process: its privacy settings apply now
+            # (issue 17 item 3); every node checks its own streams
+            self.host.hooks.fire("account-updated", AccountUpdated(account, remote=True))
 
     @staticmethod
     def _reason(session, account, live, now):

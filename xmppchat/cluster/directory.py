@@ -29,6 +29,7 @@ import json
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.privacysettings import AccountUpdated
 from xmppchat.xmlstream import parseElement
 
 
@@ -305,6 +306,24 @@ class SessionDirectory:
             privacy = self.host.modules.get("privacy")
             if privacy is not None and isinstance(event.get("l"), str):
                 privacy.forget(event["l"])
+        elif op == "account":
+            self._accountChanged(event.get("l"))
+
+    def _accountChanged(self, localpart) -> None:
+        """
+        Another node changed the account of C{localpart}: load it and fire
+        C{account-updated} here (issue 17 item 3: its privacy settings
+        apply to the sessions and rooms of this node at once).
+        """
+        if not isinstance(localpart, str):
+            return
+        def loaded(account):
+            if account is not None:
+                self.host.hooks.fire("account-updated", AccountUpdated(account, remote=True))
+
+        d = self.host.storage.accounts.getAccountByLocalpart(localpart)
+        d.addCallback(loaded)
+        d.addErrback(lambda f: self.log.failure("Reloading the account {l} failed", f, l=localpart))
 
     def _offlineStored(self, localpart) -> None:
         """

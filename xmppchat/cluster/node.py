@@ -32,8 +32,11 @@ from xmppchat.cluster.rooms import ClusterRooms
 #: Local hooks whose news other nodes need, and the directory event each becomes:
 #: a roster or XEP-0016/0191 lists written here (they drop or reload their cached
 #: copy), a message stored offline here (the user may have just bound a session
-#: there that this node's replica does not show yet: that node delivers it now).
-ANNOUNCED = {"roster-changed": "roster", "privacy-changed": "privacy", "offline-stored": "offline"}
+#: there that this node's replica does not show yet: that node delivers it now),
+#: an account changed here (they reload it and fire C{account-updated} again, so
+#: privacy settings apply to the sessions there at once: issue 17 item 3).
+ANNOUNCED = {"roster-changed": "roster", "privacy-changed": "privacy", "offline-stored": "offline",
+             "account-updated": "account"}
 
 
 def defaultNodeId() -> str:
@@ -90,7 +93,8 @@ class ClusterNode:
         host.sessions.attach(self.directory)
         host.cluster = self
         for hookName, op in ANNOUNCED.items():
-            host.hooks.add(hookName, lambda event, op=op: self._announce(op, event.localpart))
+            host.hooks.add(hookName, lambda event, op=op: self._announce(op, event))
+        host.hooks.add("account-updated", self._accountUpdated)
 
     @property
     def online(self) -> bool:
@@ -251,11 +255,22 @@ class ClusterNode:
 
     # -- shared caches -----------------------------------------------------------
 
-    def _announce(self, op: str, localpart: str):
+    def _announce(self, op: str, event):
         """
         Tell the other nodes (a directory event, L{SessionDirectory._apply})
-        that something they may hold about C{localpart} changed here.
+        that something they may hold about C{event.localpart} changed here
+        (not again for an event they told us of: C{event.remote}).
         """
-        if self.online:
-            self.directory.publish({"o": op, "n": self.nodeId, "l": localpart}).addErrback(lambda f: None)
+        if self.online and not getattr(event, "remote", False):
+            self.directory.publish({"o": op, "n": self.nodeId, "l": event.localpart}).addErrback(
+                lambda f: None)
+        return None
+
+    def _accountUpdated(self, event):
+        """
+        The rooms owned here hand the new account to the stanzas of its
+        sessions on other nodes (their privacy settings).
+        """
+        if self.rooms is not None and event.localpart in self.rooms.accounts:
+            self.rooms.accounts[event.localpart] = event.account
         return None

@@ -29,6 +29,7 @@ changes them.
 from __future__ import annotations
 
 from xmppchat.dialogs.errors import Forbidden
+from xmppchat.privacysettings import visibleReaders
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PUBLIC
 
 # Dialogs every user of the application may read and join (public ones
@@ -166,7 +167,24 @@ def seesRoom(dialog, userId: int | None) -> bool:
         isMember(dialog, userId) or isManager(dialog, userId)))
 
 
+def lastMessageStatus(dialog, message, viewer: int, hiding) -> str | None:
+    """
+    The status of the viewer's own last message: C{read} when every other
+    occupant read it, counting none of those who hide their reads (issue
+    17 item 3), else C{delivered} or C{sent}; C{None} without one.
+    """
+    if message is None:
+        return None
+    others = [o for o in dialog.occupantIds if o != viewer]
+    readers = set(visibleReaders(message.readIds, viewer, hiding))
+    if others and all(o in readers for o in others):
+        return "read"
+    if others and all(o in message.deliveredIds for o in others):
+        return "delivered"
+    return "sent"
+
+
 __all__ = ["ACTIONS", "ADMIN_TYPES", "DELETE", "EDIT", "MANAGE", "MARK", "NOTIFY",
            "OPEN_TYPES", "POST", "READ", "adminsNeedOccupancy", "canPost", "canRead",
-           "canSetAdmins", "isManager", "isMember", "isOpen", "isParticipant", "may", "require",
-           "seesRoom"]
+           "canSetAdmins", "isManager", "isMember", "isOpen", "isParticipant", "lastMessageStatus",
+           "may", "require", "seesRoom"]

@@ -7,10 +7,12 @@ XEP-0085: Chat State Notifications. https://xmpp.org/extensions/xep-0085.html
   ConnectyCube C{<extraParams/>}.
 - A user whose privacy settings hide typing
   (C{account.profile["privacy_settings"]["typing_indicators"]["enabled"]}
-  is C{False}, written by the REST layer) sends none: the server drops
-  their standalone notifications and strips chat states from their other
-  messages.  The setting is read from the session's account (kept fresh
-  by the C{account-updated} event, see L{xmppchat.modules.message}).
+  is C{False}, written by the REST layer, L{xmppchat.privacysettings})
+  sends none: the server drops their standalone notifications and strips
+  chat states from their other messages.  The setting is read from the
+  session's account, which the C{account-updated} event refreshes at once
+  on every cluster node (L{xmppchat.modules.message}), so a change applies
+  to live sessions (issue 17 item 3).
 - Sessions that are inactive (XEP-0352) do not get standalone
   notifications either (see L{xmppchat.modules.csi}).
 
@@ -20,15 +22,24 @@ setting with L{typingHidden}.
 
 from __future__ import annotations
 
-from xmppchat.messageinfo import NS_CHATSTATES, forget, messageInfo, privacyEnabled
+from xmppchat.messageinfo import NS_CHATSTATES, forget, messageInfo
 from xmppchat.modules.base import Module, hook
+from xmppchat.privacysettings import hidesTyping
 
 
 def typingHidden(session) -> bool:
     """
     The user of C{session} hides typing indicators.
     """
-    return not privacyEnabled(session.account, "typing_indicators")
+    return hidesTyping(session.account)
+
+
+def stripChatStates(stanza) -> None:
+    """
+    Remove the chat states from a message that has other content.
+    """
+    stanza.children = [c for c in stanza.children if type(c) is str or c.uri != NS_CHATSTATES]
+    forget(stanza)
 
 
 class ChatStatesModule(Module):
@@ -50,10 +61,7 @@ class ChatStatesModule(Module):
             return None
         if info.standaloneChatState:
             return True  # dropped: the user hides typing
-        stanza = event.stanza
-        stanza.children = [c for c in stanza.children
-                           if type(c) is str or c.uri != NS_CHATSTATES]
-        forget(stanza)
+        stripChatStates(event.stanza)
         return None
 
     @hook("message/offline", priority=50)

@@ -16,8 +16,8 @@ from twisted.words.xish import domish
 
 from xmppchat.dialogs.addressing import roomJID
 from xmppchat.dialogs.wire import addParams, addStanzaId, changeStanza, copyFor, messageStanza
-from xmppchat.messageinfo import privacyEnabled
 from xmppchat.modules.base import hook
+from xmppchat.privacysettings import hidesReads
 from xmppchat.stanzas import NS_CLIENT
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PRIVATE, newObjectId
 
@@ -140,7 +140,7 @@ class RestBridge:
         if message is None or message.senderId == event.userId:
             return None
         reader = yield self.storage.accounts.getAccount(event.userId)
-        if event.read and privacyEnabled(reader, "read_receipts"):
+        if event.read and not hidesReads(reader):
             kind = "displayed"
         elif event.delivered:
             kind = "received"

@@ -63,8 +63,8 @@ from xmppchat.messageinfo import NS_SID, forget, messageInfo
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.dialogfanout import DialogFanOut
 from xmppchat.modules.dialogrest import RestBridge
-from xmppchat.modules.chatstates import typingHidden
-from xmppchat.modules.markers import readReceiptsHidden
+from xmppchat.modules.chatstates import stripChatStates, typingHidden
+from xmppchat.modules.markers import hidesRead
 from xmppchat.modules.message import stampDateSent
 from xmppchat.muc.service import RoomEvent
 from xmppchat.quotas import resourceConstraint
@@ -322,17 +322,17 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
             if info.marker is not None:
                 yield self.checkMember(dialog, senderId)
                 yield self.persistMarker(senderId, info.marker.name, info.marker.getAttribute("id"))
-                if (info.marker.name != "received" and readReceiptsHidden(session)) \
-                        or not rules.may(dialog, senderId, rules.NOTIFY):
+                if not rules.may(dialog, senderId, rules.NOTIFY):
                     return True
             else:
                 yield self.checkMember(dialog, senderId, rules.NOTIFY)
-                if typingHidden(session):
-                    return True
-            yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
-                              offline=False, push=False)
+            info = self.hidePrivate(session, stanza, info)
+            if info.marker is not None or info.chatState is not None:
+                yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
+                                  offline=False, push=False)
             return True
         yield self.checkPost(dialog, senderId)
+        info = self.hidePrivate(session, stanza, info)
         save = info.extraParam("save_to_history") == "1" and hasContent(info)
         messageId, dateSent = self.stamp(stanza, event.room, dialog.id)
         if save:
@@ -342,6 +342,21 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         else:
             yield self.fanOut(dialog, stanza, senderId, occupantJID)
         return True
+
+    @staticmethod
+    def hidePrivate(session, stanza, info):
+        """
+        Strip from a group message with content the chat states and read
+        markers its sender's privacy settings keep from the others, as
+        the chatstates and markers modules do in 1-1 (issue 17 item 3);
+        returns the stanza's L{messageInfo}.
+        """
+        if info.chatState is not None and typingHidden(session):
+            stripChatStates(stanza)
+        if info.marker is not None and hidesRead(session, info.marker.name):
+            stanza.children.remove(info.marker)
+            forget(stanza)
+        return messageInfo(stanza)
 
     @defer.inlineCallbacks
     def systemMessage(self, event):

@@ -14,18 +14,21 @@ Last activity (C{<query xmlns="jabber:iq:last"/>}):
   account goes.  An account that never logged out answers with the
   seconds since it was created.  Unknown accounts get
   C{service-unavailable} (RFC 6121 §8.5.1).
-- It is answered only to the user themself, and to users the target
-  consented to (issue 15 finding 9): with a presence subscription to the
-  target (RFC 6121 §3: their roster item has subscription C{to} or
-  C{both}), or in a dialog in which the target has written (opening a
-  dialog with someone, or putting him in a group, consents to nothing);
-  never when the target's privacy lists keep its presence from the asker
-  (a block or XEP-0126 invisibility, XEP-0012 §7).  Others get
-  C{forbidden} (XEP-0012 §4: "MUST NOT return last activity
-  information").  The dialog check is the question hook
-  C{dialog-consent}: a L{xmppchat.hooks.Query} with C{user} (the asker's
-  bare JID) and C{peer} (the target's); a handler calls
-  C{query.answer(True)} (or answers with a Deferred).
+- Who gets it is the target's last-seen setting (issue 17 item 4,
+  L{xmppchat.privacysettings}: C{privacy_settings.last_seen.visibility},
+  else C{[privacy] last_seen_default}): C{everyone}; C{contacts}, the
+  users the target consented to (issue 15 finding 9): with a presence
+  subscription to the target (RFC 6121 §3: their roster item has
+  subscription C{to} or C{both}), or in a dialog in which the target has
+  written (opening a dialog with someone, or putting him in a group,
+  consents to nothing); C{nobody}.  The user himself always; nobody else
+  when the target's privacy lists keep its presence from the asker (a
+  block or XEP-0126 invisibility, XEP-0012 §7).  Others get C{forbidden}
+  (XEP-0012 §4: "MUST NOT return last activity information").  The
+  dialog check is the question hook C{dialog-consent}: a
+  L{xmppchat.hooks.Query} with C{user} (the asker's bare JID) and C{peer}
+  (the target's); a handler calls C{query.answer(True)} (or answers with
+  a Deferred).
 
 Status streaming (C{<iq type="set"><subscribe
 xmlns="https://connectycube.com/protocol/status_streaming" user_jid=...
@@ -39,7 +42,10 @@ seconds=N/></iq>} -- C{seconds="0"} when the user comes online and
 C{seconds="1"} when they go (a non-zero value, so clients can tell
 offline from online).  Subscriptions belong to a session and end with it;
 at most C{limits.status_subscriptions_per_session} per session
-(C{resource-constraint} beyond).
+(C{resource-constraint} beyond).  When the target's account changes
+(C{account-updated}, on every cluster node) its subscribers are
+authorised again and those its new setting refuses are dropped silently;
+meanwhile a target whose setting is C{nobody} pushes to nobody.
 """
 
 from __future__ import annotations
@@ -52,6 +58,14 @@ from twisted.words.xish import domish
 from xmppchat.hooks import Query, ask
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.modules.base import Module, hook
+from xmppchat.privacysettings import (
+    CONTACT,
+    HIDDEN,
+    STRANGER,
+    lastSeenAllowed,
+    lastSeenOf,
+    needsRelation,
+)
 from xmppchat.stanzas import NS_CLIENT, StanzaError
 
 NS_LAST = "jabber:iq:last"
@@ -90,12 +104,23 @@ class LastActivityModule(Module):
 
     # -- authorisation ---------------------------------------------------
 
-    def mayWatch(self, session, target: str) -> defer.Deferred:
+    def visibility(self, account) -> str:
         """
-        Fires with whether C{session}'s user may see C{target}'s activity.
+        The last-seen visibility of C{account}.
+        """
+        return lastSeenOf(account, self.host.config.privacy.last_seen_default)
+
+    def mayWatch(self, session, target: str, account) -> defer.Deferred:
+        """
+        Fires with whether C{session}'s user may see the activity of
+        C{target} (whose account is C{account}): L{lastSeenAllowed} for his
+        relation to the target, looked up only when the setting needs it.
         """
         if target == session.bare:
             return defer.succeed(True)
+        visibility = self.visibility(account)
+        if not lastSeenAllowed(visibility, CONTACT):
+            return defer.succeed(False)  # nobody: no lookups
 
         @defer.inlineCallbacks
         def check():
@@ -104,15 +129,27 @@ class LastActivityModule(Module):
                 localpart = target.partition("@")[0]
                 yield privacy.settingsOf(localpart)
                 if privacy.presenceHidden(localpart, session.bare):
-                    return False
-            item = yield self.storage.roster.getRosterItem(session.localpart, target)
-            if item is not None and item.subscription in SUBSCRIBED_TO:
-                return True
-            answers = yield ask(self.host.hooks, "dialog-consent",
-                                Query(self.host, user=session.bare, peer=target))
-            return any(a is True for a in answers)
+                    return lastSeenAllowed(visibility, HIDDEN)
+            relation = STRANGER
+            if needsRelation(visibility):
+                contact = yield self.isContact(session, target)
+                relation = CONTACT if contact else STRANGER
+            return lastSeenAllowed(visibility, relation)
 
         return check()
+
+    @defer.inlineCallbacks
+    def isContact(self, session, target: str):
+        """
+        Issue 15 finding 9's consent: a presence subscription to C{target},
+        or a dialog in which C{target} has written.
+        """
+        item = yield self.storage.roster.getRosterItem(session.localpart, target)
+        if item is not None and item.subscription in SUBSCRIBED_TO:
+            return True
+        answers = yield ask(self.host.hooks, "dialog-consent",
+                            Query(self.host, user=session.bare, peer=target))
+        return any(a is True for a in answers)
 
     @defer.inlineCallbacks
     def authorise(self, session, target: str, unknown: str):
@@ -124,7 +161,7 @@ class LastActivityModule(Module):
         account = yield self._account(target)
         if account is None:
             raise StanzaError(unknown, text="No such user")
-        allowed = yield self.mayWatch(session, target)
+        allowed = yield self.mayWatch(session, target, account)
         if not allowed:
             raise StanzaError("forbidden", text="You may not see this user's activity")
         return account
@@ -182,7 +219,7 @@ class LastActivityModule(Module):
     def onBound(self, event):
         session = event.session
         if self.host.sessions.resourceCount(session.bare) == 1:
-            self.notify(session.bare, 0)
+            self.notify(session.bare, 0, session.account)
 
     @hook("session-ended")
     def onEnded(self, event):
@@ -195,16 +232,17 @@ class LastActivityModule(Module):
         self.storage.lastActivity.setLastActivity(
             session.localpart, self.host.clock.seconds(), status).addErrback(
             lambda f: self.log.failure("Recording last activity of {jid} failed", f, jid=session.bare))
-        self.notify(session.bare, 1)
+        self.notify(session.bare, 1, session.account)
 
     # -- status streaming -------------------------------------------------------
 
-    def notify(self, target: str, seconds: int) -> None:
+    def notify(self, target: str, seconds: int, account) -> None:
         """
         Push C{target}'s new state to every session subscribed to it that
-        its privacy lists (loaded first if need be) do not hide it from.
+        its privacy lists (loaded first if need be) do not hide it from,
+        unless its account (C{account}) shows its last activity to nobody.
         """
-        if not self.watchers.get(target):
+        if not self.watchers.get(target) or not lastSeenAllowed(self.visibility(account), CONTACT):
             return
         privacy = self.host.modules.get("privacy")
         if privacy is None:
@@ -226,6 +264,24 @@ class LastActivityModule(Module):
             iq["to"] = watcher.full
             iq.addChild(lastQuery(seconds))
             watcher.send(iq)
+
+    @hook("account-updated")
+    def onAccountUpdated(self, event):
+        """
+        The target's settings may have changed: authorise its subscribers
+        again and drop those refused now.
+        """
+        account = event.account
+        target = f"{account.localpart}@{self.host.domain}"
+        for watcher in tuple(self.watchers.get(target, ())):
+            d = self.mayWatch(watcher, target, account)
+            d.addCallback(lambda allowed, w=watcher: allowed or self._drop(w, target))
+            d.addErrback(lambda f: self.log.failure("Checking a status subscription failed", f))
+        return None
+
+    def _drop(self, watcher, target: str) -> None:
+        watcher.state.get("last-watching", set()).discard(target)
+        self._unwatch(watcher, target)
 
     @hook(f"iq-set/self/{NS_STATUS_STREAMING}:subscribe")
     @hook(f"iq-set/host/{NS_STATUS_STREAMING}:subscribe")

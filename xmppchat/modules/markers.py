@@ -11,9 +11,12 @@ dialog layer can persist delivered/read state and unread counts; handlers
 should return nothing so that every observer sees it.
 
 A user whose C{account.profile["privacy_settings"]["read_receipts"]["enabled"]}
-is C{False} does not reveal reads: their C{displayed} markers fire the
-event (the dialog still counts the message as read) but are not
-forwarded.  Delivery (C{received}) markers are always forwarded.
+is C{False} does not reveal reads (L{xmppchat.privacysettings}, issue 17
+item 3): their read markers (C{displayed}, C{acknowledged}) fire the event
+(the dialog still counts the message as read, so their own unread counts
+stay exact) but are not forwarded.  Delivery (C{received}) markers and
+XEP-0184 receipts are always forwarded.  The setting is read from the
+session's account, refreshed at once by C{account-updated}.
 
 Offline storage (decided from XEP-0333 §4 and XEP-0160): XEP-0160 asks
 only that standalone chat states are not stored; a marker is the only
@@ -29,8 +32,9 @@ push notification (L{xmppchat.modules.push}).
 
 from __future__ import annotations
 
-from xmppchat.messageinfo import NS_MARKERS, NS_RECEIPTS, forget, messageInfo, privacyEnabled
+from xmppchat.messageinfo import NS_MARKERS, NS_RECEIPTS, forget, messageInfo
 from xmppchat.modules.base import Module, hook
+from xmppchat.privacysettings import READ_MARKERS, hidesReads
 
 NO_STORE_HINTS = frozenset(("no-store", "no-permanent-store"))
 
@@ -65,7 +69,15 @@ class MarkerEvent:
 
 
 def readReceiptsHidden(session) -> bool:
-    return not privacyEnabled(session.account, "read_receipts")
+    return hidesReads(session.account)
+
+
+def hidesRead(session, kind: str) -> bool:
+    """
+    A marker of C{kind} from C{session} must not reach others: it tells a
+    read and the user hides his reads.
+    """
+    return kind in READ_MARKERS and readReceiptsHidden(session)
 
 
 class MarkersModule(Module):
@@ -89,7 +101,7 @@ class MarkersModule(Module):
             return None
         receipt = marker.uri == NS_RECEIPTS
         kind = marker.name
-        suppress = kind == "displayed" and not receipt and readReceiptsHidden(session)
+        suppress = not receipt and hidesRead(session, kind)
         self.host.hooks.fire("marker-received", MarkerEvent(
             self.host, session, event.stanza, session.bare, event.to.userhost(), kind, receipt,
             marker.getAttribute("id"), info.extraParam("dialog_id"), not suppress))

@@ -16,10 +16,13 @@ https://www.rfc-editor.org/rfc/rfc6121#section-8.5
   value the client put there is replaced: the server's clock is the one
   both sides agree on.  Messages without C{extraParams} (standard clients)
   are left as they are.
-- The C{account-updated} event (fired by whoever changes an account, e.g.
-  the REST layer, with C{.account}) refreshes C{session.account} on every
-  live session of that account, so privacy settings read from it
-  (typing indicators, read receipts) apply without reconnecting.
+- The C{account-updated} event (L{xmppchat.privacysettings.AccountUpdated},
+  fired by whoever changes an account, e.g. the REST layer, relayed to the
+  other cluster nodes by L{xmppchat.cluster.node}, and fired for changes
+  made by another process by L{xmppchat.auth.revocation.StreamCheck})
+  refreshes C{session.account} on every live session of that account on
+  this node, so privacy settings read from it (typing indicators, read
+  receipts) apply at once, without reconnecting (issue 17 item 3).
 """
 
 from __future__ import annotations
@@ -61,6 +64,6 @@ class MessageModule(Module):
     @hook("account-updated")
     def onAccountUpdated(self, event):
         account = event.account
-        for session in self.host.sessions.sessionsOf(f"{account.localpart}@{self.host.domain}"):
+        for session in self.host.sessions.localSessionsOf(f"{account.localpart}@{self.host.domain}"):
             session.account = account
         return None
