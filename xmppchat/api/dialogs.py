@@ -45,9 +45,9 @@ from xmppchat.api.json import (
     requireDict,
     route,
 )
+from xmppchat.dialogs.errors import Forbidden
 from xmppchat.dialogs.events import DialogEvent
 from xmppchat.dialogs.rules import (
-    adminsNeedOccupancy,
     canRead,
     isManager,
     isMember,
@@ -56,12 +56,8 @@ from xmppchat.dialogs.rules import (
 )
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_OCCUPANTS, DialogService
 from xmppchat.privacysettings import readersHidingReads
-from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
-    DIALOG_BROADCAST,
-    DIALOG_GROUP,
     DIALOG_LIST_FIELDS,
-    DIALOG_PRIVATE,
     DIALOG_PUBLIC,
     isObjectId,
 )
@@ -89,9 +85,9 @@ def roomJID(ctx, appId: int, dialogId: str) -> str:
 def dialogService(ctx) -> DialogService:
     """
     The dialog operations (L{xmppchat.dialogs.service}) over the REST
-    context's storage and quotas.
+    context's storage and quotas, announcing their changes on its hooks.
     """
-    return DialogService(ctx.storage, ctx.quotas)
+    return DialogService(ctx.storage, ctx.quotas, ctx.fire)
 
 
 async def readableDialog(ctx, dialogId: str, userId: int):
@@ -244,46 +240,18 @@ class DialogsResource(JSONResource):
             raise fieldError("type", "is required: 2 (group), 3 (private) or 4 (public)") from None
         if isinstance(body.get("type"), bool) or isinstance(body.get("type"), float):
             raise fieldError("type", "must be an integer")
-        if dialogType == DIALOG_BROADCAST:
-            raise forbidden("Broadcast dialogs are created by the server administrator")
-        if dialogType not in (DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC):
-            raise fieldError("type", "must be 2 (group), 3 (private) or 4 (public)")
+        service = dialogService(self.ctx)
+        service.checkType(dialogType)
         occupants = [i for i in idList(body.get("occupants_ids"), "occupants_ids", MAX_OCCUPANTS)
                      if i != viewer]
         admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
         fields = _fields(self.ctx, body)
         if "extensions" in fields:
             fields["extensions"] = _mergeExtensions({}, fields["extensions"])
-        await dialogService(self.ctx).checkUsers(occupants, "occupants_ids")
-        if dialogType == DIALOG_PRIVATE:
-            if len(occupants) != 1:
-                raise fieldError("occupants_ids", "a private dialog has exactly one other occupant")
-            if admins:
-                raise fieldError("admins_ids", "private dialogs have no admins")
-            dialog, created = await dialogService(self.ctx).privateDialog(viewer, occupants[0],
-                                                                          **fields)
-            if not created:
-                await self.ctx.storage.dialogs.setHidden(dialog.id, viewer, False)
-                return http.OK, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
-        elif not fields.get("name"):
-            raise fieldError("name", "can't be blank")
-        if len(admins) > MAX_ADMINS:
-            raise fieldError("admins_ids", f"at most {MAX_ADMINS} admins")
-        members = set(occupants) | {viewer}
-        if adminsNeedOccupancy(dialogType):
-            if any(a not in members for a in admins):
-                raise fieldError("admins_ids", "admins must be occupants")
-        else:
-            await dialogService(self.ctx).checkUsers([a for a in admins if a != viewer], "admins_ids")
-        if dialogType == DIALOG_PUBLIC:
-            occupants = []
-        if dialogType != DIALOG_PRIVATE:
-            dialog = await self.ctx.storage.dialogs.createDialog(
-                dialogType, viewer, occupantIds=occupants, adminIds=admins,
-                limit=quotaLimit(self.ctx.quotas.dialogs_per_user), **fields)
-        self.ctx.fire("rest-dialog-updated", DialogEvent(dialog, viewer, call.appId,
-                                                         list(dialog.occupantIds), [], created=True))
-        return http.CREATED, (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0]
+        dialog, created = await service.create(viewer, dialogType, occupants, admins, fields,
+                                               call.appId)
+        return (http.CREATED if created else http.OK,
+                (await dialogsJSON(self.ctx, [dialog], viewer, call.appId))[0])
 
     def _query(self, call):
         """
@@ -380,55 +348,29 @@ class DialogsResource(JSONResource):
         force = flagValue(requireDict(call.body, "body").get("force")) or call.params.flag("force")
         valid = [i for i in ids if isObjectId(i)]
         found = await self.ctx.storage.dialogs.getDialogs(valid) if valid else {}
+        service = dialogService(self.ctx)
         done, missing, refused = [], [], []
         for dialogId in ids:
             dialog = found.get(dialogId)
             if dialog is None:
+                if len(ids) == 1:
+                    raise notFound("Dialog")
                 missing.append(dialogId)
-            elif force:
-                if viewer != dialog.ownerId:
-                    refused.append(dialogId)
-                    continue
-                await self.ctx.storage.dialogs.deleteDialog(dialog.id)
-                self.ctx.fire("rest-dialog-updated", DialogEvent(
-                    dialog, viewer, call.appId, [], list(dialog.occupantIds), deleted=True))
-                done.append(dialogId)
-            elif await self._leave(call, dialog):
-                done.append(dialogId)
-            else:
+                continue
+            try:
+                if force:
+                    await service.remove(viewer, dialog, call.appId)
+                else:
+                    await service.leave(viewer, dialog, call.appId)
+            except Forbidden:
+                if len(ids) == 1:
+                    raise
                 refused.append(dialogId)
+                continue
+            done.append(dialogId)
         if len(ids) == 1:
-            if missing:
-                raise notFound("Dialog")
-            if refused:
-                raise forbidden("You cannot delete this dialog" if force
-                                else "You are not an occupant of this dialog")
             return None
         return deleteSummary(done, missing, refused)
-
-    async def _leave(self, call, dialog) -> bool:
-        """
-        Delete for the caller only: hide a private dialog, leave a group
-        (and stop being its admin), unsubscribe from a public dialog.
-        """
-        viewer = call.account.id
-        dialogs = self.ctx.storage.dialogs
-        if dialog.type == DIALOG_PUBLIC:
-            await dialogs.unsubscribe(dialog.id, viewer)
-            await dialogs.setHidden(dialog.id, viewer, True)
-            return True
-        if dialog.type == DIALOG_BROADCAST:  # every user's: hidden until its next message
-            await dialogs.setHidden(dialog.id, viewer, True)
-            return True
-        if not isMember(dialog, viewer):
-            return False
-        if dialog.type == DIALOG_PRIVATE or viewer == dialog.ownerId:
-            await dialogs.setHidden(dialog.id, viewer, True)
-            return True
-        updated = await dialogs.updateDialog(dialog.id, pull={"occupants_ids": [viewer],
-                                                              "admins_ids": [viewer]})
-        self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, [], [viewer]))
-        return True
 
     @route("POST", "{dialogId}/subscribe", auth=USER)
     async def subscribe(self, call, dialogId):

@@ -1,7 +1,7 @@
 """
 The operations of the ConnectyCube dialog domain shared by the REST API
-and the XMPP modules (issue 17): find-or-create a private dialog (one race
-handling), the message limits both sides check, and the checked changes
+and the XMPP modules (issue 17): create a dialog, find-or-create a private
+dialog (one race handling), leave or delete one, the message limits both sides check, and the checked changes
 of a stored message (edit, delete for everyone) and marks.
 
 Methods return Deferreds (the REST API awaits them) and raise the errors
@@ -20,8 +20,11 @@ from twisted.internet import defer
 
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.errors import Conflict, Forbidden, Invalid, NotAcceptable, NotFound, TooMany
+from xmppchat.dialogs.events import DialogEvent
 from xmppchat.quotas import quotaLimit
 from xmppchat.storage.interfaces import (
+    DIALOG_BROADCAST,
+    DIALOG_GROUP,
     DIALOG_PRIVATE,
     DIALOG_PUBLIC,
     AlreadyExists,
@@ -72,11 +75,20 @@ class DialogService:
     """
     The dialog operations over one storage (L{xmppchat.storage}) and the
     per-user quotas (L{xmppchat.quotas}).
+
+    @ivar fire: C{fire(hook, event)} announcing the dialogs created, left
+        and deleted (C{rest-dialog-updated}, a L{DialogEvent}), or C{None}
+        to announce nothing.
     """
 
-    def __init__(self, storage, quotas):
+    def __init__(self, storage, quotas, fire=None):
         self.storage = storage
         self.quotas = quotas
+        self.fire = fire
+
+    def _announce(self, event: DialogEvent) -> None:
+        if self.fire is not None:
+            self.fire("rest-dialog-updated", event)
 
     @defer.inlineCallbacks
     def getDialog(self, dialogId):
@@ -240,6 +252,100 @@ class DialogService:
         missing = [i for i in ids if i not in found]
         if missing:
             raise Invalid(f"unknown user ids: {', '.join(map(str, missing[:10]))}", field)
+
+    @staticmethod
+    def checkType(dialogType: int) -> None:
+        """
+        The types a user creates: 2 (group), 3 (private), 4 (public); a
+        broadcast dialog is the server administrator's (L{Forbidden}).
+        """
+        if dialogType == DIALOG_BROADCAST:
+            raise Forbidden("Broadcast dialogs are created by the server administrator")
+        if dialogType not in (DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC):
+            raise Invalid("must be 2 (group), 3 (private) or 4 (public)", "type")
+
+    @defer.inlineCallbacks
+    def create(self, userId: int, dialogType: int, occupants, admins, fields: dict,
+               appId: int | None = None):
+        """
+        Create a dialog owned by C{userId} (L{checkType}) with C{occupants}
+        (other users' ids), C{admins} and C{fields} (name, photo,
+        extensions...), within his C{dialogs_per_user} quota.  A private
+        dialog has exactly one other occupant and no admins, and is the
+        pair's one (L{privateDialog}: an existing one is shown to the user
+        again and returned); the others need a name; at most
+        C{MAX_ADMINS} admins, occupants in a group, any user in a public
+        dialog, which has subscribers instead of occupants.  Announces a
+        new dialog (C{created}); fires with C{(dialog, created)}.
+        """
+        self.checkType(dialogType)
+        yield self.checkUsers(occupants, "occupants_ids")
+        if dialogType == DIALOG_PRIVATE:
+            if len(occupants) != 1:
+                raise Invalid("a private dialog has exactly one other occupant", "occupants_ids")
+            if admins:
+                raise Invalid("private dialogs have no admins", "admins_ids")
+            dialog, created = yield self.privateDialog(userId, occupants[0], **fields)
+            if not created:
+                yield self.storage.dialogs.setHidden(dialog.id, userId, False)
+                return dialog, False
+        elif not fields.get("name"):
+            raise Invalid("can't be blank", "name")
+        if len(admins) > MAX_ADMINS:
+            raise Invalid(f"at most {MAX_ADMINS} admins", "admins_ids")
+        members = set(occupants) | {userId}
+        if rules.adminsNeedOccupancy(dialogType):
+            if any(a not in members for a in admins):
+                raise Invalid("admins must be occupants", "admins_ids")
+        else:
+            yield self.checkUsers([a for a in admins if a != userId], "admins_ids")
+        if dialogType == DIALOG_PUBLIC:
+            occupants = []
+        if dialogType != DIALOG_PRIVATE:
+            dialog = yield self.storage.dialogs.createDialog(
+                dialogType, userId, occupantIds=occupants, adminIds=admins,
+                limit=quotaLimit(self.quotas.dialogs_per_user), **fields)
+        self._announce(DialogEvent(dialog, userId, appId, list(dialog.occupantIds), [],
+                                   created=True))
+        return dialog, True
+
+    @defer.inlineCallbacks
+    def remove(self, userId: int, dialog, appId: int | None = None):
+        """
+        Delete a dialog for everyone (C{force=1}): its owner only
+        (L{Forbidden}).  Announces it (C{deleted}).
+        """
+        if userId != dialog.ownerId:
+            raise Forbidden("You cannot delete this dialog")
+        yield self.storage.dialogs.deleteDialog(dialog.id)
+        self._announce(DialogEvent(dialog, userId, appId, [], list(dialog.occupantIds),
+                                   deleted=True))
+
+    @defer.inlineCallbacks
+    def leave(self, userId: int, dialog, appId: int | None = None):
+        """
+        Delete a dialog for the user only: unsubscribe from a public
+        dialog and hide it, hide a broadcast dialog (until its next
+        message), a private dialog or one the user owns; otherwise leave
+        its occupants (and admins), which is announced.  L{Forbidden} when
+        the user is not a member of a private or group dialog.
+        """
+        dialogs = self.storage.dialogs
+        if dialog.type == DIALOG_PUBLIC:
+            yield dialogs.unsubscribe(dialog.id, userId)
+            yield dialogs.setHidden(dialog.id, userId, True)
+            return
+        if dialog.type == DIALOG_BROADCAST:  # every user's: hidden until its next message
+            yield dialogs.setHidden(dialog.id, userId, True)
+            return
+        if not rules.isMember(dialog, userId):
+            raise Forbidden("You are not an occupant of this dialog")
+        if dialog.type == DIALOG_PRIVATE or userId == dialog.ownerId:
+            yield dialogs.setHidden(dialog.id, userId, True)
+            return
+        updated = yield dialogs.updateDialog(dialog.id, pull={"occupants_ids": [userId],
+                                                              "admins_ids": [userId]})
+        self._announce(DialogEvent(updated, userId, appId, [], [userId]))
 
     @defer.inlineCallbacks
     def update(self, dialog, userId: int, push: dict, pull: dict, fields: dict):

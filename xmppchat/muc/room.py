@@ -64,11 +64,12 @@ from twisted.words.xish import domish
 from xmppchat.dialogs.addressing import parseRoom
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import isOpen, seesRoom
+from xmppchat.dialogs.service import DialogService
 from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
 from xmppchat.muc.limits import RoomOpenings
-from xmppchat.quotas import quotaLimit, resourceConstraint
+from xmppchat.quotas import resourceConstraint
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
     DIALOG_GROUP,
@@ -883,9 +884,11 @@ class RoomsMixin:
                 extensions[EXT_PERSISTENT] = "1" if persistent in TRUE else "0"
             dialogType = DIALOG_PUBLIC if membersOnly is not None and membersOnly not in TRUE else DIALOG_GROUP
             try:
-                dialog = yield dialogs.createDialog(
-                    dialogType, userId, name=name or room.named, description=description or None,
-                    extensions=extensions, limit=quotaLimit(self.host.config.quotas.dialogs_per_user))
+                # the REST create rule (no occupants or admins, within the quota)
+                dialog, _ = yield DialogService(self.storage, self.host.config.quotas).create(
+                    userId, dialogType, [], [],
+                    {"name": name or room.named, "description": description or None,
+                     "extensions": extensions}, room.appId)
             except QuotaExceeded as e:
                 raise resourceConstraint(e) from None
             if room.lockTimer is not None and room.lockTimer.active():
