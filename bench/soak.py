@@ -11,7 +11,8 @@ per second in total from a random online user to a random other user
 (online, waiting for resumption, or offline).  Every user stays online for
 an exponentially distributed time (mean C{--online-mean} s), makes the
 server acknowledge what it sent (C{<r/>} / C{<a/>}), then either drops the
-TCP connection without C{</stream>} (share C{1 - --clean-share}: the
+TCP connection without C{</stream>} (share C{1 - --clean-share}, spread
+evenly over all disconnects: the
 session waits, and the user resumes with C{<resume previd h/>} after 0.2-2
 s, getting the unacknowledged stanzas again) or closes the stream cleanly
 (its unacknowledged messages go to offline storage; the user logs in
@@ -84,6 +85,7 @@ class SoakGenerator(loadgen.LoadGenerator):
     def __init__(self, users: int, **kwargs):
         super().__init__(**kwargs)
         self.users = [User(i) for i in range(users)]
+        self.disconnects = -1  # disconnects so far, less one (L{nextIsClean})
         self.sentTo: dict[int, int] = {}
         self.receivedIds: set[int] = set()
         self.bouncedIds: set[int] = set()
@@ -198,10 +200,20 @@ class SoakGenerator(loadgen.LoadGenerator):
             user.smId = client.smId
             client.transport.abort()
 
+    def nextIsClean(self, cleanShare: float) -> bool:
+        """
+        Whether the next disconnect (of any user) is a clean logout: exactly
+        C{cleanShare} of them, spread evenly (the first is a drop), so that a
+        short run has both kinds whatever the random timings.
+        """
+        self.disconnects += 1
+        k = self.disconnects
+        return int((k + 1) * cleanShare) > int(k * cleanShare)
+
     async def life(self, user: User, endAt: float, onlineMean: float, cleanShare: float):
         loop = asyncio.get_running_loop()
         while True:
-            for attempt in range(5):
+            for _attempt in range(5):
                 try:
                     await self.connectUser(user)
                     break
@@ -215,7 +227,7 @@ class SoakGenerator(loadgen.LoadGenerator):
                 return
             await asyncio.sleep(stay)
             try:
-                await self.disconnect(user, random.random() < cleanShare)
+                await self.disconnect(user, self.nextIsClean(cleanShare))
             except (asyncio.TimeoutError, OSError) as e:
                 self.loginErrors.append(f"u{user.index} disconnect: {type(e).__name__}: {e}"[:200])
             await asyncio.sleep(random.uniform(0.2, 2.0))
