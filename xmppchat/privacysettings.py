@@ -60,13 +60,23 @@ def storedSettings(profile) -> dict:
     return settings if isinstance(settings, dict) else {}
 
 
+def _switchOn(stored: dict, setting: str) -> bool:
+    entry = stored.get(setting)
+    return not (isinstance(entry, dict) and entry.get("enabled") is False)
+
+
+def _lastSeen(stored: dict, default: str) -> str:
+    entry = stored.get(LAST_SEEN)
+    value = entry.get("visibility") if isinstance(entry, dict) else None
+    return value if value in LAST_SEEN_RULES else default
+
+
 def switchOn(account, setting: str) -> bool:
     """
     Whether the account's switch C{setting} (L{SWITCHES}) is on: only an
     explicit C{{"enabled": False}} turns it off.
     """
-    entry = storedSettings(getattr(account, "profile", None)).get(setting)
-    return not (isinstance(entry, dict) and entry.get("enabled") is False)
+    return _switchOn(storedSettings(getattr(account, "profile", None)), setting)
 
 
 def hidesTyping(account) -> bool:
@@ -81,9 +91,7 @@ def lastSeenOf(account, default: str) -> str:
     """
     The account's last-seen visibility: its own choice, else C{default}.
     """
-    entry = storedSettings(getattr(account, "profile", None)).get(LAST_SEEN)
-    value = entry.get("visibility") if isinstance(entry, dict) else None
-    return value if value in LAST_SEEN_RULES else default
+    return _lastSeen(storedSettings(getattr(account, "profile", None)), default)
 
 
 def needsRelation(visibility: str) -> bool:
@@ -108,14 +116,8 @@ def effectiveSettings(profile, lastSeenDefault: str) -> dict:
     every switch and the last-seen visibility, defaults filled in.
     """
     stored = storedSettings(profile)
-    out = {}
-    for key in SWITCHES:
-        entry = stored.get(key)
-        enabled = entry.get("enabled", True) if isinstance(entry, dict) else True
-        out[key] = {"enabled": bool(enabled)}
-    entry = stored.get(LAST_SEEN)
-    value = entry.get("visibility") if isinstance(entry, dict) else None
-    out[LAST_SEEN] = {"visibility": value if value in LAST_SEEN_RULES else lastSeenDefault}
+    out = {key: {"enabled": _switchOn(stored, key)} for key in SWITCHES}
+    out[LAST_SEEN] = {"visibility": _lastSeen(stored, lastSeenDefault)}
     return out
 
 

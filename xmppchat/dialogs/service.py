@@ -404,24 +404,6 @@ class DialogService:
                 [r for r in removed if r in dialog.occupantIds])
 
     @defer.inlineCallbacks
-    def storedMessage(self, messageId, userId: int | None = None, dialog=None):
-        """
-        C{(message, dialog)} of a stored message (as C{userId} sees it);
-        L{NotFound} when there is none, L{NotAcceptable} when C{dialog} is
-        given and the message belongs to another.
-        """
-        message = None
-        if isObjectId(messageId):
-            message = yield self.storage.messages.getMessage(messageId.lower(), userId)
-        if message is None:
-            raise NotFound("Message not found")
-        if dialog is not None and message.dialogId != dialog.id:
-            raise NotAcceptable("That message belongs to another dialog", "chat_dialog_id")
-        if dialog is None:
-            dialog = yield self.getDialog(message.dialogId)
-        return message, dialog
-
-    @defer.inlineCallbacks
     def edit(self, userId: int, message, dialog, body: str | None, attachments=None):
         """
         Replace a stored message's body (and attachments when given): only

@@ -17,7 +17,6 @@ routed after the usual dialog checks.
 from __future__ import annotations
 
 from xmppchat.messageinfo import messageInfo
-from xmppchat.dialogs import rules
 from xmppchat.dialogs.wire import NS_CORRECT, paramsToDict
 from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 
@@ -42,4 +41,4 @@ class CorrectionModule(ChangeModule):
         def apply(message, dialog):
             return dialogs.service.edit(userId, message, dialog, body, attachments or None)
 
-        return dialogs.amend(event, replace.getAttribute("id"), apply, rules.EDIT)
+        return dialogs.amend(event, replace.getAttribute("id"), apply)

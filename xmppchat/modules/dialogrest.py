@@ -139,12 +139,12 @@ class RestBridge:
         message = yield self.storage.messages.getMessage(messageId)
         if message is None or message.senderId == event.userId:
             return None
-        reader = yield self.storage.accounts.getAccount(event.userId)
-        if event.read and not hidesReads(reader):
-            kind = "displayed"
-        elif event.delivered:
-            kind = "received"
-        else:
+        kind = "received" if event.delivered else None
+        if event.read:  # the reader's settings matter only for a read
+            reader = yield self.storage.accounts.getAccount(event.userId)
+            if not hidesReads(reader):
+                kind = "displayed"
+        if kind is None:
             return None
         jids = yield self.directory.jidsOf([event.userId, message.senderId])
         if event.userId not in jids or message.senderId not in jids:

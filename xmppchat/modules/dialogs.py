@@ -147,20 +147,6 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
     def getDialog(self, dialogId: str | None):
         return self.service.getDialog(dialogId)
 
-    def checkPost(self, dialog, userId: int) -> None:
-        """
-        C{forbidden} unless C{userId} may post in C{dialog} (L{rules.POST}).
-        """
-        rules.require(dialog, userId, rules.POST)
-
-    def checkMember(self, dialog, userId: int, action: str = rules.MARK) -> None:
-        """
-        C{forbidden} unless C{userId} may mark messages in C{dialog}
-        (L{rules.MARK}), or C{action}: type and send system messages to its
-        occupants (L{rules.NOTIFY}).
-        """
-        rules.require(dialog, userId, action)
-
     @defer.inlineCallbacks
     def roomDialog(self, event: RoomEvent):
         """
@@ -320,18 +306,18 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         info = messageInfo(stanza)
         if info.standaloneChatState or (info.marker is not None and info.notificationOnly):
             if info.marker is not None:
-                yield self.checkMember(dialog, senderId)
+                rules.require(dialog, senderId, rules.MARK)
                 yield self.persistMarker(senderId, info.marker.name, info.marker.getAttribute("id"))
                 if not rules.may(dialog, senderId, rules.NOTIFY):
                     return True
             else:
-                yield self.checkMember(dialog, senderId, rules.NOTIFY)
+                rules.require(dialog, senderId, rules.NOTIFY)
             info = self.hidePrivate(session, stanza, info)
             if info.marker is not None or info.chatState is not None:
                 yield self.fanOut(dialog, stanza, senderId, occupantJID, skipSender=True,
                                   offline=False, push=False)
             return True
-        yield self.checkPost(dialog, senderId)
+        rules.require(dialog, senderId, rules.POST)
         info = self.hidePrivate(session, stanza, info)
         save = info.extraParam("save_to_history") == "1" and hasContent(info)
         messageId, dateSent = self.stamp(stanza, event.room, dialog.id)
@@ -366,7 +352,7 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         """
         session, stanza = event.origin, event.stanza
         dialog = yield self.roomDialog(event)
-        yield self.checkMember(dialog, session.account.id, rules.NOTIFY)
+        rules.require(dialog, session.account.id, rules.NOTIFY)
         info = messageInfo(stanza)
         if info.extraParams is not None:
             stampDateSent(info.extraParams, int(self.host.clock.seconds()))
@@ -379,13 +365,13 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
     # -- corrections, retractions: shared by those modules ----------------------------------------
 
     @defer.inlineCallbacks
-    def amend(self, event, originalId: str | None, apply, action: str = rules.EDIT):
+    def amend(self, event, originalId: str | None, apply):
         """
-        Check and route a change of message C{originalId} (a correction,
-        C{rules.EDIT}, or a retraction, C{rules.DELETE}): only its sender may
-        change it; C{apply(message, dialog)} (a Deferred: the dialog
-        service's edit or delete) updates the history when the message is
-        stored; then the change goes to the dialog's occupants like a
+        Check and route a change of message C{originalId} (a correction or a
+        retraction): C{apply(message, dialog)} (a Deferred: the dialog
+        service's edit or delete, which checks L{rules.EDIT} or
+        L{rules.DELETE}: only its sender may change it) updates the history
+        when the message is stored; then the change goes to the dialog's occupants like a
         message (never counted as unread).
         """
         session = event.origin
@@ -405,10 +391,9 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
                 raise StanzaError("not-acceptable", text="That message belongs to another dialog")
             if dialog is None:
                 dialog = yield self.getDialog(original.dialogId)
-            rules.require(dialog, senderId, action, original.senderId)
             yield apply(original, dialog)
         elif room:
-            yield self.checkPost(dialog, senderId)
+            rules.require(dialog, senderId, rules.POST)
         if room:
             yield self.fanOut(dialog, event.stanza, senderId, f"{event.room}/{senderId}", push=False)
             return True

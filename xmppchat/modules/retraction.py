@@ -15,7 +15,6 @@ message; unread counts drop only by the deleted message itself.
 
 from __future__ import annotations
 
-from xmppchat.dialogs import rules
 from xmppchat.dialogs.wire import NS_DELETE, NS_FASTEN, NS_RETRACT, NS_RETRACT0
 from xmppchat.modules.dialogs import ChangeModule, dialogsOf
 
@@ -47,5 +46,4 @@ class RetractionModule(ChangeModule):
             return None
         dialogs = dialogsOf(self.host)
         userId = event.origin.account.id
-        return dialogs.amend(event, messageId, lambda m, d: dialogs.service.removeForAll(userId, m, d),
-                             rules.DELETE)
+        return dialogs.amend(event, messageId, lambda m, d: dialogs.service.removeForAll(userId, m, d))
