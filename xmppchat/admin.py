@@ -21,7 +21,6 @@ import argparse
 import getpass
 import multiprocessing
 import os
-import re
 import sys
 import time
 
@@ -36,8 +35,6 @@ class AdminError(Exception):
     """
 
 
-# <id>-<appId>: the localparts of REST/SDK accounts
-APP_SHAPED = re.compile(r"[0-9]+-([0-9]{1,10})")
 RUNNING_SERVER = ("a running server ends the user's streams within"
                   " limits.session_recheck_seconds")
 
@@ -117,9 +114,11 @@ def newLocalpartOf(name: str, domain: str, appId: int) -> str:
     per server, issue 15 finding 2): no JID naming another application
     resolves to an account here.
     """
+    from xmppchat.dialogs.addressing import appIdOf
+
     localpart = localpartOf(name, domain)
-    match = APP_SHAPED.fullmatch(localpart)
-    if match and int(match.group(1)) != appId:
+    other = appIdOf(localpart)
+    if other is not None and other != appId:
         raise AdminError(f"invalid user name {name!r}: <id>-<appId> names another application"
                          f" (this server serves application {appId})")
     return localpart

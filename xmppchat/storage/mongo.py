@@ -254,6 +254,27 @@ INDEXES = {
 # -- the connection -----------------------------------------------------------------
 
 
+# The settings document marking that the documents of older versions got
+# the fields the new code expects (once, like SQLite's migrations; new
+# documents always carry them, so the scans below would find nothing again).
+_BACKFILLED = "backfilled_issue15"
+
+
+def _backfill(db) -> None:
+    """
+    Records stored before the quotas (issue 15 finding 15) get their size;
+    accounts from before the JWT mark (finding 1) with an external id and
+    neither login nor e-mail were made by a JWT (a password signup needs one
+    of them) and get the mark.
+    """
+    for doc in db.records.find({"size": {"$exists": False}}, {"fields_json": 1}):
+        db.records.update_one({"_id": doc["_id"]},
+                              {"$set": {"size": len(doc["fields_json"].encode("utf-8"))}})
+    db.accounts.update_many({"jwt": {"$exists": False}, "externalId": {"$exists": True},
+                             "login": {"$exists": False}, "email": {"$exists": False}},
+                            {"$set": {"jwt": True}})
+
+
 class _Database(common.Worker):
     """
     The client, the database and the way calls reach them.
@@ -309,17 +330,9 @@ class _Database(common.Worker):
             for name in COUNTERS:
                 # Created up front, so concurrent first uses never race to insert.
                 db.counters.update_one({"_id": name}, {"$setOnInsert": {"seq": 0}}, upsert=True)
-            # Records stored before the quotas (issue 15 finding 15) get their size.
-            for doc in db.records.find({"size": {"$exists": False}}, {"fields_json": 1}):
-                db.records.update_one({"_id": doc["_id"]},
-                                      {"$set": {"size": len(doc["fields_json"].encode("utf-8"))}})
-            # Accounts from before the JWT mark (issue 15 finding 1): those with
-            # an external id and neither login nor e-mail were made by a JWT
-            # (a password signup needs one of them).  New accounts always
-            # carry the field, so this matches only old documents.
-            db.accounts.update_many({"jwt": {"$exists": False}, "externalId": {"$exists": True},
-                                     "login": {"$exists": False}, "email": {"$exists": False}},
-                                    {"$set": {"jwt": True}})
+            if db.settings.find_one({"_id": _BACKFILLED}) is None:
+                _backfill(db)
+                db.settings.replace_one({"_id": _BACKFILLED}, {"_id": _BACKFILLED}, upsert=True)
         except (PyMongoError, ValueError, TypeError) as e:
             self._dropClient()
             raise StorageError(f"cannot use MongoDB at {where} (database {self.name!r}):"
@@ -1466,7 +1479,7 @@ class MongoRecordStore(_Store):
             if byteLimit is not None:
                 doc = db.records.find_one({"class_name": className, "rid": recordId})
                 if doc is not None:
-                    old = common.recordSize(_loads(doc["fields_json"]))
+                    old = len(doc["fields_json"].encode("utf-8"))  # its stored JSON (recordSize)
                     grow = compute(doc)["size"] - old
                     if grow > 0:
                         used = _usage(db.records, {"user_id": doc["user_id"]})[1]

@@ -1051,9 +1051,8 @@ class SQLiteOfflineStore(_Store):
             deleted = 0
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start:start + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
                 deleted += connection.execute(
-                    f"DELETE FROM offline WHERE localpart = ? AND id IN ({marks})",
+                    f"DELETE FROM offline WHERE localpart = ? AND id IN ({_marks(chunk)})",
                     [localpart, *chunk]).rowcount
             return deleted
 
@@ -1458,8 +1457,7 @@ class SQLiteMessageStore(_Store):
         def sent(connection):
             for start in range(0, len(dialogIds), _CHUNK):
                 chunk = dialogIds[start:start + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                if connection.execute(f"SELECT 1 FROM messages WHERE dialog_id IN ({marks})"
+                if connection.execute(f"SELECT 1 FROM messages WHERE dialog_id IN ({_marks(chunk)})"
                                       " AND sender_id = ? LIMIT 1", [*chunk, senderId]).fetchone():
                     return True
             return False
@@ -1761,16 +1759,21 @@ class SQLiteBlobStore(_Store):
             "SELECT count(*) FROM blobs WHERE owner_id = ?", (ownerId,)).fetchone()[0])
 
 
-def _blobUsage(connection, ownerId) -> tuple[int, int]:
-    count, size = connection.execute("SELECT count(*), total(size) FROM blobs WHERE owner_id = ?",
-                                     (ownerId,)).fetchone()
+def _usage(connection, table: str, ownerColumn: str, ownerId) -> tuple[int, int]:
+    """
+    C{(count, bytes)} of one user's rows of C{table} (quotas, by index).
+    """
+    count, size = connection.execute(
+        f"SELECT count(*), total(size) FROM {table} WHERE {ownerColumn} = ?", (ownerId,)).fetchone()
     return count, int(size)
+
+
+def _blobUsage(connection, ownerId) -> tuple[int, int]:
+    return _usage(connection, "blobs", "owner_id", ownerId)
 
 
 def _recordUsage(connection, userId) -> tuple[int, int]:
-    count, size = connection.execute("SELECT count(*), total(size) FROM records WHERE user_id = ?",
-                                     (userId,)).fetchone()
-    return count, int(size)
+    return _usage(connection, "records", "user_id", userId)
 
 
 def _record(row) -> Record | None:
