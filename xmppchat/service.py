@@ -156,8 +156,9 @@ class XMPPChatService(service.Service):
         site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
                         runCPU=inThreadPool(self.reactor), online=self.host.sessions)
         self.host.passwordCheckers.append(JWTChecker(site.ctx))
-        # one failed-login throttle for SASL and REST logins
+        # one failed-login throttle and one trusted-proxy list for SASL and REST
         site.ctx.sessions.throttle = self.host.loginThrottle
+        site.ctx.proxies = self.host.trustedProxies
         if self.config.rest.http_bind:
             # XEP-0206 on the REST port: the long-poll fallback the SDK's
             # clients reach where WebSocket is blocked.

@@ -128,17 +128,12 @@ class RestRateLimits:
     tokens get past the address limit.
     """
 
-    def __init__(self, config, clock, clientAddress=None):
-        self.clientAddress = clientAddress or self._address
+    def __init__(self, config, clock, clientAddress):
+        self.clientAddress = clientAddress
         self.tokens = RateLimiter(clock, config.token_rate_per_minute, config.token_burst,
                                   config.rate_limit_keys)
         self.addresses = RateLimiter(clock, config.address_rate_per_minute,
                                      config.address_burst, config.rate_limit_keys)
-
-    @staticmethod
-    def _address(request) -> str:
-        address = request.getClientAddress()
-        return str(getattr(address, "host", None) or address)
 
     def admit(self, request) -> None:
         """

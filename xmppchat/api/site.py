@@ -16,6 +16,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from xmppchat.api.json import NotFoundResource, RestRequest
+from xmppchat.clientaddress import TrustedProxies
 from xmppchat.config import DialogsConfig, PrivacyConfig, QuotasConfig
 
 log = Logger()
@@ -54,7 +55,7 @@ class ApiContext:
     # per-user quotas: the xmppchat.config.QuotasConfig
     quotas: object = field(default_factory=QuotasConfig)
     # whose X-Forwarded-For names the client (xmppchat.clientaddress)
-    proxies: object = None
+    proxies: object = field(default_factory=TrustedProxies)
     # the xmppchat.config.DialogsConfig (extension fields, issue 17 item 5)
     dialogs: object = field(default_factory=DialogsConfig)
     # the [privacy] section: the last-seen default users see as theirs
@@ -64,8 +65,6 @@ class ApiContext:
         """
         The client's IP address, behind a trusted proxy too (issue 15 #6).
         """
-        if self.proxies is None:
-            return getattr(request.getClientAddress(), "host", None) or ""
         return self.proxies.ofRequest(request)
 
     def fire(self, name: str, event) -> None:
@@ -173,7 +172,6 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
     """
     from xmppchat.api.ratelimit import RestRateLimits
     from xmppchat.api.sessions import SessionManager
-    from xmppchat.clientaddress import TrustedProxies
 
     rest = config.rest
     ctx = ApiContext(config=rest, server=config.server, storage=storage, clock=clock,
