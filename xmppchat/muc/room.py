@@ -1023,10 +1023,11 @@ class RoomsMixin:
         fields, extensions = roomconfig.changes(current, asked, named, self.mucConfig)
         if extensions:
             fields["extensions"] = dict(dialog.extensions or {}, **extensions)
-        if fields:
-            updated = yield self.storage.dialogs.updateDialog(dialog.id, **fields)
+        updated = (yield self.storage.dialogs.updateDialog(dialog.id, **fields)) if fields else None
+        self.reply(event)
+        if updated is not None:  # presence and subject updates, the SDK's notice, other nodes
             self.host.hooks.fire("rest-dialog-updated", DialogEvent(updated, userId, event.appId, [], []))
-        return self.reply(event)
+        return True
 
     @defer.inlineCallbacks
     def createDialog(self, event, room: Room, userId: int, asked: dict):
