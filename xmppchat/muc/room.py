@@ -225,11 +225,9 @@ class Room:
         return self.named is not None and self.setting(EXT_MODERATED) == "1"
 
     def nonAnonymous(self) -> bool:
-        if self.dialog is None:
-            return True
-        if self.named is not None:
+        if self.named is not None:  # muc#roomconfig_whois (a new room: moderators)
             return self.setting(EXT_WHOIS, "moderators") == "anyone"
-        return not isOpen(self.dialog)
+        return self.dialog is None or not isOpen(self.dialog)
 
     def admits(self, userId: int) -> bool:
         dialog = self.dialog
