@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from tests.cluster.live import Cluster, RedisProcess, requireRedis
+from tests.cluster.live import liveCluster, workerOf
 from tests.cluster.test_live import eventually
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
@@ -19,18 +19,11 @@ ROOM = "workers-lobby@muc.localhost"
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory):
-    requireRedis()
-    directory = tmp_path_factory.mktemp("mucworkers")
-    redis = RedisProcess(directory).start()
-    running = Cluster(directory, redis)
-    try:
+    with liveCluster(tmp_path_factory.mktemp("mucworkers")) as running:
         supervisor = running.startNode("multi", args=("--workers", "2"), nodeIds=("multi-w0", "multi-w1"))
         for name in ("alice", "bob"):
             supervisor.adduser(name, f"{name}-pw")
         yield running, supervisor
-    finally:
-        running.stop()
-        redis.stop()
 
 
 def test_openInstantRoomFromTwoWorkers(workers):
@@ -39,10 +32,7 @@ def test_openInstantRoomFromTwoWorkers(workers):
     redis = running.redis
 
     def placement(client):
-        for worker in ("multi-w0", "multi-w1"):
-            if redis.command("HEXISTS", f"xmppchat:localhost:node:{worker}:sessions", str(client.boundjid)):
-                return worker
-        return None
+        return workerOf(redis, client, ("multi-w0", "multi-w1"))
 
     async def connect(name, avoid=None):
         for i in range(30):

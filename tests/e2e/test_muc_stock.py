@@ -39,6 +39,25 @@ async def instant(client, room, nick):
     return joined
 
 
+def withOwner(server, users, guest, room, body, disco=False):
+    """
+    Run C{await body(owner, guest)} with both logged in (clients of the
+    users named) and C{room} made an instant room by the owner ("Boss").
+    """
+
+    async def scenario():
+        owner, other = mucClient(server, users, "owner"), mucClient(server, users, guest)
+        if disco:
+            owner.register_plugin("xep_0030")
+        assert await owner.login() and await other.login()
+        await instant(owner, room, "Boss")
+        await body(owner, other)
+        await owner.logout()
+        await other.logout()
+
+    run(scenario())
+
+
 def bare(users, name):
     return f"{users[name][1]}-1@localhost"
 
@@ -46,11 +65,9 @@ def bare(users, name):
 def test_instantRoomSecondUserOwnNick(server, users):
     """An instant room is open: a second user joins with his own nick, and both see the nicks."""
 
-    async def scenario():
-        owner, member = mucClient(server, users, "owner"), mucClient(server, users, "member")
-        assert await owner.login() and await member.login()
-        room = f"open-lobby@{MUC}"
-        await instant(owner, room, "Boss")
+    room = f"open-lobby@{MUC}"
+
+    async def body(owner, member):
         joined = await within(member.plugin["xep_0045"].join_muc_wait(room, "Mimi", maxstanzas=0))
         me = joined[0]
         assert me["from"] == f"{room}/Mimi" and 110 in statusCodes(me) and 210 not in statusCodes(me)
@@ -62,21 +79,17 @@ def test_instantRoomSecondUserOwnNick(server, users):
             got = await within(owner.messages.get())
         assert got["from"] == f"{room}/Mimi"
         assert await within(member.plugin["xep_0045"].set_self_nick(room, "Mia")) == "Mia"
-        await owner.logout()
-        await member.logout()
 
-    run(scenario())
+    withOwner(server, users, "member", room, body)
 
 
 def test_affiliationListsAndMembersOnly(server, users):
     """Member and admin lists are set and read back; a members-only room refuses a non-member, then admits him."""
 
-    async def scenario():
-        owner, third = mucClient(server, users, "owner"), mucClient(server, users, "third")
-        assert await owner.login() and await third.login()
+    room = f"closed-club@{MUC}"
+
+    async def body(owner, third):
         muc = owner.plugin["xep_0045"]
-        room = f"closed-club@{MUC}"
-        await instant(owner, room, "Boss")
         form = owner.plugin["xep_0004"].make_form(ftype="submit")
         form.add_field(var="muc#roomconfig_membersonly", value=True)
         await within(muc.set_room_config(room, form))
@@ -91,22 +104,17 @@ def test_affiliationListsAndMembersOnly(server, users):
         assert [str(j) for j in admins] == [bare(users, "member")]
         joined = await within(third.plugin["xep_0045"].join_muc_wait(room, "Trio", maxstanzas=0))
         assert joined[0]["muc"]["affiliation"] == "member" and joined[0]["from"].resource == "Trio"
-        await owner.logout()
-        await third.logout()
 
-    run(scenario())
+    withOwner(server, users, "third", room, body)
 
 
 def test_configRoundTrip(server, users):
     """Submitted settings read back from the form, show in disco#info and take effect (moderated: visitors)."""
 
-    async def scenario():
-        owner, third = mucClient(server, users, "owner"), mucClient(server, users, "third")
-        owner.register_plugin("xep_0030")
-        assert await owner.login() and await third.login()
+    room = f"config-room@{MUC}"
+
+    async def body(owner, third):
         muc = owner.plugin["xep_0045"]
-        room = f"config-room@{MUC}"
-        await instant(owner, room, "Boss")
         values = {"muc#roomconfig_roomname": "Config Room", "muc#roomconfig_roomdesc": "About config",
                   "muc#roomconfig_moderatedroom": True, "muc#roomconfig_whois": "anyone",
                   "muc#roomconfig_maxusers": "10", "muc#roomconfig_publicroom": False}
@@ -122,20 +130,16 @@ def test_configRoundTrip(server, users):
         assert {"muc_moderated", "muc_nonanonymous", "muc_hidden", "muc_open"} <= features
         joined = await within(third.plugin["xep_0045"].join_muc_wait(room, "Trio", maxstanzas=0))
         assert joined[0]["muc"]["role"] == "visitor"
-        await owner.logout()
-        await third.logout()
 
-    run(scenario())
+    withOwner(server, users, "third", room, body, disco=True)
 
 
 def test_destroy(server, users):
     """The owner destroys a room; the occupant gets the destroy notice with the reason and venue."""
 
-    async def scenario():
-        owner, member = mucClient(server, users, "owner"), mucClient(server, users, "member")
-        assert await owner.login() and await member.login()
-        room = f"doomed@{MUC}"
-        await instant(owner, room, "Boss")
+    room = f"doomed@{MUC}"
+
+    async def body(owner, member):
         await within(member.plugin["xep_0045"].join_muc_wait(room, "Mimi", maxstanzas=0))
         with pytest.raises(IqError) as refused:
             await within(member.plugin["xep_0045"].destroy(room, "not mine"))
@@ -151,10 +155,8 @@ def test_destroy(server, users):
                                    "{http://jabber.org/protocol/muc#user}destroy")
         assert destroy is not None and destroy.get("jid") == f"elsewhere@{MUC}"
         assert destroy.findtext("{http://jabber.org/protocol/muc#user}reason") == "Moved on"
-        await owner.logout()
-        await member.logout()
 
-    run(scenario())
+    withOwner(server, users, "member", room, body)
 
 
 def test_dialogRoomKeepsNumericNicks(server, users):

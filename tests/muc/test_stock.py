@@ -69,6 +69,15 @@ def instantRoom(h, **muc):
     return alice, ta
 
 
+def withBob(h):
+    """L{instantRoom} with bob joined as 'Bobby' (what both got drained): (alice, ta, bob, tb)."""
+    alice, ta = instantRoom(h)
+    bob, tb = h.connect("bob")
+    join(h, bob, "Bobby")
+    tb.pop(), ta.pop()
+    return alice, ta, bob, tb
+
+
 def test_instantRoomOpenWithOwnNicks(harnessBackend):
     """A second user joins an instant room with the nick he asked for; both see the nicks, no 210."""
     h = HostHarness()
@@ -256,10 +265,7 @@ def test_kickAndVoice(harnessBackend):
 def test_subjectChange(harnessBackend):
     """A moderator's subject goes to every occupant and becomes the dialog's description; a participant's is refused."""
     h = HostHarness()
-    alice, ta = instantRoom(h)
-    bob, tb = h.connect("bob")
-    join(h, bob, "Bobby")
-    tb.pop(), ta.pop()
+    alice, ta, bob, tb = withBob(h)
     h.send(alice, f"<message to='{ROOM}' type='groupchat'><subject>News</subject></message>")
     [subject] = [e for e in tb.pop() if e.name == "message"]
     assert subject["from"] == f"{ROOM}/Alice" and str(subject.subject) == "News"
@@ -272,10 +278,7 @@ def test_subjectChange(harnessBackend):
 def test_destroy(harnessBackend):
     """The owner destroys a room: occupants get <destroy> with venue and reason; the dialog is gone; others are refused."""
     h = HostHarness()
-    alice, ta = instantRoom(h)
-    bob, tb = h.connect("bob")
-    join(h, bob, "Bobby")
-    tb.pop(), ta.pop()
+    alice, ta, bob, tb = withBob(h)
     h.send(bob, f"<iq type='set' id='d' to='{ROOM}'><query xmlns='{OWNER}'><destroy/></query></iq>")
     assert errorOf(reply(tb)) == "forbidden"
     h.send(alice, f"<iq type='set' id='d' to='{ROOM}'><query xmlns='{OWNER}'>"

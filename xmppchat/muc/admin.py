@@ -73,15 +73,23 @@ class AdminMixin:
 
     # -- lists (§9.5, §9.8, §10.5, §10.8, §9.2, §8.5) ------------------------------------------
 
+    @defer.inlineCallbacks
+    def adminRequest(self, event):
+        """
+        C{(room, actor's account id, the request's items)} of a
+        C{muc#admin} IQ.
+        """
+        session = self.requireSession(event)
+        room = yield self.roomOf(event)
+        items = [i for i in firstChild(event.stanza).elements() if i.name == "item"]
+        return room, session.account.id, items
+
     @hook(f"muc-iq-get/room/{NS_MUC_ADMIN}:query")
     @defer.inlineCallbacks
     def onAdminGet(self, event):
-        session = self.requireSession(event)
-        room = yield self.roomOf(event)
-        actorId = session.account.id
+        room, actorId, items = yield self.adminRequest(event)
         if not room.admits(actorId):
             raise StanzaError("item-not-found", text="No such room")
-        items = [i for i in firstChild(event.stanza).elements() if i.name == "item"]
         if len(items) != 1:
             raise StanzaError("bad-request", text="Ask for one affiliation or role")
         affiliation, role = items[0].getAttribute("affiliation"), items[0].getAttribute("role")
@@ -118,10 +126,7 @@ class AdminMixin:
     @hook(f"muc-iq-set/room/{NS_MUC_ADMIN}:query")
     @defer.inlineCallbacks
     def onAdminSet(self, event):
-        session = self.requireSession(event)
-        room = yield self.roomOf(event)
-        actorId = session.account.id
-        items = [i for i in firstChild(event.stanza).elements() if i.name == "item"]
+        room, actorId, items = yield self.adminRequest(event)
         if not items:
             raise StanzaError("bad-request", text="No item to change")
         for item in items:
