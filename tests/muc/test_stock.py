@@ -244,7 +244,9 @@ def test_kickAndVoice(harnessBackend):
     h = HostHarness()
     alice, ta = instantRoom(h)
     iq(h, alice, "set", OWNER, form(moderatedroom="1"))
-    ta.pop()
+    got = ta.pop()
+    assert got[0]["type"] == "result" and got[-1].name == "message"
+    assert [c["code"] for c in got[-1].x.elements()] == ["104"]  # §10.2.1
     bob, tb = h.connect("bob")
     join(h, bob, "Bobby")
     assert presences(tb)[-1].x.item["role"] == "visitor"
@@ -273,6 +275,18 @@ def test_subjectChange(harnessBackend):
     assert errorOf(reply(tb)) == "forbidden"
     [dialog] = result(h.storage.dialogs.listDialogs(None, Query().where("extensions.muc_room", "eq", "team")))
     assert dialog.description == "News"
+
+
+def test_blockedOccupantsSubjectNotDelivered(harnessBackend):
+    """XEP-0191: an occupant who blocked the moderator gets neither his presence nor his subject change."""
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    h.send(bob, "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>")
+    tb.pop()
+    h.send(alice, f"<message to='{ROOM}' type='groupchat'><subject>Hidden</subject></message>")
+    assert [e for e in tb.pop() if e.name == "message"] == []
+    h.send(alice, f"<presence to='{ROOM}/Alicia'/>")
+    assert [p for p in presences(tb) if p["from"].startswith(ROOM)] == []
 
 
 def test_destroy(harnessBackend):

@@ -296,7 +296,10 @@ class AdminMixin:
         message = domish.Element((NS_CLIENT, "message"))
         message["from"], message["type"] = f"{room.jid}/{occupant.nick}", "groupchat"
         message.addElement("subject", content=subject or "")
+        privacy = self.host.modules.get("privacy")
         for other in list(room.occupants.values()):
+            if privacy is not None and other is not occupant and privacy.blocks(other.bare, occupant.bare, "message"):
+                continue  # XEP-0016/XEP-0191: nothing from a blocked occupant
             for session in other.sessions:
                 self.sendCopy(session, message)
         return True

@@ -1025,7 +1025,21 @@ class RoomsMixin:
         self.reply(event)
         if updated is not None:  # presence and subject updates, the SDK's notice, other nodes
             self.host.hooks.fire("rest-dialog-updated", DialogEvent(updated, userId, event.appId, [], []))
+            if room is not None:
+                self.notifyConfigChange(room)
         return True
+
+    def notifyConfigChange(self, room: Room) -> None:
+        """
+        §10.2.1: a message with status 104 to the occupants after a
+        configuration change.
+        """
+        message = domish.Element((NS_CLIENT, "message"))
+        message["from"], message["type"] = room.jid, "groupchat"
+        message.addElement((NS_MUC_USER, "x")).addElement("status")["code"] = "104"
+        for occupant in list(room.occupants.values()):
+            for session in occupant.sessions:
+                self.sendCopy(session, message)
 
     @defer.inlineCallbacks
     def createDialog(self, event, room: Room, userId: int, asked: dict):
