@@ -63,7 +63,7 @@ def bare(users, name):
 
 
 def test_instantRoomSecondUserOwnNick(server, users):
-    """An instant room is open: a second user joins with his own nick, and both see the nicks."""
+    """An instant room is open: a second user joins with his own nick, both see the nicks, the nick changes, self-ping answers."""
 
     room = f"open-lobby@{MUC}"
 
@@ -79,6 +79,11 @@ def test_instantRoomSecondUserOwnNick(server, users):
             got = await within(owner.messages.get())
         assert got["from"] == f"{room}/Mimi"
         assert await within(member.plugin["xep_0045"].set_self_nick(room, "Mia")) == "Mia"
+        member.register_plugin("xep_0199")  # XEP-0410 self-ping, as Conversations sends it
+        await within(member.plugin["xep_0199"].send_ping(f"{room}/Mia", timeout=10))
+        with pytest.raises(IqError) as gone:
+            await within(member.plugin["xep_0199"].send_ping(f"{room}/Mimi", timeout=10))
+        assert gone.value.condition == "item-not-found"
 
     withOwner(server, users, "member", room, body)
 

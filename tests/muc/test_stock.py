@@ -342,7 +342,7 @@ def test_publicDialogRoomHasNoMembers(harnessBackend):
 
 
 def test_selfPing(harnessBackend):
-    """XEP-0410: a ping to one's own occupant JID is a result while joined, not-acceptable otherwise."""
+    """XEP-0410: a ping to one's own occupant JID is a result while joined, not-acceptable otherwise; an unknown nick is item-not-found."""
     h = HostHarness()
     alice, ta = instantRoom(h)
     h.send(alice, f"<iq type='get' id='p' to='{ROOM}/Alice'><ping xmlns='urn:xmpp:ping'/></iq>")
@@ -350,6 +350,8 @@ def test_selfPing(harnessBackend):
     bob, tb = h.connect("bob")
     h.send(bob, f"<iq type='get' id='p' to='{ROOM}/Bobby'><ping xmlns='urn:xmpp:ping'/></iq>")
     assert errorOf(reply(tb)) == "not-acceptable"
+    h.send(alice, f"<iq type='get' id='p' to='{ROOM}/Nobody'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert errorOf(reply(ta)) == "item-not-found"
 
 
 def test_affiliationsSurviveRestart(harnessBackend):

@@ -283,7 +283,7 @@ class AdminMixin:
                     role == "participant" and room.setting(EXT_SUBJECT) == "1")):
                 raise StanzaError("forbidden", text="You may not change the subject of this room")
             return self.changeSubject(room, occupant, str(stanza.subject), event.appId)
-        if occupant is not None and role == "visitor" and stanza.body is not None:
+        if role == "visitor" and stanza.body is not None:
             raise StanzaError("forbidden", text="Visitors may not speak in a moderated room")
         return None
 
@@ -310,17 +310,21 @@ class AdminMixin:
     def onSelfPing(self, event):
         """
         XEP-0410 §3: a ping to one's own occupant JID is answered by the
-        service: a result while joined with that nick, else
-        C{not-acceptable}; pings to other occupants are not relayed.
+        service with a result; C{not-acceptable} when the session is not
+        in the room, C{item-not-found} for a nick nobody has (as Prosody);
+        pings to other occupants are not relayed (C{feature-not-implemented},
+        which tells a self-pinging client it is still joined).
         """
         session = self.requireSession(event)
         room = self.rooms.get(event.room)
-        occupant = room.occupants.get(event.to.resource) if room is not None else None
-        if occupant is None or session not in occupant.sessions:
-            if occupant is not None and session.account is not None \
-                    and occupant.userId != session.account.id:
-                raise StanzaError("feature-not-implemented", text="Pings are not relayed to occupants")
-            raise StanzaError("not-acceptable", text="You are not in this room with that nick")
+        mine = room.occupantOf(session.account.id) if room is not None and session.account else None
+        if mine is None or session not in mine.sessions:
+            raise StanzaError("not-acceptable", text="You are not in this room")
+        target = room.occupants.get(event.to.resource)
+        if target is None:
+            raise StanzaError("item-not-found", text="Nobody in the room has that nick")
+        if target is not mine:
+            raise StanzaError("feature-not-implemented", text="Pings are not relayed to occupants")
         return self.reply(event)
 
 

@@ -22,7 +22,7 @@ from twisted.words.xish import domish
 
 from xmppchat.dialogs.rules import isOpen
 from xmppchat.stanzas import StanzaError
-from xmppchat.storage.interfaces import DIALOG_SERVER_EXTENSIONS
+from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_SERVER_EXTENSIONS
 
 NS_XDATA = "jabber:x:data"
 NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
@@ -81,7 +81,7 @@ def settings(dialog, named: bool, mucConfig) -> dict:
                        PUBLIC: ext.get(EXT_PUBLIC, "1"), WHOIS: ext.get(EXT_WHOIS, "moderators")})
     else:  # what the dialog type makes it (xmppchat.dialogs.rules)
         open_ = dialog is not None and isOpen(dialog)
-        values.update({MEMBERSONLY: "0" if open_ else "1", MODERATED: "1" if dialog and dialog.type == 1 else "0",
+        values.update({MEMBERSONLY: "0" if open_ else "1", MODERATED: "1" if dialog and dialog.type == DIALOG_BROADCAST else "0",
                        PUBLIC: "1" if open_ else "0", WHOIS: "moderators" if open_ else "anyone"})
     values[PERSISTENT] = "0" if ext.get(EXT_PERSISTENT) == "0" else "1"
     values[SECRET] = ext.get(EXT_PASSWORD, "")
