@@ -9,7 +9,7 @@ affiliations kept in storage across a restart (both backends).
 
 from tests.helpers import HostHarness, result
 from xmppchat.host import Host
-from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PUBLIC, Query
+from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_SERVER_EXTENSIONS, Query
 
 BOTH_BACKENDS = True
 
@@ -341,6 +341,17 @@ def test_publicDialogRoomHasNoMembers(harnessBackend):
     assert errorOf(reply(ta)) == "not-allowed"
 
 
+def test_legacyPublicNamedRoom(harnessBackend):
+    """A room made by joining before issue 16 (a public dialog) shows members-only 0 and refuses 1 (not-acceptable)."""
+    h = HostHarness()
+    h.addDialog(DIALOG_PUBLIC, "alice", [], name="old", extensions={"muc_room": "old"})
+    alice, ta = h.connect("alice")
+    iq(h, alice, "get", OWNER, to="old@muc.localhost")
+    assert formValues(reply(ta))["muc#roomconfig_membersonly"] == "0"
+    iq(h, alice, "set", OWNER, form(membersonly="1"), to="old@muc.localhost")
+    assert errorOf(reply(ta)) == "not-acceptable"
+
+
 def test_selfPing(harnessBackend):
     """XEP-0410: a ping to one's own occupant JID is a result while joined, not-acceptable otherwise; an unknown nick is item-not-found."""
     h = HostHarness()
@@ -364,6 +375,8 @@ def test_affiliationsSurviveRestart(harnessBackend):
        "<item affiliation='admin' jid='carol@localhost'/><item affiliation='outcast' jid='dave@localhost'/>")
     iq(h, alice, "set", OWNER, form(membersonly="1"))
     ta.pop()
+    # what a real start does to extension keys (xmppchat.storage.startStorage): the room's are kept
+    result(h.storage.dialogs.configureExtensions(h.config.dialogs.extension_fields, DIALOG_SERVER_EXTENSIONS))
     h.host = Host(h.config, h.storage, h.clock)
     h.host.loadModules(None)
     alice, ta = h.connect("alice")

@@ -73,6 +73,7 @@ from xmppchat.muc import roomconfig
 from xmppchat.muc.limits import RoomOpenings
 from xmppchat.muc.roomconfig import (
     EXT_MAXUSERS,
+    EXT_MEMBERSONLY,
     EXT_MODERATED,
     EXT_OUTCASTS,
     EXT_PASSWORD,
@@ -1019,6 +1020,9 @@ class RoomsMixin:
         rules.require(dialog, userId, rules.MANAGE)
         current = roomconfig.settings(dialog, named, self.mucConfig)
         fields, extensions = roomconfig.changes(current, asked, named, self.mucConfig)
+        if EXT_MEMBERSONLY in extensions and dialog.type != DIALOG_GROUP:
+            # a room made the XMPP way before issue 16 as a public dialog: its type decides
+            raise StanzaError("not-acceptable", text="This room is a public dialog: it stays open")
         if extensions:
             fields["extensions"] = dict(dialog.extensions or {}, **extensions)
         updated = (yield self.storage.dialogs.updateDialog(dialog.id, **fields)) if fields else None

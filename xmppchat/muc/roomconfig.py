@@ -77,7 +77,8 @@ def settings(dialog, named: bool, mucConfig) -> dict:
         ext.update(dialog.extensions or {})
     values = {NAME: (dialog.name if dialog else None) or "", DESC: (dialog.description if dialog else None) or ""}
     if named:
-        values.update({MEMBERSONLY: ext.get(EXT_MEMBERSONLY, "1"), MODERATED: ext.get(EXT_MODERATED, "0"),
+        membersOnly = ext.get(EXT_MEMBERSONLY, "1") if dialog is None else ("0" if isOpen(dialog) else "1")
+        values.update({MEMBERSONLY: membersOnly, MODERATED: ext.get(EXT_MODERATED, "0"),
                        PUBLIC: ext.get(EXT_PUBLIC, "1"), WHOIS: ext.get(EXT_WHOIS, "moderators")})
     else:  # what the dialog type makes it (xmppchat.dialogs.rules)
         open_ = dialog is not None and isOpen(dialog)
