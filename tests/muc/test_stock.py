@@ -289,6 +289,22 @@ def test_blockedOccupantsSubjectNotDelivered(harnessBackend):
     assert [p for p in presences(tb) if p["from"].startswith(ROOM)] == []
 
 
+def test_privateMessages(harnessBackend):
+    """§7.5: an occupant's chat to room/nick reaches that occupant from the sender's nick; others are refused."""
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    h.send(bob, f"<message to='{ROOM}/Alice' type='chat' id='pm'><body>psst</body></message>")
+    [pm] = [e for e in ta.pop() if e.name == "message"]
+    assert pm["from"] == f"{ROOM}/Bobby" and pm["to"] == alice.full and str(pm.body) == "psst"
+    assert pm.x is not None and pm.x.uri == "http://jabber.org/protocol/muc#user"
+    h.send(bob, f"<message to='{ROOM}/Nobody' type='chat' id='pm'><body>?</body></message>")
+    assert errorOf(reply(tb)) == "item-not-found"
+    carol, tc = h.connect("carol")
+    h.send(carol, f"<message to='{ROOM}/Alice' type='chat' id='pm'><body>hi</body></message>")
+    assert errorOf(reply(tc)) == "not-acceptable"
+    assert [e for e in ta.pop() if e.name == "message"] == []
+
+
 def test_destroy(harnessBackend):
     """The owner destroys a room: occupants get <destroy> with venue and reason; the dialog is gone; others are refused."""
     h = HostHarness()

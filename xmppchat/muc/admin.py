@@ -9,6 +9,7 @@ XEP-0045 moderation and administration of rooms (issue 16 item 5):
   - room destroy (§10.9, C{muc#owner} C{<destroy/>});
   - subject changes (§8.1) and the visitors' silence in a moderated room
     (§7.4);
+  - private messages between occupants (§7.5);
   - XEP-0410 MUC self-ping: a ping to one's own occupant JID.
 
 Every room is a dialog (L{xmppchat.muc.room}), so affiliations are its
@@ -302,6 +303,38 @@ class AdminMixin:
                 continue  # XEP-0016/XEP-0191: nothing from a blocked occupant
             for session in other.sessions:
                 self.sendCopy(session, message)
+        return True
+
+    @hook("muc-message/occupant")
+    def onPrivateMessage(self, event):
+        """
+        §7.5: a C{chat} (or C{normal}) message to C{room/nick} from an
+        occupant goes to the sessions of the occupant with that nick, from
+        the sender's occupant JID, with an empty C{muc#user} C{<x/>}
+        (§7.5.1); C{not-acceptable} from a non-occupant, C{item-not-found}
+        for a nick nobody has; nothing to a recipient who blocks the sender.
+        """
+        session = event.origin
+        if session is None or session.account is None or event.stanzaType not in ("chat", "normal"):
+            return None
+        room = self.rooms.get(event.room)
+        sender = room.occupantOf(session.account.id) if room is not None else None
+        if sender is None or session not in sender.sessions:
+            raise StanzaError("not-acceptable", text="Only occupants may send private messages")
+        target = room.occupants.get(event.to.resource)
+        if target is None:
+            raise StanzaError("item-not-found", text="Nobody in the room has that nick")
+        privacy = self.host.modules.get("privacy")
+        if privacy is not None and privacy.blocks(target.bare, sender.bare, "message"):
+            return True
+        message = domish.Element((NS_CLIENT, "message"))
+        message.attributes = dict(event.stanza.attributes)
+        message["from"] = f"{room.jid}/{sender.nick}"
+        message.children = [c for c in event.stanza.children
+                            if not (getattr(c, "name", None) == "x" and c.uri == NS_MUC_USER)]
+        message.addElement((NS_MUC_USER, "x"))
+        for other in target.sessions:
+            self.sendCopy(other, message)
         return True
 
     # -- XEP-0410 -----------------------------------------------------------------------------

@@ -8,18 +8,22 @@ other localpart, §10.1) become group dialogs once configured, the
 localpart kept in the dialog's C{extensions.muc_room}.
 
 What is implemented:
-  - join (§7.2): the nickname is always the numeric account id (another
-    nick is rewritten, status 210; a nick held by another user is a
-    C{conflict}); the other occupants' presences first, then the
+  - join (§7.2): in a dialog room the nickname is always the numeric
+    account id (another nick is rewritten, status 210), in a room made
+    the XMPP way the one asked for (issue 16 item 5; nick change §7.6,
+    status 303); a nick held by another user is a C{conflict}; password
+    (§7.2.5), full room (§7.2.10) and ban (§7.2.8) checks; the other
+    occupants' presences first, then the
     self-presence with status 110 last (§7.2.3), 100 in non-anonymous
     rooms, 201 for a new room; then the history (§7.2.15: C{maxstanzas},
     C{maxchars}, C{seconds}, C{since}; C{<delay from=room/>}) and the
     subject (§7.2.16, the dialog's description, possibly empty);
   - leave (§7.14) and the end of a session (every room left);
   - affiliations from the dialog (owner -> owner, admins -> admin,
-    occupants -> member, anyone else in a public room -> none); role
-    moderator for owner/admins, visitor for the others in a broadcast
-    room, participant otherwise;
+    occupants -> member, banned -> outcast, anyone else in an open room
+    -> none); role moderator for owner/admins, visitor for the others in
+    a broadcast room (and, without voice, in a moderated room),
+    participant otherwise; their changes: L{xmppchat.muc.admin};
   - JID visibility: members-only rooms (type 2) are non-anonymous
     (every occupant sees the full JIDs, status 100); public and broadcast
     rooms (types 4 and 1), open to every user, are semi-anonymous (full
@@ -35,8 +39,10 @@ What is implemented:
     C{rest-dialog-updated}): unavailable presence with status 307 and 321;
     a deleted dialog destroys its rooms (§10.9);
   - creating rooms (§10.1): status 201, locked until the owner submits
-    the C{muc#roomconfig} form (an empty submit is an instant room,
-    §10.1.2; a filled form a reserved room, §10.1.3), or cancels;
+    the C{muc#roomconfig} form (an empty submit is an instant room with
+    the C{[muc] room_default_*} settings, open by default, §10.1.2; a
+    filled form a reserved room, §10.1.3), or cancels; the form and its
+    changes (§10.2): L{xmppchat.muc.roomconfig};
   - disco#items of a room (§6.5): its online occupants C{room/<userId>};
   - how many rooms an account (and an address) may bring into the
     C{max_rooms} table, and how fast: L{xmppchat.muc.limits}.

@@ -3,7 +3,8 @@ XEP-0045: Multi-User Chat, https://xmpp.org/extensions/xep-0045.html --
 the component on C{muc.<domain>} (minimal: addressing and events).
 
 Room JIDs are ConnectyCube dialog JIDs, C{<appId>_<dialogId>@muc.<domain>}
-(SDK reference §5.2); an occupant is C{<room>/<userId>}.  The router hands
+(SDK reference §5.2); an occupant is C{<room>/<userId>} there, and
+C{<room>/<nick>} in rooms made the XMPP way (issue 16 item 5).  The router hands
 every stanza for the MUC domain to L{MUCService.receive} with C{from}
 already stamped; the service classifies the target (C{service}: the bare
 domain, C{room}: a room's bare JID, C{occupant}: C{room/nick}) and fires
