@@ -175,6 +175,16 @@ def test_configRoundTripAndBehaviour(harnessBackend):
     assert values["muc#roomconfig_membersonly"] == "0" and values["muc#roomconfig_roomsecret"] == ""
 
 
+def test_membersOnlyKicksNonMembers(harnessBackend):
+    """§10.2: making an open room members-only lets its non-members go with status 322."""
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    iq(h, alice, "set", OWNER, form(membersonly="1"))
+    [gone] = presences(tb)
+    assert gone["type"] == "unavailable" and {"110", "322"} <= codes(gone)
+    assert "322" in codes(presences(ta)[0])
+
+
 def test_badConfigRefused(harnessBackend):
     """A bad value or a password flag without a password is refused, never a silent success."""
     h = HostHarness()

@@ -909,8 +909,7 @@ class RoomsMixin:
             for nick, occupant in list(room.occupants.items()):
                 if not room.admits(occupant.userId) or (
                         occupant.userId in event.removed and not isOpen(room.dialog)):
-                    banned = room.affiliation(occupant.userId) == "outcast"
-                    self.kick(room, occupant, actor, event.userId, (301,) if banned else (307, 321),
+                    self.kick(room, occupant, actor, event.userId, self.kickCodes(room, occupant, event),
                               self.reasons.pop((room.jid, occupant.userId), None))
                 elif before.get(nick) != (room.affiliation(occupant.userId), room.role(occupant.userId)):
                     self.broadcastPresence(room, occupant)
@@ -921,6 +920,19 @@ class RoomsMixin:
                     for session in occupant.sessions:
                         self.sendSubject(room, session)
             self.maybeClose(room)
+
+    @staticmethod
+    def kickCodes(room: Room, occupant: Occupant, event) -> tuple:
+        """
+        Why a changed dialog lets an occupant go: banned (§9.1: 301),
+        removed from the members (§9.4: 307, 321), or not a member of a
+        room that became members-only (§10.2: 322).
+        """
+        if room.affiliation(occupant.userId) == "outcast":
+            return (301,)
+        if occupant.userId in event.removed or isOpen(room.dialog):
+            return (307, 321)
+        return (322,)
 
     def kick(self, room: Room, occupant: Occupant, actorJID: str | None, actorId: int,
              codes=(307, 321), reason: str | None = None) -> None:
