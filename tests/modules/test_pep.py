@@ -184,11 +184,11 @@ def test_configureRoundTrip():
 
 
 def test_quotas():
-    """Too many nodes is policy-violation + max-nodes-exceeded; a too big item not-acceptable + payload-too-big."""
+    """Too many nodes is resource-constraint + max-nodes-exceeded; a too big item not-acceptable + payload-too-big."""
     h = HostHarness(pep={"max_nodes_per_user": 1, "max_item_bytes": 100})
     alice, _ = h.connect("alice")
     assert iq(h, alice, publishXML("a", "<v xmlns='v'/>"))[0]["type"] == "result"
-    assert errorOf(iq(h, alice, publishXML("b", "<v xmlns='v'/>"))[0]) == ["policy-violation", "max-nodes-exceeded"]
+    assert errorOf(iq(h, alice, publishXML("b", "<v xmlns='v'/>"))[0]) == ["resource-constraint", "max-nodes-exceeded"]
     big = "<v xmlns='v'>" + "x" * 200 + "</v>"
     assert errorOf(iq(h, alice, publishXML("a", big))[0]) == ["not-acceptable", "payload-too-big"]
 

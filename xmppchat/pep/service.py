@@ -168,14 +168,14 @@ class PEPService:
     @defer.inlineCallbacks
     def createNode(self, owner: str, node: str, config: dict):
         """
-        Store a new node; C{conflict} when it exists, C{policy-violation} +
+        Store a new node; C{conflict} when it exists, C{resource-constraint} +
         C{<max-nodes-exceeded/>} past C{pep.max_nodes_per_user}.
         """
         checkName(node, "node")
         try:
             created = yield self.store.createNode(owner, node, config, self.config.max_nodes_per_user)
         except QuotaExceeded as e:
-            raise pubsubError("policy-violation", "max-nodes-exceeded", str(e)) from None
+            raise pubsubError("resource-constraint", "max-nodes-exceeded", str(e)) from None
         if not created:
             raise StanzaError("conflict", text="The node exists")
 
