@@ -262,3 +262,13 @@ def test_accountDisco():
     features = {f["var"] for f in reply.query.elements() if f.name == "feature"}
     assert ("pubsub", "pep") in identities
     assert {PS + "#publish-options", PS + "#publish", PS + "#auto-create", PS + "#access-whitelist"} <= features
+
+
+def test_ownerListsNodes():
+    """The owner's disco#items on its bare JID lists its nodes (XEP-0060 §5.2)."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    iq(h, alice, publishXML("b", "<v xmlns='v'/>"))
+    iq(h, alice, publishXML("a", "<v xmlns='v'/>"))
+    reply, _ = iq(h, alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>", "get", "alice@localhost")
+    assert [(i["jid"], i["node"]) for i in reply.query.elements()] == [("alice@localhost", "a"), ("alice@localhost", "b")]

@@ -262,6 +262,23 @@ class PEPModule(Module):
 
         return self.host.storage.pep.getNode(owner, node).addCallback(send)
 
+    @hook("iq-get/self/http://jabber.org/protocol/disco#items:query", priority=10)
+    def onNodes(self, event):
+        """
+        XEP-0060 §5.2: the owner's disco#items lists its nodes.
+        """
+        session = self.requireSession(event)
+        if event.stanza.query.getAttribute("node"):
+            return None
+
+        def send(nodes):
+            query = _element("http://jabber.org/protocol/disco#items", "query")
+            for node, _ in nodes:
+                query.addChild(_element(query.uri, "item", jid=session.bare, node=node))
+            return self.reply(event, query)
+
+        return self.host.storage.pep.listNodes(session.localpart).addCallback(send)
+
     # -- interest from entity caps (XEP-0115, XEP-0163 §4.2) -----------------------
 
     @hook("presence/self", priority=10)
