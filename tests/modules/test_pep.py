@@ -130,6 +130,8 @@ def test_accessModels():
     assert reply["type"] == "result"
     reply, _ = iq(h, eve, get.format("missing"), "get", "alice@localhost")
     assert errorOf(reply) == ["item-not-found"]
+    reply, _ = iq(h, eve, get.format("missing"), "get", "nobody@localhost")
+    assert errorOf(reply) == ["service-unavailable"]
     reply, _ = iq(h, bob, publishXML("o", "<o xmlns='o'/>"), "set", "alice@localhost")
     assert errorOf(reply) == ["forbidden"]
 

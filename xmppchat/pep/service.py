@@ -107,10 +107,13 @@ class PEPService:
         """
         The node's configuration when C{viewerBare} may retrieve its items;
         XEP-0060 §6.5.9 errors otherwise (C{item-not-found} when there is
-        no node).
+        no node, C{service-unavailable} when there is no such account).
         """
         config = yield self.store.getNode(owner, node)
         if config is None:
+            if viewerBare != self.bare(owner) and (
+                    yield self.host.storage.accounts.getAccountByLocalpart(owner)) is None:
+                raise StanzaError("service-unavailable")  # RFC 6121 §8.5.1: no such user
             raise StanzaError("item-not-found", text="No such node")
         roster = yield self._roster(owner) if config.get("access_model") in ("presence", "roster") else {}
         refused = self.allowed(owner, config, viewerBare, self.bare(owner), roster)
