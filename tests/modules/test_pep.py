@@ -274,3 +274,19 @@ def test_ownerListsNodes():
     iq(h, alice, publishXML("a", "<v xmlns='v'/>"))
     reply, _ = iq(h, alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>", "get", "alice@localhost")
     assert [(i["jid"], i["node"]) for i in reply.query.elements()] == [("alice@localhost", "a"), ("alice@localhost", "b")]
+
+
+def test_lastItemWhenSubscriptionApproved():
+    """A resource with nick+notify gets the contact's last nick when the contact approves its subscription, once."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
+    bob, tb = h.connect("bob", available=False)
+    withCaps(h, bob, [NICK + "+notify"])
+    assert events(tb) == []
+    h.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
+    h.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
+    got = [e for e in events(tb) if e.event is not None]
+    assert [str(m.event.items.item.nick) for m in got] == ["Alice"]
+    h.send(alice, "<presence><show>away</show></presence>")
+    assert events(tb) == []

@@ -298,6 +298,11 @@ class PEPModule(Module):
             return None
         return True if self.interest.answer(event.stanza) else None
 
+    @hook("roster-changed")
+    def onRosterChanged(self, event):
+        self.service.rosterChanged(event.localpart).addErrback(
+            lambda f: self.log.failure("Sending the last PEP items failed", f))
+
     def _interested(self, session, nodes):
         self.service.sendLastItems(session, nodes).addErrback(
             lambda f: self.log.failure("Sending the last PEP items failed", f))
