@@ -46,3 +46,21 @@ def test_lastItemForResourceOnAnotherNode():
     c.pump()
     got = [e for e in rest + ta.pop() if e.name == "message"]
     assert [str(m.event.items.item.nick) for m in got] == ["Bob"]
+
+
+def test_lastItemWhenApprovedOnAnotherNode():
+    """alice approves bob's subscription on node0; bob's +notify resource on node1 gets her last nick."""
+    c = ClusterHarness(count=2)
+    a, b = c.nodes
+    alice, _ = a.connect("alice", "r")
+    iq(a, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
+    bob, tb = b.connect("bob", "r", available=False)
+    withCaps(b, bob, [NICK + "+notify"])
+    c.pump()
+    tb.pop()
+    b.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
+    c.pump()
+    a.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
+    c.pump()
+    got = [e for e in tb.pop() if e.name == "message" and e.event is not None]
+    assert [str(m.event.items.item.nick) for m in got] == ["Alice"]
