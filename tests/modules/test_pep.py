@@ -290,3 +290,19 @@ def test_lastItemWhenSubscriptionApproved():
     assert [str(m.event.items.item.nick) for m in got] == ["Alice"]
     h.send(alice, "<presence><show>away</show></presence>")
     assert events(tb) == []
+
+
+def test_rosterAccessModel():
+    """Access model roster: a contact in an allowed group reads the node, one in another group is refused."""
+    h = HostHarness()
+    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="bob@localhost", subscription="none",
+                                                              groups=["Family"])))
+    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="carol@localhost", subscription="both",
+                                                              groups=["Work"])))
+    alice, _ = h.connect("alice")
+    bob, _ = h.connect("bob")
+    carol, _ = h.connect("carol")
+    iq(h, alice, publishXML("n", "<v xmlns='v'/>", access_model="roster", roster_groups_allowed="Family"))
+    get = f"<pubsub xmlns='{PS}'><items node='n'/></pubsub>"
+    assert iq(h, bob, get, "get", "alice@localhost")[0]["type"] == "result"
+    assert errorOf(iq(h, carol, get, "get", "alice@localhost")[0]) == ["not-authorized", "not-in-roster-group"]
