@@ -86,9 +86,17 @@ class PEPModule(Module):
         return self.service.getItems(owner, node, itemIds, maxItems)
 
     def retract(self, owner: str, node: str, itemId: str) -> defer.Deferred:
+        """
+        Retract as the owner (notified as a client retract is); fails with
+        C{StanzaError("item-not-found")} for an unknown node or item.
+        """
         return self.service.retract(owner, node, itemId).addCallback(lambda _: None)
 
     def deleteNode(self, owner: str, node: str) -> defer.Deferred:
+        """
+        Delete a node and its items; fails with
+        C{StanzaError("item-not-found")} when there is none.
+        """
         return self.service.deleteNode(owner, node).addCallback(lambda _: None)
 
     def _publishAs(self, owner, node, item, itemId, values, publisher):
