@@ -1061,6 +1061,8 @@ class Storage:
     privacy: "IPrivacyStore"
     # L{xmppchat.storage.unlocks.interface.IUnlockStore}
     unlocks: object
+    # L{xmppchat.storage.pep.interface.IPEPStore}
+    pep: object
 
     def start(self) -> Deferred:
         """

@@ -55,6 +55,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
+from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
@@ -78,7 +80,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -291,6 +293,8 @@ MIGRATIONS: list[list[str]] = [
             value TEXT NOT NULL
         )""",
     ],
+    # 8 -> 9: PEP nodes and items (storage/pep, issue 16 item 1)
+    PEP_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -1955,6 +1959,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "pep": SQLitePEPStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
