@@ -298,6 +298,11 @@ class MUCConfig:
     default_history_stanzas: int = 20
     max_room_name: int = 200
     locked_room_seconds: int = 600
+    # new rooms made by joining a new name (issue 16 item 5; Prosody's muc_room_default_*)
+    room_default_members_only: bool = False
+    room_default_public: bool = True
+    room_default_persistent: bool = True
+    room_default_moderated: bool = False
 
 
 @dataclass
