@@ -37,6 +37,7 @@ REGISTRY = {
     "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
     "mam": ("xmppchat.modules.mam", "MAMModule"),
     "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
+    "upload": ("xmppchat.modules.upload", "UploadModule"),
 }
 
 

@@ -47,6 +47,8 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
+from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
+from xmppchat.storage.uploads.mongo import MongoUploadSlotStore
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -248,6 +250,7 @@ INDEXES = {
                 ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {}),
                 ([("user_id", _ASC), ("size", _ASC)], {})],
     **UNLOCK_INDEXES,
+    **UPLOAD_INDEXES,
 }
 
 
@@ -1588,6 +1591,7 @@ class MongoStorage(common.WorkerStorage):
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
+        "uploads": MongoUploadSlotStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

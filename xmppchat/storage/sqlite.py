@@ -57,6 +57,8 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
+from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
+from xmppchat.storage.uploads.sqlite import SQLiteUploadSlotStore
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -78,7 +80,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -291,6 +293,8 @@ MIGRATIONS: list[list[str]] = [
             value TEXT NOT NULL
         )""",
     ],
+    # 8 -> 9: XEP-0363 upload slots (storage/uploads, issue 16 item 4)
+    UPLOAD_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -1955,6 +1959,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "uploads": SQLiteUploadSlotStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,

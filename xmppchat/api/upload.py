@@ -1,0 +1,219 @@
+"""
+XEP-0363 HTTP File Upload, the HTTP side (§5: "Upload", §6: "Retrieval"),
+on the REST listener at C{/upload/<uid>/<file name>}; the slots come from
+L{xmppchat.modules.upload}.
+
+PUT (§5) with the slot's C{Authorization: Bearer <token>}: C{401} without
+a token, C{403} for a wrong one, C{404} for an unknown slot, C{409} for a
+slot already used, C{410} for an expired one, C{411} without a
+C{Content-Length}, C{413} for a body longer than the slot's size, C{400}
+for a shorter one, C{415} for a C{Content-Type} other than the slot's;
+else C{201}.  Twisted spools a body over 100 KB to a temporary file; it is
+copied to the blob store in chunks, off the reactor thread, and made
+visible only after the slot is taken (L{IUploadSlotStore.takeSlot}), so
+of two parallel PUTs of one slot one wins and the other gets C{409}.
+
+GET and HEAD (§6) serve a completed, public blob byte for byte (read
+whole off the reactor thread, like the REST API's blobs), with its
+content type, C{X-Content-Type-Options: nosniff}, a sandbox CSP and a safe
+C{Content-Disposition} (L{setFileHeaders}); anything else is C{404}.
+
+L{sweepExpiredSlots} deletes the blobs of slots that expired unused, so
+they stop counting against the quota (every C{[upload] slot_seconds}).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import tempfile
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import http, server
+from twisted.web.resource import Resource
+
+from xmppchat.api.json import setCORS
+from xmppchat.api.storage import UID, _readFile, _removeFile, blobPath, setFileHeaders
+from xmppchat.storage.interfaces import NotFound
+from xmppchat.storage.uploads.interface import tokenHash
+
+log = Logger()
+
+CHUNK = 65536
+
+
+class HTTPRefusal(Exception):
+    def __init__(self, status: int, text: str):
+        Exception.__init__(self, text)
+        self.status = status
+        self.text = text
+
+
+def spool(content, directory: str, size: int) -> str:
+    """
+    Copy the request body C{content} to a new temporary file in
+    C{directory} in chunks; returns its path (the caller renames or
+    removes it).  C{HTTPRefusal(400)} when it does not hold C{size} bytes.
+    """
+    os.makedirs(directory, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            content.seek(0)
+            while chunk := content.read(CHUNK):
+                written += len(chunk)
+                out.write(chunk)
+        if written != size:
+            raise HTTPRefusal(http.BAD_REQUEST, f"The body has {written} bytes, the slot {size}")
+    except BaseException:
+        _removeFile(path)
+        raise
+    return path
+
+
+def _bearer(request) -> str | None:
+    value = request.getHeader("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _mediaType(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+class UploadResource(Resource):
+    """
+    C{/upload/<uid>/<name>}: PUT, GET, HEAD (and OPTIONS for browsers).
+    """
+
+    isLeaf = True
+
+    def __init__(self, ctx):
+        Resource.__init__(self)
+        self.ctx = ctx
+
+    def render(self, request):
+        setCORS(request, self.ctx.config.cors_origins)
+        handlers = {b"PUT": self.put, b"GET": self.get, b"HEAD": self.get}
+        if request.method == b"OPTIONS":
+            request.setResponseCode(http.NO_CONTENT)
+            return b""
+        handler = handlers.get(request.method)
+        if handler is None:
+            request.setHeader(b"allow", b"GET, HEAD, PUT, OPTIONS")
+            return self._refuse(request, HTTPRefusal(http.NOT_ALLOWED, "Use PUT, GET or HEAD"))
+        if len(request.postpath) != 2 or not UID.fullmatch(request.postpath[0].decode("ascii", "replace")):
+            return self._refuse(request, HTTPRefusal(http.NOT_FOUND, "No such file"))
+        d = defer.ensureDeferred(handler(request, request.postpath[0].decode("ascii")))
+        d.addErrback(self._failed, request)
+        return server.NOT_DONE_YET
+
+    def _refuse(self, request, refusal: HTTPRefusal):
+        request.setResponseCode(refusal.status)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return refusal.text.encode("utf-8") + b"\n"
+
+    def _failed(self, failure, request) -> None:
+        if failure.check(HTTPRefusal):
+            body = self._refuse(request, failure.value)
+        else:
+            log.failure("XEP-0363 upload request failed", failure)
+            body = self._refuse(request, HTTPRefusal(http.INTERNAL_SERVER_ERROR, "Internal error, try again"))
+        if not request.finished and not request._disconnected:
+            if request.method != b"HEAD":
+                request.write(body)
+            request.finish()
+
+    async def put(self, request, uid: str) -> None:
+        """
+        XEP-0363 §5: store the body for the slot C{uid}.
+        """
+        ctx = self.ctx
+        token = _bearer(request)
+        if token is None:
+            request.setHeader(b"www-authenticate", b"Bearer")
+            raise HTTPRefusal(http.UNAUTHORIZED, "The slot's Authorization header is required")
+        slot = await ctx.storage.uploads.getSlot(uid)
+        if slot is None:
+            blob = await ctx.storage.blobs.getBlobByUid(uid)
+            if blob is not None and blob.completed:
+                raise HTTPRefusal(http.CONFLICT, "This slot was already used")
+            raise HTTPRefusal(http.NOT_FOUND, "No such upload slot")
+        if not hmac.compare_digest(slot.tokenHash, tokenHash(token)):
+            raise HTTPRefusal(http.FORBIDDEN, "The token does not match this slot")
+        if slot.expiresAt <= ctx.clock.seconds():
+            raise HTTPRefusal(http.GONE, "The upload slot expired: request a new one")
+        blob = await ctx.storage.blobs.getBlob(slot.blobId)
+        if blob is None:
+            raise HTTPRefusal(http.NOT_FOUND, "No such upload slot")
+        length = request.getHeader("content-length")
+        if getattr(request, "bodyTooLarge", False) or (length is not None and length.isdigit()
+                                                        and int(length) > blob.size):
+            raise HTTPRefusal(http.REQUEST_ENTITY_TOO_LARGE, f"The slot is for {blob.size} bytes")
+        if length is None or not length.isdigit():
+            raise HTTPRefusal(http.LENGTH_REQUIRED, "A Content-Length is required")
+        if int(length) != blob.size:
+            raise HTTPRefusal(http.BAD_REQUEST, f"The slot is for {blob.size} bytes, not {length}")
+        contentType = request.getHeader("content-type")
+        if contentType is not None and _mediaType(contentType) != _mediaType(blob.contentType):
+            raise HTTPRefusal(http.UNSUPPORTED_MEDIA_TYPE, f"The slot is for {blob.contentType}")
+        path = blobPath(ctx.server.data_dir, uid)
+        temporary = await ctx.runCPU(spool, request.content, os.path.dirname(path), blob.size)
+        try:
+            if await ctx.storage.uploads.takeSlot(uid) is None:
+                raise HTTPRefusal(http.CONFLICT, "This slot was already used")
+            await ctx.runCPU(os.replace, temporary, path)
+        except BaseException:
+            await ctx.runCPU(_removeFile, temporary)
+            raise
+        try:
+            await ctx.storage.blobs.completeBlob(blob.id, blob.size)
+        except NotFound:
+            await ctx.runCPU(_removeFile, path)
+            raise HTTPRefusal(http.NOT_FOUND, "The file was deleted meanwhile") from None
+        request.setResponseCode(http.CREATED)
+        request.finish()
+
+    async def get(self, request, uid: str) -> None:
+        """
+        XEP-0363 §6: the file, to anyone who has its URL.
+        """
+        blob = await self.ctx.storage.blobs.getBlobByUid(uid)
+        if blob is None or not blob.completed or not blob.public:
+            raise HTTPRefusal(http.NOT_FOUND, "No such file")
+        data = await self.ctx.runCPU(_readFile, blobPath(self.ctx.server.data_dir, uid))
+        if data is None:
+            raise HTTPRefusal(http.NOT_FOUND, "No such file")
+        # read whole off the reactor thread, as the REST blobs are (at most
+        # [upload] max_file_bytes)
+        setFileHeaders(request, blob.contentType or "application/octet-stream", blob.name, len(data))
+        if request.method != b"HEAD":
+            request.write(data)
+        request.finish()
+
+async def sweepExpiredSlots(ctx, batch: int = 500) -> int:
+    """
+    Take the slots that expired unused and delete their blobs (and any
+    bytes), freeing the quota they reserved; returns how many.
+    """
+    swept = 0
+    now = ctx.clock.seconds()
+    while True:
+        slots = await ctx.storage.uploads.takeExpiredSlots(now, batch)
+        for slot in slots:
+            blob = await ctx.storage.blobs.getBlob(slot.blobId)
+            if blob is not None and not blob.completed:
+                await ctx.storage.blobs.deleteBlob(blob.id)
+                await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, slot.uid))
+        swept += len(slots)
+        if len(slots) < batch:
+            break
+    if swept:
+        log.info("Deleted {count} expired upload slots", count=swept)
+    return swept
+
+
+__all__ = ["UploadResource", "spool", "sweepExpiredSlots"]
