@@ -163,3 +163,32 @@ def test_putRefusals(uploads):
         await carol.logout()
 
     run(scenario())
+
+
+def test_slotsWorkAcrossWorkers(tmp_path_factory):
+    """--workers 2: slots requested on one worker are PUT over fresh connections the kernel spreads over both."""
+    from tests.cluster.live import Cluster, RedisProcess, requireRedis
+
+    requireRedis()
+    directory = tmp_path_factory.mktemp("upload-workers")
+    redis = RedisProcess(directory).start()
+    cluster = Cluster(directory, redis)
+    try:
+        server = cluster.startNode("up", args=("--workers", "2"), nodeIds=("up-w0", "up-w1"))
+        server.addusers(["dave"])
+
+        async def scenario():
+            dave = await login(server, "dave")
+            slots = [await requestSlot(dave, "upload.localhost", f"f{i}.bin", 3 + i) for i in range(8)]
+            for i, (putURL, headers, getURL) in enumerate(slots):
+                data = bytes([i]) * (3 + i)
+                status, _, _ = await put(putURL, headers, data)
+                assert status == 201, (i, status)
+                status, _, body = await asyncio.to_thread(httpCall, "GET", getURL)
+                assert (status, body) == (200, data)
+            await dave.logout()
+
+        run(scenario())
+    finally:
+        cluster.stop()
+        redis.stop()
