@@ -21,7 +21,7 @@ from tests.e2e.conftest import startServer, stopServer
 from tests.e2e.test_slixmpp import Client, run
 
 NS = "urn:xmpp:http:upload:0"
-MAX = 100000
+MAX = 300000
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ max_file_bytes = {MAX}
 slot_seconds = 2
 
 [quotas]
-blob_bytes_per_user = 250000
+blob_bytes_per_user = 750000
 """)
     running.addusers(["alice", "bob", "carol"])
     yield running
@@ -103,7 +103,7 @@ def test_discoverUploadAndDownload(uploads):
         alice = await login(uploads, "alice")
         service, limit = await discover(alice)
         assert (service, limit) == ("upload.localhost", MAX)
-        data = bytes(range(256)) * 100 + b"\x00\xff"
+        data = bytes(range(256)) * 800 + b"\x00\xff"  # spooled to a temporary file, served in 4 chunks
         putURL, headers, getURL = await requestSlot(alice, service, "Grüße ☃.bin", len(data))
         assert putURL.startswith(f"http://127.0.0.1:{uploads.ports['rest']}/upload/")
         status, _, _ = await put(putURL, headers, data)

@@ -13,8 +13,8 @@ copied to the blob store in chunks, off the reactor thread, and made
 visible only after the slot is taken (L{IUploadSlotStore.takeSlot}), so
 of two parallel PUTs of one slot one wins and the other gets C{409}.
 
-GET and HEAD (§6) serve a completed, public blob byte for byte (read
-whole off the reactor thread, like the REST API's blobs), with its
+GET and HEAD (§6) serve a completed, public blob byte for byte (streamed
+by L{FilePusher}), with its
 content type, C{X-Content-Type-Options: nosniff}, a sandbox CSP and a safe
 C{Content-Disposition} (L{setFileHeaders}); anything else is C{404}.
 
@@ -30,11 +30,13 @@ import tempfile
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.internet.interfaces import IPushProducer
 from twisted.web import http, server
+from zope.interface import implementer
 from twisted.web.resource import Resource
 
 from xmppchat.api.json import setCORS
-from xmppchat.api.storage import UID, _readFile, _removeFile, blobPath, setFileHeaders
+from xmppchat.api.storage import UID, _removeFile, blobPath, setFileHeaders
 from xmppchat.storage.interfaces import NotFound
 from xmppchat.storage.uploads.interface import tokenHash
 
@@ -73,6 +75,13 @@ def spool(content, directory: str, size: int) -> str:
     return path
 
 
+def _openFile(path: str):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
 def _bearer(request) -> str | None:
     value = request.getHeader("authorization") or ""
     scheme, _, token = value.partition(" ")
@@ -81,6 +90,50 @@ def _bearer(request) -> str | None:
 
 def _mediaType(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
+
+
+@implementer(IPushProducer)
+class FilePusher:
+    """
+    Streams an open file into a response, L{CHUNK} bytes at a time while
+    the connection takes them (a push producer the transport pauses when
+    its buffer is full), so a large download never sits in memory.  The
+    chunks are read on the reactor thread, as C{twisted.web.static.File}
+    does.
+    """
+
+    def __init__(self, request, f):
+        self.request = request
+        self.file = f
+        self.paused = False
+        self.done = False
+
+    def start(self) -> None:
+        self.request.registerProducer(self, True)
+        self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        self._push()
+
+    def _push(self) -> None:
+        while not self.paused and not self.done:
+            chunk = self.file.read(CHUNK)
+            if not chunk:
+                self.stopProducing()
+                self.request.unregisterProducer()
+                self.request.finish()
+                return
+            self.request.write(chunk)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._push()
+
+    def stopProducing(self) -> None:
+        if not self.done:
+            self.done = True
+            self.file.close()
 
 
 class UploadResource(Resource):
@@ -184,15 +237,16 @@ class UploadResource(Resource):
         blob = await self.ctx.storage.blobs.getBlobByUid(uid)
         if blob is None or not blob.completed or not blob.public:
             raise HTTPRefusal(http.NOT_FOUND, "No such file")
-        data = await self.ctx.runCPU(_readFile, blobPath(self.ctx.server.data_dir, uid))
-        if data is None:
+        f = await self.ctx.runCPU(_openFile, blobPath(self.ctx.server.data_dir, uid))
+        if f is None:
             raise HTTPRefusal(http.NOT_FOUND, "No such file")
-        # read whole off the reactor thread, as the REST blobs are (at most
-        # [upload] max_file_bytes)
-        setFileHeaders(request, blob.contentType or "application/octet-stream", blob.name, len(data))
-        if request.method != b"HEAD":
-            request.write(data)
-        request.finish()
+        setFileHeaders(request, blob.contentType or "application/octet-stream", blob.name,
+                       os.fstat(f.fileno()).st_size)
+        if request.method == b"HEAD":
+            f.close()
+            request.finish()
+            return
+        FilePusher(request, f).start()
 
 async def sweepExpiredSlots(ctx, batch: int = 500) -> int:
     """
