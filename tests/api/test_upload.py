@@ -11,6 +11,7 @@ import os
 from urllib.parse import urlsplit
 
 import pytest
+from twisted.internet.task import Clock
 
 from tests.api.helpers import BASE, ApiHarness
 from tests.helpers import result, xml
@@ -227,3 +228,51 @@ def test_slotURLUsesPublicURL(tmp_path):
     putURL, _, _ = slotOf(requestSlot(api, carol))
     assert urlsplit(putURL)[:2] == ("https", "files.example.com")
     assert urlsplit(putURL).path.startswith("/x/upload/")
+
+
+def test_devConfigOffersUpload():
+    """The dev config (README's first command) loads the upload module with REST on 127.0.0.1:8089."""
+    from xmppchat.config import loadConfig
+    from xmppchat.service import listenerURL
+    from xmppchat.storage.sqlite import SQLiteStorage
+
+    config = loadConfig("conf/xmppchat.dev.toml")
+    assert "upload" in config.modules.enabled and config.rest.enabled
+    storage = SQLiteStorage(":memory:", synchronous=True)
+    host = Host(config, storage, Clock())
+    host.loadModules(["upload"])
+    assert host.components["upload.localhost"] is host.modules["upload"]
+    host.restURL = listenerURL(config.rest.interface, config.rest.port, config.server.domain)
+    assert host.modules["upload"].baseURL() == "http://127.0.0.1:8089"
+
+
+def test_listenerURL():
+    """The derived URL base: the interface, bracketed IPv6, the domain for a wildcard address."""
+    from xmppchat.service import listenerURL
+
+    assert listenerURL("127.0.0.1", 8089, "example.com") == "http://127.0.0.1:8089"
+    assert listenerURL("::1", 80, "example.com") == "http://[::1]:80"
+    assert listenerURL("0.0.0.0", 8089, "example.com") == "http://example.com:8089"
+
+
+def test_restOffMeansNoService(tmp_path):
+    """Without the REST listener the module offers no component (nothing could take the PUT)."""
+    from xmppchat.storage.sqlite import SQLiteStorage
+    from tests.helpers import makeConfig
+
+    host = Host(makeConfig(), SQLiteStorage(":memory:", synchronous=True), Clock())
+    host.loadModules(["upload"])
+    assert "upload.localhost" not in host.components
+
+
+@pytest.mark.parametrize("values, key", [
+    ({"domain": "a@b"}, "upload.domain"), ({"domain": "localhost"}, "upload.domain"),
+    ({"public_url": "ftp://x"}, "upload.public_url"), ({"slot_seconds": 0}, "upload.slot_seconds"),
+    ({"max_file_bytes": 0}, "upload.max_file_bytes"), ({"slots_per_user": 0}, "upload.slots_per_user")])
+def test_configValidated(values, key):
+    """Unusable [upload] values are configuration errors naming the key."""
+    from xmppchat.config import ConfigError, buildConfig
+
+    with pytest.raises(ConfigError) as caught:
+        buildConfig({"upload": values})
+    assert key in str(caught.value)
