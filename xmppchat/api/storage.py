@@ -356,17 +356,30 @@ async def sweepIncompleteUploads(ctx, batch: int = 500) -> int:
     finding 15); returns how many.  Runs in batches of C{batch}.
     """
     cutoff = ctx.clock.seconds() - ctx.quotas.incomplete_upload_seconds
+
+    async def removeFile(blob):
+        await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, blob.uid))
+
+    return await sweepBatches(lambda n: ctx.storage.blobs.deleteIncompleteBlobs(cutoff, n), removeFile, batch,
+                              "incomplete uploads")
+
+
+async def sweepBatches(take, clean, batch: int, what: str) -> int:
+    """
+    Take stale items C{batch} at a time with C{take(batch)} (a Deferred
+    list; the store removes them) and C{await clean(item)} each, until a
+    short batch; log and return how many.
+    """
     swept = 0
     while True:
-        stale = await ctx.storage.blobs.deleteIncompleteBlobs(cutoff, batch)
-        for blob in stale:
-            await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, blob.uid))
-        swept += len(stale)
-        if len(stale) < batch:
+        items = await take(batch)
+        for item in items:
+            await clean(item)
+        swept += len(items)
+        if len(items) < batch:
             break
     if swept:
-        log.info("Deleted {count} incomplete uploads", count=swept)
+        log.info("Deleted {count} {what}", count=swept, what=what)
     return swept
 
-
-__all__ = ["BlobsResource", "blobJSON", "blobPath", "setFileHeaders", "sweepIncompleteUploads"]
+__all__ = ["BlobsResource", "blobJSON", "blobPath", "setFileHeaders", "sweepBatches", "sweepIncompleteUploads"]

@@ -33,10 +33,9 @@ from twisted.logger import Logger
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import http, server
 from zope.interface import implementer
-from twisted.web.resource import Resource
 
-from xmppchat.api.json import setCORS
-from xmppchat.api.storage import UID, _removeFile, blobPath, setFileHeaders
+from xmppchat.api.json import LeafResource, preflight
+from xmppchat.api.storage import UID, _removeFile, blobPath, setFileHeaders, sweepBatches
 from xmppchat.storage.interfaces import NotFound
 from xmppchat.storage.uploads.interface import tokenHash
 
@@ -136,23 +135,15 @@ class FilePusher:
             self.file.close()
 
 
-class UploadResource(Resource):
+class UploadResource(LeafResource):
     """
     C{/upload/<uid>/<name>}: PUT, GET, HEAD (and OPTIONS for browsers).
     """
 
-    isLeaf = True
-
-    def __init__(self, ctx):
-        Resource.__init__(self)
-        self.ctx = ctx
-
     def render(self, request):
-        setCORS(request, self.ctx.config.cors_origins)
-        handlers = {b"PUT": self.put, b"GET": self.get, b"HEAD": self.get}
-        if request.method == b"OPTIONS":
-            request.setResponseCode(http.NO_CONTENT)
+        if preflight(request, self.ctx.config.cors_origins):
             return b""
+        handlers = {b"PUT": self.put, b"GET": self.get, b"HEAD": self.get}
         handler = handlers.get(request.method)
         if handler is None:
             request.setHeader(b"allow", b"GET, HEAD, PUT, OPTIONS")
@@ -253,21 +244,16 @@ async def sweepExpiredSlots(ctx, batch: int = 500) -> int:
     Take the slots that expired unused and delete their blobs (and any
     bytes), freeing the quota they reserved; returns how many.
     """
-    swept = 0
-    now = ctx.clock.seconds()
-    while True:
-        slots = await ctx.storage.uploads.takeExpiredSlots(now, batch)
-        for slot in slots:
-            blob = await ctx.storage.blobs.getBlob(slot.blobId)
-            if blob is not None and not blob.completed:
-                await ctx.storage.blobs.deleteBlob(blob.id)
-                await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, slot.uid))
-        swept += len(slots)
-        if len(slots) < batch:
-            break
-    if swept:
-        log.info("Deleted {count} expired upload slots", count=swept)
-    return swept
+    blobs = ctx.storage.blobs
 
+    async def delete(slot):
+        blob = await blobs.getBlob(slot.blobId)
+        if blob is not None and not blob.completed:
+            await blobs.deleteBlob(blob.id)
+            await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, slot.uid))
+
+    now = ctx.clock.seconds()
+    return await sweepBatches(lambda n: ctx.storage.uploads.takeExpiredSlots(now, n), delete, batch,
+                              "expired upload slots")
 
 __all__ = ["UploadResource", "spool", "sweepExpiredSlots"]
