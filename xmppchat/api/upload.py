@@ -14,9 +14,9 @@ visible only after the slot is taken (L{IUploadSlotStore.takeSlot}), so
 of two parallel PUTs of one slot one wins and the other gets C{409}.
 
 GET and HEAD (§6) serve a completed, public blob byte for byte (streamed
-by L{FilePusher}), with its
-content type, C{X-Content-Type-Options: nosniff}, a sandbox CSP and a safe
-C{Content-Disposition} (L{setFileHeaders}); anything else is C{404}.
+by L{FilePusher}), with its content type, C{X-Content-Type-Options:
+nosniff}, a sandbox CSP and a safe C{Content-Disposition}
+(L{setFileHeaders}); anything else is C{404}.
 
 L{sweepExpiredSlots} deletes the blobs of slots that expired unused, so
 they stop counting against the quota (every C{[upload] slot_seconds}).
@@ -29,8 +29,8 @@ import os
 import tempfile
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
 from twisted.web import http, server
 from zope.interface import implementer
 
@@ -238,6 +238,7 @@ class UploadResource(LeafResource):
             request.finish()
             return
         FilePusher(request, f).start()
+
 
 async def sweepExpiredSlots(ctx, batch: int = 500) -> int:
     """
