@@ -29,7 +29,7 @@ def uploads(tmp_path_factory):
     running = startServer(tmp_path_factory.mktemp("upload"), extra=f"""
 [upload]
 max_file_bytes = {MAX}
-slot_seconds = 2
+slot_seconds = 3
 
 [quotas]
 blob_bytes_per_user = 750000
@@ -154,7 +154,7 @@ def test_putRefusals(uploads):
         status, _, body = await asyncio.to_thread(httpCall, "GET", getURL)
         assert (status, body) == (200, b"hello")
         putURL, headers, _ = await requestSlot(carol, "upload.localhost", "late.bin", 3)
-        await asyncio.sleep(2.5)  # [upload] slot_seconds = 2
+        await asyncio.sleep(3.5)  # [upload] slot_seconds = 3; swept 3 s later
         status, _, _ = await put(putURL, headers, b"abc")
         assert status == 410
         unknown = getURL.rsplit("/", 2)[0] + "/" + "0" * 32 + "/x"

@@ -18,8 +18,9 @@ by L{FilePusher}), with its content type, C{X-Content-Type-Options:
 nosniff}, a sandbox CSP and a safe C{Content-Disposition}
 (L{setFileHeaders}); anything else is C{404}.
 
-L{sweepExpiredSlots} deletes the blobs of slots that expired unused, so
-they stop counting against the quota (every C{[upload] slot_seconds}).
+L{sweepExpiredSlots} deletes the blobs of slots that expired unused one
+C{[upload] slot_seconds} earlier (until then a late PUT gets its C{410}),
+so they stop counting against the quota.
 """
 
 from __future__ import annotations
@@ -242,8 +243,9 @@ class UploadResource(LeafResource):
 
 async def sweepExpiredSlots(ctx, batch: int = 500) -> int:
     """
-    Take the slots that expired unused and delete their blobs (and any
-    bytes), freeing the quota they reserved; returns how many.
+    Take the slots that expired unused more than C{[upload] slot_seconds}
+    ago and delete their blobs (and any bytes), freeing the quota they
+    reserved; returns how many.
     """
     blobs = ctx.storage.blobs
 
@@ -253,8 +255,8 @@ async def sweepExpiredSlots(ctx, batch: int = 500) -> int:
             await blobs.deleteBlob(blob.id)
             await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, slot.uid))
 
-    now = ctx.clock.seconds()
-    return await sweepBatches(lambda n: ctx.storage.uploads.takeExpiredSlots(now, n), delete, batch,
+    cutoff = ctx.clock.seconds() - ctx.upload.slot_seconds
+    return await sweepBatches(lambda n: ctx.storage.uploads.takeExpiredSlots(cutoff, n), delete, batch,
                               "expired upload slots")
 
 __all__ = ["UploadResource", "spool", "sweepExpiredSlots"]
