@@ -46,8 +46,10 @@ def up(tmp_path):
     api.host.restURL = BASE
     api.module = api.host.modules["upload"]
     for name in ("alice", "bob"):
-        _, userId = api.user(name)
-        setattr(api, name, Client(result(api.storage.accounts.getAccount(userId))))
+        token, userId = api.user(name)
+        client = Client(result(api.storage.accounts.getAccount(userId)))
+        client.token = token
+        setattr(api, name, client)
     return api
 
 
@@ -120,6 +122,18 @@ def test_slotPutGetByteIdentical(up):
     assert head.status == 200 and head.raw == b"" and head.header("content-length") == "200"
     # the same blob store as REST: it is the user's blob, counted in the quota
     assert result(up.storage.blobs.blobUsage(up.alice.account.id)) == (1, 200)
+
+
+def test_restSeesAndDeletesUploads(up):
+    """An uploaded file is in the owner's REST blob list; a REST delete removes its download."""
+    putURL, headers, getURL = slotOf(requestSlot(up, up.alice, "r.bin", 4))
+    assert httpPut(up, putURL, b"data", headers).status == 201
+    r = up.get("/blobs.json", token=up.alice.token)
+    [item] = r.json["items"]
+    assert (item["blob"]["name"], item["blob"]["size"], item["blob"]["public"]) == ("r.bin", 4, True)
+    assert up.delete(f"/blobs/{item['blob']['id']}.json", token=up.alice.token).status == 200
+    assert up.get(getURL).status == 404
+    assert result(up.storage.blobs.blobUsage(up.alice.account.id)) == (0, 0)
 
 
 def test_tooLargeRefusedWithMaxSize(up):
