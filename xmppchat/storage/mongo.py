@@ -45,6 +45,8 @@ from xmppchat.storage.common import (
     RECORD_SCHEMA,
     prepareQuery,
 )
+from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
+from xmppchat.storage.pep.mongo import MongoPEPStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
@@ -250,6 +252,7 @@ INDEXES = {
                 ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {}),
                 ([("user_id", _ASC), ("size", _ASC)], {})],
     **UNLOCK_INDEXES,
+    **PEP_INDEXES,
     **UPLOAD_INDEXES,
 }
 
@@ -1591,6 +1594,7 @@ class MongoStorage(common.WorkerStorage):
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
+        "pep": MongoPEPStore,
         "uploads": MongoUploadSlotStore,
     }
 
