@@ -1063,6 +1063,8 @@ class Storage:
     unlocks: object
     # L{xmppchat.storage.pep.interface.IPEPStore}
     pep: object
+    # L{xmppchat.storage.uploads.interface.IUploadSlotStore}
+    uploads: object
 
     def start(self) -> Deferred:
         """

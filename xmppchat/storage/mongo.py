@@ -49,6 +49,8 @@ from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
 from xmppchat.storage.pep.mongo import MongoPEPStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
+from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
+from xmppchat.storage.uploads.mongo import MongoUploadSlotStore
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -251,6 +253,7 @@ INDEXES = {
                 ([("user_id", _ASC), ("size", _ASC)], {})],
     **UNLOCK_INDEXES,
     **PEP_INDEXES,
+    **UPLOAD_INDEXES,
 }
 
 
@@ -1592,6 +1595,7 @@ class MongoStorage(common.WorkerStorage):
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
         "pep": MongoPEPStore,
+        "uploads": MongoUploadSlotStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

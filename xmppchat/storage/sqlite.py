@@ -59,6 +59,8 @@ from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
 from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
+from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
+from xmppchat.storage.uploads.sqlite import SQLiteUploadSlotStore
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -80,7 +82,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -295,6 +297,8 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 8 -> 9: PEP nodes and items (storage/pep, issue 16 item 1)
     PEP_SCHEMA,
+    # 9 -> 10: XEP-0363 upload slots (storage/uploads, issue 16 item 4)
+    UPLOAD_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -1960,6 +1964,7 @@ class SQLiteStorage(common.WorkerStorage):
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
         "pep": SQLitePEPStore,
+        "uploads": SQLiteUploadSlotStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
