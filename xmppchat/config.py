@@ -42,6 +42,7 @@ DEFAULT_MODULES = (
     "privacy",
     "blocking",
     "muc",
+    "mucselfping",
     "dialogs",
     "correction",
     "retraction",

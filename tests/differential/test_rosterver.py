@@ -48,8 +48,10 @@ def test_rosterVersioning(users):
         alice.update_roster(scene.jid("carol"), name="Carol")
         await scene.settle()
         first, items = await versionedGet(scene, alice, "")
-        outcome = {"feature": "rosterver" in alice.features, "first": (first is not None, items),
-                   "current": await versionedGet(scene, alice, first)}
+        outcome = {"feature": "rosterver" in alice.features, "first": (first is not None, items)}
+        if not first:
+            return outcome  # no versioning: nothing more to compare
+        outcome["current"] = await versionedGet(scene, alice, first)
         await versionedGet(scene, other, first)  # an interested resource (§2.1.6)
         since = scene.mark()
         alice.update_roster(scene.jid("bob"), name="Bob")

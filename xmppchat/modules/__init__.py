@@ -31,6 +31,7 @@ REGISTRY = {
     "privacy": ("xmppchat.modules.privacy", "PrivacyModule"),
     "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
     "muc": ("xmppchat.muc.service", "MUCModule"),
+    "mucselfping": ("xmppchat.modules.mucselfping", "MUCSelfPingModule"),
     "dialogs": ("xmppchat.modules.dialogs", "DialogsModule"),
     "correction": ("xmppchat.modules.correction", "CorrectionModule"),
     "retraction": ("xmppchat.modules.retraction", "RetractionModule"),

@@ -1,0 +1,309 @@
+"""
+A compliance check in the manner of Conversations' XMPP Compliance Tester
+(iNPUTmice/ComplianceTester) for XEP-0479, XMPP Compliance Suites 2023,
+"Advanced IM Server" (the Core and IM categories' Advanced Server columns),
+plus the Conversations suite's extras (CSI, push, proxy65, OMEMO, MUC MAM).
+
+One slixmpp client logs in to a server configured like the dev config and
+looks only at what a client can see: stream features, disco#info of the
+server and of its own account, and the components the server lists in
+disco#items.  Each requirement is one test.  Requirements that other
+helpers of issue 16 are building are strict xfails naming the feature and
+the helper: after merging, the lead removes the mark (a strict xfail that
+passes fails the run, so none is forgotten).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.e2e.conftest import startServer, stopServer
+from tests.e2e.test_slixmpp import TIMEOUT, Client, run
+
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_INFO = "http://jabber.org/protocol/disco#info"
+NS_ITEMS = "http://jabber.org/protocol/disco#items"
+NS_DATA = "jabber:x:data"
+NS_MUC = "http://jabber.org/protocol/muc"
+
+
+def building(helper: str, feature: str):
+    """A requirement another helper of issue 16 is building (strict: remove after the merge)."""
+    return pytest.mark.xfail(reason=f"{feature}: being built by helper '{helper}' (issue 16)", strict=True)
+
+
+def missing(feature: str):
+    """A requirement nobody builds yet (see the README's compliance table)."""
+    return pytest.mark.xfail(reason=f"{feature}: not implemented", strict=True)
+
+
+class Info:
+    """What one disco#info answer says: identities, features and XEP-0128 forms."""
+
+    def __init__(self, query: ET.Element | None, error: str | None = None):
+        self.error = error
+        self.identities: set = set()
+        self.features: set = set()
+        self.forms: dict = {}  # FORM_TYPE -> {var: [values]}
+        if query is None:
+            return
+        for child in query:
+            if child.tag == f"{{{NS_INFO}}}identity":
+                self.identities.add((child.get("category"), child.get("type")))
+            elif child.tag == f"{{{NS_INFO}}}feature":
+                self.features.add(child.get("var"))
+            elif child.tag == f"{{{NS_DATA}}}x":
+                fields = {f.get("var"): [v.text or "" for v in f.findall(f"{{{NS_DATA}}}value")]
+                          for f in child.findall(f"{{{NS_DATA}}}field")}
+                formType = (fields.pop("FORM_TYPE", None) or [""])[0]
+                self.forms[formType] = fields
+
+
+async def ask(client, to, xmlns, node=None, itype="get", payload=None) -> ET.Element:
+    """An IQ to C{to}; its result, or an C{error} element named after the condition."""
+    iq = client.make_iq(itype=itype, ito=to) if payload is not None else client.make_iq_get(
+        queryxmlns=xmlns, ito=to)
+    if payload is not None:
+        iq.append(payload)
+    if node:
+        iq.xml.find(f"{{{xmlns}}}query").set("node", node)
+    try:
+        reply = await iq.send(timeout=TIMEOUT)
+    except Exception as e:  # IqError, IqTimeout: recorded, judged by the tests
+        condition = getattr(e, "condition", type(e).__name__)
+        return ET.Element("error", condition=str(condition))
+    return reply.xml
+
+
+async def info(client, to) -> Info:
+    reply = await ask(client, to, NS_INFO)
+    if reply.tag == "error":
+        return Info(None, reply.get("condition"))
+    return Info(reply.find(f"{{{NS_INFO}}}query"))
+
+
+async def survey(server) -> dict:
+    """Everything the tests judge, gathered by one logged-in client, as the Compliance Tester does."""
+    client = Client(server, "compliance@localhost", "compliance-pw")
+    features = []
+
+    def record(stanza):
+        if stanza.xml.tag == f"{{{NS_STREAM}}}features":
+            features.append(ET.fromstring(ET.tostring(stanza.xml)))
+        return stanza
+
+    client.add_filter("in", record)
+    assert await client.login()
+    domain = server.domain
+    report = {"features": {child.tag for child in features[-1]}, "server": await info(client, domain),
+              "account": await info(client, client.boundjid.bare), "components": {}}
+    items = await ask(client, domain, NS_ITEMS)
+    for item in items.iter(f"{{{NS_ITEMS}}}item"):
+        report["components"][item.get("jid")] = await info(client, item.get("jid"))
+    muc = next((jid for jid, i in report["components"].items() if NS_MUC in i.features), None)
+    if muc is not None:
+        report["room"], report["selfping"] = await joinRoom(client, f"compliance-room@{muc}", "tester")
+    client.disconnect()
+    return report
+
+
+async def joinRoom(client, room, nick):
+    """Join (create) C{room} as C{nick}; its disco#info and how a XEP-0410 self-ping is answered."""
+    joined = asyncio.get_event_loop().create_future()
+
+    def onPresence(presence):
+        # the self-presence (status 110) names the nick the room gave us
+        selfPresence = presence.xml.find("{http://jabber.org/protocol/muc#user}x/"
+                                         "{http://jabber.org/protocol/muc#user}status[@code='110']")
+        if presence["from"].bare == room and not joined.done() and (
+                selfPresence is not None or presence["type"] == "error"):
+            joined.set_result((presence["type"], presence["from"].resource))
+
+    client.add_event_handler("presence", onPresence)
+    presence = client.make_presence(pto=f"{room}/{nick}")
+    presence.xml.append(ET.Element(f"{{{NS_MUC}}}x"))
+    presence.send()
+    presenceType, nick = await asyncio.wait_for(joined, TIMEOUT)
+    if presenceType == "error":
+        return Info(None, "join refused"), "not joined"
+    # an instant room (XEP-0045 §10.1.2), for servers that lock new rooms
+    owner = ET.Element("{http://jabber.org/protocol/muc#owner}query")
+    ET.SubElement(owner, f"{{{NS_DATA}}}x", type="submit")
+    await ask(client, room, None, itype="set", payload=owner)
+    ping = await ask(client, f"{room}/{nick}", None, payload=ET.Element("{urn:xmpp:ping}ping"))
+    return await info(client, room), "result" if ping.tag != "error" else ping.get("condition")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    # the dev config's listeners: c2s with STARTTLS, direct TLS, WebSocket, BOSH
+    server = startServer(tmp_path_factory.mktemp("compliance"), extra="""
+[websocket]
+enabled = true
+port = 0
+
+[bosh]
+enabled = true
+port = 0
+""")
+    try:
+        server.adduser("compliance", "compliance-pw")
+        yield run(survey(server)) | {"ports": server.ports}
+    finally:
+        stopServer(server)
+
+
+def test_report_gathered(report):
+    """The survey logged in, and the server answered disco#info for itself and the account."""
+    assert report["server"].error is None and report["account"].error is None
+    assert ("server", "im") in report["server"].identities
+
+
+# -- XEP-0479 Core category, Advanced Server column ----------------------------------------
+
+
+def test_core_tls(report):
+    """RFC 7590 / RFC 6120 §5: the survey's client logged in over STARTTLS with the certificate verified."""
+    assert report["server"].error is None
+
+
+def test_core_directTLS(report):
+    """XEP-0368: the server accepts direct TLS connections (the dev config's tls_port)."""
+    assert report["ports"].get("c2s-tls")
+
+
+def test_core_disco(report):
+    """XEP-0030: disco#info and disco#items on the server."""
+    assert {NS_INFO, NS_ITEMS} <= report["server"].features
+
+
+@building("pep", "XEP-0115 entity capabilities of the server (stream feature <c/>)")
+def test_core_caps(report):
+    """XEP-0115: the stream features carry the server's caps (<c xmlns='http://jabber.org/protocol/caps'/>)."""
+    assert "{http://jabber.org/protocol/caps}c" in report["features"]
+
+
+@missing("XEP-0114 external components (no component listener)")
+def test_core_components(report):
+    """XEP-0114: server extensibility through external components (a component listener)."""
+    assert report["ports"].get("component")
+
+
+@building("pep", "XEP-0163 Personal Eventing Protocol")
+def test_core_pep(report):
+    """XEP-0163: the account's disco#info has the pubsub/pep identity (the Compliance Tester's PEP test)."""
+    assert ("pubsub", "pep") in report["account"].identities
+
+
+# -- XEP-0479 IM category, Advanced Server column ---------------------------------------------
+
+
+def test_im_rosterVersioning(report):
+    """RFC 6121 §2.6 (XEP-0237): the rosterver stream feature (the Compliance Tester's Roster Versioning test)."""
+    assert "{urn:xmpp:features:rosterver}ver" in report["features"]
+
+
+@building("profiles", "XEP-0054 vcard-temp")
+def test_im_vcardTemp(report):
+    """XEP-0054: vcard-temp on the server."""
+    assert "vcard-temp" in report["server"].features
+
+
+@building("profiles", "XEP-0398 / XEP-0153 avatar conversion")
+def test_im_avatarConversion(report):
+    """XEP-0398: the account advertises urn:xmpp:pep-vcard-conversion:0."""
+    assert "urn:xmpp:pep-vcard-conversion:0" in report["account"].features
+
+
+def test_im_carbons(report):
+    """XEP-0280: urn:xmpp:carbons:2 on the server."""
+    assert "urn:xmpp:carbons:2" in report["server"].features
+
+
+def test_im_blocking(report):
+    """XEP-0191: urn:xmpp:blocking on the server."""
+    assert "urn:xmpp:blocking" in report["server"].features
+
+
+def test_im_muc(report):
+    """XEP-0045: a component listed in the server's disco#items is a MUC service."""
+    assert any(NS_MUC in i.features for i in report["components"].values())
+
+
+def test_im_mucArchive(report):
+    """XEP-0313 for MUC (Advanced Group Chat): a room created by joining it has a MAM archive."""
+    assert "urn:xmpp:mam:2" in report["room"].features
+
+
+def test_im_mucSelfPing(report):
+    """XEP-0410: a ping to one's own occupant JID is answered with a result while joined."""
+    assert report["selfping"] == "result"
+
+
+@building("profiles", "XEP-0402 bookmarks with XEP-0411 compatibility")
+def test_im_bookmarks(report):
+    """XEP-0402 / XEP-0048: the account advertises urn:xmpp:bookmarks:1#compat."""
+    assert "urn:xmpp:bookmarks:1#compat" in report["account"].features
+
+
+@building("pep", "XEP-0223 persistent storage via PubSub (publish-options)")
+def test_im_pubsubPrivateStorage(report):
+    """XEP-0223: the account advertises publish-options (the Compliance Tester's OMEMO test too)."""
+    assert "http://jabber.org/protocol/pubsub#publish-options" in report["account"].features
+
+
+@building("profiles", "XEP-0049 private XML storage")
+def test_im_privateStorage(report):
+    """XEP-0049: jabber:iq:private on the server."""
+    assert "jabber:iq:private" in report["server"].features
+
+
+def test_im_streamManagement(report):
+    """XEP-0198: the sm stream feature."""
+    assert "{urn:xmpp:sm:3}sm" in report["features"]
+
+
+@missing("XEP-0313 account archive: a query needs a 'with' field (the archive is kept per dialog),"
+         " so the account does not advertise urn:xmpp:mam:2")
+def test_im_mam(report):
+    """XEP-0313: the account advertises urn:xmpp:mam:2 (the Compliance Tester asks the account, not the server)."""
+    assert "urn:xmpp:mam:2" in report["account"].features
+
+
+@building("upload", "XEP-0363 HTTP File Upload")
+def test_im_httpUpload(report):
+    """XEP-0363: the server or a listed component advertises urn:xmpp:http:upload:0."""
+    services = [report["server"], *report["components"].values()]
+    assert any("urn:xmpp:http:upload:0" in i.features for i in services)
+
+
+# -- the Conversations suite's extras and specifications of note -------------------------------
+
+
+def test_mobile_csi(report):
+    """XEP-0352 (Mobile category): the csi stream feature."""
+    assert "{urn:xmpp:csi:0}csi" in report["features"]
+
+
+def test_mobile_push(report):
+    """XEP-0357 (Mobile category): the account advertises urn:xmpp:push:0."""
+    assert "urn:xmpp:push:0" in report["account"].features
+
+
+@missing("XEP-0065 SOCKS5 bytestreams proxy component")
+def test_conversations_proxy65(report):
+    """XEP-0065: a listed component offers a SOCKS5 bytestreams proxy."""
+    assert any("http://jabber.org/protocol/bytestreams" in i.features for i in report["components"].values())
+
+
+def test_web_transports(report):
+    """RFC 7395 and XEP-0206 (Web category): WebSocket and BOSH listeners are running."""
+    assert report["ports"].get("websocket") and report["ports"].get("bosh")
+
+
+def test_note_pingVersion(report):
+    """XEP-0199 and XEP-0092 on the server."""
+    assert {"urn:xmpp:ping", "jabber:iq:version"} <= report["server"].features
