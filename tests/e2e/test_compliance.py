@@ -62,14 +62,12 @@ class Info:
                 self.forms[formType] = fields
 
 
-async def ask(client, to, xmlns, node=None, itype="get", payload=None) -> ET.Element:
+async def ask(client, to, xmlns, itype="get", payload=None) -> ET.Element:
     """An IQ to C{to}; its result, or an C{error} element named after the condition."""
     iq = client.make_iq(itype=itype, ito=to) if payload is not None else client.make_iq_get(
         queryxmlns=xmlns, ito=to)
     if payload is not None:
         iq.append(payload)
-    if node:
-        iq.xml.find(f"{{{xmlns}}}query").set("node", node)
     try:
         reply = await iq.send(timeout=TIMEOUT)
     except Exception as e:  # IqError, IqTimeout: recorded, judged by the tests
@@ -103,6 +101,8 @@ async def survey(server) -> dict:
     items = await ask(client, domain, NS_ITEMS)
     for item in items.iter(f"{{{NS_ITEMS}}}item"):
         report["components"][item.get("jid")] = await info(client, item.get("jid"))
+    services = await ask(client, domain, "urn:xmpp:extdisco:2", payload=ET.Element("{urn:xmpp:extdisco:2}services"))
+    report["services"] = [dict(s.attrib) for s in services.iter("{urn:xmpp:extdisco:2}service")]
     muc = next((jid for jid, i in report["components"].items() if NS_MUC in i.features), None)
     if muc is not None:
         report["room"], report["selfping"] = await joinRoom(client, f"compliance-room@{muc}", "tester")
@@ -148,6 +148,15 @@ port = 0
 [bosh]
 enabled = true
 port = 0
+
+[contact]
+abuse = ["mailto:abuse@localhost"]
+
+[[extdisco.services]]
+type = "turn"
+host = "turn.localhost"
+port = 3478
+secret = "compliance-secret"
 """)
     try:
         server.adduser("compliance", "compliance-pw")
@@ -307,3 +316,17 @@ def test_web_transports(report):
 def test_note_pingVersion(report):
     """XEP-0199 and XEP-0092 on the server."""
     assert {"urn:xmpp:ping", "jabber:iq:version"} <= report["server"].features
+
+
+def test_note_contactAddresses(report):
+    """XEP-0157 (the Compliance Tester's abuse-contact test): the server's disco#info lists abuse addresses."""
+    assert report["server"].forms["http://jabber.org/network/serverinfo"]["abuse-addresses"] == [
+        "mailto:abuse@localhost"]
+
+
+def test_av_externalServices(report):
+    """XEP-0215 (A/V Calling category): the TURN server with time-limited credentials."""
+    assert "urn:xmpp:extdisco:2" in report["server"].features
+    [turn] = report["services"]
+    assert (turn["type"], turn["host"], turn["port"]) == ("turn", "turn.localhost", "3478")
+    assert turn["username"].endswith(":compliance@localhost") and turn["password"]

@@ -32,6 +32,8 @@ REGISTRY = {
     "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
     "muc": ("xmppchat.muc.service", "MUCModule"),
     "mucselfping": ("xmppchat.modules.mucselfping", "MUCSelfPingModule"),
+    "contactinfo": ("xmppchat.modules.contactinfo", "ContactInfoModule"),
+    "extdisco": ("xmppchat.modules.extdisco", "ExtDiscoModule"),
     "dialogs": ("xmppchat.modules.dialogs", "DialogsModule"),
     "correction": ("xmppchat.modules.correction", "CorrectionModule"),
     "retraction": ("xmppchat.modules.retraction", "RetractionModule"),

@@ -1,8 +1,9 @@
 """
 XEP-0030: Service Discovery. https://xmpp.org/extensions/xep-0030.html
 
-The server answers disco#info with its identity and the features of every
-loaded module, disco#items with its components (e.g. C{muc.<domain>}); an
+The server answers disco#info with its identity, the features of every
+loaded module and their XEP-0128 forms (C{serverInfoForms()}), disco#items
+with its components (e.g. C{muc.<domain>}); an
 account's bare JID answers disco#info for its owner (XEP-0030 §3.1,
 identity C{account/registered}).
 """
@@ -47,7 +48,12 @@ class DiscoModule(Module):
         if node:
             raise StanzaError("item-not-found", text="No such node")
         name = self.host.config.server.name
-        return self.reply(event, infoQuery([("server", "im", name)], self.host.features()))
+        query = infoQuery([("server", "im", name)], self.host.features())
+        for module in self.host.modules.values():
+            # XEP-0128 extensions (XEP-0157 contact addresses)
+            for form in getattr(module, "serverInfoForms", list)():
+                query.addChild(form)
+        return self.reply(event, query)
 
     @hook(f"iq-get/host/{NS_DISCO_ITEMS}:query")
     def onServerItems(self, event):
