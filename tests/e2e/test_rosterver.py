@@ -22,9 +22,9 @@ def users(server):
     return server
 
 
-async def login(server, cached=None):
-    """A session of rv-alice whose roster cache holds version C{cached}."""
-    client = Client(server, "rv-alice@localhost", "rv-alice-pw", presence=False)
+async def login(server, cached=None, user="rv-alice"):
+    """A session of C{user} whose roster cache holds version C{cached}."""
+    client = Client(server, f"{user}@localhost", f"{user}-pw", presence=False)
     # the IQs as they arrived (slixmpp's roster handler adds an empty
     # <query/> to a result that had none when it reads it)
     client.arrived = {}
