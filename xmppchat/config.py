@@ -554,6 +554,26 @@ def _validateExtensionFields(names: list, problem) -> None:
             problem(key, f"{name!r} is a dialog field, a list parameter or a key of the server's own")
 
 
+def _tables(name: str, tables: list, known: dict, problem):
+    """
+    The tables of the array-of-tables key C{name} as C{(key, table)}
+    pairs, after reporting entries that are not tables (left out) and
+    unknown keys or values of the wrong type (C{known}: key -> type).
+    """
+    for i, table in enumerate(tables):
+        key = f"{name}[{i}]"
+        if not isinstance(table, dict):
+            problem(key, "must be a table")
+            continue
+        for entry, value in table.items():
+            expected = known.get(entry)
+            if expected is None:
+                problem(f"{key}.{entry}", f"unknown key (known: {', '.join(known)})")
+            elif not _checkType(value, expected.__name__):
+                problem(f"{key}.{entry}", f"expected {expected.__name__}, got {type(value).__name__}")
+        yield key, table
+
+
 def _validateContact(contact: ContactConfig, problem) -> None:
     """
     C{[contact]}: lists of URIs (XEP-0157 §2).
@@ -578,17 +598,7 @@ def _validateExtDisco(extdisco: ExtDiscoConfig, problem) -> None:
 
     if extdisco.credentials_seconds < 60:
         problem("extdisco.credentials_seconds", "must be at least 60")
-    for i, service in enumerate(extdisco.services):
-        key = f"extdisco.services[{i}]"
-        if not isinstance(service, dict):
-            problem(key, "must be a table")
-            continue
-        for name, value in service.items():
-            expected = SERVICE_KEYS.get(name)
-            if expected is None:
-                problem(f"{key}.{name}", f"unknown key (known: {', '.join(SERVICE_KEYS)})")
-            elif not _checkType(value, expected.__name__):
-                problem(f"{key}.{name}", f"expected {expected.__name__}, got {type(value).__name__}")
+    for key, service in _tables("extdisco.services", extdisco.services, SERVICE_KEYS, problem):
         if service.get("type") not in SERVICE_TYPES:
             problem(f"{key}.type", f"required, one of {', '.join(SERVICE_TYPES)}")
         if not isinstance(service.get("host"), str) or not service.get("host"):
@@ -714,17 +724,7 @@ def _validateRest(rest: RestConfig, problem) -> None:
                 " application (the data carries no application boundary); run one server"
                 " per application")
     seen = set()
-    for i, app in enumerate(rest.apps):
-        key = f"rest.apps[{i}]"
-        if not isinstance(app, dict):
-            problem(key, "must be a table")
-            continue
-        for name, value in app.items():
-            expected = APP_KEYS.get(name)
-            if expected is None:
-                problem(f"{key}.{name}", f"unknown key (known: {', '.join(APP_KEYS)})")
-            elif not _checkType(value, expected.__name__):
-                problem(f"{key}.{name}", f"expected {expected.__name__}, got {type(value).__name__}")
+    for key, app in _tables("rest.apps", rest.apps, APP_KEYS, problem):
         appId = app.get("application_id")
         if not isinstance(appId, int) or isinstance(appId, bool) or appId < 1:
             problem(f"{key}.application_id", "required, a positive integer")
