@@ -21,7 +21,9 @@ the current version is answered with an empty result (the pushes that
 follow bring later changes); any other C{ver} (older, unknown, empty) gets
 the full roster with the current version: no change log is kept, as
 §2.6.3 allows.  Versions are read from storage before the items, so a
-result never carries a version newer than its items.
+result never carries a version newer than its items.  A write nobody sees
+(a hidden item: a pending request from someone not in the roster) advances
+the version too, without a push: a client then gets the full roster once.
 """
 
 from __future__ import annotations
