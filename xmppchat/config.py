@@ -44,7 +44,6 @@ DEFAULT_MODULES = (
     "privacy",
     "blocking",
     "muc",
-    "mucselfping",
     "contactinfo",
     "extdisco",
     "dialogs",

@@ -271,14 +271,3 @@ def test_restDialogDeleteDestroysOwnersRoom():
         assert len(destroyed) == 1 and destroyed[0].getAttribute("type") == "unavailable"
     assert room not in a.host.modules["muc"].rooms
 
-
-def test_selfPingFromAnotherNode():
-    """XEP-0410: an occupant on another node than the room's owner pings itself: a result; another nick: not-acceptable."""
-    c, room, users = threeOccupants(drained=True)
-    (a, alice, ta, aid), (b, bob, tb, bid), _ = users
-    for nick, sid in ((bid, "p1"), (aid, "p2")):
-        b.send(bob, f"<iq type='get' id='{sid}' to='{room}/{nick}'><ping xmlns='urn:xmpp:ping'/></iq>")
-        c.pump()
-    answers = {e["id"]: e.error.firstChildElement().name if e["type"] == "error" else e["type"]
-               for e in tb.pop() if e.name == "iq"}
-    assert answers == {"p1": "result", "p2": "not-acceptable"}

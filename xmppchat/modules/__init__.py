@@ -31,7 +31,6 @@ REGISTRY = {
     "privacy": ("xmppchat.modules.privacy", "PrivacyModule"),
     "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
     "muc": ("xmppchat.muc.service", "MUCModule"),
-    "mucselfping": ("xmppchat.modules.mucselfping", "MUCSelfPingModule"),
     "contactinfo": ("xmppchat.modules.contactinfo", "ContactInfoModule"),
     "extdisco": ("xmppchat.modules.extdisco", "ExtDiscoModule"),
     "dialogs": ("xmppchat.modules.dialogs", "DialogsModule"),
