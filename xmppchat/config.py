@@ -52,6 +52,7 @@ DEFAULT_MODULES = (
     "reactions",
     "mam",
     "ratelimit",
+    "pep",
 )
 
 
@@ -301,6 +302,11 @@ class MUCConfig:
     default_history_stanzas: int = 20
     max_room_name: int = 200
     locked_room_seconds: int = 600
+    # new rooms made by joining a new name (issue 16 item 5; Prosody's muc_room_default_*)
+    room_default_members_only: bool = False
+    room_default_public: bool = True
+    room_default_persistent: bool = True
+    room_default_moderated: bool = False
 
 
 @dataclass
@@ -352,6 +358,19 @@ class ExtDiscoConfig:
 
 
 @dataclass
+class PEPConfig:
+    """
+    XEP-0163 PEP (issue 16 item 1): per-user quotas and the entity caps
+    cache (L{xmppchat.pep}).
+    """
+
+    max_nodes_per_user: int = 64
+    max_items_per_node: int = 256
+    max_item_bytes: int = 131072
+    caps_cache_size: int = 2000
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -376,6 +395,7 @@ class Config:
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
     contact: ContactConfig = field(default_factory=ContactConfig)
     extdisco: ExtDiscoConfig = field(default_factory=ExtDiscoConfig)
+    pep: PEPConfig = field(default_factory=PEPConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -403,6 +423,7 @@ SECTIONS = {
     "quotas": QuotasConfig,
     "contact": ContactConfig,
     "extdisco": ExtDiscoConfig,
+    "pep": PEPConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -493,6 +514,9 @@ def _validate(config: Config, problem) -> None:
     if config.privacy.last_seen_default not in VISIBILITIES:
         problem("privacy.last_seen_default", f"must be one of {', '.join(map(repr, VISIBILITIES))},"
                 f" not {config.privacy.last_seen_default!r}")
+    for f in fields(config.pep):
+        if getattr(config.pep, f.name) < 1:
+            problem(f"pep.{f.name}", "must be at least 1")
     for f in fields(config.dialogs):
         if f.type != "list" and getattr(config.dialogs, f.name) < 1:
             problem(f"dialogs.{f.name}", "must be at least 1")

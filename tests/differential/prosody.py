@@ -48,7 +48,7 @@ https_ports = {{ }}
 
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping";
-    "smacks"; "blocklist"; "private"; "lastactivity";
+    "smacks"; "blocklist"; "private"; "lastactivity"; "pep";
 }}
 -- presence, message, iq, offline and c2s are loaded by Prosody itself.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
@@ -59,6 +59,10 @@ c2s_require_encryption = true
 ssl = {{ certificate = "{dir}/server.crt"; key = "{dir}/server.key" }}
 
 VirtualHost "localhost"
+
+-- XEP-0045 rooms, for tests/differential/test_muc.py (Prosody's defaults:
+-- new rooms locked until configured, open, public, semi-anonymous).
+Component "muc.localhost" "muc"
 """
 
 

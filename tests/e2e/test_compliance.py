@@ -192,8 +192,7 @@ ADVERTISED = [
     # Core category
     pytest.param("server", NS_INFO, id="XEP-0030-disco#info"),
     pytest.param("server", NS_ITEMS, id="XEP-0030-disco#items"),
-    pytest.param("stream", "{http://jabber.org/protocol/caps}c", id="XEP-0115-caps",
-                 marks=building("pep", "XEP-0115 entity capabilities of the server (stream feature <c/>)")),
+    pytest.param("stream", "{http://jabber.org/protocol/caps}c", id="XEP-0115-caps"),
     # IM category
     pytest.param("stream", "{urn:xmpp:features:rosterver}ver", id="RFC-6121-rosterver"),
     pytest.param("server", "vcard-temp", id="XEP-0054-vcard-temp",
@@ -205,8 +204,7 @@ ADVERTISED = [
     pytest.param("components", NS_MUC, id="XEP-0045-MUC-service"),
     pytest.param("account", "urn:xmpp:bookmarks:1#compat", id="XEP-0402-bookmarks-compat",
                  marks=building("profiles", "XEP-0402 bookmarks with XEP-0411 compatibility")),
-    pytest.param("account", "http://jabber.org/protocol/pubsub#publish-options", id="XEP-0223-publish-options",
-                 marks=building("pep", "XEP-0223 persistent storage via PubSub (publish-options)")),
+    pytest.param("account", "http://jabber.org/protocol/pubsub#publish-options", id="XEP-0223-publish-options"),
     pytest.param("server", "jabber:iq:private", id="XEP-0049-private-storage",
                  marks=building("profiles", "XEP-0049 private XML storage")),
     pytest.param("stream", "{urn:xmpp:sm:3}sm", id="XEP-0198-stream-management"),
@@ -244,7 +242,6 @@ def test_core_components(report):
     assert report["ports"].get("component")
 
 
-@building("pep", "XEP-0163 Personal Eventing Protocol")
 def test_core_pep(report):
     """XEP-0163: the account's disco#info has the pubsub/pep identity (the Compliance Tester's PEP test)."""
     assert ("pubsub", "pep") in report["account"].identities

@@ -106,3 +106,16 @@ def test_credentialsRequest():
     assert (service["username"], service["password"]) == ("u", "p")
     error = reply(h, alice, CREDENTIALS.format("stun", "stun.example.com"), "c")
     assert error["type"] == "error" and error.error.firstChildElement().name == "item-not-found"
+
+
+def test_capsHashCoversContactForm():
+    """The server's XEP-0115 ver hashes its disco#info with the XEP-0157 form (§5.4), so clients verify it."""
+    from xmppchat.caps import verify
+
+    h = HostHarness(contact={"abuse": ["mailto:abuse@example.com"]})
+    alice, _ = h.connect("alice")
+    query = reply(h, alice, INFO, "i").query
+    ver = h.host.modules["disco"].serverVer()
+    assert any(c.name == "x" for c in query.elements()) and verify(query, ver, "sha-1")
+    bare = HostHarness()
+    assert bare.host.modules["disco"].serverVer() != ver

@@ -25,6 +25,7 @@ dead node's sessions disappear within C{expiry_seconds + heartbeat_seconds}.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
@@ -82,6 +83,9 @@ def entryOf(session) -> dict:
         "r": session.rosterRequested,
         "c": bool(session.state.get("carbons")),
         "i": session.inactive,
+        # XEP-0163 +notify interest (xmppchat.pep.interest): PEP events of
+        # a publish on any node reach the resources that want them
+        "n": sorted(session.state.get("pep", ())),
     }
 
 
@@ -90,7 +94,7 @@ def snapshotOf(session) -> tuple:
     Cheap fingerprint of L{entryOf}, compared after each routed stanza.
     """
     return (session.available, session.priority, id(session.presence), session.rosterRequested,
-            bool(session.state.get("carbons")), session.inactive)
+            bool(session.state.get("carbons")), session.inactive, session.state.get("pep"))
 
 
 class RemoteSession:
@@ -134,6 +138,7 @@ class RemoteSession:
         state.pop("carbons", None)
         if entry.get("c"):
             state["carbons"] = True
+        state["pep"] = frozenset(entry.get("n") or ())
         self.state = state
         self.inactive = bool(entry.get("i"))
 
@@ -300,6 +305,10 @@ class SessionDirectory:
             roster = self.host.modules.get("roster")
             if roster is not None:
                 roster.cache.pop(event.get("l"), None)
+            if isinstance(event.get("l"), str):
+                # for this node's sessions of that user (PEP last items)
+                self.host.hooks.fire("roster-changed", SimpleNamespace(
+                    host=self.host, localpart=event["l"], remote=True))
         elif op == "offline":
             self._offlineStored(event.get("l"))
         elif op == "privacy":

@@ -39,6 +39,7 @@ REGISTRY = {
     "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
     "mam": ("xmppchat.modules.mam", "MAMModule"),
     "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
+    "pep": ("xmppchat.modules.pep", "PEPModule"),
 }
 
 

@@ -55,6 +55,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
+from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.interfaces import (
@@ -78,7 +80,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -291,8 +293,10 @@ MIGRATIONS: list[list[str]] = [
             value TEXT NOT NULL
         )""",
     ],
+    # 8 -> 9: PEP nodes and items (storage/pep, issue 16 item 1)
+    PEP_SCHEMA,
     [
-        # 8 -> 9 (issue 16 item 6): roster versioning (RFC 6121 §2.6), one
+        # 9 -> 10 (issue 16 item 6): roster versioning (RFC 6121 §2.6), one
         # counter per user, advanced in the transaction of each roster write.
         """CREATE TABLE IF NOT EXISTS roster_version (
             localpart TEXT PRIMARY KEY,
@@ -1991,6 +1995,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "pep": SQLitePEPStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
