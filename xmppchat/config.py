@@ -18,6 +18,8 @@ from typing import Any
 
 DEFAULT_CONFIG = os.path.join("conf", "xmppchat.dev.toml")
 
+MAX_CONTACT_ADDRESSES = 10
+
 DEFAULT_MODULES = (
     "tls",
     "saslauth",
@@ -42,6 +44,8 @@ DEFAULT_MODULES = (
     "privacy",
     "blocking",
     "muc",
+    "contactinfo",
+    "extdisco",
     "dialogs",
     "correction",
     "retraction",
@@ -324,6 +328,37 @@ class QuotasConfig:
 
 
 @dataclass
+class ContactConfig:
+    """
+    XEP-0157 contact addresses (L{xmppchat.modules.contactinfo}): URIs
+    (C{mailto:}, C{xmpp:}, C{https:}...) per kind, at most
+    L{MAX_CONTACT_ADDRESSES} each.
+    """
+
+    abuse: list = field(default_factory=list)
+    admin: list = field(default_factory=list)
+    feedback: list = field(default_factory=list)
+    sales: list = field(default_factory=list)
+    security: list = field(default_factory=list)
+    status: list = field(default_factory=list)
+    support: list = field(default_factory=list)
+
+
+@dataclass
+class ExtDiscoConfig:
+    """
+    XEP-0215 external services (L{xmppchat.modules.extdisco}): tables of
+    C{type} (stun, stuns, turn, turns), C{host}, optional C{port},
+    C{transport} (udp, tcp), C{name}, and either a shared C{secret} for
+    time-limited TURN credentials valid C{credentials_seconds}, or a
+    static C{username} and C{password}.
+    """
+
+    services: list = field(default_factory=list)
+    credentials_seconds: int = 86400
+
+
+@dataclass
 class PEPConfig:
     """
     XEP-0163 PEP (issue 16 item 1): per-user quotas and the entity caps
@@ -374,6 +409,8 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     muc: MUCConfig = field(default_factory=MUCConfig)
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    extdisco: ExtDiscoConfig = field(default_factory=ExtDiscoConfig)
     pep: PEPConfig = field(default_factory=PEPConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     source: str = "<defaults>"
@@ -401,6 +438,8 @@ SECTIONS = {
     "cluster": ClusterConfig,
     "muc": MUCConfig,
     "quotas": QuotasConfig,
+    "contact": ContactConfig,
+    "extdisco": ExtDiscoConfig,
     "pep": PEPConfig,
     "upload": UploadConfig,
 }
@@ -510,6 +549,8 @@ def _validate(config: Config, problem) -> None:
         problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
     _validateQuotas(config.quotas, problem)
     _validateUpload(config, problem)
+    _validateContact(config.contact, problem)
+    _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules
 
     known = knownModules()
@@ -553,6 +594,66 @@ def _validateExtensionFields(names: list, problem) -> None:
             continue
         if name in taken:
             problem(key, f"{name!r} is a dialog field, a list parameter or a key of the server's own")
+
+
+def _tables(name: str, tables: list, known: dict, problem):
+    """
+    The tables of the array-of-tables key C{name} as C{(key, table)}
+    pairs, after reporting entries that are not tables (left out) and
+    unknown keys or values of the wrong type (C{known}: key -> type).
+    """
+    for i, table in enumerate(tables):
+        key = f"{name}[{i}]"
+        if not isinstance(table, dict):
+            problem(key, "must be a table")
+            continue
+        for entry, value in table.items():
+            expected = known.get(entry)
+            if expected is None:
+                problem(f"{key}.{entry}", f"unknown key (known: {', '.join(known)})")
+            elif not _checkType(value, expected.__name__):
+                problem(f"{key}.{entry}", f"expected {expected.__name__}, got {type(value).__name__}")
+        yield key, table
+
+
+def _validateContact(contact: ContactConfig, problem) -> None:
+    """
+    C{[contact]}: lists of URIs (XEP-0157 §2).
+    """
+    import re
+
+    for f in fields(contact):
+        addresses = getattr(contact, f.name)
+        if len(addresses) > MAX_CONTACT_ADDRESSES:
+            problem(f"contact.{f.name}", f"at most {MAX_CONTACT_ADDRESSES} addresses")
+        for address in addresses:
+            if not isinstance(address, str) or len(address) > 1024 \
+                    or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S+", address):
+                problem(f"contact.{f.name}", f"not a URI like 'mailto:abuse@example.com': {address!r}")
+
+
+def _validateExtDisco(extdisco: ExtDiscoConfig, problem) -> None:
+    """
+    C{[extdisco]}: the C{[[extdisco.services]]} tables (XEP-0215).
+    """
+    from xmppchat.modules.extdisco import SERVICE_KEYS, SERVICE_TYPES
+
+    if extdisco.credentials_seconds < 60:
+        problem("extdisco.credentials_seconds", "must be at least 60")
+    for key, service in _tables("extdisco.services", extdisco.services, SERVICE_KEYS, problem):
+        if service.get("type") not in SERVICE_TYPES:
+            problem(f"{key}.type", f"required, one of {', '.join(SERVICE_TYPES)}")
+        if not isinstance(service.get("host"), str) or not service.get("host"):
+            problem(f"{key}.host", "required, a host name or address")
+        port = service.get("port", 1)
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            problem(f"{key}.port", "must be 1 to 65535")
+        if service.get("transport", "udp") not in ("udp", "tcp"):
+            problem(f"{key}.transport", "must be 'udp' or 'tcp'")
+        if "secret" in service and ("username" in service or "password" in service):
+            problem(key, "give a secret or a username and password, not both")
+        if ("username" in service) != ("password" in service):
+            problem(key, "give both username and password")
 
 
 def _validateQuotas(quotas: QuotasConfig, problem) -> None:
@@ -698,17 +799,7 @@ def _validateRest(rest: RestConfig, problem) -> None:
                 " application (the data carries no application boundary); run one server"
                 " per application")
     seen = set()
-    for i, app in enumerate(rest.apps):
-        key = f"rest.apps[{i}]"
-        if not isinstance(app, dict):
-            problem(key, "must be a table")
-            continue
-        for name, value in app.items():
-            expected = APP_KEYS.get(name)
-            if expected is None:
-                problem(f"{key}.{name}", f"unknown key (known: {', '.join(APP_KEYS)})")
-            elif not _checkType(value, expected.__name__):
-                problem(f"{key}.{name}", f"expected {expected.__name__}, got {type(value).__name__}")
+    for key, app in _tables("rest.apps", rest.apps, APP_KEYS, problem):
         appId = app.get("application_id")
         if not isinstance(appId, int) or isinstance(appId, bool) or appId < 1:
             problem(f"{key}.application_id", "required, a positive integer")

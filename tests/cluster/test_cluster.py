@@ -195,6 +195,33 @@ def test_rosterCacheInvalidated():
     assert "alice" not in roster.cache
 
 
+def test_rosterVersionSharedAcrossNodes():
+    """
+    Roster versioning (RFC 6121 §2.6) with two sessions of one user on two
+    nodes: a change made on one node reaches the other as a push with its
+    version, and that version is current on both (an empty result there).
+    """
+    c = ClusterHarness()
+    a, b, _ = c.nodes
+    r, tr = a.connect("alice", "r")
+    s, ts = b.connect("alice", "s")
+    c.pump()
+    get = '<iq type="get" id="g"><query xmlns="jabber:iq:roster" ver="{}"/></iq>'
+    b.send(s, get.format(""))
+    c.pump()  # node0 learns that alice/s asked for the roster
+    ts.pop()
+    a.send(r, '<iq type="set" id="r1"><query xmlns="jabber:iq:roster"><item jid="zed@localhost"/></query></iq>')
+    c.pump()
+    push = [e for e in ts.pop() if e.name == "iq" and e.getAttribute("type") == "set"]
+    assert len(push) == 1 and push[0].query.item["jid"] == "zed@localhost"
+    ver = push[0].query["ver"]
+    for node, session, transport in ((b, s, ts), (a, r, tr)):
+        transport.pop()
+        node.send(session, get.format(ver))
+        reply = [e for e in transport.pop() if e.getAttribute("id") == "g"][0]
+        assert reply["type"] == "result" and reply.firstChildElement() is None
+
+
 def test_rosterCacheOfRemoteUserEvicted():
     """A roster cached for a user on another node is dropped when their last session ends."""
     c = ClusterHarness()

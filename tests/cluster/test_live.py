@@ -16,6 +16,7 @@ import pytest
 from slixmpp.xmlstream import ET
 
 from tests.cluster.live import liveCluster, workerOf
+from tests.e2e.test_rosterver import login, query
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
 USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "gina", "hank")
@@ -99,6 +100,45 @@ def test_crossNodePresence(cluster):
         await carol3.logout()
         await eventually(lambda: seen.get(str(carol3.boundjid)) == "off")
         for c in (carol, dave):
+            await c.logout()
+
+    run(scenario())
+
+
+def test_rosterVersionAcrossNodes(cluster):
+    """
+    Roster versioning (RFC 6121 §2.6) with sessions of one user on three
+    nodes: a change on node0 reaches node1 as a push with its version, that
+    version gets an empty result on node1 and on node2, and an older one
+    the full roster there.
+    """
+
+    async def scenario():
+        n = cluster.nodes
+        first = await login(n["node0"], user="gina")
+        second = await login(n["node1"], user="gina")
+        old = query(first, await first.get_roster(timeout=TIMEOUT)).get("ver")
+        await second.get_roster(timeout=TIMEOUT)
+        pushed = asyncio.get_event_loop().create_future()
+        second.add_event_handler("roster_update", lambda iq: iq["type"] == "set" and not pushed.done()
+                                 and pushed.set_result(iq["roster"]["ver"]))
+        # node0 pushes to gina on node1 once the directory told it that she
+        # asked for the roster: changes until one is pushed
+        for attempt in range(20):
+            first.update_roster("hank@localhost", name=f"Hank {attempt}")
+            await asyncio.wait([pushed], timeout=0.5)
+            if pushed.done():
+                break
+        assert await asyncio.wait_for(pushed, TIMEOUT) != old
+        await asyncio.sleep(1.0)  # the pushes of earlier attempts written meanwhile have arrived
+        ver = second.client_roster.version  # slixmpp keeps the version of the last push
+        assert query(second, await second.get_roster(timeout=TIMEOUT)) is None
+        third = await login(n["node2"], ver, user="gina")
+        assert query(third, await third.get_roster(timeout=TIMEOUT)) is None
+        stale = await login(n["node2"], old, user="gina")
+        full = query(stale, await stale.get_roster(timeout=TIMEOUT))
+        assert full.get("ver") == ver and [i.get("jid") for i in full] == ["hank@localhost"]
+        for c in (first, second, third, stale):
             await c.logout()
 
     run(scenario())

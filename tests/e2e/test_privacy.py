@@ -106,6 +106,8 @@ async def subscribed(client, contact, states=("to", "both")):
     """Wait until the server's roster of C{client} shows a subscription to C{contact}."""
     deadline = asyncio.get_running_loop().time() + TIMEOUT
     while True:
+        # the whole roster every time: no cached version (RFC 6121 §2.6)
+        client.client_roster.version = ""
         roster = await client.get_roster(timeout=TIMEOUT)
         items = {str(item["jid"]): item["subscription"] for item in roster["roster"]}
         if items.get(contact) in states:

@@ -132,6 +132,7 @@ def test_unsolicitedSubscribedIgnored(users):
         got = await victim.quiet()
         assert [str(p["from"]) for p in got] == []
         assert victim.pushes == []
+        victim.client_roster.version = ""  # the whole roster, not "unchanged" (RFC 6121 §2.6)
         roster = await victim.get_roster()
         assert "attacker@localhost" not in [str(jid) for jid in roster["roster"]["items"]]
         await attacker.logout()

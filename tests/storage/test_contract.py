@@ -493,11 +493,11 @@ def test_getRoster(storage):
 
 
 def test_removeRosterItem(storage):
-    """removeRosterItem removes one item and says whether it existed."""
+    """removeRosterItem removes one item and says whether it existed (a new roster version, or None)."""
     result(storage.roster.setRosterItem("alice", RosterItem("bob@localhost")))
     result(storage.roster.setRosterItem("alice", RosterItem("carol@localhost")))
-    assert result(storage.roster.removeRosterItem("alice", "bob@localhost")) is True
-    assert result(storage.roster.removeRosterItem("alice", "bob@localhost")) is False
+    assert result(storage.roster.removeRosterItem("alice", "bob@localhost"))
+    assert result(storage.roster.removeRosterItem("alice", "bob@localhost")) is None
     assert [i.jid for i in result(storage.roster.getRoster("alice"))] == ["carol@localhost"]
 
 

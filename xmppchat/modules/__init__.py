@@ -31,6 +31,8 @@ REGISTRY = {
     "privacy": ("xmppchat.modules.privacy", "PrivacyModule"),
     "blocking": ("xmppchat.modules.blocking", "BlockingModule"),
     "muc": ("xmppchat.muc.service", "MUCModule"),
+    "contactinfo": ("xmppchat.modules.contactinfo", "ContactInfoModule"),
+    "extdisco": ("xmppchat.modules.extdisco", "ExtDiscoModule"),
     "dialogs": ("xmppchat.modules.dialogs", "DialogsModule"),
     "correction": ("xmppchat.modules.correction", "CorrectionModule"),
     "retraction": ("xmppchat.modules.retraction", "RetractionModule"),

@@ -1,8 +1,9 @@
 """
 XEP-0030: Service Discovery. https://xmpp.org/extensions/xep-0030.html
 
-The server answers disco#info with its identity and the features of every
-loaded module, disco#items with its components (e.g. C{muc.<domain>}); an
+The server answers disco#info with its identity, the features of every
+loaded module and their XEP-0128 forms (C{serverInfoForms()}), disco#items
+with its components (e.g. C{muc.<domain>}); an
 account's bare JID answers disco#info for its owner (XEP-0030 §3.1,
 identity C{account/registered}).
 """
@@ -43,7 +44,15 @@ class DiscoModule(Module):
     features = (NS_DISCO_INFO, NS_DISCO_ITEMS)
 
     def serverInfo(self, node=None) -> domish.Element:
-        return infoQuery([("server", "im", self.host.config.server.name)], self.host.features(), node)
+        """
+        The server's identity, features and XEP-0128 forms (XEP-0157
+        contact addresses), which the caps hash covers too (XEP-0115 §5.4).
+        """
+        query = infoQuery([("server", "im", self.host.config.server.name)], self.host.features(), node)
+        for module in self.host.modules.values():
+            for form in getattr(module, "serverInfoForms", list)():
+                query.addChild(form)
+        return query
 
     def serverVer(self) -> str:
         """

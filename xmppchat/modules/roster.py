@@ -11,6 +11,19 @@ A roster holds at most C{limits.roster_items_per_user} items (hidden ones
 included): adding one more, by a roster set or a subscription request from
 either side, gets C{not-allowed}, so that a client cannot grow storage and
 this cache without bound.
+
+Roster versioning (RFC 6121 §2.6, XEP-0237 as folded into it; issue 16
+item 6): the stream feature C{<ver xmlns="urn:xmpp:features:rosterver"/>}
+after authentication; every roster write advances the user's version in
+the storage write itself (so workers of a cluster share one sequence) and
+every push carries the version it produced.  A roster get whose C{ver} is
+the current version is answered with an empty result (the pushes that
+follow bring later changes); any other C{ver} (older, unknown, empty) gets
+the full roster with the current version: no change log is kept, as
+§2.6.3 allows.  Versions are read from storage before the items, so a
+result never carries a version newer than its items.  A write nobody sees
+(a hidden item: a pending request from someone not in the roster) advances
+the version too, without a push: a client then gets the full roster once.
 """
 
 from __future__ import annotations
@@ -22,12 +35,14 @@ from types import SimpleNamespace
 from twisted.internet import defer
 from twisted.words.xish import domish
 
+from xmppchat.c2s.negotiation import AUTHENTICATED
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.modules.base import Module, hook
 from xmppchat.stanzas import NS_CLIENT, StanzaError
 from xmppchat.storage.interfaces import RosterItem
 
 NS_ROSTER = "jabber:iq:roster"
+NS_ROSTERVER = "urn:xmpp:features:rosterver"
 MAX_NAME = 1024
 MAX_GROUPS = 64
 
@@ -96,20 +111,22 @@ class RosterModule(Module):
         limit = self.host.config.limits.roster_items_per_user
         if item.jid not in roster and len(roster) >= limit:
             raise StanzaError("not-allowed", text=f"The roster is full ({limit} items)")
-        yield self.storage.roster.setRosterItem(localpart, item)
+        version = yield self.storage.roster.setRosterItem(localpart, item)
         roster[item.jid] = item
         self.changed(localpart)
         if push and isVisible(item):
-            self.push(localpart, item)
+            self.push(localpart, item, version=version)
 
     @defer.inlineCallbacks
     def removeItem(self, localpart: str, jid: str):
         roster = yield self.getRoster(localpart)
         item = roster.pop(jid, None)
-        yield self.storage.roster.removeRosterItem(localpart, jid)
+        version = yield self.storage.roster.removeRosterItem(localpart, jid)
         self.changed(localpart)
-        if item is not None and isVisible(item):
-            self.push(localpart, item, remove=True)
+        # no version: storage had no such item any more (another cluster
+        # node removed it, and pushed the removal)
+        if item is not None and version is not None and isVisible(item):
+            self.push(localpart, item, remove=True, version=version)
         return item
 
     def changed(self, localpart: str) -> None:
@@ -119,9 +136,11 @@ class RosterModule(Module):
         """
         self.host.hooks.fire("roster-changed", SimpleNamespace(host=self.host, localpart=localpart))
 
-    def push(self, localpart: str, item: RosterItem, remove: bool = False) -> None:
+    def push(self, localpart: str, item: RosterItem, remove: bool = False,
+             version: str | None = None) -> None:
         """
-        Roster push to every resource that requested the roster.
+        Roster push to every resource that requested the roster, with the
+        roster version the change produced (RFC 6121 §2.1.6, §2.6.1).
         """
         for session in self.host.sessions.sessionsOf(f"{localpart}@{self.host.domain}"):
             if not session.rosterRequested:
@@ -130,8 +149,19 @@ class RosterModule(Module):
             iq["type"] = "set"
             iq["id"] = "push-" + secrets.token_hex(6)
             iq["to"] = session.full
-            iq.addElement((NS_ROSTER, "query")).addChild(itemElement(item, remove))
+            query = iq.addElement((NS_ROSTER, "query"))
+            if version is not None:
+                query["ver"] = version
+            query.addChild(itemElement(item, remove))
             session.send(iq)
+
+    @hook("stream-features")
+    def onFeatures(self, event):
+        """
+        RFC 6121 §2.6.1: roster versioning is advertised once authenticated.
+        """
+        if event.stream.phase == AUTHENTICATED:
+            event.features.addElement((NS_ROSTERVER, "ver"))
 
     @hook("session-ended", priority=-100)
     def onSessionEnded(self, event):
@@ -142,20 +172,30 @@ class RosterModule(Module):
     # -- IQ handlers ------------------------------------------------------
 
     @hook(f"iq-get/self/{NS_ROSTER}:query")
+    @defer.inlineCallbacks
     def onGet(self, event):
+        """
+        RFC 6121 §2.1.3 and §2.6.3: the roster, or an empty result when the
+        client's cached version is current.
+        """
         session = event.origin
         if session is None:
             raise StanzaError("forbidden")
-
-        def send(roster):
+        cached = event.stanza.query.getAttribute("ver")
+        version = yield self.storage.roster.getRosterVersion(session.localpart)
+        if cached == version:
             session.rosterRequested = True
-            query = domish.Element((NS_ROSTER, "query"))
-            for item in roster.values():
-                if isVisible(item):
-                    query.addChild(itemElement(item))
-            self.reply(event, query)
-
-        return self.getRoster(session.localpart).addCallback(send)
+            return self.reply(event)
+        # the items after the version (storage, not the cache, which
+        # another node's change may not have reached yet)
+        items = yield self.storage.roster.getRoster(session.localpart)
+        session.rosterRequested = True
+        query = domish.Element((NS_ROSTER, "query"))
+        query["ver"] = version
+        for item in items:
+            if isVisible(item):
+                query.addChild(itemElement(item))
+        return self.reply(event, query)
 
     @hook(f"iq-set/self/{NS_ROSTER}:query")
     def onSet(self, event):

@@ -417,6 +417,16 @@ def checkRosterItem(item) -> None:
         raise ValueError(f"invalid ask {item.ask!r}")
 
 
+def firstRosterVersion(now: float) -> int:
+    """
+    The version a user's roster gets at its first change (RFC 6121 §2.6):
+    the time in milliseconds, not 1, so that an account deleted and created
+    again never hands out a version a client cached for the old one.  Each
+    later change adds one.
+    """
+    return max(1, int(now * 1000))
+
+
 def fillLocalpart(localpart: str, accountId: int) -> str:
     """
     C{localpart} with every L{ID_PLACEHOLDER} replaced by the id.

@@ -630,13 +630,24 @@ class IRosterStore(Protocol):
 
     def setRosterItem(self, localpart: str, item: RosterItem) -> Deferred:
         """
-        Add or replace the item for C{item.jid}.  C{ValueError} for an
-        unknown subscription state.
+        Add or replace the item for C{item.jid} and advance the user's
+        roster version (RFC 6121 §2.6) in the same write; fires with the
+        new version.  C{ValueError} for an unknown subscription state.
         """
 
     def removeRosterItem(self, localpart: str, jid: str) -> Deferred:
         """
-        Remove an item; fires with C{True} if it existed.
+        Remove an item; fires with the new roster version if it existed
+        (the version advances with the removal), C{None} if not.
+        """
+
+    def getRosterVersion(self, localpart: str) -> Deferred:
+        """
+        Fires with the user's roster version (RFC 6121 §2.6): an opaque
+        string, C{"0"} for a roster never changed, that every write of
+        the roster advances.  A reader that must pair it with the items
+        reads the version first: items newer than the version only make a
+        client ask again, never miss a change.
         """
 
 

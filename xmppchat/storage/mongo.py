@@ -540,6 +540,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
                 db[name].delete_many({"localpart": localpart})
             db.last_activity.delete_one({"_id": localpart})
             db.privacy.delete_one({"_id": localpart})
+            db.roster_versions.delete_one({"_id": localpart})
             db.accounts.delete_one({"_id": accountId})
             return True
 
@@ -716,12 +717,51 @@ class MongoRosterStore(_Store):
         doc = {"localpart": localpart, "jid": item.jid, "name": item.name,
                "groups": list(item.groups), "subscription": item.subscription, "ask": item.ask,
                "pending_in": bool(item.pendingIn), "hidden": bool(item.hidden)}
-        return self.db.run(lambda db: db.roster.replace_one(
-            {"localpart": localpart, "jid": item.jid}, doc, upsert=True) and None)
+        first = common.firstRosterVersion(self._now())
+
+        def write(db):
+            db.roster.replace_one({"localpart": localpart, "jid": item.jid}, doc, upsert=True)
+            return _advanceRosterVersion(db, localpart, first)
+
+        return self.db.run(write)
 
     def removeRosterItem(self, localpart, jid):
-        return self.db.run(lambda db: db.roster.delete_one(
-            {"localpart": localpart, "jid": jid}).deleted_count > 0)
+        first = common.firstRosterVersion(self._now())
+
+        def remove(db):
+            if db.roster.delete_one({"localpart": localpart, "jid": jid}).deleted_count == 0:
+                return None
+            return _advanceRosterVersion(db, localpart, first)
+
+        return self.db.run(remove)
+
+    def getRosterVersion(self, localpart):
+        def read(db):
+            doc = db.roster_versions.find_one({"_id": localpart})
+            return "0" if doc is None else str(doc["version"])
+
+        return self.db.run(read)
+
+
+def _advanceRosterVersion(db, localpart, first) -> str:
+    """
+    RFC 6121 §2.6: the next roster version of C{localpart} (an atomic
+    C{$inc} of its C{roster_versions} document, C{first} when there is
+    none), after the item was written: without a transaction, a reader
+    (version first, then items) may see a change before its version, which
+    costs the client one full roster, never a missed change.
+    """
+    for _ in range(_CAS_ATTEMPTS):
+        doc = db.roster_versions.find_one_and_update(
+            {"_id": localpart}, {"$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            return str(doc["version"])
+        try:
+            db.roster_versions.insert_one({"_id": localpart, "version": first})
+            return str(first)
+        except DuplicateKeyError:
+            continue  # created meanwhile: advance it
+    raise StorageError(f"the roster version of {localpart} keeps changing")
 
 
 class MongoLastActivityStore(_Store):

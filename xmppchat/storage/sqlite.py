@@ -82,7 +82,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -299,6 +299,14 @@ MIGRATIONS: list[list[str]] = [
     PEP_SCHEMA,
     # 9 -> 10: XEP-0363 upload slots (storage/uploads, issue 16 item 4)
     UPLOAD_SCHEMA,
+    [
+        # 10 -> 11 (issue 16 item 6): roster versioning (RFC 6121 §2.6), one
+        # counter per user, advanced in the transaction of each roster write.
+        """CREATE TABLE IF NOT EXISTS roster_version (
+            localpart TEXT PRIMARY KEY,
+            version INTEGER NOT NULL
+        )""",
+    ],
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -374,10 +382,34 @@ def _execute(connection, sql, values) -> None:
     connection.execute(sql, values)
 
 
-def _upsertRosterItem(connection, sql, values) -> None:
+def _upsertRosterItem(connection, sql, values, first) -> str:
     values = list(values)
     values[3] = _dumps(values[3])
     connection.execute(sql, values)
+    return _advanceRosterVersion(connection, values[0], first)
+
+
+def _advanceRosterVersion(connection, localpart, first) -> str:
+    """
+    RFC 6121 §2.6: the next roster version of C{localpart}, in the
+    transaction of the change (C{first} when there was none).
+    """
+    return str(connection.execute(
+        "INSERT INTO roster_version (localpart, version) VALUES (?, ?) ON CONFLICT (localpart)"
+        " DO UPDATE SET version = version + 1 RETURNING version", (localpart, first)).fetchone()[0])
+
+
+def _removeRosterItem(connection, localpart, jid, first) -> str | None:
+    if connection.execute("DELETE FROM roster WHERE localpart = ? AND jid = ?",
+                          (localpart, jid)).rowcount == 0:
+        return None
+    return _advanceRosterVersion(connection, localpart, first)
+
+
+def _rosterVersion(connection, localpart) -> str:
+    row = connection.execute("SELECT version FROM roster_version WHERE localpart = ?",
+                             (localpart,)).fetchone()
+    return "0" if row is None else str(row[0])
 
 
 def _marks(values) -> str:
@@ -912,7 +944,7 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
                 return False
             localpart = row[0]
             connection.execute("DELETE FROM tokens WHERE account_id = ?", (accountId,))
-            for table in ("roster", "offline", "last_activity"):
+            for table in ("roster", "roster_version", "offline", "last_activity"):
                 connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
             _deletePrivacy(connection, localpart)
             connection.execute("DELETE FROM accounts WHERE id = ?", (accountId,))
@@ -1089,11 +1121,15 @@ class SQLiteRosterStore(_Store):
             " hidden) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (localpart, jid) DO UPDATE SET"
             " name = excluded.name, groups = excluded.groups,"
             " subscription = excluded.subscription, ask = excluded.ask,"
-            " pending_in = excluded.pending_in, hidden = excluded.hidden", values)
+            " pending_in = excluded.pending_in, hidden = excluded.hidden", values,
+            common.firstRosterVersion(self._now()))
 
     def removeRosterItem(self, localpart, jid):
-        return self.db.run(True, lambda c: c.execute(
-            "DELETE FROM roster WHERE localpart = ? AND jid = ?", (localpart, jid)).rowcount > 0)
+        return self.db.run(True, _removeRosterItem, localpart, jid,
+                           common.firstRosterVersion(self._now()))
+
+    def getRosterVersion(self, localpart):
+        return self.db.run(False, _rosterVersion, localpart)
 
 
 class SQLiteLastActivityStore(_Store):
