@@ -212,8 +212,7 @@ ADVERTISED = [
     pytest.param("account", "urn:xmpp:mam:2", id="XEP-0313-MAM",
                  marks=missing("XEP-0313 account archive: a query needs a 'with' field (the archive is kept"
                                " per dialog), so the account does not advertise urn:xmpp:mam:2")),
-    pytest.param("server or components", "urn:xmpp:http:upload:0", id="XEP-0363-HTTP-upload",
-                 marks=building("upload", "XEP-0363 HTTP File Upload")),
+    pytest.param("server or components", "urn:xmpp:http:upload:0", id="XEP-0363-HTTP-upload"),
     # Mobile category, the Conversations suite, specifications of note
     pytest.param("stream", "{urn:xmpp:csi:0}csi", id="XEP-0352-CSI"),
     pytest.param("account", "urn:xmpp:push:0", id="XEP-0357-push"),
