@@ -179,6 +179,16 @@ def test_privacyAppliesToComponent():
     assert [e for e in aliceT.pop() if e.name == "message"] == []
 
 
+def test_listedInDiscoItems():
+    """A configured component is listed in the server's disco#items, connected or not (as Prosody lists subdomain components)."""
+    h = _harness()
+    alice, aliceT = h.connect("alice")
+    ComponentFactory(h.host)
+    h.send(alice, "<iq to='localhost' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+    [reply] = aliceT.pop()
+    assert "bot.localhost" in [item["jid"] for item in reply.query.elements()]
+
+
 def test_attackMissingTo():
     """A component stanza without a to is refused with bad-request, as Prosody does."""
     h = _harness()
