@@ -157,13 +157,19 @@ def test_replyStoredOffline():
     assert bodies == ["later"]
 
 
-def test_disconnectedServiceUnavailable():
-    """An IQ to a configured component that is not connected gets service-unavailable."""
+def _askUnconnected(to, xmlns):
+    """A user's IQ get to C{to} while bot.localhost is configured but not connected: the reply."""
     h = _harness()
     alice, aliceT = h.connect("alice")
     ComponentFactory(h.host)
-    h.send(alice, "<iq to='bot.localhost' type='get' id='q1'><query xmlns='jabber:iq:version'/></iq>")
+    h.send(alice, f"<iq to='{to}' type='get' id='q1'><query xmlns='{xmlns}'/></iq>")
     [reply] = aliceT.pop()
+    return reply
+
+
+def test_disconnectedServiceUnavailable():
+    """An IQ to a configured component that is not connected gets service-unavailable."""
+    reply = _askUnconnected("bot.localhost", "jabber:iq:version")
     assert reply["type"] == "error" and reply.error.firstChildElement().name == "service-unavailable"
 
 
@@ -181,11 +187,7 @@ def test_privacyAppliesToComponent():
 
 def test_listedInDiscoItems():
     """A configured component is listed in the server's disco#items, connected or not (as Prosody lists subdomain components)."""
-    h = _harness()
-    alice, aliceT = h.connect("alice")
-    ComponentFactory(h.host)
-    h.send(alice, "<iq to='localhost' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
-    [reply] = aliceT.pop()
+    reply = _askUnconnected("localhost", "http://jabber.org/protocol/disco#items")
     assert "bot.localhost" in [item["jid"] for item in reply.query.elements()]
 
 

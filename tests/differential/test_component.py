@@ -23,8 +23,7 @@ import pytest
 from slixmpp.exceptions import IqError
 
 from tests.cluster.live import freePort
-from tests.differential.prosody import CONFIG, ProsodyServer, requireProsody
-from tests.e2e.conftest import startServer, stopServer
+from tests.differential.prosody import CONFIG, ProsodyServer, eitherServer
 from tests.e2e.test_component import COMPONENTS, SECRET, Component
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
@@ -55,17 +54,9 @@ class ComponentProsody(ProsodyServer):
 @pytest.fixture(scope="module", params=["xmppchat", "prosody"])
 def server(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param + "-component")
-    if request.param == "prosody":
-        requireProsody()
-        running = ComponentProsody(directory).start()
-    else:
-        running = startServer(directory, extra=COMPONENTS)
-    running.addusers(["alice", "carol"])
-    yield running
-    if request.param == "prosody":
-        running.stop()
-    else:
-        stopServer(running)
+    with eitherServer(request.param, directory, ComponentProsody, COMPONENTS) as running:
+        running.addusers(["alice", "carol"])
+        yield running
 
 
 async def iqError(client, to, xmlns):
