@@ -40,13 +40,13 @@ import secrets
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppchat.c2s.negotiation import BOUND, CONNECTED
 from xmppchat.c2s.tcp import C2SFactory, C2STCPProtocol
 from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.stanzas import NS_CLIENT, STANZA_NAMES, errorReply
+from xmppchat.xmlstream import StreamError
 
 NS_COMPONENT = "jabber:component:accept"
-
-CONNECTED, BOUND = 0, 3  # the phase names the TCP plumbing's timeout checks
 
 
 def handshakeDigest(streamId: str, secret: str) -> str:
@@ -103,7 +103,9 @@ class ExternalComponent:
 
 class ComponentStream:
     """
-    One component stream (XEP-0114 §3) above the TCP transport.
+    One component stream (XEP-0114 §3) above the TCP transport; its
+    C{phase} is L{CONNECTED} until the handshake, then L{BOUND} (which ends
+    the transport's negotiation timeout).
     """
 
     log = Logger()
@@ -113,6 +115,9 @@ class ComponentStream:
         self.transport = transport
         self.phase = CONNECTED
         self.streamId: str | None = None
+        # the component the stream header named, and once the handshake
+        # matched its secret, the component this stream serves
+        self.requested: ExternalComponent | None = None
         self.component: ExternalComponent | None = None
         self.closed = False
 
@@ -120,8 +125,6 @@ class ComponentStream:
         to = attributes.get("to")
         if to is None:
             return self.close("improper-addressing", "A 'to' attribute is required on the stream header")
-        if self.streamId is not None:
-            return self.close("unsupported-stanza-type", "The stream is already open")
         if to not in self.transport.factory.components:
             return self.close("host-unknown", f"{to} is not a configured component")
         self.requested = self.transport.factory.components[to]
@@ -193,8 +196,6 @@ class ComponentStream:
         if self.closed:
             return
         self.closed = True
-        from xmppchat.xmlstream import StreamError
-
         self.transport.close(StreamError(condition, text).toElement() if condition else None)
 
 
