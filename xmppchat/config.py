@@ -387,6 +387,19 @@ class UploadConfig:
 
 
 @dataclass
+class ComponentsConfig:
+    """
+    XEP-0114 external components (L{xmppchat.component}): the listener
+    and the C{[[components.external]]} tables of C{domain} and C{secret}.
+    """
+
+    enabled: bool = False
+    interface: str = "127.0.0.1"
+    port: int = 5347
+    external: list = field(default_factory=list)
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -413,6 +426,7 @@ class Config:
     extdisco: ExtDiscoConfig = field(default_factory=ExtDiscoConfig)
     pep: PEPConfig = field(default_factory=PEPConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
+    components: ComponentsConfig = field(default_factory=ComponentsConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -442,6 +456,7 @@ SECTIONS = {
     "extdisco": ExtDiscoConfig,
     "pep": PEPConfig,
     "upload": UploadConfig,
+    "components": ComponentsConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -549,6 +564,7 @@ def _validate(config: Config, problem) -> None:
         problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
     _validateQuotas(config.quotas, problem)
     _validateUpload(config, problem)
+    _validateComponents(config, problem)
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules
@@ -727,6 +743,48 @@ def _validateUpload(config: Config, problem) -> None:
     for key in ("max_file_bytes", "slot_seconds", "slots_per_user"):
         if getattr(upload, key) < 1:
             problem(f"upload.{key}", "must be at least 1")
+
+
+COMPONENT_KEYS = {"domain": str, "secret": str}
+MIN_COMPONENT_SECRET = 16
+
+
+def _validateComponents(config: Config, problem) -> None:
+    """
+    C{[components]} (XEP-0114): a listener and, when it is enabled, at
+    least one C{[[components.external]]} table with a bare C{domain}
+    (not the server's, the MUC service's or the upload service's, and
+    each once) and a C{secret} of at least L{MIN_COMPONENT_SECRET}
+    characters.  A component connects to one process, so not in cluster
+    mode.  Secrets never appear in these messages.
+    """
+    from xmppchat.jid import InvalidJID, parseJID
+
+    components = config.components
+    _checkListener("components", components, ("port",), problem)
+    taken = {config.server.domain, config.server.muc_domain, uploadDomain(config)}
+    for key, table in _tables("components.external", components.external, COMPONENT_KEYS, problem):
+        domain = table.get("domain")
+        try:
+            parsed = parseJID(domain) if isinstance(domain, str) else None
+        except InvalidJID:
+            parsed = None
+        if parsed is None or parsed.user is not None or parsed.resource is not None \
+                or parsed.host != domain:
+            problem(f"{key}.domain", "required, a bare lower-case domain like 'bot.example.com'")
+        elif domain in taken:
+            problem(f"{key}.domain", f"{domain!r} is already served (the server, MUC, upload"
+                    " or another component)")
+        else:
+            taken.add(domain)
+        secret = table.get("secret")
+        if not isinstance(secret, str) or len(secret) < MIN_COMPONENT_SECRET:
+            problem(f"{key}.secret", f"required, at least {MIN_COMPONENT_SECRET} characters")
+    if components.enabled and not components.external:
+        problem("components.external", "the listener is enabled but no component is configured")
+    if components.enabled and config.cluster.redis_uri:
+        problem("components.enabled", "external components need a single process: not with"
+                " [cluster] redis_uri (nor --workers)")
 
 
 def _checkListener(name: str, section, portKeys, problem) -> None:

@@ -51,7 +51,7 @@ class XMPPChatService(service.Service):
     One xmppchat process: storage, one host, its listeners.
 
     @ivar ports: name -> listening port (C{c2s}, C{c2s-tls}, C{websocket},
-        C{bosh}).
+        C{bosh}, C{component}, C{rest}).
     @ivar inheritedPorts: name -> file descriptor of a listening socket
         bound by a parent process (C{--workers}), adopted instead of binding.
     """
@@ -103,6 +103,14 @@ class XMPPChatService(service.Service):
             if c2s.direct_tls:
                 self._listenC2S("c2s-tls", c2s.tls_port, direct, tls)
             self._listenHTTP()
+            components = self.config.components
+            if components.enabled:
+                # XEP-0114 (xmppchat.component)
+                from xmppchat.component import ComponentFactory
+
+                self.factories["component"] = ComponentFactory(self.host)
+                self._listenOn("component", components.port, self.factories["component"],
+                               components.interface)
             rest = self.config.rest
             if rest.enabled:
                 self._listenOn("rest", rest.port, self.restSite(), rest.interface)

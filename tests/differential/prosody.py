@@ -13,12 +13,13 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.live import freePort
-from tests.e2e.conftest import stopServer, writeCertificates
+from tests.e2e.conftest import startServer, stopServer, writeCertificates
 
 PROSODY = shutil.which("prosody")
 PROSODYCTL = shutil.which("prosodyctl")
@@ -174,3 +175,23 @@ class ProsodyServer:
             if path.exists():
                 text += path.read_text(errors="replace")
         return text
+
+
+@contextmanager
+def eitherServer(kind: str, directory: Path, prosodyClass=ProsodyServer, extra: str = ""):
+    """
+    A running server of C{kind} (C{xmppchat}: started as the e2e tests do,
+    with C{extra} config; C{prosody}: a C{prosodyClass}), stopped on exit.
+    """
+    if kind == "prosody":
+        requireProsody()
+        running = prosodyClass(directory).start()
+    else:
+        running = startServer(directory, extra=extra)
+    try:
+        yield running
+    finally:
+        if kind == "prosody":
+            running.stop()
+        else:
+            stopServer(running)

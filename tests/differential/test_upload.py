@@ -22,8 +22,7 @@ import asyncio
 import pytest
 
 from tests.cluster.live import freePort
-from tests.differential.prosody import CONFIG, ProsodyServer, requireProsody
-from tests.e2e.conftest import startServer, stopServer
+from tests.differential.prosody import CONFIG, ProsodyServer, eitherServer
 from tests.e2e.test_slixmpp import run
 from tests.e2e.test_upload import discover, httpCall, login, put, requestSlot, slotError
 
@@ -54,23 +53,15 @@ class UploadProsody(ProsodyServer):
 @pytest.fixture(scope="module", params=["xmppchat", "prosody"])
 def server(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param + "-upload")
-    if request.param == "prosody":
-        requireProsody()
-        running = UploadProsody(directory).start()
-        running.addusers(["alice"])
-        yield running
-        running.stop()
-    else:
-        running = startServer(directory, extra=f"""
+    with eitherServer(request.param, directory, UploadProsody, f"""
 [upload]
 max_file_bytes = {LIMIT}
 
 [quotas]
 blob_bytes_per_user = {QUOTA}
-""")
+""") as running:
         running.addusers(["alice"])
         yield running
-        stopServer(running)
 
 
 def test_uploadScenario(server):

@@ -140,7 +140,8 @@ async def joinRoom(client, room, nick):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    # the dev config's listeners: c2s with STARTTLS, direct TLS, WebSocket, BOSH
+    # the dev config's listeners: c2s with STARTTLS, direct TLS, WebSocket, BOSH;
+    # and a XEP-0114 component listener (off in the dev config)
     server = startServer(tmp_path_factory.mktemp("compliance"), extra="""
 [websocket]
 enabled = true
@@ -158,6 +159,14 @@ type = "turn"
 host = "turn.localhost"
 port = 3478
 secret = "compliance-secret"
+
+[components]
+enabled = true
+port = 0
+
+[[components.external]]
+domain = "bot.localhost"
+secret = "compliance-component-secret"
 """)
     try:
         server.adduser("compliance", "compliance-pw")
@@ -235,7 +244,6 @@ def test_core_directTLS(report):
     assert report["ports"].get("c2s-tls")
 
 
-@missing("XEP-0114 external components (no component listener)")
 def test_core_components(report):
     """XEP-0114: server extensibility through external components (a component listener)."""
     assert report["ports"].get("component")

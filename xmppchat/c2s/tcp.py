@@ -23,16 +23,16 @@ from twisted.logger import Logger
 from xmppchat.c2s.backpressure import SlowReaderGuard
 from xmppchat.c2s.negotiation import BOUND, C2SStream
 from xmppchat.c2s.traffic import redact
-from xmppchat.stanzas import NS_STREAMS
+from xmppchat.stanzas import NS_CLIENT, NS_STREAMS
 from xmppchat.xmlstream import StreamError, StreamParser
 
 STREAM_PREFIXES = {NS_STREAMS: "stream"}
 STREAM_SCOPE = ["stream"]
 
 
-def streamHeader(streamId: str, domain: str) -> bytes:
+def streamHeader(streamId: str, domain: str, namespace: str = NS_CLIENT) -> bytes:
     return (
-        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+        f"<?xml version='1.0'?><stream:stream xmlns='{namespace}' "
         "xmlns:stream='http://etherx.jabber.org/streams' "
         f"id='{streamId}' from='{domain}' version='1.0' xml:lang='en'>"
     ).encode("utf-8")
@@ -41,11 +41,18 @@ def streamHeader(streamId: str, domain: str) -> bytes:
 class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
     """
     One client TCP connection.
+
+    Subclasses speak other stream namespaces over the same hardened
+    parser, limits and timeouts (L{xmppchat.component}, XEP-0114):
+    C{namespace} is the stream's default namespace, C{streamClass} what
+    parsed elements go to.
     """
 
     log = Logger()
     canStartTLS = True
     anyTo = False
+    namespace = NS_CLIENT
+    streamClass = C2SStream
 
     def __init__(self, factory):
         self.factory = factory
@@ -77,7 +84,7 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
             self._streamStarted, self._elementReceived, self._streamEnded,
             maxStanzaBytes=limits.max_stanza_bytes, maxDepth=limits.max_depth,
         )
-        self.stream = C2SStream(self.host, self)
+        self.stream = self.streamClass(self.host, self)
         clock = self.host.clock
         self.lastReceived = clock.seconds()
         if limits.negotiation_seconds:
@@ -109,8 +116,8 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
         if root.uri != NS_STREAMS or root.name != "stream":
             self.stream.close("invalid-namespace", "Expected a stream:stream header")
             return
-        if root.defaultUri not in (None, "", "jabber:client"):
-            self.stream.close("invalid-namespace", "This is a client port (jabber:client)")
+        if root.defaultUri not in (None, "", self.namespace):
+            self.stream.close("invalid-namespace", f"This port speaks {self.namespace}")
             return
         self.stream.streamStarted(root.attributes)
 
@@ -131,8 +138,9 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
         out = []
         if not self.headerSent:
             self.headerSent = True
-            out.append(streamHeader(streamId, domain))
-        out.append(features.toXml(prefixes=STREAM_PREFIXES, prefixesInScope=STREAM_SCOPE).encode("utf-8"))
+            out.append(streamHeader(streamId, domain, self.namespace))
+        if features is not None:
+            out.append(features.toXml(prefixes=STREAM_PREFIXES, prefixesInScope=STREAM_SCOPE).encode("utf-8"))
         self._write(b"".join(out))
 
     def send(self, element):
@@ -157,7 +165,7 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
         out = []
         if not self.headerSent:
             self.headerSent = True
-            out.append(streamHeader("error", self.host.domain))
+            out.append(streamHeader("error", self.host.domain, self.namespace))
         if error is not None:
             out.append(error.toXml(prefixes=STREAM_PREFIXES, prefixesInScope=STREAM_SCOPE).encode("utf-8"))
             self.log.info("Stream error to {peer}: {error}", peer=self.peer, error=error.toXml())
@@ -212,6 +220,7 @@ class C2SFactory(protocol.ServerFactory):
     """
 
     log = Logger()
+    protocol = C2STCPProtocol
 
     def __init__(self, host, tlsContext, directTLS=False, logTraffic=False):
         self.host = host
@@ -228,7 +237,7 @@ class C2SFactory(protocol.ServerFactory):
             if self.directTLS:
                 return None
             return RefusedProtocol(self.host.domain, reason)
-        proto = C2STCPProtocol(self)
+        proto = self.protocol(self)
         proto.counted = address
         return proto
 
