@@ -37,6 +37,8 @@ REGISTRY = {
     "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
     "mam": ("xmppchat.modules.mam", "MAMModule"),
     "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
+    "vcard": ("xmppchat.modules.vcard", "VCardModule"),
+    "private": ("xmppchat.modules.private", "PrivateModule"),
 }
 
 

@@ -47,6 +47,8 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
+from xmppchat.storage.userxml.mongo import INDEXES as USER_XML_INDEXES
+from xmppchat.storage.userxml.mongo import MongoUserXMLStore, deleteUserXML
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -248,6 +250,7 @@ INDEXES = {
                 ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {}),
                 ([("user_id", _ASC), ("size", _ASC)], {})],
     **UNLOCK_INDEXES,
+    **USER_XML_INDEXES,
 }
 
 
@@ -534,6 +537,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
                 db[name].delete_many({"localpart": localpart})
             db.last_activity.delete_one({"_id": localpart})
             db.privacy.delete_one({"_id": localpart})
+            deleteUserXML(db, localpart)
             db.accounts.delete_one({"_id": accountId})
             return True
 
@@ -1588,6 +1592,7 @@ class MongoStorage(common.WorkerStorage):
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
+        "userXML": MongoUserXMLStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

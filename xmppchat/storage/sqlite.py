@@ -57,6 +57,8 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
+from xmppchat.storage.userxml.sqlite import SCHEMA as USER_XML_SCHEMA
+from xmppchat.storage.userxml.sqlite import SQLiteUserXMLStore, deleteUserXML
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -78,7 +80,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -291,6 +293,8 @@ MIGRATIONS: list[list[str]] = [
             value TEXT NOT NULL
         )""",
     ],
+    # 8 -> 9 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
+    USER_XML_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -907,6 +911,7 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
             for table in ("roster", "offline", "last_activity"):
                 connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
             _deletePrivacy(connection, localpart)
+            deleteUserXML(connection, localpart)
             connection.execute("DELETE FROM accounts WHERE id = ?", (accountId,))
             return True
 
@@ -1955,6 +1960,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "userXML": SQLiteUserXMLStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,

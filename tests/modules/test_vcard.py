@@ -1,0 +1,298 @@
+"""
+Tests for XEP-0054 vCards, the XEP-0153 hash in presence and the XEP-0398
+conversion to and from XEP-0084 PEP avatars (L{xmppchat.modules.vcard}),
+with a fake of the internal PEP API.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from tests.helpers import HostHarness, result
+from tests.modules.fakepep import install
+from xmppchat.modules.vcard import NS_AVATAR_DATA, NS_AVATAR_METADATA, NS_CONVERSION
+from xmppchat.storage.interfaces import RosterItem
+
+BOTH_BACKENDS = True
+
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+IMAGE_B64 = base64.b64encode(IMAGE).decode()
+SHA1 = hashlib.sha1(IMAGE).hexdigest()
+PHOTO_VCARD = (f"<vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE>"
+               f"<BINVAL>{IMAGE_B64[:40]}\n{IMAGE_B64[40:]}</BINVAL></PHOTO></vCard>")
+
+
+def iq(h, session, transport, text):
+    h.send(session, text)
+    [reply] = [e for e in transport.pop() if e.name == "iq"]
+    return reply
+
+
+def condition(reply):
+    return reply.error.firstChildElement().name
+
+
+def setVCard(h, session, transport, vcard, to=""):
+    toAttr = f" to='{to}'" if to else ""
+    return iq(h, session, transport, f"<iq type='set' id='v1'{toAttr}>{vcard}</iq>")
+
+
+def getVCard(h, session, transport, to=""):
+    toAttr = f" to='{to}'" if to else ""
+    return iq(h, session, transport, f"<iq type='get' id='g1'{toAttr}><vCard xmlns='vcard-temp'/></iq>")
+
+
+def contacts(h, a, b):
+    for user, contact in ((a, b), (b, a)):
+        result(h.storage.roster.setRosterItem(user, RosterItem(jid=f"{contact}@localhost", subscription="both")))
+
+
+def updateHash(presence):
+    for x in presence.elements():
+        if x.name == "x" and x.uri == "vcard-temp:x:update":
+            photo = [p for p in x.elements() if p.name == "photo"]
+            return str(photo[0]) if photo else None
+    return None
+
+
+def test_ownRoundTrip():
+    """A vCard set with no 'to' reads back the same, with no 'to' and at the own bare JID."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert setVCard(h, alice, ta, PHOTO_VCARD)["type"] == "result"
+    for to in ("", "alice@localhost"):
+        reply = getVCard(h, alice, ta, to)
+        assert reply["type"] == "result"
+        assert str(reply.vCard.FN) == "Alice" and str(reply.vCard.PHOTO.TYPE) == "image/png"
+        assert base64.b64decode("".join(str(reply.vCard.PHOTO.BINVAL).split())) == IMAGE
+
+
+def test_setAtOwnBareJID():
+    """A vCard set addressed to the own bare JID is stored too."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert setVCard(h, alice, ta, "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>", "alice@localhost")["type"] == "result"
+    assert str(getVCard(h, alice, ta).vCard.FN) == "A"
+
+
+def test_contactReadsVCard():
+    """Another user reads the vCard at the owner's bare JID; an account without one answers an empty vCard."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    reply = getVCard(h, bob, tb, "alice@localhost")
+    assert reply["type"] == "result" and reply["from"] == "alice@localhost" and str(reply.vCard.FN) == "Alice"
+    empty = getVCard(h, alice, ta, "bob@localhost")
+    assert empty["type"] == "result" and empty.vCard is not None and not list(empty.vCard.elements())
+
+
+def test_unknownAccount():
+    """The vCard of an account that does not exist is service-unavailable."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert condition(getVCard(h, alice, ta, "nobody@localhost")) == "service-unavailable"
+
+
+def test_attackerCannotSetAnotherUsersVCard():
+    """Setting another user's vCard is forbidden and changes nothing."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    mallory, tm = h.connect("mallory")
+    setVCard(h, alice, ta, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
+    reply = setVCard(h, mallory, tm, "<vCard xmlns='vcard-temp'><FN>pwned</FN></vCard>", "alice@localhost")
+    assert condition(reply) == "forbidden"
+    assert str(getVCard(h, alice, ta).vCard.FN) == "Alice"
+
+
+def test_attackerTooLargeVCardRefused():
+    """A vCard over quotas.vcard_max_bytes is refused with not-acceptable; the stored one is kept."""
+    h = HostHarness(quotas={"vcard_max_bytes": 1024})
+    alice, ta = h.connect("alice")
+    setVCard(h, alice, ta, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
+    reply = setVCard(h, alice, ta, f"<vCard xmlns='vcard-temp'><DESC>{'x' * 2000}</DESC></vCard>")
+    assert condition(reply) == "not-acceptable" and "1024" in str(reply.error.text)
+    assert str(getVCard(h, alice, ta).vCard.FN) == "Alice"
+
+
+def test_badBinvalRefused():
+    """A PHOTO whose BINVAL is not base64 is a bad-request."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    reply = setVCard(h, alice, ta, "<vCard xmlns='vcard-temp'><PHOTO><BINVAL>*not base64*</BINVAL></PHOTO></vCard>")
+    assert condition(reply) == "bad-request"
+
+
+def test_blockedUserGetsNoVCard():
+    """A user the owner blocked (XEP-0191) gets no vCard."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    mallory, tm = h.connect("mallory")
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    h.send(alice, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></block></iq>")
+    ta.pop()
+    reply = getVCard(h, mallory, tm, "alice@localhost")
+    assert reply["type"] == "error" and condition(reply) == "service-unavailable"
+    assert "BINVAL" not in reply.toXml()
+
+
+def test_presenceCarriesHash():
+    """After a vCard with a photo, the owner's available presence reaches contacts with the XEP-0153 hash."""
+    h = HostHarness()
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    tb.pop()
+    h.send(alice, "<presence><show>away</show></presence>")
+    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    assert updateHash(presence) == SHA1
+
+
+def test_clientPhotoLeftAlone():
+    """A presence that already has a <photo/> is not changed; no avatar adds nothing."""
+    h = HostHarness()
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    tb.pop()
+    h.send(alice, "<presence/>")
+    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    assert updateHash(presence) is None
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    h.send(alice, "<presence><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>")
+    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    assert updateHash(presence) == "abc"
+
+
+def test_hashCachedNoStorageReadPerPresence():
+    """The hash is read from storage once per account, not per presence."""
+    h = HostHarness()
+    h.addUser("alice")
+    result(h.storage.userXML.setXML("alice", "vcard", "", PHOTO_VCARD.replace("'", '"')))
+    alice, ta = h.connect("alice", available=False)
+    reads = []
+    original = h.storage.userXML.getXML
+    h.storage.userXML.getXML = lambda *a: reads.append(a) or original(*a)
+    for _ in range(3):
+        h.send(alice, "<presence/>")
+    assert len(reads) == 1
+    [presence] = [e for e in ta.pop() if e.name == "presence"][-1:]
+    assert updateHash(presence) == SHA1
+
+
+def test_blockedUserGetsNoHash():
+    """A user the owner blocked gets no presence, so no avatar hash."""
+    h = HostHarness()
+    contacts(h, "alice", "mallory")
+    alice, ta = h.connect("alice")
+    mallory, tm = h.connect("mallory")
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    h.send(alice, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></block></iq>")
+    tm.pop()
+    h.send(alice, "<presence/>")
+    assert not [e for e in tm.pop() if e.name == "presence" and updateHash(e)]
+
+
+def test_remoteChangeDropsCachedHash():
+    """A vcard-changed event from another cluster node drops the cached hash; the next presence reads it again."""
+    from xmppchat.modules.vcard import VCardChanged
+
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    module = h.host.modules["vcard"]
+    assert module.hashes["alice"] == ""
+    result(h.storage.userXML.setXML("alice", "vcard", "", PHOTO_VCARD.replace("'", '"')))
+    h.host.hooks.fire("vcard-changed", VCardChanged(h.host, "alice", remote=True))
+    assert "alice" not in module.hashes
+    h.send(alice, "<presence/>")
+    assert module.hashes["alice"] == SHA1
+
+
+def test_cacheDroppedWithLastSession():
+    """The cached hash goes with the account's last session."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    assert "alice" in h.host.modules["vcard"].hashes
+    h.host.endSession(alice)
+    assert "alice" not in h.host.modules["vcard"].hashes
+
+
+# -- XEP-0398 ------------------------------------------------------------------
+
+
+def test_vcardPhotoPublishedToPEP():
+    """A vCard PHOTO is published as XEP-0084 data and metadata (item id the SHA-1, open access)."""
+    h = HostHarness()
+    pep = install(h)
+    alice, ta = h.connect("alice")
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    [(_, data)] = result(pep.getItems("alice", NS_AVATAR_DATA))
+    assert base64.b64decode(str(data)) == IMAGE
+    [(itemId, metadata)] = result(pep.getItems("alice", NS_AVATAR_METADATA))
+    info = metadata.info
+    assert itemId == SHA1 and info["id"] == SHA1 and info["bytes"] == str(len(IMAGE)) and info["type"] == "image/png"
+    assert pep.options[("alice", NS_AVATAR_METADATA)]["pubsub#access_model"] == "open"
+
+
+def test_sameVCardPublishesOnce():
+    """Setting the same photo again does not publish again; removing it publishes empty metadata."""
+    h = HostHarness()
+    pep = install(h)
+    alice, ta = h.connect("alice")
+    setVCard(h, alice, ta, PHOTO_VCARD)
+    setVCard(h, alice, ta, PHOTO_VCARD.replace("Alice", "Alice B."))
+    assert len(pep.published) == 2
+    setVCard(h, alice, ta, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>")
+    [(_, metadata)] = result(pep.getItems("alice", NS_AVATAR_METADATA))[:1]
+    assert not list(metadata.elements())
+
+
+def test_pepAvatarSetsVCardPhoto():
+    """A client's XEP-0084 data + metadata publish sets the vCard PHOTO and the presence hash."""
+    from twisted.words.xish import domish
+
+    h = HostHarness()
+    pep = install(h)
+    contacts(h, "alice", "bob")
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    data = domish.Element((NS_AVATAR_DATA, "data"))
+    data.addContent(IMAGE_B64)
+    result(pep.publish("alice", NS_AVATAR_DATA, data, SHA1, publisher=alice.full))
+    metadata = domish.Element((NS_AVATAR_METADATA, "metadata"))
+    info = metadata.addElement("info")
+    info["id"], info["type"], info["bytes"] = SHA1, "image/webp", str(len(IMAGE))
+    result(pep.publish("alice", NS_AVATAR_METADATA, metadata, SHA1, publisher=alice.full))
+    vcard = getVCard(h, bob, tb, "alice@localhost").vCard
+    assert str(vcard.PHOTO.TYPE) == "image/webp" and base64.b64decode(str(vcard.PHOTO.BINVAL)) == IMAGE
+    tb.pop()
+    h.send(alice, "<presence/>")
+    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    assert updateHash(presence) == SHA1
+    assert len(pep.published) == 2  # not published back
+    result(pep.publish("alice", NS_AVATAR_METADATA, domish.Element((NS_AVATAR_METADATA, "metadata")),
+                       publisher=alice.full))
+    assert getVCard(h, alice, ta).vCard.PHOTO is None
+
+
+def test_conversionAdvertised():
+    """The account advertises urn:xmpp:pep-vcard-conversion:0 when PEP is there, not without it."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    features = lambda: [f["var"] for f in iq(h, alice, ta, "<iq type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").query.elements() if f.name == "feature"]  # noqa: E731
+    h.host.modules.pop("pep", None)
+    assert NS_CONVERSION not in features()
+    install(h)
+    assert NS_CONVERSION in features()
+
+
+def test_restAvatarAsExtval():
+    """An account whose REST avatar is a URL and which has no vCard PHOTO shows it as PHOTO EXTVAL."""
+    h = HostHarness()
+    account = h.addUser("alice")
+    result(h.storage.accounts.updateAccount(account.id, profile={"avatar": "https://cdn.example/a.png"}))
+    bob, tb = h.connect("bob")
+    vcard = getVCard(h, bob, tb, "alice@localhost").vCard
+    assert str(vcard.PHOTO.EXTVAL) == "https://cdn.example/a.png"
