@@ -29,6 +29,7 @@ import json
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.modules.vcard import VCardChanged
 from xmppchat.privacysettings import AccountUpdated
 from xmppchat.xmlstream import parseElement
 
@@ -308,6 +309,8 @@ class SessionDirectory:
                 privacy.forget(event["l"])
         elif op == "account":
             self._accountChanged(event.get("l"))
+        elif op == "vcard" and isinstance(event.get("l"), str):
+            self.host.hooks.fire("vcard-changed", VCardChanged(self.host, event["l"], remote=True))
 
     def _accountChanged(self, localpart) -> None:
         """
