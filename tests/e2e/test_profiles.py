@@ -1,0 +1,165 @@
+"""
+Real-client tests of profiles (issue 16 items 2, 3, 7): slixmpp clients
+over loopback set and read vCards (XEP-0054), see the XEP-0153 hash in
+presence, use private XML storage (XEP-0049); a blocked user gets no
+vCard and no hash; too-large documents are refused.  The conversions to
+and from PEP (XEP-0398, XEP-0411) are in L{test_profiles_pep}.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import xml.etree.ElementTree as ET
+
+import pytest
+from slixmpp.exceptions import IqError
+
+from tests.differential.observe import befriend, play
+from tests.e2e.conftest import startServer, stopServer
+from tests.e2e.test_slixmpp import TIMEOUT
+
+NS_VCARD = "vcard-temp"
+NS_UPDATE = "vcard-temp:x:update"
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+IMAGE_B64 = base64.b64encode(IMAGE).decode()
+SHA1 = hashlib.sha1(IMAGE).hexdigest()
+PHOTO_VCARD = (f"<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><N><GIVEN>Alice</GIVEN></N>"
+               f"<PHOTO><TYPE>image/png</TYPE><BINVAL>{IMAGE_B64}</BINVAL></PHOTO></vCard>")
+SCENES = {"own": ("alice", "bob"), "hash": ("alice", "bob"), "big": ("alice",), "private": ("alice", "mallory"),
+          "block": ("alice", "mallory")}
+
+
+@pytest.fixture(scope="module")
+def users(tmp_path_factory):
+    server = startServer(tmp_path_factory.mktemp("profiles"), extra="""
+[quotas]
+vcard_max_bytes = 8192
+private_max_bytes = 4096
+""")
+    server.addusers([f"{scene}-{name}" for scene, names in SCENES.items() for name in names],
+                    password=lambda name: f"{name}-pw")
+    yield server
+    stopServer(server)
+
+
+async def request(client, kind: str, payload: str, to: str | None = None) -> ET.Element:
+    """
+    Send an IQ C{kind} with C{payload} (XML text); the reply's XML, or
+    C{IqError} for an error.
+    """
+    iq = client.Iq()
+    iq["type"] = kind
+    if to:
+        iq["to"] = to
+    iq.xml.append(ET.fromstring(payload))
+    reply = await iq.send(timeout=TIMEOUT)
+    return reply.xml
+
+
+async def refused(client, kind: str, payload: str, to: str | None = None) -> str:
+    """The error condition C{payload} gets (failing if it succeeds)."""
+    with pytest.raises(IqError) as caught:
+        await request(client, kind, payload, to)
+    return caught.value.condition
+
+
+def vcardOf(reply: ET.Element) -> dict:
+    vcard = reply.find(f"{{{NS_VCARD}}}vCard")
+    photo = vcard.find(f"{{{NS_VCARD}}}PHOTO")
+    return {"FN": vcard.findtext(f"{{{NS_VCARD}}}FN"),
+            "GIVEN": vcard.findtext(f"{{{NS_VCARD}}}N/{{{NS_VCARD}}}GIVEN"),
+            "TYPE": photo.findtext(f"{{{NS_VCARD}}}TYPE") if photo is not None else None,
+            "PHOTO": (base64.b64decode("".join(photo.findtext(f"{{{NS_VCARD}}}BINVAL").split()))
+                      if photo is not None else None)}
+
+
+def photoHashes(scene, client, sender: str) -> list:
+    """The XEP-0153 hashes in the presences C{client} got from C{sender}'s resources."""
+    found = []
+    for c, xml in scene.received:
+        if c is client and xml.tag.endswith("presence") and xml.get("from", "").startswith(sender + "/"):
+            found.append(xml.findtext(f"{{{NS_UPDATE}}}x/{{{NS_UPDATE}}}photo"))
+    return found
+
+
+def test_vcardRoundTrip(users):
+    """A vCard set by its owner reads back for him and for another user at the owner's bare JID."""
+
+    async def script(scene):
+        alice, bob = await scene.online("alice", "bob")
+        await request(alice, "set", PHOTO_VCARD)
+        own = vcardOf(await request(alice, "get", "<vCard xmlns='vcard-temp'/>"))
+        other = vcardOf(await request(bob, "get", "<vCard xmlns='vcard-temp'/>", scene.jid("alice")))
+        empty = await request(alice, "get", "<vCard xmlns='vcard-temp'/>", scene.jid("bob"))
+        return own, other, list(empty.find(f"{{{NS_VCARD}}}vCard"))
+
+    own, other, empty = play(users, "own", script)
+    expected = {"FN": "Alice Liddell", "GIVEN": "Alice", "TYPE": "image/png", "PHOTO": IMAGE}
+    assert own == expected and other == expected and empty == []
+
+
+def test_photoHashInPresence(users):
+    """After a vCard with a photo, a contact sees the XEP-0153 hash in the owner's next presence."""
+
+    async def script(scene):
+        await befriend(users, "hash", "alice", "bob")
+        alice, bob = await scene.online("alice", "bob")
+        await request(alice, "set", PHOTO_VCARD)
+        alice.send_presence(pstatus="new avatar")
+        await scene.settle()
+        return photoHashes(scene, bob, scene.jid("alice"))
+
+    hashes = play(users, "hash", script)
+    assert hashes[-1] == SHA1
+
+
+def test_attackerTooLargeVCardRefused(users):
+    """A vCard over quotas.vcard_max_bytes is refused with not-acceptable and the stored one is kept."""
+
+    async def script(scene):
+        alice = await scene.login("alice")
+        await request(alice, "set", "<vCard xmlns='vcard-temp'><FN>kept</FN></vCard>")
+        condition = await refused(alice, "set", f"<vCard xmlns='vcard-temp'><DESC>{'x' * 9000}</DESC></vCard>")
+        kept = vcardOf(await request(alice, "get", "<vCard xmlns='vcard-temp'/>"))["FN"]
+        return condition, kept
+
+    assert play(users, "big", script) == ("not-acceptable", "kept")
+
+
+def test_privateStorageRoundTrip(users):
+    """Private XML reads back per namespace; another user's is forbidden; a too-large element is refused."""
+
+    async def script(scene):
+        alice, mallory = await scene.online("alice", "mallory")
+        await request(alice, "set", "<query xmlns='jabber:iq:private'><prefs xmlns='x:e2e'><v>1</v></prefs></query>")
+        got = await request(alice, "get", "<query xmlns='jabber:iq:private'><prefs xmlns='x:e2e'/></query>")
+        value = got.findtext("{jabber:iq:private}query/{x:e2e}prefs/{x:e2e}v")
+        stolen = await refused(mallory, "get", "<query xmlns='jabber:iq:private'><prefs xmlns='x:e2e'/></query>",
+                               scene.jid("alice"))
+        big = await refused(alice, "set",
+                            f"<query xmlns='jabber:iq:private'><prefs xmlns='x:e2e'>{'x' * 5000}</prefs></query>")
+        return value, stolen, big
+
+    assert play(users, "private", script) == ("1", "forbidden", "not-acceptable")
+
+
+def test_blockedUserGetsNoVCardNorHash(users):
+    """A user the owner blocked (XEP-0191) gets an error for the vCard and no presence with the hash."""
+
+    async def script(scene):
+        await befriend(users, "block", "alice", "mallory")
+        alice, mallory = await scene.online("alice", "mallory")
+        await request(alice, "set", PHOTO_VCARD)
+        await request(alice, "set", f"<block xmlns='urn:xmpp:blocking'><item jid='{scene.jid('mallory')}'/></block>")
+        await scene.settle()
+        mark = len(scene.received)
+        alice.send_presence(pstatus="hidden from mallory")
+        await scene.settle()
+        condition = await refused(mallory, "get", "<vCard xmlns='vcard-temp'/>", scene.jid("alice"))
+        scene.received = scene.received[mark:]
+        return condition, photoHashes(scene, mallory, scene.jid("alice"))
+
+    condition, hashes = play(users, "block", script)
+    assert condition == "service-unavailable" and SHA1 not in hashes
+
