@@ -48,7 +48,7 @@ https_ports = {{ }}
 
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping";
-    "smacks"; "blocklist"; "private"; "lastactivity";
+    "smacks"; "blocklist"; "private"; "lastactivity";{extra}
 }}
 -- presence, message, iq, offline and c2s are loaded by Prosody itself.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
@@ -84,8 +84,13 @@ class ProsodyServer:
     domain = "localhost"
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, extraModules=()):
+        """
+        @param extraModules: Prosody modules enabled beside the common ones
+            (C{("pep", "vcard_legacy", "bookmarks")} for profiles).
+        """
         self.directory = directory
+        self.extraModules = tuple(extraModules)
         self.config = directory / "prosody.cfg.lua"
         self.ca = writeCertificates(directory)
         self.process = None
@@ -116,7 +121,8 @@ class ProsodyServer:
 
     def _configure(self, port: int) -> None:
         self.port = port
-        self.config.write_text(CONFIG.format(dir=self.directory, port=port))
+        extra = "".join(f' "{name}";' for name in self.extraModules)
+        self.config.write_text(CONFIG.format(dir=self.directory, port=port, extra=extra))
 
     def _waitReady(self, timeout: float) -> bool:
         """
