@@ -163,3 +163,30 @@ def test_blockedUserGetsNoVCardNorHash(users):
     condition, hashes = play(users, "block", script)
     assert condition == "service-unavailable" and SHA1 not in hashes
 
+
+
+def test_restAvatarSeenAsVCardPhotoURL(users):
+    """A user who set a REST avatar URL (the SDK's users.update) shows it to XMPP clients as PHOTO EXTVAL."""
+    from tests.e2e.conftest import REST_AUTH_KEY
+    from tests.e2e.test_rest import call
+    from tests.e2e.test_slixmpp import Client, run
+
+    status, body = call(users, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
+    app = body["session"]["token"]
+    status, body = call(users, "POST", "/users.json",
+                        {"user": {"login": "avatarist", "password": "avatarist-pw"}}, token=app)
+    assert status == 201, body
+    status, body = call(users, "POST", "/login.json", {"login": "avatarist", "password": "avatarist-pw"}, token=app)
+    token, userId = app, body["user"]["id"]
+    status, body = call(users, "PUT", f"/users/{userId}.json",
+                        {"user": {"avatar": "https://cdn.example.com/avatarist.png"}}, token=token)
+    assert status == 200, body
+
+    async def scenario():
+        client = Client(users, f"{userId}-1@localhost", token)
+        assert await client.login()
+        reply = await request(client, "get", "<vCard xmlns='vcard-temp'/>", f"{userId}-1@localhost")
+        await client.logout()
+        return reply.findtext(f"{{{NS_VCARD}}}vCard/{{{NS_VCARD}}}PHOTO/{{{NS_VCARD}}}EXTVAL")
+
+    assert run(scenario()) == "https://cdn.example.com/avatarist.png"
