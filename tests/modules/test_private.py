@@ -10,19 +10,10 @@ from twisted.words.xish import domish
 
 from tests.helpers import HostHarness, result
 from tests.modules.fakepep import install
+from tests.modules.test_vcard import condition, iq
 from xmppchat.modules.private import NS_BOOKMARKS, NS_BOOKMARKS_CONVERSION
 
 BOTH_BACKENDS = True
-
-
-def iq(h, session, transport, text):
-    h.send(session, text)
-    [reply] = [e for e in transport.pop() if e.name == "iq"]
-    return reply
-
-
-def condition(reply):
-    return reply.error.firstChildElement().name
 
 
 def private(h, session, transport, kind, payload, to=""):

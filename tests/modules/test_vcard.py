@@ -48,6 +48,21 @@ def contacts(h, a, b):
         result(h.storage.roster.setRosterItem(user, RosterItem(jid=f"{contact}@localhost", subscription="both")))
 
 
+def contactsOnline(h, owner, contact):
+    """Two mutual contacts, both online: C{(owner session, its transport, contact's transport)}."""
+    contacts(h, owner, contact)
+    session, transport = h.connect(owner)
+    _, other = h.connect(contact)
+    return session, transport, other
+
+
+def presencesAfter(h, session, text, transport):
+    """The presences C{transport} gets when C{session} sends C{text}."""
+    transport.pop()
+    h.send(session, text)
+    return [e for e in transport.pop() if e.name == "presence"]
+
+
 def updateHash(presence):
     for x in presence.elements():
         if x.name == "x" and x.uri == "vcard-temp:x:update":
@@ -140,29 +155,21 @@ def test_blockedUserGetsNoVCard():
 def test_presenceCarriesHash():
     """After a vCard with a photo, the owner's available presence reaches contacts with the XEP-0153 hash."""
     h = HostHarness()
-    contacts(h, "alice", "bob")
-    alice, ta = h.connect("alice")
-    bob, tb = h.connect("bob")
+    alice, ta, tb = contactsOnline(h, "alice", "bob")
     setVCard(h, alice, ta, PHOTO_VCARD)
-    tb.pop()
-    h.send(alice, "<presence><show>away</show></presence>")
-    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    [presence] = presencesAfter(h, alice, "<presence><show>away</show></presence>", tb)
     assert updateHash(presence) == SHA1
 
 
 def test_clientPhotoLeftAlone():
     """A presence that already has a <photo/> is not changed; no avatar adds nothing."""
     h = HostHarness()
-    contacts(h, "alice", "bob")
-    alice, ta = h.connect("alice")
-    bob, tb = h.connect("bob")
-    tb.pop()
-    h.send(alice, "<presence/>")
-    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    alice, ta, tb = contactsOnline(h, "alice", "bob")
+    [presence] = presencesAfter(h, alice, "<presence/>", tb)
     assert updateHash(presence) is None
     setVCard(h, alice, ta, PHOTO_VCARD)
-    h.send(alice, "<presence><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>")
-    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    text = "<presence><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>"
+    [presence] = presencesAfter(h, alice, text, tb)
     assert updateHash(presence) == "abc"
 
 
@@ -185,14 +192,10 @@ def test_hashCachedNoStorageReadPerPresence():
 def test_blockedUserGetsNoHash():
     """A user the owner blocked gets no presence, so no avatar hash."""
     h = HostHarness()
-    contacts(h, "alice", "mallory")
-    alice, ta = h.connect("alice")
-    mallory, tm = h.connect("mallory")
+    alice, ta, tm = contactsOnline(h, "alice", "mallory")
     setVCard(h, alice, ta, PHOTO_VCARD)
     h.send(alice, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></block></iq>")
-    tm.pop()
-    h.send(alice, "<presence/>")
-    assert not [e for e in tm.pop() if e.name == "presence" and updateHash(e)]
+    assert not [e for e in presencesAfter(h, alice, "<presence/>", tm) if updateHash(e)]
 
 
 def test_remoteChangeDropsCachedHash():

@@ -29,7 +29,8 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppchat.jid import InvalidJID, parseJID
-from xmppchat.modules.base import KeyedLocks, Module, hook
+from xmppchat.modules.base import hook
+from xmppchat.modules.pepbridge import PEPBridge
 from xmppchat.stanzas import StanzaError
 from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.storage.userxml.interface import PRIVATE
@@ -108,24 +109,14 @@ def legacyStorage(items) -> domish.Element:
     return storage
 
 
-class PrivateModule(Module):
+class PrivateModule(PEPBridge):
     """
     XEP-0049 and XEP-0411 (see the module docstring).
     """
 
     name = "private"
     features = (NS_PRIVATE,)
-
-    def setUp(self):
-        self.locks = KeyedLocks()
-
-    @property
-    def pep(self):
-        return self.host.modules.get("pep")
-
-    @property
-    def accountFeatures(self):
-        return (NS_BOOKMARKS_CONVERSION, NS_BOOKMARKS + "#compat") if self.pep is not None else ()
+    conversionFeatures = (NS_BOOKMARKS_CONVERSION, NS_BOOKMARKS + "#compat")
 
     def _element(self, event):
         """

@@ -47,7 +47,8 @@ import hashlib
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from xmppchat.modules.base import KeyedLocks, Module, hook
+from xmppchat.modules.base import hook
+from xmppchat.modules.pepbridge import PEPBridge
 from xmppchat.stanzas import StanzaError
 from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.storage.userxml.interface import VCARD
@@ -130,26 +131,19 @@ def restAvatarURL(account) -> str | None:
     return None
 
 
-class VCardModule(Module):
+class VCardModule(PEPBridge):
     """
     XEP-0054, XEP-0153 §4.2 and XEP-0398 (see the module docstring).
     """
 
     name = "vcard"
     features = (NS_VCARD,)
+    conversionFeatures = (NS_CONVERSION,)
 
     def setUp(self):
+        PEPBridge.setUp(self)
         # localpart -> XEP-0153 hash ("" for none), for accounts with a session here
         self.hashes: dict[str, str] = {}
-        self.locks = KeyedLocks()
-
-    @property
-    def pep(self):
-        return self.host.modules.get("pep")
-
-    @property
-    def accountFeatures(self):
-        return (NS_CONVERSION,) if self.pep is not None else ()
 
     # -- storage -----------------------------------------------------------
 
