@@ -48,6 +48,7 @@ DEFAULT_MODULES = (
     "reactions",
     "mam",
     "ratelimit",
+    "pep",
     "vcard",
     "private",
 )
@@ -323,6 +324,19 @@ class QuotasConfig:
 
 
 @dataclass
+class PEPConfig:
+    """
+    XEP-0163 PEP (issue 16 item 1): per-user quotas and the entity caps
+    cache (L{xmppchat.pep}).
+    """
+
+    max_nodes_per_user: int = 64
+    max_items_per_node: int = 256
+    max_item_bytes: int = 131072
+    caps_cache_size: int = 2000
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -345,6 +359,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     muc: MUCConfig = field(default_factory=MUCConfig)
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
+    pep: PEPConfig = field(default_factory=PEPConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -370,6 +385,7 @@ SECTIONS = {
     "cluster": ClusterConfig,
     "muc": MUCConfig,
     "quotas": QuotasConfig,
+    "pep": PEPConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -460,6 +476,9 @@ def _validate(config: Config, problem) -> None:
     if config.privacy.last_seen_default not in VISIBILITIES:
         problem("privacy.last_seen_default", f"must be one of {', '.join(map(repr, VISIBILITIES))},"
                 f" not {config.privacy.last_seen_default!r}")
+    for f in fields(config.pep):
+        if getattr(config.pep, f.name) < 1:
+            problem(f"pep.{f.name}", "must be at least 1")
     for f in fields(config.dialogs):
         if f.type != "list" and getattr(config.dialogs, f.name) < 1:
             problem(f"dialogs.{f.name}", "must be at least 1")

@@ -83,6 +83,9 @@ def entryOf(session) -> dict:
         "r": session.rosterRequested,
         "c": bool(session.state.get("carbons")),
         "i": session.inactive,
+        # XEP-0163 +notify interest (xmppchat.pep.interest): PEP events of
+        # a publish on any node reach the resources that want them
+        "n": sorted(session.state.get("pep", ())),
     }
 
 
@@ -91,7 +94,7 @@ def snapshotOf(session) -> tuple:
     Cheap fingerprint of L{entryOf}, compared after each routed stanza.
     """
     return (session.available, session.priority, id(session.presence), session.rosterRequested,
-            bool(session.state.get("carbons")), session.inactive)
+            bool(session.state.get("carbons")), session.inactive, session.state.get("pep"))
 
 
 class RemoteSession:
@@ -135,6 +138,7 @@ class RemoteSession:
         state.pop("carbons", None)
         if entry.get("c"):
             state["carbons"] = True
+        state["pep"] = frozenset(entry.get("n") or ())
         self.state = state
         self.inactive = bool(entry.get("i"))
 

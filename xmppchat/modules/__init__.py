@@ -37,6 +37,7 @@ REGISTRY = {
     "reactions": ("xmppchat.modules.reactions", "ReactionsModule"),
     "mam": ("xmppchat.modules.mam", "MAMModule"),
     "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
+    "pep": ("xmppchat.modules.pep", "PEPModule"),
     "vcard": ("xmppchat.modules.vcard", "VCardModule"),
     "private": ("xmppchat.modules.private", "PrivateModule"),
 }

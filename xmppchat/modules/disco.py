@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
+from xmppchat.caps import SERVER_NODE, capsElement, capsHash
 from xmppchat.modules.base import Module, hook
 from xmppchat.stanzas import StanzaError
 
@@ -41,13 +42,35 @@ class DiscoModule(Module):
     name = "disco"
     features = (NS_DISCO_INFO, NS_DISCO_ITEMS)
 
+    def serverInfo(self, node=None) -> domish.Element:
+        return infoQuery([("server", "im", self.host.config.server.name)], self.host.features(), node)
+
+    def serverVer(self) -> str:
+        """
+        XEP-0115 §5.1: the caps hash of the server's disco#info answer.
+        """
+        features = tuple(self.host.features())
+        if getattr(self, "_ver", (None,))[0] != features:
+            self._ver = (features, capsHash(self.serverInfo()))
+        return self._ver[1]
+
+    @hook("stream-features", priority=-50)
+    def onFeatures(self, event):
+        """
+        XEP-0115 §6.3: the server's caps in its stream features.
+        """
+        event.features.addChild(capsElement(self.serverVer()))
+
     @hook(f"iq-get/host/{NS_DISCO_INFO}:query")
     def onServerInfo(self, event):
+        """
+        The server's identity and features; also as the caps node
+        C{<node>#<ver>} (XEP-0115 §6.2).
+        """
         node = event.stanza.query.getAttribute("node")
-        if node:
+        if node and node != f"{SERVER_NODE}#{self.serverVer()}":
             raise StanzaError("item-not-found", text="No such node")
-        name = self.host.config.server.name
-        return self.reply(event, infoQuery([("server", "im", name)], self.host.features()))
+        return self.reply(event, self.serverInfo(node))
 
     @hook(f"iq-get/host/{NS_DISCO_ITEMS}:query")
     def onServerItems(self, event):
@@ -59,9 +82,11 @@ class DiscoModule(Module):
     @hook(f"iq-get/self/{NS_DISCO_INFO}:query")
     def onAccountInfo(self, event):
         features = [NS_DISCO_INFO]
+        identities = [("account", "registered", None)]
         for module in self.host.modules.values():
             features.extend(getattr(module, "accountFeatures", ()))
-        return self.reply(event, infoQuery([("account", "registered", None)], features))
+            identities.extend(getattr(module, "accountIdentities", ()))
+        return self.reply(event, infoQuery(identities, features))
 
     @hook(f"iq-get/self/{NS_DISCO_ITEMS}:query")
     def onAccountItems(self, event):

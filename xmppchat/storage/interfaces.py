@@ -1058,6 +1058,8 @@ class Storage:
     privacy: "IPrivacyStore"
     # L{xmppchat.storage.unlocks.interface.IUnlockStore}
     unlocks: object
+    # L{xmppchat.storage.pep.interface.IPEPStore}
+    pep: object
     # L{xmppchat.storage.userxml.interface.IUserXMLStore}
     userXML: object
 

@@ -45,6 +45,8 @@ from xmppchat.storage.common import (
     RECORD_SCHEMA,
     prepareQuery,
 )
+from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
+from xmppchat.storage.pep.mongo import MongoPEPStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.userxml.mongo import INDEXES as USER_XML_INDEXES
@@ -250,6 +252,7 @@ INDEXES = {
                 ([("class_name", _ASC), ("created_at", _ASC), ("rid", _ASC)], {}),
                 ([("user_id", _ASC), ("size", _ASC)], {})],
     **UNLOCK_INDEXES,
+    **PEP_INDEXES,
     **USER_XML_INDEXES,
 }
 
@@ -1592,6 +1595,7 @@ class MongoStorage(common.WorkerStorage):
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
+        "pep": MongoPEPStore,
         "userXML": MongoUserXMLStore,
     }
 

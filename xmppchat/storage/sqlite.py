@@ -55,6 +55,8 @@ from xmppchat.storage.common import (
     isNumber,
     prepareQuery,
 )
+from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
+from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.userxml.sqlite import SCHEMA as USER_XML_SCHEMA
@@ -80,7 +82,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -293,7 +295,9 @@ MIGRATIONS: list[list[str]] = [
             value TEXT NOT NULL
         )""",
     ],
-    # 8 -> 9 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
+    # 8 -> 9: PEP nodes and items (storage/pep, issue 16 item 1)
+    PEP_SCHEMA,
+    # 9 -> 10 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
     USER_XML_SCHEMA,
 ]
 
@@ -1960,6 +1964,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "pep": SQLitePEPStore,
         "userXML": SQLiteUserXMLStore,
     }
 
