@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from tests.helpers import HostHarness, result
+from tests.helpers import HostHarness, result, xml
 from tests.modules.fakepep import install
 from xmppchat.modules.vcard import NS_AVATAR_DATA, NS_AVATAR_METADATA, NS_CONVERSION
 from xmppchat.storage.interfaces import RosterItem
@@ -299,3 +299,38 @@ def test_restAvatarAsExtval():
     bob, tb = h.connect("bob")
     vcard = getVCard(h, bob, tb, "alice@localhost").vCard
     assert str(vcard.PHOTO.EXTVAL) == "https://cdn.example/a.png"
+
+
+# -- with the real PEP module ------------------------------------------------------
+
+
+def publishIQ(node, itemId, payload, options=""):
+    return (f"<iq type='set' id='pub'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<publish node='{node}'><item id='{itemId}'>{payload}</item></publish>{options}</pubsub></iq>")
+
+
+def test_realPEPClientAvatarToVCard():
+    """With the pep module: a client's XEP-0084 data + metadata publish IQs become the vCard PHOTO."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    for node, payload in ((NS_AVATAR_DATA, f"<data xmlns='{NS_AVATAR_DATA}'>{IMAGE_B64}</data>"),
+                          (NS_AVATAR_METADATA, f"<metadata xmlns='{NS_AVATAR_METADATA}'><info id='{SHA1}' "
+                                               f"bytes='{len(IMAGE)}' type='image/png'/></metadata>")):
+        assert iq(h, alice, ta, publishIQ(node, SHA1, payload))["type"] == "result"
+    vcard = getVCard(h, alice, ta).vCard
+    assert base64.b64decode(str(vcard.PHOTO.BINVAL)) == IMAGE
+    assert h.host.modules["vcard"].hashes["alice"] == SHA1
+
+
+def test_realPEPNodeConfiguredByOwnerKept():
+    """A vCard photo is still published to avatar nodes the user created with another access model."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    pep = h.host.modules["pep"]
+    old = f"<metadata xmlns='{NS_AVATAR_METADATA}'/>"
+    result(pep.publish("alice", NS_AVATAR_METADATA, xml(old), "old", {"pubsub#access_model": "presence"}))
+    result(pep.publish("alice", NS_AVATAR_DATA, xml(f"<data xmlns='{NS_AVATAR_DATA}'>AA==</data>"), "old",
+                       {"pubsub#access_model": "presence"}))
+    assert setVCard(h, alice, ta, PHOTO_VCARD)["type"] == "result"
+    [(itemId, _)] = result(pep.getItems("alice", NS_AVATAR_METADATA, maxItems=1))
+    assert itemId == SHA1

@@ -10,6 +10,7 @@ around read-modify-write of what is converted.
 from __future__ import annotations
 
 from xmppchat.modules.base import KeyedLocks, Module
+from xmppchat.stanzas import StanzaError
 
 
 class PEPBridge(Module):
@@ -30,3 +31,20 @@ class PEPBridge(Module):
     @property
     def accountFeatures(self):
         return self.conversionFeatures if self.pep is not None else ()
+
+    def publishWithDefaults(self, owner: str, node: str, item, itemId: str | None, options: dict):
+        """
+        Publish with C{options} as the node's configuration when it is
+        created; into a node its owner configured otherwise (XEP-0060
+        §7.1.5 C{precondition-not-met}), as it is (as Prosody's converted
+        avatars do: their options are defaults only).
+        """
+
+        def asConfigured(failure):
+            failure.trap(StanzaError)
+            app = getattr(failure.value, "appCondition", None)
+            if app is None or app.name != "precondition-not-met":
+                return failure
+            return self.pep.publish(owner, node, item, itemId)
+
+        return self.pep.publish(owner, node, item, itemId, dict(options)).addErrback(asConfigured)

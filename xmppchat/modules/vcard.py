@@ -20,8 +20,9 @@ Profiles and avatars (issue 16 item 2):
   (L{xmppchat.cluster.node.ANNOUNCED}).
 - XEP-0398 PEP/vCard avatar conversion,
   https://xmpp.org/extensions/xep-0398.html: a vCard set with a PHOTO
-  publishes the XEP-0084 avatar data and metadata (item id: the SHA-1,
-  access model C{open}); a vCard set without one publishes an empty
+  publishes the XEP-0084 avatar data and metadata (item id: the SHA-1;
+  new nodes get access model C{open}, nodes the user configured keep
+  their configuration); a vCard set without one publishes an empty
   metadata item (XEP-0084 §4.5, avatar disabled).  A client's metadata
   publish (XEP-0084 §4.2) sets the vCard's PHOTO from the data node, an
   empty one removes it.  Needs the C{pep} module (then the account
@@ -231,8 +232,7 @@ class VCardModule(PEPBridge):
         §4.2), or disable the avatar (§4.5).  Failures are logged: the
         vCard is stored.
         """
-        pep = self.pep
-        if pep is None:
+        if self.pep is None:
             return
         metadata = domish.Element((NS_AVATAR_METADATA, "metadata"))
         try:
@@ -240,13 +240,13 @@ class VCardModule(PEPBridge):
                 data, mimeType = photoOf(vcard)
                 payload = domish.Element((NS_AVATAR_DATA, "data"))
                 payload.addContent(base64.b64encode(data).decode("ascii"))
-                yield pep.publish(localpart, NS_AVATAR_DATA, payload, sha1, dict(AVATAR_OPTIONS))
+                yield self.publishWithDefaults(localpart, NS_AVATAR_DATA, payload, sha1, AVATAR_OPTIONS)
                 info = metadata.addElement("info")
                 info["id"] = sha1
                 info["bytes"] = str(len(data))
                 info["type"] = mimeType
-            yield pep.publish(localpart, NS_AVATAR_METADATA, metadata, sha1 or None,
-                              dict(AVATAR_OPTIONS))
+            yield self.publishWithDefaults(localpart, NS_AVATAR_METADATA, metadata, sha1 or None,
+                                           AVATAR_OPTIONS)
         except Exception:
             self.log.failure("Publishing the vCard avatar of {user} to PEP failed", user=localpart)
 
