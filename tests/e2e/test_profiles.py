@@ -2,12 +2,15 @@
 Real-client tests of profiles (issue 16 items 2, 3, 7): slixmpp clients
 over loopback set and read vCards (XEP-0054), see the XEP-0153 hash in
 presence, use private XML storage (XEP-0049); a blocked user gets no
-vCard and no hash; too-large documents are refused.  The conversions to
-and from PEP (XEP-0398, XEP-0411) are in L{test_profiles_pep}.
+vCard and no hash; too-large documents are refused; the conversions to
+and from PEP: a vCard photo read by a contact as XEP-0084 items and a
+XEP-0084 publish read as the vCard photo (XEP-0398), XEP-0049 bookmarks
+read as XEP-0402 items and the other way round (XEP-0411).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import xml.etree.ElementTree as ET
@@ -27,7 +30,12 @@ SHA1 = hashlib.sha1(IMAGE).hexdigest()
 PHOTO_VCARD = (f"<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><N><GIVEN>Alice</GIVEN></N>"
                f"<PHOTO><TYPE>image/png</TYPE><BINVAL>{IMAGE_B64}</BINVAL></PHOTO></vCard>")
 SCENES = {"own": ("alice", "bob"), "hash": ("alice", "bob"), "big": ("alice",), "private": ("alice", "mallory"),
-          "block": ("alice", "mallory")}
+          "block": ("alice", "mallory"), "topep": ("alice", "bob"), "frompep": ("alice", "bob"),
+          "marks": ("alice",), "marks2": ("alice",), "disco": ("alice",)}
+PUBSUB = "http://jabber.org/protocol/pubsub"
+AVATAR_DATA = "urn:xmpp:avatar:data"
+AVATAR_META = "urn:xmpp:avatar:metadata"
+BOOKMARKS = "urn:xmpp:bookmarks:1"
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +210,115 @@ def test_restAvatarSeenAsVCardPhotoURL(users):
         return reply.findtext(f"{{{NS_VCARD}}}vCard/{{{NS_VCARD}}}PHOTO/{{{NS_VCARD}}}EXTVAL")
 
     assert run(scenario()) == "https://cdn.example.com/avatarist.png"
+
+
+# -- XEP-0398 and XEP-0411 (with the pep module) -------------------------------------
+
+
+def items(reply: ET.Element) -> list:
+    """C{[(id, payload)]} of a pubsub items result."""
+    found = reply.findall(f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}items/{{{PUBSUB}}}item")
+    return [(item.get("id"), item[0] if len(item) else None) for item in found]
+
+
+def itemsRequest(node: str) -> str:
+    return f"<pubsub xmlns='{PUBSUB}'><items node='{node}'/></pubsub>"
+
+
+def publishRequest(node: str, itemId: str, payload: str, options: dict | None = None) -> str:
+    form = ""
+    if options:
+        fields = "".join(f"<field var='{var}'><value>{value}</value></field>" for var, value in options.items())
+        form = ("<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+                f"<value>{PUBSUB}#publish-options</value></field>{fields}</x></publish-options>")
+    return (f"<pubsub xmlns='{PUBSUB}'><publish node='{node}'><item id='{itemId}'>{payload}</item></publish>"
+            f"{form}</pubsub>")
+
+
+def test_vcardPhotoSeenAsPEPAvatar(users):
+    """A vCard photo is read by a contact as XEP-0084 metadata and data at the owner's bare JID."""
+
+    async def script(scene):
+        await befriend(users, "topep", "alice", "bob")
+        alice, bob = await scene.online("alice", "bob")
+        await request(alice, "set", PHOTO_VCARD)
+        meta = items(await request(bob, "get", itemsRequest(AVATAR_META), scene.jid("alice")))
+        data = items(await request(bob, "get", itemsRequest(AVATAR_DATA), scene.jid("alice")))
+        info = meta[0][1].find(f"{{{AVATAR_META}}}info")
+        return (meta[0][0], dict(info.attrib), data[0][0], base64.b64decode(data[0][1].text))
+
+    metaId, info, dataId, image = play(users, "topep", script)
+    assert metaId == dataId == SHA1 and image == IMAGE
+    assert info == {"id": SHA1, "bytes": str(len(IMAGE)), "type": "image/png"}
+
+
+def test_pepAvatarSeenAsVCardPhoto(users):
+    """A client's XEP-0084 publish (data, then metadata) is read by a contact as the vCard PHOTO and hash."""
+
+    async def script(scene):
+        await befriend(users, "frompep", "alice", "bob")
+        alice, bob = await scene.online("alice", "bob")
+        await request(alice, "set", publishRequest(AVATAR_DATA, SHA1, f"<data xmlns='{AVATAR_DATA}'>{IMAGE_B64}</data>"))
+        await request(alice, "set", publishRequest(
+            AVATAR_META, SHA1, f"<metadata xmlns='{AVATAR_META}'><info id='{SHA1}' bytes='{len(IMAGE)}' "
+                               "type='image/png'/></metadata>"))
+        for _ in range(50):  # the conversion follows the publish
+            vcard = vcardOf(await request(bob, "get", "<vCard xmlns='vcard-temp'/>", scene.jid("alice")))
+            if vcard["PHOTO"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        alice.send_presence(pstatus="pep avatar")
+        await scene.settle()
+        return vcard["PHOTO"], photoHashes(scene, bob, scene.jid("alice"))[-1]
+
+    assert play(users, "frompep", script) == (IMAGE, SHA1)
+
+
+LEGACY_BOOKMARKS = ("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>"
+                    "<conference jid='tea@muc.localhost' name='Tea party' autojoin='true'><nick>alice</nick>"
+                    "</conference></storage></query>")
+
+
+def test_privateBookmarksReadAsPEP(users):
+    """Bookmarks stored through XEP-0049 are XEP-0402 items of urn:xmpp:bookmarks:1 (whitelist)."""
+
+    async def script(scene):
+        (alice,) = await scene.online("alice")
+        await request(alice, "set", LEGACY_BOOKMARKS)
+        found = items(await request(alice, "get", itemsRequest(BOOKMARKS)))
+        config = await request(alice, "get", f"<pubsub xmlns='{PUBSUB}#owner'><configure node='{BOOKMARKS}'/></pubsub>")
+        access = [f.findtext("{jabber:x:data}value") for f in config.iter("{jabber:x:data}field")
+                  if f.get("var") == "pubsub#access_model"]
+        return [(i, p.get("name"), p.get("autojoin"), p.findtext(f"{{{BOOKMARKS}}}nick")) for i, p in found], access
+
+    found, access = play(users, "marks", script)
+    assert found == [("tea@muc.localhost", "Tea party", "true", "alice")] and access == ["whitelist"]
+
+
+def test_pepBookmarksReadThroughPrivate(users):
+    """A XEP-0402 bookmark a modern client published is read by a XEP-0049 client as storage:bookmarks."""
+
+    async def script(scene):
+        (alice,) = await scene.online("alice")
+        options = {"pubsub#persist_items": "true", "pubsub#access_model": "whitelist", "pubsub#max_items": "max",
+                   "pubsub#send_last_published_item": "never"}
+        await request(alice, "set", publishRequest(
+            BOOKMARKS, "coffee@muc.localhost",
+            f"<conference xmlns='{BOOKMARKS}' name='Coffee' autojoin='true'><nick>al</nick></conference>", options))
+        reply = await request(alice, "get", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>")
+        return [(c.get("jid"), c.get("name"), c.get("autojoin"), c.findtext("{storage:bookmarks}nick"))
+                for c in reply.iter("{storage:bookmarks}conference")]
+
+    assert play(users, "marks2", script) == [("coffee@muc.localhost", "Coffee", "true", "al")]
+
+
+def test_conversionsAdvertised(users):
+    """The account's disco#info has urn:xmpp:pep-vcard-conversion:0 and urn:xmpp:bookmarks-conversion:0."""
+
+    async def script(scene):
+        (alice,) = await scene.online("alice")
+        reply = await request(alice, "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>", scene.jid("alice"))
+        return {f.get("var") for f in reply.iter("{http://jabber.org/protocol/disco#info}feature")}
+
+    features = play(users, "disco", script)
+    assert {"urn:xmpp:pep-vcard-conversion:0", "urn:xmpp:bookmarks-conversion:0"} <= features
