@@ -2,8 +2,8 @@
 Differential tests of profiles (issue 16 items 2, 3): the same slixmpp
 scenarios against xmppchat and against Prosody 0.12 with mod_pep,
 mod_vcard_legacy, mod_private and mod_bookmarks; the results are
-compared with what XEP-0054, XEP-0153 and XEP-0049 call for, which
-Prosody shows.
+compared with what XEP-0054, XEP-0153, XEP-0049 and XEP-0411 call for,
+which Prosody shows.
 """
 
 from __future__ import annotations
@@ -13,9 +13,21 @@ import pytest
 from tests.differential.observe import play
 from tests.differential.prosody import ProsodyServer, requireProsody
 from tests.e2e.conftest import startServer, stopServer
-from tests.e2e.test_profiles import EXPECTED_VCARD, SHA1, avatarHash, refused, request, vcardRoundTrip
+from tests.e2e.test_profiles import (
+    EXPECTED_PEP_BOOKMARKS,
+    EXPECTED_PRIVATE_BOOKMARKS,
+    EXPECTED_VCARD,
+    SHA1,
+    avatarHash,
+    pepBookmarksAsPrivate,
+    privateBookmarksAsPEP,
+    refused,
+    request,
+    vcardRoundTrip,
+)
 
-USERS = {"vcard": ("alice", "bob"), "avatar": ("alice", "bob"), "private": ("alice", "mallory")}
+USERS = {"vcard": ("alice", "bob"), "avatar": ("alice", "bob"), "private": ("alice", "mallory"),
+         "marks": ("alice",), "marks2": ("alice",)}
 PROSODY_MODULES = ("pep", "vcard_legacy", "bookmarks")
 
 
@@ -63,3 +75,13 @@ def test_privateStorageRoundTrip(users):
     assert (value, unsetEmpty) == ("1", True), users.name
     # XEP-0049 §2.3: "Forbidden" or "Service Unavailable" (Prosody's), the former preferable
     assert stolen == ("forbidden" if users.name == "xmppchat" else "service-unavailable")
+
+
+def test_privateBookmarksReadAsPEP(users):
+    """XEP-0411 §4: bookmarks stored through XEP-0049 are XEP-0402 items (whitelist node)."""
+    assert play(users, "marks", privateBookmarksAsPEP) == EXPECTED_PEP_BOOKMARKS, users.name
+
+
+def test_pepBookmarksReadThroughPrivate(users):
+    """XEP-0411 §4: a XEP-0402 bookmark is read through XEP-0049 as storage:bookmarks."""
+    assert play(users, "marks2", pepBookmarksAsPrivate) == EXPECTED_PRIVATE_BOOKMARKS, users.name

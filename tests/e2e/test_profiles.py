@@ -279,37 +279,48 @@ LEGACY_BOOKMARKS = ("<query xmlns='jabber:iq:private'><storage xmlns='storage:bo
                     "</conference></storage></query>")
 
 
+async def privateBookmarksAsPEP(scene):
+    """
+    Alice stores a XEP-0048 bookmark through XEP-0049 and reads her
+    XEP-0402 node: C{([(id, name, autojoin, nick)], [access model])}.
+    """
+    (alice,) = await scene.online("alice")
+    await request(alice, "set", LEGACY_BOOKMARKS)
+    found = items(await request(alice, "get", itemsRequest(BOOKMARKS)))
+    config = await request(alice, "get", f"<pubsub xmlns='{PUBSUB}#owner'><configure node='{BOOKMARKS}'/></pubsub>")
+    access = [f.findtext("{jabber:x:data}value") for f in config.iter("{jabber:x:data}field")
+              if f.get("var") == "pubsub#access_model"]
+    return [(i, p.get("name"), p.get("autojoin"), p.findtext(f"{{{BOOKMARKS}}}nick")) for i, p in found], access
+
+
+async def pepBookmarksAsPrivate(scene):
+    """
+    Alice publishes a XEP-0402 bookmark and reads XEP-0049
+    C{storage:bookmarks}: C{[(jid, name, autojoin, nick)]}.
+    """
+    (alice,) = await scene.online("alice")
+    options = {"pubsub#persist_items": "true", "pubsub#access_model": "whitelist", "pubsub#max_items": "max",
+               "pubsub#send_last_published_item": "never"}
+    await request(alice, "set", publishRequest(
+        BOOKMARKS, "coffee@muc.localhost",
+        f"<conference xmlns='{BOOKMARKS}' name='Coffee' autojoin='true'><nick>al</nick></conference>", options))
+    reply = await request(alice, "get", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>")
+    return [(c.get("jid"), c.get("name"), c.get("autojoin"), c.findtext("{storage:bookmarks}nick"))
+            for c in reply.iter("{storage:bookmarks}conference")]
+
+
+EXPECTED_PEP_BOOKMARKS = ([("tea@muc.localhost", "Tea party", "true", "alice")], ["whitelist"])
+EXPECTED_PRIVATE_BOOKMARKS = [("coffee@muc.localhost", "Coffee", "true", "al")]
+
+
 def test_privateBookmarksReadAsPEP(users):
     """Bookmarks stored through XEP-0049 are XEP-0402 items of urn:xmpp:bookmarks:1 (whitelist)."""
-
-    async def script(scene):
-        (alice,) = await scene.online("alice")
-        await request(alice, "set", LEGACY_BOOKMARKS)
-        found = items(await request(alice, "get", itemsRequest(BOOKMARKS)))
-        config = await request(alice, "get", f"<pubsub xmlns='{PUBSUB}#owner'><configure node='{BOOKMARKS}'/></pubsub>")
-        access = [f.findtext("{jabber:x:data}value") for f in config.iter("{jabber:x:data}field")
-                  if f.get("var") == "pubsub#access_model"]
-        return [(i, p.get("name"), p.get("autojoin"), p.findtext(f"{{{BOOKMARKS}}}nick")) for i, p in found], access
-
-    found, access = play(users, "marks", script)
-    assert found == [("tea@muc.localhost", "Tea party", "true", "alice")] and access == ["whitelist"]
+    assert play(users, "marks", privateBookmarksAsPEP) == EXPECTED_PEP_BOOKMARKS
 
 
 def test_pepBookmarksReadThroughPrivate(users):
     """A XEP-0402 bookmark a modern client published is read by a XEP-0049 client as storage:bookmarks."""
-
-    async def script(scene):
-        (alice,) = await scene.online("alice")
-        options = {"pubsub#persist_items": "true", "pubsub#access_model": "whitelist", "pubsub#max_items": "max",
-                   "pubsub#send_last_published_item": "never"}
-        await request(alice, "set", publishRequest(
-            BOOKMARKS, "coffee@muc.localhost",
-            f"<conference xmlns='{BOOKMARKS}' name='Coffee' autojoin='true'><nick>al</nick></conference>", options))
-        reply = await request(alice, "get", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>")
-        return [(c.get("jid"), c.get("name"), c.get("autojoin"), c.findtext("{storage:bookmarks}nick"))
-                for c in reply.iter("{storage:bookmarks}conference")]
-
-    assert play(users, "marks2", script) == [("coffee@muc.localhost", "Coffee", "true", "al")]
+    assert play(users, "marks2", pepBookmarksAsPrivate) == EXPECTED_PRIVATE_BOOKMARKS
 
 
 def test_conversionsAdvertised(users):
