@@ -334,3 +334,24 @@ def test_realPEPNodeConfiguredByOwnerKept():
     assert setVCard(h, alice, ta, PHOTO_VCARD)["type"] == "result"
     [(itemId, _)] = result(pep.getItems("alice", NS_AVATAR_METADATA, maxItems=1))
     assert itemId == SHA1
+
+
+def test_hashReadDuringChangeNotCached():
+    """A hash read that started before a vCard change is used once but not cached (no stale hash)."""
+    from twisted.internet import defer
+
+    h = HostHarness()
+    alice, ta = h.connect("alice", available=False)
+    module = h.host.modules["vcard"]
+    pending = defer.Deferred()
+    original = h.storage.userXML.getXML
+    h.storage.userXML.getXML = lambda *a: pending
+    h.send(alice, "<presence/>")  # paused on the read
+    h.storage.userXML.getXML = original
+    other, to = h.connect("alice", available=False)
+    assert setVCard(h, other, to, PHOTO_VCARD)["type"] == "result"
+    pending.callback(None)  # the old read: no vCard
+    assert module.hashes.get("alice") != ""
+    h.send(alice, "<presence/>")
+    [presence] = [e for e in ta.pop() if e.name == "presence"][-1:]
+    assert updateHash(presence) == SHA1

@@ -145,6 +145,9 @@ class VCardModule(PEPBridge):
         PEPBridge.setUp(self)
         # localpart -> XEP-0153 hash ("" for none), for accounts with a session here
         self.hashes: dict[str, str] = {}
+        # localpart -> token of the hash read in flight; a change drops it,
+        # so a read that started before the change is not cached
+        self.reading: dict[str, object] = {}
 
     # -- storage -----------------------------------------------------------
 
@@ -171,6 +174,7 @@ class VCardModule(PEPBridge):
             yield self.storage.userXML.setXML(localpart, VCARD, "", text)
         except QuotaExceeded as e:
             raise StanzaError("resource-constraint", text=str(e)) from None
+        self.reading.pop(localpart, None)
         if localpart in self.hashes:
             self.hashes[localpart] = new
         self.host.hooks.fire("vcard-changed", VCardChanged(self.host, localpart))
@@ -302,14 +306,23 @@ class VCardModule(PEPBridge):
             addHash(event.stanza, sha1)
             return None
 
+        token = self.reading[localpart] = object()
+
         def loaded(vcard):
             sha1 = photoHash(vcard)
-            if not session.closed:
-                self.hashes[localpart] = sha1
+            if self.reading.get(localpart) is token:
+                del self.reading[localpart]
+                if not session.closed:
+                    self.hashes[localpart] = sha1
             addHash(event.stanza, sha1)
             return None  # go on: the presence module broadcasts it
 
-        return self.loadVCard(localpart).addCallback(loaded)
+        def failed(failure):
+            if self.reading.get(localpart) is token:
+                del self.reading[localpart]
+            return failure
+
+        return self.loadVCard(localpart).addCallbacks(loaded, failed)
 
     @hook("session-ended")
     def onSessionEnded(self, event):
@@ -325,6 +338,7 @@ class VCardModule(PEPBridge):
         """
         if event.remote:
             self.hashes.pop(event.localpart, None)
+            self.reading.pop(event.localpart, None)
 
 
 def addHash(presence, sha1: str) -> None:
