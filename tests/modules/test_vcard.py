@@ -174,7 +174,7 @@ def test_clientPhotoLeftAlone():
 
 
 def test_hashCachedNoStorageReadPerPresence():
-    """The hash is read from storage once per account, not per presence."""
+    """The hash is read from storage when the account binds, not per presence."""
     h = HostHarness()
     h.addUser("alice")
     result(h.storage.userXML.setXML("alice", "vcard", "", PHOTO_VCARD.replace("'", '"')))
@@ -184,7 +184,7 @@ def test_hashCachedNoStorageReadPerPresence():
     h.storage.userXML.getXML = lambda *a: reads.append(a) or original(*a)
     for _ in range(3):
         h.send(alice, "<presence/>")
-    assert len(reads) == 1
+    assert reads == []  # read once, when the account bound
     [presence] = [e for e in ta.pop() if e.name == "presence"][-1:]
     assert updateHash(presence) == SHA1
 
@@ -337,21 +337,36 @@ def test_realPEPNodeConfiguredByOwnerKept():
 
 
 def test_hashReadDuringChangeNotCached():
-    """A hash read that started before a vCard change is used once but not cached (no stale hash)."""
+    """A hash read that a vCard change overtakes is not cached (no stale hash)."""
     from twisted.internet import defer
 
     h = HostHarness()
-    alice, ta = h.connect("alice", available=False)
     module = h.host.modules["vcard"]
     pending = defer.Deferred()
     original = h.storage.userXML.getXML
     h.storage.userXML.getXML = lambda *a: pending
-    h.send(alice, "<presence/>")  # paused on the read
+    alice, ta = h.connect("alice", available=False)  # the read at bind waits
     h.storage.userXML.getXML = original
     other, to = h.connect("alice", available=False)
     assert setVCard(h, other, to, PHOTO_VCARD)["type"] == "result"
     pending.callback(None)  # the old read: no vCard
-    assert module.hashes.get("alice") != ""
+    assert module.hashes["alice"] == SHA1
     h.send(alice, "<presence/>")
     [presence] = [e for e in ta.pop() if e.name == "presence"][-1:]
     assert updateHash(presence) == SHA1
+
+
+def test_presenceNeverWaitsForTheHash():
+    """An initial presence sent while the hash is still being read is broadcast at once (without it)."""
+    from twisted.internet import defer
+
+    h = HostHarness()
+    contacts(h, "alice", "bob")
+    _, tb = h.connect("bob")
+    h.storage.userXML.getXML = lambda *a: defer.Deferred()  # a read that never ends
+    alice, ta = h.connect("alice", available=False)
+    tb.pop()
+    h.send(alice, "<presence/>")
+    [presence] = [e for e in tb.pop() if e.name == "presence"]
+    assert presence["from"] == alice.full and updateHash(presence) is None
+    assert alice.available

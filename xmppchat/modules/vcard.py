@@ -14,8 +14,9 @@ Profiles and avatars (issue 16 item 2):
   </photo></x>} to a client's available presence (broadcast) when the
   client put no C{<photo/>} there and the account has an avatar, as
   Prosody's mod_vcard_legacy does.  The hash is cached per account while
-  it has a session here (the presence path reads no storage but once per
-  account); a change made on another cluster node reaches this cache by
+  it has a session here, read when the account binds; the presence path
+  never reads storage nor waits for it (a presence sent while the hash
+  is still being read goes without it); a change made on another cluster node reaches this cache by
   the C{vcard-changed} hook, which cluster mode announces to every node
   (L{xmppchat.cluster.node.ANNOUNCED}).
 - XEP-0398 PEP/vCard avatar conversion,
@@ -51,7 +52,6 @@ from twisted.words.xish import domish
 from xmppchat.modules.base import hook
 from xmppchat.modules.pepbridge import PEPBridge
 from xmppchat.stanzas import StanzaError
-from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.storage.userxml.interface import VCARD
 from xmppchat.xmlstream import parseElement
 
@@ -170,12 +170,9 @@ class VCardModule(PEPBridge):
             raise StanzaError("not-acceptable", text=f"vCard too large (at most {limit} bytes)")
         new = photoHash(vcard)
         old = yield self.avatarHash(localpart)
-        try:
-            yield self.storage.userXML.setXML(localpart, VCARD, "", text)
-        except QuotaExceeded as e:
-            raise StanzaError("resource-constraint", text=str(e)) from None
+        yield self.storage.userXML.setXML(localpart, VCARD, "", text)
         self.reading.pop(localpart, None)
-        if localpart in self.hashes:
+        if self._hasSession(localpart):
             self.hashes[localpart] = new
         self.host.hooks.fire("vcard-changed", VCardChanged(self.host, localpart))
         return old, new
@@ -291,38 +288,58 @@ class VCardModule(PEPBridge):
 
     # -- XEP-0153 §4.2 -------------------------------------------------------------
 
+    def _hasSession(self, localpart: str) -> bool:
+        return any(True for _ in self.host.sessions.localSessionsOf(f"{localpart}@{self.host.domain}"))
+
+    def preload(self, localpart: str) -> None:
+        """
+        Read the hash of C{localpart} into the cache, unless it is there or
+        being read; a read that a vCard change overtakes is not cached.
+        """
+        if localpart in self.hashes or localpart in self.reading:
+            return
+        token = self.reading[localpart] = object()
+
+        def loaded(vcard):
+            if self.reading.get(localpart) is token:
+                del self.reading[localpart]
+                if self._hasSession(localpart):
+                    self.hashes[localpart] = photoHash(vcard)
+
+        def failed(failure):
+            if self.reading.get(localpart) is token:
+                del self.reading[localpart]
+            self.log.failure("Reading the avatar hash of {user} failed", failure, user=localpart)
+
+        self.loadVCard(localpart).addCallbacks(loaded, failed)
+
+    @hook("session-bound")
+    def onBound(self, event):
+        """
+        Read the hash when the account binds, so that its initial presence
+        finds it (as the privacy module loads its lists).
+        """
+        self.preload(event.session.localpart)
+
     @hook("pre-presence/self")
     def onPresence(self, event):
         """
         Add the avatar hash to an available broadcast presence that has no
-        C{<photo/>}.  Reads storage only for an account not cached yet.
+        C{<photo/>}, from the cache.  The presence never waits for storage
+        (that would delay the session's availability): while the hash is
+        still being read, it goes without one.
         """
         session = event.origin
         if session is None or event.stanzaType is not None:
             return None
         localpart = session.localpart
         sha1 = self.hashes.get(localpart)
-        if sha1 is not None:
+        if sha1 is None:
+            self.preload(localpart)  # dropped by a change elsewhere; synchronous storage answers at once
+            sha1 = self.hashes.get(localpart)
+        if sha1:
             addHash(event.stanza, sha1)
-            return None
-
-        token = self.reading[localpart] = object()
-
-        def loaded(vcard):
-            sha1 = photoHash(vcard)
-            if self.reading.get(localpart) is token:
-                del self.reading[localpart]
-                if not session.closed:
-                    self.hashes[localpart] = sha1
-            addHash(event.stanza, sha1)
-            return None  # go on: the presence module broadcasts it
-
-        def failed(failure):
-            if self.reading.get(localpart) is token:
-                del self.reading[localpart]
-            return failure
-
-        return self.loadVCard(localpart).addCallbacks(loaded, failed)
+        return None
 
     @hook("session-ended")
     def onSessionEnded(self, event):
