@@ -90,6 +90,19 @@ def test_profileQuotasValidated():
         assert f"p.toml: quotas.{key}:" in text, key
 
 
+def test_pepValidated():
+    """[pep] (issue 16 item 1): the quotas and the caps cache have defaults and must be at least 1."""
+    config = buildConfig({})
+    assert (config.pep.max_nodes_per_user, config.pep.max_items_per_node, config.pep.max_item_bytes,
+            config.pep.caps_cache_size) == (64, 256, 131072, 2000)
+    assert "pep" in config.modules.enabled
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"pep": {"max_nodes_per_user": 0, "caps_cache_size": -1}}, source="p.toml")
+    text = "\n".join(e.value.problems)
+    for key in ("max_nodes_per_user", "caps_cache_size"):
+        assert f"p.toml: pep.{key}: must be at least 1" in text, key
+
+
 def test_boolIsNotInt():
     """A boolean where an integer is expected is refused."""
     with pytest.raises(ConfigError):

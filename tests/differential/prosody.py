@@ -48,7 +48,7 @@ https_ports = {{ }}
 
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping";
-    "smacks"; "blocklist"; "private"; "lastactivity";{extra}
+    "smacks"; "blocklist"; "private"; "lastactivity"; "pep";{extra}
 }}
 -- presence, message, iq, offline and c2s are loaded by Prosody itself.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
@@ -87,7 +87,7 @@ class ProsodyServer:
     def __init__(self, directory: Path, extraModules=()):
         """
         @param extraModules: Prosody modules enabled beside the common ones
-            (C{("pep", "vcard_legacy", "bookmarks")} for profiles).
+            (C{("vcard_legacy", "bookmarks")} for profiles).
         """
         self.directory = directory
         self.extraModules = tuple(extraModules)

@@ -28,7 +28,7 @@ from tests.e2e.test_profiles import (
 
 USERS = {"vcard": ("alice", "bob"), "avatar": ("alice", "bob"), "private": ("alice", "mallory"),
          "marks": ("alice",), "marks2": ("alice",)}
-PROSODY_MODULES = ("pep", "vcard_legacy", "bookmarks")
+PROSODY_MODULES = ("vcard_legacy", "bookmarks")
 
 
 @pytest.fixture(scope="module", params=["xmppchat", "prosody"])

@@ -281,3 +281,23 @@ def test_blockedContactGetsNothing(pepServer):
         await dave.logout()
 
     run(scenario())
+
+
+def test_serverCapsVerifiedBySlixmpp(pepServer):
+    """XEP-0115 §6.3: slixmpp reads the server's <c/> in the stream features, asks node#ver and verifies the hash."""
+
+    async def scenario():
+        client = PEPClient(pepServer, "hank", "caps")
+        assert await client.login()
+        assert "caps" in client.features
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        ver = None
+        while ver is None and asyncio.get_running_loop().time() < deadline:
+            ver = await client.plugin["xep_0115"].get_verstring("localhost")
+            await asyncio.sleep(0.1)
+        assert ver, "slixmpp did not verify the server's caps"
+        info = await client.plugin["xep_0115"].get_caps(verstring=ver)
+        assert "http://jabber.org/protocol/disco#info" in info["features"]
+        await client.logout()
+
+    run(scenario())

@@ -130,6 +130,8 @@ def test_accessModels():
     assert reply["type"] == "result"
     reply, _ = iq(h, eve, get.format("missing"), "get", "alice@localhost")
     assert errorOf(reply) == ["item-not-found"]
+    reply, _ = iq(h, eve, get.format("missing"), "get", "nobody@localhost")
+    assert errorOf(reply) == ["service-unavailable"]
     reply, _ = iq(h, bob, publishXML("o", "<o xmlns='o'/>"), "set", "alice@localhost")
     assert errorOf(reply) == ["forbidden"]
 
@@ -262,3 +264,45 @@ def test_accountDisco():
     features = {f["var"] for f in reply.query.elements() if f.name == "feature"}
     assert ("pubsub", "pep") in identities
     assert {PS + "#publish-options", PS + "#publish", PS + "#auto-create", PS + "#access-whitelist"} <= features
+
+
+def test_ownerListsNodes():
+    """The owner's disco#items on its bare JID lists its nodes (XEP-0060 §5.2)."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    iq(h, alice, publishXML("b", "<v xmlns='v'/>"))
+    iq(h, alice, publishXML("a", "<v xmlns='v'/>"))
+    reply, _ = iq(h, alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>", "get", "alice@localhost")
+    assert [(i["jid"], i["node"]) for i in reply.query.elements()] == [("alice@localhost", "a"), ("alice@localhost", "b")]
+
+
+def test_lastItemWhenSubscriptionApproved():
+    """A resource with nick+notify gets the contact's last nick when the contact approves its subscription, once."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
+    bob, tb = h.connect("bob", available=False)
+    withCaps(h, bob, [NICK + "+notify"])
+    assert events(tb) == []
+    h.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
+    h.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
+    got = [e for e in events(tb) if e.event is not None]
+    assert [str(m.event.items.item.nick) for m in got] == ["Alice"]
+    h.send(alice, "<presence><show>away</show></presence>")
+    assert events(tb) == []
+
+
+def test_rosterAccessModel():
+    """Access model roster: a contact in an allowed group reads the node, one in another group is refused."""
+    h = HostHarness()
+    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="bob@localhost", subscription="none",
+                                                              groups=["Family"])))
+    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="carol@localhost", subscription="both",
+                                                              groups=["Work"])))
+    alice, _ = h.connect("alice")
+    bob, _ = h.connect("bob")
+    carol, _ = h.connect("carol")
+    iq(h, alice, publishXML("n", "<v xmlns='v'/>", access_model="roster", roster_groups_allowed="Family"))
+    get = f"<pubsub xmlns='{PS}'><items node='n'/></pubsub>"
+    assert iq(h, bob, get, "get", "alice@localhost")[0]["type"] == "result"
+    assert errorOf(iq(h, carol, get, "get", "alice@localhost")[0]) == ["not-authorized", "not-in-roster-group"]

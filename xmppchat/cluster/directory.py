@@ -25,6 +25,7 @@ dead node's sessions disappear within C{expiry_seconds + heartbeat_seconds}.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
@@ -305,6 +306,10 @@ class SessionDirectory:
             roster = self.host.modules.get("roster")
             if roster is not None:
                 roster.cache.pop(event.get("l"), None)
+            if isinstance(event.get("l"), str):
+                # for this node's sessions of that user (PEP last items)
+                self.host.hooks.fire("roster-changed", SimpleNamespace(
+                    host=self.host, localpart=event["l"], remote=True))
         elif op == "offline":
             self._offlineStored(event.get("l"))
         elif op == "privacy":

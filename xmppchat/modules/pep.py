@@ -86,9 +86,17 @@ class PEPModule(Module):
         return self.service.getItems(owner, node, itemIds, maxItems)
 
     def retract(self, owner: str, node: str, itemId: str) -> defer.Deferred:
+        """
+        Retract as the owner (notified as a client retract is); fails with
+        C{StanzaError("item-not-found")} for an unknown node or item.
+        """
         return self.service.retract(owner, node, itemId).addCallback(lambda _: None)
 
     def deleteNode(self, owner: str, node: str) -> defer.Deferred:
+        """
+        Delete a node and its items; fails with
+        C{StanzaError("item-not-found")} when there is none.
+        """
         return self.service.deleteNode(owner, node).addCallback(lambda _: None)
 
     def _publishAs(self, owner, node, item, itemId, values, publisher):
@@ -262,6 +270,23 @@ class PEPModule(Module):
 
         return self.host.storage.pep.getNode(owner, node).addCallback(send)
 
+    @hook("iq-get/self/http://jabber.org/protocol/disco#items:query", priority=10)
+    def onNodes(self, event):
+        """
+        XEP-0060 §5.2: the owner's disco#items lists its nodes.
+        """
+        session = self.requireSession(event)
+        if event.stanza.query.getAttribute("node"):
+            return None
+
+        def send(nodes):
+            query = _element("http://jabber.org/protocol/disco#items", "query")
+            for node, _ in nodes:
+                query.addChild(_element(query.uri, "item", jid=session.bare, node=node))
+            return self.reply(event, query)
+
+        return self.host.storage.pep.listNodes(session.localpart).addCallback(send)
+
     # -- interest from entity caps (XEP-0115, XEP-0163 §4.2) -----------------------
 
     @hook("presence/self", priority=10)
@@ -280,6 +305,11 @@ class PEPModule(Module):
         if event.stanzaType not in ("result", "error"):
             return None
         return True if self.interest.answer(event.stanza) else None
+
+    @hook("roster-changed")
+    def onRosterChanged(self, event):
+        self.service.rosterChanged(event.localpart).addErrback(
+            lambda f: self.log.failure("Sending the last PEP items failed", f))
 
     def _interested(self, session, nodes):
         self.service.sendLastItems(session, nodes).addErrback(

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from twisted.words.xish import domish
 
 from xmppchat.caps import NS_DISCO_INFO, CapsCache, capsOf, featuresOf, verify
-from xmppchat.pep.service import STATE_INTEREST
+from xmppchat.pep.service import STATE_INTEREST, STATE_OWNERS
 from xmppchat.stanzas import NS_CLIENT
 
 NOTIFY = "+notify"
@@ -130,6 +130,6 @@ class InterestTracker:
         The resource went unavailable: no more notifications, and its next
         available presence counts as new interest.
         """
-        session.state.pop(STATE_INTEREST, None)
-        session.state.pop(STATE_VER, None)
+        for key in (STATE_INTEREST, STATE_VER, STATE_OWNERS):
+            session.state.pop(key, None)
         self.host.sessions.changed(session)

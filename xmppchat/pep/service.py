@@ -107,10 +107,13 @@ class PEPService:
         """
         The node's configuration when C{viewerBare} may retrieve its items;
         XEP-0060 §6.5.9 errors otherwise (C{item-not-found} when there is
-        no node).
+        no node, C{service-unavailable} when there is no such account).
         """
         config = yield self.store.getNode(owner, node)
         if config is None:
+            if viewerBare != self.bare(owner) and (
+                    yield self.host.storage.accounts.getAccountByLocalpart(owner)) is None:
+                raise StanzaError("service-unavailable")  # RFC 6121 §8.5.1: no such user
             raise StanzaError("item-not-found", text="No such node")
         roster = yield self._roster(owner) if config.get("access_model") in ("presence", "roster") else {}
         refused = self.allowed(owner, config, viewerBare, self.bare(owner), roster)
@@ -295,23 +298,34 @@ class PEPService:
         for session in targets:
             session.send(self.message(owner, session.full, event))
 
+    def ownersSeenBy(self, session, roster: dict) -> set:
+        """
+        The accounts whose nodes C{session} hears of: its own and the
+        local contacts whose presence it is subscribed to.
+        """
+        owners = {session.localpart}
+        for jid, item in roster.items():
+            user, _, domain = jid.partition("@")
+            if domain == self.host.domain and user and item.subscription in SUBSCRIBED_TO:
+                owners.add(user)
+        return owners
+
     @defer.inlineCallbacks
-    def sendLastItems(self, session, nodes):
+    def sendLastItems(self, session, nodes, owners=None):
         """
         XEP-0163 §4.3.4 / XEP-0060 §6.1.7: a resource whose interest in
         C{nodes} just appeared (it became available, or its caps changed)
         gets the last item of each such node of its own account and of
-        every contact whose presence it is subscribed to, where it may see
-        them and the node sends its last item.
+        every contact whose presence it is subscribed to (or of C{owners}
+        only: contacts it just subscribed to), where it may see them and
+        the node sends its last item.
         """
-        roster = yield self._roster(session.localpart)
-        owners = [session.localpart]
-        for jid, item in roster.items():
-            user, _, domain = jid.partition("@")
-            if domain == self.host.domain and user and item.subscription in SUBSCRIBED_TO:
-                owners.append(user)
+        if owners is None:
+            roster = yield self._roster(session.localpart)
+            owners = self.ownersSeenBy(session, roster)
+            session.state[STATE_OWNERS] = owners
         yield self._loadPrivacy(owners)
-        for owner in owners:
+        for owner in sorted(owners, key=lambda o: o != session.localpart):
             if owner != session.localpart and self._blocked(owner, session.bare):
                 continue
             stored = yield self.store.listNodes(owner)
@@ -328,8 +342,29 @@ class PEPService:
                     itemId, payload = items[0]
                     session.send(self.message(owner, session.full, self._itemsEvent(node, itemId, payload, config)))
 
+    @defer.inlineCallbacks
+    def rosterChanged(self, localpart: str):
+        """
+        C{localpart}'s roster changed: its interested resources here get
+        the last items of the contacts they have just subscribed to (as
+        when they came online).
+        """
+        sessions = [s for s in self.host.sessions.localSessionsOf(self.bare(localpart))
+                    if s.available and s.state.get(STATE_INTEREST) and STATE_OWNERS in s.state]
+        if not sessions:
+            return
+        roster = yield self._roster(localpart)
+        for session in sessions:
+            owners = self.ownersSeenBy(session, roster)
+            new = owners - session.state[STATE_OWNERS]
+            session.state[STATE_OWNERS] = owners
+            if new:
+                yield self.sendLastItems(session, session.state[STATE_INTEREST], new)
+
 
 STATE_INTEREST = "pep"
+#: the accounts whose last items the session got (L{PEPService.rosterChanged})
+STATE_OWNERS = "pep-owners"
 
 
 def wants(session, node: str) -> bool:
