@@ -198,19 +198,22 @@ def test_blockedUserGetsNoHash():
     assert not [e for e in presencesAfter(h, alice, "<presence/>", tm) if updateHash(e)]
 
 
-def test_remoteChangeDropsCachedHash():
-    """A vcard-changed event from another cluster node drops the cached hash; the next presence reads it again."""
+def test_remoteChangeReadsTheHashAgain():
+    """A vcard-changed event from another cluster node makes this node read the hash again at once."""
     from xmppchat.modules.vcard import VCardChanged
 
     h = HostHarness()
     alice, ta = h.connect("alice")
+    h.addUser("bob")
     module = h.host.modules["vcard"]
     assert module.hashes["alice"] == ""
     result(h.storage.userXML.setXML("alice", "vcard", "", PHOTO_VCARD.replace("'", '"')))
     h.host.hooks.fire("vcard-changed", VCardChanged(h.host, "alice", remote=True))
-    assert "alice" not in module.hashes
-    h.send(alice, "<presence/>")
     assert module.hashes["alice"] == SHA1
+    [presence] = presencesAfter(h, alice, "<presence/>", ta)
+    assert updateHash(presence) == SHA1
+    h.host.hooks.fire("vcard-changed", VCardChanged(h.host, "bob", remote=True))
+    assert "bob" not in module.hashes  # no session here: nothing cached
 
 
 def test_cacheDroppedWithLastSession():

@@ -18,7 +18,7 @@ Profiles and avatars (issue 16 item 2):
   never reads storage nor waits for it (a presence sent while the hash
   is still being read goes without it); a change made on another cluster node reaches this cache by
   the C{vcard-changed} hook, which cluster mode announces to every node
-  (L{xmppchat.cluster.node.ANNOUNCED}).
+  (L{xmppchat.cluster.node.ANNOUNCED}): they read the hash again at once.
 - XEP-0398 PEP/vCard avatar conversion,
   https://xmpp.org/extensions/xep-0398.html: a vCard set with a PHOTO
   publishes the XEP-0084 avatar data and metadata (item id: the SHA-1;
@@ -350,12 +350,15 @@ class VCardModule(PEPBridge):
     @hook("vcard-changed")
     def onChanged(self, event):
         """
-        Another node changed the vCard: forget the cached hash (the next
-        presence reads it again).
+        Another node changed the vCard: read the hash again now for an
+        account with a session here (forgotten otherwise), so that its
+        next presence has the new one.
         """
         if event.remote:
             self.hashes.pop(event.localpart, None)
             self.reading.pop(event.localpart, None)
+            if self._hasSession(event.localpart):
+                self.preload(event.localpart)
 
 
 def addHash(presence, sha1: str) -> None:
