@@ -589,20 +589,28 @@ class LoadGenerator:
 
     # -- group fan-out (one sender, every occupant receives each message)
 
-    async def joinRoom(self, clients, room: str):
+    async def joinRoom(self, clients, room: str, instant: bool = False):
         """
         XEP-0045 join of C{room} (a bare room JID) for each client, nick
         C{<prefix><index>}; waits for each join's ping round trip (the
         server has handled the presence).  Prosody delivers groupchat to
-        joined occupants only; xmppchat does not need this.
+        joined occupants only; xmppchat's dialog rooms do not need this.
+        With C{instant}, the first client makes the room an instant room
+        (§10.1.2, an empty form) before the others join: a stock
+        client's way into a new room that the server keeps locked.
         """
-        for client in clients:
+        for position, client in enumerate(clients):
             client.online = False
             client.buf = b""
             client.write(f"<presence to='{room}/{self.prefix}{client.index}'>"
                          f"<x xmlns='http://jabber.org/protocol/muc'/></presence>"
                          f"<iq type='get' id='join{client.index}x'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
             await asyncio.wait_for(client.expect(f"join{client.index}x".encode()), self.timeout)
+            if instant and position == 0:
+                client.write(f"<iq type='set' id='instant{client.index}' to='{room}'>"
+                             "<query xmlns='http://jabber.org/protocol/muc#owner'>"
+                             "<x xmlns='jabber:x:data' type='submit'/></query></iq>".encode())
+                await asyncio.wait_for(client.expect(f"instant{client.index}".encode()), self.timeout)
             await asyncio.sleep(0)
             client.buf = b""
             client.online = True

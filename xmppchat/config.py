@@ -49,6 +49,7 @@ DEFAULT_MODULES = (
     "mam",
     "ratelimit",
     "pep",
+    "upload",
     "vcard",
     "private",
 )
@@ -300,6 +301,11 @@ class MUCConfig:
     default_history_stanzas: int = 20
     max_room_name: int = 200
     locked_room_seconds: int = 600
+    # new rooms made by joining a new name (issue 16 item 5; Prosody's muc_room_default_*)
+    room_default_members_only: bool = False
+    room_default_public: bool = True
+    room_default_persistent: bool = True
+    room_default_moderated: bool = False
 
 
 @dataclass
@@ -337,6 +343,21 @@ class PEPConfig:
 
 
 @dataclass
+class UploadConfig:
+    """
+    XEP-0363 HTTP File Upload (L{xmppchat.modules.upload},
+    L{xmppchat.api.upload}): the component's address, the URL base of its
+    slots and its limits; the bytes count against C{[quotas]}.
+    """
+
+    domain: str = ""
+    public_url: str = ""
+    max_file_bytes: int = 10485760
+    slot_seconds: int = 300
+    slots_per_user: int = 10
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -360,6 +381,7 @@ class Config:
     muc: MUCConfig = field(default_factory=MUCConfig)
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
     pep: PEPConfig = field(default_factory=PEPConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -386,6 +408,7 @@ SECTIONS = {
     "muc": MUCConfig,
     "quotas": QuotasConfig,
     "pep": PEPConfig,
+    "upload": UploadConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -492,6 +515,7 @@ def _validate(config: Config, problem) -> None:
     if config.muc.default_history_stanzas > config.muc.max_history_stanzas:
         problem("muc.default_history_stanzas", "must not exceed muc.max_history_stanzas")
     _validateQuotas(config.quotas, problem)
+    _validateUpload(config, problem)
     from xmppchat.modules import knownModules
 
     known = knownModules()
@@ -575,6 +599,39 @@ def _validateCluster(cluster: ClusterConfig, problem) -> None:
         problem("cluster.max_pending", "must be at least 1")
     if cluster.sm_queue_seconds and cluster.sm_queue_seconds < 2 * cluster.expiry_seconds:
         problem("cluster.sm_queue_seconds", "must be 0 (off) or at least twice expiry_seconds")
+
+
+def uploadDomain(config: Config) -> str:
+    """
+    The XEP-0363 component's domain: C{[upload] domain}, else
+    C{upload.<domain>}.
+    """
+    return config.upload.domain or "upload." + config.server.domain
+
+
+def _validateUpload(config: Config, problem) -> None:
+    """
+    The C{[upload]} section (XEP-0363): a bare domain other than the
+    server's and the MUC service's (C{upload.<domain>} when empty), an
+    http(s) URL base, positive limits.
+    """
+    from xmppchat.jid import InvalidJID, parseJID
+
+    upload = config.upload
+    try:
+        parsed = parseJID(uploadDomain(config))
+    except InvalidJID as e:
+        problem("upload.domain", f"not a valid domain: {e}")
+    else:
+        if parsed.user is not None or parsed.resource is not None:
+            problem("upload.domain", "must be a bare domain name")
+        elif uploadDomain(config) in (config.server.domain, config.server.muc_domain):
+            problem("upload.domain", "must differ from server.domain and server.muc_domain")
+    if upload.public_url and not upload.public_url.startswith(("http://", "https://")):
+        problem("upload.public_url", "must be an http:// or https:// URL")
+    for key in ("max_file_bytes", "slot_seconds", "slots_per_user"):
+        if getattr(upload, key) < 1:
+            problem(f"upload.{key}", "must be at least 1")
 
 
 def _checkListener(name: str, section, portKeys, problem) -> None:

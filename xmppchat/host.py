@@ -39,6 +39,8 @@ class Host:
     @ivar components: domain -> component (an object with
         C{receive(origin, stanza, toJID)}), e.g. the MUC service.
     @ivar deliveryFilters: see L{Session.send}.
+    @ivar restURL: C{http://host:port} of the REST listener once it
+        listens (XEP-0363 slot URLs when no public URL is configured).
     @ivar secret: random bytes for this process (fake SCRAM salts and the
         like); not persisted.
     """
@@ -55,6 +57,7 @@ class Host:
         self.cluster = None
         self.router = StanzaRouter(self)
         self.components: dict = {}
+        self.restURL: str | None = None
         # callables (session, stanza) -> bool run on every stanza sent to a
         # session; False drops it (privacy lists, XEP-0016)
         self.deliveryFilters: list = []

@@ -26,6 +26,20 @@ from xmppchat.storage import openStorage, startStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
 
 
+def listenerURL(interface: str, port: int, domain: str) -> str:
+    """
+    The URL base of the REST listener (XEP-0363 slot URLs when neither
+    C{[upload]} nor C{[rest] public_url} is set): its interface, or the
+    server's domain when it listens on every address.  The REST listener
+    speaks plain HTTP; behind a TLS-terminating proxy set a public URL.
+    """
+    if interface in ("", "0.0.0.0", "::"):
+        interface = domain
+    elif ":" in interface:
+        interface = f"[{interface}]"
+    return f"http://{interface}:{port}"
+
+
 class StartupError(Exception):
     """
     The server cannot start; the message says why, for a human.
@@ -92,6 +106,7 @@ class XMPPChatService(service.Service):
             rest = self.config.rest
             if rest.enabled:
                 self._listenOn("rest", rest.port, self.restSite(), rest.interface)
+                self.host.restURL = listenerURL(rest.interface, self.portNumber("rest"), self.config.server.domain)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()

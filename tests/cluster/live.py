@@ -6,6 +6,7 @@ one SQLite file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -142,3 +143,30 @@ expiry_seconds = 3
         for node in self.nodes.values():
             stopServer(node)
         self.nodes.clear()
+
+
+@contextlib.contextmanager
+def liveCluster(directory: Path):
+    """
+    A L{Cluster} with its private redis-server under C{directory} (no
+    node started yet), stopped on exit; skips without redis-server.
+    """
+    requireRedis()
+    redis = RedisProcess(directory).start()
+    running = Cluster(directory, redis)
+    try:
+        yield running
+    finally:
+        running.stop()
+        redis.stop()
+
+
+def workerOf(redis, client, workers) -> str | None:
+    """
+    Which of the node ids C{workers} has C{client}'s session (its
+    session record in Redis), or C{None} yet.
+    """
+    for worker in workers:
+        if redis.command("HEXISTS", f"xmppchat:localhost:node:{worker}:sessions", str(client.boundjid)):
+            return worker
+    return None

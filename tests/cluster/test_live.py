@@ -15,7 +15,7 @@ import time
 import pytest
 from slixmpp.xmlstream import ET
 
-from tests.cluster.live import Cluster, RedisProcess, requireRedis
+from tests.cluster.live import liveCluster, workerOf
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
 USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "gina", "hank")
@@ -23,20 +23,13 @@ USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "gina", "hank")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    requireRedis()
-    directory = tmp_path_factory.mktemp("cluster")
-    redis = RedisProcess(directory).start()
-    running = Cluster(directory, redis)
-    try:
+    with liveCluster(tmp_path_factory.mktemp("cluster")) as running:
         for i in range(3):
             running.startNode(f"node{i}")
         first = running.nodes["node0"]
         for name in USERS:
             first.adduser(name, f"{name}-pw")
         yield running
-    finally:
-        running.stop()
-        redis.stop()
 
 
 async def collect(client, count, timeout=TIMEOUT):
@@ -298,10 +291,7 @@ def test_workersShareOnePort(cluster):
     redis = cluster.redis
 
     def placement(client):
-        for worker in ("multi-w0", "multi-w1"):
-            if redis.command("HEXISTS", f"xmppchat:localhost:node:{worker}:sessions", str(client.boundjid)):
-                return worker
-        return None
+        return workerOf(redis, client, ("multi-w0", "multi-w1"))
 
     async def scenario():
         clients = {}

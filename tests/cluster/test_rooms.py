@@ -270,3 +270,42 @@ def test_restDialogDeleteDestroysOwnersRoom():
         destroyed = [p for p in stanzas(transport, "presence") if p.x.destroy is not None]
         assert len(destroyed) == 1 and destroyed[0].getAttribute("type") == "unavailable"
     assert room not in a.host.modules["muc"].rooms
+
+
+def test_openInstantRoomAcrossNodes():
+    """Issue 16 item 5: an instant room made on node0 is open; bob on node1 joins with his own nick, talks
+    and changes nick; after node0 dies bob is restored under his chosen nick."""
+    c = ClusterHarness()
+    a, b, d = c.nodes
+    alice, ta = a.connect("alice", "r")
+    bob, tb = b.connect("bob", "r")
+    c.pump()
+    ta.pop(), tb.pop()
+    room = "lobby@muc.localhost"
+    join(a, alice, f"{room}/Alice")
+    c.pump()
+    a.send(alice, f"<iq type='set' id='c' to='{room}'><query xmlns='{MUC}#owner'>"
+                  "<x xmlns='jabber:x:data' type='submit'/></query></iq>")
+    c.pump()
+    ta.pop()
+    join(b, bob, f"{room}/Bobby")
+    c.pump()
+    assert presences(tb) == [(f"{room}/Alice", None), (f"{room}/Bobby", None)]
+    assert presences(ta) == [(f"{room}/Bobby", None)]
+    b.send(bob, f"<message to='{room}' type='groupchat' id='6b026913da64a53358000003'><body>hey</body></message>")
+    c.pump()
+    assert [(m["from"], str(m.body)) for m in stanzas(ta, "message")] == [(f"{room}/Bobby", "hey")]
+    tb.pop()
+    b.send(bob, f"<presence to='{room}/Robert'/>")
+    c.pump()
+    assert presences(ta) == [(f"{room}/Bobby", "unavailable"), (f"{room}/Robert", None)]
+    tb.pop()
+    carol, td = d.connect("carol", "r")
+    join(d, carol, f"{room}/Carla")
+    c.pump()
+    td.pop(), tb.pop()
+    killOwner(c, a)
+    c.pump(5.0)
+    owner = [n for n in (b, d) if room in n.node.rooms.owned][0]
+    assert sorted(owner.host.modules["muc"].rooms[room].occupants) == ["Carla", "Robert"]
+    assert [p["from"] for p in stanzas(tb, "presence")][:1] == [f"{room}/Robert"]

@@ -59,6 +59,10 @@ c2s_require_encryption = true
 ssl = {{ certificate = "{dir}/server.crt"; key = "{dir}/server.key" }}
 
 VirtualHost "localhost"
+
+-- XEP-0045 rooms, for tests/differential/test_muc.py (Prosody's defaults:
+-- new rooms locked until configured, open, public, semi-anonymous).
+Component "muc.localhost" "muc"
 """
 
 

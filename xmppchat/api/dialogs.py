@@ -148,7 +148,8 @@ def dialogJSON(ctx, dialog, appId: int, unread: int = 0, status=None) -> dict:
         "last_message_user_id": dialog.lastMessageUserId,
         "last_message_status": status,
         "unread_messages_count": unread,
-        "extensions": dict(dialog.extensions or {}),
+        # a MUC room's password is the room's secret, not the dialog's (issue 16 item 5)
+        "extensions": {k: v for k, v in (dialog.extensions or {}).items() if k != "muc_password"},
         "permissions": dict(dialog.permissions or {}),
     }
 

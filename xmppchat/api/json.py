@@ -620,6 +620,18 @@ def setCORS(request, origins) -> None:
     request.setHeader(b"access-control-max-age", CORS_MAX_AGE.encode("ascii"))
 
 
+def preflight(request, origins) -> bool:
+    """
+    Set the CORS headers (L{setCORS}); true for an C{OPTIONS} preflight,
+    answered here with 204 (the caller returns an empty body).
+    """
+    setCORS(request, origins)
+    if request.method == b"OPTIONS":
+        request.setResponseCode(http.NO_CONTENT)
+        return True
+    return False
+
+
 def writeJSON(request, status: int, value) -> None:
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
@@ -672,9 +684,7 @@ class JSONResource(Resource):
         return matched
 
     def render(self, request):
-        setCORS(request, self.ctx.config.cors_origins)
-        if request.method == b"OPTIONS":
-            request.setResponseCode(http.NO_CONTENT)
+        if preflight(request, self.ctx.config.cors_origins):
             return b""
         try:
             segments, suffix = self._segments(request)
@@ -850,9 +860,9 @@ class RawResponse:
         raise NotImplementedError()
 
 
-class NotFoundResource(Resource):
+class LeafResource(Resource):
     """
-    The JSON 404 for paths outside every collection.
+    A leaf of the REST site's tree, holding the L{ApiContext}.
     """
 
     isLeaf = True
@@ -861,10 +871,14 @@ class NotFoundResource(Resource):
         Resource.__init__(self)
         self.ctx = ctx
 
+
+class NotFoundResource(LeafResource):
+    """
+    The JSON 404 for paths outside every collection.
+    """
+
     def render(self, request):
-        setCORS(request, self.ctx.config.cors_origins)
-        if request.method == b"OPTIONS":
-            request.setResponseCode(http.NO_CONTENT)
+        if preflight(request, self.ctx.config.cors_origins):
             return b""
         writeJSON(request, http.NOT_FOUND, {"errors": {"base": ["Not found"]}})
         return server.NOT_DONE_YET

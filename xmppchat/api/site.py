@@ -17,7 +17,7 @@ from twisted.web.resource import Resource
 
 from xmppchat.api.json import NotFoundResource, RestRequest
 from xmppchat.clientaddress import TrustedProxies
-from xmppchat.config import DialogsConfig, PrivacyConfig, QuotasConfig
+from xmppchat.config import DialogsConfig, PrivacyConfig, QuotasConfig, UploadConfig
 
 log = Logger()
 
@@ -60,6 +60,8 @@ class ApiContext:
     dialogs: object = field(default_factory=DialogsConfig)
     # the [privacy] section: the last-seen default users see as theirs
     privacy: object = field(default_factory=PrivacyConfig)
+    # the [upload] section (XEP-0363 PUT and GET, xmppchat/api/upload.py)
+    upload: object = field(default_factory=UploadConfig)
 
     def clientAddress(self, request) -> str:
         """
@@ -113,13 +115,15 @@ class RestSite(server.Site):
     The HTTP site: L{RestRequest}s (bounded bodies), no access log of
     tokens (query strings may hold C{?token=}).  While it listens, expired
     tokens are purged every L{PURGE_SECONDS}, and incomplete uploads are
-    swept every C{[quotas] sweep_seconds} (issue 15 finding 15).
+    swept every C{[quotas] sweep_seconds} (issue 15 finding 15), expired
+    XEP-0363 slots every C{[upload] slot_seconds}.
     """
 
     requestFactory = RestRequest
     ctx = None
     _purging = None
     _sweeping = None
+    _slotSweeping = None
 
     def __init__(self, resource, maxRequestBytes: int, **kwargs):
         server.Site.__init__(self, resource, **kwargs)
@@ -137,12 +141,15 @@ class RestSite(server.Site):
             self._sweeping = task.LoopingCall(self.sweep)
             self._sweeping.clock = self.ctx.clock
             self._sweeping.start(self.ctx.quotas.sweep_seconds, now=False)
+            self._slotSweeping = task.LoopingCall(self.sweepSlots)
+            self._slotSweeping.clock = self.ctx.clock
+            self._slotSweeping.start(self.ctx.upload.slot_seconds, now=False)
 
     def stopFactory(self):
-        for loop in (self._purging, self._sweeping):
+        for loop in (self._purging, self._sweeping, self._slotSweeping):
             if loop is not None and loop.running:
                 loop.stop()
-        self._purging = self._sweeping = None
+        self._purging = self._sweeping = self._slotSweeping = None
         server.Site.stopFactory(self)
 
     def purge(self):
@@ -152,6 +159,16 @@ class RestSite(server.Site):
         self.ctx.sessions.purgeAppSessions()
         d = self.ctx.storage.tokens.purgeExpired()
         d.addErrback(lambda f: log.failure("Purging expired tokens failed", f))
+        return d
+
+    def sweepSlots(self):
+        """
+        Delete the blobs of expired XEP-0363 slots (L{sweepExpiredSlots}).
+        """
+        from xmppchat.api.upload import sweepExpiredSlots
+
+        d = defer.ensureDeferred(sweepExpiredSlots(self.ctx))
+        d.addErrback(lambda f: log.failure("Sweeping expired upload slots failed", f))
         return d
 
     def sweep(self):
@@ -178,7 +195,7 @@ def buildContext(config, storage, clock, hooks=None, runCPU=None, online=None) -
                      hooks=hooks, runCPU=runCPU or inline,
                      apps={app["application_id"]: app for app in rest.apps}, limits=config.limits,
                      online=online, quotas=config.quotas, dialogs=config.dialogs,
-                     privacy=config.privacy,
+                     privacy=config.privacy, upload=config.upload,
                      proxies=TrustedProxies.fromConfig(config.limits))
     ctx.sessions = SessionManager(ctx)
     ctx.rateLimits = RestRateLimits(rest, clock, ctx.clientAddress)
@@ -189,9 +206,10 @@ def makeRoot(ctx) -> Resource:
     """
     The resource tree: C{/session.json}, C{/login.json}, C{/users...},
     C{/chat/Dialog...}, C{/chat/Message...}, C{/chat/search.json},
-    C{/blobs...}, C{/data/<class>...}.
+    C{/blobs...}, C{/data/<class>...}; C{/upload/...} (XEP-0363).
     """
     from xmppchat.api import collections
+    from xmppchat.api.upload import UploadResource
 
     root = Dispatch(ctx)
     chat = Dispatch(ctx)
@@ -199,6 +217,7 @@ def makeRoot(ctx) -> Resource:
     for path, cls in collections(ctx):
         parent = chat if path.startswith("chat/") else root
         parent.putChild(path.rpartition("/")[2].encode("ascii"), cls(ctx))
+    root.putChild(b"upload", UploadResource(ctx))
     return root
 
 
@@ -210,7 +229,7 @@ def makeSite(config, storage, clock, hooks=None, runCPU=None, online=None) -> Re
     """
     ctx = buildContext(config, storage, clock, hooks, runCPU, online)
     rest = config.rest
-    limit = max(rest.max_body_bytes, rest.blob_max_bytes + 65536)
+    limit = max(rest.max_body_bytes, rest.blob_max_bytes + 65536, config.upload.max_file_bytes)
     site = RestSite(makeRoot(ctx), maxRequestBytes=limit)
     site.ctx = ctx
     return site

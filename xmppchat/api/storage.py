@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from urllib.parse import quote
 
 from twisted.logger import Logger
 from twisted.web import http
@@ -129,6 +130,31 @@ def inlineSafe(contentType: str) -> bool:
     return kind in INLINE_TYPES or kind.startswith(("audio/", "video/"))
 
 
+def setFileHeaders(request, contentType: str, name: str | None, length: int) -> None:
+    """
+    C{200} and the headers of a stored file (REST blobs and XEP-0363
+    uploads): its type, C{nosniff}, a sandbox, and a C{Content-Disposition}
+    that is C{inline} only for L{inlineSafe} types, with an ASCII-only
+    C{filename} and, for other names, the RFC 6266 C{filename*}.
+    """
+    request.setResponseCode(http.OK)
+    request.setHeader(b"content-type", contentType.encode("ascii"))
+    request.setHeader(b"content-length", str(length).encode("ascii"))
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"cache-control", b"private, max-age=3600")
+    # Render inline only types that cannot carry active content (an
+    # allow-list: text/xsl, HTML, SVG, XML, scripts and anything unknown
+    # are downloads), and sandbox whatever a browser renders anyway.
+    request.setHeader(b"content-security-policy", b"sandbox")
+    disposition = "inline" if inlineSafe(contentType) else "attachment"
+    name = (name or "file")[:100]
+    safe = re.sub(r'[^A-Za-z0-9._ -]', "_", name)
+    value = f'{disposition}; filename="{safe}"'
+    if safe != name:
+        value += "; filename*=UTF-8''" + quote(name, safe="")
+    request.setHeader(b"content-disposition", value.encode("ascii"))
+
+
 class FileResponse(RawResponse):
     """
     A stored file with the blob's content type.  Files are at most
@@ -141,18 +167,7 @@ class FileResponse(RawResponse):
         self.name = name
 
     def write(self, request) -> None:
-        request.setResponseCode(http.OK)
-        request.setHeader(b"content-type", self.contentType.encode("ascii"))
-        request.setHeader(b"content-length", str(len(self.data)).encode("ascii"))
-        request.setHeader(b"x-content-type-options", b"nosniff")
-        request.setHeader(b"cache-control", b"private, max-age=3600")
-        # Render inline only types that cannot carry active content (an
-        # allow-list: text/xsl, HTML, SVG, XML, scripts and anything unknown
-        # are downloads), and sandbox whatever a browser renders anyway.
-        request.setHeader(b"content-security-policy", b"sandbox")
-        disposition = "inline" if inlineSafe(self.contentType) else "attachment"
-        safe = re.sub(r'[^A-Za-z0-9._ -]', "_", self.name or "file")[:100]
-        request.setHeader(b"content-disposition", f'{disposition}; filename="{safe}"'.encode("ascii"))
+        setFileHeaders(request, self.contentType, self.name, len(self.data))
         if request.method != b"HEAD":
             request.write(self.data)
         request.finish()
@@ -341,17 +356,30 @@ async def sweepIncompleteUploads(ctx, batch: int = 500) -> int:
     finding 15); returns how many.  Runs in batches of C{batch}.
     """
     cutoff = ctx.clock.seconds() - ctx.quotas.incomplete_upload_seconds
+
+    async def removeFile(blob):
+        await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, blob.uid))
+
+    return await sweepBatches(lambda n: ctx.storage.blobs.deleteIncompleteBlobs(cutoff, n), removeFile, batch,
+                              "incomplete uploads")
+
+
+async def sweepBatches(take, clean, batch: int, what: str) -> int:
+    """
+    Take stale items C{batch} at a time with C{take(batch)} (a Deferred
+    list; the store removes them) and C{await clean(item)} each, until a
+    short batch; log and return how many.
+    """
     swept = 0
     while True:
-        stale = await ctx.storage.blobs.deleteIncompleteBlobs(cutoff, batch)
-        for blob in stale:
-            await ctx.runCPU(_removeFile, blobPath(ctx.server.data_dir, blob.uid))
-        swept += len(stale)
-        if len(stale) < batch:
+        items = await take(batch)
+        for item in items:
+            await clean(item)
+        swept += len(items)
+        if len(items) < batch:
             break
     if swept:
-        log.info("Deleted {count} incomplete uploads", count=swept)
+        log.info("Deleted {count} {what}", count=swept, what=what)
     return swept
 
-
-__all__ = ["BlobsResource", "blobJSON", "blobPath", "sweepIncompleteUploads"]
+__all__ = ["BlobsResource", "blobJSON", "blobPath", "setFileHeaders", "sweepBatches", "sweepIncompleteUploads"]

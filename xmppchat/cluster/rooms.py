@@ -387,7 +387,8 @@ class ClusterRooms:
         if joined:
             nick, gone = occupant.nick, False
         else:
-            nick = str(session.account.id) if session.account is not None else None
+            userId = session.account.id if session.account is not None else None
+            nick = room.nicks.get(userId, str(userId))
             holder = room.occupants.get(nick)
             gone = holder is None or not [s for s in holder.sessions if s is not session]
         base = {"op": "muc-occ", "n": self.node.nodeId, "r": room.jid, "k": nick, "in": joined,
@@ -499,7 +500,7 @@ class ClusterRooms:
         dead node, and the room announces that they left.
         """
         pairs = []
-        for full, _nick, presence in entries:
+        for full, nick, presence in entries:
             bare, _, resource = full.partition("/")
             session = self.host.sessions.localGet(bare, resource) or self.node.directory.get(bare, resource)
             if session is None or session.closed:
@@ -509,7 +510,7 @@ class ClusterRooms:
                 if account is None:
                     continue
                 session.account = account
-            pairs.append((session, payloadOf(presence)))
+            pairs.append((session, payloadOf(presence), nick if isinstance(nick, str) else None))
         self.owned[room] = self.now
         former = self.former.get(room)
         if former is None:

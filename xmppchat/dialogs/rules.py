@@ -68,9 +68,12 @@ def isMember(dialog, userId: int) -> bool:
 
 def isOpen(dialog) -> bool:
     """
-    Open to every user of the application: public and broadcast dialogs.
+    Open to every user of the application: public and broadcast dialogs,
+    and the group dialog of a room made the XMPP way that is not
+    members-only (XEP-0045 §4.2 "open room", issue 16 item 5).
     """
-    return dialog.type in OPEN_TYPES
+    return dialog.type in OPEN_TYPES or (
+        dialog.type == DIALOG_GROUP and (getattr(dialog, "extensions", None) or {}).get("muc_membersonly") == "0")
 
 
 def isParticipant(dialog, userId: int) -> bool:

@@ -38,6 +38,7 @@ REGISTRY = {
     "mam": ("xmppchat.modules.mam", "MAMModule"),
     "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
     "pep": ("xmppchat.modules.pep", "PEPModule"),
+    "upload": ("xmppchat.modules.upload", "UploadModule"),
     "vcard": ("xmppchat.modules.vcard", "VCardModule"),
     "private": ("xmppchat.modules.private", "PrivateModule"),
 }

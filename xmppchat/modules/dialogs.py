@@ -302,7 +302,7 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         session, stanza = event.origin, event.stanza
         senderId = session.account.id
         dialog = yield self.roomDialog(event)
-        occupantJID = f"{event.room}/{senderId}"
+        occupantJID = self.occupantJID(event.room, senderId)
         info = messageInfo(stanza)
         if info.standaloneChatState or (info.marker is not None and info.notificationOnly):
             if info.marker is not None:
@@ -328,6 +328,14 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         else:
             yield self.fanOut(dialog, stanza, senderId, occupantJID)
         return True
+
+    def occupantJID(self, room: str, userId: int) -> str:
+        """
+        C{room/nick} of a sender: the nick an occupant of a room made the
+        XMPP way chose (XEP-0045 §7.2), else the account id.
+        """
+        muc = self.host.modules.get("muc")
+        return muc.occupantJID(room, userId) if muc is not None else f"{room}/{userId}"
 
     @staticmethod
     def hidePrivate(session, stanza, info):
@@ -395,7 +403,8 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         elif room:
             rules.require(dialog, senderId, rules.POST)
         if room:
-            yield self.fanOut(dialog, event.stanza, senderId, f"{event.room}/{senderId}", push=False)
+            yield self.fanOut(dialog, event.stanza, senderId, self.occupantJID(event.room, senderId),
+                              push=False)
             return True
         return None  # a 1-1 change goes on to delivery like a message
 

@@ -8,18 +8,22 @@ other localpart, §10.1) become group dialogs once configured, the
 localpart kept in the dialog's C{extensions.muc_room}.
 
 What is implemented:
-  - join (§7.2): the nickname is always the numeric account id (another
-    nick is rewritten, status 210; a nick held by another user is a
-    C{conflict}); the other occupants' presences first, then the
+  - join (§7.2): in a dialog room the nickname is always the numeric
+    account id (another nick is rewritten, status 210), in a room made
+    the XMPP way the one asked for (issue 16 item 5; nick change §7.6,
+    status 303); a nick held by another user is a C{conflict}; password
+    (§7.2.5), full room (§7.2.10) and ban (§7.2.8) checks; the other
+    occupants' presences first, then the
     self-presence with status 110 last (§7.2.3), 100 in non-anonymous
     rooms, 201 for a new room; then the history (§7.2.15: C{maxstanzas},
     C{maxchars}, C{seconds}, C{since}; C{<delay from=room/>}) and the
     subject (§7.2.16, the dialog's description, possibly empty);
   - leave (§7.14) and the end of a session (every room left);
   - affiliations from the dialog (owner -> owner, admins -> admin,
-    occupants -> member, anyone else in a public room -> none); role
-    moderator for owner/admins, visitor for the others in a broadcast
-    room, participant otherwise;
+    occupants -> member, banned -> outcast, anyone else in an open room
+    -> none); role moderator for owner/admins, visitor for the others in
+    a broadcast room (and, without voice, in a moderated room),
+    participant otherwise; their changes: L{xmppchat.muc.admin};
   - JID visibility: members-only rooms (type 2) are non-anonymous
     (every occupant sees the full JIDs, status 100); public and broadcast
     rooms (types 4 and 1), open to every user, are semi-anonymous (full
@@ -35,8 +39,10 @@ What is implemented:
     C{rest-dialog-updated}): unavailable presence with status 307 and 321;
     a deleted dialog destroys its rooms (§10.9);
   - creating rooms (§10.1): status 201, locked until the owner submits
-    the C{muc#roomconfig} form (an empty submit is an instant room,
-    §10.1.2; a filled form a reserved room, §10.1.3), or cancels;
+    the C{muc#roomconfig} form (an empty submit is an instant room with
+    the C{[muc] room_default_*} settings, open by default, §10.1.2; a
+    filled form a reserved room, §10.1.3), or cancels; the form and its
+    changes (§10.2): L{xmppchat.muc.roomconfig};
   - disco#items of a room (§6.5): its online occupants C{room/<userId>};
   - how many rooms an account (and an address) may bring into the
     C{max_rooms} table, and how fast: L{xmppchat.muc.limits}.
@@ -64,17 +70,30 @@ from twisted.words.xish import domish
 from xmppchat.dialogs.addressing import parseRoom
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import isOpen, seesRoom
+from xmppchat.dialogs.events import DialogEvent
 from xmppchat.dialogs.service import DialogService
 from xmppchat.dialogs.wire import messageStanza
 from xmppchat.modules.base import hook
 from xmppchat.modules.disco import NS_DISCO_ITEMS
+from xmppchat.muc import roomconfig
 from xmppchat.muc.limits import RoomOpenings
+from xmppchat.muc.roomconfig import (
+    EXT_MAXUSERS,
+    EXT_MEMBERSONLY,
+    EXT_MODERATED,
+    EXT_OUTCASTS,
+    EXT_PASSWORD,
+    EXT_PERSISTENT,
+    EXT_PUBLIC,
+    EXT_ROOM,
+    EXT_WHOIS,
+    NS_XDATA,
+)
 from xmppchat.quotas import resourceConstraint
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
 from xmppchat.storage.interfaces import (
     DIALOG_GROUP,
     DIALOG_PUBLIC,
-    DIALOG_SERVER_EXTENSIONS,
     Query,
     QuotaExceeded,
 )
@@ -84,19 +103,7 @@ log = Logger()
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
-NS_XDATA = "jabber:x:data"
-NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
-EXT_ROOM, EXT_PERSISTENT = DIALOG_SERVER_EXTENSIONS
 STATE_ROOMS = "muc-rooms"
-
-# the owner configuration form (§10.1.3): var -> (type, label)
-CONFIG_FIELDS = OrderedDict([
-    ("muc#roomconfig_roomname", ("text-single", "Room name")),
-    ("muc#roomconfig_roomdesc", ("text-single", "Description (the room subject)")),
-    ("muc#roomconfig_persistentroom", ("boolean", "Keep the room when everybody left")),
-    ("muc#roomconfig_membersonly", ("boolean", "Members only (a group dialog; else a public dialog)")),
-])
-TRUE = ("1", "true")
 
 
 def isoStamp(value: str) -> float | None:
@@ -122,15 +129,16 @@ def _int(value) -> int | None:
 
 class Occupant:
     """
-    One user in a room: the nick (the account id), its sessions there and
-    its last presence payload.
+    One user in a room: the nick (the account id in a dialog room, the one
+    asked for in a room made the XMPP way), its sessions there and its
+    last presence payload.
     """
 
     __slots__ = ("userId", "nick", "bare", "sessions", "payload")
 
-    def __init__(self, userId: int, bare: str):
+    def __init__(self, userId: int, bare: str, nick: str | None = None):
         self.userId = userId
-        self.nick = str(userId)
+        self.nick = nick if nick is not None else str(userId)
         self.bare = bare
         self.sessions: list = []
         self.payload: list = []
@@ -147,6 +155,9 @@ class Room:
     @ivar jid: the bare room JID.
     @ivar dialog: the L{Dialog}, C{None} while a new room is locked.
     @ivar named: the localpart of a room created the XMPP way, or C{None}.
+    @ivar nicks: account id -> nick of the occupants.
+    @ivar voice: account ids given (C{True}) or denied (C{False}) voice by
+        a moderator (§8.3, §8.4; kept while the room is open).
     """
 
     def __init__(self, jid: str, appId: int | None, dialog=None, named: str | None = None,
@@ -157,6 +168,8 @@ class Room:
         self.named = named
         self.creatorId = creatorId
         self.occupants: dict[str, Occupant] = {}
+        self.nicks: dict[int, str] = {}
+        self.voice: dict[int, bool] = {}
         self.lockTimer = None
         # (account id, client address) of the join that opened it (muc/limits.py)
         self.opener = None
@@ -164,6 +177,30 @@ class Room:
     @property
     def locked(self) -> bool:
         return self.dialog is None
+
+    def occupantOf(self, userId: int) -> Occupant | None:
+        nick = self.nicks.get(userId)
+        return self.occupants.get(nick) if nick is not None else None
+
+    def addOccupant(self, occupant: Occupant) -> None:
+        self.occupants[occupant.nick] = occupant
+        self.nicks[occupant.userId] = occupant.nick
+
+    def removeOccupant(self, occupant: Occupant) -> None:
+        if self.occupants.get(occupant.nick) is occupant:
+            del self.occupants[occupant.nick]
+        if self.nicks.get(occupant.userId) == occupant.nick:
+            del self.nicks[occupant.userId]
+
+    def setting(self, key: str, default: str = "") -> str:
+        return (self.dialog.extensions or {}).get(key, default) if self.dialog is not None else default
+
+    def outcasts(self) -> set[int]:
+        """
+        §9.1: the banned account ids (rooms made the XMPP way only).
+        """
+        value = self.setting(EXT_OUTCASTS)
+        return {int(v) for v in value.split(",") if v.isdigit()} if value else set()
 
     def affiliation(self, userId: int) -> str:
         dialog = self.dialog
@@ -175,6 +212,8 @@ class Room:
             return "admin"
         if userId in dialog.occupantIds:
             return "member"
+        if self.named and userId in self.outcasts():
+            return "outcast"
         return "none"
 
     def role(self, userId: int) -> str:
@@ -183,15 +222,26 @@ class Room:
             return "moderator"
         if self.dialog is not None and not rules.canPost(self.dialog, userId):
             return "visitor"  # a broadcast's readers
+        if userId in self.voice:
+            return "participant" if self.voice[userId] else "visitor"
+        if self.moderated() and affiliation == "none":
+            return "visitor"  # §8.3: voice is given by a moderator
         return "participant"
 
+    def moderated(self) -> bool:
+        return self.named is not None and self.setting(EXT_MODERATED) == "1"
+
     def nonAnonymous(self) -> bool:
+        if self.named is not None:  # muc#roomconfig_whois (a new room: moderators)
+            return self.setting(EXT_WHOIS, "moderators") == "anyone"
         return self.dialog is None or not isOpen(self.dialog)
 
     def admits(self, userId: int) -> bool:
         dialog = self.dialog
         if dialog is None:
             return userId == self.creatorId
+        if self.named and userId in self.outcasts():
+            return False
         return seesRoom(dialog, userId)
 
     def seesJIDs(self, userId: int) -> bool:
@@ -210,6 +260,10 @@ class RoomsMixin:
         self.named: OrderedDict[str, str] = OrderedDict()
         self.openings = RoomOpenings(self.mucConfig, self.host.config.limits, self.host.clock)
         self.service.resolveNamed = self.resolveNamed
+        # dialog id -> (reason, alternate venue) of a room being destroyed (§10.9)
+        self.destroying: dict[str, tuple] = {}
+        # (room, account id) -> the reason of an affiliation change that kicks (§9.1, §9.4)
+        self.reasons: dict[tuple, str] = {}
         # called as f(room, occupant, session, joined) when a session enters
         # (or updates its presence in) or leaves a room (cluster mode)
         self.onOccupancy = None
@@ -264,7 +318,8 @@ class RoomsMixin:
     # -- stanzas -------------------------------------------------------------------
 
     def occupantPresence(self, room: Room, occupant: Occupant, viewerId: int | None,
-                         stanzaType: str | None = None, codes=(), selfTo=None) -> domish.Element:
+                         stanzaType: str | None = None, codes=(), selfTo=None,
+                         nick: str | None = None) -> domish.Element:
         presence = domish.Element((NS_CLIENT, "presence"))
         presence["from"] = f"{room.jid}/{occupant.nick}"
         if stanzaType:
@@ -282,6 +337,8 @@ class RoomsMixin:
             item["role"] = room.role(occupant.userId)
         if selfTo is not None or (viewerId is not None and room.seesJIDs(viewerId)):
             item["jid"] = selfTo if selfTo is not None else occupant.full
+        if nick is not None:
+            item["nick"] = nick  # §7.6: the new nick (status 303)
         for code in codes:
             x.addElement("status")["code"] = str(code)
         return presence
@@ -301,7 +358,7 @@ class RoomsMixin:
         session.send(copy)
 
     def broadcastPresence(self, room: Room, occupant: Occupant, stanzaType=None, codes=(),
-                          skip: Occupant | None = None) -> None:
+                          skip: Occupant | None = None, nick: str | None = None) -> None:
         """
         An occupant's presence to the other occupants (each sees the full
         JID or not), minus those whose privacy lists block the occupant.
@@ -315,11 +372,11 @@ class RoomsMixin:
                 continue
             if room.seesJIDs(other.userId):
                 if withJID is None:
-                    withJID = self.occupantPresence(room, occupant, other.userId, stanzaType, codes)
+                    withJID = self.occupantPresence(room, occupant, other.userId, stanzaType, codes, nick=nick)
                 stanza = withJID
             else:
                 if plain is None:
-                    plain = self.occupantPresence(room, occupant, None, stanzaType, codes)
+                    plain = self.occupantPresence(room, occupant, None, stanzaType, codes, nick=nick)
                 stanza = plain
             for session in other.sessions:
                 self.sendCopy(session, stanza)
@@ -352,9 +409,11 @@ class RoomsMixin:
         session, stanza = event.origin, event.stanza
         userId = session.account.id
         room = self.rooms.get(event.room)
-        occupant = room.occupants.get(str(userId)) if room is not None else None
+        occupant = room.occupantOf(userId) if room is not None else None
         if occupant is not None and session in occupant.sessions:
-            # a presence update (§7.7); a nick change is refused by keeping the nick
+            if room.named is not None and event.to.resource != occupant.nick:
+                return self.changeNick(room, occupant, session, event.to.resource, stanza)
+            # a presence update (§7.7); in a dialog room a nick change keeps the nick
             occupant.payload = self.payloadOf(stanza)
             self.entered(room, occupant, session)
             self.broadcastPresence(room, occupant)
@@ -381,21 +440,15 @@ class RoomsMixin:
             created = False
             if room.locked and userId != room.creatorId:
                 raise StanzaError("item-not-found", text="This room is being created: try again later")
-        occupant = room.occupants.get(str(userId))  # another session of this user may be in
-        if not room.admits(userId):
-            self.maybeClose(room)
-            raise StanzaError("registration-required", text="Only occupants of this dialog may join its room")
+        occupant = room.occupantOf(userId)  # another session of this user may be in
+        self.checkEntry(room, userId, mucX, occupant)
         codes = []
-        nick = event.to.resource
-        if nick != str(userId):
-            holder = room.occupants.get(nick)
-            if holder is not None and holder.userId != userId:
-                self.maybeClose(room)
-                raise StanzaError("conflict", text="That nickname is taken: nicknames are user ids")
+        nick = self.nickFor(room, userId, event.to.resource, occupant)
+        if nick != event.to.resource:
             codes.append(210)
         if occupant is None:
             limits = self.mucConfig
-            if len(room.occupants) >= limits.max_occupants:
+            if len(room.occupants) >= self.capacity(room):
                 self.maybeClose(room)
                 raise StanzaError("service-unavailable", text="This room is full")
             if len(session.state.get(STATE_ROOMS, ())) >= limits.max_rooms_per_user:
@@ -403,7 +456,7 @@ class RoomsMixin:
                 raise StanzaError("resource-constraint", text="You are in too many rooms")
             if room.dialog is not None and room.dialog.type == DIALOG_PUBLIC and userId not in room.dialog.occupantIds:
                 yield self.storage.dialogs.subscribe(room.dialog.id, userId)
-            occupant = Occupant(userId, session.bare)
+            occupant = Occupant(userId, session.bare, nick)
         first = not occupant.sessions
         occupant.sessions.append(session)
         occupant.payload = self.payloadOf(stanza)
@@ -414,7 +467,7 @@ class RoomsMixin:
                 continue
             presence = self.occupantPresence(room, other, userId)
             self.sendCopy(session, presence)
-        room.occupants[occupant.nick] = occupant
+        room.addOccupant(occupant)
         if first:
             self.broadcastPresence(room, occupant)
         if room.nonAnonymous():
@@ -427,6 +480,77 @@ class RoomsMixin:
         if not (self.compat and (stanza.getAttribute("id") or "").endswith(":join")):
             # the SDK (its join ids end in ":join") would take the subject for a message
             self.sendSubject(room, session)
+        return True
+
+    def checkEntry(self, room: Room, userId: int, mucX, occupant) -> None:
+        """
+        §7.2.7 (members-only: C{registration-required}), §9.1 (banned:
+        C{forbidden}) and §7.2.5 (password: C{not-authorized}); another
+        session of an occupant is already in.
+        """
+        if occupant is not None:
+            return
+        if room.admits(userId):
+            password = room.setting(EXT_PASSWORD)
+            given = mucX.password if mucX is not None else None
+            if not password or (given is not None and str(given) == password):
+                return
+            self.maybeClose(room)
+            raise StanzaError("not-authorized", text="This room needs a password")
+        self.maybeClose(room)
+        if room.affiliation(userId) == "outcast":
+            raise StanzaError("forbidden", text="You are banned from this room")
+        raise StanzaError("registration-required", text="Only members may join this room")
+
+    def nickFor(self, room: Room, userId: int, asked: str, occupant) -> str:
+        """
+        §7.2.9: the nick an entering user gets: in a dialog room always the
+        account id (the SDK's), in a room made the XMPP way the one asked
+        for (another session of an occupant keeps the occupant's); a nick
+        held by another user is a C{conflict}.
+        """
+        if occupant is not None:
+            return occupant.nick
+        nick = asked if room.named is not None else str(userId)
+        for taken in {asked, nick}:
+            holder = room.occupants.get(taken)
+            if holder is not None and holder.userId != userId:
+                self.maybeClose(room)
+                raise StanzaError("conflict", text="That nickname is taken")
+        return nick
+
+    def capacity(self, room: Room) -> int:
+        """
+        How many occupants a room takes: C{muc#roomconfig_maxusers} within
+        C{[muc] max_occupants}.
+        """
+        users = room.setting(EXT_MAXUSERS)
+        limit = self.mucConfig.max_occupants
+        return min(int(users), limit) if users.isdigit() else limit
+
+    def changeNick(self, room: Room, occupant: Occupant, session, nick: str, stanza) -> bool:
+        """
+        §7.6: unavailable presence from the old nick with status 303 and the
+        new nick (110 to the occupant), then the presence from the new one;
+        a nick held by another user is a C{conflict} (§7.6.3).
+        """
+        holder = room.occupants.get(nick)
+        if holder is not None and holder is not occupant:
+            raise StanzaError("conflict", text="That nickname is taken")
+        self.broadcastPresence(room, occupant, "unavailable", (303,), nick=nick)
+        for mine in occupant.sessions:
+            own = self.occupantPresence(room, occupant, occupant.userId, "unavailable", (110, 303),
+                                        selfTo=mine.full, nick=nick)
+            self.sendCopy(mine, own)
+        room.removeOccupant(occupant)
+        occupant.nick = nick
+        occupant.payload = self.payloadOf(stanza)
+        room.addOccupant(occupant)
+        self.broadcastPresence(room, occupant)
+        for mine in occupant.sessions:
+            self.entered(room, occupant, mine)
+            self.sendSelfPresence(room, occupant, mine, stanza.getAttribute("id") if mine is session else None,
+                                  [100] if room.nonAnonymous() else [])
         return True
 
     @staticmethod
@@ -516,14 +640,18 @@ class RoomsMixin:
                     return 0
                 room = self.openRoomFor(jid, appId, dialog, named)
         restored = 0
-        for session, payload in entries:
+        for session, payload, *nick in entries:
             userId = session.account.id
-            occupant = room.occupants.get(str(userId))
+            occupant = room.occupantOf(userId)
             if session.closed or not room.admits(userId) or (
                     occupant is None and len(room.occupants) >= self.mucConfig.max_occupants):
                 continue
             if occupant is None:
-                occupant = room.occupants[str(userId)] = Occupant(userId, session.bare)
+                asked = nick[0] if nick and nick[0] and room.named is not None else None
+                if asked is not None and asked in room.occupants:
+                    asked = None  # taken meanwhile: the account id
+                occupant = Occupant(userId, session.bare, asked)
+                room.addOccupant(occupant)
             if session in occupant.sessions:
                 continue
             occupant.sessions.append(session)
@@ -631,7 +759,7 @@ class RoomsMixin:
             sender = senders.get(message.senderId)
             if privacy is not None and sender and privacy.blocks(session.bare, sender, "message"):
                 continue
-            stanza = messageStanza(message, f"{room.jid}/{message.senderId}", session.full,
+            stanza = messageStanza(message, self.occupantJID(room.jid, message.senderId), session.full,
                                    "groupchat", room.dialog.id)
             stanza.addChild(delayElement(message.createdAt, room.jid))
             if maxChars is not None:
@@ -668,9 +796,10 @@ class RoomsMixin:
             return 0
         count = 0
         for nick in sorted(nicks):
-            if nick in room.occupants or not nick.isdigit() or len(nick) > 10:
+            if nick in room.occupants or not nick or len(nick) > 1023:
                 continue
-            presence = self.occupantPresence(room, Occupant(int(nick), ""), None, "unavailable")
+            userId = int(nick) if nick.isdigit() and len(nick) <= 10 and room.named is None else -1
+            presence = self.occupantPresence(room, Occupant(userId, "", nick), None, "unavailable")
             for occupant in list(room.occupants.values()):
                 for session in occupant.sessions:
                     self.sendCopy(session, presence)
@@ -682,11 +811,11 @@ class RoomsMixin:
     def leave(self, event):
         session = event.origin
         room = self.rooms.get(event.room)
-        occupant = room.occupants.get(str(session.account.id)) if room is not None else None
+        occupant = room.occupantOf(session.account.id) if room is not None else None
         if occupant is None or session not in occupant.sessions:
             # not in the room: still answer, so a client waiting for it does not hang
             presence = domish.Element((NS_CLIENT, "presence"))
-            presence["from"] = f"{event.room}/{session.account.id}"
+            presence["from"] = f"{event.room}/{event.to.resource if event.named else session.account.id}"
             presence["to"] = session.full
             presence["type"] = "unavailable"
             x = presence.addElement((NS_MUC_USER, "x"))
@@ -707,7 +836,7 @@ class RoomsMixin:
             occupant.sessions.remove(session)
         self.left(room, session)
         if not occupant.sessions:
-            room.occupants.pop(occupant.nick, None)
+            room.removeOccupant(occupant)
             self.broadcastPresence(room, occupant, "unavailable", codes)
         if room.locked and occupant.userId == room.creatorId and not occupant.sessions:
             self.destroyRoom(room, "The owner left before configuring the room")
@@ -719,11 +848,20 @@ class RoomsMixin:
         session = event.session
         for jid in list(session.state.get(STATE_ROOMS, ())):
             room = self.rooms.get(jid)
-            occupant = room.occupants.get(str(session.account.id)) if room is not None else None
+            occupant = room.occupantOf(session.account.id) if room is not None else None
             if occupant is not None:
                 self.removeSession(room, occupant, session)
         session.state.pop(STATE_ROOMS, None)
         return None
+
+    def occupantJID(self, roomJID: str, userId: int) -> str:
+        """
+        C{room/nick} of a user: his nick while in the room, else the
+        account id (dialog rooms' nicks).
+        """
+        room = self.rooms.get(roomJID)
+        nick = room.nicks.get(userId) if room is not None else None
+        return f"{roomJID}/{nick if nick is not None else userId}"
 
     def joinedSessions(self, roomJID: str) -> list:
         """
@@ -742,16 +880,23 @@ class RoomsMixin:
         if not jids:
             return None
         if event.deleted:
+            reason, venue = self.destroying.get(event.dialog.id, ("The dialog was deleted", None))
             for jid in list(jids):
                 room = self.rooms.get(jid)
                 if room is not None:
-                    self.destroyRoom(room, "The dialog was deleted")
+                    self.destroyRoom(room, reason, venue)
             return None
         self.updateRooms(event).addErrback(lambda f: self.log.failure("Updating rooms failed", f))
         return None
 
     @defer.inlineCallbacks
     def updateRooms(self, event):
+        """
+        A changed dialog: occupants it no longer admits (or members removed
+        from a members-only room) are kicked (§9.4: 321, §9.1: 301 for a
+        ban), the others whose affiliation or role changed get their new
+        presence; a changed subject goes to everyone.
+        """
         actor = yield self.dialogs().directory.jidOf(event.userId)
         for jid in list(self.byDialog.get(event.dialog.id, ())):
             room = self.rooms.get(jid)
@@ -759,29 +904,48 @@ class RoomsMixin:
                 continue
             before = {nick: (room.affiliation(o.userId), room.role(o.userId))
                       for nick, o in room.occupants.items()}
+            subject = room.dialog.description if room.dialog is not None else None
             room.dialog = event.dialog
             for nick, occupant in list(room.occupants.items()):
                 if not room.admits(occupant.userId) or (
-                        occupant.userId in event.removed and room.dialog.type != DIALOG_PUBLIC):
-                    self.kick(room, occupant, actor, event.userId)
+                        occupant.userId in event.removed and not isOpen(room.dialog)):
+                    self.kick(room, occupant, actor, event.userId, self.kickCodes(room, occupant, event),
+                              self.reasons.pop((room.jid, occupant.userId), None))
                 elif before.get(nick) != (room.affiliation(occupant.userId), room.role(occupant.userId)):
                     self.broadcastPresence(room, occupant)
                     for session in occupant.sessions:
                         self.sendSelfPresence(room, occupant, session, None, ())
+            if subject != room.dialog.description and room.occupants:
+                for occupant in list(room.occupants.values()):
+                    for session in occupant.sessions:
+                        self.sendSubject(room, session)
             self.maybeClose(room)
 
-    def kick(self, room: Room, occupant: Occupant, actorJID: str | None, actorId: int) -> None:
+    @staticmethod
+    def kickCodes(room: Room, occupant: Occupant, event) -> tuple:
         """
-        §8.2 (and §9.4 for the affiliation): status 307 and 321 to the kicked
-        user (with 110) and to everybody else.
+        Why a changed dialog lets an occupant go: banned (§9.1: 301),
+        removed from the members (§9.4: 307, 321), or not a member of a
+        room that became members-only (§10.2: 322).
         """
-        codes = (307, 321)
+        if room.affiliation(occupant.userId) == "outcast":
+            return (301,)
+        if occupant.userId in event.removed or isOpen(room.dialog):
+            return (307, 321)
+        return (322,)
+
+    def kick(self, room: Room, occupant: Occupant, actorJID: str | None, actorId: int,
+             codes=(307, 321), reason: str | None = None) -> None:
+        """
+        §8.2 (and §9.4 for the affiliation, §9.1 for a ban): the status
+        C{codes} to the kicked user (with 110) and to everybody else.
+        """
         presence = self.occupantPresence(room, occupant, occupant.userId, "unavailable",
                                          (110, *codes), selfTo=occupant.full)
         item = presence.x.item
-        if actorJID is not None:
-            item.addElement("actor")["nick"] = str(actorId)
-            item.addElement("reason", content="Removed from the dialog")
+        item.addElement("actor")["nick"] = room.nicks.get(actorId, str(actorId))
+        item.addElement("reason", content=reason or (
+            "Removed from the dialog" if actorJID is not None else "Kicked by a moderator"))
         if self.compat:
             self.compatCode(presence, "301")
             direct = presence.addElement((NS_MUC_USER, "item"))
@@ -792,24 +956,30 @@ class RoomsMixin:
             self.sendCopy(session, presence)
             self.left(room, session)
         occupant.sessions = []
-        room.occupants.pop(occupant.nick, None)
+        room.removeOccupant(occupant)
         self.broadcastPresence(room, occupant, "unavailable", codes)
 
-    def destroyRoom(self, room: Room, reason: str) -> None:
+    def destroyRoom(self, room: Room, reason: str | None, venue: str | None = None) -> None:
         """
-        §10.9: unavailable presence with C{<destroy/>} to every occupant.
+        §10.9: unavailable presence with C{<destroy/>} (the alternate venue
+        and the reason, when given) to every occupant.
         """
         for occupant in list(room.occupants.values()):
             presence = self.occupantPresence(room, occupant, occupant.userId, "unavailable")
-            presence.x.addElement("destroy").addElement("reason", content=reason)
+            destroy = presence.x.addElement("destroy")
+            if venue:
+                destroy["jid"] = venue
+            if reason:
+                destroy.addElement("reason", content=reason)
             for session in occupant.sessions:
                 self.sendCopy(session, presence)
                 self.left(room, session)
             occupant.sessions = []
         room.occupants.clear()
+        room.nicks.clear()
         self.maybeClose(room)
 
-    # -- owner configuration (§10.1.2, §10.1.3) ---------------------------------------------------
+    # -- owner configuration (§10.1.2, §10.1.3, §10.2) ------------------------------------------
 
     def ownedRoom(self, event):
         session = self.requireSession(event)
@@ -830,30 +1000,26 @@ class RoomsMixin:
         dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
         if dialog is not None:
             rules.require(dialog, userId, rules.MANAGE)  # owner and admins, as over REST
-        values = {
-            "muc#roomconfig_roomname": (dialog.name if dialog else None) or (room.named if room else "") or "",
-            "muc#roomconfig_roomdesc": (dialog.description if dialog else None) or "",
-            "muc#roomconfig_persistentroom": "0" if dialog and (dialog.extensions or {}).get(EXT_PERSISTENT) == "0" else "1",
-            "muc#roomconfig_membersonly": "0" if dialog and dialog.type == DIALOG_PUBLIC else "1",
-        }
+        values = roomconfig.settings(dialog, event.named is not None, self.mucConfig)
+        if not values[roomconfig.NAME] and room is not None:
+            values[roomconfig.NAME] = room.named or ""
         query = domish.Element((NS_MUC_OWNER, "query"))
-        form = query.addElement((NS_XDATA, "x"))
-        form["type"] = "form"
-        form.addElement("title", content="Room configuration")
-        hidden = form.addElement("field")
-        hidden["var"], hidden["type"] = "FORM_TYPE", "hidden"
-        hidden.addElement("value", content=NS_ROOMCONFIG)
-        for var, (fieldType, label) in CONFIG_FIELDS.items():
-            field = form.addElement("field")
-            field["var"], field["type"], field["label"] = var, fieldType, label
-            field.addElement("value", content=values[var])
+        query.addChild(roomconfig.formElement(values))
         return self.reply(event, query)
 
     @hook(f"muc-iq-set/room/{NS_MUC_OWNER}:query")
+    def onOwnerSet(self, event):
+        """
+        §10.1-§10.2 (a form) or §10.9 (C{<destroy/>}, L{onDestroy}).
+        """
+        child = firstChild(firstChild(event.stanza))
+        if child is not None and child.name == "destroy" and child.uri == NS_MUC_OWNER:
+            return self.onDestroy(event, child)
+        return self.onConfigSet(event, child)
+
     @defer.inlineCallbacks
-    def onConfigSet(self, event):
+    def onConfigSet(self, event, form):
         room, userId = self.ownedRoom(event)
-        form = firstChild(firstChild(event.stanza))
         if form is None or form.name != "x" or form.uri != NS_XDATA:
             raise StanzaError("bad-request", text="Expected a jabber:x:data form")
         formType = form.getAttribute("type")
@@ -863,59 +1029,67 @@ class RoomsMixin:
             return self.reply(event)
         if formType != "submit":
             raise StanzaError("bad-request", text="The form type must be submit or cancel")
-        values = {}
-        for field in form.elements():
-            if field.name == "field" and field.getAttribute("var") in CONFIG_FIELDS:
-                value = field.value
-                values[field["var"]] = str(value).strip() if value is not None else ""
-        limit = self.mucConfig.max_room_name
-        name = values.get("muc#roomconfig_roomname")
-        description = values.get("muc#roomconfig_roomdesc")
-        if (name and len(name) > limit) or (description and len(description) > 4 * limit):
-            raise StanzaError("not-acceptable", text=f"Room names are at most {limit} characters")
-        persistent = values.get("muc#roomconfig_persistentroom")
-        membersOnly = values.get("muc#roomconfig_membersonly")
-        persistent = persistent.lower() if persistent is not None else None
-        membersOnly = membersOnly.lower() if membersOnly is not None else None
-        dialogs = self.storage.dialogs
+        asked = roomconfig.submitted(form)
+        named = event.named is not None
         if room is not None and room.locked:
-            extensions = {EXT_ROOM: room.named}
-            if persistent is not None:
-                extensions[EXT_PERSISTENT] = "1" if persistent in TRUE else "0"
-            dialogType = DIALOG_PUBLIC if membersOnly is not None and membersOnly not in TRUE else DIALOG_GROUP
-            try:
-                # the REST create rule (no occupants or admins, within the quota)
-                dialog, _ = yield DialogService(self.storage, self.host.config.quotas).create(
-                    userId, dialogType, [], [],
-                    {"name": name or room.named, "description": description or None,
-                     "extensions": extensions}, room.appId)
-            except QuotaExceeded as e:
-                raise resourceConstraint(e) from None
-            if room.lockTimer is not None and room.lockTimer.active():
-                room.lockTimer.cancel()
-            room.dialog = dialog
-            self.byDialog.setdefault(dialog.id, set()).add(room.jid)
-            self._rememberNamed(room.named, dialog.id)
-            self.reply(event)
-            for occupant in room.occupants.values():
-                for session in occupant.sessions:
-                    self.sendSubject(room, session)
+            yield self.createDialog(event, room, userId, asked)
             return True
         dialog = room.dialog if room is not None else (yield self.dialogs().roomDialog(event))
         rules.require(dialog, userId, rules.MANAGE)
-        fields = {}
-        if name:
-            fields["name"] = name
-        if description is not None:
-            fields["description"] = description or None
-        if persistent is not None and dialog.extensions.get(EXT_ROOM):
-            fields["extensions"] = dict(dialog.extensions, **{EXT_PERSISTENT: "1" if persistent in TRUE else "0"})
-        if fields:
-            dialog = yield dialogs.updateDialog(dialog.id, **fields)
-            for jid in self.byDialog.get(dialog.id, ()):
-                if jid in self.rooms:
-                    self.rooms[jid].dialog = dialog
-        return self.reply(event)
+        current = roomconfig.settings(dialog, named, self.mucConfig)
+        fields, extensions = roomconfig.changes(current, asked, named, self.mucConfig)
+        if EXT_MEMBERSONLY in extensions and dialog.type != DIALOG_GROUP:
+            # a room made the XMPP way before issue 16 as a public dialog: its type decides
+            raise StanzaError("not-acceptable", text="This room is a public dialog: it stays open")
+        if extensions:
+            fields["extensions"] = dict(dialog.extensions or {}, **extensions)
+        updated = (yield self.storage.dialogs.updateDialog(dialog.id, **fields)) if fields else None
+        self.reply(event)
+        if updated is not None:  # presence and subject updates, the SDK's notice, other nodes
+            self.host.hooks.fire("rest-dialog-updated", DialogEvent(updated, userId, event.appId, [], []))
+            if room is not None:
+                self.notifyConfigChange(room)
+        return True
+
+    def notifyConfigChange(self, room: Room) -> None:
+        """
+        §10.2.1: a message with status 104 to the occupants after a
+        configuration change.
+        """
+        message = domish.Element((NS_CLIENT, "message"))
+        message["from"], message["type"] = room.jid, "groupchat"
+        message.addElement((NS_MUC_USER, "x")).addElement("status")["code"] = "104"
+        for occupant in list(room.occupants.values()):
+            for session in occupant.sessions:
+                self.sendCopy(session, message)
+
+    @defer.inlineCallbacks
+    def createDialog(self, event, room: Room, userId: int, asked: dict):
+        """
+        §10.1.2 (an empty form: an instant room, with the C{[muc]
+        room_default_*} settings) and §10.1.3 (a reserved room): the room's
+        group dialog, under the REST create rule (the owner's quota).
+        """
+        current = roomconfig.settings(None, True, self.mucConfig)
+        fields, extensions = roomconfig.changes(current, asked, True, self.mucConfig)
+        extensions = dict(roomconfig.defaults(self.mucConfig), **extensions)
+        extensions[EXT_ROOM] = room.named
+        try:
+            dialog, _ = yield DialogService(self.storage, self.host.config.quotas).create(
+                userId, DIALOG_GROUP, [], [],
+                {"name": fields.get("name") or room.named, "description": fields.get("description"),
+                 "extensions": extensions}, room.appId)
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
+        if room.lockTimer is not None and room.lockTimer.active():
+            room.lockTimer.cancel()
+        room.dialog = dialog
+        self.byDialog.setdefault(dialog.id, set()).add(room.jid)
+        self._rememberNamed(room.named, dialog.id)
+        self.reply(event)
+        for occupant in room.occupants.values():
+            for session in occupant.sessions:
+                self.sendSubject(room, session)
 
     # -- disco#items (§6.5) -------------------------------------------------------------------
 
@@ -948,7 +1122,8 @@ class RoomsMixin:
         userId = session.account.id if session.account is not None else None
         query = domish.Element((NS_DISCO_ITEMS, "query"))
         for room in list(self.rooms.values())[:self.mucConfig.max_occupants]:
-            if room.dialog is not None and room.admits(userId):
+            if room.dialog is not None and room.admits(userId) and (
+                    room.setting(EXT_PUBLIC, "1") == "1" or room.affiliation(userId) != "none"):
                 item = query.addElement("item")
                 item["jid"] = room.jid
                 item["name"] = room.dialog.name or room.jid

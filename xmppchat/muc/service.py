@@ -3,7 +3,8 @@ XEP-0045: Multi-User Chat, https://xmpp.org/extensions/xep-0045.html --
 the component on C{muc.<domain>} (minimal: addressing and events).
 
 Room JIDs are ConnectyCube dialog JIDs, C{<appId>_<dialogId>@muc.<domain>}
-(SDK reference §5.2); an occupant is C{<room>/<userId>}.  The router hands
+(SDK reference §5.2); an occupant is C{<room>/<userId>} there, and
+C{<room>/<nick>} in rooms made the XMPP way (issue 16 item 5).  The router hands
 every stanza for the MUC domain to L{MUCService.receive} with C{from}
 already stamped; the service classifies the target (C{service}: the bare
 domain, C{room}: a room's bare JID, C{occupant}: C{room/nick}) and fires
@@ -35,7 +36,9 @@ from xmppchat.dialogs.addressing import appIdOf, parseRoom, roomJID
 from xmppchat.dialogs.rules import isOpen, seesRoom
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.disco import NS_DISCO_INFO, infoQuery
-from xmppchat.muc.room import RoomsMixin
+from xmppchat.muc.admin import AdminMixin
+from xmppchat.muc.room import Room, RoomsMixin
+from xmppchat.muc.roomconfig import EXT_PASSWORD, EXT_PUBLIC
 from xmppchat.stanzas import StanzaError, firstChild
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_PRIVATE
 
@@ -148,7 +151,7 @@ class MUCService:
         self.host.router.sendError(origin, stanza, condition, text)
 
 
-class MUCModule(RoomsMixin, Module):
+class MUCModule(AdminMixin, RoomsMixin, Module):
     """
     Registers the L{MUCService} for C{server.muc_domain} and answers
     disco#info (XEP-0030, XEP-0045 §6.2, §6.4) for the service and for the
@@ -197,13 +200,19 @@ class MUCModule(RoomsMixin, Module):
             dialog = yield self.storage.dialogs.getDialog(event.dialogId)
         if dialog is None or dialog.type == DIALOG_PRIVATE or not seesRoom(dialog, userId):
             raise StanzaError("item-not-found", text="No such room")
+        room = self.rooms.get(event.room) or Room(event.room, event.appId, dialog, named=event.named)
+        room.dialog = dialog
         public = isOpen(dialog)
         temporary = (dialog.extensions or {}).get("muc_persistent") == "0"
+        listed = public if event.named is None else room.setting(EXT_PUBLIC, "1") == "1"
         features = self.allRoomFeatures() + [
             "muc_temporary" if temporary else "muc_persistent",
             "muc_open" if public else "muc_membersonly",
-            "muc_semianonymous" if public else "muc_nonanonymous", "muc_unsecured",
-            "muc_public" if public else "muc_hidden"]
-        if dialog.type == DIALOG_BROADCAST:
+            "muc_nonanonymous" if room.nonAnonymous() else "muc_semianonymous",
+            "muc_passwordprotected" if room.setting(EXT_PASSWORD) else "muc_unsecured",
+            "muc_public" if listed else "muc_hidden"]
+        if dialog.type == DIALOG_BROADCAST or room.moderated():
             features.append("muc_moderated")  # visitors may not post (issue 17 item 5)
+        else:
+            features.append("muc_unmoderated")
         return self.reply(event, infoQuery([("conference", "text", dialog.name)], features))

@@ -295,9 +295,12 @@ DIALOG_TYPES = (DIALOG_BROADCAST, DIALOG_GROUP, DIALOG_PRIVATE, DIALOG_PUBLIC)
 DIALOG_LIST_FIELDS = ("occupants_ids", "admins_ids", "pinned_messages_ids")
 DIALOG_FIELDS = ("name", "photo", "description", "extensions", "permissions")
 # The extension keys the server itself keeps (xmppchat.muc.room: the
-# localpart of a room made the XMPP way, whether it persists): never
+# localpart of a room made the XMPP way, whether it persists, and its
+# XEP-0045 settings and outcasts, xmppchat.muc.roomconfig): never
 # removed by configureExtensions, never set over REST.
-DIALOG_SERVER_EXTENSIONS = ("muc_room", "muc_persistent")
+DIALOG_SERVER_EXTENSIONS = ("muc_room", "muc_persistent", "muc_membersonly", "muc_moderated",
+                            "muc_password", "muc_public", "muc_maxusers", "muc_whois",
+                            "muc_changesubject", "muc_outcasts")
 
 
 @dataclass
@@ -1060,6 +1063,8 @@ class Storage:
     unlocks: object
     # L{xmppchat.storage.pep.interface.IPEPStore}
     pep: object
+    # L{xmppchat.storage.uploads.interface.IUploadSlotStore}
+    uploads: object
     # L{xmppchat.storage.userxml.interface.IUserXMLStore}
     userXML: object
 

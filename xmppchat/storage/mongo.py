@@ -49,6 +49,8 @@ from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
 from xmppchat.storage.pep.mongo import MongoPEPStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
+from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
+from xmppchat.storage.uploads.mongo import MongoUploadSlotStore
 from xmppchat.storage.userxml.mongo import INDEXES as USER_XML_INDEXES
 from xmppchat.storage.userxml.mongo import MongoUserXMLStore, deleteUserXML
 from xmppchat.storage.interfaces import (
@@ -253,6 +255,7 @@ INDEXES = {
                 ([("user_id", _ASC), ("size", _ASC)], {})],
     **UNLOCK_INDEXES,
     **PEP_INDEXES,
+    **UPLOAD_INDEXES,
     **USER_XML_INDEXES,
 }
 
@@ -1596,6 +1599,7 @@ class MongoStorage(common.WorkerStorage):
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
         "pep": MongoPEPStore,
+        "uploads": MongoUploadSlotStore,
         "userXML": MongoUserXMLStore,
     }
 

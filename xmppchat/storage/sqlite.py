@@ -59,6 +59,8 @@ from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
 from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
+from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
+from xmppchat.storage.uploads.sqlite import SQLiteUploadSlotStore
 from xmppchat.storage.userxml.sqlite import SCHEMA as USER_XML_SCHEMA
 from xmppchat.storage.userxml.sqlite import SQLiteUserXMLStore, deleteUserXML
 from xmppchat.storage.interfaces import (
@@ -82,7 +84,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -297,7 +299,9 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 8 -> 9: PEP nodes and items (storage/pep, issue 16 item 1)
     PEP_SCHEMA,
-    # 9 -> 10 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
+    # 9 -> 10: XEP-0363 upload slots (storage/uploads, issue 16 item 4)
+    UPLOAD_SCHEMA,
+    # 10 -> 11 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
     USER_XML_SCHEMA,
 ]
 
@@ -1965,6 +1969,7 @@ class SQLiteStorage(common.WorkerStorage):
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
         "pep": SQLitePEPStore,
+        "uploads": SQLiteUploadSlotStore,
         "userXML": SQLiteUserXMLStore,
     }
 
