@@ -48,7 +48,7 @@ https_ports = {{ }}
 
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping";
-    "smacks"; "blocklist"; "private"; "lastactivity"; "pep";{extra}
+    "smacks"; "blocklist"; "private"; "lastactivity"; "pep";
 }}
 -- presence, message, iq, offline and c2s are loaded by Prosody itself.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
@@ -64,6 +64,16 @@ VirtualHost "localhost"
 -- new rooms locked until configured, open, public, semi-anonymous).
 Component "muc.localhost" "muc"
 """
+
+
+def withModules(config: str, modules) -> str:
+    """
+    C{config} (L{CONFIG}, formatted) with C{modules} enabled beside the
+    common ones.
+    """
+    last = '"lastactivity"; "pep";'
+    assert last in config
+    return config.replace(last, last + "".join(f' "{name}";' for name in modules), 1)
 
 
 def requireProsody():
@@ -125,8 +135,7 @@ class ProsodyServer:
 
     def _configure(self, port: int) -> None:
         self.port = port
-        extra = "".join(f' "{name}";' for name in self.extraModules)
-        self.config.write_text(CONFIG.format(dir=self.directory, port=port, extra=extra))
+        self.config.write_text(withModules(CONFIG.format(dir=self.directory, port=port), self.extraModules))
 
     def _waitReady(self, timeout: float) -> bool:
         """
