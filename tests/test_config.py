@@ -77,6 +77,19 @@ def test_quotasValidated():
         assert f"q.toml: quotas.{key}:" in text, key
 
 
+def test_profileQuotasValidated():
+    """[quotas] vCard and private XML sizes (issue 16): defaults, 0 is off, negatives refused."""
+    config = buildConfig({"quotas": {"vcard_max_bytes": 0}})
+    assert config.quotas.vcard_max_bytes == 0 and config.quotas.private_max_bytes == 65536
+    assert config.quotas.private_namespaces_per_user == 100
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"quotas": {"vcard_max_bytes": -1, "private_max_bytes": -1,
+                                "private_namespaces_per_user": -1}}, source="p.toml")
+    text = "\n".join(e.value.problems)
+    for key in ("vcard_max_bytes", "private_max_bytes", "private_namespaces_per_user"):
+        assert f"p.toml: quotas.{key}:" in text, key
+
+
 def test_pepValidated():
     """[pep] (issue 16 item 1): the quotas and the caps cache have defaults and must be at least 1."""
     config = buildConfig({})

@@ -54,6 +54,8 @@ DEFAULT_MODULES = (
     "ratelimit",
     "pep",
     "upload",
+    "vcard",
+    "private",
 )
 
 
@@ -325,6 +327,10 @@ class QuotasConfig:
     messages_per_user_per_day: int = 20000
     incomplete_upload_seconds: int = 86400
     sweep_seconds: int = 600
+    # issue 16 items 2, 3: a user's vCard (XEP-0054) and private XML (XEP-0049)
+    vcard_max_bytes: int = 131072
+    private_max_bytes: int = 65536
+    private_namespaces_per_user: int = 100
 
 
 @dataclass

@@ -465,3 +465,32 @@ def test_pausedPresenceAnnouncedOnceHandled():
         release()
     c.pump()
     assert [s.available for s in b.host.sessions.sessionsOf("alice@localhost")] == [True]
+
+
+def test_avatarHashFollowsTheCluster():
+    """
+    Issue 16 item 7: a vCard photo set through one node reaches the
+    XEP-0153 hash that the user's session on another node puts in its
+    presence (that node's cached hash is dropped, not left stale).
+    """
+    import base64
+    import hashlib
+
+    c = ClusterHarness()
+    c.befriend("alice", "bob")
+    a, b, _ = c.nodes
+    alicePhone, tp = a.connect("alice", "phone")
+    aliceDesk, td = b.connect("alice", "desk")
+    bob, tb = a.connect("bob", "r")
+    c.pump()
+    assert b.host.modules["vcard"].hashes["alice"] == ""
+    image = b"avatar bytes"
+    a.send(alicePhone, "<iq type='set' id='v1'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE>"
+                       f"<BINVAL>{base64.b64encode(image).decode()}</BINVAL></PHOTO></vCard></iq>")
+    c.pump()
+    tb.pop()
+    b.send(aliceDesk, "<presence/>")
+    c.pump()
+    [presence] = [e for e in tb.pop() if e.name == "presence" and e["from"] == "alice@localhost/desk"]
+    assert presence.x.uri == "vcard-temp:x:update"
+    assert str(presence.x.photo) == hashlib.sha1(image).hexdigest()

@@ -67,6 +67,16 @@ Component "muc.localhost" "muc"
 """
 
 
+def withModules(config: str, modules) -> str:
+    """
+    C{config} (L{CONFIG}, formatted) with C{modules} enabled beside the
+    common ones.
+    """
+    last = '"lastactivity"; "pep";'
+    assert last in config
+    return config.replace(last, last + "".join(f' "{name}";' for name in modules), 1)
+
+
 def requireProsody():
     """
     Skip (or, under CI, fail) when Prosody is not installed.
@@ -89,8 +99,13 @@ class ProsodyServer:
     domain = "localhost"
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, extraModules=()):
+        """
+        @param extraModules: Prosody modules enabled beside the common ones
+            (C{("vcard_legacy", "bookmarks")} for profiles).
+        """
         self.directory = directory
+        self.extraModules = tuple(extraModules)
         self.config = directory / "prosody.cfg.lua"
         self.ca = writeCertificates(directory)
         self.process = None
@@ -121,7 +136,7 @@ class ProsodyServer:
 
     def _configure(self, port: int) -> None:
         self.port = port
-        self.config.write_text(CONFIG.format(dir=self.directory, port=port))
+        self.config.write_text(withModules(CONFIG.format(dir=self.directory, port=port), self.extraModules))
 
     def _waitReady(self, timeout: float) -> bool:
         """

@@ -8,10 +8,9 @@ One slixmpp client logs in to a server configured like the dev config and
 looks only at what a client can see: stream features, disco#info of the
 server and of its own account, and the components the server lists in
 disco#items.  Each requirement is one test (most are one case of
-test_advertised: a feature where the Tester looks).  Requirements that other
-helpers of issue 16 are building are strict xfails naming the feature and
-the helper: after merging, the lead removes the mark (a strict xfail that
-passes fails the run, so none is forgotten).
+test_advertised: a feature where the Tester looks).  Requirements not met
+are strict xfails naming what is missing (a strict xfail that passes fails
+the run, so a mark is never left behind once the feature lands).
 """
 
 from __future__ import annotations
@@ -29,11 +28,6 @@ NS_INFO = "http://jabber.org/protocol/disco#info"
 NS_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_DATA = "jabber:x:data"
 NS_MUC = "http://jabber.org/protocol/muc"
-
-
-def building(helper: str, feature: str):
-    """A requirement another helper of issue 16 is building (strict: remove after the merge)."""
-    return pytest.mark.xfail(reason=f"{feature}: being built by helper '{helper}' (issue 16)", strict=True)
 
 
 def missing(feature: str):
@@ -204,18 +198,14 @@ ADVERTISED = [
     pytest.param("stream", "{http://jabber.org/protocol/caps}c", id="XEP-0115-caps"),
     # IM category
     pytest.param("stream", "{urn:xmpp:features:rosterver}ver", id="RFC-6121-rosterver"),
-    pytest.param("server", "vcard-temp", id="XEP-0054-vcard-temp",
-                 marks=building("profiles", "XEP-0054 vcard-temp")),
-    pytest.param("account", "urn:xmpp:pep-vcard-conversion:0", id="XEP-0398-avatar-conversion",
-                 marks=building("profiles", "XEP-0398 / XEP-0153 avatar conversion")),
+    pytest.param("server", "vcard-temp", id="XEP-0054-vcard-temp"),
+    pytest.param("account", "urn:xmpp:pep-vcard-conversion:0", id="XEP-0398-avatar-conversion"),
     pytest.param("server", "urn:xmpp:carbons:2", id="XEP-0280-carbons"),
     pytest.param("server", "urn:xmpp:blocking", id="XEP-0191-blocking"),
     pytest.param("components", NS_MUC, id="XEP-0045-MUC-service"),
-    pytest.param("account", "urn:xmpp:bookmarks:1#compat", id="XEP-0402-bookmarks-compat",
-                 marks=building("profiles", "XEP-0402 bookmarks with XEP-0411 compatibility")),
+    pytest.param("account", "urn:xmpp:bookmarks:1#compat", id="XEP-0402-bookmarks-compat"),
     pytest.param("account", "http://jabber.org/protocol/pubsub#publish-options", id="XEP-0223-publish-options"),
-    pytest.param("server", "jabber:iq:private", id="XEP-0049-private-storage",
-                 marks=building("profiles", "XEP-0049 private XML storage")),
+    pytest.param("server", "jabber:iq:private", id="XEP-0049-private-storage"),
     pytest.param("stream", "{urn:xmpp:sm:3}sm", id="XEP-0198-stream-management"),
     # the Compliance Tester asks the account, not the server
     pytest.param("account", "urn:xmpp:mam:2", id="XEP-0313-MAM",

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.modules.vcard import VCardChanged
 from xmppchat.privacysettings import AccountUpdated
 from xmppchat.xmlstream import parseElement
 
@@ -317,6 +318,8 @@ class SessionDirectory:
                 privacy.forget(event["l"])
         elif op == "account":
             self._accountChanged(event.get("l"))
+        elif op == "vcard" and isinstance(event.get("l"), str):
+            self.host.hooks.fire("vcard-changed", VCardChanged(self.host, event["l"], remote=True))
 
     def _accountChanged(self, localpart) -> None:
         """

@@ -34,9 +34,10 @@ from xmppchat.cluster.rooms import ClusterRooms
 #: copy), a message stored offline here (the user may have just bound a session
 #: there that this node's replica does not show yet: that node delivers it now),
 #: an account changed here (they reload it and fire C{account-updated} again, so
-#: privacy settings apply to the sessions there at once: issue 17 item 3).
+#: privacy settings apply to the sessions there at once: issue 17 item 3), a
+#: vCard changed here (they drop their cached XEP-0153 hash: issue 16 item 7).
 ANNOUNCED = {"roster-changed": "roster", "privacy-changed": "privacy", "offline-stored": "offline",
-             "account-updated": "account"}
+             "account-updated": "account", "vcard-changed": "vcard"}
 
 
 def defaultNodeId() -> str:

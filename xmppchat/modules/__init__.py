@@ -41,6 +41,8 @@ REGISTRY = {
     "ratelimit": ("xmppchat.modules.ratelimit", "RateLimitModule"),
     "pep": ("xmppchat.modules.pep", "PEPModule"),
     "upload": ("xmppchat.modules.upload", "UploadModule"),
+    "vcard": ("xmppchat.modules.vcard", "VCardModule"),
+    "private": ("xmppchat.modules.private", "PrivateModule"),
 }
 
 

@@ -1076,6 +1076,8 @@ class Storage:
     pep: object
     # L{xmppchat.storage.uploads.interface.IUploadSlotStore}
     uploads: object
+    # L{xmppchat.storage.userxml.interface.IUserXMLStore}
+    userXML: object
 
     def start(self) -> Deferred:
         """

@@ -51,6 +51,8 @@ from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
 from xmppchat.storage.uploads.mongo import MongoUploadSlotStore
+from xmppchat.storage.userxml.mongo import INDEXES as USER_XML_INDEXES
+from xmppchat.storage.userxml.mongo import MongoUserXMLStore, deleteUserXML
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -254,6 +256,7 @@ INDEXES = {
     **UNLOCK_INDEXES,
     **PEP_INDEXES,
     **UPLOAD_INDEXES,
+    **USER_XML_INDEXES,
 }
 
 
@@ -541,6 +544,7 @@ class MongoAccountStore(common.AccountLookups, _Store):
             db.last_activity.delete_one({"_id": localpart})
             db.privacy.delete_one({"_id": localpart})
             db.roster_versions.delete_one({"_id": localpart})
+            deleteUserXML(db, localpart)
             db.accounts.delete_one({"_id": accountId})
             return True
 
@@ -1636,6 +1640,7 @@ class MongoStorage(common.WorkerStorage):
         "unlocks": MongoUnlockStore,
         "pep": MongoPEPStore,
         "uploads": MongoUploadSlotStore,
+        "userXML": MongoUserXMLStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

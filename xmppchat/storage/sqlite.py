@@ -61,6 +61,8 @@ from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
 from xmppchat.storage.uploads.sqlite import SQLiteUploadSlotStore
+from xmppchat.storage.userxml.sqlite import SCHEMA as USER_XML_SCHEMA
+from xmppchat.storage.userxml.sqlite import SQLiteUserXMLStore, deleteUserXML
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_PUBLIC,
@@ -82,7 +84,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -307,6 +309,8 @@ MIGRATIONS: list[list[str]] = [
             version INTEGER NOT NULL
         )""",
     ],
+    # 11 -> 12 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
+    USER_XML_SCHEMA,
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -947,6 +951,7 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
             for table in ("roster", "roster_version", "offline", "last_activity"):
                 connection.execute(f"DELETE FROM {table} WHERE localpart = ?", (localpart,))
             _deletePrivacy(connection, localpart)
+            deleteUserXML(connection, localpart)
             connection.execute("DELETE FROM accounts WHERE id = ?", (accountId,))
             return True
 
@@ -2001,6 +2006,7 @@ class SQLiteStorage(common.WorkerStorage):
         "unlocks": SQLiteUnlockStore,
         "pep": SQLitePEPStore,
         "uploads": SQLiteUploadSlotStore,
+        "userXML": SQLiteUserXMLStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
