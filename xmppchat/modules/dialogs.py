@@ -237,11 +237,20 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
     def onPrivate(self, event):
         stanza = event.stanza
         origin = event.origin
-        if (origin is None or origin.account is None or event.stanzaType != "chat"
+        if (origin is None or origin.account is None or event.stanzaType not in ("chat", "normal")
                 or event.to.user is None):
             return None
         info = messageInfo(stanza)
-        if info.extraParams is None or info.marker is not None or changeOf(stanza) is not None:
+        if info.stanzaIds:
+            self.stripStanzaIds(stanza)
+            info = messageInfo(stanza)
+        if info.extraParams is None:
+            if (self.config.archive_chat and info.body is not None and str(info.body).strip()
+                    and info.marker is None and changeOf(stanza) is None
+                    and not {"no-store", "no-permanent-store"} & set(info.hints)):
+                return self.archiveChat(event)
+            return None
+        if event.stanzaType != "chat" or info.marker is not None or changeOf(stanza) is not None:
             return None
         dialogId = info.extraParam("dialog_id")
         save = info.extraParam("save_to_history") == "1"
@@ -252,6 +261,47 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
                 raise StanzaError("bad-request", text="dialog_id must be a 24-hex dialog id")
             return None  # names no dialog: a plain 1-1 message
         return self.privateMessage(event, dialogId, save)
+
+    def stripStanzaIds(self, stanza) -> None:
+        """
+        XEP-0359 §5: drop the C{<stanza-id/>} a client sent that claims to be
+        by this server or one of its users (only the server stamps those).
+        """
+        domain = self.host.domain
+        stanza.children = [c for c in stanza.children if type(c) is str or not (
+            c.name == "stanza-id" and c.uri == NS_SID
+            and (c.getAttribute("by") or "").rpartition("@")[2].partition("/")[0] == domain)]
+        forget(stanza)
+
+    @defer.inlineCallbacks
+    def archiveChat(self, event):
+        """
+        XEP-0313 for stock clients: the store stage of a 1-1 C{chat} or
+        C{normal} message with a body and no C{extraParams} between two
+        accounts.  It is stored in the pair's private dialog (found or
+        created by the dialog service, as for the SDK), so it shows in MAM,
+        REST history and unread counts; its client id is left alone and
+        the archive id goes out as XEP-0359 C{<stanza-id/>} by the
+        recipient and by the sender (for the sender's carbons).  A
+        message to oneself or to an unknown user is not stored.
+        """
+        senderId = event.origin.account.id
+        recipientId = yield self.directory.idOf(event.to.userhost())
+        if recipientId is None or recipientId == senderId:
+            return None
+        try:
+            dialog, _ = yield self.service.privateDialog(senderId, recipientId, True)
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
+        if dialog is None:
+            return None
+        stanza = event.stanza
+        messageId = newObjectId(self.host.clock.seconds())
+        yield self.store(dialog, senderId, stanza, messageId, int(self.host.clock.seconds()), recipientId)
+        addStanzaId(stanza, event.to.userhost(), messageId)
+        addStanzaId(stanza, event.origin.bare, messageId)
+        forget(stanza)
+        return None
 
     def inOrder(self, session, work) -> defer.Deferred:
         """
