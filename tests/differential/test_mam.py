@@ -14,12 +14,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.differential.observe import play
+from tests.e2e.test_mam import NS_FORWARD, NS_MAM, NS_RSM, NS_SID
 from tests.e2e.test_slixmpp import TIMEOUT
 
-NS_MAM = "urn:xmpp:mam:2"
-NS_SID = "urn:xmpp:sid:0"
-NS_RSM = "http://jabber.org/protocol/rsm"
-NS_FORWARD = "urn:xmpp:forward:0"
 NS_DISCO = "http://jabber.org/protocol/disco#info"
 
 

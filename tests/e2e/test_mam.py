@@ -18,6 +18,7 @@ NS_MAM = "urn:xmpp:mam:2"
 NS_SID = "urn:xmpp:sid:0"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_FORWARD = "urn:xmpp:forward:0"
+NS_CARBONS = "urn:xmpp:carbons:2"
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,9 @@ def test_accountArchiveOfStockChat(users):
     async def scenario():
         alice = await login(users, "mam-alice")
         bob = await login(users, "mam-bob")
+        phone = await login(users, "mam-alice")
+        phone.register_plugin("xep_0280")
+        await phone.plugin["xep_0280"].enable(timeout=TIMEOUT)
         for i in range(4):
             sender, peer = (alice, "mam-bob") if i % 2 == 0 else (bob, "mam-alice")
             sender.send_message(mto=f"{peer}@localhost", mbody=f"m{i}", mtype="chat")
@@ -92,6 +96,13 @@ def test_accountArchiveOfStockChat(users):
         ids, bodies, fin = await archive(alice)
         assert bodies == ["m0", "m1", "m2", "m3"] and fin.get("complete") == "true"
         assert ids == [got[b] for b in bodies]
+        # the sender's other resource learns the archive id of what it sent from its sent carbon
+        sent = [m.find(f"{{{NS_CARBONS}}}sent/{{{NS_FORWARD}}}forwarded/{{jabber:client}}message")
+                for m in phone.raw]
+        carbons = {m.findtext("{jabber:client}body"): stanzaIds(m).get("mam-alice@localhost")
+                   for m in sent if m is not None}
+        assert carbons == {"m0": ids[0], "m2": ids[2]}
+        await phone.logout()
         first, _, fin = await archive(alice, rsmSet(max=2))
         assert first == ids[:2] and fin.get("complete") != "true"
         last = fin.find(f"{{{NS_RSM}}}set").findtext(f"{{{NS_RSM}}}last")
