@@ -12,6 +12,9 @@ stamped and, with C{save_to_history=1}, stored: this handler is the store
 stage of the router's message pipeline (L{xmppchat.router}), which pauses
 the message meanwhile and then lets it go on through the next
 C{message/*} handlers (carbons, push) to delivery, like any message.
+A stock client's C{chat} or C{normal} message with a body and no
+C{extraParams} is stored in the pair's private dialog too (issue 16,
+XEP-0313; C{dialogs.archive_chat}), see L{DialogsModule.archiveChat}.
 
 Group messages: a C{groupchat} message to a room JID
 C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
