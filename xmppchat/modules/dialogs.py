@@ -83,6 +83,11 @@ from xmppchat.storage.interfaces import (
 log = Logger()
 
 LOCK = "dialogs-order"
+# End-to-end encrypted payloads (XEP-0384 OMEMO, XEP-0373/0027 OpenPGP): the
+# dialog store keeps a body, not the payload, so such messages are not
+# archived (their body is only a fallback text).
+ENCRYPTED = frozenset((("eu.siacs.conversations.axolotl", "encrypted"), ("urn:xmpp:omemo:2", "encrypted"),
+                       ("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x")))
 
 
 def changeIn(event, kinds) -> domish.Element | None:
@@ -285,9 +290,14 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         created by the dialog service, as for the SDK), so it shows in MAM,
         REST history and unread counts; its client id is left alone and
         the archive id goes out as XEP-0359 C{<stanza-id/>} by the
-        recipient and by the sender (for the sender's carbons).  A
-        message to oneself or to an unknown user is not stored.
+        recipient (the sender's carbons get one by the sender:
+        L{xmppchat.modules.carbons.sentCopy}).  A message to oneself or
+        to an unknown user, or with an end-to-end encrypted payload
+        (L{ENCRYPTED}), is not stored.
         """
+        stanza = event.stanza
+        if any((c.uri, c.name) in ENCRYPTED for c in stanza.elements()):
+            return None
         senderId = event.origin.account.id
         recipientId = yield self.directory.idOf(event.to.userhost())
         if recipientId is None or recipientId == senderId:
@@ -298,11 +308,9 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
             raise resourceConstraint(e) from None
         if dialog is None:
             return None
-        stanza = event.stanza
         messageId = newObjectId(self.host.clock.seconds())
         yield self.store(dialog, senderId, stanza, messageId, int(self.host.clock.seconds()), recipientId)
         addStanzaId(stanza, event.to.userhost(), messageId)
-        addStanzaId(stanza, event.origin.bare, messageId)
         forget(stanza)
         return None
 
