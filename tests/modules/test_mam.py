@@ -157,10 +157,11 @@ def test_stockChatArchivedWithStanzaIds():
     h.send(bob, "<message to='alice@localhost' type='chat'>"
                 "<received xmlns='urn:xmpp:receipts' id='uuid-1'/></message>")
     h.send(alice, stock("bob@localhost", body="not kept", extra="<no-store xmlns='urn:xmpp:hints'/>"))
+    h.send(alice, stock("bob@localhost", body="x" * 70000))
     h.send(alice, stock("bob@localhost", body="OMEMO fallback",
                         extra="<encrypted xmlns='eu.siacs.conversations.axolotl'><payload>x</payload></encrypted>"))
     ta.pop()
-    tb.pop()
+    assert [len(str(m.body)) for m in tb.pop() if m.name == "message" and m.body] == [8, 70000, 14]
     h.send(bob, mamQuery())
     got, results, fin = page(tb)
     assert got == [sids["bob@localhost"]] and fin["complete"] == "true"

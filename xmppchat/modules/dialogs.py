@@ -53,7 +53,7 @@ from twisted.words.xish import domish
 
 from xmppchat.dialogs.addressing import AccountDirectory, appIdOf
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.service import DialogService
+from xmppchat.dialogs.service import MAX_BODY, DialogService
 from xmppchat.dialogs.wire import (
     addStanzaId,
     changeOf,
@@ -292,12 +292,15 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         the archive id goes out as XEP-0359 C{<stanza-id/>} by the
         recipient (the sender's carbons get one by the sender:
         L{xmppchat.modules.carbons.sentCopy}).  A message to oneself or
-        to an unknown user, or with an end-to-end encrypted payload
-        (L{ENCRYPTED}), is not stored.
+        to an unknown user, with an end-to-end encrypted payload
+        (L{ENCRYPTED}) or a body longer than a dialog message's
+        (C{MAX_BODY}) is delivered, not stored.
         """
         stanza = event.stanza
         if any((c.uri, c.name) in ENCRYPTED for c in stanza.elements()):
             return None
+        if len(str(messageInfo(stanza).body)) > MAX_BODY:
+            return None  # longer than a dialog message may be: delivered, not archived
         senderId = event.origin.account.id
         recipientId = yield self.directory.idOf(event.to.userhost())
         if recipientId is None or recipientId == senderId:
