@@ -184,3 +184,15 @@ def test_queryCostLimitsValidated():
     assert (defaults.storage.read_connections, defaults.storage.query_timeout_ms) == (2, 2000)
     assert (defaults.rest.max_filters, defaults.rest.max_filter_values,
             defaults.rest.max_filter_value_length) == (20, 100, 1024)
+
+
+def test_mamArchiveKeys():
+    """Issue 16 (XEP-0313): dialogs.archive_chat is a bool that may be off; mam_max_dialogs must be >= 1."""
+    config = buildConfig({})
+    assert config.dialogs.archive_chat is True and config.dialogs.mam_max_dialogs == 500
+    assert buildConfig({"dialogs": {"archive_chat": False}}).dialogs.archive_chat is False
+    for section, key in (({"mam_max_dialogs": 0}, "dialogs.mam_max_dialogs"),
+                         ({"archive_chat": "yes"}, "dialogs.archive_chat")):
+        with pytest.raises(ConfigError) as e:
+            buildConfig({"dialogs": section})
+        assert key in str(e.value)

@@ -270,6 +270,12 @@ class DialogsConfig:
     broadcast_catchup_messages: int = 100
     mam_default_page: int = 50
     mam_max_page: int = 100
+    # XEP-0313 for stock clients: archive 1-1 chat/normal messages with a
+    # body that carry no ConnectyCube extraParams in the pair's private
+    # dialog; an account archive query (no 'with') covers at most the
+    # user's mam_max_dialogs most recently active dialogs.
+    archive_chat: bool = True
+    mam_max_dialogs: int = 500
 
 
 @dataclass
@@ -557,7 +563,7 @@ def _validate(config: Config, problem) -> None:
         if getattr(config.pep, f.name) < 1:
             problem(f"pep.{f.name}", "must be at least 1")
     for f in fields(config.dialogs):
-        if f.type != "list" and getattr(config.dialogs, f.name) < 1:
+        if f.type not in ("list", "bool") and getattr(config.dialogs, f.name) < 1:
             problem(f"dialogs.{f.name}", "must be at least 1")
     _validateExtensionFields(config.dialogs.extension_fields, problem)
     if config.dialogs.mam_default_page > config.dialogs.mam_max_page:

@@ -42,14 +42,16 @@ class MessageInfo:
     @ivar carbon: the message is itself a XEP-0280 C{sent}/C{received} wrapper.
     @ivar content: some child other than the above (a correction, a
         reaction, an attachment, an unknown extension).
+    @ivar stanzaIds: a XEP-0359 C{<stanza-id/>} is present.
     """
 
-    __slots__ = ("body", "chatState", "marker", "extraParams", "hints", "private", "carbon", "content")
+    __slots__ = ("body", "chatState", "marker", "extraParams", "hints", "private", "carbon", "content",
+                 "stanzaIds")
 
     def __init__(self, stanza):
         self.body = self.chatState = self.marker = self.extraParams = None
         self.hints = ()
-        self.private = self.carbon = self.content = False
+        self.private = self.carbon = self.content = self.stanzaIds = False
         for child in stanza.children:
             if type(child) is str:
                 continue
@@ -69,6 +71,8 @@ class MessageInfo:
                 self.body = child
             elif name == "extraParams":
                 self.extraParams = child
+            elif name == "stanza-id" and uri == NS_SID:
+                self.stanzaIds = True
             elif name not in _NEUTRAL and not (uri == NS_MARKERS and name == "markable") \
                     and not (uri == NS_RECEIPTS and name == "request"):
                 self.content = True

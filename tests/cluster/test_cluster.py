@@ -239,15 +239,19 @@ def test_rosterCacheOfRemoteUserEvicted():
 
 
 def test_burstIsBatched():
-    """Stanzas for one node within one reactor turn cross in one PUBLISH, in order."""
-    c = ClusterHarness()
-    a, b, alice, ta, bob, tb = c.pair()
-    del c.redis.commands[:]
-    for i in range(20):
-        c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
-    c.pump()
-    assert [str(m.body) for m in sentMessages(ta)] == [str(i) for i in range(20)]
-    assert c.redis.commands.count("PUBLISH") == 2  # the batch, and one acknowledgement for all 20
+    """Stanzas for one node within one reactor turn cross in one PUBLISH, in order.  (Archived
+    chat, issue 16 XEP-0313, leaves the reactor turn for its store write first, so the batch is
+    measured with dialogs.archive_chat off; with it on, order is still kept.)"""
+    for archive in (False, True):
+        c = ClusterHarness(dialogs={"archive_chat": archive})
+        a, b, alice, ta, bob, tb = c.pair()
+        del c.redis.commands[:]
+        for i in range(20):
+            c.chat(b, bob, "alice@localhost", f"{i}", f"m{i}")
+        c.pump()
+        assert [str(m.body) for m in sentMessages(ta)] == [str(i) for i in range(20)]
+        if not archive:
+            assert c.redis.commands.count("PUBLISH") == 2  # the batch, and one acknowledgement for all 20
 
 
 def test_unreadableBatchIgnored():

@@ -29,6 +29,8 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 HANDLED = {
     "{jabber:client}body", "{jabber:client}show", "{jabber:client}priority", "{jabber:client}status",
     "{jabber:client}error", f"{{{NS_DELAY}}}delay", "{jabber:x:delay}x",
+    # XEP-0359 archive ids (both servers archive 1-1 chat): compared by tests/differential/test_mam.py
+    "{urn:xmpp:sid:0}stanza-id",
 }
 
 

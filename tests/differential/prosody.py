@@ -49,7 +49,7 @@ https_ports = {{ }}
 
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping";
-    "smacks"; "blocklist"; "private"; "lastactivity"; "pep";
+    "smacks"; "blocklist"; "private"; "lastactivity"; "pep"; "mam";
 }}
 -- presence, message, iq, offline and c2s are loaded by Prosody itself.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}

@@ -208,9 +208,7 @@ ADVERTISED = [
     pytest.param("server", "jabber:iq:private", id="XEP-0049-private-storage"),
     pytest.param("stream", "{urn:xmpp:sm:3}sm", id="XEP-0198-stream-management"),
     # the Compliance Tester asks the account, not the server
-    pytest.param("account", "urn:xmpp:mam:2", id="XEP-0313-MAM",
-                 marks=missing("XEP-0313 account archive: a query needs a 'with' field (the archive is kept"
-                               " per dialog), so the account does not advertise urn:xmpp:mam:2")),
+    pytest.param("account", "urn:xmpp:mam:2", id="XEP-0313-MAM"),
     pytest.param("server or components", "urn:xmpp:http:upload:0", id="XEP-0363-HTTP-upload"),
     # Mobile category, the Conversations suite, specifications of note
     pytest.param("stream", "{urn:xmpp:csi:0}csi", id="XEP-0352-CSI"),

@@ -114,7 +114,8 @@ def test_strangerCannotTrackPresence(consentServer):
     status, dialog = call(server, "POST", "/chat/Dialog.json",
                           {"type": 3, "occupants_ids": str(server.users["victim"][0])},
                           token=server.users["mallory"][1])
-    assert status == 201, dialog
+    # 200: the flood test's chat already made the pair's dialog (stock 1-1 chat is archived, issue 16)
+    assert status in (200, 201), dialog
 
     async def scenario():
         victim = await login(server, "victim")

@@ -175,9 +175,19 @@ def test_generatedIdAndSpoofedStanzaIdDropped():
     assert result(h.storage.messages.getMessage(got["id"])) is not None
 
 
-def test_plainChatUntouched():
-    """A chat without extraParams (a standard client) is neither stored nor stamped."""
+def test_plainChatArchivedIdKept():
+    """A chat without extraParams (a stock client) keeps its id and gets no extraParams; it is
+    archived (issue 16, XEP-0313) and stamped with stanza-ids; with dialogs.archive_chat off it is
+    neither stored nor stamped."""
     h = HostHarness()
+    alice, _ = h.connect("alice")
+    bob, tb = h.connect("bob")
+    h.send(alice, "<message to='bob@localhost' type='chat' id='x1'><body>plain</body></message>")
+    [got] = messages(tb)
+    assert got["id"] == "x1" and got.extraParams is None
+    [sid] = [c["id"] for c in got.elements() if c.name == "stanza-id" and c["by"] == "bob@localhost"]
+    assert result(h.storage.messages.getMessage(sid)).body == "plain"
+    h = HostHarness(dialogs={"archive_chat": False})
     alice, _ = h.connect("alice")
     bob, tb = h.connect("bob")
     h.send(alice, "<message to='bob@localhost' type='chat' id='x1'><body>plain</body></message>")

@@ -3,7 +3,7 @@ Tests for XEP-0313 MAM with XEP-0059 paging over dialog history
 (xmppchat.modules.mam).
 """
 
-from tests.helpers import HostHarness
+from tests.helpers import HostHarness, result
 from tests.modules.test_dialogs import chat, group, private, room
 from xmppchat.storage.interfaces import DIALOG_GROUP
 
@@ -96,17 +96,16 @@ def test_roomHistoryAndAccess():
 
 
 def test_queryErrors():
-    """No 'with', a bad date, or an unknown RSM id give the XEP's errors; no dialog gives an empty complete page."""
+    """A bad date or an unknown RSM id give the XEP's errors; no dialog gives an empty complete page."""
     h = HostHarness()
     private(h)
     alice, ta = h.connect("alice")
     h.addUser("carol")
-    h.send(alice, mamQuery())
     h.send(alice, mamQuery(with_="bob@localhost", start="yesterday"))
     h.send(alice, mamQuery(with_="bob@localhost",
                            rsm="<set xmlns='http://jabber.org/protocol/rsm'><after>6b026913da64a5335800ffff</after></set>"))
     errors = [e.error.firstChildElement().name for e in ta.pop()]
-    assert errors == ["not-acceptable", "bad-request", "item-not-found"]
+    assert errors == ["bad-request", "item-not-found"]
     h.send(alice, mamQuery(with_="carol@localhost"))
     got, _, fin = page(ta)
     assert got == [] and fin["complete"] == "true"
@@ -124,3 +123,157 @@ def test_startFilter():
     ta.pop()
     h.send(alice, mamQuery(with_="bob@localhost", start="2023-11-14T22:14:00Z"))
     assert page(ta)[0] == [ids(2)[1]]
+
+
+NS_SID = "urn:xmpp:sid:0"
+
+
+def stock(to, body="hi", mid="uuid-1", extra=""):
+    """A stock client's 1-1 message: no extraParams."""
+    return f"<message to='{to}' type='chat' id='{mid}'><body>{body}</body>{extra}</message>"
+
+
+def stanzaIds(message):
+    return {e["by"]: e["id"] for e in message.elements(NS_SID, "stanza-id")}
+
+
+def test_stockChatArchivedWithStanzaIds():
+    """A stock client's chat (no extraParams) is stored in the pair's private dialog, keeps its id, and
+    reaches bob with a stanza-id by bob naming the archive id; a forged stanza-id by
+    one of our users is dropped (XEP-0359 §5); chat states, receipts, no-store and OMEMO messages
+    are not stored."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    forged = f"<stanza-id xmlns='{NS_SID}' by='bob@localhost' id='forged'/>"
+    h.send(alice, stock("bob@localhost", extra=forged))
+    [delivered] = [m for m in tb.pop() if m.name == "message"]
+    assert delivered["id"] == "uuid-1" and delivered.extraParams is None
+    sids = stanzaIds(delivered)
+    assert set(sids) == {"bob@localhost"}
+    assert sids["bob@localhost"] != "forged"
+    h.send(alice, "<message to='bob@localhost' type='chat'>"
+                  "<active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+    h.send(bob, "<message to='alice@localhost' type='chat'>"
+                "<received xmlns='urn:xmpp:receipts' id='uuid-1'/></message>")
+    h.send(alice, stock("bob@localhost", body="not kept", extra="<no-store xmlns='urn:xmpp:hints'/>"))
+    h.send(alice, stock("bob@localhost", body="x" * 70000))
+    h.send(alice, stock("bob@localhost", body="OMEMO fallback",
+                        extra="<encrypted xmlns='eu.siacs.conversations.axolotl'><payload>x</payload></encrypted>"))
+    ta.pop()
+    assert [len(str(m.body)) for m in tb.pop() if m.name == "message" and m.body] == [8, 70000, 14]
+    h.send(bob, mamQuery())
+    got, results, fin = page(tb)
+    assert got == [sids["bob@localhost"]] and fin["complete"] == "true"
+    assert str(results[0].result.forwarded.message.body) == "hi"
+    dialog = result(h.storage.dialogs.findPrivateDialog(h.accountId("alice"), h.accountId("bob")))
+    assert h.unread("bob", dialog) == 1 and dialog.lastMessage == "hi"
+
+
+def test_stockChatSwitchOff():
+    """dialogs.archive_chat = false: stock chat is delivered but not stored."""
+    h = HostHarness(dialogs={"archive_chat": False})
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    h.send(alice, stock("bob@localhost"))
+    [delivered] = [m for m in tb.pop() if m.name == "message"]
+    assert stanzaIds(delivered) == {}
+    h.send(bob, mamQuery())
+    assert page(tb)[0] == []
+
+
+def test_sdkMessageWithoutSaveNotStored():
+    """An SDK message without save_to_history keeps today's rule: not archived."""
+    h = HostHarness()
+    dialog = private(h)
+    alice, ta = h.connect("alice")
+    h.send(alice, chat("bob@localhost", dialog, save=None))
+    ta.pop()
+    h.send(alice, mamQuery())
+    assert page(ta)[0] == []
+
+
+def test_accountArchiveAcrossDialogs():
+    """XEP-0313 §4: without 'with' the account archive holds every readable dialog's messages, oldest
+    first, paged by RSM after/before; 'with' still narrows; other users' dialogs stay out; the cap
+    dialogs.mam_max_dialogs keeps the most recently active dialogs."""
+    h = HostHarness()
+    dialog = private(h)
+    grp = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    other = private(h, "carol", "dave")
+    alice, ta = h.connect("alice")
+    carol, tc = h.connect("carol")
+    all_ = ids(6)
+    for i, mid in enumerate(all_):
+        h.send(alice, chat("bob@localhost", dialog, mid=mid) if i % 2 else group(grp, mid=mid))
+    h.send(carol, chat("dave@localhost", other, mid="6b026913da64a5335800ffff"))
+    ta.pop()
+    h.send(alice, mamQuery())
+    got, results, fin = page(ta)
+    assert got == all_ and fin["complete"] == "true" and str(fin.set.count) == "6"
+    assert results[0]["from"] == "alice@localhost"
+    assert results[0].result.forwarded.message["type"] == "groupchat"
+    assert results[1].result.forwarded.message["type"] == "chat"
+    rsm = "<set xmlns='http://jabber.org/protocol/rsm'><max>4</max></set>"
+    h.send(alice, mamQuery(rsm=rsm))
+    got, _, fin = page(ta)
+    assert got == all_[:4] and fin["complete"] == "false"
+    rsm = f"<set xmlns='http://jabber.org/protocol/rsm'><max>4</max><after>{fin.set.last}</after></set>"
+    h.send(alice, mamQuery(rsm=rsm))
+    assert page(ta)[0] == all_[4:]
+    rsm = "<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set>"
+    h.send(alice, mamQuery(rsm=rsm))
+    assert page(ta)[0] == all_[4:]
+    rsm = f"<set xmlns='http://jabber.org/protocol/rsm'><before>{all_[4]}</before></set>"
+    h.send(alice, mamQuery(rsm=rsm))
+    assert page(ta)[0] == all_[:4]
+    h.send(alice, mamQuery(with_="bob@localhost"))
+    assert page(ta)[0] == all_[1::2]
+    rsm = "<set xmlns='http://jabber.org/protocol/rsm'><after>6b026913da64a5335800ffff</after></set>"
+    h.send(alice, mamQuery(rsm=rsm))
+    [err] = ta.pop()
+    assert err.error.firstChildElement().name == "item-not-found"
+
+
+def test_accountArchiveDialogCap():
+    """With mam_max_dialogs = 1 only the most recently active dialog is searched."""
+    h = HostHarness(dialogs={"mam_max_dialogs": 1})
+    dialog = private(h)
+    grp = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    alice, ta = h.connect("alice")
+    all_ = ids(2)
+    h.send(alice, chat("bob@localhost", dialog, mid=all_[0]))
+    h.clock.advance(10)
+    h.send(alice, group(grp, mid=all_[1]))
+    ta.pop()
+    h.send(alice, mamQuery())
+    assert page(ta)[0] == [all_[1]]
+
+
+def test_accountAdvertisesMam():
+    """The account's disco#info lists urn:xmpp:mam:2 and urn:xmpp:sid:0."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    h.send(alice, "<iq type='get' id='d1' to='alice@localhost'>"
+                  "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+    [iq] = ta.pop()
+    features = {f["var"] for f in iq.query.elements() if f.name == "feature"}
+    assert {NS_MAM, NS_SID} <= features
+
+
+def test_sentCarbonNamesSenderArchive():
+    """The sender's sent carbon of an archived message carries a stanza-id by the sender (the same
+    archive id); the recipient's copy only one by the recipient."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    phone, tp = h.connect("alice", "phone")
+    bob, tb = h.connect("bob")
+    h.send(phone, "<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+    tp.pop()
+    h.send(alice, stock("bob@localhost"))
+    [delivered] = [m for m in tb.pop() if m.name == "message"]
+    [carbon] = [m for m in tp.pop() if m.name == "message"]
+    sent = carbon.sent.forwarded.message
+    assert stanzaIds(sent) == {"bob@localhost": stanzaIds(delivered)["bob@localhost"],
+                               "alice@localhost": stanzaIds(delivered)["bob@localhost"]}
+    assert set(stanzaIds(delivered)) == {"bob@localhost"}

@@ -362,7 +362,7 @@ def test_offlineMessageFromBlockedNotStored():
     assert condition(messages(tb)[0]) == "service-unavailable"
     chat(h, carol, "alice@localhost")
     stored = result(h.storage.offline.fetchOffline("alice"))
-    assert [m.stanza.count("carol@localhost") for m in stored] == [1]
+    assert [m.stanza.count("carol@localhost/c") for m in stored] == [1]
 
 
 def test_offlineBlockerNotInCacheIsLoadedFirst():

@@ -1141,6 +1141,28 @@ def test_clearHistory(storage):
     failure(storage.messages.clearHistory("0" * 24, 3), NotFound)
 
 
+def test_listMessagesOfSeveralDialogs(storage):
+    """A listing over a list of dialog ids (the XEP-0313 account archive) is one query over all of
+    them, in order, each dialog's cut-off and per-user deletions applied; counts agree."""
+    a, b, c = group(storage), group(storage), group(storage)
+    a1 = send(storage, a, 2, "a1")
+    b1 = send(storage, b, 2, "b1")
+    result(storage.messages.clearHistory(a.id, 3))
+    send(storage, c, 2, "c1")
+    a2 = send(storage, a, 2, "a2")
+    b2 = send(storage, b, 2, "b2")
+    result(storage.messages.deleteForUser([b2.id], 3))
+    ids = [a.id, b.id]
+
+    def listed(userId, query=None):
+        return [m.id for m in result(storage.messages.listMessages(ids, userId, query))]
+
+    assert listed(None, Query(sort="created_at")) == [a1.id, b1.id, a2.id, b2.id]
+    assert listed(3) == [b1.id, a2.id]
+    assert result(storage.messages.countMessages(ids, 3)) == 2
+    assert result(storage.messages.listMessages([], 3)) == []
+
+
 def test_searchMessages(storage):
     """Search finds a text in the bodies of the given dialogs, case-insensitively, newest first."""
     a, b, c = group(storage), group(storage), group(storage)

@@ -23,9 +23,28 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppchat.messageinfo import NS_CARBONS, NS_FORWARD, messageInfo
+from xmppchat.messageinfo import NS_CARBONS, NS_FORWARD, NS_SID, messageInfo
 from xmppchat.modules.base import Module, hook
 from xmppchat.stanzas import NS_CLIENT
+
+
+def sentCopy(stanza, recipient: str, sender: str):
+    """
+    The message a C{sent} carbon forwards: when the server stamped it with
+    a XEP-0359 C{<stanza-id by=recipient/>} (an archived dialog message),
+    a copy that also names it by the sender, whose archive holds the same
+    message (XEP-0313 §5.1.2: a client learns the archive id of what it
+    sent from its carbons); else the stanza itself.  Only the carbon gets
+    it, as Prosody does: the recipient sees the id in its own archive.
+    """
+    for sid in stanza.elements(NS_SID, "stanza-id"):
+        if sid.getAttribute("by") == recipient:
+            copy = domish.Element((stanza.uri, stanza.name), attribs=dict(stanza.attributes))
+            copy.children = list(stanza.children)
+            mine = copy.addElement((NS_SID, "stanza-id"))
+            mine["by"], mine["id"] = sender, sid.getAttribute("id")
+            return copy
+    return stanza
 
 
 def carbonWrapper(kind: str, stanza, frm: str, to: str) -> domish.Element:
@@ -93,7 +112,7 @@ class CarbonsModule(Module):
             return None
         bare = to.userhost()
         if origin is not None and origin.bare != bare:
-            self.copyTo("sent", origin.bare, stanza, origin)
+            self.copyTo("sent", origin.bare, sentCopy(stanza, bare, origin.bare), origin)
         if event.kind == "full" and (origin is None or origin.bare != bare):
             target = self.host.sessions.get(bare, to.resource)
             if target is not None:

@@ -12,6 +12,9 @@ stamped and, with C{save_to_history=1}, stored: this handler is the store
 stage of the router's message pipeline (L{xmppchat.router}), which pauses
 the message meanwhile and then lets it go on through the next
 C{message/*} handlers (carbons, push) to delivery, like any message.
+A stock client's C{chat} or C{normal} message with a body and no
+C{extraParams} is stored in the pair's private dialog too (issue 16,
+XEP-0313; C{dialogs.archive_chat}), see L{DialogsModule.archiveChat}.
 
 Group messages: a C{groupchat} message to a room JID
 C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
@@ -50,7 +53,7 @@ from twisted.words.xish import domish
 
 from xmppchat.dialogs.addressing import AccountDirectory, appIdOf
 from xmppchat.dialogs import rules
-from xmppchat.dialogs.service import DialogService
+from xmppchat.dialogs.service import MAX_BODY, DialogService
 from xmppchat.dialogs.wire import (
     addStanzaId,
     changeOf,
@@ -80,6 +83,11 @@ from xmppchat.storage.interfaces import (
 log = Logger()
 
 LOCK = "dialogs-order"
+# End-to-end encrypted payloads (XEP-0384 OMEMO, XEP-0373/0027 OpenPGP): the
+# dialog store keeps a body, not the payload, so such messages are not
+# archived (their body is only a fallback text).
+ENCRYPTED = frozenset((("eu.siacs.conversations.axolotl", "encrypted"), ("urn:xmpp:omemo:2", "encrypted"),
+                       ("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x")))
 
 
 def changeIn(event, kinds) -> domish.Element | None:
@@ -237,11 +245,20 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
     def onPrivate(self, event):
         stanza = event.stanza
         origin = event.origin
-        if (origin is None or origin.account is None or event.stanzaType != "chat"
+        if (origin is None or origin.account is None or event.stanzaType not in ("chat", "normal")
                 or event.to.user is None):
             return None
         info = messageInfo(stanza)
-        if info.extraParams is None or info.marker is not None or changeOf(stanza) is not None:
+        if info.stanzaIds:
+            self.stripStanzaIds(stanza)
+            info = messageInfo(stanza)
+        if info.extraParams is None:
+            if (self.config.archive_chat and info.body is not None and str(info.body).strip()
+                    and info.marker is None and changeOf(stanza) is None
+                    and not {"no-store", "no-permanent-store"} & set(info.hints)):
+                return self.archiveChat(event)
+            return None
+        if event.stanzaType != "chat" or info.marker is not None or changeOf(stanza) is not None:
             return None
         dialogId = info.extraParam("dialog_id")
         save = info.extraParam("save_to_history") == "1"
@@ -252,6 +269,53 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
                 raise StanzaError("bad-request", text="dialog_id must be a 24-hex dialog id")
             return None  # names no dialog: a plain 1-1 message
         return self.privateMessage(event, dialogId, save)
+
+    def stripStanzaIds(self, stanza) -> None:
+        """
+        XEP-0359 §5: drop the C{<stanza-id/>} a client sent that claims to be
+        by this server or one of its users (only the server stamps those).
+        """
+        domain = self.host.domain
+        stanza.children = [c for c in stanza.children if type(c) is str or not (
+            c.name == "stanza-id" and c.uri == NS_SID
+            and (c.getAttribute("by") or "").rpartition("@")[2].partition("/")[0] == domain)]
+        forget(stanza)
+
+    @defer.inlineCallbacks
+    def archiveChat(self, event):
+        """
+        XEP-0313 for stock clients: the store stage of a 1-1 C{chat} or
+        C{normal} message with a body and no C{extraParams} between two
+        accounts.  It is stored in the pair's private dialog (found or
+        created by the dialog service, as for the SDK), so it shows in MAM,
+        REST history and unread counts; its client id is left alone and
+        the archive id goes out as XEP-0359 C{<stanza-id/>} by the
+        recipient (the sender's carbons get one by the sender:
+        L{xmppchat.modules.carbons.sentCopy}).  A message to oneself or
+        to an unknown user, with an end-to-end encrypted payload
+        (L{ENCRYPTED}) or a body longer than a dialog message's
+        (C{MAX_BODY}) is delivered, not stored.
+        """
+        stanza = event.stanza
+        if any((c.uri, c.name) in ENCRYPTED for c in stanza.elements()):
+            return None
+        if len(str(messageInfo(stanza).body)) > MAX_BODY:
+            return None  # longer than a dialog message may be: delivered, not archived
+        senderId = event.origin.account.id
+        recipientId = yield self.directory.idOf(event.to.userhost())
+        if recipientId is None or recipientId == senderId:
+            return None
+        try:
+            dialog, _ = yield self.service.privateDialog(senderId, recipientId, True)
+        except QuotaExceeded as e:
+            raise resourceConstraint(e) from None
+        if dialog is None:
+            return None
+        messageId = newObjectId(self.host.clock.seconds())
+        yield self.store(dialog, senderId, stanza, messageId, int(self.host.clock.seconds()), recipientId)
+        addStanzaId(stanza, event.to.userhost(), messageId)
+        forget(stanza)
+        return None
 
     def inOrder(self, session, work) -> defer.Deferred:
         """

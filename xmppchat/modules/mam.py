@@ -8,8 +8,11 @@ dialog history.
   account with a C{with} field: a user's JID gives the private dialog
   with that user, a room JID C{<appId>_<dialogId>@muc.<domain>} that
   dialog; the same query sent to a room JID (the C{muc-iq-set/room} event)
-  searches that room.  Without C{with} on the account: C{not-acceptable}
-  (the archive is kept per dialog).
+  searches that room.  Without C{with} on the account (§4): every dialog
+  the user may read (private and group dialogs they occupy), at most the
+  C{dialogs.mam_max_dialogs} most recently active ones, in one indexed
+  storage query; the account advertises C{urn:xmpp:mam:2} and
+  C{urn:xmpp:sid:0}.
 - Fields C{start}/C{end} (XEP-0082 date-times) filter on C{date_sent};
   RSM C{<max/>} (default C{dialogs.mam_default_page}, capped at
   C{dialogs.mam_max_page}), C{<after/>} and C{<before/>} (empty: the last
@@ -35,7 +38,7 @@ from xmppchat.dialogs.addressing import appIdOf, parseRoom, roomJID
 from xmppchat.dialogs.rules import canRead
 from xmppchat.dialogs.wire import messageStanza
 from xmppchat.jid import InvalidJID, parseJID
-from xmppchat.messageinfo import NS_FORWARD
+from xmppchat.messageinfo import NS_FORWARD, NS_SID
 from xmppchat.modules.base import Module, hook
 from xmppchat.modules.dialogs import dialogsOf
 from xmppchat.muc.service import RoomEvent
@@ -98,6 +101,7 @@ class MAMModule(Module):
     name = "mam"
     features = (NS_MAM,)
     roomFeatures = features
+    accountFeatures = (NS_MAM, NS_SID)
 
     @hook(f"iq-get/self/{NS_MAM}:query")
     @hook(f"muc-iq-get/room/{NS_MAM}:query")
@@ -114,17 +118,22 @@ class MAMModule(Module):
     @defer.inlineCallbacks
     def resolve(self, event, fields):
         """
-        C{(dialog, archive JID, appId)} of a query, or C{(None, ...)} when
-        the user has no dialog with C{with}.
+        C{(dialogs, archive JID, appId)} of a query: the room's dialog, the
+        dialog with C{with} (none when the user has none with that
+        peer), or without C{with} on the account (XEP-0313 §4) the
+        user's C{dialogs.mam_max_dialogs} most recently active dialogs.
         """
         dialogs = dialogsOf(self.host)
         session = event.origin
         if isinstance(event, RoomEvent):
             dialog = yield dialogs.roomDialog(event)
-            return dialog, event.room, event.appId
+            return [dialog], event.room, event.appId
         peer = fields.get("with")
         if not peer:
-            raise StanzaError("not-acceptable", text="Give a 'with' field: a user or room JID")
+            found = yield self.storage.dialogs.listDialogs(session.account.id, Query(
+                sort="updated_at", descending=True, limit=self.host.config.dialogs.mam_max_dialogs))
+            readable = [d for d in found if canRead(d, session.account.id)]
+            return readable, session.bare, appIdOf(session.localpart)
         try:
             peerJID = parseJID(peer)
         except InvalidJID:
@@ -135,12 +144,12 @@ class MAMModule(Module):
                 raise StanzaError("item-not-found", text="Not a dialog room JID")
             dialogs.checkAppId(parsed[0])
             dialog = yield dialogs.getDialog(parsed[1])
-            return dialog, roomJID(parsed[0], dialog.id, dialogs.mucDomain), parsed[0]
+            return [dialog], roomJID(parsed[0], dialog.id, dialogs.mucDomain), parsed[0]
         peerId = yield dialogs.directory.idOf(peerJID.userhost())
         if peerId is None:
             raise StanzaError("item-not-found", text="No such user")
         dialog = yield self.storage.dialogs.findPrivateDialog(session.account.id, peerId)
-        return dialog, session.bare, appIdOf(session.localpart)
+        return [dialog] if dialog is not None else [], session.bare, appIdOf(session.localpart)
 
     @defer.inlineCallbacks
     def query(self, event):
@@ -148,9 +157,10 @@ class MAMModule(Module):
         userId = session.account.id
         element = iq.query
         fields = formFields(element)
-        dialog, archive, appId = yield self.resolve(event, fields)
-        if dialog is not None and not canRead(dialog, userId):
-            raise StanzaError("forbidden", text="You are not an occupant of this dialog")
+        found, archive, appId = yield self.resolve(event, fields)
+        for dialog in found:
+            if not canRead(dialog, userId):
+                raise StanzaError("forbidden", text="You are not an occupant of this dialog")
         config = self.host.config.dialogs
         limit, after, before = config.mam_default_page, None, None
         for rsm in element.elements(NS_RSM, "set"):
@@ -170,15 +180,17 @@ class MAMModule(Module):
         if fields.get("end"):
             filters.where("date_sent", "lte", parseTime(fields["end"], "end"))
         queryId = element.getAttribute("queryid")
-        if dialog is None:
+        if not found:
             return self.finish(event, [], True, 0)
+        byId = {dialog.id: dialog for dialog in found}
+        ids = list(byId) if len(byId) > 1 else found[0].id
         messages = self.storage.messages
-        count = yield messages.countMessages(dialog.id, userId, filters)
+        count = yield messages.countMessages(ids, userId, filters)
         ref = None
         for refId in (after, before):
             if refId:
                 ref = yield messages.getMessage(refId.lower(), userId) if isObjectId(refId) else None
-                if ref is None or ref.dialogId != dialog.id:
+                if ref is None or ref.dialogId not in byId:
                     raise StanzaError("item-not-found", text=f"No message {refId} in this archive")
         page = Query(list(filters.filters), sort="created_at", limit=limit + 1 + SLACK)
         backwards = before is not None
@@ -188,7 +200,7 @@ class MAMModule(Module):
                 page.where("created_at", "lte", ref.createdAt)
         elif ref is not None:
             page.where("created_at", "gte", ref.createdAt)
-        found = yield messages.listMessages(dialog.id, userId, page)
+        found = yield messages.listMessages(ids, userId, page)
         found.sort(key=lambda m: m.order)
         if ref is not None:
             found = [m for m in found if (m.order < ref.order if backwards else m.order > ref.order)]
@@ -196,21 +208,22 @@ class MAMModule(Module):
             items, complete = found[-limit:] if limit else [], len(found) <= limit
         else:
             items, complete = found[:limit], len(found) <= limit
-        yield self.sendResults(session, dialog, archive, appId, items, queryId)
+        yield self.sendResults(session, byId, archive, appId, items, queryId)
         return self.finish(event, items, complete, count)
 
     @defer.inlineCallbacks
-    def sendResults(self, session, dialog, archive, appId, items, queryId):
+    def sendResults(self, session, byId, archive, appId, items, queryId):
         dialogs = dialogsOf(self.host)
         jids = yield dialogs.directory.jidsOf({m.senderId for m in items} | {
             m.recipientId for m in items if m.recipientId is not None})
-        private = dialog.type == DIALOG_PRIVATE
-        room = None if private else roomJID(appId or dialogs.defaultAppId(), dialog.id, dialogs.mucDomain)
+        appId = appId or dialogs.defaultAppId()
         for message in items:
-            if private:
+            dialog = byId[message.dialogId]
+            if dialog.type == DIALOG_PRIVATE:
                 stanza = messageStanza(message, jids.get(message.senderId), jids.get(message.recipientId),
                                        "chat", dialog.id)
             else:
+                room = roomJID(appId, dialog.id, dialogs.mucDomain)
                 stanza = messageStanza(message, f"{room}/{message.senderId}", None, "groupchat", dialog.id)
             wrapper = domish.Element((NS_CLIENT, "message"))
             wrapper["to"] = session.full

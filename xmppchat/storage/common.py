@@ -633,6 +633,16 @@ def editValues(body, attachments, custom) -> tuple:
     return attachments, custom
 
 
+def dialogIdList(dialogIds) -> list:
+    """
+    The dialog ids a message listing covers: one id, or a list of them
+    (an account-wide XEP-0313 query), without repeats.
+    """
+    if isinstance(dialogIds, str):
+        return [dialogIds]
+    return list(dict.fromkeys(dialogIds))
+
+
 def searchArguments(dialogIds, text, limit) -> tuple[list, int | None]:
     """
     Check C{searchMessages}'s arguments; returns C{(dialogIds, limit)}.

@@ -844,7 +844,9 @@ class IMessageStore(Protocol):
         """
         Fires with the dialog's messages matching the query; with
         C{userId}, without those deleted for that user or behind their
-        cut-off.  Fails with L{InvalidQuery}.
+        cut-off.  C{dialogId} may also be a list of dialog ids (the
+        XEP-0313 account archive: one indexed query over all of them).
+        Fails with L{InvalidQuery}.
         """
 
     def countMessages(self, dialogId: str, userId: int | None = None,

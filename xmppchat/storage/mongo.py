@@ -1060,6 +1060,21 @@ def _visible(db, dialogId, userId) -> dict:
     return {"dialog_id": dialogId, "hidden_for": {"$ne": userId}, "ord": {"$gt": cut}}
 
 
+def _visibleIn(db, dialogIds: list, userId) -> dict:
+    """
+    The conditions for messages of several dialogs that a user may see:
+    one read of the user's history cut-offs, then one indexed C{$in}
+    (XEP-0313 account archive queries).
+    """
+    if userId is None:
+        return {"dialog_id": {"$in": dialogIds}}
+    cuts = {doc["_id"].rpartition(":")[0]: doc["cleared_order"] for doc in db.dialog_users.find(
+        {"_id": {"$in": [_stateId(d, userId) for d in dialogIds]}, "cleared_order": {"$gt": 0}})}
+    branches = [{"dialog_id": {"$in": [d for d in dialogIds if d not in cuts]}}]
+    branches += [{"dialog_id": d, "ord": {"$gt": cut}} for d, cut in cuts.items()]
+    return {"$or": branches, "hidden_for": {"$ne": userId}}
+
+
 def _latest(db, dialogId):
     return db.messages.find_one({"dialog_id": dialogId}, sort=[("ord", pymongo.DESCENDING)])
 
@@ -1151,7 +1166,11 @@ class MongoMessageStore(_Store):
         return self.db.run(get)
 
     def _filter(self, db, dialogId, userId, query):
-        base = {"dialog_id": dialogId} if userId is None else _visible(db, dialogId, userId)
+        ids = common.dialogIdList(dialogId)
+        if len(ids) == 1:
+            base = {"dialog_id": ids[0]} if userId is None else _visible(db, ids[0], userId)
+        else:
+            base = _visibleIn(db, ids, userId)
         return _MESSAGES.filter(query, base)
 
     def listMessages(self, dialogId, userId=None, query=None):

@@ -1524,8 +1524,9 @@ class SQLiteMessageStore(_Store):
     @staticmethod
     def _listing(dialogId, userId, query):
         where, params, query = _MESSAGES.where(query)
-        where = f"m.dialog_id = ? AND {where}"
-        params = [dialogId, *params]
+        ids = common.dialogIdList(dialogId)
+        where = f"m.dialog_id IN ({_marks(ids)}) AND {where}"
+        params = [*ids, *params]
         if userId is not None:
             where += _VISIBLE
             params += [userId, userId]
