@@ -412,3 +412,28 @@ def test_affiliationsSurviveRestart(harnessBackend):
         assert [i["jid"] for i in got.query.elements()] == [f"{expected}@localhost"], got.toXml()
     iq(h, alice, "get", OWNER)
     assert formValues(reply(ta))["muc#roomconfig_membersonly"] == "1"
+
+
+def test_attackReasonsForNonOccupantsNotKept():
+    """
+    Security review finding 1: an owner bans and unbans many users who are
+    not in the room, each with a 200 KB reason.  The service keeps none of
+    it, and the reason an occupant is kicked with is cut to MAX_REASON.
+    """
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    big = "x" * 200000
+    for i in range(20):
+        h.accountId(f"u{i}")
+        for affiliation in ("member", "none"):
+            iq(h, alice, "set", ADMIN, f"<item affiliation='{affiliation}' jid='u{i}@localhost'>"
+                                       f"<reason>{big}</reason></item>")
+            assert reply(ta)["type"] == "result"
+    muc = h.host.modules["muc"]
+    assert not getattr(muc, "reasons", None)
+    from xmppchat.muc.admin import MAX_REASON
+
+    iq(h, alice, "set", ADMIN, f"<item affiliation='outcast' jid='{bob.bare}'><reason>{big}</reason></item>")
+    [kicked] = presences(tb)
+    assert {"110", "301"} <= codes(kicked) and str(kicked.x.item.reason) == "x" * MAX_REASON
+    assert not getattr(muc, "reasons", None)

@@ -46,6 +46,17 @@ NS_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization"
 AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
 RANK = {"outcast": -1, "none": 0, "member": 1, "admin": 2, "owner": 3}
 ROLES = ("moderator", "participant", "visitor", "none")
+#: characters of a kick, ban or destroy reason kept (more are cut; security review finding 1)
+MAX_REASON = 1024
+
+
+def reasonOf(element) -> str | None:
+    """
+    The C{<reason/>} of an admin item or a destroy (XEP-0045 §8.2, §9.1,
+    §10.9), cut to L{MAX_REASON} characters (security review finding 1).
+    """
+    reason = element.reason
+    return str(reason)[:MAX_REASON] if reason is not None else None
 
 
 class AdminMixin:
@@ -132,8 +143,7 @@ class AdminMixin:
             raise StanzaError("bad-request", text="No item to change")
         for item in items:
             targetId = yield self.targetOf(room, item)
-            reason = item.reason
-            reason = str(reason) if reason is not None else None
+            reason = reasonOf(item)
             if item.getAttribute("affiliation") is not None:
                 yield self.setAffiliation(event, room, actorId, targetId, item["affiliation"], reason)
             elif item.getAttribute("role") is not None:
@@ -208,9 +218,10 @@ class AdminMixin:
             raise StanzaError("not-allowed", text=e.text) from None
         if extensions is not None:
             dialog = yield self.storage.dialogs.updateDialog(dialog.id, extensions=extensions)
-        if reason:
-            self.reasons[(room.jid, targetId)] = reason
-        self.host.hooks.fire("rest-dialog-updated", DialogEvent(dialog, actorId, event.appId, added, removed))
+        # only an occupant is kicked with a reason; it travels with the event, nothing keeps it
+        reasons = {targetId: reason} if reason and room.occupantOf(targetId) is not None else None
+        self.host.hooks.fire("rest-dialog-updated",
+                             DialogEvent(dialog, actorId, event.appId, added, removed, reasons=reasons))
 
     def setRole(self, room, actorId: int, targetId: int, role: str, reason) -> None:
         """
@@ -248,9 +259,7 @@ class AdminMixin:
         """
         session = self.requireSession(event)
         room = yield self.roomOf(event)
-        reason = destroy.reason
-        self.destroying[room.dialog.id] = (str(reason) if reason is not None else None,
-                                           destroy.getAttribute("jid"))
+        self.destroying[room.dialog.id] = (reasonOf(destroy), destroy.getAttribute("jid"))
         try:
             yield self.dialogService().remove(session.account.id, room.dialog, event.appId)
         except Forbidden:

@@ -262,8 +262,6 @@ class RoomsMixin:
         self.service.resolveNamed = self.resolveNamed
         # dialog id -> (reason, alternate venue) of a room being destroyed (§10.9)
         self.destroying: dict[str, tuple] = {}
-        # (room, account id) -> the reason of an affiliation change that kicks (§9.1, §9.4)
-        self.reasons: dict[tuple, str] = {}
         # called as f(room, occupant, session, joined) when a session enters
         # (or updates its presence in) or leaves a room (cluster mode)
         self.onOccupancy = None
@@ -910,7 +908,7 @@ class RoomsMixin:
                 if not room.admits(occupant.userId) or (
                         occupant.userId in event.removed and not isOpen(room.dialog)):
                     self.kick(room, occupant, actor, event.userId, self.kickCodes(room, occupant, event),
-                              self.reasons.pop((room.jid, occupant.userId), None))
+                              (event.reasons or {}).get(occupant.userId))
                 elif before.get(nick) != (room.affiliation(occupant.userId), room.role(occupant.userId)):
                     self.broadcastPresence(room, occupant)
                     for session in occupant.sessions:
