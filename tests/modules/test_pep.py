@@ -389,3 +389,23 @@ def test_attackCapsCacheKeepsNotifyNodesOnly():
     assert interest.cache.get(ver) == eve.state["pep"]
     assert len(eve.state["pep"]) == MAX_INTEREST_NODES and "urn:x:plain" not in eve.state["pep"]
     assert all(len(node) <= MAX_NOTIFY_NODE for node in eve.state["pep"])
+
+
+def test_attackMalformedMaxItems():
+    """
+    Security review finding 4: a huge max_items (it overflowed the store's
+    64-bit integers: internal-server-error) is all the node keeps; one in
+    '²' or other scripts' digits is bad-request.
+    """
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>A</nick>", access_model="open"))
+    eve, _ = h.connect("eve")
+    get = f"<pubsub xmlns='{PS}'><items node='{NICK}' max_items='{{}}'/></pubsub>"
+    got, _ = iq(h, eve, get.format("99999999999999999999999"), iqType="get", to="alice@localhost")
+    assert got["type"] == "result" and str(got.pubsub.items.item.nick) == "A"
+    for value in ("²", "٣", "-1"):
+        got, _ = iq(h, eve, get.format(value), iqType="get", to="alice@localhost")
+        assert errorOf(got)[0] == "bad-request"
+    got, _ = iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>B</nick>", max_items="²"))
+    assert got["type"] == "error"

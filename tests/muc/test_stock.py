@@ -437,3 +437,18 @@ def test_attackReasonsForNonOccupantsNotKept():
     [kicked] = presences(tb)
     assert {"110", "301"} <= codes(kicked) and str(kicked.x.item.reason) == "x" * MAX_REASON
     assert not getattr(muc, "reasons", None)
+
+
+def test_attackMalformedMaxUsers(harnessBackend):
+    """
+    Security review finding 4: muc#roomconfig_maxusers '²' (str.isdigit
+    says yes, int says no), other scripts' digits or a huge number are
+    not-acceptable, not an internal-server-error.
+    """
+    h = HostHarness()
+    alice, ta = instantRoom(h)
+    for value in ("²", "٣", "99999999999999999999999"):
+        iq(h, alice, "set", OWNER, form(maxusers=value))
+        assert errorOf(reply(ta)) == "not-acceptable"
+    iq(h, alice, "set", OWNER, form(maxusers="7"))
+    assert reply(ta)["type"] == "result"

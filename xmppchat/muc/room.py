@@ -90,7 +90,7 @@ from xmppchat.muc.roomconfig import (
     NS_XDATA,
 )
 from xmppchat.quotas import resourceConstraint
-from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
+from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild, parseCount
 from xmppchat.storage.interfaces import (
     DIALOG_GROUP,
     DIALOG_PUBLIC,
@@ -121,10 +121,8 @@ def isoStamp(value: str) -> float | None:
 
 
 def _int(value) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    """A §7.2.15 history attribute (security review finding 4: not a number is ignored)."""
+    return parseCount(value, 999_999_999)
 
 
 class Occupant:
@@ -524,7 +522,8 @@ class RoomsMixin:
         """
         users = room.setting(EXT_MAXUSERS)
         limit = self.mucConfig.max_occupants
-        return min(int(users), limit) if users.isdigit() else limit
+        users = parseCount(users, limit)
+        return users if users is not None else limit
 
     def changeNick(self, room: Room, occupant: Occupant, session, nick: str, stanza) -> bool:
         """
