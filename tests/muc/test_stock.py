@@ -452,3 +452,32 @@ def test_attackMalformedMaxUsers(harnessBackend):
         assert errorOf(reply(ta)) == "not-acceptable"
     iq(h, alice, "set", OWNER, form(maxusers="7"))
     assert reply(ta)["type"] == "result"
+
+
+def test_attackPrivateMessagesKeepPrivacySettings(harnessBackend):
+    """
+    Security review finding 5: alice hides typing and read receipts; her
+    chat states and read markers sent as room private messages (§7.5) do
+    not reach bob, as for direct messages; what else is in the message
+    still does.  A client-made XEP-0359 <stanza-id/> is not relayed.
+    """
+    h = HostHarness()
+    account = h.addUser("alice")
+    result(h.storage.accounts.updateAccount(account.id, profile={"privacy_settings": {
+        "typing_indicators": {"enabled": False}, "read_receipts": {"enabled": False}}}))
+    alice, ta, bob, tb = withBob(h)
+    states = "http://jabber.org/protocol/chatstates"
+    markers = "urn:xmpp:chat-markers:0"
+    h.send(alice, f"<message to='{ROOM}/Bobby' type='chat'><composing xmlns='{states}'/></message>")
+    h.send(alice, f"<message to='{ROOM}/Bobby' type='chat'><displayed xmlns='{markers}' id='m1'/></message>")
+    assert tb.pop() == []
+    h.send(alice, f"<message to='{ROOM}/Bobby' type='chat'><body>hi</body><active xmlns='{states}'/>"
+                  f"<displayed xmlns='{markers}' id='m1'/>"
+                  f"<stanza-id xmlns='urn:xmpp:sid:0' by='{ROOM}' id='forged'/></message>")
+    [got] = tb.pop()
+    assert str(got.body) == "hi" and got["from"] == f"{ROOM}/Alice"
+    assert {(c.uri, c.name) for c in got.elements()} == {("jabber:client", "body"),
+                                                         ("http://jabber.org/protocol/muc#user", "x")}
+    h.send(bob, f"<message to='{ROOM}/Alice' type='chat'><composing xmlns='{states}'/></message>")
+    [got] = ta.pop()
+    assert got.composing is not None

@@ -33,7 +33,10 @@ from xmppchat.dialogs import rules
 from xmppchat.dialogs.errors import DialogError, Forbidden
 from xmppchat.dialogs.events import DialogEvent
 from xmppchat.dialogs.service import DialogService
+from xmppchat.messageinfo import NS_SID
 from xmppchat.modules.base import hook
+from xmppchat.modules.chatstates import hideTyping
+from xmppchat.modules.markers import hideReadMarker
 from xmppchat.muc.room import Room
 from xmppchat.muc.roomconfig import EXT_OUTCASTS, EXT_SUBJECT
 from xmppchat.stanzas import NS_CLIENT, StanzaError, firstChild
@@ -48,6 +51,16 @@ RANK = {"outcast": -1, "none": 0, "member": 1, "admin": 2, "owner": 3}
 ROLES = ("moderator", "participant", "visitor", "none")
 #: characters of a kick, ban or destroy reason kept (more are cut; security review finding 1)
 MAX_REASON = 1024
+
+
+def relayedAway(child) -> bool:
+    """
+    What a relayed private message (§7.5) loses: the sender's C{muc#user}
+    C{<x/>} and a C{<stanza-id/>} (XEP-0359 §3.1: only the server that
+    stores the message sets one; security review finding 5).
+    """
+    name = getattr(child, "name", None)
+    return (name == "x" and child.uri == NS_MUC_USER) or (name == "stanza-id" and child.uri == NS_SID)
 
 
 def reasonOf(element) -> str | None:
@@ -322,6 +335,9 @@ class AdminMixin:
         the sender's occupant JID, with an empty C{muc#user} C{<x/>}
         (§7.5.1); C{not-acceptable} from a non-occupant, C{item-not-found}
         for a nick nobody has; nothing to a recipient who blocks the sender.
+        The sender's typing and read-receipt settings hold as for direct
+        messages, and a client's own XEP-0359 C{<stanza-id/>} is not relayed
+        (security review finding 5).
         """
         session = event.origin
         if session is None or session.account is None or event.stanzaType not in ("chat", "normal"):
@@ -339,8 +355,9 @@ class AdminMixin:
         message = domish.Element((NS_CLIENT, "message"))
         message.attributes = dict(event.stanza.attributes)
         message["from"] = f"{room.jid}/{sender.nick}"
-        message.children = [c for c in event.stanza.children
-                            if not (getattr(c, "name", None) == "x" and c.uri == NS_MUC_USER)]
+        message.children = [c for c in event.stanza.children if not relayedAway(c)]
+        if hideTyping(session, message) or hideReadMarker(session, message):
+            return True  # only what the sender's privacy settings keep to himself
         message.addElement((NS_MUC_USER, "x"))
         for other in target.sessions:
             self.sendCopy(other, message)
