@@ -219,95 +219,6 @@ def test_capsCachedAcrossResources():
     assert two.state["pep"] == frozenset([NICK])
 
 
-def test_blockedContactGetsNothing():
-    """A contact the owner blocked gets no event and cannot read even an open node."""
-    h = HostHarness()
-    befriend(h, "alice", "bob")
-    alice, _ = h.connect("alice")
-    bob, t = h.connect("bob", available=False)
-    withCaps(h, bob, ["o+notify"])
-    reply, _ = iq(h, alice, "<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block>", ident="blk")
-    assert reply["type"] == "result"
-    t.pop()
-    iq(h, alice, publishXML("o", "<o xmlns='o'/>", access_model="open"))
-    assert events(t) == []
-    reply, _ = iq(h, bob, f"<pubsub xmlns='{PS}'><items node='o'/></pubsub>", "get", "alice@localhost")
-    assert errorOf(reply)[0] == "service-unavailable"
-
-
-def test_internalAPIAndHooks():
-    """publish/getItems/retract/deleteNode work for other modules and fire the pep-* hooks."""
-    h = HostHarness()
-    seen = []
-    for name in ("pep-published", "pep-retracted", "pep-node-deleted"):
-        h.host.hooks.add(name, lambda e, n=name: seen.append((n, e.owner, e.node, getattr(e, "publisher", None))))
-    pep = h.host.modules["pep"]
-    itemId = result(pep.publish("alice", "urn:xmpp:avatar:data", xml("<data xmlns='urn:xmpp:avatar:data'>AA==</data>"),
-                                "abc", {"pubsub#access_model": "open"}))
-    assert itemId == "abc"
-    items = result(pep.getItems("alice", "urn:xmpp:avatar:data"))
-    assert [(i, p.name) for i, p in items] == [("abc", "data")]
-    assert result(pep.getItems("alice", "nothing")) == []
-    result(pep.retract("alice", "urn:xmpp:avatar:data", "abc"))
-    result(pep.deleteNode("alice", "urn:xmpp:avatar:data"))
-    assert seen == [("pep-published", "alice", "urn:xmpp:avatar:data", None),
-                    ("pep-retracted", "alice", "urn:xmpp:avatar:data", None),
-                    ("pep-node-deleted", "alice", "urn:xmpp:avatar:data", None)]
-
-
-def test_accountDisco():
-    """The account's disco#info has identity pubsub/pep and the publish-options feature."""
-    h = HostHarness()
-    alice, _ = h.connect("alice")
-    reply, _ = iq(h, alice, f"<query xmlns='{DISCO}'/>", "get", "alice@localhost")
-    identities = [(i["category"], i["type"]) for i in reply.query.elements() if i.name == "identity"]
-    features = {f["var"] for f in reply.query.elements() if f.name == "feature"}
-    assert ("pubsub", "pep") in identities
-    assert {PS + "#publish-options", PS + "#publish", PS + "#auto-create", PS + "#access-whitelist"} <= features
-
-
-def test_ownerListsNodes():
-    """The owner's disco#items on its bare JID lists its nodes (XEP-0060 §5.2)."""
-    h = HostHarness()
-    alice, _ = h.connect("alice")
-    iq(h, alice, publishXML("b", "<v xmlns='v'/>"))
-    iq(h, alice, publishXML("a", "<v xmlns='v'/>"))
-    reply, _ = iq(h, alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>", "get", "alice@localhost")
-    assert [(i["jid"], i["node"]) for i in reply.query.elements()] == [("alice@localhost", "a"), ("alice@localhost", "b")]
-
-
-def test_lastItemWhenSubscriptionApproved():
-    """A resource with nick+notify gets the contact's last nick when the contact approves its subscription, once."""
-    h = HostHarness()
-    alice, ta = h.connect("alice")
-    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
-    bob, tb = h.connect("bob", available=False)
-    withCaps(h, bob, [NICK + "+notify"])
-    assert events(tb) == []
-    h.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
-    h.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
-    got = [e for e in events(tb) if e.event is not None]
-    assert [str(m.event.items.item.nick) for m in got] == ["Alice"]
-    h.send(alice, "<presence><show>away</show></presence>")
-    assert events(tb) == []
-
-
-def test_rosterAccessModel():
-    """Access model roster: a contact in an allowed group reads the node, one in another group is refused."""
-    h = HostHarness()
-    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="bob@localhost", subscription="none",
-                                                              groups=["Family"])))
-    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="carol@localhost", subscription="both",
-                                                              groups=["Work"])))
-    alice, _ = h.connect("alice")
-    bob, _ = h.connect("bob")
-    carol, _ = h.connect("carol")
-    iq(h, alice, publishXML("n", "<v xmlns='v'/>", access_model="roster", roster_groups_allowed="Family"))
-    get = f"<pubsub xmlns='{PS}'><items node='n'/></pubsub>"
-    assert iq(h, bob, get, "get", "alice@localhost")[0]["type"] == "result"
-    assert errorOf(iq(h, carol, get, "get", "alice@localhost")[0]) == ["not-authorized", "not-in-roster-group"]
-
-
 def capsPresence(h, session, ver):
     """An available presence with caps C{ver}; returns the server's disco#info queries."""
     h.send(session, f"<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='{ver}'/></presence>")
@@ -409,3 +320,93 @@ def test_attackMalformedMaxItems():
         assert errorOf(got)[0] == "bad-request"
     got, _ = iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>B</nick>", max_items="²"))
     assert got["type"] == "error"
+
+
+def test_blockedContactGetsNothing():
+    """A contact the owner blocked gets no event and cannot read even an open node."""
+    h = HostHarness()
+    befriend(h, "alice", "bob")
+    alice, _ = h.connect("alice")
+    bob, t = h.connect("bob", available=False)
+    withCaps(h, bob, ["o+notify"])
+    reply, _ = iq(h, alice, "<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block>", ident="blk")
+    assert reply["type"] == "result"
+    t.pop()
+    iq(h, alice, publishXML("o", "<o xmlns='o'/>", access_model="open"))
+    assert events(t) == []
+    reply, _ = iq(h, bob, f"<pubsub xmlns='{PS}'><items node='o'/></pubsub>", "get", "alice@localhost")
+    assert errorOf(reply)[0] == "service-unavailable"
+
+
+def test_internalAPIAndHooks():
+    """publish/getItems/retract/deleteNode work for other modules and fire the pep-* hooks."""
+    h = HostHarness()
+    seen = []
+    for name in ("pep-published", "pep-retracted", "pep-node-deleted"):
+        h.host.hooks.add(name, lambda e, n=name: seen.append((n, e.owner, e.node, getattr(e, "publisher", None))))
+    pep = h.host.modules["pep"]
+    itemId = result(pep.publish("alice", "urn:xmpp:avatar:data", xml("<data xmlns='urn:xmpp:avatar:data'>AA==</data>"),
+                                "abc", {"pubsub#access_model": "open"}))
+    assert itemId == "abc"
+    items = result(pep.getItems("alice", "urn:xmpp:avatar:data"))
+    assert [(i, p.name) for i, p in items] == [("abc", "data")]
+    assert result(pep.getItems("alice", "nothing")) == []
+    result(pep.retract("alice", "urn:xmpp:avatar:data", "abc"))
+    result(pep.deleteNode("alice", "urn:xmpp:avatar:data"))
+    assert seen == [("pep-published", "alice", "urn:xmpp:avatar:data", None),
+                    ("pep-retracted", "alice", "urn:xmpp:avatar:data", None),
+                    ("pep-node-deleted", "alice", "urn:xmpp:avatar:data", None)]
+
+
+def test_accountDisco():
+    """The account's disco#info has identity pubsub/pep and the publish-options feature."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    reply, _ = iq(h, alice, f"<query xmlns='{DISCO}'/>", "get", "alice@localhost")
+    identities = [(i["category"], i["type"]) for i in reply.query.elements() if i.name == "identity"]
+    features = {f["var"] for f in reply.query.elements() if f.name == "feature"}
+    assert ("pubsub", "pep") in identities
+    assert {PS + "#publish-options", PS + "#publish", PS + "#auto-create", PS + "#access-whitelist"} <= features
+
+
+def test_ownerListsNodes():
+    """The owner's disco#items on its bare JID lists its nodes (XEP-0060 §5.2)."""
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    iq(h, alice, publishXML("b", "<v xmlns='v'/>"))
+    iq(h, alice, publishXML("a", "<v xmlns='v'/>"))
+    reply, _ = iq(h, alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>", "get", "alice@localhost")
+    assert [(i["jid"], i["node"]) for i in reply.query.elements()] == [("alice@localhost", "a"), ("alice@localhost", "b")]
+
+
+def test_lastItemWhenSubscriptionApproved():
+    """A resource with nick+notify gets the contact's last nick when the contact approves its subscription, once."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
+    bob, tb = h.connect("bob", available=False)
+    withCaps(h, bob, [NICK + "+notify"])
+    assert events(tb) == []
+    h.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
+    h.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
+    got = [e for e in events(tb) if e.event is not None]
+    assert [str(m.event.items.item.nick) for m in got] == ["Alice"]
+    h.send(alice, "<presence><show>away</show></presence>")
+    assert events(tb) == []
+
+
+def test_rosterAccessModel():
+    """Access model roster: a contact in an allowed group reads the node, one in another group is refused."""
+    h = HostHarness()
+    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="bob@localhost", subscription="none",
+                                                              groups=["Family"])))
+    result(h.storage.roster.setRosterItem("alice", RosterItem(jid="carol@localhost", subscription="both",
+                                                              groups=["Work"])))
+    alice, _ = h.connect("alice")
+    bob, _ = h.connect("bob")
+    carol, _ = h.connect("carol")
+    iq(h, alice, publishXML("n", "<v xmlns='v'/>", access_model="roster", roster_groups_allowed="Family"))
+    get = f"<pubsub xmlns='{PS}'><items node='n'/></pubsub>"
+    assert iq(h, bob, get, "get", "alice@localhost")[0]["type"] == "result"
+    assert errorOf(iq(h, carol, get, "get", "alice@localhost")[0]) == ["not-authorized", "not-in-roster-group"]
+
