@@ -409,4 +409,3 @@ def test_rosterAccessModel():
     get = f"<pubsub xmlns='{PS}'><items node='n'/></pubsub>"
     assert iq(h, bob, get, "get", "alice@localhost")[0]["type"] == "result"
     assert errorOf(iq(h, carol, get, "get", "alice@localhost")[0]) == ["not-authorized", "not-in-roster-group"]
-
