@@ -95,6 +95,23 @@ def delayElement(stamp: float, origin: str, reason: str | None = None) -> domish
     return delay
 
 
+def parseCount(value: str | None, maximum: int) -> int | None:
+    """
+    A count as XML Schema's C{xs:nonNegativeInteger} writes it (what XEP
+    attributes and data-form fields carry: ASCII digits), larger ones cut
+    to C{maximum}; C{None} when C{value} is absent or not one.  Security
+    review finding 4: C{str.isdigit} takes C{'²'}, which C{int} refuses,
+    C{int} takes other scripts' digits, and an unbounded number overflowed
+    the store's 64-bit integers.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return min(int(value), maximum) if len(value) <= 18 else maximum
+
+
 def firstChild(stanza: domish.Element) -> domish.Element | None:
     for child in stanza.children:
         if type(child) is not str:

@@ -219,6 +219,109 @@ def test_capsCachedAcrossResources():
     assert two.state["pep"] == frozenset([NICK])
 
 
+def capsPresence(h, session, ver):
+    """An available presence with caps C{ver}; returns the server's disco#info queries."""
+    h.send(session, f"<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='{ver}'/></presence>")
+    return [e for e in session.stream.transport.pop() if e.name == "iq" and e.getAttribute("type") == "get"]
+
+
+def answerCaps(h, session, ask, query, ver):
+    h.send(session, f"<iq type='result' id='{ask['id']}' to='localhost'>"
+                    f"{query.replace('<query ', f'<query node={chr(39)}n#{ver}{chr(39)} ', 1)}</iq>")
+
+
+def test_attackCapsFloodKeepsOthersQueries():
+    """
+    Security review finding 2: eve sends as many presences with new vers
+    as the server keeps queries; bob's query is not evicted (one query per
+    session), so his answer still tells his interest and he gets the event.
+    """
+    h = HostHarness()
+    befriend(h, "alice", "bob")
+    alice, _ = h.connect("alice")
+    bob, tb = h.connect("bob", "one", available=False)
+    eve, _ = h.connect("eve", "x", available=False)
+    query, ver = disco([NICK + "+notify"])
+    [ask] = capsPresence(h, bob, ver)
+    interest = h.host.modules["pep"].interest
+    for i in range(interest.maxPending):
+        capsPresence(h, eve, f"junk{i}")
+    assert len(interest.pending) == 2
+    answerCaps(h, bob, ask, query, ver)
+    assert bob.state["pep"] == frozenset([NICK])
+    tb.pop()
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
+    assert len(events(tb)) == 1
+
+
+def test_attackEvictedOrExpiredQueryAsksAgain():
+    """
+    Finding 2: a query dropped by the global bound, or unanswered for
+    QUERY_SECONDS, forgets the session's ver: its next presence asks again.
+    """
+    h = HostHarness()
+    interest = h.host.modules["pep"].interest
+    interest.maxPending = 2
+    sessions = [h.connect(f"u{i}", "r", available=False)[0] for i in range(3)]
+    _, ver = disco([NICK + "+notify"])
+    for session in sessions:
+        assert len(capsPresence(h, session, ver)) == 1
+    assert len(interest.pending) == 2
+    assert len(capsPresence(h, sessions[0], ver)) == 1  # evicted: asked again
+    from xmppchat.pep.interest import QUERY_SECONDS
+
+    h.clock.advance(QUERY_SECONDS + 1)
+    late, _ = h.connect("late", "r", available=False)
+    capsPresence(h, late, "other")
+    assert len(interest.pending) == 1
+    assert all(len(capsPresence(h, session, ver)) == 1 for session in sessions)
+
+
+def test_attackCapsCacheKeepsNotifyNodesOnly():
+    """
+    Finding 3: a verified answer with more than MAX_CAPS_FEATURES features
+    is not cached; what is cached is the +notify node set; a resource's
+    interest holds at most MAX_INTEREST_NODES nodes of MAX_NOTIFY_NODE characters.
+    """
+    h = HostHarness()
+    eve, _ = h.connect("eve", "x", available=False)
+    interest = h.host.modules["pep"].interest
+    query, ver = disco([f"urn:x:{j:06d}" for j in range(2000)] + [NICK + "+notify"])
+    [ask] = capsPresence(h, eve, ver)
+    answerCaps(h, eve, ask, query, ver)
+    assert len(interest.cache) == 0 and eve.state["pep"] == frozenset([NICK])
+    from xmppchat.pep.interest import MAX_CAPS_FEATURES, MAX_INTEREST_NODES, MAX_NOTIFY_NODE
+
+    assert MAX_CAPS_FEATURES < 2000
+    notify = [f"urn:n:{j:04d}+notify" for j in range(MAX_INTEREST_NODES * 2)]
+    query, ver = disco(["urn:x:plain", "x" * (MAX_NOTIFY_NODE + 1) + "+notify", *notify])
+    [ask] = capsPresence(h, eve, ver)
+    answerCaps(h, eve, ask, query, ver)
+    assert interest.cache.get(ver) == eve.state["pep"]
+    assert len(eve.state["pep"]) == MAX_INTEREST_NODES and "urn:x:plain" not in eve.state["pep"]
+    assert all(len(node) <= MAX_NOTIFY_NODE for node in eve.state["pep"])
+
+
+def test_attackMalformedMaxItems():
+    """
+    Security review finding 4: a huge max_items (it overflowed the store's
+    64-bit integers: internal-server-error) is all the node keeps; one in
+    '²' or other scripts' digits is bad-request.
+    """
+    h = HostHarness()
+    alice, _ = h.connect("alice")
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>A</nick>", access_model="open"))
+    eve, _ = h.connect("eve")
+    get = f"<pubsub xmlns='{PS}'><items node='{NICK}' max_items='{{}}'/></pubsub>"
+    got, _ = iq(h, eve, get.format("99999999999999999999999"), iqType="get", to="alice@localhost")
+    assert got["type"] == "result" and str(got.pubsub.items.item.nick) == "A"
+    for value in ("²", "٣", "-1"):
+        got, _ = iq(h, eve, get.format(value), iqType="get", to="alice@localhost")
+        assert errorOf(got)[0] == "bad-request"
+    got, _ = iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>B</nick>", max_items="²"))
+    assert got["type"] == "error"
+
+
 def test_blockedContactGetsNothing():
     """A contact the owner blocked gets no event and cannot read even an open node."""
     h = HostHarness()

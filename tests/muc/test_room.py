@@ -454,3 +454,24 @@ def test_historySinceAndCap():
     bob3, tb3 = h.connect("bob", resource="b3")
     join(h, bob3, f"{room(dialog)}/{h.accountId('bob')}", "<history since='2999-01-01T00:00:00Z'/>")
     assert [e for e in tb3.pop() if e.name == "message" and e.body is not None] == []
+
+
+def test_attackMalformedHistoryCounts():
+    """
+    Security review finding 4: <history maxstanzas='²'/> (str.isdigit says
+    yes, int says no) and other scripts' digits are not numbers: ignored,
+    the join gets the default history; a huge count is the maximum.
+    """
+    h = HostHarness(muc={"default_history_stanzas": 2, "max_history_stanzas": 3})
+    dialog = h.addDialog(DIALOG_GROUP, "alice", ["bob"])
+    aid = h.accountId("alice")
+    for n in range(5):
+        result(h.storage.messages.createMessage(dialog.id, aid, f"m{n}", dateSent=1000 + n))
+    for resource, history, count in (("b1", "maxstanzas='²' maxchars='²' seconds='²'", 2),
+                                     ("b2", "maxstanzas='٣'", 2),
+                                     ("b3", "maxstanzas='99999999999999999999999'", 3)):
+        bob, tb = h.connect("bob", resource=resource)
+        join(h, bob, f"{room(dialog)}/{h.accountId('bob')}", f"<history {history}/>")
+        got = tb.pop()
+        assert not [e for e in got if e.getAttribute("type") == "error"]
+        assert len([e for e in got if e.name == "message" and e.body is not None]) == count

@@ -412,3 +412,72 @@ def test_affiliationsSurviveRestart(harnessBackend):
         assert [i["jid"] for i in got.query.elements()] == [f"{expected}@localhost"], got.toXml()
     iq(h, alice, "get", OWNER)
     assert formValues(reply(ta))["muc#roomconfig_membersonly"] == "1"
+
+
+def test_attackReasonsForNonOccupantsNotKept():
+    """
+    Security review finding 1: an owner bans and unbans many users who are
+    not in the room, each with a 200 KB reason.  The service keeps none of
+    it, and the reason an occupant is kicked with is cut to MAX_REASON.
+    """
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    big = "x" * 200000
+    for i in range(20):
+        h.accountId(f"u{i}")
+        for affiliation in ("member", "none"):
+            iq(h, alice, "set", ADMIN, f"<item affiliation='{affiliation}' jid='u{i}@localhost'>"
+                                       f"<reason>{big}</reason></item>")
+            assert reply(ta)["type"] == "result"
+    muc = h.host.modules["muc"]
+    assert not getattr(muc, "reasons", None)
+    from xmppchat.muc.admin import MAX_REASON
+
+    iq(h, alice, "set", ADMIN, f"<item affiliation='outcast' jid='{bob.bare}'><reason>{big}</reason></item>")
+    [kicked] = presences(tb)
+    assert {"110", "301"} <= codes(kicked) and str(kicked.x.item.reason) == "x" * MAX_REASON
+    assert not getattr(muc, "reasons", None)
+
+
+def test_attackMalformedMaxUsers(harnessBackend):
+    """
+    Security review finding 4: muc#roomconfig_maxusers '²' (str.isdigit
+    says yes, int says no), other scripts' digits or a huge number are
+    not-acceptable, not an internal-server-error.
+    """
+    h = HostHarness()
+    alice, ta = instantRoom(h)
+    for value in ("²", "٣", "99999999999999999999999"):
+        iq(h, alice, "set", OWNER, form(maxusers=value))
+        assert errorOf(reply(ta)) == "not-acceptable"
+    iq(h, alice, "set", OWNER, form(maxusers="7"))
+    assert reply(ta)["type"] == "result"
+
+
+def test_attackPrivateMessagesKeepPrivacySettings(harnessBackend):
+    """
+    Security review finding 5: alice hides typing and read receipts; her
+    chat states and read markers sent as room private messages (§7.5) do
+    not reach bob, as for direct messages; what else is in the message
+    still does.  A client-made XEP-0359 <stanza-id/> is not relayed.
+    """
+    h = HostHarness()
+    account = h.addUser("alice")
+    result(h.storage.accounts.updateAccount(account.id, profile={"privacy_settings": {
+        "typing_indicators": {"enabled": False}, "read_receipts": {"enabled": False}}}))
+    alice, ta, bob, tb = withBob(h)
+    states = "http://jabber.org/protocol/chatstates"
+    markers = "urn:xmpp:chat-markers:0"
+    h.send(alice, f"<message to='{ROOM}/Bobby' type='chat'><composing xmlns='{states}'/></message>")
+    h.send(alice, f"<message to='{ROOM}/Bobby' type='chat'><displayed xmlns='{markers}' id='m1'/></message>")
+    assert tb.pop() == []
+    h.send(alice, f"<message to='{ROOM}/Bobby' type='chat'><body>hi</body><active xmlns='{states}'/>"
+                  f"<displayed xmlns='{markers}' id='m1'/>"
+                  f"<stanza-id xmlns='urn:xmpp:sid:0' by='{ROOM}' id='forged'/></message>")
+    [got] = tb.pop()
+    assert str(got.body) == "hi" and got["from"] == f"{ROOM}/Alice"
+    assert {(c.uri, c.name) for c in got.elements()} == {("jabber:client", "body"),
+                                                         ("http://jabber.org/protocol/muc#user", "x")}
+    h.send(bob, f"<message to='{ROOM}/Alice' type='chat'><composing xmlns='{states}'/></message>")
+    [got] = ta.pop()
+    assert got.composing is not None

@@ -41,7 +41,10 @@ class MarkEvent:
 class DialogEvent:
     """
     The event of C{rest-dialog-updated}: who changed which dialog, and the
-    ids added to and removed from its occupants.
+    ids added to and removed from its occupants.  C{reasons}: account id
+    -> the reason an XEP-0045 affiliation change gives the occupant it
+    kicks (§9.1, §9.4); it lives as long as the event (security review
+    finding 1: no long-lived store of reasons).
     """
 
     dialog: object
@@ -51,6 +54,7 @@ class DialogEvent:
     removed: list
     deleted: bool = False
     created: bool = False
+    reasons: dict | None = None
 
 
 @dataclass

@@ -42,6 +42,22 @@ def stripChatStates(stanza) -> None:
     forget(stanza)
 
 
+def hideTyping(session, stanza) -> bool:
+    """
+    The typing-indicator setting on a message C{session} sends (one to a
+    contact, or a MUC private message, security review finding 5): its
+    chat states are removed when the user hides typing; C{True} when it was
+    a standalone notification, which is then not sent at all.
+    """
+    info = messageInfo(stanza)
+    if info.chatState is None or not typingHidden(session):
+        return False
+    if info.standaloneChatState:
+        return True
+    stripChatStates(stanza)
+    return False
+
+
 class ChatStatesModule(Module):
     """
     XEP-0085 §5.5-§5.6 routing rules and the typing-indicator privacy setting.
@@ -56,13 +72,7 @@ class ChatStatesModule(Module):
         session = event.origin
         if session is None:
             return None
-        info = messageInfo(event.stanza)
-        if info.chatState is None or not typingHidden(session):
-            return None
-        if info.standaloneChatState:
-            return True  # dropped: the user hides typing
-        stripChatStates(event.stanza)
-        return None
+        return True if hideTyping(session, event.stanza) else None
 
     @hook("message/offline", priority=50)
     def onOffline(self, event):

@@ -80,6 +80,24 @@ def hidesRead(session, kind: str) -> bool:
     return kind in READ_MARKERS and readReceiptsHidden(session)
 
 
+def hideReadMarker(session, stanza) -> bool:
+    """
+    The read-receipts setting on a message C{session} sends (one to a
+    contact, or a MUC private message, security review finding 5): a
+    XEP-0333 read marker is removed when the user hides his reads; C{True}
+    when it was a standalone marker, which is then not sent at all.
+    """
+    info = messageInfo(stanza)
+    marker = info.marker
+    if marker is None or marker.uri == NS_RECEIPTS or not hidesRead(session, marker.name):
+        return False
+    if info.standaloneMarker:
+        return True
+    stanza.children.remove(marker)
+    forget(stanza)
+    return False
+
+
 class MarkersModule(Module):
     """
     XEP-0333 / XEP-0184 routing, the C{marker-received} event and the
@@ -105,12 +123,7 @@ class MarkersModule(Module):
         self.host.hooks.fire("marker-received", MarkerEvent(
             self.host, session, event.stanza, session.bare, event.to.userhost(), kind, receipt,
             marker.getAttribute("id"), info.extraParam("dialog_id"), not suppress))
-        if suppress and info.standaloneMarker:
-            return True
-        if suppress:
-            event.stanza.children.remove(marker)
-            forget(event.stanza)
-        return None
+        return True if suppress and hideReadMarker(session, event.stanza) else None
 
     @hook("message/offline", priority=40)
     def onOffline(self, event):

@@ -33,7 +33,7 @@ from xmppchat.pep.interest import InterestTracker
 from xmppchat.pep.nodeconfig import (NS_NODE_CONFIG, NS_PUBLISH_OPTIONS, NS_PUBSUB, configForm,
                                      formValues, parseOptions, pubsubError)
 from xmppchat.pep.service import PEPService
-from xmppchat.stanzas import StanzaError, errorReply, firstChild
+from xmppchat.stanzas import StanzaError, errorReply, firstChild, parseCount
 
 NS_PUBSUB_OWNER = NS_PUBSUB + "#owner"
 
@@ -220,12 +220,10 @@ class PEPModule(Module):
         ids = [c.getAttribute("id") for c in action.elements() if c.name == "item" and c.getAttribute("id")]
         maxItems = action.getAttribute("max_items")
         if maxItems is not None:
-            try:
-                maxItems = int(maxItems)
-                if maxItems < 0:
-                    raise ValueError()
-            except ValueError:
-                raise StanzaError("bad-request", text="max_items must be a number") from None
+            # more than a node keeps is all of them (security review finding 4)
+            maxItems = parseCount(maxItems, self.host.config.pep.max_items_per_node)
+            if maxItems is None:
+                raise StanzaError("bad-request", text="max_items must be a number")
         items = yield self.service.getItems(owner, node, ids or None, None if ids else maxItems)
         reply = _element(NS_PUBSUB, "pubsub")
         container = reply.addElement("items")

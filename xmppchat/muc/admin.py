@@ -33,7 +33,10 @@ from xmppchat.dialogs import rules
 from xmppchat.dialogs.errors import DialogError, Forbidden
 from xmppchat.dialogs.events import DialogEvent
 from xmppchat.dialogs.service import DialogService
+from xmppchat.messageinfo import NS_SID
 from xmppchat.modules.base import hook
+from xmppchat.modules.chatstates import hideTyping
+from xmppchat.modules.markers import hideReadMarker
 from xmppchat.muc.room import Room
 from xmppchat.muc.roomconfig import EXT_OUTCASTS, EXT_SUBJECT
 from xmppchat.stanzas import NS_CLIENT, StanzaError, firstChild
@@ -46,6 +49,27 @@ NS_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization"
 AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
 RANK = {"outcast": -1, "none": 0, "member": 1, "admin": 2, "owner": 3}
 ROLES = ("moderator", "participant", "visitor", "none")
+#: characters of a kick, ban or destroy reason kept (more are cut; security review finding 1)
+MAX_REASON = 1024
+
+
+def relayedAway(child) -> bool:
+    """
+    What a relayed private message (§7.5) loses: the sender's C{muc#user}
+    C{<x/>} and a C{<stanza-id/>} (XEP-0359 §3.1: only the server that
+    stores the message sets one; security review finding 5).
+    """
+    name = getattr(child, "name", None)
+    return (name == "x" and child.uri == NS_MUC_USER) or (name == "stanza-id" and child.uri == NS_SID)
+
+
+def reasonOf(element) -> str | None:
+    """
+    The C{<reason/>} of an admin item or a destroy (XEP-0045 §8.2, §9.1,
+    §10.9), cut to L{MAX_REASON} characters (security review finding 1).
+    """
+    reason = element.reason
+    return str(reason)[:MAX_REASON] if reason is not None else None
 
 
 class AdminMixin:
@@ -132,8 +156,7 @@ class AdminMixin:
             raise StanzaError("bad-request", text="No item to change")
         for item in items:
             targetId = yield self.targetOf(room, item)
-            reason = item.reason
-            reason = str(reason) if reason is not None else None
+            reason = reasonOf(item)
             if item.getAttribute("affiliation") is not None:
                 yield self.setAffiliation(event, room, actorId, targetId, item["affiliation"], reason)
             elif item.getAttribute("role") is not None:
@@ -208,9 +231,10 @@ class AdminMixin:
             raise StanzaError("not-allowed", text=e.text) from None
         if extensions is not None:
             dialog = yield self.storage.dialogs.updateDialog(dialog.id, extensions=extensions)
-        if reason:
-            self.reasons[(room.jid, targetId)] = reason
-        self.host.hooks.fire("rest-dialog-updated", DialogEvent(dialog, actorId, event.appId, added, removed))
+        # only an occupant is kicked with a reason; it travels with the event, nothing keeps it
+        reasons = {targetId: reason} if reason and room.occupantOf(targetId) is not None else None
+        self.host.hooks.fire("rest-dialog-updated",
+                             DialogEvent(dialog, actorId, event.appId, added, removed, reasons=reasons))
 
     def setRole(self, room, actorId: int, targetId: int, role: str, reason) -> None:
         """
@@ -248,9 +272,7 @@ class AdminMixin:
         """
         session = self.requireSession(event)
         room = yield self.roomOf(event)
-        reason = destroy.reason
-        self.destroying[room.dialog.id] = (str(reason) if reason is not None else None,
-                                           destroy.getAttribute("jid"))
+        self.destroying[room.dialog.id] = (reasonOf(destroy), destroy.getAttribute("jid"))
         try:
             yield self.dialogService().remove(session.account.id, room.dialog, event.appId)
         except Forbidden:
@@ -313,6 +335,9 @@ class AdminMixin:
         the sender's occupant JID, with an empty C{muc#user} C{<x/>}
         (§7.5.1); C{not-acceptable} from a non-occupant, C{item-not-found}
         for a nick nobody has; nothing to a recipient who blocks the sender.
+        The sender's typing and read-receipt settings hold as for direct
+        messages, and a client's own XEP-0359 C{<stanza-id/>} is not relayed
+        (security review finding 5).
         """
         session = event.origin
         if session is None or session.account is None or event.stanzaType not in ("chat", "normal"):
@@ -330,8 +355,9 @@ class AdminMixin:
         message = domish.Element((NS_CLIENT, "message"))
         message.attributes = dict(event.stanza.attributes)
         message["from"] = f"{room.jid}/{sender.nick}"
-        message.children = [c for c in event.stanza.children
-                            if not (getattr(c, "name", None) == "x" and c.uri == NS_MUC_USER)]
+        message.children = [c for c in event.stanza.children if not relayedAway(c)]
+        if hideTyping(session, message) or hideReadMarker(session, message):
+            return True  # only what the sender's privacy settings keep to himself
         message.addElement((NS_MUC_USER, "x"))
         for other in target.sessions:
             self.sendCopy(other, message)

@@ -90,7 +90,7 @@ from xmppchat.muc.roomconfig import (
     NS_XDATA,
 )
 from xmppchat.quotas import resourceConstraint
-from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild
+from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement, firstChild, parseCount
 from xmppchat.storage.interfaces import (
     DIALOG_GROUP,
     DIALOG_PUBLIC,
@@ -121,10 +121,8 @@ def isoStamp(value: str) -> float | None:
 
 
 def _int(value) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    """A §7.2.15 history attribute (security review finding 4: not a number is ignored)."""
+    return parseCount(value, 999_999_999)
 
 
 class Occupant:
@@ -262,8 +260,6 @@ class RoomsMixin:
         self.service.resolveNamed = self.resolveNamed
         # dialog id -> (reason, alternate venue) of a room being destroyed (§10.9)
         self.destroying: dict[str, tuple] = {}
-        # (room, account id) -> the reason of an affiliation change that kicks (§9.1, §9.4)
-        self.reasons: dict[tuple, str] = {}
         # called as f(room, occupant, session, joined) when a session enters
         # (or updates its presence in) or leaves a room (cluster mode)
         self.onOccupancy = None
@@ -526,7 +522,8 @@ class RoomsMixin:
         """
         users = room.setting(EXT_MAXUSERS)
         limit = self.mucConfig.max_occupants
-        return min(int(users), limit) if users.isdigit() else limit
+        users = parseCount(users, limit)
+        return users if users is not None else limit
 
     def changeNick(self, room: Room, occupant: Occupant, session, nick: str, stanza) -> bool:
         """
@@ -910,7 +907,7 @@ class RoomsMixin:
                 if not room.admits(occupant.userId) or (
                         occupant.userId in event.removed and not isOpen(room.dialog)):
                     self.kick(room, occupant, actor, event.userId, self.kickCodes(room, occupant, event),
-                              self.reasons.pop((room.jid, occupant.userId), None))
+                              (event.reasons or {}).get(occupant.userId))
                 elif before.get(nick) != (room.affiliation(occupant.userId), room.role(occupant.userId)):
                     self.broadcastPresence(room, occupant)
                     for session in occupant.sessions:

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from twisted.words.xish import domish
 
 from xmppchat.dialogs.rules import isOpen
-from xmppchat.stanzas import StanzaError
+from xmppchat.stanzas import StanzaError, parseCount
 from xmppchat.storage.interfaces import DIALOG_BROADCAST, DIALOG_SERVER_EXTENSIONS
 
 NS_XDATA = "jabber:x:data"
@@ -149,11 +149,11 @@ def changes(current: dict, asked: dict, named: bool, mucConfig) -> tuple[dict, d
     elif asked.get(PROTECTED) == "1" and not asked.get(SECRET, current[SECRET]):
         raise StanzaError("not-acceptable", text="A password protected room needs a password")
     if MAXUSERS in asked and asked[MAXUSERS] not in ("", "none"):
-        users = asked[MAXUSERS]
-        if not users.isdigit() or not 1 <= int(users) <= mucConfig.max_occupants:
+        users = parseCount(asked[MAXUSERS], mucConfig.max_occupants + 1)
+        if users is None or not 1 <= users <= mucConfig.max_occupants:
             raise StanzaError("not-acceptable",
                               text=f"{MAXUSERS} must be a number from 1 to {mucConfig.max_occupants}")
-        asked = dict(asked, **{MAXUSERS: str(int(users))})
+        asked = dict(asked, **{MAXUSERS: str(users)})
     elif MAXUSERS in asked:
         asked = dict(asked, **{MAXUSERS: ""})
     fields, extensions = {}, {}

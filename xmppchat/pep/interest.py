@@ -10,8 +10,19 @@ the answer against the hash (§5.4); an answer that does not verify is used
 for that resource only, never cached.  The resource's interest is kept in
 its session's state (L{STATE_INTEREST}); in a cluster it travels in the
 session directory entry, so the node handling a publish knows the interest
-of resources on other nodes.  Queries outstanding at once are bounded
-(the oldest is forgotten).
+of resources on other nodes.
+
+Security review findings 2 and 3 bound what a client can make us keep:
+
+  - one query outstanding per session (a new C{ver} replaces it), at most
+    C{maxPending} in all, each for L{QUERY_SECONDS}; a query forgotten
+    before its answer (evicted or expired) also forgets the session's
+    C{ver}, so its next presence asks again rather than never learning
+    the interest;
+  - the cache keeps a C{ver}'s C{+notify} nodes only, never for an answer
+    of more than L{MAX_CAPS_FEATURES} features; a resource's interest is at
+    most L{MAX_INTEREST_NODES} nodes of at most L{MAX_NOTIFY_NODE}
+    characters (what goes into the cluster directory entry too).
 """
 
 from __future__ import annotations
@@ -27,11 +38,25 @@ from xmppchat.stanzas import NS_CLIENT
 
 NOTIFY = "+notify"
 STATE_VER = "pep-ver"
+STATE_QUERY = "pep-caps-query"
 QUERY_PREFIX = "caps-"
+#: seconds a disco#info query waits for its answer before it is forgotten
+QUERY_SECONDS = 60
+#: features of a disco#info answer whose C{+notify} nodes are cached
+MAX_CAPS_FEATURES = 1024
+#: nodes a resource's interest holds, and characters of one such node
+MAX_INTEREST_NODES = 64
+MAX_NOTIFY_NODE = 256
 
 
 def notifyNodes(features) -> frozenset:
-    return frozenset(f[:-len(NOTIFY)] for f in features if f.endswith(NOTIFY) and len(f) > len(NOTIFY))
+    """
+    The nodes of the C{N+notify} features (XEP-0163 §4.2), the first
+    L{MAX_INTEREST_NODES} in order, of at most L{MAX_NOTIFY_NODE} characters.
+    """
+    nodes = sorted(f[:-len(NOTIFY)] for f in features
+                   if f.endswith(NOTIFY) and len(NOTIFY) < len(f) <= len(NOTIFY) + MAX_NOTIFY_NODE)
+    return frozenset(nodes[:MAX_INTEREST_NODES])
 
 
 class InterestTracker:
@@ -46,7 +71,7 @@ class InterestTracker:
         self.host = host
         self.cache = CapsCache(cacheSize)
         self.changed = changed
-        # query id -> (session, ver, hash)
+        # query id -> (session, ver, hash, sent at), oldest first
         self.pending: OrderedDict = OrderedDict()
         self.maxPending = cacheSize
 
@@ -64,17 +89,29 @@ class InterestTracker:
         if session.state.get(STATE_VER) == ver:
             return
         session.state[STATE_VER] = ver
-        features = self.cache.get(ver)
-        if features is not None:
-            self.set(session, notifyNodes(features), available=True)
+        nodes = self.cache.get(ver)
+        if nodes is not None:
+            self.set(session, nodes, available=True)
             return
         self.query(session, f"{node}#{ver}", ver, hashName)
 
     def query(self, session, node: str, ver: str, hashName: str) -> None:
+        """
+        Ask C{session} for the disco#info of C{node}: its earlier query, if
+        any, is replaced; the oldest of all is dropped beyond
+        C{maxPending}, and any older than L{QUERY_SECONDS} (finding 2).
+        """
+        self.pending.pop(session.state.get(STATE_QUERY), None)
+        now = self.host.clock.seconds()
         queryId = QUERY_PREFIX + secrets.token_hex(8)
-        self.pending[queryId] = (session, ver, hashName)
-        while len(self.pending) > self.maxPending:
-            self.pending.popitem(last=False)
+        session.state[STATE_QUERY] = queryId
+        self.pending[queryId] = (session, ver, hashName, now)
+        while self.pending:
+            oldestId, (oldest, oldVer, _, sent) = next(iter(self.pending.items()))
+            if len(self.pending) <= self.maxPending and sent > now - QUERY_SECONDS:
+                break
+            del self.pending[oldestId]
+            self.unasked(oldest, oldestId, oldVer)
         iq = domish.Element((NS_CLIENT, "iq"))
         iq["type"] = "get"
         iq["id"] = queryId
@@ -94,7 +131,9 @@ class InterestTracker:
         waiting = self.pending.pop(queryId, None)
         if waiting is None:
             return True
-        session, ver, hashName = waiting
+        session, ver, hashName, _ = waiting
+        if session.state.get(STATE_QUERY) == queryId:
+            del session.state[STATE_QUERY]
         if stanza.getAttribute("from") != session.full or session.state.get(STATE_VER) != ver:
             return True
         query = None
@@ -106,10 +145,22 @@ class InterestTracker:
             self.set(session, frozenset())
             return True
         features = featuresOf(query)
-        if verify(query, ver, hashName):
-            self.cache.put(ver, features)
-        self.set(session, notifyNodes(features))
+        nodes = notifyNodes(features)
+        if len(features) <= MAX_CAPS_FEATURES and verify(query, ver, hashName):
+            self.cache.put(ver, nodes)
+        self.set(session, nodes)
         return True
+
+    @staticmethod
+    def unasked(session, queryId: str, ver: str) -> None:
+        """
+        The query C{queryId} for C{ver} of C{session} is forgotten unanswered:
+        so is the C{ver}, and the session's next presence with it asks again.
+        """
+        if session.state.get(STATE_QUERY) == queryId:
+            del session.state[STATE_QUERY]
+            if session.state.get(STATE_VER) == ver:
+                del session.state[STATE_VER]
 
     def set(self, session, nodes: frozenset, available: bool = False) -> None:
         """
@@ -130,6 +181,7 @@ class InterestTracker:
         The resource went unavailable: no more notifications, and its next
         available presence counts as new interest.
         """
+        self.pending.pop(session.state.pop(STATE_QUERY, None), None)
         for key in (STATE_INTEREST, STATE_VER, STATE_OWNERS):
             session.state.pop(key, None)
         self.host.sessions.changed(session)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from twisted.words.xish import domish
 from wokkel import data_form
 
-from xmppchat.stanzas import StanzaError
+from xmppchat.stanzas import StanzaError, parseCount
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
@@ -83,10 +83,9 @@ def _parseValue(name: str, value, maxItems: int):
     if name == "max_items":
         if value == "max":
             return maxItems
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError("pubsub#max_items must be a number or 'max'") from None
+        number = parseCount(str(value), maxItems + 1)
+        if number is None:
+            raise ValueError("pubsub#max_items must be a number or 'max'")
         if not 1 <= number <= maxItems:
             raise ValueError(f"pubsub#max_items must be between 1 and {maxItems}")
         return number
