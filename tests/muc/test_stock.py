@@ -121,6 +121,47 @@ def test_nickConflictAndChange(harnessBackend):
     assert set(h.host.modules["muc"].rooms[ROOM].occupants) == {"Alice", "Robert"}
 
 
+def test_nonOccupantGroupchatRefused(harnessBackend):
+    """Review finding 1: a user who left sends a groupchat message anyway: §7.4 not-acceptable, nobody gets it."""
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    h.send(bob, f"<presence to='{ROOM}/Bobby' type='unavailable'/>")
+    tb.pop(), ta.pop()
+    h.send(bob, f"<message to='{ROOM}' type='groupchat' id='m2'><body>not joined</body></message>")
+    assert errorOf(reply(tb)) == "not-acceptable"
+    assert [e for e in ta.pop() if e.name == "message"] == []
+
+
+def test_nickOfAnotherAccountIdRefused(harnessBackend):
+    """
+    Review finding 1: carol joins (or renames herself) as bob's account id, the
+    address bob's history shows under once he left: a conflict; her own id is fine.
+    """
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    h.send(bob, f"<message to='{ROOM}' type='groupchat' id='m1'><body>from bob</body>"
+                "<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>")
+    h.send(bob, f"<presence to='{ROOM}/Bobby' type='unavailable'/>")
+    bobId, carolId = h.accountId("bob"), None
+    carol, tc = h.connect("carol")
+    carolId = h.accountId("carol")
+    join(h, carol, str(bobId))
+    [error] = presences(tc)
+    assert error["type"] == "error" and errorOf(error) == "conflict"
+    join(h, carol, "Carol")
+    tc.pop()
+    h.send(carol, f"<presence to='{ROOM}/{bobId}'/>")
+    [error] = presences(tc)
+    assert errorOf(error) == "conflict"
+    h.send(carol, f"<presence to='{ROOM}/{carolId}'/>")
+    assert presences(tc)[-1]["from"] == f"{ROOM}/{carolId}"
+    dave, td = h.connect("dave")
+    h.send(dave, f"<presence to='{ROOM}/Dave'><x xmlns='{MUC}'><history maxstanzas='20'/></x></presence>")
+    history = [e for e in td.pop() if e.name == "message" and e.body is not None]
+    assert [m["from"] for m in history] == [f"{ROOM}/{bobId}"]
+    assert f"{bobId}" not in h.host.modules["muc"].rooms[ROOM].occupants
+
+
 def test_defaultMembersOnlyOption(harnessBackend):
     """With [muc] room_default_members_only, an instant room refuses a non-member (registration-required)."""
     h = HostHarness(muc={"room_default_members_only": True})
