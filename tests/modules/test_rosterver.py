@@ -2,6 +2,7 @@
 Tests for roster versioning (RFC 6121 §2.6, XEP-0237; issue 16 item 6).
 """
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from tests.helpers import HostHarness, result
@@ -138,3 +139,37 @@ def test_getWithoutVerUnchanged():
     alice, _ = h.connect("alice")
     addContact(h, alice, "bob@localhost")
     assert items(get(h, alice)) == ["bob@localhost"]
+
+
+def test_changeDuringVersionReadIsPushed():
+    """
+    Review finding 4a: alice's client asks for the roster with its current
+    version; while the server reads the version, her other resource adds carol:
+    the client gets the (empty) result and then carol's push with its version.
+    """
+    h = HostHarness()
+    alice, ta = h.connect("alice", "one")
+    other, _ = h.connect("alice", "two")
+    addContact(h, other, "bob@localhost")
+    ver = result(h.storage.roster.getRosterVersion("alice"))
+    store, held = h.storage.roster, []
+    real = store.getRosterVersion
+
+    def getRosterVersion(localpart):
+        if not held:
+            d = defer.Deferred()
+            held.append((d, result(real(localpart))))  # the version when the read started
+            return d
+        return real(localpart)
+
+    store.getRosterVersion = getRosterVersion
+    h.send(alice, f"<iq type='get' id='g'><query xmlns='{NS_ROSTER}' ver='{ver}'/></iq>")
+    addContact(h, other, "carol@localhost")
+    assert [e for e in ta.pop() if e.name == "iq"] == []  # nothing before the result
+    d, old = held[0]
+    d.callback(old)
+    got = [e for e in ta.pop() if e.name == "iq"]
+    assert [(e["type"], e.getAttribute("id")) for e in got][0] == ("result", "g")
+    [push] = [e for e in got if e["type"] == "set"]
+    assert push.query.item["jid"] == "carol@localhost"
+    assert push.query["ver"] == result(real("alice")) != ver
