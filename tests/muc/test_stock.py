@@ -7,6 +7,8 @@ and for dialog rooms (the REST rules); destroy; XEP-0410 self-ping; the
 affiliations kept in storage across a restart (both backends).
 """
 
+from twisted.internet import defer
+
 from tests.helpers import HostHarness, result
 from xmppchat.host import Host
 from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_SERVER_EXTENSIONS, Query
@@ -160,6 +162,36 @@ def test_nickOfAnotherAccountIdRefused(harnessBackend):
     history = [e for e in td.pop() if e.name == "message" and e.body is not None]
     assert [m["from"] for m in history] == [f"{ROOM}/{bobId}"]
     assert f"{bobId}" not in h.host.modules["muc"].rooms[ROOM].occupants
+
+
+def test_bannedCannotRejoinThroughStaleDiscoInfo(harnessBackend):
+    """
+    Review finding 4b: bob asks for the room's disco#info; while its dialog is
+    being read alice bans him; the stale dialog the read returns must not become
+    the live room's, so bob's rejoin is still forbidden.
+    """
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    store, held = h.storage.dialogs, []
+    real = store.getDialog
+
+    def getDialog(dialogId):
+        if not held:
+            d = defer.Deferred()
+            held.append((d, result(real(dialogId))))  # the dialog when the read started
+            return d
+        return real(dialogId)
+
+    store.getDialog = getDialog
+    h.send(bob, f"<iq type='get' id='i' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+    assert held
+    iq(h, alice, "set", ADMIN, f"<item affiliation='outcast' jid='{bob.bare}'/>")
+    assert reply(ta)["type"] == "result"
+    d, stale = held[0]
+    d.callback(stale)
+    assert [e for e in tb.pop() if e.getAttribute("id") == "i"][0]["type"] == "result"
+    join(h, bob, "Bobby")
+    assert errorOf(presences(tb)[0]) == "forbidden"
 
 
 def test_defaultMembersOnlyOption(harnessBackend):
