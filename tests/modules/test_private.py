@@ -207,3 +207,32 @@ def test_legacyPEPBookmarksGetWhenEmpty():
     alice, ta = h.connect("alice")
     [item] = list(legacyPEP(h, alice, ta, "get", "<items node='storage:bookmarks'/>").pubsub.items.elements())
     assert item["id"] == "current" and item.storage is not None and not item.storage.children
+
+
+def test_legacyBookmarksBroadcast():
+    """
+    Review finding 2 (XEP-0411 compat-pep): a XEP-0048 resource with
+    storage:bookmarks+notify hears of a XEP-0402 publish (and retract) from
+    its other resource as one item 'current' holding <storage/>; no contact does.
+    """
+    from tests.modules.test_pep import befriend, events, withCaps
+
+    h = HostHarness()
+    befriend(h, "alice", "bob")
+    legacy, tl = h.connect("alice", "legacy", available=False)
+    withCaps(h, legacy, ["storage:bookmarks+notify"])
+    bob, tb = h.connect("bob", available=False)
+    withCaps(h, bob, ["storage:bookmarks+notify", NS_BOOKMARKS + "+notify"])
+    modern, tm = h.connect("alice", "modern")
+    conference = f"<conference xmlns='{NS_BOOKMARKS}' name='R' autojoin='true'/>"
+    reply = legacyPEP(h, modern, tm, "set", f"<publish node='{NS_BOOKMARKS}'><item id='r@muc.localhost'>"
+                                            f"{conference}</item></publish>")
+    assert reply["type"] == "result"
+    [notice] = events(tl)
+    assert notice["from"] == "alice@localhost" and notice.event.items["node"] == "storage:bookmarks"
+    item = notice.event.items.item
+    assert item["id"] == "current" and [c["jid"] for c in item.storage.elements()] == ["r@muc.localhost"]
+    legacyPEP(h, modern, tm, "set", f"<retract node='{NS_BOOKMARKS}'><item id='r@muc.localhost'/></retract>")
+    [notice] = events(tl)
+    assert not notice.event.items.item.storage.children
+    assert [e for e in events(tb) if e.event.items["node"] == "storage:bookmarks"] == []

@@ -23,7 +23,9 @@ Private XML storage and bookmarks (issue 16 item 3):
   C{storage:bookmarks}, XEP-0411 §3 and §4) is the same view: an items
   get of that node on the own account answers one item C{current} with
   the C{<storage/>} built from the XEP-0402 items, a publish to it is
-  converted as a private-storage set (issue 16 review finding 2).  The
+  converted as a private-storage set (issue 16 review finding 2); the
+  owner's resources with C{storage:bookmarks+notify} hear of each change
+  of the XEP-0402 node as that C{<storage/>} (the XEP-0048 broadcast).  The
   account advertises C{urn:xmpp:bookmarks-conversion:0},
   C{urn:xmpp:bookmarks:1#compat} and C{urn:xmpp:bookmarks:1#compat-pep}.
 """
@@ -37,6 +39,7 @@ from xmppchat.jid import InvalidJID, parseJID
 from xmppchat.modules.base import hook
 from xmppchat.modules.pepbridge import PEPBridge
 from xmppchat.pep.nodeconfig import NS_PUBSUB
+from xmppchat.pep.service import wants
 from xmppchat.stanzas import StanzaError
 from xmppchat.storage.interfaces import QuotaExceeded
 from xmppchat.storage.userxml.interface import PRIVATE
@@ -261,6 +264,33 @@ class PrivateModule(PEPBridge):
             raise StanzaError("bad-request", text="Publish one item with a storage:bookmarks <storage/>")
         self._checkSize(storage)
         return self._convertBookmarks(event, session, storage)
+
+    @hook("pep-published")
+    @hook("pep-retracted")
+    def onBookmarksChanged(self, event):
+        """
+        XEP-0411 compat-pep: a change of the XEP-0402 node goes to the
+        owner's resources that want C{storage:bookmarks+notify} as one
+        XEP-0048 item C{current} (only the owner's: the node is private).
+        """
+        if event.node != NS_BOOKMARKS or self.pep is None:
+            return None
+        owner = event.owner
+        sessions = [s for s in self.host.sessions.sessionsOf(f"{owner}@{self.host.domain}")
+                    if wants(s, NS_LEGACY_BOOKMARKS)]
+        if not sessions:
+            return None
+        service = self.pep.service
+
+        def send(storage):
+            notice = service._itemsEvent(NS_LEGACY_BOOKMARKS, "current", storage, {})
+            for session in sessions:
+                if not session.closed:
+                    session.send(service.message(owner, session.full, notice))
+
+        self._legacyBookmarks(owner).addCallback(send).addErrback(
+            lambda f: self.log.failure("The XEP-0048 bookmarks broadcast of {user} failed", f, user=owner))
+        return None
 
     @defer.inlineCallbacks
     def _setBookmarks(self, event, localpart: str, wanted: dict):
