@@ -7,9 +7,7 @@ delivery, quotas, blocking, and the internal API other modules use.
 
 from __future__ import annotations
 
-from twisted.internet import defer
-
-from tests.helpers import HostHarness, result, xml
+from tests.helpers import HeldRead, HostHarness, result, xml
 from xmppchat.caps import capsHash
 from xmppchat.storage.interfaces import RosterItem
 
@@ -346,23 +344,12 @@ def test_lastItemsWhenApprovedDuringRosterRead():
     alice, ta = h.connect("alice")
     iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
     bob, tb = h.connect("bob", available=False)
-    service = h.host.modules["pep"].service
-    real, held = service._roster, []
-
-    def roster(owner):
-        if owner == "bob" and not held:
-            stale = dict(result(real(owner)))  # what storage held when the read started
-            d = defer.Deferred()
-            held.append((d, stale))
-            return d
-        return real(owner)
-
-    service._roster = roster
+    # the roster as storage held it when the read started (the cache is shared and changes)
+    read = HeldRead(h.host.modules["pep"].service, "_roster", when=lambda owner: owner == "bob", snapshot=dict)
     withCaps(h, bob, [NICK + "+notify"])
-    assert held
+    assert read.called
     h.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
     h.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
-    d, stale = held[0]
-    d.callback(stale)
+    read.release()
     got = [e for e in events(tb) if e.event is not None]
     assert [str(m.event.items.item.nick) for m in got] == ["Alice"]

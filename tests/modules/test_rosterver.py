@@ -2,10 +2,9 @@
 Tests for roster versioning (RFC 6121 §2.6, XEP-0237; issue 16 item 6).
 """
 
-from twisted.internet import defer
 from twisted.words.xish import domish
 
-from tests.helpers import HostHarness, result
+from tests.helpers import HeldRead, HostHarness, result
 from xmppchat.c2s.negotiation import AUTHENTICATED, CONNECTED, StreamEvent
 
 BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
@@ -152,24 +151,13 @@ def test_changeDuringVersionReadIsPushed():
     other, _ = h.connect("alice", "two")
     addContact(h, other, "bob@localhost")
     ver = result(h.storage.roster.getRosterVersion("alice"))
-    store, held = h.storage.roster, []
-    real = store.getRosterVersion
-
-    def getRosterVersion(localpart):
-        if not held:
-            d = defer.Deferred()
-            held.append((d, result(real(localpart))))  # the version when the read started
-            return d
-        return real(localpart)
-
-    store.getRosterVersion = getRosterVersion
+    read = HeldRead(h.storage.roster, "getRosterVersion")
     h.send(alice, f"<iq type='get' id='g'><query xmlns='{NS_ROSTER}' ver='{ver}'/></iq>")
     addContact(h, other, "carol@localhost")
     assert [e for e in ta.pop() if e.name == "iq"] == []  # nothing before the result
-    d, old = held[0]
-    d.callback(old)
+    read.release()
     got = [e for e in ta.pop() if e.name == "iq"]
     assert [(e["type"], e.getAttribute("id")) for e in got][0] == ("result", "g")
     [push] = [e for e in got if e["type"] == "set"]
     assert push.query.item["jid"] == "carol@localhost"
-    assert push.query["ver"] == result(real("alice")) != ver
+    assert push.query["ver"] == result(h.storage.roster.getRosterVersion("alice")) != ver

@@ -7,9 +7,7 @@ and for dialog rooms (the REST rules); destroy; XEP-0410 self-ping; the
 affiliations kept in storage across a restart (both backends).
 """
 
-from twisted.internet import defer
-
-from tests.helpers import HostHarness, result
+from tests.helpers import HeldRead, HostHarness, result
 from xmppchat.host import Host
 from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_SERVER_EXTENSIONS, Query
 
@@ -172,23 +170,12 @@ def test_bannedCannotRejoinThroughStaleDiscoInfo(harnessBackend):
     """
     h = HostHarness()
     alice, ta, bob, tb = withBob(h)
-    store, held = h.storage.dialogs, []
-    real = store.getDialog
-
-    def getDialog(dialogId):
-        if not held:
-            d = defer.Deferred()
-            held.append((d, result(real(dialogId))))  # the dialog when the read started
-            return d
-        return real(dialogId)
-
-    store.getDialog = getDialog
+    read = HeldRead(h.storage.dialogs, "getDialog")
     h.send(bob, f"<iq type='get' id='i' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-    assert held
+    assert read.called
     iq(h, alice, "set", ADMIN, f"<item affiliation='outcast' jid='{bob.bare}'/>")
     assert reply(ta)["type"] == "result"
-    d, stale = held[0]
-    d.callback(stale)
+    read.release()
     assert [e for e in tb.pop() if e.getAttribute("id") == "i"][0]["type"] == "result"
     join(h, bob, "Bobby")
     assert errorOf(presences(tb)[0]) == "forbidden"
