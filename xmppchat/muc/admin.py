@@ -278,7 +278,8 @@ class AdminMixin:
         if session is None or session.account is None or event.stanzaType != "groupchat":
             return None
         occupant = room.occupantOf(session.account.id) if room is not None else None
-        if event.named is not None and (occupant is None or session not in occupant.sessions):
+        # by full JID: in cluster mode a remote sender's session object may be a new proxy
+        if event.named is not None and (occupant is None or all(s.full != session.full for s in occupant.sessions)):
             raise StanzaError("not-acceptable", text="Only occupants may send messages to this room")
         if room is None or room.dialog is None:
             return None
