@@ -174,3 +174,33 @@ def bareJID(localpart, domain="localhost"):
 
 
 __all__ = ["xml", "result", "makeConfig", "StubTransport", "HostHarness", "bareJID", "sentMessages", "defer"]
+
+
+class HeldRead:
+    """
+    C{obj.name} replaced so that its first call for which C{when(*args)}
+    returns a Deferred held back, as a storage read still in flight (the
+    race tests of issue 16 review finding 4).  L{release} fires it with
+    C{snapshot} of what the real method gave when it was called: the value
+    read before the writes made meanwhile.
+    """
+
+    def __init__(self, obj, name: str, when=lambda *args: True, snapshot=lambda value: value):
+        self.real = getattr(obj, name)
+        self.held: list = []
+
+        def call(*args):
+            if not self.held and when(*args):
+                self.held.append((defer.Deferred(), snapshot(result(self.real(*args)))))
+                return self.held[0][0]
+            return self.real(*args)
+
+        setattr(obj, name, call)
+
+    @property
+    def called(self) -> bool:
+        return bool(self.held)
+
+    def release(self) -> None:
+        d, value = self.held[0]
+        d.callback(value)

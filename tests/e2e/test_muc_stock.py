@@ -9,6 +9,8 @@ owner destroys a room; dialog rooms keep numeric nicks.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from slixmpp.exceptions import IqError, PresenceError
 
@@ -176,3 +178,28 @@ def test_dialogRoomKeepsNumericNicks(server, users):
         await member.logout()
 
     run(scenario())
+
+
+def test_nonOccupantAndAccountIdNickRefused(server, users):
+    """
+    Review finding 1: in a room made by joining, a user who is not in it sends
+    a groupchat message (not-acceptable, §7.4) and then tries to join with the
+    owner's account id as his nick, the address a departed sender shows under
+    (conflict).
+    """
+
+    room = f"guarded@{MUC}"
+
+    async def body(owner, third):
+        errors = asyncio.Queue()
+        third.add_event_handler("message_error", errors.put_nowait)
+        third.send_message(mto=room, mbody="not joined", mtype="groupchat")
+        error = await within(errors.get())
+        assert error["error"]["condition"] == "not-acceptable"
+        with pytest.raises(PresenceError) as refused:
+            await within(third.plugin["xep_0045"].join_muc_wait(room, str(users["owner"][1]), maxstanzas=0))
+        assert refused.value.condition == "conflict"
+        joined = await within(third.plugin["xep_0045"].join_muc_wait(room, str(users["third"][1]), maxstanzas=0))
+        assert joined[0]["from"].resource == str(users["third"][1])
+
+    withOwner(server, users, "third", room, body)

@@ -31,7 +31,8 @@ PHOTO_VCARD = (f"<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><N><GIVEN>Alice
                f"<PHOTO><TYPE>image/png</TYPE><BINVAL>{IMAGE_B64}</BINVAL></PHOTO></vCard>")
 SCENES = {"own": ("alice", "bob"), "hash": ("alice", "bob"), "big": ("alice",), "private": ("alice", "mallory"),
           "block": ("alice", "mallory"), "topep": ("alice", "bob"), "frompep": ("alice", "bob"),
-          "marks": ("alice",), "marks2": ("alice",), "disco": ("alice",)}
+          "marks": ("alice",), "marks2": ("alice",), "disco": ("alice",),
+          "marks3": ("alice",)}
 PUBSUB = "http://jabber.org/protocol/pubsub"
 AVATAR_DATA = "urn:xmpp:avatar:data"
 AVATAR_META = "urn:xmpp:avatar:metadata"
@@ -332,4 +333,24 @@ def test_conversionsAdvertised(users):
         return {f.get("var") for f in reply.iter("{http://jabber.org/protocol/disco#info}feature")}
 
     features = play(users, "disco", script)
-    assert {"urn:xmpp:pep-vcard-conversion:0", "urn:xmpp:bookmarks-conversion:0"} <= features
+    assert {"urn:xmpp:pep-vcard-conversion:0", "urn:xmpp:bookmarks-conversion:0",
+            "urn:xmpp:bookmarks:1#compat-pep"} <= features
+
+
+def test_legacyPEPBookmarksConverted(users):
+    """
+    Review finding 2 (XEP-0411 compat-pep): a XEP-0048-over-PEP client publishes
+    storage:bookmarks; it is read back as one item 'current' and as XEP-0402 items.
+    """
+    storage = ("<storage xmlns='storage:bookmarks'><conference jid='tea@muc.localhost' name='Tea' autojoin='true'>"
+               "<nick>al</nick></conference></storage>")
+
+    async def script(scene):
+        (alice,) = await scene.online("alice")
+        await request(alice, "set", publishRequest("storage:bookmarks", "current", storage))
+        legacy = items(await request(alice, "get", itemsRequest("storage:bookmarks")))
+        modern = items(await request(alice, "get", itemsRequest(BOOKMARKS)))
+        return ([(i, [c.get("jid") for c in p]) for i, p in legacy],
+                [(i, p.get("name"), p.findtext(f"{{{BOOKMARKS}}}nick")) for i, p in modern])
+
+    assert play(users, "marks3", script) == ([("current", ["tea@muc.localhost"])], [("tea@muc.localhost", "Tea", "al")])

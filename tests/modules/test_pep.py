@@ -7,7 +7,7 @@ delivery, quotas, blocking, and the internal API other modules use.
 
 from __future__ import annotations
 
-from tests.helpers import HostHarness, result, xml
+from tests.helpers import HeldRead, HostHarness, result, xml
 from xmppchat.caps import capsHash
 from xmppchat.storage.interfaces import RosterItem
 
@@ -409,3 +409,50 @@ def test_rosterAccessModel():
     get = f"<pubsub xmlns='{PS}'><items node='n'/></pubsub>"
     assert iq(h, bob, get, "get", "alice@localhost")[0]["type"] == "result"
     assert errorOf(iq(h, carol, get, "get", "alice@localhost")[0]) == ["not-authorized", "not-in-roster-group"]
+
+
+def test_lastItemsReadInOneStoreCall():
+    """
+    Review finding 3: a resource with many contacts shows +notify interest: the
+    contacts' nodes come from one store read (not one per contact), and only the
+    roster of a contact with a wanted node is read.
+    """
+    h = HostHarness()
+    contacts = [f"c{i}" for i in range(6)]
+    for contact in contacts:
+        befriend(h, contact, "bob")
+    owner, _ = h.connect("c0")
+    iq(h, owner, publishXML(NICK, f"<nick xmlns='{NICK}'>Zero</nick>"))
+    iq(h, owner, publishXML("urn:other", "<x xmlns='urn:other'/>"))
+    store, rosters = h.host.storage.pep, h.host.storage.roster
+    calls = []
+    for obj, name in ((store, "listNodes"), (store, "findNodes"), (rosters, "getRoster")):
+        real = getattr(obj, name)
+        setattr(obj, name, lambda *a, _real=real, _name=name: calls.append((_name, a[0])) or _real(*a))
+    bob, t = h.connect("bob", available=False)
+    calls.clear()
+    _, rest = withCaps(h, bob, [NICK + "+notify"])
+    got = [e for e in rest + t.pop() if e.name == "message"]
+    assert [str(m.event.items.item.nick) for m in got] == ["Zero"]
+    assert [n for n, _ in calls if n != "getRoster"] == ["findNodes"]
+    assert {a for n, a in calls if n == "getRoster"} <= {"bob", "c0"}
+
+
+def test_lastItemsWhenApprovedDuringRosterRead():
+    """
+    Review finding 4c: bob's resource shows interest; while its roster is being
+    read, alice approves his subscription: he still gets alice's last nick, once.
+    """
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    iq(h, alice, publishXML(NICK, f"<nick xmlns='{NICK}'>Alice</nick>"))
+    bob, tb = h.connect("bob", available=False)
+    # the roster as storage held it when the read started (the cache is shared and changes)
+    read = HeldRead(h.host.modules["pep"].service, "_roster", when=lambda owner: owner == "bob", snapshot=dict)
+    withCaps(h, bob, [NICK + "+notify"])
+    assert read.called
+    h.send(bob, "<presence to='alice@localhost' type='subscribe'/>")
+    h.send(alice, "<presence to='bob@localhost' type='subscribed'/>")
+    read.release()
+    got = [e for e in events(tb) if e.event is not None]
+    assert [str(m.event.items.item.nick) for m in got] == ["Alice"]

@@ -166,3 +166,73 @@ def test_conversionAdvertised():
     assert NS_BOOKMARKS_CONVERSION not in features()
     install(h)
     assert NS_BOOKMARKS_CONVERSION in features() and NS_BOOKMARKS + "#compat" in features()
+    assert NS_BOOKMARKS + "#compat-pep" in features()
+
+
+PUBSUB = "http://jabber.org/protocol/pubsub"
+
+
+def legacyPEP(h, session, transport, kind, payload):
+    return iq(h, session, transport, f"<iq type='{kind}' id='b1'><pubsub xmlns='{PUBSUB}'>{payload}</pubsub></iq>")
+
+
+def test_legacyPEPBookmarksConverted():
+    """
+    Review finding 2 (XEP-0411 §3-4, compat-pep): a XEP-0048 client publishes
+    its bookmarks to the PEP node storage:bookmarks: they become XEP-0402 items
+    (with the real PEP service), read back as one item 'current', and
+    through private storage.
+    """
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    reply = legacyPEP(h, alice, ta, "set", f"<publish node='storage:bookmarks'><item id='current'>{LEGACY}</item></publish>")
+    assert reply["type"] == "result"
+    pep = h.host.modules["pep"]
+    items = dict(result(pep.getItems("alice", NS_BOOKMARKS)))
+    assert set(items) == {"room@muc.localhost", "other@muc.localhost"} and items["room@muc.localhost"]["name"] == "The Room"
+    got = legacyPEP(h, alice, ta, "get", "<items node='storage:bookmarks'/>").pubsub.items
+    assert got["node"] == "storage:bookmarks"
+    [item] = list(got.elements())
+    assert item["id"] == "current" and item.storage.uri == "storage:bookmarks"
+    assert sorted(c["jid"] for c in item.storage.elements()) == ["other@muc.localhost", "room@muc.localhost"]
+    storage = private(h, alice, ta, "get", "<storage xmlns='storage:bookmarks'/>").query.storage
+    assert len(list(storage.elements())) == 2
+    assert condition(legacyPEP(h, alice, ta, "set", "<publish node='storage:bookmarks'><item><x xmlns='y'/></item>"
+                                                    "</publish>")) == "bad-request"
+
+
+def test_legacyPEPBookmarksGetWhenEmpty():
+    """Nothing stored: the items of storage:bookmarks are one empty <storage/>."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    [item] = list(legacyPEP(h, alice, ta, "get", "<items node='storage:bookmarks'/>").pubsub.items.elements())
+    assert item["id"] == "current" and item.storage is not None and not item.storage.children
+
+
+def test_legacyBookmarksBroadcast():
+    """
+    Review finding 2 (XEP-0411 compat-pep): a XEP-0048 resource with
+    storage:bookmarks+notify hears of a XEP-0402 publish (and retract) from
+    its other resource as one item 'current' holding <storage/>; no contact does.
+    """
+    from tests.modules.test_pep import befriend, events, withCaps
+
+    h = HostHarness()
+    befriend(h, "alice", "bob")
+    legacy, tl = h.connect("alice", "legacy", available=False)
+    withCaps(h, legacy, ["storage:bookmarks+notify"])
+    bob, tb = h.connect("bob", available=False)
+    withCaps(h, bob, ["storage:bookmarks+notify", NS_BOOKMARKS + "+notify"])
+    modern, tm = h.connect("alice", "modern")
+    conference = f"<conference xmlns='{NS_BOOKMARKS}' name='R' autojoin='true'/>"
+    reply = legacyPEP(h, modern, tm, "set", f"<publish node='{NS_BOOKMARKS}'><item id='r@muc.localhost'>"
+                                            f"{conference}</item></publish>")
+    assert reply["type"] == "result"
+    [notice] = events(tl)
+    assert notice["from"] == "alice@localhost" and notice.event.items["node"] == "storage:bookmarks"
+    item = notice.event.items.item
+    assert item["id"] == "current" and [c["jid"] for c in item.storage.elements()] == ["r@muc.localhost"]
+    legacyPEP(h, modern, tm, "set", f"<retract node='{NS_BOOKMARKS}'><item id='r@muc.localhost'/></retract>")
+    [notice] = events(tl)
+    assert not notice.event.items.item.storage.children
+    assert [e for e in events(tb) if e.event.items["node"] == "storage:bookmarks"] == []

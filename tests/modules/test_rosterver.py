@@ -4,7 +4,7 @@ Tests for roster versioning (RFC 6121 §2.6, XEP-0237; issue 16 item 6).
 
 from twisted.words.xish import domish
 
-from tests.helpers import HostHarness, result
+from tests.helpers import HeldRead, HostHarness, result
 from xmppchat.c2s.negotiation import AUTHENTICATED, CONNECTED, StreamEvent
 
 BOTH_BACKENDS = True  # every test runs on SQLite and on MongoDB (mongomock)
@@ -138,3 +138,26 @@ def test_getWithoutVerUnchanged():
     alice, _ = h.connect("alice")
     addContact(h, alice, "bob@localhost")
     assert items(get(h, alice)) == ["bob@localhost"]
+
+
+def test_changeDuringVersionReadIsPushed():
+    """
+    Review finding 4a: alice's client asks for the roster with its current
+    version; while the server reads the version, her other resource adds carol:
+    the client gets the (empty) result and then carol's push with its version.
+    """
+    h = HostHarness()
+    alice, ta = h.connect("alice", "one")
+    other, _ = h.connect("alice", "two")
+    addContact(h, other, "bob@localhost")
+    ver = result(h.storage.roster.getRosterVersion("alice"))
+    read = HeldRead(h.storage.roster, "getRosterVersion")
+    h.send(alice, f"<iq type='get' id='g'><query xmlns='{NS_ROSTER}' ver='{ver}'/></iq>")
+    addContact(h, other, "carol@localhost")
+    assert [e for e in ta.pop() if e.name == "iq"] == []  # nothing before the result
+    read.release()
+    got = [e for e in ta.pop() if e.name == "iq"]
+    assert [(e["type"], e.getAttribute("id")) for e in got][0] == ("result", "g")
+    [push] = [e for e in got if e["type"] == "set"]
+    assert push.query.item["jid"] == "carol@localhost"
+    assert push.query["ver"] == result(h.storage.roster.getRosterVersion("alice")) != ver

@@ -7,7 +7,7 @@ and for dialog rooms (the REST rules); destroy; XEP-0410 self-ping; the
 affiliations kept in storage across a restart (both backends).
 """
 
-from tests.helpers import HostHarness, result
+from tests.helpers import HeldRead, HostHarness, result
 from xmppchat.host import Host
 from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PUBLIC, DIALOG_SERVER_EXTENSIONS, Query
 
@@ -119,6 +119,66 @@ def test_nickConflictAndChange(harnessBackend):
     [error] = presences(tb)
     assert errorOf(error) == "conflict"
     assert set(h.host.modules["muc"].rooms[ROOM].occupants) == {"Alice", "Robert"}
+
+
+def test_nonOccupantGroupchatRefused(harnessBackend):
+    """Review finding 1: a user who left sends a groupchat message anyway: §7.4 not-acceptable, nobody gets it."""
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    h.send(bob, f"<presence to='{ROOM}/Bobby' type='unavailable'/>")
+    tb.pop(), ta.pop()
+    h.send(bob, f"<message to='{ROOM}' type='groupchat' id='m2'><body>not joined</body></message>")
+    assert errorOf(reply(tb)) == "not-acceptable"
+    assert [e for e in ta.pop() if e.name == "message"] == []
+
+
+def test_nickOfAnotherAccountIdRefused(harnessBackend):
+    """
+    Review finding 1: carol joins (or renames herself) as bob's account id, the
+    address bob's history shows under once he left: a conflict; her own id is fine.
+    """
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    h.send(bob, f"<message to='{ROOM}' type='groupchat' id='m1'><body>from bob</body>"
+                "<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>")
+    h.send(bob, f"<presence to='{ROOM}/Bobby' type='unavailable'/>")
+    bobId, carolId = h.accountId("bob"), None
+    carol, tc = h.connect("carol")
+    carolId = h.accountId("carol")
+    join(h, carol, str(bobId))
+    [error] = presences(tc)
+    assert error["type"] == "error" and errorOf(error) == "conflict"
+    join(h, carol, "Carol")
+    tc.pop()
+    h.send(carol, f"<presence to='{ROOM}/{bobId}'/>")
+    [error] = presences(tc)
+    assert errorOf(error) == "conflict"
+    h.send(carol, f"<presence to='{ROOM}/{carolId}'/>")
+    assert presences(tc)[-1]["from"] == f"{ROOM}/{carolId}"
+    dave, td = h.connect("dave")
+    h.send(dave, f"<presence to='{ROOM}/Dave'><x xmlns='{MUC}'><history maxstanzas='20'/></x></presence>")
+    history = [e for e in td.pop() if e.name == "message" and e.body is not None]
+    assert [m["from"] for m in history] == [f"{ROOM}/{bobId}"]
+    assert f"{bobId}" not in h.host.modules["muc"].rooms[ROOM].occupants
+
+
+def test_bannedCannotRejoinThroughStaleDiscoInfo(harnessBackend):
+    """
+    Review finding 4b: bob asks for the room's disco#info; while its dialog is
+    being read alice bans him; the stale dialog the read returns must not become
+    the live room's, so bob's rejoin is still forbidden.
+    """
+    h = HostHarness()
+    alice, ta, bob, tb = withBob(h)
+    read = HeldRead(h.storage.dialogs, "getDialog")
+    h.send(bob, f"<iq type='get' id='i' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+    assert read.called
+    iq(h, alice, "set", ADMIN, f"<item affiliation='outcast' jid='{bob.bare}'/>")
+    assert reply(ta)["type"] == "result"
+    read.release()
+    assert [e for e in tb.pop() if e.getAttribute("id") == "i"][0]["type"] == "result"
+    join(h, bob, "Bobby")
+    assert errorOf(presences(tb)[0]) == "forbidden"
 
 
 def test_defaultMembersOnlyOption(harnessBackend):

@@ -32,6 +32,16 @@ def test_createAndList(store):
     assert result(store.listNodes("bob")) == []
 
 
+def test_findNodesOfManyOwners(store):
+    """Review finding 3: the named nodes of many owners in one read, by owner and name; others are left out."""
+    for owner, node in (("bob", "mood"), ("alice", "tune"), ("alice", "mood"), ("carol", "mood"), ("alice", "x")):
+        result(store.createNode(owner, node, dict(CONFIG, node=node), 10))
+    found = result(store.findNodes({"alice", "bob", "dave"}, {"mood", "tune"}))
+    assert [(o, n) for o, n, _ in found] == [("alice", "mood"), ("alice", "tune"), ("bob", "mood")]
+    assert found[0][2] == dict(CONFIG, node="mood")
+    assert result(store.findNodes(set(), {"mood"})) == [] and result(store.findNodes({"alice"}, set())) == []
+
+
 def test_nodeQuota(store):
     """The node past maxNodes fails with QuotaExceeded and is not stored."""
     result(store.createNode("alice", "a", CONFIG, 1))

@@ -78,6 +78,8 @@ class RosterModule(Module):
 
     def setUp(self):
         self.cache: dict[str, dict[str, RosterItem]] = {}
+        # session -> the pushes held while its roster get is being answered
+        self.held: dict = {}
 
     # -- the cache ------------------------------------------------------
 
@@ -153,7 +155,11 @@ class RosterModule(Module):
             if version is not None:
                 query["ver"] = version
             query.addChild(itemElement(item, remove))
-            session.send(iq)
+            held = self.held.get(session)
+            if held is not None:
+                held.append(iq)
+            else:
+                session.send(iq)
 
     @hook("stream-features")
     def onFeatures(self, event):
@@ -176,26 +182,35 @@ class RosterModule(Module):
     def onGet(self, event):
         """
         RFC 6121 §2.1.3 and §2.6.3: the roster, or an empty result when the
-        client's cached version is current.
+        client's cached version is current.  The session gets pushes from
+        before the reads (review finding 4a: a change written meanwhile is
+        not lost), held until the result is sent: each then carries the
+        version of its change, no older than the result's items (§2.6.1).
         """
         session = event.origin
         if session is None:
             raise StanzaError("forbidden")
         cached = event.stanza.query.getAttribute("ver")
-        version = yield self.storage.roster.getRosterVersion(session.localpart)
-        if cached == version:
-            session.rosterRequested = True
-            return self.reply(event)
-        # the items after the version (storage, not the cache, which
-        # another node's change may not have reached yet)
-        items = yield self.storage.roster.getRoster(session.localpart)
         session.rosterRequested = True
-        query = domish.Element((NS_ROSTER, "query"))
-        query["ver"] = version
-        for item in items:
-            if isVisible(item):
-                query.addChild(itemElement(item))
-        return self.reply(event, query)
+        held = self.held.setdefault(session, [])
+        try:
+            version = yield self.storage.roster.getRosterVersion(session.localpart)
+            if cached == version:
+                return self.reply(event)
+            # the items after the version (storage, not the cache, which
+            # another node's change may not have reached yet)
+            items = yield self.storage.roster.getRoster(session.localpart)
+            query = domish.Element((NS_ROSTER, "query"))
+            query["ver"] = version
+            for item in items:
+                if isVisible(item):
+                    query.addChild(itemElement(item))
+            return self.reply(event, query)
+        finally:
+            if self.held.get(session) is held:
+                del self.held[session]
+                for push in held:
+                    session.send(push)
 
     @hook(f"iq-set/self/{NS_ROSTER}:query")
     def onSet(self, event):

@@ -291,14 +291,20 @@ class AdminMixin:
         A subject change (a C{<subject/>} without a body) by a moderator
         (any participant when C{muc#roomconfig_changesubject}) becomes the
         dialog's description, sent to every occupant; a visitor's message
-        is refused (C{forbidden}).
+        is refused (C{forbidden}); in a room made the XMPP way a
+        non-occupant's message is C{not-acceptable} (§7.4; issue 16 review
+        finding 1: it would show under a nick someone else may hold).
         """
         room = self.rooms.get(event.room)
         session = event.origin
-        if room is None or room.dialog is None or session is None or session.account is None \
-                or event.stanzaType != "groupchat":
+        if session is None or session.account is None or event.stanzaType != "groupchat":
             return None
-        occupant = room.occupantOf(session.account.id)
+        occupant = room.occupantOf(session.account.id) if room is not None else None
+        # by full JID: in cluster mode a remote sender's session object may be a new proxy
+        if event.named is not None and (occupant is None or all(s.full != session.full for s in occupant.sessions)):
+            raise StanzaError("not-acceptable", text="Only occupants may send messages to this room")
+        if room is None or room.dialog is None:
+            return None
         role = room.role(session.account.id)
         stanza = event.stanza
         if stanza.subject is not None and stanza.body is None:

@@ -508,12 +508,24 @@ class RoomsMixin:
         if occupant is not None:
             return occupant.nick
         nick = asked if room.named is not None else str(userId)
+        self.checkDigitNick(room, userId, nick)
         for taken in {asked, nick}:
             holder = room.occupants.get(taken)
             if holder is not None and holder.userId != userId:
                 self.maybeClose(room)
                 raise StanzaError("conflict", text="That nickname is taken")
         return nick
+
+    def checkDigitNick(self, room: Room, userId: int, nick: str) -> None:
+        """
+        Issue 16 review finding 1: in a room made the XMPP way an all-digit
+        nick is a C{conflict} unless it is the user's own account id: the
+        messages (and history) of a sender who is not in the room show as
+        C{room/<account id>}, which must never be someone else's nick.
+        """
+        if room.named is not None and nick.isdigit() and nick != str(userId):
+            self.maybeClose(room)
+            raise StanzaError("conflict", text="A nick of digits only is another user's account id")
 
     def capacity(self, room: Room) -> int:
         """
@@ -534,6 +546,7 @@ class RoomsMixin:
         holder = room.occupants.get(nick)
         if holder is not None and holder is not occupant:
             raise StanzaError("conflict", text="That nickname is taken")
+        self.checkDigitNick(room, occupant.userId, nick)
         self.broadcastPresence(room, occupant, "unavailable", (303,), nick=nick)
         for mine in occupant.sessions:
             own = self.occupantPresence(room, occupant, occupant.userId, "unavailable", (110, 303),

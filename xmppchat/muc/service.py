@@ -200,8 +200,9 @@ class MUCModule(AdminMixin, RoomsMixin, Module):
             dialog = yield self.storage.dialogs.getDialog(event.dialogId)
         if dialog is None or dialog.type == DIALOG_PRIVATE or not seesRoom(dialog, userId):
             raise StanzaError("item-not-found", text="No such room")
-        room = self.rooms.get(event.room) or Room(event.room, event.appId, dialog, named=event.named)
-        room.dialog = dialog
+        # a view of the stored dialog, never put onto the live room: that one may have
+        # changed during the read (review finding 4b)
+        room = Room(event.room, event.appId, dialog, named=event.named)
         public = isOpen(dialog)
         temporary = (dialog.extensions or {}).get("muc_persistent") == "0"
         listed = public if event.named is None else room.setting(EXT_PUBLIC, "1") == "1"

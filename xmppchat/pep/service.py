@@ -321,26 +321,34 @@ class PEPService:
         the node sends its last item.
         """
         if owners is None:
+            # claimed before the roster read (review finding 4c): a roster change in the
+            # meantime (L{rosterChanged}) sends its new contacts' items, and they are not
+            # sent twice
+            session.state[STATE_OWNERS] = set()
             roster = yield self._roster(session.localpart)
-            owners = self.ownersSeenBy(session, roster)
-            session.state[STATE_OWNERS] = owners
+            found = self.ownersSeenBy(session, roster)
+            owners = found - session.state[STATE_OWNERS]
+            session.state[STATE_OWNERS] = session.state[STATE_OWNERS] | found
         yield self._loadPrivacy(owners)
-        for owner in sorted(owners, key=lambda o: o != session.localpart):
-            if owner != session.localpart and self._blocked(owner, session.bare):
+        owners = [o for o in owners if o == session.localpart or not self._blocked(o, session.bare)]
+        # one read for every owner's wanted nodes (review finding 3); an owner's
+        # roster only where a node's access model needs it
+        stored = yield self.store.findNodes(owners, nodes)
+        rosters = {}
+        for owner, node, config in sorted(stored, key=lambda found: found[0] != session.localpart):
+            if config.get("send_last_published_item") == "never":
                 continue
-            stored = yield self.store.listNodes(owner)
-            wanted = [(node, config) for node, config in stored
-                      if node in nodes and config.get("send_last_published_item") != "never"]
-            if not wanted:
+            roster = {}
+            if owner != session.localpart and config.get("access_model", "presence") in ("presence", "roster"):
+                if owner not in rosters:
+                    rosters[owner] = yield self._roster(owner)
+                roster = rosters[owner]
+            if self.allowed(owner, config, session.bare, self.bare(owner), roster) is not None:
                 continue
-            ownerRoster = yield self._roster(owner) if owner != session.localpart else {}
-            for node, config in wanted:
-                if self.allowed(owner, config, session.bare, self.bare(owner), ownerRoster) is not None:
-                    continue
-                items = yield self.getItems(owner, node, maxItems=1)
-                if items and not session.closed:
-                    itemId, payload = items[0]
-                    session.send(self.message(owner, session.full, self._itemsEvent(node, itemId, payload, config)))
+            items = yield self.getItems(owner, node, maxItems=1)
+            if items and not session.closed:
+                itemId, payload = items[0]
+                session.send(self.message(owner, session.full, self._itemsEvent(node, itemId, payload, config)))
 
     @defer.inlineCallbacks
     def rosterChanged(self, localpart: str):

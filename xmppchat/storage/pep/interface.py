@@ -33,6 +33,13 @@ class IPEPStore(Protocol):
         Fires with C{[(node, config)]} of C{owner}, by name.
         """
 
+    def findNodes(self, owners, nodes) -> Deferred:
+        """
+        Fires with C{[(owner, node, config)]} of the nodes named in C{nodes}
+        of all C{owners}, by owner and name: one read for a resource's
+        last-item delivery (issue 16 review finding 3).
+        """
+
     def createNode(self, owner: str, node: str, config: dict, maxNodes: int) -> Deferred:
         """
         Create a node; fires with C{True}, or C{False} when it exists (the

@@ -42,6 +42,18 @@ class MongoPEPStore(Store):
         return self.db.run(lambda db: [(doc["node"], doc["config"]) for doc in
                                        db.pep_nodes.find({"owner": owner}).sort("node", pymongo.ASCENDING)])
 
+    def findNodes(self, owners, nodes):
+        owners, nodes = sorted(owners), sorted(nodes)
+
+        def find(db):
+            if not owners or not nodes:
+                return []
+            return [(doc["owner"], doc["node"], doc["config"]) for doc in db.pep_nodes.find(
+                {"owner": {"$in": owners}, "node": {"$in": nodes}}).sort(
+                [("owner", pymongo.ASCENDING), ("node", pymongo.ASCENDING)])]
+
+        return self.db.run(find)
+
     def createNode(self, owner, node, config, maxNodes):
         checkKey(owner, node)
 

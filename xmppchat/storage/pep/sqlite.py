@@ -50,6 +50,15 @@ class SQLitePEPStore(Store):
         return self.db.run(False, lambda c: [(row[0], json.loads(row[1])) for row in c.execute(
             "SELECT node, config FROM pep_nodes WHERE owner = ? ORDER BY node", (owner,))])
 
+    def findNodes(self, owners, nodes):
+        owners, nodes = sorted(owners), sorted(nodes)
+        if not owners or not nodes:
+            return self.db.run(False, lambda c: [])
+        return self.db.run(False, lambda c: [(row[0], row[1], json.loads(row[2])) for row in c.execute(
+            "SELECT owner, node, config FROM pep_nodes WHERE owner IN (SELECT value FROM json_each(?))"
+            " AND node IN (SELECT value FROM json_each(?)) ORDER BY owner, node",
+            (json.dumps(owners), json.dumps(nodes)))])
+
     def createNode(self, owner, node, config, maxNodes):
         checkKey(owner, node)
 
