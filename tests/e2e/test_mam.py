@@ -19,11 +19,13 @@ NS_SID = "urn:xmpp:sid:0"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_CARBONS = "urn:xmpp:carbons:2"
+NS_OMEMO = "eu.siacs.conversations.axolotl"
+NS_OOB = "jabber:x:oob"
 
 
 @pytest.fixture(scope="module")
 def users(server):
-    server.addusers(["mam-alice", "mam-bob", "mam-carol", "mam-dave"])
+    server.addusers(["mam-alice", "mam-bob", "mam-carol", "mam-dave", "mam-erin", "mam-frank"])
     return server
 
 
@@ -153,5 +155,41 @@ def test_sdkMessageWithoutSaveToHistoryNotArchived(users):
         assert "sdk-unsaved" not in bodies
         await carol.logout()
         await dave.logout()
+
+    run(scenario())
+
+
+def test_omemoAndOobMessagesArchivedVerbatim(users):
+    """
+    Issue 16, XEP-0313 §4.1: an OMEMO message (a fake <encrypted/> payload,
+    no body, as Conversations may send) and a message with a XEP-0066 OOB
+    url are in the recipient's account archive with those elements intact.
+    """
+
+    async def scenario():
+        erin = await login(users, "mam-erin")
+        frank = await login(users, "mam-frank")
+        omemo = erin.make_message(mto="mam-frank@localhost", mtype="chat")
+        omemo.append(ET.fromstring(f"<encrypted xmlns='{NS_OMEMO}'><header sid='7'><key rid='9'>a2V5</key>"
+                                   "<iv>aXY=</iv></header><payload>ZmFrZQ==</payload></encrypted>"))
+        omemo.send()
+        oob = erin.make_message(mto="mam-frank@localhost", mbody="https://example.org/cat.jpg", mtype="chat")
+        oob.append(ET.fromstring(f"<x xmlns='{NS_OOB}'><url>https://example.org/cat.jpg</url></x>"))
+        oob.send()
+        await asyncio.sleep(0.5)
+        before = len(frank.raw)
+        ids, bodies, fin = await archive(frank)
+        assert len(ids) == 2 and fin.get("complete") == "true"
+        forwarded = [m.find(f"{{{NS_MAM}}}result/{{{NS_FORWARD}}}forwarded/{{jabber:client}}message")
+                     for m in frank.raw[before:]]
+        first, second = [m for m in forwarded if m is not None]
+        assert first.findtext(f"{{{NS_OMEMO}}}encrypted/{{{NS_OMEMO}}}payload") == "ZmFrZQ=="
+        assert first.find(f"{{{NS_OMEMO}}}encrypted/{{{NS_OMEMO}}}header/{{{NS_OMEMO}}}key").get("rid") == "9"
+        assert first.find("{jabber:client}body") is None
+        assert second.findtext(f"{{{NS_OOB}}}x/{{{NS_OOB}}}url") == "https://example.org/cat.jpg"
+        assert bodies[1] == "https://example.org/cat.jpg"
+        assert all(m.get("from", "").startswith("mam-erin@localhost") for m in (first, second))
+        await erin.logout()
+        await frank.logout()
 
     run(scenario())

@@ -140,7 +140,7 @@ def stanzaIds(message):
 def test_stockChatArchivedWithStanzaIds():
     """A stock client's chat (no extraParams) is stored in the pair's private dialog, keeps its id, and
     reaches bob with a stanza-id by bob naming the archive id; a forged stanza-id by
-    one of our users is dropped (XEP-0359 §5); chat states, receipts, no-store and OMEMO messages
+    one of our users is dropped (XEP-0359 §5); chat states, receipts and no-store messages
     are not stored."""
     h = HostHarness()
     alice, ta = h.connect("alice")
@@ -158,16 +158,57 @@ def test_stockChatArchivedWithStanzaIds():
                 "<received xmlns='urn:xmpp:receipts' id='uuid-1'/></message>")
     h.send(alice, stock("bob@localhost", body="not kept", extra="<no-store xmlns='urn:xmpp:hints'/>"))
     h.send(alice, stock("bob@localhost", body="x" * 70000))
-    h.send(alice, stock("bob@localhost", body="OMEMO fallback",
-                        extra="<encrypted xmlns='eu.siacs.conversations.axolotl'><payload>x</payload></encrypted>"))
     ta.pop()
-    assert [len(str(m.body)) for m in tb.pop() if m.name == "message" and m.body] == [8, 70000, 14]
+    assert [len(str(m.body)) for m in tb.pop() if m.name == "message" and m.body] == [8, 70000]
     h.send(bob, mamQuery())
     got, results, fin = page(tb)
     assert got == [sids["bob@localhost"]] and fin["complete"] == "true"
     assert str(results[0].result.forwarded.message.body) == "hi"
     dialog = result(h.storage.dialogs.findPrivateDialog(h.accountId("alice"), h.accountId("bob")))
     assert h.unread("bob", dialog) == 1 and dialog.lastMessage == "hi"
+
+
+OMEMO = ("<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'><key rid='2'>a2V5</key>"
+         "<iv>aXY=</iv></header><payload>cGF5bG9hZA==</payload></encrypted>")
+
+
+def test_stockChatArchivedVerbatim():
+    """Issue 16, XEP-0313 §4.1: a stock client's message is archived with its XML as received and MAM
+    forwards it verbatim: an OMEMO message (with or without fallback body) keeps its <encrypted/>,
+    a plain one its OOB url, reply and origin-id; the body kept for REST and the dialog list is the
+    fallback body or 'Encrypted message'; a message edited over REST is rebuilt with the edit."""
+    h = HostHarness()
+    alice, ta = h.connect("alice")
+    bob, tb = h.connect("bob")
+    extras = ("<x xmlns='jabber:x:oob'><url>https://example.org/a.png</url></x>"
+              "<reply xmlns='urn:xmpp:reply:0' to='bob@localhost' id='m0'/>"
+              "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/>")
+    h.send(alice, stock("bob@localhost", body="https://example.org/a.png", mid="m1", extra=extras))
+    h.send(alice, stock("bob@localhost", body="I sent you an OMEMO message", mid="m2", extra=OMEMO))
+    h.send(alice, f"<message to='bob@localhost' type='chat' id='m3'>{OMEMO}</message>")
+    ta.pop()
+    tb.pop()
+    h.send(bob, mamQuery())
+    got, results, fin = page(tb)
+    assert len(got) == 3 and fin["complete"] == "true"
+    oob, fallback, bare = (r.result.forwarded.message for r in results)
+    assert [m["id"] for m in (oob, fallback, bare)] == ["m1", "m2", "m3"]
+    assert oob["from"].startswith("alice@localhost") and oob["to"] == "bob@localhost"
+    assert str(next(oob.elements("jabber:x:oob", "x")).url) == "https://example.org/a.png"
+    assert next(oob.elements("urn:xmpp:reply:0", "reply"))["id"] == "m0"
+    assert next(oob.elements(NS_SID, "origin-id"))["id"] == "o1" and oob.extraParams is None
+    assert not list(oob.elements(NS_SID, "stanza-id")) and oob.delay is None
+    for message in (fallback, bare):
+        [enc] = message.elements("eu.siacs.conversations.axolotl", "encrypted")
+        assert str(enc.payload) == "cGF5bG9hZA==" and enc.header.key["rid"] == "2"
+    assert str(fallback.body) == "I sent you an OMEMO message" and bare.body is None
+    stored = [result(h.storage.messages.getMessage(i)) for i in got]
+    assert [m.body for m in stored] == ["https://example.org/a.png", "I sent you an OMEMO message",
+                                        "Encrypted message"]
+    result(h.storage.messages.editMessage(got[0], body="edited"))
+    h.send(bob, mamQuery())
+    _, results, _ = page(tb)
+    assert str(results[0].result.forwarded.message.body) == "edited"
 
 
 def test_stockChatSwitchOff():

@@ -952,6 +952,20 @@ def test_createMessage(storage, clock):
     assert result(storage.messages.getMessage("0" * 24)) is None
 
 
+def test_messageStanzaKeptVerbatim(storage):
+    """Issue 16, XEP-0313 §4.1: a stock client's message XML is stored with the message and read back
+    unchanged by getMessage and listMessages (also of several dialogs); other messages have none."""
+    dialog = private(storage)
+    xml = ("<message xmlns='jabber:client' to='bob@x' from='alice@x/r' type='chat' id='m1'>"
+           "<encrypted xmlns='eu.siacs.conversations.axolotl'><payload>cA==</payload></encrypted></message>")
+    kept = send(storage, dialog, 1, "Encrypted message", stanza=xml)
+    plain = send(storage, dialog, 2, "sdk")
+    assert (kept.stanza, plain.stanza) == (xml, None)
+    assert result(storage.messages.getMessage(kept.id)).stanza == xml
+    assert [m.stanza for m in result(storage.messages.listMessages(dialog.id, 1))] == [xml, None]
+    assert [m.stanza for m in result(storage.messages.listMessages([dialog.id], 2))] == [xml, None]
+
+
 def test_createMessageErrors(storage):
     """Unknown dialogs, taken or malformed ids and bad fields are refused."""
     dialog = group(storage)

@@ -157,21 +157,22 @@ class DialogService:
     @defer.inlineCallbacks
     def post(self, dialog, senderId: int, body: str | None, attachments=None, custom=None,
              messageId: str | None = None, dateSent: int | None = None,
-             recipientId: int | None = None):
+             recipientId: int | None = None, stanza: str | None = None):
         """
         Store a new dialog message (which also updates the dialog's last
         message and the unread counts) within the message limits and the
         sender's daily quota (C{QuotaExceeded}, issue 15 finding 15).  A
         re-sent message (same id, sender and dialog) is not stored twice;
         an id taken by another message is a L{Conflict}.  The caller has
-        checked L{rules.POST}.
+        checked L{rules.POST}.  C{stanza}: a stock client's message XML, kept
+        verbatim (L{Message.stanza}).
         """
         checkMessage(body, attachments, custom)
         try:
             message = yield self.storage.messages.createMessage(
                 dialog.id, senderId, body, dateSent=dateSent, messageId=messageId,
                 recipientId=recipientId, attachments=attachments, custom=custom,
-                dailyLimit=quotaLimit(self.quotas.messages_per_user_per_day))
+                dailyLimit=quotaLimit(self.quotas.messages_per_user_per_day), stanza=stanza)
         except AlreadyExists:
             message = yield self.storage.messages.getMessage(messageId) if messageId else None
             if message is None or message.senderId != senderId or message.dialogId != dialog.id:

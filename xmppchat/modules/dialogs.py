@@ -12,9 +12,10 @@ stamped and, with C{save_to_history=1}, stored: this handler is the store
 stage of the router's message pipeline (L{xmppchat.router}), which pauses
 the message meanwhile and then lets it go on through the next
 C{message/*} handlers (carbons, push) to delivery, like any message.
-A stock client's C{chat} or C{normal} message with a body and no
-C{extraParams} is stored in the pair's private dialog too (issue 16,
-XEP-0313; C{dialogs.archive_chat}), see L{DialogsModule.archiveChat}.
+A stock client's C{chat} or C{normal} message with a body (or an end-to-end
+encrypted payload) and no C{extraParams} is stored in the pair's private
+dialog too, with its XML kept verbatim for MAM (issue 16, XEP-0313;
+C{dialogs.archive_chat}), see L{DialogsModule.archiveChat}.
 
 Group messages: a C{groupchat} message to a room JID
 C{<appId>_<dialogId>@muc.<domain>} (the C{muc-message/room} event of
@@ -83,11 +84,19 @@ from xmppchat.storage.interfaces import (
 log = Logger()
 
 LOCK = "dialogs-order"
-# End-to-end encrypted payloads (XEP-0384 OMEMO, XEP-0373/0027 OpenPGP): the
-# dialog store keeps a body, not the payload, so such messages are not
-# archived (their body is only a fallback text).
+# End-to-end encrypted payloads (XEP-0384 OMEMO, XEP-0373/0027 OpenPGP): archived
+# with the stanza kept verbatim; the body stored for REST history, the dialog
+# list and push is the message's fallback body, or ENCRYPTED_BODY without one.
 ENCRYPTED = frozenset((("eu.siacs.conversations.axolotl", "encrypted"), ("urn:xmpp:omemo:2", "encrypted"),
                        ("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x")))
+ENCRYPTED_BODY = "Encrypted message"
+
+
+def encrypted(stanza) -> bool:
+    """
+    Whether a message carries an end-to-end encrypted payload (L{ENCRYPTED}).
+    """
+    return any((c.uri, c.name) in ENCRYPTED for c in stanza.elements())
 
 
 def changeIn(event, kinds) -> domish.Element | None:
@@ -220,20 +229,22 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
 
     @defer.inlineCallbacks
     def store(self, dialog, senderId: int, stanza, messageId: str, dateSent: int,
-              recipientId: int | None = None):
+              recipientId: int | None = None, body: str | None = None, raw: str | None = None):
         """
         Save a dialog message (which also updates the dialog's last message
         and the unread counts).  A re-sent message (same id, sender and
         dialog) is not stored twice; an id taken by another message is a
         C{conflict}.  Beyond the sender's daily quota of stored messages
-        (issue 15 finding 15) it is C{resource-constraint}.
+        (issue 15 finding 15) it is C{resource-constraint}.  C{body}
+        replaces the stanza's, C{raw} is its XML kept verbatim.
         """
         info = messageInfo(stanza)
         custom, attachments = paramsToDict(info.extraParams)
-        body = str(info.body) if info.body is not None else None
+        if body is None and info.body is not None:
+            body = str(info.body)
         try:
             message = yield self.service.post(dialog, senderId, body, attachments, custom, messageId,
-                                              dateSent, recipientId)
+                                              dateSent, recipientId, raw)
         except QuotaExceeded as e:
             raise resourceConstraint(e) from None
         return message
@@ -253,8 +264,8 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
             self.stripStanzaIds(stanza)
             info = messageInfo(stanza)
         if info.extraParams is None:
-            if (self.config.archive_chat and info.body is not None and str(info.body).strip()
-                    and info.marker is None and changeOf(stanza) is None
+            if (self.config.archive_chat and (info.body is not None and str(info.body).strip()
+                                              or encrypted(stanza)) and info.marker is None and changeOf(stanza) is None
                     and not {"no-store", "no-permanent-store"} & set(info.hints)):
                 return self.archiveChat(event)
             return None
@@ -285,21 +296,26 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
     def archiveChat(self, event):
         """
         XEP-0313 for stock clients: the store stage of a 1-1 C{chat} or
-        C{normal} message with a body and no C{extraParams} between two
-        accounts.  It is stored in the pair's private dialog (found or
-        created by the dialog service, as for the SDK), so it shows in MAM,
-        REST history and unread counts; its client id is left alone and
-        the archive id goes out as XEP-0359 C{<stanza-id/>} by the
-        recipient (the sender's carbons get one by the sender:
-        L{xmppchat.modules.carbons.sentCopy}).  A message to oneself or
-        to an unknown user, with an end-to-end encrypted payload
-        (L{ENCRYPTED}) or a body longer than a dialog message's
-        (C{MAX_BODY}) is delivered, not stored.
+        C{normal} message with a body or an end-to-end encrypted payload
+        (L{ENCRYPTED}) and no C{extraParams} between two accounts.  It is
+        stored in the pair's private dialog (found or created by the dialog
+        service, as for the SDK), so it shows in MAM, REST history and
+        unread counts; its XML as received (addresses stamped, forged
+        stanza-ids dropped) is kept verbatim, so MAM forwards it with every
+        payload (XEP-0313 §4.1: OMEMO, OOB url, reply...); the stored body
+        of an encrypted message is its fallback body or L{ENCRYPTED_BODY}.
+        Its client id is left alone and the archive id goes out as
+        XEP-0359 C{<stanza-id/>} by the recipient (the sender's carbons get
+        one by the sender: L{xmppchat.modules.carbons.sentCopy}).  A
+        message to oneself or to an unknown user, with a body longer than
+        a dialog message's (C{MAX_BODY}) or XML longer than
+        C{limits.max_stanza_bytes} is delivered, not stored.
         """
         stanza = event.stanza
-        if any((c.uri, c.name) in ENCRYPTED for c in stanza.elements()):
-            return None
-        if len(str(messageInfo(stanza).body)) > MAX_BODY:
+        body = messageInfo(stanza).body
+        body = str(body) if body is not None and str(body).strip() else ENCRYPTED_BODY
+        raw = stanza.toXml()
+        if len(body) > MAX_BODY or len(raw.encode()) > self.host.config.limits.max_stanza_bytes:
             return None  # longer than a dialog message may be: delivered, not archived
         senderId = event.origin.account.id
         recipientId = yield self.directory.idOf(event.to.userhost())
@@ -312,7 +328,8 @@ class DialogsModule(DialogFanOut, RestBridge, Module):
         if dialog is None:
             return None
         messageId = newObjectId(self.host.clock.seconds())
-        yield self.store(dialog, senderId, stanza, messageId, int(self.host.clock.seconds()), recipientId)
+        yield self.store(dialog, senderId, stanza, messageId, int(self.host.clock.seconds()), recipientId,
+                         body, raw)
         addStanzaId(stanza, event.to.userhost(), messageId)
         forget(stanza)
         return None

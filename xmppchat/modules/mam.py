@@ -19,7 +19,9 @@ dialog history.
   page) page through it by message id; an unknown id is C{item-not-found}.
 - Each result is C{<message><result queryid id><forwarded><delay/><message
   .../></forwarded></result></message>} (the stored message as the SDK
-  receives it), then the IQ result C{<fin complete><set><first/><last/>
+  receives it; a stock client's message as it was received, kept verbatim
+  with its encrypted payload, OOB url, reply... (§4.1, issue 16), unless
+  it was edited since), then the IQ result C{<fin complete><set><first/><last/>
   <count/></set></fin>}.
 - Only dialogs the user may read (occupants; anyone for public dialogs);
   messages the user deleted or cleared are left out.
@@ -43,6 +45,7 @@ from xmppchat.modules.base import Module, hook
 from xmppchat.modules.dialogs import dialogsOf
 from xmppchat.muc.service import RoomEvent
 from xmppchat.stanzas import NS_CLIENT, StanzaError, delayElement
+from xmppchat.xmlstream import parseElement
 from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId
 
 NS_MAM = "urn:xmpp:mam:2"
@@ -219,10 +222,11 @@ class MAMModule(Module):
         appId = appId or dialogs.defaultAppId()
         for message in items:
             dialog = byId[message.dialogId]
-            if dialog.type == DIALOG_PRIVATE:
+            stanza = self.verbatim(message)
+            if stanza is None and dialog.type == DIALOG_PRIVATE:
                 stanza = messageStanza(message, jids.get(message.senderId), jids.get(message.recipientId),
                                        "chat", dialog.id)
-            else:
+            elif stanza is None:
                 room = roomJID(appId, dialog.id, dialogs.mucDomain)
                 stanza = messageStanza(message, f"{room}/{message.senderId}", None, "groupchat", dialog.id)
             wrapper = domish.Element((NS_CLIENT, "message"))
@@ -236,6 +240,20 @@ class MAMModule(Module):
             forwarded.addChild(delayElement(message.createdAt or message.dateSent, archive))
             forwarded.addChild(stanza)
             session.send(wrapper)
+
+    def verbatim(self, message) -> domish.Element | None:
+        """
+        The stock client's message kept verbatim (L{Message.stanza}), or
+        C{None} when there is none, it was edited since (over REST: the
+        rebuilt message shows the edit) or it cannot be read back.
+        """
+        if message.stanza is None or message.edited:
+            return None
+        try:
+            return parseElement(message.stanza)
+        except Exception:
+            self.log.error("Unreadable archived stanza of message {id}", id=message.id)
+            return None
 
     def finish(self, event, items, complete: bool, count: int) -> bool:
         fin = domish.Element((NS_MAM, "fin"))

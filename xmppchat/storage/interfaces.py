@@ -357,6 +357,9 @@ class Message:
     @ivar readIds: ids of the accounts that read it (the sender included),
         ascending; derived from the per-user watermarks when listed.
     @ivar deliveredIds: same for delivery (reading implies delivery).
+    @ivar stanza: the XML of a stock XMPP client's message as received (issue
+        16, XEP-0313 §4.1: forwarded verbatim by MAM, with its encrypted
+        payload, OOB url, reply...), or C{None} for SDK and REST messages.
     """
 
     id: str
@@ -374,6 +377,7 @@ class Message:
     updatedAt: float = 0.0
     readIds: list[int] = field(default_factory=list)
     deliveredIds: list[int] = field(default_factory=list)
+    stanza: str | None = None
 
 
 @dataclass
@@ -813,7 +817,8 @@ class IMessageStore(Protocol):
     def createMessage(self, dialogId: str, senderId: int, body: str | None,
                       dateSent: int | None = None, messageId: str | None = None,
                       recipientId: int | None = None, attachments: list | None = None,
-                      custom: dict | None = None, dailyLimit: int | None = None) -> Deferred:
+                      custom: dict | None = None, dailyLimit: int | None = None,
+                      stanza: str | None = None) -> Deferred:
         """
         Store a message and, in the same operation, make it the dialog's
         last message (C{last_message*}, C{updatedAt}) and show the dialog
@@ -823,6 +828,8 @@ class IMessageStore(Protocol):
         that is not 24 hex digits.  With C{dailyLimit}, counts the message
         against the sender's messages of the current UTC day and fails with
         L{QuotaExceeded} (C{retryAfter}: seconds to midnight) beyond it.
+        C{stanza}: the XML of a stock client's message, kept verbatim for
+        XEP-0313 (L{Message.stanza}).
         """
 
     def hasSent(self, senderId: int, dialogIds: Iterable[str]) -> Deferred:

@@ -1048,7 +1048,7 @@ def _messages(db, docs) -> list[Message]:
                            attachments=_loads(doc["attachments"]), custom=_loads(doc["custom_json"]),
                            edited=doc["edited"], reactions=reactions, createdAt=doc["created_at"],
                            updatedAt=doc["updated_at"], readIds=readIds,
-                           deliveredIds=deliveredIds))
+                           deliveredIds=deliveredIds, stanza=doc.get("stanza")))
     return out
 
 
@@ -1111,7 +1111,7 @@ class MongoMessageStore(_Store):
     """
 
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
-                      recipientId=None, attachments=None, custom=None, dailyLimit=None):
+                      recipientId=None, attachments=None, custom=None, dailyLimit=None, stanza=None):
         now = self._now()
         dateSent, attachments, custom = common.newMessageValues(
             messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
@@ -1124,7 +1124,7 @@ class MongoMessageStore(_Store):
                    "recipient_id": recipientId, "body": body, "body_folded": common.fold(body),
                    "date_sent": dateSent, "attachments": _dumps(attachments), "edited": False,
                    "reactions": [], "hidden_for": [], "created_at": now, "updated_at": now,
-                   **_customFields(custom)}
+                   "stanza": stanza, **_customFields(custom)}
             try:
                 db.messages.insert_one(doc)
             except DuplicateKeyError:

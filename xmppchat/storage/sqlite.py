@@ -84,7 +84,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -311,6 +311,8 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 11 -> 12 (issue 16 items 2, 3): vCards and private XML (storage/userxml)
     USER_XML_SCHEMA,
+    # 12 -> 13 (issue 16, XEP-0313): a stock client's archived message kept verbatim
+    ["ALTER TABLE messages ADD COLUMN stanza TEXT"],
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -1164,7 +1166,7 @@ _DIALOG_SELECT = (
 )
 _MESSAGE_SELECT = (
     "SELECT m.ord, m.id, m.dialog_id, m.sender_id, m.recipient_id, m.body, m.date_sent,"
-    " m.attachments, m.custom, m.edited, m.reactions, m.created_at, m.updated_at FROM messages m"
+    " m.attachments, m.custom, m.edited, m.reactions, m.created_at, m.updated_at, m.stanza FROM messages m"
 )
 _BLOB_SELECT = ("SELECT id, uid, owner_id, name, content_type, size, public, completed,"
                 " created_at, updated_at FROM blobs")
@@ -1226,7 +1228,7 @@ def _messages(connection, rows) -> list[Message]:
                            attachments=json.loads(row[7]), custom=json.loads(row[8]),
                            edited=bool(row[9]), reactions=_reactions(row[10]),
                            createdAt=row[11], updatedAt=row[12], readIds=readIds,
-                           deliveredIds=deliveredIds))
+                           deliveredIds=deliveredIds, stanza=row[13]))
     return out
 
 
@@ -1470,7 +1472,7 @@ class SQLiteMessageStore(_Store):
     """
 
     def createMessage(self, dialogId, senderId, body, dateSent=None, messageId=None,
-                      recipientId=None, attachments=None, custom=None, dailyLimit=None):
+                      recipientId=None, attachments=None, custom=None, dailyLimit=None, stanza=None):
         now = self._now()
         dateSent, attachments, custom = common.newMessageValues(
             messageId, senderId, recipientId, body, dateSent, attachments, custom, now)
@@ -1481,10 +1483,10 @@ class SQLiteMessageStore(_Store):
             try:
                 order = connection.execute(
                     "INSERT INTO messages (id, dialog_id, sender_id, recipient_id, body,"
-                    " body_folded, date_sent, attachments, custom, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " body_folded, date_sent, attachments, custom, created_at, updated_at, stanza)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (messageId, dialogId, senderId, recipientId, body, common.fold(body), dateSent,
-                     _dumps(attachments), _dumps(custom), now, now)).lastrowid
+                     _dumps(attachments), _dumps(custom), now, now, stanza)).lastrowid
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"message {messageId} already exists") from None
             if dailyLimit is not None:
