@@ -14,6 +14,7 @@ NS_CLIENT = "jabber:client"
 NS_STREAMS = "http://etherx.jabber.org/streams"
 NS_XMPP_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_DELAY = "urn:xmpp:delay"
+NS_DATA = "jabber:x:data"
 
 StanzaError = jerror.StanzaError
 
@@ -93,6 +94,25 @@ def delayElement(stamp: float, origin: str, reason: str | None = None) -> domish
     if reason:
         delay.addContent(reason)
     return delay
+
+
+def resultForm(formType: str, fields) -> domish.Element:
+    """
+    A XEP-0128 extended disco#info form (XEP-0004 type C{result}): the
+    hidden C{FORM_TYPE} field, then one field per C{(var, values)} with
+    each value as a C{<value/>}.
+    """
+    form = domish.Element((NS_DATA, "x"))
+    form["type"] = "result"
+    hidden = form.addElement("field")
+    hidden["var"], hidden["type"] = "FORM_TYPE", "hidden"
+    hidden.addElement("value", content=formType)
+    for var, values in fields:
+        field = form.addElement("field")
+        field["var"] = var
+        for value in values:
+            field.addElement("value", content=value)
+    return form
 
 
 def parseCount(value: str | None, maximum: int) -> int | None:

@@ -17,8 +17,8 @@ from dataclasses import fields
 from twisted.words.xish import domish
 
 from xmppchat.modules.base import Module
+from xmppchat.stanzas import resultForm
 
-NS_DATA = "jabber:x:data"
 FORM_TYPE = "http://jabber.org/network/serverinfo"
 
 
@@ -30,18 +30,7 @@ def serverInfoForm(contact) -> domish.Element | None:
     kinds = [(name, addresses) for name, addresses in kinds if addresses]
     if not kinds:
         return None
-    form = domish.Element((NS_DATA, "x"))
-    form["type"] = "result"
-    formType = form.addElement("field")
-    formType["var"] = "FORM_TYPE"
-    formType["type"] = "hidden"
-    formType.addElement("value", content=FORM_TYPE)
-    for name, addresses in kinds:
-        field = form.addElement("field")
-        field["var"] = f"{name}-addresses"
-        for address in addresses:
-            field.addElement("value", content=address)
-    return form
+    return resultForm(FORM_TYPE, [(f"{name}-addresses", addresses) for name, addresses in kinds])
 
 
 class ContactInfoModule(Module):

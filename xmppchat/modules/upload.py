@@ -35,12 +35,11 @@ from xmppchat.config import uploadDomain
 from xmppchat.modules.base import STORAGE_UNAVAILABLE, KeyedLocks, Module
 from xmppchat.modules.disco import NS_DISCO_INFO, NS_DISCO_ITEMS, infoQuery
 from xmppchat.quotas import quotaLimit
-from xmppchat.stanzas import StanzaError, errorReply, firstChild, iqResult
+from xmppchat.stanzas import StanzaError, errorReply, firstChild, iqResult, resultForm
 from xmppchat.storage.interfaces import QuotaExceeded, StorageError
 from xmppchat.storage.uploads.interface import UploadSlot, tokenHash
 
 NS_UPLOAD = "urn:xmpp:http:upload:0"
-NS_DATA = "jabber:x:data"
 
 #: longest file name accepted in a slot request
 MAX_FILENAME = 255
@@ -176,15 +175,7 @@ class UploadModule(Module):
         if query.getAttribute("node"):
             raise StanzaError("item-not-found", text="No such node")
         result = infoQuery([("store", "file", "HTTP File Upload")], [NS_UPLOAD, NS_DISCO_INFO])
-        form = result.addElement((NS_DATA, "x"))
-        form["type"] = "result"
-        for var, value, kind in (("FORM_TYPE", NS_UPLOAD, "hidden"),
-                                 ("max-file-size", str(self.host.config.upload.max_file_bytes), None)):
-            field = form.addElement("field")
-            field["var"] = var
-            if kind:
-                field["type"] = kind
-            field.addElement("value", content=value)
+        result.addChild(resultForm(NS_UPLOAD, [("max-file-size", [str(self.host.config.upload.max_file_bytes)])]))
         return result
 
     def items(self, origin, query):
