@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 #: integer keys that bound nothing a client can push on
 NOT_LIMITS = {
-    "c2s.port", "c2s.tls_port", "websocket.port", "bosh.port", "rest.port", "components.port",
+    "c2s.port", "c2s.tls_port", "websocket.port", "bosh.port", "rest.port", "components.port", "ops.port",
     "storage.mongodb_pool_size",  # a pool size (listed as a related switch)
     "privacy.cache_size", "dialogs.account_cache_size",  # memory caches of server-side data
     "dialogs.fanout_batch",  # scheduling granularity

@@ -117,7 +117,7 @@ class WebSocketConfig(HTTPListenerConfig):
 
 @dataclass
 class BOSHConfig(HTTPListenerConfig):
-    port: int = 5280
+    port: int = 5290
     path: str = "/http-bind"
     max_wait: int = 60
     max_hold: int = 1
@@ -412,6 +412,18 @@ class ComponentsConfig:
 
 
 @dataclass
+class OpsConfig:
+    """
+    The operations listener (L{xmppchat.ops}, issue 18): metrics, health
+    and the admin API; off by default, loopback when on.
+    """
+
+    enabled: bool = False
+    interface: str = "127.0.0.1"
+    port: int = 5290
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -439,6 +451,7 @@ class Config:
     pep: PEPConfig = field(default_factory=PEPConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     components: ComponentsConfig = field(default_factory=ComponentsConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -469,6 +482,7 @@ SECTIONS = {
     "pep": PEPConfig,
     "upload": UploadConfig,
     "components": ComponentsConfig,
+    "ops": OpsConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list}
@@ -577,6 +591,7 @@ def _validate(config: Config, problem) -> None:
     _validateQuotas(config.quotas, problem)
     _validateUpload(config, problem)
     _validateComponents(config, problem)
+    _checkListener("ops", config.ops, ("port",), problem)
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules

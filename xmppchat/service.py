@@ -51,7 +51,7 @@ class XMPPChatService(service.Service):
     One xmppchat process: storage, one host, its listeners.
 
     @ivar ports: name -> listening port (C{c2s}, C{c2s-tls}, C{websocket},
-        C{bosh}, C{component}, C{rest}).
+        C{bosh}, C{component}, C{rest}, C{ops}).
     @ivar inheritedPorts: name -> file descriptor of a listening socket
         bound by a parent process (C{--workers}), adopted instead of binding.
     """
@@ -115,6 +115,12 @@ class XMPPChatService(service.Service):
             if rest.enabled:
                 self._listenOn("rest", rest.port, self.restSite(), rest.interface)
                 self.host.restURL = listenerURL(rest.interface, self.portNumber("rest"), self.config.server.domain)
+            ops = self.config.ops
+            if ops.enabled:
+                # metrics, health, admin API (xmppchat.ops, issue 18)
+                from xmppchat.ops import opsSite
+
+                self._listenOn("ops", ops.port, opsSite(self), ops.interface)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()

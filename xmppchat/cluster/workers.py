@@ -45,7 +45,7 @@ def listenerSpecs(config) -> list:
     specs = [("c2s", c2s.interface, c2s.port)]
     if c2s.direct_tls:
         specs.append(("c2s-tls", c2s.interface, c2s.tls_port))
-    for name in ("websocket", "bosh", "rest"):
+    for name in ("websocket", "bosh", "rest", "ops"):
         section = getattr(config, name, None)  # [rest] arrives with the REST side-service
         if section is not None and section.enabled:
             specs.append((name, section.interface, section.port))
