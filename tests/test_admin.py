@@ -33,6 +33,11 @@ class CLI:
             f'[storage]\nbackend = "sqlite"\npath = "{self.db}"\n')
         self.monkeypatch = monkeypatch
         self.capsys = capsys
+        # the database exists, as after the server's first start (or `--create`)
+        self.db.parent.mkdir()
+        storage = SQLiteStorage(str(self.db), synchronous=True)
+        result(storage.start())
+        result(storage.stop())
 
     def __call__(self, *args, stdin="", tty=False):
         stream = io.StringIO(stdin)
@@ -40,6 +45,9 @@ class CLI:
         self.monkeypatch.setattr(sys, "stdin", stream)
         code = main(["--config", str(self.config), *args])
         out, err = self.capsys.readouterr()
+        # every run names its config and database first (issue 18)
+        self.setup, _, err = err.partition("\n")
+        assert self.setup.startswith("xmppchat-admin: config "), self.setup
         return code, out, err
 
     def account(self, localpart):

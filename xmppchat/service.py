@@ -85,6 +85,15 @@ class XMPPChatService(service.Service):
         # `admin unlock` requests, from storage (issue 15 #5)
         self.unlockWatcher = UnlockWatcher(self.storage, [self.host.loginThrottle], reactor)
         self.inheritedPorts: dict = dict(inheritedPorts or {})
+        # What POST /admin/api/reload re-applies from the re-read config file:
+        # name -> fn(new Config), False when it failed (xmppchat.ops.adminapi).
+        from xmppchat.ops.adminapi import AdminAgent, reloadLimits
+
+        self.reloadHooks: dict = {"tls": lambda config: self.reloadTLS(),
+                                  "limits": lambda config: reloadLimits(self, config)}
+        # LEAD (issue 18 merge): the logs helper's applyLogConfig goes here:
+        # self.reloadHooks["log"] = applyLogConfig
+        self.adminAgent = AdminAgent(self)
 
     def listen(self) -> None:
         """

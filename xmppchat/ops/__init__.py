@@ -24,4 +24,7 @@ def opsSite(service) -> server.Site:
     site = server.Site(root)
     site.displayTracebacks = False
     site.service = service
+    from xmppchat.ops.adminapi import mountAdminAPI
+
+    mountAdminAPI(root, service)  # /admin/api (issue 18 item 4)
     return site
