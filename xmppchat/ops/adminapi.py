@@ -61,6 +61,7 @@ from twisted.words.xish import domish
 MIN_KEY_LENGTH = 32
 GATHER_SECONDS = 2.0
 MAX_BODY_BYTES = 64 * 1024
+MAX_REASON = 1024
 ANNOUNCE_PAGE = 1000
 KICK_CONDITION = "policy-violation"
 KICK_TEXT = "Disconnected by the server administrator"
@@ -501,8 +502,10 @@ class AdminAPI(resource.Resource):
 
     async def kick(self, request, body, target):
         jid = self._jid(target)
-        reason = request.args.get(b"reason", [b""])[0].decode("utf-8", "replace")[:1024] \
-            or self._text(body, "reason") or KICK_TEXT
+        reason = request.args.get(b"reason", [b""])[0].decode("utf-8", "replace") \
+            or self._text(body, "reason", limit=MAX_REASON) or KICK_TEXT
+        if len(reason) > MAX_REASON:
+            raise ApiError(400, f"The reason is limited to {MAX_REASON} characters")
         sessions = self.host.sessions
         if jid.resource is None:
             targets = list(sessions.sessionsOf(jid.userhost()))
