@@ -101,7 +101,7 @@ def test_sessionsAndKick(server):
         assert fields[3].endswith("Z") and fields[5:] == ["-", "active"]
         status, body, _ = api(server, "GET", "sessions")
         mine = [s for s in body["sessions"] if s["jid"] == "alice@localhost/phone"]
-        assert mine and mine[0]["sm"] == {"enabled": False, "resumable": False}
+        assert mine and mine[0]["sm"] == {"enabled": False, "resumable": False, "hibernating": False}
         done = await asyncio.to_thread(admin, server, "kick", "alice@localhost/phone", "--reason", "spam")
         assert (done.returncode, done.stdout) == (0, "kicked alice@localhost/phone\n"), done.stderr
         assert await asyncio.wait_for(errors, TIMEOUT) == "policy-violation"
@@ -249,3 +249,29 @@ def test_badRequests(server):
     assert api(server, "POST", "announce", {"to": "all"})[0] == 400
     assert api(server, "POST", "announce", ["not", "an", "object"])[0] == 400
     assert api(server, "GET", "sessions?user=not@another.domain")[0] == 400
+
+
+def test_kickEndsASessionWaitingForResumption(server):
+    """A kick ends a XEP-0198 session whose connection was cut (hibernating): it is gone, not resumable."""
+    from tests.e2e.test_smacks import SMClient
+
+    async def listed():
+        status, body, _ = await asyncio.to_thread(api, server, "GET", "sessions?user=gina@localhost")
+        return body["sessions"]
+
+    async def scenario():
+        gina = SMClient(server, "gina@localhost/sm", "gina-pw")
+        assert await gina.login()
+        await asyncio.wait_for(gina.enabled, TIMEOUT)
+        assert (await listed())[0]["sm"] == {"enabled": True, "resumable": True, "hibernating": False}
+        gina.transport.abort()  # no </stream>: the session waits for resumption
+        deadline = time.monotonic() + TIMEOUT
+        while not (await listed())[0]["sm"]["hibernating"]:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        status, body, _ = await asyncio.to_thread(api, server, "DELETE", "sessions/gina@localhost")
+        assert (status, body["kicked"]) == (200, ["gina@localhost/sm"])
+        assert await listed() == []
+        gina.disconnect()
+
+    run(scenario())

@@ -27,12 +27,12 @@ Cluster-wide (L{xmppchat.cluster}): the node that gets the request asks
 every other node over the bus (an C{admin-q} control frame answered by
 C{admin-r}, at most L{GATHER_SECONDS}) for its sessions, its counts, to
 deliver an announcement to its own sessions or to reload; a node that does
-not answer is listed in C{unreachable}.  A kick reaches a session on
-another node through the bus's C{close} control frame
-(L{xmppchat.cluster.directory.RemoteSession.close}); deleting a user and
-changing a password fire C{credentials-revoked}, which
-L{xmppchat.auth.revocation.endRevoked} relays to the nodes holding the
-user's sessions.
+not answer is listed in C{unreachable}.  A kick is asked of every node
+the same way: each ends its own sessions of the JID, one waiting for
+XEP-0198 resumption included (the bus's plain C{close} frame would leave
+that one resumable).  Deleting a user and changing a password fire
+C{credentials-revoked}, which L{xmppchat.auth.revocation.endRevoked}
+relays to the nodes holding the user's sessions.
 
 A kick ends the stream with C{<policy-violation/>} (RFC 6120 §4.9.3.15:
 "the entity has violated some local service policy"), the reason as its
@@ -188,7 +188,8 @@ class AdminAgent:
                 "node": self.nodeId,
                 "available": session.available,
                 "priority": session.priority,
-                "sm": {"enabled": sm is not None, "resumable": sm is not None and sm.smid is not None},
+                "sm": {"enabled": sm is not None, "resumable": sm is not None and sm.smid is not None,
+                       "hibernating": sm is not None and sm.hibernating},
                 "csi": "inactive" if session.inactive else "active",
             })
         return out
@@ -203,6 +204,24 @@ class AdminAgent:
             "byTransport": dict(Counter(s["transport"] for s in sessions)),
             "rooms": len(muc.rooms) if muc is not None else 0,
         }
+
+    def localKick(self, jid: str, reason: str) -> list:
+        """
+        End this node's sessions of C{jid} (bare: all of the user's) with
+        L{KICK_CONDITION}; one waiting for XEP-0198 resumption ends too,
+        so it cannot be resumed.  Their full JIDs.
+        """
+        bare, _, resource = jid.partition("/")
+        kicked = []
+        for session in list(self.host.sessions.localSessionsOf(bare)):
+            if session.closed or (resource and session.resource != resource):
+                continue
+            log.info("Admin kick of {jid}: {reason}", jid=session.full, reason=reason)
+            session.close(KICK_CONDITION, reason)
+            if session.sm is not None and session.sm.hibernating:
+                self.host.endSession(session)
+            kicked.append(session.full)
+        return kicked
 
     def localAnnounce(self, subject, body) -> int:
         """
@@ -245,6 +264,8 @@ class AdminAgent:
             return self.localSessions(args.get("user"))
         if kind == "stats":
             return self.localStats()
+        if kind == "kick":
+            return self.localKick(args["jid"], args["reason"])
         if kind == "announce":
             return self.localAnnounce(args.get("subject"), args["body"])
         if kind == "reload":
@@ -506,19 +527,11 @@ class AdminAPI(resource.Resource):
             or self._text(body, "reason", limit=MAX_REASON) or KICK_TEXT
         if len(reason) > MAX_REASON:
             raise ApiError(400, f"The reason is limited to {MAX_REASON} characters")
-        sessions = self.host.sessions
-        if jid.resource is None:
-            targets = list(sessions.sessionsOf(jid.userhost()))
-        else:
-            one = sessions.get(jid.userhost(), jid.resource)
-            targets = [one] if one is not None else []
-        targets = [s for s in targets if not s.closed]
-        if not targets:
+        results, unreachable = await self.agent.gather("kick", {"jid": jid.full(), "reason": reason})
+        kicked = [full for _, part in results for full in part]
+        if not kicked and not unreachable:
             raise ApiError(404, f"No session of {jid.full()}")
-        for session in targets:
-            log.info("Admin kick of {jid}: {reason}", jid=session.full, reason=reason)
-            session.close(KICK_CONDITION, reason)
-        return {"kicked": [s.full for s in targets]}
+        return {"kicked": kicked, "unreachable": unreachable}
 
     async def stats(self, request, body):
         results, unreachable = await self.agent.gather("stats", {})
