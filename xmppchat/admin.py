@@ -615,7 +615,6 @@ def main(argv=None) -> int:
     Run one command; returns the exit status.
     """
     from xmppchat.config import ConfigError, loadConfig
-    from xmppchat.storage import openStorage
     from xmppchat.storage.interfaces import StorageError
 
     args = makeParser().parse_args(argv)
@@ -627,43 +626,47 @@ def main(argv=None) -> int:
             stderr.write(f"{problem}\n")
         return 1
     stderr.write(describeSetup(config, args.config))
-    if getattr(args, "api", None) is not None:
-        remote = RemoteAdmin(ApiClient(config), stdin, stdout, stderr)
-        try:
-            return args.api(remote, args)
-        except AdminError as e:
-            stderr.write(f"xmppchat-admin: {e}\n")
-            return 1
-        except ServerUnreachable as e:
-            if getattr(args, "run", None) is None:
-                stderr.write(f"xmppchat-admin: {e}; this command needs the running server\n")
-                return 1
-            stderr.write(f"xmppchat-admin: {e}: changing the storage instead\n")
-    problem = None if args.create else missingDatabase(config)
-    if problem is not None:
-        stderr.write(f"xmppchat-admin: {problem}\n")
-        return 1
     try:
-        storage = openStorage(config.storage, synchronous=True)
-    except (NotImplementedError, ValueError, OSError) as e:
-        stderr.write(f"xmppchat-admin: {e}\n")
-        return 1
-    try:
-        result(storage.start())
-    except StorageError as e:
-        stderr.write(f"xmppchat-admin: {e}\n")
-        return 1
-    admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
-                  iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
-                  processes=getattr(args, "processes", None), appId=serverAppId(config))
-    try:
-        return args.run(admin, args)
+        if getattr(args, "api", None) is not None:
+            try:
+                return args.api(RemoteAdmin(ApiClient(config), stdin, stdout, stderr), args)
+            except ServerUnreachable as e:
+                if getattr(args, "run", None) is None:
+                    raise AdminError(f"{e}; this command needs the running server") from None
+                stderr.write(f"xmppchat-admin: {e}: changing the storage instead\n")
+        return runOnStorage(args, config, stdin, stdout, stderr)
     except AdminError as e:
         stderr.write(f"xmppchat-admin: {e}\n")
         return 1
     except StorageError as e:
         stderr.write(f"xmppchat-admin: storage error: {e}\n")
         return 1
+
+
+def runOnStorage(args, config, stdin, stdout, stderr) -> int:
+    """
+    Run C{args.run} on the configured storage (synchronously), which must
+    exist unless C{--create} was given.
+    """
+    from xmppchat.storage import openStorage
+    from xmppchat.storage.interfaces import StorageError
+
+    problem = None if args.create else missingDatabase(config)
+    if problem is not None:
+        raise AdminError(problem)
+    try:
+        storage = openStorage(config.storage, synchronous=True)
+    except (NotImplementedError, ValueError, OSError) as e:
+        raise AdminError(str(e)) from None
+    try:
+        result(storage.start())
+    except StorageError as e:
+        raise AdminError(str(e)) from None
+    admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
+                  iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
+                  processes=getattr(args, "processes", None), appId=serverAppId(config))
+    try:
+        return args.run(admin, args)
     finally:
         result(storage.stop())
 
