@@ -58,3 +58,21 @@ def test_keyFile(tmp_path):
     with pytest.raises(ConfigError) as info:
         buildConfig({"ops": {"admin_key_file": "missing.key"}}, baseDir=str(tmp_path))
     assert "ops.admin_key: cannot read" in str(info.value)
+
+
+def test_reloadLimits():
+    """reload limits: new values for the config, the login throttle, the connection limiter and the message rate."""
+    from xmppchat.ops.adminapi import reloadLimits
+
+    service = XMPPChatService(makeConfig(), reactor)
+    host = service.host
+    throttle, limiter = host.loginThrottle, host.connectionLimiter
+    throttle.recordFailure("192.0.2.1", "alice")
+    fresh = makeConfig(limits={"failed_logins_lockout": 77, "connections_per_ip": 7, "message_rate": 3,
+                               "message_burst": 9, "offline_messages_per_user": 12})
+    assert reloadLimits(service, fresh) is True
+    assert service.config.limits.offline_messages_per_user == 12
+    assert host.loginThrottle is throttle and throttle.lockoutFailures == 77 and len(throttle) > 0
+    assert host.connectionLimiter is limiter and limiter.maxPerAddress == 7
+    rates = host.modules["ratelimit"]
+    assert (rates.rate, rates.burst) == (3, 9)

@@ -47,6 +47,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import time
 from collections import Counter
@@ -70,6 +71,10 @@ log = Logger()
 
 
 class ApiError(Exception):
+    """
+    An answer other than 2xx: its status and a readable text.
+    """
+
     def __init__(self, status: int, text: str):
         Exception.__init__(self, text)
         self.status = status
@@ -82,8 +87,6 @@ def loadAdminKey(ops, baseDir: str = ".") -> str | None:
     C{admin_key_file} relative to C{baseDir}), C{None} when none is set;
     C{ValueError} when the file cannot be read.
     """
-    import os
-
     if ops.admin_key:
         return ops.admin_key
     if ops.admin_key_file:
@@ -653,9 +656,11 @@ class AdminAPI(resource.Resource):
 def reloadLimits(service, fresh) -> bool:
     """
     C{[limits]} from a re-read configuration: the values read where they
-    apply (queue and stanza bounds, rates...) take the new values, and the
-    login throttle and connection limiter their new parameters, keeping
-    what they counted so far.
+    apply (stanza bounds of new streams, offline queue, roster, sessions
+    per account...) take the new values; the login throttle and the
+    connection limiter their new parameters, keeping what they counted;
+    the message rate limiter its rate and burst, with fresh buckets.  The
+    ping and recheck intervals stay until a restart.
     """
     limits = service.config.limits
     for f in fields(limits):
@@ -667,6 +672,10 @@ def reloadLimits(service, fresh) -> bool:
         rebuilt = type(current).fromConfig(limits, host.clock)
         for name in names:
             setattr(current, name, getattr(rebuilt, name))
+    rates = host.modules.get("ratelimit")
+    if rates is not None:
+        rates.rate, rates.burst = limits.message_rate, limits.message_burst
+        rates.buckets.clear()
     return True
 
 
