@@ -36,9 +36,10 @@ relays to the nodes holding the user's sessions.
 
 A kick ends the stream with C{<policy-violation/>} (RFC 6120 §4.9.3.15:
 "the entity has violated some local service policy"), the reason as its
-text: the administrator applied a local policy.  C{<reset/>} (§4.9.3.16)
-is for revoked credentials and invites the client to authenticate again
-at once; C{<not-authorized/>} is for a deleted account.
+text: the administrator applied a local policy (ejabberd's kick does the
+same).  C{<reset/>} (§4.9.3.16) is for revoked credentials and invites
+the client to authenticate again at once; C{<not-authorized/>} is for a
+deleted account.
 """
 
 from __future__ import annotations
