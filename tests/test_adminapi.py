@@ -13,7 +13,7 @@ from twisted.web.client import Agent, readBody
 
 from tests.helpers import makeConfig
 from xmppchat.config import ConfigError, buildConfig
-from xmppchat.ops.adminapi import MIN_KEY_LENGTH, loadAdminKey
+from xmppchat.ops.adminkey import MIN_KEY_LENGTH, loadAdminKey
 from xmppchat.service import XMPPChatService
 
 

@@ -367,7 +367,7 @@ class ApiClient:
     """
 
     def __init__(self, config):
-        from xmppchat.ops.adminapi import loadAdminKey
+        from xmppchat.ops.adminkey import loadAdminKey
 
         ops = config.ops
         self.key = loadAdminKey(ops, config.baseDir) if ops.enabled else None

@@ -595,7 +595,7 @@ def _validate(config: Config, problem) -> None:
     _validateUpload(config, problem)
     _validateComponents(config, problem)
     _checkListener("ops", config.ops, ("port",), problem)
-    from xmppchat.ops.adminapi import keyProblem
+    from xmppchat.ops.adminkey import keyProblem
 
     adminKey = keyProblem(config.ops, config.baseDir)
     if adminKey is not None:

@@ -48,7 +48,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import secrets
 import time
 from collections import Counter
@@ -60,7 +59,8 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 from twisted.words.xish import domish
 
-MIN_KEY_LENGTH = 32
+from xmppchat.ops.adminkey import loadAdminKey
+
 GATHER_SECONDS = 2.0
 MAX_BODY_BYTES = 64 * 1024
 MAX_REASON = 1024
@@ -80,40 +80,6 @@ class ApiError(Exception):
         Exception.__init__(self, text)
         self.status = status
         self.text = text
-
-
-def loadAdminKey(ops, baseDir: str = ".") -> str | None:
-    """
-    The configured admin key (C{admin_key}, or the first line of
-    C{admin_key_file} relative to C{baseDir}), C{None} when none is set;
-    C{ValueError} when the file cannot be read.
-    """
-    if ops.admin_key:
-        return ops.admin_key
-    if ops.admin_key_file:
-        path = os.path.join(baseDir, ops.admin_key_file)
-        try:
-            with open(path, encoding="utf-8") as f:
-                return f.readline().strip()
-        except (OSError, UnicodeError) as e:
-            raise ValueError(f"cannot read {path}: {e}") from None
-    return None
-
-
-def keyProblem(ops, baseDir: str) -> str | None:
-    """
-    What is wrong with the configured admin key, for L{xmppchat.config}.
-    """
-    if ops.admin_key and ops.admin_key_file:
-        return "set admin_key or admin_key_file, not both"
-    try:
-        key = loadAdminKey(ops, baseDir)
-    except ValueError as e:
-        return str(e)
-    if key is not None and len(key) < MIN_KEY_LENGTH:
-        return (f"the admin key must be at least {MIN_KEY_LENGTH} characters"
-                f" (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
-    return None
 
 
 def _digest(key: str) -> bytes:
