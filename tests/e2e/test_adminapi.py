@@ -150,6 +150,9 @@ def test_announceOnlineAndOffline(server):
                                        "Restart at 22:00")
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("announced to 1 online session(s), stored for ")
+        stored = int(done.stdout.split("stored for ")[1].split()[0])
+        before = api(server, "GET", "stats")[1]["offline"]
+        assert before >= stored >= 2  # dave and the others without a session
         message = await asyncio.wait_for(carol.messages.get(), TIMEOUT)
         assert (message["type"], message["subject"], message["body"]) == (
             "headline", "Maintenance", "Restart at 22:00")
@@ -157,9 +160,13 @@ def test_announceOnlineAndOffline(server):
         await carol.logout()
         dave = Client(server, "dave@localhost", "dave-pw")
         assert await dave.login()
-        stored = await asyncio.wait_for(dave.messages.get(), TIMEOUT)
-        assert (stored["type"], stored["body"]) == ("headline", "Restart at 22:00")
+        message = await asyncio.wait_for(dave.messages.get(), TIMEOUT)
+        assert (message["type"], message["body"]) == ("headline", "Restart at 22:00")
         await dave.logout()
+        deadline = time.monotonic() + TIMEOUT
+        while api(server, "GET", "stats")[1]["offline"] != before - 1:  # delivered, then deleted
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
 
     run(scenario())
 
