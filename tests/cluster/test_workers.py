@@ -1,18 +1,25 @@
 """
 The C{--workers} supervisor on a fake reactor: one socket per worker on
-each port, restarts with back-off, SIGTERM on stop.
+each port, restarts with back-off, SIGTERM on stop, SIGHUP passed on, the
+data dir lock, and how a worker notices its supervisor is gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+
+import pytest
 
 from twisted.internet import error, task
 from twisted.python.failure import Failure
 
 from tests.helpers import makeConfig
-from xmppchat.cluster.workers import WorkerSupervisor
+from xmppchat.cluster.workers import Lifeline, WorkerSupervisor
 from xmppchat.instancelock import unlock
 
 
@@ -167,3 +174,48 @@ def test_secondSupervisorOnTheDataDirRefused(tmp_path, capsys):
     assert second.lock is not None
     second.startService()
     closeAll(second)
+
+
+class StoppableReactor:
+    def __init__(self):
+        self.readers = []
+        self.stops = 0
+
+    def removeReader(self, reader):
+        if reader in self.readers:
+            self.readers.remove(reader)
+
+    def stop(self):
+        self.stops += 1
+        if self.stops > 1:
+            raise error.ReactorNotRunning()
+
+
+def test_workerStopsAtEndOfSupervisorsPipe():
+    """The portable fallback: a worker's reactor stops when its stdin pipe (written by the supervisor alone) reaches end-of-file."""
+    read, write = os.pipe()
+    reactor = StoppableReactor()
+    lifeline = Lifeline(reactor, read)
+    reactor.readers.append(lifeline)
+    assert lifeline.doRead() is None and reactor.stops == 0  # nothing to read yet: still alive
+    os.close(write)
+    why = lifeline.doRead()
+    assert isinstance(why, error.ConnectionDone)
+    lifeline.connectionLost(Failure(why))
+    assert reactor.stops == 1 and reactor.readers == []
+    reactor.stops = 1
+    lifeline.connectionLost(Failure(why))  # SIGTERM got there first: no error
+    os.close(read)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
+def test_parentDeathSignalIsSet():
+    """On Linux a worker asks the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, read back with PR_GET_PDEATHSIG)."""
+    code = ("import ctypes, signal\n"
+            "from xmppchat.cluster.workers import _parentDeathSignal\n"
+            "assert _parentDeathSignal(signal.SIGTERM)\n"
+            "value = ctypes.c_int()\n"
+            "ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)\n"
+            "print(value.value)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == str(int(signal.SIGTERM)), done.stderr
