@@ -31,7 +31,6 @@ join them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import signal
@@ -303,7 +302,7 @@ def _parentDeathSignal(signum: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own libc, no ldconfig run
         return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
