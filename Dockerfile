@@ -20,8 +20,7 @@ COPY twisted ./twisted
 # the tested versions of the TLS stack (constraints.txt); then build twistd's
 # plugin cache while the site-packages are still writable
 RUN pip install --constraint constraints.txt . \
-    && twistd --help > /dev/null \
-    && rm -rf /opt/xmppchat/build
+    && twistd --help > /dev/null
 COPY conf/xmppchat.container.toml /etc/xmppchat/xmppchat.toml
 
 USER xmppchat

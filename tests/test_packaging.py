@@ -120,6 +120,34 @@ def test_constraintsSatisfySetupCfg():
         assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {requirement}"
 
 
+def runtimeClosure() -> set:
+    """The installed distributions xmppchat needs at run time: setup.cfg's install_requires and theirs."""
+    from packaging.markers import default_environment
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    todo = [Requirement(line) for line in filter(None, parser["options"]["install_requires"].splitlines())]
+    seen: dict = {}
+    while todo:
+        requirement = todo.pop()
+        name = canonical(requirement.name)
+        if name in seen and set(requirement.extras) <= seen[name]:
+            continue
+        extras = seen.setdefault(name, set())
+        extras.update(requirement.extras)
+        for line in importlib.metadata.requires(name) or []:
+            needed = Requirement(line)
+            if needed.marker is None or any(needed.marker.evaluate(dict(default_environment(), extra=extra))
+                                            for extra in ["", *extras]):
+                todo.append(needed)
+    return set(seen)
+
+
+def test_constraintsCoverEveryRuntimeDependency():
+    """Nothing xmppchat imports at run time floats: every dependency, direct or not, is pinned."""
+    assert runtimeClosure() <= set(constraints()), runtimeClosure() - set(constraints())
+
+
 # -- systemd ----------------------------------------------------------------
 
 def test_systemdUnit():
