@@ -113,6 +113,7 @@ class BOSHSession:
     log = Logger()
     canStartTLS = False
     anyTo = False
+    kind = "bosh"
 
     def __init__(self, manager, sid: str, rid: int, wait: int, hold: int, peer: str, secure: bool):
         self.manager = manager

@@ -69,6 +69,10 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
 
     # -- twisted protocol ---------------------------------------------
 
+    @property
+    def kind(self) -> str:
+        return "c2s-tls" if self.factory.directTLS else "c2s"
+
     def connectionMade(self):
         self.peer = getattr(self.transport.getPeer(), "host", "")
         # Stanzas are small and latency-bound: no Nagle delay (ejabberd does

@@ -76,6 +76,7 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
     log = Logger()
     canStartTLS = False
     anyTo = True
+    kind = "websocket"
 
     def __init__(self):
         WebSocketServerProtocol.__init__(self)
