@@ -559,6 +559,7 @@ class QuietSite(server.Site):
     """
 
     requestFactory = BoundedRequest
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
 
     def __init__(self, resource, maxBodyBytes, idleSeconds):
         server.Site.__init__(self, resource, timeout=idleSeconds)

@@ -225,6 +225,7 @@ class C2SFactory(protocol.ServerFactory):
 
     log = Logger()
     protocol = C2STCPProtocol
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
 
     def __init__(self, host, tlsContext, directTLS=False, logTraffic=False):
         self.host = host

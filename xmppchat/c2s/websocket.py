@@ -245,6 +245,7 @@ class XMPPWebSocketFactory(WebSocketServerFactory):
 
     protocol = XMPPWebSocketProtocol
     log = Logger()
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
 
     def __init__(self, host, tls=False, path="/", allowedOrigins=(), loopbackSecure=True,
                  logTraffic=False):

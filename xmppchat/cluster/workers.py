@@ -87,6 +87,7 @@ def adoptPort(reactor, fd: int, factory, tlsContext=None):
         family = probe.family
     if tlsContext is not None:
         factory = TLSMemoryBIOFactory(tlsContext, False, factory)
+        factory.noisy = False
     port = reactor.adoptStreamPort(fd, family, factory)
     os.close(fd)
     return port

@@ -39,6 +39,7 @@ from twisted.logger import (
     PredicateResult,
     eventFromJSON,
     formatEvent,
+    globalLogBeginner,
     globalLogPublisher,
     textFileLogObserver,
 )
@@ -224,6 +225,19 @@ class LogSetup:
         self.predicate = LogLevelFilterPredicate()
         self.routes: list[Route] = []
         self.eventLog: EventLog | None = None
+        self.format: str | None = None
+
+    def wrap(self, observer):
+        """
+        C{observer} behind the filter and in the format, when it writes
+        to a file; else unchanged.
+        """
+        if isinstance(observer, Route) or _fileOf(observer) is None:
+            return observer
+        route = Route(observer, self.predicate)
+        route.setFormat(self.format)
+        self.routes.append(route)
+        return route
 
     def apply(self, log, worker: bool = False) -> None:
         predicate = self.predicate
@@ -231,15 +245,14 @@ class LogSetup:
         predicate.clearLogLevels()
         for namespace, level in log.levels.items():
             predicate.setLogLevelForNamespace(namespace, LEVELS[level])
+        self.format = None if worker else log.format
         for observer in list(self.publisher._observers):
-            if isinstance(observer, Route) or _fileOf(observer) is None:
-                continue
-            route = Route(observer, predicate)
-            self.publisher.removeObserver(observer)
-            self.publisher.addObserver(route)
-            self.routes.append(route)
+            route = self.wrap(observer)
+            if route is not observer:
+                self.publisher.removeObserver(observer)
+                self.publisher.addObserver(route)
         for route in self.routes:
-            route.setFormat(None if worker else log.format)
+            route.setFormat(self.format)
         if self.eventLog is None:
             if self.clock is None:
                 from twisted.internet import reactor as clock
@@ -275,6 +288,18 @@ def applyLogConfig(config, worker: bool = False) -> LogSetup:
     if _setup is None:
         _setup = LogSetup(globalLogPublisher)
     _setup.apply(config.log, worker)
+    beginner = globalLogBeginner
+    if beginner._temporaryObserver is not None and "beginLoggingTo" not in vars(beginner):
+        # Not logging yet: C{twist} starts the service before it begins
+        # logging.  Its observers get the filter and format as they come,
+        # before the buffered start-up events are replayed to them.
+        begin = beginner.beginLoggingTo
+
+        def beginLoggingTo(observers, *args, **kwargs):
+            del beginner.beginLoggingTo
+            return begin([_setup.wrap(o) for o in observers], *args, **kwargs)
+
+        beginner.beginLoggingTo = beginLoggingTo
     return _setup
 
 
