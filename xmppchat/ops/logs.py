@@ -57,13 +57,23 @@ LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
 MAX_KEYS = 10_000
 
 
+def _clean(value):
+    """
+    A field as it may appear in a line: control characters escaped (a
+    client-chosen name must not start a forged line of its own).
+    """
+    if isinstance(value, str) and not value.isprintable():
+        return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in value)
+    return value
+
+
 def describe(name: str, fields: dict) -> str:
     """
     The readable text of one operational event.
     """
     f = dict.fromkeys(("jid", "transport", "mechanism", "address", "account", "condition",
                        "reason"), None)
-    f.update(fields)
+    f.update({key: _clean(value) for key, value in fields.items()})
     via = f" via {f['transport']}" + (f" ({f['mechanism']})" if f["mechanism"] else "")
     source = f" from {f['address']}" if f["address"] else ""
     if name == "login":
@@ -83,7 +93,7 @@ def describe(name: str, fields: dict) -> str:
         return f"room destroyed: {f['room']} ({f.get('reason') or 'no reason'})"
     if name == "cluster-node":
         return f"cluster node {f['node']} {f['state']}"
-    return " ".join([name] + [f"{k}={v}" for k, v in fields.items()])
+    return " ".join([_clean(name)] + [f"{k}={v}" for k, v in f.items() if k in fields])
 
 
 class EventLog:
@@ -92,10 +102,10 @@ class EventLog:
     C{rate-limited} line per scope and key per C{interval} seconds.
     """
 
-    log = Logger(namespace=NAMESPACE)
     WARN = frozenset(("lockout", "rate-limited"))
 
-    def __init__(self, clock, interval: float = 60, maxKeys: int = MAX_KEYS):
+    def __init__(self, clock, interval: float = 60, maxKeys: int = MAX_KEYS, observer=None):
+        self.log = Logger(namespace=NAMESPACE, observer=observer)
         self.clock = clock
         self.interval = interval
         self.maxKeys = maxKeys
@@ -258,7 +268,7 @@ class LogSetup:
                 from twisted.internet import reactor as clock
             else:
                 clock = self.clock
-            self.eventLog = EventLog(clock)
+            self.eventLog = EventLog(clock, observer=self.publisher)
             observe.addObserver(self.eventLog)
         self.eventLog.interval = log.rate_limit_interval
 
@@ -321,6 +331,10 @@ def relayWorkerLine(line: str, index: int, log: Logger) -> None:
     if not isinstance(event, dict) or not isinstance(event.get("log_level"), type(LogLevel.info)):
         log.info("[worker {index}] {line}", index=index, line=text)
         return
+    # rendered here, from the worker's flattened fields (its objects
+    # did not survive JSON)
+    event["xmppchat_message"] = formatEvent(event)
+    event.pop("log_flattened", None)
     event[WORKER] = index
-    event["log_format"] = "[worker {%s}] %s" % (WORKER, event.get("log_format") or "")
+    event["log_format"] = "[worker {%s}] {xmppchat_message}" % WORKER
     log.observer(event)
