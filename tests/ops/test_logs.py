@@ -169,7 +169,7 @@ def test_jsonFormatTraceback(logFile):
     out, publisher, setup = logFile
     setup.apply(logConfig(format="json"))
     try:
-        1 / 0
+        raise ZeroDivisionError("division by zero")
     except ZeroDivisionError:
         Logger(namespace="xmppchat.router", observer=publisher).failure("Routing failed")
     [line] = out.getvalue().splitlines()
