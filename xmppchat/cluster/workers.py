@@ -30,6 +30,8 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
+from xmppchat.ops.logs import applyLogConfig, relayWorkerLine
+
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 QUICK_EXIT_SECONDS = 10.0
@@ -95,7 +97,9 @@ def adoptPort(reactor, fd: int, factory, tlsContext=None):
 
 class WorkerProcess(protocol.ProcessProtocol):
     """
-    One worker: relays its output lines into the supervisor's log.
+    One worker: relays its output lines into the supervisor's log, each
+    log record as the event it was (L{relayWorkerLine}: level, namespace,
+    fields, and the worker's index).
     """
 
     def __init__(self, supervisor, index):
@@ -109,9 +113,8 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
-            self.supervisor.log.info("[worker {index}] {line}", index=self.index,
-                                     line=line.decode("utf-8", "replace"))
-        if len(self.buffer) > 65536:
+            relayWorkerLine(line.decode("utf-8", "replace"), self.index, self.supervisor.log)
+        if len(self.buffer) > 1 << 20:
             self.buffer = b""
 
     errReceived = outReceived
@@ -140,6 +143,7 @@ class WorkerSupervisor(service.Service):
         self.stopping = False
 
     def privilegedStartService(self):
+        applyLogConfig(self.config)
         service.Service.privilegedStartService(self)
         self._bind()
 
@@ -160,6 +164,7 @@ class WorkerSupervisor(service.Service):
     def startService(self):
         from xmppchat.certs import ensureCertificate
 
+        applyLogConfig(self.config)
         self._bind()
         service.Service.startService(self)
         ensureCertificate(self.config)  # once, before the workers race to create it
