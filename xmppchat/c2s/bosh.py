@@ -204,6 +204,9 @@ class BOSHSession:
             child.parent = None
             stream.elementReceived(child)
         if body.getAttribute("type") == "terminate":
+            # the client ends its session (XEP-0124 §13): no waiting for
+            # a resumption, and the log says it closed
+            stream.clientClosed = True
             self._answer(request, rid, terminateBody())
             self.end()
             return
