@@ -26,7 +26,7 @@ from twisted.logger import (
 from tests.helpers import makeConfig
 from xmppchat import observe
 from xmppchat.config import ConfigError, buildConfig
-from xmppchat.ops.logs import EventLog, LogSetup, describe, relayWorkerLine
+from xmppchat.ops.logs import EventLog, LogSetup, describe, effectiveLog, relayWorkerLine
 
 
 @pytest.mark.parametrize("name, fields, line", [
@@ -298,3 +298,11 @@ def test_workerKeepsTwistedRecords():
         setup.close()
     [record] = out.getvalue().split("\x1e")[1:]
     assert json.loads(record)["log_format"] == "shown {n}"
+
+
+def test_logTrafficShownAtInfo():
+    """[c2s] log_traffic (debug lines) shows without a [log] change, unless levels names xmppchat.c2s."""
+    assert effectiveLog(makeConfig()).levels == {}
+    assert effectiveLog(makeConfig(c2s={"log_traffic": True})).levels == {"xmppchat.c2s": "debug"}
+    quiet = makeConfig(c2s={"log_traffic": True}, log={"levels": {"xmppchat.c2s": "info"}})
+    assert effectiveLog(quiet).levels == {"xmppchat.c2s": "info"}

@@ -26,6 +26,7 @@ an event of its log, tagged with the worker's index (L{relayWorkerLine}).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 
@@ -48,6 +49,7 @@ from zope.interface import implementer
 from xmppchat import observe
 
 NAMESPACE = "xmppchat.events"
+TRAFFIC_NAMESPACE = "xmppchat.c2s"
 # Keys of a log event that carry an operational event (EventLog) and the
 # index of the worker a relayed event came from.
 EVENT, FIELDS, WORKER = "xmppchat_event", "xmppchat_fields", "xmppchat_worker"
@@ -288,6 +290,17 @@ class LogSetup:
 _setup: LogSetup | None = None
 
 
+def effectiveLog(config):
+    """
+    C{config.log}, with C{[c2s] log_traffic} (debug lines of the c2s
+    transports) shown unless C{levels} says otherwise for C{xmppchat.c2s}.
+    """
+    log = config.log
+    if config.c2s.log_traffic and TRAFFIC_NAMESPACE not in log.levels:
+        log = dataclasses.replace(log, levels={**log.levels, TRAFFIC_NAMESPACE: "debug"})
+    return log
+
+
 def applyLogConfig(config, worker: bool = False) -> LogSetup:
     """
     Apply C{config.log} (a L{xmppchat.config.Config}) to this process's
@@ -297,7 +310,7 @@ def applyLogConfig(config, worker: bool = False) -> LogSetup:
     global _setup
     if _setup is None:
         _setup = LogSetup(globalLogPublisher)
-    _setup.apply(config.log, worker)
+    _setup.apply(effectiveLog(config), worker)
     beginner = globalLogBeginner
     if beginner._temporaryObserver is not None and "beginLoggingTo" not in vars(beginner):
         # Not logging yet: C{twist} starts the service before it begins
