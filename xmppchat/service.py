@@ -22,7 +22,6 @@ from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
 from xmppchat.host import Host
-from xmppchat.ops.logs import applyLogConfig
 from xmppchat.storage import openStorage, startStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
 
@@ -213,7 +212,6 @@ class XMPPChatService(service.Service):
         twistd binds here, before dropping privileges; the C{twist} runner
         never calls this, so L{startService} binds as well when needed.
         """
-        applyLogConfig(self.config, worker=bool(self.inheritedPorts))
         service.Service.privilegedStartService(self)
         self._listenOrExit()
 
@@ -225,7 +223,6 @@ class XMPPChatService(service.Service):
         return self.tlsContext.reload()
 
     def startService(self):
-        applyLogConfig(self.config, worker=bool(self.inheritedPorts))
         self._listenOrExit()
         service.Service.startService(self)
         if self.cluster is not None:

@@ -30,7 +30,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
-from xmppchat.ops.logs import applyLogConfig, relayWorkerLine
+from xmppchat.ops.logs import relayWorkerLine
 
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
@@ -143,7 +143,6 @@ class WorkerSupervisor(service.Service):
         self.stopping = False
 
     def privilegedStartService(self):
-        applyLogConfig(self.config)
         service.Service.privilegedStartService(self)
         self._bind()
 
@@ -164,7 +163,6 @@ class WorkerSupervisor(service.Service):
     def startService(self):
         from xmppchat.certs import ensureCertificate
 
-        applyLogConfig(self.config)
         self._bind()
         service.Service.startService(self)
         ensureCertificate(self.config)  # once, before the workers race to create it

@@ -239,12 +239,13 @@ class LogSetup:
         self.eventLog: EventLog | None = None
         self.format: str | None = None
 
-    def wrap(self, observer):
+    def wrap(self, observer, runners: bool = False):
         """
-        C{observer} behind the filter and in the format, when it writes
-        to a file; else unchanged.
+        C{observer} behind the filter and in the format when it writes to
+        a file, or is one of the C{runners}' observers (syslog, a custom
+        C{--logger}: then only the levels apply); else unchanged.
         """
-        if isinstance(observer, Route) or _fileOf(observer) is None:
+        if isinstance(observer, Route) or (not runners and _fileOf(observer) is None):
             return observer
         route = Route(observer, self.predicate)
         route.setFormat(self.format)
@@ -304,8 +305,9 @@ def effectiveLog(config):
 def applyLogConfig(config, worker: bool = False) -> LogSetup:
     """
     Apply C{config.log} (a L{xmppchat.config.Config}) to this process's
-    log: at start, and again at reload.  A cluster C{worker} keeps the
-    runner's format, which its supervisor reads back.
+    log: at start (L{xmppchat.tap.makeService}, before the runner begins
+    logging), and again at reload.  A cluster C{worker} keeps the runner's
+    format, which its supervisor reads back.
     """
     global _setup
     if _setup is None:
@@ -313,14 +315,14 @@ def applyLogConfig(config, worker: bool = False) -> LogSetup:
     _setup.apply(effectiveLog(config), worker)
     beginner = globalLogBeginner
     if beginner._temporaryObserver is not None and "beginLoggingTo" not in vars(beginner):
-        # Not logging yet: C{twist} starts the service before it begins
-        # logging.  Its observers get the filter and format as they come,
-        # before the buffered start-up events are replayed to them.
+        # Not logging yet (called from makeService): the runner's
+        # observers get the filter and format as twistd / twist begins
+        # logging, before the buffered start-up events are replayed to them.
         begin = beginner.beginLoggingTo
 
         def beginLoggingTo(observers, *args, **kwargs):
             del beginner.beginLoggingTo
-            return begin([_setup.wrap(o) for o in observers], *args, **kwargs)
+            return begin([_setup.wrap(o, runners=True) for o in observers], *args, **kwargs)
 
         beginner.beginLoggingTo = beginLoggingTo
     return _setup
