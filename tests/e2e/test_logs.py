@@ -9,7 +9,6 @@ second server writes [log] format "json" with a namespace level.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import re
 import time
@@ -18,15 +17,15 @@ import urllib.request
 
 import pytest
 
+from tests.e2e import test_bosh as bosh
 from tests.e2e.conftest import REST_AUTH_KEY, REST_JWT_SECRET, startServer, stopServer
 from tests.e2e.test_slixmpp import Client, run
-from tests.helpers import xml
 from xmppchat.api.sessions import encodeJWT
 
 TIMEOUT = 20
 PASSWORD = "Corr3ct-Horse-Battery-Staple"
 WRONG = "Wr0ng-Guess-Of-The-Password"
-NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
+NS_HTTPBIND = bosh.NS_HTTPBIND
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +53,7 @@ def waitForLine(server, pattern: str) -> re.Match:
 
 
 def post(port: int, body: str):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    try:
-        connection.request("POST", "/http-bind", body.encode(), {"Content-Type": "text/xml; charset=utf-8"})
-        return xml(connection.getresponse().read().decode())
-    finally:
-        connection.close()
+    return bosh.post(port, body)[1]
 
 
 def boshLoginAndTerminate(server, resource: str) -> None:
