@@ -294,10 +294,12 @@ def test_workerKeepsTwistedRecords():
         log = Logger(namespace="xmppchat.c2s", observer=publisher)
         log.info("hidden")
         log.warn("shown {n}", n=1)
+        setup.apply(logConfig(format="json", level="info"))  # a reload in the worker
+        log.info("reloaded {n}", n=2)
     finally:
         setup.close()
-    [record] = out.getvalue().split("\x1e")[1:]
-    assert json.loads(record)["log_format"] == "shown {n}"
+    records = [json.loads(r) for r in out.getvalue().split("\x1e")[1:]]
+    assert [r["log_format"] for r in records] == ["shown {n}", "reloaded {n}"]
 
 
 def test_logTrafficShownAtInfo():

@@ -238,6 +238,7 @@ class LogSetup:
         self.routes: list[Route] = []
         self.eventLog: EventLog | None = None
         self.format: str | None = None
+        self.worker = False
 
     def wrap(self, observer, runners: bool = False):
         """
@@ -252,13 +253,19 @@ class LogSetup:
         self.routes.append(route)
         return route
 
-    def apply(self, log, worker: bool = False) -> None:
+    def apply(self, log, worker: bool | None = None) -> None:
+        """
+        C{log} (a L{xmppchat.config.LogConfig}) from now on; a C{worker}
+        keeps the runner's format (C{None}: what the last call said).
+        """
+        if worker is not None:
+            self.worker = worker
         predicate = self.predicate
         predicate.defaultLogLevel = LEVELS[log.level]
         predicate.clearLogLevels()
         for namespace, level in log.levels.items():
             predicate.setLogLevelForNamespace(namespace, LEVELS[level])
-        self.format = None if worker else log.format
+        self.format = None if self.worker else log.format
         for observer in list(self.publisher._observers):
             route = self.wrap(observer)
             if route is not observer:
@@ -302,12 +309,13 @@ def effectiveLog(config):
     return log
 
 
-def applyLogConfig(config, worker: bool = False) -> LogSetup:
+def applyLogConfig(config, worker: bool | None = None) -> LogSetup:
     """
     Apply C{config.log} (a L{xmppchat.config.Config}) to this process's
     log: at start (L{xmppchat.tap.makeService}, before the runner begins
-    logging), and again at reload.  A cluster C{worker} keeps the runner's
-    format, which its supervisor reads back.
+    logging), and again at reload (C{applyLogConfig(newConfig)}).  A
+    cluster C{worker} (said at start, remembered at reload) keeps the
+    runner's format, which its supervisor reads back.
     """
     global _setup
     if _setup is None:
