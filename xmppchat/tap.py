@@ -65,8 +65,11 @@ def checkConfig(path: str, out=None) -> int:
 
 
 def makeService(options):
+    from xmppchat.ops.logs import applyLogConfig
     from xmppchat.service import XMPPChatService
 
+    # [log] (issue 18 item 2), before twistd / twist begin logging
+    applyLogConfig(options.config, worker=bool(options["worker-fds"]))
     if options["workers"] > 1:
         from xmppchat.cluster.workers import WorkerSupervisor
 
