@@ -23,6 +23,7 @@ def opsSite(service) -> server.Site:
     root = OpsRoot()
     site = server.Site(root)
     site.displayTracebacks = False
+    site.noisy = False
     site.service = service
     from xmppchat.ops.adminapi import mountAdminAPI
 
