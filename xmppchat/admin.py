@@ -469,7 +469,7 @@ class RemoteAdmin:
         answer = self.api.call("POST", "reload", {"what": args.parts} if args.parts else {})
         failed = False
         for node, parts in answer["nodes"].items():
-            label = "" if node == "None" else f"{node}: "
+            label = "" if node == "local" else f"{node}: "
             for part, outcome in parts.items():
                 failed = failed or outcome != "reloaded"
                 self.stdout.write(f"{label}{part}: {outcome}\n")

@@ -209,10 +209,11 @@ def test_unlockThroughTheAPI(server):
 
 
 def test_reload(server):
-    """admin reload re-reads the config file: TLS and limits (a changed lockout threshold applies)."""
+    """admin reload re-reads the config file: TLS, limits (a changed lockout threshold applies), log; an invalid file changes nothing."""
     done = admin(server, "reload")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tls: reloaded\n" in done.stdout and "limits: reloaded\n" in done.stdout
+    assert "log: reloaded\n" in done.stdout
     original = server.config.read_text()
     server.config.write_text(original.replace("failed_logins_lockout = 10", "failed_logins_lockout = 100")
                              .replace("failed_logins_free = 10", "failed_logins_free = 100"))
@@ -224,6 +225,12 @@ def test_reload(server):
     finally:
         server.config.write_text(original)
         assert admin(server, "reload", "limits").returncode == 0
+    server.config.write_text(original + "\n[log]\nlevel = \"loud\"\n")
+    try:
+        status, body, _ = api(server, "POST", "reload", {})  # (the CLI itself refuses that file)
+        assert status == 200 and "log.level" in body["nodes"]["local"]["error"], body
+    finally:
+        server.config.write_text(original)
     status, body, _ = api(server, "POST", "reload", {"what": ["nonsense"]})
     assert status == 400 and "nonsense" in body["error"]
 

@@ -584,7 +584,7 @@ class AdminAPI(resource.Resource):
             raise ApiError(400, f"Cannot reload {', '.join(unknown)}"
                                 f" (known: {', '.join(sorted(self.service.reloadHooks))})")
         results, unreachable = await self.agent.gather("reload", {"what": what})
-        return {"nodes": {str(node): part for node, part in results}, "unreachable": unreachable}
+        return {"nodes": {node or "local": part for node, part in results}, "unreachable": unreachable}
 
     async def createUser(self, request, body):
         from xmppchat.storage.interfaces import AlreadyExists
