@@ -646,12 +646,14 @@ def main(argv=None) -> int:
 def runOnStorage(args, config, stdin, stdout, stderr) -> int:
     """
     Run C{args.run} on the configured storage (synchronously), which must
-    exist unless C{--create} was given.
+    exist unless C{--create} was given or the command makes a new one
+    (C{set_defaults(creates=True)}, e.g. an import into an empty store).
     """
     from xmppchat.storage import openStorage
     from xmppchat.storage.interfaces import StorageError
 
-    problem = None if args.create else missingDatabase(config)
+    creates = args.create or getattr(args, "creates", False)
+    problem = None if creates else missingDatabase(config)
     if problem is not None:
         raise AdminError(problem)
     try:
