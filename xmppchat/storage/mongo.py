@@ -47,6 +47,7 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
 from xmppchat.storage.pep.mongo import MongoPEPStore
+from xmppchat.storage.portable.mongo import MongoPortableStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
@@ -1660,6 +1661,7 @@ class MongoStorage(common.WorkerStorage):
         "pep": MongoPEPStore,
         "uploads": MongoUploadSlotStore,
         "userXML": MongoUserXMLStore,
+        "portable": MongoPortableStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

@@ -57,6 +57,7 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
 from xmppchat.storage.pep.sqlite import SQLitePEPStore
+from xmppchat.storage.portable.sqlite import SQLitePortableStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
@@ -2010,6 +2011,7 @@ class SQLiteStorage(common.WorkerStorage):
         "pep": SQLitePEPStore,
         "uploads": SQLiteUploadSlotStore,
         "userXML": SQLiteUserXMLStore,
+        "portable": SQLitePortableStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,
