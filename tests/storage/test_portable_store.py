@@ -35,13 +35,13 @@ def pair(request):
     result(target.stop())
 
 
-def _all(page, key):
+def _all(page, key, *args, start=None):
     """
-    Every item of a paged listing C{page(after)}, pages of two.
+    Every item of a paged listing C{page(*args, after, 2)}, pages of two.
     """
-    out, after = [], None
+    out, after = [], start
     while True:
-        items = result(page(after))
+        items = result(page(*args, after, 2))
         out += items
         if len(items) < 2:
             return out
@@ -56,17 +56,16 @@ def copy(source, target):
     for account in result(source.accounts.listAccounts()):
         result(target.portable.loadAccount(account))
     port = source.portable
-    for dialog in _all(lambda after: port.dialogPage(after, 2), lambda d: d.id):
+    for dialog in _all(port.dialogPage, lambda d: d.id):
         result(target.portable.loadDialog(dialog))
-        for message in _all(lambda after: port.messagePage(dialog.id, after or 0, 2),
-                            lambda m: m.order):
+        for message in _all(port.messagePage, lambda m: m.order, dialog.id, start=0):
             result(target.portable.loadMessage(message))
         for state in result(port.dialogStates(dialog.id)):
             result(target.portable.loadDialogState(dialog.id, state))
-    for blob in _all(lambda after: port.blobPage(after or 0, 2), lambda b: b.id):
+    for blob in _all(port.blobPage, lambda b: b.id, start=0):
         result(target.portable.loadBlob(blob))
     for className in result(port.recordClasses()):
-        for record in _all(lambda after: port.recordPage(className, after, 2), lambda r: r.id):
+        for record in _all(port.recordPage, lambda r: r.id, className):
             result(target.portable.loadRecord(record))
 
 
