@@ -77,12 +77,12 @@ def _wait(d):
 
 def _pages(page, key, *args, start=None):
     """
-    Every item of a paged listing C{page(*args, after)}, C{after} being
-    C{start}, then C{key} of the last item of the previous page.
+    Every item of a paged listing C{page(*args, after, PAGE)}, C{after}
+    being C{start}, then C{key} of the last item of the previous page.
     """
     after = start
     while True:
-        items = _wait(page(*args, after))
+        items = _wait(page(*args, after, PAGE))
         yield from items
         if len(items) < PAGE:
             return
@@ -574,7 +574,9 @@ class Importer:
                         continue
                     dataclass, load, counter = loaders[kind]
                     if kind == "message":
-                        record["reactions"] = {e: set(ids) for e, ids in record["reactions"].items()}
+                        # the order is the loading store's own
+                        record.update(order=0, reactions={e: set(ids) for e, ids
+                                                          in record["reactions"].items()})
                     _wait(load(dataclass(**record)))
                     self.counts[counter] += 1
                 except (ValueError, KeyError, TypeError, AttributeError) as e:

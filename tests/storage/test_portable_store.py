@@ -75,9 +75,17 @@ def populate(storage, clock):
     public dialog, blobs and records; returns the group dialog and its
     messages.
     """
-    a, b, c = (result(storage.accounts.createAccount(name, {"version": 1}, login=name,
-                                                     profile={"full_name": name.upper()}))
-               for name in ("alice", "bob", "carol"))
+    users = [result(storage.accounts.createAccount(name, {"version": 1}, login=name,
+                                                   profile={"full_name": name.upper()}))
+             for name in ("alice", "bob", "carol")]
+    return populateChat(storage, clock, *users)
+
+
+def populateChat(storage, clock, a, b, c):
+    """
+    L{populate}'s dialogs, messages, state, blobs and records for accounts
+    C{a}, C{b} and C{c}.
+    """
     clock.advance(10)
     group = result(storage.dialogs.createDialog(DIALOG_GROUP, a.id, [b.id, c.id], name="g",
                                                 extensions={"topic": "x"}))
