@@ -154,7 +154,7 @@ def normalised(value: dict) -> dict:
         return sorted(o) if isinstance(o, set) else vars(o)
 
     value = json.loads(json.dumps(value, default=plain))
-    for key, entry in value.items():
+    for entry in value.values():
         if isinstance(entry, dict) and "offline" in entry:
             entry["offline"] = [(parseElement(xml).toXml(), stamp) for xml, stamp in entry["offline"]]
     return value
