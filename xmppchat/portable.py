@@ -49,7 +49,13 @@ from xml.etree import ElementTree
 from twisted.words.xish import domish
 
 from xmppchat.backup import ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget, copyBlobsIn
+from xmppchat.modules.pep import NS_PUBSUB_OWNER
+from xmppchat.modules.privacy import NS_PRIVACY
+from xmppchat.modules.private import NS_PRIVATE
+from xmppchat.modules.roster import NS_ROSTER
+from xmppchat.modules.vcard import NS_VCARD
 from xmppchat.storage.portable.interface import PAGE
+from xmppchat.xmlstream import NS_CLIENT
 
 EXPORT_FORMAT = "xmppchat-export"
 SERVER_DATA = "server-data.xml"
@@ -58,15 +64,8 @@ CHAT_DATA = "chat.jsonl"
 NS_PIE = "urn:xmpp:pie:0"
 NS_SCRAM = "urn:xmpp:pie:0#scram"
 NS_XMPPCHAT = "urn:xmppchat:export:0"
-NS_ROSTER = "jabber:iq:roster"
-NS_PRIVATE = "jabber:iq:private"
-NS_PRIVACY = "jabber:iq:privacy"
-NS_VCARD = "vcard-temp"
-NS_CLIENT = "jabber:client"
-NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner"
 # XEP-0227 §4.2 mechanism name -> the hash of our credentials dict
 MECHANISMS = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
-_XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 
 def _wait(d):
@@ -92,9 +91,10 @@ def _pages(page, key, *args, start=None):
 # -- export -------------------------------------------------------------------
 
 
-class Exporter:
+class _Run:
     """
-    Writes one archive from a started (synchronous) storage.
+    One export or import on a started (synchronous) storage, with what it
+    counted.
     """
 
     def __init__(self, storage, config):
@@ -103,6 +103,13 @@ class Exporter:
         self.domain = config.server.domain
         self.counts = dict.fromkeys(("users", "dialogs", "messages", "blobs", "records",
                                      "blob_files"), 0)
+        self.warnings: list[str] = []
+
+
+class Exporter(_Run):
+    """
+    Writes one archive.
+    """
 
     def run(self, path: str) -> dict:
         writer = ArchiveWriter(path, EXPORT_FORMAT)
@@ -344,18 +351,10 @@ def _number(text, what, convert=float):
         raise ArchiveError(f"bad {what}: {text!r}") from None
 
 
-class Importer:
+class Importer(_Run):
     """
-    Loads one archive into a started (synchronous), empty storage.
+    Loads one archive into an empty storage.
     """
-
-    def __init__(self, storage, config):
-        self.storage = storage
-        self.config = config
-        self.domain = config.server.domain
-        self.counts = dict.fromkeys(("users", "dialogs", "messages", "blobs", "records",
-                                     "blob_files"), 0)
-        self.warnings: list[str] = []
 
     def run(self, path: str) -> dict:
         if not _wait(self.storage.portable.isEmpty()):
