@@ -46,6 +46,7 @@ import os
 from dataclasses import asdict
 from xml.etree import ElementTree
 
+from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from xmppchat.backup import ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget, copyBlobsIn
@@ -69,9 +70,16 @@ MECHANISMS = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
 
 
 def _wait(d):
-    from xmppchat.admin import result
-
-    return result(d)
+    """
+    The outcome of a Deferred of a synchronous storage (fired already).
+    """
+    outcome = []
+    d.addBoth(outcome.append)
+    if not outcome:
+        raise RuntimeError("the storage is not synchronous")
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
 
 
 def _pages(page, key, *args, start=None):

@@ -5,8 +5,6 @@ L{IPortableStore} on the MongoDB collections of L{xmppchat.storage.mongo}
 
 from __future__ import annotations
 
-import importlib
-
 import pymongo
 
 from xmppchat.storage import common
@@ -17,12 +15,6 @@ _dumps = common.dumpJson
 
 # The collections whose documents make a store non-empty.
 _CONTENT = ("accounts", "dialogs", "blobs", "records")
-
-
-def _base():
-    # xmppchat.storage.mongo imports this module to build its STORES: its
-    # document converters are looked up at call time.
-    return importlib.import_module("xmppchat.storage.mongo")
 
 
 def _idAt(db, dialogId, order):
@@ -44,18 +36,25 @@ def _orderOf(db, dialogId, messageId) -> int:
 
 
 class MongoPortableStore(common.Store):
+    """
+    @cvar rows: the backend's own record readers and writers, set by
+        L{xmppchat.storage.mongo} (which imports this module for its C{STORES}).
+    """
+
+    rows = None
+
     def isEmpty(self):
         return self.db.run(lambda db: not any(
             db[name].find_one({}, {"_id": 1}) for name in _CONTENT))
 
     def dialogPage(self, after, limit=PAGE):
-        base = _base()
-        return self.db.run(lambda db: [base._dialog(doc) for doc in db.dialogs.find(
+        rows = self.rows
+        return self.db.run(lambda db: [rows.dialog(doc) for doc in db.dialogs.find(
             {"_id": {"$gt": after or ""}}).sort("_id", pymongo.ASCENDING).limit(limit)])
 
     def messagePage(self, dialogId, after, limit=PAGE):
-        base = _base()
-        return self.db.run(lambda db: base._messages(db, list(db.messages.find(
+        rows = self.rows
+        return self.db.run(lambda db: rows.messages(db, list(db.messages.find(
             {"dialog_id": dialogId, "ord": {"$gt": after}}).sort("ord", pymongo.ASCENDING)
             .limit(limit))))
 
@@ -83,16 +82,16 @@ class MongoPortableStore(common.Store):
         return self.db.run(states)
 
     def blobPage(self, after, limit=PAGE):
-        base = _base()
-        return self.db.run(lambda db: [base._blob(doc) for doc in db.blobs.find(
+        rows = self.rows
+        return self.db.run(lambda db: [rows.blob(doc) for doc in db.blobs.find(
             {"_id": {"$gt": after}}).sort("_id", pymongo.ASCENDING).limit(limit)])
 
     def recordClasses(self):
         return self.db.run(lambda db: sorted(db.records.distinct("class_name")))
 
     def recordPage(self, className, after, limit=PAGE):
-        base = _base()
-        return self.db.run(lambda db: [base._record(doc) for doc in db.records.find(
+        rows = self.rows
+        return self.db.run(lambda db: [rows.record(doc) for doc in db.records.find(
             {"class_name": className, "rid": {"$gt": after or ""}}).sort(
             "rid", pymongo.ASCENDING).limit(limit)])
 
@@ -101,7 +100,7 @@ class MongoPortableStore(common.Store):
         a = account
 
         def load(db):
-            doc = _base()._accountDoc(a.id, a.localpart, a.login, a.email, a.externalId,
+            doc = self.rows.accountDoc(a.id, a.localpart, a.login, a.email, a.externalId,
                                       a.credentials, a.profile, a.createdAt, a.jwt)
             doc["updated_at"] = a.updatedAt
             db.accounts.insert_one(doc)
@@ -126,10 +125,10 @@ class MongoPortableStore(common.Store):
 
     def loadMessage(self, message):
         m = message
-        base = _base()
+        rows = self.rows
 
         def load(db):
-            order = base._next(db, "messages")
+            order = rows.next(db, "messages")
             db.messages.insert_one({
                 "_id": m.id, "ord": order, "dialog_id": m.dialogId, "sender_id": m.senderId,
                 "recipient_id": m.recipientId, "body": m.body, "body_folded": common.fold(m.body),
@@ -138,7 +137,7 @@ class MongoPortableStore(common.Store):
                 "reactions": [{"e": emoji, "u": user} for emoji, users in m.reactions.items()
                               for user in sorted(users)],
                 "hidden_for": [], "created_at": m.createdAt, "updated_at": m.updatedAt,
-                "stanza": m.stanza, **base._customFields(m.custom)})
+                "stanza": m.stanza, **rows.customFields(m.custom)})
             # the order createMessage compares a new message with
             db.dialogs.update_one({"_id": m.dialogId, "last_message_id": m.id},
                                   {"$set": {"last_message_order": order}})
@@ -146,17 +145,17 @@ class MongoPortableStore(common.Store):
         return self.db.run(load)
 
     def loadDialogState(self, dialogId, state):
-        base = _base()
+        rows = self.rows
 
         def load(db):
             read, delivered, cleared = (_orderOf(db, dialogId, messageId) for messageId in (
                 state.readMessageId, state.deliveredMessageId, state.clearedMessageId))
             db.dialog_users.insert_one({
-                "_id": base._stateId(dialogId, state.userId), "dialog_id": dialogId,
+                "_id": rows.stateId(dialogId, state.userId), "dialog_id": dialogId,
                 "user_id": state.userId, "read_order": read, "delivered_order": delivered,
                 "cleared_order": cleared, "hidden": bool(state.hidden),
                 "notifications": bool(state.notifications),
-                "subscribed": base._next(db, "subscriptions") if state.subscribed else None})
+                "subscribed": rows.next(db, "subscriptions") if state.subscribed else None})
             if state.hiddenMessageIds:
                 db.messages.update_many(
                     {"_id": {"$in": list(state.hiddenMessageIds)}, "dialog_id": dialogId},
@@ -181,4 +180,4 @@ class MongoPortableStore(common.Store):
         return self.db.run(lambda db: db.records.insert_one({
             "class_name": r.className, "rid": r.id, "user_id": r.userId, "parent_id": r.parentId,
             "created_at": r.createdAt, "updated_at": r.updatedAt, "version": 0,
-            **_base()._recordFields(r.fields)}) and None)
+            **self.rows.recordFields(r.fields)}) and None)

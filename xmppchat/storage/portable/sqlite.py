@@ -5,8 +5,6 @@ L{IPortableStore} on the SQLite tables of L{xmppchat.storage.sqlite}
 
 from __future__ import annotations
 
-import importlib
-
 from xmppchat.storage import common
 from xmppchat.storage.interfaces import DIALOG_PRIVATE
 from xmppchat.storage.portable.interface import PAGE, DialogUserState
@@ -15,12 +13,6 @@ _dumps = common.dumpJson
 
 # The tables whose rows make a store non-empty.
 _CONTENT = ("accounts", "dialogs", "blobs", "records")
-
-
-def _base():
-    # xmppchat.storage.sqlite imports this module to build its STORES: its
-    # row converters are looked up at call time.
-    return importlib.import_module("xmppchat.storage.sqlite")
 
 
 def _idAt(connection, dialogId, order):
@@ -43,19 +35,26 @@ def _orderOf(connection, dialogId, messageId) -> int:
 
 
 class SQLitePortableStore(common.Store):
+    """
+    @cvar rows: the backend's own record readers and writers, set by
+        L{xmppchat.storage.sqlite} (which imports this module for its C{STORES}).
+    """
+
+    rows = None
+
     def isEmpty(self):
         return self.db.run(False, lambda c: not any(
             c.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in _CONTENT))
 
     def dialogPage(self, after, limit=PAGE):
-        base = _base()
-        return self.db.run(False, lambda c: [base._dialog(row) for row in c.execute(
-            base._DIALOG_SELECT + " WHERE d.id > ? ORDER BY d.id LIMIT ?", (after or "", limit))])
+        rows = self.rows
+        return self.db.run(False, lambda c: [rows.dialog(row) for row in c.execute(
+            rows.DIALOG_SELECT + " WHERE d.id > ? ORDER BY d.id LIMIT ?", (after or "", limit))])
 
     def messagePage(self, dialogId, after, limit=PAGE):
-        base = _base()
-        return self.db.run(False, lambda c: base._messages(c, c.execute(
-            base._MESSAGE_SELECT + " WHERE m.dialog_id = ? AND m.ord > ? ORDER BY m.ord LIMIT ?",
+        rows = self.rows
+        return self.db.run(False, lambda c: rows.messages(c, c.execute(
+            rows.MESSAGE_SELECT + " WHERE m.dialog_id = ? AND m.ord > ? ORDER BY m.ord LIMIT ?",
             (dialogId, after, limit))))
 
     def dialogStates(self, dialogId):
@@ -83,18 +82,18 @@ class SQLitePortableStore(common.Store):
         return self.db.run(False, states)
 
     def blobPage(self, after, limit=PAGE):
-        base = _base()
-        return self.db.run(False, lambda c: [base._blob(row) for row in c.execute(
-            base._BLOB_SELECT + " WHERE id > ? ORDER BY id LIMIT ?", (after, limit))])
+        rows = self.rows
+        return self.db.run(False, lambda c: [rows.blob(row) for row in c.execute(
+            rows.BLOB_SELECT + " WHERE id > ? ORDER BY id LIMIT ?", (after, limit))])
 
     def recordClasses(self):
         return self.db.run(False, lambda c: [row[0] for row in c.execute(
             "SELECT DISTINCT class_name FROM records ORDER BY class_name")])
 
     def recordPage(self, className, after, limit=PAGE):
-        base = _base()
-        return self.db.run(False, lambda c: [base._record(row) for row in c.execute(
-            base._RECORD_SELECT + " WHERE class_name = ? AND id > ? ORDER BY id LIMIT ?",
+        rows = self.rows
+        return self.db.run(False, lambda c: [rows.record(row) for row in c.execute(
+            rows.RECORD_SELECT + " WHERE class_name = ? AND id > ? ORDER BY id LIMIT ?",
             (className, after or "", limit))])
 
     def loadAccount(self, account):
@@ -134,7 +133,7 @@ class SQLitePortableStore(common.Store):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (m.id, m.dialogId, m.senderId, m.recipientId, m.body, common.fold(m.body), m.dateSent,
              _dumps(m.attachments), _dumps(m.custom), int(bool(m.edited)),
-             _base()._dumpReactions(m.reactions), m.createdAt, m.updatedAt, m.stanza)) and None)
+             self.rows.dumpReactions(m.reactions), m.createdAt, m.updatedAt, m.stanza)) and None)
 
     def loadDialogState(self, dialogId, state):
         def load(connection):
