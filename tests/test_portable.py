@@ -310,11 +310,11 @@ def foreignArchive(path, xml: str) -> None:
 
 
 def test_importForeignXEP0227(tmp_path):
-    """Users of another server's XEP-0227 file get new ids; a plaintext password becomes SCRAM keys."""
+    """Users of another server's XEP-0227 file get new ids and prepared names; a plaintext password becomes SCRAM keys."""
     archive = tmp_path / "foreign.tar.gz"
     foreignArchive(archive, """<?xml version='1.0'?>
 <server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>
-  <user name='juliet' password='balcony'>
+  <user name='Juliet' password='balcony'>
     <query xmlns='jabber:iq:roster'><item jid='romeo@localhost' subscription='both'><group>Love</group></item></query>
     <vCard xmlns='vcard-temp'><NICKNAME>J</NICKNAME></vCard>
   </user>
@@ -337,5 +337,19 @@ def test_importForeignXEP0227(tmp_path):
         assert result(storage.accounts.getAccountByLocalpart("romeo")).credentials is None
         assert importer.warnings == ["romeo: only sha1 SCRAM keys; this server needs SHA-1 and"
                                      " SHA-256: set a password with 'admin passwd'"]
+    finally:
+        result(storage.stop())
+
+
+def test_importRefusesBadUserName(tmp_path):
+    """A <user/> whose name is no JID localpart is refused with its name."""
+    archive = tmp_path / "bad.tar.gz"
+    foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                            "<user name='a@b'/></host></server-data>")
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match="'a@b' is not a user name"):
+            portable.importArchive(storage, config, str(archive))
     finally:
         result(storage.stop())

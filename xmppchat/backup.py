@@ -228,14 +228,23 @@ class ArchiveReader:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def copyBlobsIn(reader: ArchiveReader, dataDir: str) -> int:
+def requireNewBlobs(reader: ArchiveReader, dataDir: str) -> list[tuple[str, str]]:
     """
-    Move the archive's blob files into C{dataDir}; refuses to replace one.
+    C{(archive path, target path)} of every blob file of the archive;
+    L{ArchiveError} when one of the targets exists.
     """
     moves = [(source, blobTarget(dataDir, uid)) for uid, source in reader.blobs()]
     for _, target in moves:
         if os.path.exists(target):
             raise ArchiveError(f"{target} exists; not overwriting it")
+    return moves
+
+
+def copyBlobsIn(reader: ArchiveReader, dataDir: str) -> int:
+    """
+    Move the archive's blob files into C{dataDir}; refuses to replace one.
+    """
+    moves = requireNewBlobs(reader, dataDir)
     for source, target in moves:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.move(source, target)

@@ -49,7 +49,8 @@ from xml.etree import ElementTree
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
-from xmppchat.backup import ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget, copyBlobsIn
+from xmppchat.backup import (ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
+                             copyBlobsIn, requireNewBlobs)
 from xmppchat.modules.pep import NS_PUBSUB_OWNER
 from xmppchat.modules.privacy import NS_PRIVACY
 from xmppchat.modules.private import NS_PRIVATE
@@ -374,9 +375,7 @@ class Importer(_Run):
             domain = reader.manifest.get("domain")
             if domain != self.domain:
                 raise ArchiveError(f"the export is of {domain!r}, this server is {self.domain!r}")
-            for uid, _ in reader.blobs():
-                if os.path.exists(blobTarget(near, uid)):
-                    raise ArchiveError(f"{blobTarget(near, uid)} exists; not overwriting it")
+            requireNewBlobs(reader, near)
             self.readServerData(reader.path(SERVER_DATA))
             if CHAT_DATA in reader.manifest["files"]:
                 self.readChatData(reader.path(CHAT_DATA))
@@ -410,9 +409,7 @@ class Importer(_Run):
     def importUser(self, user) -> None:
         from xmppchat.storage.interfaces import Account
 
-        localpart = user.getAttribute("name")
-        if not localpart:
-            raise ArchiveError(f"{SERVER_DATA}: a <user/> without a name")
+        localpart = self.localpartOf(user.getAttribute("name"))
         credentials = self.credentials(user)
         info = _child(user, NS_XMPPCHAT, "account")
         if info is None:
@@ -438,6 +435,21 @@ class Importer(_Run):
         self.importOffline(user, localpart)
         self.importPrivacy(user, localpart)
         self.importPEP(user, localpart)
+
+    def localpartOf(self, name) -> str:
+        """
+        The prepared localpart of a C{<user name/>} (XEP-0227 §4.2: the
+        node part of the JID).
+        """
+        from xmppchat.jid import InvalidJID, parseJID
+
+        try:
+            parsed = parseJID(f"{name}@{self.domain}")
+        except (InvalidJID, TypeError):
+            parsed = None
+        if not name or parsed is None or not parsed.user or "@" in name or "/" in name:
+            raise ArchiveError(f"{SERVER_DATA}: {name!r} is not a user name")
+        return parsed.user
 
     def credentials(self, user) -> dict | None:
         """
