@@ -572,34 +572,51 @@ class Importer(_Run):
                         item.getAttribute("publisher"), configs[node]["max_items"]))
 
     def readChatData(self, path: str) -> None:
+        """
+        Load the lines of C{chat.jsonl}; a dialog's messages go in batches
+        of up to L{PAGE}, one write each.
+        """
         from xmppchat.storage.interfaces import Blob, Dialog, Message, Record
         from xmppchat.storage.portable.interface import DialogUserState
 
         port = self.storage.portable
         loaders = {
             "dialog": (Dialog, port.loadDialog, "dialogs"),
-            "message": (Message, port.loadMessage, "messages"),
             "blob": (Blob, port.loadBlob, "blobs"),
             "record": (Record, port.loadRecord, "records"),
         }
+        batch: list = []
+
+        def flush():
+            if batch:
+                _wait(port.loadMessages(batch))
+                self.counts["messages"] += len(batch)
+                batch.clear()
+
         with open(path, encoding="utf-8") as lines:
             for number, text in enumerate(lines, 1):
                 try:
                     record = json.loads(text)
                     kind = record.pop("kind")
+                    if kind == "message":
+                        # the order is the loading store's own
+                        record.update(order=0, reactions={e: set(ids) for e, ids
+                                                          in record["reactions"].items()})
+                        batch.append(Message(**record))
+                        if len(batch) >= PAGE:
+                            flush()
+                        continue
+                    flush()
                     if kind == "state":
                         dialogId = record.pop("dialogId")
                         _wait(port.loadDialogState(dialogId, DialogUserState(**record)))
                         continue
                     dataclass, load, counter = loaders[kind]
-                    if kind == "message":
-                        # the order is the loading store's own
-                        record.update(order=0, reactions={e: set(ids) for e, ids
-                                                          in record["reactions"].items()})
                     _wait(load(dataclass(**record)))
                     self.counts[counter] += 1
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise ArchiveError(f"{CHAT_DATA}:{number}: {type(e).__name__}: {e}") from None
+            flush()
 
 
 def export(storage, config, path: str) -> dict:

@@ -58,8 +58,10 @@ def copy(source, target):
     port = source.portable
     for dialog in _all(port.dialogPage, lambda d: d.id):
         result(target.portable.loadDialog(dialog))
-        for message in _all(port.messagePage, lambda m: m.order, dialog.id, start=0):
-            result(target.portable.loadMessage(message))
+        messages = _all(port.messagePage, lambda m: m.order, dialog.id, start=0)
+        # in batches of up to two, as an import does
+        for start in range(0, len(messages), 2):
+            result(target.portable.loadMessages(messages[start:start + 2]))
         for state in result(port.dialogStates(dialog.id)):
             result(target.portable.loadDialogState(dialog.id, state))
     for blob in _all(port.blobPage, lambda b: b.id, start=0):

@@ -104,11 +104,13 @@ class IPortableStore(Protocol):
         L{AlreadyExists}.
         """
 
-    def loadMessage(self, message) -> Deferred:
+    def loadMessages(self, messages: list) -> Deferred:
         """
-        Store a L{Message} as it is (id, times, edit mark, reactions,
-        stanza) after the messages loaded before it, without touching its
-        dialog or any quota.  L{AlreadyExists}.
+        Store L{Message}s as they are (id, times, edit mark, reactions,
+        stanza), in list order after the messages loaded before them, in
+        one write, without touching their dialogs or any quota.
+        L{AlreadyExists} (then none of them is stored on SQLite; on MongoDB
+        those before the duplicate are).
         """
 
     def loadDialogState(self, dialogId: str, state: DialogUserState) -> Deferred:

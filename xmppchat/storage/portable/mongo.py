@@ -123,24 +123,28 @@ class MongoPortableStore(common.Store):
             doc["private_key"] = common.privateKey(d.occupantIds)
         return self.db.run(lambda db: db.dialogs.insert_one(doc) and None)
 
-    def loadMessage(self, message):
-        m = message
+    def loadMessages(self, messages):
         rows = self.rows
+        messages = list(messages)
 
         def load(db):
-            order = rows.next(db, "messages")
-            db.messages.insert_one({
-                "_id": m.id, "ord": order, "dialog_id": m.dialogId, "sender_id": m.senderId,
+            if not messages:
+                return
+            first = rows.next(db, "messages", len(messages)) - len(messages) + 1
+            docs = [{
+                "_id": m.id, "ord": first + n, "dialog_id": m.dialogId, "sender_id": m.senderId,
                 "recipient_id": m.recipientId, "body": m.body, "body_folded": common.fold(m.body),
                 "date_sent": m.dateSent, "attachments": _dumps(m.attachments),
                 "edited": bool(m.edited),
                 "reactions": [{"e": emoji, "u": user} for emoji, users in m.reactions.items()
                               for user in sorted(users)],
                 "hidden_for": [], "created_at": m.createdAt, "updated_at": m.updatedAt,
-                "stanza": m.stanza, **rows.customFields(m.custom)})
+                "stanza": m.stanza, **rows.customFields(m.custom)} for n, m in enumerate(messages)]
+            db.messages.insert_many(docs)
             # the order createMessage compares a new message with
-            db.dialogs.update_one({"_id": m.dialogId, "last_message_id": m.id},
-                                  {"$set": {"last_message_order": order}})
+            for doc in docs:
+                db.dialogs.update_one({"_id": doc["dialog_id"], "last_message_id": doc["_id"]},
+                                      {"$set": {"last_message_order": doc["ord"]}})
 
         return self.db.run(load)
 

@@ -125,15 +125,16 @@ class SQLitePortableStore(common.Store):
 
         return self.db.run(True, load)
 
-    def loadMessage(self, message):
-        m = message
-        return self.db.run(True, lambda c: c.execute(
+    def loadMessages(self, messages):
+        rows = self.rows
+        values = [(m.id, m.dialogId, m.senderId, m.recipientId, m.body, common.fold(m.body),
+                   m.dateSent, _dumps(m.attachments), _dumps(m.custom), int(bool(m.edited)),
+                   rows.dumpReactions(m.reactions), m.createdAt, m.updatedAt, m.stanza)
+                  for m in messages]
+        return self.db.run(True, lambda c: c.executemany(
             "INSERT INTO messages (id, dialog_id, sender_id, recipient_id, body, body_folded,"
             " date_sent, attachments, custom, edited, reactions, created_at, updated_at, stanza)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (m.id, m.dialogId, m.senderId, m.recipientId, m.body, common.fold(m.body), m.dateSent,
-             _dumps(m.attachments), _dumps(m.custom), int(bool(m.edited)),
-             self.rows.dumpReactions(m.reactions), m.createdAt, m.updatedAt, m.stanza)) and None)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values) and None)
 
     def loadDialogState(self, dialogId, state):
         def load(connection):
