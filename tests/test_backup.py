@@ -9,6 +9,7 @@ and an altered archive is refused before anything is written.
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import tarfile
 import threading
@@ -159,3 +160,20 @@ def test_mongoBackupNamesMongodump(tmp_path, capsys):
     code, out, err = admin(capsys, config, "backup", str(tmp_path / "b.tar.gz"))
     assert code == 1
     assert "mongodump" in err and "export" in err
+
+
+def test_fullDiskIsOneLine(deployment, tmp_path, capsys, monkeypatch):
+    """A full disk while copying the blobs fails with one line naming the file and leaves no archive."""
+    import errno
+    import shutil
+
+    config, _, blob = deployment
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    code, out, err = admin(capsys, config, "backup", str(tmp_path / "b.tar.gz"))
+    assert code == 1 and "No space left on device" in err and blob.name in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live"]

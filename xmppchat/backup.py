@@ -23,6 +23,7 @@ replica-set snapshot); C{admin export} moves data between backends.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -48,6 +49,22 @@ class ArchiveError(Exception):
     A backup, restore, export or import cannot be done; the message says
     why (the admin CLI prints it and exits with status 1).
     """
+
+
+def reported(f):
+    """
+    C{f} with its file system errors (a full disk, a directory it may not
+    write) as L{ArchiveError}s naming the file.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except OSError as e:
+            raise ArchiveError(f"{e.filename or 'file system'}: {e.strerror or e}") from None
+
+    return wrapper
 
 
 def blobMember(uid: str) -> str:
@@ -264,6 +281,7 @@ def _sqlitePath(config) -> str:
     return storage.path
 
 
+@reported
 def backup(config, path: str) -> dict:
     """
     Write an online snapshot of the SQLite database and the blob files to
@@ -308,6 +326,7 @@ def _snapshot(database: str, copy: str) -> int:
     return row[0] or 0
 
 
+@reported
 def restore(config, path: str) -> dict:
     """
     Unpack a backup into the configured (empty) database path and data

@@ -50,7 +50,7 @@ from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from xmppchat.backup import (ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
-                             copyBlobsIn, requireNewBlobs)
+                             copyBlobsIn, reported, requireNewBlobs)
 from xmppchat.modules.pep import NS_PUBSUB_OWNER
 from xmppchat.modules.privacy import NS_PRIVACY
 from xmppchat.modules.private import NS_PRIVATE
@@ -619,6 +619,7 @@ class Importer(_Run):
             flush()
 
 
+@reported
 def export(storage, config, path: str) -> dict:
     """
     Write the deployment on C{storage} to the archive C{path}; returns the
@@ -627,6 +628,7 @@ def export(storage, config, path: str) -> dict:
     return Exporter(storage, config).run(path)
 
 
+@reported
 def importArchive(storage, config, path: str) -> Importer:
     """
     Load the archive C{path} into the empty C{storage}; returns the
