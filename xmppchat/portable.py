@@ -126,10 +126,10 @@ class Exporter(_Run):
             with open(writer.file(SERVER_DATA), "w", encoding="utf-8") as out:
                 self.writeServerData(out)
             with open(writer.file(CHAT_DATA), "w", encoding="utf-8") as out:
-                blobs = self.writeChatData(out)
-            for blob in blobs:
-                source = blobTarget(self.config.server.data_dir, blob)
-                if os.path.isfile(source) and writer.add(blobMember(blob), source):
+                self.writeChatData(out)
+            for blob in _pages(self.storage.portable.blobPage, lambda b: b.id, start=0):
+                source = blobTarget(self.config.server.data_dir, blob.uid)
+                if os.path.isfile(source) and writer.add(blobMember(blob.uid), source):
                     self.counts["blob_files"] += 1
             return writer.close(domain=self.domain, backend=self.config.storage.backend,
                                 counts=self.counts)
@@ -275,10 +275,9 @@ class Exporter(_Run):
                     item["publisher"] = publisher
                 item.addChild(_parse(payload, NS_PUBSUB))
 
-    def writeChatData(self, out) -> list[str]:
+    def writeChatData(self, out) -> None:
         """
-        Write the dialog, message, state, blob and record lines; returns
-        the uids of the blobs whose files belong in the archive.
+        Write the dialog, message, state, blob and record lines.
         """
         port = self.storage.portable
 
@@ -297,16 +296,13 @@ class Exporter(_Run):
                 self.counts["messages"] += 1
             for state in _wait(port.dialogStates(dialog.id)):
                 line("state", {"dialogId": dialog.id, **asdict(state)})
-        uids = []
         for blob in _pages(port.blobPage, lambda b: b.id, start=0):
             line("blob", asdict(blob))
-            uids.append(blob.uid)
             self.counts["blobs"] += 1
         for className in _wait(port.recordClasses()):
             for record in _pages(port.recordPage, lambda r: r.id, className):
                 line("record", asdict(record))
                 self.counts["records"] += 1
-        return uids
 
 
 def _parse(xml: str, defaultNamespace: str) -> domish.Element:
