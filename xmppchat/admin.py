@@ -11,6 +11,10 @@ and the running server through its admin API (L{xmppchat.ops.adminapi})::
     python -m xmppchat.admin unlock NAME|IP    # lift failed-login lockouts (API, else storage)
     python -m xmppchat.admin sessions [--user JID] | kick JID [--reason TEXT] | stats
     python -m xmppchat.admin announce [--all] [--subject S] TEXT|- | reload [tls limits log]
+    python -m xmppchat.admin backup FILE       # online SQLite snapshot + blobs (xmppchat.backup)
+    python -m xmppchat.admin restore FILE      # into an empty data directory
+    python -m xmppchat.admin export FILE       # XEP-0227 + dialogs, any backend (xmppchat.portable)
+    python -m xmppchat.admin import FILE       # into an empty storage (SQLite -> MongoDB moves)
 
 Passwords are read from the first line of standard input, or asked twice
 when it is a terminal.  The storage is used synchronously (no reactor); the
@@ -343,6 +347,25 @@ class Admin:
                           f" {UNLOCK_POLL_SECONDS} s\n")
         return 0
 
+    def export(self, args) -> int:
+        """
+        The whole deployment to an archive (L{xmppchat.portable}).
+        """
+        from xmppchat.portable import export
+
+        counts = export(self.storage, self.config, args.file)["counts"]
+        self.stdout.write(f"exported {_counted(counts)} to {os.path.abspath(args.file)}\n")
+        return 0
+
+    def importArchive(self, args) -> int:
+        from xmppchat.portable import importArchive
+
+        importer = importArchive(self.storage, self.config, args.file)
+        for warning in importer.warnings:
+            self.stderr.write(f"xmppchat-admin: warning: {warning}\n")
+        self.stdout.write(f"imported {_counted(importer.counts)} from {args.file}\n")
+        return 0
+
     def _deriveAll(self, jobs):
         """
         L{_deriveOne} for each job, in order; PBKDF2 costs milliseconds
@@ -530,6 +553,25 @@ def missingDatabase(config) -> str | None:
     return None
 
 
+def _counted(counts: dict) -> str:
+    return ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
+
+
+def backupCommand(config, args, stdout) -> int:
+    """
+    C{backup FILE} and C{restore FILE}: on the database file, without
+    opening the storage (L{xmppchat.backup}).
+    """
+    from xmppchat import backup
+
+    manifest = getattr(backup, args.command)(config, args.file)
+    done = "backed up" if args.command == "backup" else "restored"
+    stdout.write(f"{done} {config.storage.path} (schema {manifest['schema']}) and"
+                 f" {manifest['blobs']} blob file(s) {'to' if args.command == 'backup' else 'from'}"
+                 f" {args.file}\n")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -582,6 +624,18 @@ def makeParser() -> argparse.ArgumentParser:
                             help="lift the failed-login lockouts of a user or an IP address")
     p.add_argument("target", metavar="NAME|IP")
     p.set_defaults(run=Admin.unlock, api=RemoteAdmin.unlock)
+    for name, text in (("backup", "online snapshot of the SQLite database and blob files"),
+                       ("restore", "a backup into an empty data directory")):
+        p = commands.add_parser(name, parents=[common], help=text)
+        p.add_argument("file")
+        p.set_defaults(offline=backupCommand)
+    p = commands.add_parser("export", parents=[common],
+                            help="everything to a XEP-0227 + dialogs archive (any backend)")
+    p.add_argument("file")
+    p.set_defaults(run=Admin.export)
+    p = commands.add_parser("import", parents=[common], help="an export into an empty storage")
+    p.add_argument("file")
+    p.set_defaults(run=Admin.importArchive, creates=True)
     _addServerCommands(commands, common)
     return parser
 
@@ -614,6 +668,7 @@ def main(argv=None) -> int:
     """
     Run one command; returns the exit status.
     """
+    from xmppchat.backup import ArchiveError
     from xmppchat.config import ConfigError, loadConfig
     from xmppchat.storage.interfaces import StorageError
 
@@ -627,6 +682,8 @@ def main(argv=None) -> int:
         return 1
     stderr.write(describeSetup(config, args.config))
     try:
+        if hasattr(args, "offline"):
+            return args.offline(config, args, stdout)
         if getattr(args, "api", None) is not None:
             try:
                 return args.api(RemoteAdmin(ApiClient(config), stdin, stdout, stderr), args)
@@ -635,7 +692,7 @@ def main(argv=None) -> int:
                     raise AdminError(f"{e}; this command needs the running server") from None
                 stderr.write(f"xmppchat-admin: {e}: changing the storage instead\n")
         return runOnStorage(args, config, stdin, stdout, stderr)
-    except AdminError as e:
+    except (AdminError, ArchiveError) as e:
         stderr.write(f"xmppchat-admin: {e}\n")
         return 1
     except StorageError as e:
@@ -667,6 +724,7 @@ def runOnStorage(args, config, stdin, stdout, stderr) -> int:
     admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
                   iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
                   processes=getattr(args, "processes", None), appId=serverAppId(config))
+    admin.config = config
     try:
         return args.run(admin, args)
     finally:
