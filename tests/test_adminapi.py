@@ -6,9 +6,6 @@ tests/cluster/test_live_admin.py.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
 import pytest
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
@@ -16,6 +13,7 @@ from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
 from tests.helpers import makeConfig
+from tests.test_ops_listener import startOpsServer
 from xmppchat.config import ConfigError, buildConfig
 from xmppchat.ops.adminkey import MIN_KEY_LENGTH, loadAdminKey
 from xmppchat.service import XMPPChatService
@@ -25,13 +23,7 @@ class NoKeyTests(TestCase):
     @defer.inlineCallbacks
     def test_offWithoutKey(self):
         """With [ops] on but no admin key, /admin/api/... is 404 even with a Bearer header."""
-        dataDir = tempfile.mkdtemp()  # outside the checkout
-        self.addCleanup(shutil.rmtree, dataDir, True)
-        config = makeConfig(server={"data_dir": dataDir}, c2s={"port": 0, "direct_tls": False},
-                            ops={"enabled": True, "port": 0})
-        service = XMPPChatService(config, reactor)
-        yield service.startService()
-        self.addCleanup(service.stopService)
+        service = yield startOpsServer(self)
         url = f"http://127.0.0.1:{service.portNumber('ops')}/admin/api/stats".encode()
         response = yield Agent(reactor).request(b"GET", url, Headers({b"authorization": [b"Bearer " + b"x" * 40]}))
         body = yield readBody(response)
