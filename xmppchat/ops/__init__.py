@@ -24,4 +24,9 @@ def opsSite(service) -> server.Site:
     site = server.Site(root)
     site.displayTracebacks = False
     site.service = service
+    from xmppchat.ops.health import HealthResource
+    from xmppchat.ops.metrics import MetricsResource
+
+    root.putChild(b"metrics", MetricsResource(service))
+    root.putChild(b"health", HealthResource(service))
     return site
