@@ -421,8 +421,8 @@ class OpsConfig:
     enabled: bool = False
     interface: str = "127.0.0.1"
     port: int = 5290
-    # GET /health: seconds storage and Redis have to answer (xmppchat.ops.health)
-    health_timeout: float = 3.0
+    # GET /health: milliseconds storage and Redis have to answer (xmppchat.ops.health)
+    health_timeout_ms: int = 3000
 
 
 @dataclass
@@ -594,8 +594,8 @@ def _validate(config: Config, problem) -> None:
     _validateUpload(config, problem)
     _validateComponents(config, problem)
     _checkListener("ops", config.ops, ("port",), problem)
-    if not 0 < config.ops.health_timeout <= 60:
-        problem("ops.health_timeout", "must be more than 0 and at most 60 seconds")
+    if not 1 <= config.ops.health_timeout_ms <= 60000:
+        problem("ops.health_timeout_ms", "must be between 1 and 60000 (a minute)")
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules

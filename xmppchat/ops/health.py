@@ -2,7 +2,7 @@
 C{GET /health} for a load balancer or an orchestrator (issue 18, "Metrics
 and health"): 200 only when storage answers a cheap real query (an
 account looked up by primary key) and, in cluster mode, Redis answers
-C{PING}, each within C{[ops] health_timeout} seconds; 503 otherwise, naming
+C{PING}, each within C{[ops] health_timeout_ms}; 503 otherwise, naming
 the part that failed::
 
     {"status": "ok", "checks": {"storage": "ok", "redis": "ok"}}
@@ -39,7 +39,7 @@ def check(service) -> defer.Deferred:
     Fires with C{{part: "ok" or why not}} for storage and, with a cluster,
     Redis; the checks run at the same time.
     """
-    timeout = service.config.ops.health_timeout
+    timeout = service.config.ops.health_timeout_ms / 1000
     clock = service.reactor
     parts = {"storage": defer.maybeDeferred(service.storage.accounts.getAccount, 1)}
     if service.cluster is not None:
