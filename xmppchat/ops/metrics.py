@@ -39,7 +39,7 @@ import shutil
 import time
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
+    CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
     disable_created_metrics, generate_latest,
 )
 from twisted.internet import defer, task, threads
@@ -386,7 +386,7 @@ class MetricsResource(resource.Resource):
     def _write(self, body: bytes, request, gone) -> None:
         if gone:
             return
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
         request.write(body)
         request.finish()
