@@ -52,8 +52,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: how often a cluster worker writes its sampled values (bus backlog,
 #: process) for the other workers' scrapes
 SAMPLE_SECONDS = 5.0
-#: distinct values one free-form label may take before C{other}
+#: distinct label value tuples of one metric with free-form values before C{other}
 MAX_LABEL_VALUES = 32
+#: series of REST requests: routes x methods x statuses seen
+MAX_REST_SERIES = 512
 STANZA_KINDS = ("message", "presence", "iq")
 TRANSPORTS = ("c2s", "c2s-tls", "websocket", "bosh")
 #: the stores of L{xmppchat.storage.interfaces.Storage} timed, one label value each
@@ -210,7 +212,7 @@ class Metrics:
         self.pushes = {result: pushes.labels(result) for result in ("sent", "failed", "dropped")}
         self.restRequests = BoundedChildren(Counter(
             "xmppchat_rest_requests", "REST requests by method, route pattern and status",
-            ["method", "route", "status"], registry=registry), limit=512)
+            ["method", "route", "status"], registry=registry), limit=MAX_REST_SERIES)
         self.storageSeconds = Histogram(
             "xmppchat_storage_seconds", "Time until a storage call answered, by store",
             ["store"], buckets=LATENCY_BUCKETS, registry=registry)
