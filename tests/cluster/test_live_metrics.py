@@ -16,11 +16,11 @@ import urllib.request
 
 import pytest
 
-from tests.cluster.live import liveCluster, workerOf
+from tests.cluster.live import liveCluster, onePerWorker
 from tests.cluster.test_live import _children, eventually
 from tests.e2e.conftest import startServer
 from tests.e2e.test_metrics import scrape, value
-from tests.e2e.test_slixmpp import TIMEOUT, Client, run
+from tests.e2e.test_slixmpp import TIMEOUT, run
 
 WORKERS = ("multi-w0", "multi-w1")
 
@@ -68,22 +68,9 @@ def health(node):
 def test_everyScrapeCoversBothWorkers(cluster):
     """With one session on each worker, every scrape counts both sessions and the messages across them."""
     node = cluster.nodes["multi"]
-    redis = cluster.redis
 
     async def scenario():
-        clients = {}
-        for i in range(30):
-            c = Client(node, f"alice@localhost/m{i}", "alice-pw")
-            assert await c.login()
-            await eventually(lambda c=c: workerOf(redis, c, WORKERS) is not None)
-            worker = workerOf(redis, c, WORKERS)
-            if worker in clients:
-                await c.logout()
-            else:
-                clients[worker] = c
-            if len(clients) == 2:
-                break
-        assert len(clients) == 2, "30 connections all went to one worker"
+        clients = await onePerWorker(node, cluster.redis, WORKERS, "alice@localhost", "alice-pw")
         # the logged-out extra connections are gone from the gauge on their worker
         await eventually(lambda: value(scrape(node), "xmppchat_sessions", transport="c2s") == 2)
         first, second = clients["multi-w0"], clients["multi-w1"]
