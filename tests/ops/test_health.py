@@ -7,6 +7,8 @@ again once it is back; on both storage backends.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from types import SimpleNamespace
 
 import pymongo.errors
@@ -75,7 +77,9 @@ class HealthOverHTTPTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        config = makeConfig(server={"data_dir": self.mktemp()}, c2s={"port": 0, "direct_tls": False},
+        dataDir = tempfile.mkdtemp(prefix="xmppchat-health-")  # not trial's mktemp: under the cwd
+        self.addCleanup(shutil.rmtree, dataDir, True)
+        config = makeConfig(server={"data_dir": dataDir}, c2s={"port": 0, "direct_tls": False},
                             ops={"enabled": True, "port": 0, "health_timeout_ms": 200})
         self.service = XMPPChatService(config, reactor)
         yield self.service.startService()
