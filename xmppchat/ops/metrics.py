@@ -44,6 +44,7 @@ from prometheus_client import (
 )
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from xmppchat import observe
@@ -130,15 +131,15 @@ def _timed(method, histogram, onSuccess=None):
     """
     C{method}, with the time until its Deferred fires observed in
     C{histogram} (a label child), and C{onSuccess()} called when it
-    succeeds.
+    succeeds.  One callback per call: a Deferred callback costs more than
+    the observation.
     """
+    observe = histogram.observe
 
     def done(result, start):
-        histogram.observe(time.perf_counter() - start)
-        return result
-
-    def counted(result):
-        onSuccess()
+        observe(time.perf_counter() - start)
+        if onSuccess is not None and not isinstance(result, Failure):
+            onSuccess()
         return result
 
     def timed(*args, **kwargs):
@@ -146,8 +147,6 @@ def _timed(method, histogram, onSuccess=None):
         d = method(*args, **kwargs)
         if isinstance(d, defer.Deferred):
             d.addBoth(done, start)
-            if onSuccess is not None:
-                d.addCallback(counted)
         return d
 
     timed.__wrapped__ = method
