@@ -31,6 +31,7 @@ NOT_LIMITS = {
     "limits.idle_seconds",  # reserved, unused
     "push.retry_delay",  # a back-off step
     "cluster.heartbeat_seconds", "cluster.expiry_seconds",  # cluster liveness timing
+    "ops.health_timeout_ms",  # how long /health waits for storage and Redis
 }
 
 #: C{MAX_*} names that are protocol value ranges, or the parser's defaults

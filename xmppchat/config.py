@@ -424,6 +424,8 @@ class OpsConfig:
     # the admin API's bearer key (xmppchat.ops.adminapi); none: the API is off
     admin_key: str = ""
     admin_key_file: str = ""
+    # GET /health: milliseconds storage and Redis have to answer (xmppchat.ops.health)
+    health_timeout_ms: int = 3000
 
 
 @dataclass
@@ -618,6 +620,8 @@ def _validate(config: Config, problem) -> None:
     if adminKey is not None:
         problem("ops.admin_key", adminKey)
     _validateLog(config.log, problem)
+    if not 1 <= config.ops.health_timeout_ms <= 60000:
+        problem("ops.health_timeout_ms", "must be between 1 and 60000 (a minute)")
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules

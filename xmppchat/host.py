@@ -14,6 +14,7 @@ from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.clientaddress import TrustedProxies
 from xmppchat.hooks import HookBus
 from xmppchat.modules import moduleClass
+from xmppchat.ops.metrics import Metrics
 from xmppchat.ratelimit import ConnectionLimiter
 from xmppchat.router import StanzaRouter
 from xmppchat.sessions import Session, SessionRegistry
@@ -87,6 +88,9 @@ class Host:
         self.storage = storage
         self.clock = clock
         self.hooks = HookBus()
+        # Prometheus metrics (xmppchat.ops.metrics, issue 18)
+        self.metrics = Metrics()
+        self.metrics.watchHost(self)
         self.sessions = sessions if sessions is not None else SessionRegistry()
         self.cluster = None
         self.router = StanzaRouter(self)

@@ -117,6 +117,8 @@ class StanzaRouter:
         self.hooks = host.hooks
         self.domain = host.domain
         self.sessions = host.sessions
+        self.stanzasIn = host.metrics.stanzasIn
+        self.delivered = host.metrics.messagesDelivered
         for kind in ("bare", "full", "host"):
             self.hooks.add(f"message/{kind}", self.deliverMessage, DELIVERY_PRIORITY)
 
@@ -128,6 +130,7 @@ class StanzaRouter:
         ones it sent before.
         """
         stanza["from"] = origin.full
+        self.stanzasIn[stanza.name].inc()
         if origin.backlog is not None:
             self._hold(origin, stanza)
             return
@@ -344,6 +347,7 @@ class StanzaRouter:
         if targets:
             for session in targets:
                 session.send(stanza)
+            self.delivered.inc()
             return True
         if stanzaType != "chat" and stanzaType != "normal":
             return True

@@ -77,6 +77,7 @@ class XMPPChatService(service.Service):
         else:
             self.host = Host(config, self.storage, reactor)
         self.host.loadModules()
+        self.host.metrics.instrumentStorage(self.storage)
         if config.cluster.redis_uri:
             from xmppchat.cluster import ClusterNode
 
@@ -201,6 +202,7 @@ class XMPPChatService(service.Service):
         site = makeSite(self.config, self.storage, self.reactor, hooks=self.host.hooks,
                         runCPU=inThreadPool(self.reactor), online=self.host.sessions)
         self.host.passwordCheckers.append(JWTChecker(site.ctx))
+        site.metrics = self.host.metrics
         # one failed-login throttle and one trusted-proxy list for SASL and REST
         site.ctx.sessions.throttle = self.host.loginThrottle
         site.ctx.proxies = self.host.trustedProxies
@@ -241,6 +243,7 @@ class XMPPChatService(service.Service):
     def startService(self):
         self._listenOrExit()
         service.Service.startService(self)
+        self.host.metrics.start(self)
         if self.cluster is not None:
             self.cluster.start()
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadTLS)
@@ -280,6 +283,7 @@ class XMPPChatService(service.Service):
     @defer.inlineCallbacks
     def stopService(self):
         service.Service.stopService(self)
+        self.host.metrics.stop()
         self.unlockWatcher.stop()
         if self._restoreSignal is not None:
             self._restoreSignal()

@@ -86,6 +86,9 @@ class Session:
             element = f(self, element)
             if element is None:
                 return
+        counter = self.host.metrics.stanzasOut.get(element.name)
+        if counter is not None:
+            counter.inc()
         if self.sm is not None:
             self.sm.send(element)
         else:

@@ -161,6 +161,33 @@ def liveCluster(directory: Path):
         redis.stop()
 
 
+async def onePerWorker(node, redis, workers, jid: str, password: str, tries: int = 30) -> dict:
+    """
+    Logged-in slixmpp clients of C{jid} (new resources) until one landed
+    on each worker (node ids C{workers}): C{{worker: client}}; the extra
+    ones are logged out.
+    """
+    import asyncio
+
+    from tests.e2e.test_slixmpp import Client
+
+    clients = {}
+    for i in range(tries):
+        c = Client(node, f"{jid}/w{i}", password)
+        assert await c.login()
+        deadline = time.monotonic() + 10
+        while (worker := workerOf(redis, c, workers)) is None:
+            assert time.monotonic() < deadline, "the session never appeared in Redis"
+            await asyncio.sleep(0.05)
+        if worker in clients:
+            await c.logout()
+        else:
+            clients[worker] = c
+        if len(clients) == len(workers):
+            return clients
+    raise AssertionError(f"{tries} connections did not reach every worker")
+
+
 def workerOf(redis, client, workers) -> str | None:
     """
     Which of the node ids C{workers} has C{client}'s session (its

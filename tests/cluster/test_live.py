@@ -15,7 +15,7 @@ import time
 import pytest
 from slixmpp.xmlstream import ET
 
-from tests.cluster.live import liveCluster, workerOf
+from tests.cluster.live import liveCluster, onePerWorker
 from tests.e2e.test_rosterver import login, query
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
@@ -328,25 +328,10 @@ def _children(pid: int) -> set:
 def test_workersShareOnePort(cluster):
     """--workers 2: two nodes accept on one port; clients landing on different workers chat; a dead worker is restarted."""
     supervisor = cluster.startNode("multi", args=("--workers", "2"), nodeIds=("multi-w0", "multi-w1"))
-    redis = cluster.redis
-
-    def placement(client):
-        return workerOf(redis, client, ("multi-w0", "multi-w1"))
 
     async def scenario():
-        clients = {}
-        for i in range(30):
-            c = Client(supervisor, f"alice@localhost/w{i}", "alice-pw")
-            assert await c.login()
-            await eventually(lambda c=c: placement(c) is not None)
-            worker = placement(c)
-            if worker in clients:
-                await c.logout()
-            else:
-                clients[worker] = c
-            if len(clients) == 2:
-                break
-        assert len(clients) == 2, "30 connections all went to one worker"
+        clients = await onePerWorker(supervisor, cluster.redis, ("multi-w0", "multi-w1"), "alice@localhost",
+                                     "alice-pw")
         first, second = clients["multi-w0"], clients["multi-w1"]
         first.send_message(mto=str(second.boundjid), mbody="across workers", mtype="chat")
         received = await asyncio.wait_for(second.messages.get(), TIMEOUT)

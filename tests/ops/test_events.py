@@ -76,10 +76,10 @@ def test_saslLoginThenLogout(events):
 def test_transportNames():
     """Each transport names itself: c2s (STARTTLS), c2s-tls (direct TLS), websocket, bosh."""
     host = SimpleNamespace()
-    assert C2STCPProtocol(SimpleNamespace(host=host, directTLS=False)).kind == "c2s"
-    assert C2STCPProtocol(SimpleNamespace(host=host, directTLS=True)).kind == "c2s-tls"
-    assert XMPPWebSocketProtocol.kind == "websocket"
-    assert BOSHSession.kind == "bosh"
+    assert C2STCPProtocol(SimpleNamespace(host=host, directTLS=False)).transportName == "c2s"
+    assert C2STCPProtocol(SimpleNamespace(host=host, directTLS=True)).transportName == "c2s-tls"
+    assert XMPPWebSocketProtocol.transportName == "websocket"
+    assert BOSHSession.transportName == "bosh"
 
 
 def test_failedLogin(events):

@@ -706,12 +706,23 @@ class JSONResource(Resource):
                 writeJSON(request, http.NOT_FOUND, {"errors": {"base": ["Not found"]}})
             return server.NOT_DONE_YET
         (entry, kwargs) = chosen[0]
+        # the metrics' route label: the pattern, not the path with its ids
+        request.route = (entry[0], self.routePattern(request, entry[1]))
         finished = []
         request.notifyFinish().addBoth(finished.append)
         d = defer.ensureDeferred(self._run(request, entry, kwargs, suffix))
         d.addCallback(self._respond, request, entry[3], finished)
         d.addErrback(self._failed, request, finished)
         return server.NOT_DONE_YET
+
+    @staticmethod
+    def routePattern(request, pattern) -> str:
+        """
+        C{/chat/Dialog/{dialogId}}: this collection's path (only known
+        names reach a collection) and the matched route's segments.
+        """
+        base = b"/".join(request.prepath).decode("ascii", "replace").removesuffix(".json")
+        return "/".join(["", base, *pattern])
 
     def _segments(self, request):
         """

@@ -130,8 +130,12 @@ class RestSite(server.Site):
         server.Site.__init__(self, resource, **kwargs)
         self.maxRequestBytes = maxRequestBytes
 
+    # the host's xmppchat.ops.metrics.Metrics when served by xmppchat.service
+    metrics = None
+
     def log(self, request):
-        pass
+        if self.metrics is not None:
+            self.metrics.restRequest(request)
 
     def startFactory(self):
         server.Site.startFactory(self)

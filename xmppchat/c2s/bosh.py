@@ -113,7 +113,7 @@ class BOSHSession:
     log = Logger()
     canStartTLS = False
     anyTo = False
-    kind = "bosh"
+    transportName = "bosh"  # the transport label of logs and metrics (xmppchat.observe)
 
     def __init__(self, manager, sid: str, rid: int, wait: int, hold: int, peer: str, secure: bool):
         self.manager = manager

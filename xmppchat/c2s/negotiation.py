@@ -41,8 +41,8 @@ class ITransport(Protocol):
     @ivar peer: the client's IP address, for limits and logs.
     @ivar anyTo: accept any C{to} on the stream header (RFC 7395
         WebSocket clients send the URL's host).
-    @ivar kind: its name in the log and the metrics: C{c2s} (STARTTLS),
-        C{c2s-tls} (direct TLS), C{websocket}, C{bosh}.
+    @ivar transportName: its name in the log and the metrics: C{c2s}
+        (STARTTLS), C{c2s-tls} (direct TLS), C{websocket}, C{bosh}.
     """
 
     secure: bool
@@ -116,8 +116,8 @@ class C2SStream:
         return self.transport.peer
 
     @property
-    def kind(self) -> str:
-        return getattr(self.transport, "kind", "c2s")
+    def transportName(self) -> str:
+        return getattr(self.transport, "transportName", "c2s")
 
     # -- from the transport -------------------------------------------
 
@@ -239,6 +239,6 @@ class C2SStream:
         self.phase = BOUND
         self.session = session
         self.transport.bound()
-        observe.emit("login", jid=session.full, transport=self.kind, mechanism=self.mechanism,
+        observe.emit("login", jid=session.full, transport=self.transportName, mechanism=self.mechanism,
                      address=self.peer, resumed=resumed)
         self.host.hooks.fire("stream-bound", StreamEvent(self))

@@ -53,11 +53,14 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
     anyTo = False
     namespace = NS_CLIENT
     streamClass = C2SStream
+    transportName = "c2s"  # the transport label of logs and metrics (xmppchat.observe)
 
     def __init__(self, factory):
         self.factory = factory
         self.host = factory.host
         self.secure = factory.directTLS
+        if factory.directTLS:
+            self.transportName = "c2s-tls"
         self.headerSent = False
         self.stream: C2SStream | None = None
         self.parser: StreamParser | None = None
@@ -68,10 +71,6 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
         self.counted: str | None = None
 
     # -- twisted protocol ---------------------------------------------
-
-    @property
-    def kind(self) -> str:
-        return "c2s-tls" if self.factory.directTLS else "c2s"
 
     def connectionMade(self):
         self.peer = getattr(self.transport.getPeer(), "host", "")

@@ -76,7 +76,7 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
     log = Logger()
     canStartTLS = False
     anyTo = True
-    kind = "websocket"
+    transportName = "websocket"  # the transport label of logs and metrics (xmppchat.observe)
 
     def __init__(self):
         WebSocketServerProtocol.__init__(self)

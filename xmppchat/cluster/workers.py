@@ -160,6 +160,7 @@ class WorkerSupervisor(service.Service):
         self.stopping = False
         self.lock = None
         self._restoreSignal = None
+        self.metricsDir = None  # shared by the workers' metrics (xmppchat.ops.metrics)
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
@@ -191,6 +192,10 @@ class WorkerSupervisor(service.Service):
         service.Service.startService(self)
         ensureCertificate(self.config)  # once, before the workers race to create it
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadWorkers)
+        if self.config.ops.enabled:
+            from xmppchat.ops.metrics import resetMultiprocessDir
+
+            self.metricsDir = resetMultiprocessDir(self.config.server.data_dir)
         for index in range(self.count):
             self.spawn(index)
         ports = {name: socks[0].getsockname()[1] for name, socks in self.sockets.items()}
@@ -215,9 +220,15 @@ class WorkerSupervisor(service.Service):
                 "--worker-index", str(index)]
         if self.config.source and os.path.exists(self.config.source):
             args[4:4] = ["--config", os.path.abspath(self.config.source)]
+        env = dict(os.environ)
+        if self.metricsDir is not None:
+            from xmppchat.ops.metrics import MULTIPROC_ENV
+
+            env[MULTIPROC_ENV] = self.metricsDir
         worker = WorkerProcess(self, index)
-        self.reactor.spawnProcess(worker, sys.executable, args, env=dict(os.environ),
-                                  path=os.path.abspath(self.config.baseDir), childFDs=childFDs)
+        worker.pid = self.reactor.spawnProcess(worker, sys.executable, args, env=env,
+                                               path=os.path.abspath(self.config.baseDir),
+                                               childFDs=childFDs).pid
         self.workers[index] = worker
 
     def reloadWorkers(self) -> None:
@@ -231,6 +242,10 @@ class WorkerSupervisor(service.Service):
             worker.transport.signalProcess("HUP")
 
     def workerEnded(self, worker, exitCode) -> None:
+        if self.metricsDir is not None:
+            from xmppchat.ops.metrics import workerDied
+
+            workerDied(self.metricsDir, worker.pid)
         if self.workers.get(worker.index) is not worker:
             return
         del self.workers[worker.index]

@@ -94,14 +94,23 @@ def pushable(stanza, stanzaType: str) -> bool:
 # -- notifiers -------------------------------------------------------------------
 
 
+def uncounted(result: str) -> None:
+    """
+    A notifier's C{count(result)} until the push module counts pushes in
+    its host's metrics (C{sent}, C{failed}, C{dropped}).
+    """
+
+
 class LogNotifier:
     """
     Logs each push (the default: useful in development, harmless anywhere).
     """
 
     log = Logger()
+    count = staticmethod(uncounted)
 
     def notify(self, payload: dict) -> None:
+        self.count("sent")
         self.log.info("Push to {to} ({reason}) for message {id}", to=payload["to"],
                       reason=payload["reason"], id=payload.get("message_id"))
 
@@ -120,6 +129,7 @@ class WebhookNotifier:
     """
 
     log = Logger()
+    count = staticmethod(uncounted)
 
     def __init__(self, url: str, reactor, agent=None, timeout: float = 10, retries: int = 3,
                  retryDelay: float = 1, queueSize: int = 1000, concurrency: int = 4):
@@ -146,6 +156,7 @@ class WebhookNotifier:
         if len(self.queue) >= self.queueSize:
             self.queue.popleft()
             self.dropped += 1
+            self.count("dropped")
             if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, 8...: logged, not flooded
                 self.log.warn("Push queue full: {count} push(es) dropped so far", count=self.dropped)
         self.queue.append(json.dumps(payload).encode("utf-8"))
@@ -171,9 +182,11 @@ class WebhookNotifier:
             else:
                 if 200 <= code < 300:
                     self.sent += 1
+                    self.count("sent")
                     return
                 if 400 <= code < 500 and code not in RETRY_CODES:
                     self.failed += 1
+                    self.count("failed")
                     self.log.warn("Push webhook refused a push with HTTP {code}", code=code)
                     return
                 reason = f"HTTP {code}"
@@ -181,6 +194,7 @@ class WebhookNotifier:
                 yield task.deferLater(self.reactor, self.retryDelay * 2 ** attempt, lambda: None)
             else:
                 self.failed += 1
+                self.count("failed")
                 self.log.warn("Push webhook failed {n} time(s), giving up: {reason}",
                               n=attempt + 1, reason=reason)
 
@@ -240,6 +254,8 @@ class PushModule(Module):
         if not hasattr(reactor, "connectTCP"):  # a test Clock: the webhook needs a real reactor
             from twisted.internet import reactor
         self.notifier = makeNotifier(self.config, reactor)
+        pushes = self.host.metrics.pushes
+        self.notifier.count = lambda result: pushes[result].inc()
         # bare JID -> {(app server JID, node): publish-options form or None}
         self.registrations: dict[str, dict] = {}
 

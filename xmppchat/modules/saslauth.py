@@ -200,7 +200,7 @@ class SASLModule(Module):
         if condition != "aborted":
             account = getattr(current, "localpart", None)
             observe.emit("login-failed", account=account and f"{account}@{self.host.domain}",
-                         transport=stream.kind, mechanism=getattr(current, "name", None),
+                         transport=stream.transportName, mechanism=getattr(current, "name", None),
                          address=stream.peer, condition=condition)
         state["attempts"] += 1
         failure = domish.Element((NS_SASL, "failure"))

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from twisted.web import resource, server
 
+from xmppchat.ops.adminapi import mountAdminAPI
+from xmppchat.ops.health import HealthResource
+from xmppchat.ops.metrics import MetricsResource
+
 
 class OpsRoot(resource.Resource):
     """
@@ -25,7 +29,7 @@ def opsSite(service) -> server.Site:
     site.displayTracebacks = False
     site.noisy = False
     site.service = service
-    from xmppchat.ops.adminapi import mountAdminAPI
-
     mountAdminAPI(root, service)  # /admin/api (issue 18 item 4)
+    root.putChild(b"metrics", MetricsResource(service))
+    root.putChild(b"health", HealthResource(service))
     return site

@@ -60,6 +60,7 @@ from twisted.web import resource, server
 from twisted.words.xish import domish
 
 from xmppchat.ops.adminkey import loadAdminKey
+from xmppchat.ops.metrics import transportOf
 
 GATHER_SECONDS = 2.0
 MAX_BODY_BYTES = 64 * 1024
@@ -88,20 +89,6 @@ def _digest(key: str) -> bytes:
 
 def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
-
-
-def transportOf(stream) -> str:
-    """
-    The listener a stream came in on: c2s, c2s-tls, websocket or bosh.
-    """
-    transport = getattr(stream, "transport", None)
-    kind = type(transport).__name__
-    if kind == "BOSHSession":
-        return "bosh"
-    if "WebSocket" in kind:
-        return "websocket"
-    factory = getattr(transport, "factory", None)
-    return "c2s-tls" if getattr(factory, "directTLS", False) else "c2s"
 
 
 class AdminAgent:
