@@ -63,7 +63,7 @@ def emitLogout(session) -> None:
     here; not for one handed over to another cluster node, which goes on.
     """
     if not session.state.get("handover"):
-        observe.emit("logout", jid=session.full, transport=getattr(session.stream, "kind", "c2s"),
+        observe.emit("logout", jid=session.full, transport=getattr(session.stream, "transportName", "c2s"),
                      reason=logoutReason(session))
 
 

@@ -14,7 +14,7 @@ Catalogue (name: fields; every field is a plain str/int/float/None):
     login           jid, transport, mechanism, address, resumed (bool)
     login-failed    account, transport, mechanism, address, condition
     logout          jid, transport, reason
-    lockout         what, seconds
+    lockout         what, scope ("pair": a source on one account; "source": on all), seconds
     rate-limited    scope, key
     room-created    room, owner
     room-destroyed  room, reason

@@ -133,7 +133,8 @@ def test_lockoutsAreReportedWithoutPasswords():
         fail(t, ATTACKER, "victim", 2)
     finally:
         observe.removeObserver(seen)
-    assert events == [("lockout", {"what": f"source {ATTACKER} for account victim", "seconds": 300})]
+    assert events == [("lockout", {"what": f"source {ATTACKER} for account victim", "scope": "pair",
+                                   "seconds": 300})]
 
 
 def test_boundedMemory():

@@ -127,3 +127,51 @@ def test_health(opsServer):
     with urllib.request.urlopen(f"http://127.0.0.1:{opsServer.ports['ops']}/health", timeout=10) as response:
         assert response.status == 200
         assert json.loads(response.read()) == {"status": "ok", "checks": {"storage": "ok"}}
+
+
+@pytest.fixture(scope="module")
+def limitedServer(tmp_path_factory):
+    running = startServer(tmp_path_factory.mktemp("opsevents"), extra="""
+[ops]
+enabled = true
+port = 0
+
+[limits]
+message_rate = 1
+message_burst = 2
+""")
+    running.addusers(["dora", "eve"])
+    yield running
+    stopServer(running)
+
+
+def test_eventCountersAfterRealTraffic(limitedServer):
+    """
+    The counters fed by C{xmppchat.observe} (logins by result and
+    mechanism, logouts by reason, rate limits by scope) count what real
+    slixmpp clients did, once each: the emit points of the log and the
+    metrics observer agree end to end.
+    """
+
+    async def scenario():
+        dora = Client(limitedServer, "dora@localhost", "dora-pw", "SCRAM-SHA-256")
+        eve = Client(limitedServer, "eve@localhost", "eve-pw", "PLAIN")
+        wrong = Client(limitedServer, "eve@localhost", "not-her-password", "PLAIN")
+        assert await dora.login() and await eve.login()
+        assert await wrong.login() is False
+        wrong.disconnect()
+        for n in range(6):  # burst 2, then 1 a second: some are refused
+            dora.send_message(mto="eve@localhost", mbody=f"flood {n}", mtype="chat")
+        dora.register_plugin("xep_0199")
+        await dora.plugin["xep_0199"].ping(jid="localhost", timeout=TIMEOUT)
+        await dora.logout()
+        await eve.logout()
+
+    run(scenario())
+    samples = scrape(limitedServer)
+    logins = "xmppchat_logins_total"
+    assert value(samples, logins, result="success", mechanism="SCRAM-SHA-256", transport="c2s") == 1
+    assert value(samples, logins, result="success", mechanism="PLAIN", transport="c2s") == 1
+    assert value(samples, logins, result="failure", mechanism="PLAIN", transport="c2s") == 1
+    assert value(samples, "xmppchat_logouts_total", transport="c2s", reason="client_closed") == 2
+    assert value(samples, "xmppchat_rate_limited_total", scope="messages") >= 1

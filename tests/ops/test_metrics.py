@@ -50,15 +50,15 @@ def test_loginsByResultAndMechanism(started):
 
 def test_otherOperationalEvents(started):
     """logout, lockout, rate-limited, rooms and cluster membership each have their counter."""
-    observe.emit("logout", jid="a@localhost/r", transport="bosh", reason="closed")
-    observe.emit("lockout", what="account", seconds=300)
+    observe.emit("logout", jid="a@localhost/r", transport="bosh", reason="client closed")
+    observe.emit("lockout", what="source 192.0.2.1 for account a@localhost", scope="pair", seconds=300)
     observe.emit("rate-limited", scope="rest", key="127.0.0.1")
     observe.emit("rate-limited", scope="rest", key="127.0.0.2")
     observe.emit("room-created", room="r@muc.localhost", owner="a@localhost")
     observe.emit("room-destroyed", room="r@muc.localhost", reason="empty")
     observe.emit("cluster-node", node="n1", state="joined")
-    assert sample(started, "xmppchat_logouts_total", transport="bosh", reason="closed") == 1
-    assert sample(started, "xmppchat_lockouts_total", what="account") == 1
+    assert sample(started, "xmppchat_logouts_total", transport="bosh", reason="client_closed") == 1
+    assert sample(started, "xmppchat_lockouts_total", scope="pair") == 1
     assert sample(started, "xmppchat_rate_limited_total", scope="rest") == 2
     assert sample(started, "xmppchat_rooms_total", event="created") == 1
     assert sample(started, "xmppchat_rooms_total", event="destroyed") == 1
@@ -70,8 +70,8 @@ def test_stoppedMetricsNoLongerObserve():
     metrics = Metrics()
     metrics.start(SimpleNamespace(reactor=Clock(), cluster=None))
     metrics.stop()
-    observe.emit("lockout", what="account", seconds=300)
-    assert sample(metrics, "xmppchat_lockouts_total", what="account") == 0
+    observe.emit("lockout", what="source 192.0.2.1 for account a@localhost", scope="pair", seconds=300)
+    assert sample(metrics, "xmppchat_lockouts_total", scope="pair") == 0
 
 
 def test_labelValuesAreBounded(started):

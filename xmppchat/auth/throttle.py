@@ -188,20 +188,20 @@ class LoginThrottle:
         self._expire(now)
         locked = []
         if self._lock(self._count(("pair", source, account), now), self.lockoutFailures, now):
-            locked.append(f"source {source} for account {account}")
+            locked.append(("pair", f"source {source} for account {account}"))
         if source is not None and self._lock(self._count(("source", source), now),
                                              self.sourceFailures, now):
-            locked.append(f"source {source} (for every account it has not logged into;"
-                          f" last tried: {account})")
+            locked.append(("source", f"source {source} (for every account it has not logged into;"
+                                     f" last tried: {account})"))
         if account is not None:
             target = self._count(("account", account), now)
             if target.failures == self.accountFailures:
                 log.warn("Failed logins: account {account} is being guessed from many sources"
                          " (last: {source}); answers to new sources are held {delay} s",
                          account=account, source=source, delay=self.maxDelay)
-        for what in locked:
-            observe.emit("lockout", what=what, seconds=self.lockoutSeconds)
-        return locked
+        for scope, what in locked:
+            observe.emit("lockout", what=what, scope=scope, seconds=self.lockoutSeconds)
+        return [what for scope, what in locked]
 
     def _lock(self, counter: _Counter, threshold: int, now: float) -> bool:
         """

@@ -185,7 +185,7 @@ class Metrics:
             "xmppchat_logouts", "Ended sessions by transport and reason", ["transport", "reason"],
             registry=registry))
         self.lockouts = BoundedChildren(Counter(
-            "xmppchat_lockouts", "Failed-login lockouts by what was locked (account, address)", ["what"],
+            "xmppchat_lockouts", "Failed-login lockouts by scope (pair: one source on one account; source: on all)", ["scope"],
             registry=registry))
         self.rateLimited = BoundedChildren(Counter(
             "xmppchat_rate_limited", "Requests and stanzas refused by a rate limit, by scope", ["scope"],
@@ -258,9 +258,10 @@ class Metrics:
         elif name == "login-failed":
             self.logins("failure", get("mechanism"), get("transport")).inc()
         elif name == "logout":
-            self.logouts(get("transport"), get("reason")).inc()
+            reason = get("reason")
+            self.logouts(get("transport"), reason.replace(" ", "_") if isinstance(reason, str) else reason).inc()
         elif name == "lockout":
-            self.lockouts(get("what")).inc()
+            self.lockouts(get("scope")).inc()
         elif name == "rate-limited":
             self.rateLimited(get("scope")).inc()
         elif name == "room-created":
