@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
 from xmppchat.cluster.durable import DurableQueues
+from xmppchat.cluster.fence import HandoverFences
 from xmppchat.cluster.resp import RedisClient
 from xmppchat.cluster.resumption import ClusterResumption
 from xmppchat.cluster.rooms import ClusterRooms
@@ -91,6 +92,9 @@ class ClusterNode:
         self.bus.onNodeLost = self._nodeLost
         self.bus.onControl = self._control
         self.bus.movedTo = self.resumption.movedTo
+        self.fences = HandoverFences(self)
+        self.bus.onFence = self.fences.fenceReceived
+        self.directory.onMovedHere = self.fences.expect
         host.sessions.attach(self.directory)
         host.cluster = self
         for hookName, op in ANNOUNCED.items():
@@ -224,6 +228,7 @@ class ClusterNode:
     # -- lost nodes ---------------------------------------------------------------
 
     def _nodeLost(self, node: str) -> None:
+        self.fences.nodeLost(node)
         if self.rooms is not None:
             self.rooms.nodeLost(node)
         if self.durable is not None and self.online:
