@@ -31,7 +31,9 @@ C{cluster.max_pending} stanzas; past either, or when A or S is lost, what
 it holds is delivered at once (order is then best effort, logged), so a
 dead node cannot stall a session.  Held stanzas whose session ended
 meanwhile follow the usual path for a gone session (another resource or
-offline storage; L{bus.StanzaBus.targetGone}).  If B cannot take the
+offline storage; L{bus.StanzaBus.targetGone}); a session handed over
+again while its fence is up hands what it holds over in its queue (order
+across two handovers within C{FENCE_SECONDS} is best effort).  If B cannot take the
 session over after all (the resuming stream went away, the answer came
 too late), B withdraws the JID from the directory and puts the handed
 queue into offline storage: nothing is lost.
@@ -164,9 +166,22 @@ class HandoverFences:
         if fence is not None:
             fence.fenced(fencer)
             return
+        bare, _, resource = full.partition("/")
+        if self.host.sessions.localGet(bare, resource) is not None:
+            return  # (back) here without a fence up: nothing to pass on
         moved = self.node.bus.movedTo(full) if self.node.bus.movedTo is not None else None
         if moved is not None:
             self.node.bus.fence(moved, full, fencer)  # behind what we forwarded there
+
+    def handingOver(self, full: str) -> None:
+        """
+        C{full} leaves this node again while its fence is up: what the
+        fence holds goes into the queue handed over (best effort: order
+        across two handovers within C{FENCE_SECONDS} is not guaranteed).
+        """
+        fence = self.fences.get(full)
+        if fence is not None:
+            self.end(fence)
 
     def nodeLost(self, node: str) -> None:
         for fence in list(self.fences.values()):

@@ -12,8 +12,16 @@ resumption does), then answers C{sm-given} with the unacknowledged
 outbound stanzas (serialised, with the time they were queued), the
 counters and what routing needs (presence, priority, roster interest,
 carbons), and drops its session silently: no unavailable presence, no
-offline flush, no C{conflict}.  The asking node binds the same full JID,
-replays and answers C{<resumed/>}.
+offline flush, no C{conflict}; its directory entry is not deleted but
+moved to the asking node (a C{move} event, published before the answer),
+and what still reaches the owner for that JID follows it there.  The
+asking node binds the same full JID, replays and answers C{<resumed/>}.
+Each sender's stanzas keep their order across the handover (RFC 6120
+§10.1): the new node holds those sent to it directly until the sender's
+fence, sent through the old node, arrives (L{fence}).  If the asking node
+cannot take the session over after all (the resuming stream went away,
+the answer came after C{HANDOVER_SECONDS}), the handed queue goes to
+offline storage and the directory forgets the session.
 
 Unknown ids, ids of dead or restarted nodes, another account's ids and a
 handover that is refused or not answered within C{HANDOVER_SECONDS} get
@@ -231,6 +239,7 @@ class ClusterResumption:
             old.close("conflict", "Replaced by a new connection for the same resource")
         self.node.fences.takenOver(session, payload["n"])
         smacks.resumable[previd] = sm
+        self.moved.pop(full, None)  # back here: no longer following it elsewhere
         self.register(sm)
         from xmppchat.host import SessionEvent
 
@@ -275,6 +284,7 @@ class ClusterResumption:
         if sm.done or session.closed:
             self._answer(asker, {"op": "sm-given", "q": request, "ok": False})
             return
+        self.node.fences.handingOver(session.full)  # into the queue, before it is serialised
         presence = session.presence
         entry = entryOf(session)  # what the others route on, before it goes unavailable here
         payload = {
