@@ -170,3 +170,56 @@ def test_handoverNotTakenKeepsQueue():
         assert node.host.sessions.get("alice@localhost", "r") is None
     c.pump(FENCE_SECONDS + 0.1)
     assert not d.node.bus.fences
+
+
+def test_resumedBackOnFirstNode():
+    """
+    node0 -> node2 -> node0 within the fence window, with node1's frames to
+    node0 late: every message once, no fence frames bouncing between the
+    two old owners.
+    """
+    c = ClusterHarness()
+    a, b, d, alice, bob, tb, smid = hibernatingPair(c)
+    slow = HeldPublishes(b, "node0")
+    c.chat(b, bob, ALICE, "one", "o1")
+    c.pump()
+    stream, transport = resumeOn(c, d, "alice", smid, 5)
+    transport.pop()
+    c.chat(b, bob, ALICE, "two", "o2")
+    c.pump()
+    stream.connectionLost()
+    c.pump()
+    back, transport2 = resumeOn(c, a, "alice", smid, 5)
+    sent = transport2.pop()
+    assert sent[0].name == "resumed"
+    c.chat(b, bob, ALICE, "three", "o3")
+    c.pump()
+    slow.release()
+    c.pump(FENCE_SECONDS + 0.5)
+    got = bodies(sent + transport2.pop())
+    assert sorted(got) == ["one", "three", "two"]
+    assert got.index("one") < got.index("three")
+    assert not any(n.node.bus.fences for n in c.nodes)
+    published = c.redis.commands.count("PUBLISH")
+    c.pump(2.0)
+    assert c.redis.commands.count("PUBLISH") == published
+
+
+def test_heldStanzasAcknowledgedWhenDelivered():
+    """
+    node1 keeps a held message in its pending window (offline storage if
+    node2 dies) until node2 delivers it.
+    """
+    c = ClusterHarness()
+    a, b, d, alice, bob, tb, smid = hibernatingPair(c)
+    slow = HeldPublishes(b, "node0")
+    stream, transport = resumeOn(c, d, "alice", smid, 5)
+    transport.pop()
+    c.chat(b, bob, ALICE, "held", "h1")
+    c.pump()
+    assert bodies(transport.pop()) == []
+    assert len(b.node.bus.pending.get("node2", ())) == 1
+    slow.release()
+    c.pump()
+    assert bodies(transport.pop()) == ["held"]
+    assert not b.node.bus.pending.get("node2")

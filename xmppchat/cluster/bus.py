@@ -462,11 +462,26 @@ class StanzaBus:
         acks, self._acks = self._acks, {}
         if not self.directory.online:
             return
+        if self.fences:
+            # a node whose stanzas a handover fence holds is acknowledged
+            # once they reach the session (and its durable copy), so that
+            # they are not lost if this node dies meanwhile
+            for fence in self.fences.values():
+                for src in fence.held:
+                    if src in acks:
+                        self._acks[src] = acks.pop(src)
         if self.beforeAck is not None:
             self.beforeAck()  # durable queues: the copies go out before the acks that rely on them
         for src, seq in acks.items():
             self.redis.execute("PUBLISH", self.keys.channel(src),
                                f"a {self.nodeId} {seq}".encode()).addErrback(lambda f: None)
+
+    def ackLater(self) -> None:
+        """
+        Acknowledgements kept back for a fence are due (L{_sendAcks}).
+        """
+        if self._acks and self._ackCall is None:
+            self._ackCall = self.clock.callLater(ACK_DELAY, self._sendAcks)
 
     def _ackReceived(self, src, seq) -> None:
         flight = self.inFlight.get(src)

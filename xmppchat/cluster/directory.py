@@ -336,16 +336,8 @@ class SessionDirectory:
             if self.onMovedHere is not None:
                 self.onMovedHere(old, full)
             return
-        session = self.byNode.get(old, {}).pop(full, None)
-        if session is not None:
-            # the same object, so what this node keeps about it (rooms) stays
-            if not self.byNode[old]:
-                del self.byNode[old]
-            session.node = new
-            session.update(entry)
-            self.byNode.setdefault(new, {})[full] = session
-        else:
-            self.setEntry(new, full, entry)
+        self.delEntry(old, full)  # as a del and a set would, at once
+        self.setEntry(new, full, entry)
         self.bus.fence(old, full)
 
     def _accountChanged(self, localpart) -> None:

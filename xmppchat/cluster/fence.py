@@ -25,6 +25,8 @@ The protocol:
     whose fence B sends to A when it takes the session over) until S's
     fence arrives through A; then it delivers S's held stanzas, in order,
     and lets S's later ones through.  Stanzas from A are never held.
+    S's stanzas are acknowledged (L{bus}) only once they are delivered, so
+    a held stanza is not lost if B dies meanwhile.
 
 Bounds: a fence is up at most C{FENCE_SECONDS}, and holds at most
 C{cluster.max_pending} stanzas; past either, or when A or S is lost, what
@@ -101,8 +103,11 @@ class Fence:
         C{src}'s fence arrived: what it sent through C{origin} is delivered.
         """
         self.expected.discard(src)
-        for element in self.held.pop(src, ()):
-            self.deliver(element)
+        held = self.held.pop(src, None)
+        if held:
+            for element in held:
+                self.deliver(element)
+            self.fences.node.bus.ackLater()
         if not self.expected:
             self.fences.end(self)
 
@@ -119,6 +124,8 @@ class Fence:
         for elements in held.values():
             for element in elements:
                 self.deliver(element)
+        if held:
+            self.fences.node.bus.ackLater()
 
 
 class HandoverFences:
