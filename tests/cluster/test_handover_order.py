@@ -24,6 +24,25 @@ def delayed(elements):
             and any(c.name == "delay" for c in e.elements())]
 
 
+def startResume(c, node, previd, h):
+    """alice's <resume/> on a new stream to C{node}, not pumped yet: (stream, transport)."""
+    transport = StubTransport(secure=True)
+    stream = C2SStream(node.host, transport)
+    stream.phase = AUTHENTICATED
+    stream.localpart = "alice"
+    stream.account = result(c.storage.accounts.getAccountByLocalpart("alice"))
+    stream.elementReceived(xml(f"<resume xmlns='{NS_SM}' previd='{previd}' h='{h}'/>"))
+    return stream, transport
+
+
+def releaseAndCollect(c, held, transport):
+    """Release C{held} frames; the bodies alice's stream got since the last look."""
+    c.pump()
+    held.release()
+    c.pump()
+    return bodies(transport.pop())
+
+
 def test_forwardedStanzaNotOvertaken():
     """
     bob's (node1) message still on its way to node0 when alice resumes on
@@ -39,10 +58,7 @@ def test_forwardedStanzaNotOvertaken():
     assert transport.pop()[0].name == "resumed"
     assert b.host.sessions.get("alice@localhost", "r").node == "node2"
     c.chat(b, bob, ALICE, "late", "l1")
-    c.pump()
-    slow.release()
-    c.pump()
-    assert bodies(transport.pop()) == ["early", "late"]
+    assert releaseAndCollect(c, slow, transport) == ["early", "late"]
     assert c.offline("alice") == []
     assert not d.node.bus.fences
 
@@ -57,21 +73,13 @@ def test_localSenderNotOvertaken():
     carol, tc = d.connect("carol", "r")
     c.pump()
     forwarding = HeldPublishes(a, "node2", stanzaFrames)  # node0 -> node2, control frames pass
-    transport = StubTransport(secure=True)
-    stream = C2SStream(d.host, transport)
-    stream.phase = AUTHENTICATED
-    stream.localpart = "alice"
-    stream.account = result(c.storage.accounts.getAccountByLocalpart("alice"))
-    stream.elementReceived(xml(f"<resume xmlns='{NS_SM}' previd='{smid}' h='5'/>"))
+    stream, transport = startResume(c, d, smid, 5)
     c.chat(d, carol, ALICE, "first", "c1")  # sm-take is on its way: this goes to node0 too
     c.pump()
     assert transport.pop()[0].name == "resumed"
     assert d.host.sessions.localGet("alice@localhost", "r") is stream.session
     c.chat(d, carol, ALICE, "second", "c2")
-    c.pump()
-    forwarding.release()
-    c.pump()
-    assert bodies(transport.pop()) == ["first", "second"]
+    assert releaseAndCollect(c, forwarding, transport) == ["first", "second"]
     assert c.offline("alice") == []
 
 
@@ -157,12 +165,7 @@ def test_handoverNotTakenKeepsQueue():
     """
     c = ClusterHarness()
     a, b, d, alice, bob, tb, smid = hibernatingPair(c)
-    transport = StubTransport(secure=True)
-    stream = C2SStream(d.host, transport)
-    stream.phase = AUTHENTICATED
-    stream.localpart = "alice"
-    stream.account = result(c.storage.accounts.getAccountByLocalpart("alice"))
-    stream.elementReceived(xml(f"<resume xmlns='{NS_SM}' previd='{smid}' h='2'/>"))
+    stream, transport = startResume(c, d, smid, 2)
     stream.connectionLost()
     c.pump()
     assert sorted(str(xml(m).body) for m in c.offline("alice")) == ["m2", "m3", "m4"]
@@ -219,7 +222,5 @@ def test_heldStanzasAcknowledgedWhenDelivered():
     c.pump()
     assert bodies(transport.pop()) == []
     assert len(b.node.bus.pending.get("node2", ())) == 1
-    slow.release()
-    c.pump()
-    assert bodies(transport.pop()) == ["held"]
+    assert releaseAndCollect(c, slow, transport) == ["held"]
     assert not b.node.bus.pending.get("node2")

@@ -219,6 +219,10 @@ class HandoverFences:
         if fence.session is not None:
             fence.session.fence = None
         fence.release()
+        if fence.count:
+            self.log.info("Handover fence of {jid} down: {count} stanza(s) sent straight here waited"
+                          " for those forwarded by {node}", jid=fence.full, count=fence.count,
+                          node=fence.origin)
 
     def abandon(self, full: str, origin: str) -> None:
         """
