@@ -224,3 +224,24 @@ def test_heldStanzasAcknowledgedWhenDelivered():
     assert len(b.node.bus.pending.get("node2", ())) == 1
     assert releaseAndCollect(c, slow, transport) == ["held"]
     assert not b.node.bus.pending.get("node2")
+
+
+def test_lateAnswerKeepsQueue():
+    """
+    node0's answer reaches node2 after the 5 s the resumption waits: the
+    client got <failed/>, no node routes to alice/r (nor to node2 for her),
+    and the queue node0 handed over is in offline storage, not lost.
+    """
+    c = ClusterHarness()
+    a, b, d, alice, bob, tb, smid = hibernatingPair(c)
+    answer = HeldPublishes(a, "node2", lambda payload: payload.startswith(b"c "))
+    stream, transport = startResume(c, d, smid, 2)
+    c.pump(FENCE_SECONDS + 0.5)
+    [reply] = transport.pop()
+    assert reply.name == "failed"
+    for node in c.nodes:
+        assert node.host.sessions.get("alice@localhost", "r") is None
+    answer.release()
+    c.pump()
+    assert sorted(str(xml(m).body) for m in c.offline("alice")) == ["m2", "m3", "m4"]
+    assert not d.node.bus.fences

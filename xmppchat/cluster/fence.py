@@ -35,10 +35,11 @@ dead node cannot stall a session.  Held stanzas whose session ended
 meanwhile follow the usual path for a gone session (another resource or
 offline storage; L{bus.StanzaBus.targetGone}); a session handed over
 again while its fence is up hands what it holds over in its queue (order
-across two handovers within C{FENCE_SECONDS} is best effort).  If B cannot take the
-session over after all (the resuming stream went away, the answer came
-too late), B withdraws the JID from the directory and puts the handed
-queue into offline storage: nothing is lost.
+across two handovers within C{FENCE_SECONDS} is best effort).  If B
+cannot take the session over after all (the resuming stream went away,
+the answer came too late, A died before answering), B withdraws the JID
+from the directory and puts the handed queue, if it got it, into offline
+storage: nothing is lost.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class HandoverFences:
     def nodeLost(self, node: str) -> None:
         for fence in list(self.fences.values()):
             if fence.origin == node:
-                self.end(fence)
+                self._drop(fence)
             elif node in fence.expected:
                 fence.fenced(node)
 
@@ -205,8 +206,11 @@ class HandoverFences:
         if fence.expected:
             self.log.warn("Handover fence of {jid}: no fence from {nodes} within {s}s; delivering",
                           jid=full, nodes=", ".join(sorted(fence.expected)), s=FENCE_SECONDS)
+        self._drop(fence)
+
+    def _drop(self, fence) -> None:
         if fence.session is None:
-            self.abandon(full, fence.origin)  # ends it
+            self.abandon(fence.full, fence.origin)  # never taken over; ends the fence
         else:
             self.end(fence)
 
