@@ -395,18 +395,63 @@ def test_resumeOnAnotherNode(cluster):
             if i % 10 == 9:
                 await asyncio.sleep(0.01)
         await asyncio.wait_for(alice.cut, TIMEOUT)
-        assert alice.plugin["xep_0198"].sm_id
-        # node0 notices the cut and keeps the session for resumption
-        await eventually(lambda: "waits {seconds}s for resumption" in n["node0"].log())
-        # each test node has its own CA, all with the same name: a fresh context
-        alice.ssl_context = ssl.create_default_context()
-        alice.ca_certs = n["node2"].ca
-        alice.connect("127.0.0.1", n["node2"].ports["c2s"])
+        await reconnectElsewhere(alice, n["node0"], n["node2"])
         await finishResumed(alice, bob, "smx-alice@localhost/phone", total)
 
     run(scenario())
     assert "handed over to {node}" in n["node0"].log()  # JSON log: the format
     assert "taken over from {node}" in n["node2"].log()
+
+
+async def reconnectElsewhere(client, old, new):
+    """
+    C{client} (an L{SMClient}), cut off from C{old}, connects to C{new} once
+    C{old} keeps its session for resumption.
+    """
+    assert client.plugin["xep_0198"].sm_id
+    jid = f'"jid": "{client.boundjid.full}"'
+    await eventually(lambda: any(jid in line and "waits {seconds}s for resumption" in line
+                                 for line in old.log().splitlines()))
+    # each test node has its own CA, all with the same name: a fresh context
+    client.ssl_context = ssl.create_default_context()
+    client.ca_certs = new.ca
+    client.connect("127.0.0.1", new.ports["c2s"])
+
+
+def test_resumeOnAnotherNodeDuringTraffic(cluster):
+    """
+    bob (node1) keeps sending while alice, cut off from node0, resumes on
+    node2: stanzas node0 forwards are not overtaken by those node1 then
+    sends straight to node2 (the handover fence): every message once, in order.
+    """
+    from tests.e2e.test_smacks import SMClient, finishResumed
+
+    n = cluster.nodes
+    for name in ("smy-alice", "smy-bob"):
+        n["node0"].adduser(name, f"{name}-pw")
+    total, cutAt = 400, 20
+
+    async def scenario():
+        alice = SMClient(n["node0"], "smy-alice@localhost/phone", "smy-alice-pw", cutAt=cutAt)
+        bob = Client(n["node1"], "smy-bob@localhost", "smy-bob-pw")
+        assert await alice.login() and await bob.login()
+        await asyncio.wait_for(alice.enabled, TIMEOUT)
+        await asyncio.sleep(0.3)  # the directory event reaches node1
+
+        async def send():
+            for i in range(total):
+                bob.send_message(mto="smy-alice@localhost/phone", mbody=f"m{i}", mtype="chat")
+                if i % 10 == 9:
+                    await asyncio.sleep(0.03)  # ~1 s of traffic: the handover falls inside it
+
+        sending = asyncio.ensure_future(send())
+        await asyncio.wait_for(alice.cut, TIMEOUT)
+        await reconnectElsewhere(alice, n["node0"], n["node2"])
+        await asyncio.wait_for(alice.resumed, TIMEOUT)
+        await sending
+        await finishResumed(alice, bob, "smy-alice@localhost/phone", total)
+
+    run(scenario())
 
 
 def test_roomSurvivesOwnerKill(cluster):
