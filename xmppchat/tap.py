@@ -65,17 +65,23 @@ def checkConfig(path: str, out=None) -> int:
 
 
 def makeService(options):
+    from xmppchat.ops.logs import applyLogConfig
     from xmppchat.service import XMPPChatService
 
+    # [log] (issue 18 item 2), before twistd / twist begin logging
+    applyLogConfig(options.config, worker=bool(options["worker-fds"]))
     if options["workers"] > 1:
         from xmppchat.cluster.workers import WorkerSupervisor
 
         return WorkerSupervisor(options.config, options["workers"])
     inherited = None
     if options["worker-fds"]:
-        from xmppchat.cluster.workers import parseWorkerFDs
+        from twisted.internet import reactor
+
+        from xmppchat.cluster.workers import parseWorkerFDs, watchSupervisor
 
         inherited = parseWorkerFDs(options["worker-fds"])
+        watchSupervisor(reactor)  # a worker ends with its supervisor (issue 18 #5)
     try:
         return XMPPChatService(options.config, inheritedPorts=inherited)
     except CertificateError as e:

@@ -399,8 +399,8 @@ def test_resumeOnAnotherNode(cluster):
         await finishResumed(alice, bob, "smx-alice@localhost/phone", total)
 
     run(scenario())
-    assert "handed over to {node}" in n["node0"].log()  # JSON log: the format
-    assert "taken over from {node}" in n["node2"].log()
+    assert "smx-alice@localhost/phone handed over to node2" in n["node0"].log()
+    assert "smx-alice@localhost/phone resumed here, taken over from node0" in n["node2"].log()
 
 
 async def reconnectElsewhere(client, old, new):
@@ -409,9 +409,8 @@ async def reconnectElsewhere(client, old, new):
     C{old} keeps its session for resumption.
     """
     assert client.plugin["xep_0198"].sm_id
-    jid = f'"jid": "{client.boundjid.full}"'
-    await eventually(lambda: any(jid in line and "waits {seconds}s for resumption" in line
-                                 for line in old.log().splitlines()))
+    jid = client.boundjid.full
+    await eventually(lambda: any(jid in line and "s for resumption" in line for line in old.log().splitlines()))
     # each test node has its own CA, all with the same name: a fresh context
     client.ssl_context = ssl.create_default_context()
     client.ca_certs = new.ca
