@@ -374,22 +374,13 @@ def test_workersShareOnePort(cluster):
 
 def test_resumeOnAnotherNode(cluster):
     """slixmpp (xep_0198) on node0 is cut mid-burst and resumes on node2: every message once, in order, same JID."""
-    from tests.e2e.test_smacks import SMClient, finishResumed
+    from tests.e2e.test_smacks import finishResumed
 
     n = cluster.nodes
-    for name in ("smx-alice", "smx-bob"):
-        n["node0"].adduser(name, f"{name}-pw")
     total, cutAt = 100, 30
 
     async def scenario():
-        alice = SMClient(n["node0"], "smx-alice@localhost/phone", "smx-alice-pw", cutAt=cutAt)
-        bob = Client(n["node1"], "smx-bob@localhost", "smx-bob-pw")
-        assert await alice.login() and await bob.login()
-        await asyncio.wait_for(alice.enabled, TIMEOUT)
-        redis = cluster.redis
-        await eventually(lambda: redis.command("HEXISTS", "xmppchat:localhost:node:node0:sessions",
-                                               "smx-alice@localhost/phone") == 1)
-        await asyncio.sleep(0.3)  # the directory event reaches node1
+        alice, bob = await resumablePair(cluster, "smx", cutAt)
         for i in range(total):
             bob.send_message(mto="smx-alice@localhost/phone", mbody=f"m{i}", mtype="chat")
             if i % 10 == 9:
@@ -401,6 +392,27 @@ def test_resumeOnAnotherNode(cluster):
     run(scenario())
     assert "smx-alice@localhost/phone handed over to node2" in n["node0"].log()
     assert "smx-alice@localhost/phone resumed here, taken over from node0" in n["node2"].log()
+
+
+async def resumablePair(cluster, prefix, cutAt):
+    """
+    C{<prefix>-alice/phone} on node0 with resumable stream management, cut
+    off after C{cutAt} messages, and C{<prefix>-bob} on node1, which knows
+    where alice is: C{(alice, bob)}.
+    """
+    from tests.e2e.test_smacks import SMClient
+
+    n = cluster.nodes
+    for name in ("alice", "bob"):
+        n["node0"].adduser(f"{prefix}-{name}", f"{prefix}-{name}-pw")
+    full = f"{prefix}-alice@localhost/phone"
+    alice = SMClient(n["node0"], full, f"{prefix}-alice-pw", cutAt=cutAt)
+    bob = Client(n["node1"], f"{prefix}-bob@localhost", f"{prefix}-bob-pw")
+    assert await alice.login() and await bob.login()
+    await asyncio.wait_for(alice.enabled, TIMEOUT)
+    await eventually(lambda: cluster.redis.command("HEXISTS", "xmppchat:localhost:node:node0:sessions", full) == 1)
+    await asyncio.sleep(0.3)  # the directory event reaches node1
+    return alice, bob
 
 
 async def reconnectElsewhere(client, old, new):
@@ -423,19 +435,13 @@ def test_resumeOnAnotherNodeDuringTraffic(cluster):
     node2: stanzas node0 forwards are not overtaken by those node1 then
     sends straight to node2 (the handover fence): every message once, in order.
     """
-    from tests.e2e.test_smacks import SMClient, finishResumed
+    from tests.e2e.test_smacks import finishResumed
 
     n = cluster.nodes
-    for name in ("smy-alice", "smy-bob"):
-        n["node0"].adduser(name, f"{name}-pw")
     total, cutAt = 400, 20
 
     async def scenario():
-        alice = SMClient(n["node0"], "smy-alice@localhost/phone", "smy-alice-pw", cutAt=cutAt)
-        bob = Client(n["node1"], "smy-bob@localhost", "smy-bob-pw")
-        assert await alice.login() and await bob.login()
-        await asyncio.wait_for(alice.enabled, TIMEOUT)
-        await asyncio.sleep(0.3)  # the directory event reaches node1
+        alice, bob = await resumablePair(cluster, "smy", cutAt)
 
         async def send():
             for i in range(total):
