@@ -5,7 +5,7 @@ and one fake clock, joined through a L{FakeRedisServer}.
 
 from __future__ import annotations
 
-from twisted.internet import task
+from twisted.internet import defer, task
 
 from tests.cluster.fakeredis import FakeRedisClient, FakeRedisServer
 from tests.helpers import HostHarness, makeConfig, result
@@ -87,3 +87,38 @@ class ClusterHarness:
 
     def offline(self, localpart):
         return [m.stanza for m in result(self.storage.offline.fetchOffline(localpart))]
+
+
+class HeldPublishes:
+    """
+    The PUBLISHes of C{node} to C{target}'s bus channel for which
+    C{when(payload)} is true are held back, in order, until L{release}:
+    bus frames still on their way (a slow hop, a busy node).
+    """
+
+    def __init__(self, node, target, when=lambda payload: True):
+        redis = node.node.redis
+        self.real = redis.execute
+        self.held: list = []
+        self.holding = True
+        channel = node.node.keys.channel(target)
+
+        def execute(*args):
+            if self.holding and args[:2] == ("PUBLISH", channel) and when(args[2]):
+                d = defer.Deferred()
+                self.held.append((args, d))
+                return d
+            return self.real(*args)
+
+        redis.execute = execute
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        for args, d in held:
+            self.real(*args).chainDeferred(d)
+
+
+def stanzaFrames(payload: bytes) -> bool:
+    """Bus frames other than control frames (stanzas, batches, fences)."""
+    return not payload.startswith(b"c ")

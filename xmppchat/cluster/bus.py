@@ -8,6 +8,8 @@ Frames::
     a <from-node> <seq>              "I handed your stanzas up to seq to my sessions"
     c <from-node>\\n<JSON>           control: close a session (conflict), hand
                                      a resumable session over (L{resumption})
+    f <fencer> <full JID>            end of the fencer's stanzas for that JID on
+                                     this (old) route (L{fence})
     b\\n(<length>\\n<frame>)*          several frames in one pub/sub message
 
 Stanzas for one node within one reactor turn go out as one C{b} batch (one
@@ -113,6 +115,8 @@ class StanzaBus:
         self.onControl = None
         self.onNodeLost = None
         self.movedTo = None  # full JID -> the node it was just handed over to, or None
+        self.onFence = None  # (fencer, full JID): a fence frame arrived
+        self.fences: dict = {}  # full JID -> its L{fence.Fence} while one is up
         self._overflowing: set = set()
         self.untracked = 0
         self.sent = 0
@@ -158,13 +162,7 @@ class StanzaBus:
                     self.log.warn("Pending window for {node} full ({limit}): the oldest messages are"
                                   " no longer kept for offline storage", node=node, limit=self.maxPending)
         self.sent += 1
-        batch = self._outbox.get(node)
-        if batch is None:
-            batch = self._outbox[node] = []
-            self._outboxBytes[node] = 0
-            if self._flushCall is None:
-                self._flushCall = self.clock.callLater(0, self._flushOutbox)
-        batch.append((frame, seq, body, session.full, tracked))
+        batch = self._enqueue(node, (frame, seq, body, session.full, tracked))
         flight = self.inFlight.get(node)
         if flight is None:
             flight = self.inFlight[node] = deque()
@@ -179,6 +177,25 @@ class StanzaBus:
             del self._outbox[node]
             self._publish(node, batch)
             self.redis.push()
+
+    def _enqueue(self, node: str, entry: tuple) -> list:
+        batch = self._outbox.get(node)
+        if batch is None:
+            batch = self._outbox[node] = []
+            self._outboxBytes[node] = 0
+            if self._flushCall is None:
+                self._flushCall = self.clock.callLater(0, self._flushOutbox)
+        batch.append(entry)
+        return batch
+
+    def fence(self, node: str, full: str, fencer: str | None = None) -> None:
+        """
+        Queue a fence frame for C{node} behind the stanzas queued for it:
+        C{fencer} (this node by default) sends nothing more for C{full}
+        through C{node} (L{xmppchat.cluster.fence}).
+        """
+        if self.directory.online:
+            self._enqueue(node, (f"f {fencer or self.nodeId} {full}".encode(), 0, None, full, False))
 
     def _flushOutbox(self) -> None:
         self._flushCall = None
@@ -208,14 +225,14 @@ class StanzaBus:
             self.log.info("Node {node} has no subscriber: dropping its sessions", node=node)
             self.nodeLost(node)
             for _, _, body, full, tracked in batch:
-                if not tracked:
+                if not tracked and body is not None:
                     self._bounce(body, full)
 
     def _publishFailed(self, failure, node, batch):
         window = self.pending.get(node)
         for _, seq, body, full, tracked in batch:
-            if tracked and (window is None or window.pop(seq, None) is None):
-                continue  # already flushed to offline storage
+            if body is None or tracked and (window is None or window.pop(seq, None) is None):
+                continue  # a fence, or already flushed to offline storage
             self._bounce(body, full)
 
     def control(self, node: str, payload: dict):
@@ -307,7 +324,7 @@ class StanzaBus:
             self._flush(window)
         for batch in outbox.values():
             for _, _, body, full, tracked in batch:
-                if not tracked:
+                if not tracked and body is not None:
                     self._bounce(body, full)
 
     def _flush(self, window) -> None:
@@ -380,6 +397,10 @@ class StanzaBus:
             elif kind == b"a":
                 _, src, seq = data.decode().split(" ")
                 self._ackReceived(src, int(seq))
+            elif kind == b"f":
+                _, fencer, full = data.decode("utf-8").split(" ", 2)
+                if self.onFence is not None:
+                    self.onFence(fencer, full)
             elif kind == b"c":
                 header, _, payload = data.partition(b"\n")
                 self._controlReceived(json.loads(payload))
@@ -395,7 +416,10 @@ class StanzaBus:
         except ValueError:
             self.log.warn("Ignoring an unreadable stanza from {node}", node=src)
             element = None
-        if element is not None:
+        fence = self.fences.get(full) if self.fences else None
+        if fence is not None and element is not None:
+            fence.received(src, element)  # a session just taken over here
+        elif element is not None:
             bare, _, resource = full.partition("/")
             session = self.host.sessions.localGet(bare, resource)
             if session is not None and not session.closed:
@@ -438,11 +462,26 @@ class StanzaBus:
         acks, self._acks = self._acks, {}
         if not self.directory.online:
             return
+        if self.fences:
+            # a node whose stanzas a handover fence holds is acknowledged
+            # once they reach the session (and its durable copy), so that
+            # they are not lost if this node dies meanwhile
+            for fence in self.fences.values():
+                for src in fence.held:
+                    if src in acks:
+                        self._acks[src] = acks.pop(src)
         if self.beforeAck is not None:
             self.beforeAck()  # durable queues: the copies go out before the acks that rely on them
         for src, seq in acks.items():
             self.redis.execute("PUBLISH", self.keys.channel(src),
                                f"a {self.nodeId} {seq}".encode()).addErrback(lambda f: None)
+
+    def ackLater(self) -> None:
+        """
+        Acknowledgements kept back for a fence are due (L{_sendAcks}).
+        """
+        if self._acks and self._ackCall is None:
+            self._ackCall = self.clock.callLater(ACK_DELAY, self._sendAcks)
 
     def _ackReceived(self, src, seq) -> None:
         flight = self.inFlight.get(src)

@@ -179,6 +179,7 @@ class SessionDirectory:
         self.incarnations: dict[str, bytes] = {}
         self._buffer: list | None = None
         self.onSessionGone = None
+        self.onMovedHere = None  # (old node, full JID): a session moves here (L{fence})
 
     # -- lookups (synchronous) -----------------------------------------
 
@@ -294,6 +295,8 @@ class SessionDirectory:
             self.setEntry(node, event["j"], event["e"])
         elif op == "del":
             self.delEntry(node, event["j"])
+        elif op == "move":
+            self._moved(node, event["j"], event["t"], event["e"])
         elif op == "sync":
             token = str(event.get("i", "")).encode()
             if self.incarnations.get(node, token) != token:
@@ -320,6 +323,22 @@ class SessionDirectory:
             self._accountChanged(event.get("l"))
         elif op == "vcard" and isinstance(event.get("l"), str):
             self.host.hooks.fire("vcard-changed", VCardChanged(self.host, event["l"], remote=True))
+
+    def _moved(self, old: str, full: str, new: str, entry: dict) -> None:
+        """
+        C{old} handed the session C{full} over to C{new} (XEP-0198 §5
+        resumption there): route to C{new} from now on, behind a fence sent
+        through C{old}; C{new} raises its own fence
+        (L{xmppchat.cluster.fence}).
+        """
+        if new == self.nodeId:
+            # until the takeover, our senders still go through the old node
+            if self.onMovedHere is not None:
+                self.onMovedHere(old, full)
+            return
+        self.delEntry(old, full)  # as a del and a set would, at once
+        self.setEntry(new, full, entry)
+        self.bus.fence(old, full)
 
     def _accountChanged(self, localpart) -> None:
         """
@@ -378,11 +397,24 @@ class SessionDirectory:
             self._failed)
 
     def withdraw(self, session) -> None:
+        """
+        A local session ended, or was handed over to another node
+        (C{session.state["handover"]} is then C{(node, entry)}): a C{move}
+        event re-points every replica at once (L{xmppchat.cluster.fence}),
+        ours too.
+        """
         if not self.online:
             return
         self.redis.execute("HDEL", self.keys.sessions(self.nodeId), session.full).addErrback(
             self._failed)
-        self.publish({"o": "del", "n": self.nodeId, "j": session.full}).addErrback(self._failed)
+        handover = session.state.get("handover")
+        if handover is None:
+            self.publish({"o": "del", "n": self.nodeId, "j": session.full}).addErrback(self._failed)
+            return
+        node, entry = handover
+        self.publish({"o": "move", "n": self.nodeId, "j": session.full, "t": node, "e": entry}).addErrback(
+            self._failed)
+        self.setEntry(node, session.full, entry)
 
     def _failed(self, failure):
         self.log.warn("Directory update failed: {e}", e=failure.getErrorMessage())

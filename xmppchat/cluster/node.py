@@ -25,6 +25,7 @@ from xmppchat import observe
 from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
 from xmppchat.cluster.durable import DurableQueues
+from xmppchat.cluster.fence import HandoverFences
 from xmppchat.cluster.resp import RedisClient
 from xmppchat.cluster.resumption import ClusterResumption
 from xmppchat.cluster.rooms import ClusterRooms
@@ -94,6 +95,9 @@ class ClusterNode:
         # more control frame handlers: fn(payload) -> True when handled (the admin API)
         self.controlHandlers: list = []
         self.bus.movedTo = self.resumption.movedTo
+        self.fences = HandoverFences(self)
+        self.bus.onFence = self.fences.fenceReceived
+        self.directory.onMovedHere = self.fences.expect
         host.sessions.attach(self.directory)
         host.cluster = self
         for hookName, op in ANNOUNCED.items():
@@ -233,6 +237,7 @@ class ClusterNode:
     # -- lost nodes ---------------------------------------------------------------
 
     def _nodeLost(self, node: str) -> None:
+        self.fences.nodeLost(node)
         if self.rooms is not None:
             self.rooms.nodeLost(node)
         if self.durable is not None and self.online:

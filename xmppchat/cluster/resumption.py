@@ -12,8 +12,16 @@ resumption does), then answers C{sm-given} with the unacknowledged
 outbound stanzas (serialised, with the time they were queued), the
 counters and what routing needs (presence, priority, roster interest,
 carbons), and drops its session silently: no unavailable presence, no
-offline flush, no C{conflict}.  The asking node binds the same full JID,
-replays and answers C{<resumed/>}.
+offline flush, no C{conflict}; its directory entry is not deleted but
+moved to the asking node (a C{move} event, published before the answer),
+and what still reaches the owner for that JID follows it there.  The
+asking node binds the same full JID, replays and answers C{<resumed/>}.
+Each sender's stanzas keep their order across the handover (RFC 6120
+§10.1): the new node holds those sent to it directly until the sender's
+fence, sent through the old node, arrives (L{fence}).  If the asking node
+cannot take the session over after all (the resuming stream went away,
+the answer came after C{HANDOVER_SECONDS}), the handed queue goes to
+offline storage and the directory forgets the session.
 
 Unknown ids, ids of dead or restarted nodes, another account's ids and a
 handover that is refused or not answered within C{HANDOVER_SECONDS} get
@@ -37,8 +45,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid as jjid
 
+from xmppchat.cluster.directory import entryOf
+from xmppchat.cluster.fence import FencedSession
 from xmppchat.modules.smacks import MOD, StreamManagement, failed
-from xmppchat.sessions import Session
 from xmppchat.xmlstream import parseElement
 
 HANDOVER_SECONDS = 5.0
@@ -160,11 +169,13 @@ class ClusterResumption:
         """
         entry = self.waiting.pop(payload.get("q"), None)
         if entry is None:
-            return  # timed out meanwhile: the session ended on the owner, nothing to undo
+            self._notTaken(payload)  # timed out meanwhile
+            return
         stream, previd, call = entry
         if call.active():
             call.cancel()
         if stream.closed:
+            self._notTaken(payload)
             return
         if not payload.get("ok"):
             if payload.get("e") == "h":
@@ -177,12 +188,34 @@ class ClusterResumption:
         except (KeyError, TypeError, ValueError) as e:
             self.log.warn("Unreadable session handover: {e}", e=e)
             self._notFound(stream)
+            self._notTaken(payload)
+
+    def _notTaken(self, payload: dict) -> None:
+        """
+        The owner handed a session over that this node does not take (the
+        resuming stream is gone, or the answer came too late): the
+        directory forgets it and its queue goes to offline storage (as when
+        a resumption window expires), so nothing is lost.
+        """
+        if not payload.get("ok") or not isinstance(payload.get("j"), str):
+            return
+        full = payload["j"]
+        self.log.info("Handover of {jid} not taken: its queue goes to offline storage", jid=full)
+        self.node.fences.abandon(full, payload.get("n"))
+        smacks = self.smacks
+        localpart = full.partition("@")[0]
+        try:
+            queue = [(float(stamp), parseElement(xml)) for stamp, xml in payload.get("qu") or ()]
+        except (TypeError, ValueError):
+            return
+        for stamp, stanza in queue:
+            smacks.requeue(localpart, stanza, stamp)
 
     def _takeOver(self, stream, previd, payload) -> None:
         host = self.host
         smacks = self.smacks
         full = payload["j"]
-        session = Session(host, stream, jjid.JID(full), stream.account)
+        session = FencedSession(host, stream, jjid.JID(full), stream.account)
         if session.localpart != stream.localpart:
             raise ValueError(full)
         session.available = bool(payload["a"])
@@ -204,7 +237,9 @@ class ClusterResumption:
             old.state["replaced"] = True
             host.endSession(old)
             old.close("conflict", "Replaced by a new connection for the same resource")
+        self.node.fences.takenOver(session, payload["n"])
         smacks.resumable[previd] = sm
+        self.moved.pop(full, None)  # back here: no longer following it elsewhere
         self.register(sm)
         from xmppchat.host import SessionEvent
 
@@ -249,7 +284,9 @@ class ClusterResumption:
         if sm.done or session.closed:
             self._answer(asker, {"op": "sm-given", "q": request, "ok": False})
             return
+        self.node.fences.handingOver(session.full)  # into the queue, before it is serialised
         presence = session.presence
+        entry = entryOf(session)  # what the others route on, before it goes unavailable here
         payload = {
             "op": "sm-given", "q": request, "ok": True, "n": self.node.nodeId,
             "j": session.full, "a": session.available, "p": session.priority,
@@ -269,13 +306,14 @@ class ClusterResumption:
         sm.stop()
         smacks.resumable.pop(sm.smid, None)
         session.available = False
-        session.state["handover"] = True
-        self.host.endSession(session)
-        self.handedOver += 1
         now = self.node.reactor.seconds()
         if len(self.moved) >= MAX_MOVED:
             self.moved = {j: m for j, m in self.moved.items() if m[1] > now}
+        # from here on, what reaches us for it follows it, fences included
         self.moved[session.full] = (asker, now + self.node.config.expiry_seconds)
+        session.state["handover"] = (asker, entry)  # the directory publishes a move (L{fence})
+        self.host.endSession(session)
+        self.handedOver += 1
         self.log.info("{jid} handed over to {node}", jid=session.full, node=asker)
         self._answer(asker, payload)
 
