@@ -65,19 +65,27 @@ def checkConfig(path: str, out=None) -> int:
 
 
 def makeService(options):
+    """
+    The service for C{twistd xmppchat} or C{python -m twisted xmppchat}:
+    start-up failures and readiness go to the runner through a
+    L{xmppchat.startup.Launch} on its options (issue 18 item 1).
+    """
     from xmppchat.service import XMPPChatService
+    from xmppchat.startup import Launch
 
+    launch = Launch(options.parent)
     if options["workers"] > 1:
         from xmppchat.cluster.workers import WorkerSupervisor
 
-        return WorkerSupervisor(options.config, options["workers"])
+        return WorkerSupervisor(options.config, options["workers"], launch=launch)
     inherited = None
     if options["worker-fds"]:
         from xmppchat.cluster.workers import parseWorkerFDs
 
         inherited = parseWorkerFDs(options["worker-fds"])
     try:
-        return XMPPChatService(options.config, inheritedPorts=inherited)
+        return XMPPChatService(options.config, inheritedPorts=inherited, launch=launch)
     except CertificateError as e:
-        sys.stderr.write(f"xmppchat: {e}\n")
-        sys.exit(1)
+        launch.fail(str(e))
+    except OSError as e:  # the data directory (storage, generated certificate)
+        launch.fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))

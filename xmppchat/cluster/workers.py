@@ -30,6 +30,8 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
+from xmppchat.startup import StartupError
+
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 QUICK_EXIT_SECONDS = 10.0
@@ -127,10 +129,11 @@ class WorkerSupervisor(service.Service):
 
     log = Logger()
 
-    def __init__(self, config, count: int, reactor=None):
+    def __init__(self, config, count: int, reactor=None, launch=None):
         if reactor is None:
             from twisted.internet import reactor
         self.config = config
+        self.launch = launch  # xmppchat.startup.Launch (issue 18 item 1)
         self.count = count
         self.reactor = reactor
         self.sockets: dict[str, list] = {}  # listener -> one socket per worker (or one shared)
@@ -153,12 +156,20 @@ class WorkerSupervisor(service.Service):
                 self.sockets[name] = [first] + [bindSocket(interface, port, reusePort=True)
                                                 for _ in range(group - 1)]
         except OSError as e:
-            sys.stderr.write(f"xmppchat: cannot listen on {interface or '*'}:{port}: {e.strerror}\n")
-            raise SystemExit(1) from None
+            for socks in self.sockets.values():
+                for sock in socks:
+                    sock.close()
+            self.sockets.clear()
+            reason = f"cannot listen on {interface or '*'}:{port}: {e.strerror}"
+            if self.launch is None:
+                raise StartupError(reason) from None
+            self.launch.fail(reason)
 
     def startService(self):
         from xmppchat.certs import ensureCertificate
 
+        if self.launch is not None:
+            self.launch.claim()
         self._bind()
         service.Service.startService(self)
         ensureCertificate(self.config)  # once, before the workers race to create it
@@ -172,6 +183,8 @@ class WorkerSupervisor(service.Service):
         with open(path + ".tmp", "w") as f:
             json.dump(ports, f)
         os.replace(path + ".tmp", path)
+        if self.launch is not None:
+            self.launch.ready()
 
     def spawn(self, index: int) -> None:
         childFDs = {0: "w", 1: "r", 2: "r"}
