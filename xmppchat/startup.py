@@ -22,7 +22,7 @@ at readiness) to print the reason on.
 A failure before the reactor runs (a port in use) exits at once with
 C{SystemExit} after removing the pidfile; a failure after it (storage,
 Redis) stops the reactor cleanly (twistd removes the pidfile) and the
-process then exits with code 1 (L{_exitNonZero}).
+process then tells the launcher and exits with code 1 (L{Launch._exit}).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from twisted.logger import Logger
 
 #: what the daemon launcher prints after the line with the reason
 PIPE_MESSAGE = b"1 xmppchat did not start (the reason is above and in the log)"
+#: how long a failed start may take to stop cleanly before it just exits
+STOP_GRACE_SECONDS = 10
 
 
 class StartupError(Exception):
@@ -111,15 +113,45 @@ class Launch:
         self.done = True
         self.exitCode = 1
         _write(self.stderr, f"xmppchat: {reason}\n".encode("utf-8", "replace"))
-        self._report(PIPE_MESSAGE)
         if self.reactor.running:
-            atexit.register(_exitNonZero)
+            # the launcher learns it once the process has cleaned up
+            atexit.register(self._exit)
+            self.reactor.callLater(STOP_GRACE_SECONDS, self._exit)
             self.reactor.stop()
             return
-        pidfile = self.runner.get("pidfile")
-        if pidfile:
-            _removePidfile(pidfile)
+        self._removePidfile()
+        self._report(PIPE_MESSAGE)
         raise SystemExit(1)
+
+    def _removePidfile(self) -> None:
+        """
+        Remove the pidfile twistd wrote for this process (twistd removes it
+        only when the reactor has run).
+        """
+        path = self.runner.get("pidfile")
+        try:
+            with open(path) as f:
+                mine = f.read().strip() == str(os.getpid())
+            if mine:
+                os.remove(path)
+        except (OSError, TypeError):
+            pass
+
+    def _exit(self) -> None:
+        """
+        Exit with code 1 once the reactor has stopped and the runner has
+        returned (at interpreter exit: neither twistd nor C{twist} has a way
+        to set the exit code), or when stopping takes longer than
+        L{STOP_GRACE_SECONDS}.
+        """
+        self._removePidfile()
+        self._report(PIPE_MESSAGE)
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(1)
 
 
 def _write(fd: int, data: bytes) -> None:
@@ -127,31 +159,3 @@ def _write(fd: int, data: bytes) -> None:
         os.write(fd, data)
     except OSError:
         pass
-
-
-def _removePidfile(path: str) -> None:
-    """
-    Remove the pidfile twistd wrote for this process (twistd removes it
-    only when the reactor has run).
-    """
-    try:
-        with open(path) as f:
-            mine = f.read().strip() == str(os.getpid())
-        if mine:
-            os.remove(path)
-    except OSError:
-        pass
-
-
-def _exitNonZero() -> None:
-    """
-    At interpreter exit, after the runner has stopped the reactor, removed
-    its pidfile and returned: make the exit code 1 (neither twistd nor
-    C{twist} has a way to set it).
-    """
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    os._exit(1)
