@@ -4,6 +4,7 @@ The C{twistd xmppchat} command: options and service construction.
     twistd -n xmppchat                       the dev config (conf/xmppchat.dev.toml)
     twistd -n xmppchat --config FILE         another config
     twistd xmppchat --check-config FILE      validate a config, print every problem, exit
+    twistd xmppchat --version                xmppchat's version
     twistd -n xmppchat --workers N           N cluster nodes on shared sockets (needs [cluster])
 """
 
@@ -28,6 +29,17 @@ class Options(usage.Options):
         ["worker-index", None, None, "(internal) this worker's number.", int],
     ]
 
+    def opt_version(self):
+        """
+        Print xmppchat's version (and Twisted's) and exit.
+        """
+        from twisted import version as twistedVersion
+
+        from xmppchat import __version__
+
+        print(f"xmppchat {__version__} (Twisted {twistedVersion.short()})")
+        sys.exit(0)
+
     def postOptions(self):
         if self["check-config"]:
             sys.exit(checkConfig(self["check-config"]))
@@ -49,18 +61,29 @@ class Options(usage.Options):
 
 def checkConfig(path: str, out=None) -> int:
     """
-    Validate C{path}; print every problem (or a confirmation); return the
-    process exit code.
+    Validate C{path} and the deployment it describes (certificate, data
+    directory, dev settings: L{xmppchat.configcheck}); print every problem
+    and warning in one pass (or a confirmation); return the process exit
+    code: 1 with problems, 0 with warnings only.
     """
+    from xmppchat.configcheck import checkDeployment
+
     out = out or sys.stdout
     try:
-        config = loadConfig(path)
+        config, problems = loadConfig(path), []
     except ConfigError as e:
-        for problem in e.problems:
-            out.write(f"{problem}\n")
-        out.write(f"{len(e.problems)} problem(s) found\n")
+        config, problems = e.config, list(e.problems)
+    warnings = []
+    if config is not None:
+        errors, warnings = checkDeployment(config)
+        problems += errors
+    for line in problems + warnings:
+        out.write(f"{line}\n")
+    also = f", {len(warnings)} warning(s)" if warnings else ""
+    if problems:
+        out.write(f"{len(problems)} problem(s) found{also}\n")
         return 1
-    out.write(f"{path}: OK (domain {config.server.domain}, storage {config.storage.backend})\n")
+    out.write(f"{path}: OK (domain {config.server.domain}, storage {config.storage.backend}){also}\n")
     return 0
 
 
