@@ -93,20 +93,24 @@ def makeService(options):
     start-up failures and readiness go to the runner through a
     L{xmppchat.startup.Launch} on its options (issue 18 item 1).
     """
+    from xmppchat.privileges import prepare, runtimeUser
     from xmppchat.service import XMPPChatService
     from xmppchat.startup import Launch
 
     launch = Launch(options.parent)
-    if options["workers"] > 1:
-        from xmppchat.cluster.workers import WorkerSupervisor
-
-        return WorkerSupervisor(options.config, options["workers"], launch=launch)
-    inherited = None
-    if options["worker-fds"]:
-        from xmppchat.cluster.workers import parseWorkerFDs
-
-        inherited = parseWorkerFDs(options["worker-fds"])
     try:
+        user = runtimeUser(launch.runner)
+        if user is not None:  # twistd --uid/--gid (issue 18 item 6)
+            prepare(options.config, *user)
+        if options["workers"] > 1:
+            from xmppchat.cluster.workers import WorkerSupervisor
+
+            return WorkerSupervisor(options.config, options["workers"], launch=launch)
+        inherited = None
+        if options["worker-fds"]:
+            from xmppchat.cluster.workers import parseWorkerFDs
+
+            inherited = parseWorkerFDs(options["worker-fds"])
         return XMPPChatService(options.config, inheritedPorts=inherited, launch=launch)
     except CertificateError as e:
         launch.fail(str(e))

@@ -1,0 +1,115 @@
+"""
+Running as root only to bind, then as an unprivileged user (issue 18 item
+6): C{twistd --uid xmppchat --gid xmppchat xmppchat}.
+
+twistd builds the service, binds the ports and only then drops to the
+runtime user; what the service creates before that belongs to root.  So
+the data directory (and the SQLite file's directory) and the self-signed
+certificate generated on first start are created here first and handed to
+the runtime user (L{prepare}): the SQLite database, the blobs and
+C{ports.json} are then created by that user, after the drop.  A
+certificate, key or chain the runtime user cannot read works at start
+(read as root) but not at the next SIGHUP reload: L{prepare} warns of it,
+checking as that user in a short-lived child process (modes, ACLs and
+groups alike).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+from twisted.logger import Logger
+
+log = Logger()
+
+
+def runtimeUser(runner) -> tuple[int, int] | None:
+    """
+    The C{(uid, gid)} twistd will drop to after binding (its C{--uid} and
+    C{--gid}, the user's group by default), or C{None} when it keeps the
+    current user.
+    """
+    uid, gid = runner.get("uid"), runner.get("gid")
+    if uid is None and gid is None or os.getuid() != 0:
+        return None
+    if uid is None:
+        uid = 0
+    if gid is None:
+        gid = pwd.getpwuid(uid).pw_gid
+    return None if (uid, gid) == (0, 0) else (uid, gid)
+
+
+def _makeDirs(path: str, uid: int, gid: int, mode: int = 0o777) -> None:
+    """
+    C{os.makedirs}, the directories it creates owned by C{uid:gid}.
+    """
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, mode)
+        os.chown(directory, uid, gid)
+
+
+def prepare(config, uid: int, gid: int) -> list[str]:
+    """
+    Before the service is built (as root): create the data directory, the
+    SQLite file's directory and the generated certificate for C{uid:gid};
+    return warnings for the TLS files that user cannot read (also logged).
+    """
+    from xmppchat.certs import ensureCertificate
+
+    _makeDirs(config.server.data_dir, uid, gid)
+    if config.storage.backend == "sqlite" and config.storage.path != ":memory:":
+        _makeDirs(os.path.dirname(os.path.abspath(config.storage.path)), uid, gid)
+    if not config.tls.certificate:
+        tlsDir = os.path.join(config.server.data_dir, "tls")
+        _makeDirs(tlsDir, uid, gid, 0o700)
+        if os.stat(tlsDir).st_uid == uid:  # ours, not a directory the operator made
+            for path in ensureCertificate(config)[:2]:
+                os.chown(path, uid, gid)
+    paths = [path for path in ensureCertificate(config) if path]
+    warnings = [f"the TLS file {path} is not readable by uid {uid} / gid {gid}, the user after"
+                " privileges drop: reloading the certificate (SIGHUP) will fail"
+                for path in unreadable(paths, uid, gid)]
+    for warning in warnings:
+        log.warn("{warning}", warning=warning)
+    return warnings
+
+
+def unreadable(paths: list[str], uid: int, gid: int) -> list[str]:
+    """
+    The C{paths} that C{uid:gid} (with that user's groups) cannot open for
+    reading, found by trying in a child process switched to that user.
+    """
+    if not paths:
+        return []
+    from twisted.python.util import switchUID
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            os.close(read)
+            switchUID(uid, gid)
+            failed = []
+            for path in paths:
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError:
+                    failed.append(path)
+            os.write(write, "\0".join(failed).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    data = b"".join(chunks).decode()
+    return data.split("\0") if data else []
