@@ -59,10 +59,11 @@ class Launch:
 
     log = Logger()
 
-    def __init__(self, runner=None, reactor=None):
+    def __init__(self, runner=None, reactor=None, readyFD=None):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        self.readyFD = readyFD  # a --workers worker's report to its supervisor
         self.runner = runner if runner is not None else {}
         self.daemon = not self.runner.get("nodaemon", True)
         # the daemon's fd 2 becomes /dev/null at the fork: keep the launcher's
@@ -81,12 +82,20 @@ class Launch:
             self.pipe = self.runner["statusPipe"]
             self.runner["statusPipe"] = None  # postApplication must not report success
 
-    def _report(self, status: bytes) -> None:
+    def _report(self, reason: str = "") -> None:
+        """
+        Tell the daemon launcher and the supervisor: serving (no C{reason})
+        or not.
+        """
         self.claim()
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
-            _write(pipe, status)
+            _write(pipe, PIPE_MESSAGE if reason else b"0")
             os.close(pipe)
+        readyFD, self.readyFD = self.readyFD, None
+        if readyFD is not None:
+            _write(readyFD, f"1 {reason}".encode("utf-8", "replace") if reason else b"0")
+            os.close(readyFD)
         if self.stderr != 2:
             os.close(self.stderr)
             self.stderr = 2
@@ -97,7 +106,7 @@ class Launch:
         """
         if not self.done:
             self.done = True
-            self._report(b"0")
+            self._report()
 
     def fail(self, reason: str) -> None:
         """
@@ -106,7 +115,8 @@ class Launch:
         C{SystemExit} when the reactor is not running yet; otherwise stops
         it.
         """
-        reason = " ".join(reason.split())
+        reason = " ".join(reason.split()) or "unknown"
+        self.reason = reason
         self.log.error("xmppchat did not start: {reason}", reason=reason)
         if self.done:
             return
@@ -120,7 +130,7 @@ class Launch:
             self.reactor.stop()
             return
         self._removePidfile()
-        self._report(PIPE_MESSAGE)
+        self._report(reason)
         raise SystemExit(1)
 
     def _removePidfile(self) -> None:
@@ -145,7 +155,7 @@ class Launch:
         L{STOP_GRACE_SECONDS}.
         """
         self._removePidfile()
-        self._report(PIPE_MESSAGE)
+        self._report(self.reason)
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
                 stream.flush()

@@ -27,6 +27,7 @@ class Options(usage.Options):
         ["workers", "w", 1, "Start N worker processes sharing the listening sockets (needs [cluster]).", int],
         ["worker-fds", None, None, "(internal) listening sockets inherited from the supervisor."],
         ["worker-index", None, None, "(internal) this worker's number.", int],
+        ["ready-fd", None, None, "(internal) where a worker reports its start to the supervisor.", int],
     ]
 
     def opt_version(self):
@@ -97,7 +98,7 @@ def makeService(options):
     from xmppchat.service import XMPPChatService
     from xmppchat.startup import Launch
 
-    launch = Launch(options.parent)
+    launch = Launch(options.parent, readyFD=options["ready-fd"])
     try:
         user = runtimeUser(launch.runner)
         if user is not None:  # twistd --uid/--gid (issue 18 item 6)

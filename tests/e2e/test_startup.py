@@ -28,14 +28,14 @@ TWISTD = str(Path(sys.executable).with_name("twistd"))
 MODES = ("daemon", "foreground", "twist")
 
 
-def command(mode: str, directory: Path, config: Path) -> list:
+def command(mode: str, directory: Path, config: Path, args=()) -> list:
     pidfile, logfile = str(directory / "x.pid"), str(directory / "x.log")
+    xmppchat = ["xmppchat", "--config", str(config), *args]
     if mode == "daemon":
-        return [TWISTD, "--pidfile", pidfile, "--logfile", logfile, "xmppchat", "--config", str(config)]
+        return [TWISTD, "--pidfile", pidfile, "--logfile", logfile, *xmppchat]
     if mode == "foreground":
-        return [TWISTD, "-n", "--pidfile", pidfile, "--logfile", logfile, "xmppchat",
-                "--config", str(config)]
-    return [sys.executable, "-m", "twisted", "--log-file", logfile, "xmppchat", "--config", str(config)]
+        return [TWISTD, "-n", "--pidfile", pidfile, "--logfile", logfile, *xmppchat]
+    return [sys.executable, "-m", "twisted", "--log-file", logfile, *xmppchat]
 
 
 def writeConfig(directory: Path, extra: str = "", dataDir: str = "data") -> Path:
@@ -59,20 +59,20 @@ private_key = "server.key"
     return config
 
 
-def run(mode: str, directory: Path, config: Path) -> tuple:
+def run(mode: str, directory: Path, config: Path, args=()) -> tuple:
     started = time.monotonic()
-    done = subprocess.run(command(mode, directory, config), cwd=directory, env=_env(),
+    done = subprocess.run(command(mode, directory, config, args), cwd=directory, env=_env(),
                           capture_output=True, text=True, timeout=60)
     return done, time.monotonic() - started
 
 
-def assertFailed(mode: str, directory: Path, config: Path, reason: str) -> None:
+def assertFailed(mode: str, directory: Path, config: Path, reason: str, args=()) -> None:
     """
     The start fails: non-zero exit within L{BOUND}, one C{xmppchat:} line
     with C{reason} on stderr (the daemon launcher adds twistd's own two),
     the reason in the log once it is open, no pidfile, no process left.
     """
-    done, took = run(mode, directory, config)
+    done, took = run(mode, directory, config, args)
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
     assert took < BOUND
     lines = [line for line in done.stderr.splitlines() if line.startswith("xmppchat")]
@@ -192,3 +192,52 @@ def test_daemonReportsSuccessOnceServing(tmp_path):
         while (tmp_path / "x.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
     assert not (tmp_path / "x.pid").exists()
+
+
+REDIS_DOWN = """
+[cluster]
+redis_uri = "redis://127.0.0.1:1/0"
+heartbeat_seconds = 1
+expiry_seconds = 2
+"""
+
+
+@pytest.mark.parametrize("mode", ("daemon", "foreground"))
+def test_workersBusyPort(tmp_path, mode):
+    """--workers: a port in use fails in the supervisor like in a single process."""
+    with busyPort() as port:
+        config = writeConfig(tmp_path, REDIS_DOWN)
+        config.write_text(config.read_text().replace("tls_port = 0", f"tls_port = {port}"))
+        assertFailed(mode, tmp_path, config, f"cannot listen on 127.0.0.1:{port}", ["--workers", "2"])
+
+
+@pytest.mark.parametrize("mode", ("daemon", "foreground"))
+def test_workersUnreachableRedis(tmp_path, mode):
+    """--workers: the supervisor reports success only once its workers serve; a worker without Redis fails it."""
+    config = writeConfig(tmp_path, REDIS_DOWN)
+    assertFailed(mode, tmp_path, config, "cannot reach Redis at 127.0.0.1:1 within 2 s", ["--workers", "2"])
+    assert "worker " in (tmp_path / "x.log").read_text()
+
+
+def test_workersReportSuccessOnceServing(tmp_path):
+    """--workers with Redis up: the daemon launcher returns 0 once both workers serve."""
+    from tests.cluster.live import RedisProcess, requireRedis
+
+    requireRedis()
+    redis = RedisProcess(tmp_path)
+    redis.start()
+    try:
+        config = writeConfig(tmp_path, f'[cluster]\nredis_uri = "{redis.uri}"\n')
+        done, took = run("daemon", tmp_path, config, ["--workers", "2"])
+        pid = int((tmp_path / "x.pid").read_text())
+        try:
+            assert done.returncode == 0, done.stderr
+            log = (tmp_path / "x.log").read_text()
+            assert log.count("xmppchat serving") == 2, log  # both workers, before the launcher returned
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + BOUND
+            while (tmp_path / "x.pid").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        redis.stop()

@@ -99,12 +99,24 @@ class WorkerProcess(protocol.ProcessProtocol):
     One worker: relays its output lines into the supervisor's log.
     """
 
-    def __init__(self, supervisor, index):
+    def __init__(self, supervisor, index, readyFD=None):
         self.supervisor = supervisor
         self.index = index
         self.buffer = b""
         self.ended = defer.Deferred()
         self.started = supervisor.reactor.seconds()
+        self.readyFD = readyFD
+        self.status = b""  # from the worker's xmppchat.startup.Launch: b"0" or b"1 <why>"
+
+    def childDataReceived(self, childFD, data):
+        if childFD == self.readyFD:
+            self.status += data[:1024]
+        else:
+            protocol.ProcessProtocol.childDataReceived(self, childFD, data)
+
+    def childConnectionLost(self, childFD):
+        if childFD == self.readyFD:
+            self.supervisor.workerStarted(self, self.status)
 
     def outReceived(self, data):
         self.buffer += data
@@ -140,6 +152,7 @@ class WorkerSupervisor(service.Service):
         self.workers: dict = {}
         self.quickExits: dict = {}
         self.stopping = False
+        self.starting = set(range(count))  # workers yet to report their first start
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
@@ -183,8 +196,6 @@ class WorkerSupervisor(service.Service):
         with open(path + ".tmp", "w") as f:
             json.dump(ports, f)
         os.replace(path + ".tmp", path)
-        if self.launch is not None:
-            self.launch.ready()
 
     def spawn(self, index: int) -> None:
         childFDs = {0: "w", 1: "r", 2: "r"}
@@ -192,14 +203,34 @@ class WorkerSupervisor(service.Service):
         for offset, (name, socks) in enumerate(self.sockets.items()):
             childFDs[3 + offset] = socks[index % len(socks)].fileno()
             specs.append(f"{name}={3 + offset}")
+        readyFD = 3 + len(specs)
+        childFDs[readyFD] = "r"
         args = [sys.executable, "-m", "twisted", "xmppchat", "--worker-fds", ",".join(specs),
-                "--worker-index", str(index)]
+                "--worker-index", str(index), "--ready-fd", str(readyFD)]
         if self.config.source and os.path.exists(self.config.source):
             args[4:4] = ["--config", os.path.abspath(self.config.source)]
-        worker = WorkerProcess(self, index)
+        worker = WorkerProcess(self, index, readyFD)
         self.reactor.spawnProcess(worker, sys.executable, args, env=dict(os.environ),
                                   path=os.path.abspath(self.config.baseDir), childFDs=childFDs)
         self.workers[index] = worker
+
+    def workerStarted(self, worker, status: bytes) -> None:
+        """
+        A worker reported its start (issue 18 item 1): the supervisor is
+        ready once every worker serves (storage and Redis answer), and fails
+        with the reason of the first that cannot start.
+        """
+        if worker.index not in self.starting or self.stopping:
+            return
+        if status != b"0":
+            why = status[2:].decode("utf-8", "replace") or "it exited before serving"
+            self.starting.clear()
+            if self.launch is not None:
+                self.launch.fail(f"worker {worker.index}: {why}")
+            return
+        self.starting.discard(worker.index)
+        if not self.starting and self.launch is not None:
+            self.launch.ready()
 
     def workerEnded(self, worker, exitCode) -> None:
         if self.workers.get(worker.index) is not worker:
