@@ -85,6 +85,10 @@ def assertFailed(mode: str, directory: Path, config: Path, reason: str, args=())
         assert reason in log.read_text()
     assert not (directory / "x.pid").exists()
     assert not (directory / "data" / "ports.json").exists()
+    deadline = time.monotonic() + 3
+    while subprocess.run(["pgrep", "-f", str(config)], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "a process of the failed start is still running"
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
