@@ -9,14 +9,12 @@ names xmppchat.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import io
-import os
-import subprocess
 
 import pytest
 
+from tests.helpers import readOnlyDirectory
 from xmppchat.certs import makeCertificate
 from xmppchat.config import buildConfig
 from xmppchat.tap import Options, checkConfig
@@ -116,28 +114,10 @@ def test_wildcardCoversOneLabel(tmp_path):
     assert nameMatches("CHAT.example.org.", "chat.example.org")
 
 
-@contextlib.contextmanager
-def readOnly(path):
-    """C{path} read-only for this user: immutable when root (who ignores modes), 0555 otherwise."""
-    path.mkdir()
-    if os.getuid() == 0:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(0o755)
-
-
 def test_dataDirMustBeWritable(tmp_path):
     """A data directory nothing can be written in is an error; one that does not exist yet is fine."""
     path = writeConfig(tmp_path)
-    with readOnly(tmp_path / "data"):
+    with readOnlyDirectory(tmp_path / "data"):
         code, text = check(path)
     assert code == 1 and "server.data_dir: cannot write in" in text
     (tmp_path / "data").rmdir()

@@ -14,19 +14,16 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import _env, writeCertificates
+from tests.e2e.test_startup import run, stopDaemon, writeConfig
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="switching users needs root")
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 NOBODY = pwd.getpwnam("nobody") if os.getuid() == 0 else None
 
 
@@ -40,23 +37,9 @@ def directory():
     shutil.rmtree(path)
 
 
-def start(directory: Path, tls: str = "") -> int:
-    config = directory / "u.toml"
-    config.write_text(f"""
-[server]
-domain = "localhost"
-data_dir = "data"
-
-[c2s]
-interface = "127.0.0.1"
-port = 0
-tls_port = 0
-{tls}
-""")
-    done = subprocess.run([TWISTD, "--uid", "nobody", "--gid", str(NOBODY.pw_gid),
-                           "--pidfile", str(directory / "x.pid"), "--logfile", str(directory / "x.log"),
-                           "xmppchat", "--config", str(config)],
-                          cwd=directory, env=_env(), capture_output=True, text=True, timeout=60)
+def start(directory: Path, config: Path) -> int:
+    """twistd --uid nobody as a daemon; returns its pid."""
+    done, _ = run("daemon", directory, config, uid=["--uid", "nobody", "--gid", str(NOBODY.pw_gid)])
     assert done.returncode == 0, done.stderr + log(directory)
     return int((directory / "x.pid").read_text())
 
@@ -64,13 +47,6 @@ tls_port = 0
 def log(directory: Path) -> str:
     path = directory / "x.log"
     return path.read_text() if path.exists() else ""
-
-
-def stop(directory: Path, pid: int) -> None:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while (directory / "x.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 def eventually(condition, timeout=10):
@@ -87,7 +63,7 @@ def owner(path: Path) -> tuple:
 
 def test_freshDataDirBelongsToRuntimeUser(directory):
     """A first start as nobody: data dir, generated certificate and database are nobody's; it serves and reloads."""
-    pid = start(directory)
+    pid = start(directory, writeConfig(directory, generated=True))
     try:
         data = directory / "data"
         assert "c2s" in json.loads((data / "ports.json").read_text())
@@ -99,20 +75,19 @@ def test_freshDataDirBelongsToRuntimeUser(directory):
         os.kill(pid, signal.SIGHUP)
         eventually(lambda: "TLS certificate reloaded" in log(directory))
     finally:
-        stop(directory, pid)
-    assert not (directory / "x.pid").exists()
+        stopDaemon(directory, pid)
 
 
 def test_unreadableKeyWarns(directory):
     """A configured key only root can read: a warning at start that SIGHUP reloads will fail."""
-    writeCertificates(directory)
+    config = writeConfig(directory)
     (directory / "server.key").chmod(0o600)  # root's
-    pid = start(directory, '[tls]\ncertificate = "server.crt"\nprivate_key = "server.key"\n')
+    pid = start(directory, config)
     try:
         assert f"the TLS file {directory / 'server.key'} is not readable by uid {NOBODY.pw_uid}" in log(directory)
         assert "server.crt is not readable" not in log(directory)
     finally:
-        stop(directory, pid)
+        stopDaemon(directory, pid)
 
 
 def test_unreadableAsAnotherUser(directory):

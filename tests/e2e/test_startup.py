@@ -22,24 +22,33 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import _env, writeCertificates
+from tests.helpers import readOnlyDirectory
 
 BOUND = 15  # seconds a failed start may take, launcher included
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 MODES = ("daemon", "foreground", "twist")
 
 
-def command(mode: str, directory: Path, config: Path, args=()) -> list:
+def command(mode: str, directory: Path, config: Path, args=(), uid=()) -> list:
+    """
+    The command line for C{mode}; C{args} for C{xmppchat}, C{uid} for twistd.
+    """
     pidfile, logfile = str(directory / "x.pid"), str(directory / "x.log")
     xmppchat = ["xmppchat", "--config", str(config), *args]
     if mode == "daemon":
-        return [TWISTD, "--pidfile", pidfile, "--logfile", logfile, *xmppchat]
+        return [TWISTD, *uid, "--pidfile", pidfile, "--logfile", logfile, *xmppchat]
     if mode == "foreground":
-        return [TWISTD, "-n", "--pidfile", pidfile, "--logfile", logfile, *xmppchat]
+        return [TWISTD, "-n", *uid, "--pidfile", pidfile, "--logfile", logfile, *xmppchat]
     return [sys.executable, "-m", "twisted", "--log-file", logfile, *xmppchat]
 
 
-def writeConfig(directory: Path, extra: str = "", dataDir: str = "data") -> Path:
+def writeConfig(directory: Path, extra: str = "", dataDir: str = "data", generated: bool = False) -> Path:
+    """
+    A config on port 0 with a CA-signed certificate, or, when C{generated},
+    none (the self-signed one generated at first start).
+    """
     writeCertificates(directory)
+    tls = "" if generated else '[tls]\ncertificate = "server.crt"\nprivate_key = "server.key"'
     config = directory / "x.toml"
     config.write_text(f"""
 [server]
@@ -51,17 +60,15 @@ interface = "127.0.0.1"
 port = 0
 tls_port = 0
 
-[tls]
-certificate = "server.crt"
-private_key = "server.key"
+{tls}
 {extra}
 """)
     return config
 
 
-def run(mode: str, directory: Path, config: Path, args=()) -> tuple:
+def run(mode: str, directory: Path, config: Path, args=(), uid=()) -> tuple:
     started = time.monotonic()
-    done = subprocess.run(command(mode, directory, config, args), cwd=directory, env=_env(),
+    done = subprocess.run(command(mode, directory, config, args, uid), cwd=directory, env=_env(),
                           capture_output=True, text=True, timeout=60)
     return done, time.monotonic() - started
 
@@ -91,6 +98,15 @@ def assertFailed(mode: str, directory: Path, config: Path, reason: str, args=())
         time.sleep(0.1)
 
 
+def stopDaemon(directory: Path, pid: int) -> None:
+    """SIGTERM the daemon; it removes its pidfile within L{BOUND} seconds."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + BOUND
+    while (directory / "x.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (directory / "x.pid").exists()
+
+
 @contextlib.contextmanager
 def busyPort():
     with socket.socket() as s:
@@ -116,32 +132,11 @@ def test_busyOpsPort(tmp_path, mode):
         assertFailed(mode, tmp_path, config, f"cannot listen on 127.0.0.1:{port}")
 
 
-@contextlib.contextmanager
-def readOnly(path: Path):
-    """
-    C{path} read-only for this user: immutable when root (who ignores
-    modes), mode 0555 otherwise.
-    """
-    path.mkdir()
-    if os.getuid() == 0:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(0o755)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_readOnlyDataDir(tmp_path, mode):
     """A data directory the server cannot write: exit 1 naming the database, not 0 after success."""
     config = writeConfig(tmp_path, dataDir="ro")
-    with readOnly(tmp_path / "ro"):
+    with readOnlyDirectory(tmp_path / "ro"):
         assertFailed(mode, tmp_path, config, "storage failed to start")
 
 
@@ -191,11 +186,7 @@ def test_daemonReportsSuccessOnceServing(tmp_path):
         assert '"c2s"' in ports and '"ops"' in ports
         assert done.stderr == ""
     finally:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + BOUND
-        while (tmp_path / "x.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    assert not (tmp_path / "x.pid").exists()
+        stopDaemon(tmp_path, pid)
 
 
 REDIS_DOWN = """
@@ -239,9 +230,6 @@ def test_workersReportSuccessOnceServing(tmp_path):
             log = (tmp_path / "x.log").read_text()
             assert log.count("xmppchat serving") == 2, log  # both workers, before the launcher returned
         finally:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + BOUND
-            while (tmp_path / "x.pid").exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            stopDaemon(tmp_path, pid)
     finally:
         redis.stop()
