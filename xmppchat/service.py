@@ -280,6 +280,9 @@ class XMPPChatService(service.Service):
         """
         if self.launch is None:
             return failure
+        if not self.running:  # stopped while starting (SIGTERM): nothing to report
+            self.log.info("Start-up interrupted: {why}", why=failure.getErrorMessage())
+            return None
         if not failure.check(StartupError):
             self.log.failure("Start-up failed", failure)
         self.launch.fail(failure.getErrorMessage())

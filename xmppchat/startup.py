@@ -54,7 +54,8 @@ class Launch:
         C{nodaemon}, C{pidfile} and, once daemonised, C{statusPipe}) or
         C{twist}'s options; C{None} when nothing but the caller has to
         know (a service built in-process).
-    @ivar exitCode: 1 once L{fail} was called.
+    @param readyFD: with C{--workers}, the descriptor a worker reports its
+        start on to its supervisor (C{0} or C{1 <why>}).
     """
 
     log = Logger()
@@ -63,13 +64,13 @@ class Launch:
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
-        self.readyFD = readyFD  # a --workers worker's report to its supervisor
+        self.readyFD = readyFD
         self.runner = runner if runner is not None else {}
         self.daemon = not self.runner.get("nodaemon", True)
         # the daemon's fd 2 becomes /dev/null at the fork: keep the launcher's
         self.stderr = os.dup(2) if self.daemon else 2
-        self.exitCode = 0
         self.done = False
+        self.reason = ""
         self.pipe = None
 
     def claim(self) -> None:
@@ -115,13 +116,11 @@ class Launch:
         C{SystemExit} when the reactor is not running yet; otherwise stops
         it.
         """
-        reason = " ".join(reason.split()) or "unknown"
-        self.reason = reason
-        self.log.error("xmppchat did not start: {reason}", reason=reason)
         if self.done:
             return
         self.done = True
-        self.exitCode = 1
+        self.reason = reason = " ".join(reason.split()) or "unknown"
+        self.log.error("xmppchat did not start: {reason}", reason=reason)
         _write(self.stderr, f"xmppchat: {reason}\n".encode("utf-8", "replace"))
         if self.reactor.running:
             # the launcher learns it once the process has cleaned up
