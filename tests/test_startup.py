@@ -9,6 +9,8 @@ real runners are exercised in tests/e2e/test_startup.py.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 from twisted.internet import defer, task
@@ -90,13 +92,19 @@ class FakeLaunch:
 
 
 class ServiceTests(TestCase):
+    def dataDir(self) -> str:
+        """A data directory outside the checkout (trial's mktemp is inside)."""
+        path = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
     @defer.inlineCallbacks
     def test_readyOnlyOnceStorageStarted(self):
         """The service reports readiness after storage started and ports.json is written."""
         from twisted.internet import reactor
 
         launch = FakeLaunch()
-        config = makeConfig(server={"data_dir": self.mktemp()}, c2s={"port": 0, "direct_tls": False})
+        config = makeConfig(server={"data_dir": self.dataDir()}, c2s={"port": 0, "direct_tls": False})
         service = XMPPChatService(config, reactor, launch=launch)
         yield service.startService()
         self.addCleanup(service.stopService)
@@ -109,7 +117,7 @@ class ServiceTests(TestCase):
         from twisted.internet import reactor
 
         launch = FakeLaunch()
-        config = makeConfig(server={"data_dir": self.mktemp()}, c2s={"port": 0, "direct_tls": False})
+        config = makeConfig(server={"data_dir": self.dataDir()}, c2s={"port": 0, "direct_tls": False})
         service = XMPPChatService(config, reactor, launch=launch)
         service.storage.start = lambda: defer.fail(RuntimeError("disk on fire"))
         yield service.startService()
@@ -121,7 +129,7 @@ class ServiceTests(TestCase):
         """A service built in-process (tests) gets the failure in startService's Deferred."""
         from twisted.internet import reactor
 
-        config = makeConfig(server={"data_dir": self.mktemp()}, c2s={"port": 0, "direct_tls": False})
+        config = makeConfig(server={"data_dir": self.dataDir()}, c2s={"port": 0, "direct_tls": False})
         service = XMPPChatService(config, reactor)
         service.storage.start = lambda: defer.fail(RuntimeError("disk on fire"))
         d = service.startService()
