@@ -3,6 +3,9 @@ The C{[ops]} listener (issue 18) binds on port 0 and answers 404 for
 what no feature mounted; the observer registry of L{xmppchat.observe}.
 """
 
+import shutil
+import tempfile
+
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
@@ -15,7 +18,9 @@ from xmppchat.service import XMPPChatService
 class OpsListenerTests(TestCase):
     @defer.inlineCallbacks
     def test_listensOnPortZero(self):
-        config = makeConfig(server={"data_dir": self.mktemp()}, c2s={"port": 0, "direct_tls": False},
+        dataDir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, dataDir, True)
+        config = makeConfig(server={"data_dir": dataDir}, c2s={"port": 0, "direct_tls": False},
                             ops={"enabled": True, "port": 0})
         service = XMPPChatService(config, reactor)
         yield service.startService()

@@ -121,7 +121,7 @@ class WebSocketConfig(HTTPListenerConfig):
 
 @dataclass
 class BOSHConfig(HTTPListenerConfig):
-    port: int = 5290
+    port: int = 5280  # as documented; 5290 is the [ops] listener's
     path: str = "/http-bind"
     max_wait: int = 60
     max_hold: int = 1

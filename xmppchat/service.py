@@ -21,6 +21,7 @@ from xmppchat.c2s.tcp import C2SFactory
 from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
 from xmppchat.host import Host
+from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
 from xmppchat.startup import StartupError
 from xmppchat.storage import openStorage, startStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
@@ -88,12 +89,18 @@ class XMPPChatService(service.Service):
         # `admin unlock` requests, from storage (issue 15 #5)
         self.unlockWatcher = UnlockWatcher(self.storage, [self.host.loginThrottle], reactor)
         self.inheritedPorts: dict = dict(inheritedPorts or {})
+        self.lock = None  # <data_dir>/xmppchat.lock (xmppchat.instancelock); a worker's is its supervisor's
 
     def listen(self) -> None:
         """
         Bind every configured listener; raise L{StartupError} when one
-        cannot be bound.
+        cannot be bound or another server holds the data directory.
         """
+        if not self.inheritedPorts and self.lock is None:
+            try:
+                self.lock = lockDataDir(self.config.server.data_dir)
+            except DataDirLocked as e:
+                raise StartupError(str(e)) from None
         c2s = self.config.c2s
         logTraffic = c2s.log_traffic
         # STARTTLS and direct TLS name "xmpp-client" in ALPN (XEP-0368 §3).
@@ -305,6 +312,8 @@ class XMPPChatService(service.Service):
             yield self.cluster.stop()
         self.host.unloadModules()
         yield self.storage.stop()
+        unlock(self.lock)
+        self.lock = None
         if self.inheritedPorts:
             return
         try:

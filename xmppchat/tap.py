@@ -109,9 +109,12 @@ def makeService(options):
             return WorkerSupervisor(options.config, options["workers"], launch=launch)
         inherited = None
         if options["worker-fds"]:
-            from xmppchat.cluster.workers import parseWorkerFDs
+            from twisted.internet import reactor
+
+            from xmppchat.cluster.workers import parseWorkerFDs, watchSupervisor
 
             inherited = parseWorkerFDs(options["worker-fds"])
+            watchSupervisor(reactor)  # a worker ends with its supervisor (issue 18 #5)
         return XMPPChatService(options.config, inheritedPorts=inherited, launch=launch)
     except CertificateError as e:
         launch.fail(str(e))

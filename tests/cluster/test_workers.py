@@ -1,18 +1,26 @@
 """
 The C{--workers} supervisor on a fake reactor: one socket per worker on
-each port, restarts with back-off, SIGTERM on stop.
+each port, restarts with back-off, SIGTERM on stop, SIGHUP passed on, the
+data dir lock, and how a worker notices its supervisor is gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+
+import pytest
 
 from twisted.internet import error, task
 from twisted.python.failure import Failure
 
 from tests.helpers import makeConfig
-from xmppchat.cluster.workers import WorkerSupervisor
+from xmppchat.cluster.workers import Lifeline, WorkerSupervisor
+from xmppchat.instancelock import unlock
 
 
 class FakeProcess:
@@ -52,6 +60,8 @@ def closeAll(s):
     for socks in s.sockets.values():
         for sock in socks:
             sock.close()
+    s._restoreSignal()
+    unlock(s.lock)
 
 
 def test_oneSocketPerWorkerOnEachPort(tmp_path):
@@ -62,8 +72,9 @@ def test_oneSocketPerWorkerOnEachPort(tmp_path):
     """
     s, reactor = supervisor(tmp_path)
     assert len(reactor.spawned) == 2
-    fds = [{k: v for k, v in childFDs.items() if k >= 3 and v != "r"} for _, _, childFDs in reactor.spawned]
+    fds = [{k: v for k, v in childFDs.items() if k in (3, 4)} for _, _, childFDs in reactor.spawned]
     assert len(fds[0]) == 2 and fds[0] != fds[1]
+    assert reactor.spawned[0][2][5] == reactor.spawned[1][2][5] == s.lock  # the data dir lock
     assert set(fds[0].values()).isdisjoint(fds[1].values())
     args = reactor.spawned[0][1]
     assert args[args.index("--worker-fds") + 1] == "c2s=3,c2s-tls=4"
@@ -74,7 +85,7 @@ def test_oneSocketPerWorkerOnEachPort(tmp_path):
         pass  # the kernel queues it until a worker accepts
     end(reactor.spawned[1][0])
     reactor.advance(1.1)
-    assert {k: v for k, v in reactor.spawned[2][2].items() if k >= 3 and v != "r"} == fds[1]
+    assert {k: v for k, v in reactor.spawned[2][2].items() if k in (3, 4)} == fds[1]
     closeAll(s)
 
 
@@ -128,3 +139,83 @@ def test_stopSignalsWorkers(tmp_path):
     assert d.called
     assert len(reactor.spawned) == 2  # not restarted
     assert not (tmp_path / "ports.json").exists()
+
+
+def test_sighupGoesToEveryWorker(tmp_path):
+    """SIGHUP to the supervisor is passed on to each worker (certificate reload); nothing is restarted or stopped."""
+    s, reactor = supervisor(tmp_path)
+    s.reloadWorkers()
+    assert [p.transport.signals for p, _, _ in reactor.spawned] == [["HUP"], ["HUP"]]
+    assert len(reactor.spawned) == 2 and not s.stopping
+    closeAll(s)
+
+
+def test_secondSupervisorOnTheDataDirRefused(tmp_path, capsys):
+    """A second supervisor on the same data dir exits 1 with one line before binding a port, and starts once the first has stopped."""
+    s, reactor = supervisor(tmp_path)
+    port = s.sockets["c2s"][0].getsockname()[1]
+    config = makeConfig(server={"data_dir": str(tmp_path)}, c2s={"port": port, "tls_port": 0},
+                        cluster={"redis_uri": "redis://127.0.0.1:1/0"})
+    second = WorkerSupervisor(config, 2, reactor=FakeReactor())
+    try:
+        second.privilegedStartService()
+    except SystemExit as e:
+        assert e.code == 1
+    else:
+        raise AssertionError("the second supervisor started")
+    assert not second.sockets
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "xmppchat.lock" in err[0] and str(tmp_path) in err[0], err
+    d = s.stopService()
+    for proto, _, _ in reactor.spawned:
+        end(proto, 0)
+    assert d.called
+    second.privilegedStartService()
+    assert second.lock is not None
+    second.startService()
+    closeAll(second)
+
+
+class StoppableReactor:
+    def __init__(self):
+        self.readers = []
+        self.stops = 0
+
+    def removeReader(self, reader):
+        if reader in self.readers:
+            self.readers.remove(reader)
+
+    def stop(self):
+        self.stops += 1
+        if self.stops > 1:
+            raise error.ReactorNotRunning()
+
+
+def test_workerStopsAtEndOfSupervisorsPipe():
+    """The portable fallback: a worker's reactor stops when its stdin pipe (written by the supervisor alone) reaches end-of-file."""
+    read, write = os.pipe()
+    reactor = StoppableReactor()
+    lifeline = Lifeline(reactor, read)
+    reactor.readers.append(lifeline)
+    assert lifeline.doRead() is None and reactor.stops == 0  # nothing to read yet: still alive
+    os.close(write)
+    why = lifeline.doRead()
+    assert isinstance(why, error.ConnectionDone)
+    lifeline.connectionLost(Failure(why))
+    assert reactor.stops == 1 and reactor.readers == []
+    reactor.stops = 1
+    lifeline.connectionLost(Failure(why))  # SIGTERM got there first: no error
+    os.close(read)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
+def test_parentDeathSignalIsSet():
+    """On Linux a worker asks the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, read back with PR_GET_PDEATHSIG)."""
+    code = ("import ctypes, signal\n"
+            "from xmppchat.cluster.workers import _parentDeathSignal\n"
+            "assert _parentDeathSignal(signal.SIGTERM)\n"
+            "value = ctypes.c_int()\n"
+            "ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)\n"
+            "print(value.value)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == str(int(signal.SIGTERM)), done.stderr

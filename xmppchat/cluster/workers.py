@@ -16,21 +16,37 @@ node (its own node id, the shared storage and Redis), so a user on one
 worker reaches users on the others.  The supervisor writes
 C{<data_dir>/ports.json}, relays the workers' log lines into its own log,
 restarts a worker that dies, and stops them all with SIGTERM.
+
+Signals (issue 18 #5, after gunicorn's arbiter): SIGHUP to the supervisor
+is passed on to every worker, which reloads its TLS certificate
+(L{xmppchat.tlsreload}) while the supervisor and the workers keep running;
+SIGTERM and SIGINT stop the workers cleanly, then the supervisor.  A worker
+ends with its supervisor, even one killed by SIGKILL
+(L{watchSupervisor}), so no orphan keeps serving on the shared ports, and
+the supervisor holds C{<data_dir>/xmppchat.lock}
+(L{xmppchat.instancelock}) before it binds, so a second instance cannot
+join them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import sys
 
 from twisted.application import service
-from twisted.internet import defer, protocol
+from twisted.internet import defer, error, protocol
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
 
+from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
 from xmppchat.startup import StartupError
+from xmppchat.tlsreload import installReloadSignal
 
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
@@ -152,6 +168,8 @@ class WorkerSupervisor(service.Service):
         self.workers: dict = {}
         self.quickExits: dict = {}
         self.stopping = False
+        self.lock = None
+        self._restoreSignal = None
         self.starting = set(range(count))  # workers yet to report their first start
 
     def privilegedStartService(self):
@@ -161,6 +179,10 @@ class WorkerSupervisor(service.Service):
     def _bind(self):
         if self.sockets:
             return
+        try:
+            self.lock = lockDataDir(self.config.server.data_dir)
+        except DataDirLocked as e:
+            return self._fail(str(e))
         group = self.count if REUSE_PORT is not None else 1
         try:
             for name, interface, port in listenerSpecs(self.config):
@@ -173,10 +195,18 @@ class WorkerSupervisor(service.Service):
                 for sock in socks:
                     sock.close()
             self.sockets.clear()
-            reason = f"cannot listen on {interface or '*'}:{port}: {e.strerror}"
-            if self.launch is None:
-                raise StartupError(reason) from None
-            self.launch.fail(reason)
+            unlock(self.lock)
+            self.lock = None
+            return self._fail(f"cannot listen on {interface or '*'}:{port}: {e.strerror}")
+
+    def _fail(self, reason: str) -> None:
+        """
+        The supervisor cannot start (issue 18 item 1): through the launch
+        (exit code 1, one line), else L{StartupError}.
+        """
+        if self.launch is None:
+            raise StartupError(reason)
+        self.launch.fail(reason)
 
     def startService(self):
         from xmppchat.certs import ensureCertificate
@@ -186,6 +216,7 @@ class WorkerSupervisor(service.Service):
         self._bind()
         service.Service.startService(self)
         ensureCertificate(self.config)  # once, before the workers race to create it
+        self._restoreSignal = installReloadSignal(self.reactor, self.reloadWorkers)
         for index in range(self.count):
             self.spawn(index)
         ports = {name: socks[0].getsockname()[1] for name, socks in self.sockets.items()}
@@ -203,7 +234,10 @@ class WorkerSupervisor(service.Service):
         for offset, (name, socks) in enumerate(self.sockets.items()):
             childFDs[3 + offset] = socks[index % len(socks)].fileno()
             specs.append(f"{name}={3 + offset}")
-        readyFD = 3 + len(specs)
+        if self.lock is not None:
+            # the worker holds the lock too: no second instance while it lives
+            childFDs[3 + len(self.sockets)] = self.lock
+        readyFD = max(childFDs) + 1
         childFDs[readyFD] = "r"
         args = [sys.executable, "-m", "twisted", "xmppchat", "--worker-fds", ",".join(specs),
                 "--worker-index", str(index), "--ready-fd", str(readyFD)]
@@ -213,6 +247,16 @@ class WorkerSupervisor(service.Service):
         self.reactor.spawnProcess(worker, sys.executable, args, env=dict(os.environ),
                                   path=os.path.abspath(self.config.baseDir), childFDs=childFDs)
         self.workers[index] = worker
+
+    def reloadWorkers(self) -> None:
+        """
+        SIGHUP: every worker re-reads its TLS certificate
+        (L{xmppchat.service.XMPPChatService.reloadTLS}); no process restarts.
+        """
+        workers = [w for w in self.workers.values() if w.transport.pid]
+        self.log.info("SIGHUP: {count} workers reload their TLS certificate", count=len(workers))
+        for worker in workers:
+            worker.transport.signalProcess("HUP")
 
     def workerStarted(self, worker, status: bytes) -> None:
         """
@@ -256,6 +300,9 @@ class WorkerSupervisor(service.Service):
     def stopService(self):
         self.stopping = True
         service.Service.stopService(self)
+        if self._restoreSignal is not None:
+            self._restoreSignal()
+            self._restoreSignal = None
         workers = list(self.workers.values())
         for worker in workers:
             if worker.transport.pid:
@@ -273,8 +320,79 @@ class WorkerSupervisor(service.Service):
             os.remove(os.path.join(self.config.server.data_dir, "ports.json"))
         except OSError:
             pass
+        unlock(self.lock)
+        self.lock = None
 
     def _kill(self, workers):
         for worker in workers:
             if worker.transport.pid:
                 worker.transport.signalProcess("KILL")
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def watchSupervisor(reactor, lifeline: int = 0) -> None:
+    """
+    In a worker: end (as on SIGTERM, cleanly) when the supervisor dies, even
+    by SIGKILL, so that no orphan keeps serving on the shared ports (issue
+    18 #5).  On Linux the kernel sends SIGTERM at once
+    (C{prctl(PR_SET_PDEATHSIG)}); everywhere, the worker also watches its
+    standard input, a pipe whose only writer is the supervisor: it reads
+    end-of-file when the supervisor is gone, including before this call.
+    SIGHUP is ignored until the service installs its certificate reload.
+    """
+    _parentDeathSignal(signal.SIGTERM)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    reactor.callWhenRunning(reactor.addReader, Lifeline(reactor, lifeline))
+
+
+def _parentDeathSignal(signum: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own libc, no ldconfig run
+        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@implementer(IReadDescriptor)
+class Lifeline:
+    """
+    The read end of a pipe held open by the supervisor: end-of-file (or an
+    error) means it is gone, and the reactor stops.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, fd: int):
+        self.reactor = reactor
+        self.fd = fd
+        os.set_blocking(fd, False)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def logPrefix(self) -> str:
+        return "supervisor-lifeline"
+
+    def doRead(self):
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return None
+        except OSError:
+            data = b""
+        if not data:
+            return error.ConnectionDone("the supervisor is gone")
+        return None
+
+    def connectionLost(self, reason) -> None:
+        self.reactor.removeReader(self)
+        self.log.warn("The supervisor is gone: stopping")
+        try:
+            self.reactor.stop()
+        except error.ReactorNotRunning:
+            pass  # already stopping (SIGTERM from PR_SET_PDEATHSIG)

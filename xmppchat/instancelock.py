@@ -1,0 +1,91 @@
+"""
+One server per data directory (issue 18 #5).
+
+A second C{twistd xmppchat} on the same data directory would share the
+database with the first and, with C{--workers}, even its listening ports
+(C{SO_REUSEPORT} lets a second process join them).  The server, or the
+C{--workers} supervisor, therefore holds an exclusive C{flock} on
+C{<data_dir>/xmppchat.lock} from before it binds a port until it has
+stopped; the file names the holder's pid.  The workers inherit the lock's
+descriptor, so it stays held while any process of the instance is alive.
+The kernel drops the lock when the last of them exits, even by SIGKILL:
+there is no stale lock to clean up by hand.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from twisted.logger import Logger
+
+LOCK_NAME = "xmppchat.lock"
+
+log = Logger()
+
+
+class DataDirLocked(Exception):
+    """
+    Another xmppchat holds the lock; the message says which, for a human.
+    """
+
+
+def lockDataDir(dataDir: str) -> int | None:
+    """
+    Take the lock of C{dataDir} (created if missing) and return its file
+    descriptor, to be closed when the server stops.
+
+    @raise DataDirLocked: another process holds it.
+    @return: C{None} when the lock file cannot be opened at all (a
+        read-only data directory: storage reports that itself).
+    """
+    path = os.path.join(dataDir, LOCK_NAME)
+    try:
+        os.makedirs(dataDir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        fd = _openReadOnly(path)  # left by another user (root before --uid): flock still works
+    except OSError as e:
+        log.warn("Cannot create {path} ({error}): a second instance is not prevented",
+                 path=path, error=e.strerror)
+        return None
+    if fd is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _readPid(fd)
+        os.close(fd)
+        running = f"another xmppchat (pid {holder})" if holder else "another xmppchat"
+        raise DataDirLocked(f"{running} is running on {dataDir} ({path} is locked); "
+                            f"stop it first") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:
+        pass  # opened read-only: locked all the same, without the pid
+    return fd
+
+
+def _openReadOnly(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as e:
+        log.warn("Cannot open {path} ({error}): a second instance is not prevented",
+                 path=path, error=e.strerror)
+        return None
+
+
+def _readPid(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
+def unlock(fd: int | None) -> None:
+    """
+    Release a lock taken by L{lockDataDir} (the file stays).
+    """
+    if fd is not None:
+        os.close(fd)
