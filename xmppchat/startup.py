@@ -122,7 +122,7 @@ class Launch:
         self.reason = reason = " ".join(reason.split()) or "unknown"
         self.log.error("xmppchat did not start: {reason}", reason=reason)
         _write(self.stderr, f"xmppchat: {reason}\n".encode("utf-8", "replace"))
-        if self.reactor.running:
+        if getattr(self.reactor, "running", False):
             # the launcher learns it once the process has cleaned up
             atexit.register(self._exit)
             self.reactor.callLater(STOP_GRACE_SECONDS, self._exit)
