@@ -135,3 +135,22 @@ class ServiceTests(TestCase):
         d = service.startService()
         self.addCleanup(service.stopService)
         self.assertIn("disk on fire", str(self.failureResultOf(d).value))
+
+
+def test_readyNotifiesSystemd(tmp_path, monkeypatch):
+    """Under a Type=notify unit, readiness is READY=1 on $NOTIFY_SOCKET; a worker leaves that to its supervisor."""
+    import socket
+
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        read, write = os.pipe()
+        Launch({}, StoppedReactor(), readyFD=write).ready()
+        assert readAll(read) == b"0"
+        Launch({}, StoppedReactor()).ready()
+        assert sock.recv(100) == b"READY=1"
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(100)  # the worker sent nothing

@@ -23,6 +23,9 @@ A failure before the reactor runs (a port in use) exits at once with
 C{SystemExit} after removing the pidfile; a failure after it (storage,
 Redis) stops the reactor cleanly (twistd removes the pidfile) and the
 process then tells the launcher and exits with code 1 (L{Launch._exit}).
+Under systemd, readiness is also C{READY=1} on C{$NOTIFY_SOCKET}
+(C{Type=notify}); a C{--workers} worker reports to its supervisor instead,
+on the descriptor it was given (C{--ready-fd}).
 """
 
 from __future__ import annotations
@@ -103,11 +106,15 @@ class Launch:
 
     def ready(self) -> None:
         """
-        The server serves: tell the daemon launcher (exit code 0).
+        The server serves: tell the daemon launcher (exit code 0), the
+        supervisor, or systemd (C{Type=notify}).
         """
         if not self.done:
             self.done = True
+            worker = self.readyFD is not None
             self._report()
+            if not worker:  # systemd listens to the main process only
+                notifySystemd("READY=1")
 
     def fail(self, reason: str) -> None:
         """
@@ -166,5 +173,24 @@ class Launch:
 def _write(fd: int, data: bytes) -> None:
     try:
         os.write(fd, data)
+    except OSError:
+        pass
+
+
+def notifySystemd(state: str) -> None:
+    """
+    Send C{state} to systemd's notification socket (C{sd_notify(3)}) when
+    started by a C{Type=notify} unit (C{$NOTIFY_SOCKET}); nothing otherwise.
+    """
+    import socket
+
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    if not path.startswith(("/", "@")):
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state.encode(), path)
     except OSError:
         pass
