@@ -428,6 +428,21 @@ class OpsConfig:
 
 
 @dataclass
+class LogConfig:
+    """
+    The log (L{xmppchat.ops.logs}, issue 18 item 2): the lowest level
+    written, per-namespace levels (C{{"xmppchat.c2s" = "debug"}}: a
+    namespace and everything under it), C{text} or C{json} lines, and how
+    often one rate limit's key is logged at most.
+    """
+
+    level: str = "info"
+    levels: dict = field(default_factory=dict)
+    format: str = "text"
+    rate_limit_interval: int = 60
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -456,6 +471,7 @@ class Config:
     upload: UploadConfig = field(default_factory=UploadConfig)
     components: ComponentsConfig = field(default_factory=ComponentsConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -487,9 +503,10 @@ SECTIONS = {
     "upload": UploadConfig,
     "components": ComponentsConfig,
     "ops": OpsConfig,
+    "log": LogConfig,
 }
 
-_TYPES = {"int": int, "str": str, "bool": bool, "list": list}
+_TYPES = {"int": int, "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 def _checkType(value: Any, typeName: str) -> bool:
@@ -596,6 +613,7 @@ def _validate(config: Config, problem) -> None:
     _validateUpload(config, problem)
     _validateComponents(config, problem)
     _checkListener("ops", config.ops, ("port",), problem)
+    _validateLog(config.log, problem)
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules
@@ -604,6 +622,27 @@ def _validate(config: Config, problem) -> None:
     for name in config.modules.enabled:
         if name not in known:
             problem("modules.enabled", f"unknown module {name!r} (known: {', '.join(sorted(known))})")
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+def _validateLog(log: LogConfig, problem) -> None:
+    """
+    C{[log]}: known levels, a namespace per level override, a known format.
+    """
+    names = ", ".join(map(repr, LOG_LEVELS))
+    if log.level not in LOG_LEVELS:
+        problem("log.level", f"must be one of {names}, not {log.level!r}")
+    for namespace, level in log.levels.items():
+        if not namespace or " " in namespace:
+            problem("log.levels", f"not a namespace: {namespace!r} (like \"xmppchat.c2s\")")
+        elif level not in LOG_LEVELS:
+            problem(f"log.levels.{namespace}", f"must be one of {names}, not {level!r}")
+    if log.format not in ("text", "json"):
+        problem("log.format", f"must be 'text' or 'json', not {log.format!r}")
+    if log.rate_limit_interval < 1:
+        problem("log.rate_limit_interval", "must be at least 1 second")
 
 
 # ConnectyCube's seed: "up to 3" extension fields per application; each

@@ -9,6 +9,7 @@ import secrets
 
 from twisted.logger import Logger
 
+from xmppchat import observe
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.clientaddress import TrustedProxies
 from xmppchat.hooks import HookBus
@@ -30,6 +31,39 @@ class SessionEvent:
         self.session = session
         self.origin = session
         self.stanza = None
+
+
+# how a stream error reads as the reason of a logout
+CONDITION_REASONS = {"system-shutdown": "shutdown", "connection-timeout": "timeout",
+                     "conflict": "replaced", None: "connection lost"}
+
+
+def logoutReason(session) -> str:
+    """
+    Why C{session} ended, for the log: what its ender said in
+    C{session.state["logout"]} (e.g. C{kicked}), else what its stream
+    tells (the client closed it, or a stream error, RFC 6120 §4.9).
+    """
+    reason = session.state.get("logout")
+    if reason:
+        return reason
+    if session.state.get("replaced"):
+        return "replaced"
+    stream = session.stream
+    if getattr(stream, "clientClosed", False):
+        return "client closed"
+    condition = getattr(stream, "closeCondition", None)
+    return CONDITION_REASONS.get(condition) or f"stream error {condition}"
+
+
+def emitLogout(session) -> None:
+    """
+    The C{logout} event (L{xmppchat.observe}) of a session that ended
+    here; not for one handed over to another cluster node, which goes on.
+    """
+    if not session.state.get("handover"):
+        observe.emit("logout", jid=session.full, transport=getattr(session.stream, "kind", "c2s"),
+                     reason=logoutReason(session))
 
 
 class Host:
@@ -108,6 +142,7 @@ class Host:
         old = self.sessions.add(session)
         if old is not None:
             old.state["replaced"] = True
+            emitLogout(old)
             self.hooks.fire("session-ended", SessionEvent(self, old))
             old.close("conflict", "Replaced by a new connection for the same resource")
             old.closed = True
@@ -123,6 +158,7 @@ class Host:
             return
         session.closed = True
         if self.sessions.remove(session):
+            emitLogout(session)
             self.hooks.fire("session-ended", SessionEvent(self, session))
 
     def uptime(self) -> float:

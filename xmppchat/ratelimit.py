@@ -16,6 +16,8 @@ import ipaddress
 
 from twisted.logger import Logger
 
+from xmppchat import observe
+
 
 def isLoopback(address: str) -> bool:
     try:
@@ -100,6 +102,7 @@ class ConnectionLimiter:
             return None
         count = self.open.get(address, 0)
         if self.maxPerAddress and count >= self.maxPerAddress:
+            observe.emit("rate-limited", scope="connections", key=address)
             return f"Too many connections from {address} (at most {self.maxPerAddress})"
         if self.rate:
             now = self.clock.seconds()
@@ -109,6 +112,7 @@ class ConnectionLimiter:
                     self._shrink(now)
                 bucket = self.buckets[address] = TokenBucket(self.rate, self.burst, now)
             if not bucket.take(now):
+                observe.emit("rate-limited", scope="connection-rate", key=address)
                 return f"Too many new connections from {address} (at most {self.rate}/s)"
         self.open[address] = count + 1
         return None

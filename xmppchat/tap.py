@@ -94,10 +94,13 @@ def makeService(options):
     start-up failures and readiness go to the runner through a
     L{xmppchat.startup.Launch} on its options (issue 18 item 1).
     """
+    from xmppchat.ops.logs import applyLogConfig
     from xmppchat.privileges import prepare, runtimeUser
     from xmppchat.service import XMPPChatService
     from xmppchat.startup import Launch
 
+    # [log] (issue 18 item 2), before twistd / twist begin logging
+    applyLogConfig(options.config, worker=bool(options["worker-fds"]))
     launch = Launch(options.parent, readyFD=options["ready-fd"])
     try:
         user = runtimeUser(launch.runner)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
 
 from tests.c2s.test_negotiation import newStream, plain
 from tests.helpers import HostHarness, xml
 from tests.storage.test_contract import BACKENDS, openBackend, result
+from xmppchat import observe
 from xmppchat.auth.throttle import LoginThrottle, UnlockWatcher
 from xmppchat.config import ConfigError, buildConfig
 
@@ -120,19 +120,20 @@ def test_unlockByAddressOrAccount():
     assert not t.refusedFor(OWNER, "victim") and len(t) == 2  # source OWNER, account a
 
 
-def test_lockoutsAreLoggedWithoutPasswords():
-    """A lockout writes one warning naming source and account."""
+def test_lockoutsAreReportedWithoutPasswords():
+    """A lockout is one lockout event naming source and account (the log's line: tests/ops)."""
     events = []
-    globalLogPublisher.addObserver(events.append)
+
+    def seen(name, fields):
+        events.append((name, fields))
+
+    observe.addObserver(seen)
     try:
         t = throttle(lockoutFailures=2)
         fail(t, ATTACKER, "victim", 2)
     finally:
-        globalLogPublisher.removeObserver(events.append)
-    lines = [e for e in events if e.get("log_level") == LogLevel.warn
-             and "lockout" in e.get("log_format", "")]
-    assert len(lines) == 1
-    assert lines[0]["what"] == f"source {ATTACKER} for account victim"
+        observe.removeObserver(seen)
+    assert events == [("lockout", {"what": f"source {ATTACKER} for account victim", "seconds": 300})]
 
 
 def test_boundedMemory():

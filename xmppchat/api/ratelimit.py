@@ -20,6 +20,7 @@ from collections import OrderedDict
 
 from twisted.logger import Logger
 
+from xmppchat import observe
 from xmppchat.api.json import ApiError
 from xmppchat.auth.credentials import tokenHash
 
@@ -146,10 +147,14 @@ class RestRateLimits:
             if hashed in self.tokens:
                 wait = self.tokens.take(hashed)
                 if wait:
+                    # the token's hash, never the token (a credential)
+                    observe.emit("rate-limited", scope="rest-session", key=hashed[:12])
                     raise tooManyRequests(wait, "requests for this session")
                 return
-        wait = self.addresses.take(self.clientAddress(request))
+        address = self.clientAddress(request)
+        wait = self.addresses.take(address)
         if wait:
+            observe.emit("rate-limited", scope="rest-address", key=address)
             raise tooManyRequests(wait, "requests from this address")
 
     def authenticated(self, session) -> None:

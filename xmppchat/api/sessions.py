@@ -43,9 +43,11 @@ from twisted.internet import task
 from twisted.logger import Logger
 from twisted.web import http
 
+from xmppchat import observe
 from xmppchat.api.json import (
     APP,
     EXTERNAL_ID,
+    ApiError,
     PUBLIC,
     USER,
     JSONResource,
@@ -459,10 +461,33 @@ class SessionManager:
             await task.deferLater(self.ctx.clock, delay, lambda: None)
         return ok
 
+    def loggedIn(self, request, account, mechanism: str) -> None:
+        """
+        The C{login} event of a REST session creation (L{xmppchat.observe}).
+        """
+        observe.emit("login", jid=f"{account.localpart}@{self.ctx.server.domain}", transport="rest",
+                     mechanism=mechanism, address=self.ctx.clientAddress(request), resumed=False)
+
+    def loginFailed(self, request, account, mechanism: str, condition: str) -> None:
+        """
+        The C{login-failed} event: C{account} as the client named it.
+        """
+        observe.emit("login-failed", account=account, transport="rest", mechanism=mechanism,
+                     address=self.ctx.clientAddress(request), condition=condition)
+
+    def loggedOut(self, info) -> None:
+        """
+        The C{logout} event of a user session the client ended.
+        """
+        if info.account is not None:
+            observe.emit("logout", jid=f"{info.account.localpart}@{self.ctx.server.domain}",
+                         transport="rest", reason="client closed")
+
     async def userFromCredentials(self, request, data: dict):
         """
         The account named by C{login}, C{email} or C{id} in C{data} whose
-        C{password} matches; 401 C{Unauthorized} otherwise.
+        C{password} matches (a C{login} event); 401 C{Unauthorized}
+        otherwise (a C{login-failed} event, as for 429 while locked out).
         """
         data = requireDict(data, "user")
         password = data.get("password")
@@ -487,8 +512,15 @@ class SessionManager:
             break
         else:
             raise baseError(422, "Provide login, email or id, and password")
-        if not await self.checkPassword(request, account, password):
+        try:
+            ok = await self.checkPassword(request, account, password)
+        except ApiError:
+            self.loginFailed(request, str(value), "password", "temporary-auth-failure")
+            raise
+        if not ok:
+            self.loginFailed(request, str(value), "password", "not-authorized")
             raise baseError(http.UNAUTHORIZED, "Unauthorized")
+        self.loggedIn(request, account, "password")
         return account
 
 
@@ -514,7 +546,9 @@ class SessionResource(JSONResource):
             info = await sessions.resolve(token) if isinstance(token, str) and looksLikeJWT(
                 token) else None
             if info is None or info.account is None or info.appId != appId:
+                sessions.loginFailed(call.request, None, "jwt", "not-authorized")
                 raise baseError(http.UNAUTHORIZED, "Invalid or expired JWT")
+            sessions.loggedIn(call.request, info.account, "jwt")
             # The new session ends with the JWT it came from (finding 4).
             info = await sessions.createUserSession(appId, info.account, notAfter=info.expiresAt)
         elif body.get("user") is not None:
@@ -537,6 +571,7 @@ class SessionResource(JSONResource):
     @route("DELETE", auth=APP, text=True)
     async def destroy(self, call):
         await self.ctx.sessions.destroy(call.session)
+        self.ctx.sessions.loggedOut(call.session)
         return None
 
 
@@ -554,6 +589,7 @@ class LoginResource(JSONResource):
     @route("DELETE", auth=USER, text=True)
     async def logout(self, call):
         await self.ctx.sessions.downgrade(call.session)
+        self.ctx.sessions.loggedOut(call.session)
         return None
 
 

@@ -120,6 +120,7 @@ class RestSite(server.Site):
     """
 
     requestFactory = RestRequest
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
     ctx = None
     _purging = None
     _sweeping = None

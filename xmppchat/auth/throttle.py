@@ -28,8 +28,9 @@ counter.  L{unlock} (C{admin unlock}) clears everything about an address
 or account.  At most C{maxTracked} counters and known pairs are kept, the
 least recently updated dropped first.
 
-Every lockout is logged, one warning line naming the source and the
-account (never the password).  C{admin unlock} runs in another process:
+Every lockout is a C{lockout} event (L{xmppchat.observe}): one warning
+line in the log naming the source and the account (never the password),
+and a count in the metrics.  C{admin unlock} runs in another process:
 it leaves a request in storage (L{xmppchat.storage.unlocks}) that each
 server's L{UnlockWatcher} applies within L{UNLOCK_POLL_SECONDS}.
 """
@@ -40,6 +41,8 @@ from collections import OrderedDict
 
 from twisted.internet import task
 from twisted.logger import Logger
+
+from xmppchat import observe
 
 log = Logger()
 
@@ -197,8 +200,7 @@ class LoginThrottle:
                          " (last: {source}); answers to new sources are held {delay} s",
                          account=account, source=source, delay=self.maxDelay)
         for what in locked:
-            log.warn("Failed-login lockout: {what}, for {seconds} s", what=what,
-                     seconds=self.lockoutSeconds)
+            observe.emit("lockout", what=what, seconds=self.lockoutSeconds)
         return locked
 
     def _lock(self, counter: _Counter, threshold: int, now: float) -> bool:

@@ -113,6 +113,7 @@ class BOSHSession:
     log = Logger()
     canStartTLS = False
     anyTo = False
+    kind = "bosh"
 
     def __init__(self, manager, sid: str, rid: int, wait: int, hold: int, peer: str, secure: bool):
         self.manager = manager
@@ -203,6 +204,9 @@ class BOSHSession:
             child.parent = None
             stream.elementReceived(child)
         if body.getAttribute("type") == "terminate":
+            # the client ends its session (XEP-0124 §13): no waiting for
+            # a resumption, and the log says it closed
+            stream.clientClosed = True
             self._answer(request, rid, terminateBody())
             self.end()
             return
@@ -558,6 +562,7 @@ class QuietSite(server.Site):
     """
 
     requestFactory = BoundedRequest
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
 
     def __init__(self, resource, maxBodyBytes, idleSeconds):
         server.Site.__init__(self, resource, timeout=idleSeconds)

@@ -24,6 +24,7 @@ from typing import Protocol
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppchat import observe
 from xmppchat.stanzas import NS_CLIENT, NS_STREAMS, STANZA_NAMES, firstChild
 from xmppchat.xmlstream import StreamError
 
@@ -40,6 +41,8 @@ class ITransport(Protocol):
     @ivar peer: the client's IP address, for limits and logs.
     @ivar anyTo: accept any C{to} on the stream header (RFC 7395
         WebSocket clients send the URL's host).
+    @ivar kind: its name in the log and the metrics: C{c2s} (STARTTLS),
+        C{c2s-tls} (direct TLS), C{websocket}, C{bosh}.
     """
 
     secure: bool
@@ -92,6 +95,8 @@ class C2SStream:
         self.account = None
         # the session token (TokenRecord) SASL accepted, None for the password
         self.credential = None
+        # the SASL mechanism that authenticated it (for the log)
+        self.mechanism: str | None = None
         self.localpart: str | None = None
         self.streamId: str | None = None
         self.state: dict = {}
@@ -109,6 +114,10 @@ class C2SStream:
     @property
     def peer(self) -> str:
         return self.transport.peer
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.transport, "kind", "c2s")
 
     # -- from the transport -------------------------------------------
 
@@ -207,24 +216,29 @@ class C2SStream:
         self.transport.startTLS()
         self.transport.restart()
 
-    def authenticated(self, localpart: str, account, credential=None) -> None:
+    def authenticated(self, localpart: str, account, credential=None, mechanism=None) -> None:
         """
         SASL succeeded (RFC 6120 §6.4.6): remember who, with which
         credential (the session token's L{TokenRecord}, C{None} for the
-        password: its revocation ends the stream, L{xmppchat.auth.revocation}),
-        and restart.
+        password: its revocation ends the stream, L{xmppchat.auth.revocation})
+        and C{mechanism}, and restart.
         """
         self.phase = AUTHENTICATED
         self.localpart = localpart
         self.account = account
         self.credential = credential
+        self.mechanism = mechanism
         self.transport.restart()
 
-    def bound(self, session) -> None:
+    def bound(self, session, resumed: bool = False) -> None:
         """
-        A resource was bound (RFC 6120 §7): stanzas now go to the router.
+        A resource was bound (RFC 6120 §7), or a session C{resumed} on this
+        stream (XEP-0198 §5): stanzas now go to the router.  The log and
+        the metrics see a C{login} (L{xmppchat.observe}).
         """
         self.phase = BOUND
         self.session = session
         self.transport.bound()
+        observe.emit("login", jid=session.full, transport=self.kind, mechanism=self.mechanism,
+                     address=self.peer, resumed=resumed)
         self.host.hooks.fire("stream-bound", StreamEvent(self))

@@ -140,6 +140,8 @@ class ProxyProtocolFactory(protocol.ServerFactory):
         after the header), else C{None}.
     """
 
+    noisy = False
+
     def __init__(self, host, wrappedFactory, tlsContext=None):
         self.host = host
         self.wrappedFactory = wrappedFactory

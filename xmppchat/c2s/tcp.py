@@ -69,6 +69,10 @@ class C2STCPProtocol(SlowReaderGuard, protocol.Protocol):
 
     # -- twisted protocol ---------------------------------------------
 
+    @property
+    def kind(self) -> str:
+        return "c2s-tls" if self.factory.directTLS else "c2s"
+
     def connectionMade(self):
         self.peer = getattr(self.transport.getPeer(), "host", "")
         # Stanzas are small and latency-bound: no Nagle delay (ejabberd does
@@ -221,6 +225,7 @@ class C2SFactory(protocol.ServerFactory):
 
     log = Logger()
     protocol = C2STCPProtocol
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
 
     def __init__(self, host, tlsContext, directTLS=False, logTraffic=False):
         self.host = host

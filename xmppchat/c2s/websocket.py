@@ -76,6 +76,7 @@ class XMPPWebSocketProtocol(SlowReaderGuard, WebSocketServerProtocol):
     log = Logger()
     canStartTLS = False
     anyTo = True
+    kind = "websocket"
 
     def __init__(self):
         WebSocketServerProtocol.__init__(self)
@@ -244,6 +245,7 @@ class XMPPWebSocketFactory(WebSocketServerFactory):
 
     protocol = XMPPWebSocketProtocol
     log = Logger()
+    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
 
     def __init__(self, host, tls=False, path="/", allowedOrigins=(), loopbackSecure=True,
                  logTraffic=False):

@@ -21,6 +21,7 @@ import socket
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from xmppchat import observe
 from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
 from xmppchat.cluster.durable import DurableQueues
@@ -153,6 +154,7 @@ class ClusterNode:
                 yield self.directory.publish({"o": "down", "n": self.nodeId})
             except Exception as e:
                 self.log.warn("Leaving the cluster cleanly failed: {e}", e=e)
+            observe.emit("cluster-node", node=self.nodeId, state="left")
         self.directory.online = False
         self.redis.stop()
 
@@ -177,6 +179,7 @@ class ClusterNode:
                 self.durable.joined()
             self.log.info("Cluster node {node} online: {remote} remote session(s)",
                           node=self.nodeId, remote=self.directory.remoteCount())
+            observe.emit("cluster-node", node=self.nodeId, state="joined")
             waiters, self._onlineWaiters = self._onlineWaiters, []
             for d in waiters:
                 d.callback(None)
@@ -192,6 +195,7 @@ class ClusterNode:
         self.bus.flushAll()
         if wasOnline and not self.stopping:
             self.log.warn("Lost Redis: cluster node {node} serves local sessions only", node=self.nodeId)
+            observe.emit("cluster-node", node=self.nodeId, state="left")
 
     def _control(self, payload: dict) -> bool:
         if payload.get("op") == "revoke":
@@ -238,6 +242,7 @@ class ClusterNode:
             return
         for node in await self.directory.checkNodes():
             self.log.info("Cluster node {node} expired; dropping its sessions", node=node)
+            observe.emit("cluster-node", node=node, state="left")
             self.bus.nodeLost(node)
             await self.directory.removeDeadNode(node)
         for session in list(self.host.sessions.all()):

@@ -48,6 +48,8 @@ from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
 from xmppchat.startup import StartupError
 from xmppchat.tlsreload import installReloadSignal
 
+from xmppchat.ops.logs import relayWorkerLine
+
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 QUICK_EXIT_SECONDS = 10.0
@@ -105,6 +107,7 @@ def adoptPort(reactor, fd: int, factory, tlsContext=None):
         family = probe.family
     if tlsContext is not None:
         factory = TLSMemoryBIOFactory(tlsContext, False, factory)
+        factory.noisy = False
     port = reactor.adoptStreamPort(fd, family, factory)
     os.close(fd)
     return port
@@ -112,7 +115,9 @@ def adoptPort(reactor, fd: int, factory, tlsContext=None):
 
 class WorkerProcess(protocol.ProcessProtocol):
     """
-    One worker: relays its output lines into the supervisor's log.
+    One worker: relays its output lines into the supervisor's log, each
+    log record as the event it was (L{relayWorkerLine}: level, namespace,
+    fields, and the worker's index).
     """
 
     def __init__(self, supervisor, index, readyFD=None):
@@ -138,9 +143,8 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
-            self.supervisor.log.info("[worker {index}] {line}", index=self.index,
-                                     line=line.decode("utf-8", "replace"))
-        if len(self.buffer) > 65536:
+            relayWorkerLine(line.decode("utf-8", "replace"), self.index, self.supervisor.log)
+        if len(self.buffer) > 1 << 20:
             self.buffer = b""
 
     errReceived = outReceived

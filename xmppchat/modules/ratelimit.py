@@ -12,6 +12,7 @@ ends.  C{message_rate = 0} turns the limit off.
 
 from __future__ import annotations
 
+from xmppchat import observe
 from xmppchat.modules.base import Module, hook
 from xmppchat.ratelimit import TokenBucket
 from xmppchat.stanzas import errorReply
@@ -43,6 +44,7 @@ class RateLimitModule(Module):
             bucket = self.buckets[origin.bare] = TokenBucket(self.rate, self.burst, now)
         if bucket.take(now):
             return None
+        observe.emit("rate-limited", scope="messages", key=origin.bare)
         stanza = event.stanza
         if event.stanzaType != "error":
             wait = bucket.wait(now)

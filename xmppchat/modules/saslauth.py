@@ -17,6 +17,7 @@ import binascii
 
 from twisted.words.xish import domish
 
+from xmppchat import observe
 from xmppchat.auth.mechanisms import MECHANISMS, Challenge, SASLFailure, Success
 from xmppchat.auth.revocation import StreamCheck, endRevoked
 from xmppchat.auth.source import StorageCredentialSource
@@ -154,7 +155,7 @@ class SASLModule(Module):
             return self._fail(stream, None, "not-authorized", "No such account")
         delay = self.throttle.delayFor(stream.peer, step.localpart, True)
         self.throttle.recordSuccess(stream.peer, step.localpart)
-        stream.state.pop("sasl", None)
+        mechanism = (stream.state.pop("sasl", None) or {}).get("mechanism")
         success = domish.Element((NS_SASL, "success"))
         if step.additionalData:
             success.addContent(base64.b64encode(step.additionalData).decode("ascii"))
@@ -163,7 +164,8 @@ class SASLModule(Module):
             if stream.closed:
                 return
             stream.send(success)
-            stream.authenticated(step.localpart, account, step.credential)
+            stream.authenticated(step.localpart, account, step.credential,
+                                 getattr(mechanism, "name", None))
 
         self._after(delay, send)
 
@@ -185,6 +187,7 @@ class SASLModule(Module):
         wrong: no oracle); end the stream after too many attempts.
         """
         state = stream.state.setdefault("sasl", {"attempts": 0, "mechanism": None})
+        current = mechanism or state["mechanism"]
         state["mechanism"] = None
         localpart = getattr(mechanism, "localpart", None) if mechanism is not None else None
         delay = 0.0
@@ -194,6 +197,11 @@ class SASLModule(Module):
             else:
                 delay = self.throttle.delayFor(stream.peer, localpart, False)
                 self.throttle.recordFailure(stream.peer, localpart)
+        if condition != "aborted":
+            account = getattr(current, "localpart", None)
+            observe.emit("login-failed", account=account and f"{account}@{self.host.domain}",
+                         transport=stream.kind, mechanism=getattr(current, "name", None),
+                         address=stream.peer, condition=condition)
         state["attempts"] += 1
         failure = domish.Element((NS_SASL, "failure"))
         failure.addElement(condition)

@@ -348,6 +348,7 @@ class StreamManagement:
     def _expire(self) -> None:
         self.expiry = None
         self.module.log.info("Resumption window of {jid} expired", jid=self.session.full)
+        self.session.state["logout"] = "resumption timeout"
         self.module.host.endSession(self.session)
 
     def stop(self) -> None:
@@ -522,7 +523,7 @@ class SmacksModule(Module):
             return
         sm.wake()
         session.stream = stream
-        stream.bound(session)
+        stream.bound(session, resumed=True)
         stream.send(smElement("resumed", previd=sm.smid, h=handled % MOD))
         for _, stanza in sm.queue:
             stream.send(stanza)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from xmppchat import observe
 from xmppchat.ratelimit import TokenBucket, isLoopback
 from xmppchat.stanzas import StanzaError
 
@@ -82,6 +83,7 @@ class RoomOpenings:
                 self.buckets.popitem(last=False)
         self.buckets[userId] = bucket
         if not bucket.take(now):
+            observe.emit("rate-limited", scope="room-openings", key=str(userId))
             raise StanzaError("resource-constraint", text=(
                 f"Too many new rooms: at most {self.rate * 60:g} per minute;"
                 f" retry in {bucket.wait(now):.0f} s"))

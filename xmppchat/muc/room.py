@@ -67,6 +67,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppchat import observe
 from xmppchat.dialogs.addressing import parseRoom
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.rules import isOpen, seesRoom
@@ -680,19 +681,23 @@ class RoomsMixin:
             raise StanzaError("resource-constraint", text="Too many active rooms")
         room = Room(event.room, event.appId, None, named=event.named, creatorId=userId)
         self.rooms[room.jid] = room
+        observe.emit("room-created", room=room.jid, owner=getattr(event.origin, "bare", None))
         room.lockTimer = self.host.clock.callLater(self.mucConfig.locked_room_seconds,
                                                    self.destroyRoom, room, "Not configured in time")
         return room
 
-    def maybeClose(self, room: Room) -> None:
+    def maybeClose(self, room: Room, destroyed: bool = False) -> None:
         """
-        Forget a room nobody is in (a locked one is destroyed).
+        Forget a room nobody is in (a locked one is destroyed, a temporary
+        one too, XEP-0045 §10.1.3).
         """
         if room.occupants or self.rooms.get(room.jid) is not room:
             return
         self._forgetRoom(room)
         if room.dialog is not None:
             if room.named and (room.dialog.extensions or {}).get(EXT_PERSISTENT) == "0":
+                if not destroyed:
+                    observe.emit("room-destroyed", room=room.jid, reason="temporary room left empty")
                 self.named.pop(room.named, None)
                 self.storage.dialogs.deleteDialog(room.dialog.id).addErrback(
                     lambda f: self.log.failure("Deleting a temporary room's dialog failed", f))
@@ -987,7 +992,8 @@ class RoomsMixin:
             occupant.sessions = []
         room.occupants.clear()
         room.nicks.clear()
-        self.maybeClose(room)
+        observe.emit("room-destroyed", room=room.jid, reason=reason)
+        self.maybeClose(room, destroyed=True)
 
     # -- owner configuration (§10.1.2, §10.1.3, §10.2) ------------------------------------------
 

@@ -23,5 +23,6 @@ def opsSite(service) -> server.Site:
     root = OpsRoot()
     site = server.Site(root)
     site.displayTracebacks = False
+    site.noisy = False
     site.service = service
     return site
