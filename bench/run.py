@@ -182,7 +182,7 @@ class XMPPChatServer(Server):
         data.setdefault("server", {})["data_dir"] = os.path.join(self.directory, "data")
         c2s = data.setdefault("c2s", {})
         c2s.update(port=0, tls_port=0, interface="127.0.0.1", starttls_required=requireTLS)
-        for section in ("websocket", "rest"):
+        for section in ("websocket", "rest", "ops"):
             if section in data:
                 data[section].update(port=0, interface="127.0.0.1")
         self.config = os.path.join(self.directory, "xmppchat.toml")

@@ -8,6 +8,10 @@ Account administration from the command line, on the configured storage::
     python -m xmppchat.admin import-users FILE      # "name password" lines, "-" for stdin
     python -m xmppchat.admin create-broadcast NAME --owner ID [--occupants 1,2]
     python -m xmppchat.admin unlock NAME|IP    # lift failed-login lockouts
+    python -m xmppchat.admin backup FILE       # online SQLite snapshot + blobs (xmppchat.backup)
+    python -m xmppchat.admin restore FILE      # into an empty data directory
+    python -m xmppchat.admin export FILE       # XEP-0227 + dialogs, any backend (xmppchat.portable)
+    python -m xmppchat.admin import FILE       # into an empty storage (SQLite -> MongoDB moves)
 
 Passwords are read from the first line of standard input, or asked twice
 when it is a terminal.  The storage is used synchronously (no reactor); the
@@ -320,6 +324,25 @@ class Admin:
                           f" {UNLOCK_POLL_SECONDS} s\n")
         return 0
 
+    def export(self, args) -> int:
+        """
+        The whole deployment to an archive (L{xmppchat.portable}).
+        """
+        from xmppchat.portable import export
+
+        counts = export(self.storage, self.config, args.file)["counts"]
+        self.stdout.write(f"exported {_counted(counts)} to {os.path.abspath(args.file)}\n")
+        return 0
+
+    def importArchive(self, args) -> int:
+        from xmppchat.portable import importArchive
+
+        importer = importArchive(self.storage, self.config, args.file)
+        for warning in importer.warnings:
+            self.stderr.write(f"xmppchat-admin: warning: {warning}\n")
+        self.stdout.write(f"imported {_counted(importer.counts)} from {args.file}\n")
+        return 0
+
     def _deriveAll(self, jobs):
         """
         L{_deriveOne} for each job, in order; PBKDF2 costs milliseconds
@@ -334,6 +357,25 @@ class Admin:
         chunksize = max(1, len(jobs) // (processes * 8))
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             return pool.map(worker, jobs, chunksize)
+
+
+def _counted(counts: dict) -> str:
+    return ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
+
+
+def backupCommand(config, args, stdout) -> int:
+    """
+    C{backup FILE} and C{restore FILE}: on the database file, without
+    opening the storage (L{xmppchat.backup}).
+    """
+    from xmppchat import backup
+
+    manifest = getattr(backup, args.command)(config, args.file)
+    done = "backed up" if args.command == "backup" else "restored"
+    stdout.write(f"{done} {config.storage.path} (schema {manifest['schema']}) and"
+                 f" {manifest['blobs']} blob file(s) {'to' if args.command == 'backup' else 'from'}"
+                 f" {args.file}\n")
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -383,6 +425,18 @@ def makeParser() -> argparse.ArgumentParser:
                             help="lift the failed-login lockouts of a user or an IP address")
     p.add_argument("target", metavar="NAME|IP")
     p.set_defaults(run=Admin.unlock)
+    for name, text in (("backup", "online snapshot of the SQLite database and blob files"),
+                       ("restore", "a backup into an empty data directory")):
+        p = commands.add_parser(name, parents=[common], help=text)
+        p.add_argument("file")
+        p.set_defaults(offline=backupCommand)
+    p = commands.add_parser("export", parents=[common],
+                            help="everything to a XEP-0227 + dialogs archive (any backend)")
+    p.add_argument("file")
+    p.set_defaults(run=Admin.export)
+    p = commands.add_parser("import", parents=[common], help="an export into an empty storage")
+    p.add_argument("file")
+    p.set_defaults(run=Admin.importArchive)
     return parser
 
 
@@ -390,6 +444,7 @@ def main(argv=None) -> int:
     """
     Run one command; returns the exit status.
     """
+    from xmppchat.backup import ArchiveError
     from xmppchat.config import ConfigError, loadConfig
     from xmppchat.storage import openStorage
     from xmppchat.storage.interfaces import StorageError
@@ -402,6 +457,12 @@ def main(argv=None) -> int:
         for problem in e.problems:
             stderr.write(f"{problem}\n")
         return 1
+    if hasattr(args, "offline"):
+        try:
+            return args.offline(config, args, stdout)
+        except ArchiveError as e:
+            stderr.write(f"xmppchat-admin: {e}\n")
+            return 1
     try:
         storage = openStorage(config.storage, synchronous=True)
     except (NotImplementedError, ValueError, OSError) as e:
@@ -415,9 +476,10 @@ def main(argv=None) -> int:
     admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
                   iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
                   processes=getattr(args, "processes", None), appId=serverAppId(config))
+    admin.config = config
     try:
         return args.run(admin, args)
-    except AdminError as e:
+    except (AdminError, ArchiveError) as e:
         stderr.write(f"xmppchat-admin: {e}\n")
         return 1
     except StorageError as e:

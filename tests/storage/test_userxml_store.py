@@ -68,3 +68,16 @@ def test_badArgumentsRefused(storage):
     failure(store.getXML("", VCARD, ""), ValueError)
     failure(store.setXML("alice", "other", "", "<x/>"), ValueError)
     failure(store.setXML("alice", VCARD, "", b"<x/>"), TypeError)
+
+
+def test_listXML(storage):
+    """listXML lists every document of one user, by kind and key, and no other user's (issue 18 export)."""
+    store = storage.userXML
+    result(store.setXML("alice", VCARD, "", "<vCard xmlns='vcard-temp'/>"))
+    result(store.setXML("alice", PRIVATE, "b:x", "<b xmlns='x'/>"))
+    result(store.setXML("alice", PRIVATE, "a:x", "<a xmlns='x'/>"))
+    result(store.setXML("bob", PRIVATE, "a:x", "<a xmlns='x'>bob</a>"))
+    assert result(store.listXML("alice")) == [
+        (PRIVATE, "a:x", "<a xmlns='x'/>"), (PRIVATE, "b:x", "<b xmlns='x'/>"),
+        (VCARD, "", "<vCard xmlns='vcard-temp'/>")]
+    assert result(store.listXML("carol")) == []

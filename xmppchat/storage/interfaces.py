@@ -1087,6 +1087,8 @@ class Storage:
     uploads: object
     # L{xmppchat.storage.userxml.interface.IUserXMLStore}
     userXML: object
+    # L{xmppchat.storage.portable.interface.IPortableStore} (export/import)
+    portable: object
 
     def start(self) -> Deferred:
         """

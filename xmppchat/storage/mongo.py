@@ -29,6 +29,7 @@ also stored as a sub-document for queries.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
@@ -47,6 +48,7 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
 from xmppchat.storage.pep.mongo import MongoPEPStore
+from xmppchat.storage.portable.mongo import MongoPortableStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
@@ -1630,6 +1632,13 @@ class MongoPrivacyStore(_Store):
 
 
 
+class _PortableStore(MongoPortableStore):
+    # this module's document readers and writers, for export and import (storage/portable)
+    rows = SimpleNamespace(
+        dialog=_dialog, messages=_messages, blob=_blob, record=_record, accountDoc=_accountDoc,
+        customFields=_customFields, recordFields=_recordFields, next=_next, stateId=_stateId)
+
+
 class MongoStorage(common.WorkerStorage):
     """
     L{Storage} on one MongoDB database.
@@ -1660,6 +1669,7 @@ class MongoStorage(common.WorkerStorage):
         "pep": MongoPEPStore,
         "uploads": MongoUploadSlotStore,
         "userXML": MongoUserXMLStore,
+        "portable": _PortableStore,
     }
 
     def __init__(self, uri: str = "mongodb://127.0.0.1:27017", database: str = "xmppchat",

@@ -41,6 +41,7 @@ import os
 import queue
 import sqlite3
 import time
+from types import SimpleNamespace
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -57,6 +58,7 @@ from xmppchat.storage.common import (
 )
 from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
 from xmppchat.storage.pep.sqlite import SQLitePEPStore
+from xmppchat.storage.portable.sqlite import SQLitePortableStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
@@ -1978,6 +1980,14 @@ class SQLitePrivacyStore(_Store):
         return self.db.run(True, setDefault)
 
 
+class _PortableStore(SQLitePortableStore):
+    # this module's row readers, for export and import (storage/portable)
+    rows = SimpleNamespace(
+        dialog=_dialog, DIALOG_SELECT=_DIALOG_SELECT, messages=_messages,
+        MESSAGE_SELECT=_MESSAGE_SELECT, blob=_blob, BLOB_SELECT=_BLOB_SELECT, record=_record,
+        RECORD_SELECT=_RECORD_SELECT, dumpReactions=_dumpReactions)
+
+
 class SQLiteStorage(common.WorkerStorage):
     """
     L{Storage} on one SQLite database.
@@ -2010,6 +2020,7 @@ class SQLiteStorage(common.WorkerStorage):
         "pep": SQLitePEPStore,
         "uploads": SQLiteUploadSlotStore,
         "userXML": SQLiteUserXMLStore,
+        "portable": _PortableStore,
     }
 
     def __init__(self, path: str, reactor=None, synchronous: bool = False,

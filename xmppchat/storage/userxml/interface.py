@@ -43,6 +43,12 @@ class IUserXMLStore(Protocol):
         Fires with C{None}.
         """
 
+    def listXML(self, localpart: str) -> Deferred:
+        """
+        Fires with C{[(kind, key, xml)]}: every document of C{localpart},
+        by kind and key (export, issue 18 item 8).
+        """
+
     def deleteUser(self, localpart: str) -> Deferred:
         """
         Forget every document of C{localpart} (the account is deleted).

@@ -48,6 +48,10 @@ class MongoUserXMLStore(Store):
 
         return self.db.run(store)
 
+    def listXML(self, localpart):
+        return self.db.run(lambda db: [(doc["kind"], doc["key"], doc["xml"]) for doc in db.user_xml.find(
+            {"localpart": localpart}).sort([("kind", 1), ("key", 1)])])
+
     def deleteUser(self, localpart):
         return self.db.run(lambda db: deleteUserXML(db, localpart))
 

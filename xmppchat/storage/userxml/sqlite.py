@@ -51,6 +51,11 @@ class SQLiteUserXMLStore(Store):
 
         return self.db.run(True, store)
 
+    def listXML(self, localpart):
+        return self.db.run(False, lambda connection: [tuple(row) for row in connection.execute(
+            "SELECT kind, key, xml FROM user_xml WHERE localpart = ? ORDER BY kind, key",
+            (localpart,))])
+
     def deleteUser(self, localpart):
         return self.db.run(True, lambda connection: deleteUserXML(connection, localpart))
 
