@@ -9,13 +9,16 @@ certificate generated on first start are created here first and handed to
 the runtime user (L{prepare}): the SQLite database, the blobs and
 C{ports.json} are then created by that user, after the drop.  A
 certificate, key or chain the runtime user cannot read works at start
-(read as root) but not at the next SIGHUP reload: L{prepare} warns of it,
-checking as that user in a short-lived child process (modes, ACLs and
-groups alike).
+(read as root) but not at the next SIGHUP reload: L{prepare} warns of it;
+an existing data directory that user cannot write is a start-up failure
+at once (instead of a storage error after the drop).  Both are checked as
+that user in a short-lived child process (L{asUser}: modes, ACLs, groups
+and read-only mounts alike).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 
@@ -59,34 +62,55 @@ def prepare(config, uid: int, gid: int) -> list[str]:
     Before the service is built (as root): create the data directory, the
     SQLite file's directory and the generated certificate for C{uid:gid};
     return warnings for the TLS files that user cannot read (also logged).
+
+    @raise StartupError: that user cannot write in the data directory
+        (storage, uploads, C{ports.json} would fail after the drop).
     """
     from xmppchat.certs import ensureCertificate
+    from xmppchat.configcheck import unwritable
+    from xmppchat.startup import StartupError
 
-    _makeDirs(config.server.data_dir, uid, gid)
+    dataDir = config.server.data_dir
+    _makeDirs(dataDir, uid, gid)
     if config.storage.backend == "sqlite" and config.storage.path != ":memory:":
         _makeDirs(os.path.dirname(os.path.abspath(config.storage.path)), uid, gid)
     if not config.tls.certificate:
-        tlsDir = os.path.join(config.server.data_dir, "tls")
+        tlsDir = os.path.join(dataDir, "tls")
         _makeDirs(tlsDir, uid, gid, 0o700)
         if os.stat(tlsDir).st_uid == uid:  # ours, not a directory the operator made
             for path in ensureCertificate(config)[:2]:
                 os.chown(path, uid, gid)
     paths = [path for path in ensureCertificate(config) if path]
+
+    def probe():
+        return [unwritable(dataDir)] + [path for path in paths if not _readable(path)]
+
+    why, *unreadable = asUser(uid, gid, probe) or [""]  # a failed probe checks nothing
+    if why:
+        raise StartupError(f"uid {uid} / gid {gid}, the user after privileges drop, {why}")
     warnings = [f"the TLS file {path} is not readable by uid {uid} / gid {gid}, the user after"
                 " privileges drop: reloading the certificate (SIGHUP) will fail"
-                for path in unreadable(paths, uid, gid)]
+                for path in unreadable]
     for warning in warnings:
         log.warn("{warning}", warning=warning)
     return warnings
 
 
-def unreadable(paths: list[str], uid: int, gid: int) -> list[str]:
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def asUser(uid: int, gid: int, probe):
     """
-    The C{paths} that C{uid:gid} (with that user's groups) cannot open for
-    reading, found by trying in a child process switched to that user.
+    Run C{probe()} in a child process switched to C{uid:gid} with that
+    user's groups, as twistd switches, and return what it returned (JSON
+    values; C{None} if the child failed): what that user can do, file
+    modes, ACLs and read-only mounts alike.
     """
-    if not paths:
-        return []
     from twisted.python.util import switchUID
 
     read, write = os.pipe()
@@ -95,14 +119,7 @@ def unreadable(paths: list[str], uid: int, gid: int) -> list[str]:
         try:
             os.close(read)
             switchUID(uid, gid)
-            failed = []
-            for path in paths:
-                try:
-                    with open(path, "rb"):
-                        pass
-                except OSError:
-                    failed.append(path)
-            os.write(write, "\0".join(failed).encode())
+            os.write(write, json.dumps(probe()).encode())
         finally:
             os._exit(0)
     os.close(write)
@@ -111,5 +128,4 @@ def unreadable(paths: list[str], uid: int, gid: int) -> list[str]:
         chunks.append(chunk)
     os.close(read)
     os.waitpid(pid, 0)
-    data = b"".join(chunks).decode()
-    return data.split("\0") if data else []
+    return json.loads(b"".join(chunks) or b"null")

@@ -97,7 +97,7 @@ def makeService(options):
     from xmppchat.ops.logs import applyLogConfig
     from xmppchat.privileges import prepare, runtimeUser
     from xmppchat.service import XMPPChatService
-    from xmppchat.startup import Launch
+    from xmppchat.startup import Launch, StartupError
 
     # [log] (issue 18 item 2), before twistd / twist begin logging
     applyLogConfig(options.config, worker=bool(options["worker-fds"]))
@@ -119,7 +119,7 @@ def makeService(options):
             inherited = parseWorkerFDs(options["worker-fds"])
             watchSupervisor(reactor)  # a worker ends with its supervisor (issue 18 #5)
         return XMPPChatService(options.config, inheritedPorts=inherited, launch=launch)
-    except CertificateError as e:
+    except (CertificateError, StartupError) as e:
         launch.fail(str(e))
     except OSError as e:  # the data directory (storage, generated certificate)
         launch.fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))

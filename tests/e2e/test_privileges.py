@@ -90,17 +90,29 @@ def test_unreadableKeyWarns(directory):
         stopDaemon(directory, pid)
 
 
-def test_unreadableAsAnotherUser(directory):
-    """unreadable() tries as the user: root's 0600 file is unreadable for nobody, a 0644 one is fine."""
-    from xmppchat.privileges import unreadable
+def test_asAnotherUser(directory):
+    """asUser() probes as the user: root's 0600 file is unreadable for nobody, a 0644 one is fine."""
+    from xmppchat.privileges import _readable, asUser
 
     secret, public = directory / "secret", directory / "public"
     secret.write_text("k")
     secret.chmod(0o600)
     public.write_text("c")
     public.chmod(0o644)
-    assert unreadable([str(secret), str(public)], NOBODY.pw_uid, NOBODY.pw_gid) == [str(secret)]
-    assert unreadable([], NOBODY.pw_uid, NOBODY.pw_gid) == []
+    probe = lambda: [str(path) for path in (secret, public) if not _readable(str(path))]  # noqa: E731
+    assert asUser(NOBODY.pw_uid, NOBODY.pw_gid, probe) == [str(secret)]
+    assert asUser(0, 0, probe) == []
+
+
+def test_dataDirNotWritableByRuntimeUser(directory):
+    """An existing data dir only root can write: exit 1 at once naming the user, not a storage error later."""
+    from tests.e2e.test_startup import assertFailed
+
+    (directory / "data").mkdir(mode=0o755)  # root's
+    config = writeConfig(directory)
+    assertFailed("daemon", directory, config, f"uid {NOBODY.pw_uid} / gid {NOBODY.pw_gid}, the user after"
+                 f" privileges drop, cannot write in {directory / 'data'}",
+                 uid=["--uid", "nobody", "--gid", str(NOBODY.pw_gid)])
 
 
 def test_runtimeUser():

@@ -73,13 +73,13 @@ def run(mode: str, directory: Path, config: Path, args=(), uid=()) -> tuple:
     return done, time.monotonic() - started
 
 
-def assertFailed(mode: str, directory: Path, config: Path, reason: str, args=()) -> None:
+def assertFailed(mode: str, directory: Path, config: Path, reason: str, args=(), uid=()) -> None:
     """
     The start fails: non-zero exit within L{BOUND}, one C{xmppchat:} line
     with C{reason} on stderr (the daemon launcher adds twistd's own two),
     the reason in the log once it is open, no pidfile, no process left.
     """
-    done, took = run(mode, directory, config, args)
+    done, took = run(mode, directory, config, args, uid)
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
     assert took < BOUND
     lines = [line for line in done.stderr.splitlines() if line.startswith("xmppchat")]
