@@ -216,7 +216,8 @@ sm_queue_seconds = {smQueueSeconds}
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     users = "".join(f"s{p} pw\nr{p} pw\n" for p in range(pairs))
-    subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", str(config), "import-users", "-",
+    subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", str(config), "--create",
+                    "import-users", "-",
                     "--iterations", "64"], input=users, text=True, cwd=directory, env=env, check=True,
                    capture_output=True)
     server = subprocess.Popen([sys.executable, "-m", "twisted", "--log-file", str(directory / "server.log"),

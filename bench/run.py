@@ -194,7 +194,7 @@ class XMPPChatServer(Server):
         with open(path, "w") as f:
             f.writelines(f"u{i} {PASSWORD}\n" for i in range(count))
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", self.config,
+        subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", self.config, "--create",
                         "import-users", "--iterations", str(ITERATIONS), path],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         return time.monotonic() - started

@@ -33,6 +33,11 @@ class CLI:
             f'[storage]\nbackend = "sqlite"\npath = "{self.db}"\n')
         self.monkeypatch = monkeypatch
         self.capsys = capsys
+        # the database exists, as after the server's first start (or `--create`)
+        self.db.parent.mkdir()
+        storage = SQLiteStorage(str(self.db), synchronous=True)
+        result(storage.start())
+        result(storage.stop())
 
     def __call__(self, *args, stdin="", tty=False):
         stream = io.StringIO(stdin)
@@ -40,6 +45,9 @@ class CLI:
         self.monkeypatch.setattr(sys, "stdin", stream)
         code = main(["--config", str(self.config), *args])
         out, err = self.capsys.readouterr()
+        # every run names its config and database first (issue 18)
+        self.setup, _, err = err.partition("\n")
+        assert self.setup.startswith("xmppchat-admin: config "), self.setup
         return code, out, err
 
     def account(self, localpart):
@@ -258,3 +266,71 @@ def test_noCommand(cli):
     with pytest.raises(SystemExit) as info:
         main(["--config", str(cli.config)])
     assert info.value.code == 2
+
+
+def test_refusesToCreateADatabase(cli, tmp_path, monkeypatch):
+    """Run from another directory without --config: no new empty database, exit 1 naming --create (issue 18)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code = main(["adduser", "alice"])
+    err = cli.capsys.readouterr().err
+    assert code == 1
+    assert f"config built-in defaults (no --config, no {elsewhere}/conf/xmppchat.dev.toml)" in err
+    assert "--create" in err and str(elsewhere / "xmppchat-data" / "xmppchat.sqlite3") in err
+    assert not (elsewhere / "xmppchat-data" / "xmppchat.sqlite3").exists()
+
+
+def test_createFlag(cli, tmp_path, monkeypatch):
+    """--create (before or after the command) creates the SQLite database."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert main(["--create", "adduser", "alice"]) == 0
+    assert (tmp_path / "xmppchat-data" / "xmppchat.sqlite3").exists()
+    other = tmp_path / "other.toml"
+    other.write_text('[server]\ndata_dir = "other-data"\n')
+    assert main(["list", "--config", str(other), "--create"]) == 0
+    assert (tmp_path / "other-data" / "xmppchat.sqlite3").exists()
+
+
+def test_printsConfigAndDatabase(cli):
+    """Every run names on stderr the config file and the database it uses."""
+    code, _, _ = cli("list")
+    assert code == 0
+    assert cli.setup == f"xmppchat-admin: config {cli.config}; database sqlite {cli.db}"
+
+
+def test_mongoCredentialsNotPrinted():
+    """The MongoDB URI is printed without its user and password."""
+    from xmppchat.admin import describeSetup
+    from xmppchat.config import buildConfig
+
+    config = buildConfig({"storage": {"backend": "mongodb", "mongodb_database": "chat",
+                                      "mongodb_uri": "mongodb://root:s3cret@db.example:27017/?tls=true"}})
+    line = describeSetup(config, "x.toml")
+    assert "s3cret" not in line and "root" not in line
+    assert line.endswith("database mongodb mongodb://db.example:27017 database chat\n")
+
+
+def test_serverCommandsNeedTheAPI(cli):
+    """sessions/kick/stats/announce/reload without a configured admin API: exit 1, saying why."""
+    for args in (["sessions"], ["kick", "alice@localhost"], ["stats"], ["announce", "hi"], ["reload"]):
+        code, out, err = cli(*args)
+        assert (code, out) == (1, ""), args
+        assert "the admin API is not configured" in err and "needs the running server" in err
+
+
+def test_userCommandsFallBackToStorage(cli, tmp_path):
+    """deluser with the API configured but no server answering: the storage path, said on stderr."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with cli.config.open("a") as f:
+        f.write(f'[ops]\nenabled = true\nport = {port}\nadmin_key = "{"k" * 32}"\n')
+    assert cli("adduser", "alice", stdin="pw\n")[0] == 0
+    code, out, err = cli("deluser", "alice")
+    assert code == 0 and out.startswith("deleted alice@localhost")
+    assert f"no server answers at http://127.0.0.1:{port}/admin/api: changing the storage instead" in err
+    assert cli.account("alice") is None

@@ -31,6 +31,8 @@ def writeConfig(directory, backend="sqlite"):
 def admin(capsys, config, *args):
     code = main(["--config", str(config), *args])
     out, err = capsys.readouterr()
+    setup, _, err = err.partition("\n")  # every run names its config and database first
+    assert setup.startswith("xmppchat-admin: config "), setup
     return code, out, err
 
 

@@ -15,16 +15,26 @@ from xmppchat import observe
 from xmppchat.service import XMPPChatService
 
 
+@defer.inlineCallbacks
+def startOpsServer(case, **ops):
+    """
+    A started L{XMPPChatService} with the C{[ops]} listener on port 0 (and
+    C{ops} keys), its data outside the checkout, stopped at C{case}'s end.
+    """
+    dataDir = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, dataDir, True)
+    config = makeConfig(server={"data_dir": dataDir}, c2s={"port": 0, "direct_tls": False},
+                        ops={"enabled": True, "port": 0, **ops})
+    service = XMPPChatService(config, reactor)
+    yield service.startService()
+    case.addCleanup(service.stopService)
+    return service
+
+
 class OpsListenerTests(TestCase):
     @defer.inlineCallbacks
     def test_listensOnPortZero(self):
-        dataDir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, dataDir, True)
-        config = makeConfig(server={"data_dir": dataDir}, c2s={"port": 0, "direct_tls": False},
-                            ops={"enabled": True, "port": 0})
-        service = XMPPChatService(config, reactor)
-        yield service.startService()
-        self.addCleanup(service.stopService)
+        service = yield startOpsServer(self)
         port = service.portNumber("ops")
         self.assertNotEqual(port, 0)
         response = yield Agent(reactor).request(b"GET", f"http://127.0.0.1:{port}/nothing".encode())

@@ -1,13 +1,16 @@
 """
-Account administration from the command line, on the configured storage::
+Administration from the command line: accounts on the configured storage,
+and the running server through its admin API (L{xmppchat.ops.adminapi})::
 
-    python -m xmppchat.admin [--config FILE] adduser NAME
-    python -m xmppchat.admin deluser NAME
-    python -m xmppchat.admin passwd NAME
+    python -m xmppchat.admin [--config FILE] [--create] adduser NAME
+    python -m xmppchat.admin deluser NAME      # API when the server runs, else storage
+    python -m xmppchat.admin passwd NAME       # API when the server runs, else storage
     python -m xmppchat.admin list
     python -m xmppchat.admin import-users FILE      # "name password" lines, "-" for stdin
     python -m xmppchat.admin create-broadcast NAME --owner ID [--occupants 1,2]
-    python -m xmppchat.admin unlock NAME|IP    # lift failed-login lockouts
+    python -m xmppchat.admin unlock NAME|IP    # lift failed-login lockouts (API, else storage)
+    python -m xmppchat.admin sessions [--user JID] | kick JID [--reason TEXT] | stats
+    python -m xmppchat.admin announce [--all] [--subject S] TEXT|- | reload [tls limits log]
     python -m xmppchat.admin backup FILE       # online SQLite snapshot + blobs (xmppchat.backup)
     python -m xmppchat.admin restore FILE      # into an empty data directory
     python -m xmppchat.admin export FILE       # XEP-0227 + dialogs, any backend (xmppchat.portable)
@@ -16,17 +19,30 @@ Account administration from the command line, on the configured storage::
 Passwords are read from the first line of standard input, or asked twice
 when it is a terminal.  The storage is used synchronously (no reactor); the
 SQLite database is in WAL mode with a busy timeout, so this works while the
-server runs.
+server runs.  Every run prints (stderr) the config and the database it
+uses, and a SQLite database that does not exist is created only with
+C{--create} (issue 18: run from another directory without C{--config},
+the dev config's relative path silently made a new empty database).
+
+C{deluser}, C{passwd} and C{unlock} go through the admin API when the
+configuration enables it (C{[ops]} with an admin key) and the server
+answers: the user's streams end at once, on every cluster node.  When it
+does not answer they change the storage, and a running server ends the
+streams within C{limits.session_recheck_seconds} (its periodic check,
+L{xmppchat.auth.revocation.StreamCheck}).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import http.client
+import json
 import multiprocessing
 import os
 import sys
 import time
+from urllib.parse import quote, urlencode
 
 # Below this many new accounts, credentials are derived in this process.
 POOL_THRESHOLD = 200
@@ -41,6 +57,13 @@ class AdminError(Exception):
 
 RUNNING_SERVER = ("a running server ends the user's streams within"
                   " limits.session_recheck_seconds")
+API_TIMEOUT = 30
+
+
+class ServerUnreachable(Exception):
+    """
+    The admin API is not configured, or the server does not answer.
+    """
 
 
 def result(d):
@@ -359,6 +382,177 @@ class Admin:
             return pool.map(worker, jobs, chunksize)
 
 
+class ApiClient:
+    """
+    The running server's admin API (L{xmppchat.ops.adminapi}), at the
+    C{[ops]} listener's address (its port from C{<data_dir>/ports.json}
+    when the server published one) with the configured key.
+    """
+
+    def __init__(self, config):
+        from xmppchat.ops.adminkey import loadAdminKey
+
+        ops = config.ops
+        self.key = loadAdminKey(ops, config.baseDir) if ops.enabled else None
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(ops.interface, ops.interface)
+        port = ops.port
+        try:
+            with open(os.path.join(config.server.data_dir, "ports.json")) as f:
+                port = json.load(f).get("ops", port)
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.host, self.port = host, port
+
+    @property
+    def where(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/admin/api"
+
+    def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
+        """
+        The decoded JSON answer; L{ServerUnreachable} when there is no API
+        to call, L{AdminError} with the server's text for an error status.
+        """
+        if self.key is None:
+            raise ServerUnreachable("the admin API is not configured ([ops] enabled with admin_key"
+                                    " or admin_key_file)")
+        url = "/admin/api/" + path + (f"?{urlencode(query)}" if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=API_TIMEOUT)
+        try:
+            connection.request(method, url, body=data, headers={
+                "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+            response = connection.getresponse()
+            text = response.read()
+        except ConnectionRefusedError:
+            raise ServerUnreachable(f"no server answers at {self.where}") from None
+        except OSError as e:
+            raise ServerUnreachable(f"cannot reach {self.where}: {e}") from None
+        finally:
+            connection.close()
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise AdminError(f"{method} {url}: HTTP {response.status}, not JSON") from None
+        if response.status >= 400:
+            raise AdminError(f"{answer.get('error') or 'error'} (HTTP {response.status})")
+        return answer
+
+
+class RemoteAdmin:
+    """
+    The commands that act on the running server, through L{ApiClient}.
+    """
+
+    def __init__(self, api: ApiClient, stdin, stdout, stderr):
+        self.api = api
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def _unreachable(self, answer) -> None:
+        if answer.get("unreachable"):
+            self.stderr.write(f"xmppchat-admin: no answer from node(s) {', '.join(answer['unreachable'])}\n")
+
+    def sessions(self, args) -> int:
+        answer = self.api.call("GET", "sessions", query={"user": args.user} if args.user else None)
+        if args.json:
+            self.stdout.write(json.dumps(answer, indent=2) + "\n")
+        for s in [] if args.json else answer["sessions"]:
+            sm = "sm-resumable" if s["sm"]["resumable"] else "sm" if s["sm"]["enabled"] else "-"
+            self.stdout.write("\t".join(str(v) for v in (
+                s["jid"], s["transport"], s["address"], s["since"], s["node"] or "-", sm, s["csi"])) + "\n")
+        self._unreachable(answer)
+        return 0
+
+    def kick(self, args) -> int:
+        answer = self.api.call("DELETE", "sessions/" + quote(args.jid, safe="@"),
+                               query={"reason": args.reason} if args.reason else None)
+        for full in answer["kicked"]:
+            self.stdout.write(f"kicked {full}\n")
+        return 0
+
+    def stats(self, args) -> int:
+        self.stdout.write(json.dumps(self.api.call("GET", "stats"), indent=2) + "\n")
+        return 0
+
+    def announce(self, args) -> int:
+        text = self.stdin.read() if args.text == "-" else args.text
+        body = {"body": text, "to": "all" if args.all else "online"}
+        if args.subject:
+            body["subject"] = args.subject
+        answer = self.api.call("POST", "announce", body)
+        stored = f", stored for {answer['stored']} offline user(s)" if "stored" in answer else ""
+        refused = f" ({answer['refused']} full queue(s))" if answer.get("refused") else ""
+        self.stdout.write(f"announced to {answer['online']} online session(s){stored}{refused}\n")
+        self._unreachable(answer)
+        return 0
+
+    def reload(self, args) -> int:
+        answer = self.api.call("POST", "reload", {"what": args.parts} if args.parts else {})
+        failed = False
+        for node, parts in answer["nodes"].items():
+            label = "" if node == "local" else f"{node}: "
+            for part, outcome in parts.items():
+                failed = failed or outcome != "reloaded"
+                self.stdout.write(f"{label}{part}: {outcome}\n")
+        self._unreachable(answer)
+        return 1 if failed else 0
+
+    def unlock(self, args) -> int:
+        answer = self.api.call("POST", "unlock", {"target": args.target})
+        self.stdout.write(f"unlocked {answer['unlocked']} (every node applies it within seconds)\n")
+        return 0
+
+    def deluser(self, args) -> int:
+        answer = self.api.call("DELETE", "users/" + quote(args.name, safe="@"))
+        self.stdout.write(f"deleted {answer['deleted']} with its session tokens; its streams ended\n")
+        return 0
+
+    def passwd(self, args) -> int:
+        self.api.call("GET", "stats")  # reachable before asking for a password
+        answer = self.api.call("PUT", f"users/{quote(args.name, safe='@')}/password",
+                               {"password": readPassword(self.stdin)})
+        self.stdout.write(f"password changed for {answer['changed']}, {answer['revoked']} session"
+                          f" token(s) revoked; its password and token streams ended\n")
+        return 0
+
+
+def describeSetup(config, path) -> str:
+    """
+    The config file and database a run uses, for stderr.
+    """
+    from urllib.parse import urlsplit
+
+    if path is not None:
+        where = os.path.abspath(path)
+    elif config.source == "<defaults>":
+        where = f"built-in defaults (no --config, no {os.path.join(os.getcwd(), 'conf', 'xmppchat.dev.toml')})"
+    else:
+        where = f"{os.path.abspath(config.source)} (default)"
+    storage = config.storage
+    if storage.backend == "mongodb":
+        uri = urlsplit(storage.mongodb_uri)
+        hostpart = uri.netloc.rpartition("@")[2]  # never the credentials
+        database = f"mongodb {uri.scheme}://{hostpart} database {storage.mongodb_database}"
+    else:
+        database = f"sqlite {storage.path}"
+    return f"xmppchat-admin: config {where}; database {database}\n"
+
+
+def missingDatabase(config) -> str | None:
+    """
+    Why the storage must not be opened without C{--create}: the SQLite
+    file does not exist (MongoDB creates databases on first write; the
+    printed URI and name show which one is used).
+    """
+    storage = config.storage
+    if storage.backend == "sqlite" and storage.path != ":memory:" and not os.path.exists(storage.path):
+        return (f"no database at {storage.path}: check --config (run from another directory?),"
+                f" or pass --create to create a new one")
+    return None
+
+
 def _counted(counts: dict) -> str:
     return ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items())
 
@@ -392,19 +586,24 @@ def makeParser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="configuration file (default: conf/xmppchat.dev.toml)")
-    parser = argparse.ArgumentParser(prog="python -m xmppchat.admin", description="Manage xmppchat accounts.")
+    common.add_argument("--create", action="store_true", default=argparse.SUPPRESS,
+                        help="create the SQLite database if it does not exist")
+    parser = argparse.ArgumentParser(prog="python -m xmppchat.admin",
+                                     description="Manage xmppchat accounts and the running server.")
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="configuration file (default: conf/xmppchat.dev.toml)")
+    parser.add_argument("--create", action="store_true", default=False,
+                        help="create the SQLite database if it does not exist")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = commands.add_parser("adduser", parents=[common], help="create an account (password on stdin)")
     p.add_argument("name")
     p.set_defaults(run=Admin.adduser)
     p = commands.add_parser("deluser", parents=[common], help="delete an account and its data")
     p.add_argument("name")
-    p.set_defaults(run=Admin.deluser)
+    p.set_defaults(run=Admin.deluser, api=RemoteAdmin.deluser)
     p = commands.add_parser("passwd", parents=[common], help="change a password (password on stdin)")
     p.add_argument("name")
-    p.set_defaults(run=Admin.passwd)
+    p.set_defaults(run=Admin.passwd, api=RemoteAdmin.passwd)
     p = commands.add_parser("list", parents=[common], help="list accounts: id<TAB>jid")
     p.set_defaults(run=Admin.listUsers)
     p = commands.add_parser("import-users", parents=[common],
@@ -424,7 +623,7 @@ def makeParser() -> argparse.ArgumentParser:
     p = commands.add_parser("unlock", parents=[common],
                             help="lift the failed-login lockouts of a user or an IP address")
     p.add_argument("target", metavar="NAME|IP")
-    p.set_defaults(run=Admin.unlock)
+    p.set_defaults(run=Admin.unlock, api=RemoteAdmin.unlock)
     for name, text in (("backup", "online snapshot of the SQLite database and blob files"),
                        ("restore", "a backup into an empty data directory")):
         p = commands.add_parser(name, parents=[common], help=text)
@@ -436,8 +635,33 @@ def makeParser() -> argparse.ArgumentParser:
     p.set_defaults(run=Admin.export)
     p = commands.add_parser("import", parents=[common], help="an export into an empty storage")
     p.add_argument("file")
-    p.set_defaults(run=Admin.importArchive)
+    p.set_defaults(run=Admin.importArchive, creates=True)
+    _addServerCommands(commands, common)
     return parser
+
+
+def _addServerCommands(commands, common) -> None:
+    """
+    The commands only the running server can do (admin API).
+    """
+    p = commands.add_parser("sessions", parents=[common], help="list the sessions (running server)")
+    p.add_argument("--user", metavar="JID", help="only this user's sessions")
+    p.add_argument("--json", action="store_true", help="the API's JSON answer")
+    p.set_defaults(api=RemoteAdmin.sessions)
+    p = commands.add_parser("kick", parents=[common], help="end a user's sessions (bare JID) or one session")
+    p.add_argument("jid", metavar="JID")
+    p.add_argument("--reason", help="text of the stream error")
+    p.set_defaults(api=RemoteAdmin.kick)
+    p = commands.add_parser("stats", parents=[common], help="sessions, accounts, rooms, offline queue, nodes")
+    p.set_defaults(api=RemoteAdmin.stats)
+    p = commands.add_parser("announce", parents=[common], help="send a headline to online users ('-': stdin)")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--subject")
+    p.add_argument("--all", action="store_true", help="also store it for every offline user")
+    p.set_defaults(api=RemoteAdmin.announce)
+    p = commands.add_parser("reload", parents=[common], help="re-read the config: tls, limits, log (default all)")
+    p.add_argument("parts", nargs="*", metavar="PART")
+    p.set_defaults(api=RemoteAdmin.reload)
 
 
 def main(argv=None) -> int:
@@ -446,7 +670,6 @@ def main(argv=None) -> int:
     """
     from xmppchat.backup import ArchiveError
     from xmppchat.config import ConfigError, loadConfig
-    from xmppchat.storage import openStorage
     from xmppchat.storage.interfaces import StorageError
 
     args = makeParser().parse_args(argv)
@@ -457,34 +680,53 @@ def main(argv=None) -> int:
         for problem in e.problems:
             stderr.write(f"{problem}\n")
         return 1
-    if hasattr(args, "offline"):
-        try:
+    stderr.write(describeSetup(config, args.config))
+    try:
+        if hasattr(args, "offline"):
             return args.offline(config, args, stdout)
-        except ArchiveError as e:
-            stderr.write(f"xmppchat-admin: {e}\n")
-            return 1
-    try:
-        storage = openStorage(config.storage, synchronous=True)
-    except (NotImplementedError, ValueError, OSError) as e:
-        stderr.write(f"xmppchat-admin: {e}\n")
-        return 1
-    try:
-        result(storage.start())
-    except StorageError as e:
-        stderr.write(f"xmppchat-admin: {e}\n")
-        return 1
-    admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
-                  iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
-                  processes=getattr(args, "processes", None), appId=serverAppId(config))
-    admin.config = config
-    try:
-        return args.run(admin, args)
+        if getattr(args, "api", None) is not None:
+            try:
+                return args.api(RemoteAdmin(ApiClient(config), stdin, stdout, stderr), args)
+            except ServerUnreachable as e:
+                if getattr(args, "run", None) is None:
+                    raise AdminError(f"{e}; this command needs the running server") from None
+                stderr.write(f"xmppchat-admin: {e}: changing the storage instead\n")
+        return runOnStorage(args, config, stdin, stdout, stderr)
     except (AdminError, ArchiveError) as e:
         stderr.write(f"xmppchat-admin: {e}\n")
         return 1
     except StorageError as e:
         stderr.write(f"xmppchat-admin: storage error: {e}\n")
         return 1
+
+
+def runOnStorage(args, config, stdin, stdout, stderr) -> int:
+    """
+    Run C{args.run} on the configured storage (synchronously), which must
+    exist unless C{--create} was given or the command makes a new one
+    (C{set_defaults(creates=True)}, e.g. an import into an empty store).
+    """
+    from xmppchat.storage import openStorage
+    from xmppchat.storage.interfaces import StorageError
+
+    creates = args.create or getattr(args, "creates", False)
+    problem = None if creates else missingDatabase(config)
+    if problem is not None:
+        raise AdminError(problem)
+    try:
+        storage = openStorage(config.storage, synchronous=True)
+    except (NotImplementedError, ValueError, OSError) as e:
+        raise AdminError(str(e)) from None
+    try:
+        result(storage.start())
+    except StorageError as e:
+        raise AdminError(str(e)) from None
+    admin = Admin(storage, config.server.domain, stdin, stdout, stderr,
+                  iterations=getattr(args, "iterations", DEFAULT_ITERATIONS),
+                  processes=getattr(args, "processes", None), appId=serverAppId(config))
+    admin.config = config
+    try:
+        return args.run(admin, args)
     finally:
         result(storage.stop())
 

@@ -425,6 +425,9 @@ class OpsConfig:
     enabled: bool = False
     interface: str = "127.0.0.1"
     port: int = 5290
+    # the admin API's bearer key (xmppchat.ops.adminapi); none: the API is off
+    admin_key: str = ""
+    admin_key_file: str = ""
 
 
 @dataclass
@@ -613,6 +616,11 @@ def _validate(config: Config, problem) -> None:
     _validateUpload(config, problem)
     _validateComponents(config, problem)
     _checkListener("ops", config.ops, ("port",), problem)
+    from xmppchat.ops.adminkey import keyProblem
+
+    adminKey = keyProblem(config.ops, config.baseDir)
+    if adminKey is not None:
+        problem("ops.admin_key", adminKey)
     _validateLog(config.log, problem)
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
@@ -955,6 +963,8 @@ def _resolve(config: Config) -> None:
         value = getattr(config.tls, key)
         if value:
             setattr(config.tls, key, os.path.abspath(os.path.join(base, value)))
+    if config.ops.admin_key_file:
+        config.ops.admin_key_file = os.path.abspath(os.path.join(base, config.ops.admin_key_file))
 
 
 def buildConfig(data: dict, source: str = "<dict>", baseDir: str = ".") -> Config:

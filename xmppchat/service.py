@@ -90,6 +90,15 @@ class XMPPChatService(service.Service):
         self.unlockWatcher = UnlockWatcher(self.storage, [self.host.loginThrottle], reactor)
         self.inheritedPorts: dict = dict(inheritedPorts or {})
         self.lock = None  # <data_dir>/xmppchat.lock (xmppchat.instancelock); a worker's is its supervisor's
+        # What POST /admin/api/reload re-applies from the re-read config file:
+        # name -> fn(new Config), False when it failed (xmppchat.ops.adminapi).
+        from xmppchat.ops.adminapi import AdminAgent, reloadLimits
+        from xmppchat.ops.logs import applyLogConfig
+
+        self.reloadHooks: dict = {"tls": lambda config: self.reloadTLS(),
+                                  "limits": lambda config: reloadLimits(self, config),
+                                  "log": applyLogConfig}
+        self.adminAgent = AdminAgent(self)
 
     def listen(self) -> None:
         """

@@ -102,10 +102,10 @@ class Cluster:
         self.database = directory / "shared.sqlite3"
         self.nodes: dict[str, RunningServer] = {}
 
-    def startNode(self, name: str, args=(), nodeIds=None) -> RunningServer:
+    def startNode(self, name: str, args=(), nodeIds=None, extra: str = "") -> RunningServer:
         path = self.directory / name
         path.mkdir()
-        extra = f"""
+        extra += f"""
 [cluster]
 redis_uri = "{self.redis.uri}"
 node_id = "{name}"

@@ -1491,3 +1491,13 @@ def test_mucRoomMapping(storage):
     assert find("team") == [made.id]
     assert find("nope") == []
     assert result(storage.dialogs.getDialog(made.id)).extensions == {EXT_ROOM: "team"}
+
+
+def test_countAllOffline(storage):
+    """countAllOffline counts every user's stored messages (the admin API's stats, issue 18)."""
+    assert result(storage.offline.countAllOffline()) == 0
+    for lp, count in (("alice", 2), ("bob", 3)):
+        addAccount(storage, lp)
+        for _ in range(count):
+            result(storage.offline.storeOffline(lp, "<message/>", 1.0, 10))
+    assert result(storage.offline.countAllOffline()) == 5

@@ -17,8 +17,10 @@ Stream error conditions (RFC 6120 §4.9.3), as Prosody's mod_c2s does:
 - a deleted account: C{not-authorized} (§4.9.3.12: the entity is no longer
   authorised to use the stream at all).
 
-What another process changes (C{python -m xmppchat.admin deluser} or
-C{passwd}, a REST service started on its own) is noticed by L{StreamCheck}:
+The admin API (L{xmppchat.ops.adminapi}: C{python -m xmppchat.admin
+deluser} or C{passwd} while the server answers it) fires the same event.
+What another process changes in storage (those commands when the API does
+not answer, a REST service started on its own) is noticed by L{StreamCheck}:
 every C{limits.session_recheck_seconds} one batched account read and one
 batched token read for all the local streams.  The same read notices a
 profile changed elsewhere (privacy settings) and fires C{account-updated}

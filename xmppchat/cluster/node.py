@@ -92,6 +92,8 @@ class ClusterNode:
             self.directory.onSessionGone = self.rooms.sessionGone
         self.bus.onNodeLost = self._nodeLost
         self.bus.onControl = self._control
+        # more control frame handlers: fn(payload) -> True when handled (the admin API)
+        self.controlHandlers: list = []
         self.bus.movedTo = self.resumption.movedTo
         host.sessions.attach(self.directory)
         host.cluster = self
@@ -209,7 +211,9 @@ class ClusterNode:
             return True
         if self.durable is not None and self.durable.controlReceived(payload):
             return True
-        return self.rooms is not None and self.rooms.controlReceived(payload)
+        if self.rooms is not None and self.rooms.controlReceived(payload):
+            return True
+        return any(handler(payload) for handler in self.controlHandlers)
 
     def _message(self, channel: bytes, data: bytes) -> None:
         if channel == self.myChannel:

@@ -25,4 +25,7 @@ def opsSite(service) -> server.Site:
     site.displayTracebacks = False
     site.noisy = False
     site.service = service
+    from xmppchat.ops.adminapi import mountAdminAPI
+
+    mountAdminAPI(root, service)  # /admin/api (issue 18 item 4)
     return site

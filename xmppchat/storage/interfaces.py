@@ -603,6 +603,12 @@ class IOfflineStore(Protocol):
         Fires with the number of messages stored for the user.
         """
 
+    def countAllOffline(self) -> Deferred:
+        """
+        Fires with the number of messages stored for all users (the admin
+        API's stats, issue 18).
+        """
+
     def fetchOffline(self, localpart: str) -> Deferred:
         """
         Fires with the user's L{OfflineMessage}s, oldest first, without

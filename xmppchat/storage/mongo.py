@@ -679,6 +679,9 @@ class MongoOfflineStore(_Store):
     def countOffline(self, localpart):
         return self.db.run(lambda db: db.offline.count_documents({"localpart": localpart}))
 
+    def countAllOffline(self):
+        return self.db.run(lambda db: db.offline.estimated_document_count())
+
     def fetchOffline(self, localpart):
         return self.db.run(lambda db: [
             OfflineMessage(id=d["_id"], localpart=localpart, stanza=d["stanza"], stamp=d["stamp"])

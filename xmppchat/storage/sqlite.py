@@ -1087,6 +1087,9 @@ class SQLiteOfflineStore(_Store):
         return self.db.run(False, lambda c: c.execute(
             "SELECT count(*) FROM offline WHERE localpart = ?", (localpart,)).fetchone()[0])
 
+    def countAllOffline(self):
+        return self.db.run(False, lambda c: c.execute("SELECT count(*) FROM offline").fetchone()[0])
+
     def fetchOffline(self, localpart):
         return self.db.run(False, lambda c: [
             OfflineMessage(id=row[0], localpart=localpart, stanza=row[1], stamp=row[2])

@@ -1,0 +1,59 @@
+"""
+The admin API's cluster side (issue 18 item 4) on in-memory nodes: one
+node gathers the others' answers over the bus (C{admin-q}/C{admin-r}
+control frames), lists a node that does not answer as unreachable after
+L{GATHER_SECONDS}, and a kick asked of every node ends a session on
+another node.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from twisted.internet import defer
+
+from tests.cluster.harness import ClusterHarness
+from tests.helpers import result
+from xmppchat.ops.adminapi import GATHER_SECONDS, AdminAgent
+
+
+def agents(cluster):
+    return [AdminAgent(SimpleNamespace(host=n.host, reactor=cluster.clock, config=cluster.config,
+                                       reloadHooks={})) for n in cluster.nodes]
+
+
+def gather(cluster, agent, kind, args, wait=0.0):
+    d = defer.ensureDeferred(agent.gather(kind, args))
+    cluster.pump(wait)
+    return result(d)
+
+
+def test_sessionsOfEveryNode():
+    """The sessions of all nodes, each with its node, asked from a third node."""
+    cluster = ClusterHarness()
+    node0, node1, alice, _, bob, _ = cluster.pair()
+    answers, unreachable = gather(cluster, agents(cluster)[2], "sessions", {})
+    assert unreachable == []
+    assert sorted((s["jid"], s["node"]) for _, part in answers for s in part) == sorted(
+        [(alice.full, "node0"), (bob.full, "node1")])
+
+
+def test_silentNodeIsUnreachable():
+    """A node that does not answer is listed as unreachable once GATHER_SECONDS have passed."""
+    cluster = ClusterHarness()
+    cluster.pair()
+    mine = agents(cluster)
+    cluster.nodes[1].node.controlHandlers.clear()  # node1 no longer answers
+    answers, unreachable = gather(cluster, mine[0], "stats", {}, wait=GATHER_SECONDS + 0.5)
+    assert unreachable == ["node1"]
+    assert sorted(part["node"] for _, part in answers) == ["node0", "node2"]
+
+
+def test_kickOnAnotherNode():
+    """A kick asked on node2 ends alice's stream on node0 with policy-violation."""
+    cluster = ClusterHarness()
+    node0, node1, alice, aliceTransport, bob, _ = cluster.pair()
+    answers, _ = gather(cluster, agents(cluster)[2], "kick", {"jid": "alice@localhost", "reason": "bye"})
+    assert [full for _, part in answers for full in part] == [alice.full]
+    error = aliceTransport.closed.toXml()
+    assert "policy-violation" in error and ">bye<" in error
