@@ -5,6 +5,9 @@ stub transport, and helpers to log users in and parse XML literals.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 from types import SimpleNamespace
 
 from twisted.internet import defer, task
@@ -204,3 +207,24 @@ class HeldRead:
     def release(self) -> None:
         d, value = self.held[0]
         d.callback(value)
+
+
+@contextlib.contextmanager
+def readOnlyDirectory(path):
+    """
+    Create C{path} and make it read-only for this user: immutable when root
+    (who ignores file modes), mode 0555 otherwise (issue 18).
+    """
+    path.mkdir()
+    if os.getuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(0o755)

@@ -151,9 +151,9 @@ def test_constraintsCoverEveryRuntimeDependency():
 # -- systemd ----------------------------------------------------------------
 
 def test_systemdUnit():
-    """The unit runs twistd in the foreground as its own user, reloads with SIGHUP, restarts on failure, and is hardened."""
+    """The unit runs twistd in the foreground as its own user, ready when it serves (sd_notify), reloads with SIGHUP, restarts on failure, and is hardened."""
     service = unitEntries()["Service"]
-    expected = {"Type": "simple", "ExecReload": "/bin/kill -HUP $MAINPID", "Restart": "on-failure",
+    expected = {"Type": "notify", "ExecReload": "/bin/kill -HUP $MAINPID", "Restart": "on-failure",
                 "StateDirectory": "xmppchat", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
                 "ReadWritePaths": "/var/lib/xmppchat", "WorkingDirectory": "/var/lib/xmppchat",
                 "KillMode": "mixed"}

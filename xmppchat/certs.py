@@ -47,15 +47,16 @@ class CertificateError(Exception):
 
 
 def makeCertificate(names: list[str], issuerKey=None, issuerCert=None, isCA: bool = False,
-                    days: int = 825):
+                    days: int = 825, validFrom: datetime.datetime | None = None):
     """
     A new EC P-256 key and a certificate for C{names} (DNS names or IP
-    addresses), self-signed unless an issuer key and certificate are given.
+    addresses), self-signed unless an issuer key and certificate are given,
+    valid C{days} from C{validFrom} (default: a few minutes ago).
     Returns C{(keyPEM, certPEM)} as bytes.
     """
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = validFrom or datetime.datetime.now(datetime.timezone.utc)
     sans = []
     for name in names:
         try:

@@ -62,12 +62,16 @@ DEFAULT_MODULES = (
 class ConfigError(Exception):
     """
     The configuration is unusable; C{problems} lists every reason, one line
-    each, prefixed with the file and the dotted key.
+    each, prefixed with the file and the dotted key: type errors and the
+    checks across values together.
     """
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], config: Config | None = None):
         Exception.__init__(self, "\n".join(problems))
         self.problems = problems
+        # what could be built, values of the wrong type left at their
+        # defaults: --check-config checks the rest of the deployment with it
+        self.config = config
 
 
 @dataclass
@@ -997,11 +1001,12 @@ def buildConfig(data: dict, source: str = "<dict>", baseDir: str = ".") -> Confi
                 kwargs[key] = item
         sections[name] = cls(**kwargs)
     config = Config(**sections, source=source, baseDir=baseDir)
-    if not problems:
-        _validate(config, problem)
-    if problems:
-        raise ConfigError(problems)
+    # with values of the wrong type left at their defaults, so that one pass
+    # reports every problem (issue 18 item 7)
+    _validate(config, problem)
     _resolve(config)
+    if problems:
+        raise ConfigError(problems, config)
     return config
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import sys
 
 from twisted.application import service
 from twisted.internet import defer, error
@@ -23,8 +22,13 @@ from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
 from xmppchat.host import Host
 from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
+from xmppchat.startup import StartupError
 from xmppchat.storage import openStorage, startStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
+
+
+def _fail(message: str):
+    raise StartupError(message)
 
 
 def listenerURL(interface: str, port: int, domain: str) -> str:
@@ -41,12 +45,6 @@ def listenerURL(interface: str, port: int, domain: str) -> str:
     return f"http://{interface}:{port}"
 
 
-class StartupError(Exception):
-    """
-    The server cannot start; the message says why, for a human.
-    """
-
-
 class XMPPChatService(service.Service):
     """
     One xmppchat process: storage, one host, its listeners.
@@ -55,15 +53,20 @@ class XMPPChatService(service.Service):
         C{bosh}, C{component}, C{rest}, C{ops}).
     @ivar inheritedPorts: name -> file descriptor of a listening socket
         bound by a parent process (C{--workers}), adopted instead of binding.
+    @ivar launch: the L{xmppchat.startup.Launch} that start-up failures and
+        readiness are reported to (C{twistd xmppchat}); without one (a
+        service built in-process) L{listen} raises L{StartupError} and the
+        L{startService} Deferred fails.
     """
 
     log = Logger()
 
-    def __init__(self, config, reactor=None, inheritedPorts=None):
+    def __init__(self, config, reactor=None, inheritedPorts=None, launch=None):
         if reactor is None:
             from twisted.internet import reactor
         self.config = config
         self.reactor = reactor
+        self.launch = launch
         # Re-read on SIGHUP (reloadTLS): new TLS connections get the new
         # certificate, established ones are kept.
         self.tlsContext = ReloadableTLS(lambda: contextFactory(*ensureCertificate(config)))
@@ -217,13 +220,14 @@ class XMPPChatService(service.Service):
     def portNumber(self, name: str) -> int:
         return self.ports[name].getHost().port
 
-    def _listenOrExit(self):
+    def _listenOrFail(self):
         if not self.ports:
             try:
                 self.listen()
             except StartupError as e:
-                sys.stderr.write(f"xmppchat: {e}\n")
-                raise SystemExit(1) from None
+                if self.launch is None:
+                    raise
+                self.launch.fail(str(e))
 
     def privilegedStartService(self):
         """
@@ -231,7 +235,7 @@ class XMPPChatService(service.Service):
         never calls this, so L{startService} binds as well when needed.
         """
         service.Service.privilegedStartService(self)
-        self._listenOrExit()
+        self._listenOrFail()
 
     def reloadTLS(self) -> bool:
         """
@@ -241,15 +245,28 @@ class XMPPChatService(service.Service):
         return self.tlsContext.reload()
 
     def startService(self):
-        self._listenOrExit()
+        """
+        Start storage, and join the cluster in cluster mode, before
+        announcing the ports (issue 18 item 1): the server is ready, for
+        twistd's daemon launcher too (L{xmppchat.startup.Launch.ready}),
+        only once both answer.
+        """
+        if self.launch is not None:
+            self.launch.claim()
+        self._listenOrFail()
         service.Service.startService(self)
         self.host.metrics.start(self)
         if self.cluster is not None:
             self.cluster.start()
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadTLS)
         d = startStorage(self.storage, self.config)
+        d.addErrback(lambda f: _fail(f"storage failed to start: {f.getErrorMessage()}"))
+        if self.cluster is not None:
+            # a node that cannot reach Redis for expiry_seconds counts as dead
+            d.addCallback(lambda _: self.cluster.whenOnline(self.config.cluster.expiry_seconds)
+                          .addErrback(lambda f: _fail(f.getErrorMessage())))
         d.addCallback(lambda _: self._started())
-        d.addErrback(self._storageFailed)
+        d.addErrback(self._startFailed)
         return d
 
     def _started(self):
@@ -264,21 +281,31 @@ class XMPPChatService(service.Service):
         gc.freeze()
         self.unlockWatcher.start()
         ports = {name: port.getHost().port for name, port in self.ports.items()}
+        if not self.inheritedPorts:  # a worker: the supervisor publishes the ports
+            path = os.path.join(self.config.server.data_dir, "ports.json")
+            os.makedirs(self.config.server.data_dir, exist_ok=True)
+            with open(path + ".tmp", "w") as f:
+                json.dump(ports, f)
+            os.replace(path + ".tmp", path)
         self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))
-        if self.inheritedPorts:
-            return  # a worker: the supervisor publishes the ports
-        path = os.path.join(self.config.server.data_dir, "ports.json")
-        os.makedirs(self.config.server.data_dir, exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            json.dump(ports, f)
-        os.replace(path + ".tmp", path)
+        if self.launch is not None:
+            self.launch.ready()
 
-    def _storageFailed(self, failure):
-        self.log.failure("Storage failed to start", failure)
-        sys.stderr.write(f"xmppchat: storage failed to start: {failure.getErrorMessage()}\n")
-        if self.reactor.running:
-            self.reactor.stop()
+    def _startFailed(self, failure):
+        """
+        Storage, Redis or publishing the ports failed: the server does not
+        serve.
+        """
+        if self.launch is None:
+            return failure
+        if not self.running:  # stopped while starting (SIGTERM): nothing to report
+            self.log.info("Start-up interrupted: {why}", why=failure.getErrorMessage())
+            return None
+        if not failure.check(StartupError):
+            self.log.failure("Start-up failed", failure)
+        self.launch.fail(failure.getErrorMessage())
+        return None
 
     @defer.inlineCallbacks
     def stopService(self):

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from tests.helpers import makeConfig
 from xmppchat.cluster.workers import Lifeline, WorkerSupervisor
 from xmppchat.instancelock import unlock
+from xmppchat.startup import Launch
 
 
 class FakeProcess:
@@ -150,13 +151,13 @@ def test_sighupGoesToEveryWorker(tmp_path):
     closeAll(s)
 
 
-def test_secondSupervisorOnTheDataDirRefused(tmp_path, capsys):
+def test_secondSupervisorOnTheDataDirRefused(tmp_path, capfd):
     """A second supervisor on the same data dir exits 1 with one line before binding a port, and starts once the first has stopped."""
     s, reactor = supervisor(tmp_path)
     port = s.sockets["c2s"][0].getsockname()[1]
     config = makeConfig(server={"data_dir": str(tmp_path)}, c2s={"port": port, "tls_port": 0},
                         cluster={"redis_uri": "redis://127.0.0.1:1/0"})
-    second = WorkerSupervisor(config, 2, reactor=FakeReactor())
+    second = WorkerSupervisor(config, 2, reactor=FakeReactor(), launch=Launch({}, FakeReactor()))
     try:
         second.privilegedStartService()
     except SystemExit as e:
@@ -164,7 +165,7 @@ def test_secondSupervisorOnTheDataDirRefused(tmp_path, capsys):
     else:
         raise AssertionError("the second supervisor started")
     assert not second.sockets
-    err = capsys.readouterr().err.strip().splitlines()
+    err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "xmppchat.lock" in err[0] and str(tmp_path) in err[0], err
     d = s.stopService()
     for proto, _, _ in reactor.spawned:

@@ -26,7 +26,7 @@ from xmppchat.cluster.bus import StanzaBus
 from xmppchat.cluster.directory import Keys, SessionDirectory
 from xmppchat.cluster.durable import DurableQueues
 from xmppchat.cluster.fence import HandoverFences
-from xmppchat.cluster.resp import RedisClient
+from xmppchat.cluster.resp import RedisClient, parseRedisURI
 from xmppchat.cluster.resumption import ClusterResumption
 from xmppchat.cluster.rooms import ClusterRooms
 
@@ -77,6 +77,7 @@ class ClusterNode:
         self.heartbeat = task.LoopingCall(self._beat)
         self.heartbeat.clock = reactor
         self._joining = None
+        self._onlineWaiters: list = []
         self.stopping = False
         self.resumption = ClusterResumption(self)
         self.durable = None
@@ -112,6 +113,28 @@ class ClusterNode:
         self.log.info("Cluster node {node} connecting to Redis", node=self.nodeId)
         self.redis.start()
         self.heartbeat.start(self.config.heartbeat_seconds, now=False)
+
+    def whenOnline(self, timeout: float) -> defer.Deferred:
+        """
+        Fires once this node has joined the cluster; fails after C{timeout}
+        seconds without Redis (issue 18 item 1: a node that cannot reach
+        Redis at start does not report itself ready).
+        """
+        if self.online:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._onlineWaiters.append(d)
+
+        def expired():
+            if not d.called:
+                self._onlineWaiters.remove(d)
+                where = parseRedisURI(self.config.redis_uri)  # no password in the message
+                d.errback(ConnectionError(f"cannot reach Redis at {where['host']}:{where['port']}"
+                                          f" within {timeout:g} s"))
+
+        call = self.reactor.callLater(timeout, expired)
+        d.addBoth(lambda result: (call.cancel() if call.active() else None, result)[1])
+        return d
 
     @defer.inlineCallbacks
     def stop(self):
@@ -163,6 +186,9 @@ class ClusterNode:
             self.log.info("Cluster node {node} online: {remote} remote session(s)",
                           node=self.nodeId, remote=self.directory.remoteCount())
             observe.emit("cluster-node", node=self.nodeId, state="joined")
+            waiters, self._onlineWaiters = self._onlineWaiters, []
+            for d in waiters:
+                d.callback(None)
 
     def _joinFailed(self, failure):
         self.log.warn("Joining the cluster failed ({e}); retrying at the next heartbeat",

@@ -45,6 +45,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
+from xmppchat.startup import StartupError
 from xmppchat.tlsreload import installReloadSignal
 
 from xmppchat.ops.logs import relayWorkerLine
@@ -119,12 +120,24 @@ class WorkerProcess(protocol.ProcessProtocol):
     fields, and the worker's index).
     """
 
-    def __init__(self, supervisor, index):
+    def __init__(self, supervisor, index, readyFD=None):
         self.supervisor = supervisor
         self.index = index
         self.buffer = b""
         self.ended = defer.Deferred()
         self.started = supervisor.reactor.seconds()
+        self.readyFD = readyFD
+        self.status = b""  # from the worker's xmppchat.startup.Launch: b"0" or b"1 <why>"
+
+    def childDataReceived(self, childFD, data):
+        if childFD == self.readyFD:
+            self.status += data[:1024]
+        else:
+            protocol.ProcessProtocol.childDataReceived(self, childFD, data)
+
+    def childConnectionLost(self, childFD):
+        if childFD == self.readyFD:
+            self.supervisor.workerStarted(self, self.status)
 
     def outReceived(self, data):
         self.buffer += data
@@ -148,10 +161,11 @@ class WorkerSupervisor(service.Service):
 
     log = Logger()
 
-    def __init__(self, config, count: int, reactor=None):
+    def __init__(self, config, count: int, reactor=None, launch=None):
         if reactor is None:
             from twisted.internet import reactor
         self.config = config
+        self.launch = launch  # xmppchat.startup.Launch (issue 18 item 1)
         self.count = count
         self.reactor = reactor
         self.sockets: dict[str, list] = {}  # listener -> one socket per worker (or one shared)
@@ -161,6 +175,7 @@ class WorkerSupervisor(service.Service):
         self.lock = None
         self._restoreSignal = None
         self.metricsDir = None  # shared by the workers' metrics (xmppchat.ops.metrics)
+        self.starting = set(range(count))  # workers yet to report their first start
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
@@ -172,8 +187,7 @@ class WorkerSupervisor(service.Service):
         try:
             self.lock = lockDataDir(self.config.server.data_dir)
         except DataDirLocked as e:
-            sys.stderr.write(f"xmppchat: {e}\n")
-            raise SystemExit(1) from None
+            return self._fail(str(e))
         group = self.count if REUSE_PORT is not None else 1
         try:
             for name, interface, port in listenerSpecs(self.config):
@@ -182,12 +196,28 @@ class WorkerSupervisor(service.Service):
                 self.sockets[name] = [first] + [bindSocket(interface, port, reusePort=True)
                                                 for _ in range(group - 1)]
         except OSError as e:
-            sys.stderr.write(f"xmppchat: cannot listen on {interface or '*'}:{port}: {e.strerror}\n")
-            raise SystemExit(1) from None
+            for socks in self.sockets.values():
+                for sock in socks:
+                    sock.close()
+            self.sockets.clear()
+            unlock(self.lock)
+            self.lock = None
+            return self._fail(f"cannot listen on {interface or '*'}:{port}: {e.strerror}")
+
+    def _fail(self, reason: str) -> None:
+        """
+        The supervisor cannot start (issue 18 item 1): through the launch
+        (exit code 1, one line), else L{StartupError}.
+        """
+        if self.launch is None:
+            raise StartupError(reason)
+        self.launch.fail(reason)
 
     def startService(self):
         from xmppchat.certs import ensureCertificate
 
+        if self.launch is not None:
+            self.launch.claim()
         self._bind()
         service.Service.startService(self)
         ensureCertificate(self.config)  # once, before the workers race to create it
@@ -216,8 +246,10 @@ class WorkerSupervisor(service.Service):
         if self.lock is not None:
             # the worker holds the lock too: no second instance while it lives
             childFDs[3 + len(self.sockets)] = self.lock
+        readyFD = max(childFDs) + 1
+        childFDs[readyFD] = "r"
         args = [sys.executable, "-m", "twisted", "xmppchat", "--worker-fds", ",".join(specs),
-                "--worker-index", str(index)]
+                "--worker-index", str(index), "--ready-fd", str(readyFD)]
         if self.config.source and os.path.exists(self.config.source):
             args[4:4] = ["--config", os.path.abspath(self.config.source)]
         env = dict(os.environ)
@@ -225,7 +257,7 @@ class WorkerSupervisor(service.Service):
             from xmppchat.ops.metrics import MULTIPROC_ENV
 
             env[MULTIPROC_ENV] = self.metricsDir
-        worker = WorkerProcess(self, index)
+        worker = WorkerProcess(self, index, readyFD)
         worker.pid = self.reactor.spawnProcess(worker, sys.executable, args, env=env,
                                                path=os.path.abspath(self.config.baseDir),
                                                childFDs=childFDs).pid
@@ -240,6 +272,24 @@ class WorkerSupervisor(service.Service):
         self.log.info("SIGHUP: {count} workers reload their TLS certificate", count=len(workers))
         for worker in workers:
             worker.transport.signalProcess("HUP")
+
+    def workerStarted(self, worker, status: bytes) -> None:
+        """
+        A worker reported its start (issue 18 item 1): the supervisor is
+        ready once every worker serves (storage and Redis answer), and fails
+        with the reason of the first that cannot start.
+        """
+        if worker.index not in self.starting or self.stopping:
+            return
+        if status != b"0":
+            why = status[2:].decode("utf-8", "replace") or "it exited before serving"
+            self.starting.clear()
+            if self.launch is not None:
+                self.launch.fail(f"worker {worker.index}: {why}")
+            return
+        self.starting.discard(worker.index)
+        if not self.starting and self.launch is not None:
+            self.launch.ready()
 
     def workerEnded(self, worker, exitCode) -> None:
         if self.metricsDir is not None:
