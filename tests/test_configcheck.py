@@ -165,3 +165,14 @@ def test_version(capsys):
         Options().parseOptions(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.startswith(f"xmppchat {__version__}")
+
+
+def test_adminVersion(capsys):
+    """python -m xmppchat.admin --version prints xmppchat's version."""
+    from xmppchat import __version__
+    from xmppchat.admin import makeParser
+
+    with pytest.raises(SystemExit) as e:
+        makeParser().parse_args(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"xmppchat {__version__}"

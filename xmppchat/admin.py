@@ -594,6 +594,9 @@ def makeParser() -> argparse.ArgumentParser:
                         help="configuration file (default: conf/xmppchat.dev.toml)")
     parser.add_argument("--create", action="store_true", default=False,
                         help="create the SQLite database if it does not exist")
+    from xmppchat import __version__
+
+    parser.add_argument("--version", action="version", version=f"xmppchat {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = commands.add_parser("adduser", parents=[common], help="create an account (password on stdin)")
     p.add_argument("name")
