@@ -18,11 +18,10 @@ import urllib.request
 import pytest
 
 from tests.e2e.conftest import REST_APP_ID, REST_AUTH_KEY, startServer, stopServer
-from tests.e2e.test_adminapi import api
+from tests.e2e.test_adminapi import OPS, api
 from tests.e2e.test_login_lockout import saslAttempts
 from tests.e2e.test_slixmpp import TIMEOUT
 
-KEY = "e2e-admin-key-0123456789abcdefghijklmnop"
 ORIGIN = "https://app.example.com"
 SOURCE = "127.0.0.3"  # its own loopback address: lockouts here touch no other test
 
@@ -32,18 +31,12 @@ def server(tmp_path_factory):
     running = startServer(tmp_path_factory.mktemp("restreload"), rest="""
 address_rate_per_minute = 1
 address_burst = 3
-""", extra=f"""
+""", extra="""
 [limits]
 exempt_loopback = false
 failed_logins_free = 10
 failed_logins_lockout = 10
-
-[ops]
-enabled = true
-interface = "127.0.0.1"
-port = 0
-admin_key = "{KEY}"
-""")
+""" + OPS)
     running.addusers(["ivan", "judy"])
     yield running
     stopServer(running)
