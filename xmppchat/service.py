@@ -269,7 +269,9 @@ class XMPPChatService(service.Service):
                 self.log.info("SIGHUP: {parts}", parts=", ".join(f"{k} {v}" for k, v in result.items()))
             return result
 
-        return d.addCallback(done)
+        d.addCallback(done)
+        d.addErrback(lambda f: self.log.failure("SIGHUP: reloading the configuration failed", f))
+        return d
 
     def startService(self):
         """
