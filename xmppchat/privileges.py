@@ -61,7 +61,8 @@ def prepare(config, uid: int, gid: int) -> list[str]:
     """
     Before the service is built (as root): create the data directory, the
     SQLite file's directory and the generated certificate for C{uid:gid};
-    return warnings for the TLS files that user cannot read (also logged).
+    return warnings for the TLS files and the config file that user cannot
+    read (also logged): reloads re-read them after the drop.
 
     @raise StartupError: that user cannot write in the data directory
         (storage, uploads, C{ports.json} would fail after the drop).
@@ -81,15 +82,19 @@ def prepare(config, uid: int, gid: int) -> list[str]:
             for path in ensureCertificate(config)[:2]:
                 os.chown(path, uid, gid)
     paths = [path for path in ensureCertificate(config) if path]
+    # re-read by SIGHUP and the admin API's reload (issue 18 reload)
+    source = config.source if config.source and os.path.isfile(config.source) else None
 
     def probe():
-        return [unwritable(dataDir)] + [path for path in paths if not _readable(path)]
+        return [unwritable(dataDir)] + [path for path in paths + [source] if path and not _readable(path)]
 
     why, *unreadable = asUser(uid, gid, probe) or [""]  # a failed probe checks nothing
     if why:
         raise StartupError(f"uid {uid} / gid {gid}, the user after privileges drop, {why}")
-    warnings = [f"the TLS file {path} is not readable by uid {uid} / gid {gid}, the user after"
-                " privileges drop: reloading the certificate (SIGHUP) will fail"
+    consequence = {source: "a reload (SIGHUP, admin reload) will keep the running configuration"}
+    warnings = [f"the {'config' if path == source else 'TLS'} file {path} is not readable by uid {uid}"
+                f" / gid {gid}, the user after privileges drop: "
+                + consequence.get(path, "reloading the certificate (SIGHUP) will fail")
                 for path in unreadable]
     for warning in warnings:
         log.warn("{warning}", warning=warning)

@@ -91,14 +91,17 @@ class XMPPChatService(service.Service):
         self.unlockWatcher = UnlockWatcher(self.storage, [self.host.loginThrottle], reactor)
         self.inheritedPorts: dict = dict(inheritedPorts or {})
         self.lock = None  # <data_dir>/xmppchat.lock (xmppchat.instancelock); a worker's is its supervisor's
-        # What POST /admin/api/reload re-applies from the re-read config file:
-        # name -> fn(new Config), False when it failed (xmppchat.ops.adminapi).
+        self.restAPI = None  # the REST site (xmppchat.api.site.RestSite) when [rest] enabled
+        # What POST /admin/api/reload and SIGHUP re-apply from the re-read config
+        # file: name -> fn(new Config), False when it failed (xmppchat.ops.adminapi).
+        from xmppchat.api.reload import reloadRest
         from xmppchat.ops.adminapi import AdminAgent, reloadLimits
         from xmppchat.ops.logs import applyLogConfig
 
         self.reloadHooks: dict = {"tls": lambda config: self.reloadTLS(),
                                   "limits": lambda config: reloadLimits(self, config),
-                                  "log": applyLogConfig}
+                                  "log": applyLogConfig,
+                                  "rest": lambda config: reloadRest(self, config)}
         self.adminAgent = AdminAgent(self)
 
     def listen(self) -> None:
@@ -206,6 +209,7 @@ class XMPPChatService(service.Service):
                         runCPU=inThreadPool(self.reactor), online=self.host.sessions)
         self.host.passwordCheckers.append(JWTChecker(site.ctx))
         site.metrics = self.host.metrics
+        self.restAPI = site
         # one failed-login throttle and one trusted-proxy list for SASL and REST
         site.ctx.sessions.throttle = self.host.loginThrottle
         site.ctx.proxies = self.host.trustedProxies
@@ -244,6 +248,31 @@ class XMPPChatService(service.Service):
         """
         return self.tlsContext.reload()
 
+    def reloadAll(self):
+        """
+        SIGHUP, like Prosody's C{prosodyctl reload}: the TLS certificate
+        first, at once and whatever the config file says (certificate
+        renewal keeps working), then the config file re-read and every
+        other part of L{reloadHooks} applied, as C{POST /admin/api/reload}
+        does (L{xmppchat.ops.adminapi.AdminAgent.localReload}).  A file
+        that no longer validates changes nothing else and is one error line.
+        """
+        self.reloadTLS()
+        others = sorted(set(self.reloadHooks) - {"tls"})
+        d = defer.ensureDeferred(self.adminAgent.localReload(others))
+
+        def done(result):
+            if "error" in result:
+                self.log.error("SIGHUP: {source} not reloaded, keeping the running configuration: {problems}",
+                               source=self.config.source, problems=result["error"])
+            else:
+                self.log.info("SIGHUP: {parts}", parts=", ".join(f"{k} {v}" for k, v in result.items()))
+            return result
+
+        d.addCallback(done)
+        d.addErrback(lambda f: self.log.failure("SIGHUP: reloading the configuration failed", f))
+        return d
+
     def startService(self):
         """
         Start storage, and join the cluster in cluster mode, before
@@ -258,7 +287,7 @@ class XMPPChatService(service.Service):
         self.host.metrics.start(self)
         if self.cluster is not None:
             self.cluster.start()
-        self._restoreSignal = installReloadSignal(self.reactor, self.reloadTLS)
+        self._restoreSignal = installReloadSignal(self.reactor, self.reloadAll)
         d = startStorage(self.storage, self.config)
         d.addErrback(lambda f: _fail(f"storage failed to start: {f.getErrorMessage()}"))
         if self.cluster is not None:

@@ -10,7 +10,9 @@ configured certificate, key and chain and swaps them in for every listener
 at once, ALPN included.  When the new files cannot be used (missing,
 unreadable, a key that does not fit the certificate) the old ones stay and
 the reason is logged.  Established connections keep the keys they were
-made with.  L{installReloadSignal} ties C{reload} to SIGHUP.
+made with.  L{installReloadSignal} ties a reload to SIGHUP (the server's
+is L{xmppchat.service.XMPPChatService.reloadAll}: this certificate first,
+then the config file).
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def assertRefused(done) -> None:
 
 
 def test_sighupReloadsEveryWorkersCertificate(cluster):
-    """SIGHUP to the supervisor: the same worker PIDs keep running and every new TLS connection gets the new certificate; SIGINT stops all."""
+    """SIGHUP to the supervisor: the same worker PIDs keep running, every new TLS connection gets the new certificate, each worker re-reads the config; SIGINT stops all."""
     supervisor = cluster.startNode("hup", args=("--workers", "2"), nodeIds=("hup-w0", "hup-w1"))
     port = supervisor.ports["c2s-tls"]
     workers = workersOf(supervisor)
@@ -117,6 +117,9 @@ def test_sighupReloadsEveryWorkersCertificate(cluster):
         streak = streak + 1 if peerFingerprint(port) == new else 0
         if not streak:
             time.sleep(0.1)
+    while supervisor.log().count("SIGHUP: limits reloaded") < 2:  # each worker re-read its config file
+        assert time.monotonic() < deadline, supervisor.log()[-4000:]
+        time.sleep(0.1)
     assert supervisor.process.poll() is None
     assert workersOf(supervisor) == workers
     assert "Traceback" not in supervisor.log()

@@ -89,13 +89,13 @@ def writeCertificates(directory: Path) -> Path:
 
 
 def startServer(directory: Path, extra: str = "", storage: str = "db.sqlite3",
-                args=(), c2s: str = "") -> RunningServer:
+                args=(), c2s: str = "", rest: str = "") -> RunningServer:
     """
     Write a config with port 0 everywhere and a CA-signed certificate, start
     twistd and wait for it to publish its ports in C{<data_dir>/ports.json}.
     C{storage} is the SQLite path (absolute to share one file between
-    servers); C{args} are extra C{twistd xmppchat} options; C{c2s} extra
-    lines of the C{[c2s]} table.
+    servers); C{args} are extra C{twistd xmppchat} options; C{c2s} and
+    C{rest} extra lines of the C{[c2s]} and C{[rest]} tables.
     """
     writeCertificates(directory)
     # Real-client tests send bursts and open many loopback connections: the
@@ -127,6 +127,7 @@ enabled = true
 interface = "127.0.0.1"
 port = 0
 data_classes = ["UserReports", "MessageReports"]
+{rest}
 
 [[rest.apps]]
 application_id = 1

@@ -20,25 +20,27 @@ from tests.e2e.test_login_lockout import ATTACKER_IP, saslAttempts
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 
 KEY = "e2e-admin-key-0123456789abcdefghijklmnop"
+# the [ops] table of a server with the admin API on an ephemeral port
+OPS = f"""
+[ops]
+enabled = true
+interface = "127.0.0.1"
+port = 0
+admin_key = "{KEY}"
+"""
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # session_recheck_seconds far away: what ends a stream here is the API
-    running = startServer(tmp_path_factory.mktemp("adminapi"), extra=f"""
+    running = startServer(tmp_path_factory.mktemp("adminapi"), extra="""
 [limits]
 session_recheck_seconds = 3600
 exempt_loopback = false
 failed_logins_free = 10
 failed_logins_lockout = 10
-
-[ops]
-enabled = true
-interface = "127.0.0.1"
-port = 0
-admin_key = "{KEY}"
-""")
+""" + OPS)
     running.addusers(USERS)
     yield running
     stopServer(running)

@@ -90,6 +90,20 @@ def test_unreadableKeyWarns(directory):
         stopDaemon(directory, pid)
 
 
+def test_unreadableConfigWarns(directory):
+    """A config file only root can read: a warning at start; SIGHUP keeps the running configuration (one line)."""
+    config = writeConfig(directory)
+    config.chmod(0o600)  # root's
+    pid = start(directory, config)
+    try:
+        assert f"the config file {config} is not readable by uid {NOBODY.pw_uid}" in log(directory)
+        os.kill(pid, signal.SIGHUP)
+        eventually(lambda: "keeping the running configuration" in log(directory))
+        assert "TLS certificate reloaded" in log(directory)
+    finally:
+        stopDaemon(directory, pid)
+
+
 def test_asAnotherUser(directory):
     """asUser() probes as the user: root's 0600 file is unreadable for nobody, a 0644 one is fine."""
     from xmppchat.privileges import _readable, asUser

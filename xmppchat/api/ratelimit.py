@@ -69,6 +69,25 @@ class RateLimiter:
         self.maxKeys = max(1, maxKeys)
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
+    def configure(self, perMinute: int, burst: int, maxKeys: int) -> None:
+        """
+        New parameters at a reload (L{xmppchat.api.reload}): the buckets
+        are kept, so a reload never hands a limited client a fresh burst;
+        a raised burst adds its difference to every bucket (what was
+        already spent stays spent), a lowered one caps them.  Turning the
+        limit off forgets the buckets; lowering C{maxKeys} forgets the
+        least recently used ones.
+        """
+        burst = max(1, burst)
+        extra = max(0, burst - self.burst)
+        self.rate, self.burst, self.maxKeys = perMinute / 60.0, burst, max(1, maxKeys)
+        if not self.enabled:
+            self._buckets.clear()
+        for bucket in self._buckets.values():
+            bucket.tokens = min(float(burst), bucket.tokens + extra)
+        while len(self._buckets) > self.maxKeys:
+            self._buckets.popitem(last=False)
+
     @property
     def enabled(self) -> bool:
         return self.rate > 0
@@ -135,6 +154,15 @@ class RestRateLimits:
                                   config.rate_limit_keys)
         self.addresses = RateLimiter(clock, config.address_rate_per_minute,
                                      config.address_burst, config.rate_limit_keys)
+
+    def configure(self, config) -> None:
+        """
+        The rates, bursts and C{rate_limit_keys} of a re-read C{[rest]}
+        (L{RateLimiter.configure}).
+        """
+        self.tokens.configure(config.token_rate_per_minute, config.token_burst, config.rate_limit_keys)
+        self.addresses.configure(config.address_rate_per_minute, config.address_burst,
+                                 config.rate_limit_keys)
 
     def admit(self, request) -> None:
         """

@@ -226,6 +226,15 @@ def makeRoot(ctx) -> Resource:
     return root
 
 
+def requestLimit(config) -> int:
+    """
+    The most bytes one request may buffer: the largest JSON body, blob
+    upload (with its multipart envelope) or XEP-0363 upload.
+    """
+    rest = config.rest
+    return max(rest.max_body_bytes, rest.blob_max_bytes + 65536, config.upload.max_file_bytes)
+
+
 def makeSite(config, storage, clock, hooks=None, runCPU=None, online=None) -> RestSite:
     """
     The REST site for C{config} on C{storage}; C{hooks} and C{online} are
@@ -233,11 +242,10 @@ def makeSite(config, storage, clock, hooks=None, runCPU=None, online=None) -> Re
     L{xmppchat.sessions.SessionRegistry} when it runs in the XMPP process.
     """
     ctx = buildContext(config, storage, clock, hooks, runCPU, online)
-    rest = config.rest
-    limit = max(rest.max_body_bytes, rest.blob_max_bytes + 65536, config.upload.max_file_bytes)
-    site = RestSite(makeRoot(ctx), maxRequestBytes=limit)
+    site = RestSite(makeRoot(ctx), maxRequestBytes=requestLimit(config))
     site.ctx = ctx
     return site
 
 
-__all__ = ["ApiContext", "Dispatch", "RestSite", "buildContext", "makeRoot", "makeSite"]
+__all__ = ["ApiContext", "Dispatch", "RestSite", "buildContext", "makeRoot", "makeSite",
+           "requestLimit"]

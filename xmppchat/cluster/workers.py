@@ -19,7 +19,7 @@ restarts a worker that dies, and stops them all with SIGTERM.
 
 Signals (issue 18 #5, after gunicorn's arbiter): SIGHUP to the supervisor
 is passed on to every worker, which reloads its TLS certificate
-(L{xmppchat.tlsreload}) while the supervisor and the workers keep running;
+(L{xmppchat.tlsreload}) and its config file (issue 18 reload) while the supervisor and the workers keep running;
 SIGTERM and SIGINT stop the workers cleanly, then the supervisor.  A worker
 ends with its supervisor, even one killed by SIGKILL
 (L{watchSupervisor}), so no orphan keeps serving on the shared ports, and
@@ -265,11 +265,12 @@ class WorkerSupervisor(service.Service):
 
     def reloadWorkers(self) -> None:
         """
-        SIGHUP: every worker re-reads its TLS certificate
-        (L{xmppchat.service.XMPPChatService.reloadTLS}); no process restarts.
+        SIGHUP: every worker re-reads its TLS certificate and the config
+        file (L{xmppchat.service.XMPPChatService.reloadAll}); no process
+        restarts.
         """
         workers = [w for w in self.workers.values() if w.transport.pid]
-        self.log.info("SIGHUP: {count} workers reload their TLS certificate", count=len(workers))
+        self.log.info("SIGHUP: {count} workers reload their TLS certificate and config", count=len(workers))
         for worker in workers:
             worker.transport.signalProcess("HUP")
 
