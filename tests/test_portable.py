@@ -353,3 +353,73 @@ def test_importRefusesBadUserName(tmp_path):
             portable.importArchive(storage, config, str(archive))
     finally:
         result(storage.stop())
+
+
+def chatArchive(path, *records) -> None:
+    """
+    An archive with one user and C{records} as the lines of C{chat.jsonl}.
+    """
+    from xmppchat.backup import ArchiveWriter
+
+    writer = ArchiveWriter(str(path), portable.EXPORT_FORMAT)
+    with open(writer.file(portable.SERVER_DATA), "w", encoding="utf-8") as f:
+        f.write("<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                "<user name='mallory' password='pw12345678'/></host></server-data>")
+    with open(writer.file(portable.CHAT_DATA), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(record) + "\n" for record in records)
+    writer.close(domain="localhost")
+
+
+def blobRecord(uid, completed=True):
+    return {"kind": "blob", "id": 1, "uid": uid, "ownerId": 1, "name": "x", "contentType": None,
+            "size": None, "public": False, "completed": completed, "createdAt": 0.0, "updatedAt": 0.0}
+
+
+@pytest.mark.parametrize("uid", ["{victim}", "../../secret.txt", "0123456789abcdef0123456789abcdef\n"])
+def test_importRefusesBlobUidOutsideBlobs(tmp_path, uid):
+    """
+    Security review finding 1: a chat.jsonl blob whose uid is a path (which
+    a later export would read and the upload sweep would delete) refuses
+    the import, and the file it names is neither read nor removed.
+    """
+    victim = tmp_path / "secret.txt"
+    victim.write_text("db_password=hunter2\n")
+    archive = tmp_path / "crafted.tar.gz"
+    chatArchive(archive, blobRecord(uid.format(victim=victim), completed=False))
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match="chat.jsonl:1: ValueError: bad ids in a blob record"):
+            portable.importArchive(storage, config, str(archive))
+        assert result(storage.blobs.getBlobByUid(uid.format(victim=victim))) is None
+    finally:
+        result(storage.stop())
+    assert victim.read_text() == "db_password=hunter2\n"
+
+
+@pytest.mark.parametrize("record", [
+    {"kind": "dialog", "id": "../x", "ownerId": 1, "type": 3},
+    {"kind": "record", "className": "Note", "id": "r1", "userId": "1; DROP", "fields": {}},
+    {"kind": "state", "dialogId": "x" * 24, "userId": 1},
+])
+def test_importRefusesBadIds(tmp_path, record):
+    """Security review finding 1: dialog, record and state ids/owners of the wrong shape refuse the import."""
+    archive = tmp_path / "crafted.tar.gz"
+    chatArchive(archive, record)
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match=f"bad ids in a {record['kind']} record"):
+            portable.importArchive(storage, config, str(archive))
+    finally:
+        result(storage.stop())
+
+
+@pytest.mark.parametrize("uid", ["/etc/passwd", "../../etc/passwd", "ab", "0123456789ABCDEF0123456789ABCDEF"])
+def test_blobPathRefusesNonUid(tmp_path, uid):
+    """Security review finding 1, defence in depth: blobPath never names a file for a uid that is not 32 hex digits."""
+    from xmppchat.api.storage import blobPath
+
+    with pytest.raises(ValueError, match="not a blob uid"):
+        blobPath(str(tmp_path), uid)
+    assert blobPath(str(tmp_path), "0" * 32) == str(tmp_path / "blobs" / "00" / ("0" * 32))

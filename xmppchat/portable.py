@@ -356,6 +356,34 @@ def _number(text, what, convert=float):
         raise ArchiveError(f"bad {what}: {text!r}") from None
 
 
+def _checkIds(kind: str, record: dict) -> None:
+    """
+    Refuse a C{chat.jsonl} record whose ids are not the shapes the server
+    makes (security review of issue 18, finding 1): above all a blob C{uid}
+    names a file under C{<data_dir>/blobs/}, so it must be the REST API's
+    32 hex digits and nothing like C{../../etc/passwd}.
+    """
+    from xmppchat.api.storage import UID
+    from xmppchat.storage.interfaces import isObjectId
+
+    def account(value):
+        return type(value) is int and value > 0
+
+    checks = {
+        "blob": lambda r: account(r.get("id")) and account(r.get("ownerId"))
+        and isinstance(r.get("uid"), str) and UID.fullmatch(r["uid"]),
+        "dialog": lambda r: isObjectId(r.get("id")) and account(r.get("ownerId"))
+        and all(map(account, r.get("occupantIds", ()))),
+        "message": lambda r: isObjectId(r.get("id")) and isObjectId(r.get("dialogId"))
+        and account(r.get("senderId")),
+        "record": lambda r: isinstance(r.get("id"), str) and isinstance(r.get("className"), str)
+        and account(r.get("userId")),
+        "state": lambda r: isObjectId(r.get("dialogId")) and account(r.get("userId")),
+    }
+    if not checks[kind](record):
+        raise ValueError(f"bad ids in a {kind} record")
+
+
 class Importer(_Run):
     """
     Loads one archive into an empty storage.
@@ -595,6 +623,7 @@ class Importer(_Run):
                     record = json.loads(text)
                     kind = record.pop("kind")
                     if kind == "message":
+                        _checkIds(kind, record)
                         # the order is the loading store's own
                         record.update(order=0, reactions={e: set(ids) for e, ids
                                                           in record["reactions"].items()})
@@ -604,10 +633,12 @@ class Importer(_Run):
                         continue
                     flush()
                     if kind == "state":
+                        _checkIds(kind, record)
                         dialogId = record.pop("dialogId")
                         _wait(port.loadDialogState(dialogId, DialogUserState(**record)))
                         continue
                     dataclass, load, counter = loaders[kind]
+                    _checkIds(kind, record)
                     _wait(load(dataclass(**record)))
                     self.counts[counter] += 1
                 except (ValueError, KeyError, TypeError, AttributeError) as e:

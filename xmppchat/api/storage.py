@@ -75,6 +75,13 @@ def blobJSON(blob) -> dict:
 
 
 def blobPath(dataDir: str, uid: str) -> str:
+    """
+    The file of the blob C{uid}; a C{uid} that is not L{UID} (one from a
+    damaged or crafted database) is a L{ValueError}, never a path outside
+    C{<data_dir>/blobs/} (security review of issue 18, finding 1).
+    """
+    if not isinstance(uid, str) or not UID.fullmatch(uid):
+        raise ValueError(f"not a blob uid: {uid!r}")
     return os.path.join(dataDir, "blobs", uid[:2], uid)
 
 
