@@ -50,11 +50,11 @@ from xmppchat.api.json import (
     toInt,
     unauthorized,
 )
+from xmppchat.backup import BLOB_UID as UID
 from xmppchat.quotas import UPLOAD_SECONDS, quotaLimit
 
 log = Logger()
 
-UID = re.compile(r"[0-9a-f]{32}")
 CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}")
 
 
