@@ -423,3 +423,43 @@ def test_blobPathRefusesNonUid(tmp_path, uid):
     with pytest.raises(ValueError, match="not a blob uid"):
         blobPath(str(tmp_path), uid)
     assert blobPath(str(tmp_path), "0" * 32) == str(tmp_path / "blobs" / "00" / ("0" * 32))
+
+
+def test_importRefusesOtherApplicationName(tmp_path):
+    """
+    Security review finding 6: a <user name='5-999'/> (the shape of another
+    application's account, which adduser and the API refuse) refuses the
+    import, like adduser does.
+    """
+    archive = tmp_path / "other-app.tar.gz"
+    foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                            "<user name='5-999' password='pw12345678'/></host></server-data>")
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match="'5-999' is not a user name here: .*another application"):
+            portable.importArchive(storage, config, str(archive))
+        assert result(storage.accounts.listAccounts(0, 10)) == []
+    finally:
+        result(storage.stop())
+
+
+@pytest.mark.parametrize("attribute, message", [
+    ("login='x'", "login must be 3-50 characters"),
+    ("email='not an address'", "email is not a valid e-mail address"),
+    ("external-id='Has Spaces/..'", "external_user_id is not an external id"),
+])
+def test_importRefusesBadAccountFields(tmp_path, attribute, message):
+    """Security review finding 6: login, e-mail and external id go through the REST API's validators."""
+    archive = tmp_path / "fields.tar.gz"
+    foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                            "<user name='mallory' password='pw12345678'>"
+                            f"<account xmlns='urn:xmppchat:export:0' id='1' created='0' updated='0' {attribute}/>"
+                            "</user></host></server-data>")
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match=f"'mallory': {message}"):
+            portable.importArchive(storage, config, str(archive))
+    finally:
+        result(storage.stop())

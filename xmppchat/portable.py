@@ -442,8 +442,7 @@ class Importer(_Run):
             profile = _child(info, NS_XMPPCHAT, "profile")
             _wait(self.storage.portable.loadAccount(Account(
                 id=_number(info.getAttribute("id"), "account id", int), localpart=localpart,
-                login=info.getAttribute("login"), email=info.getAttribute("email"),
-                externalId=info.getAttribute("external-id"), credentials=credentials,
+                **self.accountFields(localpart, info), credentials=credentials,
                 createdAt=_number(info.getAttribute("created"), "time"),
                 updatedAt=_number(info.getAttribute("updated"), "time"),
                 profile=json.loads(str(profile)) if profile is not None else {},
@@ -463,17 +462,32 @@ class Importer(_Run):
     def localpartOf(self, name) -> str:
         """
         The prepared localpart of a C{<user name/>} (XEP-0227 §4.2: the
-        node part of the JID).
+        node part of the JID), refused as C{admin adduser} refuses it: an
+        C{<id>-<otherApp>} name too (security review of issue 18, finding 6).
         """
-        from xmppchat.jid import InvalidJID, parseJID
+        from xmppchat.admin import AdminError, newLocalpartOf, serverAppId
 
         try:
-            parsed = parseJID(f"{name}@{self.domain}")
-        except (InvalidJID, TypeError):
-            parsed = None
-        if not name or parsed is None or not parsed.user or "@" in name or "/" in name:
-            raise ArchiveError(f"{SERVER_DATA}: {name!r} is not a user name")
-        return parsed.user
+            return newLocalpartOf(name, self.domain, serverAppId(self.config))
+        except AdminError as e:
+            raise ArchiveError(f"{SERVER_DATA}: {name!r} is not a user name here: {e}") from None
+
+    def accountFields(self, name, info) -> dict:
+        """
+        The login, e-mail and external id of C{<account/>}, checked with the
+        REST API's own rules (security review of issue 18, finding 6).
+        """
+        from xmppchat.api.json import EXTERNAL_ID, ApiError
+        from xmppchat.api.users import _email, _login, _matching
+
+        data = {"login": info.getAttribute("login"), "email": info.getAttribute("email"),
+                "external_user_id": info.getAttribute("external-id")}
+        try:
+            return {"login": _login(data), "email": _email(data),
+                    "externalId": _matching(data, "external_user_id", EXTERNAL_ID, "is not an external id")}
+        except ApiError as e:
+            problems = "; ".join(f"{field} {text}" for field, texts in e.errors.items() for text in texts)
+            raise ArchiveError(f"{SERVER_DATA}: {name!r}: {problems}") from None
 
     def credentials(self, user) -> dict | None:
         """
