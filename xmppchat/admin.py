@@ -393,6 +393,7 @@ class ApiClient:
         from xmppchat.ops.adminkey import loadAdminKey
 
         ops = config.ops
+        self.dataDir = config.server.data_dir
         self.key = loadAdminKey(ops, config.baseDir) if ops.enabled else None
         host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(ops.interface, ops.interface)
         port = ops.port
@@ -416,6 +417,12 @@ class ApiClient:
         if self.key is None:
             raise ServerUnreachable("the admin API is not configured ([ops] enabled with admin_key"
                                     " or admin_key_file)")
+        from xmppchat.instancelock import LOCK_NAME, serverHolds
+
+        if serverHolds(self.dataDir) is False:
+            # Security review of issue 18, finding 5: the key and a new
+            # password go only to a port a running server holds.
+            raise ServerUnreachable(f"no server runs on {self.dataDir} ({LOCK_NAME} is not held)")
         url = "/admin/api/" + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
         connection = http.client.HTTPConnection(self.host, self.port, timeout=API_TIMEOUT)

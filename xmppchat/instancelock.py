@@ -109,6 +109,32 @@ def _readPid(fd: int) -> str:
         return ""
 
 
+def serverHolds(dataDir: str) -> bool | None:
+    """
+    Whether a server holds the lock of C{dataDir} now: C{True}, C{False}
+    (no lock file, or nobody holds it), or C{None} when the file cannot
+    be read.  Creates and writes nothing; for the admin CLI, which talks
+    to the admin API only while a server holds the lock (security review
+    of issue 18, finding 5: with no server, whatever listens on the
+    C{[ops]} port would get the admin key and new passwords).
+    """
+    try:
+        fd = os.open(os.path.join(dataDir, LOCK_NAME), os.O_RDONLY | _SAFE)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # also releases the shared lock just taken
+    return False
+
+
 def unlock(fd: int | None) -> None:
     """
     Release a lock taken by L{lockDataDir} (the file stays).
