@@ -341,18 +341,27 @@ def test_importForeignXEP0227(tmp_path):
         result(storage.stop())
 
 
+def assertImportRefused(tmp_path, archive, match, accounts=()) -> None:
+    """
+    Importing C{archive} into a fresh SQLite store fails with C{match},
+    having created only the C{accounts} (localparts) before the problem.
+    """
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match=match):
+            portable.importArchive(storage, config, str(archive))
+        assert [a.localpart for a in result(storage.accounts.listAccounts(0, 10))] == list(accounts)
+    finally:
+        result(storage.stop())
+
+
 def test_importRefusesBadUserName(tmp_path):
     """A <user/> whose name is no JID localpart is refused with its name."""
     archive = tmp_path / "bad.tar.gz"
     foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
                             "<user name='a@b'/></host></server-data>")
-    config = configIn(tmp_path / "t")
-    storage = sqliteStore(config)
-    try:
-        with pytest.raises(ArchiveError, match="'a@b' is not a user name"):
-            portable.importArchive(storage, config, str(archive))
-    finally:
-        result(storage.stop())
+    assertImportRefused(tmp_path, archive, "'a@b' is not a user name")
 
 
 def chatArchive(path, *records) -> None:
@@ -398,7 +407,7 @@ def test_importRefusesBlobUidOutsideBlobs(tmp_path, uid):
 
 
 @pytest.mark.parametrize("record", [
-    {"kind": "dialog", "id": "../x", "ownerId": 1, "type": 3},
+    {"kind": "dialog", "id": "a" * 24, "ownerId": -1, "type": 2, "occupantIds": [-1]},
     {"kind": "record", "className": "Note", "id": "r1", "userId": "1; DROP", "fields": {}},
     {"kind": "state", "dialogId": "x" * 24, "userId": 1},
 ])
@@ -406,13 +415,7 @@ def test_importRefusesBadIds(tmp_path, record):
     """Security review finding 1: dialog, record and state ids/owners of the wrong shape refuse the import."""
     archive = tmp_path / "crafted.tar.gz"
     chatArchive(archive, record)
-    config = configIn(tmp_path / "t")
-    storage = sqliteStore(config)
-    try:
-        with pytest.raises(ArchiveError, match=f"bad ids in a {record['kind']} record"):
-            portable.importArchive(storage, config, str(archive))
-    finally:
-        result(storage.stop())
+    assertImportRefused(tmp_path, archive, f"bad ids in a {record['kind']} record", ["mallory"])
 
 
 @pytest.mark.parametrize("uid", ["/etc/passwd", "../../etc/passwd", "ab", "0123456789ABCDEF0123456789ABCDEF"])
@@ -434,14 +437,7 @@ def test_importRefusesOtherApplicationName(tmp_path):
     archive = tmp_path / "other-app.tar.gz"
     foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
                             "<user name='5-999' password='pw12345678'/></host></server-data>")
-    config = configIn(tmp_path / "t")
-    storage = sqliteStore(config)
-    try:
-        with pytest.raises(ArchiveError, match="'5-999' is not a user name here: .*another application"):
-            portable.importArchive(storage, config, str(archive))
-        assert result(storage.accounts.listAccounts(0, 10)) == []
-    finally:
-        result(storage.stop())
+    assertImportRefused(tmp_path, archive, "'5-999' is not a user name here: .*another application")
 
 
 @pytest.mark.parametrize("attribute, message", [
@@ -456,10 +452,4 @@ def test_importRefusesBadAccountFields(tmp_path, attribute, message):
                             "<user name='mallory' password='pw12345678'>"
                             f"<account xmlns='urn:xmppchat:export:0' id='1' created='0' updated='0' {attribute}/>"
                             "</user></host></server-data>")
-    config = configIn(tmp_path / "t")
-    storage = sqliteStore(config)
-    try:
-        with pytest.raises(ArchiveError, match=f"'mallory': {message}"):
-            portable.importArchive(storage, config, str(archive))
-    finally:
-        result(storage.stop())
+    assertImportRefused(tmp_path, archive, f"'mallory': {message}")
