@@ -100,11 +100,14 @@ def blobFiles(dataDir: str):
 
 def blobTarget(dataDir: str, uid: str) -> str:
     """
-    Where the blob C{uid} lives (L{xmppchat.api.storage.blobPath}).
+    Where the blob C{uid} lives (also L{xmppchat.api.storage.blobPath}); a
+    C{uid} that is not L{BLOB_UID} (one from a damaged or crafted database)
+    is a L{ValueError}, never a path outside C{<data_dir>/blobs/}
+    (security review of issue 18, finding 1).
     """
-    from xmppchat.api.storage import blobPath
-
-    return blobPath(dataDir, uid)
+    if not isinstance(uid, str) or not BLOB_UID.fullmatch(uid):
+        raise ValueError(f"not a blob uid: {uid!r}")
+    return os.path.join(dataDir, BLOBS, uid[:2], uid)
 
 
 def _sha256(path: str) -> str:

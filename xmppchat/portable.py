@@ -49,7 +49,7 @@ from xml.etree import ElementTree
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
-from xmppchat.backup import (ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
+from xmppchat.backup import (BLOB_UID, ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
                              copyBlobsIn, reported, requireNewBlobs)
 from xmppchat.modules.pep import NS_PUBSUB_OWNER
 from xmppchat.modules.privacy import NS_PRIVACY
@@ -363,7 +363,6 @@ def _checkIds(kind: str, record: dict) -> None:
     names a file under C{<data_dir>/blobs/}, so it must be the REST API's
     32 hex digits and nothing like C{../../etc/passwd}.
     """
-    from xmppchat.api.storage import UID
     from xmppchat.storage.interfaces import isObjectId
 
     def account(value):
@@ -371,7 +370,7 @@ def _checkIds(kind: str, record: dict) -> None:
 
     checks = {
         "blob": lambda r: account(r.get("id")) and account(r.get("ownerId"))
-        and isinstance(r.get("uid"), str) and UID.fullmatch(r["uid"]),
+        and isinstance(r.get("uid"), str) and BLOB_UID.fullmatch(r["uid"]),
         "dialog": lambda r: isObjectId(r.get("id")) and account(r.get("ownerId"))
         and all(map(account, r.get("occupantIds", ()))),
         "message": lambda r: isObjectId(r.get("id")) and isObjectId(r.get("dialogId"))
@@ -465,7 +464,7 @@ class Importer(_Run):
         node part of the JID), refused as C{admin adduser} refuses it: an
         C{<id>-<otherApp>} name too (security review of issue 18, finding 6).
         """
-        from xmppchat.admin import AdminError, newLocalpartOf, serverAppId
+        from xmppchat.usernames import AdminError, newLocalpartOf, serverAppId
 
         try:
             return newLocalpartOf(name, self.domain, serverAppId(self.config))

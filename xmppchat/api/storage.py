@@ -51,6 +51,7 @@ from xmppchat.api.json import (
     unauthorized,
 )
 from xmppchat.backup import BLOB_UID as UID
+from xmppchat.backup import blobTarget as blobPath
 from xmppchat.quotas import UPLOAD_SECONDS, quotaLimit
 
 log = Logger()
@@ -72,17 +73,6 @@ def blobJSON(blob) -> dict:
         "set_completed_at": isoTime(blob.updatedAt) if blob.completed else None,
         "ref_count": 1,
     }
-
-
-def blobPath(dataDir: str, uid: str) -> str:
-    """
-    The file of the blob C{uid}; a C{uid} that is not L{UID} (one from a
-    damaged or crafted database) is a L{ValueError}, never a path outside
-    C{<data_dir>/blobs/} (security review of issue 18, finding 1).
-    """
-    if not isinstance(uid, str) or not UID.fullmatch(uid):
-        raise ValueError(f"not a blob uid: {uid!r}")
-    return os.path.join(dataDir, "blobs", uid[:2], uid)
 
 
 def _writeFile(path: str, data: bytes) -> None:
