@@ -332,5 +332,81 @@ def test_userCommandsFallBackToStorage(cli, tmp_path):
     assert cli("adduser", "alice", stdin="pw\n")[0] == 0
     code, out, err = cli("deluser", "alice")
     assert code == 0 and out.startswith("deleted alice@localhost")
-    assert f"no server answers at http://127.0.0.1:{port}/admin/api: changing the storage instead" in err
+    assert f"no server runs on {tmp_path / 'data'} (xmppchat.lock is not held): changing the storage instead" in err
     assert cli.account("alice") is None
+
+
+class Squatter:
+    """
+    A local process listening on the [ops] port while no server runs,
+    answering every request as the admin API would, and keeping what it got.
+    """
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        captured = self.captured = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                captured.append((self.command, self.path, self.headers.get("Authorization"),
+                                 self.rfile.read(length)))
+                out = b'{"changed": "alice@localhost", "revoked": 0, "deleted": "alice@localhost", "unlocked": "x"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_PUT = do_POST = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("command", [("passwd", "alice"), ("deluser", "alice"), ("unlock", "alice")])
+def test_squatterOnOpsPortGetsNothing(cli, tmp_path, command):
+    """
+    Security review finding 5: with no server running, whatever listens on
+    the [ops] port gets neither the admin key nor the new password; the
+    command changes the storage instead.
+    """
+    squatter = Squatter()
+    try:
+        with cli.config.open("a") as f:
+            f.write(f'[ops]\nenabled = true\nport = {squatter.port}\nadmin_key = "{"k" * 32}"\n')
+        assert cli("adduser", "alice", stdin="old-password\n")[0] == 0
+        code, out, err = cli(*command, stdin="NewSecretPassw0rd\n")
+    finally:
+        squatter.close()
+    assert squatter.captured == []
+    assert code == 0 and "changing the storage instead" in err
+    if command[0] == "passwd":
+        assert verifyPlain(Credentials.fromDict(cli.account("alice").credentials), "NewSecretPassw0rd")
+
+
+def test_apiUsedWhileServerHoldsLock(cli, tmp_path):
+    """While a server holds the data directory lock, the user commands go to its API."""
+    from xmppchat.instancelock import lockDataDir, unlock
+
+    squatter = Squatter()  # stands in for the running server's API here
+    lock = lockDataDir(str(tmp_path / "data"))
+    try:
+        with cli.config.open("a") as f:
+            f.write(f'[ops]\nenabled = true\nport = {squatter.port}\nadmin_key = "{"k" * 32}"\n')
+        code, out, err = cli("deluser", "alice")
+    finally:
+        unlock(lock)
+        squatter.close()
+    assert code == 0 and [c[:3] for c in squatter.captured] == [("DELETE", "/admin/api/users/alice",
+                                                                  "Bearer " + "k" * 32)]

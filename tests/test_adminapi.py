@@ -72,3 +72,17 @@ def test_reloadLimits():
     assert host.connectionLimiter is limiter and limiter.maxPerAddress == 7
     rates = host.modules["ratelimit"]
     assert (rates.rate, rates.burst) == (3, 9)
+
+
+def test_devConfigShipsNoAdminKey():
+    """
+    Security review finding 7: the dev config, public in the repository,
+    holds no admin key (anyone could read it), so its admin API is off.
+    """
+    import os
+
+    from xmppchat.config import loadConfig
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ops = loadConfig(os.path.join(root, "conf", "xmppchat.dev.toml"), baseDir=root).ops
+    assert ops.enabled and (ops.admin_key, ops.admin_key_file) == ("", "")

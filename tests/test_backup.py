@@ -179,3 +179,66 @@ def test_fullDiskIsOneLine(deployment, tmp_path, capsys, monkeypatch):
     assert code == 1 and "No space left on device" in err and blob.name in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live"]
+
+
+def test_archivesAndRestoredFilesAreOwnerOnly(deployment, tmp_path, capsys):
+    """
+    Security review finding 4: under a umask of 022 a backup, an export and
+    the restored database and blob files are still mode 0600 (they hold
+    password hashes and every message).
+    """
+    config, _, blob = deployment
+    old = os.umask(0o022)
+    try:
+        archive, exported = tmp_path / "b.tar.gz", tmp_path / "e.tar.gz"
+        assert admin(capsys, config, "backup", str(archive))[0] == 0
+        assert admin(capsys, config, "export", str(exported))[0] == 0
+        target = writeConfig(tmp_path / "t")
+        assert admin(capsys, target, "restore", str(archive))[0] == 0
+    finally:
+        os.umask(old)
+    restored = tmp_path / "t" / "data"
+    for path in (archive, exported, restored / "db.sqlite3", restored / "blobs" / blob.parent.name / blob.name):
+        assert oct(os.stat(path).st_mode & 0o777) == oct(0o600), path
+
+
+def craftedBackup(path, name, size, declared, data=None):
+    """
+    A backup archive whose member C{name} is C{size} zero bytes (or
+    C{data}) while the manifest says C{declared} bytes with the right hash.
+    """
+    import hashlib
+    import json
+
+    data = b"\0" * size if data is None else data
+    manifest = {"format": "xmppchat-backup", "version": 1, "schema": 1, "blobs": 0,
+                "files": {name: {"bytes": declared, "sha256": hashlib.sha256(data).hexdigest()}}}
+    with tarfile.open(path, "w:gz") as tar:
+        for member, body in (("manifest.json", json.dumps(manifest).encode()), (name, data)):
+            info = tarfile.TarInfo(member)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+
+
+def test_restoreRefusesTarBomb(tmp_path, capsys):
+    """
+    Security review finding 8: a member far larger than the manifest's
+    'bytes' (a few KiB of gzip unpacking to 16 MiB) is refused before any
+    of it is written beside the database.
+    """
+    archive = tmp_path / "bomb.tar.gz"
+    craftedBackup(archive, "database.sqlite3", 16 << 20, 1)
+    target = writeConfig(tmp_path / "t")
+    code, out, err = admin(capsys, target, "restore", str(archive))
+    assert code == 1 and "database.sqlite3 has 16777216 bytes, the manifest says 1" in err
+    assert os.listdir(tmp_path / "t" / "data") == []
+
+
+def test_restoreRefusesBlobNameWithNewline(tmp_path, capsys):
+    """Security review finding 8: a blob member named '<uid>\\n' is not a blob name."""
+    archive = tmp_path / "lf.tar.gz"
+    craftedBackup(archive, "blobs/" + "0" * 32 + "\n", 1, 1)
+    target = writeConfig(tmp_path / "t")
+    code, out, err = admin(capsys, target, "restore", str(archive))
+    assert code == 1 and "bad blob name" in err
+    assert not (tmp_path / "t" / "data" / "blobs").exists()

@@ -341,15 +341,115 @@ def test_importForeignXEP0227(tmp_path):
         result(storage.stop())
 
 
+def assertImportRefused(tmp_path, archive, match, accounts=()) -> None:
+    """
+    Importing C{archive} into a fresh SQLite store fails with C{match},
+    having created only the C{accounts} (localparts) before the problem.
+    """
+    config = configIn(tmp_path / "t")
+    storage = sqliteStore(config)
+    try:
+        with pytest.raises(ArchiveError, match=match):
+            portable.importArchive(storage, config, str(archive))
+        assert [a.localpart for a in result(storage.accounts.listAccounts(0, 10))] == list(accounts)
+    finally:
+        result(storage.stop())
+
+
 def test_importRefusesBadUserName(tmp_path):
     """A <user/> whose name is no JID localpart is refused with its name."""
     archive = tmp_path / "bad.tar.gz"
     foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
                             "<user name='a@b'/></host></server-data>")
+    assertImportRefused(tmp_path, archive, "'a@b' is not a user name")
+
+
+def chatArchive(path, *records) -> None:
+    """
+    An archive with one user and C{records} as the lines of C{chat.jsonl}.
+    """
+    from xmppchat.backup import ArchiveWriter
+
+    writer = ArchiveWriter(str(path), portable.EXPORT_FORMAT)
+    with open(writer.file(portable.SERVER_DATA), "w", encoding="utf-8") as f:
+        f.write("<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                "<user name='mallory' password='pw12345678'/></host></server-data>")
+    with open(writer.file(portable.CHAT_DATA), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(record) + "\n" for record in records)
+    writer.close(domain="localhost")
+
+
+def blobRecord(uid, completed=True):
+    return {"kind": "blob", "id": 1, "uid": uid, "ownerId": 1, "name": "x", "contentType": None,
+            "size": None, "public": False, "completed": completed, "createdAt": 0.0, "updatedAt": 0.0}
+
+
+@pytest.mark.parametrize("uid", ["{victim}", "../../secret.txt", "0123456789abcdef0123456789abcdef\n"])
+def test_importRefusesBlobUidOutsideBlobs(tmp_path, uid):
+    """
+    Security review finding 1: a chat.jsonl blob whose uid is a path (which
+    a later export would read and the upload sweep would delete) refuses
+    the import, and the file it names is neither read nor removed.
+    """
+    victim = tmp_path / "secret.txt"
+    victim.write_text("db_password=hunter2\n")
+    archive = tmp_path / "crafted.tar.gz"
+    chatArchive(archive, blobRecord(uid.format(victim=victim), completed=False))
     config = configIn(tmp_path / "t")
     storage = sqliteStore(config)
     try:
-        with pytest.raises(ArchiveError, match="'a@b' is not a user name"):
+        with pytest.raises(ArchiveError, match="chat.jsonl:1: ValueError: bad ids in a blob record"):
             portable.importArchive(storage, config, str(archive))
+        assert result(storage.blobs.getBlobByUid(uid.format(victim=victim))) is None
     finally:
         result(storage.stop())
+    assert victim.read_text() == "db_password=hunter2\n"
+
+
+@pytest.mark.parametrize("record", [
+    {"kind": "dialog", "id": "a" * 24, "ownerId": -1, "type": 2, "occupantIds": [-1]},
+    {"kind": "record", "className": "Note", "id": "r1", "userId": "1; DROP", "fields": {}},
+    {"kind": "state", "dialogId": "x" * 24, "userId": 1},
+])
+def test_importRefusesBadIds(tmp_path, record):
+    """Security review finding 1: dialog, record and state ids/owners of the wrong shape refuse the import."""
+    archive = tmp_path / "crafted.tar.gz"
+    chatArchive(archive, record)
+    assertImportRefused(tmp_path, archive, f"bad ids in a {record['kind']} record", ["mallory"])
+
+
+@pytest.mark.parametrize("uid", ["/etc/passwd", "../../etc/passwd", "ab", "0123456789ABCDEF0123456789ABCDEF"])
+def test_blobPathRefusesNonUid(tmp_path, uid):
+    """Security review finding 1, defence in depth: blobPath never names a file for a uid that is not 32 hex digits."""
+    from xmppchat.api.storage import blobPath
+
+    with pytest.raises(ValueError, match="not a blob uid"):
+        blobPath(str(tmp_path), uid)
+    assert blobPath(str(tmp_path), "0" * 32) == str(tmp_path / "blobs" / "00" / ("0" * 32))
+
+
+def test_importRefusesOtherApplicationName(tmp_path):
+    """
+    Security review finding 6: a <user name='5-999'/> (the shape of another
+    application's account, which adduser and the API refuse) refuses the
+    import, like adduser does.
+    """
+    archive = tmp_path / "other-app.tar.gz"
+    foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                            "<user name='5-999' password='pw12345678'/></host></server-data>")
+    assertImportRefused(tmp_path, archive, "'5-999' is not a user name here: .*another application")
+
+
+@pytest.mark.parametrize("attribute, message", [
+    ("login='x'", "login must be 3-50 characters"),
+    ("email='not an address'", "email is not a valid e-mail address"),
+    ("external-id='Has Spaces/..'", "external_user_id is not an external id"),
+])
+def test_importRefusesBadAccountFields(tmp_path, attribute, message):
+    """Security review finding 6: login, e-mail and external id go through the REST API's validators."""
+    archive = tmp_path / "fields.tar.gz"
+    foreignArchive(archive, "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+                            "<user name='mallory' password='pw12345678'>"
+                            f"<account xmlns='urn:xmppchat:export:0' id='1' created='0' updated='0' {attribute}/>"
+                            "</user></host></server-data>")
+    assertImportRefused(tmp_path, archive, f"'mallory': {message}")

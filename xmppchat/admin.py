@@ -44,15 +44,12 @@ import sys
 import time
 from urllib.parse import quote, urlencode
 
+# the user name rules, shared with the admin API and import (re-exported here)
+from xmppchat.usernames import AdminError, localpartOf, newLocalpartOf, serverAppId  # noqa: F401
+
 # Below this many new accounts, credentials are derived in this process.
 POOL_THRESHOLD = 200
 DEFAULT_ITERATIONS = 4096
-
-
-class AdminError(Exception):
-    """
-    A problem to report on stderr, exiting with status 1.
-    """
 
 
 RUNNING_SERVER = ("a running server ends the user's streams within"
@@ -99,65 +96,6 @@ def _deriveOne(job):
         return number, localpart, _deriveCredentials(password, iterations), None
     except AdminError as e:
         return number, localpart, None, str(e)
-
-
-def _parseJID(s: str):
-    """
-    Our bounded JID parser if present, else Twisted's; returns a JID or
-    raises C{ValueError}.
-    """
-    try:
-        from xmppchat.jid import parseJID
-    except ImportError:
-        from twisted.words.protocols.jabber import jid
-
-        try:
-            return jid.JID(s)
-        except (jid.InvalidFormat, UnicodeError, IndexError) as e:
-            raise ValueError(str(e) or "invalid JID") from None
-    return parseJID(s)
-
-
-def localpartOf(name: str, domain: str) -> str:
-    """
-    The prepared localpart for user C{name} on C{domain}; L{AdminError} if
-    C{name@domain} is not a valid bare JID.
-    """
-    if not name or "@" in name or "/" in name:
-        raise AdminError(f"invalid user name {name!r}")
-    try:
-        parsed = _parseJID(f"{name}@{domain}")
-    except ValueError as e:
-        raise AdminError(f"invalid user name {name!r}: {e}") from None
-    if not parsed.user or parsed.resource is not None:
-        raise AdminError(f"invalid user name {name!r}")
-    return parsed.user
-
-
-def newLocalpartOf(name: str, domain: str, appId: int) -> str:
-    """
-    L{localpartOf} for a new user: C{<id>-<otherApp>}, the shape of a
-    REST/SDK account of another application, is refused (one application
-    per server, issue 15 finding 2): no JID naming another application
-    resolves to an account here.
-    """
-    from xmppchat.dialogs.addressing import appIdOf
-
-    localpart = localpartOf(name, domain)
-    other = appIdOf(localpart)
-    if other is not None and other != appId:
-        raise AdminError(f"invalid user name {name!r}: <id>-<appId> names another application"
-                         f" (this server serves application {appId})")
-    return localpart
-
-
-def serverAppId(config) -> int:
-    """
-    The application this server serves (the one C{[[rest.apps]]}), 1 when
-    none is configured (as the dialog rooms assume).
-    """
-    apps = config.rest.apps
-    return apps[0]["application_id"] if apps else 1
 
 
 def readPassword(stdin) -> str:
@@ -393,6 +331,7 @@ class ApiClient:
         from xmppchat.ops.adminkey import loadAdminKey
 
         ops = config.ops
+        self.dataDir = config.server.data_dir
         self.key = loadAdminKey(ops, config.baseDir) if ops.enabled else None
         host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(ops.interface, ops.interface)
         port = ops.port
@@ -416,6 +355,12 @@ class ApiClient:
         if self.key is None:
             raise ServerUnreachable("the admin API is not configured ([ops] enabled with admin_key"
                                     " or admin_key_file)")
+        from xmppchat.instancelock import LOCK_NAME, serverHolds
+
+        if serverHolds(self.dataDir) is False:
+            # Security review of issue 18, finding 5: the key and a new
+            # password go only to a port a running server holds.
+            raise ServerUnreachable(f"no server runs on {self.dataDir} ({LOCK_NAME} is not held)")
         url = "/admin/api/" + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
         connection = http.client.HTTPConnection(self.host, self.port, timeout=API_TIMEOUT)

@@ -40,7 +40,8 @@ MANIFEST = "manifest.json"
 BACKUP_FORMAT = "xmppchat-backup"
 DATABASE = "database.sqlite3"
 BLOBS = "blobs"
-_BLOB_UID = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
+BLOB_UID = re.compile(r"[0-9a-f]{32}")
+"""A blob's uid (REST C{blobs}, XEP-0363 slots): its file name; L{re.fullmatch} only."""
 _CHUNK = 1 << 20
 
 
@@ -67,6 +68,14 @@ def reported(f):
     return wrapper
 
 
+def _private(path: str):
+    """
+    C{path} created for writing with mode 0600 (a restored database or blob
+    is the owner's only: security review of issue 18, finding 4).
+    """
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
 def blobMember(uid: str) -> str:
     return f"{BLOBS}/{uid}"
 
@@ -85,17 +94,20 @@ def blobFiles(dataDir: str):
             continue
         for uid in sorted(os.listdir(directory)):
             path = os.path.join(directory, uid)
-            if _BLOB_UID.match(uid) and uid[:2] == prefix and os.path.isfile(path):
+            if BLOB_UID.fullmatch(uid) and uid[:2] == prefix and os.path.isfile(path):
                 yield uid, path
 
 
 def blobTarget(dataDir: str, uid: str) -> str:
     """
-    Where the blob C{uid} lives (L{xmppchat.api.storage.blobPath}).
+    Where the blob C{uid} lives (also L{xmppchat.api.storage.blobPath}); a
+    C{uid} that is not L{BLOB_UID} (one from a damaged or crafted database)
+    is a L{ValueError}, never a path outside C{<data_dir>/blobs/}
+    (security review of issue 18, finding 1).
     """
-    from xmppchat.api.storage import blobPath
-
-    return blobPath(dataDir, uid)
+    if not isinstance(uid, str) or not BLOB_UID.fullmatch(uid):
+        raise ValueError(f"not a blob uid: {uid!r}")
+    return os.path.join(dataDir, BLOBS, uid[:2], uid)
 
 
 def _sha256(path: str) -> str:
@@ -161,6 +173,9 @@ class ArchiveWriter:
             tar.add(manifestPath, MANIFEST)
             for name, path in sorted(self.members.items()):
                 tar.add(path, name)
+        # the archive holds password hashes and every message: owner only
+        # (security review of issue 18, finding 4)
+        os.chmod(temporary, 0o600)
         with open(temporary, "rb") as f:
             os.fsync(f.fileno())
         os.replace(temporary, self.path)
@@ -210,11 +225,21 @@ class ArchiveReader:
                     if name not in expected or name in seen or not member.isfile():
                         raise ArchiveError(f"{path}: unexpected member {name!r}")
                     seen.add(name)
+                    size = expected[name]["bytes"]
+                    if member.size != size:
+                        # a tar bomb stops here, before a byte is written
+                        # (security review of issue 18, finding 8)
+                        raise ArchiveError(f"{path}: {name} has {member.size} bytes, the manifest"
+                                           f" says {size}")
                     target = self.path(name)
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     digest = hashlib.sha256()
-                    with tar.extractfile(member) as source, open(target, "wb") as out:
+                    written = 0
+                    with tar.extractfile(member) as source, _private(target) as out:
                         for chunk in iter(lambda: source.read(_CHUNK), b""):
+                            written += len(chunk)
+                            if written > size:
+                                raise ArchiveError(f"{path}: {name} is longer than its manifest says")
                             digest.update(chunk)
                             out.write(chunk)
                     if digest.hexdigest() != expected[name]["sha256"]:
@@ -237,7 +262,7 @@ class ArchiveReader:
         for name in self.manifest["files"]:
             if name.startswith(BLOBS + "/"):
                 uid = name[len(BLOBS) + 1:]
-                if not _BLOB_UID.match(uid):
+                if not BLOB_UID.fullmatch(uid):
                     raise ArchiveError(f"bad blob name {name!r}")
                 yield uid, self.path(name)
 

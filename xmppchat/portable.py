@@ -49,7 +49,7 @@ from xml.etree import ElementTree
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
-from xmppchat.backup import (ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
+from xmppchat.backup import (BLOB_UID, ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
                              copyBlobsIn, reported, requireNewBlobs)
 from xmppchat.modules.pep import NS_PUBSUB_OWNER
 from xmppchat.modules.privacy import NS_PRIVACY
@@ -356,6 +356,33 @@ def _number(text, what, convert=float):
         raise ArchiveError(f"bad {what}: {text!r}") from None
 
 
+def _checkIds(kind: str, record: dict) -> None:
+    """
+    Refuse a C{chat.jsonl} record whose ids are not the shapes the server
+    makes (security review of issue 18, finding 1): above all a blob C{uid}
+    names a file under C{<data_dir>/blobs/}, so it must be the REST API's
+    32 hex digits and nothing like C{../../etc/passwd}.
+    """
+    from xmppchat.storage.interfaces import isObjectId
+
+    def account(value):
+        return type(value) is int and value > 0
+
+    checks = {
+        "blob": lambda r: account(r.get("id")) and account(r.get("ownerId"))
+        and isinstance(r.get("uid"), str) and BLOB_UID.fullmatch(r["uid"]),
+        "dialog": lambda r: isObjectId(r.get("id")) and account(r.get("ownerId"))
+        and all(map(account, r.get("occupantIds", ()))),
+        "message": lambda r: isObjectId(r.get("id")) and isObjectId(r.get("dialogId"))
+        and account(r.get("senderId")),
+        "record": lambda r: isinstance(r.get("id"), str) and isinstance(r.get("className"), str)
+        and account(r.get("userId")),
+        "state": lambda r: isObjectId(r.get("dialogId")) and account(r.get("userId")),
+    }
+    if not checks[kind](record):
+        raise ValueError(f"bad ids in a {kind} record")
+
+
 class Importer(_Run):
     """
     Loads one archive into an empty storage.
@@ -414,8 +441,7 @@ class Importer(_Run):
             profile = _child(info, NS_XMPPCHAT, "profile")
             _wait(self.storage.portable.loadAccount(Account(
                 id=_number(info.getAttribute("id"), "account id", int), localpart=localpart,
-                login=info.getAttribute("login"), email=info.getAttribute("email"),
-                externalId=info.getAttribute("external-id"), credentials=credentials,
+                **self.accountFields(localpart, info), credentials=credentials,
                 createdAt=_number(info.getAttribute("created"), "time"),
                 updatedAt=_number(info.getAttribute("updated"), "time"),
                 profile=json.loads(str(profile)) if profile is not None else {},
@@ -435,17 +461,32 @@ class Importer(_Run):
     def localpartOf(self, name) -> str:
         """
         The prepared localpart of a C{<user name/>} (XEP-0227 §4.2: the
-        node part of the JID).
+        node part of the JID), refused as C{admin adduser} refuses it: an
+        C{<id>-<otherApp>} name too (security review of issue 18, finding 6).
         """
-        from xmppchat.jid import InvalidJID, parseJID
+        from xmppchat.usernames import AdminError, newLocalpartOf, serverAppId
 
         try:
-            parsed = parseJID(f"{name}@{self.domain}")
-        except (InvalidJID, TypeError):
-            parsed = None
-        if not name or parsed is None or not parsed.user or "@" in name or "/" in name:
-            raise ArchiveError(f"{SERVER_DATA}: {name!r} is not a user name")
-        return parsed.user
+            return newLocalpartOf(name, self.domain, serverAppId(self.config))
+        except AdminError as e:
+            raise ArchiveError(f"{SERVER_DATA}: {name!r} is not a user name here: {e}") from None
+
+    def accountFields(self, name, info) -> dict:
+        """
+        The login, e-mail and external id of C{<account/>}, checked with the
+        REST API's own rules (security review of issue 18, finding 6).
+        """
+        from xmppchat.api.json import EXTERNAL_ID, ApiError
+        from xmppchat.api.users import _email, _login, _matching
+
+        data = {"login": info.getAttribute("login"), "email": info.getAttribute("email"),
+                "external_user_id": info.getAttribute("external-id")}
+        try:
+            return {"login": _login(data), "email": _email(data),
+                    "externalId": _matching(data, "external_user_id", EXTERNAL_ID, "is not an external id")}
+        except ApiError as e:
+            problems = "; ".join(f"{field} {text}" for field, texts in e.errors.items() for text in texts)
+            raise ArchiveError(f"{SERVER_DATA}: {name!r}: {problems}") from None
 
     def credentials(self, user) -> dict | None:
         """
@@ -595,6 +636,7 @@ class Importer(_Run):
                     record = json.loads(text)
                     kind = record.pop("kind")
                     if kind == "message":
+                        _checkIds(kind, record)
                         # the order is the loading store's own
                         record.update(order=0, reactions={e: set(ids) for e, ids
                                                           in record["reactions"].items()})
@@ -604,10 +646,12 @@ class Importer(_Run):
                         continue
                     flush()
                     if kind == "state":
+                        _checkIds(kind, record)
                         dialogId = record.pop("dialogId")
                         _wait(port.loadDialogState(dialogId, DialogUserState(**record)))
                         continue
                     dataclass, load, counter = loaders[kind]
+                    _checkIds(kind, record)
                     _wait(load(dataclass(**record)))
                     self.counts[counter] += 1
                 except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -178,3 +178,28 @@ def test_nestedKeysNeverCrash(pairs):
         parseParams(pairs).filters()
     except ApiError as e:
         assert e.status == 400
+
+
+@pytest.mark.parametrize("failure", ["storage", "handler"])
+def test_failureLogOmitsQueryString(api, monkeypatch, failure):
+    """
+    Security review (minor): a failed request is logged with its path, not
+    its query string, which may hold a session token (?token=).
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from xmppchat.storage.interfaces import StorageError
+
+    def failing(uid):
+        raise StorageError("down") if failure == "storage" else RuntimeError("bug")
+
+    monkeypatch.setattr(api.storage.blobs, "getBlobByUid", failing)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        r = api.get("/blobs/" + "0" * 32 + "?token=SECRET-SESSION-TOKEN")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert r.status in (500, 503)
+    logged = "\n".join(formatEvent(e) for e in events)
+    assert "/blobs/" + "0" * 32 in logged and "SECRET-SESSION-TOKEN" not in logged

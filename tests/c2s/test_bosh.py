@@ -450,10 +450,10 @@ def test_boundedRequestKeepsLimit():
 
     from twisted.web.test.requesthelper import DummyChannel
 
-    from xmppchat.c2s.bosh import BoundedRequest
+    from xmppchat.httpsite import BoundedRequest
 
     channel = DummyChannel()
-    channel.site = SimpleNamespace(maxBodyBytes=100, _parsePOSTFormSubmission=False)
+    channel.site = SimpleNamespace(maxBodyBytes=100, refuseEarly=False, _parsePOSTFormSubmission=False)
     lost = []
     channel.transport.loseConnection = lambda: lost.append(True)
     request = BoundedRequest(channel)

@@ -67,7 +67,28 @@ def test_redisNotConnected(storage):
     """In a cluster, a Redis that is not connected fails the check while storage is fine."""
     redis = RedisClient(reactor, "redis://127.0.0.1:1/0", [], None, None, None)
     checks = result(check(fakeService(storage, cluster=SimpleNamespace(redis=redis))))
-    assert checks["storage"] == "ok" and checks["redis"] == "Redis is not connected"
+    assert checks["storage"] == "ok" and checks["redis"] == "error"
+
+
+def test_failureTextIsLoggedNotAnswered(storage, monkeypatch):
+    """
+    Security review finding 3: the exception text of a failed check (which
+    can name hosts or credentials) goes to the log; /health says "error".
+    """
+    from twisted.logger import globalLogPublisher
+
+    def failing(*args):
+        raise RuntimeError("mongodb://admin:s3cret@db.internal:27017 refused")
+
+    monkeypatch.setattr(storage.accounts, "getAccount", failing)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        checks = result(check(fakeService(storage)))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert checks == {"storage": "error"}
+    assert any(e.get("part") == "storage" and "s3cret" in e.get("error", "") for e in events)
 
 
 class HealthOverHTTPTests(TestCase):

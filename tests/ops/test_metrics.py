@@ -210,3 +210,21 @@ def test_multiprocessDirectory(tmp_path):
     (stale / "counter_42.db").write_bytes(b"")
     workerDied(path, 42)
     assert sorted(p.name for p in stale.iterdir()) == ["counter_42.db"]
+
+
+def test_boundedChildrenCacheStaysBounded():
+    """
+    Security review (minor): label values a client made up (SASL mechanism
+    names, logout reasons) do not grow the children cache without bound.
+    """
+    from prometheus_client import CollectorRegistry, Counter
+
+    from xmppchat.ops.metrics import BoundedChildren
+
+    counter = Counter("probe_total", "x", ["mechanism"], registry=CollectorRegistry())
+    children = BoundedChildren(counter, limit=8)
+    for n in range(5000):
+        children(f"made up mechanism {n}" if n % 2 else f"TOKEN-{n}").inc()
+    cached = sum(len(d) for d in vars(children).values() if isinstance(d, dict))
+    assert cached <= 5 * 8 + 1
+    assert len(counter.collect()[0].samples) <= 2 * (8 + 1)  # _total and _created per child

@@ -834,16 +834,18 @@ class JSONResource(Resource):
             # was valid and within the limits; it ran out of time under
             # the load of the moment, and may pass later or narrowed.
             log.warn("Query aborted after its time limit: {method} {uri}", method=request.method,
-                     uri=request.uri)
+                     uri=request.path)
             request.setHeader(b"retry-after", QUERY_RETRY_AFTER)
             status, errors = http.SERVICE_UNAVAILABLE, {"base": [
                 f"{e}: try again later, or narrow the query (fewer filters or values)"]}
         elif isinstance(e, StorageError):
-            log.failure("Storage failed during {uri}", failure, uri=request.uri)
+            log.failure("Storage failed during {uri}", failure, uri=request.path)
             status, errors = http.SERVICE_UNAVAILABLE, {"base": ["Storage unavailable, try again"]}
         else:
+            # the path only: a query string may hold ?token= (security review
+            # of issue 18, minor finding)
             log.failure("REST handler failed for {method} {uri}", failure,
-                        method=request.method, uri=request.uri)
+                        method=request.method, uri=request.path)
             status, errors = http.INTERNAL_SERVER_ERROR, {"base": ["Internal server error"]}
         try:
             writeJSON(request, status, {"errors": errors})

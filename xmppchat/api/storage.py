@@ -50,11 +50,12 @@ from xmppchat.api.json import (
     toInt,
     unauthorized,
 )
+from xmppchat.backup import BLOB_UID as UID
+from xmppchat.backup import blobTarget as blobPath
 from xmppchat.quotas import UPLOAD_SECONDS, quotaLimit
 
 log = Logger()
 
-UID = re.compile(r"[0-9a-f]{32}")
 CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}")
 
 
@@ -72,10 +73,6 @@ def blobJSON(blob) -> dict:
         "set_completed_at": isoTime(blob.updatedAt) if blob.completed else None,
         "ref_count": 1,
     }
-
-
-def blobPath(dataDir: str, uid: str) -> str:
-    return os.path.join(dataDir, "blobs", uid[:2], uid)
 
 
 def _writeFile(path: str, data: bytes) -> None:

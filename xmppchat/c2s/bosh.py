@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from xmppchat.c2s.negotiation import BOUND, C2SStream
+from xmppchat.httpsite import QuietSite
 from xmppchat.ratelimit import isLoopback
 from xmppchat.stanzas import NS_STREAMS
 from xmppchat.xmlstream import NS_CLIENT, FrameParser, StreamError
@@ -533,43 +534,6 @@ class BOSHResource(resource.Resource):
         if self.sessions.pop(session.sid, None) is session and session.counted is not None:
             self.host.connectionLimiter.release(session.counted)
             session.counted = None
-
-
-class BoundedRequest(server.Request):
-    """
-    A request that keeps at most C{channel.site.maxBodyBytes} + 1 bytes of
-    its body (so that the resource sees it is too large) and drops the
-    connection of a client that sends twice as much.
-    """
-
-    received = 0
-
-    def handleContentChunk(self, data):
-        limit = self.channel.site.maxBodyBytes
-        kept = self.received
-        self.received += len(data)
-        if kept <= limit:
-            server.Request.handleContentChunk(self, data[:limit + 1 - kept])
-        if self.received > 2 * limit and self.channel.transport is not None:
-            self.channel.transport.loseConnection()
-
-
-class QuietSite(server.Site):
-    """
-    The site of the C{[bosh]} listener: bounded request bodies, idle
-    connections closed a while after the longest long-poll, no access log
-    line per request.
-    """
-
-    requestFactory = BoundedRequest
-    noisy = False  # no "Starting factory <...>" lines (issue 18 item 2)
-
-    def __init__(self, resource, maxBodyBytes, idleSeconds):
-        server.Site.__init__(self, resource, timeout=idleSeconds)
-        self.maxBodyBytes = maxBodyBytes
-
-    def log(self, request):
-        pass
 
 
 def boshResource(host, config=None, tls=False) -> BOSHResource:

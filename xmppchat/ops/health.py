@@ -7,6 +7,7 @@ the part that failed::
 
     {"status": "ok", "checks": {"storage": "ok", "redis": "ok"}}
     {"status": "unavailable", "checks": {"storage": "no answer within 3 s"}}
+    {"status": "unavailable", "checks": {"redis": "error"}}  (the error is logged)
 """
 
 from __future__ import annotations
@@ -14,20 +15,28 @@ from __future__ import annotations
 import json
 
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.web import resource, server
 
 OK = "ok"
 
+log = Logger()
 
-def _outcome(d: defer.Deferred, timeout: float, clock) -> defer.Deferred:
+
+def _outcome(part: str, d: defer.Deferred, timeout: float, clock) -> defer.Deferred:
     """
-    C{d} as C{"ok"} or a short reason, never failing.
+    C{d} as C{"ok"} or a short fixed reason, never failing; the error
+    itself goes to the log, not to the unauthenticated client (security
+    review of issue 18, finding 3: it could name hosts, paths or
+    credentials in a connection string).
     """
 
     def failed(failure):
         if failure.check(defer.TimeoutError, defer.CancelledError):
             return f"no answer within {timeout:g} s"
-        return failure.getErrorMessage() or failure.type.__name__
+        log.warn("Health check of {part} failed: {error}", part=part,
+                 error=failure.getErrorMessage() or failure.type.__name__)
+        return "error"
 
     d.addTimeout(timeout, clock)
     return d.addCallbacks(lambda _: OK, failed)
@@ -45,7 +54,7 @@ def check(service) -> defer.Deferred:
     if service.cluster is not None:
         parts["redis"] = defer.maybeDeferred(service.cluster.redis.execute, "PING")
     names = list(parts)
-    results = yield defer.gatherResults([_outcome(parts[n], timeout, clock) for n in names])
+    results = yield defer.gatherResults([_outcome(n, parts[n], timeout, clock) for n in names])
     return dict(zip(names, results, strict=True))
 
 

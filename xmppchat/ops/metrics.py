@@ -110,10 +110,11 @@ class BoundedChildren:
     def __init__(self, metric, limit: int = MAX_LABEL_VALUES):
         self.metric = metric
         self.limit = limit
-        self.children: dict = {}
+        self.children: dict = {}  # cleaned tuple -> child, at most limit + 1
+        self.seen: dict = {}  # raw tuple -> child, a cache of at most 4 * limit
 
     def __call__(self, *values):
-        child = self.children.get(values)
+        child = self.seen.get(values)
         if child is None:
             clean = tuple(v if isinstance(v, str) and _TOKEN.match(v) else
                           str(v) if isinstance(v, int) and not isinstance(v, bool) else "other"
@@ -122,8 +123,11 @@ class BoundedChildren:
                 clean = ("other",) * len(values)
             child = self.children.get(clean)
             if child is None:
-                child = self.metric.labels(*clean)
-            self.children[values] = self.children[clean] = child
+                child = self.children[clean] = self.metric.labels(*clean)
+            if len(self.seen) < 4 * self.limit:
+                # raw values a client chose are cached boundedly too
+                # (security review of issue 18, minor finding)
+                self.seen[values] = child
         return child
 
 
