@@ -174,6 +174,7 @@ class AdminAgent:
             if session.closed or (resource and session.resource != resource):
                 continue
             log.info("Admin kick of {jid}: {reason}", jid=session.full, reason=reason)
+            session.state["logout"] = "kicked"
             session.close(KICK_CONDITION, reason)
             if session.sm is not None and session.sm.hibernating:
                 self.host.endSession(session)
