@@ -617,16 +617,20 @@ def reloadLimits(service, fresh) -> bool:
     the message rate limiter its rate and burst, with fresh buckets.  The
     ping and recheck intervals stay until a restart.
     """
+    host = service.host
+    # built first, assigned after: an exception leaves nothing half-applied (review 18 #6)
+    rebuilt = [(current, type(current).fromConfig(fresh.limits, host.clock), names)
+               for current, names in ((host.loginThrottle, ("freeFailures", "lockoutFailures",
+                                                            "lockoutSeconds", "sourceFailures",
+                                                            "accountFailures")),
+                                      (host.connectionLimiter, ("maxPerAddress", "rate", "burst",
+                                                                "exemptLoopback")))]
     limits = service.config.limits
     for f in fields(limits):
         setattr(limits, f.name, getattr(fresh.limits, f.name))
-    host = service.host
-    for current, names in ((host.loginThrottle, ("freeFailures", "lockoutFailures", "lockoutSeconds",
-                                                 "sourceFailures", "accountFailures")),
-                           (host.connectionLimiter, ("maxPerAddress", "rate", "burst", "exemptLoopback"))):
-        rebuilt = type(current).fromConfig(limits, host.clock)
+    for current, new, names in rebuilt:
         for name in names:
-            setattr(current, name, getattr(rebuilt, name))
+            setattr(current, name, getattr(new, name))
     rates = host.modules.get("ratelimit")
     if rates is not None:
         rates.rate, rates.burst = limits.message_rate, limits.message_burst
