@@ -24,9 +24,14 @@ The protocol:
     from any node S other than A (and its own local deliveries, S = B,
     whose fence B sends to A when it takes the session over) until S's
     fence arrives through A; then it delivers S's held stanzas, in order,
-    and lets S's later ones through.  Stanzas from A are never held.
+    and lets S's later ones through.  Stanzas from A wait only until B
+    has taken the session over (or abandoned it), keeping their hop count,
+    so that they cannot bounce between A and B (review 18 #2).
     S's stanzas are acknowledged (L{bus}) only once they are delivered, so
-    a held stanza is not lost if B dies meanwhile.
+    a held stanza is not lost if B dies meanwhile.  Accepted trade-off
+    (review 18 #4): if S wrongly declares B lost during that window, S
+    stores the unacknowledged stanzas offline while B still delivers them:
+    the client can get those (at most C{FENCE_SECONDS} worth) twice.
 
 Bounds: a fence is up at most C{FENCE_SECONDS}, and holds at most
 C{cluster.max_pending} stanzas; past either, or when A or S is lost, what
@@ -39,7 +44,8 @@ across two handovers within C{FENCE_SECONDS} is best effort).  If B
 cannot take the session over after all (the resuming stream went away,
 the answer came too late, A died before answering), B withdraws the JID
 from the directory and puts the handed queue, if it got it, into offline
-storage: nothing is lost.
+storage, before what the fence held (sent later; review 18 #3):
+nothing is lost.
 """
 
 from __future__ import annotations
