@@ -61,6 +61,7 @@ from twisted.words.xish import domish
 
 from xmppchat.ops.adminkey import loadAdminKey
 from xmppchat.ops.metrics import transportOf
+from xmppchat.storage.interfaces import Query
 
 GATHER_SECONDS = 2.0
 MAX_BODY_BYTES = 64 * 1024
@@ -533,9 +534,12 @@ class AdminAPI(resource.Resource):
         if offline is None:
             raise ApiError(409, "The offline module is not enabled: cannot store for offline users")
         domain = self.host.domain
-        stored = refused = offset = 0
+        stored = refused = lastId = 0
         while True:
-            accounts = await self.storage.accounts.listAccounts(offset, ANNOUNCE_PAGE)
+            # by key, not offset: accounts added or deleted meanwhile shift no
+            # page, so none is skipped or stored twice (review 18 #1)
+            accounts = await self.storage.accounts.findAccounts(
+                Query(sort="id", limit=ANNOUNCE_PAGE).where("id", "gt", lastId))
             for account in accounts:
                 bare = f"{account.localpart}@{domain}"
                 if self.host.sessions.isConnected(bare):
@@ -549,7 +553,7 @@ class AdminAPI(resource.Resource):
                     refused += 1
             if len(accounts) < ANNOUNCE_PAGE:
                 return stored, refused
-            offset += ANNOUNCE_PAGE
+            lastId = accounts[-1].id
 
     async def unlock(self, request, body):
         target = self._text(body, "target", required=True, limit=1024)
