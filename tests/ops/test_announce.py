@@ -11,12 +11,13 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
-from tests.helpers import result
+from tests.helpers import makeConfig, result
 from tests.storage.test_contract import CREDS, backend, clock, storage  # noqa: F401 (fixtures)
 from xmppchat.ops.adminapi import ANNOUNCE_PAGE, AdminAPI
+from xmppchat.storage.interfaces import OfflineShares
 
 
-def test_announceToAllPagesByKey(storage):  # noqa: F811
+def test_announceToAllPagesByKey(storage, clock):  # noqa: F811
     """
     A few thousand accounts; the first is deleted once the announcement
     reached it: the others each get it once (paging by offset skipped
@@ -27,14 +28,18 @@ def test_announceToAllPagesByKey(storage):  # noqa: F811
     first = result(storage.accounts.getAccountByLocalpart("u00000"))
     got = Counter()
 
-    async def storeFor(localpart, stanza, sender=None):
-        got[localpart] += 1
-        if localpart == "u00000":
-            await storage.accounts.deleteAccount(first.id)
+    def fire(name, event):
+        assert name == "offline-stored"
+        got[event.localpart] += 1
+        if event.localpart == "u00000":
+            result(storage.accounts.deleteAccount(first.id))
 
+    offline = SimpleNamespace(shares=lambda stanza, sender: OfflineShares(sender, None, 10, 10, 10))
     api = SimpleNamespace(storage=storage, host=SimpleNamespace(
-        domain="localhost", modules={"offline": SimpleNamespace(storeFor=storeFor)},
-        sessions=SimpleNamespace(isConnected=lambda bare: False)))
+        domain="localhost", modules={"offline": offline}, clock=clock,
+        config=makeConfig(),
+        hooks=SimpleNamespace(fire=fire), sessions=SimpleNamespace(isConnected=lambda bare: False)))
     stored, refused = result(defer.ensureDeferred(AdminAPI._storeForOffline(api, None, "hello")))
     assert (stored, refused) == (total, 0)
     assert set(got.values()) == {1} and len(got) == total
+    assert result(storage.offline.countAllOffline()) == total - 1  # u00000 deleted with its queue

@@ -51,6 +51,7 @@ import json
 import secrets
 import time
 from collections import Counter
+from types import SimpleNamespace
 from dataclasses import fields
 from urllib.parse import unquote
 
@@ -540,17 +541,16 @@ class AdminAPI(resource.Resource):
             # page, so none is skipped or stored twice (review 18 #1)
             accounts = await self.storage.accounts.findAccounts(
                 Query(sort="id", limit=ANNOUNCE_PAGE).where("id", "gt", lastId))
-            for account in accounts:
-                bare = f"{account.localpart}@{domain}"
-                if self.host.sessions.isConnected(bare):
-                    continue
-                try:
-                    await offline.storeFor(account.localpart, headline(domain, bare, subject, text),
-                                           sender=domain)
-                    stored += 1
-                except Exception as e:
-                    log.info("Announcement not stored for {jid}: {e}", jid=bare, e=e)
-                    refused += 1
+            entries = [(a.localpart, headline(domain, f"{a.localpart}@{domain}", subject, text).toXml())
+                       for a in accounts if not self.host.sessions.isConnected(f"{a.localpart}@{domain}")]
+            # one write per page (review 18 #1), not one per account
+            full = await self.storage.offline.storeOfflineMany(
+                entries, self.host.clock.seconds(), self.host.config.limits.offline_messages_per_user,
+                offline.shares(None, sender=domain))
+            refused += len(full)
+            stored += len(entries) - len(full)
+            for localpart in {localpart for localpart, _ in entries} - set(full):
+                self.host.hooks.fire("offline-stored", SimpleNamespace(host=self.host, localpart=localpart))
             if len(accounts) < ANNOUNCE_PAGE:
                 return stored, refused
             lastId = accounts[-1].id
