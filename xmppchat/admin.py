@@ -429,6 +429,8 @@ class RemoteAdmin:
         body = {"body": text, "to": "all" if args.all else "online"}
         if args.subject:
             body["subject"] = args.subject
+        if args.id:
+            body["id"] = args.id
         answer = self.api.call("POST", "announce", body,
                                timeout=ANNOUNCE_ALL_TIMEOUT if args.all else API_TIMEOUT)
         stored = f", stored for {answer['stored']} offline user(s)" if "stored" in answer else ""
@@ -610,6 +612,7 @@ def _addServerCommands(commands, common) -> None:
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--subject")
     p.add_argument("--all", action="store_true", help="also store it for every offline user")
+    p.add_argument("--id", help="announcement id: a retry with the same id sends and stores nothing twice")
     p.set_defaults(api=RemoteAdmin.announce)
     p = commands.add_parser("reload", parents=[common], help="re-read the config: tls, limits, log, rest (default all)")
     p.add_argument("parts", nargs="*", metavar="PART")

@@ -17,6 +17,18 @@ from xmppchat.ops.adminapi import ANNOUNCE_PAGE, AdminAPI
 from xmppchat.storage.interfaces import OfflineShares
 
 
+def fakeAPI(storage, clock, fire=lambda name, event: None):
+    """An L{AdminAPI} on C{storage}, on a node with no session (offline module stubbed)."""
+    offline = SimpleNamespace(shares=lambda stanza, sender: OfflineShares(sender, None, 10, 10, 10))
+    api = AdminAPI.__new__(AdminAPI)
+    api.storage = storage
+    api.announced = {}
+    api.host = SimpleNamespace(
+        domain="localhost", modules={"offline": offline}, clock=clock, config=makeConfig(),
+        hooks=SimpleNamespace(fire=fire), sessions=SimpleNamespace(isConnected=lambda bare: False))
+    return api
+
+
 def test_announceToAllPagesByKey(storage, clock):  # noqa: F811
     """
     A few thousand accounts; the first is deleted once the announcement
@@ -34,12 +46,33 @@ def test_announceToAllPagesByKey(storage, clock):  # noqa: F811
         if event.localpart == "u00000":
             result(storage.accounts.deleteAccount(first.id))
 
-    offline = SimpleNamespace(shares=lambda stanza, sender: OfflineShares(sender, None, 10, 10, 10))
-    api = SimpleNamespace(storage=storage, host=SimpleNamespace(
-        domain="localhost", modules={"offline": offline}, clock=clock,
-        config=makeConfig(),
-        hooks=SimpleNamespace(fire=fire), sessions=SimpleNamespace(isConnected=lambda bare: False)))
+    api = fakeAPI(storage, clock, fire)
     stored, refused = result(defer.ensureDeferred(AdminAPI._storeForOffline(api, None, "hello")))
     assert (stored, refused) == (total, 0)
     assert set(got.values()) == {1} and len(got) == total
     assert result(storage.offline.countAllOffline()) == total - 1  # u00000 deleted with its queue
+
+
+def test_announceRetryWithSameId(storage, clock):  # noqa: F811
+    """
+    A retry of C{to=all} with the same id (the CLI timed out, the operator
+    runs it again) answers as the first did and stores nothing twice; a new
+    id is a new announcement.
+    """
+    result(storage.accounts.createAccounts([(f"u{i}", CREDS) for i in range(50)]))
+    api = fakeAPI(storage, clock)
+    gathered = []
+
+    async def gather(kind, args):
+        gathered.append(kind)
+        return [(None, 2)], []
+
+    api.agent = SimpleNamespace(gather=gather)
+    body = {"body": "maintenance at 22:00", "to": "all", "id": "maint-1"}
+    first = result(defer.ensureDeferred(api.announce(None, body)))
+    assert first == {"id": "maint-1", "online": 2, "unreachable": [], "stored": 50, "refused": 0}
+    assert result(defer.ensureDeferred(api.announce(None, body))) == first
+    assert gathered == ["announce"] and result(storage.offline.countAllOffline()) == 50
+    other = result(defer.ensureDeferred(api.announce(None, {"body": "again", "to": "all"})))
+    assert other["id"] != "maint-1" and other["stored"] == 50
+    assert result(storage.offline.countAllOffline()) == 100

@@ -68,6 +68,7 @@ GATHER_SECONDS = 2.0
 MAX_BODY_BYTES = 64 * 1024
 MAX_REASON = 1024
 ANNOUNCE_PAGE = 1000
+ANNOUNCEMENTS_KEPT = 64  # announcement ids remembered for idempotent retries
 KICK_CONDITION = "policy-violation"
 KICK_TEXT = "Disconnected by the server administrator"
 
@@ -328,6 +329,7 @@ class AdminAPI(resource.Resource):
         self.host = service.host
         self.storage = service.storage
         self.agent = service.adminAgent
+        self.announced: dict[str, defer.Deferred] = {}  # id -> its answer (review 18 #1)
         self.digest = _digest(key) if key else None
 
     # -- HTTP ----------------------------------------------------------------
@@ -513,13 +515,42 @@ class AdminAPI(resource.Resource):
         }
 
     async def announce(self, request, body):
+        """
+        One announcement per C{id} (the client's, or a new one; returned):
+        a retry with the same C{id} while this process runs gets the first
+        request's answer (waiting for it if needed) and sends and stores
+        nothing again (review 18 #1).
+        """
         text = self._text(body, "body", required=True)
         subject = self._text(body, "subject", limit=1024)
+        announcementId = self._text(body, "id", limit=64) or secrets.token_hex(8)
         to = body.get("to", "online")
         if to not in ("online", "all"):
             raise ApiError(400, "\"to\" must be \"online\" or \"all\"")
+        announced = self.announced.get(announcementId)
+        if announced is None:
+            announced = self.announced[announcementId] = defer.ensureDeferred(
+                self._announce(announcementId, to, subject, text))
+            while len(self.announced) > ANNOUNCEMENTS_KEPT:
+                del self.announced[next(iter(self.announced))]
+        answer = defer.Deferred()  # each caller's copy of the outcome
+
+        def share(outcome):
+            answer.callback(outcome)
+            return outcome
+
+        announced.addBoth(share)
+        try:
+            return dict(await answer)
+        except Exception:
+            if self.announced.get(announcementId) is announced:
+                del self.announced[announcementId]  # failed: a retry starts it again
+                announced.addErrback(lambda failure: None)
+            raise
+
+    async def _announce(self, announcementId, to, subject, text) -> dict:
         results, unreachable = await self.agent.gather("announce", {"subject": subject, "body": text})
-        out = {"online": sum(n for _, n in results), "unreachable": unreachable}
+        out = {"id": announcementId, "online": sum(n for _, n in results), "unreachable": unreachable}
         if to == "all":
             out["stored"], out["refused"] = await self._storeForOffline(subject, text)
         log.info("Admin announcement to {to} users: {online} online session(s)", to=to,
