@@ -86,3 +86,22 @@ def test_devConfigShipsNoAdminKey():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ops = loadConfig(os.path.join(root, "conf", "xmppchat.dev.toml"), baseDir=root).ops
     assert ops.enabled and (ops.admin_key, ops.admin_key_file) == ("", "")
+
+
+def test_reloadLimitsAllOrNothing(monkeypatch):
+    """Review 18 #6: when building the new limiters fails, no limit changed (none half-applied)."""
+    from xmppchat.ratelimit import ConnectionLimiter
+    from xmppchat.ops.adminapi import reloadLimits
+
+    service = XMPPChatService(makeConfig(), reactor)
+    before = service.config.limits.offline_messages_per_user
+
+    def broken(*args):
+        raise ValueError("bad limits")
+
+    monkeypatch.setattr(ConnectionLimiter, "fromConfig", classmethod(lambda cls, *a: broken()))
+    with pytest.raises(ValueError):
+        reloadLimits(service, makeConfig(limits={"offline_messages_per_user": 12,
+                                                 "failed_logins_lockout": 77}))
+    assert service.config.limits.offline_messages_per_user == before
+    assert service.host.loginThrottle.lockoutFailures != 77

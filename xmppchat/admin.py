@@ -55,6 +55,8 @@ DEFAULT_ITERATIONS = 4096
 RUNNING_SERVER = ("a running server ends the user's streams within"
                   " limits.session_recheck_seconds")
 API_TIMEOUT = 30
+# announce --all stores for every offline account before it answers (review 18 #1)
+ANNOUNCE_ALL_TIMEOUT = 3600
 
 
 class ServerUnreachable(Exception):
@@ -347,7 +349,8 @@ class ApiClient:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/admin/api"
 
-    def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
+    def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
+             timeout: float = API_TIMEOUT):
         """
         The decoded JSON answer; L{ServerUnreachable} when there is no API
         to call, L{AdminError} with the server's text for an error status.
@@ -363,7 +366,7 @@ class ApiClient:
             raise ServerUnreachable(f"no server runs on {self.dataDir} ({LOCK_NAME} is not held)")
         url = "/admin/api/" + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=API_TIMEOUT)
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             connection.request(method, url, body=data, headers={
                 "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
@@ -426,7 +429,10 @@ class RemoteAdmin:
         body = {"body": text, "to": "all" if args.all else "online"}
         if args.subject:
             body["subject"] = args.subject
-        answer = self.api.call("POST", "announce", body)
+        if args.id:
+            body["id"] = args.id
+        answer = self.api.call("POST", "announce", body,
+                               timeout=ANNOUNCE_ALL_TIMEOUT if args.all else API_TIMEOUT)
         stored = f", stored for {answer['stored']} offline user(s)" if "stored" in answer else ""
         refused = f" ({answer['refused']} full queue(s))" if answer.get("refused") else ""
         self.stdout.write(f"announced to {answer['online']} online session(s){stored}{refused}\n")
@@ -606,6 +612,7 @@ def _addServerCommands(commands, common) -> None:
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--subject")
     p.add_argument("--all", action="store_true", help="also store it for every offline user")
+    p.add_argument("--id", help="announcement id: a retry with the same id sends and stores nothing twice")
     p.set_defaults(api=RemoteAdmin.announce)
     p = commands.add_parser("reload", parents=[common], help="re-read the config: tls, limits, log, rest (default all)")
     p.add_argument("parts", nargs="*", metavar="PART")

@@ -254,3 +254,34 @@ def test_expiredTokensPurged(api):
         assert len(api.ctx.sessions._appSessions) == 0
     finally:
         api.site.stopFactory()
+
+
+def test_loginEventOnlyOnceTheSessionExists(api):
+    """
+    Review 18 #6: a REST session that could not be created emits no
+    C{login} event (it used to, right after the password check).
+    """
+    from xmppchat import observe
+
+    api.signup("alice")
+    seen = []
+    observer = lambda name, fields: seen.append(name)  # noqa: E731
+    observe.addObserver(observer)
+    original = api.ctx.sessions.createUserSession
+
+    async def failing(*args, **kwargs):
+        raise RuntimeError("storage down")
+
+    try:
+        api.ctx.sessions.createUserSession = failing
+        r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
+                                       "user": {"login": "alice", "password": "password1"}})
+        assert r.status == 500
+        assert "login" not in seen
+        api.ctx.sessions.createUserSession = original
+        r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key",
+                                       "user": {"login": "alice", "password": "password1"}})
+        assert r.status == 201 and seen.count("login") == 1
+    finally:
+        api.ctx.sessions.createUserSession = original
+        observe.removeObserver(observer)

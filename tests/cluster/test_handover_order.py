@@ -8,6 +8,9 @@ frames held back and released in the bad order.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 from tests.cluster.harness import ClusterHarness, HeldPublishes, stanzaFrames
 from tests.cluster.test_resumption import bodies, hibernatingPair, resumeOn
 from tests.helpers import StubTransport, result, xml
@@ -245,3 +248,77 @@ def test_lateAnswerKeepsQueue():
     c.pump()
     assert sorted(str(xml(m).body) for m in c.offline("alice")) == ["m2", "m3", "m4"]
     assert not d.node.bus.fences
+
+
+@contextlib.contextmanager
+def bounded(seconds):
+    """Fail (rather than hang) if the block runs longer than C{seconds}."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds}s: a loop")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def controlFrames(payload: bytes) -> bool:
+    return payload.startswith(b"c ")
+
+
+def test_noBounceBeforeTakeover():
+    """
+    Review 18 #2: node0 -> node2, then back to node0 while node2's answer
+    is slow; a late frame for alice/r reaches node2, which forwards it to
+    node0.  node0's fence is up but the session not taken over yet: the
+    stanza waits there instead of bouncing between node0 and node2
+    (hops reset on every pass), and reaches alice once she is back.
+    """
+    c = ClusterHarness()
+    a, b, d, alice, bob, tb, smid = hibernatingPair(c)
+    stream, transport = resumeOn(c, d, "alice", smid, 5)
+    transport.pop()
+    late = HeldPublishes(b, "node2", stanzaFrames)
+    c.chat(b, bob, ALICE, "late", "l1")
+    c.pump()
+    stream.connectionLost()
+    c.pump()
+    answer = HeldPublishes(d, "node0", controlFrames)
+    back, transport2 = startResume(c, a, smid, 5)
+    c.pump()
+    assert ALICE in a.node.bus.fences
+    late.release()
+    with bounded(10):
+        c.pump()
+    published = c.redis.commands.count("PUBLISH")
+    c.pump(1.0)
+    assert c.redis.commands.count("PUBLISH") - published < 5, "a stanza bounces between nodes"
+    answer.release()
+    c.pump(FENCE_SECONDS + 0.5)
+    assert "late" in bodies(transport2.pop())
+    assert c.offline("alice") == []
+
+
+def test_notTakenOfflineOrder():
+    """
+    Review 18 #3: node0's answer to node2 is slow; bob's 'late' (sent
+    straight to node2 after the move) is held by the fence; the resuming
+    stream goes away, node2 does not take the session: the handed queue
+    and then 'late' go to offline storage, in that order.
+    """
+    c = ClusterHarness()
+    a, b, d, alice, bob, tb, smid = hibernatingPair(c)
+    answer = HeldPublishes(a, "node2", controlFrames)
+    HeldPublishes(b, "node0")
+    stream, transport = startResume(c, d, smid, 2)
+    c.pump()
+    assert ALICE in d.node.bus.fences
+    c.chat(b, bob, ALICE, "late", "l1")
+    c.pump()
+    stream.connectionLost()
+    answer.release()
+    c.pump()
+    c.pump(FENCE_SECONDS + 0.1)
+    assert [str(xml(m).body) for m in c.offline("alice")] == ["m2", "m3", "m4", "late"]

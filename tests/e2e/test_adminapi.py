@@ -78,6 +78,14 @@ def streamErrors(client):
     return errors
 
 
+def logged(server, line):
+    """Wait for C{line} in the server's log (review 18 #5: the logout reason)."""
+    deadline = time.monotonic() + TIMEOUT
+    while line not in server.log():
+        assert time.monotonic() < deadline, f"not logged: {line!r}"
+        time.sleep(0.1)
+
+
 def test_authentication(server):
     """Without the Bearer key 401 (with WWW-Authenticate), with a wrong one 403, with the key 200."""
     status, body, headers = api(server, "GET", "stats", key=None)
@@ -107,6 +115,7 @@ def test_sessionsAndKick(server):
         done = await asyncio.to_thread(admin, server, "kick", "alice@localhost/phone", "--reason", "spam")
         assert (done.returncode, done.stdout) == (0, "kicked alice@localhost/phone\n"), done.stderr
         assert await asyncio.wait_for(errors, TIMEOUT) == "policy-violation"
+        await asyncio.to_thread(logged, server, "logout alice@localhost/phone (c2s): kicked")
         status, body, _ = api(server, "GET", "sessions?user=alice@localhost")
         assert (status, body["sessions"]) == (200, [])
         missing = await asyncio.to_thread(admin, server, "kick", "alice@localhost")
@@ -130,6 +139,8 @@ def test_userCommandEndsTheSessionAtOnce(server, command, condition):
         assert "ended" in done.stdout
         assert await asyncio.wait_for(errors, 5) == condition
         assert time.monotonic() - started < 5
+        reason = {"deluser": "account deleted", "passwd": "password changed"}[command]
+        await asyncio.to_thread(logged, server, f"logout {client.boundjid.full} (c2s): {reason}")
         client.disconnect()
 
     run(scenario())

@@ -48,6 +48,15 @@ def test_loginsByResultAndMechanism(started):
                   transport="websocket") == 2
 
 
+def test_resumptionsAreNotLogins(started):
+    """Review 18 #6: a XEP-0198 resumption counts in its own counter, not as a login."""
+    observe.emit("login", jid="a@localhost/r", transport="c2s", mechanism="SCRAM-SHA-256",
+                 address="127.0.0.1", resumed=True)
+    assert sample(started, "xmppchat_resumptions_total", transport="c2s") == 1
+    assert not sample(started, "xmppchat_logins_total", result="success", mechanism="SCRAM-SHA-256",
+                      transport="c2s")
+
+
 def test_otherOperationalEvents(started):
     """logout, lockout, rate-limited, rooms and cluster membership each have their counter."""
     observe.emit("logout", jid="a@localhost/r", transport="bosh", reason="client closed")

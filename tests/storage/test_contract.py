@@ -429,6 +429,18 @@ def test_offlineQuota(storage):
     result(storage.offline.storeOffline("bob", "<m3/>", 1.0, 3))
 
 
+def test_storeOfflineMany(storage):
+    """storeOfflineMany stores each entry as storeOffline would; the full queues are named, the others stored."""
+    result(storage.offline.storeOffline("bob", "<old/>", 1.0, 1))
+    refused = result(storage.offline.storeOfflineMany(
+        [("alice", "<a/>"), ("bob", "<b/>"), ("carol", "<c/>")], 5.0, 1))
+    assert refused == ["bob"]
+    assert [(m.stanza, m.stamp) for m in result(storage.offline.fetchOffline("alice"))] == [("<a/>", 5.0)]
+    assert [m.stanza for m in result(storage.offline.fetchOffline("bob"))] == ["<old/>"]
+    assert result(storage.offline.countOffline("carol")) == 1
+    assert result(storage.offline.storeOfflineMany([], 5.0, 1)) == []
+
+
 def test_offlineNoLimit(storage):
     """A limit of None stores without a quota."""
     for _ in range(20):

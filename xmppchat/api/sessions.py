@@ -486,8 +486,9 @@ class SessionManager:
     async def userFromCredentials(self, request, data: dict):
         """
         The account named by C{login}, C{email} or C{id} in C{data} whose
-        C{password} matches (a C{login} event); 401 C{Unauthorized}
-        otherwise (a C{login-failed} event, as for 429 while locked out).
+        C{password} matches (the caller emits C{login} once its session
+        exists: review 18 #6); 401 C{Unauthorized} otherwise (a
+        C{login-failed} event, as for 429 while locked out).
         """
         data = requireDict(data, "user")
         password = data.get("password")
@@ -520,7 +521,6 @@ class SessionManager:
         if not ok:
             self.loginFailed(request, str(value), "password", "not-authorized")
             raise baseError(http.UNAUTHORIZED, "Unauthorized")
-        self.loggedIn(request, account, "password")
         return account
 
 
@@ -548,12 +548,13 @@ class SessionResource(JSONResource):
             if info is None or info.account is None or info.appId != appId:
                 sessions.loginFailed(call.request, None, "jwt", "not-authorized")
                 raise baseError(http.UNAUTHORIZED, "Invalid or expired JWT")
-            sessions.loggedIn(call.request, info.account, "jwt")
             # The new session ends with the JWT it came from (finding 4).
             info = await sessions.createUserSession(appId, info.account, notAfter=info.expiresAt)
+            sessions.loggedIn(call.request, info.account, "jwt")  # once it exists (review 18 #6)
         elif body.get("user") is not None:
             account = await sessions.userFromCredentials(call.request, body["user"])
             info = await sessions.createUserSession(appId, account)
+            sessions.loggedIn(call.request, account, "password")
         else:
             info = sessions.createAppSession(appId)
         return http.CREATED, {"session": await self.sessionJSON(info)}
@@ -584,6 +585,7 @@ class LoginResource(JSONResource):
     async def login(self, call):
         account = await self.ctx.sessions.userFromCredentials(call.request, call.body)
         await self.ctx.sessions.upgrade(call.session, account)
+        self.ctx.sessions.loggedIn(call.request, account, "password")
         return http.ACCEPTED, {"user": userJSON(self.ctx, account)}
 
     @route("DELETE", auth=USER, text=True)

@@ -73,6 +73,13 @@ class Revocation:
     def condition(self) -> str:
         return NOT_AUTHORIZED if self.deleted else RESET
 
+    @property
+    def reason(self) -> str:
+        """The logout reason (L{xmppchat.observe} C{logout}) of the streams it ends."""
+        if self.deleted:
+            return "account deleted"
+        return "password changed" if self.password else "credentials revoked"
+
     def ends(self, session) -> bool:
         if self.deleted:
             return True
@@ -104,6 +111,7 @@ def endRevoked(host, revocation: Revocation) -> int:
     ended = 0
     for session in list(host.sessions.localSessionsOf(bare)):
         if not session.closed and revocation.ends(session):
+            session.state["logout"] = revocation.reason
             session.close(revocation.condition, revocation.text)
             ended += 1
     cluster = host.cluster

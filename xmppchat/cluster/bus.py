@@ -418,7 +418,7 @@ class StanzaBus:
             element = None
         fence = self.fences.get(full) if self.fences else None
         if fence is not None and element is not None:
-            fence.received(src, element)  # a session just taken over here
+            fence.received(src, element, hops)  # a session just taken over here
         elif element is not None:
             bare, _, resource = full.partition("/")
             session = self.host.sessions.localGet(bare, resource)
@@ -467,7 +467,8 @@ class StanzaBus:
             # once they reach the session (and its durable copy), so that
             # they are not lost if this node dies meanwhile
             for fence in self.fences.values():
-                for src in fence.held:
+                waiting = (fence.origin,) if fence.waiting else ()
+                for src in (*fence.held, *waiting):
                     if src in acks:
                         self._acks[src] = acks.pop(src)
         if self.beforeAck is not None:

@@ -24,9 +24,14 @@ The protocol:
     from any node S other than A (and its own local deliveries, S = B,
     whose fence B sends to A when it takes the session over) until S's
     fence arrives through A; then it delivers S's held stanzas, in order,
-    and lets S's later ones through.  Stanzas from A are never held.
+    and lets S's later ones through.  Stanzas from A wait only until B
+    has taken the session over (or abandoned it), keeping their hop count,
+    so that they cannot bounce between A and B (review 18 #2).
     S's stanzas are acknowledged (L{bus}) only once they are delivered, so
-    a held stanza is not lost if B dies meanwhile.
+    a held stanza is not lost if B dies meanwhile.  Accepted trade-off
+    (review 18 #4): if S wrongly declares B lost during that window, S
+    stores the unacknowledged stanzas offline while B still delivers them:
+    the client can get those (at most C{FENCE_SECONDS} worth) twice.
 
 Bounds: a fence is up at most C{FENCE_SECONDS}, and holds at most
 C{cluster.max_pending} stanzas; past either, or when A or S is lost, what
@@ -39,7 +44,8 @@ across two handovers within C{FENCE_SECONDS} is best effort).  If B
 cannot take the session over after all (the resuming stream went away,
 the answer came too late, A died before answering), B withdraws the JID
 from the directory and puts the handed queue, if it got it, into offline
-storage: nothing is lost.
+storage, before what the fence held (sent later; review 18 #3):
+nothing is lost.
 """
 
 from __future__ import annotations
@@ -87,12 +93,16 @@ class Fence:
         self.held: dict[str, list] = {}
         self.count = 0
         self.session = None
+        self.waiting: list | None = []  # delivered before the takeover; None once ended
 
-    def received(self, src: str, element) -> None:
+    def received(self, src: str, element, hops: int = 0) -> None:
         if src == self.origin or src not in self.expected:
-            self.deliver(element)
+            self.deliver(element, hops)
             return
-        self.held.setdefault(src, []).append(element)
+        self.held.setdefault(src, []).append((element, hops))
+        self._count()
+
+    def _count(self) -> None:
         self.count += 1
         if self.count > self.fences.maxHeld:
             self.fences.log.warn("Handover fence of {jid} full ({count} stanzas): delivering them now",
@@ -106,26 +116,49 @@ class Fence:
         self.expected.discard(src)
         held = self.held.pop(src, None)
         if held:
-            for element in held:
-                self.deliver(element)
+            for element, hops in held:
+                self.deliver(element, hops)
             self.fences.node.bus.ackLater()
-        if not self.expected:
+        if not self.expected and self.session is not None:
             self.fences.end(self)
 
-    def deliver(self, element) -> None:
+    def deliver(self, element, hops: int) -> None:
+        """
+        Until the session is taken over (or abandoned) a stanza waits here:
+        sent on as for a gone session it could bounce back to this node
+        again and again (review 18 #2); its hop count travels with it.
+        """
+        if self.session is None and self.waiting is not None:
+            self.waiting.append((element, hops))
+            self._count()
+            return
         session = self.fences.host.sessions.localGet(self.bare, self.resource)
         if session is not None and not session.closed:
             Session.send(session, element)
         else:
-            self.fences.node.bus.targetGone(element, self.bare, 0, self.full)
+            self.fences.node.bus.targetGone(element, self.bare, hops, self.full)
+
+    def takenOver(self, session) -> None:
+        self.session = session
+        session.fence = self
+        waiting, self.waiting = self.waiting or [], []
+        for element, hops in waiting:
+            self.deliver(element, hops)
+        if waiting:
+            self.fences.node.bus.ackLater()
+        if not self.expected:
+            self.fences.end(self)
 
     def release(self) -> None:
+        waiting, self.waiting = self.waiting or [], None
         held, self.held = self.held, {}
         self.expected = set()
+        for element, hops in waiting:
+            self.deliver(element, hops)
         for elements in held.values():
-            for element in elements:
-                self.deliver(element)
-        if held:
+            for element, hops in elements:
+                self.deliver(element, hops)
+        if held or waiting:
             self.fences.node.bus.ackLater()
 
 
@@ -165,9 +198,8 @@ class HandoverFences:
         if fence is None or fence.origin != origin:
             self.expect(origin, session.full)
             fence = self.fences[session.full]
-        fence.session = session
-        session.fence = fence
         self.node.bus.fence(origin, session.full)
+        fence.takenOver(session)
 
     def fenceReceived(self, fencer: str, full: str) -> None:
         fence = self.fences.get(full)

@@ -201,15 +201,17 @@ class ClusterResumption:
             return
         full = payload["j"]
         self.log.info("Handover of {jid} not taken: its queue goes to offline storage", jid=full)
-        self.node.fences.abandon(full, payload.get("n"))
         smacks = self.smacks
         localpart = full.partition("@")[0]
         try:
             queue = [(float(stamp), parseElement(xml)) for stamp, xml in payload.get("qu") or ()]
         except (TypeError, ValueError):
-            return
+            queue = []
+        # The handed queue first, then what the fence held (sent later):
+        # the offline module's per-account lane keeps that order (review 18 #3).
         for stamp, stanza in queue:
             smacks.requeue(localpart, stanza, stamp)
+        self.node.fences.abandon(full, payload.get("n"))
 
     def _takeOver(self, stream, previd, payload) -> None:
         host = self.host

@@ -51,6 +51,7 @@ import json
 import secrets
 import time
 from collections import Counter
+from types import SimpleNamespace
 from dataclasses import fields
 from urllib.parse import unquote
 
@@ -61,11 +62,13 @@ from twisted.words.xish import domish
 
 from xmppchat.ops.adminkey import loadAdminKey
 from xmppchat.ops.metrics import transportOf
+from xmppchat.storage.interfaces import Query
 
 GATHER_SECONDS = 2.0
 MAX_BODY_BYTES = 64 * 1024
 MAX_REASON = 1024
 ANNOUNCE_PAGE = 1000
+ANNOUNCEMENTS_KEPT = 64  # announcement ids remembered for idempotent retries
 KICK_CONDITION = "policy-violation"
 KICK_TEXT = "Disconnected by the server administrator"
 
@@ -174,6 +177,7 @@ class AdminAgent:
             if session.closed or (resource and session.resource != resource):
                 continue
             log.info("Admin kick of {jid}: {reason}", jid=session.full, reason=reason)
+            session.state["logout"] = "kicked"
             session.close(KICK_CONDITION, reason)
             if session.sm is not None and session.sm.hibernating:
                 self.host.endSession(session)
@@ -325,6 +329,7 @@ class AdminAPI(resource.Resource):
         self.host = service.host
         self.storage = service.storage
         self.agent = service.adminAgent
+        self.announced: dict[str, defer.Deferred] = {}  # id -> its answer (review 18 #1)
         self.digest = _digest(key) if key else None
 
     # -- HTTP ----------------------------------------------------------------
@@ -510,13 +515,42 @@ class AdminAPI(resource.Resource):
         }
 
     async def announce(self, request, body):
+        """
+        One announcement per C{id} (the client's, or a new one; returned):
+        a retry with the same C{id} while this process runs gets the first
+        request's answer (waiting for it if needed) and sends and stores
+        nothing again (review 18 #1).
+        """
         text = self._text(body, "body", required=True)
         subject = self._text(body, "subject", limit=1024)
+        announcementId = self._text(body, "id", limit=64) or secrets.token_hex(8)
         to = body.get("to", "online")
         if to not in ("online", "all"):
             raise ApiError(400, "\"to\" must be \"online\" or \"all\"")
+        announced = self.announced.get(announcementId)
+        if announced is None:
+            announced = self.announced[announcementId] = defer.ensureDeferred(
+                self._announce(announcementId, to, subject, text))
+            while len(self.announced) > ANNOUNCEMENTS_KEPT:
+                del self.announced[next(iter(self.announced))]
+        answer = defer.Deferred()  # each caller's copy of the outcome
+
+        def share(outcome):
+            answer.callback(outcome)
+            return outcome
+
+        announced.addBoth(share)
+        try:
+            return dict(await answer)
+        except Exception:
+            if self.announced.get(announcementId) is announced:
+                del self.announced[announcementId]  # failed: a retry starts it again
+                announced.addErrback(lambda failure: None)
+            raise
+
+    async def _announce(self, announcementId, to, subject, text) -> dict:
         results, unreachable = await self.agent.gather("announce", {"subject": subject, "body": text})
-        out = {"online": sum(n for _, n in results), "unreachable": unreachable}
+        out = {"id": announcementId, "online": sum(n for _, n in results), "unreachable": unreachable}
         if to == "all":
             out["stored"], out["refused"] = await self._storeForOffline(subject, text)
         log.info("Admin announcement to {to} users: {online} online session(s)", to=to,
@@ -532,23 +566,25 @@ class AdminAPI(resource.Resource):
         if offline is None:
             raise ApiError(409, "The offline module is not enabled: cannot store for offline users")
         domain = self.host.domain
-        stored = refused = offset = 0
+        stored = refused = lastId = 0
         while True:
-            accounts = await self.storage.accounts.listAccounts(offset, ANNOUNCE_PAGE)
-            for account in accounts:
-                bare = f"{account.localpart}@{domain}"
-                if self.host.sessions.isConnected(bare):
-                    continue
-                try:
-                    await offline.storeFor(account.localpart, headline(domain, bare, subject, text),
-                                           sender=domain)
-                    stored += 1
-                except Exception as e:
-                    log.info("Announcement not stored for {jid}: {e}", jid=bare, e=e)
-                    refused += 1
+            # by key, not offset: accounts added or deleted meanwhile shift no
+            # page, so none is skipped or stored twice (review 18 #1)
+            accounts = await self.storage.accounts.findAccounts(
+                Query(sort="id", limit=ANNOUNCE_PAGE).where("id", "gt", lastId))
+            entries = [(a.localpart, headline(domain, f"{a.localpart}@{domain}", subject, text).toXml())
+                       for a in accounts if not self.host.sessions.isConnected(f"{a.localpart}@{domain}")]
+            # one write per page (review 18 #1), not one per account
+            full = await self.storage.offline.storeOfflineMany(
+                entries, self.host.clock.seconds(), self.host.config.limits.offline_messages_per_user,
+                offline.shares(None, sender=domain))
+            refused += len(full)
+            stored += len(entries) - len(full)
+            for localpart in {localpart for localpart, _ in entries} - set(full):
+                self.host.hooks.fire("offline-stored", SimpleNamespace(host=self.host, localpart=localpart))
             if len(accounts) < ANNOUNCE_PAGE:
                 return stored, refused
-            offset += ANNOUNCE_PAGE
+            lastId = accounts[-1].id
 
     async def unlock(self, request, body):
         target = self._text(body, "target", required=True, limit=1024)
@@ -616,16 +652,20 @@ def reloadLimits(service, fresh) -> bool:
     the message rate limiter its rate and burst, with fresh buckets.  The
     ping and recheck intervals stay until a restart.
     """
+    host = service.host
+    # built first, assigned after: an exception leaves nothing half-applied (review 18 #6)
+    rebuilt = [(current, type(current).fromConfig(fresh.limits, host.clock), names)
+               for current, names in ((host.loginThrottle, ("freeFailures", "lockoutFailures",
+                                                            "lockoutSeconds", "sourceFailures",
+                                                            "accountFailures")),
+                                      (host.connectionLimiter, ("maxPerAddress", "rate", "burst",
+                                                                "exemptLoopback")))]
     limits = service.config.limits
     for f in fields(limits):
         setattr(limits, f.name, getattr(fresh.limits, f.name))
-    host = service.host
-    for current, names in ((host.loginThrottle, ("freeFailures", "lockoutFailures", "lockoutSeconds",
-                                                 "sourceFailures", "accountFailures")),
-                           (host.connectionLimiter, ("maxPerAddress", "rate", "burst", "exemptLoopback"))):
-        rebuilt = type(current).fromConfig(limits, host.clock)
+    for current, new, names in rebuilt:
         for name in names:
-            setattr(current, name, getattr(rebuilt, name))
+            setattr(current, name, getattr(new, name))
     rates = host.modules.get("ratelimit")
     if rates is not None:
         rates.rate, rates.burst = limits.message_rate, limits.message_burst

@@ -185,6 +185,9 @@ class Metrics:
         self.logins = BoundedChildren(Counter(
             "xmppchat_logins", "Logins (SASL, token, REST session) by result, mechanism and transport",
             ["result", "mechanism", "transport"], registry=registry))
+        self.resumptions = BoundedChildren(Counter(
+            "xmppchat_resumptions", "XEP-0198 sessions resumed (not counted as logins), by transport",
+            ["transport"], registry=registry))
         self.logouts = BoundedChildren(Counter(
             "xmppchat_logouts", "Ended sessions by transport and reason", ["transport", "reason"],
             registry=registry))
@@ -257,7 +260,9 @@ class Metrics:
         The L{xmppchat.observe} observer: one counter per event.
         """
         get = fields.get
-        if name == "login":
+        if name == "login" and get("resumed"):
+            self.resumptions(get("transport")).inc()
+        elif name == "login":
             self.logins("success", get("mechanism"), get("transport")).inc()
         elif name == "login-failed":
             self.logins("failure", get("mechanism"), get("transport")).inc()

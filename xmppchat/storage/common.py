@@ -398,6 +398,20 @@ def checkOfflineQuota(limit: int | None, shares, count) -> None:
             raise QuotaExceeded(text)
 
 
+def storeEach(entries, store) -> list[str]:
+    """
+    C{store(localpart, stanza)} for each of C{entries} (one backend write,
+    L{IOfflineStore.storeOfflineMany}); the localparts whose quota refused.
+    """
+    refused = []
+    for localpart, stanza in entries:
+        try:
+            store(localpart, stanza)
+        except QuotaExceeded:
+            refused.append(localpart)
+    return refused
+
+
 def bulkEntries(entries) -> list[tuple]:
     """
     C{createAccounts}' entries as a list, checked.

@@ -598,6 +598,15 @@ class IOfflineStore(Protocol):
         by index on the user and the sender or dialog).
         """
 
+    def storeOfflineMany(self, entries: list, stamp: float, limit: int | None,
+                         shares: OfflineShares | None = None) -> Deferred:
+        """
+        L{storeOffline} for many C{(localpart, stanza)} at once, in one
+        write (the admin announcement to every account, review 18 #1);
+        fires with the localparts refused (L{QuotaExceeded}), the others
+        stored.
+        """
+
     def countOffline(self, localpart: str) -> Deferred:
         """
         Fires with the number of messages stored for the user.

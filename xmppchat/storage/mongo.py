@@ -659,22 +659,27 @@ class MongoOfflineStore(_Store):
     may overshoot it by the number of worker threads.
     """
 
-    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
-        def count(db, field, value):
+    @staticmethod
+    def _storeOne(db, localpart, stanza, stamp, limit, shares):
+        def count(field, value):
             query = {"localpart": localpart}
             if field is not None:
                 query[field] = {"$ne": None} if value is common.ANY_DIALOG else value
             return db.offline.count_documents(query)
 
-        def store(db):
-            common.checkOfflineQuota(limit, shares, lambda field, value: count(db, field, value))
-            messageId = _next(db, "offline")
-            db.offline.insert_one({"_id": messageId, "localpart": localpart, "stanza": stanza,
-                                   "stamp": stamp, "sender": shares and shares.sender,
-                                   "dialog_id": shares and shares.dialogId})
-            return messageId
+        common.checkOfflineQuota(limit, shares, count)
+        messageId = _next(db, "offline")
+        db.offline.insert_one({"_id": messageId, "localpart": localpart, "stanza": stanza,
+                               "stamp": stamp, "sender": shares and shares.sender,
+                               "dialog_id": shares and shares.dialogId})
+        return messageId
 
-        return self.db.run(store)
+    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
+        return self.db.run(lambda db: self._storeOne(db, localpart, stanza, stamp, limit, shares))
+
+    def storeOfflineMany(self, entries, stamp, limit, shares=None):
+        return self.db.run(lambda db: common.storeEach(
+            entries, lambda localpart, stanza: self._storeOne(db, localpart, stanza, stamp, limit, shares)))
 
     def countOffline(self, localpart):
         return self.db.run(lambda db: db.offline.count_documents({"localpart": localpart}))

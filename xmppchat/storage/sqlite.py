@@ -1064,8 +1064,9 @@ class SQLiteOfflineStore(_Store):
     L{IOfflineStore} on the C{offline} table.
     """
 
-    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
-        def count(connection, column, value):
+    @staticmethod
+    def _storeOne(connection, localpart, stanza, stamp, limit, shares):
+        def count(column, value):
             sql = "SELECT count(*) FROM offline WHERE localpart = ?"
             params = [localpart]
             if value is common.ANY_DIALOG:
@@ -1075,13 +1076,17 @@ class SQLiteOfflineStore(_Store):
                 params.append(value)
             return connection.execute(sql, params).fetchone()[0]
 
-        def store(connection):
-            common.checkOfflineQuota(limit, shares, lambda column, value: count(connection, column, value))
-            return connection.execute(
-                "INSERT INTO offline (localpart, stanza, stamp, sender, dialog_id) VALUES (?, ?, ?, ?, ?)",
-                (localpart, stanza, stamp, shares and shares.sender, shares and shares.dialogId)).lastrowid
+        common.checkOfflineQuota(limit, shares, count)
+        return connection.execute(
+            "INSERT INTO offline (localpart, stanza, stamp, sender, dialog_id) VALUES (?, ?, ?, ?, ?)",
+            (localpart, stanza, stamp, shares and shares.sender, shares and shares.dialogId)).lastrowid
 
-        return self.db.run(True, store)
+    def storeOffline(self, localpart, stanza, stamp, limit, shares=None):
+        return self.db.run(True, lambda c: self._storeOne(c, localpart, stanza, stamp, limit, shares))
+
+    def storeOfflineMany(self, entries, stamp, limit, shares=None):
+        return self.db.run(True, lambda c: common.storeEach(
+            entries, lambda localpart, stanza: self._storeOne(c, localpart, stanza, stamp, limit, shares)))
 
     def countOffline(self, localpart):
         return self.db.run(False, lambda c: c.execute(
