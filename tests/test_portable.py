@@ -453,3 +453,32 @@ def test_importRefusesBadAccountFields(tmp_path, attribute, message):
                             f"<account xmlns='urn:xmppchat:export:0' id='1' created='0' updated='0' {attribute}/>"
                             "</user></host></server-data>")
     assertImportRefused(tmp_path, archive, f"'mallory': {message}")
+
+
+def test_accountDeletedDuringExportSkipsNoOther(source, tmp_path, monkeypatch):
+    """
+    An online export pages accounts by id: an account deleted after its
+    page was written shifts no later page, so every other account is
+    still exported (offset paging skipped the first account of the next page).
+    """
+    storage, config = source
+    monkeypatch.setattr(portable, "PAGE", 2)
+    accounts = result(storage.accounts.listAccounts())
+    names = [a.localpart for a in accounts]
+    userElement = portable.Exporter.userElement
+    deleted = []
+
+    def deleteFirstAfterIt(self, account):
+        element = userElement(self, account)
+        if not deleted:
+            deleted.append(account.localpart)
+            result(storage.accounts.deleteAccount(account.id))
+        return element
+
+    monkeypatch.setattr(portable.Exporter, "userElement", deleteFirstAfterIt)
+    archive = tmp_path / "x.tar.gz"
+    portable.export(storage, config, str(archive))
+    with tarfile.open(archive) as tar:
+        xml = tar.extractfile("server-data.xml").read().decode()
+    exported = [name for name in names if f"name='{name}'" in xml or f'name="{name}"' in xml]
+    assert len(names) >= 4 and exported == names

@@ -56,6 +56,7 @@ from xmppchat.modules.privacy import NS_PRIVACY
 from xmppchat.modules.private import NS_PRIVATE
 from xmppchat.modules.roster import NS_ROSTER
 from xmppchat.modules.vcard import NS_VCARD
+from xmppchat.storage.interfaces import Query
 from xmppchat.storage.portable.interface import PAGE
 from xmppchat.xmlstream import NS_CLIENT
 
@@ -142,11 +143,16 @@ class Exporter(_Run):
         host = domish.Element((NS_PIE, "host"))
         host["jid"] = self.domain
         out.write(host.toXml(closeElement=0, defaultUri=NS_PIE) + "\n")
+        lastId = 0
         while True:
-            accounts = _wait(self.storage.accounts.listAccounts(self.counts["users"], PAGE))
+            # by key, not offset: an account deleted during an online export
+            # shifts no page, so no other account is skipped
+            accounts = _wait(self.storage.accounts.findAccounts(
+                Query(sort="id", limit=PAGE).where("id", "gt", lastId)))
             for account in accounts:
                 out.write(self.userElement(account).toXml(defaultUri=NS_PIE) + "\n")
                 self.counts["users"] += 1
+                lastId = account.id
             if len(accounts) < PAGE:
                 break
         out.write("</host>\n</server-data>\n")
