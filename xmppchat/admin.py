@@ -45,6 +45,7 @@ import time
 from urllib.parse import quote, urlencode
 
 # the user name rules, shared with the admin API and import (re-exported here)
+from xmppchat.storage.common import result  # noqa: F401 (tests and scripts import it from here)
 from xmppchat.usernames import AdminError, localpartOf, newLocalpartOf, serverAppId  # noqa: F401
 
 # Below this many new accounts, credentials are derived in this process.
@@ -63,20 +64,6 @@ class ServerUnreachable(Exception):
     """
     The admin API is not configured, or the server does not answer.
     """
-
-
-def result(d):
-    """
-    The result of an already-fired Deferred (synchronous storage).
-    """
-    out = []
-    failures = []
-    d.addCallbacks(out.append, failures.append)
-    if failures:
-        failures[0].raiseException()
-    if not out:
-        raise RuntimeError("storage call did not complete synchronously")
-    return out[0]
 
 
 def _deriveCredentials(password: str, iterations: int) -> dict:

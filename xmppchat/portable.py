@@ -46,7 +46,6 @@ import os
 from dataclasses import asdict
 from xml.etree import ElementTree
 
-from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from xmppchat.backup import (BLOB_UID, ArchiveError, ArchiveReader, ArchiveWriter, blobMember, blobTarget,
@@ -56,6 +55,7 @@ from xmppchat.modules.privacy import NS_PRIVACY
 from xmppchat.modules.private import NS_PRIVATE
 from xmppchat.modules.roster import NS_ROSTER
 from xmppchat.modules.vcard import NS_VCARD
+from xmppchat.storage.common import result
 from xmppchat.storage.interfaces import Query
 from xmppchat.storage.portable.interface import PAGE
 from xmppchat.xmlstream import NS_CLIENT
@@ -71,19 +71,6 @@ NS_XMPPCHAT = "urn:xmppchat:export:0"
 MECHANISMS = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
 
 
-def _wait(d):
-    """
-    The outcome of a Deferred of a synchronous storage (fired already).
-    """
-    outcome = []
-    d.addBoth(outcome.append)
-    if not outcome:
-        raise RuntimeError("the storage is not synchronous")
-    if isinstance(outcome[0], Failure):
-        outcome[0].raiseException()
-    return outcome[0]
-
-
 def _pages(page, key, *args, start=None):
     """
     Every item of a paged listing C{page(*args, after, PAGE)}, C{after}
@@ -91,7 +78,7 @@ def _pages(page, key, *args, start=None):
     """
     after = start
     while True:
-        items = _wait(page(*args, after, PAGE))
+        items = result(page(*args, after, PAGE))
         yield from items
         if len(items) < PAGE:
             return
@@ -143,18 +130,13 @@ class Exporter(_Run):
         host = domish.Element((NS_PIE, "host"))
         host["jid"] = self.domain
         out.write(host.toXml(closeElement=0, defaultUri=NS_PIE) + "\n")
-        lastId = 0
-        while True:
-            # by key, not offset: an account deleted during an online export
-            # shifts no page, so no other account is skipped
-            accounts = _wait(self.storage.accounts.findAccounts(
-                Query(sort="id", limit=PAGE).where("id", "gt", lastId)))
-            for account in accounts:
-                out.write(self.userElement(account).toXml(defaultUri=NS_PIE) + "\n")
-                self.counts["users"] += 1
-                lastId = account.id
-            if len(accounts) < PAGE:
-                break
+        # by key, not offset: an account deleted during an online export
+        # shifts no page, so no other account is skipped
+        accounts = _pages(lambda after, limit: self.storage.accounts.findAccounts(
+            Query(sort="id", limit=limit).where("id", "gt", after)), lambda a: a.id, start=0)
+        for account in accounts:
+            out.write(self.userElement(account).toXml(defaultUri=NS_PIE) + "\n")
+            self.counts["users"] += 1
         out.write("</host>\n</server-data>\n")
 
     def userElement(self, account) -> domish.Element:
@@ -178,7 +160,7 @@ class Exporter(_Run):
         user.addChild(self.accountElement(account))
         self.addRoster(user, localpart)
         private = None
-        for kind, key, xml in _wait(self.storage.userXML.listXML(localpart)):
+        for kind, key, xml in result(self.storage.userXML.listXML(localpart)):
             if kind == VCARD:
                 user.addChild(_parse(xml, NS_VCARD))
                 continue
@@ -202,7 +184,7 @@ class Exporter(_Run):
         element["created"] = repr(float(account.createdAt))
         element["updated"] = repr(float(account.updatedAt))
         element.addElement("profile", content=json.dumps(account.profile or {}))
-        last = _wait(self.storage.lastActivity.getLastActivity(account.localpart))
+        last = result(self.storage.lastActivity.getLastActivity(account.localpart))
         if last is not None:
             activity = element.addElement("last-activity")
             activity["stamp"] = repr(float(last[0]))
@@ -211,7 +193,7 @@ class Exporter(_Run):
         return element
 
     def addRoster(self, user, localpart) -> None:
-        items = _wait(self.storage.roster.getRoster(localpart))
+        items = result(self.storage.roster.getRoster(localpart))
         roster = user.addElement((NS_ROSTER, "query")) if any(not i.hidden for i in items) else None
         for item in items:
             if item.pendingIn:
@@ -235,7 +217,7 @@ class Exporter(_Run):
     def addOffline(self, user, localpart) -> None:
         from xmppchat.stanzas import delayElement
 
-        messages = _wait(self.storage.offline.fetchOffline(localpart))
+        messages = result(self.storage.offline.fetchOffline(localpart))
         if not messages:
             return
         container = user.addElement((NS_PIE, "offline-messages"))
@@ -247,7 +229,7 @@ class Exporter(_Run):
     def addPrivacy(self, user, localpart) -> None:
         from xmppchat.modules.privacy import listElement
 
-        record = _wait(self.storage.privacy.getPrivacy(localpart))
+        record = result(self.storage.privacy.getPrivacy(localpart))
         if not record.lists:
             return
         query = user.addElement((NS_PRIVACY, "query"))
@@ -259,7 +241,7 @@ class Exporter(_Run):
     def addPEP(self, user, localpart) -> None:
         from xmppchat.pep.nodeconfig import NS_PUBSUB, configForm
 
-        nodes = _wait(self.storage.pep.listNodes(localpart))
+        nodes = result(self.storage.pep.listNodes(localpart))
         if not nodes:
             return
         maxItems = self.config.pep.max_items_per_node
@@ -274,7 +256,7 @@ class Exporter(_Run):
             items = published.addElement("items")
             items["node"] = node
             # oldest first: importing publishes in document order
-            for itemId, payload, publisher in reversed(_wait(self.storage.pep.getItems(localpart, node))):
+            for itemId, payload, publisher in reversed(result(self.storage.pep.getItems(localpart, node))):
                 item = items.addElement("item")
                 item["id"] = itemId
                 if publisher is not None:
@@ -300,12 +282,12 @@ class Exporter(_Run):
                     del record[derived]
                 line("message", record)
                 self.counts["messages"] += 1
-            for state in _wait(port.dialogStates(dialog.id)):
+            for state in result(port.dialogStates(dialog.id)):
                 line("state", {"dialogId": dialog.id, **asdict(state)})
         for blob in _pages(port.blobPage, lambda b: b.id, start=0):
             line("blob", asdict(blob))
             self.counts["blobs"] += 1
-        for className in _wait(port.recordClasses()):
+        for className in result(port.recordClasses()):
             for record in _pages(port.recordPage, lambda r: r.id, className):
                 line("record", asdict(record))
                 self.counts["records"] += 1
@@ -395,7 +377,7 @@ class Importer(_Run):
     """
 
     def run(self, path: str) -> dict:
-        if not _wait(self.storage.portable.isEmpty()):
+        if not result(self.storage.portable.isEmpty()):
             raise ArchiveError("the storage is not empty: import goes into a fresh database"
                                " (a new SQLite path or MongoDB database)")
         near = self.config.server.data_dir
@@ -442,10 +424,10 @@ class Importer(_Run):
         credentials = self.credentials(user)
         info = _child(user, NS_XMPPCHAT, "account")
         if info is None:
-            _wait(self.storage.accounts.createAccount(localpart, credentials))
+            result(self.storage.accounts.createAccount(localpart, credentials))
         else:
             profile = _child(info, NS_XMPPCHAT, "profile")
-            _wait(self.storage.portable.loadAccount(Account(
+            result(self.storage.portable.loadAccount(Account(
                 id=_number(info.getAttribute("id"), "account id", int), localpart=localpart,
                 **self.accountFields(localpart, info), credentials=credentials,
                 createdAt=_number(info.getAttribute("created"), "time"),
@@ -454,7 +436,7 @@ class Importer(_Run):
                 jwt=info.getAttribute("jwt") == "true")))
             activity = _child(info, NS_XMPPCHAT, "last-activity")
             if activity is not None:
-                _wait(self.storage.lastActivity.setLastActivity(
+                result(self.storage.lastActivity.setLastActivity(
                     localpart, _number(activity.getAttribute("stamp"), "time"),
                     str(activity) if activity.children else None))
         self.counts["users"] += 1
@@ -547,17 +529,17 @@ class Importer(_Run):
                 item = items.setdefault(jid, RosterItem(jid=jid, hidden=True))
                 item.pendingIn = True
         for item in items.values():
-            _wait(self.storage.roster.setRosterItem(localpart, item))
+            result(self.storage.roster.setRosterItem(localpart, item))
 
     def importXML(self, user, localpart) -> None:
         from xmppchat.storage.userxml.interface import PRIVATE, VCARD
 
         vcard = _child(user, NS_VCARD, "vCard")
         if vcard is not None:
-            _wait(self.storage.userXML.setXML(localpart, VCARD, "", vcard.toXml()))
+            result(self.storage.userXML.setXML(localpart, VCARD, "", vcard.toXml()))
         private = _child(user, NS_PRIVATE, "query")
         for element in private.elements() if private is not None else ():
-            _wait(self.storage.userXML.setXML(localpart, PRIVATE, f"{element.name}:{element.uri}",
+            result(self.storage.userXML.setXML(localpart, PRIVATE, f"{element.name}:{element.uri}",
                                               element.toXml()))
 
     def importOffline(self, user, localpart) -> None:
@@ -568,7 +550,7 @@ class Importer(_Run):
         for stanza in container.elements() if container is not None else ():
             stanza, stamp = withoutOwnDelay(stanza, self.domain)
             sender = stanza.getAttribute("from", "").partition("/")[0] or None
-            _wait(self.storage.offline.storeOffline(localpart, stanza.toXml(), stamp or 0.0, None,
+            result(self.storage.offline.storeOffline(localpart, stanza.toXml(), stamp or 0.0, None,
                                                     OfflineShares(sender)))
 
     def importPrivacy(self, user, localpart) -> None:
@@ -584,10 +566,10 @@ class Importer(_Run):
             except StanzaError as e:
                 raise ArchiveError(f"{localpart}: privacy list {element.getAttribute('name')!r}:"
                                    f" {e.text or e.condition}") from None
-            _wait(self.storage.privacy.setPrivacyList(localpart, element.getAttribute("name"), items))
+            result(self.storage.privacy.setPrivacyList(localpart, element.getAttribute("name"), items))
         default = _child(query, NS_PRIVACY, "default")
         if default is not None and default.getAttribute("name"):
-            _wait(self.storage.privacy.setDefaultPrivacyList(localpart, default["name"]))
+            result(self.storage.privacy.setDefaultPrivacyList(localpart, default["name"]))
 
     def importPEP(self, user, localpart) -> None:
         from xmppchat.pep.nodeconfig import (NS_NODE_CONFIG, NS_PUBSUB, defaultConfig, formValues,
@@ -604,13 +586,13 @@ class Importer(_Run):
         for items in _children(published, NS_PUBSUB, "items") if published is not None else ():
             configs.setdefault(items.getAttribute("node"), defaultConfig())
         for node, nodeConfig in configs.items():
-            _wait(self.storage.pep.createNode(localpart, node, nodeConfig, 0))
+            result(self.storage.pep.createNode(localpart, node, nodeConfig, 0))
         for items in _children(published, NS_PUBSUB, "items") if published is not None else ():
             node = items.getAttribute("node")
             for item in _children(items, NS_PUBSUB, "item"):
                 payload = next(item.elements(), None)
                 if payload is not None:
-                    _wait(self.storage.pep.publishItem(
+                    result(self.storage.pep.publishItem(
                         localpart, node, item.getAttribute("id"), payload.toXml(),
                         item.getAttribute("publisher"), configs[node]["max_items"]))
 
@@ -632,7 +614,7 @@ class Importer(_Run):
 
         def flush():
             if batch:
-                _wait(port.loadMessages(batch))
+                result(port.loadMessages(batch))
                 self.counts["messages"] += len(batch)
                 batch.clear()
 
@@ -641,8 +623,8 @@ class Importer(_Run):
                 try:
                     record = json.loads(text)
                     kind = record.pop("kind")
+                    _checkIds(kind, record)
                     if kind == "message":
-                        _checkIds(kind, record)
                         # the order is the loading store's own
                         record.update(order=0, reactions={e: set(ids) for e, ids
                                                           in record["reactions"].items()})
@@ -652,13 +634,11 @@ class Importer(_Run):
                         continue
                     flush()
                     if kind == "state":
-                        _checkIds(kind, record)
                         dialogId = record.pop("dialogId")
-                        _wait(port.loadDialogState(dialogId, DialogUserState(**record)))
+                        result(port.loadDialogState(dialogId, DialogUserState(**record)))
                         continue
                     dataclass, load, counter = loaders[kind]
-                    _checkIds(kind, record)
-                    _wait(load(dataclass(**record)))
+                    result(load(dataclass(**record)))
                     self.counts[counter] += 1
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise ArchiveError(f"{CHAT_DATA}:{number}: {type(e).__name__}: {e}") from None

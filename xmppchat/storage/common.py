@@ -121,6 +121,21 @@ def byId(objects) -> dict:
     return {o.id: o for o in objects}
 
 
+def result(d):
+    """
+    The result of an already-fired Deferred (synchronous storage: tests, the
+    admin command, export and import).
+    """
+    out = []
+    failures = []
+    d.addCallbacks(out.append, failures.append)
+    if failures:
+        failures[0].raiseException()
+    if not out:
+        raise RuntimeError("storage call did not complete synchronously")
+    return out[0]
+
+
 class WorkerStorage(Storage):
     """
     A L{Storage} whose stores share one L{Worker} (C{self.db}), started
