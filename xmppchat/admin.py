@@ -318,11 +318,12 @@ class ApiClient:
 
     def __init__(self, config):
         from xmppchat.ops.adminkey import loadAdminKey
+        from xmppchat.ops.probe import localHost
 
         ops = config.ops
         self.dataDir = config.server.data_dir
         self.key = loadAdminKey(ops, config.baseDir) if ops.enabled else None
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(ops.interface, ops.interface)
+        host = localHost(ops.interface)
         port = ops.port
         try:
             with open(os.path.join(config.server.data_dir, "ports.json")) as f:
@@ -333,8 +334,9 @@ class ApiClient:
 
     @property
     def where(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/admin/api"
+        from xmppchat.ops.probe import httpURL
+
+        return httpURL(self.host, self.port, "/admin/api")
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
              timeout: float = API_TIMEOUT):

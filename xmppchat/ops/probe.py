@@ -23,19 +23,28 @@ TIMEOUT = 4.0
 HEALTH_PATH = "/health"
 
 
+def localHost(interface: str) -> str:
+    """
+    The address this machine reaches a listener on C{interface} at:
+    loopback when it listens on every address (also the admin command's,
+    L{xmppchat.admin.ApiClient}).
+    """
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(interface, interface)
+
+
+def httpURL(host: str, port: int, path: str) -> str:
+    """
+    C{http://host:port/path}, an IPv6 address in brackets.
+    """
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"
+
+
 def healthURL(config) -> str:
     """
     Where the server of C{config} serves C{/health}: its C{[ops]} address
     (loopback when it listens on every address).
     """
-    host = config.ops.interface
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.ops.port}{HEALTH_PATH}"
+    return httpURL(localHost(config.ops.interface), config.ops.port, HEALTH_PATH)
 
 
 def probe(config, timeout: float = TIMEOUT) -> str | None:
