@@ -448,8 +448,7 @@ class SessionDirectory:
         self._buffer = []
         dead = []
         try:
-            members = await self.redis.execute("SMEMBERS", self.keys.nodes)
-            others = [m.decode() for m in members or () if m.decode() != self.nodeId]
+            others = await self.otherMembers()
             alive = await self.redis.execute("MGET", *[self.keys.alive(n) for n in others]) if others else []
             self.clear()
             for node, token in zip(others, alive, strict=True):
@@ -467,6 +466,14 @@ class SessionDirectory:
             await self.removeDeadNode(node)
         return dead
 
+    async def otherMembers(self) -> list:
+        """
+        The ids of the other nodes in the cluster's node set (live or not:
+        their C{alive} keys tell).
+        """
+        members = await self.redis.execute("SMEMBERS", self.keys.nodes)
+        return [m.decode() for m in members or () if m.decode() != self.nodeId]
+
     async def removeDeadNode(self, node: str) -> None:
         self.dropNode(node)
         await self.redis.execute("DEL", self.keys.sessions(node))
@@ -478,10 +485,7 @@ class SessionDirectory:
         The heartbeat's liveness check of the other nodes: drop those whose
         C{alive} key expired; return their ids.
         """
-        members = await self.redis.execute("SMEMBERS", self.keys.nodes)
-        others = {m.decode() for m in members or ()} | set(self.byNode)
-        others.discard(self.nodeId)
-        others = sorted(others)
+        others = sorted((set(await self.otherMembers()) | set(self.byNode)) - {self.nodeId})
         if not others:
             return []
         tokens = await self.redis.execute("MGET", *[self.keys.alive(n) for n in others])

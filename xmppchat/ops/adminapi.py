@@ -244,9 +244,7 @@ class AdminAgent:
         cluster = self.host.cluster
         if cluster is None or not cluster.online:
             return results, []
-        members = await cluster.redis.execute("SMEMBERS", cluster.keys.nodes)
-        others = sorted(m.decode() if isinstance(m, bytes) else m for m in members or ())
-        others = [n for n in others if n != self.nodeId]
+        others = sorted(await cluster.directory.otherMembers())
         queryId = secrets.token_hex(8)
         answers: dict = {}
         done = defer.Deferred()
@@ -434,7 +432,7 @@ class AdminAPI(resource.Resource):
         return parsed
 
     def _localpart(self, name: str, new: bool = False) -> str:
-        from xmppchat.admin import AdminError, localpartOf, newLocalpartOf, serverAppId
+        from xmppchat.usernames import AdminError, localpartOf, newLocalpartOf, serverAppId
 
         if "@" in name:
             name = self._jid(name).user
