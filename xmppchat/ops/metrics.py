@@ -59,9 +59,9 @@ MAX_LABEL_VALUES = 32
 MAX_REST_SERIES = 512
 STANZA_KINDS = ("message", "presence", "iq")
 TRANSPORTS = ("c2s", "c2s-tls", "websocket", "bosh")
-#: the stores of L{xmppchat.storage.interfaces.Storage} timed, one label value each
-STORES = ("accounts", "tokens", "offline", "roster", "lastActivity", "dialogs", "messages", "blobs",
-          "records", "privacy", "unlocks", "pep", "uploads", "userXML")
+#: stores of the backend's C{STORES} not timed: export and import only, never
+#: called by a running server
+UNTIMED = frozenset(("portable",))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _TOKEN = re.compile(r"[A-Za-z0-9_.:+/{}-]{1,64}\Z")
 
@@ -304,15 +304,16 @@ class Metrics:
 
     def instrumentStorage(self, storage) -> None:
         """
-        Time every public method of each store of C{storage} (the
-        C{xmppchat_storage_seconds} histogram, labelled by store), and
+        Time every public method of each store of C{storage} (its
+        backend's C{STORES} but L{UNTIMED}: the C{xmppchat_storage_seconds}
+        histogram, labelled by store, a fixed set), and
         count the messages stored in dialog history and in offline storage
         when those calls succeed.
         """
         counted = {("messages", "createMessage"): self.messagesStored.inc,
                    ("offline", "storeOffline"): self.messagesOffline.inc}
-        for storeName in STORES:
-            store = getattr(storage, storeName, None)
+        for storeName in getattr(storage, "STORES", {}):
+            store = None if storeName in UNTIMED else getattr(storage, storeName, None)
             if store is None:
                 continue
             histogram = self.storageSeconds.labels(storeName)
