@@ -55,11 +55,7 @@ def lockDataDir(dataDir: str) -> int | None:
     except PermissionError:
         fd = _openReadOnly(path)  # left by another user (root before --uid): flock still works
     except OSError as e:
-        if os.path.islink(path):
-            _refuse(path, "is a symbolic link")
-        log.warn("Cannot create {path} ({error}): a second instance is not prevented",
-                 path=path, error=e.strerror)
-        return None
+        fd = _unusable(path, e)
     if fd is None:
         return None
     status = os.fstat(fd)
@@ -95,11 +91,18 @@ def _openReadOnly(path: str) -> int | None:
     try:
         return os.open(path, os.O_RDONLY | _SAFE)
     except OSError as e:
-        if os.path.islink(path):
-            _refuse(path, "is a symbolic link")
-        log.warn("Cannot open {path} ({error}): a second instance is not prevented",
-                 path=path, error=e.strerror)
-        return None
+        return _unusable(path, e)
+
+
+def _unusable(path: str, error: OSError) -> None:
+    """
+    The lock file cannot be opened: refused when it is a symbolic link
+    (C{O_NOFOLLOW}), else a warning, and no lock.
+    """
+    if os.path.islink(path):
+        _refuse(path, "is a symbolic link")
+    log.warn("Cannot open {path} ({error}): a second instance is not prevented",
+             path=path, error=error.strerror)
 
 
 def _readPid(fd: int) -> str:

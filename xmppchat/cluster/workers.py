@@ -45,10 +45,9 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
+from xmppchat.ops.logs import relayWorkerLine
 from xmppchat.startup import StartupError
 from xmppchat.tlsreload import installReloadSignal
-
-from xmppchat.ops.logs import relayWorkerLine
 
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
