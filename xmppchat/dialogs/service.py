@@ -143,6 +143,16 @@ class DialogService:
             raise NotAcceptable(f"The recipient is not an occupant of dialog {dialogId}")
         return dialog
 
+    @staticmethod
+    def otherOccupant(dialog, userId: int) -> int | None:
+        """
+        The recipient of C{userId}'s messages in a private dialog (its
+        other occupant); C{None} in other dialogs.
+        """
+        if dialog.type != DIALOG_PRIVATE:
+            return None
+        return next((o for o in dialog.occupantIds if o != userId), None)
+
     @defer.inlineCallbacks
     def recipientIds(self, dialog):
         """
