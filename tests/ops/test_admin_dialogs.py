@@ -138,7 +138,7 @@ def test_searchIsPagedNewestFirst(admin):
 
 @pytest.mark.parametrize("query, text", [
     ("type=7", "type"), ("type=x", "type"), ("color=red", "color"),
-    ("extensions.color=red", "color"), ("user=nobody", "nobody")])
+    ("extensions.color=red", "color"), ("user=nobody", "nobody"), ("user=" + "9" * 30, "9999")])
 def test_searchRefusesBadFilters(admin, query, text):
     """A bad type, an unconfigured field or an unknown user: 400/404 naming it."""
     status, answer = admin.call("GET", f"dialogs?{query}")

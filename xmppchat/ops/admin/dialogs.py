@@ -122,9 +122,10 @@ class DialogsAdmin:
             account = await accounts.getAccount(value)
         elif isinstance(value, str) and value.strip():
             value = value.strip()
-            account = await accounts.getAccount(int(value)) if value.isdigit() else (
-                await accounts.getAccountByLogin(value))
-            if account is None and not value.isdigit():
+            isId = value.isdigit() and len(value) <= 18  # an integer the stores hold
+            account = await accounts.getAccount(int(value)) if isId else (
+                await accounts.getAccountByLogin(value[:1024]))
+            if account is None and not isId:
                 account = await self.api.account(value)
         else:
             raise ApiError(400, f'"{field}" must be a user id, login or name')
@@ -251,7 +252,7 @@ class DialogsAdmin:
         admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
         occupants = idList(body.get("occupants_ids"), "occupants_ids", MAX_OCCUPANTS)
         dialog = await self.service.createBroadcast(owner.id, occupants, admins, fields, self.appId)
-        self.api.audit(request, "create-broadcast", dialog=dialog.id, name=dialog.name, owner=owner.id)
+        self.api.audit(request, "create-broadcast", dialog=dialog.id, owner=owner.id)
         return 201, await self.detail(dialog)
 
     @refusals
@@ -282,7 +283,7 @@ class DialogsAdmin:
     async def delete(self, request, body, dialogId):
         dialog = await self.dialog(dialogId)
         await self.service.remove(dialog.ownerId, dialog, self.appId)
-        self.api.audit(request, "delete-dialog", dialog=dialog.id, name=dialog.name)
+        self.api.audit(request, "delete-dialog", dialog=dialog.id, owner=dialog.ownerId)
         return {"deleted": dialog.id}
 
     @refusals
