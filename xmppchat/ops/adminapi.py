@@ -18,7 +18,7 @@ C{{"error": text}} with the HTTP status):
     GET    stats                      see L{AdminAgent.localStats}, summed over the nodes
     POST   announce                   {"body", "subject"?, "to": "online"|"all"} -> counts
     POST   unlock                     {"target": NAME|IP} -> {"unlocked": key}
-    POST   reload                     {"what"?: ["tls", "limits", "log", "rest"]} -> per node, per part
+    POST   reload                     {"what"?: ["tls", "limits", "log", "rest", "panel"]} -> per node, per part
     POST   users                      {"name", "password"} -> 201 {"jid", "id"}
     DELETE users/<NAME>               {"deleted": jid, "ended": streams here}
     PUT    users/<NAME>/password      {"password"} -> {"changed": jid, "revoked": tokens}
