@@ -18,7 +18,7 @@ C{{"error": text}} with the HTTP status):
     GET    stats                      see L{AdminAgent.localStats}, summed over the nodes
     POST   announce                   {"body", "subject"?, "to": "online"|"all"} -> counts
     POST   unlock                     {"target": NAME|IP} -> {"unlocked": key}
-    POST   reload                     {"what"?: ["tls", "limits", "log", "rest"]} -> per node, per part
+    POST   reload                     {"what"?: ["tls", "limits", "log", "rest", "panel"]} -> per node, per part
     POST   users                      {"name", "password"} -> 201 {"jid", "id"}
     DELETE users/<NAME>               {"deleted": jid, "ended": streams here}
     PUT    users/<NAME>/password      {"password"} -> {"changed": jid, "revoked": tokens}
@@ -54,7 +54,6 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import NamedTuple
 from dataclasses import fields
-from urllib.parse import unquote
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -64,7 +63,7 @@ from twisted.words.xish import domish
 from xmppchat import observe
 from xmppchat.ops.adminkey import loadAdminKey
 from xmppchat.ops.panel import securityHeaders
-from xmppchat.ops.panel.session import PanelAuth
+from xmppchat.ops.panel.session import SAFE_METHODS_TEXT as SAFE_METHODS, PanelAuth
 from xmppchat.ops.metrics import transportOf
 from xmppchat.storage.interfaces import Query
 
@@ -354,6 +353,7 @@ class AdminAPI(resource.Resource):
                 ("DELETE", "users/*", self.deleteUser),
                 ("PUT", "users/*/password", self.setPassword)):
             self.route(method, pattern, handler)
+        service.reloadHooks["panel"] = lambda config: self.panel.reload(config)
         from xmppchat.ops.admin import installAll
         installAll(self)
 
@@ -384,12 +384,18 @@ class AdminAPI(resource.Resource):
         return server.NOT_DONE_YET
 
     async def _serve(self, request):
-        path = [unquote(p.decode("utf-8", "replace")) for p in request.postpath if p]
+        # twisted.web unquoted the path once already (review 19: not twice)
+        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
         if path == ["session"]:
             return await self.panel.serve(self, request, self._body(request))
         await self._authenticate(request)
-        handler, args = self._route(request, path)
-        return await handler(request, self._body(request), *args)
+        route, args = self._route(request, path)
+        out = await route.handler(request, self._body(request), *args)
+        if route.method not in SAFE_METHODS and not getattr(request, "audited", False):
+            # every change is logged with who made it, audited by its handler or here
+            self.audit(request, f"{route.method} {route.pattern}",
+                       **{f"arg{i}": a for i, a in enumerate(args, 1)})
+        return out
 
     async def _authenticate(self, request) -> None:
         """
@@ -425,7 +431,7 @@ class AdminAPI(resource.Resource):
         # the most literal pattern wins: users/search before users/*
         for r in sorted(matching, key=lambda r: r.parts.count("*")):
             if r.method == method:
-                return r.handler, [given for p, given in zip(r.parts, path, strict=True) if p == "*"]
+                return r, [given for p, given in zip(r.parts, path, strict=True) if p == "*"]
         request.setHeader(b"allow", ", ".join(sorted({r.method for r in matching})).encode())
         raise ApiError(405, "Method not allowed")
 
@@ -437,6 +443,7 @@ class AdminAPI(resource.Resource):
         (issue 19: "every action is logged with the administrator's
         name"); never give it a secret.
         """
+        request.audited = True
         observe.emit("admin-action", admin=getattr(request, "adminName", KEY_ADMIN), action=action,
                      details=" ".join(f"{k}={v}" for k, v in details.items()),
                      address=request.getClientAddress().host)
@@ -668,6 +675,8 @@ class AdminAPI(resource.Resource):
         except ValueError:
             key = (await self.account(target)).localpart
         cleared = self.host.loginThrottle.unlock(key)
+        # the panel's sign-in throttle of this process (review 19 #6)
+        self.panel.throttle.clear(f"name:{target}", f"address:{target}")
         # every other process (nodes, workers) applies it within seconds
         await self.storage.unlocks.addUnlock(key)
         log.info("Admin unlock of {key}", key=key)
