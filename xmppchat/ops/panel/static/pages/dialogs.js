@@ -110,7 +110,7 @@
   // -- one dialog ------------------------------------------------------------------------------
 
   async function renderDialog(root, id) {
-    const d = await Panel.api("GET", "dialogs/" + encodeURIComponent(id));
+    const d = await Panel.api("GET", "dialogs/" + Panel.seg(id));
     const fields = d.extension_fields || [];
     const last = d.last_message;
     const props = [
@@ -134,7 +134,7 @@
     root.append(Panel.form([
       {name: "message", label: "Message", type: "textarea", required: true, rows: 2},
     ], "Send", async values => {
-      const sent = await Panel.api("POST", `dialogs/${encodeURIComponent(d.id)}/messages`, values);
+      const sent = await Panel.api("POST", `dialogs/${Panel.seg(d.id)}/messages`, values);
       goThenNotice("#/dialogs/" + d.id, `Message ${sent.id} sent.`);
     }, {action: "send", attrs: {id: "send-message"}}));
 
@@ -152,14 +152,14 @@
       for (const key of ["occupants_ids", "admins_ids"]) {
         if (body[key].join(",") === d[key].join(",")) delete body[key];
       }
-      await Panel.api("PUT", "dialogs/" + encodeURIComponent(d.id), body);
+      await Panel.api("PUT", "dialogs/" + Panel.seg(d.id), body);
       goThenNotice("#/dialogs/" + d.id, "Saved.");
     }, {action: "save", attrs: {id: "edit-dialog"}}));
 
     root.append(h("h2", {text: "Delete"}));
     root.append(h("p", {}, Panel.button("Delete for everyone", "delete", async () => {
       if (!Panel.confirm(`Delete "${d.name || d.id}" and its messages for everyone?`)) return;
-      await Panel.api("DELETE", "dialogs/" + encodeURIComponent(d.id));
+      await Panel.api("DELETE", "dialogs/" + Panel.seg(d.id));
       goThenNotice("#/dialogs", "Dialog deleted.");
     })));
   }
