@@ -62,6 +62,7 @@ from twisted.words.xish import domish
 
 from xmppchat import observe
 from xmppchat.ops.adminkey import loadAdminKey
+from xmppchat.ops.apierror import ApiError  # noqa: F401 (the feature modules import it from here)
 from xmppchat.ops.panel import securityHeaders
 from xmppchat.ops.panel.session import SAFE_METHODS_TEXT as SAFE_METHODS, PanelAuth
 from xmppchat.ops.metrics import transportOf
@@ -84,17 +85,6 @@ class Route(NamedTuple):
     handler: object
 
 log = Logger()
-
-
-class ApiError(Exception):
-    """
-    An answer other than 2xx: its status and a readable text.
-    """
-
-    def __init__(self, status: int, text: str):
-        Exception.__init__(self, text)
-        self.status = status
-        self.text = text
 
 
 def _digest(key: str) -> bytes:
