@@ -1102,6 +1102,8 @@ class Storage:
     uploads: object
     # L{xmppchat.storage.userxml.interface.IUserXMLStore}
     userXML: object
+    # L{xmppchat.storage.settings.interface.ISettingStore} (issue 19)
+    settings: object
     # L{xmppchat.storage.portable.interface.IPortableStore} (export/import)
     portable: object
 

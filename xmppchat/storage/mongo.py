@@ -49,6 +49,7 @@ from xmppchat.storage.common import (
 from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
 from xmppchat.storage.pep.mongo import MongoPEPStore
 from xmppchat.storage.portable.mongo import MongoPortableStore
+from xmppchat.storage.settings.mongo import MongoSettingStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
@@ -1674,6 +1675,7 @@ class MongoStorage(common.WorkerStorage):
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
+        "settings": MongoSettingStore,
         "pep": MongoPEPStore,
         "uploads": MongoUploadSlotStore,
         "userXML": MongoUserXMLStore,

@@ -59,6 +59,7 @@ from xmppchat.storage.common import (
 from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
 from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.portable.sqlite import SQLitePortableStore
+from xmppchat.storage.settings.sqlite import SQLiteSettingStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
@@ -2025,6 +2026,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "settings": SQLiteSettingStore,
         "pep": SQLitePEPStore,
         "uploads": SQLiteUploadSlotStore,
         "userXML": SQLiteUserXMLStore,
