@@ -140,3 +140,14 @@ def test_panelFieldSurvivesARestart(tmp_path, kind):
         assert result(storage.dialogs.getDialog(d.id)).extensions == {"color": "red"}
     finally:
         result(storage.stop())
+
+
+def test_refusedStoredValueIgnored(storage):
+    """A stored value this config refuses (an import, another application's key) is ignored at load."""
+    result(storage.settings.putSetting(PREFIX + "privacy.last_seen_default", "friends"))
+    result(storage.settings.putSetting(PREFIX + appKey(8, "auth_key"), "other-app"))
+    result(storage.settings.putSetting(PREFIX + "muc.room_default_public", False))
+    cfg = config()
+    settings = RunSettings(cfg, storage)
+    assert run(settings.load()) == ["muc.room_default_public"]
+    assert cfg.privacy.last_seen_default == "contacts" and settings.panel == {"muc.room_default_public": False}

@@ -171,9 +171,19 @@ class RunSettings:
         Read the panel values from the storage and apply them (at start,
         before L{configureExtensions}); the keys changed.
         """
-        stored = await self.storage.settings.getSettings(PREFIX)
-        self.panel = {name[len(PREFIX):]: value for name, value in stored.items()
-                      if name[len(PREFIX):] in self.base}
+        panel = {}
+        for name, value in (await self.storage.settings.getSettings(PREFIX)).items():
+            key = name[len(PREFIX):]
+            try:
+                self.check(key, value)
+            except (KeyError, SettingError) as e:
+                # another application's key, or an imported value this
+                # config refuses: the file's value applies
+                log.warn("Admin panel setting {key} ignored: {why}", key=key,
+                         why="not settable here" if isinstance(e, KeyError) else e)
+                continue
+            panel[key] = value
+        self.panel = panel
         return self.apply()
 
     async def refresh(self) -> list:

@@ -5,8 +5,8 @@ Both backends keep them in the C{settings} table / collection the storage
 already has for its own markers (the configured dialog extension fields,
 the MongoDB backfill mark), so the store needs no migration; a caller keeps
 to its own name prefix (L{xmppchat.runsettings.PREFIX}) and lists by it.
-An SQLite backup holds them (it copies the database file); the portable
-export (L{xmppchat.portable}) does not.
+An SQLite backup holds them (it copies the database file), and the
+portable export (L{xmppchat.portable}) carries those of the admin panel.
 """
 
 from __future__ import annotations
