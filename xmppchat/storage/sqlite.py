@@ -1010,6 +1010,10 @@ class SQLiteTokenStore(_Store):
         return self.db.run(True, lambda c: c.execute(
             "DELETE FROM tokens WHERE token_hash = ?", (tokenHash,)).rowcount > 0)
 
+    def deleteJWTTokens(self):
+        return self.db.run(True, lambda c: c.execute(
+            "DELETE FROM tokens WHERE account_id IN (SELECT id FROM accounts WHERE jwt = 1)").rowcount)
+
     def deleteAccountTokens(self, accountId, keep=None):
         def delete(connection):
             hashes = [row[0] for row in connection.execute(
