@@ -41,13 +41,13 @@ def test_putAppliesAndStores(storage):
     """A value set is stored under the prefix and read from the running config; revert gives the file's."""
     cfg = config(privacy={"last_seen_default": "contacts"})
     settings = RunSettings(cfg, storage)
-    assert run(settings.put("privacy.last_seen_default", "nobody")) == ["privacy.last_seen_default"]
+    assert run(settings.put("privacy.last_seen_default", "nobody")) == (["privacy.last_seen_default"], 0)
     assert cfg.privacy.last_seen_default == "nobody"
     assert result(storage.settings.getSettings(PREFIX)) == {PREFIX + "privacy.last_seen_default": "nobody"}
-    assert run(settings.revert("privacy.last_seen_default")) is True
+    assert run(settings.revert("privacy.last_seen_default")) == (True, 0)
     assert cfg.privacy.last_seen_default == "contacts"
     assert result(storage.settings.getSettings(PREFIX)) == {}
-    assert run(settings.revert("privacy.last_seen_default")) is False
+    assert run(settings.revert("privacy.last_seen_default")) == (False, 0)
 
 
 def test_checkedAsTheConfigFile(storage):
@@ -77,7 +77,7 @@ def test_removedFieldStrippedFromDialogs(storage):
     run(settings.put("dialogs.extension_fields", ["topic", "color"]))
     ids = [result(storage.dialogs.createDialog(DIALOG_GROUP, 1, name=str(i), extensions={
         "topic": "t", "color": str(i)})).id for i in range(3)]
-    run(settings.put("dialogs.extension_fields", ["topic"]))
+    assert run(settings.put("dialogs.extension_fields", ["topic"])) == (["dialogs.extension_fields"], 3)
     assert cfg.dialogs.extension_fields == ["topic"]
     assert [result(storage.dialogs.getDialog(i)).extensions for i in ids] == [{"topic": "t"}] * 3
 

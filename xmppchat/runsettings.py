@@ -189,18 +189,21 @@ class RunSettings:
     async def refresh(self) -> list:
         """
         L{load} when another node changed a value, the stored dialogs
-        brought in line when the extension fields changed.
+        brought in line when the extension fields changed; the keys changed.
         """
         changed = await self.load()
         if EXTENSIONS in changed:
             await self.configureExtensions()
         return changed
 
-    async def _applied(self) -> list:
+    async def _applied(self) -> tuple[list, int]:
+        """
+        L{apply}, then the stored dialogs brought in line when the
+        extension fields changed: C{(keys changed, dialogs stripped)}.
+        """
         changed = self.apply()
-        if EXTENSIONS in changed:
-            await self.configureExtensions()
-        return changed
+        stripped = await self.configureExtensions() if EXTENSIONS in changed else 0
+        return changed, stripped
 
     async def configureExtensions(self) -> int:
         """
@@ -218,27 +221,26 @@ class RunSettings:
 
     # -- changes -----------------------------------------------------------------
 
-    async def put(self, key: str, value) -> list:
+    async def put(self, key: str, value) -> tuple[list, int]:
         """
         Set C{key} to C{value} (checked, L{check}), stored then applied
-        here; the keys changed.
+        here: C{(keys changed, dialogs stripped of a removed field)}.
         """
         self.check(key, value)
         await self.storage.settings.putSetting(PREFIX + key, value)
         self.panel[key] = copy.deepcopy(value)
         return await self._applied()
 
-    async def revert(self, key: str) -> bool:
+    async def revert(self, key: str) -> tuple[bool, int]:
         """
-        Back to the config file's value; C{False} when the panel had not
-        set C{key}.
+        Back to the config file's value: C{(whether the panel had set
+        C{key}, dialogs stripped of a removed field)}.
         """
         if key not in self.base:
             raise KeyError(key)
         existed = await self.storage.settings.deleteSetting(PREFIX + key)
         existed = self.panel.pop(key, None) is not None or existed
-        await self._applied()
-        return existed
+        return existed, (await self._applied())[1]
 
 
 __all__ = ["PREFIX", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "appKey"]
