@@ -206,3 +206,88 @@ def test_rotateRefusals(api):
     status, body = api.call("POST", "apps/*/rotate", "3", body={"what": "jwt_secret"})
     assert status == 409 and "JWT login is off" in body["error"]
     assert stored(api) == {} and api.audits == []
+
+
+# -- over HTTP, on a live server ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    from tests.browser.conftest import panelServer
+    from tests.e2e.conftest import stopServer
+
+    running = panelServer(tmp_path_factory, extra='\n[dialogs]\nextension_fields = ["topic"]\n')
+    yield running
+    stopServer(running.server)
+
+
+def sighup(server, expect="SIGHUP: "):
+    """SIGHUP, then wait for one more log line containing C{expect}."""
+    import signal
+
+    count = server.log().count(expect)
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while server.log().count(expect) <= count:
+        assert server.process.poll() is None and time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+
+
+def test_liveChangesSurviveReloadAndSIGHUP(live):
+    """A panel value and a rotated key hold after POST reload and after SIGHUP (the file is re-read)."""
+    from tests.e2e.conftest import REST_APP_ID, REST_AUTH_KEY
+    from tests.e2e.test_rest import call
+
+    server = live.server
+    status, body = live.api("PUT", "settings/dialogs.extension_fields", {"value": ["topic", "color"]})
+    assert status == 200 and body["value"] == ["topic", "color"], body
+    status, body = live.api("POST", "apps/1/rotate", {"what": "auth_key"})
+    assert status == 200, body
+    new = body["value"]
+
+    def keys():
+        old = call(server, "POST", "/session.json", {"application_id": REST_APP_ID, "auth_key": REST_AUTH_KEY})
+        fresh = call(server, "POST", "/session.json", {"application_id": REST_APP_ID, "auth_key": new})
+        fields = {s["key"]: s for s in live.api("GET", "settings")[1]["settings"]}["dialogs.extension_fields"]
+        return old[0], fresh[0], fields["value"], fields["config"]
+
+    assert keys() == (422, 201, ["topic", "color"], ["topic"])
+    status, body = live.api("POST", "reload", {})
+    assert status == 200 and "error" not in body["nodes"]["local"], body
+    assert keys() == (422, 201, ["topic", "color"], ["topic"])
+    sighup(server)
+    assert keys() == (422, 201, ["topic", "color"], ["topic"])
+    assert "[rest] apps changed" not in server.log()  # the reload saw the panel's key, not a change
+    log = server.log()
+    assert "Admin admin-key: app-secret-rotated app=1 what=auth_key" in log
+    assert "Admin admin-key: setting-changed key=dialogs.extension_fields" in log
+    assert new not in log
+
+
+def test_liveRotationAndIssuedSessions(live):
+    """After an auth key rotation, sessions issued before stay valid; after a JWT secret rotation, the
+    JWTs signed with the old secret are refused, one already used included, and the new secret's work."""
+    from tests.e2e.conftest import REST_APP_ID, REST_AUTH_KEY, REST_JWT_SECRET
+    from tests.e2e.test_rest import call
+    from xmppchat.api.sessions import encodeJWT
+
+    server = live.server
+    live.api("DELETE", "settings/rest.apps.1.auth_key")  # the file's key, whatever ran before
+    status, body = call(server, "POST", "/session.json", {"application_id": REST_APP_ID,
+                                                          "auth_key": REST_AUTH_KEY})
+    assert status == 201, body
+    issued = body["session"]["token"]
+    assert live.api("POST", "apps/1/rotate", {"what": "auth_key"})[0] == 200
+    assert call(server, "GET", "/session.json", token=issued)[0] == 200
+
+    def jwt(secret, user="ext-rotate"):
+        return encodeJWT({"user_id": user, "exp": int(time.time()) + 600}, secret)
+
+    used = jwt(REST_JWT_SECRET)
+    assert call(server, "GET", "/session.json", token=used)[0] == 200
+    status, body = live.api("POST", "apps/1/rotate", {"what": "jwt_secret"})
+    assert status == 200 and body["revoked_tokens"] >= 1, body
+    assert call(server, "GET", "/session.json", token=used)[0] == 401
+    assert call(server, "GET", "/session.json", token=jwt(REST_JWT_SECRET, "ext-other"))[0] == 401
+    assert call(server, "GET", "/session.json", token=jwt(body["value"]))[0] == 200
+    assert body["value"] not in server.log()
