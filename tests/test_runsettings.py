@@ -6,17 +6,15 @@ start, after a change and over a re-read config file.
 
 from __future__ import annotations
 
-import mongomock
 import pytest
 from twisted.internet import defer
 
 from tests.helpers import makeConfig
 from tests.storage.test_contract import BACKENDS, openBackend, result
+from tests.storage.test_dialog_seed import reopen  # noqa: F401 (a fixture)
 from xmppchat.runsettings import PREFIX, RunSettings, SettingError, appKey
 from xmppchat.storage import startStorage
 from xmppchat.storage.interfaces import DIALOG_GROUP
-from xmppchat.storage.mongo import MongoStorage
-from xmppchat.storage.sqlite import SQLiteStorage
 
 APP = {"application_id": 7, "auth_key": "file-key", "jwt_secret": "file-secret-0123456789"}
 
@@ -116,17 +114,10 @@ def test_otherNodeRefreshes(storage):
     assert two.dialogs.extension_fields == ["topic", "color"]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "mongomock"])
-def test_panelFieldSurvivesARestart(tmp_path, kind):
+def test_panelFieldSurvivesARestart(reopen):
     """A field added in the panel (not in the file) is kept in the dialogs over a restart: the panel's
     values are laid over the config before startStorage applies the extension fields."""
-    client = mongomock.MongoClient()
-
-    def fresh():
-        if kind == "sqlite":
-            return SQLiteStorage(str(tmp_path / "db.sqlite3"), synchronous=True)
-        return MongoStorage(client=client, database="restart", synchronous=True)
-
+    fresh = reopen
     storage = fresh()
     result(startStorage(storage, config()))
     run(RunSettings(config(), storage).put("dialogs.extension_fields", ["color"]))
