@@ -110,3 +110,10 @@ def test_configNeedsAnAdministratorAndAUsableHash():
     assert any("administrators[0].password_hash" in p for p in e.value.problems)
     config = loadConfigText(f'[ops]\npanel = true\n[[ops.administrators]]\nname = "root"\npassword_hash = "{HASH}"\n')
     assert config.ops.administrators[0]["name"] == "root"
+
+
+def test_aNameWithDotsSignsIn():
+    clock = Clock()
+    admins = administrators(clock, administrators=[{"name": "alice.smith", "password_hash": HASH}])
+    session, cookie = admins.open("alice.smith")
+    assert admins.session(cookie).name == "alice.smith"

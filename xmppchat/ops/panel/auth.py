@@ -168,7 +168,7 @@ class Administrators:
         """
         if not isinstance(value, str) or len(value) > 512:
             return None
-        parts = value.split(".")
+        parts = value.rsplit(".", 4)  # a name may hold dots; the other parts cannot
         if len(parts) != 5 or parts[0] not in self._keys:
             return None
         name, created, seen, nonce, mac = parts
