@@ -142,3 +142,26 @@ def test_refusedStoredValueIgnored(storage):
     settings = RunSettings(cfg, storage)
     assert run(settings.load()) == ["muc.room_default_public"]
     assert cfg.privacy.last_seen_default == "contacts" and settings.panel == {"muc.room_default_public": False}
+
+
+def test_roomDefaultAppliesToTheNextRoom():
+    """A MUC default set at run time applies to the next room made by joining (a non-member refused),
+    not to a room made before it."""
+    from tests.helpers import HostHarness
+    from tests.muc.test_stock import errorOf, instantRoom, join, presences
+
+    h = HostHarness()
+    instantRoom(h)  # team@: made open
+    settings = RunSettings(h.config, h.storage)
+    run(settings.put("muc.room_default_members_only", True))
+    alice, ta = h.connect("alice", "phone")
+    join(h, alice, "Alice", room="club@muc.localhost")
+    iq = "<x xmlns='jabber:x:data' type='submit'/>"
+    h.send(alice, f"<iq type='set' id='c' to='club@muc.localhost'><query xmlns="
+                  f"'http://jabber.org/protocol/muc#owner'>{iq}</query></iq>")
+    ta.pop()
+    bob, tb = h.connect("bob")
+    join(h, bob, "Bobby", room="club@muc.localhost")
+    assert [errorOf(p) for p in presences(tb)] == ["registration-required"]
+    join(h, bob, "Bobby", sid="j2")
+    assert {errorOf(p) for p in presences(tb)} == {None}  # alice's and his own
