@@ -62,6 +62,7 @@ from twisted.words.xish import domish
 
 from xmppchat import observe
 from xmppchat.ops.adminkey import loadAdminKey
+from xmppchat.ops.apierror import ApiError  # noqa: F401 (the feature modules import it from here)
 from xmppchat.ops.panel import securityHeaders
 from xmppchat.ops.panel.session import SAFE_METHODS_TEXT as SAFE_METHODS, PanelAuth
 from xmppchat.ops.metrics import transportOf
@@ -84,17 +85,6 @@ class Route(NamedTuple):
     handler: object
 
 log = Logger()
-
-
-class ApiError(Exception):
-    """
-    An answer other than 2xx: its status and a readable text.
-    """
-
-    def __init__(self, status: int, text: str):
-        Exception.__init__(self, text)
-        self.status = status
-        self.text = text
 
 
 def _digest(key: str) -> bytes:
@@ -209,7 +199,8 @@ class AdminAgent:
     async def localReload(self, what) -> dict:
         """
         Re-read the configuration file and apply its C{what} parts
-        (L{xmppchat.service.XMPPChatService.reloadHooks}).
+        (L{xmppchat.service.XMPPChatService.reloadHooks}), the admin
+        panel's settings laid over it (issue 19: a reload never drops them).
         """
         from xmppchat.config import ConfigError, loadConfig
 
@@ -218,6 +209,8 @@ class AdminAgent:
             fresh = await threads.deferToThread(loadConfig, config.source, config.baseDir)
         except ConfigError as e:
             return {"error": "; ".join(e.problems)}
+        settings = self.service.settings
+        settings.overlay(fresh)
         done = {}
         for name in what:
             hook = self.service.reloadHooks.get(name)
@@ -229,6 +222,7 @@ class AdminAgent:
             except Exception as e:
                 log.failure("Reloading {part} failed", part=name)
                 done[name] = f"failed: {e}"
+        settings.apply()
         return done
 
     async def local(self, kind: str, args: dict):
@@ -242,6 +236,9 @@ class AdminAgent:
             return self.localAnnounce(args.get("subject"), args["body"])
         if kind == "reload":
             return await self.localReload(args["what"])
+        if kind == "settings":
+            # the admin panel changed a setting on another node (issue 19)
+            return await self.service.settings.refresh()
         raise ValueError(kind)
 
     # -- every node ------------------------------------------------------------

@@ -22,6 +22,7 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from xmppchat import observe
+from xmppchat.ops.apierror import ApiError
 from xmppchat.ops.panel.auth import COOKIE, COOKIE_PATH, Administrators, SigninThrottle
 
 log = Logger()
@@ -69,8 +70,6 @@ class PanelAuth:
         one), its CSRF token checked when the method changes something
         (403), the cookie refreshed to slide the idle timeout.
         """
-        from xmppchat.ops.adminapi import ApiError
-
         session = self.administrators.session(
             (request.getCookie(COOKIE.encode()) or b"").decode("ascii", "replace"))
         if session is None or await self.storage.tokens.isRevoked(session.revocationKey):
@@ -88,8 +87,6 @@ class PanelAuth:
         """
         C{/admin/api/session}: sign in, who am I, sign out.
         """
-        from xmppchat.ops.adminapi import ApiError
-
         if not self.enabled:
             raise ApiError(404, "The admin panel is off: set [ops] panel and [[ops.administrators]]")
         method = request.method
@@ -109,8 +106,6 @@ class PanelAuth:
         raise ApiError(405, "Method not allowed")
 
     async def _signIn(self, api, request, body: dict):
-        from xmppchat.ops.adminapi import ApiError
-
         kind = (request.getHeader(b"content-type") or b"").decode("latin-1").split(";")[0].strip().lower()
         if kind != "application/json":  # no simple cross-site form can post it (review 19 #11)
             raise ApiError(415, "Sign in with a JSON body (Content-Type: application/json)")
