@@ -49,7 +49,7 @@ from xmppchat.dialogs.addressing import roomJID
 from xmppchat.dialogs.errors import Conflict, DialogError, Forbidden, NotAcceptable
 from xmppchat.dialogs.events import DialogEvent, MessageEvent
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_BODY, MAX_OCCUPANTS, DialogService
-from xmppchat.ops.adminapi import ApiError
+from xmppchat.ops.apierror import ApiError
 from xmppchat.storage.interfaces import DIALOG_PUBLIC, DIALOG_TYPES, Query, QuotaExceeded, isObjectId
 from xmppchat.usernames import serverAppId
 
