@@ -386,3 +386,9 @@ def test_overHTTP(live, harnessBackend):
     assert live.api("GET", f"dialogs/{d['id']}")[0] == 404
     log = server.log()
     assert "Admin admin-key: create-broadcast" in log and "Admin admin-key: delete-dialog" in log
+    # a field added on the Chat settings page filters at once
+    assert live.api("GET", "dialogs?topic=x")[0] == 400
+    status, answer = live.api("PUT", "settings/dialogs.extension_fields", {"value": ["category", "topic"]})
+    assert status == 200, answer
+    status, answer = live.api("GET", "dialogs?topic=x")
+    assert status == 200 and answer["extension_fields"] == ["category", "topic"], answer
