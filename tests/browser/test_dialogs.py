@@ -63,8 +63,11 @@ def test_createBroadcastAndSendItsMessage(dialogsPanel, browser):
     readerId, readerToken = panel.users["reader"]
     signIn(browser, panel, page="dialogs")
     form = wait(browser, "#page-dialogs form#create-broadcast")
-    fill(form, {"name": "Panel news", "owner": "owner", "description": "made in the panel",
+    fill(form, {"name": "Panel news", "owner": "nobody", "description": "made in the panel",
                 "ext.category": "news"})
+    form.find_element(CSS, "button[data-action=create-broadcast]").click()
+    assert "No such user" in wait(browser, "#notice.error").text  # the API's reason, nothing made
+    fill(form, {"owner": "owner"})
     form.find_element(CSS, "button[data-action=create-broadcast]").click()
     wait(browser, "#dialog-details")
     notice(browser, "created")
