@@ -30,7 +30,8 @@ def administrators(clock, **ops):
     settings = dict(administrators=[{"name": "root", "password_hash": HASH}],
                     panel_idle_minutes=30, panel_session_hours=12)
     settings.update(ops)
-    return Administrators(SimpleNamespace(**settings), clock=clock)
+    secret = settings.pop("secret", b"deployment secret")
+    return Administrators(SimpleNamespace(**settings), secret, clock=clock)
 
 
 def test_hashVerifiesOnlyItsPassword():
@@ -146,3 +147,11 @@ def test_aNameWithDotsSignsIn():
     admins = administrators(clock, administrators=[{"name": "alice.smith", "password_hash": HASH}])
     session, cookie = admins.open("alice.smith")
     assert admins.session(cookie).name == "alice.smith"
+
+
+def test_theConfigAloneCannotForgeACookie():
+    """Review 19 #5: the cookie key needs the storage's secret as well as the hash."""
+    clock = Clock()
+    _, cookie = administrators(clock).open("root")
+    assert administrators(clock, secret=b"another deployment").session(cookie) is None
+    assert administrators(clock).session(cookie) is not None
