@@ -430,6 +430,8 @@ class OpsConfig:
     admin_key_file: str = ""
     # GET /health: milliseconds storage and Redis have to answer (xmppchat.ops.health)
     health_timeout_ms: int = 3000
+    # HTTPS with the [tls] certificate of the c2s ports, reloaded with it (issue 19)
+    tls: bool = False
 
 
 @dataclass
