@@ -230,6 +230,17 @@ class PanelSecurityTests(TestCase):
         status, _, _, _ = yield self.signIn("someone-else", "wrong", source="127.0.2.2")
         self.assertEqual(status, 401)  # the address itself is not locked
 
+    @defer.inlineCallbacks
+    def test_concurrentGuessesAreThrottledToo(self):
+        """
+        Many wrong sign-ins sent at once (before any has been checked): no
+        more than FAILURES passwords are tried, the others are 429.
+        """
+        attempts = [self.signIn(NAME, f"guess-{i}", source="127.0.3.1") for i in range(FAILURES + 7)]
+        results = yield defer.gatherResults(attempts)
+        statuses = sorted(status for status, _, _, _ in results)
+        self.assertEqual(statuses, [401] * FAILURES + [429] * 7)
+
     # -- pages, headers, cookie ------------------------------------------------------------
 
     @defer.inlineCallbacks

@@ -233,7 +233,10 @@ class SigninThrottle:
                 wait = max(wait, stamps[-self.failures] + self.window - self.clock())
         return int(wait) + 1 if wait > 0 else 0
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, *keys: str) -> float:
+        """
+        Count a failure for C{keys}; its time, for L{forgive}.
+        """
         now = self.clock()
         for key in keys:
             stamps = self._recent(key)
@@ -242,3 +245,14 @@ class SigninThrottle:
             self.seen.move_to_end(key)
         while len(self.seen) > self.maxKeys:
             self.seen.popitem(last=False)
+        return now
+
+    def forgive(self, stamp: float, *keys: str) -> None:
+        """
+        Take back the failure counted at C{stamp} (an attempt counted
+        before it was checked turned out right).
+        """
+        for key in keys:
+            stamps = self.seen.get(key)
+            if stamps and stamp in stamps:
+                stamps.remove(stamp)

@@ -107,11 +107,14 @@ class PanelAuth:
         if wait:
             request.setHeader(b"retry-after", str(wait).encode())
             raise ApiError(429, f"Too many failed sign-ins: try again in {wait} s")
+        # counted before the (slow) check: guesses sent at once meet the
+        # limit too, instead of all passing while none has failed yet
+        attempt = self.throttle.failed(*keys)
         if not await threads.deferToThread(self.administrators.check, name, password):
-            self.throttle.failed(*keys)
             observe.emit("admin-action", admin=name, action="sign-in failed", details="",
                          address=address)
             raise ApiError(401, "Wrong name or password")
+        self.throttle.forgive(attempt, *keys)
         session, cookie = self.administrators.open(name)
         self._setCookie(request, cookie)
         request.adminName = name
