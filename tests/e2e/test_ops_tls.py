@@ -1,9 +1,10 @@
 """
 Issue 19, "HTTPS where TLS is configured": C{[ops] tls = true} on a real
 server.  The ops listener then speaks only HTTPS with the server's C{[tls]}
-certificate (signed by the e2e test CA here); the admin API, C{/metrics},
-the health probe and C{python -m xmppchat.admin} keep working over it, and
-plain HTTP to that port gets no answer.
+certificate (signed by the e2e test CA here); the panel (its cookie
+C{Secure}, C{Strict-Transport-Security} on every answer), the admin API,
+C{/metrics}, the health probe and C{python -m xmppchat.admin} keep working
+over it, and plain HTTP to that port gets no answer.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import urllib.request
 
 import pytest
 
+from tests.browser.conftest import ADMIN, ADMIN_KEY as KEY, PANEL_PASSWORD, panelConfig
 from tests.e2e.conftest import _env, startServer, stopServer
-from tests.e2e.test_adminapi import KEY, OPS
 from xmppchat.certs import makeCertificate
+from xmppchat.ops.panel.auth import COOKIE
 
-TLS_OPS = OPS + "tls = true\n"
+TLS_OPS = panelConfig().replace("panel = true\n", "panel = true\ntls = true\n")
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,11 @@ def server(tmp_path_factory):
     stopServer(running)
 
 
-def httpsGet(server, path, headers=None):
-    """C{(status, body, headers)} of a GET over HTTPS, the certificate checked against the test CA and the name 127.0.0.1."""
+def httpsGet(server, path, headers=None, method="GET", body=None):
+    """C{(status, body, headers)} of a request over HTTPS, the certificate checked against the test CA and the name 127.0.0.1."""
     context = ssl.create_default_context(cafile=str(server.ca))
-    request = urllib.request.Request(f"https://127.0.0.1:{server.ports['ops']}{path}", headers=headers or {})
+    request = urllib.request.Request(f"https://127.0.0.1:{server.ports['ops']}{path}", headers=headers or {},
+                                     method=method, data=json.dumps(body).encode() if body is not None else None)
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return response.status, response.read(), response.headers
@@ -50,6 +53,28 @@ def test_adminAPIOverHTTPS(server):
     assert json.loads(body)["sessions"]["total"] == 0
     status, _, _ = httpsGet(server, "/admin/api/stats")
     assert status == 401
+
+
+def test_panelOverHTTPS(server):
+    """
+    The panel's files and its sign-in over HTTPS: every answer has
+    Strict-Transport-Security; the session cookie is Secure (and still
+    HttpOnly, SameSite=Strict) and opens the API.
+    """
+    for path in ("/admin/", "/admin/core.js", "/admin/pages/overview.js", "/admin/api/session"):
+        status, _, headers = httpsGet(server, path)
+        assert status in (200, 401), path
+        assert headers["Strict-Transport-Security"].startswith("max-age="), path
+    status, body, headers = httpsGet(server, "/admin/api/session", {"Content-Type": "application/json"},
+                                     "POST", {"name": ADMIN, "password": PANEL_PASSWORD})
+    assert status == 200, body
+    setCookie = headers["Set-Cookie"]
+    flags = [flag.strip().lower() for flag in setCookie.split(";")[1:]]
+    assert "secure" in flags and "httponly" in flags and "samesite=strict" in flags
+    cookie = setCookie.split(";", 1)[0]
+    assert cookie.startswith(COOKIE + "=")
+    status, body, headers = httpsGet(server, "/admin/api/overview", {"Cookie": cookie})
+    assert status == 200 and body and headers["Strict-Transport-Security"]
 
 
 def test_metricsAndHealthOverHTTPS(server):
