@@ -123,10 +123,12 @@ def test_adminCommandRefusesAnotherCertificate(server):
 
 
 def test_healthProbeOverHTTPS(server):
-    """python -m xmppchat.ops.probe (the container HEALTHCHECK) succeeds against the HTTPS listener."""
-    portsConfig = server.config.read_text().replace("port = 0\nadmin_key", f"port = {server.ports['ops']}\nadmin_key")
-    probeConfig = server.directory / "probe.toml"
-    probeConfig.write_text(portsConfig)
-    done = subprocess.run([sys.executable, "-m", "xmppchat.ops.probe", "--config", str(probeConfig)],
-                          capture_output=True, text=True, cwd=server.directory, env=_env(), timeout=60)
-    assert done.returncode == 0, done.stderr
+    """python -m xmppchat.ops.probe (the container HEALTHCHECK) succeeds over HTTPS; probing that port as plain HTTP fails."""
+    text = server.config.read_text().replace("port = 0\nadmin_key", f"port = {server.ports['ops']}\nadmin_key")
+    for name, config, expected in (("probe.toml", text, 0),
+                                   ("plain.toml", text.replace("tls = true\n", ""), 1)):
+        path = server.directory / name
+        path.write_text(config)
+        done = subprocess.run([sys.executable, "-m", "xmppchat.ops.probe", "--config", str(path)],
+                              capture_output=True, text=True, cwd=server.directory, env=_env(), timeout=60)
+        assert done.returncode == expected, (name, done.stderr)
