@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -138,3 +139,27 @@ def test_announcementToAllIsConfirmedFirst(users, browser):
     waitFor(browser, lambda b: b.switch_to.alert).accept()
     assert "stored for" in wait(browser, "#notice.ok").text
     assert users.api("GET", "announcements")[1]["total"] == before + 1
+
+
+COUNT_OVERVIEW_CALLS = """
+window.overviewCalls = 0;
+const fetch = window.fetch;
+window.fetch = (url, ...rest) => {
+  if (String(url).startsWith("api/overview")) window.overviewCalls += 1;
+  return fetch(url, ...rest);
+};
+"""
+
+
+def test_refreshStopsWhenThePageIsLeft(users, browser):
+    """The overview asks the API again every few seconds while shown, and no more once another page is opened."""
+    signIn(browser, users)
+    wait(browser, "#page-overview [data-stat=sessions] .value")
+    browser.execute_script(COUNT_OVERVIEW_CALLS)
+    waitFor(browser, lambda b: b.execute_script("return window.overviewCalls") >= 1,
+            message="the overview did not refresh itself")
+    browser.execute_script("location.hash = '#/announcements'")
+    wait(browser, "#page-announcements")
+    calls = browser.execute_script("return window.overviewCalls")
+    time.sleep(7)  # more than one refresh interval
+    assert browser.execute_script("return window.overviewCalls") == calls
