@@ -24,7 +24,7 @@ from twisted.web.http_headers import Headers
 
 from tests.test_ops_listener import startOpsServer
 from xmppchat.ops.panel import loadFiles
-from xmppchat.ops.panel.auth import COOKIE, MIN_ITERATIONS, hashPassword
+from xmppchat.ops.panel.auth import COOKIE, MIN_ITERATIONS, SigninThrottle, hashPassword
 
 NAME = "root"
 PASSWORD = "security-test-password"
@@ -218,8 +218,11 @@ class PanelSecurityTests(TestCase):
 
     @defer.inlineCallbacks
     def test_signInThrottledPerName(self):
-        """FAILURES wrong passwords for one name from different addresses: the right password for it is then 429 from anywhere."""
-        for i in range(FAILURES):
+        """
+        NAME_FACTOR x FAILURES wrong passwords for one name, each from
+        another address: the right password for it is then 429 from anywhere.
+        """
+        for i in range(FAILURES * SigninThrottle.NAME_FACTOR):
             status, _, _, _ = yield self.signIn(NAME, "wrong", source=f"127.0.1.{i + 1}")
             self.assertEqual(status, 401)
         yield self.assertThrottled("127.0.2.1")
