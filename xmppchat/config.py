@@ -438,6 +438,8 @@ class OpsConfig:
     panel_session_hours: int = 12        # and any panel session after this long
     panel_signin_failures: int = 5       # wrong passwords per address or name per window
     panel_signin_window_seconds: int = 900
+    # HTTPS with the [tls] certificate of the c2s ports, reloaded with it (issue 19)
+    tls: bool = False
 
 
 @dataclass
