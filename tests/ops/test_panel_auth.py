@@ -155,3 +155,13 @@ def test_theConfigAloneCannotForgeACookie():
     _, cookie = administrators(clock).open("root")
     assert administrators(clock, secret=b"another deployment").session(cookie) is None
     assert administrators(clock).session(cookie) is not None
+
+
+def test_aPanelOffLoopbackNeedsTLS():
+    """Review 19 #4: no panel passwords in clear across a network."""
+    admin = f'[[ops.administrators]]\nname = "root"\npassword_hash = "{HASH}"\n'
+    with pytest.raises(ConfigError) as e:
+        loadConfigText('[ops]\npanel = true\ninterface = "0.0.0.0"\n' + admin)
+    assert any("ops.tls" in p for p in e.value.problems)
+    assert loadConfigText('[ops]\npanel = true\ninterface = "::1"\n' + admin).ops.panel
+    assert loadConfigText('[ops]\npanel = true\ntls = true\ninterface = "0.0.0.0"\n' + admin).ops.tls
