@@ -559,15 +559,23 @@ class AdminAPI(resource.Resource):
         return {"sessions": sessions, "unreachable": unreachable}
 
     async def kick(self, request, body, target):
-        jid = self.jid(target)
-        reason = request.args.get(b"reason", [b""])[0].decode("utf-8", "replace") \
-            or self.text(body, "reason", limit=MAX_REASON) or KICK_TEXT
+        reason = self.arg(request, "reason") or self.text(body, "reason", limit=MAX_REASON)
+        return await self.kickSessions(request, self.jid(target).full(), reason)
+
+    async def kickSessions(self, request, jid: str, reason: str | None) -> dict:
+        """
+        End the sessions of C{jid} (bare: all the user's) on every node
+        (C{DELETE sessions/<JID>}, the panel's C{POST users/<NAME>/kick});
+        404 when there is none.
+        """
+        reason = reason or KICK_TEXT
         if len(reason) > MAX_REASON:
             raise ApiError(400, f"The reason is limited to {MAX_REASON} characters")
-        results, unreachable = await self.agent.gather("kick", {"jid": jid.full(), "reason": reason})
+        results, unreachable = await self.agent.gather("kick", {"jid": jid, "reason": reason})
         kicked = [full for _, part in results for full in part]
         if not kicked and not unreachable:
-            raise ApiError(404, f"No session of {jid.full()}")
+            raise ApiError(404, f"No session of {jid}")
+        self.audit(request, "kick", jid=jid, sessions=len(kicked))
         return {"kicked": kicked, "unreachable": unreachable}
 
     async def stats(self, request, body):
@@ -667,10 +675,17 @@ class AdminAPI(resource.Resource):
             key = str(ipaddress.ip_address(target))
         except ValueError:
             key = (await self.account(target)).localpart
+        return await self.unlockKey(request, key)
+
+    async def unlockKey(self, request, key: str) -> dict:
+        """
+        Forget the failed logins of address or localpart C{key} here
+        (C{POST unlock}, the panel's C{POST users/<NAME>/unlock}).
+        """
         cleared = self.host.loginThrottle.unlock(key)
         # every other process (nodes, workers) applies it within seconds
         await self.storage.unlocks.addUnlock(key)
-        log.info("Admin unlock of {key}", key=key)
+        self.audit(request, "unlock", target=key, cleared=cleared)
         return {"unlocked": key, "cleared": cleared}
 
     async def reload(self, request, body):
@@ -685,16 +700,20 @@ class AdminAPI(resource.Resource):
         return {"nodes": {node or "local": part for node, part in results}, "unreachable": unreachable}
 
     async def createUser(self, request, body):
+        from xmppchat.ops.admin.users import newAccountFields
         from xmppchat.storage.interfaces import AlreadyExists
 
         name = self.text(body, "name", required=True, limit=1024)
         localpart = self.localpart(name, new=True)
+        fields = await newAccountFields(self, body)
         credentials = await self._credentials(body)
+        jid = f"{localpart}@{self.host.domain}"
         try:
-            account = await self.storage.accounts.createAccount(localpart, credentials)
+            account = await self.storage.accounts.createAccount(localpart, credentials, **fields)
         except AlreadyExists:
-            raise ApiError(409, f"User already exists: {localpart}@{self.host.domain}") from None
-        return 201, {"jid": f"{localpart}@{self.host.domain}", "id": account.id}
+            raise ApiError(409, f"User already exists: {jid}") from None
+        self.audit(request, "create-user", jid=jid, id=account.id)
+        return 201, {"jid": jid, "id": account.id}
 
     async def deleteUser(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked
@@ -703,8 +722,9 @@ class AdminAPI(resource.Resource):
         await self.storage.accounts.deleteAccount(account.id)
         ended = endRevoked(self.host, Revocation(account.localpart, deleted=True,
                                                  text="The account was deleted"))
-        log.info("Admin deleted {jid}", jid=f"{account.localpart}@{self.host.domain}")
-        return {"deleted": f"{account.localpart}@{self.host.domain}", "ended": ended}
+        jid = f"{account.localpart}@{self.host.domain}"
+        self.audit(request, "delete-user", jid=jid, id=account.id, ended=ended)
+        return {"deleted": jid, "ended": ended}
 
     async def setPassword(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked
@@ -715,7 +735,9 @@ class AdminAPI(resource.Resource):
         revoked = await self.storage.tokens.deleteAccountTokens(account.id)
         endRevoked(self.host, Revocation(account.localpart, tokens=tuple(revoked), password=True,
                                          text="The password was changed"))
-        return {"changed": f"{account.localpart}@{self.host.domain}", "revoked": len(revoked)}
+        jid = f"{account.localpart}@{self.host.domain}"
+        self.audit(request, "set-password", jid=jid, revoked=len(revoked))
+        return {"changed": jid, "revoked": len(revoked)}
 
 
 def reloadLimits(service, fresh) -> bool:
