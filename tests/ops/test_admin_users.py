@@ -292,4 +292,3 @@ def test_liveServerKickAndView(live):
         assert (view["email"], view["profile"]) == ("nb@example.org", {"full_name": "New Bie"})
 
     run(scenario())
-
