@@ -700,12 +700,11 @@ class AdminAPI(resource.Resource):
         return {"nodes": {node or "local": part for node, part in results}, "unreachable": unreachable}
 
     async def createUser(self, request, body):
-        from xmppchat.ops.admin.users import newAccountFields
         from xmppchat.storage.interfaces import AlreadyExists
 
         name = self.text(body, "name", required=True, limit=1024)
         localpart = self.localpart(name, new=True)
-        fields = await newAccountFields(self, body)
+        fields = await self._accountFields(body)
         credentials = await self._credentials(body)
         jid = f"{localpart}@{self.host.domain}"
         try:
@@ -714,6 +713,31 @@ class AdminAPI(resource.Resource):
             raise ApiError(409, f"User already exists: {jid}") from None
         self.audit(request, "create-user", jid=jid, id=account.id)
         return 201, {"jid": jid, "id": account.id}
+
+    async def _accountFields(self, body: dict) -> dict:
+        """
+        The optional C{full_name}, C{email} and C{custom_data} of C{POST
+        users} (issue 19, the panel's create form), checked as the REST
+        API checks a user's (its C{EMAIL} and C{validateProfile}: lengths,
+        the custom data's size): C{createAccount} keyword arguments; 400
+        when one is wrong, 409 for an e-mail address in use.
+        """
+        from xmppchat.api.json import ApiError as RestError
+        from xmppchat.api.users import EMAIL, validateProfile
+
+        given = {key: self.text(body, key, limit=MAX_BODY_BYTES) for key in ("full_name", "custom_data")}
+        try:
+            profile = validateProfile(SimpleNamespace(config=self.config.rest),
+                                      {k: v for k, v in given.items() if v is not None}, {})
+        except RestError as e:
+            raise ApiError(400, "; ".join(f"{k} {' '.join(v)}" for k, v in e.errors.items())) from None
+        email = self.text(body, "email", limit=254)
+        if email is not None:
+            if not EMAIL.fullmatch(email):
+                raise ApiError(400, f"Not an e-mail address: {email!r}")
+            if await self.storage.accounts.getAccountByEmail(email) is not None:
+                raise ApiError(409, f"The e-mail address {email} is in use")
+        return {"email": email, "profile": profile}
 
     async def deleteUser(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked

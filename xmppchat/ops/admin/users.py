@@ -9,7 +9,7 @@ a user's dialogs and lockout state, unlock").
     POST   users/<NAME>/unlock        {} -> {"unlocked": localpart, "cleared": counters}
 
 C{POST users} (which also takes C{full_name}, C{email} and
-C{custom_data}: L{newAccountFields}), C{PUT users/<NAME>/password} and
+C{custom_data}), C{PUT users/<NAME>/password} and
 C{DELETE users/<NAME>} are in L{xmppchat.ops.adminapi}, as the kick
 (C{kickSessions}: every session of the user on every node, ended with
 C{policy-violation}) and the unlock (C{unlockKey}) this module calls.
@@ -23,8 +23,6 @@ process that answers; an unlock reaches every process.
 """
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 from xmppchat.ops.adminapi import MAX_REASON, ApiError, _iso
 from xmppchat.storage.interfaces import Query
@@ -119,29 +117,3 @@ async def userView(api, account) -> dict:
                      "updated": _iso(d.updatedAt)} for d in dialogs],
         "dialogs_total": await storage.dialogs.countDialogs(account.id, page),
     }
-
-
-async def newAccountFields(api, body: dict) -> dict:
-    """
-    The optional C{full_name}, C{email} and C{custom_data} of C{POST
-    users}, checked as the REST API checks a user's (L{EMAIL},
-    L{validateProfile}: lengths, the custom data's size): C{createAccount}
-    keyword arguments; 400 when one is wrong, 409 for an e-mail address in
-    use.
-    """
-    from xmppchat.api.json import ApiError as RestError
-    from xmppchat.api.users import EMAIL, validateProfile
-
-    given = {key: api.text(body, key, limit=1 << 20) for key in ("full_name", "custom_data")}
-    try:
-        profile = validateProfile(SimpleNamespace(config=api.config.rest),
-                                  {k: v for k, v in given.items() if v is not None}, {})
-    except RestError as e:
-        raise ApiError(400, "; ".join(f"{k} {' '.join(v)}" for k, v in e.errors.items())) from None
-    email = api.text(body, "email", limit=254)
-    if email is not None:
-        if not EMAIL.fullmatch(email):
-            raise ApiError(400, f"Not an e-mail address: {email!r}")
-        if await api.storage.accounts.getAccountByEmail(email) is not None:
-            raise ApiError(409, f"The e-mail address {email} is in use")
-    return {"email": email, "profile": profile}
