@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from io import BytesIO
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote
 
 import pytest
 from twisted.internet import defer, threads
@@ -57,7 +57,8 @@ def api(storage, clock, monkeypatch, tmp_path):  # noqa: F811
 def call(api, method, path, body=None):
     """C{(status, decoded JSON)} of one request to /admin/api/<path> with the admin key."""
     path, _, query = path.partition("?")
-    request = DummyRequest([p.encode() for p in path.split("/")])
+    # as twisted.web splits and unquotes a request's path
+    request = DummyRequest([unquote(p).encode() for p in path.split("/")])
     request.client = IPv4Address("TCP", "127.0.0.1", 40000)
     request.method = method.encode()
     request.isSecure = lambda: False

@@ -30,7 +30,8 @@ def administrators(clock, **ops):
     settings = dict(administrators=[{"name": "root", "password_hash": HASH}],
                     panel_idle_minutes=30, panel_session_hours=12)
     settings.update(ops)
-    return Administrators(SimpleNamespace(**settings), clock=clock)
+    secret = settings.pop("secret", b"deployment secret")
+    return Administrators(SimpleNamespace(**settings), secret, clock=clock)
 
 
 def test_hashVerifiesOnlyItsPassword():
@@ -85,15 +86,44 @@ def test_throttleRefusesAfterFailuresUntilTheWindowPasses():
     clock = Clock()
     throttle = SigninThrottle(3, 900, clock=clock, maxKeys=4)
     for _ in range(3):
-        assert throttle.retryAfter("a", "n") == 0
-        throttle.failed("a", "n")
-    assert 899 <= throttle.retryAfter("a", "n") <= 901
-    assert throttle.retryAfter("other", "n") > 0  # the name is locked from anywhere
+        assert throttle.retryAfter("address:a", "name:n") == 0
+        throttle.attempt("address:a", "name:n")
+    assert 899 <= throttle.retryAfter("address:a", "name:n") <= 901
+    # one address cannot lock the name out from everywhere: names allow 4x
+    assert throttle.retryAfter("address:b", "name:n") == 0
+    for _ in range(9):
+        throttle.attempt("address:b", "name:n")
+    assert throttle.retryAfter("address:c", "name:n") > 0
+    assert throttle.clear("name:n") == 1 and throttle.retryAfter("address:c", "name:n") == 0
     clock.now += 901
-    assert throttle.retryAfter("a", "n") == 0
+    assert throttle.retryAfter("address:a") == 0
     for key in "bcdefg":
-        throttle.failed(key)
+        throttle.attempt(key)
     assert len(throttle.seen) <= 4
+
+
+def test_aForgivenAttemptIsNoFailure():
+    throttle = SigninThrottle(2, 900, clock=Clock())
+    stamp = throttle.attempt("address:a")
+    throttle.forgive(stamp, "address:a")
+    throttle.attempt("address:a")
+    assert throttle.retryAfter("address:a") == 0
+
+
+def test_cookiesThatAreNotAsciiOrFromTheFutureAreRefused():
+    clock = Clock()
+    admins = administrators(clock)
+    _, cookie = admins.open("root")
+    assert admins.session(cookie + "\u00e9") is None
+    name, created, seen, nonce, mac = cookie.split(".")
+    forged = f"{name}.{int(created) + 10**6}.{seen}.{nonce}"
+    assert admins.session(f"{forged}.{admins._mac(name, forged)}") is None
+
+
+def test_unknownNamesCostTheDearestConfiguredHash():
+    admins = administrators(Clock())
+    assert admins.decoyIterations == MIN_ITERATIONS
+    assert hashProblem(hashPassword("x", MIN_ITERATIONS).replace(f"${MIN_ITERATIONS}$", "$99999999$"))
 
 
 def loadConfigText(text):
@@ -110,3 +140,18 @@ def test_configNeedsAnAdministratorAndAUsableHash():
     assert any("administrators[0].password_hash" in p for p in e.value.problems)
     config = loadConfigText(f'[ops]\npanel = true\n[[ops.administrators]]\nname = "root"\npassword_hash = "{HASH}"\n')
     assert config.ops.administrators[0]["name"] == "root"
+
+
+def test_aNameWithDotsSignsIn():
+    clock = Clock()
+    admins = administrators(clock, administrators=[{"name": "alice.smith", "password_hash": HASH}])
+    session, cookie = admins.open("alice.smith")
+    assert admins.session(cookie).name == "alice.smith"
+
+
+def test_theConfigAloneCannotForgeACookie():
+    """Review 19 #5: the cookie key needs the storage's secret as well as the hash."""
+    clock = Clock()
+    _, cookie = administrators(clock).open("root")
+    assert administrators(clock, secret=b"another deployment").session(cookie) is None
+    assert administrators(clock).session(cookie) is not None

@@ -17,16 +17,20 @@ over TLS.
 from __future__ import annotations
 
 import hmac
+import secrets
 
 from twisted.internet import threads
 from twisted.logger import Logger
 
 from xmppchat import observe
-from xmppchat.ops.panel.auth import COOKIE, COOKIE_PATH, Administrators, SigninThrottle
+from xmppchat.ops.apierror import ApiError
+from xmppchat.ops.panel.auth import (COOKIE, COOKIE_PATH, SECRET_SETTING, Administrators,
+                                     SigninThrottle)
 
 log = Logger()
 
 SAFE_METHODS = frozenset((b"GET", b"HEAD"))
+SAFE_METHODS_TEXT = frozenset(m.decode() for m in SAFE_METHODS)
 CSRF_HEADER = b"x-csrf-token"
 
 
@@ -38,10 +42,25 @@ class PanelAuth:
     def __init__(self, ops, storage, clock=None):
         self.enabled = bool(ops.panel and ops.administrators)
         self.storage = storage
-        kwargs = {"clock": clock} if clock is not None else {}
-        self.administrators = Administrators(ops, **kwargs)
+        self.ops = ops
+        self.secret: bytes | None = None  # read from the storage at the first panel request
+        self.clock = {"clock": clock} if clock is not None else {}
+        self.administrators = Administrators(ops, **self.clock)
         self.throttle = SigninThrottle(ops.panel_signin_failures, ops.panel_signin_window_seconds,
-                                       **kwargs)
+                                       **self.clock)
+
+    def reload(self, config) -> bool:
+        """
+        The C{reload} part C{panel}: the administrators, session lengths
+        and throttle limits of a re-read config (a removed administrator
+        or a changed hash ends those sessions at once); what the throttle
+        counted is kept.  Turning the panel on or off needs a restart.
+        """
+        ops = self.ops = config.ops
+        self.administrators = Administrators(ops, self.secret or b"", **self.clock)
+        self.throttle.failures = ops.panel_signin_failures
+        self.throttle.window = ops.panel_signin_window_seconds
+        return True
 
     @staticmethod
     def _setCookie(request, value: str, maxAge: int | None = None) -> None:
@@ -49,14 +68,23 @@ class PanelAuth:
                           secure=request.isSecure() or None,
                           max_age=str(maxAge) if maxAge is not None else None)
 
+    async def _ready(self) -> None:
+        """
+        The cookie secret (review 19 #5): the storage's, made by whichever
+        process of the deployment asked first.
+        """
+        if self.secret is None:
+            value = await self.storage.settings.addSetting(SECRET_SETTING, secrets.token_hex(32))
+            self.secret = bytes.fromhex(value)
+            self.administrators = Administrators(self.ops, self.secret, **self.clock)
+
     async def authenticate(self, request):
         """
         The L{PanelSession} of the request's cookie (401 without a live
         one), its CSRF token checked when the method changes something
         (403), the cookie refreshed to slide the idle timeout.
         """
-        from xmppchat.ops.adminapi import ApiError
-
+        await self._ready()
         session = self.administrators.session(
             (request.getCookie(COOKIE.encode()) or b"").decode("ascii", "replace"))
         if session is None or await self.storage.tokens.isRevoked(session.revocationKey):
@@ -74,8 +102,6 @@ class PanelAuth:
         """
         C{/admin/api/session}: sign in, who am I, sign out.
         """
-        from xmppchat.ops.adminapi import ApiError
-
         if not self.enabled:
             raise ApiError(404, "The admin panel is off: set [ops] panel and [[ops.administrators]]")
         method = request.method
@@ -95,8 +121,9 @@ class PanelAuth:
         raise ApiError(405, "Method not allowed")
 
     async def _signIn(self, api, request, body: dict):
-        from xmppchat.ops.adminapi import ApiError
-
+        kind = (request.getHeader(b"content-type") or b"").decode("latin-1").split(";")[0].strip().lower()
+        if kind != "application/json":  # no simple cross-site form can post it (review 19 #11)
+            raise ApiError(415, "Sign in with a JSON body (Content-Type: application/json)")
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or len(name) > 64 \
                 or len(password) > 1024:
@@ -107,11 +134,14 @@ class PanelAuth:
         if wait:
             request.setHeader(b"retry-after", str(wait).encode())
             raise ApiError(429, f"Too many failed sign-ins: try again in {wait} s")
+        stamp = self.throttle.attempt(*keys)  # counted before anything waits (review 19 #1)
+        await self._ready()
         if not await threads.deferToThread(self.administrators.check, name, password):
-            self.throttle.failed(*keys)
-            observe.emit("admin-action", admin=name, action="sign-in failed", details="",
-                         address=address)
+            known = name in self.administrators.hashes  # never log what was typed as a name
+            observe.emit("admin-action", admin=name if known else "(unknown)",
+                         action="sign-in failed", details="", address=address)
             raise ApiError(401, "Wrong name or password")
+        self.throttle.forgive(stamp, *keys)
         session, cookie = self.administrators.open(name)
         self._setCookie(request, cookie)
         request.adminName = name
