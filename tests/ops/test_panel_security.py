@@ -46,6 +46,8 @@ class PanelSecurityTests(TestCase):
             administrators=[{"name": NAME, "password_hash": HASH}])
         self.base = f"http://127.0.0.1:{self.service.portNumber('ops')}"
         self.api = self.service.ports["ops"].factory.resource.children[b"admin"].children[b"api"]
+        # the cookie secret from the storage, as at the first panel request
+        yield defer.ensureDeferred(self.api.panel._ready())
         self.calls = []
         for index, route in enumerate(self.api.routes):
             self.api.routes[index] = route._replace(handler=self._stub(route))
