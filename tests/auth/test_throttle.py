@@ -120,6 +120,27 @@ def test_unlockByAddressOrAccount():
     assert not t.refusedFor(OWNER, "victim") and len(t) == 2  # source OWNER, account a
 
 
+def test_accountStateListsTheSourcesLockedOut():
+    """accountState: the account's failures, the sources locked out of it (longest first), none after unlock."""
+    t = throttle(lockoutFailures=3, lockoutSeconds=60)
+    assert t.accountState("victim") == {"locked": False, "failures": 0, "until": None, "sources": []}
+    fail(t, ATTACKER, "victim", 3)
+    t.clock.advance(10)
+    fail(t, OWNER, "victim", 3)
+    fail(t, ATTACKER, "bystander", 1)
+    now = t.clock.seconds()
+    assert t.accountState("victim") == {
+        "locked": True, "failures": 6, "until": now + 60,
+        "sources": [{"address": OWNER, "failures": 3, "until": now + 60},
+                    {"address": ATTACKER, "failures": 3, "until": now + 50}]}
+    assert len(t.accountState("victim", limit=1)["sources"]) == 1
+    t.clock.advance(55)
+    assert [s["address"] for s in t.accountState("victim")["sources"]] == [OWNER]
+    t.unlock("victim")
+    assert t.accountState("victim") == {"locked": False, "failures": 0, "until": None, "sources": []}
+    assert t.accountState("bystander")["failures"] == 1
+
+
 def test_lockoutsAreReportedWithoutPasswords():
     """A lockout is one lockout event naming source and account (the log's line: tests/ops)."""
     events = []

@@ -674,6 +674,13 @@ def test_findAccounts(storage):
     assert find(sort="full_name", descending=True) == ["dan", "cid", "bob", "ann"]
     assert find(sort="login", limit=2, skip=1) == ["bob", "cid"]
     assert result(storage.accounts.countAccounts(userQuery(("full_name", "ctn", "Lee"), limit=1))) == 2
+    lee = [("localpart", "ctn", "Lee"), ("full_name", "ctn", "Lee"), ("email", "ctn", "Lee")]
+    assert find(anyOf=lee) == ["ann", "cid"]
+    assert find(("user_tags", "eq", "a"), anyOf=lee) == ["ann"]
+    assert find(("email", "or", ["bob@x"]), ("login", "or", ["l-cid"]), anyOf=lee) == ["cid"]
+    assert find(anyOf=[("login", "ctn", "-b"), ("id", "eq", ids[3])], sort="id", descending=True,
+                limit=1) == ["dan"]
+    assert result(storage.accounts.countAccounts(userQuery(anyOf=lee, skip=1))) == 2
 
 
 def test_findAccountsInvalidQuery(storage):
@@ -681,7 +688,9 @@ def test_findAccountsInvalidQuery(storage):
     for query in [userQuery(("login", "like", "x")), userQuery(("login", "in", "x")),
                   userQuery(("a.b", "eq", 1)), userQuery(("$where", "eq", 1)),
                   userQuery(("login", "gt", None)), userQuery(("login", "eq", {"$ne": 1})),
-                  userQuery(limit=-1), userQuery(sort="user_tags.x")]:
+                  userQuery(limit=-1), userQuery(sort="user_tags.x"),
+                  userQuery(anyOf=[("login", "or", ["x"])]), userQuery(anyOf=[("login", "like", "x")]),
+                  userQuery(anyOf=("login", "eq", "x"))]:
         failure(storage.accounts.findAccounts(query), InvalidQuery)
     failure(storage.accounts.countAccounts(userQuery(("x", "in", [[1]]))), InvalidQuery)
 
@@ -737,23 +746,28 @@ queryFilter = st.one_of(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(profiles=st.lists(st.fixed_dictionaries({}, optional={"k": profileValue, "n": profileValue}),
                          max_size=6),
-       filters=st.lists(queryFilter, max_size=3))
-def test_querySemantics(backend, profiles, filters):
+       filters=st.lists(queryFilter, max_size=3),
+       anyOf=st.lists(queryFilter.filter(lambda f: f[1] != "or"), max_size=2))
+def test_querySemantics(backend, profiles, filters, anyOf):
     """Any combination of operators selects exactly what the documented semantics select."""
     storage = openBackend(backend)
     try:
         for i, profile in enumerate(profiles):
             addAccount(storage, f"u{i}", profile=profile)
         expected = []
+
+        def holds(profile, disjunction):
+            return not disjunction or any(reference(profile.get(k, ...), op, v) for k, op, v in disjunction)
+
         for i, profile in enumerate(profiles):
             plain = [f for f in filters if f[1] != "or"]
             either = [f for f in filters if f[1] == "or"]
-            if all(reference(profile.get(k, ...), op, v) for k, op, v in plain) and (
-                    not either or any(reference(profile.get(k, ...), op, v) for k, op, v in either)):
+            if (all(reference(profile.get(k, ...), op, v) for k, op, v in plain)
+                    and holds(profile, either) and holds(profile, anyOf)):
                 expected.append(f"u{i}")
-        found = result(storage.accounts.findAccounts(userQuery(*filters)))
+        found = result(storage.accounts.findAccounts(userQuery(*filters, anyOf=anyOf)))
         assert [a.localpart for a in found] == expected
-        assert result(storage.accounts.countAccounts(userQuery(*filters))) == len(expected)
+        assert result(storage.accounts.countAccounts(userQuery(*filters, anyOf=anyOf))) == len(expected)
     finally:
         result(storage.stop())
 
@@ -1530,3 +1544,14 @@ def test_countAllOffline(storage):
         for _ in range(count):
             result(storage.offline.storeOffline(lp, "<message/>", 1.0, 10))
     assert result(storage.offline.countAllOffline()) == 5
+
+
+def test_largestOfflineQueues(storage):
+    """largestOfflineQueues lists the users with the most stored messages, most first, ties by name (issue 19 Overview)."""
+    assert result(storage.offline.largestOfflineQueues(5)) == []
+    for lp, count in (("alice", 2), ("bob", 3), ("carol", 1), ("dave", 2)):
+        addAccount(storage, lp)
+        for _ in range(count):
+            result(storage.offline.storeOffline(lp, "<message/>", 1.0, 10))
+    assert result(storage.offline.largestOfflineQueues(3)) == [("bob", 3), ("alice", 2), ("dave", 2)]
+    assert result(storage.offline.largestOfflineQueues(10))[-1] == ("carol", 1)

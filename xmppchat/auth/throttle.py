@@ -226,6 +226,28 @@ class LoginThrottle:
             self._known.popitem(last=False)
         self._known[key] = self.clock.seconds()
 
+    def accountState(self, account: str, limit: int = 20) -> dict:
+        """
+        What this process holds about C{account} (the admin panel's user
+        view, issue 19): its failures over all sources in the window, and
+        the sources locked out of it (at most C{limit}, the longest lock
+        first) with when their lock ends (clock seconds); C{locked} while
+        any is.  A source locked for every account (C{sourceFailures}) is
+        that address's state, not listed here.
+        """
+        now = self.clock.seconds()
+        total = self._get(("account", account), now)
+        locks = sorted(((key[1], counter) for key, counter in self._counters.items()
+                        if key[0] == "pair" and key[2] == account and counter.lockedUntil > now),
+                       key=lambda lock: -lock[1].lockedUntil)
+        return {
+            "locked": bool(locks),
+            "failures": total.failures if total is not None else 0,
+            "until": locks[0][1].lockedUntil if locks else None,
+            "sources": [{"address": source, "failures": counter.failures, "until": counter.lockedUntil}
+                        for source, counter in locks[:limit]],
+        }
+
     def unlock(self, key: str) -> int:
         """
         Forget every failure of source address or account C{key}

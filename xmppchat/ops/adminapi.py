@@ -109,6 +109,8 @@ class AdminAgent:
         self.host = service.host
         self.clock = service.reactor
         self.bound: dict[str, float] = {}
+        # kind -> fn(args) answering a feature module's gather (xmppchat.ops.admin)
+        self.queries: dict = {}
         self._waiting: dict[str, tuple] = {}
         self.host.hooks.add("session-bound", self._bound)
         self.host.hooks.add("session-ended", self._ended)
@@ -226,6 +228,8 @@ class AdminAgent:
         return done
 
     async def local(self, kind: str, args: dict):
+        if kind in self.queries:
+            return self.queries[kind](args)
         if kind == "sessions":
             return self.localSessions(args.get("user"))
         if kind == "stats":
@@ -563,15 +567,23 @@ class AdminAPI(resource.Resource):
         return {"sessions": sessions, "unreachable": unreachable}
 
     async def kick(self, request, body, target):
-        jid = self.jid(target)
-        reason = request.args.get(b"reason", [b""])[0].decode("utf-8", "replace") \
-            or self.text(body, "reason", limit=MAX_REASON) or KICK_TEXT
+        reason = self.arg(request, "reason") or self.text(body, "reason", limit=MAX_REASON)
+        return await self.kickSessions(request, self.jid(target).full(), reason)
+
+    async def kickSessions(self, request, jid: str, reason: str | None) -> dict:
+        """
+        End the sessions of C{jid} (bare: all the user's) on every node
+        (C{DELETE sessions/<JID>}, the panel's C{POST users/<NAME>/kick});
+        404 when there is none.
+        """
+        reason = reason or KICK_TEXT
         if len(reason) > MAX_REASON:
             raise ApiError(400, f"The reason is limited to {MAX_REASON} characters")
-        results, unreachable = await self.agent.gather("kick", {"jid": jid.full(), "reason": reason})
+        results, unreachable = await self.agent.gather("kick", {"jid": jid, "reason": reason})
         kicked = [full for _, part in results for full in part]
         if not kicked and not unreachable:
-            raise ApiError(404, f"No session of {jid.full()}")
+            raise ApiError(404, f"No session of {jid}")
+        self.audit(request, "kick", jid=jid, sessions=len(kicked))
         return {"kicked": kicked, "unreachable": unreachable}
 
     async def stats(self, request, body):
@@ -671,12 +683,19 @@ class AdminAPI(resource.Resource):
             key = str(ipaddress.ip_address(target))
         except ValueError:
             key = (await self.account(target)).localpart
-        cleared = self.host.loginThrottle.unlock(key)
         # the panel's sign-in throttle of this process (review 19 #6)
         self.panel.throttle.clear(f"name:{target}", f"address:{target}")
+        return await self.unlockKey(request, key)
+
+    async def unlockKey(self, request, key: str) -> dict:
+        """
+        Forget the failed logins of address or localpart C{key} here
+        (C{POST unlock}, the panel's C{POST users/<NAME>/unlock}).
+        """
+        cleared = self.host.loginThrottle.unlock(key)
         # every other process (nodes, workers) applies it within seconds
         await self.storage.unlocks.addUnlock(key)
-        log.info("Admin unlock of {key}", key=key)
+        self.audit(request, "unlock", target=key, cleared=cleared)
         return {"unlocked": key, "cleared": cleared}
 
     async def reload(self, request, body):
@@ -695,12 +714,40 @@ class AdminAPI(resource.Resource):
 
         name = self.text(body, "name", required=True, limit=1024)
         localpart = self.localpart(name, new=True)
+        fields = await self._accountFields(body)
         credentials = await self._credentials(body)
+        jid = f"{localpart}@{self.host.domain}"
         try:
-            account = await self.storage.accounts.createAccount(localpart, credentials)
+            account = await self.storage.accounts.createAccount(localpart, credentials, **fields)
         except AlreadyExists:
-            raise ApiError(409, f"User already exists: {localpart}@{self.host.domain}") from None
-        return 201, {"jid": f"{localpart}@{self.host.domain}", "id": account.id}
+            raise ApiError(409, f"User already exists: {jid}") from None
+        self.audit(request, "create-user", jid=jid, id=account.id)
+        return 201, {"jid": jid, "id": account.id}
+
+    async def _accountFields(self, body: dict) -> dict:
+        """
+        The optional C{full_name}, C{email} and C{custom_data} of C{POST
+        users} (issue 19, the panel's create form), checked as the REST
+        API checks a user's (its C{EMAIL} and C{validateProfile}: lengths,
+        the custom data's size): C{createAccount} keyword arguments; 400
+        when one is wrong, 409 for an e-mail address in use.
+        """
+        from xmppchat.api.json import ApiError as RestError
+        from xmppchat.api.users import EMAIL, validateProfile
+
+        given = {key: self.text(body, key, limit=MAX_BODY_BYTES) for key in ("full_name", "custom_data")}
+        try:
+            profile = validateProfile(SimpleNamespace(config=self.config.rest),
+                                      {k: v for k, v in given.items() if v is not None}, {})
+        except RestError as e:
+            raise ApiError(400, "; ".join(f"{k} {' '.join(v)}" for k, v in e.errors.items())) from None
+        email = self.text(body, "email", limit=254)
+        if email is not None:
+            if not EMAIL.fullmatch(email):
+                raise ApiError(400, f"Not an e-mail address: {email!r}")
+            if await self.storage.accounts.getAccountByEmail(email) is not None:
+                raise ApiError(409, f"The e-mail address {email} is in use")
+        return {"email": email, "profile": profile}
 
     async def deleteUser(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked
@@ -709,8 +756,9 @@ class AdminAPI(resource.Resource):
         await self.storage.accounts.deleteAccount(account.id)
         ended = endRevoked(self.host, Revocation(account.localpart, deleted=True,
                                                  text="The account was deleted"))
-        log.info("Admin deleted {jid}", jid=f"{account.localpart}@{self.host.domain}")
-        return {"deleted": f"{account.localpart}@{self.host.domain}", "ended": ended}
+        jid = f"{account.localpart}@{self.host.domain}"
+        self.audit(request, "delete-user", jid=jid, id=account.id, ended=ended)
+        return {"deleted": jid, "ended": ended}
 
     async def setPassword(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked
@@ -721,7 +769,9 @@ class AdminAPI(resource.Resource):
         revoked = await self.storage.tokens.deleteAccountTokens(account.id)
         endRevoked(self.host, Revocation(account.localpart, tokens=tuple(revoked), password=True,
                                          text="The password was changed"))
-        return {"changed": f"{account.localpart}@{self.host.domain}", "revoked": len(revoked)}
+        jid = f"{account.localpart}@{self.host.domain}"
+        self.audit(request, "set-password", jid=jid, revoked=len(revoked))
+        return {"changed": jid, "revoked": len(revoked)}
 
 
 def reloadLimits(service, fresh) -> bool:

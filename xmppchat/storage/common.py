@@ -332,40 +332,43 @@ RECORD_SCHEMA = Schema("records", {
     "updated_at": False})
 
 
-def prepareQuery(query: Query | None, schema: Schema) -> tuple[Query, list]:
+def prepareQuery(query: Query | None, schema: Schema) -> tuple[Query, list, list]:
     """
     A validated query (an empty one for C{None}) and its filters resolved
-    against C{schema}: C{[(Resolved, op, value)]}.  Raises L{InvalidQuery}
-    for unknown fields, list sorts, and values of the wrong kind (C{None}
-    only with C{eq}/C{ne}; lists of scalars only).
+    against C{schema}: C{(query, [(Resolved, op, value)], [the same for
+    its anyOf])}.  Raises L{InvalidQuery} for unknown fields, list sorts,
+    and values of the wrong kind (C{None} only with C{eq}/C{ne}; lists of
+    scalars only).
     """
     if query is None:
         query = Query()
     if not isinstance(query, Query):
         raise InvalidQuery(f"not a Query: {query!r}")
     query.validate()
-    resolved = []
-    for name, op, value in query.filters:
-        field = schema.resolve(name)
-        if op in ("in", "nin", "all") or (op == "or" and isinstance(value, (list, tuple, set,
-                                                                             frozenset))):
-            values = list(value)
-            if not all(isinstance(v, _SCALARS) for v in values):
-                raise InvalidQuery(f"{name}[{op}] needs a list of strings or numbers")
-            value = values
-        elif op == "or":
-            if not isinstance(value, _SCALARS):
-                raise InvalidQuery(f"{name}[or] needs strings or numbers")
-            value = [value]
-        elif value is None:
-            if op not in ("eq", "ne"):
-                raise InvalidQuery(f"{name}[{op}] cannot compare with null")
-        elif not isinstance(value, _SCALARS):
-            raise InvalidQuery(f"{name}[{op}] needs a string or a number")
-        resolved.append((field, op, value))
     if query.sort is not None and schema.resolve(query.sort).isList:
         raise InvalidQuery(f"cannot sort by the list field {query.sort!r}")
-    return query, resolved
+    return (query, [_resolve(schema, *f) for f in query.filters],
+            [_resolve(schema, *f) for f in query.anyOf])
+
+
+def _resolve(schema: Schema, name: str, op: str, value) -> tuple:
+    field = schema.resolve(name)
+    if op in ("in", "nin", "all") or (op == "or" and isinstance(value, (list, tuple, set,
+                                                                         frozenset))):
+        values = list(value)
+        if not all(isinstance(v, _SCALARS) for v in values):
+            raise InvalidQuery(f"{name}[{op}] needs a list of strings or numbers")
+        value = values
+    elif op == "or":
+        if not isinstance(value, _SCALARS):
+            raise InvalidQuery(f"{name}[or] needs strings or numbers")
+        value = [value]
+    elif value is None:
+        if op not in ("eq", "ne"):
+            raise InvalidQuery(f"{name}[{op}] cannot compare with null")
+    elif not isinstance(value, _SCALARS):
+        raise InvalidQuery(f"{name}[{op}] needs a string or a number")
+    return field, op, value
 
 
 def isNumber(value) -> bool:

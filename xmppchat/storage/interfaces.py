@@ -116,6 +116,11 @@ class Query:
     @ivar descending: sort direction.
     @ivar limit: at most this many results (C{None}: no limit).
     @ivar skip: skip this many results first.
+    @ivar anyOf: more C{(field, op, value)} filters of which at least one
+        must hold, besides L{filters} (any operator but C{or}): a search of
+        one text over several fields (issue 19, the admin panel's user
+        search: the localpart, login, e-mail or full name contains it).
+        Empty: no such condition.
     """
 
     filters: list = field(default_factory=list)
@@ -123,6 +128,7 @@ class Query:
     descending: bool = False
     limit: int | None = None
     skip: int = 0
+    anyOf: list = field(default_factory=list)
 
     def where(self, fieldName: str, op: str, value) -> "Query":
         """
@@ -137,7 +143,12 @@ class Query:
         without a list (tuples and sets are accepted), a negative skip or
         limit.
         """
-        for entry in self.filters:
+        if not isinstance(self.anyOf, (list, tuple)):
+            raise InvalidQuery(f"anyOf must be a list of filters, not {self.anyOf!r}")
+        if any(isinstance(entry, (tuple, list)) and len(entry) == 3 and entry[1] == "or"
+               for entry in self.anyOf):
+            raise InvalidQuery("anyOf cannot hold an \"or\" filter")
+        for entry in [*self.filters, *self.anyOf]:
             if not isinstance(entry, (tuple, list)) or len(entry) != 3:
                 raise InvalidQuery(f"a filter is (field, op, value), not {entry!r}")
             name, op, value = entry
@@ -624,6 +635,13 @@ class IOfflineStore(Protocol):
         """
         Fires with the number of messages stored for all users (the admin
         API's stats, issue 18).
+        """
+
+    def largestOfflineQueues(self, limit: int) -> Deferred:
+        """
+        Fires with the C{limit} users with the most stored messages, as
+        C{[(localpart, count)...]}, most first, then by localpart (the
+        admin panel's Overview, issue 19).
         """
 
     def fetchOffline(self, localpart: str) -> Deferred:

@@ -173,14 +173,13 @@ class _Translator:
         """
         C{(filter, query)}: the query's conditions and C{base} conditions.
         """
-        query, resolved = prepareQuery(query, self.schema)
+        query, resolved, anyOf = prepareQuery(query, self.schema)
         conditions = [b for b in base if b]
-        alternatives = []
-        for field, op, value in resolved:
-            condition = self.condition(self.path(field), op, value)
-            (alternatives if op == "or" else conditions).append(condition)
-        if alternatives:
-            conditions.append({"$or": alternatives})
+        conditions += [self.condition(self.path(f), op, v) for f, op, v in resolved if op != "or"]
+        for disjunction in ([f for f in resolved if f[1] == "or"], anyOf):
+            if disjunction:
+                conditions.append({"$or": [self.condition(self.path(f), op, v)
+                                           for f, op, v in disjunction]})
         if not conditions:
             return {}, query
         return (conditions[0] if len(conditions) == 1 else {"$and": conditions}), query
@@ -701,6 +700,12 @@ class MongoOfflineStore(_Store):
 
     def countAllOffline(self):
         return self.db.run(lambda db: db.offline.estimated_document_count())
+
+    def largestOfflineQueues(self, limit):
+        return self.db.run(lambda db: [(d["_id"], d["n"]) for d in db.offline.aggregate(
+            [{"$group": {"_id": "$localpart", "n": {"$sum": 1}}},
+             {"$sort": {"n": -1, "_id": 1}}, {"$limit": limit}],
+            **({"maxTimeMS": self.db.queryTimeoutMs} if self.db.queryTimeoutMs else {}))])
 
     def fetchOffline(self, localpart):
         return self.db.run(lambda db: [

@@ -594,21 +594,18 @@ class _Translator:
         """
         C{(sql, params, query)}: the conditions (C{"1"} for none).
         """
-        query, resolved = prepareQuery(query, self.schema)
+        query, resolved, anyOf = prepareQuery(query, self.schema)
         params: list = []
-        orParams: list = []
-        conditions = []
-        alternatives = []
-        for field, op, value in resolved:
-            target = self.target(field)
-            if op == "or":
-                alternatives.append(_condition(target, op, value, orParams))
-            else:
-                conditions.append(_condition(target, op, value, params))
-        if alternatives:
-            conditions.append("(" + " OR ".join(alternatives) + ")")
-            params += orParams
+        conditions = [self._condition(f, params) for f in resolved if f[1] != "or"]
+        for disjunction in ([f for f in resolved if f[1] == "or"], anyOf):
+            if disjunction:
+                conditions.append("(" + " OR ".join(self._condition(f, params)
+                                                    for f in disjunction) + ")")
         return " AND ".join(conditions) or "1", params, query
+
+    def _condition(self, resolved, params) -> str:
+        field, op, value = resolved
+        return _condition(self.target(field), op, value, params)
 
     def orderBy(self, query) -> str:
         if query.sort is None:
@@ -1099,6 +1096,11 @@ class SQLiteOfflineStore(_Store):
 
     def countAllOffline(self):
         return self.db.run(False, lambda c: c.execute("SELECT count(*) FROM offline").fetchone()[0])
+
+    def largestOfflineQueues(self, limit):
+        return self.db.run(False, lambda c: [tuple(row) for row in c.execute(
+            "SELECT localpart, count(*) AS n FROM offline GROUP BY localpart"
+            " ORDER BY n DESC, localpart LIMIT ?", (limit,))])
 
     def fetchOffline(self, localpart):
         return self.db.run(False, lambda c: [
