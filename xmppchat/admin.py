@@ -229,29 +229,28 @@ class Admin:
 
     def createBroadcast(self, args) -> int:
         """
-        A broadcast dialog (type 1), which REST users may not create.
+        A broadcast dialog (type 1), which REST users may not create: by
+        the rules of the admin panel's (L{DialogService.createBroadcast}).
         """
-        from xmppchat.storage.interfaces import DIALOG_BROADCAST
+        from xmppchat.dialogs.errors import DialogError
+        from xmppchat.dialogs.service import DialogService
 
         if not args.name.strip() or len(args.name) > 200:
             raise AdminError("the name must be 1 to 200 characters")
-        owner = result(self.storage.accounts.getAccount(args.owner))
-        if owner is None:
-            raise AdminError(f"no account with id {args.owner}")
         occupants = []
         for part in (args.occupants or "").split(","):
             if not part.strip():
                 continue
             try:
-                accountId = int(part)
+                occupants.append(int(part))
             except ValueError:
                 raise AdminError(f"not an account id: {part.strip()!r}") from None
-            if result(self.storage.accounts.getAccount(accountId)) is None:
-                raise AdminError(f"no account with id {accountId}")
-            occupants.append(accountId)
-        dialog = result(self.storage.dialogs.createDialog(
-            DIALOG_BROADCAST, owner.id, occupantIds=occupants, name=args.name.strip()))
-        self.stdout.write(f"created broadcast dialog {dialog.id} ({dialog.name!r}, owner {owner.id})\n")
+        try:
+            dialog = result(DialogService(self.storage, None).createBroadcast(
+                args.owner, occupants, [], {"name": args.name.strip()}))
+        except DialogError as e:
+            raise AdminError(f"{e.field}: {e.text}") from None
+        self.stdout.write(f"created broadcast dialog {dialog.id} ({dialog.name!r}, owner {dialog.ownerId})\n")
         return 0
 
     def unlock(self, args) -> int:

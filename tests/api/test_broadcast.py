@@ -39,8 +39,10 @@ def test_createBroadcast(cli):
 def test_createBroadcastUnknownOwner(cli):
     """An unknown owner or occupant is an error, exit status 1."""
     code, _, err = cli("create-broadcast", "News", "--owner", "42")
-    assert code == 1 and "no account with id 42" in err
+    assert code == 1 and "owner: unknown user ids: 42" in err
     cli("adduser", "boss", stdin="secret-pw\n")
     owner = cli.account("boss")
     code, _, err = cli("create-broadcast", "News", "--owner", str(owner.id), "--occupants", "x")
     assert code == 1 and "not an account id" in err
+    code, _, err = cli("create-broadcast", "News", "--owner", str(owner.id), "--occupants", "99999")
+    assert code == 1 and "occupants_ids: unknown user ids: 99999" in err

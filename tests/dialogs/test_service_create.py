@@ -67,3 +67,27 @@ def test_removeAndLeave(dialogType):
         assert isinstance(failure(svc.leave(bob, after)), Forbidden)
     result(svc.remove(alice, after))
     assert result(h.storage.dialogs.getDialog(dialog.id)) is None and fired[-1][1].deleted
+
+
+def test_createBroadcast():
+    """The administrator's broadcast dialog: named, known owner and admins (any users), outside the quota, announced."""
+    h, svc, alice, bob, fired = service()
+    h.config.quotas.dialogs_per_user = 2  # alice owns "team" and "mine": no room for a third
+    result(svc.create(alice, DIALOG_GROUP, [bob], [], {"name": "mine"}))
+    assert isinstance(failure(svc.create(alice, DIALOG_GROUP, [bob], [], {"name": "x"})), Exception)
+    fired.clear()
+    e = failure(svc.createBroadcast(999999, [], [], {"name": "news"}))
+    assert isinstance(e, Invalid) and e.field == "owner"
+    e = failure(svc.createBroadcast(alice, [], [999999], {"name": "news"}))
+    assert (e.field, e.text) == ("admins_ids", "unknown user ids: 999999")
+    e = failure(svc.createBroadcast(alice, [], [], {"name": ""}))
+    assert (e.field, e.text) == ("name", "can't be blank")
+    e = failure(svc.createBroadcast(alice, [], [bob] * (MAX_ADMINS + 1), {"name": "news"}))
+    assert e.field == "admins_ids"
+    assert fired == []
+    dialog = result(svc.createBroadcast(alice, [], [bob], {"name": "news", "photo": "p.png"}, 1))
+    stored = result(h.storage.dialogs.getDialog(dialog.id))
+    assert (stored.type, stored.ownerId, stored.adminIds, stored.name, stored.photo) == (
+        DIALOG_BROADCAST, alice, [bob], "news", "p.png")
+    [(name, event)] = fired
+    assert name == "rest-dialog-updated" and event.created and event.dialog.id == dialog.id

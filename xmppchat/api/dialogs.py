@@ -180,7 +180,7 @@ def _extensions(value, allowed) -> dict:
     return out
 
 
-def _mergeExtensions(current: dict, changes: dict) -> dict:
+def mergeExtensions(current: dict, changes: dict) -> dict:
     """
     C{current} with the fields of C{changes} set, or removed where C{None}.
     """
@@ -203,17 +203,18 @@ def _permissions(value) -> dict:
     return {"allow_preview": flagValue(value["allow_preview"])}
 
 
-def _fields(ctx, data: dict) -> dict:
+def dialogFields(data: dict, extensionFields) -> dict:
     """
     The settable scalar fields present in C{data}, validated; the
-    extensions as changes (L{_extensions}).
+    extensions (of C{extensionFields}, the configured ones) as changes
+    (L{_extensions}).  Also the admin API's (issue 19, Dialogs page).
     """
     out = {}
     for name, maxLength in (("name", 200), ("photo", 1024), ("description", 1000)):
         if name in data:
             out[name] = optionalString(data, name, maxLength)
     if "extensions" in data:
-        out["extensions"] = _extensions(data["extensions"], ctx.dialogs.extension_fields)
+        out["extensions"] = _extensions(data["extensions"], extensionFields)
     if "permissions" in data:
         out["permissions"] = _permissions(data["permissions"])
     return out
@@ -246,9 +247,9 @@ class DialogsResource(JSONResource):
         occupants = [i for i in idList(body.get("occupants_ids"), "occupants_ids", MAX_OCCUPANTS)
                      if i != viewer]
         admins = idList(body.get("admins_ids"), "admins_ids", MAX_ADMINS + 1)
-        fields = _fields(self.ctx, body)
+        fields = dialogFields(body, self.ctx.dialogs.extension_fields)
         if "extensions" in fields:
-            fields["extensions"] = _mergeExtensions({}, fields["extensions"])
+            fields["extensions"] = mergeExtensions({}, fields["extensions"])
         dialog, created = await service.create(viewer, dialogType, occupants, admins, fields,
                                                call.appId)
         return (http.CREATED if created else http.OK,
@@ -332,9 +333,9 @@ class DialogsResource(JSONResource):
                     target[name] = [i.lower() for i in ids]
                 else:
                     target[name] = idList(value, name, MAX_OCCUPANTS)
-        fields = _fields(self.ctx, body)
+        fields = dialogFields(body, self.ctx.dialogs.extension_fields)
         if "extensions" in fields:
-            fields["extensions"] = _mergeExtensions(dialog.extensions, fields["extensions"])
+            fields["extensions"] = mergeExtensions(dialog.extensions, fields["extensions"])
         updated, added, removed = await dialogService(self.ctx).update(dialog, viewer, push, pull,
                                                                        fields)
         self.ctx.fire("rest-dialog-updated", DialogEvent(updated, viewer, call.appId, added, removed))
@@ -432,5 +433,5 @@ class DialogsResource(JSONResource):
         return None
 
 
-__all__ = ["DialogsResource", "dialogJSON", "dialogsJSON", "roomJID",
-           "readableDialog"]
+__all__ = ["DialogsResource", "dialogFields", "dialogJSON", "dialogsJSON", "mergeExtensions",
+           "roomJID", "readableDialog"]

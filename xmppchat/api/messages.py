@@ -40,9 +40,9 @@ from xmppchat.api.json import (
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.events import DialogEvent, EditEvent, MarkEvent, MessageEvent, RemoveEvent
 from xmppchat.dialogs.rules import isMember, isParticipant
-from xmppchat.dialogs.service import MAX_CUSTOM, MAX_EMOJI, checkMessage
+from xmppchat.dialogs.service import MAX_CUSTOM, MAX_EMOJI, DialogService, checkMessage
 from xmppchat.privacysettings import readersHidingReads, visibleReaders
-from xmppchat.storage.interfaces import DIALOG_PRIVATE, Query, isObjectId, newObjectId
+from xmppchat.storage.interfaces import Query, isObjectId, newObjectId
 
 log = Logger()
 
@@ -219,9 +219,8 @@ class MessagesResource(JSONResource):
         if text is None and not attachments:
             raise fieldError("message", "a message needs a body or attachments")
         custom = _custom(body)
-        if dialog.type == DIALOG_PRIVATE and recipientId is None:
-            others = [o for o in dialog.occupantIds if o != viewer]
-            recipientId = others[0] if others else None
+        if recipientId is None:
+            recipientId = DialogService.otherOccupant(dialog, viewer)
         messageId = body.get("_id")
         if messageId is not None and not isObjectId(messageId):
             raise fieldError("_id", "must be 24 hex digits")

@@ -90,6 +90,9 @@ class DialogService:
         if self.fire is not None:
             self.fire("rest-dialog-updated", event)
 
+    def _announceCreated(self, dialog, userId: int, appId: int | None) -> None:
+        self._announce(DialogEvent(dialog, userId, appId, list(dialog.occupantIds), [], created=True))
+
     @defer.inlineCallbacks
     def getDialog(self, dialogId):
         dialog = None
@@ -139,6 +142,16 @@ class DialogService:
         if recipientId not in dialog.occupantIds:
             raise NotAcceptable(f"The recipient is not an occupant of dialog {dialogId}")
         return dialog
+
+    @staticmethod
+    def otherOccupant(dialog, userId: int) -> int | None:
+        """
+        The recipient of C{userId}'s messages in a private dialog (its
+        other occupant); C{None} in other dialogs.
+        """
+        if dialog.type != DIALOG_PRIVATE:
+            return None
+        return next((o for o in dialog.occupantIds if o != userId), None)
 
     @defer.inlineCallbacks
     def recipientIds(self, dialog):
@@ -290,7 +303,39 @@ class DialogService:
             if not created:
                 yield self.storage.dialogs.setHidden(dialog.id, userId, False)
                 return dialog, False
-        elif not fields.get("name"):
+            self._announceCreated(dialog, userId, appId)
+            return dialog, True
+        dialog = yield self._createNamed(dialogType, userId, occupants, admins, fields, appId,
+                                         quotaLimit(self.quotas.dialogs_per_user))
+        return dialog, True
+
+    @defer.inlineCallbacks
+    def createBroadcast(self, ownerId: int, occupants, admins, fields: dict,
+                        appId: int | None = None):
+        """
+        A broadcast dialog (type 1) owned by C{ownerId}: the server
+        administrator's act (ConnectyCube: broadcast dialogs "can be
+        created only via Admin panel"; issue 19, the panel's Dialogs page,
+        and C{python -m xmppchat.admin create-broadcast}), so outside the
+        owner's C{dialogs_per_user} quota; otherwise the rules of
+        L{create} (a name, at most C{MAX_ADMINS} admins, who may be any
+        users).  Announced as a new dialog; fires with it.
+        """
+        yield self.checkUsers([ownerId], "owner")
+        yield self.checkUsers(occupants, "occupants_ids")
+        dialog = yield self._createNamed(DIALOG_BROADCAST, ownerId, occupants, admins, fields,
+                                         appId, None)
+        return dialog
+
+    @defer.inlineCallbacks
+    def _createNamed(self, dialogType: int, userId: int, occupants, admins, fields: dict,
+                     appId: int | None, limit: int | None):
+        """
+        A group, public or broadcast dialog: named, at most C{MAX_ADMINS}
+        admins (occupants of a group, any users otherwise), no occupants
+        in a public one; announced.
+        """
+        if not fields.get("name"):
             raise Invalid("can't be blank", "name")
         if len(admins) > MAX_ADMINS:
             raise Invalid(f"at most {MAX_ADMINS} admins", "admins_ids")
@@ -302,13 +347,10 @@ class DialogService:
             yield self.checkUsers([a for a in admins if a != userId], "admins_ids")
         if dialogType == DIALOG_PUBLIC:
             occupants = []
-        if dialogType != DIALOG_PRIVATE:
-            dialog = yield self.storage.dialogs.createDialog(
-                dialogType, userId, occupantIds=occupants, adminIds=admins,
-                limit=quotaLimit(self.quotas.dialogs_per_user), **fields)
-        self._announce(DialogEvent(dialog, userId, appId, list(dialog.occupantIds), [],
-                                   created=True))
-        return dialog, True
+        dialog = yield self.storage.dialogs.createDialog(
+            dialogType, userId, occupantIds=occupants, adminIds=admins, limit=limit, **fields)
+        self._announceCreated(dialog, userId, appId)
+        return dialog
 
     @defer.inlineCallbacks
     def remove(self, userId: int, dialog, appId: int | None = None):
