@@ -134,3 +134,34 @@ def test_checkStopsWithoutStreams():
         h.host.endSession(session)
     h.clock.advance(5)
     assert h.host.modules["saslauth"].streamCheck._loop is None
+
+
+def test_blockedElsewhereNoticed():
+    """Issue 19: an account blocked by another process has its streams ended with policy-violation."""
+    h = HostHarness(limits={"session_recheck_seconds": 5})
+    account, byPassword, byToken = twoStreams(h)
+    result(h.storage.accounts.updateAccount(account.id, blocked=True))
+    h.clock.advance(5.1)
+    assert condition(byPassword) == condition(byToken) == "policy-violation"
+    assert "The account is blocked" in byPassword.closed.toXml()
+
+
+@pytest.mark.parametrize("password", ["alice-pw", "tok"])
+def test_blockedAccountCannotLogIn(password):
+    """Issue 19: right credentials of a blocked account fail with SASL account-disabled (RFC 6120 §6.5.1)."""
+    h = HostHarness()
+    account = h.addUser("alice", "alice-pw")
+    result(h.storage.tokens.addToken(TokenRecord(tokenHash("tok"), account.id, 1, 0.0, 1e12)))
+    result(h.storage.accounts.updateAccount(account.id, blocked=True))
+    transport = StubTransport(secure=True)
+    stream = C2SStream(h.host, transport)
+    stream.phase = SECURED
+    payload = base64.b64encode(f"\0alice\0{password}".encode()).decode()
+    stream.elementReceived(xml(
+        f'<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">{payload}</auth>'))
+    failure = transport.sent[-1]
+    assert failure.name == "failure" and [c.name for c in failure.elements()] == ["account-disabled",
+                                                                                  "text"]
+    assert stream.phase == SECURED
+    result(h.storage.accounts.updateAccount(account.id, blocked=False))
+    assert saslLogin(h, "alice", password, "r")[0].session is not None
