@@ -352,3 +352,21 @@ def test_containerConfigIsTOML():
     """The container config is plain TOML with no REST secrets in it (the image is public)."""
     data = tomllib.loads(CONTAINER_CONFIG.read_text())
     assert "rest" not in data and os.path.isabs(data["server"]["data_dir"])
+
+
+def test_wheelCarriesThePanelFiles(tmp_path):
+    """
+    An installed server (not a checkout) serves the web admin panel: every
+    file of xmppchat/ops/panel/static is in the wheel (issue 19).
+    """
+    import zipfile
+
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                           "-q", "-w", str(tmp_path), str(ROOT)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("xmppchat-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = ROOT / "xmppchat" / "ops" / "panel" / "static"
+    expected = {p.relative_to(ROOT).as_posix() for p in static.rglob("*") if p.is_file()}
+    assert expected and expected <= names, sorted(expected - names)

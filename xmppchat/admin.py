@@ -13,6 +13,7 @@ and the running server through its admin API (L{xmppchat.ops.adminapi})::
     python -m xmppchat.admin announce [--all] [--subject S] TEXT|- | reload [tls limits log]
     python -m xmppchat.admin backup FILE       # online SQLite snapshot + blobs (xmppchat.backup)
     python -m xmppchat.admin restore FILE      # into an empty data directory
+    python -m xmppchat.admin hash-password     # a panel administrator's password_hash
     python -m xmppchat.admin export FILE       # XEP-0227 + dialogs, any backend (xmppchat.portable)
     python -m xmppchat.admin import FILE       # into an empty storage (SQLite -> MongoDB moves)
 
@@ -538,6 +539,9 @@ def makeParser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"xmppchat {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = commands.add_parser("hash-password",
+                            help="the password_hash of a panel administrator (password on stdin)")
+    p.set_defaults(standalone=hashPasswordCommand)
     p = commands.add_parser("adduser", parents=[common], help="create an account (password on stdin)")
     p.add_argument("name")
     p.set_defaults(run=Admin.adduser)
@@ -608,6 +612,25 @@ def _addServerCommands(commands, common) -> None:
     p.set_defaults(api=RemoteAdmin.reload)
 
 
+def hashPasswordCommand(stdin, stdout, stderr) -> int:
+    """
+    Print the C{password_hash} of an C{[[ops.administrators]]} table (the
+    web admin panel, issue 19) for the password read like L{readPassword}.
+    """
+    from xmppchat.ops.panel.auth import hashPassword
+
+    try:
+        password = readPassword(stdin)
+    except AdminError as e:
+        stderr.write(f"xmppchat-admin: {e}\n")
+        return 1
+    if len(password) < 12:
+        stderr.write("xmppchat-admin: an administrator's password needs at least 12 characters\n")
+        return 1
+    stdout.write(hashPassword(password) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     """
     Run one command; returns the exit status.
@@ -618,6 +641,8 @@ def main(argv=None) -> int:
 
     args = makeParser().parse_args(argv)
     stdin, stdout, stderr = sys.stdin, sys.stdout, sys.stderr
+    if hasattr(args, "standalone"):
+        return args.standalone(stdin, stdout, stderr)
     try:
         config = loadConfig(args.config)
     except ConfigError as e:

@@ -430,6 +430,14 @@ class OpsConfig:
     admin_key_file: str = ""
     # GET /health: milliseconds storage and Redis have to answer (xmppchat.ops.health)
     health_timeout_ms: int = 3000
+    # the web admin panel at /admin/ (xmppchat.ops.panel, issue 19); needs an administrator
+    panel: bool = False
+    # [[ops.administrators]] name, password_hash (python -m xmppchat.admin hash-password)
+    administrators: list = field(default_factory=list)
+    panel_idle_minutes: int = 30         # a panel session unused this long is signed out
+    panel_session_hours: int = 12        # and any panel session after this long
+    panel_signin_failures: int = 5       # wrong passwords per address or name per window
+    panel_signin_window_seconds: int = 900
 
 
 @dataclass
@@ -650,6 +658,7 @@ def _validate(config: Config, problem) -> None:
     _validateLog(config.log, problem)
     if not 1 <= config.ops.health_timeout_ms <= 60000:
         problem("ops.health_timeout_ms", "must be between 1 and 60000 (a minute)")
+    _validatePanel(config.ops, problem)
     _validateContact(config.contact, problem)
     _validateExtDisco(config.extdisco, problem)
     from xmppchat.modules import knownModules
@@ -736,6 +745,37 @@ def _tables(name: str, tables: list, known: dict, problem):
             elif not _checkType(value, expected.__name__):
                 problem(f"{key}.{entry}", f"expected {expected.__name__}, got {type(value).__name__}")
         yield key, table
+
+
+ADMINISTRATOR_KEYS = {"name": str, "password_hash": str}
+
+
+def _validatePanel(ops: OpsConfig, problem) -> None:
+    """
+    C{[ops]} panel keys and the C{[[ops.administrators]]} tables (issue
+    19): unique names of the panel's name rules, hashes in the format of
+    L{xmppchat.ops.panel.auth.hashPassword}.
+    """
+    from xmppchat.ops.panel.auth import NAME_RULE, hashProblem
+
+    for key, low, high in (("panel_idle_minutes", 1, 24 * 60), ("panel_session_hours", 1, 24 * 30),
+                           ("panel_signin_failures", 1, 1000),
+                           ("panel_signin_window_seconds", 1, 24 * 3600)):
+        if not low <= getattr(ops, key) <= high:
+            problem(f"ops.{key}", f"must be between {low} and {high}")
+    names = set()
+    for key, table in _tables("ops.administrators", ops.administrators, ADMINISTRATOR_KEYS, problem):
+        name = table.get("name")
+        if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+            problem(f"{key}.name", "required: 1 to 64 letters, digits, '.', '_' or '-'")
+        elif name in names:
+            problem(f"{key}.name", f"{name!r} is listed twice")
+        names.add(name)
+        trouble = hashProblem(table.get("password_hash"))
+        if trouble:
+            problem(f"{key}.password_hash", trouble)
+    if ops.panel and not ops.administrators:
+        problem("ops.panel", "the panel needs at least one [[ops.administrators]] table")
 
 
 def _validateContact(contact: ContactConfig, problem) -> None:

@@ -19,6 +19,7 @@ Catalogue (name: fields; every field is a plain str/int/float/None):
     room-created    room, owner
     room-destroyed  room, reason
     cluster-node    node, state ("joined" / "left")
+    admin-action    admin, action, details, address
 
 C{transport} is one of C{c2s}, C{c2s-tls}, C{websocket}, C{bosh}, C{rest}.
 Secrets (passwords, tokens, keys) never appear in an event.
@@ -48,6 +49,10 @@ Where they happen (L{xmppchat.ops.logs} writes each as one line):
     bare JID.  C{room-destroyed}: an open room was destroyed (§10.9, its
     dialog deleted, creation cancelled or timed out, a temporary room left
     empty).
+  - C{admin-action}: an administrator changed something through the
+    admin API or the web panel, signed in or out, or failed to sign in
+    (C{admin} his name, C{admin-key} for the bearer key; C{details} a
+    readable C{key=value} list; issue 19).
   - C{cluster-node}: this node went online / left (clean stop, lost
     Redis), or found another node expired (C{left}).
 """

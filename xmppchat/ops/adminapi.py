@@ -52,6 +52,7 @@ import secrets
 import time
 from collections import Counter
 from types import SimpleNamespace
+from typing import NamedTuple
 from dataclasses import fields
 from urllib.parse import unquote
 
@@ -60,7 +61,10 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 from twisted.words.xish import domish
 
+from xmppchat import observe
 from xmppchat.ops.adminkey import loadAdminKey
+from xmppchat.ops.panel import securityHeaders
+from xmppchat.ops.panel.session import PanelAuth
 from xmppchat.ops.metrics import transportOf
 from xmppchat.storage.interfaces import Query
 
@@ -71,6 +75,14 @@ ANNOUNCE_PAGE = 1000
 ANNOUNCEMENTS_KEPT = 64  # announcement ids remembered for idempotent retries
 KICK_CONDITION = "policy-violation"
 KICK_TEXT = "Disconnected by the server administrator"
+KEY_ADMIN = "admin-key"  # the name actions taken with the bearer key are logged under
+
+
+class Route(NamedTuple):
+    method: str
+    pattern: str
+    parts: tuple
+    handler: object
 
 log = Logger()
 
@@ -329,59 +341,124 @@ class AdminAPI(resource.Resource):
         self.agent = service.adminAgent
         self.announced: dict[str, defer.Deferred] = {}  # id -> its answer (review 18 #1)
         self.digest = _digest(key) if key else None
+        self.panel = PanelAuth(service.config.ops, self.storage)
+        self.routes: list[Route] = []
+        for method, pattern, handler in (
+                ("GET", "sessions", self.sessions),
+                ("DELETE", "sessions/*", self.kick),
+                ("GET", "stats", self.stats),
+                ("POST", "announce", self.announce),
+                ("POST", "unlock", self.unlock),
+                ("POST", "reload", self.reload),
+                ("POST", "users", self.createUser),
+                ("DELETE", "users/*", self.deleteUser),
+                ("PUT", "users/*/password", self.setPassword)):
+            self.route(method, pattern, handler)
+        from xmppchat.ops.admin import installAll
+        installAll(self)
+
+    @property
+    def config(self):
+        """The live configuration (reloads replace its parts)."""
+        return self.service.config
+
+    def route(self, method: str, pattern: str, handler) -> None:
+        """
+        Serve C{method} on C{pattern} (C{/}-separated, C{*} one segment,
+        given to C{handler(request, body, *segments)} unquoted).
+        """
+        parts = tuple(pattern.split("/"))
+        if any(r.parts == parts and r.method == method for r in self.routes):
+            raise ValueError(f"{method} {pattern} is routed twice")
+        self.routes.append(Route(method, pattern, parts, handler))
 
     # -- HTTP ----------------------------------------------------------------
 
     def render(self, request):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
-        try:
-            self._authenticate(request)
-            handler, args = self._route(request)
-            body = self._body(request)
-        except ApiError as e:
-            return self._error(request, e)
-        d = defer.ensureDeferred(handler(request, body, *args))
+        securityHeaders(request)
+        d = defer.ensureDeferred(self._serve(request))
         d.addCallbacks(lambda out: self._send(request, out),
                        lambda f: self._failed(request, f))
         return server.NOT_DONE_YET
 
-    def _authenticate(self, request) -> None:
+    async def _serve(self, request):
+        path = [unquote(p.decode("utf-8", "replace")) for p in request.postpath if p]
+        if path == ["session"]:
+            return await self.panel.serve(self, request, self._body(request))
+        await self._authenticate(request)
+        handler, args = self._route(request, path)
+        return await handler(request, self._body(request), *args)
+
+    async def _authenticate(self, request) -> None:
+        """
+        The bearer admin key, or a panel session cookie (issue 19) with
+        its CSRF token on every method that changes something.
+        """
+        header = request.getHeader(b"authorization")
+        if header is None and self.panel.enabled:
+            session = await self.panel.authenticate(request)
+            request.adminName = session.name
+            return
         if self.digest is None:
+            if self.panel.enabled:
+                raise ApiError(401, "Sign in to the admin panel (the admin key is not configured)")
             raise ApiError(404, "The admin API is off: set [ops] admin_key or admin_key_file")
-        header = (request.getHeader(b"authorization") or "")
-        scheme, _, given = (header.decode("latin-1") if isinstance(header, bytes) else header).partition(" ")
+        scheme, _, given = (header or b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             request.setHeader(b"www-authenticate", b'Bearer realm="xmppchat-admin"')
             raise ApiError(401, "Authorization: Bearer <admin key> is required")
         if not hmac.compare_digest(_digest(given.strip()), self.digest):
             log.warn("Admin API: wrong key from {address}", address=request.getClientAddress().host)
             raise ApiError(403, "Wrong admin key")
+        request.adminName = KEY_ADMIN
 
-    def _route(self, request):
-        path = [unquote(p.decode("utf-8", "replace")) for p in request.postpath if p]
+    def _route(self, request, path: list):
         method = request.method.decode()
-        routes = {
-            ("GET", "sessions", 0): self.sessions,
-            ("DELETE", "sessions", 1): self.kick,
-            ("GET", "stats", 0): self.stats,
-            ("POST", "announce", 0): self.announce,
-            ("POST", "unlock", 0): self.unlock,
-            ("POST", "reload", 0): self.reload,
-            ("POST", "users", 0): self.createUser,
-            ("DELETE", "users", 1): self.deleteUser,
-        }
-        if len(path) == 3 and path[0] == "users" and path[2] == "password":
-            if method != "PUT":
-                raise ApiError(405, "Use PUT")
-            return self.setPassword, path[1:2]
         if not path:
             raise ApiError(404, "No such resource")
-        handler = routes.get((method, path[0], len(path) - 1))
-        if handler is None:
-            known = any(k[1] == path[0] and k[2] == len(path) - 1 for k in routes)
-            raise ApiError(405 if known else 404, "Method not allowed" if known else "No such resource")
-        return handler, path[1:]
+        matching = [r for r in self.routes if len(r.parts) == len(path)
+                    and all(p == "*" or p == given for p, given in zip(r.parts, path, strict=True))]
+        if not matching:
+            raise ApiError(404, "No such resource")
+        # the most literal pattern wins: users/search before users/*
+        for r in sorted(matching, key=lambda r: r.parts.count("*")):
+            if r.method == method:
+                return r.handler, [given for p, given in zip(r.parts, path, strict=True) if p == "*"]
+        request.setHeader(b"allow", ", ".join(sorted({r.method for r in matching})).encode())
+        raise ApiError(405, "Method not allowed")
+
+    # -- for the feature modules (xmppchat.ops.admin) -------------------------
+
+    def audit(self, request, action: str, **details) -> None:
+        """
+        Log one administrator action, after it succeeded, with who did it
+        (issue 19: "every action is logged with the administrator's
+        name"); never give it a secret.
+        """
+        observe.emit("admin-action", admin=getattr(request, "adminName", KEY_ADMIN), action=action,
+                     details=" ".join(f"{k}={v}" for k, v in details.items()),
+                     address=request.getClientAddress().host)
+
+    @staticmethod
+    def arg(request, name: str, default: str | None = None) -> str | None:
+        """The query string value C{name} as text, C{default} when absent."""
+        values = request.args.get(name.encode())
+        return values[0].decode("utf-8", "replace") if values else default
+
+    def intArg(self, request, name: str, default: int, low: int, high: int) -> int:
+        """The integer query value C{name}, 400 unless within C{low..high}."""
+        text = self.arg(request, name)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ApiError(400, f"{name} must be an integer") from None
+        if not low <= value <= high:
+            raise ApiError(400, f"{name} must be between {low} and {high}")
+        return value
 
     @staticmethod
     def _body(request) -> dict:
@@ -420,7 +497,7 @@ class AdminAPI(resource.Resource):
 
     # -- helpers -------------------------------------------------------------
 
-    def _jid(self, text: str):
+    def jid(self, text: str):
         from xmppchat.jid import parseJID
 
         try:
@@ -431,11 +508,11 @@ class AdminAPI(resource.Resource):
             raise ApiError(400, f"Not a user of {self.host.domain}: {text!r}")
         return parsed
 
-    def _localpart(self, name: str, new: bool = False) -> str:
+    def localpart(self, name: str, new: bool = False) -> str:
         from xmppchat.usernames import AdminError, localpartOf, newLocalpartOf, serverAppId
 
         if "@" in name:
-            name = self._jid(name).user
+            name = self.jid(name).user
         try:
             if new:
                 return newLocalpartOf(name, self.host.domain, serverAppId(self.service.config))
@@ -443,8 +520,8 @@ class AdminAPI(resource.Resource):
         except AdminError as e:
             raise ApiError(400, str(e)) from None
 
-    async def _account(self, name: str):
-        localpart = self._localpart(name)
+    async def account(self, name: str):
+        localpart = self.localpart(name)
         account = await self.storage.accounts.getAccountByLocalpart(localpart)
         if account is None:
             raise ApiError(404, f"No such user: {localpart}@{self.host.domain}")
@@ -464,7 +541,7 @@ class AdminAPI(resource.Resource):
         return derived.toDict()
 
     @staticmethod
-    def _text(body: dict, key: str, required: bool = False, limit: int = 4096):
+    def text(body: dict, key: str, required: bool = False, limit: int = 4096):
         value = body.get(key)
         if value is None and not required:
             return None
@@ -476,15 +553,15 @@ class AdminAPI(resource.Resource):
 
     async def sessions(self, request, body):
         user = request.args.get(b"user", [b""])[0].decode("utf-8", "replace")
-        args = {"user": self._jid(user).userhost()} if user else {}
+        args = {"user": self.jid(user).userhost()} if user else {}
         results, unreachable = await self.agent.gather("sessions", args)
         sessions = [s for _, part in results for s in part]
         return {"sessions": sessions, "unreachable": unreachable}
 
     async def kick(self, request, body, target):
-        jid = self._jid(target)
+        jid = self.jid(target)
         reason = request.args.get(b"reason", [b""])[0].decode("utf-8", "replace") \
-            or self._text(body, "reason", limit=MAX_REASON) or KICK_TEXT
+            or self.text(body, "reason", limit=MAX_REASON) or KICK_TEXT
         if len(reason) > MAX_REASON:
             raise ApiError(400, f"The reason is limited to {MAX_REASON} characters")
         results, unreachable = await self.agent.gather("kick", {"jid": jid.full(), "reason": reason})
@@ -519,9 +596,9 @@ class AdminAPI(resource.Resource):
         request's answer (waiting for it if needed) and sends and stores
         nothing again (review 18 #1).
         """
-        text = self._text(body, "body", required=True)
-        subject = self._text(body, "subject", limit=1024)
-        announcementId = self._text(body, "id", limit=64) or secrets.token_hex(8)
+        text = self.text(body, "body", required=True)
+        subject = self.text(body, "subject", limit=1024)
+        announcementId = self.text(body, "id", limit=64) or secrets.token_hex(8)
         to = body.get("to", "online")
         if to not in ("online", "all"):
             raise ApiError(400, "\"to\" must be \"online\" or \"all\"")
@@ -585,11 +662,11 @@ class AdminAPI(resource.Resource):
             lastId = accounts[-1].id
 
     async def unlock(self, request, body):
-        target = self._text(body, "target", required=True, limit=1024)
+        target = self.text(body, "target", required=True, limit=1024)
         try:
             key = str(ipaddress.ip_address(target))
         except ValueError:
-            key = (await self._account(target)).localpart
+            key = (await self.account(target)).localpart
         cleared = self.host.loginThrottle.unlock(key)
         # every other process (nodes, workers) applies it within seconds
         await self.storage.unlocks.addUnlock(key)
@@ -610,8 +687,8 @@ class AdminAPI(resource.Resource):
     async def createUser(self, request, body):
         from xmppchat.storage.interfaces import AlreadyExists
 
-        name = self._text(body, "name", required=True, limit=1024)
-        localpart = self._localpart(name, new=True)
+        name = self.text(body, "name", required=True, limit=1024)
+        localpart = self.localpart(name, new=True)
         credentials = await self._credentials(body)
         try:
             account = await self.storage.accounts.createAccount(localpart, credentials)
@@ -622,7 +699,7 @@ class AdminAPI(resource.Resource):
     async def deleteUser(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked
 
-        account = await self._account(name)
+        account = await self.account(name)
         await self.storage.accounts.deleteAccount(account.id)
         ended = endRevoked(self.host, Revocation(account.localpart, deleted=True,
                                                  text="The account was deleted"))
@@ -632,7 +709,7 @@ class AdminAPI(resource.Resource):
     async def setPassword(self, request, body, name):
         from xmppchat.auth.revocation import Revocation, endRevoked
 
-        account = await self._account(name)
+        account = await self.account(name)
         credentials = await self._credentials(body)
         await self.storage.accounts.setCredentials(account.id, credentials)
         revoked = await self.storage.tokens.deleteAccountTokens(account.id)
@@ -673,11 +750,11 @@ def reloadLimits(service, fresh) -> bool:
 
 def mountAdminAPI(root, service) -> None:
     """
-    C{/admin/api} on the ops site's root (L{xmppchat.ops.opsSite}).
+    C{/admin/api} on the ops site's root (L{xmppchat.ops.opsSite}), and
+    the web panel's files beside it (L{xmppchat.ops.panel}).
     """
+    from xmppchat.ops.panel import AdminRoot
+
     config = service.config
-    admin = root.children.get(b"admin")
-    if admin is None:
-        admin = resource.Resource()
-        root.putChild(b"admin", admin)
-    admin.putChild(b"api", AdminAPI(service, loadAdminKey(config.ops, config.baseDir)))
+    api = AdminAPI(service, loadAdminKey(config.ops, config.baseDir))
+    root.putChild(b"admin", AdminRoot(api, api.panel.enabled))

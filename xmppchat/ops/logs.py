@@ -95,6 +95,9 @@ def describe(name: str, fields: dict) -> str:
         return f"room destroyed: {f['room']} ({f.get('reason') or 'no reason'})"
     if name == "cluster-node":
         return f"cluster node {f['node']} {f['state']}"
+    if name == "admin-action":
+        details = f" {f['details']}" if f.get("details") else ""
+        return f"Admin {f['admin']}: {f['action']}{details}" + source
     return " ".join([_clean(name)] + [f"{k}={v}" for k, v in f.items() if k in fields])
 
 

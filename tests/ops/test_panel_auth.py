@@ -1,0 +1,119 @@
+"""
+Issue 19: the web admin panel's administrators, signed session cookies
+and sign-in throttle (xmppchat.ops.panel.auth).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+import tomllib
+
+from xmppchat.config import ConfigError, buildConfig
+from xmppchat.ops.panel.auth import (MIN_ITERATIONS, Administrators, SigninThrottle, hashPassword,
+                                     hashProblem, verifyPassword)
+
+HASH = hashPassword("right password", MIN_ITERATIONS)
+
+
+class Clock:
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def administrators(clock, **ops):
+    settings = dict(administrators=[{"name": "root", "password_hash": HASH}],
+                    panel_idle_minutes=30, panel_session_hours=12)
+    settings.update(ops)
+    return Administrators(SimpleNamespace(**settings), clock=clock)
+
+
+def test_hashVerifiesOnlyItsPassword():
+    assert verifyPassword("right password", HASH)
+    assert not verifyPassword("wrong password", HASH)
+    assert hashProblem(HASH) is None
+    assert hashPassword("x", MIN_ITERATIONS) != hashPassword("x", MIN_ITERATIONS)  # salted
+
+
+@pytest.mark.parametrize("bad", ["", "plain", "md5$1$aa$bb", f"pbkdf2-sha256$1000$"
+                                 f"{HASH.split('$')[2]}${HASH.split('$')[3]}", None])
+def test_unusableHashesAreNamed(bad):
+    assert hashProblem(bad)
+
+
+def test_checkNeedsNameAndPassword():
+    admins = administrators(Clock())
+    assert admins.check("root", "right password")
+    assert not admins.check("root", "wrong")
+    assert not admins.check("nobody", "right password")
+    assert not admins.check(None, None)
+
+
+def test_cookieIsSignedAndExpires():
+    clock = Clock()
+    admins = administrators(clock)
+    session, cookie = admins.open("root")
+    assert admins.session(cookie).csrf == session.csrf
+    name, created, seen, nonce, mac = cookie.split(".")
+    assert admins.session(".".join([name, created, str(int(seen) + 3600), nonce, mac])) is None
+    assert admins.session(cookie[:-2] + "AA") is None
+    assert admins.session("x" * 600) is None
+    clock.now += 29 * 60
+    live = admins.session(cookie)
+    refreshed = admins.refreshed(live)  # used: the idle timeout slides
+    clock.now += 29 * 60
+    assert admins.session(cookie) is None  # the old cookie is idle too long
+    assert admins.session(refreshed) is not None
+    clock.now += 12 * 3600  # and no session outlives panel_session_hours
+    assert admins.session(admins.refreshed(admins.session(refreshed) or live) or refreshed) is None
+
+
+def test_changingThePasswordEndsSessions():
+    clock = Clock()
+    _, cookie = administrators(clock).open("root")
+    other = administrators(clock, administrators=[
+        {"name": "root", "password_hash": hashPassword("new password", MIN_ITERATIONS)}])
+    assert other.session(cookie) is None
+
+
+def test_throttleRefusesAfterFailuresUntilTheWindowPasses():
+    clock = Clock()
+    throttle = SigninThrottle(3, 900, clock=clock, maxKeys=4)
+    for _ in range(3):
+        assert throttle.retryAfter("a", "n") == 0
+        throttle.failed("a", "n")
+    assert 899 <= throttle.retryAfter("a", "n") <= 901
+    assert throttle.retryAfter("other", "n") > 0  # the name is locked from anywhere
+    clock.now += 901
+    assert throttle.retryAfter("a", "n") == 0
+    for key in "bcdefg":
+        throttle.failed(key)
+    assert len(throttle.seen) <= 4
+
+
+def loadConfigText(text):
+    return buildConfig(tomllib.loads(text))
+
+
+def test_configNeedsAnAdministratorAndAUsableHash():
+    with pytest.raises(ConfigError) as e:
+        loadConfigText('[ops]\npanel = true\n')
+    assert any("ops.panel" in p for p in e.value.problems)
+    with pytest.raises(ConfigError) as e:
+        loadConfigText('[ops]\npanel = true\n[[ops.administrators]]\nname = "a b"\npassword_hash = "x"\n')
+    assert any("administrators[0].name" in p for p in e.value.problems)
+    assert any("administrators[0].password_hash" in p for p in e.value.problems)
+    config = loadConfigText(f'[ops]\npanel = true\n[[ops.administrators]]\nname = "root"\npassword_hash = "{HASH}"\n')
+    assert config.ops.administrators[0]["name"] == "root"
+
+
+def test_aNameWithDotsSignsIn():
+    clock = Clock()
+    admins = administrators(clock, administrators=[{"name": "alice.smith", "password_hash": HASH}])
+    session, cookie = admins.open("alice.smith")
+    assert admins.session(cookie).name == "alice.smith"

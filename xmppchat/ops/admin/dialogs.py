@@ -1,0 +1,9 @@
+"""
+The admin API for the panel's dialogs page (issue 19).
+"""
+
+from __future__ import annotations
+
+
+def install(api) -> None:
+    """Register this feature's routes on C{api} (an L{xmppchat.ops.adminapi.AdminAPI})."""

@@ -1,0 +1,2 @@
+// Starts the panel once every page script has registered itself.
+Panel.start();
