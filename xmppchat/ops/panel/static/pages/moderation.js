@@ -9,6 +9,7 @@
 (() => {
   const {h} = Panel;
   const PAGE = 20;
+  const DIALOG_TYPES = {1: "broadcast", 2: "group", 3: "private", 4: "public"};
 
   function who(user) {
     if (!user) return "";
@@ -60,7 +61,7 @@
     }, {"data-message": message.id, class: "danger"});
   }
 
-  async function showReports(root, query) {
+  async function showReports(root, query, redraw) {
     const kind = query.kind === "message" ? "message" : "user";
     const skip = Math.max(0, Number(query.skip) || 0);
     const state = query.handled === "0" || query.handled === "1" ? query.handled : "";
@@ -85,7 +86,7 @@
       root.append(h("p", {class: "muted", text: `The class ${data.class} is not in [rest] data_classes: ` +
                           "apps cannot store such reports."}));
     }
-    const reload = () => Panel.go(link({}));
+    const reload = redraw;
     const handle = report => Panel.button(report.handled ? "Reopen" : "Mark handled", "handle", async () => {
       await Panel.api("PUT", `reports/${encodeURIComponent(report.id)}`, {handled: !report.handled});
       Panel.notice(report.handled ? "The report is open again." : "The report is handled.", "ok");
@@ -123,7 +124,7 @@
     root.append(pager);
   }
 
-  async function showContext(root, messageId) {
+  async function showContext(root, messageId, redraw) {
     root.append(h("p", {}, h("a", {href: "#/moderation?kind=message", text: "← Message reports"})));
     let data;
     try {
@@ -138,7 +139,7 @@
     const dialog = data.dialog;
     root.append(h("h2", {text: "Message in context"}),
       h("dl", {class: "props"},
-        h("dt", {text: "Dialog"}), h("dd", {}, dialog ? `${dialog.name || "(no name)"} · type ${dialog.type} · ${dialog.occupants} occupant(s)` : "(gone)",
+        h("dt", {text: "Dialog"}), h("dd", {}, dialog ? `${dialog.name || "(no name)"} · ${DIALOG_TYPES[dialog.type] || "type " + dialog.type} · ${dialog.occupants} occupant(s)` : "(gone)",
                                    " ", h("span", {class: "muted", text: data.message.dialog})),
         h("dt", {text: "Sender"}), h("dd", {}, who(data.message.sender))));
     const row = (m, reported) => h("li", {class: reported ? "reported" : null, id: reported ? "reported-message" : null,
@@ -146,21 +147,24 @@
       h("span", {class: "meta"}, who(m.sender), " · ", Panel.time(m.date)), h("div", {}, messageText(m)));
     root.append(h("ol", {class: "context"}, data.before.map(m => row(m, false)), row(data.message, true),
                   data.after.map(m => row(m, false))));
-    const after = () => Panel.go("#/moderation?kind=message");
-    root.append(h("p", {class: "actions"}, deleteMessageButton(data.message, after), " ",
-                  ...userActions(data.message.sender, () => showAgain(root, messageId))));
-  }
-
-  function showAgain(root, messageId) {
-    Panel.go(`#/moderation/message/${encodeURIComponent(messageId)}`);
+    root.append(h("p", {class: "actions"}, deleteMessageButton(data.message, redraw), " ",
+                  ...userActions(data.message.sender, redraw)));
   }
 
   Panel.page("moderation", {
     title: "Moderation",
     order: 50,
     render: async (root, params) => {
-      if (params.path[0] === "message" && params.path[1]) return showContext(root, params.path[1]);
-      return showReports(root, params.query);
+      // drawn into a box of its own, drawn again in place after an action
+      // (its notice stays; a new route would clear it)
+      const box = h("div");
+      root.append(box);
+      const draw = async () => {
+        box.replaceChildren();
+        if (params.path[0] === "message" && params.path[1]) await showContext(box, params.path[1], draw);
+        else await showReports(box, params.query, draw);
+      };
+      await draw();
     },
   });
 })();
