@@ -47,9 +47,9 @@ def test_scramSuccessNamesTheToken(cls):
     assert isinstance(withPassword, Success) and withPassword.credential is None
 
 
-def saslLogin(h, localpart, password, resource):
+def saslAuth(h, localpart, password):
     """
-    A stream through real SASL PLAIN and bind on C{h}'s host: C{(stream, transport)}.
+    A stream after a real SASL PLAIN exchange on C{h}'s host: C{(stream, transport)}.
     """
     transport = StubTransport(secure=True)
     stream = C2SStream(h.host, transport)
@@ -57,6 +57,14 @@ def saslLogin(h, localpart, password, resource):
     payload = base64.b64encode(f"\0{localpart}\0{password}".encode()).decode()
     stream.elementReceived(xml(
         f'<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">{payload}</auth>'))
+    return stream, transport
+
+
+def saslLogin(h, localpart, password, resource):
+    """
+    A stream through real SASL PLAIN and bind on C{h}'s host: C{(stream, transport)}.
+    """
+    stream, transport = saslAuth(h, localpart, password)
     assert transport.sent[-1].name == "success", transport.sent[-1].toXml()
     stream.elementReceived(xml(f'<iq type="set" id="b"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">'
                                f'<resource>{resource}</resource></bind></iq>'))
@@ -153,12 +161,7 @@ def test_blockedAccountCannotLogIn(password):
     account = h.addUser("alice", "alice-pw")
     result(h.storage.tokens.addToken(TokenRecord(tokenHash("tok"), account.id, 1, 0.0, 1e12)))
     result(h.storage.accounts.updateAccount(account.id, blocked=True))
-    transport = StubTransport(secure=True)
-    stream = C2SStream(h.host, transport)
-    stream.phase = SECURED
-    payload = base64.b64encode(f"\0alice\0{password}".encode()).decode()
-    stream.elementReceived(xml(
-        f'<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">{payload}</auth>'))
+    stream, transport = saslAuth(h, "alice", password)
     failure = transport.sent[-1]
     assert failure.name == "failure" and [c.name for c in failure.elements()] == ["account-disabled",
                                                                                   "text"]

@@ -14,9 +14,8 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.browser.conftest import shot, signIn, wait, waitFor
-from tests.e2e.test_rest import call
+from tests.e2e.test_rest import call, restUsers
 from tests.e2e.test_slixmpp import Client, run
-from tests.ops.test_admin_moderation import restUsers
 
 NS_DELETE = "urn:xmpp:message-delete:0"
 TIMEOUT = 20
@@ -88,7 +87,7 @@ def test_deleteReportedMessageAndBlockItsSender(panel, browser):
             assert [i for i, t in enumerate(items) if "hello there" in t] == [0]
             assert "bye" in items[2] and len(items) == 3
             shot(browser, "moderation-context")
-            wait(browser, f"#page-moderation p.actions button[data-action=delete-message]").click()
+            wait(browser, "#page-moderation p.actions button[data-action=delete-message]").click()
             accept(browser)
             assert "deleted for everyone" in wait(browser, "#notice.ok").text
             wait(browser, "#page-moderation p.gone")

@@ -263,53 +263,13 @@ def test_reportedUserCanBeDeleted(h):
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from tests.e2e.conftest import startServer, stopServer
+    """A server with the admin API (and the panel) on: tests.browser's, without a browser."""
+    from tests.browser.conftest import panelServer
+    from tests.e2e.conftest import stopServer
 
-    server = startServer(tmp_path_factory.mktemp("moderation"), extra=f"""
-[ops]
-enabled = true
-interface = "127.0.0.1"
-port = 0
-admin_key = "{KEY}"
-""")
-    yield server
-    stopServer(server)
-
-
-def adminCall(server, method, path, body=None):
-    """One admin API request over HTTP with the bearer key: C{(status, JSON)}."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.ports['ops']}/admin/api/{path}", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def restUsers(server, *names):
-    """REST accounts: C{{name: (token, id)}}, each with password <name>-pw-1."""
-    from tests.e2e.conftest import REST_AUTH_KEY
-    from tests.e2e.test_rest import call
-
-    _, app = call(server, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
-    out = {}
-    for name in names:
-        status, body = call(server, "POST", "/users.json",
-                            {"user": {"login": name, "password": f"{name}-pw-1"}},
-                            token=app["session"]["token"])
-        assert status == 201, body
-        status, body = call(server, "POST", "/session.json", {
-            "application_id": 1, "auth_key": REST_AUTH_KEY,
-            "user": {"login": name, "password": f"{name}-pw-1"}})
-        assert status == 201, body
-        out[name] = (body["session"]["token"], body["session"]["user_id"])
-    return out
+    running = panelServer(tmp_path_factory)
+    yield running
+    stopServer(running.server)
 
 
 def test_overHTTP(live):
@@ -319,40 +279,42 @@ def test_overHTTP(live):
     refuses the sender's REST login with 403 until unblocked.
     """
     from tests.e2e.conftest import REST_AUTH_KEY
-    from tests.e2e.test_rest import call
+    from tests.e2e.test_rest import call, restUsers
 
-    users = restUsers(live, "hreporter", "hspammer")
-    (aliceToken, aliceId), (spamToken, spamId) = users["hreporter"], users["hspammer"]
-    status, message = call(live, "POST", "/chat/Message.json",
+    adminCall = live.api
+    server = live.server
+    users = restUsers(server, "hreporter", "hspammer")
+    (aliceToken, aliceId), (spamToken, _) = users["hreporter"], users["hspammer"]
+    status, message = call(server, "POST", "/chat/Message.json",
                            {"recipient_id": aliceId, "message": "cheap pills"}, spamToken)
     assert status == 201, message
-    status, record = call(live, "POST", "/data/MessageReports.json",
+    status, record = call(server, "POST", "/data/MessageReports.json",
                           {"reportedMessageId": message["_id"], "reason": "spam"}, aliceToken)
     assert status == 201, record
-    status, body = adminCall(live, "GET", "reports?kind=message")
+    status, body = adminCall("GET", "reports?kind=message")
     assert status == 200, body
     report = next(r for r in body["items"] if r["id"] == record["_id"])
     assert report["message"]["text"] == "cheap pills" and report["reporter"]["id"] == aliceId
     spammer = report["message"]["sender"]
-    status, context = adminCall(live, "GET", f"messages/{message['_id']}/context?around=2")
+    status, context = adminCall("GET", f"messages/{message['_id']}/context?around=2")
     assert status == 200 and context["message"]["id"] == message["_id"]
-    assert adminCall(live, "DELETE", f"messages/{message['_id']}")[0] == 200
+    assert adminCall("DELETE", f"messages/{message['_id']}")[0] == 200
     dialogId = message["chat_dialog_id"]
-    status, history = call(live, "GET", f"/chat/Message.json?chat_dialog_id={dialogId}", None,
+    status, history = call(server, "GET", f"/chat/Message.json?chat_dialog_id={dialogId}", None,
                            aliceToken)
     assert status == 200 and history["items"] == []
-    status, body = adminCall(live, "POST", f"users/{spammer['name']}/block", {"reason": "spam"})
+    status, body = adminCall("POST", f"users/{spammer['name']}/block", {"reason": "spam"})
     assert status == 200 and body["revoked"] >= 1
     login = {"application_id": 1, "auth_key": REST_AUTH_KEY,
              "user": {"login": "hspammer", "password": "hspammer-pw-1"}}
-    status, body = call(live, "POST", "/session.json", login)
+    status, body = call(server, "POST", "/session.json", login)
     assert status == 403 and body["errors"]["base"] == ["The account is blocked"]
-    assert call(live, "GET", "/session.json", None, spamToken)[0] == 401  # its token was deleted
-    status, listed = adminCall(live, "GET", "reports?kind=message")
+    assert call(server, "GET", "/session.json", None, spamToken)[0] == 401  # its token was deleted
+    status, listed = adminCall("GET", "reports?kind=message")
     reported = next(r for r in listed["items"] if r["id"] == record["_id"])
     assert reported["message"]["deleted"] is True
-    assert adminCall(live, "POST", f"users/{spammer['name']}/unblock")[0] == 200
-    assert call(live, "POST", "/session.json", login)[0] == 201
-    log = live.log()
+    assert adminCall("POST", f"users/{spammer['name']}/unblock")[0] == 200
+    assert call(server, "POST", "/session.json", login)[0] == 201
+    log = server.log()
     for action in ("delete-message", "block-user", "unblock-user"):
         assert f"Admin admin-key: {action} " in log

@@ -11,7 +11,7 @@ import mongomock
 import pytest
 
 from tests.storage.test_contract import BACKENDS, openBackend, result
-from tests.storage.test_sqlite import oldDatabase
+from tests.storage.test_sqlite import oldDatabase, opened
 from xmppchat.storage.interfaces import TokenRecord
 from xmppchat.storage.mongo import MongoStorage
 from xmppchat.storage.sqlite import SQLiteStorage
@@ -128,8 +128,7 @@ def test_sqliteMigrationAddsBlocked(tmp_path):
     path = tmp_path / "db.sqlite3"
     oldDatabase(path, 13, "INSERT INTO accounts (localpart, created_at, updated_at)"
                           " VALUES ('alice', 1, 1)")
-    storage = SQLiteStorage(str(path), synchronous=True)
-    result(storage.start())
+    storage = opened(path)
     account = result(storage.accounts.getAccountByLocalpart("alice"))
     assert account.blocked is False
     assert result(storage.accounts.updateAccount(account.id, blocked=True)).blocked is True
