@@ -69,6 +69,11 @@ def install(api) -> None:
 
 
 class Moderation:
+    """
+    The routes' handlers over one L{AdminAPI}; names and classes read from
+    its live configuration (C{[moderation]}) at each request.
+    """
+
     def __init__(self, api):
         self.api = api
 
