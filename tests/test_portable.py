@@ -179,7 +179,7 @@ def test_sqliteToMongoAndBack(source, tmp_path):
     first = tmp_path / "first.tar.gz"
     manifest = portable.export(storage, config, str(first))
     assert manifest["counts"] == {"users": 5, "dialogs": 3, "messages": 6, "blobs": 2,
-                                  "records": 4, "blob_files": 1}
+                                  "records": 4, "settings": 0, "blob_files": 1}
     mongoConfig = configIn(tmp_path / "m", backend="mongodb")
     mongo = mongoStore()
     try:
@@ -483,3 +483,29 @@ def test_accountDeletedDuringExportSkipsNoOther(source, tmp_path, monkeypatch):
         xml = tar.extractfile("server-data.xml").read().decode()
     exported = [name for name in names if f"name='{name}'" in xml or f'name="{name}"' in xml]
     assert len(names) >= 4 and exported == names
+
+
+def test_panelSettingsMove(source, tmp_path):
+    """The admin panel's settings (issue 19) move with the export; the storage's own markers do not."""
+    storage, config = source
+    result(storage.settings.putSetting("panel:rest.apps.1.auth_key", "rotated-key"))
+    result(storage.settings.putSetting("panel:dialogs.extension_fields", ["color"]))
+    result(storage.dialogs.configureExtensions(["color"]))
+    archive = tmp_path / "settings.tar.gz"
+    assert portable.export(storage, config, str(archive))["counts"]["settings"] == 2
+    mongo = mongoStore()
+    try:
+        importer = portable.importArchive(mongo, configIn(tmp_path / "m", backend="mongodb"), str(archive))
+        assert importer.counts["settings"] == 2
+        assert result(mongo.settings.getSettings("panel:")) == {
+            "panel:dialogs.extension_fields": ["color"], "panel:rest.apps.1.auth_key": "rotated-key"}
+        assert result(mongo.settings.getSettings("dialog")) == {}
+    finally:
+        result(mongo.stop())
+
+
+def test_importRefusesOtherSettings(tmp_path):
+    """A setting line outside the panel's names refuses the import (the storage's markers are its own)."""
+    archive = tmp_path / "crafted.tar.gz"
+    chatArchive(archive, {"kind": "setting", "name": "dialog_extensions", "value": []})
+    assertImportRefused(tmp_path, archive, "bad ids in a setting record", ["mallory"])

@@ -607,7 +607,7 @@ def _addServerCommands(commands, common) -> None:
     p.add_argument("--all", action="store_true", help="also store it for every offline user")
     p.add_argument("--id", help="announcement id: a retry with the same id sends and stores nothing twice")
     p.set_defaults(api=RemoteAdmin.announce)
-    p = commands.add_parser("reload", parents=[common], help="re-read the config: tls, limits, log, rest (default all)")
+    p = commands.add_parser("reload", parents=[common], help="re-read the config: tls, limits, log, rest, panel (default all)")
     p.add_argument("parts", nargs="*", metavar="PART")
     p.set_defaults(api=RemoteAdmin.reload)
 

@@ -1107,6 +1107,34 @@ def buildConfig(data: dict, source: str = "<dict>", baseDir: str = ".") -> Confi
     return config
 
 
+def settingProblems(config: Config, key: str, value: Any) -> list[str]:
+    """
+    What L{buildConfig} would say of C{value} for the dotted C{key} (like
+    C{"dialogs.extension_fields"}) in a file that is C{config} otherwise:
+    its type, then every check of L{_validate} on a copy of C{config}
+    holding C{value}, keeping the problems of C{key} (and of its entries:
+    C{"rest.apps[0].auth_key"}).  The admin panel's run-time settings
+    (issue 19, L{xmppchat.runsettings}) are checked this way, never by a
+    second copy of the rules.
+    """
+    from dataclasses import replace
+
+    sectionName, _, name = key.partition(".")
+    section = getattr(config, sectionName)
+    typeName = {f.name: f.type for f in fields(section)}[name]
+    if not _checkType(value, typeName):
+        return [f"expected {typeName}, got {type(value).__name__}"]
+    candidate = replace(config, **{sectionName: replace(section, **{name: value})})
+    problems: list[str] = []
+
+    def problem(where, message):
+        if where == key or where.startswith((key + ".", key + "[")):
+            problems.append(f"{where}: {message}" if where != key else message)
+
+    _validate(candidate, problem)
+    return problems
+
+
 def loadConfig(path: str | None = None, baseDir: str | None = None) -> Config:
     """
     Read a TOML configuration file.  C{None} means the dev config

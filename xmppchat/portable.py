@@ -22,7 +22,8 @@ manifest first) holds three kinds of member:
   - C{chat.jsonl}: the ConnectyCube side, one JSON object per line:
     each dialog, then its messages in order, then its users' state
     (watermarks named by message id, subscriptions, hidden messages), then
-    blob metadata and custom-data records.  A companion file rather than
+    blob metadata, custom-data records and the admin panel's settings
+    (L{xmppchat.runsettings}, rotated application keys included).  A companion file rather than
     more XML because these records are JSON already (custom fields,
     attachments, extensions, record fields of any shape: JSON inside XML
     would only escape it), and lines stream in both directions.
@@ -55,6 +56,7 @@ from xmppchat.modules.privacy import NS_PRIVACY
 from xmppchat.modules.private import NS_PRIVATE
 from xmppchat.modules.roster import NS_ROSTER
 from xmppchat.modules.vcard import NS_VCARD
+from xmppchat.runsettings import PREFIX as PANEL_PREFIX
 from xmppchat.storage.common import result
 from xmppchat.storage.interfaces import Query
 from xmppchat.storage.portable.interface import PAGE
@@ -99,7 +101,7 @@ class _Run:
         self.config = config
         self.domain = config.server.domain
         self.counts = dict.fromkeys(("users", "dialogs", "messages", "blobs", "records",
-                                     "blob_files"), 0)
+                                     "settings", "blob_files"), 0)
         self.warnings: list[str] = []
 
 
@@ -292,6 +294,11 @@ class Exporter(_Run):
             for record in _pages(port.recordPage, lambda r: r.id, className):
                 line("record", asdict(record))
                 self.counts["records"] += 1
+        # the admin panel's settings (issue 19): a rotated key must not
+        # fall back to the config file's after a move
+        for name, value in result(self.storage.settings.getSettings(PANEL_PREFIX)).items():
+            line("setting", {"name": name, "value": value})
+            self.counts["settings"] += 1
 
 
 def _parse(xml: str, defaultNamespace: str) -> domish.Element:
@@ -367,6 +374,7 @@ def _checkIds(kind: str, record: dict) -> None:
         "record": lambda r: isinstance(r.get("id"), str) and isinstance(r.get("className"), str)
         and account(r.get("userId")),
         "state": lambda r: isObjectId(r.get("dialogId")) and account(r.get("userId")),
+        "setting": lambda r: isinstance(r.get("name"), str) and r["name"].startswith(PANEL_PREFIX),
     }
     if not checks[kind](record):
         raise ValueError(f"bad ids in a {kind} record")
@@ -638,6 +646,10 @@ class Importer(_Run):
                     if kind == "state":
                         dialogId = record.pop("dialogId")
                         result(port.loadDialogState(dialogId, DialogUserState(**record)))
+                        continue
+                    if kind == "setting":  # checked as the config's when the server starts
+                        result(self.storage.settings.putSetting(record["name"], record["value"]))
+                        self.counts["settings"] += 1
                         continue
                     dataclass, load, counter = loaders[kind]
                     result(load(dataclass(**record)))

@@ -22,6 +22,7 @@ from xmppchat.c2s.websocket import webSocketFactory
 from xmppchat.certs import ALPN_C2S, ALPN_HTTP, contextFactory, ensureCertificate
 from xmppchat.host import Host
 from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
+from xmppchat.runsettings import RunSettings
 from xmppchat.startup import StartupError
 from xmppchat.storage import openStorage, startStorage
 from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
@@ -72,6 +73,8 @@ class XMPPChatService(service.Service):
         self.tlsContext = ReloadableTLS(lambda: contextFactory(*ensureCertificate(config)))
         self._restoreSignal = None
         self.storage = openStorage(config.storage, reactor)
+        # the admin panel's values over the config file's (issue 19), laid at start
+        self.settings = RunSettings(config, self.storage)
         self.cluster = None
         if config.cluster.redis_uri:
             from xmppchat.cluster import ClusterSessionRegistry
@@ -288,7 +291,7 @@ class XMPPChatService(service.Service):
         if self.cluster is not None:
             self.cluster.start()
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadAll)
-        d = startStorage(self.storage, self.config)
+        d = startStorage(self.storage, self.config, self.settings)
         d.addErrback(lambda f: _fail(f"storage failed to start: {f.getErrorMessage()}"))
         if self.cluster is not None:
             # a node that cannot reach Redis for expiry_seconds counts as dead

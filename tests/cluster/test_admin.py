@@ -57,3 +57,27 @@ def test_kickOnAnotherNode():
     assert [full for _, part in answers for full in part] == [alice.full]
     error = aliceTransport.closed.toXml()
     assert "policy-violation" in error and ">bye<" in error
+
+
+def test_panelSettingReachesEveryNode():
+    """Issue 19: a setting changed on node0 is in force on the other nodes once node0 gathers 'settings'
+    (each re-reads the shared storage: the extension fields and a rotated key), a silent node unreachable."""
+    from tests.helpers import makeConfig
+    from xmppchat.runsettings import RunSettings, appKey
+
+    cluster = ClusterHarness()
+    cluster.pair()
+    configs = [makeConfig(rest={"apps": [{"application_id": 1, "auth_key": "file-key"}]})
+               for _ in cluster.nodes]
+    mine = [AdminAgent(SimpleNamespace(host=n.host, reactor=cluster.clock, config=config, reloadHooks={},
+                                       settings=RunSettings(config, cluster.storage)))
+            for n, config in zip(cluster.nodes, configs, strict=True)]
+    result(defer.ensureDeferred(mine[0].service.settings.put("dialogs.extension_fields", ["color"])))
+    result(defer.ensureDeferred(mine[0].service.settings.put(appKey(1, "auth_key"), "rotated-key")))
+    assert configs[1].dialogs.extension_fields == []
+    cluster.nodes[2].node.controlHandlers.clear()  # node2 does not answer
+    answers, unreachable = gather(cluster, mine[0], "settings", {}, wait=GATHER_SECONDS + 0.5)
+    assert unreachable == ["node2"]
+    assert dict(answers)["node1"] == ["dialogs.extension_fields", appKey(1, "auth_key")]
+    assert configs[1].dialogs.extension_fields == ["color"] and configs[1].rest.apps[0]["auth_key"] == "rotated-key"
+    assert configs[2].dialogs.extension_fields == []

@@ -85,15 +85,44 @@ def test_throttleRefusesAfterFailuresUntilTheWindowPasses():
     clock = Clock()
     throttle = SigninThrottle(3, 900, clock=clock, maxKeys=4)
     for _ in range(3):
-        assert throttle.retryAfter("a", "n") == 0
-        throttle.failed("a", "n")
-    assert 899 <= throttle.retryAfter("a", "n") <= 901
-    assert throttle.retryAfter("other", "n") > 0  # the name is locked from anywhere
+        assert throttle.retryAfter("address:a", "name:n") == 0
+        throttle.attempt("address:a", "name:n")
+    assert 899 <= throttle.retryAfter("address:a", "name:n") <= 901
+    # one address cannot lock the name out from everywhere: names allow 4x
+    assert throttle.retryAfter("address:b", "name:n") == 0
+    for _ in range(9):
+        throttle.attempt("address:b", "name:n")
+    assert throttle.retryAfter("address:c", "name:n") > 0
+    assert throttle.clear("name:n") == 1 and throttle.retryAfter("address:c", "name:n") == 0
     clock.now += 901
-    assert throttle.retryAfter("a", "n") == 0
+    assert throttle.retryAfter("address:a") == 0
     for key in "bcdefg":
-        throttle.failed(key)
+        throttle.attempt(key)
     assert len(throttle.seen) <= 4
+
+
+def test_aForgivenAttemptIsNoFailure():
+    throttle = SigninThrottle(2, 900, clock=Clock())
+    stamp = throttle.attempt("address:a")
+    throttle.forgive(stamp, "address:a")
+    throttle.attempt("address:a")
+    assert throttle.retryAfter("address:a") == 0
+
+
+def test_cookiesThatAreNotAsciiOrFromTheFutureAreRefused():
+    clock = Clock()
+    admins = administrators(clock)
+    _, cookie = admins.open("root")
+    assert admins.session(cookie + "\u00e9") is None
+    name, created, seen, nonce, mac = cookie.split(".")
+    forged = f"{name}.{int(created) + 10**6}.{seen}.{nonce}"
+    assert admins.session(f"{forged}.{admins._mac(name, forged)}") is None
+
+
+def test_unknownNamesCostTheDearestConfiguredHash():
+    admins = administrators(Clock())
+    assert admins.decoyIterations == MIN_ITERATIONS
+    assert hashProblem(hashPassword("x", MIN_ITERATIONS).replace(f"${MIN_ITERATIONS}$", "$99999999$"))
 
 
 def loadConfigText(text):

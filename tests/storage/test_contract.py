@@ -389,6 +389,23 @@ def test_deleteToken(storage):
     assert result(storage.tokens.deleteToken("h1")) is False
 
 
+def test_deleteJWTTokens(storage, monkeypatch):
+    """deleteJWTTokens deletes the tokens of every JWT-made account (over several batches), no other."""
+    from xmppchat.storage import mongo
+
+    monkeypatch.setattr(mongo, "_CHUNK", 2)
+    alice = addAccount(storage, "alice")
+    jwts = [result(storage.accounts.createAccount("{id}-1", None, externalId=f"x{i}", jwt=True))
+            for i in range(3)]
+    result(storage.tokens.addToken(token("mine", alice.id, 1e12)))
+    for i, account in enumerate(jwts):
+        result(storage.tokens.addToken(token(f"jwt{i}", account.id, 1e12)))
+    result(storage.tokens.addToken(token("jwt0b", jwts[0].id, 1e12)))
+    assert result(storage.tokens.deleteJWTTokens()) == 4
+    assert [t.tokenHash for t in result(storage.tokens.liveTokens(alice.id, 0.0))] == ["mine"]
+    assert all(result(storage.tokens.liveTokens(a.id, 0.0)) == [] for a in jwts)
+
+
 def test_purgeExpired(storage):
     """purgeExpired deletes exactly the expired tokens and counts them."""
     account = addAccount(storage, "alice")

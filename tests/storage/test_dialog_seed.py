@@ -105,21 +105,31 @@ def test_configuredFieldsIndexed(storage):
     assert not any(i.endswith("category") for i in indexes)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "mongomock"])
-def test_startStorageAppliesTheConfig(tmp_path, kind):
-    """Each start (startStorage, both processes') applies [dialogs] extension_fields to stored dialogs."""
+@pytest.fixture(params=["sqlite", "mongomock"])
+def reopen(request, tmp_path):
+    """
+    A function opening, again and again, one storage that outlives each
+    opening (an SQLite file, one mongomock client): a restart.
+    """
     import mongomock
 
-    from tests.helpers import makeConfig
     from xmppchat.storage.mongo import MongoStorage
 
     client = mongomock.MongoClient()
 
     def fresh():
-        if kind == "sqlite":
+        if request.param == "sqlite":
             return SQLiteStorage(str(tmp_path / "db.sqlite3"), synchronous=True)
         return MongoStorage(client=client, database="restart", synchronous=True)
 
+    return fresh
+
+
+def test_startStorageAppliesTheConfig(reopen):
+    """Each start (startStorage, both processes') applies [dialogs] extension_fields to stored dialogs."""
+    from tests.helpers import makeConfig
+
+    fresh = reopen
     storage = fresh()
     result(startStorage(storage, makeConfig(dialogs={"extension_fields": ["topic", "gone"]})))
     d = result(storage.dialogs.createDialog(DIALOG_GROUP, 1, name="a", extensions={

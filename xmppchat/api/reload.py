@@ -26,8 +26,11 @@ L{RESTART} keys keep their running values (a changed one is named in a
 warning): the listener (C{enabled}, C{interface}, C{port}, C{http_bind})
 and C{public_url}, which goes with it; C{apps}, the application and its
 keys, whose C{application_id} names the stored users and which live
-application sessions and JWT logins were checked against (rotate keys with
-a restart, as Prosody and ejabberd do for listeners and credentials); and
+application sessions and JWT logins were checked against (rotate keys in
+the admin panel, L{xmppchat.ops.admin.settings}, or with a restart, as
+Prosody and ejabberd do for listeners and credentials; a reload compares
+the file with the panel's values laid over it, so a rotated key is no
+change); and
 C{max_app_sessions}, whose lowering would evict live application sessions.
 """
 

@@ -18,7 +18,7 @@ C{{"error": text}} with the HTTP status):
     GET    stats                      see L{AdminAgent.localStats}, summed over the nodes
     POST   announce                   {"body", "subject"?, "to": "online"|"all"} -> counts
     POST   unlock                     {"target": NAME|IP} -> {"unlocked": key}
-    POST   reload                     {"what"?: ["tls", "limits", "log", "rest"]} -> per node, per part
+    POST   reload                     {"what"?: ["tls", "limits", "log", "rest", "panel"]} -> per node, per part
     POST   users                      {"name", "password"} -> 201 {"jid", "id"}
     DELETE users/<NAME>               {"deleted": jid, "ended": streams here}
     PUT    users/<NAME>/password      {"password"} -> {"changed": jid, "revoked": tokens}
@@ -54,7 +54,6 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import NamedTuple
 from dataclasses import fields
-from urllib.parse import unquote
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -63,8 +62,9 @@ from twisted.words.xish import domish
 
 from xmppchat import observe
 from xmppchat.ops.adminkey import loadAdminKey
+from xmppchat.ops.apierror import ApiError  # noqa: F401 (the feature modules import it from here)
 from xmppchat.ops.panel import securityHeaders
-from xmppchat.ops.panel.session import PanelAuth
+from xmppchat.ops.panel.session import SAFE_METHODS_TEXT as SAFE_METHODS, PanelAuth
 from xmppchat.ops.metrics import transportOf
 from xmppchat.storage.interfaces import Query
 
@@ -85,17 +85,6 @@ class Route(NamedTuple):
     handler: object
 
 log = Logger()
-
-
-class ApiError(Exception):
-    """
-    An answer other than 2xx: its status and a readable text.
-    """
-
-    def __init__(self, status: int, text: str):
-        Exception.__init__(self, text)
-        self.status = status
-        self.text = text
 
 
 def _digest(key: str) -> bytes:
@@ -210,7 +199,8 @@ class AdminAgent:
     async def localReload(self, what) -> dict:
         """
         Re-read the configuration file and apply its C{what} parts
-        (L{xmppchat.service.XMPPChatService.reloadHooks}).
+        (L{xmppchat.service.XMPPChatService.reloadHooks}), the admin
+        panel's settings laid over it (issue 19: a reload never drops them).
         """
         from xmppchat.config import ConfigError, loadConfig
 
@@ -219,6 +209,8 @@ class AdminAgent:
             fresh = await threads.deferToThread(loadConfig, config.source, config.baseDir)
         except ConfigError as e:
             return {"error": "; ".join(e.problems)}
+        settings = self.service.settings
+        settings.overlay(fresh)
         done = {}
         for name in what:
             hook = self.service.reloadHooks.get(name)
@@ -230,6 +222,7 @@ class AdminAgent:
             except Exception as e:
                 log.failure("Reloading {part} failed", part=name)
                 done[name] = f"failed: {e}"
+        settings.apply()
         return done
 
     async def local(self, kind: str, args: dict):
@@ -243,6 +236,9 @@ class AdminAgent:
             return self.localAnnounce(args.get("subject"), args["body"])
         if kind == "reload":
             return await self.localReload(args["what"])
+        if kind == "settings":
+            # the admin panel changed a setting on another node (issue 19)
+            return await self.service.settings.refresh()
         raise ValueError(kind)
 
     # -- every node ------------------------------------------------------------
@@ -354,6 +350,7 @@ class AdminAPI(resource.Resource):
                 ("DELETE", "users/*", self.deleteUser),
                 ("PUT", "users/*/password", self.setPassword)):
             self.route(method, pattern, handler)
+        service.reloadHooks["panel"] = lambda config: self.panel.reload(config)
         from xmppchat.ops.admin import installAll
         installAll(self)
 
@@ -384,12 +381,18 @@ class AdminAPI(resource.Resource):
         return server.NOT_DONE_YET
 
     async def _serve(self, request):
-        path = [unquote(p.decode("utf-8", "replace")) for p in request.postpath if p]
+        # twisted.web unquoted the path once already (review 19: not twice)
+        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
         if path == ["session"]:
             return await self.panel.serve(self, request, self._body(request))
         await self._authenticate(request)
-        handler, args = self._route(request, path)
-        return await handler(request, self._body(request), *args)
+        route, args = self._route(request, path)
+        out = await route.handler(request, self._body(request), *args)
+        if route.method not in SAFE_METHODS and not getattr(request, "audited", False):
+            # every change is logged with who made it, audited by its handler or here
+            self.audit(request, f"{route.method} {route.pattern}",
+                       **{f"arg{i}": a for i, a in enumerate(args, 1)})
+        return out
 
     async def _authenticate(self, request) -> None:
         """
@@ -425,7 +428,7 @@ class AdminAPI(resource.Resource):
         # the most literal pattern wins: users/search before users/*
         for r in sorted(matching, key=lambda r: r.parts.count("*")):
             if r.method == method:
-                return r.handler, [given for p, given in zip(r.parts, path, strict=True) if p == "*"]
+                return r, [given for p, given in zip(r.parts, path, strict=True) if p == "*"]
         request.setHeader(b"allow", ", ".join(sorted({r.method for r in matching})).encode())
         raise ApiError(405, "Method not allowed")
 
@@ -437,6 +440,7 @@ class AdminAPI(resource.Resource):
         (issue 19: "every action is logged with the administrator's
         name"); never give it a secret.
         """
+        request.audited = True
         observe.emit("admin-action", admin=getattr(request, "adminName", KEY_ADMIN), action=action,
                      details=" ".join(f"{k}={v}" for k, v in details.items()),
                      address=request.getClientAddress().host)
@@ -668,6 +672,8 @@ class AdminAPI(resource.Resource):
         except ValueError:
             key = (await self.account(target)).localpart
         cleared = self.host.loginThrottle.unlock(key)
+        # the panel's sign-in throttle of this process (review 19 #6)
+        self.panel.throttle.clear(f"name:{target}", f"address:{target}")
         # every other process (nodes, workers) applies it within seconds
         await self.storage.unlocks.addUnlock(key)
         log.info("Admin unlock of {key}", key=key)

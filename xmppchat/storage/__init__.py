@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 
-from twisted.logger import Logger
+from twisted.internet import defer
 
 from xmppchat.storage.common import QUERY_TIMEOUT_MS
 from xmppchat.storage.interfaces import Storage
-
-log = Logger()
 
 
 def _queryTimeout(storageConfig) -> int:
@@ -52,25 +50,24 @@ def openStorage(storageConfig, reactor=None, synchronous: bool = False) -> Stora
     raise ValueError(f"unknown storage backend {backend!r}")
 
 
-def startStorage(storage: Storage, config):
+def startStorage(storage: Storage, config, settings=None):
     """
     Start C{storage} and bring what it keeps in line with the full
-    L{xmppchat.config.Config}: the dialog extension fields of C{[dialogs]
-    extension_fields} (issue 17 item 5: indexed, and a field removed from
-    the config removed from every dialog).  Fires when ready.
+    L{xmppchat.config.Config}: first the admin panel's settings laid over
+    it (C{settings}, a L{xmppchat.runsettings.RunSettings} of C{config},
+    made here when not given; issue 19), then the dialog extension fields
+    of C{[dialogs] extension_fields} (issue 17 item 5: indexed, and a field
+    removed from the config and the panel removed from every dialog).
+    Fires when ready.
     """
-    from xmppchat.storage.interfaces import DIALOG_SERVER_EXTENSIONS
+    from xmppchat.runsettings import RunSettings
 
-    def configure(_):
-        return storage.dialogs.configureExtensions(config.dialogs.extension_fields,
-                                                   DIALOG_SERVER_EXTENSIONS)
+    if settings is None:
+        settings = RunSettings(config, storage)
 
-    def report(changed):
-        if changed:
-            log.warn("Removed the dialog extension fields that are not in [dialogs]"
-                     " extension_fields from {count} dialogs", count=changed)
-
-    return storage.start().addCallback(configure).addCallback(report)
+    d = storage.start()
+    d.addCallback(lambda _: defer.ensureDeferred(settings.load()))
+    return d.addCallback(lambda _: defer.ensureDeferred(settings.configureExtensions()))
 
 
 __all__ = ["openStorage", "startStorage"]

@@ -560,6 +560,14 @@ class ITokenStore(Protocol):
         hashes.
         """
 
+    def deleteJWTTokens(self) -> Deferred:
+        """
+        Delete every token of the accounts a JWT created (L{Account.jwt}):
+        the application's JWT secret was rotated (issue 19).  Fires with
+        how many were deleted; the streams they opened end at the next
+        L{xmppchat.auth.revocation.StreamCheck}.
+        """
+
     def liveTokenHashes(self, tokenHashes: Iterable[str], now: float | None = None) -> Deferred:
         """
         Fires with the set of those hashes whose token is stored and live
@@ -1105,6 +1113,8 @@ class Storage:
     uploads: object
     # L{xmppchat.storage.userxml.interface.IUserXMLStore}
     userXML: object
+    # L{xmppchat.storage.settings.interface.ISettingStore} (issue 19)
+    settings: object
     # L{xmppchat.storage.portable.interface.IPortableStore} (export/import)
     portable: object
 

@@ -49,6 +49,7 @@ from xmppchat.storage.common import (
 from xmppchat.storage.pep.mongo import INDEXES as PEP_INDEXES
 from xmppchat.storage.pep.mongo import MongoPEPStore
 from xmppchat.storage.portable.mongo import MongoPortableStore
+from xmppchat.storage.settings.mongo import MongoSettingStore
 from xmppchat.storage.unlocks.mongo import INDEXES as UNLOCK_INDEXES
 from xmppchat.storage.unlocks.mongo import MongoUnlockStore
 from xmppchat.storage.uploads.mongo import INDEXES as UPLOAD_INDEXES
@@ -607,6 +608,20 @@ class MongoTokenStore(_Store):
 
     def deleteToken(self, tokenHash):
         return self.db.run(lambda db: db.tokens.delete_one({"_id": tokenHash}).deleted_count > 0)
+
+    def deleteJWTTokens(self):
+        def delete(db):
+            # the JWT accounts' ids a batch at a time: memory stays bounded
+            deleted, after = 0, None
+            while True:
+                query = {"jwt": True} if after is None else {"jwt": True, "_id": {"$gt": after}}
+                ids = [d["_id"] for d in db.accounts.find(query, {"_id": 1}).sort("_id", 1).limit(_CHUNK)]
+                if not ids:
+                    return deleted
+                deleted += db.tokens.delete_many({"account_id": {"$in": ids}}).deleted_count
+                after = ids[-1]
+
+        return self.db.run(delete)
 
     def deleteAccountTokens(self, accountId, keep=None):
         def delete(db):
@@ -1676,6 +1691,7 @@ class MongoStorage(common.WorkerStorage):
         "records": MongoRecordStore,
         "privacy": MongoPrivacyStore,
         "unlocks": MongoUnlockStore,
+        "settings": MongoSettingStore,
         "pep": MongoPEPStore,
         "uploads": MongoUploadSlotStore,
         "userXML": MongoUserXMLStore,

@@ -59,6 +59,7 @@ from xmppchat.storage.common import (
 from xmppchat.storage.pep.sqlite import SCHEMA as PEP_SCHEMA
 from xmppchat.storage.pep.sqlite import SQLitePEPStore
 from xmppchat.storage.portable.sqlite import SQLitePortableStore
+from xmppchat.storage.settings.sqlite import SQLiteSettingStore
 from xmppchat.storage.unlocks.sqlite import SCHEMA as UNLOCK_SCHEMA
 from xmppchat.storage.unlocks.sqlite import SQLiteUnlockStore
 from xmppchat.storage.uploads.sqlite import SCHEMA as UPLOAD_SCHEMA
@@ -1013,6 +1014,10 @@ class SQLiteTokenStore(_Store):
     def deleteToken(self, tokenHash):
         return self.db.run(True, lambda c: c.execute(
             "DELETE FROM tokens WHERE token_hash = ?", (tokenHash,)).rowcount > 0)
+
+    def deleteJWTTokens(self):
+        return self.db.run(True, lambda c: c.execute(
+            "DELETE FROM tokens WHERE account_id IN (SELECT id FROM accounts WHERE jwt = 1)").rowcount)
 
     def deleteAccountTokens(self, accountId, keep=None):
         def delete(connection):
@@ -2030,6 +2035,7 @@ class SQLiteStorage(common.WorkerStorage):
         "records": SQLiteRecordStore,
         "privacy": SQLitePrivacyStore,
         "unlocks": SQLiteUnlockStore,
+        "settings": SQLiteSettingStore,
         "pep": SQLitePEPStore,
         "uploads": SQLiteUploadSlotStore,
         "userXML": SQLiteUserXMLStore,

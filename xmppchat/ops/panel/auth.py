@@ -40,6 +40,7 @@ from dataclasses import dataclass
 SCHEME = "pbkdf2-sha256"
 ITERATIONS = 600_000
 MIN_ITERATIONS = 100_000
+MAX_ITERATIONS = 10_000_000  # a typo beyond this would hang a thread at every sign-in
 NAME_RULE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 COOKIE = "xmppchat_admin"
 COOKIE_PATH = "/admin"
@@ -83,6 +84,8 @@ def hashProblem(encoded) -> str | None:
         return f"not a {SCHEME}$<iterations>$<salt>$<hash> string (python -m xmppchat.admin hash-password)"
     if iterations < MIN_ITERATIONS or len(salt) < 8 or len(digest) != 32:
         return f"too weak: at least {MIN_ITERATIONS} iterations, an 8-byte salt and a SHA-256 hash"
+    if iterations > MAX_ITERATIONS:
+        return f"at most {MAX_ITERATIONS} iterations (each sign-in computes them)"
     return None
 
 
@@ -96,9 +99,9 @@ def verifyPassword(password: str, encoded: str) -> bool:
 
 
 @functools.cache
-def _decoy() -> str:
+def _decoy(iterations: int) -> str:
     """Verified when the name is unknown, so that the answer takes as long."""
-    return hashPassword("decoy", ITERATIONS, b"xmppchat-decoy!!")
+    return hashPassword("decoy", iterations, b"xmppchat-decoy!!")
 
 
 @dataclass
@@ -130,6 +133,8 @@ class Administrators:
         self.idle = ops.panel_idle_minutes * 60
         self.lifetime = ops.panel_session_hours * 3600
         self.clock = clock
+        # an unknown name costs what the dearest configured hash costs (no timing oracle)
+        self.decoyIterations = max([_parse(h)[0] for h in self.hashes.values()] or [ITERATIONS])
         self._keys = {name: hashlib.sha256(b"xmppchat panel session\0" + h.encode()).digest()
                       for name, h in self.hashes.items()}
 
@@ -140,7 +145,7 @@ class Administrators:
         encoded = self.hashes.get(name) if isinstance(name, str) else None
         if not isinstance(password, str):
             password = ""
-        matches = verifyPassword(password, encoded or _decoy())
+        matches = verifyPassword(password, encoded or _decoy(self.decoyIterations))
         return matches and encoded is not None
 
     def _mac(self, name: str, payload: str) -> str:
@@ -166,7 +171,7 @@ class Administrators:
         The live session a cookie value stands for, C{None} when it is
         forged, for an administrator no longer configured, or over.
         """
-        if not isinstance(value, str) or len(value) > 512:
+        if not isinstance(value, str) or len(value) > 512 or not value.isascii():
             return None
         parts = value.rsplit(".", 4)  # a name may hold dots; the other parts cannot
         if len(parts) != 5 or parts[0] not in self._keys:
@@ -179,7 +184,8 @@ class Administrators:
         except ValueError:
             return None
         now = self.clock()
-        if now - seen > self.idle or now - created > self.lifetime or seen > now + 60:
+        if now - seen > self.idle or now - created > self.lifetime or seen > now + 60 \
+                or created > seen:
             return None
         return self._session(name, created, seen, nonce)
 
@@ -199,11 +205,17 @@ class Administrators:
 
 class SigninThrottle:
     """
-    At most C{failures} wrong sign-ins per address and per name within
-    C{window} seconds; then every sign-in for that key, right or wrong,
-    is refused (429) until the oldest failure leaves the window.  Per
-    process, bounded to L{MAX_THROTTLE_KEYS} keys (the oldest go first).
+    At most C{failures} wrong sign-ins per address, and C{NAME_FACTOR}
+    times as many per name (so that one address cannot lock an
+    administrator out), within C{window} seconds; then every sign-in for
+    that key, right or wrong, is refused (429) until the oldest failure
+    leaves the window.  An attempt counts as failed from the moment it is
+    checked (L{attempt}) and is taken back when the password was right
+    (L{forgive}): parallel guesses cannot slip in while the hashes run.
+    Per process, bounded to L{MAX_THROTTLE_KEYS} keys (the oldest go first).
     """
+
+    NAME_FACTOR = 4
 
     def __init__(self, failures: int, window: float, clock=time.time, maxKeys=MAX_THROTTLE_KEYS):
         self.failures = failures
@@ -211,6 +223,9 @@ class SigninThrottle:
         self.clock = clock
         self.maxKeys = maxKeys
         self.seen: OrderedDict[str, list] = OrderedDict()
+
+    def _limit(self, key: str) -> int:
+        return self.failures * (self.NAME_FACTOR if key.startswith("name:") else 1)
 
     def _recent(self, key: str) -> list:
         stamps = self.seen.get(key)
@@ -228,17 +243,37 @@ class SigninThrottle:
         """
         wait = 0.0
         for key in keys:
-            stamps = self._recent(key)
-            if len(stamps) >= self.failures:
-                wait = max(wait, stamps[-self.failures] + self.window - self.clock())
+            stamps, limit = self._recent(key), self._limit(key)
+            if len(stamps) >= limit:
+                wait = max(wait, stamps[-limit] + self.window - self.clock())
         return int(wait) + 1 if wait > 0 else 0
 
-    def failed(self, *keys: str) -> None:
+    def attempt(self, *keys: str) -> float:
+        """
+        Count a sign-in for C{keys} as failed until L{forgive}n; returns
+        its stamp.
+        """
         now = self.clock()
         for key in keys:
             stamps = self._recent(key)
             stamps.append(now)
-            self.seen[key] = stamps[-self.failures:]
+            self.seen[key] = stamps[-self._limit(key):]
             self.seen.move_to_end(key)
         while len(self.seen) > self.maxKeys:
             self.seen.popitem(last=False)
+        return now
+
+    failed = attempt
+
+    def forgive(self, stamp: float, *keys: str) -> None:
+        """The attempt of C{stamp} succeeded: it is no failure."""
+        for key in keys:
+            stamps = self.seen.get(key)
+            if stamps and stamp in stamps:
+                stamps.remove(stamp)
+                if not stamps:
+                    del self.seen[key]
+
+    def clear(self, *keys: str) -> int:
+        """Forget C{keys} (an administrator's unlock); how many were there."""
+        return sum(self.seen.pop(key, None) is not None for key in keys)

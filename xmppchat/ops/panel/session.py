@@ -22,11 +22,13 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from xmppchat import observe
+from xmppchat.ops.apierror import ApiError
 from xmppchat.ops.panel.auth import COOKIE, COOKIE_PATH, Administrators, SigninThrottle
 
 log = Logger()
 
 SAFE_METHODS = frozenset((b"GET", b"HEAD"))
+SAFE_METHODS_TEXT = frozenset(m.decode() for m in SAFE_METHODS)
 CSRF_HEADER = b"x-csrf-token"
 
 
@@ -38,10 +40,23 @@ class PanelAuth:
     def __init__(self, ops, storage, clock=None):
         self.enabled = bool(ops.panel and ops.administrators)
         self.storage = storage
-        kwargs = {"clock": clock} if clock is not None else {}
-        self.administrators = Administrators(ops, **kwargs)
+        self.clock = {"clock": clock} if clock is not None else {}
+        self.administrators = Administrators(ops, **self.clock)
         self.throttle = SigninThrottle(ops.panel_signin_failures, ops.panel_signin_window_seconds,
-                                       **kwargs)
+                                       **self.clock)
+
+    def reload(self, config) -> bool:
+        """
+        The C{reload} part C{panel}: the administrators, session lengths
+        and throttle limits of a re-read config (a removed administrator
+        or a changed hash ends those sessions at once); what the throttle
+        counted is kept.  Turning the panel on or off needs a restart.
+        """
+        ops = config.ops
+        self.administrators = Administrators(ops, **self.clock)
+        self.throttle.failures = ops.panel_signin_failures
+        self.throttle.window = ops.panel_signin_window_seconds
+        return True
 
     @staticmethod
     def _setCookie(request, value: str, maxAge: int | None = None) -> None:
@@ -55,8 +70,6 @@ class PanelAuth:
         one), its CSRF token checked when the method changes something
         (403), the cookie refreshed to slide the idle timeout.
         """
-        from xmppchat.ops.adminapi import ApiError
-
         session = self.administrators.session(
             (request.getCookie(COOKIE.encode()) or b"").decode("ascii", "replace"))
         if session is None or await self.storage.tokens.isRevoked(session.revocationKey):
@@ -74,8 +87,6 @@ class PanelAuth:
         """
         C{/admin/api/session}: sign in, who am I, sign out.
         """
-        from xmppchat.ops.adminapi import ApiError
-
         if not self.enabled:
             raise ApiError(404, "The admin panel is off: set [ops] panel and [[ops.administrators]]")
         method = request.method
@@ -95,8 +106,9 @@ class PanelAuth:
         raise ApiError(405, "Method not allowed")
 
     async def _signIn(self, api, request, body: dict):
-        from xmppchat.ops.adminapi import ApiError
-
+        kind = (request.getHeader(b"content-type") or b"").decode("latin-1").split(";")[0].strip().lower()
+        if kind != "application/json":  # no simple cross-site form can post it (review 19 #11)
+            raise ApiError(415, "Sign in with a JSON body (Content-Type: application/json)")
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or len(name) > 64 \
                 or len(password) > 1024:
@@ -107,11 +119,13 @@ class PanelAuth:
         if wait:
             request.setHeader(b"retry-after", str(wait).encode())
             raise ApiError(429, f"Too many failed sign-ins: try again in {wait} s")
+        stamp = self.throttle.attempt(*keys)  # counted before the hash runs (review 19 #1)
         if not await threads.deferToThread(self.administrators.check, name, password):
-            self.throttle.failed(*keys)
-            observe.emit("admin-action", admin=name, action="sign-in failed", details="",
-                         address=address)
+            known = name in self.administrators.hashes  # never log what was typed as a name
+            observe.emit("admin-action", admin=name if known else "(unknown)",
+                         action="sign-in failed", details="", address=address)
             raise ApiError(401, "Wrong name or password")
+        self.throttle.forgive(stamp, *keys)
         session, cookie = self.administrators.open(name)
         self._setCookie(request, cookie)
         request.adminName = name

@@ -25,7 +25,12 @@ const Panel = (() => {
     for (const [key, value] of Object.entries(props || {})) {
       if (value === null || value === undefined || value === false) continue;
       if (key === "text") el.textContent = value;
-      else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+      else if (key.startsWith("on")) {
+        if (typeof value !== "function") throw new TypeError("h(): " + key + " must be a function");
+        el.addEventListener(key.slice(2), value);
+      } else if ((key === "href" || key === "src") && !/^(https?:|#|[^:]*$)/i.test(String(value))) {
+        throw new TypeError("h(): refusing the URL " + value);
+      }
       else if (key === "dataset") Object.assign(el.dataset, value);
       else el.setAttribute(key, value === true ? "" : value);
     }
@@ -36,7 +41,12 @@ const Panel = (() => {
     return el;
   }
 
-  /** Call the admin API: path relative to /admin/api/; resolves to the decoded JSON. */
+  /** One path segment for api(): encoded, so that a name like "../x" stays one segment. */
+  function seg(value) {
+    return encodeURIComponent(String(value));
+  }
+
+  /** Call the admin API: path relative to /admin/api/ (segments through seg()); resolves to the decoded JSON. */
   async function api(method, path, body) {
     const headers = {"Accept": "application/json"};
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -155,7 +165,8 @@ const Panel = (() => {
   function parseHash() {
     const raw = location.hash.replace(/^#\/?/, "");
     const [pathPart, queryPart] = raw.split("?", 2);
-    const path = pathPart.split("/").filter(Boolean).map(decodeURIComponent);
+    const decode = part => { try { return decodeURIComponent(part); } catch (e) { return part; } };
+    const path = pathPart.split("/").filter(Boolean).map(decode);
     const query = Object.fromEntries(new URLSearchParams(queryPart || ""));
     return {name: path.shift() || "overview", path, query};
   }
@@ -212,7 +223,14 @@ const Panel = (() => {
   }
 
   async function signOut() {
-    try { await api("DELETE", "session"); } finally { showSignIn("Signed out."); notice("Signed out.", "ok"); }
+    try {
+      await api("DELETE", "session");
+    } catch (e) {
+      notice("Sign-out failed, you are still signed in: " + e.message, "error");
+      return;
+    }
+    showSignIn();
+    notice("Signed out.", "ok");
   }
 
   async function start() {
@@ -227,6 +245,6 @@ const Panel = (() => {
     }
   }
 
-  return {ApiError, api, h, table, form, button, notice, time, confirm, page, go, onLeave, start,
+  return {ApiError, api, seg, h, table, form, button, notice, time, confirm, page, go, onLeave, start,
           get admin() { return admin; }};
 })();

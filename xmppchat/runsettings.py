@@ -1,0 +1,246 @@
+"""
+Run-time settings: the values an administrator changes in the admin panel
+(issue 19, the Chat settings and Applications pages), layered over the
+configuration file.
+
+The config file stays the source of every default.  A value changed in
+the panel is kept in the storage (L{xmppchat.storage.settings}, under
+L{PREFIX}), never written back to the TOML file: a cluster's nodes share
+their storage but not their config files, and rewriting a file would lose
+its comments and make the nodes' files diverge.  The panel values are laid
+over the running configuration, in place (every reader of C{config.x.y}
+sees them from its next use):
+
+  - at start (L{xmppchat.storage.startStorage}), before the dialog
+    extension fields are applied to the stored dialogs, so a field added in
+    the panel survives a restart;
+  - after every change (L{RunSettings.put}, L{RunSettings.revert});
+  - after every reload of the config file (SIGHUP, C{POST reload}:
+    L{RunSettings.overlay} on the re-read config before its parts are
+    applied, L{RunSettings.apply} after), so a reload never drops them;
+  - on every other node of a cluster, which re-reads them from the storage
+    when told that they changed (L{xmppchat.ops.admin.settings}; no value
+    travels on the bus).
+
+The config values shown beside them are those the process started with:
+none of these keys is re-read from the file by a reload (as before the
+panel), so a changed file applies at the next restart, under any panel
+value.  What can be set (L{KEYS}, L{APP_SECRETS}), all of it read where it
+applies, so it needs no restart:
+
+  - C{[dialogs] extension_fields}: a field removed is removed from every
+    dialog (L{xmppchat.storage.interfaces.IDialogStore.configureExtensions},
+    one bulk statement per backend);
+  - C{[privacy] last_seen_default}: for every user who never chose;
+  - C{[muc] room_default_*} (all four): a room made by joining a new name
+    copies them into its stored settings when it is made
+    (L{xmppchat.muc.roomconfig.defaults}), so existing rooms keep theirs;
+  - the C{auth_key} and C{jwt_secret} of the C{[[rest.apps]]} application,
+    rotated to a new random value (L{xmppchat.ops.admin.settings}).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from twisted.logger import Logger
+
+from xmppchat.config import settingProblems
+
+PREFIX = "panel:"
+EXTENSIONS = "dialogs.extension_fields"
+KEYS = (EXTENSIONS, "privacy.last_seen_default", "muc.room_default_members_only",
+        "muc.room_default_public", "muc.room_default_persistent", "muc.room_default_moderated")
+APP_SECRETS = ("auth_key", "jwt_secret")
+
+log = Logger()
+
+
+def appKey(appId: int, what: str) -> str:
+    """
+    The setting name of an application's secret C{what} (L{APP_SECRETS}).
+    """
+    return f"rest.apps.{appId}.{what}"
+
+
+class SettingError(ValueError):
+    """
+    A value the config file would not accept for its key: C{problems}.
+    """
+
+    def __init__(self, key: str, problems: list[str]):
+        ValueError.__init__(self, f"{key}: {'; '.join(problems)}")
+        self.problems = problems
+
+
+class RunSettings:
+    """
+    The panel values of one process and the config values under them.
+
+    @ivar base: key -> the config file's value (at start).
+    @ivar panel: key -> the panel's value, for the keys the panel set.
+    """
+
+    def __init__(self, config, storage):
+        self.config = config
+        self.storage = storage
+        self.base = {key: copy.deepcopy(self._get(config, key)) for key in self._keys(config)}
+        self.panel: dict = {}
+
+    @staticmethod
+    def _keys(config) -> list:
+        return list(KEYS) + [appKey(app["application_id"], what) for app in config.rest.apps
+                             for what in APP_SECRETS]
+
+    @staticmethod
+    def _app(apps: list, key: str):
+        """
+        The C{[[rest.apps]]} table of C{apps} and the secret an L{appKey} names.
+        """
+        _, _, appId, what = key.split(".")
+        return next(app for app in apps if str(app["application_id"]) == appId), what
+
+    def _get(self, config, key):
+        if key.startswith("rest.apps."):
+            app, what = self._app(config.rest.apps, key)
+            return app.get(what)
+        section, _, name = key.partition(".")
+        return getattr(getattr(config, section), name)
+
+    def _set(self, config, key, value) -> None:
+        if key.startswith("rest.apps."):
+            app, what = self._app(config.rest.apps, key)
+            if value is None:
+                app.pop(what, None)
+            else:
+                app[what] = value
+        else:
+            section, _, name = key.partition(".")
+            setattr(getattr(config, section), name, copy.deepcopy(value))
+
+    def effective(self, key):
+        return self.panel.get(key, self.base[key])
+
+    # -- checks ----------------------------------------------------------------
+
+    def check(self, key: str, value) -> None:
+        """
+        Raise C{KeyError} for a key that cannot be set, L{SettingError}
+        with the config file's own problems for a value it would refuse
+        (L{xmppchat.config.settingProblems}).
+        """
+        if key not in self.base:
+            raise KeyError(key)
+        if key.startswith("rest.apps."):
+            apps = copy.deepcopy(self.config.rest.apps)
+            app, what = self._app(apps, key)
+            app[what] = value
+            problems = settingProblems(self.config, "rest.apps", apps)
+        else:
+            problems = settingProblems(self.config, key, value)
+        if problems:
+            raise SettingError(key, problems)
+
+    # -- layering --------------------------------------------------------------
+
+    def overlay(self, config) -> None:
+        """
+        Lay the panel values over C{config} (a re-read config file, before
+        its parts are applied: what a reload copies carries them).
+        """
+        keys = set(self._keys(config))
+        for key, value in self.panel.items():
+            if key in keys:
+                self._set(config, key, value)
+
+    def apply(self) -> list:
+        """
+        Every key of the running config at its effective value; the keys
+        whose value changed.
+        """
+        changed = []
+        for key in self.base:
+            value = self.effective(key)
+            if self._get(self.config, key) != value:
+                self._set(self.config, key, value)
+                changed.append(key)
+        return changed
+
+    async def load(self) -> list:
+        """
+        Read the panel values from the storage and apply them (at start,
+        before L{configureExtensions}); the keys changed.
+        """
+        panel = {}
+        for name, value in (await self.storage.settings.getSettings(PREFIX)).items():
+            key = name[len(PREFIX):]
+            try:
+                self.check(key, value)
+            except (KeyError, SettingError) as e:
+                # another application's key, or an imported value this
+                # config refuses: the file's value applies
+                log.warn("Admin panel setting {key} ignored: {why}", key=key,
+                         why="not settable here" if isinstance(e, KeyError) else e)
+                continue
+            panel[key] = value
+        self.panel = panel
+        return self.apply()
+
+    async def refresh(self) -> list:
+        """
+        L{load} when another node changed a value, the stored dialogs
+        brought in line when the extension fields changed; the keys changed.
+        """
+        changed = await self.load()
+        if EXTENSIONS in changed:
+            await self.configureExtensions()
+        return changed
+
+    async def _applied(self) -> tuple[list, int]:
+        """
+        L{apply}, then the stored dialogs brought in line when the
+        extension fields changed: C{(keys changed, dialogs stripped)}.
+        """
+        changed = self.apply()
+        stripped = await self.configureExtensions() if EXTENSIONS in changed else 0
+        return changed, stripped
+
+    async def configureExtensions(self) -> int:
+        """
+        The stored dialogs brought in line with the effective extension
+        fields (indexes; a removed field unset in every dialog).
+        """
+        from xmppchat.storage.interfaces import DIALOG_SERVER_EXTENSIONS
+
+        removed = await self.storage.dialogs.configureExtensions(self.config.dialogs.extension_fields,
+                                                                 DIALOG_SERVER_EXTENSIONS)
+        if removed:
+            log.warn("Removed the dialog extension fields that are not in [dialogs] extension_fields"
+                     " (or the admin panel's) from {count} dialogs", count=removed)
+        return removed
+
+    # -- changes -----------------------------------------------------------------
+
+    async def put(self, key: str, value) -> tuple[list, int]:
+        """
+        Set C{key} to C{value} (checked, L{check}), stored then applied
+        here: C{(keys changed, dialogs stripped of a removed field)}.
+        """
+        self.check(key, value)
+        await self.storage.settings.putSetting(PREFIX + key, value)
+        self.panel[key] = copy.deepcopy(value)
+        return await self._applied()
+
+    async def revert(self, key: str) -> tuple[bool, int]:
+        """
+        Back to the config file's value: C{(whether the panel had set
+        C{key}, dialogs stripped of a removed field)}.
+        """
+        if key not in self.base:
+            raise KeyError(key)
+        existed = await self.storage.settings.deleteSetting(PREFIX + key)
+        existed = self.panel.pop(key, None) is not None or existed
+        return existed, (await self._applied())[1]
+
+
+__all__ = ["PREFIX", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "appKey"]
