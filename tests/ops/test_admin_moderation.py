@@ -22,6 +22,7 @@ from tests.helpers import HostHarness, result, sentMessages
 from xmppchat import observe
 from xmppchat.auth.credentials import tokenHash
 from xmppchat.ops.adminapi import AdminAgent, AdminAPI
+from xmppchat.runsettings import RunSettings
 from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PRIVATE, Query, TokenRecord
 
 KEY = "moderation-admin-key-0123456789abcdefgh"
@@ -38,7 +39,8 @@ class Harness(HostHarness):
         sections.setdefault("rest", {"data_classes": ["UserReports", "MessageReports"]})
         super().__init__(**sections)
         service = SimpleNamespace(host=self.host, storage=self.storage, reactor=self.clock,
-                                  config=self.config, reloadHooks={})
+                                  config=self.config, reloadHooks={},
+                                  settings=RunSettings(self.config, self.storage))
         service.adminAgent = AdminAgent(service)
         self.api = AdminAPI(service, KEY)
 
