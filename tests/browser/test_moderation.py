@@ -3,7 +3,8 @@ Issue 19, the Moderation page in a real browser: a user reports a
 message over REST (a C{MessageReports} record as the SDK's
 C{ConnectyCube.data.create} makes it), the administrator sees it with the
 message, opens it in its dialog, deletes it for everyone, and blocks the
-sender; real clients (REST and slixmpp) see each effect.
+sender; real clients (REST, slixmpp live and its XEP-0313 archive) see
+each effect.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.browser.conftest import shot, signIn, wait, waitFor
+from tests.e2e.test_mam import archive
+from tests.e2e.test_mam import login as mamClient
 from tests.e2e.test_rest import call, restUsers
 from tests.e2e.test_slixmpp import Client, run
 
@@ -34,7 +37,7 @@ def test_deleteReportedMessageAndBlockItsSender(panel, browser):
     """
     The report shows the message; "In context" shows it between its
     neighbours; "Delete for everyone" removes it from the reporter's REST
-    history and tells his online client; "Block" ends the sender's
+    and XEP-0313 history and tells his online client; "Block" ends the sender's
     session and his next login fails.
     """
     server = panel.server
@@ -60,7 +63,7 @@ def test_deleteReportedMessageAndBlockItsSender(panel, browser):
         return await asyncio.get_running_loop().run_in_executor(None, fn)
 
     async def scenario():
-        reporter = Client(server, f"{reporterId}-1@localhost", "modreporter-pw-1")
+        reporter = await mamClient(server, f"{reporterId}-1@localhost", "modreporter-pw-1")
         spammer = Client(server, f"{spammerId}-1@localhost", "modspammer-pw-1")
         removed = asyncio.get_running_loop().create_future()
         reporter.register_handler(Callback("remove", MatchXPath(
@@ -70,7 +73,8 @@ def test_deleteReportedMessageAndBlockItsSender(panel, browser):
         spammer.add_event_handler("stream_error", lambda e: errors.append(e))
         ended = asyncio.get_running_loop().create_future()
         spammer.add_event_handler("disconnected", lambda *_: ended.done() or ended.set_result(True))
-        assert await reporter.login() and await spammer.login()
+        assert await spammer.login()
+        assert reported["message"] in (await archive(reporter))[1]  # XEP-0313 has it
 
         def reportsAndContext():
             signIn(browser, panel, page="moderation")
@@ -104,6 +108,7 @@ def test_deleteReportedMessageAndBlockItsSender(panel, browser):
                                None, reporterToken)
         assert status == 200
         assert [m["message"] for m in history["items"]] == ["hello there", "bye"]
+        assert (await archive(reporter))[1] == ["hello there", "bye"]
 
         def block():
             browser.get(panel.url + "#/moderation?kind=user")
