@@ -332,12 +332,28 @@ class ApiClient:
         except (OSError, ValueError, AttributeError):
             pass
         self.host, self.port = host, port
+        self.config = config
 
     @property
     def where(self) -> str:
         from xmppchat.ops.probe import httpURL
 
-        return httpURL(self.host, self.port, "/admin/api")
+        return httpURL(self.host, self.port, "/admin/api", self.config.ops.tls)
+
+    def _connection(self, timeout: float):
+        """
+        Plain HTTP, or HTTPS trusting the server's own certificate with
+        C{[ops] tls} (L{xmppchat.ops.probe.clientTLS}).
+        """
+        from xmppchat.ops.probe import clientTLS
+
+        try:
+            tls = clientTLS(self.config)
+        except OSError as e:
+            raise ServerUnreachable(f"cannot read the server's certificate for {self.where}: {e}") from None
+        if tls is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=tls)
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
              timeout: float = API_TIMEOUT):
@@ -356,7 +372,7 @@ class ApiClient:
             raise ServerUnreachable(f"no server runs on {self.dataDir} ({LOCK_NAME} is not held)")
         url = "/admin/api/" + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        connection = self._connection(timeout)
         try:
             connection.request(method, url, body=data, headers={
                 "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})

@@ -81,17 +81,28 @@ def makeCertificate(names: list[str], issuerKey=None, issuerCert=None, isCA: boo
     return keyPEM, cert.public_bytes(serialization.Encoding.PEM)
 
 
-def ensureCertificate(config) -> tuple[str, str, str]:
+def certificatePaths(config) -> tuple[str, str, str]:
     """
-    The certificate, key and chain paths to use: the configured ones, or a
-    self-signed pair generated once under C{<data_dir>/tls/}.
+    The certificate, key and chain paths the server uses: the configured
+    ones, or the self-signed pair under C{<data_dir>/tls/} (made by
+    L{ensureCertificate}).
     """
     tls = config.tls
     if tls.certificate:
         return tls.certificate, tls.private_key, tls.chain
     directory = os.path.join(config.server.data_dir, "tls")
-    certPath = os.path.join(directory, "selfsigned.crt")
-    keyPath = os.path.join(directory, "selfsigned.key")
+    return os.path.join(directory, "selfsigned.crt"), os.path.join(directory, "selfsigned.key"), ""
+
+
+def ensureCertificate(config) -> tuple[str, str, str]:
+    """
+    The certificate, key and chain paths to use: the configured ones, or a
+    self-signed pair generated once under C{<data_dir>/tls/}.
+    """
+    certPath, keyPath, chain = certificatePaths(config)
+    if config.tls.certificate:
+        return certPath, keyPath, chain
+    directory = os.path.dirname(certPath)
     if not (os.path.exists(certPath) and os.path.exists(keyPath)):
         os.makedirs(directory, mode=0o700, exist_ok=True)
         names = [config.server.domain, config.server.muc_domain, "localhost", "127.0.0.1", "::1"]

@@ -438,6 +438,8 @@ class OpsConfig:
     panel_session_hours: int = 12        # and any panel session after this long
     panel_signin_failures: int = 5       # wrong passwords per address or name per window
     panel_signin_window_seconds: int = 900
+    # HTTPS with the [tls] certificate of the c2s ports, reloaded with it (issue 19)
+    tls: bool = False
 
 
 @dataclass
@@ -750,6 +752,17 @@ def _tables(name: str, tables: list, known: dict, problem):
 ADMINISTRATOR_KEYS = {"name": str, "password_hash": str}
 
 
+def _isLoopback(interface: str) -> bool:
+    import ipaddress
+
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
 def _validatePanel(ops: OpsConfig, problem) -> None:
     """
     C{[ops]} panel keys and the C{[[ops.administrators]]} tables (issue
@@ -776,6 +789,10 @@ def _validatePanel(ops: OpsConfig, problem) -> None:
             problem(f"{key}.password_hash", trouble)
     if ops.panel and not ops.administrators:
         problem("ops.panel", "the panel needs at least one [[ops.administrators]] table")
+    if ops.panel and not ops.tls and not _isLoopback(ops.interface):
+        # passwords and session cookies would cross the network in clear (review 19 #4)
+        problem("ops.panel", f"the panel on {ops.interface!r} needs ops.tls = true"
+                " (or keep ops.interface on loopback, behind a TLS proxy)")
 
 
 def _validateContact(contact: ContactConfig, problem) -> None:

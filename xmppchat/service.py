@@ -143,10 +143,12 @@ class XMPPChatService(service.Service):
                 self.host.restURL = listenerURL(rest.interface, self.portNumber("rest"), self.config.server.domain)
             ops = self.config.ops
             if ops.enabled:
-                # metrics, health, admin API (xmppchat.ops, issue 18)
+                # metrics, health, admin API (xmppchat.ops, issue 18); HTTPS
+                # with the c2s certificate, reloaded with it (issue 19)
                 from xmppchat.ops import opsSite
 
-                self._listenOn("ops", ops.port, opsSite(self), ops.interface)
+                tls = self.tlsContext.forProtocols(ALPN_HTTP) if ops.tls else None
+                self._listenOn("ops", ops.port, opsSite(self), ops.interface, tls)
         except error.CannotListenError as e:
             for port in self.ports.values():
                 port.stopListening()

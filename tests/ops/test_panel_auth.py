@@ -30,7 +30,8 @@ def administrators(clock, **ops):
     settings = dict(administrators=[{"name": "root", "password_hash": HASH}],
                     panel_idle_minutes=30, panel_session_hours=12)
     settings.update(ops)
-    return Administrators(SimpleNamespace(**settings), clock=clock)
+    secret = settings.pop("secret", b"deployment secret")
+    return Administrators(SimpleNamespace(**settings), secret, clock=clock)
 
 
 def test_hashVerifiesOnlyItsPassword():
@@ -146,3 +147,21 @@ def test_aNameWithDotsSignsIn():
     admins = administrators(clock, administrators=[{"name": "alice.smith", "password_hash": HASH}])
     session, cookie = admins.open("alice.smith")
     assert admins.session(cookie).name == "alice.smith"
+
+
+def test_theConfigAloneCannotForgeACookie():
+    """Review 19 #5: the cookie key needs the storage's secret as well as the hash."""
+    clock = Clock()
+    _, cookie = administrators(clock).open("root")
+    assert administrators(clock, secret=b"another deployment").session(cookie) is None
+    assert administrators(clock).session(cookie) is not None
+
+
+def test_aPanelOffLoopbackNeedsTLS():
+    """Review 19 #4: no panel passwords in clear across a network."""
+    admin = f'[[ops.administrators]]\nname = "root"\npassword_hash = "{HASH}"\n'
+    with pytest.raises(ConfigError) as e:
+        loadConfigText('[ops]\npanel = true\ninterface = "0.0.0.0"\n' + admin)
+    assert any("ops.tls" in p for p in e.value.problems)
+    assert loadConfigText('[ops]\npanel = true\ninterface = "::1"\n' + admin).ops.panel
+    assert loadConfigText('[ops]\npanel = true\ntls = true\ninterface = "0.0.0.0"\n' + admin).ops.tls

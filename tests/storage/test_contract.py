@@ -1530,3 +1530,14 @@ def test_countAllOffline(storage):
         for _ in range(count):
             result(storage.offline.storeOffline(lp, "<message/>", 1.0, 10))
     assert result(storage.offline.countAllOffline()) == 5
+
+
+def test_largestOfflineQueues(storage):
+    """largestOfflineQueues lists the users with the most stored messages, most first, ties by name (issue 19 Overview)."""
+    assert result(storage.offline.largestOfflineQueues(5)) == []
+    for lp, count in (("alice", 2), ("bob", 3), ("carol", 1), ("dave", 2)):
+        addAccount(storage, lp)
+        for _ in range(count):
+            result(storage.offline.storeOffline(lp, "<message/>", 1.0, 10))
+    assert result(storage.offline.largestOfflineQueues(3)) == [("bob", 3), ("alice", 2), ("dave", 2)]
+    assert result(storage.offline.largestOfflineQueues(10))[-1] == ("carol", 1)

@@ -68,3 +68,11 @@ def test_badInputRefused(storage):
     failure(store.deleteSetting(""), ValueError)
     failure(store.getSettings(""), ValueError)
     assert result(store.getSettings("x")) == {}
+
+
+def test_addKeepsTheFirstValue(storage):
+    """addSetting stores only when nothing is there and answers what is stored (issue 19 review #5)."""
+    store = storage.settings
+    assert result(store.addSetting("secret:x", "first")) == "first"
+    assert result(store.addSetting("secret:x", "second")) == "first"
+    assert result(store.getSettings("secret:")) == {"secret:x": "first"}

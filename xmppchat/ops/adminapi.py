@@ -109,6 +109,8 @@ class AdminAgent:
         self.host = service.host
         self.clock = service.reactor
         self.bound: dict[str, float] = {}
+        # kind -> fn(args) answering a feature module's gather (xmppchat.ops.admin)
+        self.queries: dict = {}
         self._waiting: dict[str, tuple] = {}
         self.host.hooks.add("session-bound", self._bound)
         self.host.hooks.add("session-ended", self._ended)
@@ -226,6 +228,8 @@ class AdminAgent:
         return done
 
     async def local(self, kind: str, args: dict):
+        if kind in self.queries:
+            return self.queries[kind](args)
         if kind == "sessions":
             return self.localSessions(args.get("user"))
         if kind == "stats":

@@ -16,6 +16,12 @@ instruments:
   storage calls timed by L{Metrics.instrumentStorage};
 - I{samples} read when scraped: the cluster bus backlog, process metrics.
 
+The admin panel's Overview (issue 19, L{xmppchat.ops.admin.overview})
+reads the same instruments: L{Metrics.counts} for this process's sessions
+and counters, and a ring of those counters sampled every
+L{RATE_SAMPLE_SECONDS} for the last L{RATE_WINDOW_SECONDS}
+(L{Metrics.perMinute}), so that a rate needs no scrape history.
+
 Every label has a bounded set of values (L{BoundedChildren}): the REST
 route is the route's pattern, never the path with its ids, and a free-form
 value from an event (a SASL mechanism a client made up) becomes C{other}
@@ -37,6 +43,7 @@ import os
 import re
 import shutil
 import time
+from collections import deque
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
@@ -57,6 +64,13 @@ SAMPLE_SECONDS = 5.0
 MAX_LABEL_VALUES = 32
 #: series of REST requests: routes x methods x statuses seen
 MAX_REST_SERIES = 512
+#: the Overview's rates: this process's counters sampled this often ...
+RATE_SAMPLE_SECONDS = 10.0
+#: ... and kept this long (a rate is the change since the oldest sample)
+RATE_WINDOW_SECONDS = 60.0
+#: what L{Metrics.counts} totals: client messages in, delivered, stored,
+#: put offline; REST requests, those answered 4xx and 5xx
+RATED = ("messages", "delivered", "stored", "offline", "rest", "rest4xx", "rest5xx")
 STANZA_KINDS = ("message", "presence", "iq")
 TRANSPORTS = ("c2s", "c2s-tls", "websocket", "bosh")
 #: stores of the backend's C{STORES} not timed: export and import only, never
@@ -204,6 +218,7 @@ class Metrics:
             registry=registry))
         stanzas = Counter("xmppchat_stanzas", "Stanzas from (in) and to (out) clients, by kind",
                           ["kind", "direction"], registry=registry)
+        self.stanzas = stanzas
         self.stanzasIn = {kind: stanzas.labels(kind, "in") for kind in STANZA_KINDS}
         self.stanzasOut = {kind: stanzas.labels(kind, "out") for kind in STANZA_KINDS}
         self.messagesDelivered = Counter(
@@ -232,6 +247,9 @@ class Metrics:
         self.processGauges: dict = {}
         self.service = None
         self._sampling = None
+        # (time, counts()["totals"]) every RATE_SAMPLE_SECONDS, the oldest RATE_WINDOW_SECONDS back
+        self.rateSamples: deque = deque(maxlen=int(RATE_WINDOW_SECONDS // RATE_SAMPLE_SECONDS) + 1)
+        self._rating = None
 
     # -- life cycle --------------------------------------------------------
 
@@ -243,15 +261,22 @@ class Metrics:
         self.service = service
         observe.addObserver(self.observed)
         if self.multiproc and self._sampling is None:
-            self._sampling = task.LoopingCall(self.sample)
-            self._sampling.clock = service.reactor
-            self._sampling.start(SAMPLE_SECONDS)
+            self._sampling = self._every(SAMPLE_SECONDS, self.sample)
+        if self._rating is None:
+            self._rating = self._every(RATE_SAMPLE_SECONDS, self.sampleRates)
+
+    def _every(self, seconds: float, fn) -> task.LoopingCall:
+        call = task.LoopingCall(fn)
+        call.clock = self.service.reactor
+        call.start(seconds)
+        return call
 
     def stop(self) -> None:
         observe.removeObserver(self.observed)
-        if self._sampling is not None and self._sampling.running:
-            self._sampling.stop()
-        self._sampling = None
+        for call in (self._sampling, self._rating):
+            if call is not None and call.running:
+                call.stop()
+        self._sampling = self._rating = None
 
     # -- observers of xmppchat.observe ---------------------------------------
 
@@ -335,6 +360,58 @@ class Metrics:
             first = request.prepath[0] if request.prepath else b""
             route = ("other", f"/{first.decode()}" if first in (b"upload", b"http-bind") else "unmatched")
         self.restRequests(route[0], route[1], request.code).inc()
+
+    # -- the admin panel's Overview (issue 19) -------------------------------------
+
+    def counts(self) -> dict:
+        """
+        This process's bound sessions by transport and its L{RATED}
+        totals: C{{"sessions": {transport: n}, "totals": {name: n}}}.  In
+        a cluster worker these are its own values (its node's share), not
+        the sum over the workers.
+        """
+        sessions: dict = {}
+        totals = dict.fromkeys(RATED, 0.0)
+        single = {"xmppchat_messages_delivered_total": "delivered",
+                  "xmppchat_messages_stored_total": "stored",
+                  "xmppchat_messages_offline_total": "offline"}
+        for metric in (self.sessions, self.stanzas, self.messagesDelivered, self.messagesStored,
+                       self.messagesOffline, self.restRequests.metric):
+            for family in metric.collect():
+                for name, labels, value, *_ in family.samples:
+                    if name == "xmppchat_sessions":
+                        sessions[labels["transport"]] = int(value)
+                    elif name in single:
+                        totals[single[name]] += value
+                    elif name == "xmppchat_stanzas_total":
+                        if labels == {"kind": "message", "direction": "in"}:
+                            totals["messages"] += value
+                    elif name == "xmppchat_rest_requests_total":
+                        totals["rest"] += value
+                        if labels["status"][:1] in ("4", "5"):
+                            totals[f"rest{labels['status'][:1]}xx"] += value
+        return {"sessions": sessions, "totals": totals}
+
+    def sampleRates(self) -> None:
+        """
+        One sample of the ring behind L{perMinute}.
+        """
+        self.rateSamples.append((self.service.reactor.seconds(), self.counts()["totals"]))
+
+    def perMinute(self, totals: dict) -> tuple[float, dict]:
+        """
+        C{(window, rates)}: the change of each of C{totals} (this
+        process's now) since the oldest sample of the ring, per minute,
+        and how many seconds back that sample is (0 and no change before
+        the first sample).
+        """
+        if not self.rateSamples:
+            return 0.0, dict.fromkeys(totals, 0.0)
+        then, old = self.rateSamples[0]
+        window = self.service.reactor.seconds() - then
+        if window <= 0:
+            return 0.0, dict.fromkeys(totals, 0.0)
+        return window, {k: round((v - old.get(k, 0.0)) * 60 / window, 2) for k, v in totals.items()}
 
     # -- samples -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ standard error says why), as C{HEALTHCHECK} and other probes expect.
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from xmppchat.config import ConfigError, loadConfig
 
 TIMEOUT = 4.0
 HEALTH_PATH = "/health"
+PEM_END = "-----END CERTIFICATE-----"
 
 
 def localHost(interface: str) -> str:
@@ -32,11 +34,12 @@ def localHost(interface: str) -> str:
     return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(interface, interface)
 
 
-def httpURL(host: str, port: int, path: str) -> str:
+def httpURL(host: str, port: int, path: str, tls: bool = False) -> str:
     """
-    C{http://host:port/path}, an IPv6 address in brackets.
+    C{http://host:port/path} (C{https} with C{tls}), an IPv6 address in
+    brackets.
     """
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"
+    return f"http{'s' if tls else ''}://{f'[{host}]' if ':' in host else host}:{port}{path}"
 
 
 def healthURL(config) -> str:
@@ -44,7 +47,35 @@ def healthURL(config) -> str:
     Where the server of C{config} serves C{/health}: its C{[ops]} address
     (loopback when it listens on every address).
     """
-    return httpURL(localHost(config.ops.interface), config.ops.port, HEALTH_PATH)
+    return httpURL(localHost(config.ops.interface), config.ops.port, HEALTH_PATH, config.ops.tls)
+
+
+def clientTLS(config) -> ssl.SSLContext | None:
+    """
+    With C{[ops] tls} (issue 19), the TLS context of a client on this
+    machine (this probe, L{xmppchat.admin.ApiClient}): it trusts exactly
+    the server's certificate, the first one of its file
+    (L{xmppchat.certs.certificatePaths}), and nothing else.  The listener
+    is reached at loopback rather than at the certificate's names, so this
+    pin stands in for the name check.  C{None} for plain HTTP; C{OSError}
+    when the certificate cannot be read.
+    """
+    if not config.ops.tls:
+        return None
+    from xmppchat.certs import certificatePaths
+
+    path = certificatePaths(config)[0]
+    with open(path) as f:
+        pem = f.read()
+    end = pem.find(PEM_END)
+    if end < 0:
+        raise OSError(f"no PEM certificate in {path}")
+    context = ssl.create_default_context(cadata=pem[:end + len(PEM_END)])
+    context.check_hostname = False
+    # the pinned certificate is a trust anchor of its own, not a CA's
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    return context
 
 
 def probe(config, timeout: float = TIMEOUT) -> str | None:
@@ -55,7 +86,7 @@ def probe(config, timeout: float = TIMEOUT) -> str | None:
         return "[ops] is not enabled: no /health to probe"
     url = healthURL(config)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=clientTLS(config)) as response:
             status = response.status
     except urllib.error.HTTPError as e:
         status = e.code

@@ -629,6 +629,13 @@ class IOfflineStore(Protocol):
         API's stats, issue 18).
         """
 
+    def largestOfflineQueues(self, limit: int) -> Deferred:
+        """
+        Fires with the C{limit} users with the most stored messages, as
+        C{[(localpart, count)...]}, most first, then by localpart (the
+        admin panel's Overview, issue 19).
+        """
+
     def fetchOffline(self, localpart: str) -> Deferred:
         """
         Fires with the user's L{OfflineMessage}s, oldest first, without

@@ -704,6 +704,12 @@ class MongoOfflineStore(_Store):
     def countAllOffline(self):
         return self.db.run(lambda db: db.offline.estimated_document_count())
 
+    def largestOfflineQueues(self, limit):
+        return self.db.run(lambda db: [(d["_id"], d["n"]) for d in db.offline.aggregate(
+            [{"$group": {"_id": "$localpart", "n": {"$sum": 1}}},
+             {"$sort": {"n": -1, "_id": 1}}, {"$limit": limit}],
+            **({"maxTimeMS": self.db.queryTimeoutMs} if self.db.queryTimeoutMs else {}))])
+
     def fetchOffline(self, localpart):
         return self.db.run(lambda db: [
             OfflineMessage(id=d["_id"], localpart=localpart, stanza=d["stanza"], stamp=d["stamp"])

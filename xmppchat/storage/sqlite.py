@@ -1105,6 +1105,11 @@ class SQLiteOfflineStore(_Store):
     def countAllOffline(self):
         return self.db.run(False, lambda c: c.execute("SELECT count(*) FROM offline").fetchone()[0])
 
+    def largestOfflineQueues(self, limit):
+        return self.db.run(False, lambda c: [tuple(row) for row in c.execute(
+            "SELECT localpart, count(*) AS n FROM offline GROUP BY localpart"
+            " ORDER BY n DESC, localpart LIMIT ?", (limit,))])
+
     def fetchOffline(self, localpart):
         return self.db.run(False, lambda c: [
             OfflineMessage(id=row[0], localpart=localpart, stanza=row[1], stamp=row[2])

@@ -12,8 +12,11 @@ A signed-in browser holds one cookie, signed rather than stored, so that
 any worker process or cluster node behind the same configuration accepts
 it (the ops listener is shared by the workers, L{xmppchat.cluster.workers}):
 C{<name>.<created>.<seen>.<nonce>.<mac>}, the MAC an HMAC-SHA256 keyed by
-a digest of the administrator's password hash (changing the password in
-the config signs all of his sessions out).  C{seen} slides forward as
+an HMAC of the administrator's password hash under a random secret kept
+in the storage (L{SECRET_SETTING}, made by the first process that needs
+it, shared by every node): reading the config is not enough to forge a
+cookie, and changing the password in the config signs all of his
+sessions out.  C{seen} slides forward as
 the session is used; a session unused for C{panel_idle_minutes} or older
 than C{panel_session_hours} is over.  Signing out records the nonce as a
 revoked token in the storage (L{ITokenStore.revokeToken}, shared by
@@ -43,6 +46,7 @@ MIN_ITERATIONS = 100_000
 MAX_ITERATIONS = 10_000_000  # a typo beyond this would hang a thread at every sign-in
 NAME_RULE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 COOKIE = "xmppchat_admin"
+SECRET_SETTING = "secret:panel-cookie"  # the settings store's name of the cookie secret
 COOKIE_PATH = "/admin"
 SEEN_GRANULARITY = 60  # seconds: the cookie is re-issued at most this often
 MAX_THROTTLE_KEYS = 10_000
@@ -128,14 +132,15 @@ class Administrators:
     The configured administrators and their session cookies.
     """
 
-    def __init__(self, ops, clock=time.time):
+    def __init__(self, ops, secret: bytes = b"", clock=time.time):
         self.hashes = {table["name"]: table["password_hash"] for table in ops.administrators}
         self.idle = ops.panel_idle_minutes * 60
         self.lifetime = ops.panel_session_hours * 3600
         self.clock = clock
         # an unknown name costs what the dearest configured hash costs (no timing oracle)
         self.decoyIterations = max([_parse(h)[0] for h in self.hashes.values()] or [ITERATIONS])
-        self._keys = {name: hashlib.sha256(b"xmppchat panel session\0" + h.encode()).digest()
+        self._keys = {name: hmac.new(secret, b"xmppchat panel session\0" + h.encode(),
+                                     hashlib.sha256).digest()
                       for name, h in self.hashes.items()}
 
     def check(self, name, password) -> bool:

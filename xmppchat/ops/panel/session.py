@@ -17,13 +17,15 @@ over TLS.
 from __future__ import annotations
 
 import hmac
+import secrets
 
 from twisted.internet import threads
 from twisted.logger import Logger
 
 from xmppchat import observe
 from xmppchat.ops.apierror import ApiError
-from xmppchat.ops.panel.auth import COOKIE, COOKIE_PATH, Administrators, SigninThrottle
+from xmppchat.ops.panel.auth import (COOKIE, COOKIE_PATH, SECRET_SETTING, Administrators,
+                                     SigninThrottle)
 
 log = Logger()
 
@@ -40,6 +42,8 @@ class PanelAuth:
     def __init__(self, ops, storage, clock=None):
         self.enabled = bool(ops.panel and ops.administrators)
         self.storage = storage
+        self.ops = ops
+        self.secret: bytes | None = None  # read from the storage at the first panel request
         self.clock = {"clock": clock} if clock is not None else {}
         self.administrators = Administrators(ops, **self.clock)
         self.throttle = SigninThrottle(ops.panel_signin_failures, ops.panel_signin_window_seconds,
@@ -52,8 +56,8 @@ class PanelAuth:
         or a changed hash ends those sessions at once); what the throttle
         counted is kept.  Turning the panel on or off needs a restart.
         """
-        ops = config.ops
-        self.administrators = Administrators(ops, **self.clock)
+        ops = self.ops = config.ops
+        self.administrators = Administrators(ops, self.secret or b"", **self.clock)
         self.throttle.failures = ops.panel_signin_failures
         self.throttle.window = ops.panel_signin_window_seconds
         return True
@@ -64,12 +68,23 @@ class PanelAuth:
                           secure=request.isSecure() or None,
                           max_age=str(maxAge) if maxAge is not None else None)
 
+    async def _ready(self) -> None:
+        """
+        The cookie secret (review 19 #5): the storage's, made by whichever
+        process of the deployment asked first.
+        """
+        if self.secret is None:
+            value = await self.storage.settings.addSetting(SECRET_SETTING, secrets.token_hex(32))
+            self.secret = bytes.fromhex(value)
+            self.administrators = Administrators(self.ops, self.secret, **self.clock)
+
     async def authenticate(self, request):
         """
         The L{PanelSession} of the request's cookie (401 without a live
         one), its CSRF token checked when the method changes something
         (403), the cookie refreshed to slide the idle timeout.
         """
+        await self._ready()
         session = self.administrators.session(
             (request.getCookie(COOKIE.encode()) or b"").decode("ascii", "replace"))
         if session is None or await self.storage.tokens.isRevoked(session.revocationKey):
@@ -119,7 +134,8 @@ class PanelAuth:
         if wait:
             request.setHeader(b"retry-after", str(wait).encode())
             raise ApiError(429, f"Too many failed sign-ins: try again in {wait} s")
-        stamp = self.throttle.attempt(*keys)  # counted before the hash runs (review 19 #1)
+        stamp = self.throttle.attempt(*keys)  # counted before anything waits (review 19 #1)
+        await self._ready()
         if not await threads.deferToThread(self.administrators.check, name, password):
             known = name in self.administrators.hashes  # never log what was typed as a name
             observe.emit("admin-action", admin=name if known else "(unknown)",

@@ -60,6 +60,13 @@ class ISettingStore(Protocol):
         what was there; C{ValueError} for a bad name or value.
         """
 
+    def addSetting(self, name: str, value) -> Deferred:
+        """
+        Store C{value} under C{name} unless something is there already
+        (atomically: of processes racing, the first wins); fires with the
+        value stored under C{name} afterwards.
+        """
+
     def deleteSetting(self, name: str) -> Deferred:
         """
         Forget C{name}; fires with C{True} when it was set.

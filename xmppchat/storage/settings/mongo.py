@@ -29,6 +29,18 @@ class MongoSettingStore(Store):
         return self.db.run(lambda db: db.settings.replace_one({"_id": name}, {"json": text},
                                                              upsert=True) and None)
 
+    def addSetting(self, name, value):
+        checkName(name)
+        text = encodeValue(value)
+
+        def add(db):
+            from pymongo import ReturnDocument
+
+            doc = db.settings.find_one_and_update({"_id": name}, {"$setOnInsert": {"json": text}},
+                                                  upsert=True, return_document=ReturnDocument.AFTER)
+            return decodeValue(doc["json"])
+        return self.db.run(add)
+
     def deleteSetting(self, name):
         checkName(name)
         return self.db.run(lambda db: db.settings.delete_one({"_id": name}).deleted_count > 0)

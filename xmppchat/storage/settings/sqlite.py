@@ -26,6 +26,15 @@ class SQLiteSettingStore(Store):
         return self.db.run(True, lambda connection: connection.execute(
             "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", row) and None)
 
+    def addSetting(self, name, value):
+        row = (checkName(name), encodeValue(value))
+
+        def add(connection):
+            connection.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", row)
+            (stored,) = connection.execute("SELECT value FROM settings WHERE name = ?", row[:1]).fetchone()
+            return decodeValue(stored)
+        return self.db.run(True, add)
+
     def deleteSetting(self, name):
         checkName(name)
         return self.db.run(True, lambda connection: connection.execute(
