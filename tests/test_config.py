@@ -196,3 +196,23 @@ def test_mamArchiveKeys():
         with pytest.raises(ConfigError) as e:
             buildConfig({"dialogs": section})
         assert key in str(e.value)
+
+
+def test_moderationClassesAndFields():
+    """[moderation] (issue 19): the ConnectyCube recipe's names by default; bad or clashing names refused."""
+    moderation = buildConfig({}).moderation
+    assert (moderation.user_reports_class, moderation.reported_user_field) == ("UserReports",
+                                                                              "reportedUserId")
+    assert (moderation.message_reports_class, moderation.reported_message_field,
+            moderation.reason_field) == ("MessageReports", "reportedMessageId", "reason")
+    with pytest.raises(ConfigError) as e:
+        buildConfig({"moderation": {"user_reports_class": "User Reports",
+                                    "message_reports_class": "User Reports",
+                                    "reported_dialog_field": "a.b", "reason_field": "user_id",
+                                    "handled_field": "reportedUserId"}})
+    text = "\n".join(e.value.problems)
+    for key in ("user_reports_class", "message_reports_class", "reported_dialog_field",
+                "reason_field", "handled_field"):
+        assert f"moderation.{key}:" in text
+    assert buildConfig({"moderation": {"user_reports_class": "Complaints",
+                                       "reported_user_field": "who"}}).moderation.reported_user_field == "who"

@@ -64,10 +64,11 @@ def populateXMPP(storage, config, clock):
     users = [result(storage.accounts.createAccount(
         name, deriveCredentials(password, iterations=64).toDict()))
         for name, password in PASSWORDS.items()]
-    result(storage.accounts.createAccount("{id}-1", deriveCredentials("rest", iterations=64).toDict(),
-                                          login="restuser", email="r@example.com",
-                                          profile={"full_name": "Rest User", "custom_data": "{}",
-                                                   "user_tags": ["a", "b"]}))
+    rest = result(storage.accounts.createAccount(
+        "{id}-1", deriveCredentials("rest", iterations=64).toDict(), login="restuser",
+        email="r@example.com", profile={"full_name": "Rest User", "custom_data": "{}",
+                                        "user_tags": ["a", "b"]}))
+    result(storage.accounts.updateAccount(rest.id, blocked=True))  # issue 19: kept by the archive
     result(storage.accounts.createAccount("{id}-1", None, externalId="ext-9", jwt=True))
     roster = storage.roster
     result(roster.setRosterItem("alice", RosterItem("bob@localhost", "Bob", ["Friends", "Work"], "both")))

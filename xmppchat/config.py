@@ -458,6 +458,27 @@ class LogConfig:
 
 
 @dataclass
+class ModerationConfig:
+    """
+    The admin panel's Moderation page (L{xmppchat.ops.admin.moderation},
+    issue 19): the custom object classes (C{[rest] data_classes}) the apps
+    store their users' reports in, and the fields naming what is reported,
+    after the ConnectyCube docs' recipe (C{UserReports} with
+    C{reportedUserId} and C{reason}, C{MessageReports} with
+    C{reportedMessageId} and C{reason}).  C{handled_field} is the field the
+    panel sets on a report it marks handled.
+    """
+
+    user_reports_class: str = "UserReports"
+    reported_user_field: str = "reportedUserId"
+    message_reports_class: str = "MessageReports"
+    reported_message_field: str = "reportedMessageId"
+    reported_dialog_field: str = "dialogId"
+    reason_field: str = "reason"
+    handled_field: str = "handled"
+
+
+@dataclass
 class ModulesConfig:
     enabled: list = field(default_factory=lambda: list(DEFAULT_MODULES))
 
@@ -487,6 +508,7 @@ class Config:
     components: ComponentsConfig = field(default_factory=ComponentsConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
     source: str = "<defaults>"
     baseDir: str = "."
 
@@ -519,6 +541,7 @@ SECTIONS = {
     "components": ComponentsConfig,
     "ops": OpsConfig,
     "log": LogConfig,
+    "moderation": ModerationConfig,
 }
 
 _TYPES = {"int": int, "str": str, "bool": bool, "list": list, "dict": dict}
@@ -597,6 +620,7 @@ def _validate(config: Config, problem) -> None:
     if push.queue_size < 1 or push.concurrency < 1:
         problem("push", "queue_size and concurrency must be at least 1")
     _validateRest(config.rest, problem)
+    _validateModeration(config.moderation, problem)
     if config.smacks.max_unacked < 1:
         problem("smacks.max_unacked", "must be at least 1")
     for key in ("max_lists", "max_items", "max_name_length", "cache_size"):
@@ -962,6 +986,7 @@ def _validateHTTPListeners(config: Config, problem) -> None:
     if bosh.max_pending_bytes < bosh.max_body_bytes:
         problem("bosh.max_pending_bytes", "must be at least max_body_bytes")
 APP_KEYS = {"application_id": int, "auth_key": str, "jwt_secret": str}
+CLASS_NAME = r"[A-Za-z][A-Za-z0-9_]{0,63}"  # a custom object class ([rest] data_classes)
 
 
 def _validateRest(rest: RestConfig, problem) -> None:
@@ -987,7 +1012,7 @@ def _validateRest(rest: RestConfig, problem) -> None:
         if not isinstance(origin, str) or not origin:
             problem("rest.cors_origins", f"expected origin strings like 'https://app.example.com' or '*', got {origin!r}")
     for name in rest.data_classes:
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name):
+        if not isinstance(name, str) or not re.fullmatch(CLASS_NAME, name):
             problem("rest.data_classes", f"not a class name: {name!r}")
     if len(rest.apps) > 1:
         # Issue 15 finding 2: accounts, dialogs, messages, blobs and records
@@ -1009,6 +1034,38 @@ def _validateRest(rest: RestConfig, problem) -> None:
         secret = app.get("jwt_secret")
         if isinstance(secret, str) and len(secret) < 16:
             problem(f"{key}.jwt_secret", "must be at least 16 characters")
+
+
+def _validateModeration(moderation: ModerationConfig, problem) -> None:
+    """
+    C{[moderation]}: two different class names, and field names a record
+    may hold (not its own C{_id}, C{user_id}...), all different.
+    """
+    import re
+
+    from xmppchat.storage.common import RECORD_RESERVED, checkKey
+
+    classes = ("user_reports_class", "message_reports_class")
+    for key in classes:
+        if not re.fullmatch(CLASS_NAME, getattr(moderation, key)):
+            problem(f"moderation.{key}", f"not a class name: {getattr(moderation, key)!r}")
+    if moderation.user_reports_class == moderation.message_reports_class:
+        problem("moderation.message_reports_class", "must differ from user_reports_class")
+    seen: dict = {}
+    for f in fields(moderation):
+        name = getattr(moderation, f.name)
+        if f.name in classes:
+            continue
+        try:
+            checkKey(name, "record field")
+        except ValueError as e:
+            problem(f"moderation.{f.name}", str(e))
+            continue
+        if name in RECORD_RESERVED:
+            problem(f"moderation.{f.name}", f"{name!r} is a record's own field, not a report's")
+        elif name in seen:
+            problem(f"moderation.{f.name}", f"the same field as moderation.{seen[name]}")
+        seen.setdefault(name, f.name)
 
 
 def _resolve(config: Config) -> None:

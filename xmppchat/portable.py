@@ -181,8 +181,9 @@ class Exporter(_Run):
                             ("external-id", account.externalId)):
             if value is not None:
                 element[name] = value
-        if account.jwt:
-            element["jwt"] = "true"
+        for flag in ("jwt", "blocked"):
+            if getattr(account, flag):
+                element[flag] = "true"
         element["created"] = repr(float(account.createdAt))
         element["updated"] = repr(float(account.updatedAt))
         element.addElement("profile", content=json.dumps(account.profile or {}))
@@ -441,7 +442,8 @@ class Importer(_Run):
                 createdAt=_number(info.getAttribute("created"), "time"),
                 updatedAt=_number(info.getAttribute("updated"), "time"),
                 profile=json.loads(str(profile)) if profile is not None else {},
-                jwt=info.getAttribute("jwt") == "true")))
+                jwt=info.getAttribute("jwt") == "true",
+                blocked=info.getAttribute("blocked") == "true")))
             activity = _child(info, NS_XMPPCHAT, "last-activity")
             if activity is not None:
                 result(self.storage.lastActivity.setLastActivity(

@@ -285,3 +285,30 @@ def test_loginEventOnlyOnceTheSessionExists(api):
     finally:
         api.ctx.sessions.createUserSession = original
         observe.removeObserver(observer)
+
+
+def test_blockedAccountRefused(api):
+    """Issue 19: a blocked account's password, JWT and token logins are 403."""
+    user = api.signup("mallory")
+    token, _ = api.login("mallory")
+    jwt = encodeJWT({"user_id": "ext-b", "exp": 1_700_003_600}, SECRET)
+    jwtUserId = api.get("/session.json", token=jwt).json["session"]["user_id"]
+    for accountId in (user["id"], jwtUserId):
+        result(api.storage.accounts.updateAccount(accountId, blocked=True))
+    body = {"application_id": 1, "auth_key": "test-key",
+            "user": {"login": "mallory", "password": "password1"}}
+    r = api.post("/session.json", body)
+    assert r.status == 403 and r.json["errors"]["base"] == ["The account is blocked"]
+    r = api.post("/session.json", dict(body, user={"login": "mallory", "password": "wrong"}))
+    assert r.status == 401  # nothing is told before the password is right
+    assert api.post("/login.json", body["user"], token=api.appToken()).status == 403
+    assert api.get("/session.json", token=token).status == 403
+    assert api.get("/session.json", token=jwt).status == 403
+    result(api.storage.tokens.deleteAccountTokens(jwtUserId))  # as blocking does
+    assert api.get("/session.json", token=jwt).status == 403
+    r = api.post("/session.json", {"application_id": 1, "auth_key": "test-key", "provider": "jwt",
+                                   "keys": {"token": jwt}})
+    assert r.status == 403
+    result(api.storage.accounts.updateAccount(user["id"], blocked=False))
+    assert api.post("/session.json", body).status == 201
+    assert api.get("/session.json", token=token).status == 200

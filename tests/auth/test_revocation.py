@@ -47,9 +47,9 @@ def test_scramSuccessNamesTheToken(cls):
     assert isinstance(withPassword, Success) and withPassword.credential is None
 
 
-def saslLogin(h, localpart, password, resource):
+def saslAuth(h, localpart, password):
     """
-    A stream through real SASL PLAIN and bind on C{h}'s host: C{(stream, transport)}.
+    A stream after a real SASL PLAIN exchange on C{h}'s host: C{(stream, transport)}.
     """
     transport = StubTransport(secure=True)
     stream = C2SStream(h.host, transport)
@@ -57,6 +57,14 @@ def saslLogin(h, localpart, password, resource):
     payload = base64.b64encode(f"\0{localpart}\0{password}".encode()).decode()
     stream.elementReceived(xml(
         f'<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">{payload}</auth>'))
+    return stream, transport
+
+
+def saslLogin(h, localpart, password, resource):
+    """
+    A stream through real SASL PLAIN and bind on C{h}'s host: C{(stream, transport)}.
+    """
+    stream, transport = saslAuth(h, localpart, password)
     assert transport.sent[-1].name == "success", transport.sent[-1].toXml()
     stream.elementReceived(xml(f'<iq type="set" id="b"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind">'
                                f'<resource>{resource}</resource></bind></iq>'))
@@ -134,3 +142,29 @@ def test_checkStopsWithoutStreams():
         h.host.endSession(session)
     h.clock.advance(5)
     assert h.host.modules["saslauth"].streamCheck._loop is None
+
+
+def test_blockedElsewhereNoticed():
+    """Issue 19: an account blocked by another process has its streams ended with policy-violation."""
+    h = HostHarness(limits={"session_recheck_seconds": 5})
+    account, byPassword, byToken = twoStreams(h)
+    result(h.storage.accounts.updateAccount(account.id, blocked=True))
+    h.clock.advance(5.1)
+    assert condition(byPassword) == condition(byToken) == "policy-violation"
+    assert "The account is blocked" in byPassword.closed.toXml()
+
+
+@pytest.mark.parametrize("password", ["alice-pw", "tok"])
+def test_blockedAccountCannotLogIn(password):
+    """Issue 19: right credentials of a blocked account fail with SASL account-disabled (RFC 6120 §6.5.1)."""
+    h = HostHarness()
+    account = h.addUser("alice", "alice-pw")
+    result(h.storage.tokens.addToken(TokenRecord(tokenHash("tok"), account.id, 1, 0.0, 1e12)))
+    result(h.storage.accounts.updateAccount(account.id, blocked=True))
+    stream, transport = saslAuth(h, "alice", password)
+    failure = transport.sent[-1]
+    assert failure.name == "failure" and [c.name for c in failure.elements()] == ["account-disabled",
+                                                                                  "text"]
+    assert stream.phase == SECURED
+    result(h.storage.accounts.updateAccount(account.id, blocked=False))
+    assert saslLogin(h, "alice", password, "r")[0].session is not None

@@ -81,3 +81,30 @@ def test_panelSettingReachesEveryNode():
     assert dict(answers)["node1"] == ["dialogs.extension_fields", appKey(1, "auth_key")]
     assert configs[1].dialogs.extension_fields == ["color"] and configs[1].rest.apps[0]["auth_key"] == "rotated-key"
     assert configs[2].dialogs.extension_fields == []
+
+
+def test_blockEndsSessionsOnEveryNode():
+    """Issue 19: blocking asked on node2 marks the shared account and ends alice's stream on node0."""
+    from xmppchat.ops.admin import moderation
+
+    cluster = ClusterHarness()
+    _, _, alice, aliceTransport, bob, bobTransport = cluster.pair()
+    host = cluster.nodes[2].host
+    routes, audits = {}, []
+
+    async def account(name):
+        return await cluster.storage.accounts.getAccountByLocalpart(name)
+
+    api = SimpleNamespace(host=host, storage=cluster.storage, agent=agents(cluster)[2],
+                          config=cluster.config, account=account, text=lambda body, key, **_: None,
+                          route=lambda method, pattern, handler: routes.update({(method, pattern): handler}),
+                          audit=lambda request, action, **details: audits.append(action))
+    moderation.install(api)
+    d = defer.ensureDeferred(routes[("POST", "users/*/block")](SimpleNamespace(), {}, "alice"))
+    cluster.pump()
+    answer = result(d)
+    assert answer["ended"] == [alice.full] and answer["unreachable"] == []
+    assert "policy-violation" in aliceTransport.closed.toXml()
+    assert bobTransport.closed is None
+    assert result(cluster.storage.accounts.getAccountByLocalpart("alice")).blocked is True
+    assert audits == ["block-user"]

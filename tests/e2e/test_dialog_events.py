@@ -14,9 +14,8 @@ import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from tests.e2e.conftest import REST_AUTH_KEY
 from tests.e2e.test_chat import nextEvent, within
-from tests.e2e.test_rest import call
+from tests.e2e.test_rest import call, restUsers
 from tests.e2e.test_slixmpp import Client, run
 
 NS_CORRECT = "urn:xmpp:message-correct:0"
@@ -26,23 +25,7 @@ NS_MARKERS = "urn:xmpp:chat-markers:0"
 
 @pytest.fixture(scope="module")
 def users(server):
-    status, body = call(server, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
-    assert status == 201, body
-    app = body["session"]["token"]
-    out = {}
-    for name in ("evalice", "evbob"):
-        status, body = call(server, "POST", "/users.json",
-                            {"user": {"login": name, "password": f"{name}-pw-1"}}, token=app)
-        assert status == 201, body
-        status, body = call(server, "POST", "/login.json", {"login": name, "password": f"{name}-pw-1"},
-                            token=app)
-        assert status == 202, body
-        status, session = call(server, "POST", "/session.json", {
-            "application_id": 1, "auth_key": REST_AUTH_KEY,
-            "user": {"login": name, "password": f"{name}-pw-1"}})
-        assert status == 201, session
-        out[name] = (session["session"]["token"], body["user"]["id"])
-    return out
+    return restUsers(server, "evalice", "evbob")
 
 
 def child(message, uri, name):

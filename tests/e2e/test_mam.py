@@ -29,9 +29,12 @@ def users(server):
     return server
 
 
-async def login(server, user):
-    """A session of C{user} that records every <message/> as it arrived (raw XML)."""
-    client = Client(server, f"{user}@localhost", f"{user}-pw")
+async def login(server, user, password=None):
+    """
+    A session of C{user} (a localpart, or a bare JID with C{password}) that
+    records every <message/> as it arrived (raw XML).
+    """
+    client = Client(server, user if "@" in user else f"{user}@localhost", password or f"{user}-pw")
     client.raw = []
 
     def record(stanza):

@@ -40,6 +40,23 @@ def exchange(server, method, path, body=None, token=None, timeout=10):
         return e.code, json.loads(e.read() or b"null"), e.headers
 
 
+def restUsers(server, *names):
+    """REST accounts: C{{name: (token, id)}}, each with password <name>-pw-1."""
+    _, app = call(server, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})
+    out = {}
+    for name in names:
+        status, body = call(server, "POST", "/users.json",
+                            {"user": {"login": name, "password": f"{name}-pw-1"}},
+                            token=app["session"]["token"])
+        assert status == 201, body
+        status, body = call(server, "POST", "/session.json", {
+            "application_id": 1, "auth_key": REST_AUTH_KEY,
+            "user": {"login": name, "password": f"{name}-pw-1"}})
+        assert status == 201, body
+        out[name] = (body["session"]["token"], body["session"]["user_id"])
+    return out
+
+
 @pytest.fixture(scope="module")
 def restUser(server):
     status, body = call(server, "POST", "/session.json", {"application_id": 1, "auth_key": REST_AUTH_KEY})

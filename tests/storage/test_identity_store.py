@@ -11,7 +11,7 @@ import mongomock
 import pytest
 
 from tests.storage.test_contract import BACKENDS, openBackend, result
-from tests.storage.test_sqlite import oldDatabase
+from tests.storage.test_sqlite import oldDatabase, opened
 from xmppchat.storage.interfaces import TokenRecord
 from xmppchat.storage.mongo import MongoStorage
 from xmppchat.storage.sqlite import SQLiteStorage
@@ -104,4 +104,32 @@ def test_mongoMarksOldJWTAccounts():
     result(storage.start())
     assert result(storage.accounts.getAccount(1)).jwt is True
     assert result(storage.accounts.getAccount(2)).jwt is False
+    result(storage.stop())
+
+
+def test_blockedRoundTrips(storage):
+    """Issue 19 (Moderation): blocked is stored on the account, read by every lookup, and cleared."""
+    account = result(storage.accounts.createAccount("{id}-1", None, login="mallory"))
+    other = result(storage.accounts.createAccount("bob", None))
+    assert account.blocked is False
+    blocked = result(storage.accounts.updateAccount(account.id, blocked=True))
+    assert blocked.blocked is True and blocked.login == "mallory"
+    assert result(storage.accounts.getAccount(account.id)).blocked is True
+    assert result(storage.accounts.getAccountByLocalpart(account.localpart)).blocked is True
+    assert result(storage.accounts.getAccountByLogin("mallory")).blocked is True
+    found = result(storage.accounts.getAccounts([account.id, other.id]))
+    assert (found[account.id].blocked, found[other.id].blocked) == (True, False)
+    assert result(storage.accounts.updateAccount(account.id, blocked=False)).blocked is False
+    assert result(storage.accounts.getAccount(account.id)).blocked is False
+
+
+def test_sqliteMigrationAddsBlocked(tmp_path):
+    """A version-13 database gets the blocked column, off for its accounts."""
+    path = tmp_path / "db.sqlite3"
+    oldDatabase(path, 13, "INSERT INTO accounts (localpart, created_at, updated_at)"
+                          " VALUES ('alice', 1, 1)")
+    storage = opened(path)
+    account = result(storage.accounts.getAccountByLocalpart("alice"))
+    assert account.blocked is False
+    assert result(storage.accounts.updateAccount(account.id, blocked=True)).blocked is True
     result(storage.stop())

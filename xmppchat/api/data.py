@@ -38,13 +38,12 @@ from xmppchat.api.json import (
     route,
 )
 from xmppchat.quotas import quotaLimit
-from xmppchat.storage.common import recordSize, requireRoom
+from xmppchat.storage.common import RECORD_RESERVED, recordSize, requireRoom
 from xmppchat.storage.interfaces import isObjectId
 
 log = Logger()
 
-RESERVED = {"_id", "id", "user_id", "created_at", "updated_at", "_parent_id", "permissions",
-            "class_name"}
+RESERVED = RECORD_RESERVED
 MAX_RECORD_BYTES = 16384
 MAX_FIELDS = 100
 MAX_MULTI = 100

@@ -158,6 +158,20 @@ def _seconds(value, name: str):
     raise fieldError(name, "must be Unix seconds or an ISO-8601 date", 400)
 
 
+async def removeForEveryone(storage, fire, messages: list, dialogs: dict, userId: int,
+                            appId) -> None:
+    """
+    Delete C{messages} for everyone and tell the chat layer, one
+    C{rest-messages-removed} (L{RemoveEvent}: the SDK's C{<remove/>} from
+    C{userId} to the dialog's users, §5.8) per dialog of C{dialogs}: the
+    REST C{force=1} delete and the admin API's (issue 19, Moderation).
+    """
+    await storage.messages.deleteMessages([m.id for m in messages])
+    for dialogId in dict.fromkeys(m.dialogId for m in messages):
+        fire("rest-messages-removed", RemoveEvent(
+            [m.id for m in messages if m.dialogId == dialogId], dialogs[dialogId], userId, appId))
+
+
 class MessagesResource(JSONResource):
     """
     C{/chat/Message...}.
@@ -304,11 +318,8 @@ class MessagesResource(JSONResource):
         if done:
             ids = [m.id for m in done]
             if force:
-                await messages.deleteMessages(ids)
-                for dialogId in dict.fromkeys(m.dialogId for m in done):
-                    self.ctx.fire("rest-messages-removed", RemoveEvent(
-                        [m.id for m in done if m.dialogId == dialogId], dialogs[dialogId], viewer,
-                        call.appId))
+                await removeForEveryone(self.ctx.storage, self.ctx.fire, done, dialogs, viewer,
+                                        call.appId)
             else:
                 await messages.deleteForUser(ids, viewer)
         return deleteSummary([m.id for m in done], missing, refused)
@@ -436,4 +447,4 @@ class SearchResource(JSONResource):
         }}
 
 
-__all__ = ["MessagesResource", "SearchResource", "messageJSON"]
+__all__ = ["MessagesResource", "SearchResource", "messageJSON", "removeForEveryone"]

@@ -26,7 +26,9 @@ by a password account answers 401, never a merge.  Finding 4: logout
 revokes the token (a JWT by its hash until its C{exp}), a password change
 revokes the account's other tokens, and the XMPP streams that logged in
 with what was revoked end (the C{credentials-revoked} event,
-L{xmppchat.auth.revocation}).
+L{xmppchat.auth.revocation}).  Issue 19: an account the administrator
+blocked gets 403 for its right password, a JWT or a token (its tokens
+are deleted when it is blocked: those then answer 401).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from xmppchat.api.json import (
 from xmppchat.api.ratelimit import tooManyRequests
 from xmppchat.api.users import createRestAccount, findAccount, userJSON
 from xmppchat.auth.credentials import Credentials, deriveCredentials, tokenHash, verifyPlain
+from xmppchat.auth.revocation import BLOCKED_TEXT
 from xmppchat.auth.throttle import LoginThrottle
 from xmppchat.storage.interfaces import AlreadyExists, TokenRecord
 
@@ -112,6 +115,14 @@ def _b64urlDecode(part: str) -> bytes:
 
 def _b64urlEncode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def blocked() -> ApiError:
+    """
+    The answer to the right credentials of an account the administrator
+    blocked (issue 19): 403, the server refuses them (RFC 9110 §15.5.4).
+    """
+    return forbidden(BLOCKED_TEXT)
 
 
 class InvalidJWT(ValueError):
@@ -370,6 +381,8 @@ class SessionManager:
             account = await self.ctx.storage.accounts.getAccount(record.accountId)
             if account is None:
                 return None
+            if account.blocked:
+                raise blocked()
             return SessionInfo(token, hashed, record.appId or 0, account, record.createdAt,
                                record.expiresAt, stored=True)
         if looksLikeJWT(token):
@@ -386,6 +399,8 @@ class SessionManager:
             log.debug("JWT refused: logged out")
             return None
         account = await self.accountForExternalId(appId, externalId)
+        if account.blocked:
+            raise blocked()
         info = SessionInfo(token, hashed, appId, account, now, expiresAt)
         try:
             return await self._storeUserToken(info)
@@ -521,6 +536,9 @@ class SessionManager:
         if not ok:
             self.loginFailed(request, str(value), "password", "not-authorized")
             raise baseError(http.UNAUTHORIZED, "Unauthorized")
+        if account.blocked:
+            self.loginFailed(request, str(value), "password", "account-disabled")
+            raise blocked()
         return account
 
 

@@ -22,7 +22,8 @@ deluser} or C{passwd} while the server answers it) fires the same event.
 What another process changes in storage (those commands when the API does
 not answer, a REST service started on its own) is noticed by L{StreamCheck}:
 every C{limits.session_recheck_seconds} one batched account read and one
-batched token read for all the local streams.  The same read notices a
+batched token read for all the local streams.  It also ends the streams of an
+account blocked elsewhere (issue 19).  The same read notices a
 profile changed elsewhere (privacy settings) and fires C{account-updated}
 for it (issue 17 item 3).
 """
@@ -40,6 +41,12 @@ log = Logger()
 
 RESET = "reset"
 NOT_AUTHORIZED = "not-authorized"
+# An account the administrator blocked (issue 19, Moderation): its streams
+# end with <policy-violation/> (RFC 6120 §4.9.3.15, as an admin kick and
+# ejabberd's ban_account), its new logins fail with SASL <account-disabled/>
+# (§6.5.1, as ejabberd_auth's check of a banned account) and REST answers 403.
+BLOCKED = "policy-violation"
+BLOCKED_TEXT = "The account is blocked"
 
 
 def credentialOf(session):
@@ -196,6 +203,8 @@ class StreamCheck:
     def _reason(session, account, live, now):
         if account is None:
             return NOT_AUTHORIZED, "The account was deleted"
+        if account.blocked:
+            return BLOCKED, BLOCKED_TEXT
         credential = credentialOf(session)
         if credential is None:
             # the account as the stream's own SASL read it (a resumed
@@ -208,4 +217,4 @@ class StreamCheck:
         return None
 
 
-__all__ = ["Revocation", "StreamCheck", "endRevoked", "credentialOf"]
+__all__ = ["Revocation", "StreamCheck", "endRevoked", "credentialOf", "BLOCKED", "BLOCKED_TEXT"]

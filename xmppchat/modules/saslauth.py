@@ -5,7 +5,8 @@ everywhere SASL is offered.  Passwords and REST session tokens are accepted
 alike.  Failed attempts are slowed down and then refused for their source
 (L{LoginThrottle}, the host's, shared with the REST logins: a guesser is
 stopped, the account's owner elsewhere is not); a stream gets at most
-C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).  A stream whose credential is
+C{MAX_ATTEMPTS} tries (RFC 6120 §6.4.5).  An account the administrator
+blocked fails with C{<account-disabled/>} (§6.5.1, issue 19).  A stream whose credential is
 revoked later (logout, password change, account deletion) is ended
 (L{xmppchat.auth.revocation}, issue 15 finding 4).
 """
@@ -19,7 +20,7 @@ from twisted.words.xish import domish
 
 from xmppchat import observe
 from xmppchat.auth.mechanisms import MECHANISMS, Challenge, SASLFailure, Success
-from xmppchat.auth.revocation import StreamCheck, endRevoked
+from xmppchat.auth.revocation import BLOCKED_TEXT, StreamCheck, endRevoked
 from xmppchat.auth.source import StorageCredentialSource
 from xmppchat.c2s.negotiation import CONNECTED, SECURED
 from xmppchat.modules.base import Module, hook
@@ -153,6 +154,8 @@ class SASLModule(Module):
             return
         if account is None:
             return self._fail(stream, None, "not-authorized", "No such account")
+        if account.blocked:  # issue 19: told only once the credentials are proven
+            return self._fail(stream, None, "account-disabled", BLOCKED_TEXT)
         delay = self.throttle.delayFor(stream.peer, step.localpart, True)
         self.throttle.recordSuccess(stream.peer, step.localpart)
         mechanism = (stream.state.pop("sasl", None) or {}).get("mechanism")

@@ -789,6 +789,12 @@ def requireRoom(used: int, adding: int, limit: int | None, what: str) -> None:
         raise QuotaExceeded(f"Quota exceeded: at most {limit} {what} per user (you have {used})")
 
 
+# A custom object's own fields (reference/connectycube-sdk.md §4.9): never
+# among the fields a client stores in it.
+RECORD_RESERVED = frozenset({"_id", "id", "user_id", "created_at", "updated_at", "_parent_id",
+                             "permissions", "class_name"})
+
+
 def recordSize(fields: dict) -> int:
     """
     The bytes a record's fields count against C{record_bytes_per_user}:

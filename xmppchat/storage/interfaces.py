@@ -217,6 +217,8 @@ class Account:
         password anybody knows and only JWTs of its C{externalId} (and the
         session tokens they yield) log into it; a JWT never logs into an
         account without this mark.
+    @ivar blocked: blocked by the administrator (issue 19, Moderation): no
+        login over XMPP, REST or tokens until unblocked.
     """
 
     id: int
@@ -229,6 +231,7 @@ class Account:
     updatedAt: float
     profile: dict = field(default_factory=dict)
     jwt: bool = False
+    blocked: bool = False
 
 
 @dataclass
@@ -428,7 +431,7 @@ class Record:
     updatedAt: float = 0.0
 
 
-ACCOUNT_FIELDS = ("login", "email", "externalId", "credentials", "profile")
+ACCOUNT_FIELDS = ("login", "email", "externalId", "credentials", "profile", "blocked")
 # Query fields of accounts that are columns; any other name is a profile key.
 ACCOUNT_QUERY_FIELDS = ("id", "localpart", "login", "email", "externalId", "created_at", "updated_at")
 ID_PLACEHOLDER = "{id}"
@@ -510,7 +513,7 @@ class IAccountStore(Protocol):
     def updateAccount(self, accountId: int, **fields) -> Deferred:
         """
         Change any of C{login}, C{email}, C{externalId}, C{credentials},
-        C{profile} (the localpart never changes); fires with the updated
+        C{profile}, C{blocked} (the localpart never changes); fires with the updated
         L{Account}.  Fails with L{NotFound}, L{AlreadyExists}, or
         C{ValueError} for another field name.
         """

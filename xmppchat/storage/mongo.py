@@ -439,7 +439,7 @@ def _account(doc) -> Account | None:
                    email=doc.get("email"), externalId=doc.get("externalId"),
                    credentials=_loads(doc.get("credentials")), createdAt=doc["created_at"],
                    updatedAt=doc["updated_at"], profile=_loads(doc.get("profile_json")) or {},
-                   jwt=bool(doc.get("jwt")))
+                   jwt=bool(doc.get("jwt")), blocked=bool(doc.get("blocked")))
 
 
 
@@ -517,6 +517,8 @@ class MongoAccountStore(common.AccountLookups, _Store):
                 changes.update(_profileFields(value))
             elif name == "credentials":
                 changes["credentials"] = _dumps(value)
+            elif name == "blocked":
+                changes["blocked"] = bool(value)
             elif value is None:
                 removed[name] = ""
             else:

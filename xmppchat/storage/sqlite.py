@@ -87,7 +87,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -316,6 +316,8 @@ MIGRATIONS: list[list[str]] = [
     USER_XML_SCHEMA,
     # 12 -> 13 (issue 16, XEP-0313): a stock client's archived message kept verbatim
     ["ALTER TABLE messages ADD COLUMN stanza TEXT"],
+    # 13 -> 14 (issue 19, Moderation): accounts the administrator blocked
+    ["ALTER TABLE accounts ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0"],
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -339,7 +341,7 @@ _ACCOUNT_COLUMNS = {
 }
 _ACCOUNT_SELECT = (
     "SELECT id, localpart, login, email, external_id, credentials, created_at, updated_at, profile,"
-    " jwt FROM accounts"
+    " jwt, blocked FROM accounts"
 )
 _TOKEN_SELECT = "SELECT token_hash, account_id, app_id, created_at, expires_at, credentials FROM tokens"
 _ROSTER_SELECT = "SELECT jid, name, groups, subscription, ask, pending_in, hidden FROM roster"
@@ -354,7 +356,8 @@ def _account(row) -> Account | None:
         return None
     return Account(id=row[0], localpart=row[1], login=row[2], email=row[3], externalId=row[4],
                    credentials=_loads(row[5]), createdAt=row[6], updatedAt=row[7],
-                   profile=_loads(row[8]) or {}, jwt=bool(row[9]))
+                   profile=_loads(row[8]) or {}, jwt=bool(row[9]),
+                   blocked=bool(row[10]))
 
 
 def _token(row) -> TokenRecord | None:
@@ -920,7 +923,7 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
     def updateAccount(self, accountId, **fields):
         common.checkAccountFields(fields)
         columns = {"login": "login", "email": "email", "externalId": "external_id",
-                   "credentials": "credentials", "profile": "profile"}
+                   "credentials": "credentials", "profile": "profile", "blocked": "blocked"}
         assignments = ["updated_at = ?"]
         values: list = [self._now()]
         for name, value in fields.items():
@@ -935,6 +938,8 @@ class SQLiteAccountStore(common.AccountLookups, _Store):
                     values[i] = _dumps(values[i] or {})
                 elif name == "credentials":
                     values[i] = _dumps(values[i])
+                elif name == "blocked":
+                    values[i] = int(bool(values[i]))
             if connection.execute(sql, values).rowcount == 0:
                 raise NotFound(f"no account {accountId}")
             return _account(connection.execute(_ACCOUNT_SELECT + " WHERE id = ?",

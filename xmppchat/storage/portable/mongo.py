@@ -103,6 +103,7 @@ class MongoPortableStore(common.Store):
             doc = self.rows.accountDoc(a.id, a.localpart, a.login, a.email, a.externalId,
                                       a.credentials, a.profile, a.createdAt, a.jwt)
             doc["updated_at"] = a.updatedAt
+            doc["blocked"] = bool(a.blocked)
             db.accounts.insert_one(doc)
             db.counters.update_one({"_id": "accounts"}, {"$max": {"seq": a.id}}, upsert=True)
 

@@ -100,10 +100,11 @@ class SQLitePortableStore(common.Store):
         common.checkAccountArguments(account.localpart, account.id)
         return self.db.run(True, lambda c: c.execute(
             "INSERT INTO accounts (id, localpart, login, email, external_id, credentials,"
-            " created_at, updated_at, profile, jwt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, updated_at, profile, jwt, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (account.id, account.localpart, account.login, account.email, account.externalId,
              _dumps(account.credentials), account.createdAt, account.updatedAt,
-             _dumps(account.profile or {}), int(bool(account.jwt)))) and None)
+             _dumps(account.profile or {}), int(bool(account.jwt)), int(bool(account.blocked))))
+            and None)
 
     def loadDialog(self, dialog):
         key = common.privateKey(dialog.occupantIds) if dialog.type == DIALOG_PRIVATE else None
