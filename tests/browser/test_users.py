@@ -150,6 +150,26 @@ def test_lockoutShownAndUnlocked(panel, browser):
     assert saslAttempts(panel.server, ATTACKER_IP, "carol", ["carol-pw"]) == ["success"]
 
 
+def test_blockAndUnblockFromTheUserView(panel, browser):
+    """
+    The user view shows whether an account is blocked and blocks and
+    unblocks it (the moderation routes): blocked, carol's login fails;
+    unblocked, it works again.
+    """
+    signIn(browser, panel, page="users")
+    openUser(browser, panel, "carol")
+    assert "Not blocked" in wait(browser, "#page-users p.blocked").text
+    submit(browser, "block")
+    waitFor(browser, lambda b: b.switch_to.alert).accept()
+    notice(browser, "Blocked carol@localhost")
+    assert "Blocked:" in wait(browser, "#page-users p.blocked.locked").text
+    assert panel.api("GET", "users/carol")[1]["blocked"] is True
+    assert saslAttempts(panel.server, "127.0.0.1", "carol", ["carol-pw"]) != ["success"]
+    submit(browser, "unblock")
+    notice(browser, "Unblocked carol@localhost")
+    assert saslAttempts(panel.server, "127.0.0.1", "carol", ["carol-pw"]) == ["success"]
+
+
 def test_deleteAfterConfirming(panel, browser):
     """Delete asks first: dismissed, dave stays; accepted, he is gone."""
     signIn(browser, panel, page="users")

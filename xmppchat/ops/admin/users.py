@@ -106,6 +106,7 @@ async def userView(api, account) -> dict:
         **summary(api, account),
         "external_id": account.externalId,
         "jwt": account.jwt,
+        "blocked": account.blocked,  # POST users/<NAME>/block, unblock (xmppchat.ops.admin.moderation)
         "updated": _iso(account.updatedAt),
         "profile": account.profile or {},
         "last_activity": None if last is None else {"at": _iso(last[0]), "status": last[1]},

@@ -101,6 +101,20 @@
         await again(`Unlocked ${answer.unlocked} (${answer.cleared} counter(s) cleared).`);
       }),
     ];
+    const blocking = [
+      h("p", {class: user.blocked ? "blocked locked" : "blocked muted",
+              text: user.blocked ? "Blocked: cannot log in over XMPP or REST." : "Not blocked."}),
+      user.blocked
+        ? Panel.button("Unblock", "unblock", async () => {
+          const answer = await Panel.api("POST", path + "/unblock", {});
+          await again(`Unblocked ${answer.unblocked}.`);
+        })
+        : Panel.button("Block", "block", async () => {
+          if (!Panel.confirm(`Block ${user.jid}? Its sessions end and it can no longer log in.`)) return;
+          const answer = await Panel.api("POST", path + "/block", {});
+          await again(`Blocked ${answer.blocked}; ${answer.ended.length} session(s) ended.`);
+        }),
+    ];
     const dialogs = Panel.table([
       {title: "Dialog", render: d => h("a", {href: "#/dialogs/" + enc(d.id), text: d.name || d.id})},
       {title: "Type", render: d => DIALOG_TYPES[d.type] || String(d.type)},
@@ -129,6 +143,7 @@
       h("h2", {text: "Custom data"}), customData(custom),
       h("h2", {text: `Sessions (${user.sessions.length})`}), ...sessions,
       h("h2", {text: "Login lockout"}), ...locks,
+      h("h2", {text: "Blocking"}), ...blocking,
       h("h2", {text: `Dialogs (${user.dialogs_total})`}), dialogs,
       user.dialogs_total > user.dialogs.length
         ? h("p", {class: "muted", text: `The ${user.dialogs.length} latest updated are shown.`}) : null,
