@@ -103,6 +103,14 @@ def test_searchByEachFieldOrIdPaged(api, storage):  # noqa: F811
     assert (names(page), page["total"]) == (["carol"], 2)
 
 
+@pytest.mark.parametrize("q", ["²", "9" * 30, "-" + "9" * 19])
+def test_searchNumbersNoIdCanBe(api, storage, q):  # noqa: F811
+    """Review 19 B1: "²" (isdigit, not int) or a number beyond 64 bits finds nothing, not a 500."""
+    people(storage)
+    status, found = call(api, "GET", f"users?q={quote(q)}")
+    assert (status, names(found)) == (200, []), found
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "skip=-1", "skip=x", "q=" + "a" * 257])
 def test_searchBounds(api, query):
     """limit 1..100, skip >= 0 and a q of at most 256 characters, else 400."""

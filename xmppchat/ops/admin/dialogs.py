@@ -43,7 +43,7 @@ import functools
 
 from xmppchat.api.dialogs import dialogFields, mergeExtensions
 from xmppchat.api.json import ApiError as RestError
-from xmppchat.api.json import idList, isoTime
+from xmppchat.api.json import idList, intOf, isoTime
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.addressing import roomJID
 from xmppchat.dialogs.errors import Conflict, DialogError, Forbidden, NotAcceptable
@@ -117,15 +117,16 @@ class DialogsAdmin:
         The account C{value} names: an id, a login (REST users) or a
         user name (localpart or JID).
         """
-        accounts = self.api.storage.accounts
+        accounts, number = self.api.storage.accounts, intOf(value)  # review 19 B1: 64-bit, ASCII
         if isinstance(value, int) and not isinstance(value, bool):
-            account = await accounts.getAccount(value)
+            if number is None:
+                raise ApiError(400, f'"{field}": no such user id (ids are 64-bit integers)')
+            account = await accounts.getAccount(number)
         elif isinstance(value, str) and value.strip():
             value = value.strip()
-            isId = value.isdigit() and len(value) <= 18  # an integer the stores hold
-            account = await accounts.getAccount(int(value)) if isId else (
+            account = await accounts.getAccount(number) if number is not None else (
                 await accounts.getAccountByLogin(value[:1024]))
-            if account is None and not isId:
+            if account is None and number is None:
                 account = await self.api.account(value)
         else:
             raise ApiError(400, f'"{field}" must be a user id, login or name')
@@ -192,9 +193,9 @@ class DialogsAdmin:
             query.where("name", "ctn", text)
         kind = api.arg(request, "type")
         if kind:
-            if not kind.isdigit() or int(kind) not in DIALOG_TYPES:
+            if intOf(kind) not in DIALOG_TYPES:
                 raise ApiError(400, '"type" must be 1 (broadcast), 2 (group), 3 (private) or 4 (public)')
-            query.where("type", "eq", int(kind))
+            query.where("type", "eq", intOf(kind))
         user = api.arg(request, "user")
         if user:
             account = await self.user(user, "user")

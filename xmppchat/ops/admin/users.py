@@ -24,6 +24,7 @@ process that answers; an unlock reaches every process.
 
 from __future__ import annotations
 
+from xmppchat.api.json import intOf
 from xmppchat.ops.adminapi import MAX_REASON, ApiError, _iso
 from xmppchat.storage.interfaces import Query
 
@@ -70,8 +71,8 @@ def searchFilters(text: str) -> list:
         return []
     filters = [("localpart", "ctn", text.lower()), ("login", "ctn", text),
                ("email", "ctn", text), ("full_name", "ctn", text)]
-    if text.isdigit() and len(text) < 19:  # an id (a 64-bit integer)
-        filters.append(("id", "eq", int(text)))
+    if intOf(text) is not None:  # an id (review 19 B1: ASCII digits, 64-bit)
+        filters.append(("id", "eq", intOf(text)))
     return filters
 
 
