@@ -19,7 +19,8 @@ The list finds any dialog: C{q} is a dialog id or a substring of the name
 that owns or occupies it, and C{<field>=value} (or
 C{extensions.<field>=value}) one of C{[dialogs] extension_fields}, read at
 each request (the Chat settings page changes them at run time); newest
-change first, at most L{MAX_PAGE} per page.  C{PUT} takes the full new
+change first, at most L{MAX_PAGE} per page (C{q} and C{skip} bounded as on the
+Users page).  C{PUT} takes the full new
 lists of admins and occupants (the page's edit form) and extension values
 (an empty or C{null} value removes one).
 
@@ -49,6 +50,7 @@ from xmppchat.dialogs.addressing import roomJID
 from xmppchat.dialogs.errors import Conflict, DialogError, Forbidden, NotAcceptable
 from xmppchat.dialogs.events import DialogEvent, MessageEvent
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_BODY, MAX_OCCUPANTS, DialogService
+from xmppchat.ops.admin.users import MAX_QUERY, MAX_SKIP
 from xmppchat.ops.apierror import ApiError
 from xmppchat.storage.interfaces import DIALOG_PUBLIC, DIALOG_TYPES, Query, QuotaExceeded, isObjectId
 from xmppchat.usernames import serverAppId
@@ -184,9 +186,11 @@ class DialogsAdmin:
     async def search(self, request, body):
         api = self.api
         query = Query(sort="updated_at", descending=True,
-                      skip=api.intArg(request, "skip", 0, 0, 10**9),
+                      skip=api.intArg(request, "skip", 0, 0, MAX_SKIP),
                       limit=api.intArg(request, "limit", 20, 1, MAX_PAGE))
         text = (api.arg(request, "q") or "").strip()
+        if len(text) > MAX_QUERY:  # review 19 B5: the Users page's bounds
+            raise ApiError(400, f"q is limited to {MAX_QUERY} characters")
         if isObjectId(text):
             query.where("_id", "eq", text.lower())
         elif text:
