@@ -22,7 +22,7 @@ from tests.e2e.conftest import stopServer
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 from tests.storage.test_contract import addAccount, backend, clock, result, storage  # noqa: F401 (fixtures)
 from xmppchat import observe
-from xmppchat.ops.admin.overview import TOP_OFFLINE, Announcements, overview
+from xmppchat.ops.admin.overview import OFFLINE_CACHE_SECONDS, TOP_OFFLINE, Announcements, OfflineQueues, overview
 from xmppchat.ops.metrics import RATE_SAMPLE_SECONDS, Metrics
 
 
@@ -121,6 +121,30 @@ def test_overviewSurvivesAFailingOfflineCount(storage):  # noqa: F811
     answer = result(defer.ensureDeferred(overview(fakeAPI(storage, {None: nodePart(None, {"c2s": 1}, 0)}), None, {})))
     assert "too slow" in answer["offline"]["error"]
     assert answer["sessions"]["total"] == 1
+
+
+@pytest.mark.parametrize("cost, polls", [(0.5, int(OFFLINE_CACHE_SECONDS // 5)), (0.01, 1)])
+def test_offlineQueuesAreReadAtMostEvery30Seconds(storage, cost, polls):  # noqa: F811
+    """
+    Review 19 B2: the page polls every 5 s; an offline GROUP BY that takes
+    0.5 s runs once per OFFLINE_CACHE_SECONDS, one of 10 ms at each poll.
+    """
+    reads = []
+    clock = Clock()
+    largest = storage.offline.largestOfflineQueues
+    storage.offline.largestOfflineQueues = lambda limit: (reads.append(limit), clock.advance(cost),
+                                                          largest(limit))[2]
+    offline = OfflineQueues(fakeAPI(storage, {}), now=clock.seconds)
+    api = fakeAPI(storage, {None: nodePart(None, {"c2s": 1}, 0)})
+    result(storage.offline.storeOffline("amy", "<message/>", 1.0, 100))
+    for _ in range(polls):
+        answer = result(defer.ensureDeferred(overview(api, None, {}, offline)))
+        assert answer["offline"]["total"] == 1
+        result(storage.offline.storeOffline("amy", "<message/>", 1.0, 100))
+        clock.advance(5)
+    assert len(reads) == 1
+    answer = result(defer.ensureDeferred(overview(api, None, {}, offline)))
+    assert (len(reads), answer["offline"]["total"]) == (2, 1 + polls)
 
 
 class FakeRequest:
