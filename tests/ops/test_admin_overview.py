@@ -41,7 +41,7 @@ def test_perMinuteIsTheChangeOverTheRing():
     """Messages counted after the first sample show as a per-minute rate over the ring's window, which stays a minute long."""
     metrics, reactor = startedMetrics()
     try:
-        assert metrics.perMinute(metrics.counts()["totals"]) == (0.0, dict.fromkeys(metrics.counts()["totals"], 0.0))
+        assert metrics.perMinute(metrics.counts()["totals"]) == (0.0, dict.fromkeys(metrics.counts()["totals"]))
         for _ in range(6):
             reactor.advance(RATE_SAMPLE_SECONDS)
             for _ in range(5):
@@ -56,6 +56,21 @@ def test_perMinuteIsTheChangeOverTheRing():
     finally:
         metrics.stop()
     assert not reactor.getDelayedCalls()
+
+
+def test_perMinuteIsNullUntilTheWindowIsASampleLong():
+    """Review 19 B7: one message 0.1 s after the start is not 600 a minute: null until RATE_SAMPLE_SECONDS."""
+    metrics, reactor = startedMetrics()
+    try:
+        reactor.advance(0.1)
+        metrics.stanzasIn["message"].inc()
+        assert metrics.perMinute(metrics.counts()["totals"]) == (0.1, dict.fromkeys(metrics.counts()["totals"]))
+        reactor.advance(RATE_SAMPLE_SECONDS - 0.2)
+        assert metrics.perMinute(metrics.counts()["totals"])[1]["messages"] is None
+        reactor.advance(0.1)
+        assert metrics.perMinute(metrics.counts()["totals"])[1]["messages"] == 6.0
+    finally:
+        metrics.stop()
 
 
 def test_countsReadTheMetricsInstruments():
@@ -111,6 +126,17 @@ def test_overviewSumsTheNodesAndListsTheLargestQueues(storage):  # noqa: F811
     assert offline["total"] == sum(range(1, TOP_OFFLINE + 3))
     assert len(offline["top"]) == TOP_OFFLINE
     assert offline["top"][0] == {"jid": f"u{TOP_OFFLINE + 1:02}@localhost", "count": TOP_OFFLINE + 2}
+
+
+def test_overviewSumsWhatTheNodesMeasured(storage):  # noqa: F811
+    """Review 19 B7: a node that has not measured its rates yet (null) adds nothing; null when none has."""
+    young = {"node": "w1", "uptime": 1.0, "sessions": {}, "window": 1.0,
+             "perMinute": {"messages": None, "rest": None}}
+    answer = result(defer.ensureDeferred(overview(fakeAPI(storage, {
+        "w0": nodePart("w0", {"c2s": 1}, 12.5), "w1": young}), None, {})))
+    assert answer["perMinute"] == {"messages": 12.5, "rest": 1.0}
+    answer = result(defer.ensureDeferred(overview(fakeAPI(storage, {"w1": young}), None, {})))
+    assert answer["perMinute"] == {"messages": None, "rest": None}
 
 
 def test_overviewSurvivesAFailingOfflineCount(storage):  # noqa: F811
@@ -236,9 +262,10 @@ def test_liveOverview(panel):
         for i in range(3):
             alice.send_message(mto="bob@localhost", mbody=f"offline {i}", mtype="chat")
         deadline = asyncio.get_running_loop().time() + TIMEOUT
-        while True:
+        while True:  # the rates are null for the first RATE_SAMPLE_SECONDS after the start
             status, now = await asyncio.to_thread(panel.api, "GET", "overview")
-            if now["offline"]["total"] >= 3 or asyncio.get_running_loop().time() > deadline:
+            measured = now["window"] >= RATE_SAMPLE_SECONDS
+            if (now["offline"]["total"] >= 3 and measured) or asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.2)
         await alice.logout()

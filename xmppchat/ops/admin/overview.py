@@ -61,7 +61,8 @@ async def overview(api, request, body, offline=None) -> dict:
     sessions (total, by transport), the per-minute rates (C{messages}
     from clients, C{delivered}, C{stored} in dialog history, put
     C{offline}; C{rest} requests and those answered C{rest4xx} and
-    C{rest5xx}) summed over the nodes; the offline queues (total and the
+    C{rest5xx}) summed over the nodes that measured them (C{null} when
+    none has yet); the offline queues (total and the
     L{TOP_OFFLINE} largest); the cluster's nodes, each with its part, and
     those that did not answer.  C{offline}: the L{OfflineQueues} that
     reads the queues (a fresh one, which reads them now, by default).
@@ -70,17 +71,18 @@ async def overview(api, request, body, offline=None) -> dict:
 
     results, unreachable = await api.agent.gather("overview", {})
     sessions: Counter = Counter()
-    rates: Counter = Counter()
+    rates: dict = {}  # None: no node measured it yet (Metrics.perMinute)
     for _, part in results:
         sessions.update(part["sessions"])
-        rates.update(part["perMinute"])
+        for name, value in part["perMinute"].items():
+            rates[name] = rates.get(name) if value is None else (rates.get(name) or 0.0) + value
     mine = results[0][1]
     return {
         "version": __version__,
         "node": mine["node"],
         "uptime": mine["uptime"],
         "sessions": {"total": sum(sessions.values()), "byTransport": dict(sessions)},
-        "perMinute": {name: round(value, 2) for name, value in rates.items()},
+        "perMinute": {name: None if value is None else round(value, 2) for name, value in rates.items()},
         "window": mine["window"],
         "offline": await (offline or OfflineQueues(api)).read(),
         "cluster": {"enabled": api.host.cluster is not None,
