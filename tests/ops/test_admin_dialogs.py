@@ -141,7 +141,8 @@ def test_searchIsPagedNewestFirst(admin):
 @pytest.mark.parametrize("query, text", [
     ("type=7", "type"), ("type=x", "type"), ("color=red", "color"),
     ("extensions.color=red", "color"), ("user=nobody", "nobody"), ("user=" + "9" * 30, "9999"),
-    ("q=" + "a" * 257, "256"), ("skip=100001", "skip"), ("type=²", "type"), ("user=²", "No such user"), ("user=" + "9" * 19, "9999")])
+    ("q=" + "a" * 257, "256"), ("q=a\0b", "NUL"), ("skip=100001", "skip"), ("type=²", "type"),
+    ("user=²", "No such user"), ("user=" + "9" * 19, "9999")])
 def test_searchRefusesBadFilters(admin, query, text):
     """A bad type, an unconfigured field or an unknown user: 400/404 naming it (review 19 B1: "²")."""
     status, answer = admin.call("GET", f"dialogs?{query}")

@@ -121,9 +121,10 @@ def test_queryTimeoutIs503WithRetryAfter(api, storage, monkeypatch):  # noqa: F8
     assert "try again later" in body["error"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "skip=-1", "skip=x", "q=" + "a" * 257])
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "skip=-1", "skip=x", "q=" + "a" * 257,
+                                   "q=a%00b"])
 def test_searchBounds(api, query):
-    """limit 1..100, skip >= 0 and a q of at most 256 characters, else 400."""
+    """limit 1..100, skip >= 0 and a q of at most 256 characters without NUL (review 19 B8), else 400."""
     status, body = call(api, "GET", f"users?{query}")
     assert status == 400 and body["error"]
 

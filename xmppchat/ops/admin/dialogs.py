@@ -50,7 +50,7 @@ from xmppchat.dialogs.addressing import roomJID
 from xmppchat.dialogs.errors import Conflict, DialogError, Forbidden, NotAcceptable
 from xmppchat.dialogs.events import DialogEvent, MessageEvent
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_BODY, MAX_OCCUPANTS, DialogService
-from xmppchat.ops.admin.users import MAX_QUERY, MAX_SKIP
+from xmppchat.ops.admin.users import MAX_SKIP, searchText
 from xmppchat.ops.apierror import ApiError
 from xmppchat.storage.interfaces import DIALOG_PUBLIC, DIALOG_TYPES, Query, QuotaExceeded, isObjectId
 from xmppchat.usernames import serverAppId
@@ -188,9 +188,7 @@ class DialogsAdmin:
         query = Query(sort="updated_at", descending=True,
                       skip=api.intArg(request, "skip", 0, 0, MAX_SKIP),
                       limit=api.intArg(request, "limit", 20, 1, MAX_PAGE))
-        text = (api.arg(request, "q") or "").strip()
-        if len(text) > MAX_QUERY:  # review 19 B5: the Users page's bounds
-            raise ApiError(400, f"q is limited to {MAX_QUERY} characters")
+        text = searchText(api, request)  # review 19 B5, B8: the Users page's bounds
         if isObjectId(text):
             query.where("_id", "eq", text.lower())
         elif text:
