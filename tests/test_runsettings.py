@@ -165,3 +165,44 @@ def test_roomDefaultAppliesToTheNextRoom():
     assert [errorOf(p) for p in presences(tb)] == ["registration-required"]
     join(h, bob, "Bobby", sid="j2")
     assert {errorOf(p) for p in presences(tb)} == {None}  # alice's and his own
+
+
+class SlowReads:
+    """A settings store whose reads answer only when told (C{release}), with what was stored then."""
+
+    def __init__(self, real):
+        self.real = real
+        self.pending = []
+
+    def getSettings(self, prefix):
+        d = defer.Deferred()
+        self.pending.append((d, result(self.real.getSettings(prefix))))
+        return d
+
+    def release(self):
+        while self.pending:
+            d, snapshot = self.pending.pop(0)
+            d.callback(snapshot)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_staleRefreshDoesNotUndoALocalPut(storage):
+    """Review 19 A5: a refresh (another node's change) whose read started before a local put, and
+    ends after it, leaves the put's value in force."""
+    from types import SimpleNamespace
+
+    cfg = config()
+    settings = RunSettings(cfg, storage)
+    slow = SlowReads(storage.settings)
+    settings.storage = SimpleNamespace(settings=slow, dialogs=storage.dialogs)
+    refresh = defer.ensureDeferred(settings.refresh())  # its read sees nothing set
+    put = defer.ensureDeferred(settings.put("privacy.last_seen_default", "nobody"))
+    slow.release()  # the stale read lands
+    result(refresh)
+    result(put)
+    slow.release()
+    assert result(storage.settings.getSettings(PREFIX)) == {PREFIX + "privacy.last_seen_default": "nobody"}
+    assert cfg.privacy.last_seen_default == "nobody"
+    assert settings.panel == {"privacy.last_seen_default": "nobody"}

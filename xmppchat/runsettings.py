@@ -42,7 +42,9 @@ applies, so it needs no restart:
 from __future__ import annotations
 
 import copy
+import functools
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from xmppchat.config import settingProblems
@@ -73,6 +75,20 @@ class SettingError(ValueError):
         self.problems = problems
 
 
+def _serialised(method):
+    """
+    C{method} run under the instance's lock: a L{RunSettings.refresh}
+    whose read started before a local L{RunSettings.put} cannot lay its
+    older values over the newer one (review 19 A5).
+    """
+
+    @functools.wraps(method)
+    async def run(self, *args):
+        return await self._lock.run(lambda: defer.ensureDeferred(method(self, *args)))
+
+    return run
+
+
 class RunSettings:
     """
     The panel values of one process and the config values under them.
@@ -86,6 +102,7 @@ class RunSettings:
         self.storage = storage
         self.base = {key: copy.deepcopy(self._get(config, key)) for key in self._keys(config)}
         self.panel: dict = {}
+        self._lock = defer.DeferredLock()
 
     @staticmethod
     def _keys(config) -> list:
@@ -166,11 +183,15 @@ class RunSettings:
                 changed.append(key)
         return changed
 
+    @_serialised
     async def load(self) -> list:
         """
         Read the panel values from the storage and apply them (at start,
         before L{configureExtensions}); the keys changed.
         """
+        return await self._load()
+
+    async def _load(self) -> list:
         panel = {}
         for name, value in (await self.storage.settings.getSettings(PREFIX)).items():
             key = name[len(PREFIX):]
@@ -186,12 +207,13 @@ class RunSettings:
         self.panel = panel
         return self.apply()
 
+    @_serialised
     async def refresh(self) -> list:
         """
         L{load} when another node changed a value, the stored dialogs
         brought in line when the extension fields changed; the keys changed.
         """
-        changed = await self.load()
+        changed = await self._load()
         if EXTENSIONS in changed:
             await self.configureExtensions()
         return changed
@@ -221,6 +243,7 @@ class RunSettings:
 
     # -- changes -----------------------------------------------------------------
 
+    @_serialised
     async def put(self, key: str, value) -> tuple[list, int]:
         """
         Set C{key} to C{value} (checked, L{check}), stored then applied
@@ -231,6 +254,7 @@ class RunSettings:
         self.panel[key] = copy.deepcopy(value)
         return await self._applied()
 
+    @_serialised
     async def revert(self, key: str) -> tuple[bool, int]:
         """
         Back to the config file's value: C{(whether the panel had set
