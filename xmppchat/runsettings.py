@@ -89,6 +89,13 @@ def _serialised(method):
     return run
 
 
+class StripFailed(Exception):
+    """
+    A change of the extension fields is stored and in force, but removing
+    a field from the stored dialogs failed; the same change again retries.
+    """
+
+
 class RunSettings:
     """
     The panel values of one process and the config values under them.
@@ -218,14 +225,22 @@ class RunSettings:
             await self.configureExtensions()
         return changed
 
-    async def _applied(self) -> tuple[list, int]:
+    async def _applied(self, key: str) -> tuple[list, int]:
         """
-        L{apply}, then the stored dialogs brought in line when the
-        extension fields changed: C{(keys changed, dialogs stripped)}.
+        L{apply} after a change of C{key}, then, when C{key} is the
+        extension fields, the stored dialogs brought in line whether or
+        not the value changed here (idempotent: a put repeated after a
+        failed strip finishes it; review 19 A4): C{(keys changed, dialogs
+        stripped)}; L{StripFailed} when that fails.
         """
         changed = self.apply()
-        stripped = await self.configureExtensions() if EXTENSIONS in changed else 0
-        return changed, stripped
+        if key != EXTENSIONS:
+            return changed, 0
+        try:
+            return changed, await self.configureExtensions()
+        except Exception as e:
+            log.failure("Bringing the dialogs in line with the extension fields failed")
+            raise StripFailed(str(e)) from e
 
     async def configureExtensions(self) -> int:
         """
@@ -252,7 +267,7 @@ class RunSettings:
         self.check(key, value)
         await self.storage.settings.putSetting(PREFIX + key, value)
         self.panel[key] = copy.deepcopy(value)
-        return await self._applied()
+        return await self._applied(key)
 
     @_serialised
     async def revert(self, key: str) -> tuple[bool, int]:
@@ -264,7 +279,7 @@ class RunSettings:
             raise KeyError(key)
         existed = await self.storage.settings.deleteSetting(PREFIX + key)
         existed = self.panel.pop(key, None) is not None or existed
-        return existed, (await self._applied())[1]
+        return existed, (await self._applied(key))[1]
 
 
-__all__ = ["PREFIX", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "appKey"]
+__all__ = ["PREFIX", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "StripFailed", "appKey"]

@@ -208,6 +208,47 @@ def test_rotateRefusals(api):
     assert stored(api) == {} and api.audits == []
 
 
+def test_failedStripIsAuditedSpreadAndRetried(api, monkeypatch):
+    """Review 19 A4: when removing a field from the dialogs fails after the value is stored, the change
+    is audited and spread, the answer is 503, and the same PUT again strips the dialogs."""
+    from xmppchat.storage.interfaces import StorageError
+
+    api.call("PUT", "settings/*", "dialogs.extension_fields", body={"value": ["topic", "color"]})
+    dialog = result(api.storage.dialogs.createDialog(DIALOG_GROUP, 1, name="d", extensions={
+        "topic": "t", "color": "red"}))
+    real = api.storage.dialogs.configureExtensions
+
+    def broken(*args):
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(api.storage.dialogs, "configureExtensions", broken)
+    api.gathered.clear()
+    status, body = api.call("PUT", "settings/*", "dialogs.extension_fields", body={"value": ["topic"]})
+    assert status == 503 and "stored and in force" in body["error"] and "disk full" in body["error"]
+    assert api.config.dialogs.extension_fields == ["topic"]
+    assert stored(api) == {PREFIX + "dialogs.extension_fields": ["topic"]}
+    assert api.audits[-1] == ("setting-changed", {"key": "dialogs.extension_fields", "value": '["topic"]',
+                                                  "stripped": "failed"})
+    assert api.gathered == ["settings"]
+    monkeypatch.setattr(api.storage.dialogs, "configureExtensions", real)
+    status, body = api.call("PUT", "settings/*", "dialogs.extension_fields", body={"value": ["topic"]})
+    assert status == 200 and body["stripped"] == 1
+    assert result(api.storage.dialogs.getDialog(dialog.id)).extensions == {"topic": "t"}
+
+
+def test_failedSpreadIsUnreachable(api):
+    """Review 19 A4: a gather that fails (the bus) leaves the change in force and audited, the cluster
+    reported unreachable rather than a 500."""
+    async def failing(kind, args):
+        raise ConnectionError("bus down")
+
+    api.agent.gather = failing
+    status, body = api.call("PUT", "settings/*", "privacy.last_seen_default", body={"value": "nobody"})
+    assert status == 200 and body["unreachable"] == ["cluster (bus down)"]
+    assert api.audits == [("setting-changed", {"key": "privacy.last_seen_default", "value": '"nobody"',
+                                               "stripped": 0})]
+
+
 # -- over HTTP, on a live server ------------------------------------------------------------------
 
 

@@ -42,10 +42,12 @@ from __future__ import annotations
 import json
 import secrets
 
+from twisted.logger import Logger
+
 from xmppchat.config import MAX_EXTENSION_FIELDS
 from xmppchat.ops.adminapi import ApiError
 from xmppchat.privacysettings import VISIBILITIES
-from xmppchat.runsettings import APP_SECRETS, EXTENSIONS, KEYS, appKey
+from xmppchat.runsettings import APP_SECRETS, EXTENSIONS, KEYS, StripFailed, appKey
 
 TITLES = {
     EXTENSIONS: ("Dialog extension fields", "The custom fields dialogs may carry and be filtered by"
@@ -60,6 +62,8 @@ TITLES = {
 }
 OPTIONS = {"privacy.last_seen_default": list(VISIBILITIES)}
 MASK = "\u2022" * 4
+
+log = Logger()
 
 
 def masked(secret: str | None) -> str | None:
@@ -95,8 +99,30 @@ def install(api) -> None:
             raise ApiError(404, f"No such setting: {key} (known: {', '.join(KEYS)})")
 
     async def spread() -> list:
-        """Every other node re-reads the settings; those that did not answer."""
-        return (await api.agent.gather("settings", {}))[1]
+        """
+        Every other node re-reads the settings; those that did not answer
+        (the cluster itself when asking failed: the change is in force
+        here all the same, review 19 A4).
+        """
+        try:
+            return (await api.agent.gather("settings", {}))[1]
+        except Exception as e:
+            log.failure("Telling the other nodes of a settings change failed")
+            return [f"cluster ({e})"]
+
+    async def finish(request, action: str, key: str, stripped, **details) -> list:
+        """
+        A stored change: audited at once, spread; when removing a field
+        from the dialogs failed (L{StripFailed}), 503 once that is done
+        (the same request again finishes it).  The nodes that did not answer.
+        """
+        failed = isinstance(stripped, StripFailed)
+        api.audit(request, action, key=key, **details, stripped="failed" if failed else stripped)
+        unreachable = await spread()
+        if failed:
+            raise ApiError(503, f"{key} is stored and in force, but removing the field from the dialogs"
+                                f" failed ({stripped}): send the same change again to finish it")
+        return unreachable
 
     async def listSettings(request, body):
         return {"settings": [describe(key) for key in KEYS]}
@@ -108,19 +134,22 @@ def install(api) -> None:
         value = body["value"]
         try:
             _, stripped = await settings.put(key, value)
+        except StripFailed as e:
+            stripped = e
         except ValueError as e:
             raise ApiError(400, str(e)) from None
-        unreachable = await spread()
-        api.audit(request, "setting-changed", key=key, value=json.dumps(value), stripped=stripped)
+        unreachable = await finish(request, "setting-changed", key, stripped, value=json.dumps(value))
         return {**describe(key), "stripped": stripped, "unreachable": unreachable}
 
     async def revertSetting(request, body, key):
         settable(key, secret=True)
-        existed, stripped = await settings.revert(key)
+        try:
+            existed, stripped = await settings.revert(key)
+        except StripFailed as e:
+            existed, stripped = True, e
         if not existed:
             raise ApiError(404, f"{key} has no panel value: it is the config file's already")
-        unreachable = await spread()
-        api.audit(request, "setting-reverted", key=key, stripped=stripped)
+        unreachable = await finish(request, "setting-reverted", key, stripped)
         out = describe(key) if key in KEYS else {"key": key}
         return {**out, "stripped": stripped, "unreachable": unreachable}
 
