@@ -13,7 +13,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from tests.helpers import makeConfig
 from tests.storage.test_contract import BACKENDS, openBackend, result
@@ -39,7 +39,7 @@ class FakeAPI:
         self.routes = {}
         self.audits = []
         self.gathered = []
-        self.agent = SimpleNamespace(gather=self._gather)
+        self.agent = SimpleNamespace(gather=self._gather, clock=task.Clock())
         feature.install(self)
 
     async def _gather(self, kind, args):
@@ -195,6 +195,31 @@ def test_rotateJWTSecretRevokesJWTSessions(api):
     assert status == 200 and body["revoked_tokens"] == 1
     assert api.config.rest.apps[0]["jwt_secret"] == body["value"]
     assert result(storage.tokens.getToken("j")) is None and result(storage.tokens.getToken("a")) is not None
+
+
+def test_rotateJWTSecretPurgesAfterTheSpreadAndAgain(api):
+    """Review 19 A1: the tokens are deleted after the other nodes have the new secret (a token stored
+    by a login there before they had it goes too), and once more GATHER_SECONDS later (a login under
+    the old secret still in flight)."""
+    from xmppchat.ops.adminapi import GATHER_SECONDS
+
+    storage = api.storage
+    jwtUser = result(storage.accounts.createAccount("{id}-3", None, externalId="ext", jwt=True))
+
+    def token(name):
+        result(storage.tokens.addToken(TokenRecord(name, jwtUser.id, 3, 0.0, time.time() + 600)))
+
+    async def gather(kind, args):
+        token("minted-before-the-spread")
+        return [(None, [])], []
+
+    api.agent.gather = gather
+    status, body = api.call("POST", "apps/*/rotate", "3", body={"what": "jwt_secret"})
+    assert status == 200 and body["revoked_tokens"] == 1
+    assert result(storage.tokens.getToken("minted-before-the-spread")) is None
+    token("in-flight")
+    api.agent.clock.advance(GATHER_SECONDS)
+    assert result(storage.tokens.getToken("in-flight")) is None
 
 
 def test_rotateRefusals(api):
