@@ -222,6 +222,20 @@ def test_rotateJWTSecretPurgesAfterTheSpreadAndAgain(api):
     assert result(storage.tokens.getToken("in-flight")) is None
 
 
+def test_revertJWTSecretPurges(api):
+    """Review 19 A7: back to the file's JWT secret, the tokens minted under the rotated one go too."""
+    storage = api.storage
+    jwtUser = result(storage.accounts.createAccount("{id}-3", None, externalId="ext", jwt=True))
+    assert api.call("POST", "apps/*/rotate", "3", body={"what": "jwt_secret"})[0] == 200
+    result(storage.tokens.addToken(TokenRecord("rotated", jwtUser.id, 3, 0.0, time.time() + 600)))
+    status, body = api.call("DELETE", "settings/*", "rest.apps.3.jwt_secret")
+    assert status == 200 and body["revoked_tokens"] == 1
+    assert result(storage.tokens.getToken("rotated")) is None
+    assert api.config.rest.apps[0]["jwt_secret"] == APP["jwt_secret"]
+    assert api.audits[-1] == ("setting-reverted", {"key": "rest.apps.3.jwt_secret", "stripped": 0,
+                                                   "revoked_tokens": 1})
+
+
 def test_rotateRefusals(api):
     """Unknown application 404, unknown secret 400, a JWT secret the file does not set 409."""
     assert api.call("POST", "apps/*/rotate", "9", body={"what": "auth_key"})[0] == 404

@@ -30,8 +30,12 @@ What it does to what was issued with the old one:
     every token of the accounts a JWT made is deleted (a leaked secret
     could have minted JWTs with any expiry): their REST calls get 401 at
     once, their XMPP streams end at the next session check
-    (C{[limits] session_recheck_seconds}).  Rotating a secret the file does
-    not set is refused (409): JWT login stays off unless configured.
+    (C{[limits] session_recheck_seconds}); deleted after the other nodes
+    have the new secret, and once more L{GATHER_SECONDS} later (logins in
+    flight).  Reverting a rotated secret (C{DELETE
+    settings/rest.apps.<id>.jwt_secret}) deletes them the same way.
+    Rotating a secret the file does not set is refused (409): JWT login
+    stays off unless configured.
 
 Every change is logged with the administrator's name (C{api.audit});
 secret values never are.
@@ -150,6 +154,12 @@ def install(api) -> None:
             existed, stripped = True, e
         if not existed:
             raise ApiError(404, f"{key} has no panel value: it is the config file's already")
+        if key.endswith(".jwt_secret"):
+            # the tokens minted under the rotated secret go as well (review 19 A7)
+            unreachable = await spread()
+            revoked = await purgeJWT()
+            api.audit(request, "setting-reverted", key=key, stripped=0, revoked_tokens=revoked)
+            return {"key": key, "stripped": 0, "unreachable": unreachable, "revoked_tokens": revoked}
         unreachable = await finish(request, "setting-reverted", key, stripped)
         out = describe(key) if key in KEYS else {"key": key}
         return {**out, "stripped": stripped, "unreachable": unreachable}
