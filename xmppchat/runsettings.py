@@ -110,6 +110,9 @@ class RunSettings:
         self.base = {key: copy.deepcopy(self._get(config, key)) for key in self._keys(config)}
         self.panel: dict = {}
         self._lock = defer.DeferredLock()
+        # the panel values were read once (L{load}): until then a rotated
+        # application secret is not in force (review 19 A3)
+        self.loaded = False
 
     @staticmethod
     def _keys(config) -> list:
@@ -212,7 +215,9 @@ class RunSettings:
                 continue
             panel[key] = value
         self.panel = panel
-        return self.apply()
+        changed = self.apply()
+        self.loaded = True
+        return changed
 
     @_serialised
     async def refresh(self) -> list:

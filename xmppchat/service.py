@@ -217,6 +217,7 @@ class XMPPChatService(service.Service):
         self.restAPI = site
         # one failed-login throttle and one trusted-proxy list for SASL and REST
         site.ctx.sessions.throttle = self.host.loginThrottle
+        site.ctx.sessions.settings = self.settings
         site.ctx.proxies = self.host.trustedProxies
         if self.config.rest.http_bind:
             # XEP-0206 on the REST port: the long-poll fallback the SDK's
