@@ -206,3 +206,34 @@ def test_staleRefreshDoesNotUndoALocalPut(storage):
     assert result(storage.settings.getSettings(PREFIX)) == {PREFIX + "privacy.last_seen_default": "nobody"}
     assert cfg.privacy.last_seen_default == "nobody"
     assert settings.panel == {"privacy.last_seen_default": "nobody"}
+
+
+def test_everyNodeReReadsPeriodically(storage):
+    """Review 19 A2: a node that missed a change's spread takes it at its next poll (POLL_SECONDS);
+    a refused stored value is warned about once, not at every poll."""
+    from twisted.internet.task import Clock
+    from twisted.logger import globalLogPublisher
+
+    from xmppchat.runsettings import POLL_SECONDS
+
+    clock = Clock()
+    one, two = config(), config()
+    first, second = RunSettings(one, storage), RunSettings(two, storage)
+    run(second.load())
+    second.watch(clock)
+    try:
+        run(first.put(appKey(7, "jwt_secret"), "rotated-secret-0123456789"))
+        assert two.rest.apps[0]["jwt_secret"] == APP["jwt_secret"]
+        clock.advance(POLL_SECONDS)
+        assert two.rest.apps[0]["jwt_secret"] == "rotated-secret-0123456789"
+        warned = []
+        globalLogPublisher.addObserver(warned.append)
+        try:
+            result(storage.settings.putSetting(PREFIX + "privacy.last_seen_default", "friends"))
+            clock.advance(POLL_SECONDS)
+            clock.advance(POLL_SECONDS)
+        finally:
+            globalLogPublisher.removeObserver(warned.append)
+        assert len([e for e in warned if "ignored" in e.get("log_format", "")]) == 1
+    finally:
+        second.unwatch()

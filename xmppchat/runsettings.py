@@ -20,7 +20,8 @@ sees them from its next use):
     applied, L{RunSettings.apply} after), so a reload never drops them;
   - on every other node of a cluster, which re-reads them from the storage
     when told that they changed (L{xmppchat.ops.admin.settings}; no value
-    travels on the bus).
+    travels on the bus), and every L{POLL_SECONDS} on every node in any
+    case (L{RunSettings.watch}: a node that was not told takes them then).
 
 The config values shown beside them are those the process started with:
 none of these keys is re-read from the file by a reload (as before the
@@ -44,7 +45,7 @@ from __future__ import annotations
 import copy
 import functools
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppchat.config import settingProblems
@@ -54,6 +55,9 @@ EXTENSIONS = "dialogs.extension_fields"
 KEYS = (EXTENSIONS, "privacy.last_seen_default", "muc.room_default_members_only",
         "muc.room_default_public", "muc.room_default_persistent", "muc.room_default_moderated")
 APP_SECRETS = ("auth_key", "jwt_secret")
+# every node re-reads the panel values this often (L{RunSettings.watch}):
+# a node that missed a change's spread, its bus down, takes it then
+POLL_SECONDS = 10
 
 log = Logger()
 
@@ -113,6 +117,8 @@ class RunSettings:
         # the panel values were read once (L{load}): until then a rotated
         # application secret is not in force (review 19 A3)
         self.loaded = False
+        self._ignored: dict = {}  # key -> the stored value refused (warned once)
+        self._poll = None
 
     @staticmethod
     def _keys(config) -> list:
@@ -210,8 +216,10 @@ class RunSettings:
             except (KeyError, SettingError) as e:
                 # another application's key, or an imported value this
                 # config refuses: the file's value applies
-                log.warn("Admin panel setting {key} ignored: {why}", key=key,
-                         why="not settable here" if isinstance(e, KeyError) else e)
+                if self._ignored.get(key, self) != value:
+                    self._ignored[key] = value
+                    log.warn("Admin panel setting {key} ignored: {why}", key=key,
+                             why="not settable here" if isinstance(e, KeyError) else e)
                 continue
             panel[key] = value
         self.panel = panel
@@ -229,6 +237,30 @@ class RunSettings:
         if EXTENSIONS in changed:
             await self.configureExtensions()
         return changed
+
+    def watch(self, clock, interval: float = POLL_SECONDS) -> None:
+        """
+        L{refresh} every C{interval} seconds (review 19 A2): a node that
+        missed a change's spread (its bus or Redis down, a gather timed
+        out) does not keep an old value, a rotated secret above all,
+        until it restarts.  One read of the few panel values per period.
+        """
+        self._poll = task.LoopingCall(self._refreshQuietly)
+        self._poll.clock = clock
+        self._poll.start(interval, now=False)
+
+    def unwatch(self) -> None:
+        if self._poll is not None and self._poll.running:
+            self._poll.stop()
+        self._poll = None
+
+    def _refreshQuietly(self):
+        d = defer.ensureDeferred(self.refresh())
+        d.addCallback(lambda changed: changed and log.info(
+            "Admin panel settings changed elsewhere, now in force here: {keys}", keys=", ".join(changed)))
+        d.addErrback(lambda f: log.warn("Cannot re-read the admin panel settings: {e}",
+                                        e=f.getErrorMessage()))
+        return d
 
     async def _applied(self, key: str) -> tuple[list, int]:
         """
@@ -287,4 +319,4 @@ class RunSettings:
         return existed, (await self._applied(key))[1]
 
 
-__all__ = ["PREFIX", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "StripFailed", "appKey"]
+__all__ = ["PREFIX", "POLL_SECONDS", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "StripFailed", "appKey"]

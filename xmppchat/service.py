@@ -315,6 +315,7 @@ class XMPPChatService(service.Service):
         gc.collect()
         gc.freeze()
         self.unlockWatcher.start()
+        self.settings.watch(self.reactor)
         ports = {name: port.getHost().port for name, port in self.ports.items()}
         if not self.inheritedPorts:  # a worker: the supervisor publishes the ports
             path = os.path.join(self.config.server.data_dir, "ports.json")
@@ -347,6 +348,7 @@ class XMPPChatService(service.Service):
         service.Service.stopService(self)
         self.host.metrics.stop()
         self.unlockWatcher.stop()
+        self.settings.unwatch()
         if self._restoreSignal is not None:
             self._restoreSignal()
             self._restoreSignal = None

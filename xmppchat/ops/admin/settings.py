@@ -14,7 +14,8 @@ storage's settings store and laid over the running config on this node at
 once and on every other node of a cluster (the admin API's C{admin-q}
 control frame of kind C{settings}: each node re-reads the store, no value
 on the bus); the answer lists the nodes that did not confirm
-(C{unreachable}), which take the value when they restart.  A value is
+(C{unreachable}), which take the value at their next poll
+(L{xmppchat.runsettings.RunSettings.watch}).  A value is
 checked exactly as the config file's key is (L{xmppchat.config.settingProblems}).
 
 Rotation (ConnectyCube's "Admin panel > Overview > Application
