@@ -237,3 +237,24 @@ def test_everyNodeReReadsPeriodically(storage):
         assert len([e for e in warned if "ignored" in e.get("log_format", "")]) == 1
     finally:
         second.unwatch()
+
+
+def test_nodeBackInItsClusterReReads(monkeypatch):
+    """Review 19 A2: a node that joins its cluster again (after losing Redis) re-reads the panel's
+    settings at once; other nodes' events and leaving do not."""
+    from types import SimpleNamespace
+
+    from twisted.internet import reactor
+
+    from xmppchat.service import XMPPChatService
+
+    service = XMPPChatService(makeConfig(), reactor)
+    service.cluster = SimpleNamespace(nodeId="n1")
+    calls = []
+    monkeypatch.setattr(service.settings, "refreshQuietly", lambda: calls.append(1))
+    service._clusterEvent("cluster-node", {"node": "n2", "state": "joined"})
+    service._clusterEvent("cluster-node", {"node": "n1", "state": "left"})
+    service._clusterEvent("login", {"jid": "a@b/c"})
+    assert calls == []
+    service._clusterEvent("cluster-node", {"node": "n1", "state": "joined"})
+    assert calls == [1]

@@ -245,7 +245,7 @@ class RunSettings:
         out) does not keep an old value, a rotated secret above all,
         until it restarts.  One read of the few panel values per period.
         """
-        self._poll = task.LoopingCall(self._refreshQuietly)
+        self._poll = task.LoopingCall(self.refreshQuietly)
         self._poll.clock = clock
         self._poll.start(interval, now=False)
 
@@ -254,7 +254,13 @@ class RunSettings:
             self._poll.stop()
         self._poll = None
 
-    def _refreshQuietly(self):
+    def refreshQuietly(self):
+        """
+        L{refresh} now, once the values were first loaded (a poll, a node
+        back in its cluster), what went wrong only logged.
+        """
+        if not self.loaded:
+            return defer.succeed([])
         d = defer.ensureDeferred(self.refresh())
         d.addCallback(lambda changed: changed and log.info(
             "Admin panel settings changed elsewhere, now in force here: {keys}", keys=", ".join(changed)))

@@ -14,6 +14,7 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from xmppchat import observe
 from xmppchat.auth.throttle import UnlockWatcher
 from xmppchat.c2s.bosh import boshResource, boshSite
 from xmppchat.c2s.proxyprotocol import ProxyProtocolFactory
@@ -292,6 +293,7 @@ class XMPPChatService(service.Service):
         service.Service.startService(self)
         self.host.metrics.start(self)
         if self.cluster is not None:
+            observe.addObserver(self._clusterEvent)
             self.cluster.start()
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadAll)
         d = startStorage(self.storage, self.config, self.settings)
@@ -303,6 +305,15 @@ class XMPPChatService(service.Service):
         d.addCallback(lambda _: self._started())
         d.addErrback(self._startFailed)
         return d
+
+    def _clusterEvent(self, name: str, fields: dict) -> None:
+        """
+        This node back in its cluster re-reads the admin panel's settings
+        at once: cut off, it missed the spread of any change (review 19 A2).
+        """
+        if (name == "cluster-node" and fields.get("state") == "joined" and self.cluster is not None
+                and fields.get("node") == self.cluster.nodeId):
+            self.settings.refreshQuietly()
 
     def _started(self):
         """
@@ -349,6 +360,7 @@ class XMPPChatService(service.Service):
         self.host.metrics.stop()
         self.unlockWatcher.stop()
         self.settings.unwatch()
+        observe.removeObserver(self._clusterEvent)
         if self._restoreSignal is not None:
             self._restoreSignal()
             self._restoreSignal = None
