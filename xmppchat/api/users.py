@@ -318,6 +318,7 @@ class UsersResource(JSONResource):
             return call.session.appId
         authKey = call.request.getHeader("cb-authkey")
         if authKey:
+            self.ctx.sessions.starting()  # the key may be rotated (review 19 A3)
             for appId, app in self.ctx.apps.items():
                 if app["auth_key"] == authKey:
                     return appId
