@@ -15,6 +15,8 @@ at once (issue 17 items 3 and 4).
 
 from __future__ import annotations
 
+import hmac
+
 import json
 import re
 import secrets
@@ -320,7 +322,7 @@ class UsersResource(JSONResource):
         if authKey:
             self.ctx.sessions.starting()  # the key may be rotated (review 19 A3)
             for appId, app in self.ctx.apps.items():
-                if app["auth_key"] == authKey:
+                if hmac.compare_digest(app["auth_key"].encode("utf-8"), authKey.encode("utf-8")):
                     return appId
         token = call.request.getHeader("cb-token")
         if token:
