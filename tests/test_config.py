@@ -160,6 +160,8 @@ def test_dialogExtensionFields():
                              (["a.b"], "invalid"), (["type"], "dialog field"),
                              (["limit"], "list parameter"), (["muc_room"], "server's own"),
                              (["occupants_count"], "dialog field"),
+                             # the admin panel's dialog search's own (review 19 A8)
+                             (["q"], "list parameter"), (["user"], "list parameter"),
                              ("category", "expected list"), ([1], "invalid")):
         with pytest.raises(ConfigError) as e:
             buildConfig({"dialogs": {"extension_fields": fields}}, source="d.toml")

@@ -165,3 +165,96 @@ def test_roomDefaultAppliesToTheNextRoom():
     assert [errorOf(p) for p in presences(tb)] == ["registration-required"]
     join(h, bob, "Bobby", sid="j2")
     assert {errorOf(p) for p in presences(tb)} == {None}  # alice's and his own
+
+
+class SlowReads:
+    """A settings store whose reads answer only when told (C{release}), with what was stored then."""
+
+    def __init__(self, real):
+        self.real = real
+        self.pending = []
+
+    def getSettings(self, prefix):
+        d = defer.Deferred()
+        self.pending.append((d, result(self.real.getSettings(prefix))))
+        return d
+
+    def release(self):
+        while self.pending:
+            d, snapshot = self.pending.pop(0)
+            d.callback(snapshot)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_staleRefreshDoesNotUndoALocalPut(storage):
+    """Review 19 A5: a refresh (another node's change) whose read started before a local put, and
+    ends after it, leaves the put's value in force."""
+    from types import SimpleNamespace
+
+    cfg = config()
+    settings = RunSettings(cfg, storage)
+    slow = SlowReads(storage.settings)
+    settings.storage = SimpleNamespace(settings=slow, dialogs=storage.dialogs)
+    refresh = defer.ensureDeferred(settings.refresh())  # its read sees nothing set
+    put = defer.ensureDeferred(settings.put("privacy.last_seen_default", "nobody"))
+    slow.release()  # the stale read lands
+    result(refresh)
+    result(put)
+    slow.release()
+    assert result(storage.settings.getSettings(PREFIX)) == {PREFIX + "privacy.last_seen_default": "nobody"}
+    assert cfg.privacy.last_seen_default == "nobody"
+    assert settings.panel == {"privacy.last_seen_default": "nobody"}
+
+
+def test_everyNodeReReadsPeriodically(storage):
+    """Review 19 A2: a node that missed a change's spread takes it at its next poll (POLL_SECONDS);
+    a refused stored value is warned about once, not at every poll."""
+    from twisted.internet.task import Clock
+    from twisted.logger import globalLogPublisher
+
+    from xmppchat.runsettings import POLL_SECONDS
+
+    clock = Clock()
+    one, two = config(), config()
+    first, second = RunSettings(one, storage), RunSettings(two, storage)
+    run(second.load())
+    second.watch(clock)
+    try:
+        run(first.put(appKey(7, "jwt_secret"), "rotated-secret-0123456789"))
+        assert two.rest.apps[0]["jwt_secret"] == APP["jwt_secret"]
+        clock.advance(POLL_SECONDS)
+        assert two.rest.apps[0]["jwt_secret"] == "rotated-secret-0123456789"
+        warned = []
+        globalLogPublisher.addObserver(warned.append)
+        try:
+            result(storage.settings.putSetting(PREFIX + "privacy.last_seen_default", "friends"))
+            clock.advance(POLL_SECONDS)
+            clock.advance(POLL_SECONDS)
+        finally:
+            globalLogPublisher.removeObserver(warned.append)
+        assert len([e for e in warned if "ignored" in e.get("log_format", "")]) == 1
+    finally:
+        second.unwatch()
+
+
+def test_nodeBackInItsClusterReReads(monkeypatch):
+    """Review 19 A2: a node that joins its cluster again (after losing Redis) re-reads the panel's
+    settings at once; other nodes' events and leaving do not."""
+    from types import SimpleNamespace
+
+    from twisted.internet import reactor
+
+    from xmppchat.service import XMPPChatService
+
+    service = XMPPChatService(makeConfig(), reactor)
+    service.cluster = SimpleNamespace(nodeId="n1")
+    calls = []
+    monkeypatch.setattr(service.settings, "refreshQuietly", lambda: calls.append(1))
+    service._clusterEvent("cluster-node", {"node": "n2", "state": "joined"})
+    service._clusterEvent("cluster-node", {"node": "n1", "state": "left"})
+    service._clusterEvent("login", {"jid": "a@b/c"})
+    assert calls == []
+    service._clusterEvent("cluster-node", {"node": "n1", "state": "joined"})
+    assert calls == [1]

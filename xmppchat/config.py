@@ -699,13 +699,17 @@ MAX_EXTENSION_FIELDS = 3
 # xmppchat.api.json PAGING): no dialog extension field may take one.
 LIST_PARAMETERS = frozenset(("limit", "skip", "offset", "count", "sort_asc", "sort_desc", "page",
                              "per_page", "mark_as_read", "preview", "output"))
+# the admin panel's dialog search parameters (xmppchat.ops.admin.dialogs
+# LIST_PARAMS): a field named so could not be filtered there (review 19 A8)
+ADMIN_SEARCH_PARAMETERS = frozenset(("q", "type", "user", "skip", "limit"))
 
 
 def _validateExtensionFields(names: list, problem) -> None:
     """
     C{[dialogs] extension_fields}: at most L{MAX_EXTENSION_FIELDS} distinct
     stored key names (letters, digits, "_", "-") that are neither a dialog
-    list parameter (a field of the dialog, paging) nor a key the server
+    list parameter (a field of the dialog, paging; the admin panel's
+    dialog search's own, L{ADMIN_SEARCH_PARAMETERS}) nor a key the server
     keeps in extensions itself.
     """
     from xmppchat.storage.common import DIALOG_SCHEMA, checkKey
@@ -716,7 +720,8 @@ def _validateExtensionFields(names: list, problem) -> None:
         problem(key, f"at most {MAX_EXTENSION_FIELDS} fields, not {len(names)}")
     if len(set(map(str, names))) != len(names):
         problem(key, "names a field twice")
-    taken = (set(DIALOG_SCHEMA.fixed) | LIST_PARAMETERS | set(DIALOG_SERVER_EXTENSIONS)
+    taken = (set(DIALOG_SCHEMA.fixed) | LIST_PARAMETERS | ADMIN_SEARCH_PARAMETERS
+             | set(DIALOG_SERVER_EXTENSIONS)
              | {"extensions", "permissions", "occupants_count", "xmpp_room_jid",
                 "unread_messages_count", "last_message_status"})
     for name in names:

@@ -20,7 +20,8 @@ sees them from its next use):
     applied, L{RunSettings.apply} after), so a reload never drops them;
   - on every other node of a cluster, which re-reads them from the storage
     when told that they changed (L{xmppchat.ops.admin.settings}; no value
-    travels on the bus).
+    travels on the bus), and every L{POLL_SECONDS} on every node in any
+    case (L{RunSettings.watch}: a node that was not told takes them then).
 
 The config values shown beside them are those the process started with:
 none of these keys is re-read from the file by a reload (as before the
@@ -42,7 +43,9 @@ applies, so it needs no restart:
 from __future__ import annotations
 
 import copy
+import functools
 
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppchat.config import settingProblems
@@ -52,6 +55,9 @@ EXTENSIONS = "dialogs.extension_fields"
 KEYS = (EXTENSIONS, "privacy.last_seen_default", "muc.room_default_members_only",
         "muc.room_default_public", "muc.room_default_persistent", "muc.room_default_moderated")
 APP_SECRETS = ("auth_key", "jwt_secret")
+# every node re-reads the panel values this often (L{RunSettings.watch}):
+# a node that missed a change's spread, its bus down, takes it then
+POLL_SECONDS = 10
 
 log = Logger()
 
@@ -73,6 +79,27 @@ class SettingError(ValueError):
         self.problems = problems
 
 
+def _serialised(method):
+    """
+    C{method} run under the instance's lock: a L{RunSettings.refresh}
+    whose read started before a local L{RunSettings.put} cannot lay its
+    older values over the newer one (review 19 A5).
+    """
+
+    @functools.wraps(method)
+    async def run(self, *args):
+        return await self._lock.run(lambda: defer.ensureDeferred(method(self, *args)))
+
+    return run
+
+
+class StripFailed(Exception):
+    """
+    A change of the extension fields is stored and in force, but removing
+    a field from the stored dialogs failed; the same change again retries.
+    """
+
+
 class RunSettings:
     """
     The panel values of one process and the config values under them.
@@ -86,6 +113,12 @@ class RunSettings:
         self.storage = storage
         self.base = {key: copy.deepcopy(self._get(config, key)) for key in self._keys(config)}
         self.panel: dict = {}
+        self._lock = defer.DeferredLock()
+        # the panel values were read once (L{load}): until then a rotated
+        # application secret is not in force (review 19 A3)
+        self.loaded = False
+        self._ignored: dict = {}  # key -> the stored value refused (warned once)
+        self._poll = None
 
     @staticmethod
     def _keys(config) -> list:
@@ -166,11 +199,15 @@ class RunSettings:
                 changed.append(key)
         return changed
 
+    @_serialised
     async def load(self) -> list:
         """
         Read the panel values from the storage and apply them (at start,
         before L{configureExtensions}); the keys changed.
         """
+        return await self._load()
+
+    async def _load(self) -> list:
         panel = {}
         for name, value in (await self.storage.settings.getSettings(PREFIX)).items():
             key = name[len(PREFIX):]
@@ -179,31 +216,74 @@ class RunSettings:
             except (KeyError, SettingError) as e:
                 # another application's key, or an imported value this
                 # config refuses: the file's value applies
-                log.warn("Admin panel setting {key} ignored: {why}", key=key,
-                         why="not settable here" if isinstance(e, KeyError) else e)
+                if self._ignored.get(key, self) != value:
+                    self._ignored[key] = value
+                    log.warn("Admin panel setting {key} ignored: {why}", key=key,
+                             why="not settable here" if isinstance(e, KeyError) else e)
                 continue
             panel[key] = value
         self.panel = panel
-        return self.apply()
+        changed = self.apply()
+        self.loaded = True
+        return changed
 
+    @_serialised
     async def refresh(self) -> list:
         """
         L{load} when another node changed a value, the stored dialogs
         brought in line when the extension fields changed; the keys changed.
         """
-        changed = await self.load()
+        changed = await self._load()
         if EXTENSIONS in changed:
             await self.configureExtensions()
         return changed
 
-    async def _applied(self) -> tuple[list, int]:
+    def watch(self, clock, interval: float = POLL_SECONDS) -> None:
         """
-        L{apply}, then the stored dialogs brought in line when the
-        extension fields changed: C{(keys changed, dialogs stripped)}.
+        L{refresh} every C{interval} seconds (review 19 A2): a node that
+        missed a change's spread (its bus or Redis down, a gather timed
+        out) does not keep an old value, a rotated secret above all,
+        until it restarts.  One read of the few panel values per period.
+        """
+        self._poll = task.LoopingCall(self.refreshQuietly)
+        self._poll.clock = clock
+        self._poll.start(interval, now=False)
+
+    def unwatch(self) -> None:
+        if self._poll is not None and self._poll.running:
+            self._poll.stop()
+        self._poll = None
+
+    def refreshQuietly(self):
+        """
+        L{refresh} now, once the values were first loaded (a poll, a node
+        back in its cluster), what went wrong only logged.
+        """
+        if not self.loaded:
+            return defer.succeed([])
+        d = defer.ensureDeferred(self.refresh())
+        d.addCallback(lambda changed: changed and log.info(
+            "Admin panel settings changed elsewhere, now in force here: {keys}", keys=", ".join(changed)))
+        d.addErrback(lambda f: log.warn("Cannot re-read the admin panel settings: {e}",
+                                        e=f.getErrorMessage()))
+        return d
+
+    async def _applied(self, key: str) -> tuple[list, int]:
+        """
+        L{apply} after a change of C{key}, then, when C{key} is the
+        extension fields, the stored dialogs brought in line whether or
+        not the value changed here (idempotent: a put repeated after a
+        failed strip finishes it; review 19 A4): C{(keys changed, dialogs
+        stripped)}; L{StripFailed} when that fails.
         """
         changed = self.apply()
-        stripped = await self.configureExtensions() if EXTENSIONS in changed else 0
-        return changed, stripped
+        if key != EXTENSIONS:
+            return changed, 0
+        try:
+            return changed, await self.configureExtensions()
+        except Exception as e:
+            log.failure("Bringing the dialogs in line with the extension fields failed")
+            raise StripFailed(str(e)) from e
 
     async def configureExtensions(self) -> int:
         """
@@ -221,6 +301,7 @@ class RunSettings:
 
     # -- changes -----------------------------------------------------------------
 
+    @_serialised
     async def put(self, key: str, value) -> tuple[list, int]:
         """
         Set C{key} to C{value} (checked, L{check}), stored then applied
@@ -229,8 +310,9 @@ class RunSettings:
         self.check(key, value)
         await self.storage.settings.putSetting(PREFIX + key, value)
         self.panel[key] = copy.deepcopy(value)
-        return await self._applied()
+        return await self._applied(key)
 
+    @_serialised
     async def revert(self, key: str) -> tuple[bool, int]:
         """
         Back to the config file's value: C{(whether the panel had set
@@ -240,7 +322,7 @@ class RunSettings:
             raise KeyError(key)
         existed = await self.storage.settings.deleteSetting(PREFIX + key)
         existed = self.panel.pop(key, None) is not None or existed
-        return existed, (await self._applied())[1]
+        return existed, (await self._applied(key))[1]
 
 
-__all__ = ["PREFIX", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "appKey"]
+__all__ = ["PREFIX", "POLL_SECONDS", "KEYS", "APP_SECRETS", "RunSettings", "SettingError", "StripFailed", "appKey"]

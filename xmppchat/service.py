@@ -14,6 +14,7 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 
+from xmppchat import observe
 from xmppchat.auth.throttle import UnlockWatcher
 from xmppchat.c2s.bosh import boshResource, boshSite
 from xmppchat.c2s.proxyprotocol import ProxyProtocolFactory
@@ -217,6 +218,7 @@ class XMPPChatService(service.Service):
         self.restAPI = site
         # one failed-login throttle and one trusted-proxy list for SASL and REST
         site.ctx.sessions.throttle = self.host.loginThrottle
+        site.ctx.sessions.settings = self.settings
         site.ctx.proxies = self.host.trustedProxies
         if self.config.rest.http_bind:
             # XEP-0206 on the REST port: the long-poll fallback the SDK's
@@ -294,6 +296,7 @@ class XMPPChatService(service.Service):
         service.Service.startService(self)
         self.host.metrics.start(self)
         if self.cluster is not None:
+            observe.addObserver(self._clusterEvent)
             self.cluster.start()
         self._restoreSignal = installReloadSignal(self.reactor, self.reloadAll)
         d = startStorage(self.storage, self.config, self.settings)
@@ -306,6 +309,15 @@ class XMPPChatService(service.Service):
         d.addErrback(self._startFailed)
         return d
 
+    def _clusterEvent(self, name: str, fields: dict) -> None:
+        """
+        This node back in its cluster re-reads the admin panel's settings
+        at once: cut off, it missed the spread of any change (review 19 A2).
+        """
+        if (name == "cluster-node" and fields.get("state") == "joined" and self.cluster is not None
+                and fields.get("node") == self.cluster.nodeId):
+            self.settings.refreshQuietly()
+
     def _started(self):
         """
         Storage is up: announce the ports, in the log and in
@@ -317,6 +329,7 @@ class XMPPChatService(service.Service):
         gc.collect()
         gc.freeze()
         self.unlockWatcher.start()
+        self.settings.watch(self.reactor)
         ports = {name: port.getHost().port for name, port in self.ports.items()}
         if not self.inheritedPorts:  # a worker: the supervisor publishes the ports
             path = os.path.join(self.config.server.data_dir, "ports.json")
@@ -350,6 +363,8 @@ class XMPPChatService(service.Service):
         service.Service.stopService(self)
         self.host.metrics.stop()
         self.unlockWatcher.stop()
+        self.settings.unwatch()
+        observe.removeObserver(self._clusterEvent)
         if self._restoreSignal is not None:
             self._restoreSignal()
             self._restoreSignal = None

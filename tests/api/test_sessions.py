@@ -312,3 +312,33 @@ def test_blockedAccountRefused(api):
     result(api.storage.accounts.updateAccount(user["id"], blocked=False))
     assert api.post("/session.json", body).status == 201
     assert api.get("/session.json", token=token).status == 200
+
+
+def test_noSessionUntilThePanelSettingsAreLoaded(api):
+    """Review 19 A3: the listeners accept before the storage has started; until the admin panel's
+    settings are loaded, a session with the file's auth key (rotated in the panel) or a JWT (its
+    secret perhaps rotated) is 503 with Retry-After, then the rotated key is the one in force."""
+    from twisted.internet import defer
+
+    from tests.helpers import makeConfig
+    from xmppchat.api.sessions import JWTChecker
+    from xmppchat.runsettings import RunSettings, appKey
+
+    panel = RunSettings(makeConfig(rest={"apps": [dict(app) for app in api.config.rest.apps]}), api.storage)
+    result(defer.ensureDeferred(panel.put(appKey(1, "auth_key"), "rotated-key-0123456789")))  # in the panel, earlier
+    settings = RunSettings(api.config, api.storage)
+    api.ctx.sessions.settings = settings
+    jwt = encodeJWT({"user_id": "ext-9", "exp": 1_700_003_600}, SECRET)
+    for r in (api.post("/session.json", {"application_id": 1, "auth_key": "test-key"}),
+              api.post("/session.json", {"application_id": 1, "auth_key": "test-key", "provider": "jwt",
+                                         "keys": {"token": jwt}}),
+              api.get("/session.json", token=jwt),
+              api.post("/users.json", {"user": {"login": "early", "password": "password1"}},
+                       headers={"CB-AuthKey": "test-key"})):
+        assert r.status == 503 and r.headers.getRawHeaders("retry-after") == ["1"], r
+    account = result(api.storage.accounts.createAccount("{id}-1", None, externalId="ext-9", jwt=True))
+    assert result(defer.ensureDeferred(JWTChecker(api.ctx)(account, jwt))) is False
+    result(defer.ensureDeferred(settings.load()))
+    assert api.post("/session.json", {"application_id": 1, "auth_key": "test-key"}).status == 422
+    assert api.post("/session.json", {"application_id": 1, "auth_key": "rotated-key-0123456789"}).status == 201
+    assert api.get("/session.json", token=jwt).status == 200

@@ -108,3 +108,14 @@ def test_blockEndsSessionsOnEveryNode():
     assert bobTransport.closed is None
     assert result(cluster.storage.accounts.getAccountByLocalpart("alice")).blocked is True
     assert audits == ["block-user"]
+
+
+def test_offlineClusterIsUnreachable():
+    """Review 19 A2: a node cut off from the cluster answers for itself and reports the cluster as
+    unreachable, not an empty list (the others did not get a settings change, say)."""
+    cluster = ClusterHarness()
+    cluster.pair()
+    mine = agents(cluster)
+    cluster.nodes[0].node.directory.online = False
+    answers, unreachable = gather(cluster, mine[0], "stats", {})
+    assert unreachable == ["(cluster offline)"] and [part["node"] for _, part in answers] == ["node0"]

@@ -200,7 +200,10 @@ def test_mamPaging(server, db):
             message = alice.make_message(mto=room, mbody=f"n{i}", mtype="groupchat")
             message["id"] = mid
             withParams(message, group).send()
-            await within(carol.messages.get())
+            # wait for this very message: carol's queue may also hold others
+            # (offline messages of earlier tests delivered at her login)
+            while (await within(carol.messages.get()))["body"] != f"n{i}":
+                pass
         mam = carol.plugin["xep_0313"]
         first = await mam.retrieve(jid=room, rsm={"max": 2}, timeout=TIMEOUT)
         got = [r["mam_result"]["id"] for r in first["mam"]["results"]]

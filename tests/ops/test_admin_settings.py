@@ -13,7 +13,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from tests.helpers import makeConfig
 from tests.storage.test_contract import BACKENDS, openBackend, result
@@ -39,7 +39,7 @@ class FakeAPI:
         self.routes = {}
         self.audits = []
         self.gathered = []
-        self.agent = SimpleNamespace(gather=self._gather)
+        self.agent = SimpleNamespace(gather=self._gather, clock=task.Clock())
         feature.install(self)
 
     async def _gather(self, kind, args):
@@ -197,6 +197,45 @@ def test_rotateJWTSecretRevokesJWTSessions(api):
     assert result(storage.tokens.getToken("j")) is None and result(storage.tokens.getToken("a")) is not None
 
 
+def test_rotateJWTSecretPurgesAfterTheSpreadAndAgain(api):
+    """Review 19 A1: the tokens are deleted after the other nodes have the new secret (a token stored
+    by a login there before they had it goes too), and once more GATHER_SECONDS later (a login under
+    the old secret still in flight)."""
+    from xmppchat.ops.adminapi import GATHER_SECONDS
+
+    storage = api.storage
+    jwtUser = result(storage.accounts.createAccount("{id}-3", None, externalId="ext", jwt=True))
+
+    def token(name):
+        result(storage.tokens.addToken(TokenRecord(name, jwtUser.id, 3, 0.0, time.time() + 600)))
+
+    async def gather(kind, args):
+        token("minted-before-the-spread")
+        return [(None, [])], []
+
+    api.agent.gather = gather
+    status, body = api.call("POST", "apps/*/rotate", "3", body={"what": "jwt_secret"})
+    assert status == 200 and body["revoked_tokens"] == 1
+    assert result(storage.tokens.getToken("minted-before-the-spread")) is None
+    token("in-flight")
+    api.agent.clock.advance(GATHER_SECONDS)
+    assert result(storage.tokens.getToken("in-flight")) is None
+
+
+def test_revertJWTSecretPurges(api):
+    """Review 19 A7: back to the file's JWT secret, the tokens minted under the rotated one go too."""
+    storage = api.storage
+    jwtUser = result(storage.accounts.createAccount("{id}-3", None, externalId="ext", jwt=True))
+    assert api.call("POST", "apps/*/rotate", "3", body={"what": "jwt_secret"})[0] == 200
+    result(storage.tokens.addToken(TokenRecord("rotated", jwtUser.id, 3, 0.0, time.time() + 600)))
+    status, body = api.call("DELETE", "settings/*", "rest.apps.3.jwt_secret")
+    assert status == 200 and body["revoked_tokens"] == 1
+    assert result(storage.tokens.getToken("rotated")) is None
+    assert api.config.rest.apps[0]["jwt_secret"] == APP["jwt_secret"]
+    assert api.audits[-1] == ("setting-reverted", {"key": "rest.apps.3.jwt_secret", "stripped": 0,
+                                                   "revoked_tokens": 1})
+
+
 def test_rotateRefusals(api):
     """Unknown application 404, unknown secret 400, a JWT secret the file does not set 409."""
     assert api.call("POST", "apps/*/rotate", "9", body={"what": "auth_key"})[0] == 404
@@ -206,6 +245,47 @@ def test_rotateRefusals(api):
     status, body = api.call("POST", "apps/*/rotate", "3", body={"what": "jwt_secret"})
     assert status == 409 and "JWT login is off" in body["error"]
     assert stored(api) == {} and api.audits == []
+
+
+def test_failedStripIsAuditedSpreadAndRetried(api, monkeypatch):
+    """Review 19 A4: when removing a field from the dialogs fails after the value is stored, the change
+    is audited and spread, the answer is 503, and the same PUT again strips the dialogs."""
+    from xmppchat.storage.interfaces import StorageError
+
+    api.call("PUT", "settings/*", "dialogs.extension_fields", body={"value": ["topic", "color"]})
+    dialog = result(api.storage.dialogs.createDialog(DIALOG_GROUP, 1, name="d", extensions={
+        "topic": "t", "color": "red"}))
+    real = api.storage.dialogs.configureExtensions
+
+    def broken(*args):
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(api.storage.dialogs, "configureExtensions", broken)
+    api.gathered.clear()
+    status, body = api.call("PUT", "settings/*", "dialogs.extension_fields", body={"value": ["topic"]})
+    assert status == 503 and "stored and in force" in body["error"] and "disk full" in body["error"]
+    assert api.config.dialogs.extension_fields == ["topic"]
+    assert stored(api) == {PREFIX + "dialogs.extension_fields": ["topic"]}
+    assert api.audits[-1] == ("setting-changed", {"key": "dialogs.extension_fields", "value": '["topic"]',
+                                                  "stripped": "failed"})
+    assert api.gathered == ["settings"]
+    monkeypatch.setattr(api.storage.dialogs, "configureExtensions", real)
+    status, body = api.call("PUT", "settings/*", "dialogs.extension_fields", body={"value": ["topic"]})
+    assert status == 200 and body["stripped"] == 1
+    assert result(api.storage.dialogs.getDialog(dialog.id)).extensions == {"topic": "t"}
+
+
+def test_failedSpreadIsUnreachable(api):
+    """Review 19 A4: a gather that fails (the bus) leaves the change in force and audited, the cluster
+    reported unreachable rather than a 500."""
+    async def failing(kind, args):
+        raise ConnectionError("bus down")
+
+    api.agent.gather = failing
+    status, body = api.call("PUT", "settings/*", "privacy.last_seen_default", body={"value": "nobody"})
+    assert status == 200 and body["unreachable"] == ["cluster (bus down)"]
+    assert api.audits == [("setting-changed", {"key": "privacy.last_seen_default", "value": '"nobody"',
+                                               "stripped": 0})]
 
 
 # -- over HTTP, on a live server ------------------------------------------------------------------

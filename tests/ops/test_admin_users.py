@@ -300,7 +300,12 @@ def test_liveServerKickAndView(live):
         assert (status, kicked) == (200, {"kicked": ["alice@localhost/desk"], "unreachable": []})
         assert await asyncio.wait_for(errors, TIMEOUT) == "policy-violation"
         await asyncio.to_thread(logged, live, "Admin admin-key: kick jid=alice@localhost sessions=1")
-        status, view, _ = await asyncio.to_thread(http, live, "GET", "users/alice")
+        # the logout's last activity is written after the stream ended: wait for it
+        for _ in range(50):
+            status, view, _ = await asyncio.to_thread(http, live, "GET", "users/alice")
+            if view["last_activity"] is not None:
+                break
+            await asyncio.sleep(0.1)
         assert view["sessions"] == [] and view["last_activity"] is not None
         status, made, _ = await asyncio.to_thread(http, live, "POST", "users", {
             "name": "newbie", "password": "newbie-pw", "full_name": "New Bie", "email": "nb@example.org"})

@@ -79,6 +79,21 @@ def test_configureExtensionsOnlyWhenChanged(storage):
     assert result(dialogs.getDialog(d.id)).extensions == {"junk": "1"}
 
 
+def test_staleUpdateDoesNotBringARemovedFieldBack(storage):
+    """Review 19 A6: an update whose extensions were merged from the dialog as read before a field was
+    removed (and stripped) writes the configured fields only; keys never configured stay as stored."""
+    dialogs = storage.dialogs
+    result(dialogs.configureExtensions(["topic", "color"], DIALOG_SERVER_EXTENSIONS))
+    d = result(dialogs.createDialog(DIALOG_GROUP, 1, name="a", extensions={
+        "topic": "t", "color": "red", "muc_room": "team"}))
+    read = result(dialogs.getDialog(d.id))  # a PUT reads the dialog ...
+    result(dialogs.configureExtensions(["topic"], DIALOG_SERVER_EXTENSIONS))  # ... "color" removed
+    stale = {**read.extensions, "topic": "new", "legacy": "x"}
+    updated = result(dialogs.updateDialog(d.id, extensions=stale))  # ... and writes its merged dict
+    assert updated.extensions == {"topic": "new", "muc_room": "team"}
+    assert result(dialogs.getDialog(d.id)).extensions == {"topic": "new", "muc_room": "team"}
+
+
 def test_configuredFieldsIndexed(storage):
     """Each configured field has an index (used by the SQLite planner); a removed field's index goes."""
     dialogs = storage.dialogs

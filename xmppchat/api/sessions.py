@@ -201,6 +201,27 @@ class SessionManager:
         limits = ctx.limits
         self.throttle = (LoginThrottle(ctx.clock) if limits is None
                          else LoginThrottle.fromConfig(limits, ctx.clock))
+        # the admin panel's settings (XMPPChatService.restSite): until they
+        # are loaded the application's secrets may be the file's, rotated since
+        self.settings = None
+
+    @property
+    def ready(self) -> bool:
+        """
+        Whether the application secrets in force are the panel's (review
+        19 A3: the listeners accept before the storage has started).
+        """
+        return self.settings is None or self.settings.loaded
+
+    def starting(self) -> None:
+        """
+        503 with C{Retry-After} while not L{ready}: no session is made with
+        an auth key or a JWT the panel may have rotated.
+        """
+        if not self.ready:
+            e = baseError(http.SERVICE_UNAVAILABLE, "The server is starting, try again")
+            e.headers = {b"retry-after": b"1"}
+            raise e
 
     # -- applications -------------------------------------------------------
 
@@ -216,6 +237,8 @@ class SessionManager:
         app = self.ctx.apps.get(appId)
         if app is None:
             raise baseError(422, "Unknown application")
+        if checkKey:
+            self.starting()
         if checkKey and not (isinstance(authKey, str) and hmac.compare_digest(
                 authKey.encode("utf-8"), app["auth_key"].encode("utf-8"))):
             raise baseError(422, "Unexpected auth_key")
@@ -237,7 +260,7 @@ class SessionManager:
         application; raises L{InvalidJWT}.
         """
         app = self.jwtApp()
-        if app is None or not looksLikeJWT(token):
+        if app is None or not looksLikeJWT(token) or not self.ready:
             raise InvalidJWT("not a JWT of this application")
         return (app[0], *decodeJWT(token, app[0], app[1], self.ctx.clock.seconds()))
 
@@ -390,6 +413,7 @@ class SessionManager:
         return None
 
     async def _resolveJWT(self, token, hashed, now):
+        self.starting()
         try:
             appId, externalId, expiresAt = self.decodeJWT(token)
         except InvalidJWT as e:

@@ -15,6 +15,8 @@ at once (issue 17 items 3 and 4).
 
 from __future__ import annotations
 
+import hmac
+
 import json
 import re
 import secrets
@@ -318,8 +320,9 @@ class UsersResource(JSONResource):
             return call.session.appId
         authKey = call.request.getHeader("cb-authkey")
         if authKey:
+            self.ctx.sessions.starting()  # the key may be rotated (review 19 A3)
             for appId, app in self.ctx.apps.items():
-                if app["auth_key"] == authKey:
+                if hmac.compare_digest(app["auth_key"].encode("utf-8"), authKey.encode("utf-8")):
                     return appId
         token = call.request.getHeader("cb-token")
         if token:

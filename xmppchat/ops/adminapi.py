@@ -27,7 +27,8 @@ Cluster-wide (L{xmppchat.cluster}): the node that gets the request asks
 every other node over the bus (an C{admin-q} control frame answered by
 C{admin-r}, at most L{GATHER_SECONDS}) for its sessions, its counts, to
 deliver an announcement to its own sessions or to reload; a node that does
-not answer is listed in C{unreachable}.  A kick is asked of every node
+not answer is listed in C{unreachable}, and while this node is cut off
+from the cluster (Redis) C{unreachable} is C{["(cluster offline)"]}.  A kick is asked of every node
 the same way: each ends its own sessions of the JID, one waiting for
 XEP-0198 resumption included (the bus's plain C{close} frame would leave
 that one resumable).  Deleting a user and changing a password fire
@@ -70,6 +71,7 @@ from xmppchat.ops.metrics import transportOf
 from xmppchat.storage.interfaces import Query, QueryTimeout
 
 GATHER_SECONDS = 2.0
+CLUSTER_OFFLINE = "(cluster offline)"  # the unreachable of a gather while Redis is out of reach
 MAX_BODY_BYTES = 64 * 1024
 MAX_REASON = 1024
 ANNOUNCE_PAGE = 1000
@@ -255,8 +257,11 @@ class AdminAgent:
         """
         results = [(self.nodeId, await self.local(kind, args))]
         cluster = self.host.cluster
-        if cluster is None or not cluster.online:
+        if cluster is None:
             return results, []
+        if not cluster.online:
+            # the other nodes cannot be listed or asked (review 19 A2)
+            return results, [CLUSTER_OFFLINE]
         others = sorted(await cluster.directory.otherMembers())
         queryId = secrets.token_hex(8)
         answers: dict = {}

@@ -553,6 +553,22 @@ def extensionKeys(fields, keep) -> tuple[list, list]:
     return fields, kept
 
 
+def writtenExtensions(given: dict, stored: dict | None, kept) -> dict:
+    """
+    The extensions a dialog update writes: C{given}'s keys that are kept
+    (C{kept}: the fields and server keys of the last C{configureExtensions},
+    C{None} before the first: all of C{given}), the others as stored now.
+    A field removed, and stripped, after the caller read the dialog does
+    not come back with the merged dict it writes (review 19 A6); keys from
+    before the setting stay as they are.
+    """
+    if kept is None:
+        return given
+    kept = set(kept)
+    return {**{k: v for k, v in (stored or {}).items() if k not in kept},
+            **{k: v for k, v in given.items() if k in kept}}
+
+
 def extensionsRemoved(previous, kept) -> list:
     """
     The extension keys to remove from every dialog: those configured at the

@@ -766,7 +766,9 @@ class IDialogStore(Protocol):
         pull ids to/from L{DIALOG_LIST_FIELDS} (C{{"occupants_ids": [4]}};
         pushing keeps an id once; pull applies after push).  Bumps
         C{updatedAt}; fires with the L{Dialog}.  Fails with L{NotFound}, or
-        C{ValueError} for another field.
+        C{ValueError} for another field.  C{extensions} written keeps only
+        the keys of the last L{configureExtensions}, the others as stored
+        (L{xmppchat.storage.common.writtenExtensions}).
         """
 
     def deleteDialog(self, dialogId: str) -> Deferred:

@@ -935,8 +935,13 @@ class MongoDialogStore(_Store):
     def updateDialog(self, dialogId, push=None, pull=None, **fields):
         now = self._now()
 
+        kept = []  # the extension keys kept, read in update()
+
         def compute(doc):
             changes, pushed, pulled = common.dialogChanges(doc["type"], push, pull, fields)
+            if "extensions" in changes:
+                changes["extensions"] = common.writtenExtensions(changes["extensions"],
+                                                                 doc.get("extensions"), kept[0])
             changes["updated_at"] = now
             for name in ("occupants_ids", "admins_ids", "pinned_messages_ids"):
                 if name in pushed or name in pulled:
@@ -946,6 +951,9 @@ class MongoDialogStore(_Store):
             return changes
 
         def update(db):
+            if "extensions" in fields:
+                marker = db.settings.find_one({"_id": common.EXTENSIONS_SETTING})
+                kept.append(marker and marker.get("value"))
             try:
                 return _dialog(_compareAndSet(db.dialogs, {"_id": dialogId}, compute))
             except NotFound:

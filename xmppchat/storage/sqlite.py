@@ -1343,6 +1343,11 @@ class SQLiteDialogStore(_Store):
         def update(connection):
             dialog = _requireDialog(connection, dialogId)
             changes, pushed, pulled = common.dialogChanges(dialog.type, push, pull, fields)
+            if "extensions" in changes:
+                row = connection.execute("SELECT value FROM settings WHERE name = ?",
+                                         (common.EXTENSIONS_SETTING,)).fetchone()
+                changes["extensions"] = common.writtenExtensions(
+                    changes["extensions"], dialog.extensions, json.loads(row[0]) if row else None)
             columns = {"occupants_ids": ("occupants", dialog.occupantIds),
                        "admins_ids": ("admins", dialog.adminIds),
                        "pinned_messages_ids": ("pinned", dialog.pinnedMessageIds)}

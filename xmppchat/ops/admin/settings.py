@@ -14,7 +14,8 @@ storage's settings store and laid over the running config on this node at
 once and on every other node of a cluster (the admin API's C{admin-q}
 control frame of kind C{settings}: each node re-reads the store, no value
 on the bus); the answer lists the nodes that did not confirm
-(C{unreachable}), which take the value when they restart.  A value is
+(C{unreachable}), which take the value at their next poll
+(L{xmppchat.runsettings.RunSettings.watch}).  A value is
 checked exactly as the config file's key is (L{xmppchat.config.settingProblems}).
 
 Rotation (ConnectyCube's "Admin panel > Overview > Application
@@ -30,8 +31,12 @@ What it does to what was issued with the old one:
     every token of the accounts a JWT made is deleted (a leaked secret
     could have minted JWTs with any expiry): their REST calls get 401 at
     once, their XMPP streams end at the next session check
-    (C{[limits] session_recheck_seconds}).  Rotating a secret the file does
-    not set is refused (409): JWT login stays off unless configured.
+    (C{[limits] session_recheck_seconds}); deleted after the other nodes
+    have the new secret, and once more L{GATHER_SECONDS} later (logins in
+    flight).  Reverting a rotated secret (C{DELETE
+    settings/rest.apps.<id>.jwt_secret}) deletes them the same way.
+    Rotating a secret the file does not set is refused (409): JWT login
+    stays off unless configured.
 
 Every change is logged with the administrator's name (C{api.audit});
 secret values never are.
@@ -42,10 +47,13 @@ from __future__ import annotations
 import json
 import secrets
 
+from twisted.internet import defer
+from twisted.logger import Logger
+
 from xmppchat.config import MAX_EXTENSION_FIELDS
-from xmppchat.ops.adminapi import ApiError
+from xmppchat.ops.adminapi import GATHER_SECONDS, ApiError
 from xmppchat.privacysettings import VISIBILITIES
-from xmppchat.runsettings import APP_SECRETS, EXTENSIONS, KEYS, appKey
+from xmppchat.runsettings import APP_SECRETS, EXTENSIONS, KEYS, StripFailed, appKey
 
 TITLES = {
     EXTENSIONS: ("Dialog extension fields", "The custom fields dialogs may carry and be filtered by"
@@ -60,6 +68,8 @@ TITLES = {
 }
 OPTIONS = {"privacy.last_seen_default": list(VISIBILITIES)}
 MASK = "\u2022" * 4
+
+log = Logger()
 
 
 def masked(secret: str | None) -> str | None:
@@ -95,8 +105,30 @@ def install(api) -> None:
             raise ApiError(404, f"No such setting: {key} (known: {', '.join(KEYS)})")
 
     async def spread() -> list:
-        """Every other node re-reads the settings; those that did not answer."""
-        return (await api.agent.gather("settings", {}))[1]
+        """
+        Every other node re-reads the settings; those that did not answer
+        (the cluster itself when asking failed: the change is in force
+        here all the same, review 19 A4).
+        """
+        try:
+            return (await api.agent.gather("settings", {}))[1]
+        except Exception as e:
+            log.failure("Telling the other nodes of a settings change failed")
+            return [f"cluster ({e})"]
+
+    async def finish(request, action: str, key: str, stripped, **details) -> list:
+        """
+        A stored change: audited at once, spread; when removing a field
+        from the dialogs failed (L{StripFailed}), 503 once that is done
+        (the same request again finishes it).  The nodes that did not answer.
+        """
+        failed = isinstance(stripped, StripFailed)
+        api.audit(request, action, key=key, **details, stripped="failed" if failed else stripped)
+        unreachable = await spread()
+        if failed:
+            raise ApiError(503, f"{key} is stored and in force, but removing the field from the dialogs"
+                                f" failed ({stripped}): send the same change again to finish it")
+        return unreachable
 
     async def listSettings(request, body):
         return {"settings": [describe(key) for key in KEYS]}
@@ -108,21 +140,46 @@ def install(api) -> None:
         value = body["value"]
         try:
             _, stripped = await settings.put(key, value)
+        except StripFailed as e:
+            stripped = e
         except ValueError as e:
             raise ApiError(400, str(e)) from None
-        unreachable = await spread()
-        api.audit(request, "setting-changed", key=key, value=json.dumps(value), stripped=stripped)
+        unreachable = await finish(request, "setting-changed", key, stripped, value=json.dumps(value))
         return {**describe(key), "stripped": stripped, "unreachable": unreachable}
 
     async def revertSetting(request, body, key):
         settable(key, secret=True)
-        existed, stripped = await settings.revert(key)
+        try:
+            existed, stripped = await settings.revert(key)
+        except StripFailed as e:
+            existed, stripped = True, e
         if not existed:
             raise ApiError(404, f"{key} has no panel value: it is the config file's already")
-        unreachable = await spread()
-        api.audit(request, "setting-reverted", key=key, stripped=stripped)
+        if key.endswith(".jwt_secret"):
+            # the tokens minted under the rotated secret go as well (review 19 A7)
+            unreachable = await spread()
+            revoked = await purgeJWT()
+            api.audit(request, "setting-reverted", key=key, stripped=0, revoked_tokens=revoked)
+            return {"key": key, "stripped": 0, "unreachable": unreachable, "revoked_tokens": revoked}
+        unreachable = await finish(request, "setting-reverted", key, stripped)
         out = describe(key) if key in KEYS else {"key": key}
         return {**out, "stripped": stripped, "unreachable": unreachable}
+
+    async def purgeJWT() -> int:
+        """
+        The tokens of JWT-made accounts deleted, once every node answering
+        has the new JWT secret (L{spread} first), and again
+        L{GATHER_SECONDS} later: a JWT login under the old secret that was
+        in flight here or on a node meanwhile stores its token after the
+        first purge (review 19 A1).  How many the first deleted.
+        """
+        def again():
+            d = defer.maybeDeferred(api.storage.tokens.deleteJWTTokens)
+            d.addErrback(lambda f: log.failure("Deleting the JWT-made tokens again failed", f))
+
+        revoked = await api.storage.tokens.deleteJWTTokens()
+        api.agent.clock.callLater(GATHER_SECONDS, again)
+        return revoked
 
     def appJSON(app: dict) -> dict:
         appId = app["application_id"]
@@ -147,8 +204,8 @@ def install(api) -> None:
                                 " off (set one there to turn it on)")
         value = secrets.token_urlsafe(32)
         await settings.put(appKey(app["application_id"], what), value)
-        revoked = await api.storage.tokens.deleteJWTTokens() if what == "jwt_secret" else 0
         unreachable = await spread()
+        revoked = await purgeJWT() if what == "jwt_secret" else 0
         api.audit(request, "app-secret-rotated", app=app["application_id"], what=what,
                   revoked_tokens=revoked)
         return {**appJSON(app), "what": what, "value": value, "revoked_tokens": revoked,

@@ -49,7 +49,7 @@
         let text = `Application ${answer.application_id}: new ${NAMES[answer.what]}.`;
         if (answer.revoked_tokens) text += ` ${answer.revoked_tokens} JWT session token(s) ended.`;
         if (answer.unreachable && answer.unreachable.length) {
-          text += ` Not confirmed by ${answer.unreachable.join(", ")}: they take it when they restart.`;
+          text += ` Not confirmed by ${answer.unreachable.join(", ")}: they take it at their next re-read (within 10 seconds once reachable).`;
         }
         Panel.notice(text, "ok");
         revealed.replaceChildren(h("div", {id: "new-secret", class: "new-secret"},

@@ -18,7 +18,7 @@
     let text = `${answer.title || answer.key}: ${verb}.`;
     if (answer.stripped) text += ` Removed from ${answer.stripped} dialog(s).`;
     if (answer.unreachable && answer.unreachable.length) {
-      text += ` Not confirmed by ${answer.unreachable.join(", ")}: they take it when they restart.`;
+      text += ` Not confirmed by ${answer.unreachable.join(", ")}: they take it at their next re-read (within 10 seconds once reachable).`;
     }
     return text;
   }
