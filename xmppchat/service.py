@@ -26,7 +26,7 @@ from xmppchat.instancelock import DataDirLocked, lockDataDir, unlock
 from xmppchat.runsettings import RunSettings
 from xmppchat.startup import StartupError
 from xmppchat.storage import openStorage, startStorage
-from xmppchat.tlsreload import ReloadableTLS, installReloadSignal
+from xmppchat.tlsreload import SERVED_FILE, ReloadableTLS, installReloadSignal, publishServed
 
 
 def _fail(message: str):
@@ -253,7 +253,10 @@ class XMPPChatService(service.Service):
         Re-read the certificate, key and chain for new TLS connections; the
         current ones stay when the files are unusable (logged either way).
         """
-        return self.tlsContext.reload()
+        reloaded = self.tlsContext.reload()
+        if reloaded:
+            publishServed(self.config.server.data_dir, self.tlsContext.options)
+        return reloaded
 
     def reloadAll(self):
         """
@@ -334,6 +337,7 @@ class XMPPChatService(service.Service):
             with open(path + ".tmp", "w") as f:
                 json.dump(ports, f)
             os.replace(path + ".tmp", path)
+        publishServed(self.config.server.data_dir, self.tlsContext.options)
         self.log.info("xmppchat serving {domain} on {ports}", domain=self.host.domain,
                       ports=", ".join(f"{n}={p}" for n, p in ports.items()))
         if self.launch is not None:
@@ -378,7 +382,8 @@ class XMPPChatService(service.Service):
         self.lock = None
         if self.inheritedPorts:
             return
-        try:
-            os.remove(os.path.join(self.config.server.data_dir, "ports.json"))
-        except OSError:
-            pass
+        for name in ("ports.json", SERVED_FILE):
+            try:
+                os.remove(os.path.join(self.config.server.data_dir, name))
+            except OSError:
+                pass

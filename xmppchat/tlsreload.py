@@ -17,6 +17,8 @@ then the config file).
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 from collections.abc import Callable
 
@@ -29,6 +31,15 @@ from zope.interface import implementer
 from xmppchat.certs import CertificateError, serverOptions
 
 
+# <data_dir>/<this>: the SHA-256 of the certificate the server serves (review 19 B3)
+SERVED_FILE = "tls-served.json"
+
+
+def fingerprint(options) -> str:
+    """The SHA-256 (hex) of the certificate of C{options}."""
+    return options.certificate.to_cryptography().fingerprint(hashes.SHA256()).hex()
+
+
 def describe(options) -> str:
     """
     A line naming the certificate of C{options}: subject, expiry, SHA-256.
@@ -37,8 +48,34 @@ def describe(options) -> str:
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     subject = names[0].value if names else "?"
     notAfter = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = certificate.fingerprint(hashes.SHA256()).hex()
-    return f"CN={subject}, notAfter={notAfter}, sha256={digest}"
+    return f"CN={subject}, notAfter={notAfter}, sha256={fingerprint(options)}"
+
+
+def publishServed(dataDir: str, options) -> None:
+    """
+    Write C{<data_dir>/}L{SERVED_FILE}: C{{"sha256": ...}} of the
+    certificate of C{options}, the one served since the start or the last
+    reload.  The clients on this machine (the admin command, the health
+    probe: L{xmppchat.ops.probe.clientTLS}) trust it as well as the
+    certificate file's, so a renewed file (not yet reloaded) does not
+    lock them out of C{reload tls} (review 19 B3).
+    """
+    os.makedirs(dataDir, exist_ok=True)
+    path = os.path.join(dataDir, SERVED_FILE)
+    temporary = f"{path}.{os.getpid()}.tmp"  # workers write it too
+    with open(temporary, "w") as f:
+        json.dump({"sha256": fingerprint(options)}, f)
+    os.replace(temporary, path)
+
+
+def servedFingerprint(dataDir: str) -> str | None:
+    """What L{publishServed} wrote, C{None} when nothing (readable) was."""
+    try:
+        with open(os.path.join(dataDir, SERVED_FILE)) as f:
+            digest = json.load(f).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)

@@ -42,6 +42,14 @@ def test_createGroup(api):
     assert api.events and api.events[-1].dialog.id == d["_id"]
 
 
+@pytest.mark.parametrize("ids", [["²"], ["9" * 30], ["--5"]])
+def test_createRefusesIdsNoStoreHolds(api, ids):
+    """Review 19 B1: non-ASCII digits or a number beyond 64 bits are 422, not 500."""
+    r = api.post("/chat/Dialog.json", {"type": 2, "name": "team", "occupants_ids": [api.bobId],
+                                       "admins_ids": ids}, token=api.alice)
+    assert r.status == 422 and "admins_ids" in r.json["errors"], r
+
+
 def test_createPrivateNotDuplicated(api):
     """The private dialog between two users is returned again, not duplicated, from either side."""
     r1 = api.post("/chat/Dialog.json", {"type": 3, "occupants_ids": str(api.bobId)}, token=api.alice)

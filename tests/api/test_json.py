@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xmppchat.api.json import ApiError, Filter, idList, parseQueryString
+from xmppchat.api.json import INT_MAX, ApiError, Filter, idList, intOf, parseQueryString, toInt
 from tests.api.helpers import ApiHarness
 
 
@@ -67,6 +67,19 @@ def test_idList():
         idList("a,b", "x")
     with pytest.raises(ApiError):
         idList({"a": 1}, "x")
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "--5", "9" * 30, str(INT_MAX + 1), 10**30, True, 1.5, ""])
+def test_intOfRefusesWhatTheStoresCannotHold(value):
+    """Review 19 B1: other scripts' digits, a number beyond 64 bits: no int (toInt: 422, not 500)."""
+    assert intOf(value) is None
+    with pytest.raises(ApiError) as e:
+        toInt(value, "admins_ids")
+    assert e.value.status == 422 and "admins_ids" in e.value.errors
+
+
+def test_intOf():
+    assert [intOf(v) for v in (" 42 ", "-7", 5, str(INT_MAX))] == [42, -7, 5, INT_MAX]
 
 
 def test_unknownPath(api):

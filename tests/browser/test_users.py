@@ -9,6 +9,7 @@ it; delete a user.  Screenshots: users-list, users-view.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_searchOpenAndKick(panel, browser):
         signIn(browser, panel, page="users")
         fill(wait(browser, "#page-users form"), q="ali")
         submit(browser, "search")
-        link = wait(browser, "#page-users table.results a[href='#/users/alice']")
+        link = wait(browser, "#page-users table.results a[href='#/users/alice%40localhost']")
         rows = browser.find_elements("css selector", "#page-users table.results tbody tr")
         assert len(rows) == 1
         shot(browser, "users-list")
@@ -104,7 +105,7 @@ def test_createUserThenLogIn(panel, browser):
     fill(form, name="newbie", password="newbie-pw-1", full_name="New Bie")
     submit(browser, "create")
     notice(browser, "Created newbie@localhost")
-    wait(browser, "#page-users table.results a[href='#/users/newbie']")
+    wait(browser, "#page-users table.results a[href='#/users/newbie%40localhost']")
     status, view = panel.api("GET", "users/newbie")
     assert status == 200 and view["profile"] == {"full_name": "New Bie"}
 
@@ -181,3 +182,22 @@ def test_deleteAfterConfirming(panel, browser):
     waitFor(browser, lambda b: b.switch_to.alert).accept()
     notice(browser, "Deleted dave@localhost")
     assert panel.api("GET", "users/dave")[0] == 404
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dotNamesAreAddressedByJID(panel, browser, name):
+    """
+    Review 19 B4: a user named "." or ".." (the admin API takes them) is
+    opened from the list and deleted: the page addresses users by JID, as a
+    URL resolves "." and ".." path segments even encoded.
+    """
+    status, made = panel.api("POST", "users", {"name": name, "password": "dot-password-1"})
+    assert status in (200, 201), made
+    signIn(browser, panel, page="users")
+    browser.get(panel.url + "#/users?q=" + quote(made["jid"].split("@")[0]))
+    wait(browser, f"#page-users table.results a[href='#/users/{quote(made['jid'], safe='')}']").click()
+    assert wait(browser, "#page-users h2.user").text == made["jid"]
+    submit(browser, "delete")
+    waitFor(browser, lambda b: b.switch_to.alert).accept()
+    notice(browser, f"Deleted {made['jid']}")
+    assert panel.api("GET", "users/" + quote(made["jid"], safe=""))[0] == 404

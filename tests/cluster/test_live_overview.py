@@ -18,6 +18,7 @@ from tests.cluster.test_live_admin import WORKERS, onePerWorker
 from tests.e2e.test_adminapi import KEY
 from tests.e2e.test_ops_tls import httpsGet
 from tests.e2e.test_slixmpp import run
+from xmppchat.ops.metrics import RATE_SAMPLE_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,12 @@ def test_overviewSumsTheWorkers(cluster):
             for i in range(3):
                 client.send_message(mto="bob@localhost", mbody=f"hi {i}", mtype="chat")
         await asyncio.sleep(1)
+        # the rates are null for each worker's first RATE_SAMPLE_SECONDS (review 19 B7)
+        for _ in range(int(3 * RATE_SAMPLE_SECONDS)):
+            nodes = (await asyncio.to_thread(overview, supervisor))["cluster"]["nodes"]
+            if len(nodes) == len(WORKERS) and min(n["window"] for n in nodes) >= RATE_SAMPLE_SECONDS:
+                break
+            await asyncio.sleep(0.5)
         answers = []
         while len(answers) < 40 and {a["node"] for a in answers} != set(WORKERS):  # until both answered
             answers.append(await asyncio.to_thread(overview, supervisor))

@@ -9,6 +9,7 @@ over it, and plain HTTP to that port gets no answer.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import ssl
@@ -20,9 +21,11 @@ import urllib.request
 import pytest
 
 from tests.browser.conftest import ADMIN, ADMIN_KEY as KEY, PANEL_PASSWORD, panelConfig
-from tests.e2e.conftest import _env, startServer, stopServer
+from tests.e2e.conftest import _env, startServer, stopServer, writeCertificates
+from tests.e2e.test_tlsreload import peerFingerprint
 from xmppchat.certs import makeCertificate
 from xmppchat.ops.panel.auth import COOKIE
+from xmppchat.tlsreload import SERVED_FILE
 
 TLS_OPS = panelConfig().replace("panel = true\n", "panel = true\ntls = true\n")
 
@@ -111,24 +114,61 @@ def test_adminCommandOverHTTPS(server):
 
 
 def test_adminCommandRefusesAnotherCertificate(server):
-    """The admin command pins the configured certificate: a listener with another one is refused, the key not sent."""
+    """
+    The admin command pins the configured certificate or the one the
+    server published as served: a listener with neither is refused, the
+    key not sent.
+    """
     config = server.config.read_text().replace('certificate = "server.crt"', 'certificate = "other.crt"')
     other = server.directory / "other.toml"
     other.write_text(config)
     (server.directory / "other.crt").write_bytes(makeCertificate(["localhost", "127.0.0.1"])[1])
-    done = subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", str(other), "stats"],
-                          capture_output=True, text=True, cwd=server.directory, env=_env(), timeout=60)
+    served = server.directory / "data" / SERVED_FILE
+    published = served.read_text()
+    served.write_text(json.dumps({"sha256": "0" * 64}))
+    try:
+        done = subprocess.run([sys.executable, "-m", "xmppchat.admin", "--config", str(other), "stats"],
+                              capture_output=True, text=True, cwd=server.directory, env=_env(), timeout=60)
+    finally:
+        served.write_text(published)
     assert done.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in done.stderr, done.stderr
 
 
+def probe(server, plain=False) -> subprocess.CompletedProcess:
+    """python -m xmppchat.ops.probe with the server's config (its ops port fixed), over plain HTTP with C{plain}."""
+    text = server.config.read_text().replace("port = 0\nadmin_key", f"port = {server.ports['ops']}\nadmin_key")
+    path = server.directory / ("plain.toml" if plain else "probe.toml")
+    path.write_text(text.replace("tls = true\n", "") if plain else text)
+    return subprocess.run([sys.executable, "-m", "xmppchat.ops.probe", "--config", str(path)],
+                          capture_output=True, text=True, cwd=server.directory, env=_env(), timeout=60)
+
+
 def test_healthProbeOverHTTPS(server):
     """python -m xmppchat.ops.probe (the container HEALTHCHECK) succeeds over HTTPS; probing that port as plain HTTP fails."""
-    text = server.config.read_text().replace("port = 0\nadmin_key", f"port = {server.ports['ops']}\nadmin_key")
-    for name, config, expected in (("probe.toml", text, 0),
-                                   ("plain.toml", text.replace("tls = true\n", ""), 1)):
-        path = server.directory / name
-        path.write_text(config)
-        done = subprocess.run([sys.executable, "-m", "xmppchat.ops.probe", "--config", str(path)],
-                              capture_output=True, text=True, cwd=server.directory, env=_env(), timeout=60)
-        assert done.returncode == expected, (name, done.stderr)
+    for plain, expected in ((False, 0), (True, 1)):
+        done = probe(server, plain)
+        assert done.returncode == expected, (plain, done.stderr)
+
+
+def test_renewedCertificateFilesBeforeTheReload(server):
+    """
+    Review 19 B3: a renewal replaces the certificate files while the
+    server still serves the old certificate: the health probe stays
+    healthy and `python -m xmppchat.admin reload tls` (the documented way
+    to apply it) works; the server then serves, and publishes, the new one.
+    """
+    served = server.directory / "data" / SERVED_FILE
+    old = peerFingerprint(server.ports["ops"])
+    assert json.loads(served.read_text()) == {"sha256": old}
+    writeCertificates(server.directory)
+    new = hashlib.sha256(ssl.PEM_cert_to_DER_cert((server.directory / "server.crt").read_text())).hexdigest()
+    assert new != old and peerFingerprint(server.ports["ops"]) == old
+    done = probe(server)
+    assert done.returncode == 0, done.stderr
+    done = server.admin("reload", "tls")
+    assert done.returncode == 0, done.stderr
+    assert peerFingerprint(server.ports["ops"]) == new
+    assert json.loads(served.read_text()) == {"sha256": new}
+    assert probe(server).returncode == 0 and server.admin("stats").returncode == 0
+    assert httpsGet(server, "/health")[0] == 200  # the new certificate, signed by the new test CA

@@ -140,11 +140,13 @@ def test_searchIsPagedNewestFirst(admin):
 
 @pytest.mark.parametrize("query, text", [
     ("type=7", "type"), ("type=x", "type"), ("color=red", "color"),
-    ("extensions.color=red", "color"), ("user=nobody", "nobody"), ("user=" + "9" * 30, "9999")])
+    ("extensions.color=red", "color"), ("user=nobody", "nobody"), ("user=" + "9" * 30, "9999"),
+    ("q=" + "a" * 257, "256"), ("q=a\0b", "NUL"), ("skip=100001", "skip"), ("type=²", "type"),
+    ("user=²", "No such user"), ("user=" + "9" * 19, "9999")])
 def test_searchRefusesBadFilters(admin, query, text):
-    """A bad type, an unconfigured field or an unknown user: 400/404 naming it."""
+    """A bad type, an unconfigured field or an unknown user: 400/404 naming it (review 19 B1: "²")."""
     status, answer = admin.call("GET", f"dialogs?{query}")
-    assert status == (404 if query.startswith("user") else 400) and text in answer["error"], answer
+    assert status in ((400, 404) if query.startswith("user") else (400,)) and text in answer["error"], answer
 
 
 def test_extensionFieldsAreReadAtEachRequest(admin):
@@ -217,6 +219,9 @@ def test_createdBroadcastIsInEveryUsersList(admin):
     ({"name": "x"}, 400, "owner"),
     ({"name": "x", "owner": "nobody"}, 404, "nobody"),
     ({"name": "x", "owner": 999999}, 404, "999999"),
+    ({"name": "x", "owner": 10**30}, 400, "owner"),
+    ({"name": "x", "owner": "²"}, 404, "No such user"),
+    ({"name": "x", "owner": "owner", "admins_ids": ["²"]}, 400, "admins_ids"),
     ({"name": "x", "owner": "owner", "admins_ids": "999999"}, 400, "admins_ids"),
     ({"name": "x", "owner": "owner", "admins_ids": "1,2,3,4,5,6"}, 400, "admins_ids"),
     ({"name": "x", "owner": "owner", "extensions": {"color": "red"}}, 400, "color"),

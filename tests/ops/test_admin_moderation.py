@@ -113,6 +113,15 @@ def test_userReportsNewestFirstWithTheReportedUser(h):
     assert [r["reason"] for r in page["items"]] == ["again"] and page["total"] == 3
 
 
+@pytest.mark.parametrize("given", ["²", "9" * 30, " 12 ", True])
+def test_reportedUserNoStoreHolds(h, given):
+    """Review 19 B1: an app's report naming "²" or a number beyond 64 bits is shown, not a 500 forever."""
+    alice, mallory = people(h)
+    h.report("UserReports", alice.id, reportedUserId=given, reason="odd")
+    status, body = h.call("GET", "reports", query={"kind": "user"})
+    assert status == 200 and body["items"][0]["user"] == {"id": given, "missing": True}, body
+
+
 def test_messageReportsResolveTheMessage(h):
     """GET reports?kind=message: the reported message with its sender, or deleted."""
     alice, mallory = people(h)

@@ -22,7 +22,7 @@ from tests.e2e.conftest import stopServer
 from tests.e2e.test_slixmpp import TIMEOUT, Client, run
 from tests.storage.test_contract import addAccount, backend, clock, result, storage  # noqa: F401 (fixtures)
 from xmppchat import observe
-from xmppchat.ops.admin.overview import TOP_OFFLINE, Announcements, overview
+from xmppchat.ops.admin.overview import OFFLINE_CACHE_SECONDS, TOP_OFFLINE, Announcements, OfflineQueues, overview
 from xmppchat.ops.metrics import RATE_SAMPLE_SECONDS, Metrics
 
 
@@ -41,7 +41,7 @@ def test_perMinuteIsTheChangeOverTheRing():
     """Messages counted after the first sample show as a per-minute rate over the ring's window, which stays a minute long."""
     metrics, reactor = startedMetrics()
     try:
-        assert metrics.perMinute(metrics.counts()["totals"]) == (0.0, dict.fromkeys(metrics.counts()["totals"], 0.0))
+        assert metrics.perMinute(metrics.counts()["totals"]) == (0.0, dict.fromkeys(metrics.counts()["totals"]))
         for _ in range(6):
             reactor.advance(RATE_SAMPLE_SECONDS)
             for _ in range(5):
@@ -56,6 +56,21 @@ def test_perMinuteIsTheChangeOverTheRing():
     finally:
         metrics.stop()
     assert not reactor.getDelayedCalls()
+
+
+def test_perMinuteIsNullUntilTheWindowIsASampleLong():
+    """Review 19 B7: one message 0.1 s after the start is not 600 a minute: null until RATE_SAMPLE_SECONDS."""
+    metrics, reactor = startedMetrics()
+    try:
+        reactor.advance(0.1)
+        metrics.stanzasIn["message"].inc()
+        assert metrics.perMinute(metrics.counts()["totals"]) == (0.1, dict.fromkeys(metrics.counts()["totals"]))
+        reactor.advance(RATE_SAMPLE_SECONDS - 0.2)
+        assert metrics.perMinute(metrics.counts()["totals"])[1]["messages"] is None
+        reactor.advance(0.1)
+        assert metrics.perMinute(metrics.counts()["totals"])[1]["messages"] == 6.0
+    finally:
+        metrics.stop()
 
 
 def test_countsReadTheMetricsInstruments():
@@ -113,6 +128,17 @@ def test_overviewSumsTheNodesAndListsTheLargestQueues(storage):  # noqa: F811
     assert offline["top"][0] == {"jid": f"u{TOP_OFFLINE + 1:02}@localhost", "count": TOP_OFFLINE + 2}
 
 
+def test_overviewSumsWhatTheNodesMeasured(storage):  # noqa: F811
+    """Review 19 B7: a node that has not measured its rates yet (null) adds nothing; null when none has."""
+    young = {"node": "w1", "uptime": 1.0, "sessions": {}, "window": 1.0,
+             "perMinute": {"messages": None, "rest": None}}
+    answer = result(defer.ensureDeferred(overview(fakeAPI(storage, {
+        "w0": nodePart("w0", {"c2s": 1}, 12.5), "w1": young}), None, {})))
+    assert answer["perMinute"] == {"messages": 12.5, "rest": 1.0}
+    answer = result(defer.ensureDeferred(overview(fakeAPI(storage, {"w1": young}), None, {})))
+    assert answer["perMinute"] == {"messages": None, "rest": None}
+
+
 def test_overviewSurvivesAFailingOfflineCount(storage):  # noqa: F811
     """A storage error while counting the queues is reported in "offline"; the rest of the overview stands."""
     from xmppchat.storage.interfaces import QueryTimeout
@@ -121,6 +147,30 @@ def test_overviewSurvivesAFailingOfflineCount(storage):  # noqa: F811
     answer = result(defer.ensureDeferred(overview(fakeAPI(storage, {None: nodePart(None, {"c2s": 1}, 0)}), None, {})))
     assert "too slow" in answer["offline"]["error"]
     assert answer["sessions"]["total"] == 1
+
+
+@pytest.mark.parametrize("cost, polls", [(0.5, int(OFFLINE_CACHE_SECONDS // 5)), (0.01, 1)])
+def test_offlineQueuesAreReadAtMostEvery30Seconds(storage, cost, polls):  # noqa: F811
+    """
+    Review 19 B2: the page polls every 5 s; an offline GROUP BY that takes
+    0.5 s runs once per OFFLINE_CACHE_SECONDS, one of 10 ms at each poll.
+    """
+    reads = []
+    clock = Clock()
+    largest = storage.offline.largestOfflineQueues
+    storage.offline.largestOfflineQueues = lambda limit: (reads.append(limit), clock.advance(cost),
+                                                          largest(limit))[2]
+    offline = OfflineQueues(fakeAPI(storage, {}), now=clock.seconds)
+    api = fakeAPI(storage, {None: nodePart(None, {"c2s": 1}, 0)})
+    result(storage.offline.storeOffline("amy", "<message/>", 1.0, 100))
+    for _ in range(polls):
+        answer = result(defer.ensureDeferred(overview(api, None, {}, offline)))
+        assert answer["offline"]["total"] == 1
+        result(storage.offline.storeOffline("amy", "<message/>", 1.0, 100))
+        clock.advance(5)
+    assert len(reads) == 1
+    answer = result(defer.ensureDeferred(overview(api, None, {}, offline)))
+    assert (len(reads), answer["offline"]["total"]) == (2, 1 + polls)
 
 
 class FakeRequest:
@@ -212,9 +262,10 @@ def test_liveOverview(panel):
         for i in range(3):
             alice.send_message(mto="bob@localhost", mbody=f"offline {i}", mtype="chat")
         deadline = asyncio.get_running_loop().time() + TIMEOUT
-        while True:
+        while True:  # the rates are null for the first RATE_SAMPLE_SECONDS after the start
             status, now = await asyncio.to_thread(panel.api, "GET", "overview")
-            if now["offline"]["total"] >= 3 or asyncio.get_running_loop().time() > deadline:
+            measured = now["window"] >= RATE_SAMPLE_SECONDS
+            if (now["offline"]["total"] >= 3 and measured) or asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.2)
         await alice.logout()

@@ -26,7 +26,7 @@ from xmppchat.auth.credentials import Credentials, verifyPlain
 from xmppchat.ops.adminapi import KICK_TEXT, MAX_REASON, AdminAPI
 from xmppchat.ops.logs import describe
 from xmppchat.service import XMPPChatService
-from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PRIVATE
+from xmppchat.storage.interfaces import DIALOG_GROUP, DIALOG_PRIVATE, QueryTimeout
 
 KEY = "users-admin-key-0123456789abcdefghijklmnop"
 
@@ -67,6 +67,7 @@ def call(api, method, path, body=None):
     request.content = BytesIO(json.dumps(body).encode() if body is not None else b"")
     api.render(request)
     assert request.finished, "the request did not finish"
+    api.lastRequest = request
     return request.responseCode or 200, json.loads(b"".join(request.written))
 
 
@@ -103,9 +104,27 @@ def test_searchByEachFieldOrIdPaged(api, storage):  # noqa: F811
     assert (names(page), page["total"]) == (["carol"], 2)
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "skip=-1", "skip=x", "q=" + "a" * 257])
+@pytest.mark.parametrize("q", ["²", "9" * 30, "-" + "9" * 19])
+def test_searchNumbersNoIdCanBe(api, storage, q):  # noqa: F811
+    """Review 19 B1: "²" (isdigit, not int) or a number beyond 64 bits finds nothing, not a 500."""
+    people(storage)
+    status, found = call(api, "GET", f"users?q={quote(q)}")
+    assert (status, names(found)) == (200, []), found
+
+
+def test_queryTimeoutIs503WithRetryAfter(api, storage, monkeypatch):  # noqa: F811
+    """Review 19 B6: a search cut by [storage] query_timeout_ms is 503 with Retry-After, as in REST."""
+    monkeypatch.setattr(storage.accounts, "findAccounts",
+                        lambda query: defer.fail(QueryTimeout("Query took longer than 100 ms")))
+    status, body = call(api, "GET", "users?q=a")
+    assert (status, api.lastRequest.responseHeaders.getRawHeaders(b"retry-after")) == (503, [b"2"]), body
+    assert "try again later" in body["error"]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "skip=-1", "skip=x", "q=" + "a" * 257,
+                                   "q=a%00b"])
 def test_searchBounds(api, query):
-    """limit 1..100, skip >= 0 and a q of at most 256 characters, else 400."""
+    """limit 1..100, skip >= 0 and a q of at most 256 characters without NUL (review 19 B8), else 400."""
     status, body = call(api, "GET", f"users?{query}")
     assert status == 400 and body["error"]
 

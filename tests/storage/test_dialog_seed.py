@@ -14,6 +14,7 @@ from xmppchat.storage import startStorage
 from xmppchat.storage.interfaces import (
     DIALOG_BROADCAST,
     DIALOG_GROUP,
+    DIALOG_PUBLIC,
     DIALOG_SERVER_EXTENSIONS,
     Query,
 )
@@ -118,6 +119,42 @@ def test_configuredFieldsIndexed(storage):
     else:
         indexes = set(storage.db.db.dialogs.index_information())
     assert not any(i.endswith("category") for i in indexes)
+
+
+def test_adminListByIndex(storage):
+    """
+    Review 19 B2: the admin's dialog list (any dialog, the latest change
+    first, of a user: owned or occupied) reads indexes on both backends:
+    SQLite's plan scans dialogs_by_update, and finds a user's dialogs by
+    dialogs_by_owner and the dialog_occupants table (no json_each over
+    every row); MongoDB has an updated_at index.
+    """
+    dialogs = storage.dialogs
+    owned = result(dialogs.createDialog(DIALOG_PUBLIC, 7, name="owned"))
+    result(dialogs.createDialog(DIALOG_GROUP, 8, occupantIds=[8, 7], name="occupied"))
+    result(dialogs.createDialog(DIALOG_GROUP, 8, occupantIds=[8, 9], name="other"))
+    result(dialogs.updateDialog(owned.id, name="owned!"))
+    mine = Query(sort="updated_at", descending=True).where("user_id", "or", [7]).where(
+        "occupants_ids", "or", [7])
+    assert names(result(dialogs.listDialogs(None, mine))) == ["occupied", "owned!"]
+    assert result(dialogs.countDialogs(None, mine)) == 2
+    everyone = Query(sort="updated_at", descending=True)
+    assert result(dialogs.listDialogs(None, everyone))[0].name == "owned!"
+    if not isinstance(storage, SQLiteStorage):
+        assert "updated_at_1" in storage.db.db.dialogs.index_information()
+        return
+    from xmppchat.storage.sqlite import _DIALOGS
+
+    def plan(query):
+        where, params, query = dialogs._listing(None, query)
+        return str(storage.db.connection.execute(
+            f"EXPLAIN QUERY PLAN SELECT d.id FROM dialogs d WHERE {where} ORDER BY"
+            f" {_DIALOGS.orderBy(query)}{_DIALOGS.page(query)}", params).fetchall())
+
+    assert "SCAN d USING INDEX dialogs_by_update" in plan(everyone)
+    users = plan(mine)
+    assert "dialogs_by_owner" in users and "SEARCH dialog_occupants" in users, users
+    assert "json_each" not in users and "SCAN d" not in users, users
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])

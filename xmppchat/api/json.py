@@ -937,19 +937,34 @@ def checkFieldNames(values: dict, what: str, errorField: str | None = None) -> d
     return values
 
 
+def intOf(value) -> int | None:
+    """
+    The integer C{value} is (an int, not a bool) or writes (a string of
+    ASCII decimal digits, an optional minus sign, blanks around) when it
+    is one the stores hold (L{INT_MIN}..L{INT_MAX}); C{None} otherwise.
+    Review 19 B1: C{str.isdigit} takes C{'²'}, which C{int} refuses (a
+    500), and a larger number overflows SQLite's and BSON's integers.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 19):
+            return None
+        value = int(text)
+    elif not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value if INT_MIN <= value <= INT_MAX else None
+
+
 def toInt(value, name: str) -> int:
     """
-    An integer from an int or a numeric string; 422 otherwise.
+    An integer from an int or a numeric string (L{intOf}); 422 otherwise.
     """
-    if isinstance(value, bool):
-        raise fieldError(name, "must be an integer")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
-    if isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise fieldError(name, "is out of range")
-        return value
-    raise fieldError(name, "must be an integer")
+    number = intOf(value)
+    if number is None:
+        raise fieldError(name, "is out of range" if isinstance(value, int) and not isinstance(value, bool)
+                         else "must be an integer (ASCII digits, 64-bit)")
+    return number
 
 
 def idList(value, name: str, maxItems: int = 10000) -> list[int]:
@@ -997,5 +1012,5 @@ __all__ = [
     "Filter", "Params", "parseParams", "parseQueryString", "parseJSON", "dumps",
     "RestRequest", "route", "Call", "JSONResource", "NotFoundResource", "RawResponse",
     "PUBLIC", "APP", "USER", "buildQuery", "QueryLimits", "typedValue", "PAGING", "SESSION_MISSING", "writeJSON", "setCORS",
-    "requireDict", "optionalString", "checkFieldNames", "INT_MIN", "INT_MAX", "toInt", "idList", "flagValue", "deleteSummary",
+    "requireDict", "optionalString", "checkFieldNames", "INT_MIN", "INT_MAX", "intOf", "toInt", "idList", "flagValue", "deleteSummary",
 ]

@@ -62,12 +62,13 @@ from twisted.web import resource, server
 from twisted.words.xish import domish
 
 from xmppchat import observe
+from xmppchat.api.json import QUERY_RETRY_AFTER
 from xmppchat.ops.adminkey import loadAdminKey
 from xmppchat.ops.apierror import ApiError  # noqa: F401 (the feature modules import it from here)
 from xmppchat.ops.panel import securityHeaders
 from xmppchat.ops.panel.session import SAFE_METHODS_TEXT as SAFE_METHODS, PanelAuth
 from xmppchat.ops.metrics import transportOf
-from xmppchat.storage.interfaces import Query
+from xmppchat.storage.interfaces import Query, QueryTimeout
 
 GATHER_SECONDS = 2.0
 CLUSTER_OFFLINE = "(cluster offline)"  # the unreachable of a gather while Redis is out of reach
@@ -501,6 +502,10 @@ class AdminAPI(resource.Resource):
     def _failed(self, request, failure) -> None:
         if failure.check(ApiError):
             body = self._error(request, failure.value)
+        elif failure.check(QueryTimeout):  # review 19 B6: as the REST API answers it
+            request.setHeader(b"retry-after", QUERY_RETRY_AFTER)
+            body = self._error(request, ApiError(503, f"{failure.getErrorMessage()}: try again later, "
+                                                      "or narrow the query"))
         else:
             log.failure("Admin API request failed", failure)
             request.setResponseCode(500)

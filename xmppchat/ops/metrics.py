@@ -402,15 +402,17 @@ class Metrics:
         """
         C{(window, rates)}: the change of each of C{totals} (this
         process's now) since the oldest sample of the ring, per minute,
-        and how many seconds back that sample is (0 and no change before
-        the first sample).
+        and how many seconds back that sample is.  Each rate is C{None}
+        while that window is shorter than L{RATE_SAMPLE_SECONDS} (just
+        after the start: one message in a tenth of a second is not 600
+        a minute, review 19 B7).
         """
         if not self.rateSamples:
-            return 0.0, dict.fromkeys(totals, 0.0)
+            return 0.0, dict.fromkeys(totals)
         then, old = self.rateSamples[0]
-        window = self.service.reactor.seconds() - then
-        if window <= 0:
-            return 0.0, dict.fromkeys(totals, 0.0)
+        window = max(0.0, self.service.reactor.seconds() - then)
+        if window < RATE_SAMPLE_SECONDS:
+            return window, dict.fromkeys(totals)
         return window, {k: round((v - old.get(k, 0.0)) * 60 / window, 2) for k, v in totals.items()}
 
     # -- samples -----------------------------------------------------------------

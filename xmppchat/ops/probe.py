@@ -13,6 +13,7 @@ standard error says why), as C{HEALTHCHECK} and other probes expect.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ssl
 import sys
 import urllib.error
@@ -50,31 +51,51 @@ def healthURL(config) -> str:
     return httpURL(localHost(config.ops.interface), config.ops.port, HEALTH_PATH, config.ops.tls)
 
 
+class _PinnedSocket(ssl.SSLSocket):
+    """A client TLS socket that goes on only with a certificate its context pins."""
+
+    def do_handshake(self, block=False):
+        super().do_handshake(block)
+        digest = hashlib.sha256(self.getpeercert(binary_form=True) or b"").hexdigest()
+        if digest not in self.context.pins:
+            raise ssl.SSLCertVerificationError(
+                f"CERTIFICATE_VERIFY_FAILED: the server's certificate (sha256 {digest}) is neither"
+                " the configured one nor the one the server published as served")
+
+
 def clientTLS(config) -> ssl.SSLContext | None:
     """
     With C{[ops] tls} (issue 19), the TLS context of a client on this
     machine (this probe, L{xmppchat.admin.ApiClient}): it trusts exactly
-    the server's certificate, the first one of its file
-    (L{xmppchat.certs.certificatePaths}), and nothing else.  The listener
-    is reached at loopback rather than at the certificate's names, so this
-    pin stands in for the name check.  C{None} for plain HTTP; C{OSError}
-    when the certificate cannot be read.
+    the server's certificate, by its SHA-256: the first one of its file
+    (L{xmppchat.certs.certificatePaths}) or the one the running server
+    published as served (L{xmppchat.tlsreload.servedFingerprint}: after a
+    renewal replaced the file, until C{reload tls}; review 19 B3), and
+    nothing else.  The listener is reached at loopback rather than at the
+    certificate's names, so this pin stands in for the name check.
+    C{None} for plain HTTP; C{OSError} when the certificate cannot be read.
     """
     if not config.ops.tls:
         return None
     from xmppchat.certs import certificatePaths
+    from xmppchat.tlsreload import servedFingerprint
 
     path = certificatePaths(config)[0]
     with open(path) as f:
         pem = f.read()
-    end = pem.find(PEM_END)
-    if end < 0:
+    start, end = pem.find(ssl.PEM_HEADER), pem.find(PEM_END)
+    if not 0 <= start < end:
         raise OSError(f"no PEM certificate in {path}")
-    context = ssl.create_default_context(cadata=pem[:end + len(PEM_END)])
+    try:
+        der = ssl.PEM_cert_to_DER_cert(pem[start:end + len(PEM_END)])
+    except ValueError as e:
+        raise OSError(f"no PEM certificate in {path}: {e}") from None
+    pins = {hashlib.sha256(der).hexdigest(), servedFingerprint(config.server.data_dir)}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
-    # the pinned certificate is a trust anchor of its own, not a CA's
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    context.verify_mode = ssl.CERT_NONE  # checked against the pins after the handshake
+    context.sslsocket_class = _PinnedSocket
+    context.pins = pins - {None}
     return context
 
 

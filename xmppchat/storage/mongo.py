@@ -242,7 +242,8 @@ INDEXES = {
                 ([("localpart", _ASC), ("dialog_id", _ASC)], {})],
     "roster": [([("localpart", _ASC), ("jid", _ASC)], {"unique": True})],
     "dialogs": [("occupants_ids", {}), ("private_key", {"unique": True, "sparse": True}),
-                ([("created_at", _ASC), ("_id", _ASC)], {}), ("user_id", {}), ("type", {})],
+                ([("created_at", _ASC), ("_id", _ASC)], {}), ("user_id", {}), ("type", {}),
+                ("updated_at", {})],  # the admin's dialog list (review 19 B2)
     "dialog_users": [([("dialog_id", _ASC), ("user_id", _ASC)], {"unique": True}),
                      ([("user_id", _ASC), ("hidden", _ASC)], {}),
                      ([("user_id", _ASC), ("subscribed", _ASC)], {}),

@@ -87,7 +87,7 @@ from xmppchat.storage.interfaces import (
     newObjectId,
 )
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 # MIGRATIONS[n] brings a database from version n to n + 1; MIGRATIONS[0]
 # creates the first schema.  Append, never edit, once released.
@@ -318,6 +318,10 @@ MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE messages ADD COLUMN stanza TEXT"],
     # 13 -> 14 (issue 19, Moderation): accounts the administrator blocked
     ["ALTER TABLE accounts ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0"],
+    # 14 -> 15 (review 19 B2): the admin's dialog list, the latest change
+    # first, and a user's dialogs (owned or occupied) by index
+    ["CREATE INDEX IF NOT EXISTS dialogs_by_update ON dialogs (updated_at)",
+     "CREATE INDEX IF NOT EXISTS dialogs_by_owner ON dialogs (owner_id)"],
 ]
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -576,7 +580,7 @@ class _Translator:
     """
 
     def __init__(self, schema, columns: dict, dynamic: str | None, natural: str,
-                 scalarDynamic: bool = False):
+                 scalarDynamic: bool = False, members: dict | None = None):
         self.schema = schema
         self.columns = columns
         self.dynamic = dynamic
@@ -584,6 +588,9 @@ class _Translator:
         # the dynamic keys hold scalars only (dialog extensions): compared
         # as one indexable expression instead of a json_each scan
         self.scalarDynamic = scalarDynamic
+        # list field -> the SQL of the rows' keys whose list holds the
+        # (integer) values "?..." (a mirror table instead of a json_each scan)
+        self.members = members or {}
 
     def target(self, resolved):
         if resolved.fixed is not None:
@@ -608,6 +615,12 @@ class _Translator:
 
     def _condition(self, resolved, params) -> str:
         field, op, value = resolved
+        values = value if isinstance(value, list) else [value]
+        if (field.fixed in self.members and op in ("eq", "in", "or") and values
+                and all(type(v) is int for v in values)):
+            # "holds one of these ids" (review 19 B2: the admin's user= filter)
+            params.extend(values)
+            return self.members[field.fixed].replace("?...", _marks(values))
         return _condition(self.target(field), op, value, params)
 
     def orderBy(self, query) -> str:
@@ -634,7 +647,8 @@ _DIALOGS = _Translator(DIALOG_SCHEMA, {
     "updated_at": "d.updated_at", "last_message": "d.last_message",
     "last_message_date_sent": "d.last_message_date_sent", "last_message_id": "d.last_message_id",
     "last_message_user_id": "d.last_message_user_id"}, "d.extensions", "d.created_at, d.id",
-    scalarDynamic=True)
+    scalarDynamic=True, members={
+        "occupants_ids": "d.id IN (SELECT dialog_id FROM dialog_occupants WHERE user_id IN (?...))"})
 _MESSAGES = _Translator(MESSAGE_SCHEMA, {
     "_id": "m.id", "chat_dialog_id": "m.dialog_id", "sender_id": "m.sender_id",
     "recipient_id": "m.recipient_id", "date_sent": "m.date_sent", "message": "m.body",

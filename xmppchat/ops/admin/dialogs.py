@@ -19,7 +19,8 @@ The list finds any dialog: C{q} is a dialog id or a substring of the name
 that owns or occupies it, and C{<field>=value} (or
 C{extensions.<field>=value}) one of C{[dialogs] extension_fields}, read at
 each request (the Chat settings page changes them at run time); newest
-change first, at most L{MAX_PAGE} per page.  C{PUT} takes the full new
+change first, at most L{MAX_PAGE} per page (C{q} and C{skip} bounded as on the
+Users page).  C{PUT} takes the full new
 lists of admins and occupants (the page's edit form) and extension values
 (an empty or C{null} value removes one).
 
@@ -43,12 +44,13 @@ import functools
 
 from xmppchat.api.dialogs import dialogFields, mergeExtensions
 from xmppchat.api.json import ApiError as RestError
-from xmppchat.api.json import idList, isoTime
+from xmppchat.api.json import idList, intOf, isoTime
 from xmppchat.dialogs import rules
 from xmppchat.dialogs.addressing import roomJID
 from xmppchat.dialogs.errors import Conflict, DialogError, Forbidden, NotAcceptable
 from xmppchat.dialogs.events import DialogEvent, MessageEvent
 from xmppchat.dialogs.service import MAX_ADMINS, MAX_BODY, MAX_OCCUPANTS, DialogService
+from xmppchat.ops.admin.users import MAX_SKIP, searchText
 from xmppchat.ops.apierror import ApiError
 from xmppchat.storage.interfaces import DIALOG_PUBLIC, DIALOG_TYPES, Query, QuotaExceeded, isObjectId
 from xmppchat.usernames import serverAppId
@@ -117,15 +119,16 @@ class DialogsAdmin:
         The account C{value} names: an id, a login (REST users) or a
         user name (localpart or JID).
         """
-        accounts = self.api.storage.accounts
+        accounts, number = self.api.storage.accounts, intOf(value)  # review 19 B1: 64-bit, ASCII
         if isinstance(value, int) and not isinstance(value, bool):
-            account = await accounts.getAccount(value)
+            if number is None:
+                raise ApiError(400, f'"{field}": no such user id (ids are 64-bit integers)')
+            account = await accounts.getAccount(number)
         elif isinstance(value, str) and value.strip():
             value = value.strip()
-            isId = value.isdigit() and len(value) <= 18  # an integer the stores hold
-            account = await accounts.getAccount(int(value)) if isId else (
+            account = await accounts.getAccount(number) if number is not None else (
                 await accounts.getAccountByLogin(value[:1024]))
-            if account is None and not isId:
+            if account is None and number is None:
                 account = await self.api.account(value)
         else:
             raise ApiError(400, f'"{field}" must be a user id, login or name')
@@ -183,18 +186,18 @@ class DialogsAdmin:
     async def search(self, request, body):
         api = self.api
         query = Query(sort="updated_at", descending=True,
-                      skip=api.intArg(request, "skip", 0, 0, 10**9),
+                      skip=api.intArg(request, "skip", 0, 0, MAX_SKIP),
                       limit=api.intArg(request, "limit", 20, 1, MAX_PAGE))
-        text = (api.arg(request, "q") or "").strip()
+        text = searchText(api, request)  # review 19 B5, B8: the Users page's bounds
         if isObjectId(text):
             query.where("_id", "eq", text.lower())
         elif text:
             query.where("name", "ctn", text)
         kind = api.arg(request, "type")
         if kind:
-            if not kind.isdigit() or int(kind) not in DIALOG_TYPES:
+            if intOf(kind) not in DIALOG_TYPES:
                 raise ApiError(400, '"type" must be 1 (broadcast), 2 (group), 3 (private) or 4 (public)')
-            query.where("type", "eq", int(kind))
+            query.where("type", "eq", intOf(kind))
         user = api.arg(request, "user")
         if user:
             account = await self.user(user, "user")

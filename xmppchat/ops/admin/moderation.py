@@ -40,6 +40,7 @@ the reported user) is the admin API's own route.
 
 from __future__ import annotations
 
+from xmppchat.api.json import intOf
 from xmppchat.api.messages import removeForEveryone
 from xmppchat.auth.revocation import BLOCKED_TEXT
 from xmppchat.ops.adminapi import MAX_REASON, ApiError
@@ -104,12 +105,12 @@ class Moderation:
 
     @staticmethod
     def _userId(value):
-        """A reported user's id as the app stored it (a number or a numeric string)."""
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        return value if isinstance(value, int) else None
+        """
+        A reported user's id as the app stored it (a number or a numeric
+        string); C{None} for anything else, "²" or a number beyond 64
+        bits included (review 19 B1: such a record made the page 500).
+        """
+        return intOf(value)
 
     async def reportsJSON(self, kind: str, records: list) -> list:
         settings = self.settings

@@ -18,8 +18,12 @@ A node's rates are the change of its counters since the oldest sample of
 its ring (one sample every 10 s, the last minute, L{Metrics.perMinute}),
 per minute; their sum is the cluster's rate over about the last minute.
 A node that does not answer within the gather's time is listed in
-C{unreachable} and counted in nothing.  The offline queues are read once
-from the shared storage.
+C{unreachable} and counted in nothing.  The offline queues are read from
+the shared storage, and that reading is shown again (per process) for a
+hundred times as long as it took, up to L{OFFLINE_CACHE_SECONDS}
+(L{OfflineQueues}: the page polls every 5 s, and reading them is a GROUP
+BY over every queued message, review 19 B2): at most 1% of the time
+goes to it, and a small store is shown live.
 
 The list of announcements is kept in this process's memory (the last
 L{ANNOUNCEMENTS_LISTED}): a restart forgets it, and with several workers
@@ -34,6 +38,8 @@ from collections import Counter, OrderedDict
 from xmppchat.storage.interfaces import StorageError
 
 TOP_OFFLINE = 10  # users listed with the largest offline queues
+OFFLINE_CACHE_SECONDS = 30.0  # the longest one reading of the offline queues is shown
+OFFLINE_COST_FACTOR = 100  # ... for this many times as long as it took
 ANNOUNCEMENTS_LISTED = 50  # announcements remembered for the list
 
 
@@ -49,52 +55,71 @@ def nodeOverview(api) -> dict:
             "sessions": counts["sessions"], "window": round(window, 1), "perMinute": rates}
 
 
-async def overview(api, request, body) -> dict:
+async def overview(api, request, body, offline=None) -> dict:
     """
     C{GET overview}: the server's version; this node's id and uptime;
     sessions (total, by transport), the per-minute rates (C{messages}
     from clients, C{delivered}, C{stored} in dialog history, put
     C{offline}; C{rest} requests and those answered C{rest4xx} and
-    C{rest5xx}) summed over the nodes; the offline queues (total and the
+    C{rest5xx}) summed over the nodes that measured them (C{null} when
+    none has yet); the offline queues (total and the
     L{TOP_OFFLINE} largest); the cluster's nodes, each with its part, and
-    those that did not answer.
+    those that did not answer.  C{offline}: the L{OfflineQueues} that
+    reads the queues (a fresh one, which reads them now, by default).
     """
     from xmppchat import __version__
 
     results, unreachable = await api.agent.gather("overview", {})
     sessions: Counter = Counter()
-    rates: Counter = Counter()
+    rates: dict = {}  # None: no node measured it yet (Metrics.perMinute)
     for _, part in results:
         sessions.update(part["sessions"])
-        rates.update(part["perMinute"])
+        for name, value in part["perMinute"].items():
+            rates[name] = rates.get(name) if value is None else (rates.get(name) or 0.0) + value
     mine = results[0][1]
     return {
         "version": __version__,
         "node": mine["node"],
         "uptime": mine["uptime"],
         "sessions": {"total": sum(sessions.values()), "byTransport": dict(sessions)},
-        "perMinute": {name: round(value, 2) for name, value in rates.items()},
+        "perMinute": {name: None if value is None else round(value, 2) for name, value in rates.items()},
         "window": mine["window"],
-        "offline": await _offline(api),
+        "offline": await (offline or OfflineQueues(api)).read(),
         "cluster": {"enabled": api.host.cluster is not None,
                     "nodes": [part for _, part in results], "unreachable": unreachable},
     }
 
 
-async def _offline(api) -> dict:
+class OfflineQueues:
     """
-    The offline queues: a slow or failing storage leaves the rest of the
+    The offline queues' total and largest; a reading (or its error) is
+    shown again for L{OFFLINE_COST_FACTOR} times as long as it took, at
+    most C{seconds}.  A slow or failing storage leaves the rest of the
     overview standing.
     """
-    store = api.storage.offline
-    try:
-        total = await store.countAllOffline()
-        top = await store.largestOfflineQueues(TOP_OFFLINE)
-    except StorageError as e:
-        return {"error": f"the offline queues could not be counted: {e}"}
-    domain = api.host.domain
-    return {"total": total, "top": [{"jid": f"{localpart}@{domain}", "count": count}
-                                    for localpart, count in top]}
+
+    def __init__(self, api, seconds: float = OFFLINE_CACHE_SECONDS, now=time.monotonic):
+        self.api, self.seconds, self.now = api, seconds, now
+        self.value, self.until = None, float("-inf")
+
+    async def read(self) -> dict:
+        start = self.now()
+        if start >= self.until:
+            self.value = await self._count()
+            end = self.now()
+            self.until = end + min(self.seconds, (end - start) * OFFLINE_COST_FACTOR)
+        return self.value
+
+    async def _count(self) -> dict:
+        store = self.api.storage.offline
+        try:
+            total = await store.countAllOffline()
+            top = await store.largestOfflineQueues(TOP_OFFLINE)
+        except StorageError as e:
+            return {"error": f"the offline queues could not be counted: {e}"}
+        domain = self.api.host.domain
+        return {"total": total, "top": [{"jid": f"{localpart}@{domain}", "count": count}
+                                        for localpart, count in top]}
 
 
 class Announcements:
@@ -141,7 +166,8 @@ class Announcements:
 def install(api) -> None:
     """Register this feature's routes on C{api} (an L{xmppchat.ops.adminapi.AdminAPI})."""
     api.agent.queries["overview"] = lambda args: nodeOverview(api)
-    api.route("GET", "overview", lambda request, body: overview(api, request, body))
+    offline = OfflineQueues(api)
+    api.route("GET", "overview", lambda request, body: overview(api, request, body, offline))
     announcements = Announcements(api)
     for index, route in enumerate(api.routes):
         if (route.method, route.pattern) == ("POST", "announce"):

@@ -24,6 +24,7 @@ process that answers; an unlock reaches every process.
 
 from __future__ import annotations
 
+from xmppchat.api.json import intOf
 from xmppchat.ops.adminapi import MAX_REASON, ApiError, _iso
 from xmppchat.storage.interfaces import Query
 
@@ -37,9 +38,7 @@ def install(api) -> None:
     """Register the Users page's routes on C{api} (an L{xmppchat.ops.adminapi.AdminAPI})."""
 
     async def search(request, body):
-        text = api.arg(request, "q", "").strip()
-        if len(text) > MAX_QUERY:
-            raise ApiError(400, f"q is limited to {MAX_QUERY} characters")
+        text = searchText(api, request)
         query = Query(sort="id", skip=api.intArg(request, "skip", 0, 0, MAX_SKIP),
                       limit=api.intArg(request, "limit", PAGE, 1, 100), anyOf=searchFilters(text))
         accounts = await api.storage.accounts.findAccounts(query)
@@ -64,14 +63,28 @@ def install(api) -> None:
     api.route("POST", "users/*/unlock", unlock)
 
 
+def searchText(api, request) -> str:
+    """
+    The C{q} of an admin search (this page's, the Dialogs page's), at most
+    L{MAX_QUERY} characters and no NUL (MongoDB refuses one in the
+    C{$regex} of a substring match: review 19 B8); 400 otherwise.
+    """
+    text = (api.arg(request, "q") or "").strip()
+    if len(text) > MAX_QUERY:
+        raise ApiError(400, f"q is limited to {MAX_QUERY} characters")
+    if "\0" in text:
+        raise ApiError(400, "q cannot contain a NUL character")
+    return text
+
+
 def searchFilters(text: str) -> list:
     """The L{Query.anyOf} of a search for C{text} (none without text)."""
     if not text:
         return []
     filters = [("localpart", "ctn", text.lower()), ("login", "ctn", text),
                ("email", "ctn", text), ("full_name", "ctn", text)]
-    if text.isdigit() and len(text) < 19:  # an id (a 64-bit integer)
-        filters.append(("id", "eq", int(text)))
+    if intOf(text) is not None:  # an id (review 19 B1: ASCII digits, 64-bit)
+        filters.append(("id", "eq", intOf(text)))
     return filters
 
 

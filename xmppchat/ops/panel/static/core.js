@@ -41,9 +41,14 @@ const Panel = (() => {
     return el;
   }
 
-  /** One path segment for api(): encoded, so that a name like "../x" stays one segment. */
+  /**
+   * One path segment for api(): encoded, so that a name like "../x" stays one segment.  "." and ".."
+   * cannot be one (a URL resolves them, encoded or not: review 19 B4): refused; address users by JID.
+   */
   function seg(value) {
-    return encodeURIComponent(String(value));
+    const text = String(value);
+    if (text === "." || text === "..") throw new Error(`"${text}" cannot be addressed in a URL path`);
+    return encodeURIComponent(text);
   }
 
   /** Call the admin API: path relative to /admin/api/ (segments through seg()); resolves to the decoded JSON. */

@@ -20,7 +20,7 @@
     const label = what === "auth_key" ? app.auth_key : (set ? "set" : "not set (JWT login off)");
     const rotate = Panel.button("Rotate", "rotate-" + what.replace("_", "-"), async () => {
       if (!Panel.confirm(`Rotate the ${NAMES[what]} of application ${appId}? ${CONSEQUENCES[what]}`)) return;
-      const answer = await Panel.api("POST", `apps/${appId}/rotate`, {what});
+      const answer = await Panel.api("POST", `apps/${Panel.seg(appId)}/rotate`, {what});
       await draw();
       reveal(answer);
     }, {disabled: !set, "data-app": appId});

@@ -29,7 +29,7 @@
   /** Actions on a user: block/unblock, delete; after(): what to do once done. */
   function userActions(user, after) {
     if (!user || user.missing) return [];
-    const name = encodeURIComponent(user.name);
+    const name = Panel.seg(user.jid);  // a name "." or ".." is no URL path segment (review 19 B4)
     const block = user.blocked
       ? Panel.button("Unblock", "unblock", async () => {
         await Panel.api("POST", `users/${name}/unblock`, {});

@@ -15,7 +15,9 @@
     return first < 0 ? "0 s" : parts.slice(first, first + 2).map(([n, unit]) => `${n} ${unit}`).join(" ");
   }
 
+  // null: not measured yet (the first seconds after a start, review 19 B7)
   function rate(value) {
+    if (value == null) return "–";
     return value >= 10 ? String(Math.round(value)) : String(Math.round(value * 10) / 10);
   }
 
@@ -32,10 +34,10 @@
     const errors = (per.rest4xx || 0) + (per.rest5xx || 0);
     const cards = h("div", {class: "cards"},
       card("sessions", String(data.sessions.total), "online sessions"),
-      card("messages", rate(per.messages || 0), "messages / min from clients", span),
+      card("messages", rate(per.messages), "messages / min from clients", span),
       card("offline", offline.error ? "?" : String(offline.total), "offline messages waiting", offline.error),
-      card("rest", rate(per.rest || 0), "REST requests / min", span),
-      card("rest-errors", `${rate(per.rest5xx || 0)} / ${rate(per.rest4xx || 0)}`, "REST 5xx / 4xx per min",
+      card("rest", rate(per.rest), "REST requests / min", span),
+      card("rest-errors", `${rate(per.rest5xx)} / ${rate(per.rest4xx)}`, "REST 5xx / 4xx per min",
            per.rest ? `${Math.round(100 * errors / per.rest)} % of the requests failed` : span),
       card("nodes", cluster.enabled ? `${cluster.nodes.length} / ${cluster.nodes.length + cluster.unreachable.length}` : "1",
            cluster.enabled ? "cluster nodes answering" : "node (no cluster)"),
@@ -47,10 +49,10 @@
       h("h2", {text: "Sessions by transport"}),
       Panel.table([{title: "Transport", key: "transport"}, {title: "Sessions", key: "count"}], transports),
       h("h2", {text: "Messages per minute"}),
-      Panel.table([{title: "From clients", render: () => rate(per.messages || 0)},
-                   {title: "Delivered online", render: () => rate(per.delivered || 0)},
-                   {title: "Stored in history", render: () => rate(per.stored || 0)},
-                   {title: "Stored offline", render: () => rate(per.offline || 0)}], [{}]),
+      Panel.table([{title: "From clients", render: () => rate(per.messages)},
+                   {title: "Delivered online", render: () => rate(per.delivered)},
+                   {title: "Stored in history", render: () => rate(per.stored)},
+                   {title: "Stored offline", render: () => rate(per.offline)}], [{}]),
       h("h2", {text: "Largest offline queues"}),
       offline.error ? h("p", {class: "muted", text: offline.error})
         : Panel.table([{title: "User", key: "jid"}, {title: "Messages waiting", key: "count"}], offline.top || []),
@@ -61,7 +63,7 @@
         {title: "State", render: n => n.unreachable ? "unreachable" : "answering"},
         {title: "Uptime", render: n => n.unreachable ? "" : duration(n.uptime)},
         {title: "Sessions", render: n => n.unreachable ? "" : String(Object.values(n.sessions).reduce((a, b) => a + b, 0))},
-        {title: "Messages / min", render: n => n.unreachable ? "" : rate(n.perMinute.messages || 0)},
+        {title: "Messages / min", render: n => n.unreachable ? "" : rate(n.perMinute.messages)},
       ], cluster.nodes.concat(cluster.unreachable.map(node => ({node, unreachable: true})))));
     }
     parts.push(h("p", {class: "muted updated",

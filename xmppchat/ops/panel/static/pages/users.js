@@ -12,7 +12,8 @@
   const DIALOG_TYPES = {1: "broadcast", 2: "group", 3: "private", 4: "public"};
 
   const enc = encodeURIComponent;
-  const userLink = name => h("a", {href: "#/users/" + enc(name), text: name});
+  // users are addressed by JID: a name "." or ".." is no URL path segment (review 19 B4)
+  const userLink = user => h("a", {href: "#/users/" + enc(user.jid), text: user.name});
 
   /** The list: a search form, one page of results, the create form. */
   async function drawList(root, q, skip) {
@@ -23,7 +24,7 @@
                               {action: "search"});
     const results = Panel.table([
       {title: "Id", key: "id"},
-      {title: "User", render: u => userLink(u.name)},
+      {title: "User", render: u => userLink(u)},
       {title: "Full name", key: "full_name"},
       {title: "Login", key: "login"},
       {title: "E-mail", key: "email"},
@@ -67,10 +68,10 @@
 
   /** One user's view; every action redraws it and then says what happened. */
   async function drawUser(root, name) {
-    const user = await Panel.api("GET", "users/" + enc(name));
-    const path = "users/" + enc(user.name);
+    const user = await Panel.api("GET", "users/" + Panel.seg(name));
+    const path = "users/" + Panel.seg(user.jid);
     const again = async text => {
-      await redraw(root, () => drawUser(root, user.name));
+      await redraw(root, () => drawUser(root, user.jid));
       Panel.notice(text, "ok");
     };
     const {full_name: fullName, custom_data: custom, ...profile} = user.profile;
