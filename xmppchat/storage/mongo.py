@@ -135,6 +135,15 @@ def redactUri(uri: str) -> str:
 # -- queries ----------------------------------------------------------------------
 
 
+def literalPattern(text: str) -> str:
+    """
+    A regular expression matching C{text} literally: C{re.escape}, and a
+    NUL written as C{\\x00} (MongoDB refuses a pattern with an embedded NUL
+    byte; PCRE reads the escape as that character).
+    """
+    return re.escape(text).replace("\x00", "\\x00")
+
+
 class _Translator:
     """
     Turns a L{Query} into a MongoDB filter and sort for one collection.
@@ -166,7 +175,7 @@ class _Translator:
         if op == "all":
             # {"$all": []} matches nothing on MongoDB (everything on mongomock).
             return {path: {"$all": value}} if value else {"_id": {"$in": []}}
-        pattern = re.escape(value)
+        pattern = literalPattern(value)
         return {path: {"$regex": pattern if op == "ctn" else "^" + pattern}}
 
     def filter(self, query, *base) -> tuple[dict, object]:
@@ -1372,7 +1381,7 @@ class MongoMessageStore(_Store):
             return defer.succeed([])
 
         def search(db):
-            conditions = [{"body_folded": {"$regex": re.escape(common.fold(text))}}]
+            conditions = [{"body_folded": {"$regex": literalPattern(common.fold(text))}}]
             if userId is None:
                 conditions.append({"dialog_id": {"$in": ids}})
             else:
