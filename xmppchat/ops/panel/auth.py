@@ -268,8 +268,6 @@ class SigninThrottle:
             self.seen.popitem(last=False)
         return now
 
-    failed = attempt
-
     def forgive(self, stamp: float, *keys: str) -> None:
         """The attempt of C{stamp} succeeded: it is no failure."""
         for key in keys:
